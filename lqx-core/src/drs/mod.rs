@@ -1,0 +1,1 @@
+//! drs (in progress).

@@ -1,0 +1,27 @@
+//! lqx-core: the lqx domain. Everything that is not transport (lqx-server) or terminal (lqx-cli).
+//!
+//! Heavy parts sit behind features: `server` (storage engines, password hashing, JWT,
+//! webhooks), `libvirt` (the libvirt driver). With default features off this crate is the
+//! model plus the API types and client, which is all the CLI links.
+
+pub mod api;
+pub mod error;
+pub mod model;
+
+pub mod alert;
+pub mod drs;
+pub mod events;
+pub mod ha;
+pub mod placement;
+pub mod cluster_file;
+
+#[cfg(feature = "server")]
+pub mod auth;
+#[cfg(feature = "server")]
+pub mod store;
+#[cfg(feature = "server")]
+pub mod driver;
+#[cfg(feature = "server")]
+pub mod agent;
+
+pub use error::{Error, ErrorKind, Result};
