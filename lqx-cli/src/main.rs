@@ -1,1 +1,65 @@
-fn main() {}
+//! `lqx`: the command line for the lqx control plane. The binary is thin: clap parses
+//! (`cli`), values are validated (`parse`), commands call the API (`commands`) and print
+//! through one printer (`output`). Exit codes: see `error::ExitCode`.
+
+mod app;
+mod cli;
+mod client;
+mod commands;
+mod config;
+mod creds;
+mod error;
+mod output;
+mod parse;
+mod views;
+
+use clap::Parser;
+
+use crate::error::ExitCode;
+use crate::output::{Format, Printer};
+
+fn init_logging(debug: bool) {
+    let filter = std::env::var("LQX_LOG")
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| if debug { "debug".into() } else { "warn".into() });
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = match cli::Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            // --help and --version go to stdout with 0; usage errors to stderr with 2.
+            let code = if e.use_stderr() { ExitCode::Usage } else { ExitCode::Ok };
+            let rendered = if e.use_stderr() { e.render().ansi().to_string() } else { e.render().to_string() };
+            if e.use_stderr() {
+                output::err_line(rendered.trim_end());
+            } else {
+                output::out(&rendered);
+            }
+            return std::process::ExitCode::from(code.code());
+        }
+    };
+    let debug = cli.global.debug || std::env::var("LQX_LOG").is_ok_and(|v| v.eq_ignore_ascii_case("debug"));
+    init_logging(cli.global.debug);
+    let printer = Printer::new(cli.global.output.unwrap_or(Format::Table), None, false);
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            output::err_line(&format!("error: cannot start the runtime: {e}"));
+            return std::process::ExitCode::from(ExitCode::Error.code());
+        }
+    };
+    match rt.block_on(commands::run(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            printer.error(&e, debug);
+            std::process::ExitCode::from(e.code.code())
+        }
+    }
+}

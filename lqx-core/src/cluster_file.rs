@@ -1,1 +1,1 @@
-//! Cluster files: nodes and VMs for simulation and what-if planning (DESIGN.md §5). (in progress)
+//! Cluster files: nodes and VMs for simulation and what-if planning (DESIGN.md §5).

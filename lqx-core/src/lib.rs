@@ -5,6 +5,8 @@
 //! model plus the API types and client, which is all the CLI links.
 
 pub mod api;
+#[cfg(feature = "server")]
+pub mod compute;
 pub mod error;
 pub mod model;
 

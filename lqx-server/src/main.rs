@@ -1,1 +1,86 @@
-fn main() {}
+//! `lqx-server`: the lqx control plane (`serve`, the default) and node agent (`agent`).
+
+mod config;
+mod gateway;
+mod metrics;
+mod server;
+mod services;
+mod startup;
+mod status;
+mod watch;
+
+use clap::{Parser, Subcommand};
+use config::LogFormat;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(name = "lqx-server", version, about = "lqx control plane for KVM/libvirt hosts")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the control plane (the default).
+    Serve(ServeArgs),
+}
+
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct ServeArgs {
+    /// YAML configuration file.
+    #[arg(long, env = "LQX_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Address for gRPC and Connect JSON [default: 127.0.0.1:8080].
+    #[arg(long, env = "LQX_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Data directory (embedded database, keys) [default: ./lqx-data].
+    #[arg(long, env = "LQX_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// PostgreSQL URL (postgres://...); default: SQLite in the data directory.
+    #[arg(long, env = "LQX_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Development playground: SQLite in the data dir, three hosts, an admin account.
+    #[arg(long, env = "LQX_DEV")]
+    pub dev: bool,
+    /// Run on simulated hosts loaded from a cluster file (nodes and VMs).
+    #[arg(long, env = "LQX_SIM", value_name = "FILE")]
+    pub sim: Option<PathBuf>,
+    /// Log format.
+    #[arg(long, env = "LQX_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+    /// Allow plaintext on a non-loopback address.
+    #[arg(long, env = "LQX_INSECURE_LISTEN")]
+    pub insecure_listen: bool,
+    /// TLS certificate (PEM).
+    #[arg(long, env = "LQX_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(long, env = "LQX_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let args = match cli.command {
+        Some(Command::Serve(a)) => a,
+        None => cli.serve,
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(startup::serve(args)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

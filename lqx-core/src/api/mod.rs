@@ -48,3 +48,5 @@ pub mod node {
 
 /// The encoded FileDescriptorSet of every lqx proto, for gRPC reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/lqx_descriptor.bin"));
+
+pub mod convert;

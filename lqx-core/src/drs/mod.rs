@@ -1,1 +1,50 @@
-//! drs (in progress).
+//! DRS: the distributed resource scheduler. `plan` is pure (a snapshot, the config, the
+//! hysteresis state, the recent migrations and `now` in; a plan out); the engine that runs
+//! it every `interval`, persists recommendations and applies them lives in the server.
+//!
+//! The rule, in plain words:
+//! - **Load.** A node's load is the smoothed measured use of its running VMs (CPU in cores,
+//!   memory in MiB), plus whatever else the node itself reports using. Utilization is load
+//!   over the node's allocatable capacity. Allocation (vCPUs and memory of the VMs assigned
+//!   to a node, with its overcommit ratios) is the hard limit: no move may break it.
+//! - **Hot.** A Ready node above `threshold_cpu` or `threshold_memory` is hot. Relief brings
+//!   it down to `threshold - hysteresis_margin`, and no move may take its target above that
+//!   line, so nothing is made hot and small fluctuations do not trigger again.
+//! - **Imbalance** is the capacity-weighted standard deviation of node utilization across
+//!   Ready nodes, CPU and memory pooled (the root mean square of the two), in percentage
+//!   points. Balancing minimises the capacity-weighted sum of squared utilizations, which
+//!   lowers that deviation and pulls the hottest nodes towards the cluster mean.
+//! - **Migration threshold** (1-5, as in vSphere): 1 makes mandatory moves only; 2 also
+//!   relieves hot nodes; 3, 4 and 5 also balance when the imbalance is above 10, 5 and 2
+//!   points, until it is `hysteresis_margin` lower, with moves worth at least 50, 20 and 5
+//!   units of gain (one unit: one squared percentage point on a node of average size).
+//! - **Mandatory moves** come first and ignore thresholds and the hold count: every VM of a
+//!   node in maintenance or draining is evacuated, and a VM that breaks its placement policy
+//!   (on an excluded node, off its required nodes, sharing a node with a member of its
+//!   anti-affinity group) is moved. Their target is the node left least hot, preferring one
+//!   that stays below the relief line.
+//! - **Relief** takes the hottest node first. Each move must relieve it; the fewest moves
+//!   win: if one VM clears the remaining excess, the cheapest such VM (least memory to copy)
+//!   moves, otherwise the VM that clears the most of it. Its target is the node left least
+//!   hot among the coolest that can take it.
+//! - **Balancing** moves the VM with the best gain per unit of cost (memory to copy) from
+//!   one of the hottest nodes to one of the coolest.
+//! - **Limits and stability.** Each round at most `max_concurrent_migrations_per_host` moves
+//!   start or end on a host (mandatory moves are all listed but use that budget first); a
+//!   VM moves at most once per plan; a VM migrated within `recent_migration_window` is only
+//!   moved again by a mandatory move (no ping-pong); a hot node or an imbalance must be seen
+//!   in `hysteresis_hold_count` consecutive runs before it triggers non-mandatory moves.
+//! - **Priority**: CRITICAL/HIGH/MEDIUM/LOW as the source's fuller resource is ≥95/≥90/≥85/
+//!   below; a mandatory move is at least HIGH. Estimated duration: memory in use over
+//!   `migration_bandwidth_mib_per_second`, plus a second for the switch-over.
+
+mod history;
+mod planner;
+mod smooth;
+
+pub use history::{DrsState, MigrationHistory, MigrationRecord};
+pub use planner::{ClusterMetrics, DrsPlan, MoveKind, NodeMetrics, PlannedMove, UnmovableVm, plan};
+pub use smooth::{Smoother, UsageSmoother};
+
+#[cfg(test)]
+mod tests;

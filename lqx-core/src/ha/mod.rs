@@ -1,1 +1,28 @@
-//! ha (in progress).
+//! High availability: detect failed hosts, prove they are fenced, restart their HA VMs
+//! elsewhere, and never run a VM twice.
+//!
+//! Everything here is pure (snapshot and `now` in, decisions out) and compiles without the
+//! `server` feature, so `lqx ha simulate` and the fault simulator run the same code as the
+//! leader's HA manager loop.
+//!
+//! - [`config`]: the `ha:` section and its start-up timing rules.
+//! - [`health`]: the detection state machine (HEALTHY, UNKNOWN, UNREACHABLE, FAILED).
+//! - [`fence`]: leases, the agent's self-fence, operator confirmation, the return gate.
+//! - [`failover`]: restart planning, storm pause, admission control (N+1).
+//! - [`engine`]: the one object the manager loop drives each tick.
+//! - [`sim`]: a discrete-event fault simulator in virtual time with an invariant checker.
+
+pub mod config;
+pub mod error;
+pub mod fence;
+pub mod health;
+pub mod time;
+
+pub use config::HaConfig;
+pub use error::{HaConfigError, HaError};
+pub use fence::{AgentLease, FenceProof, FenceReason, Lease, NotConfirmed, Renewal, ReturnReport};
+pub use health::{
+    Cause, CheckReport, HealthTracker, HeartbeatOutcome, NodeHealth, NodeStatus, PersistedNode, Storm, Transition,
+    Verdict,
+};
+pub use time::MonoInstant;

@@ -1,0 +1,784 @@
+//! First stage of argument parsing: the clap command tree. Values that need more than a
+//! type (sizes, durations, labels) are checked by value parsers from `parse`, so a bad
+//! value is a usage error (exit 2) that names the flag.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::config::StorageKind;
+use crate::output::Format;
+use crate::parse::{clap_duration, clap_label, clap_size};
+
+const AFTER_HELP: &str = "\
+ENVIRONMENT:
+  LQX_SERVER         server URL (like --server)
+  LQX_TOKEN          access token or API key; wins over stored credentials
+  LQX_CONTEXT        context to use (like --context)
+  LQX_CONFIG_DIR     config dir (config.toml, credentials/); default ~/.config/lqx
+  LQX_TOKEN_STORAGE  keyring (default) or file, where `lqx login` stores tokens
+  LQX_CA_CERT        CA certificate (PEM) for a private CA (like --ca-cert)
+  LQX_LOG            log filter for stderr, e.g. debug
+  NO_COLOR           no colours
+
+EXIT CODES:
+  0  success
+  1  error
+  2  usage error (unknown flag, invalid value)
+  3  not found
+  4  not authenticated or token expired (run `lqx login`)
+  5  permission denied
+  6  conflict or precondition failed (already exists, wrong state)
+  7  timed out waiting
+
+Run `lqx help exit-codes` for details.";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "lqx",
+    version,
+    about = "Command line for the lqx virtualization control plane",
+    long_about = "Command line for the lqx virtualization control plane: VMs, nodes, users, \
+                  API keys, audit, alerts, DRS, HA and live events. Data goes to stdout, \
+                  messages to stderr; see EXIT CODES below.",
+    disable_help_subcommand = true,
+    propagate_version = true,
+    after_long_help = AFTER_HELP,
+    max_term_width = 100
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct GlobalArgs {
+    /// Server URL, e.g. https://lqx.example.com or http://127.0.0.1:8080
+    #[arg(long, global = true, env = "LQX_SERVER", value_name = "URL")]
+    pub server: Option<String>,
+
+    /// Context (server and account) from the config to use
+    #[arg(long, global = true, env = "LQX_CONTEXT", value_name = "NAME")]
+    pub context: Option<String>,
+
+    /// Output format [default: table]
+    #[arg(short = 'o', long, global = true, env = "LQX_OUTPUT", value_enum)]
+    pub output: Option<Format>,
+
+    /// Table columns to show, comma-separated (e.g. name,state,node)
+    #[arg(long, global = true, env = "LQX_COLUMNS", value_name = "COLS", value_delimiter = ',')]
+    pub columns: Option<Vec<String>>,
+
+    /// Leave out the table header line
+    #[arg(long, global = true, env = "LQX_NO_HEADERS")]
+    pub no_headers: bool,
+
+    /// Never prompt; fail where input would be needed
+    #[arg(long, global = true, env = "LQX_NO_INPUT")]
+    pub no_input: bool,
+
+    /// Show the full error chain and debug logs on stderr
+    #[arg(long, global = true, env = "LQX_DEBUG")]
+    pub debug: bool,
+
+    /// Give up after this long: RPCs and --wait (e.g. 30s, 5m)
+    #[arg(long, global = true, env = "LQX_TIMEOUT", value_name = "DURATION", value_parser = clap_duration, default_value = "5m")]
+    pub timeout: Duration,
+
+    /// CA certificate (PEM) to trust for an https:// server with a private CA
+    #[arg(long, global = true, env = "LQX_CA_CERT", value_name = "FILE")]
+    pub ca_cert: Option<PathBuf>,
+}
+
+/// `--wait` / `--no-wait`: wait by default on a terminal.
+#[derive(Debug, Args, Clone, Copy)]
+pub struct WaitArgs {
+    /// Wait until the operation is done (default on a terminal)
+    #[arg(long, overrides_with = "no_wait", env = "LQX_WAIT")]
+    pub wait: bool,
+    /// Return as soon as the server accepted the request
+    #[arg(long)]
+    pub no_wait: bool,
+}
+
+/// Confirmation for destructive commands.
+#[derive(Debug, Args, Clone, Copy)]
+pub struct YesArgs {
+    /// Do not ask for confirmation (required when not interactive)
+    #[arg(short = 'y', long)]
+    pub yes: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Log in to a server and store the token
+    Login(LoginArgs),
+    /// End the session on the server and delete the stored token
+    Logout {
+        /// End every session of your user, on every device
+        #[arg(long)]
+        all: bool,
+    },
+    /// Show or print the current credentials
+    #[command(subcommand)]
+    Auth(AuthCmd),
+    /// Manage contexts (servers and accounts)
+    #[command(subcommand)]
+    Context(ContextCmd),
+    /// Manage virtual machines
+    #[command(subcommand)]
+    Vm(VmCmd),
+    /// Manage hypervisor nodes
+    #[command(subcommand)]
+    Node(NodeCmd),
+    /// Manage users (admins)
+    #[command(subcommand)]
+    User(UserCmd),
+    /// Manage API keys (service-account tokens for CI)
+    #[command(subcommand)]
+    Apikey(ApikeyCmd),
+    /// Read the audit log
+    #[command(subcommand)]
+    Audit(AuditCmd),
+    /// List, acknowledge and resolve alerts; manage webhooks
+    #[command(subcommand)]
+    Alert(AlertCmd),
+    /// Distributed resource scheduler: status, recommendations, runs
+    #[command(subcommand)]
+    Drs(DrsCmd),
+    /// High availability: status and manual failover
+    #[command(subcommand)]
+    Ha(HaCmd),
+    /// Stream live events (JSON lines when stdout is not a terminal)
+    Watch(WatchArgs),
+    /// Print a shell completion script
+    Completion {
+        #[arg(value_enum)]
+        shell: Shell,
+    },
+    /// Help on a command or topic (`lqx help exit-codes`)
+    Help {
+        /// A command path (e.g. `vm create`) or `exit-codes`
+        topic: Vec<String>,
+    },
+    /// Write completions and man pages into DIR (for packaging; see completions/README.md)
+    #[command(name = "__generate-docs", hide = true)]
+    GenerateDocs {
+        /// The repository root; files go to DIR/completions and DIR/man
+        dir: PathBuf,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+    Powershell,
+    Elvish,
+}
+
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// Server URL; default: --server, the current context, or http://127.0.0.1:8080
+    pub server: Option<String>,
+    /// Username (prompted for on a terminal)
+    #[arg(short, long, env = "LQX_USERNAME")]
+    pub username: Option<String>,
+    /// Read the password from stdin (one line)
+    #[arg(long, conflicts_with = "with_token")]
+    pub password_stdin: bool,
+    /// Read an API key from stdin instead of logging in with a password
+    #[arg(long)]
+    pub with_token: bool,
+    /// Store the token in a 0600 file under the config dir instead of the OS keyring
+    #[arg(long)]
+    pub insecure_storage: bool,
+    /// Where to store the token
+    #[arg(long, env = "LQX_TOKEN_STORAGE", value_enum, conflicts_with = "insecure_storage")]
+    pub token_storage: Option<StorageKind>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuthCmd {
+    /// Server, user, role, expiry and where the token is stored
+    Status {
+        /// Also print the access token
+        #[arg(long)]
+        show_token: bool,
+    },
+    /// Print the access token (refreshed if needed), e.g. for curl
+    Token,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ContextCmd {
+    /// List contexts
+    List,
+    /// Make a context the current one
+    Use { name: String },
+    /// Show a context (default: the current one)
+    Show { name: Option<String> },
+    /// Delete a context and its stored token
+    Delete {
+        name: String,
+        #[command(flatten)]
+        yes: YesArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum VmCmd {
+    /// Create a VM
+    Create(VmCreateArgs),
+    /// List VMs
+    List(VmListArgs),
+    /// Show a VM
+    Get { vm: String },
+    /// Change a VM's CPU, memory, description or labels
+    Update(VmUpdateArgs),
+    /// Start a VM
+    Start {
+        vm: String,
+        #[command(flatten)]
+        wait: WaitArgs,
+    },
+    /// Stop a VM (graceful shutdown; --force powers it off)
+    Stop {
+        vm: String,
+        /// Power off instead of a graceful shutdown
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        wait: WaitArgs,
+    },
+    /// Reboot a VM
+    Reboot {
+        vm: String,
+        #[command(flatten)]
+        wait: WaitArgs,
+    },
+    /// Delete a VM
+    Delete {
+        vm: String,
+        /// Stop it first if it runs
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        yes: YesArgs,
+        #[command(flatten)]
+        wait: WaitArgs,
+    },
+    /// Migrate a VM to another node (live unless --cold)
+    Migrate {
+        vm: String,
+        /// Target node (name or id); default: the scheduler picks
+        #[arg(long)]
+        to: Option<String>,
+        /// Stop, move and start instead of a live migration
+        #[arg(long)]
+        cold: bool,
+        #[command(flatten)]
+        wait: WaitArgs,
+    },
+    /// Follow changes of one VM or all VMs
+    Watch {
+        vm: Option<String>,
+        /// Resume after this event sequence number
+        #[arg(long, value_name = "SEQ")]
+        resume_from: Option<u64>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct VmCreateArgs {
+    pub name: String,
+    /// Virtual CPUs
+    #[arg(long, default_value_t = 1)]
+    pub cpu: u32,
+    /// Memory, e.g. 512MiB, 4GiB
+    #[arg(long, value_parser = clap_size, value_name = "SIZE", default_value = "1GiB")]
+    pub memory: u64,
+    /// Disk size, e.g. 20GiB (repeat for more disks)
+    #[arg(long, value_parser = clap_size, value_name = "SIZE")]
+    pub disk: Vec<u64>,
+    /// Storage pool for the disks
+    #[arg(long)]
+    pub pool: Option<String>,
+    /// Network or bridge (repeat for more NICs)
+    #[arg(long)]
+    pub network: Vec<String>,
+    /// Pin to a node (name or id); default: the scheduler picks
+    #[arg(long)]
+    pub node: Option<String>,
+    /// Restart it elsewhere when its node fails
+    #[arg(long)]
+    pub ha: bool,
+    /// HA restart priority
+    #[arg(long, value_enum, requires = "ha")]
+    pub ha_priority: Option<HaPriorityArg>,
+    /// Keep apart from other VMs of this group
+    #[arg(long, value_name = "GROUP")]
+    pub anti_affinity: Option<String>,
+    /// Label key=value (repeatable)
+    #[arg(short, long, value_parser = clap_label, value_name = "K=V")]
+    pub label: Vec<(String, String)>,
+    #[arg(long)]
+    pub description: Option<String>,
+    /// Project; default: the default project
+    #[arg(long)]
+    pub project: Option<String>,
+    /// Start it once created
+    #[arg(long)]
+    pub start: bool,
+    #[command(flatten)]
+    pub wait: WaitArgs,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum HaPriorityArg {
+    Low,
+    Medium,
+    High,
+    Highest,
+}
+
+#[derive(Debug, Args)]
+pub struct VmUpdateArgs {
+    pub vm: String,
+    #[arg(long)]
+    pub cpu: Option<u32>,
+    #[arg(long, value_parser = clap_size, value_name = "SIZE")]
+    pub memory: Option<u64>,
+    #[arg(long)]
+    pub description: Option<String>,
+    /// Replace the labels with these key=value pairs (repeatable)
+    #[arg(short, long, value_parser = clap_label, value_name = "K=V")]
+    pub label: Vec<(String, String)>,
+}
+
+#[derive(Debug, Args)]
+pub struct VmListArgs {
+    /// Only VMs on this node (name or id)
+    #[arg(long)]
+    pub node: Option<String>,
+    /// Only VMs in this state
+    #[arg(long, value_enum)]
+    pub state: Option<VmStateArg>,
+    /// Only VMs with this label key=value (repeatable; all must match)
+    #[arg(short, long, value_parser = clap_label, value_name = "K=V")]
+    pub label: Vec<(String, String)>,
+    /// Only VMs whose name starts with this
+    #[arg(long)]
+    pub name_prefix: Option<String>,
+    #[arg(long)]
+    pub project: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum VmStateArg {
+    Pending,
+    Stopped,
+    Starting,
+    Running,
+    Stopping,
+    Migrating,
+    Paused,
+    Failed,
+    Unknown,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NodeCmd {
+    /// List nodes
+    List {
+        #[arg(long, value_enum)]
+        phase: Option<NodePhaseArg>,
+        #[arg(short, long, value_parser = clap_label, value_name = "K=V")]
+        label: Vec<(String, String)>,
+    },
+    /// Show a node
+    Get { node: String },
+    /// Let the scheduler place VMs on a node again
+    Enable { node: String },
+    /// Stop placing new VMs on a node (cordon)
+    Disable { node: String },
+    /// Enter or exit maintenance
+    #[command(subcommand)]
+    Maintenance(MaintenanceCmd),
+    /// Create a token a new node's agent joins with
+    JoinToken {
+        /// Lifetime of the token
+        #[arg(long, value_parser = clap_duration, default_value = "1h")]
+        ttl: Duration,
+        /// Only admit a node of this name
+        #[arg(long)]
+        node_name: Option<String>,
+    },
+    /// Delete a node
+    Delete {
+        node: String,
+        /// Delete even with VMs assigned (they become pending)
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        yes: YesArgs,
+    },
+    /// Follow changes of one node or all nodes
+    Watch {
+        node: Option<String>,
+        #[arg(long, value_name = "SEQ")]
+        resume_from: Option<u64>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MaintenanceCmd {
+    /// Put a node into maintenance, migrating its VMs away
+    Enter {
+        node: String,
+        /// Leave the VMs where they are
+        #[arg(long)]
+        no_evacuate: bool,
+        #[command(flatten)]
+        wait: WaitArgs,
+    },
+    /// Take a node out of maintenance
+    Exit { node: String },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum NodePhaseArg {
+    Ready,
+    NotReady,
+    Maintenance,
+    Draining,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCmd {
+    /// Create a user (password from a prompt or --password-stdin)
+    Create {
+        username: String,
+        #[arg(long, value_enum, default_value = "viewer")]
+        role: RoleArg,
+        #[arg(long)]
+        email: Option<String>,
+        /// Read the password from stdin
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List users
+    List,
+    /// Change a user's email, role or whether it is disabled
+    Update {
+        user: String,
+        #[arg(long)]
+        email: Option<String>,
+        #[arg(long, value_enum)]
+        role: Option<RoleArg>,
+        /// Disable the account
+        #[arg(long, conflicts_with = "enable")]
+        disable: bool,
+        /// Enable the account
+        #[arg(long)]
+        enable: bool,
+    },
+    /// Delete a user
+    Delete {
+        user: String,
+        #[command(flatten)]
+        yes: YesArgs,
+    },
+    /// Change your password, or (admins) reset another user's
+    Passwd {
+        /// The user whose password an admin resets; default: yourself
+        user: Option<String>,
+        /// Read from stdin: the old then the new password on two lines (only the new
+        /// one for an admin reset)
+        #[arg(long)]
+        password_stdin: bool,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum RoleArg {
+    Admin,
+    Operator,
+    Viewer,
+}
+
+impl RoleArg {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RoleArg::Admin => "admin",
+            RoleArg::Operator => "operator",
+            RoleArg::Viewer => "viewer",
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ApikeyCmd {
+    /// Create an API key; its secret is printed once
+    Create {
+        name: String,
+        /// Role of the key (no higher than yours); default: yours
+        #[arg(long, value_enum)]
+        role: Option<RoleArg>,
+        /// Lifetime, e.g. 30d
+        #[arg(long, value_parser = clap_duration, default_value = "90d")]
+        ttl: Duration,
+    },
+    /// List API keys
+    List {
+        /// Every user's keys (admins)
+        #[arg(long)]
+        all: bool,
+    },
+    /// Revoke an API key
+    Revoke {
+        id: String,
+        #[command(flatten)]
+        yes: YesArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCmd {
+    /// List audit entries, newest first
+    List {
+        /// Only this user's actions
+        #[arg(long)]
+        user: Option<String>,
+        /// Only this action, e.g. compute.VMService/CreateVM
+        #[arg(long)]
+        action: Option<String>,
+        /// Only this resource id
+        #[arg(long)]
+        resource: Option<String>,
+        /// Only this result: ok, denied or error
+        #[arg(long)]
+        result: Option<String>,
+        /// Only entries newer than this, e.g. 1h
+        #[arg(long, value_parser = clap_duration)]
+        since: Option<Duration>,
+        /// At most this many entries
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AlertCmd {
+    /// List alerts
+    List {
+        #[arg(long, value_enum)]
+        severity: Option<SeverityArg>,
+        /// Only open (unresolved) alerts
+        #[arg(long)]
+        unresolved: bool,
+        /// Only unacknowledged alerts
+        #[arg(long)]
+        unacknowledged: bool,
+        /// Only alerts of this source type
+        #[arg(long, value_enum)]
+        source_type: Option<SourceTypeArg>,
+        /// Only alerts of this source id
+        #[arg(long)]
+        source: Option<String>,
+    },
+    /// Show an alert
+    Get { id: String },
+    /// Acknowledge an alert
+    Ack { id: String },
+    /// Resolve an alert
+    Resolve { id: String },
+    /// Counts of open alerts by severity
+    Summary,
+    /// Manage alert webhooks
+    #[command(subcommand)]
+    Webhook(WebhookCmd),
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum SeverityArg {
+    Critical,
+    Warning,
+    Info,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum SourceTypeArg {
+    Vm,
+    Host,
+    Storage,
+    Network,
+    Cluster,
+    System,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WebhookCmd {
+    /// Add a webhook
+    Add {
+        url: String,
+        /// Only these severities (comma-separated); default: all
+        #[arg(long, value_enum, value_delimiter = ',')]
+        severity: Vec<SeverityArg>,
+        /// Read the HMAC-SHA256 signing secret from stdin
+        #[arg(long)]
+        secret_stdin: bool,
+    },
+    /// List webhooks
+    List,
+    /// Delete a webhook
+    Delete {
+        id: String,
+        #[command(flatten)]
+        yes: YesArgs,
+    },
+    /// Send a test alert to a webhook
+    Test { id: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DrsCmd {
+    /// Configuration, last run, imbalance and pending recommendations
+    Status,
+    /// List recommendations
+    List {
+        #[arg(long, value_enum)]
+        status: Option<RecStatusArg>,
+    },
+    /// Show a recommendation
+    Get { id: String },
+    /// Approve a recommendation
+    Approve { id: String },
+    /// Apply a recommendation (performs the migration)
+    Apply {
+        id: String,
+        #[command(flatten)]
+        wait: WaitArgs,
+    },
+    /// Reject a recommendation
+    Reject {
+        id: String,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Run an analysis now
+    Run,
+    /// Change the DRS configuration
+    Configure(DrsConfigureArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DrsConfigureArgs {
+    #[arg(long)]
+    pub enabled: Option<bool>,
+    #[arg(long, value_enum)]
+    pub automation: Option<AutomationArg>,
+    #[arg(long, value_parser = clap_duration)]
+    pub interval: Option<Duration>,
+    /// CPU threshold, percent
+    #[arg(long)]
+    pub threshold_cpu: Option<f64>,
+    /// Memory threshold, percent
+    #[arg(long)]
+    pub threshold_memory: Option<f64>,
+    /// 1 (mandatory moves only) .. 5 (aggressive)
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=5))]
+    pub migration_threshold: Option<u32>,
+    #[arg(long)]
+    pub max_migrations_per_host: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum AutomationArg {
+    Manual,
+    Partial,
+    Full,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum RecStatusArg {
+    Pending,
+    Approved,
+    Applying,
+    Applied,
+    Rejected,
+    Failed,
+    Expired,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HaCmd {
+    /// Per-node health, lease age, protected VMs
+    Status,
+    /// Declare a node down and restart its HA VMs elsewhere
+    Failover {
+        node: String,
+        /// Confirm the host is powered off (required when not interactive)
+        #[command(flatten)]
+        yes: YesArgs,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// Resource types: vm, node, alert, drs, ha (comma-separated)
+    #[arg(long = "type", value_name = "TYPES", value_delimiter = ',')]
+    pub types: Vec<String>,
+    /// Event types: created, updated, deleted, started, stopped, migrated, ...
+    #[arg(long = "event", value_name = "EVENTS", value_delimiter = ',')]
+    pub events: Vec<String>,
+    /// Only these resource ids
+    #[arg(long = "id", value_name = "IDS", value_delimiter = ',')]
+    pub ids: Vec<String>,
+    #[arg(long)]
+    pub project: Option<String>,
+    /// Resume after this sequence number
+    #[arg(long, value_name = "SEQ")]
+    pub resume_from: Option<u64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn command_tree_is_valid() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn sizes_are_parsed_in_the_first_stage() {
+        let cli = Cli::try_parse_from(["lqx", "vm", "create", "web", "--cpu", "2", "--memory", "4GiB", "--disk", "20G"]).unwrap();
+        let Command::Vm(VmCmd::Create(a)) = cli.command else { panic!("vm create") };
+        assert_eq!((a.cpu, a.memory, a.disk.clone()), (2, 4096, vec![20480]));
+        let err = Cli::try_parse_from(["lqx", "vm", "create", "web", "--memory", "lots"]).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        assert!(err.to_string().contains("--memory"), "{err}");
+    }
+
+    #[test]
+    fn global_flags_anywhere() {
+        let cli = Cli::try_parse_from(["lqx", "vm", "list", "-o", "json", "--timeout", "30s", "--label", "a=b"]).unwrap();
+        assert_eq!(cli.global.output, Some(Format::Json));
+        assert_eq!(cli.global.timeout, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn every_env_flag_names_its_variable_in_help() {
+        let mut cmd = Cli::command();
+        let help = cmd.render_long_help().to_string();
+        for var in ["LQX_SERVER", "LQX_CONTEXT", "LQX_OUTPUT", "LQX_COLUMNS", "LQX_TIMEOUT", "LQX_CA_CERT", "LQX_NO_INPUT", "LQX_DEBUG"] {
+            assert!(help.contains(&format!("[env: {var}")), "{var} missing in help");
+        }
+    }
+}

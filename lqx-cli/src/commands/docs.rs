@@ -1,0 +1,91 @@
+//! `lqx completion`, `lqx help [TOPIC]`, and the hidden `lqx __generate-docs DIR` that
+//! writes the committed completions/ and man/ files.
+
+use std::path::Path;
+
+use clap::CommandFactory;
+
+use crate::cli::{Cli, Shell};
+use crate::error::{CliError, CliResult, ExitCode};
+use crate::output::out;
+
+fn shell_of(s: Shell) -> clap_complete::Shell {
+    match s {
+        Shell::Bash => clap_complete::Shell::Bash,
+        Shell::Zsh => clap_complete::Shell::Zsh,
+        Shell::Fish => clap_complete::Shell::Fish,
+        Shell::Powershell => clap_complete::Shell::PowerShell,
+        Shell::Elvish => clap_complete::Shell::Elvish,
+    }
+}
+
+pub fn completion_script(shell: Shell) -> String {
+    let mut cmd = Cli::command();
+    let mut buf = Vec::new();
+    clap_complete::generate(shell_of(shell), &mut cmd, "lqx", &mut buf);
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
+pub fn completion(shell: Shell) -> CliResult<()> {
+    out(&completion_script(shell));
+    Ok(())
+}
+
+pub fn help(topic: &[String]) -> CliResult<()> {
+    if topic.len() == 1 && topic[0] == "exit-codes" {
+        out(&ExitCode::table());
+        return Ok(());
+    }
+    let mut cmd = Cli::command();
+    cmd.build();
+    let mut cur = &mut cmd;
+    for t in topic {
+        match cur.find_subcommand_mut(t) {
+            Some(c) => cur = c,
+            None => {
+                return Err(CliError::usage(format!("No help topic {:?}", topic.join(" ")))
+                    .hint("`lqx --help` lists the commands; `lqx help exit-codes` the exit codes"));
+            }
+        }
+    }
+    out(&cur.render_long_help().to_string());
+    Ok(())
+}
+
+/// Files of completions/ by shell.
+pub const COMPLETION_FILES: [(Shell, &str); 5] = [
+    (Shell::Bash, "lqx.bash"),
+    (Shell::Zsh, "_lqx"),
+    (Shell::Fish, "lqx.fish"),
+    (Shell::Powershell, "_lqx.ps1"),
+    (Shell::Elvish, "lqx.elv"),
+];
+
+pub fn generate(root: &Path) -> CliResult<()> {
+    let fail = |e: std::io::Error| CliError::general(format!("Cannot write docs under {}", root.display())).with_source(e);
+    let comp = root.join("completions");
+    let man = root.join("man");
+    std::fs::create_dir_all(&comp).map_err(fail)?;
+    std::fs::create_dir_all(&man).map_err(fail)?;
+    for (shell, file) in COMPLETION_FILES {
+        std::fs::write(comp.join(file), completion_script(shell)).map_err(fail)?;
+    }
+    let mut cmd = Cli::command();
+    cmd.build();
+    write_man(&cmd, "lqx", &man).map_err(fail)?;
+    crate::output::err_line(&format!("wrote {} and {}", comp.display(), man.display()));
+    Ok(())
+}
+
+/// One page per command: lqx.1, lqx-vm.1, lqx-vm-create.1, ... (hidden commands skipped).
+fn write_man(cmd: &clap::Command, name: &str, dir: &Path) -> std::io::Result<()> {
+    let page_cmd = cmd.clone().name(name.to_string()).bin_name(name.replace('-', " "));
+    let man = clap_mangen::Man::new(page_cmd);
+    let mut buf = Vec::new();
+    man.render(&mut buf)?;
+    std::fs::write(dir.join(format!("{name}.1")), buf)?;
+    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+        write_man(sub, &format!("{name}-{}", sub.get_name()), dir)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,118 @@
+//! Streams: `lqx watch` (EventService.Subscribe), `lqx vm watch`, `lqx node watch`.
+//! On a terminal each event is a table row; otherwise (or with `-o json`) one JSON object
+//! per line. A subscriber that fell behind gets a lag notice and is resumed from the
+//! sequence the server names.
+
+use lqx_core::api::compute::v1 as computepb;
+use lqx_core::api::compute::v1::node_service_client::NodeServiceClient;
+use lqx_core::api::compute::v1::vm_service_client::VmServiceClient;
+use lqx_core::api::events::v1 as pb;
+use lqx_core::api::events::v1::event_service_client::EventServiceClient;
+
+use crate::app::App;
+use crate::cli::WatchArgs;
+use crate::client::Session;
+use crate::error::CliResult;
+use crate::output::{Format, View, json_line};
+use crate::rpc;
+use crate::views::{EventView, NodeEventView, NodeView, VmEventView, VmView};
+
+/// Prints one event at a time in the chosen format.
+struct StreamOut<'a> {
+    app: &'a App,
+    json: bool,
+    first: bool,
+}
+
+impl<'a> StreamOut<'a> {
+    fn new(app: &'a App) -> Self {
+        let json = match app.global.output {
+            Some(Format::Json) => true,
+            Some(_) => false,
+            None => !app.printer.stdout_tty,
+        };
+        StreamOut { app, json, first: true }
+    }
+
+    fn emit<T: View>(&mut self, item: &T) -> CliResult<()> {
+        if self.json {
+            self.app.printer.line(&json_line(item)?);
+            return Ok(());
+        }
+        let mut p = self.app.printer.clone();
+        if p.format == Format::Yaml {
+            crate::output::out("---\n");
+        }
+        if !self.first {
+            p.no_headers = true;
+        }
+        self.first = false;
+        p.one(item)
+    }
+}
+
+pub async fn events(app: App, a: WatchArgs) -> CliResult<()> {
+    let mut sess = app.session()?;
+    let mut resume = a.resume_from.unwrap_or(0);
+    let mut out = StreamOut::new(&app);
+    loop {
+        let req = pb::SubscribeRequest {
+            filter: Some(pb::SubscriptionFilter {
+                resource_types: crate::parse::list(&a.types).into_iter().map(|s| s.to_ascii_lowercase()).collect(),
+                resource_ids: a.ids.clone(),
+                event_types: crate::parse::list(&a.events).into_iter().map(|s| s.to_ascii_uppercase()).collect(),
+                project_id: a.project.clone().unwrap_or_default(),
+            }),
+            resume_from_sequence: resume,
+        };
+        let mut stream = rpc!(sess, EventServiceClient, subscribe, req)?;
+        let mut lagged = false;
+        while let Some(msg) = stream.message().await.map_err(|s| sess.status_error(s))? {
+            if let Some(e) = &msg.event {
+                resume = e.sequence;
+                out.emit(&EventView::from(e))?;
+            }
+            if let Some(lag) = &msg.lag {
+                app.printer.warn(&format!(
+                    "fell behind the event stream ({}); resuming from sequence {}",
+                    lag.message, lag.resume_from_sequence
+                ));
+                resume = lag.resume_from_sequence;
+                lagged = true;
+                break;
+            }
+        }
+        if !lagged {
+            return Ok(());
+        }
+    }
+}
+
+pub async fn vms(app: &App, sess: &mut Session, vm: Option<String>, resume: u64) -> CliResult<()> {
+    let mut stream = match vm {
+        Some(id) => rpc!(sess, VmServiceClient, watch_vm, computepb::WatchVmRequest { id, resume_from_sequence: resume })?,
+        None => rpc!(
+            sess,
+            VmServiceClient,
+            watch_v_ms,
+            computepb::WatchVMsRequest { project_id: String::new(), resume_from_sequence: resume }
+        )?,
+    };
+    let mut out = StreamOut::new(app);
+    while let Some(ev) = stream.message().await.map_err(|s| sess.status_error(s))? {
+        out.emit(&VmEventView { event: ev.event.as_ref().map(EventView::from), vm: ev.vm.as_ref().map(VmView::from) })?;
+    }
+    Ok(())
+}
+
+pub async fn nodes(app: &App, sess: &mut Session, node: Option<String>, resume: u64) -> CliResult<()> {
+    let mut stream = match node {
+        Some(id) => rpc!(sess, NodeServiceClient, watch_node, computepb::WatchNodeRequest { id, resume_from_sequence: resume })?,
+        None => rpc!(sess, NodeServiceClient, watch_nodes, computepb::WatchNodesRequest { resume_from_sequence: resume })?,
+    };
+    let mut out = StreamOut::new(app);
+    while let Some(ev) = stream.message().await.map_err(|s| sess.status_error(s))? {
+        out.emit(&NodeEventView { event: ev.event.as_ref().map(EventView::from), node: ev.node.as_ref().map(NodeView::from) })?;
+    }
+    Ok(())
+}

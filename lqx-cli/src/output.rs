@@ -1,0 +1,339 @@
+//! The one printer every command writes through. It knows the output format
+//! (`-o table|wide|json|yaml|name`), `--columns`, `--no-headers`, whether stdout/stderr are
+//! terminals and whether colour is wanted (`NO_COLOR`). Data goes to stdout; messages,
+//! warnings and progress go to stderr. A closed stdout pipe ends the process quietly.
+
+use std::io::{IsTerminal, Write};
+
+use comfy_table::{Attribute, Cell, ContentArrangement, Table};
+use serde::Serialize;
+
+use crate::error::{CliError, CliResult};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// Aligned columns sized to the terminal
+    Table,
+    /// The table with more columns
+    Wide,
+    /// JSON (stable snake_case field names; lists are arrays of the objects `get` prints)
+    Json,
+    /// YAML of the same objects as JSON
+    Yaml,
+    /// One name (or id) per line, for scripts
+    Name,
+}
+
+/// A column of a resource's table. `wide` columns show only with `-o wide` (or `--columns`).
+#[derive(Debug, Clone, Copy)]
+pub struct Column {
+    pub name: &'static str,
+    pub wide: bool,
+}
+
+pub const fn col(name: &'static str) -> Column {
+    Column { name, wide: false }
+}
+pub const fn wide(name: &'static str) -> Column {
+    Column { name, wide: true }
+}
+
+/// What the printer needs to show a resource in every format.
+pub trait View: Serialize {
+    /// Every column, in display order.
+    fn columns() -> &'static [Column];
+    /// The text of one cell; `column` is one of `columns()`' names.
+    fn cell(&self, column: &str) -> String;
+    /// What `-o name` prints: the name scripts pass back to other commands.
+    fn name(&self) -> String;
+}
+
+#[derive(Debug, Clone)]
+pub struct Printer {
+    pub format: Format,
+    pub columns: Option<Vec<String>>,
+    pub no_headers: bool,
+    pub color_stdout: bool,
+    pub color_stderr: bool,
+    pub stdout_tty: bool,
+    pub stderr_tty: bool,
+}
+
+/// Colour only on a terminal and never with NO_COLOR set (to anything non-empty).
+pub fn color_wanted(is_tty: bool, no_color: Option<&str>) -> bool {
+    is_tty && no_color.is_none_or(|v| v.is_empty())
+}
+
+impl Printer {
+    pub fn new(format: Format, columns: Option<Vec<String>>, no_headers: bool) -> Self {
+        let stdout_tty = std::io::stdout().is_terminal();
+        let stderr_tty = std::io::stderr().is_terminal();
+        let no_color = std::env::var("NO_COLOR").ok();
+        Printer {
+            format,
+            columns,
+            no_headers,
+            color_stdout: color_wanted(stdout_tty, no_color.as_deref()),
+            color_stderr: color_wanted(stderr_tty, no_color.as_deref()),
+            stdout_tty,
+            stderr_tty,
+        }
+    }
+
+    /// A printer for tests and non-terminal use: no colours, no terminal.
+    pub fn plain(format: Format) -> Self {
+        Printer {
+            format,
+            columns: None,
+            no_headers: false,
+            color_stdout: false,
+            color_stderr: false,
+            stdout_tty: false,
+            stderr_tty: false,
+        }
+    }
+
+    pub fn is_structured(&self) -> bool {
+        matches!(self.format, Format::Json | Format::Yaml)
+    }
+
+    pub fn list<T: View>(&self, items: &[T]) -> CliResult<()> {
+        let s = self.render_list(items)?;
+        out(&s);
+        Ok(())
+    }
+
+    pub fn one<T: View>(&self, item: &T) -> CliResult<()> {
+        let s = self.render_one(item)?;
+        out(&s);
+        Ok(())
+    }
+
+    pub fn render_list<T: View>(&self, items: &[T]) -> CliResult<String> {
+        match self.format {
+            Format::Json => Ok(json_pretty(&items)? + "\n"),
+            Format::Yaml => yaml(&items),
+            Format::Name => Ok(items.iter().map(|i| i.name() + "\n").collect()),
+            Format::Table | Format::Wide => self.table(items),
+        }
+    }
+
+    pub fn render_one<T: View>(&self, item: &T) -> CliResult<String> {
+        match self.format {
+            Format::Json => Ok(json_pretty(item)? + "\n"),
+            Format::Yaml => yaml(item),
+            Format::Name => Ok(item.name() + "\n"),
+            Format::Table | Format::Wide => self.table(std::slice::from_ref(item)),
+        }
+    }
+
+    /// The columns to show: `--columns` if given (validated), else by format.
+    pub fn selected_columns<T: View>(&self) -> CliResult<Vec<&'static str>> {
+        let all = T::columns();
+        if let Some(wanted) = &self.columns {
+            let mut out = Vec::new();
+            for w in wanted.iter().flat_map(|s| s.split(',')).map(str::trim).filter(|s| !s.is_empty()) {
+                let norm = w.to_ascii_uppercase().replace('_', "-");
+                match all.iter().find(|c| c.name == norm) {
+                    Some(c) => out.push(c.name),
+                    None => {
+                        return Err(CliError::usage(format!("Unknown column {w:?}")).hint(format!(
+                            "columns: {}",
+                            all.iter().map(|c| c.name.to_ascii_lowercase()).collect::<Vec<_>>().join(", ")
+                        )));
+                    }
+                }
+            }
+            if out.is_empty() {
+                return Err(CliError::usage("--columns names no column"));
+            }
+            return Ok(out);
+        }
+        let wide = self.format == Format::Wide;
+        Ok(all.iter().filter(|c| wide || !c.wide).map(|c| c.name).collect())
+    }
+
+    fn table<T: View>(&self, items: &[T]) -> CliResult<String> {
+        let cols = self.selected_columns::<T>()?;
+        let mut t = Table::new();
+        t.load_preset(comfy_table::presets::NOTHING);
+        if self.stdout_tty {
+            t.set_content_arrangement(ContentArrangement::Dynamic);
+        } else {
+            t.set_content_arrangement(ContentArrangement::Disabled);
+            t.force_no_tty();
+        }
+        if !self.no_headers {
+            t.set_header(cols.iter().map(|c| {
+                let cell = Cell::new(c);
+                if self.color_stdout { cell.add_attribute(Attribute::Bold) } else { cell }
+            }));
+        }
+        for item in items {
+            t.add_row(cols.iter().map(|c| item.cell(c)));
+        }
+        if items.is_empty() && self.no_headers {
+            return Ok(String::new());
+        }
+        for c in t.column_iter_mut() {
+            c.set_padding((0, 3));
+        }
+        let mut s = String::new();
+        for line in t.to_string().lines() {
+            s.push_str(line.trim_end());
+            s.push('\n');
+        }
+        Ok(s)
+    }
+
+    /// One line of data (a token, a secret shown once, a JSON event) to stdout.
+    pub fn line(&self, s: &str) {
+        out(&format!("{s}\n"));
+    }
+
+    /// A message for the person at the terminal, on stderr.
+    pub fn info(&self, s: &str) {
+        err_line(s);
+    }
+
+    pub fn warn(&self, s: &str) {
+        let prefix = paint(self.color_stderr, "33;1", "warning:");
+        err_line(&format!("{prefix} {s}"));
+    }
+
+    pub fn error(&self, e: &CliError, debug: bool) {
+        let prefix = paint(self.color_stderr, "31;1", "error:");
+        err_line(&format!("{prefix} {}", e.message));
+        if let Some(h) = &e.hint {
+            let p = paint(self.color_stderr, "36;1", "hint:");
+            err_line(&format!("{p} {h}"));
+        }
+        if debug {
+            if let Some(src) = &e.source {
+                for (i, cause) in src.chain().enumerate() {
+                    err_line(&format!("  caused by ({i}): {cause}"));
+                }
+            }
+            err_line(&format!("  exit code: {}", e.code.code()));
+        }
+    }
+}
+
+pub fn paint(on: bool, sgr: &str, text: &str) -> String {
+    if on { format!("\x1b[{sgr}m{text}\x1b[0m") } else { text.to_string() }
+}
+
+pub fn json_pretty<T: Serialize + ?Sized>(v: &T) -> CliResult<String> {
+    serde_json::to_string_pretty(v).map_err(|e| CliError::general("Cannot encode JSON").with_source(e))
+}
+
+pub fn json_line<T: Serialize + ?Sized>(v: &T) -> CliResult<String> {
+    serde_json::to_string(v).map_err(|e| CliError::general("Cannot encode JSON").with_source(e))
+}
+
+fn yaml<T: Serialize + ?Sized>(v: &T) -> CliResult<String> {
+    serde_yaml::to_string(v).map_err(|e| CliError::general("Cannot encode YAML").with_source(e))
+}
+
+/// Writes to stdout; a closed pipe (`lqx vm list | head -1`) ends the process quietly with
+/// exit code 0 instead of a panic or an error message.
+pub fn out(s: &str) {
+    let mut o = std::io::stdout().lock();
+    let r = o.write_all(s.as_bytes()).and_then(|_| o.flush());
+    if let Err(e) = r {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        let _ = writeln!(std::io::stderr(), "error: cannot write to stdout: {e}");
+        std::process::exit(1);
+    }
+}
+
+/// Writes a line to stderr, ignoring a closed stderr.
+pub fn err_line(s: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "{s}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Serialize)]
+    struct Thing {
+        name: String,
+        size_mib: u64,
+        note: String,
+    }
+
+    impl View for Thing {
+        fn columns() -> &'static [Column] {
+            const C: &[Column] = &[col("NAME"), col("SIZE"), wide("NOTE")];
+            C
+        }
+        fn cell(&self, column: &str) -> String {
+            match column {
+                "NAME" => self.name.clone(),
+                "SIZE" => crate::parse::format_mib(self.size_mib),
+                "NOTE" => self.note.clone(),
+                _ => String::new(),
+            }
+        }
+        fn name(&self) -> String {
+            self.name.clone()
+        }
+    }
+
+    fn things() -> Vec<Thing> {
+        vec![
+            Thing { name: "web-1".into(), size_mib: 4096, note: "a".into() },
+            Thing { name: "db".into(), size_mib: 512, note: "longer note".into() },
+        ]
+    }
+
+    #[test]
+    fn table_aligns_columns_and_hides_wide() {
+        let s = Printer::plain(Format::Table).render_list(&things()).unwrap();
+        assert_eq!(s, "NAME    SIZE\nweb-1   4GiB\ndb      512MiB\n");
+        let s = Printer::plain(Format::Wide).render_list(&things()).unwrap();
+        assert_eq!(s.lines().next().unwrap(), "NAME    SIZE     NOTE");
+    }
+
+    #[test]
+    fn columns_and_no_headers() {
+        let mut p = Printer::plain(Format::Table);
+        p.columns = Some(vec!["note,name".into()]);
+        p.no_headers = true;
+        let s = p.render_list(&things()).unwrap();
+        assert_eq!(s, "a             web-1\nlonger note   db\n");
+        p.columns = Some(vec!["colour".into()]);
+        let e = p.render_list(&things()).unwrap_err();
+        assert_eq!(e.code.code(), 2);
+        assert!(e.hint.unwrap().contains("name, size, note"));
+    }
+
+    #[test]
+    fn json_list_is_array_of_get_objects() {
+        let p = Printer::plain(Format::Json);
+        let list: serde_json::Value = serde_json::from_str(&p.render_list(&things()).unwrap()).unwrap();
+        let one: serde_json::Value = serde_json::from_str(&p.render_one(&things()[0]).unwrap()).unwrap();
+        assert_eq!(list[0], one);
+        assert_eq!(one["size_mib"], 4096);
+        assert_eq!(one["name"], "web-1");
+    }
+
+    #[test]
+    fn yaml_and_name_output() {
+        let y = Printer::plain(Format::Yaml).render_list(&things()).unwrap();
+        assert!(y.starts_with("- name: web-1\n"), "{y}");
+        let n = Printer::plain(Format::Name).render_list(&things()).unwrap();
+        assert_eq!(n, "web-1\ndb\n");
+    }
+
+    #[test]
+    fn colour_rules() {
+        assert!(color_wanted(true, None));
+        assert!(!color_wanted(false, None));
+        assert!(!color_wanted(true, Some("1")));
+        assert!(color_wanted(true, Some("")));
+    }
+}

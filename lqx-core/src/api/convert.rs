@@ -1,0 +1,257 @@
+//! Proto <-> model conversions, all in one place. Proto -> model conversions validate and
+//! name the offending field; model -> proto conversions cannot fail.
+
+use super::compute::v1 as pb;
+use crate::model::{self, NodeId};
+use crate::{Error, Result};
+use chrono::{DateTime, Utc};
+use std::collections::{BTreeMap, HashMap};
+
+pub fn timestamp(t: DateTime<Utc>) -> pbjson_types::Timestamp {
+    pbjson_types::Timestamp { seconds: t.timestamp(), nanos: t.timestamp_subsec_nanos() as i32 }
+}
+
+pub fn opt_timestamp(t: Option<DateTime<Utc>>) -> Option<pbjson_types::Timestamp> {
+    t.map(timestamp)
+}
+
+pub fn from_timestamp(field: &str, t: &pbjson_types::Timestamp) -> Result<DateTime<Utc>> {
+    DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32).ok_or_else(|| Error::invalid(field, "timestamp out of range"))
+}
+
+pub fn labels_in(l: &HashMap<String, String>) -> BTreeMap<String, String> {
+    l.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+}
+
+fn labels_out(l: &BTreeMap<String, String>) -> HashMap<String, String> {
+    l.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+}
+
+pub fn vm_state_out(s: model::VmState) -> pb::VmState {
+    use model::VmState as M;
+    match s {
+        M::Pending => pb::VmState::Pending,
+        M::Stopped => pb::VmState::Stopped,
+        M::Starting => pb::VmState::Starting,
+        M::Running => pb::VmState::Running,
+        M::Stopping => pb::VmState::Stopping,
+        M::Migrating => pb::VmState::Migrating,
+        M::Paused => pb::VmState::Paused,
+        M::Failed => pb::VmState::Failed,
+        M::Unknown => pb::VmState::Unknown,
+    }
+}
+
+/// None for UNSPECIFIED (no filter); an error for a number outside the enum.
+pub fn vm_state_in(field: &str, v: i32) -> Result<Option<model::VmState>> {
+    use model::VmState as M;
+    let s = pb::VmState::try_from(v).map_err(|_| Error::invalid(field, format!("unknown VM state {v}")))?;
+    Ok(match s {
+        pb::VmState::Unspecified => None,
+        pb::VmState::Pending => Some(M::Pending),
+        pb::VmState::Stopped => Some(M::Stopped),
+        pb::VmState::Starting => Some(M::Starting),
+        pb::VmState::Running => Some(M::Running),
+        pb::VmState::Stopping => Some(M::Stopping),
+        pb::VmState::Migrating => Some(M::Migrating),
+        pb::VmState::Paused => Some(M::Paused),
+        pb::VmState::Failed => Some(M::Failed),
+        pb::VmState::Unknown => Some(M::Unknown),
+    })
+}
+
+pub fn node_phase_out(p: model::NodePhase) -> pb::NodePhase {
+    match p {
+        model::NodePhase::Ready => pb::NodePhase::Ready,
+        model::NodePhase::NotReady => pb::NodePhase::NotReady,
+        model::NodePhase::Maintenance => pb::NodePhase::Maintenance,
+        model::NodePhase::Draining => pb::NodePhase::Draining,
+    }
+}
+
+pub fn node_phase_in(field: &str, v: i32) -> Result<Option<model::NodePhase>> {
+    let p = pb::NodePhase::try_from(v).map_err(|_| Error::invalid(field, format!("unknown node phase {v}")))?;
+    Ok(match p {
+        pb::NodePhase::Unspecified => None,
+        pb::NodePhase::Ready => Some(model::NodePhase::Ready),
+        pb::NodePhase::NotReady => Some(model::NodePhase::NotReady),
+        pb::NodePhase::Maintenance => Some(model::NodePhase::Maintenance),
+        pb::NodePhase::Draining => Some(model::NodePhase::Draining),
+    })
+}
+
+fn priority_out(p: model::RestartPriority) -> pb::HaRestartPriority {
+    match p {
+        model::RestartPriority::Low => pb::HaRestartPriority::Low,
+        model::RestartPriority::Medium => pb::HaRestartPriority::Medium,
+        model::RestartPriority::High => pb::HaRestartPriority::High,
+        model::RestartPriority::Highest => pb::HaRestartPriority::Highest,
+    }
+}
+
+fn priority_in(v: i32) -> Result<model::RestartPriority> {
+    let p = pb::HaRestartPriority::try_from(v)
+        .map_err(|_| Error::invalid("spec.ha.priority", format!("unknown priority {v}")))?;
+    Ok(match p {
+        pb::HaRestartPriority::Unspecified | pb::HaRestartPriority::Medium => model::RestartPriority::Medium,
+        pb::HaRestartPriority::Low => model::RestartPriority::Low,
+        pb::HaRestartPriority::High => model::RestartPriority::High,
+        pb::HaRestartPriority::Highest => model::RestartPriority::Highest,
+    })
+}
+
+pub fn ha_in(h: &pb::HaPolicy) -> Result<model::HaPolicy> {
+    Ok(model::HaPolicy {
+        enabled: h.enabled,
+        priority: priority_in(h.priority)?,
+        restart_delay_secs: h.restart_delay_seconds,
+        max_restarts: h.max_restarts,
+    })
+}
+
+/// Placement constraints name nodes by name or id; `resolve` maps one to a node id.
+pub fn placement_in(
+    p: &pb::PlacementPolicy,
+    resolve: &dyn Fn(&str) -> Option<NodeId>,
+) -> Result<model::PlacementPolicy> {
+    let nodes = |field: &str, v: &[String]| -> Result<Vec<NodeId>> {
+        v.iter()
+            .map(|n| resolve(n).ok_or_else(|| Error::invalid(field, format!("unknown node {n:?}"))))
+            .collect()
+    };
+    Ok(model::PlacementPolicy {
+        required_nodes: nodes("spec.placement.required_nodes", &p.required_nodes)?,
+        excluded_nodes: nodes("spec.placement.excluded_nodes", &p.excluded_nodes)?,
+        anti_affinity_group: (!p.anti_affinity_group.is_empty()).then(|| p.anti_affinity_group.clone()),
+    })
+}
+
+/// A VmSpec from the wire. Sizes are checked by [`model::VmSpec::validate`].
+pub fn vm_spec_in(s: Option<&pb::VmSpec>, resolve: &dyn Fn(&str) -> Option<NodeId>) -> Result<model::VmSpec> {
+    let s = s.ok_or_else(|| Error::invalid("spec", "is required"))?;
+    Ok(model::VmSpec {
+        cpu_cores: s.cpu_cores,
+        memory_mib: s.memory_mib,
+        disks: s
+            .disks
+            .iter()
+            .map(|d| model::Disk { name: d.name.clone(), size_mib: d.size_mib, pool: d.pool.clone(), bus: d.bus.clone() })
+            .collect(),
+        nics: s
+            .nics
+            .iter()
+            .map(|n| model::Nic { network: n.network.clone(), mac: n.mac.clone(), model: n.model.clone() })
+            .collect(),
+        ha: s.ha.as_ref().map(ha_in).transpose()?.unwrap_or_default(),
+        placement: s.placement.as_ref().map(|p| placement_in(p, resolve)).transpose()?.unwrap_or_default(),
+    })
+}
+
+/// `names` maps node ids to names for display.
+pub fn vm_out(v: &model::Vm, names: &dyn Fn(NodeId) -> String) -> pb::Vm {
+    pb::Vm {
+        id: v.id.to_string(),
+        name: v.name.clone(),
+        project_id: v.project_id.to_string(),
+        description: v.description.clone(),
+        labels: labels_out(&v.labels),
+        spec: Some(pb::VmSpec {
+            cpu_cores: v.spec.cpu_cores,
+            memory_mib: v.spec.memory_mib,
+            disks: v
+                .spec
+                .disks
+                .iter()
+                .map(|d| pb::Disk { name: d.name.clone(), size_mib: d.size_mib, pool: d.pool.clone(), bus: d.bus.clone() })
+                .collect(),
+            nics: v
+                .spec
+                .nics
+                .iter()
+                .map(|n| pb::Nic { network: n.network.clone(), mac: n.mac.clone(), model: n.model.clone() })
+                .collect(),
+            ha: Some(pb::HaPolicy {
+                enabled: v.spec.ha.enabled,
+                priority: priority_out(v.spec.ha.priority) as i32,
+                restart_delay_seconds: v.spec.ha.restart_delay_secs,
+                max_restarts: v.spec.ha.max_restarts,
+            }),
+            placement: Some(pb::PlacementPolicy {
+                required_nodes: v.spec.placement.required_nodes.iter().map(|n| names(*n)).collect(),
+                excluded_nodes: v.spec.placement.excluded_nodes.iter().map(|n| names(*n)).collect(),
+                anti_affinity_group: v.spec.placement.anti_affinity_group.clone().unwrap_or_default(),
+            }),
+        }),
+        status: Some(pb::VmStatus {
+            state: vm_state_out(v.status.state) as i32,
+            node_id: v.status.node_id.map(|n| n.to_string()).unwrap_or_default(),
+            node_name: v.status.node_id.map(names).unwrap_or_default(),
+            started_at: opt_timestamp(v.status.started_at),
+            stopped_at: opt_timestamp(v.status.stopped_at),
+            message: v.status.message.clone(),
+            cpu_usage_percent: v.status.cpu_usage_percent,
+            memory_used_mib: v.status.memory_used_mib,
+            restart_count: v.status.restart_count,
+        }),
+        desired_state: vm_state_out(v.desired_state) as i32,
+        resource_version: v.resource_version,
+        created_at: Some(timestamp(v.created_at)),
+        updated_at: Some(timestamp(v.updated_at)),
+    }
+}
+
+/// `allocated`: the sum of the specs of the VMs on the node; `health`: the HA view.
+pub fn node_out(n: &model::Node, allocated: model::Resources, health: &str) -> pb::Node {
+    let res = |r: model::Resources| pb::Resources { cpu_cores: r.cpu_cores, memory_mib: r.memory_mib };
+    pb::Node {
+        id: n.id.to_string(),
+        name: n.name.clone(),
+        hostname: n.hostname.clone(),
+        management_address: n.management_address.clone(),
+        labels: labels_out(&n.labels),
+        capacity: Some(res(n.capacity)),
+        allocatable: Some(res(n.allocatable)),
+        cpu_overcommit: n.cpu_overcommit,
+        memory_overcommit: n.memory_overcommit,
+        allocated: Some(res(allocated)),
+        phase: node_phase_out(n.phase) as i32,
+        schedulable: n.schedulable,
+        last_heartbeat: opt_timestamp(n.last_heartbeat),
+        usage: Some(pb::NodeUsage {
+            cpu_percent: n.usage.cpu_percent,
+            memory_used_mib: n.usage.memory_used_mib,
+            running_vms: n.usage.running_vms,
+        }),
+        libvirt_uri: n.libvirt_uri.clone(),
+        health: health.to_string(),
+        resource_version: n.resource_version,
+        created_at: Some(timestamp(n.created_at)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn enums_reject_unknown_numbers() {
+        assert!(vm_state_in("state", 99).unwrap_err().message.starts_with("state:"));
+        assert_eq!(vm_state_in("state", 0).unwrap(), None);
+        assert_eq!(vm_state_in("state", pb::VmState::Running as i32).unwrap(), Some(model::VmState::Running));
+        assert!(node_phase_in("phase", -1).is_err());
+    }
+
+    #[test]
+    fn spec_requires_presence_and_known_nodes() {
+        let none = |_: &str| None;
+        assert!(vm_spec_in(None, &none).unwrap_err().message.starts_with("spec:"));
+        let s = pb::VmSpec {
+            cpu_cores: 1,
+            memory_mib: 128,
+            placement: Some(pb::PlacementPolicy { required_nodes: vec!["ghost".into()], ..Default::default() }),
+            ..Default::default()
+        };
+        let e = vm_spec_in(Some(&s), &none).unwrap_err();
+        assert!(e.message.contains("required_nodes") && e.message.contains("ghost"), "{}", e.message);
+    }
+}

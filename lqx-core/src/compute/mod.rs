@@ -1,0 +1,59 @@
+//! The compute application layer: what VMService and NodeService do, independent of
+//! transport. Handlers in lqx-server decode a request, call one method here and encode the
+//! answer.
+//!
+//! The store holds the truth about what users asked for (spec, desired state) and what was
+//! last observed (status). Hosts are reached through [`hosts::Hosts`]; every operation on
+//! one VM is serialized by a per-VM lock so two concurrent commands cannot interleave their
+//! hypervisor calls, and every write is conditional on the resource version.
+
+pub mod hosts;
+mod migrate;
+pub mod sim;
+mod schedule;
+pub mod nodes;
+pub mod vms;
+
+pub use nodes::NodeRegistration;
+pub use schedule::snapshot_of;
+
+use crate::model::VmId;
+use crate::store::Store;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+pub use hosts::Hosts;
+pub use vms::{CreateVm, MigrateOutcome, VmUpdate};
+
+/// Shared handle to the compute layer. Cheap to clone.
+#[derive(Clone)]
+pub struct Compute {
+    pub store: Store,
+    pub hosts: Hosts,
+    pub events: crate::events::EventBus,
+    locks: Arc<Mutex<HashMap<VmId, Arc<tokio::sync::Mutex<()>>>>>,
+    /// Held from choosing a node to recording the choice, so two creates cannot both take
+    /// the last free slot of a node (one control plane leads scheduling at a time).
+    placement_lock: Arc<tokio::sync::Mutex<()>>,
+    /// HA health per node as the HA manager last reported it.
+    health: Arc<std::sync::RwLock<HashMap<crate::model::NodeId, String>>>,
+}
+
+impl Compute {
+    pub fn new(store: Store, hosts: Hosts, events: crate::events::EventBus) -> Self {
+        Compute { store, hosts, events, locks: Arc::default(), placement_lock: Arc::default(), health: Arc::default() }
+    }
+
+    /// Serializes operations on one VM.
+    async fn lock(&self, id: VmId) -> tokio::sync::OwnedMutexGuard<()> {
+        let m = {
+            let mut map = self.locks.lock().unwrap_or_else(|p| p.into_inner());
+            if map.len() > 4096 {
+                // Drop locks nobody holds so the map does not grow with every VM ever seen.
+                map.retain(|_, m| Arc::strong_count(m) > 1);
+            }
+            map.entry(id).or_default().clone()
+        };
+        m.lock_owned().await
+    }
+}

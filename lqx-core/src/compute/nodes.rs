@@ -1,0 +1,271 @@
+//! Node operations.
+
+use super::Compute;
+use crate::driver::Hypervisor;
+use crate::model::*;
+use crate::{Error, Result};
+use chrono::Utc;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// A node as configured or as an agent registers it.
+#[derive(Debug, Clone)]
+pub struct NodeRegistration {
+    pub name: String,
+    pub hostname: String,
+    pub management_address: String,
+    pub labels: BTreeMap<String, String>,
+    pub libvirt_uri: String,
+    pub cpu_overcommit: f64,
+    pub memory_overcommit: f64,
+    /// Kept back for the host itself (not allocatable to VMs).
+    pub reserved: Resources,
+    pub maintenance: bool,
+}
+
+impl NodeRegistration {
+    pub fn new(name: impl Into<String>, uri: impl Into<String>) -> Self {
+        let name = name.into();
+        NodeRegistration {
+            hostname: name.clone(),
+            name,
+            management_address: String::new(),
+            labels: BTreeMap::new(),
+            libvirt_uri: uri.into(),
+            cpu_overcommit: DEFAULT_CPU_OVERCOMMIT,
+            memory_overcommit: DEFAULT_MEMORY_OVERCOMMIT,
+            reserved: Resources::default(),
+            maintenance: false,
+        }
+    }
+}
+
+impl Compute {
+    /// Registers (or re-attaches) an in-process host: reads its capacity from the
+    /// hypervisor, creates or refreshes the node record and connects it.
+    pub async fn attach_node(&self, reg: NodeRegistration, hv: Arc<dyn Hypervisor>) -> Result<Node> {
+        let info = hv.node_info().await?;
+        let capacity = Resources { cpu_cores: info.cpus, memory_mib: info.memory_mib };
+        let allocatable = Resources {
+            cpu_cores: capacity.cpu_cores.saturating_sub(reg.reserved.cpu_cores).max(1),
+            memory_mib: capacity.memory_mib.saturating_sub(reg.reserved.memory_mib).max(64),
+        };
+        let node = match self.store.resolve_node(&reg.name).await {
+            Ok(mut n) => {
+                n.capacity = capacity;
+                n.allocatable = allocatable;
+                n.libvirt_uri = reg.libvirt_uri.clone();
+                n.last_heartbeat = Some(Utc::now());
+                if n.phase == NodePhase::NotReady {
+                    n.phase = NodePhase::Ready;
+                }
+                self.store.update_node(&n).await?
+            }
+            Err(e) if e.kind == crate::ErrorKind::NotFound => {
+                let n = Node {
+                    id: NodeId::new(),
+                    name: reg.name.clone(),
+                    hostname: if info.hostname.is_empty() { reg.hostname.clone() } else { info.hostname.clone() },
+                    management_address: reg.management_address.clone(),
+                    labels: reg.labels.clone(),
+                    capacity,
+                    allocatable,
+                    cpu_overcommit: reg.cpu_overcommit,
+                    memory_overcommit: reg.memory_overcommit,
+                    phase: if reg.maintenance { NodePhase::Maintenance } else { NodePhase::Ready },
+                    schedulable: true,
+                    libvirt_uri: reg.libvirt_uri.clone(),
+                    last_heartbeat: Some(Utc::now()),
+                    usage: NodeUsage::default(),
+                    resource_version: 1,
+                    created_at: Utc::now(),
+                };
+                n.validate()?;
+                self.store.create_node(&n).await?;
+                self.publish_node(EventType::Created, &n);
+                n
+            }
+            Err(e) => return Err(e),
+        };
+        self.hosts.insert(node.id, hv);
+        Ok(node)
+    }
+
+    pub async fn get_node(&self, id_or_name: &str) -> Result<Node> {
+        let mut n = self.store.resolve_node(id_or_name).await?;
+        self.fill_usage(std::slice::from_mut(&mut n)).await?;
+        Ok(n)
+    }
+
+    pub async fn list_nodes(&self) -> Result<Vec<Node>> {
+        let mut nodes = self.store.all_nodes().await?;
+        self.fill_usage(&mut nodes).await?;
+        Ok(nodes)
+    }
+
+    /// Allocation per node (sum of the specs of the VMs placed there).
+    pub async fn allocations(&self) -> Result<BTreeMap<NodeId, Resources>> {
+        let mut out: BTreeMap<NodeId, Resources> = BTreeMap::new();
+        for vm in self.store.all_vms().await? {
+            if let Some(n) = vm.status.node_id {
+                let r = out.entry(n).or_default();
+                r.cpu_cores += vm.spec.cpu_cores;
+                r.memory_mib += vm.spec.memory_mib;
+            }
+        }
+        Ok(out)
+    }
+
+    async fn fill_usage(&self, nodes: &mut [Node]) -> Result<()> {
+        let vms = self.store.all_vms().await?;
+        for n in nodes.iter_mut() {
+            n.usage.running_vms =
+                vms.iter().filter(|v| v.status.node_id == Some(n.id) && v.status.state.is_active()).count() as u32;
+        }
+        Ok(())
+    }
+
+    async fn modify_node(&self, id_or_name: &str, kind: EventType, f: impl Fn(&mut Node)) -> Result<Node> {
+        // Retried on a concurrent write (heartbeats update nodes all the time).
+        for _ in 0..5 {
+            let mut n = self.store.resolve_node(id_or_name).await?;
+            let before = n.clone();
+            f(&mut n);
+            if n == before {
+                return Ok(n);
+            }
+            match self.store.update_node(&n).await {
+                Ok(n) => {
+                    self.publish_node(kind, &n);
+                    return Ok(n);
+                }
+                Err(e) if e.kind == crate::ErrorKind::Aborted => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(Error::aborted("node is changing too fast; retry"))
+    }
+
+    pub async fn enable_node(&self, id_or_name: &str) -> Result<Node> {
+        self.modify_node(id_or_name, EventType::Enabled, |n| n.schedulable = true).await
+    }
+
+    pub async fn disable_node(&self, id_or_name: &str) -> Result<Node> {
+        self.modify_node(id_or_name, EventType::Disabled, |n| n.schedulable = false).await
+    }
+
+    /// Puts a node in maintenance: no new VMs land on it, and DRS evacuates its running
+    /// VMs as mandatory moves. With `evacuate`, running VMs are migrated away now.
+    pub async fn enter_maintenance(&self, id_or_name: &str, evacuate: bool) -> Result<Node> {
+        let n = self
+            .modify_node(id_or_name, EventType::MaintenanceEntered, |n| n.phase = NodePhase::Maintenance)
+            .await?;
+        if evacuate {
+            let vms = self.store.all_vms().await?;
+            for vm in vms.iter().filter(|v| v.status.node_id == Some(n.id)) {
+                self.migrate_vm(&vm.id.to_string(), vm.project_id, None, false).await?;
+            }
+        }
+        Ok(n)
+    }
+
+    pub async fn exit_maintenance(&self, id_or_name: &str) -> Result<Node> {
+        self.modify_node(id_or_name, EventType::MaintenanceExited, |n| n.phase = NodePhase::Ready).await
+    }
+
+    /// Deletes a node record. With VMs still assigned it needs `force`, and those VMs are
+    /// left unplaced (PENDING) for the scheduler.
+    pub async fn delete_node(&self, id_or_name: &str, force: bool) -> Result<NodeId> {
+        let n = self.store.resolve_node(id_or_name).await?;
+        let vms: Vec<Vm> = self.store.all_vms().await?.into_iter().filter(|v| v.status.node_id == Some(n.id)).collect();
+        if !vms.is_empty() && !force {
+            return Err(Error::precondition(format!(
+                "node {} still has {} VM(s); migrate them away or delete with force",
+                n.name,
+                vms.len()
+            )));
+        }
+        for mut vm in vms {
+            vm.status.node_id = None;
+            vm.status.state = VmState::Pending;
+            self.store.update_vm(&vm).await?;
+        }
+        self.store.delete_node(n.id).await?;
+        self.hosts.remove(n.id);
+        self.publish_node(EventType::Deleted, &n);
+        Ok(n.id)
+    }
+
+    pub(crate) fn publish_node(&self, kind: EventType, n: &Node) {
+        let mut d = EventDraft::new(kind, ResourceType::Node, n.id.to_string(), Utc::now());
+        d.payload = serde_json::to_value(n).unwrap_or_default();
+        self.events.publish(d);
+    }
+}
+
+/// Join tokens are random secrets shown once; only their SHA-256 is stored.
+pub const JOIN_TOKEN_PREFIX: &str = "lqxjoin_";
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct JoinTokenRecord {
+    expires_at: chrono::DateTime<Utc>,
+    node_name: String,
+}
+
+impl Compute {
+    /// The HA view of a node's health until the HA manager reports one.
+    pub fn health_of(&self, n: &Node) -> String {
+        if let Some(h) = self.health.read().unwrap_or_else(|p| p.into_inner()).get(&n.id) {
+            return h.clone();
+        }
+        if self.hosts.contains(n.id) { "HEALTHY" } else { "UNKNOWN" }.to_string()
+    }
+
+    /// Records the HA manager's view of a node's health (shown by GetNode/ListNodes).
+    pub fn set_health(&self, node: NodeId, health: &str) {
+        self.health.write().unwrap_or_else(|p| p.into_inner()).insert(node, health.to_string());
+    }
+
+    /// Creates a one-time join token for a new host (default TTL one hour, at most a day).
+    pub async fn create_join_token(&self, ttl_secs: u32, node_name: &str) -> Result<(String, chrono::DateTime<Utc>)> {
+        if !node_name.is_empty() {
+            crate::model::validate::name("node_name", node_name)?;
+        }
+        let ttl = match ttl_secs {
+            0 => 3600,
+            t if t > 86_400 => return Err(Error::invalid("ttl_seconds", "must be at most 86400 (one day)")),
+            t => t,
+        };
+        let mut raw = [0u8; 32];
+        rand::fill(&mut raw);
+        let token = format!("{JOIN_TOKEN_PREFIX}{}", hex::encode(raw));
+        let expires_at = Utc::now() + chrono::Duration::seconds(ttl.into());
+        let rec = JoinTokenRecord { expires_at, node_name: node_name.to_string() };
+        let key = format!("join_token/{}", hex::encode(<sha2::Sha256 as sha2::Digest>::digest(token.as_bytes())));
+        self.store.kv_put(&key, &serde_json::to_string(&rec).map_err(Error::internal)?).await?;
+        Ok((token, expires_at))
+    }
+
+    /// Spends a join token: valid once, before it expires, for the name it was made for.
+    pub async fn redeem_join_token(&self, token: &str, node_name: &str) -> Result<()> {
+        let bad = || Error::unauthenticated("invalid or expired join token");
+        if !token.starts_with(JOIN_TOKEN_PREFIX) || token.len() > 128 {
+            return Err(bad());
+        }
+        let key = format!("join_token/{}", hex::encode(<sha2::Sha256 as sha2::Digest>::digest(token.as_bytes())));
+        let (value, version) = self.store.kv_get(&key).await?.ok_or_else(bad)?;
+        let rec: JoinTokenRecord = serde_json::from_str(&value).map_err(Error::internal)?;
+        if rec.expires_at < Utc::now() || rec.node_name == "\0used" {
+            return Err(bad());
+        }
+        if !rec.node_name.is_empty() && rec.node_name != node_name {
+            return Err(Error::permission_denied(format!("this join token is for node {}", rec.node_name)));
+        }
+        let used = JoinTokenRecord { expires_at: rec.expires_at, node_name: "\0used".into() };
+        // Compare-and-swap: two agents racing with one token cannot both join.
+        if !self.store.kv_cas(&key, version, &serde_json::to_string(&used).map_err(Error::internal)?).await? {
+            return Err(bad());
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,77 @@
+//! Glue between the store and the pure scheduler: builds a [`ClusterSnapshot`] and asks
+//! [`crate::placement::place`] for a node.
+
+use super::Compute;
+use crate::model::*;
+use crate::placement::{self, ClusterSnapshot, NodeSnapshot, NodeUsageSample, PlacementRequest, VmSnapshot, VmUsageSample};
+use crate::{Error, Result};
+
+impl Compute {
+    /// The cluster as the planners see it now.
+    pub async fn snapshot(&self) -> Result<ClusterSnapshot> {
+        let nodes = self.store.all_nodes().await?;
+        let vms = self.store.all_vms().await?;
+        Ok(snapshot_of(&nodes, &vms))
+    }
+
+    /// Chooses a node for `vm` (`pinned`: only that node). `existing`: the VM is already
+    /// placed and being re-checked (its own allocation is not counted against it).
+    pub(crate) async fn schedule(&self, vm: &Vm, pinned: Option<NodeId>, existing: Option<VmId>) -> Result<NodeId> {
+        let snap = self.snapshot().await?;
+        let mut req = PlacementRequest {
+            cpu_cores: vm.spec.cpu_cores,
+            memory_mib: vm.spec.memory_mib,
+            required_nodes: vm.spec.placement.required_nodes.clone(),
+            excluded_nodes: vm.spec.placement.excluded_nodes.clone(),
+            anti_affinity_group: vm.spec.placement.anti_affinity_group.clone(),
+            vm: existing,
+        };
+        if let Some(p) = pinned {
+            if !req.required_nodes.is_empty() && !req.required_nodes.contains(&p) {
+                return Err(Error::invalid("node", "the chosen node is not among the VM's required nodes"));
+            }
+            req.required_nodes = vec![p];
+        }
+        placement::place(&snap, &req).map_err(Error::from)
+    }
+}
+
+pub fn snapshot_of(nodes: &[Node], vms: &[Vm]) -> ClusterSnapshot {
+    ClusterSnapshot {
+        nodes: nodes
+            .iter()
+            .map(|n| NodeSnapshot {
+                id: n.id,
+                name: n.name.clone(),
+                cpu_cores: n.allocatable.cpu_cores,
+                memory_mib: n.allocatable.memory_mib,
+                cpu_overcommit: n.cpu_overcommit,
+                memory_overcommit: n.memory_overcommit,
+                labels: n.labels.clone(),
+                schedulable: n.schedulable,
+                phase: n.phase,
+                usage: n.last_heartbeat.filter(|_| n.usage.memory_used_mib > 0).map(|_| NodeUsageSample {
+                    cpu_percent: n.usage.cpu_percent,
+                    memory_used_mib: n.usage.memory_used_mib,
+                }),
+            })
+            .collect(),
+        vms: vms
+            .iter()
+            .map(|v| VmSnapshot {
+                id: v.id,
+                name: v.name.clone(),
+                node: v.status.node_id,
+                cpu_cores: v.spec.cpu_cores,
+                memory_mib: v.spec.memory_mib,
+                running: v.status.state.is_active(),
+                usage: (v.status.memory_used_mib > 0).then_some(VmUsageSample {
+                    cpu_percent: v.status.cpu_usage_percent,
+                    memory_used_mib: v.status.memory_used_mib,
+                }),
+                ha: v.spec.ha.clone(),
+                placement: v.spec.placement.clone(),
+            })
+            .collect(),
+    }
+}

@@ -1,0 +1,737 @@
+//! The DRS planner (the rule is at the top of `drs/mod.rs`).
+
+use std::collections::{BTreeSet, HashMap};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::history::{DrsState, MigrationHistory};
+use crate::model::{
+    DrsConfig, DrsRecommendation, NodeId, NodePhase, Priority, RecommendationId, RecommendationStatus,
+    RecommendationType, VmId,
+};
+use crate::placement::{ClusterSnapshot, NodeUsageSample, Occupancy, PlacementRequest, place_with};
+
+/// Why a move was planned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MoveKind {
+    /// Off a node in maintenance or draining (mandatory).
+    Evacuate,
+    /// The VM breaks its placement policy where it is (mandatory).
+    Constraint,
+    /// Off a node above a threshold.
+    Relieve,
+    /// Evens out load across nodes.
+    Balance,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlannedMove {
+    pub vm: VmId,
+    pub vm_name: String,
+    pub source: NodeId,
+    pub source_name: String,
+    pub target: NodeId,
+    pub target_name: String,
+    pub kind: MoveKind,
+    pub priority: Priority,
+    pub mandatory: bool,
+    pub reason: String,
+    /// Expected drop of the source's CPU use, percentage points.
+    pub impact_cpu: f64,
+    /// Expected drop of the source's memory use, percentage points.
+    pub impact_memory: f64,
+    /// Memory copied by the migration (in use; 0 for a stopped VM).
+    pub memory_mib: u64,
+    pub estimated_duration_secs: u64,
+}
+
+impl PlannedMove {
+    /// The PENDING recommendation the engine persists for this move.
+    pub fn to_recommendation(&self, id: RecommendationId, now: DateTime<Utc>) -> DrsRecommendation {
+        DrsRecommendation {
+            id,
+            priority: self.priority,
+            recommendation_type: RecommendationType::Migrate,
+            reason: self.reason.clone(),
+            vm_id: self.vm,
+            vm_name: self.vm_name.clone(),
+            source_node_id: self.source,
+            source_node_name: self.source_name.clone(),
+            target_node_id: self.target,
+            target_node_name: self.target_name.clone(),
+            impact_cpu: self.impact_cpu,
+            impact_memory: self.impact_memory,
+            estimated_duration_secs: self.estimated_duration_secs,
+            mandatory: self.mandatory,
+            status: RecommendationStatus::Pending,
+            failure_reason: None,
+            created_at: now,
+            approved_at: None,
+            approved_by: None,
+            applied_at: None,
+            applied_by: None,
+        }
+    }
+}
+
+/// A VM that must move (mandatory) but fits nowhere.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UnmovableVm {
+    pub vm: VmId,
+    pub vm_name: String,
+    pub node: NodeId,
+    pub node_name: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeMetrics {
+    pub id: NodeId,
+    pub name: String,
+    pub cpu_percent: f64,
+    pub memory_percent: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClusterMetrics {
+    pub nodes: Vec<NodeMetrics>,
+    /// Capacity-weighted standard deviation of Ready nodes' utilization, CPU and memory
+    /// pooled, in percentage points.
+    pub imbalance: f64,
+    pub max_cpu_percent: f64,
+    pub max_memory_percent: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DrsPlan {
+    pub moves: Vec<PlannedMove>,
+    pub unmovable: Vec<UnmovableVm>,
+    pub before: ClusterMetrics,
+    /// The cluster as it would be after every move.
+    pub after: ClusterMetrics,
+    /// The hysteresis state to pass to the next `plan`.
+    pub state: DrsState,
+}
+
+impl DrsPlan {
+    pub fn memory_moved_mib(&self) -> u64 {
+        self.moves.iter().map(|m| m.memory_mib).sum()
+    }
+
+    /// Applies every move to `snapshot`, as if the migrations had completed: the VMs change
+    /// node and measured node usage shifts with them.
+    pub fn apply(&self, snapshot: &mut ClusterSnapshot) {
+        for m in &self.moves {
+            let Some(v) = snapshot.vms.iter_mut().find(|v| v.id == m.vm) else { continue };
+            let (cpu, mem) = (v.cpu_load(), v.memory_load_mib());
+            v.node = Some(m.target);
+            for n in &mut snapshot.nodes {
+                let sign = if n.id == m.source {
+                    -1.0
+                } else if n.id == m.target {
+                    1.0
+                } else {
+                    continue;
+                };
+                if let Some(u) = &mut n.usage {
+                    let cores = (n.cpu_cores as f64).max(1e-9);
+                    *u = NodeUsageSample {
+                        cpu_percent: (u.cpu_percent + sign * cpu / cores * 100.0).max(0.0),
+                        memory_used_mib: (u.memory_used_mib as f64 + sign * mem).max(0.0).round() as u64,
+                    };
+                }
+            }
+        }
+    }
+}
+
+const CPU: usize = 0;
+const MEM: usize = 1;
+const EPS: f64 = 1e-9;
+/// Fixed cost of any migration, in MiB-equivalents (set-up, switch-over, risk).
+const MOVE_OVERHEAD_MIB: f64 = 256.0;
+/// How many of the coolest feasible targets a relief move compares.
+const RELIEF_TARGETS: usize = 3;
+/// Hottest sources and coolest targets a balancing step compares.
+const BALANCE_SOURCES: usize = 4;
+const BALANCE_TARGETS: usize = 8;
+
+/// Imbalance (pp) above which levels 3, 4 and 5 balance.
+fn tolerance(level: u8) -> Option<f64> {
+    match level {
+        3 => Some(10.0),
+        4 => Some(5.0),
+        5 => Some(2.0),
+        _ => None,
+    }
+}
+
+/// Smallest gain a balancing move must bring at levels 3, 4 and 5.
+fn min_gain(level: u8) -> f64 {
+    match level {
+        3 => 50.0,
+        4 => 20.0,
+        _ => 5.0,
+    }
+}
+
+#[derive(Debug, Clone)]
+struct NodeLoad {
+    cap: [f64; 2],
+    load: [f64; 2],
+    ready: bool,
+    accepts: bool,
+}
+
+/// Plans one DRS round (see the rule in `drs/mod.rs`).
+pub fn plan(
+    snapshot: &ClusterSnapshot,
+    config: &DrsConfig,
+    state: &DrsState,
+    history: &MigrationHistory,
+    now: DateTime<Utc>,
+) -> DrsPlan {
+    let mut p = Planner::new(snapshot, config, history, now);
+    let before = p.metrics();
+    let level = config.migration_threshold.clamp(1, 5);
+    let hold = config.hysteresis_hold_count.max(1);
+
+    // Hysteresis bookkeeping: which conditions have held long enough.
+    let mut next = DrsState::default();
+    let mut hot = Vec::new();
+    for (i, n) in snapshot.nodes.iter().enumerate() {
+        let l = &p.nodes[i];
+        if l.ready && (l.util(CPU) * 100.0 > config.threshold_cpu || l.util(MEM) * 100.0 > config.threshold_memory) {
+            let streak = state.hot_streak.get(&n.id).copied().unwrap_or(0) + 1;
+            next.hot_streak.insert(n.id, streak);
+            if streak >= hold {
+                hot.push(i);
+            }
+        }
+    }
+    let tol = tolerance(level);
+    let imbalance_triggered = match tol {
+        Some(t) if before.imbalance > t => {
+            next.imbalance_streak = state.imbalance_streak + 1;
+            next.imbalance_streak >= hold
+        }
+        _ => false,
+    };
+
+    p.mandatory();
+    if level >= 2 {
+        // Hottest first: by how far the node is over its relief line.
+        hot.sort_by(|a, b| p.heat(*b).total_cmp(&p.heat(*a)).then(a.cmp(b)));
+        for s in hot {
+            p.relieve(s);
+        }
+    }
+    if let (true, Some(t)) = (imbalance_triggered, tol) {
+        p.balance((t - config.hysteresis_margin).max(0.0), min_gain(level));
+    }
+    let after = p.metrics();
+    DrsPlan { moves: p.moves, unmovable: p.unmovable, before, after, state: next }
+}
+
+impl NodeLoad {
+    fn util(&self, r: usize) -> f64 {
+        self.load[r] / self.cap[r].max(EPS)
+    }
+}
+
+struct Planner<'a> {
+    snap: &'a ClusterSnapshot,
+    cfg: &'a DrsConfig,
+    nodes: Vec<NodeLoad>,
+    vm_load: Vec<[f64; 2]>,
+    vm_node: Vec<Option<usize>>,
+    node_vms: Vec<Vec<usize>>,
+    occ: Occupancy,
+    used: Vec<u32>,
+    moved: Vec<bool>,
+    recent: Vec<bool>,
+    /// Relief line per resource, as a fraction: threshold minus margin.
+    line: [f64; 2],
+    /// Nodes that accept VMs and have budget left, coolest first.
+    targets: BTreeSet<(u64, usize)>,
+    /// Ready nodes with budget left, hottest last.
+    sources: BTreeSet<(u64, usize)>,
+    key: Vec<u64>,
+    /// Over Ready nodes, per resource: capacity, load, and load²/capacity.
+    cap_sum: [f64; 2],
+    load_sum: [f64; 2],
+    sq_sum: [f64; 2],
+    ready_count: usize,
+    moves: Vec<PlannedMove>,
+    unmovable: Vec<UnmovableVm>,
+}
+
+impl<'a> Planner<'a> {
+    fn new(snap: &'a ClusterSnapshot, cfg: &'a DrsConfig, history: &MigrationHistory, now: DateTime<Utc>) -> Self {
+        let occ = Occupancy::new(snap, &[]);
+        let mut nodes: Vec<NodeLoad> = snap
+            .nodes
+            .iter()
+            .map(|n| NodeLoad {
+                cap: [n.cpu_cores as f64, n.memory_mib as f64],
+                load: [0.0; 2],
+                ready: n.phase == NodePhase::Ready,
+                accepts: n.accepts_vms(),
+            })
+            .collect();
+        let mut node_vms = vec![Vec::new(); nodes.len()];
+        let mut vm_node = Vec::with_capacity(snap.vms.len());
+        let mut vm_load = Vec::with_capacity(snap.vms.len());
+        for (v, vm) in snap.vms.iter().enumerate() {
+            let l = [vm.cpu_load(), vm.memory_load_mib()];
+            let at = vm.node.and_then(|id| occ.index.get(&id).copied());
+            if let Some(i) = at {
+                nodes[i].load[CPU] += l[CPU];
+                nodes[i].load[MEM] += l[MEM];
+                node_vms[i].push(v);
+            }
+            vm_node.push(at);
+            vm_load.push(l);
+        }
+        // What the node reports beyond its VMs (host processes, overhead) stays put.
+        for (i, n) in snap.nodes.iter().enumerate() {
+            if let Some(u) = n.usage {
+                let measured = [u.cpu_percent / 100.0 * n.cpu_cores as f64, u.memory_used_mib as f64];
+                for r in [CPU, MEM] {
+                    nodes[i].load[r] = nodes[i].load[r].max(measured[r]);
+                }
+            }
+        }
+        let window = cfg.recent_migration_window;
+        let recent = snap.vms.iter().map(|v| history.moved_recently(v.id, now, window)).collect();
+        let line = [
+            ((cfg.threshold_cpu - cfg.hysteresis_margin) / 100.0).max(0.01),
+            ((cfg.threshold_memory - cfg.hysteresis_margin) / 100.0).max(0.01),
+        ];
+        let mut p = Planner {
+            snap,
+            cfg,
+            key: vec![0; nodes.len()],
+            used: vec![0; nodes.len()],
+            moved: vec![false; snap.vms.len()],
+            recent,
+            line,
+            targets: BTreeSet::new(),
+            sources: BTreeSet::new(),
+            cap_sum: [0.0; 2],
+            load_sum: [0.0; 2],
+            sq_sum: [0.0; 2],
+            ready_count: 0,
+            nodes,
+            vm_load,
+            vm_node,
+            node_vms,
+            occ,
+            moves: Vec::new(),
+            unmovable: Vec::new(),
+        };
+        for i in 0..p.nodes.len() {
+            if p.nodes[i].ready {
+                p.ready_count += 1;
+                for r in [CPU, MEM] {
+                    p.cap_sum[r] += p.nodes[i].cap[r];
+                }
+                p.add_sums(i, 1.0);
+            }
+            p.index(i);
+        }
+        p
+    }
+
+    /// How far the node is towards its relief line, the fuller resource counting (1.0: on it).
+    fn heat(&self, i: usize) -> f64 {
+        let n = &self.nodes[i];
+        (n.util(CPU) / self.line[CPU]).max(n.util(MEM) / self.line[MEM])
+    }
+
+    fn budget_left(&self, i: usize) -> bool {
+        self.used[i] < self.cfg.max_concurrent_migrations_per_host
+    }
+
+    /// (Re)files node `i` in the source and target sets.
+    fn index(&mut self, i: usize) {
+        let old = (self.key[i], i);
+        self.targets.remove(&old);
+        self.sources.remove(&old);
+        let h = self.heat(i);
+        let k = if h.is_finite() { h.max(0.0).to_bits() } else { f64::MAX.to_bits() };
+        self.key[i] = k;
+        if self.budget_left(i) {
+            if self.nodes[i].accepts {
+                self.targets.insert((k, i));
+            }
+            if self.nodes[i].ready {
+                self.sources.insert((k, i));
+            }
+        }
+    }
+
+    fn add_sums(&mut self, i: usize, sign: f64) {
+        let n = &self.nodes[i];
+        for r in [CPU, MEM] {
+            self.load_sum[r] += sign * n.load[r];
+            self.sq_sum[r] += sign * n.load[r] * n.load[r] / n.cap[r].max(EPS);
+        }
+    }
+
+    fn imbalance(&self) -> f64 {
+        let mut var = 0.0;
+        for r in [CPU, MEM] {
+            if self.cap_sum[r] > 0.0 {
+                let mean = self.load_sum[r] / self.cap_sum[r];
+                var += (self.sq_sum[r] / self.cap_sum[r] - mean * mean).max(0.0);
+            }
+        }
+        (var / 2.0).sqrt() * 100.0
+    }
+
+    fn metrics(&self) -> ClusterMetrics {
+        let nodes: Vec<NodeMetrics> = self
+            .snap
+            .nodes
+            .iter()
+            .zip(&self.nodes)
+            .map(|(n, l)| NodeMetrics {
+                id: n.id,
+                name: n.name.clone(),
+                cpu_percent: round2(l.util(CPU) * 100.0),
+                memory_percent: round2(l.util(MEM) * 100.0),
+            })
+            .collect();
+        ClusterMetrics {
+            imbalance: round2(self.imbalance()),
+            max_cpu_percent: nodes.iter().map(|n| n.cpu_percent).fold(0.0, f64::max),
+            max_memory_percent: nodes.iter().map(|n| n.memory_percent).fold(0.0, f64::max),
+            nodes,
+        }
+    }
+
+    fn movable(&self, v: usize) -> bool {
+        self.snap.vms[v].running && !self.moved[v] && !self.recent[v]
+    }
+
+    /// Post-move utilization of `t` if `v` lands there, when that stays under the relief line.
+    fn under_line_after(&self, v: usize, t: usize) -> Option<f64> {
+        let n = &self.nodes[t];
+        let mut heat: f64 = 0.0;
+        for r in [CPU, MEM] {
+            let u = (n.load[r] + self.vm_load[v][r]) / n.cap[r].max(EPS);
+            if u > self.line[r] + EPS {
+                return None;
+            }
+            heat = heat.max(u / self.line[r]);
+        }
+        Some(heat)
+    }
+
+    fn heat_after(&self, v: usize, t: usize) -> f64 {
+        let n = &self.nodes[t];
+        [CPU, MEM]
+            .into_iter()
+            .map(|r| (n.load[r] + self.vm_load[v][r]) / n.cap[r].max(EPS) / self.line[r])
+            .fold(0.0, f64::max)
+    }
+
+    // ---- mandatory moves ----
+
+    fn mandatory(&mut self) {
+        let snap = self.snap;
+        let mut todo: Vec<(usize, MoveKind, String)> = Vec::new();
+        // Evacuations: biggest first, so they get the roomiest targets.
+        for (i, n) in snap.nodes.iter().enumerate() {
+            if !n.is_evacuating() {
+                continue;
+            }
+            let mut vms = self.node_vms[i].clone();
+            vms.sort_by(|a, b| snap.vms[*b].memory_mib.cmp(&snap.vms[*a].memory_mib).then(a.cmp(b)));
+            let why = match n.phase {
+                NodePhase::Draining => format!("{} is draining", n.name),
+                _ => format!("{} is in maintenance", n.name),
+            };
+            todo.extend(vms.into_iter().map(|v| (v, MoveKind::Evacuate, why.clone())));
+        }
+        // Placement-policy violations on Ready nodes.
+        let mut groups: HashMap<(usize, &str), Vec<usize>> = HashMap::new();
+        for (v, vm) in snap.vms.iter().enumerate() {
+            let Some(i) = self.vm_node[v] else { continue };
+            if !self.nodes[i].ready {
+                continue;
+            }
+            let n = &snap.nodes[i];
+            if vm.placement.excluded_nodes.contains(&n.id) {
+                todo.push((v, MoveKind::Constraint, format!("its placement policy excludes {}", n.name)));
+            } else if !vm.placement.required_nodes.is_empty() && !vm.placement.required_nodes.contains(&n.id) {
+                todo.push((v, MoveKind::Constraint, format!("{} is not one of its required nodes", n.name)));
+            } else if let Some(g) = vm.placement.anti_affinity_group.as_deref() {
+                groups.entry((i, g)).or_default().push(v);
+            }
+        }
+        let mut shared: Vec<_> = groups.into_iter().filter(|(_, vs)| vs.len() > 1).collect();
+        shared.sort_by_key(|((i, g), _)| (*i, g.to_string()));
+        for ((i, g), mut vs) in shared {
+            vs.sort_by(|a, b| snap.vms[*a].name.cmp(&snap.vms[*b].name));
+            let keeper = &snap.vms[vs[0]].name;
+            for &v in &vs[1..] {
+                let why = format!("it shares {} with {keeper} of anti-affinity group {g}", snap.nodes[i].name);
+                todo.push((v, MoveKind::Constraint, why));
+            }
+        }
+        for (v, kind, why) in todo {
+            let Some(s) = self.vm_node[v] else { continue };
+            match self.mandatory_target(v, s) {
+                Some(t) => self.do_move(v, s, t, kind, true, why),
+                None => {
+                    let req = PlacementRequest::for_vm(&snap.vms[v]);
+                    let cause = match place_with(snap, &self.occ, &req) {
+                        Err(e) => e.to_string(),
+                        Ok(_) => "No node fits".to_string(),
+                    };
+                    self.unmovable.push(UnmovableVm {
+                        vm: snap.vms[v].id,
+                        vm_name: snap.vms[v].name.clone(),
+                        node: snap.nodes[s].id,
+                        node_name: snap.nodes[s].name.clone(),
+                        reason: format!("{why}, but it cannot move: {cause}"),
+                    });
+                }
+            }
+        }
+    }
+
+    /// The node left least hot, preferring those that stay under the relief line; hard
+    /// constraints only (mandatory moves do not wait for budget).
+    fn mandatory_target(&self, v: usize, s: usize) -> Option<usize> {
+        let req = self.snap.vms[v].req();
+        let mut best: Option<(bool, f64, usize)> = None;
+        for t in 0..self.nodes.len() {
+            if t == s || !self.nodes[t].accepts || self.occ.check(self.snap, t, &req).is_some() {
+                continue;
+            }
+            let cand = (self.under_line_after(v, t).is_none(), self.heat_after(v, t), t);
+            if best.is_none_or(|b| (cand.0, cand.1) < (b.0, b.1)) {
+                best = Some(cand);
+            }
+        }
+        best.map(|b| b.2)
+    }
+
+    // ---- relief ----
+
+    /// The coolest few feasible targets under the relief line; the one left least hot.
+    fn relief_target(&self, v: usize, s: usize) -> Option<(usize, f64)> {
+        let req = self.snap.vms[v].req();
+        let mut best: Option<(usize, f64)> = None;
+        let mut found = 0;
+        for &(k, t) in &self.targets {
+            if f64::from_bits(k) >= 1.0 {
+                break; // this node and every later one is already at its relief line
+            }
+            if t == s || self.occ.check(self.snap, t, &req).is_some() {
+                continue;
+            }
+            let Some(h) = self.under_line_after(v, t) else { continue };
+            if best.is_none_or(|b| h < b.1) {
+                best = Some((t, h));
+            }
+            found += 1;
+            if found >= RELIEF_TARGETS {
+                break;
+            }
+        }
+        best
+    }
+
+    fn relieve(&mut self, s: usize) {
+        let hot_reason = {
+            let (n, l) = (&self.snap.nodes[s], &self.nodes[s]);
+            let mut parts = Vec::new();
+            if l.util(CPU) * 100.0 > self.cfg.threshold_cpu {
+                parts.push(format!("CPU {:.0}% > {:.0}%", l.util(CPU) * 100.0, self.cfg.threshold_cpu));
+            }
+            if l.util(MEM) * 100.0 > self.cfg.threshold_memory {
+                parts.push(format!("memory {:.0}% > {:.0}%", l.util(MEM) * 100.0, self.cfg.threshold_memory));
+            }
+            format!("{} is hot ({})", n.name, parts.join(", "))
+        };
+        while self.budget_left(s) {
+            let l = &self.nodes[s];
+            let excess = [CPU, MEM].map(|r| (l.load[r] - self.line[r] * l.cap[r]).max(0.0));
+            if excess.iter().all(|e| *e <= EPS * 1e3) {
+                break;
+            }
+            // (covers all, coverage, cost, vm, target)
+            let mut best: Option<(bool, f64, f64, usize, usize)> = None;
+            for &v in &self.node_vms[s] {
+                if !self.movable(v) {
+                    continue;
+                }
+                let lv = self.vm_load[v];
+                let mut coverage = 0.0;
+                let mut covers_all = true;
+                for r in [CPU, MEM] {
+                    if excess[r] > EPS {
+                        coverage += lv[r].min(excess[r]) / excess[r];
+                        covers_all &= lv[r] >= excess[r] - EPS;
+                    }
+                }
+                if coverage <= EPS {
+                    continue;
+                }
+                let cost = lv[MEM] + MOVE_OVERHEAD_MIB;
+                let better = match &best {
+                    None => true,
+                    Some(b) => match (covers_all, b.0) {
+                        (true, false) => true,
+                        (false, true) => false,
+                        (true, true) => cost < b.2,
+                        (false, false) => coverage > b.1 + EPS || ((coverage - b.1).abs() <= EPS && cost < b.2),
+                    },
+                };
+                if !better {
+                    continue;
+                }
+                if let Some((t, _)) = self.relief_target(v, s) {
+                    best = Some((covers_all, coverage, cost, v, t));
+                }
+            }
+            let Some((_, _, _, v, t)) = best else { break };
+            self.do_move(v, s, t, MoveKind::Relieve, false, hot_reason.clone());
+        }
+    }
+
+    // ---- balancing ----
+
+    /// Reduction of the capacity-weighted sum of squared utilizations, in squared
+    /// percentage points on a node of average size, CPU and memory averaged.
+    fn gain(&self, v: usize, s: usize, t: usize) -> f64 {
+        let (a, b) = (&self.nodes[s], &self.nodes[t]);
+        let mut g = 0.0;
+        for r in [CPU, MEM] {
+            let l = self.vm_load[v][r];
+            if l <= 0.0 || self.cap_sum[r] <= 0.0 {
+                continue;
+            }
+            // Δ(load²/cap) on each side; over the average capacity that is Δ(u²) on an
+            // average node.
+            let ds = l * (2.0 * a.load[r] - l) / a.cap[r].max(EPS);
+            let dt = l * (2.0 * b.load[r] + l) / b.cap[r].max(EPS);
+            let avg_cap = self.cap_sum[r] / self.ready_count as f64;
+            g += (ds - dt) / avg_cap * 1e4 / 2.0;
+        }
+        g
+    }
+
+    fn balance(&mut self, stop_at: f64, min_gain: f64) {
+        loop {
+            if self.imbalance() <= stop_at {
+                break;
+            }
+            let sources: Vec<usize> = self
+                .sources
+                .iter()
+                .rev()
+                .map(|&(_, i)| i)
+                .filter(|&i| self.node_vms[i].iter().any(|&v| self.movable(v)))
+                .take(BALANCE_SOURCES)
+                .collect();
+            let targets: Vec<usize> = self.targets.iter().map(|&(_, i)| i).take(BALANCE_TARGETS + 1).collect();
+            // (gain per cost, vm, source, target)
+            let mut best: Option<(f64, usize, usize, usize)> = None;
+            for &s in &sources {
+                for &v in &self.node_vms[s] {
+                    if !self.movable(v) {
+                        continue;
+                    }
+                    let req = self.snap.vms[v].req();
+                    let cost = self.vm_load[v][MEM] + MOVE_OVERHEAD_MIB;
+                    for &t in targets.iter().filter(|&&t| t != s).take(BALANCE_TARGETS) {
+                        let g = self.gain(v, s, t);
+                        if g < min_gain || best.is_some_and(|b| g / cost <= b.0) {
+                            continue;
+                        }
+                        if self.under_line_after(v, t).is_none() || self.occ.check(self.snap, t, &req).is_some() {
+                            continue;
+                        }
+                        best = Some((g / cost, v, s, t));
+                    }
+                }
+            }
+            let Some((_, v, s, t)) = best else { break };
+            let (a, b) = (&self.nodes[s], &self.nodes[t]);
+            let reason = format!(
+                "balance: {} at {:.0}% CPU / {:.0}% memory, {} at {:.0}% / {:.0}%; imbalance {:.1} points",
+                self.snap.nodes[s].name,
+                a.util(CPU) * 100.0,
+                a.util(MEM) * 100.0,
+                self.snap.nodes[t].name,
+                b.util(CPU) * 100.0,
+                b.util(MEM) * 100.0,
+                self.imbalance()
+            );
+            self.do_move(v, s, t, MoveKind::Balance, false, reason);
+        }
+    }
+
+    // ---- applying a move to the model ----
+
+    fn do_move(&mut self, v: usize, s: usize, t: usize, kind: MoveKind, mandatory: bool, reason: String) {
+        let vm = &self.snap.vms[v];
+        let l = self.vm_load[v];
+        let src = &self.nodes[s];
+        let source_percent = src.util(CPU).max(src.util(MEM)) * 100.0;
+        let impact = [CPU, MEM].map(|r| round2(l[r] / src.cap[r].max(EPS) * 100.0));
+        for (i, sign) in [(s, -1.0), (t, 1.0)] {
+            let ready = self.nodes[i].ready;
+            if ready {
+                self.add_sums(i, -1.0);
+            }
+            for r in [CPU, MEM] {
+                self.nodes[i].load[r] = (self.nodes[i].load[r] + sign * l[r]).max(0.0);
+            }
+            if ready {
+                self.add_sums(i, 1.0);
+            }
+        }
+        let group = vm.placement.anti_affinity_group.as_deref();
+        self.occ.remove(s, vm.cpu_cores, vm.memory_mib, group);
+        self.occ.add(t, vm.cpu_cores, vm.memory_mib, group);
+        self.node_vms[s].retain(|&x| x != v);
+        self.node_vms[t].push(v);
+        self.vm_node[v] = Some(t);
+        self.moved[v] = true;
+        self.used[s] += 1;
+        self.used[t] += 1;
+        self.index(s);
+        self.index(t);
+        let memory_mib = l[MEM].round() as u64;
+        let bw = self.cfg.migration_bandwidth_mib_per_second.max(1) as u64;
+        let estimated_duration_secs = if vm.running { memory_mib.div_ceil(bw) + 1 } else { 1 };
+        self.moves.push(PlannedMove {
+            vm: vm.id,
+            vm_name: vm.name.clone(),
+            source: self.snap.nodes[s].id,
+            source_name: self.snap.nodes[s].name.clone(),
+            target: self.snap.nodes[t].id,
+            target_name: self.snap.nodes[t].name.clone(),
+            kind,
+            priority: Priority::for_move(source_percent, mandatory),
+            mandatory,
+            reason,
+            impact_cpu: impact[CPU],
+            impact_memory: impact[MEM],
+            memory_mib,
+            estimated_duration_secs,
+        });
+    }
+}
+
+fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}

@@ -1,0 +1,350 @@
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use proptest::prelude::*;
+
+use super::*;
+use crate::model::{DrsConfig, NodeId, NodePhase, Priority};
+use crate::placement::testutil::*;
+use crate::placement::{ClusterSnapshot, NodeUsageSample};
+
+fn t0() -> DateTime<Utc> {
+    DateTime::<Utc>::from_timestamp(1_700_000_000, 0).unwrap()
+}
+
+fn cfg() -> DrsConfig {
+    DrsConfig { hysteresis_hold_count: 1, ..DrsConfig::default() }
+}
+
+fn run(s: &ClusterSnapshot, c: &DrsConfig) -> DrsPlan {
+    plan(s, c, &DrsState::default(), &MigrationHistory::default(), t0())
+}
+
+/// Three 16-core / 64 GiB nodes; `per_node[i]` VMs of 2 vCPU / 4 GiB, fully used, on node i.
+fn three_nodes(per_node: [usize; 3]) -> ClusterSnapshot {
+    let nodes = (0..3).map(|i| node(i, 16, 65536)).collect();
+    let mut vms = Vec::new();
+    for (n, &k) in per_node.iter().enumerate() {
+        for _ in 0..k {
+            let i = vms.len();
+            vms.push(vm(i, Some(n), 2, 4096));
+        }
+    }
+    snapshot(nodes, vms)
+}
+
+#[test]
+fn a_hot_node_is_relieved_without_making_another_hot() {
+    // node-0: 8 VMs x 2 cores = 16/16 cores busy (100 %); the others idle.
+    let s = three_nodes([8, 0, 0]);
+    let c = DrsConfig { max_concurrent_migrations_per_host: 10, ..cfg() };
+    let p = run(&s, &c);
+    assert_eq!(p.before.max_cpu_percent, 100.0);
+    // 100 % -> at most 75 % (80 - 5 margin) needs 2 VMs out; balancing then evens out further.
+    let relieve = p.moves.iter().filter(|m| m.kind == MoveKind::Relieve).count();
+    assert_eq!(relieve, 2, "{:#?}", p.moves);
+    assert!(p.moves.iter().all(|m| m.source == node_id(0)));
+    assert!(p.after.nodes.iter().all(|n| n.cpu_percent <= 75.0), "{:?}", p.after);
+    assert!(p.after.imbalance < p.before.imbalance);
+    let first = &p.moves[0];
+    assert_eq!(first.priority, Priority::Critical);
+    assert!(!first.mandatory);
+    assert_eq!(first.impact_cpu, 12.5);
+    assert_eq!(first.memory_mib, 4096);
+    assert_eq!(first.estimated_duration_secs, 6); // 4096 MiB at 1000 MiB/s, + 1 s
+    assert!(first.reason.contains("node-0 is hot (CPU 100% > 80%)"), "{}", first.reason);
+}
+
+#[test]
+fn concurrency_limit_bounds_non_mandatory_moves_per_host() {
+    let s = three_nodes([8, 0, 0]);
+    let p = run(&s, &cfg());
+    // Default: 2 per host per round, so node-0 sheds only 2 VMs this round.
+    assert_eq!(p.moves.len(), 2);
+}
+
+#[test]
+fn maintenance_is_evacuated_at_once_and_mandatory() {
+    let mut s = three_nodes([3, 0, 0]);
+    s.nodes[0].phase = NodePhase::Maintenance;
+    let c = DrsConfig { migration_threshold: 1, ..cfg() };
+    let p = run(&s, &c);
+    assert_eq!(p.moves.len(), 3, "every VM leaves, beyond the per-host budget");
+    for m in &p.moves {
+        assert!(m.mandatory);
+        assert_eq!(m.kind, MoveKind::Evacuate);
+        assert_eq!(m.priority, Priority::High);
+        assert_eq!(m.reason, "node-0 is in maintenance");
+        assert_ne!(m.target, node_id(0));
+    }
+    // Spread over both targets, not piled on one.
+    assert!(p.moves.iter().any(|m| m.target == node_id(1)));
+    assert!(p.moves.iter().any(|m| m.target == node_id(2)));
+}
+
+#[test]
+fn evacuation_that_fits_nowhere_is_reported() {
+    let mut s = three_nodes([1, 0, 0]);
+    s.nodes[0].phase = NodePhase::Draining;
+    s.nodes[1].schedulable = false;
+    s.nodes[2].phase = NodePhase::NotReady;
+    let p = run(&s, &cfg());
+    assert!(p.moves.is_empty());
+    assert_eq!(p.unmovable.len(), 1);
+    assert_eq!(
+        p.unmovable[0].reason,
+        "node-0 is draining, but it cannot move: No node fits: 1 not ready, 1 draining, 1 unschedulable"
+    );
+}
+
+#[test]
+fn placement_violations_are_mandatory_moves() {
+    let mut s = three_nodes([2, 1, 0]);
+    s.vms[0].placement.anti_affinity_group = Some("db".into());
+    s.vms[1].placement.anti_affinity_group = Some("db".into());
+    s.vms[2].placement.excluded_nodes = vec![node_id(1)];
+    let c = DrsConfig { migration_threshold: 1, ..cfg() };
+    let p = run(&s, &c);
+    assert_eq!(p.moves.len(), 2, "{:#?}", p.moves);
+    let excluded = p.moves.iter().find(|m| m.vm == vm_id(2)).unwrap();
+    assert_eq!(excluded.reason, "its placement policy excludes node-1");
+    let db = p.moves.iter().find(|m| m.vm == vm_id(1)).unwrap();
+    assert_eq!(db.reason, "it shares node-0 with vm-0 of anti-affinity group db");
+    assert!(p.moves.iter().all(|m| m.mandatory && m.kind == MoveKind::Constraint));
+    // vm-1 (db) must not land next to vm-0.
+    assert_ne!(db.target, node_id(0));
+}
+
+#[test]
+fn level_one_makes_no_load_moves_and_level_two_no_balancing() {
+    let s = three_nodes([8, 0, 0]);
+    let p = run(&s, &DrsConfig { migration_threshold: 1, ..cfg() });
+    assert!(p.moves.is_empty());
+    // 5 VMs: 62.5 % CPU, not hot but very uneven.
+    let s = three_nodes([5, 0, 0]);
+    let p = run(&s, &DrsConfig { migration_threshold: 2, ..cfg() });
+    assert!(p.moves.is_empty());
+    let p = run(&s, &DrsConfig { migration_threshold: 3, ..cfg() });
+    assert!(!p.moves.is_empty());
+    assert!(p.moves.iter().all(|m| m.kind == MoveKind::Balance && m.priority == Priority::Low));
+}
+
+#[test]
+fn hold_count_waits_for_a_condition_to_persist() {
+    let s = three_nodes([8, 0, 0]);
+    let c = DrsConfig { hysteresis_hold_count: 2, ..DrsConfig::default() };
+    let h = MigrationHistory::default();
+    let first = plan(&s, &c, &DrsState::default(), &h, t0());
+    assert!(first.moves.is_empty());
+    assert_eq!(first.state.hot_streak.get(&node_id(0)), Some(&1));
+    assert_eq!(first.state.imbalance_streak, 1);
+    let second = plan(&s, &c, &first.state, &h, t0());
+    assert!(!second.moves.is_empty());
+    // A node that cooled down resets its streak.
+    let cool = three_nodes([3, 3, 2]);
+    let p = plan(&cool, &c, &second.state, &h, t0());
+    assert!(p.state.hot_streak.is_empty());
+}
+
+#[test]
+fn recently_moved_vms_stay_put_unless_mandatory() {
+    let s = three_nodes([8, 0, 0]);
+    let mut h = MigrationHistory::default();
+    for v in &s.vms {
+        h.record(v.id, node_id(1), node_id(0), t0() - chrono::Duration::minutes(10));
+    }
+    let p = plan(&s, &cfg(), &DrsState::default(), &h, t0());
+    assert!(p.moves.is_empty(), "{:#?}", p.moves);
+    // After the window they may move again.
+    let later = t0() + chrono::Duration::hours(1);
+    assert!(!plan(&s, &cfg(), &DrsState::default(), &h, later).moves.is_empty());
+    // Maintenance overrides it.
+    let mut m = s.clone();
+    m.nodes[0].phase = NodePhase::Maintenance;
+    assert_eq!(plan(&m, &cfg(), &DrsState::default(), &h, t0()).moves.len(), 8);
+}
+
+#[test]
+fn one_vm_too_big_to_move_usefully_stays() {
+    // node-0 runs one 14-core VM at full use (87.5 %); moving it would only make node-1 hot.
+    let nodes = vec![node(0, 16, 65536), node(1, 16, 65536)];
+    let s = snapshot(nodes, vec![vm(0, Some(0), 14, 8192)]);
+    let p = run(&s, &DrsConfig { migration_threshold: 5, ..cfg() });
+    assert!(p.moves.is_empty(), "{:#?}", p.moves);
+    assert_eq!(p.before, p.after);
+}
+
+#[test]
+fn node_reported_usage_counts_as_fixed_overhead() {
+    let mut s = three_nodes([2, 0, 0]);
+    // The node reports 90 % CPU, only 25 % of which its VMs explain.
+    s.nodes[0].usage = Some(NodeUsageSample { cpu_percent: 90.0, memory_used_mib: 8192 });
+    let p = run(&s, &DrsConfig { max_concurrent_migrations_per_host: 10, ..cfg() });
+    assert_eq!(p.before.nodes[0].cpu_percent, 90.0);
+    // Both VMs leave, but 65 % stays: that load cannot be moved.
+    assert_eq!(p.moves.len(), 2);
+    assert_eq!(p.after.nodes[0].cpu_percent, 65.0);
+    let mut applied = s.clone();
+    p.apply(&mut applied);
+    assert_eq!(applied.nodes[0].usage.unwrap().cpu_percent, 65.0);
+}
+
+#[test]
+fn recommendation_carries_the_move() {
+    let s = three_nodes([8, 0, 0]);
+    let p = run(&s, &cfg());
+    let id = crate::model::RecommendationId::new();
+    let r = p.moves[0].to_recommendation(id, t0());
+    assert_eq!(r.id, id);
+    assert_eq!(r.vm_id, p.moves[0].vm);
+    assert_eq!(r.status, crate::model::RecommendationStatus::Pending);
+    assert_eq!(r.source_node_name, "node-0");
+    assert_eq!(r.estimated_duration_human(), "6s");
+}
+
+// ---- properties ----
+
+#[derive(Debug, Clone)]
+struct Case {
+    snap: ClusterSnapshot,
+    level: u8,
+    budget: u32,
+}
+
+fn arb_case() -> impl Strategy<Value = Case> {
+    let nodes = prop::collection::vec((4u32..33, 8u64..129, 0u8..12), 2..7);
+    let vms = prop::collection::vec((1u32..9, 1u64..17, 5u8..101, 0u8..8, 0u8..100), 0..36);
+    (nodes, vms, 1u8..6, 1u32..4).prop_map(|(nodes, vms, level, budget)| {
+        let n = nodes.len();
+        let nodes: Vec<_> = nodes
+            .into_iter()
+            .enumerate()
+            .map(|(i, (c, m, ph))| {
+                let mut nd = node(i, c, m * 1024);
+                nd.cpu_overcommit = 2.0;
+                nd.phase = match ph {
+                    0 => NodePhase::Maintenance,
+                    1 => NodePhase::NotReady,
+                    _ => NodePhase::Ready,
+                };
+                nd.schedulable = ph != 2;
+                nd
+            })
+            .collect();
+        let mut snap = snapshot(nodes, vec![]);
+        for (i, (c, m, use_pct, kind, at)) in vms.into_iter().enumerate() {
+            let mut v = with_usage(vm(i, None, c, m * 1024), use_pct as f64, m * 1024 * use_pct as u64 / 100);
+            match kind {
+                0 => v.placement.anti_affinity_group = Some("a".into()),
+                1 => v.placement.anti_affinity_group = Some("b".into()),
+                2 => v.placement.excluded_nodes = vec![node_id(i % n)],
+                3 => v.placement.required_nodes = vec![node_id(i % n), node_id((i + 1) % n)],
+                4 => v.running = false,
+                _ => {}
+            }
+            // Assign where it fits by allocation (possibly breaking its policy, which DRS fixes).
+            let target = at as usize % n;
+            let occ = crate::placement::Occupancy::new(&snap, &[]);
+            let nd = &snap.nodes[target];
+            if occ.cpu[target] + c as f64 <= nd.cpu_limit() && occ.memory[target] + v.memory_mib as f64 <= nd.memory_limit_mib()
+            {
+                v.node = Some(nd.id);
+                snap.vms.push(v);
+            }
+        }
+        Case { snap, level, budget }
+    })
+}
+
+fn check_plan(case: &Case, c: &DrsConfig, p: &DrsPlan) -> Result<(), TestCaseError> {
+    let s = &case.snap;
+    let mut after = s.clone();
+    p.apply(&mut after);
+    let occ = crate::placement::Occupancy::new(&after, &[]);
+    let mut seen = std::collections::HashSet::new();
+    let mut touches: HashMap<NodeId, u32> = HashMap::new();
+    let line = [c.threshold_cpu - c.hysteresis_margin, c.threshold_memory - c.hysteresis_margin];
+    for m in &p.moves {
+        prop_assert!(seen.insert(m.vm), "{} moved twice", m.vm_name);
+        let vm = s.vm(m.vm).unwrap();
+        prop_assert_eq!(vm.node, Some(m.source));
+        prop_assert!(vm.running || m.mandatory, "stopped VM moved for load");
+        let ti = occ.index[&m.target];
+        let t = &after.nodes[ti];
+        prop_assert!(t.accepts_vms());
+        prop_assert!(occ.cpu[ti] <= t.cpu_limit() + 1e-6, "{} over CPU allocation", t.name);
+        prop_assert!(occ.memory[ti] <= t.memory_limit_mib() + 1e-6, "{} over memory allocation", t.name);
+        prop_assert!(!vm.placement.excluded_nodes.contains(&m.target));
+        prop_assert!(vm.placement.required_nodes.is_empty() || vm.placement.required_nodes.contains(&m.target));
+        if let Some(g) = &vm.placement.anti_affinity_group {
+            prop_assert_eq!(occ.group_count(g, ti), 1, "group {} doubled on {}", g, t.name);
+        }
+        if !m.mandatory {
+            *touches.entry(m.source).or_default() += 1;
+            *touches.entry(m.target).or_default() += 1;
+            let tm = &p.after.nodes[ti];
+            prop_assert!(tm.cpu_percent <= line[0] + 0.01 && tm.memory_percent <= line[1] + 0.01, "{:?} made hot", tm);
+        }
+    }
+    for (n, k) in touches {
+        prop_assert!(k <= case.budget, "{} non-mandatory moves on {}", k, n);
+    }
+    // `after` is what the snapshot looks like once applied.
+    let again = plan(&after, &DrsConfig { migration_threshold: 1, ..c.clone() }, &DrsState::default(), &MigrationHistory::default(), t0());
+    let close = |a: f64, b: f64| (a - b).abs() <= 0.02;
+    prop_assert!(close(again.before.imbalance, p.after.imbalance));
+    for (a, b) in again.before.nodes.iter().zip(&p.after.nodes) {
+        prop_assert!(close(a.cpu_percent, b.cpu_percent) && close(a.memory_percent, b.memory_percent), "{:?} vs {:?}", a, b);
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    #[test]
+    fn plans_keep_capacity_constraints_and_budgets(case in arb_case()) {
+        let c = DrsConfig {
+            migration_threshold: case.level,
+            max_concurrent_migrations_per_host: case.budget,
+            hysteresis_hold_count: 1,
+            ..DrsConfig::default()
+        };
+        let p = run(&case.snap, &c);
+        check_plan(&case, &c, &p)?;
+    }
+
+    #[test]
+    fn plans_converge(case in arb_case()) {
+        let c = DrsConfig {
+            migration_threshold: case.level,
+            max_concurrent_migrations_per_host: case.budget,
+            hysteresis_hold_count: 1,
+            ..DrsConfig::default()
+        };
+        let mut snap = case.snap.clone();
+        let mut state = DrsState::default();
+        let mut history = MigrationHistory::default();
+        let mut rounds = 0;
+        loop {
+            let p = plan(&snap, &c, &state, &history, t0());
+            if p.moves.is_empty() {
+                break;
+            }
+            rounds += 1;
+            prop_assert!(rounds <= 40, "no convergence after 40 rounds");
+            check_plan(&Case { snap: snap.clone(), ..case.clone() }, &c, &p)?;
+            for m in &p.moves {
+                history.record(m.vm, m.source, m.target, t0());
+            }
+            p.apply(&mut snap);
+            state = p.state;
+        }
+        // Stationary from here on.
+        for _ in 0..3 {
+            let p = plan(&snap, &c, &state, &history, t0());
+            prop_assert!(p.moves.is_empty());
+            state = p.state;
+        }
+    }
+}

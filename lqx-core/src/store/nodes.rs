@@ -1,0 +1,90 @@
+//! Node records.
+
+use super::{Store, StoreError, is_unique_violation, millis};
+use crate::model::{Node, NodeId};
+use crate::{Error, Result};
+
+impl Store {
+    pub async fn create_node(&self, node: &Node) -> Result<()> {
+        let r = sqlx::query(
+            "INSERT INTO nodes (id, name, phase, data, resource_version, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(node.id.to_string())
+        .bind(&node.name)
+        .bind(node.phase.as_str())
+        .bind(serde_json::to_string(node).map_err(StoreError::from)?)
+        .bind(node.resource_version as i64)
+        .bind(millis(node.created_at))
+        .execute(&self.pool)
+        .await;
+        match r {
+            Ok(_) => Ok(()),
+            Err(e) if is_unique_violation(&e) => Err(Error::already_exists("node", &node.name)),
+            Err(e) => Err(StoreError::from(e).into()),
+        }
+    }
+
+    pub async fn get_node(&self, id: NodeId) -> Result<Node> {
+        self.find_node("id = $1", &id.to_string()).await?.ok_or_else(|| Error::not_found("node", id))
+    }
+
+    /// Looks a node up by id or name.
+    pub async fn resolve_node(&self, id_or_name: &str) -> Result<Node> {
+        if let Ok(id) = id_or_name.parse::<NodeId>() {
+            if let Some(n) = self.find_node("id = $1", &id.to_string()).await? {
+                return Ok(n);
+            }
+        }
+        self.find_node("name = $1", id_or_name).await?.ok_or_else(|| Error::not_found("node", id_or_name))
+    }
+
+    async fn find_node(&self, cond: &str, a: &str) -> Result<Option<Node>> {
+        let sql = format!("SELECT data FROM nodes WHERE {cond}");
+        let row: Option<(String,)> =
+            sqlx::query_as(&sql).bind(a).fetch_optional(&self.pool).await.map_err(StoreError::from)?;
+        Ok(row.map(|(d,)| serde_json::from_str(&d)).transpose().map_err(StoreError::from)?)
+    }
+
+    /// Conditional write, as for VMs.
+    pub async fn update_node(&self, node: &Node) -> Result<Node> {
+        let mut next = node.clone();
+        next.resource_version += 1;
+        let r = sqlx::query(
+            "UPDATE nodes SET phase = $1, data = $2, resource_version = $3 WHERE id = $4 AND resource_version = $5",
+        )
+        .bind(next.phase.as_str())
+        .bind(serde_json::to_string(&next).map_err(StoreError::from)?)
+        .bind(next.resource_version as i64)
+        .bind(node.id.to_string())
+        .bind(node.resource_version as i64)
+        .execute(&self.pool)
+        .await
+        .map_err(StoreError::from)?;
+        if r.rows_affected() == 0 {
+            self.get_node(node.id).await?;
+            return Err(Error::aborted(format!("node {} was changed concurrently; read it again and retry", node.name)));
+        }
+        Ok(next)
+    }
+
+    pub async fn delete_node(&self, id: NodeId) -> Result<()> {
+        let r = sqlx::query("DELETE FROM nodes WHERE id = $1")
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await
+            .map_err(StoreError::from)?;
+        if r.rows_affected() == 0 {
+            return Err(Error::not_found("node", id));
+        }
+        Ok(())
+    }
+
+    /// Every node, ordered by name.
+    pub async fn all_nodes(&self) -> Result<Vec<Node>> {
+        let rows: Vec<(String,)> = sqlx::query_as("SELECT data FROM nodes ORDER BY name")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::from)?;
+        Ok(rows.iter().map(|(d,)| serde_json::from_str(d)).collect::<Result<_, _>>().map_err(StoreError::from)?)
+    }
+}

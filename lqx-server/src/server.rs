@@ -1,0 +1,303 @@
+//! Serving: one listener for gRPC (HTTP/2) and Connect JSON (HTTP/1.1 or 2), with TLS when
+//! configured, limits on message size, concurrency and request time, `/metrics`, and
+//! graceful shutdown.
+
+use crate::config::Config;
+use crate::gateway;
+use crate::metrics::Metrics;
+use crate::services::{node::NodeApi, vm::VmApi};
+use axum::body::Body;
+use bytes::Bytes;
+use http::{Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Limited};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use lqx_core::api::compute::v1::{node_service_server::NodeServiceServer, vm_service_server::VmServiceServer};
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tonic::Code;
+use tower::ServiceExt;
+
+/// Everything a request needs, shared by all connections.
+pub struct Api {
+    pub config: Config,
+    pub vm: Arc<VmApi>,
+    pub node: Arc<NodeApi>,
+    pub grpc: axum::Router,
+    pub metrics: Metrics,
+    unary_permits: Semaphore,
+    stream_permits: Arc<Semaphore>,
+}
+
+impl Api {
+    pub fn new(config: Config, vm: Arc<VmApi>, node: Arc<NodeApi>) -> anyhow::Result<Arc<Api>> {
+        let max = config.limits.max_message_bytes;
+        let (health_reporter, health) = tonic_health::server::health_reporter();
+        let reflection = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(lqx_core::api::FILE_DESCRIPTOR_SET)
+            .build_v1()?;
+        let routes = tonic::service::Routes::new(health)
+            .add_service(reflection)
+            .add_service(
+                VmServiceServer::from_arc(vm.clone()).max_decoding_message_size(max).max_encoding_message_size(max),
+            )
+            .add_service(
+                NodeServiceServer::from_arc(node.clone()).max_decoding_message_size(max).max_encoding_message_size(max),
+            );
+        tokio::spawn(async move {
+            health_reporter.set_serving::<VmServiceServer<VmApi>>().await;
+            health_reporter.set_serving::<NodeServiceServer<NodeApi>>().await;
+        });
+        Ok(Arc::new(Api {
+            unary_permits: Semaphore::new(config.limits.max_concurrent_requests),
+            stream_permits: Arc::new(Semaphore::new(config.limits.max_streams)),
+            config,
+            vm,
+            node,
+            grpc: routes.prepare().into_axum_router(),
+            metrics: Metrics::default(),
+        }))
+    }
+
+    /// Handles one HTTP request of either protocol.
+    pub async fn handle(self: Arc<Self>, req: Request<hyper::body::Incoming>) -> Result<Response<Body>, Infallible> {
+        let path = req.uri().path().to_string();
+        if req.method() == http::Method::GET {
+            return Ok(match path.as_str() {
+                "/metrics" => text(StatusCode::OK, self.metrics.render()),
+                "/healthz" => text(StatusCode::OK, "ok\n".into()),
+                _ => text(StatusCode::NOT_FOUND, "not found\n".into()),
+            });
+        }
+        let content_type =
+            req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+        let grpc = content_type.starts_with("application/grpc");
+        let streaming = is_streaming(&path);
+        let started = Instant::now();
+        self.metrics.start();
+
+        // Concurrency limits: refuse rather than queue without bound.
+        let permit = if streaming {
+            self.stream_permits.clone().try_acquire_owned().map(Some).map_err(|_| ())
+        } else {
+            self.unary_permits.try_acquire().map(|p| {
+                p.forget();
+                None
+            })
+            .map_err(|_| ())
+        };
+        let unary_permit = matches!(permit, Ok(None));
+        let resp = match permit {
+            Err(()) => {
+                let msg = "server is at its concurrency limit, retry shortly";
+                if grpc { grpc_error(Code::Unavailable, msg) } else { gateway::error(Code::Unavailable, msg) }
+            }
+            Ok(stream_permit) => {
+                let fut = self.clone().dispatch(req, &path, &content_type, grpc);
+                let resp = if streaming {
+                    fut.await
+                } else {
+                    match tokio::time::timeout(self.config.limits.request_timeout, fut).await {
+                        Ok(r) => r,
+                        Err(_) => {
+                            let msg = "request timed out";
+                            if grpc { grpc_error(Code::DeadlineExceeded, msg) } else { gateway::error(Code::DeadlineExceeded, msg) }
+                        }
+                    }
+                };
+                drop(stream_permit);
+                resp
+            }
+        };
+        if unary_permit {
+            self.unary_permits.add_permits(1);
+        }
+        self.metrics.finish(&path, result_code(&resp, grpc), started.elapsed());
+        Ok(resp)
+    }
+
+    async fn dispatch(self: Arc<Self>, req: Request<hyper::body::Incoming>, path: &str, content_type: &str, grpc: bool) -> Response<Body> {
+        if grpc {
+            return match self.grpc.clone().oneshot(req.map(Body::new)).await {
+                Ok(r) => r,
+                Err(e) => match e {},
+            };
+        }
+        let json = content_type.is_empty()
+            || content_type.starts_with("application/json")
+            || content_type.starts_with("application/proto+json");
+        if !json {
+            return gateway::unsupported_media_type(content_type);
+        }
+        if req.method() != http::Method::POST {
+            return gateway::error(Code::Unimplemented, "Connect unary calls use POST");
+        }
+        let (parts, body) = req.into_parts();
+        let body = match Limited::new(body, self.config.limits.max_message_bytes).collect().await {
+            Ok(b) => b.to_bytes(),
+            Err(_) => {
+                let msg = format!("request body is larger than {} bytes", self.config.limits.max_message_bytes);
+                return gateway::error(Code::ResourceExhausted, &msg);
+            }
+        };
+        let resp = self.connect(path, body, parts.extensions).await;
+        // The response limit applies to Connect as it does to gRPC.
+        resp.unwrap_or_else(|| gateway::error(Code::Unimplemented, &format!("no such method {path}")))
+    }
+
+    async fn connect(&self, path: &str, body: Bytes, ext: http::Extensions) -> Option<Response<Body>> {
+        use lqx_core::api::compute::v1::{node_service_server::NodeService, vm_service_server::VmService};
+        let (service, method) = path.trim_start_matches('/').split_once('/')?;
+        match service {
+            "limiquantix.compute.v1.VMService" => crate::connect_routes!(method, body, ext, self.vm, VmService, {
+                "CreateVM" => create_vm, "GetVM" => get_vm, "ListVMs" => list_v_ms, "UpdateVM" => update_vm,
+                "DeleteVM" => delete_vm, "StartVM" => start_vm, "StopVM" => stop_vm, "RebootVM" => reboot_vm,
+                "MigrateVM" => migrate_vm,
+            }),
+            "limiquantix.compute.v1.NodeService" => crate::connect_routes!(method, body, ext, self.node, NodeService, {
+                "GetNode" => get_node, "ListNodes" => list_nodes, "EnableNode" => enable_node,
+                "DisableNode" => disable_node, "EnterMaintenance" => enter_maintenance,
+                "ExitMaintenance" => exit_maintenance, "CreateJoinToken" => create_join_token,
+                "DeleteNode" => delete_node,
+            }),
+            _ => None,
+        }
+    }
+}
+
+fn is_streaming(path: &str) -> bool {
+    let method = path.rsplit('/').next().unwrap_or("");
+    method.starts_with("Watch") || method == "Subscribe" || path.starts_with("/grpc.reflection.")
+        || path == "/grpc.health.v1.Health/Watch"
+}
+
+fn text(status: StatusCode, body: String) -> Response<Body> {
+    let mut r = Response::new(Body::from(body));
+    *r.status_mut() = status;
+    r.headers_mut().insert(header::CONTENT_TYPE, http::HeaderValue::from_static("text/plain; version=0.0.4"));
+    r
+}
+
+/// A trailers-only gRPC error response.
+pub fn grpc_error(code: Code, message: &str) -> Response<Body> {
+    let status = tonic::Status::new(code, message);
+    let mut r = Response::new(Body::empty());
+    r.headers_mut().insert(header::CONTENT_TYPE, http::HeaderValue::from_static("application/grpc"));
+    let _ = status.add_header(r.headers_mut());
+    r
+}
+
+fn result_code(resp: &Response<Body>, grpc: bool) -> &'static str {
+    if grpc {
+        // Errors are trailers-only (grpc-status in the headers); success sends it later.
+        match resp.headers().get("grpc-status").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<i32>().ok()) {
+            Some(c) => crate::status::connect_code(Code::from_i32(c)),
+            None => "ok",
+        }
+    } else {
+        match resp.status() {
+            StatusCode::OK => "ok",
+            StatusCode::BAD_REQUEST => "invalid_argument",
+            StatusCode::UNAUTHORIZED => "unauthenticated",
+            StatusCode::FORBIDDEN => "permission_denied",
+            StatusCode::NOT_FOUND => "not_found",
+            StatusCode::CONFLICT => "conflict",
+            StatusCode::PRECONDITION_FAILED => "failed_precondition",
+            StatusCode::TOO_MANY_REQUESTS => "resource_exhausted",
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+            StatusCode::SERVICE_UNAVAILABLE => "unavailable",
+            StatusCode::GATEWAY_TIMEOUT => "deadline_exceeded",
+            _ => "internal",
+        }
+    }
+}
+
+/// Accepts connections until `shutdown` resolves, then lets open requests finish.
+pub async fn serve(
+    api: Arc<Api>,
+    listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let builder = auto::Builder::new(TokioExecutor::new());
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer): (tokio::net::TcpStream, SocketAddr) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let api = api.clone();
+        let svc = hyper::service::service_fn(move |mut req: Request<hyper::body::Incoming>| {
+            req.extensions_mut().insert(ClientAddr(peer));
+            api.clone().handle(req)
+        });
+        match &tls {
+            None => {
+                let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
+                let conn = graceful.watch(conn.into_owned());
+                tokio::spawn(async move {
+                    let _ = conn.await;
+                });
+            }
+            Some(acceptor) => {
+                let acceptor = acceptor.clone();
+                let builder = builder.clone();
+                let watcher = graceful.watcher();
+                tokio::spawn(async move {
+                    match tokio::time::timeout(std::time::Duration::from_secs(10), acceptor.accept(stream)).await {
+                        Ok(Ok(tls)) => {
+                            let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls), svc);
+                            let _ = watcher.watch(conn.into_owned()).await;
+                        }
+                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                    }
+                });
+            }
+        }
+    }
+    tracing::info!("shutting down: waiting for open requests");
+    tokio::select! {
+        _ = graceful.shutdown() => {}
+        _ = tokio::time::sleep(std::time::Duration::from_secs(30)) => tracing::warn!("open requests did not finish in 30 s"),
+    }
+    Ok(())
+}
+
+/// The client's address, for audit and throttling.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub SocketAddr);
+
+/// A TLS acceptor from PEM files, offering HTTP/2 (gRPC) and HTTP/1.1 (Connect).
+pub fn tls_acceptor(cert: &std::path::Path, key: &std::path::Path) -> anyhow::Result<tokio_rustls::TlsAcceptor> {
+    use anyhow::Context;
+    let certs = rustls_pemfile::certs(&mut std::io::BufReader::new(
+        std::fs::File::open(cert).with_context(|| format!("opening {}", cert.display()))?,
+    ))
+    .collect::<Result<Vec<_>, _>>()
+    .with_context(|| format!("reading certificates from {}", cert.display()))?;
+    let key = rustls_pemfile::private_key(&mut std::io::BufReader::new(
+        std::fs::File::open(key).with_context(|| format!("opening {}", key.display()))?,
+    ))?
+    .with_context(|| format!("no private key in {}", key.display()))?;
+    let mut cfg = tokio_rustls::rustls::ServerConfig::builder_with_provider(Arc::new(
+        tokio_rustls::rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_no_client_auth()
+    .with_single_cert(certs, key)?;
+    cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(cfg)))
+}

@@ -1,0 +1,111 @@
+//! limiquantix.compute.v1.NodeService
+
+use super::{Stream, st};
+use lqx_core::api::compute::v1::{self as pb, node_service_server::NodeService};
+use lqx_core::api::convert;
+use lqx_core::compute::Compute;
+use lqx_core::model::Node;
+use lqx_core::{Error, Result};
+use tonic::{Request, Response, Status};
+
+pub struct NodeApi {
+    pub compute: Compute,
+}
+
+impl NodeApi {
+    async fn out(&self, nodes: &[Node]) -> Result<Vec<pb::Node>> {
+        let alloc = self.compute.allocations().await?;
+        Ok(nodes
+            .iter()
+            .map(|n| {
+                let health = self.compute.health_of(n);
+                convert::node_out(n, alloc.get(&n.id).copied().unwrap_or_default(), &health)
+            })
+            .collect())
+    }
+
+    async fn one(&self, n: Node) -> Result<Response<pb::Node>, Status> {
+        let mut v = self.out(std::slice::from_ref(&n)).await.map_err(st)?;
+        Ok(Response::new(v.remove(0)))
+    }
+}
+
+#[tonic::async_trait]
+impl NodeService for NodeApi {
+    async fn get_node(&self, req: Request<pb::GetNodeRequest>) -> Result<Response<pb::Node>, Status> {
+        let n = self.compute.get_node(&req.into_inner().id).await.map_err(st)?;
+        self.one(n).await
+    }
+
+    async fn list_nodes(&self, req: Request<pb::ListNodesRequest>) -> Result<Response<pb::ListNodesResponse>, Status> {
+        let r = req.into_inner();
+        let phase = convert::node_phase_in("phase", r.phase).map_err(st)?;
+        let labels = convert::labels_in(&r.labels);
+        let mut nodes: Vec<Node> = self
+            .compute
+            .list_nodes()
+            .await
+            .map_err(st)?
+            .into_iter()
+            .filter(|n| phase.is_none_or(|p| n.phase == p))
+            .filter(|n| labels.iter().all(|(k, v)| n.labels.get(k) == Some(v)))
+            .collect();
+        // Nodes are few (hundreds): page in memory over the name order.
+        if !r.page_token.is_empty() {
+            nodes.retain(|n| n.name.as_str() > r.page_token.as_str());
+        }
+        let size = if r.page_size == 0 { 500 } else { r.page_size.min(1000) } as usize;
+        let next_page_token = if nodes.len() > size { nodes[size - 1].name.clone() } else { String::new() };
+        nodes.truncate(size);
+        Ok(Response::new(pb::ListNodesResponse { nodes: self.out(&nodes).await.map_err(st)?, next_page_token }))
+    }
+
+    async fn enable_node(&self, req: Request<pb::NodeRequest>) -> Result<Response<pb::Node>, Status> {
+        let n = self.compute.enable_node(&req.into_inner().id).await.map_err(st)?;
+        self.one(n).await
+    }
+
+    async fn disable_node(&self, req: Request<pb::NodeRequest>) -> Result<Response<pb::Node>, Status> {
+        let n = self.compute.disable_node(&req.into_inner().id).await.map_err(st)?;
+        self.one(n).await
+    }
+
+    async fn enter_maintenance(&self, req: Request<pb::EnterMaintenanceRequest>) -> Result<Response<pb::Node>, Status> {
+        let r = req.into_inner();
+        let n = self.compute.enter_maintenance(&r.id, r.evacuate).await.map_err(st)?;
+        self.one(n).await
+    }
+
+    async fn exit_maintenance(&self, req: Request<pb::NodeRequest>) -> Result<Response<pb::Node>, Status> {
+        let n = self.compute.exit_maintenance(&req.into_inner().id).await.map_err(st)?;
+        self.one(n).await
+    }
+
+    async fn create_join_token(
+        &self,
+        req: Request<pb::CreateJoinTokenRequest>,
+    ) -> Result<Response<pb::CreateJoinTokenResponse>, Status> {
+        let r = req.into_inner();
+        let (token, expires) = self.compute.create_join_token(r.ttl_seconds, &r.node_name).await.map_err(st)?;
+        Ok(Response::new(pb::CreateJoinTokenResponse { token, expires_at: Some(convert::timestamp(expires)) }))
+    }
+
+    async fn delete_node(&self, req: Request<pb::DeleteNodeRequest>) -> Result<Response<pb::DeleteNodeResponse>, Status> {
+        let r = req.into_inner();
+        if r.id.is_empty() {
+            return Err(st(Error::invalid("id", "is required")));
+        }
+        let id = self.compute.delete_node(&r.id, r.force).await.map_err(st)?;
+        Ok(Response::new(pb::DeleteNodeResponse { id: id.to_string() }))
+    }
+
+    type WatchNodeStream = Stream<pb::NodeEvent>;
+    async fn watch_node(&self, req: Request<pb::WatchNodeRequest>) -> Result<Response<Self::WatchNodeStream>, Status> {
+        crate::watch::watch_node(&self.compute, req.into_inner()).await
+    }
+
+    type WatchNodesStream = Stream<pb::NodeEvent>;
+    async fn watch_nodes(&self, req: Request<pb::WatchNodesRequest>) -> Result<Response<Self::WatchNodesStream>, Status> {
+        crate::watch::watch_nodes(&self.compute, req.into_inner()).await
+    }
+}

@@ -1,0 +1,178 @@
+//! limiquantix.compute.v1.VMService
+
+use super::{Stream, project, request_id, st};
+use lqx_core::api::compute::v1::{self as pb, vm_service_server::VmService};
+use lqx_core::api::convert;
+use lqx_core::compute::{Compute, CreateVm, VmUpdate};
+use lqx_core::model::{Node, NodeId};
+use lqx_core::store::VmFilter;
+use lqx_core::{Error, Result};
+use std::collections::HashMap;
+use std::time::Duration;
+use tonic::{Request, Response, Status};
+
+pub struct VmApi {
+    pub compute: Compute,
+}
+
+impl VmApi {
+    async fn node_names(&self) -> Result<HashMap<NodeId, String>> {
+        Ok(self.compute.store.all_nodes().await?.into_iter().map(|n: Node| (n.id, n.name)).collect())
+    }
+
+    async fn out(&self, vm: &lqx_core::model::Vm) -> Result<pb::Vm> {
+        let names = self.node_names().await?;
+        Ok(convert::vm_out(vm, &|id| names.get(&id).cloned().unwrap_or_default()))
+    }
+
+    async fn resolver(&self) -> Result<impl Fn(&str) -> Option<NodeId>> {
+        let nodes = self.compute.store.all_nodes().await?;
+        Ok(move |s: &str| nodes.iter().find(|n| n.name == s || n.id.to_string() == s).map(|n| n.id))
+    }
+}
+
+#[tonic::async_trait]
+impl VmService for VmApi {
+    async fn create_vm(&self, req: Request<pb::CreateVmRequest>) -> Result<Response<pb::Vm>, Status> {
+        let r = req.into_inner();
+        let resolve = self.resolver().await.map_err(st)?;
+        let node = match r.node.as_str() {
+            "" => None,
+            n => Some(resolve(n).ok_or_else(|| st(Error::not_found("node", n)))?),
+        };
+        let create = CreateVm {
+            name: r.name,
+            project_id: project(&r.project_id)?,
+            description: r.description,
+            labels: convert::labels_in(&r.labels),
+            spec: convert::vm_spec_in(r.spec.as_ref(), &resolve).map_err(st)?,
+            node,
+            start: r.start,
+            request_id: request_id(&r.request_id)?,
+        };
+        let vm = self.compute.create_vm(create).await.map_err(st)?;
+        Ok(Response::new(self.out(&vm).await.map_err(st)?))
+    }
+
+    async fn get_vm(&self, req: Request<pb::GetVmRequest>) -> Result<Response<pb::Vm>, Status> {
+        let r = req.into_inner();
+        let vm = self.compute.get_vm(&r.id, project(&r.project_id)?).await.map_err(st)?;
+        Ok(Response::new(self.out(&vm).await.map_err(st)?))
+    }
+
+    async fn list_v_ms(&self, req: Request<pb::ListVMsRequest>) -> Result<Response<pb::ListVMsResponse>, Status> {
+        let r = req.into_inner();
+        let names = self.node_names().await.map_err(st)?;
+        let node_id = match r.node.as_str() {
+            "" => None,
+            n => Some(
+                names
+                    .iter()
+                    .find(|(id, name)| *name == n || id.to_string() == n)
+                    .map(|(id, _)| *id)
+                    .ok_or_else(|| st(Error::not_found("node", n)))?,
+            ),
+        };
+        let filter = VmFilter {
+            project_id: if r.project_id.is_empty() { None } else { Some(project(&r.project_id)?) },
+            node_id,
+            state: convert::vm_state_in("state", r.state).map_err(st)?,
+            labels: convert::labels_in(&r.labels),
+            name_prefix: (!r.name_prefix.is_empty()).then_some(r.name_prefix),
+        };
+        let page = self.compute.list_vms(&filter, r.page_size, &r.page_token).await.map_err(st)?;
+        let name = |id: NodeId| names.get(&id).cloned().unwrap_or_default();
+        Ok(Response::new(pb::ListVMsResponse {
+            vms: page.vms.iter().map(|v| convert::vm_out(v, &name)).collect(),
+            next_page_token: page.next_page_token,
+            total_count: page.total_count,
+        }))
+    }
+
+    async fn update_vm(&self, req: Request<pb::UpdateVmRequest>) -> Result<Response<pb::Vm>, Status> {
+        let r = req.into_inner();
+        if r.update_mask.is_empty() {
+            return Err(st(Error::invalid("update_mask", "name at least one field to change")));
+        }
+        let resolve = self.resolver().await.map_err(st)?;
+        let spec = r.spec.unwrap_or_default();
+        let mut upd = VmUpdate {
+            expected_resource_version: (r.expected_resource_version != 0).then_some(r.expected_resource_version),
+            ..Default::default()
+        };
+        for field in &r.update_mask {
+            match field.as_str() {
+                "description" => upd.description = Some(r.description.clone()),
+                "labels" => upd.labels = Some(convert::labels_in(&r.labels)),
+                "spec.cpu_cores" | "spec.cpuCores" => upd.cpu_cores = Some(spec.cpu_cores),
+                "spec.memory_mib" | "spec.memoryMib" => upd.memory_mib = Some(spec.memory_mib),
+                "spec.ha" => upd.ha = Some(convert::ha_in(&spec.ha.clone().unwrap_or_default()).map_err(st)?),
+                "spec.placement" => {
+                    upd.placement =
+                        Some(convert::placement_in(&spec.placement.clone().unwrap_or_default(), &resolve).map_err(st)?)
+                }
+                other => return Err(st(Error::invalid("update_mask", format!("{other:?} cannot be updated")))),
+            }
+        }
+        let vm = self.compute.update_vm(&r.id, lqx_core::model::ProjectId::DEFAULT, upd).await.map_err(st)?;
+        Ok(Response::new(self.out(&vm).await.map_err(st)?))
+    }
+
+    async fn delete_vm(&self, req: Request<pb::DeleteVmRequest>) -> Result<Response<pb::DeleteVmResponse>, Status> {
+        let r = req.into_inner();
+        let id = self.compute.delete_vm(&r.id, lqx_core::model::ProjectId::DEFAULT, r.force).await.map_err(st)?;
+        Ok(Response::new(pb::DeleteVmResponse { id: id.to_string() }))
+    }
+
+    async fn start_vm(&self, req: Request<pb::StartVmRequest>) -> Result<Response<pb::Vm>, Status> {
+        let r = req.into_inner();
+        let vm = self.compute.start_vm(&r.id, lqx_core::model::ProjectId::DEFAULT).await.map_err(st)?;
+        Ok(Response::new(self.out(&vm).await.map_err(st)?))
+    }
+
+    async fn stop_vm(&self, req: Request<pb::StopVmRequest>) -> Result<Response<pb::Vm>, Status> {
+        let r = req.into_inner();
+        let timeout = (r.timeout_seconds > 0).then(|| Duration::from_secs(r.timeout_seconds.into()));
+        let vm = self
+            .compute
+            .stop_vm(&r.id, lqx_core::model::ProjectId::DEFAULT, r.force, timeout)
+            .await
+            .map_err(st)?;
+        Ok(Response::new(self.out(&vm).await.map_err(st)?))
+    }
+
+    async fn reboot_vm(&self, req: Request<pb::RebootVmRequest>) -> Result<Response<pb::Vm>, Status> {
+        let r = req.into_inner();
+        let vm = self.compute.reboot_vm(&r.id, lqx_core::model::ProjectId::DEFAULT).await.map_err(st)?;
+        Ok(Response::new(self.out(&vm).await.map_err(st)?))
+    }
+
+    async fn migrate_vm(&self, req: Request<pb::MigrateVmRequest>) -> Result<Response<pb::MigrateVmResponse>, Status> {
+        let r = req.into_inner();
+        let target = (!r.target_node.is_empty()).then_some(r.target_node.as_str());
+        let out = self
+            .compute
+            .migrate_vm(&r.id, lqx_core::model::ProjectId::DEFAULT, target, r.cold)
+            .await
+            .map_err(st)?;
+        let names = self.node_names().await.map_err(st)?;
+        let name = |id: NodeId| names.get(&id).cloned().unwrap_or_default();
+        Ok(Response::new(pb::MigrateVmResponse {
+            vm: Some(convert::vm_out(&out.vm, &name)),
+            migration_id: uuid::Uuid::now_v7().to_string(),
+            source_node: name(out.source),
+            target_node: name(out.target),
+            live: out.live,
+        }))
+    }
+
+    type WatchVMStream = Stream<pb::VmEvent>;
+    async fn watch_vm(&self, req: Request<pb::WatchVmRequest>) -> Result<Response<Self::WatchVMStream>, Status> {
+        crate::watch::watch_vm(&self.compute, req.into_inner()).await
+    }
+
+    type WatchVMsStream = Stream<pb::VmEvent>;
+    async fn watch_v_ms(&self, req: Request<pb::WatchVMsRequest>) -> Result<Response<Self::WatchVMsStream>, Status> {
+        crate::watch::watch_vms(&self.compute, req.into_inner()).await
+    }
+}

@@ -1,0 +1,162 @@
+//! Start-up: configuration, logging, store, hosts, services, listener.
+
+use crate::ServeArgs;
+use crate::config::{Config, LogFormat, NodeConfig, TlsConfig};
+use crate::server::{self, Api};
+use crate::services::{node::NodeApi, vm::VmApi};
+use anyhow::Context;
+use lqx_core::compute::{Compute, Hosts, NodeRegistration};
+use lqx_core::driver::sim::{SimConfig, SimRegistry};
+use lqx_core::events::{EventBus, EventBusConfig};
+use lqx_core::store::Store;
+use std::sync::Arc;
+
+/// Builds the configuration: file, then environment and flags (clap merged those two).
+pub fn config(args: &ServeArgs) -> anyhow::Result<Config> {
+    let mut c = match &args.config {
+        Some(p) => Config::load(p)?,
+        None => Config::default(),
+    };
+    if let Some(l) = args.listen {
+        c.listen = l;
+    }
+    if let Some(d) = &args.data_dir {
+        c.data_dir = d.clone();
+    }
+    if let Some(u) = &args.database_url {
+        c.database_url = u.clone();
+    }
+    if let Some(f) = args.log_format {
+        c.log_format = f;
+    }
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        c.tls = Some(TlsConfig { cert: cert.clone(), key: key.clone() });
+    }
+    c.insecure_listen |= args.insecure_listen;
+    if args.dev && c.nodes.is_empty() {
+        c.nodes = (1..=3)
+            .map(|i| NodeConfig {
+                name: format!("node-{i}"),
+                uri: format!("sim://dev-node-{i}"),
+                labels: Default::default(),
+                cpu_overcommit: None,
+                memory_overcommit: None,
+            })
+            .collect();
+    }
+    c.validate()?;
+    Ok(c)
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("LQX_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,h2=warn,hyper=warn,tower=warn"));
+    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => b.json().try_init(),
+        LogFormat::Text => b.try_init(),
+    };
+}
+
+pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let config = config(&args)?;
+    init_logging(config.log_format);
+    create_private_dir(&config.data_dir)?;
+
+    let db = config.database_url();
+    let store = Store::open(&db)
+        .await
+        .with_context(|| format!("opening the database {}", lqx_core::store::redact(&db)))?;
+    let events = EventBus::new(EventBusConfig::default());
+    let compute = Compute::new(store.clone(), Hosts::default(), events.clone());
+
+    let sims = SimRegistry::new();
+    if let Some(file) = &args.sim {
+        load_sim(&compute, &sims, file).await?;
+    }
+    for n in &config.nodes {
+        let hv = if n.uri.starts_with(lqx_core::driver::sim::SCHEME) {
+            let sim = sims.get_or_create(&n.uri, SimConfig::with_capacity(16, 65_536))?;
+            Arc::new(sim) as Arc<dyn lqx_core::driver::Hypervisor>
+        } else {
+            lqx_core::driver::connect(&n.uri).await.with_context(|| format!("connecting node {} at {}", n.name, n.uri))?
+        };
+        let mut reg = NodeRegistration::new(n.name.clone(), n.uri.clone());
+        reg.labels = n.labels.clone();
+        if let Some(o) = n.cpu_overcommit {
+            reg.cpu_overcommit = o;
+        }
+        if let Some(o) = n.memory_overcommit {
+            reg.memory_overcommit = o;
+        }
+        compute.attach_node(reg, hv).await.with_context(|| format!("registering node {}", n.name))?;
+    }
+
+    let api = Api::new(
+        config.clone(),
+        Arc::new(VmApi { compute: compute.clone() }),
+        Arc::new(NodeApi { compute: compute.clone() }),
+    )?;
+    let tls = match &config.tls {
+        Some(t) => Some(server::tls_acceptor(&t.cert, &t.key)?),
+        None => None,
+    };
+    if !config.listen.ip().is_loopback() && tls.is_none() {
+        tracing::warn!(listen = %config.listen, "serving plaintext on a non-loopback address (--insecure-listen)");
+    }
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("listening on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!(%addr, database = %store_kind(&db), nodes = config.nodes.len(), "lqx-server listening");
+    eprintln!("lqx-server listening on {scheme}://{addr}");
+    server::serve(api, listener, tls, shutdown_signal()).await?;
+    store.close().await;
+    Ok(())
+}
+
+fn store_kind(url: &str) -> &'static str {
+    if url.starts_with("postgres") { "postgresql" } else { "sqlite" }
+}
+
+/// Loads a cluster file: one simulated host per node, and its VMs defined (and running
+/// when the file gives them usage or says nothing) on their nodes.
+async fn load_sim(compute: &Compute, sims: &SimRegistry, file: &std::path::Path) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let cluster = lqx_core::cluster_file::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    lqx_core::compute::sim::load_cluster(compute, sims, &cluster).await.map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))
+}
+
+fn create_private_dir(dir: &std::path::Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating data directory {}", dir.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("restricting {}", dir.display()))?;
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+    tracing::info!("shutdown signal received");
+}
