@@ -1,1 +1,194 @@
-//! End-to-end test helpers.
+//! Harness for the end-to-end tests: starts the real `lqx-server` binary on a free port
+//! with a private data directory (SQLite) or a fresh PostgreSQL database, and talks to it
+//! over HTTP JSON (as curl would) and gRPC.
+
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// The admin password the harness bootstraps every server with.
+pub const ADMIN_PASSWORD: &str = "e2e-admin-password-0123";
+
+/// Path of a binary built in this workspace (next to the test executable's directory).
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
+    let p = dir.join(name);
+    assert!(p.exists(), "{} not built: run the tests with `cargo test --workspace`", p.display());
+    p
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Engine {
+    Sqlite,
+    Postgres,
+}
+
+/// The engines to run against: SQLite always, PostgreSQL when `LQX_TEST_DATABASE_URL` is
+/// set (required in CI).
+pub fn engines() -> Vec<Engine> {
+    let mut v = vec![Engine::Sqlite];
+    if lqx_core::store::testing::postgres_admin_url().is_some() {
+        v.push(Engine::Postgres);
+    }
+    v
+}
+
+pub struct Server {
+    child: Option<Child>,
+    pub addr: String,
+    pub data_dir: tempfile::TempDir,
+    pub log: Arc<Mutex<String>>,
+    pub engine: Engine,
+    http: reqwest::Client,
+    token: Option<String>,
+}
+
+#[derive(Default, Clone)]
+pub struct Options {
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+    /// A cluster file's text for `--sim`.
+    pub sim: Option<String>,
+}
+
+impl Server {
+    /// `lqx-server --dev` on `engine`.
+    pub async fn dev(engine: Engine) -> Server {
+        Self::start(engine, Options { args: vec!["--dev".into()], ..Default::default() }).await
+    }
+
+    pub async fn start(engine: Engine, opts: Options) -> Server {
+        let data_dir = tempfile::tempdir().unwrap();
+        let mut cmd = Command::new(bin("lqx-server"));
+        cmd.arg("--listen").arg("127.0.0.1:0").arg("--data-dir").arg(data_dir.path());
+        if engine == Engine::Postgres {
+            let admin = lqx_core::store::testing::postgres_admin_url().expect("PostgreSQL for tests");
+            let url = lqx_core::store::testing::fresh_postgres_database(&admin).await.unwrap();
+            cmd.arg("--database-url").arg(url);
+        }
+        if let Some(sim) = &opts.sim {
+            let f = data_dir.path().join("cluster.yaml");
+            std::fs::write(&f, sim).unwrap();
+            cmd.arg("--sim").arg(f);
+        }
+        cmd.args(&opts.args);
+        cmd.env("LQX_BOOTSTRAP_ADMIN_PASSWORD", ADMIN_PASSWORD).env("LQX_LOG", "info");
+        for (k, v) in &opts.env {
+            cmd.env(k, v);
+        }
+        cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("start lqx-server");
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let log2 = log.clone();
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(rest) = line.split("listening on ").nth(1) {
+                    if let Some(tx) = tx.take() {
+                        let _ = tx.send(rest.trim().to_string());
+                    }
+                }
+                let mut l = log2.lock().unwrap();
+                l.push_str(&line);
+                l.push('\n');
+            }
+        });
+        let addr = tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(60)))
+            .await
+            .unwrap()
+            .unwrap_or_else(|_| panic!("lqx-server did not start:\n{}", log.lock().unwrap()));
+        Server { child: Some(child), addr, data_dir, log, engine, http: reqwest::Client::new(), token: None }
+    }
+
+    /// Logs in as the bootstrap admin (when the server has authentication) and keeps the
+    /// access token for later calls.
+    pub async fn login_admin(&mut self) {
+        let (status, body) =
+            self.call("limiquantix.auth.v1.AuthService/Login", json!({"username": "admin", "password": ADMIN_PASSWORD})).await;
+        if status == 200 {
+            self.token = body["accessToken"].as_str().map(str::to_string);
+        }
+    }
+
+    pub fn set_token(&mut self, token: Option<String>) {
+        self.token = token;
+    }
+
+    pub fn token(&self) -> Option<&str> {
+        self.token.as_deref()
+    }
+
+    /// A Connect JSON call, as curl would make it: returns the HTTP status and the body.
+    pub async fn call(&self, method: &str, body: Value) -> (u16, Value) {
+        self.raw(method, "application/json", body.to_string().into_bytes()).await
+    }
+
+    pub async fn raw(&self, method: &str, content_type: &str, body: Vec<u8>) -> (u16, Value) {
+        let mut req = self
+            .http
+            .post(format!("{}/{method}", self.addr))
+            .header("Content-Type", content_type)
+            .body(body);
+        if let Some(t) = &self.token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap_or_default();
+        let v = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        (status, v)
+    }
+
+    /// A gRPC channel to the server.
+    pub async fn channel(&self) -> tonic::transport::Channel {
+        tonic::transport::Endpoint::from_shared(self.addr.clone()).unwrap().connect().await.unwrap()
+    }
+
+    /// A gRPC request with the current token attached.
+    pub fn grpc<T>(&self, msg: T) -> tonic::Request<T> {
+        let mut r = tonic::Request::new(msg);
+        if let Some(t) = &self.token {
+            r.metadata_mut().insert("authorization", format!("Bearer {t}").parse().unwrap());
+        }
+        r
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, String) {
+        let r = self.http.get(format!("{}{path}", self.addr)).send().await.unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    }
+
+    pub fn logs(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Sends SIGTERM and waits (up to 30 s) for the process to exit.
+    pub async fn terminate(mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("running server");
+        let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+        let waited = tokio::time::timeout(Duration::from_secs(30), tokio::task::spawn_blocking(move || child.wait())).await;
+        waited.expect("lqx-server did not exit within 30 s of SIGTERM").unwrap().unwrap()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(|c| c.id()).unwrap_or(0)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("---- lqx-server log ({:?}) ----\n{}", self.engine, self.logs());
+        }
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}

@@ -33,10 +33,20 @@ pub struct Target {
 
 impl App {
     pub fn new(global: GlobalArgs) -> CliResult<App> {
-        let printer = Printer::new(global.output.unwrap_or(Format::Table), global.columns.clone(), global.no_headers);
+        let printer = Printer::new(
+            global.output.unwrap_or(Format::Table),
+            global.columns.clone(),
+            global.no_headers,
+        );
         let config_dir = config::config_dir()?;
         let config = Config::load(&config_dir)?;
-        Ok(App { global, printer, config_dir, config, started: Instant::now() })
+        Ok(App {
+            global,
+            printer,
+            config_dir,
+            config,
+            started: Instant::now(),
+        })
     }
 
     /// Server: `--server`/`LQX_SERVER`, else the selected context's, else the default.
@@ -54,9 +64,17 @@ impl App {
         // A context only applies to its own server.
         let same = context.as_ref().is_some_and(|c| c.server == server);
         if same {
-            Ok(Target { server, context_name, context })
+            Ok(Target {
+                server,
+                context_name,
+                context,
+            })
         } else {
-            let by_server = self.config.contexts.iter().find(|(_, c)| c.server == server);
+            let by_server = self
+                .config
+                .contexts
+                .iter()
+                .find(|(_, c)| c.server == server);
             Ok(Target {
                 server,
                 context_name: by_server.map(|(n, _)| n.clone()),
@@ -66,7 +84,10 @@ impl App {
     }
 
     pub fn ca_cert(&self, t: &Target) -> Option<PathBuf> {
-        self.global.ca_cert.clone().or_else(|| t.context.as_ref().and_then(|c| c.ca_cert.clone()))
+        self.global
+            .ca_cert
+            .clone()
+            .or_else(|| t.context.as_ref().and_then(|c| c.ca_cert.clone()))
     }
 
     /// The token store of a context, if it has a user to key it by.
@@ -74,7 +95,13 @@ impl App {
         let ctx = t.context.as_ref()?;
         let name = t.context_name.as_deref()?;
         let account = ctx.username.clone().unwrap_or_else(|| name.to_string());
-        Some(TokenStore::new(ctx.token_storage, &ctx.server, &account, name, &self.config_dir))
+        Some(TokenStore::new(
+            ctx.token_storage,
+            &ctx.server,
+            &account,
+            name,
+            &self.config_dir,
+        ))
     }
 
     /// A session with credentials: `LQX_TOKEN` first, else the context's stored token.
@@ -85,16 +112,31 @@ impl App {
         if creds.is_none() {
             return Err(CliError::not_logged_in(&t.server));
         }
-        Session::new(t.server.clone(), t.context_name.clone(), self.ca_cert(&t), creds, source, self.global.timeout)
+        Session::new(
+            t.server.clone(),
+            self.ca_cert(&t),
+            creds,
+            source,
+            self.global.timeout,
+        )
     }
 
     /// A session without credentials (login).
     pub fn anonymous_session(&self, server: &str, ca_cert: Option<PathBuf>) -> CliResult<Session> {
-        Session::new(server.to_string(), None, ca_cert, None, TokenSource::None, self.global.timeout)
+        Session::new(
+            server.to_string(),
+            ca_cert,
+            None,
+            TokenSource::None,
+            self.global.timeout,
+        )
     }
 
     pub fn credentials(&self, t: &Target) -> CliResult<(Option<Credentials>, TokenSource)> {
-        if let Some(tok) = std::env::var("LQX_TOKEN").ok().filter(|s| !s.trim().is_empty()) {
+        if let Some(tok) = std::env::var("LQX_TOKEN")
+            .ok()
+            .filter(|s| !s.trim().is_empty())
+        {
             let creds = Credentials {
                 access_token: tok.trim().to_string(),
                 refresh_token: None,
@@ -126,8 +168,10 @@ impl App {
             return Ok(());
         }
         if !self.interactive() {
-            return Err(CliError::usage(format!("{question} Refusing without --yes when not interactive"))
-                .hint("add --yes to confirm"));
+            return Err(CliError::usage(format!(
+                "{question} Refusing without --yes when not interactive"
+            ))
+            .hint("add --yes to confirm"));
         }
         let answer = self.prompt_line(&format!("{question} [y/N] "))?;
         if matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes") {
@@ -139,7 +183,10 @@ impl App {
 
     pub fn prompt_line(&self, prompt: &str) -> CliResult<String> {
         if !self.interactive() {
-            return Err(CliError::usage(format!("{} is needed, but there is no terminal to ask", prompt.trim_end_matches([':', ' ']))));
+            return Err(CliError::usage(format!(
+                "{} is needed, but there is no terminal to ask",
+                prompt.trim_end_matches([':', ' '])
+            )));
         }
         let mut err = std::io::stderr();
         let _ = write!(err, "{prompt}");
@@ -155,8 +202,10 @@ impl App {
     /// A secret from a hidden prompt on a terminal; never from a flag value.
     pub fn prompt_secret(&self, prompt: &str, stdin_flag: &str) -> CliResult<String> {
         if !self.interactive() {
-            return Err(CliError::usage("A password is needed, but there is no terminal to ask")
-                .hint(format!("pass it on stdin with {stdin_flag}")));
+            return Err(
+                CliError::usage("A password is needed, but there is no terminal to ask")
+                    .hint(format!("pass it on stdin with {stdin_flag}")),
+            );
         }
         let s = rpassword::prompt_password(prompt)
             .map_err(|e| CliError::general("Cannot read the password").with_source(e))?;
@@ -181,14 +230,23 @@ impl App {
         let what = what.into();
         let bar = if self.printer.stderr_tty {
             let b = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
-            b.set_style(ProgressStyle::with_template("{spinner} {msg} [{elapsed}]").unwrap_or_else(|_| ProgressStyle::default_spinner()));
+            b.set_style(
+                ProgressStyle::with_template("{spinner} {msg} [{elapsed}]")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            );
             b.set_message(what.clone());
             b.enable_steady_tick(Duration::from_millis(120));
             Some(b)
         } else {
             None
         };
-        Waiter { what, bar, deadline: self.started + self.global.timeout, timeout: self.global.timeout, interval: Duration::from_millis(500) }
+        Waiter {
+            what,
+            bar,
+            deadline: self.started + self.global.timeout,
+            timeout: self.global.timeout,
+            interval: Duration::from_millis(500),
+        }
     }
 }
 
@@ -239,10 +297,9 @@ impl Drop for Waiter {
 /// Reads one line from stdin (for `--password-stdin`, `--with-token`, `--secret-stdin`).
 pub fn read_stdin_line(what: &str) -> CliResult<String> {
     let mut line = String::new();
-    std::io::stdin()
-        .lock()
-        .read_line(&mut line)
-        .map_err(|e| CliError::general(format!("Cannot read the {what} from stdin")).with_source(e))?;
+    std::io::stdin().lock().read_line(&mut line).map_err(|e| {
+        CliError::general(format!("Cannot read the {what} from stdin")).with_source(e)
+    })?;
     let s = line.trim_end_matches(['\r', '\n']).to_string();
     if s.is_empty() {
         return Err(CliError::usage(format!("No {what} on stdin")));
@@ -271,7 +328,11 @@ mod tests {
             }
         };
         assert_eq!(err.code.code(), 7);
-        assert!(err.message.contains("3s") && err.message.contains("starting"), "{}", err.message);
+        assert!(
+            err.message.contains("3s") && err.message.contains("starting"),
+            "{}",
+            err.message
+        );
         assert!((3..10).contains(&polls), "{polls}");
     }
 }

@@ -11,6 +11,30 @@ use crate::config::StorageKind;
 use crate::output::Format;
 use crate::parse::{clap_duration, clap_label, clap_size};
 
+/// Environment variables, for the man page (the help text below says the same).
+pub const ENVIRONMENT: &[(&str, &str)] = &[
+    ("LQX_SERVER", "server URL (like --server)"),
+    (
+        "LQX_TOKEN",
+        "access token or API key; wins over stored credentials",
+    ),
+    ("LQX_CONTEXT", "context to use (like --context)"),
+    (
+        "LQX_CONFIG_DIR",
+        "config dir (config.toml, credentials/); default ~/.config/lqx",
+    ),
+    (
+        "LQX_TOKEN_STORAGE",
+        "keyring (default) or file, where `lqx login` stores tokens",
+    ),
+    (
+        "LQX_CA_CERT",
+        "CA certificate (PEM) for a private CA (like --ca-cert)",
+    ),
+    ("LQX_LOG", "log filter for stderr, e.g. debug"),
+    ("NO_COLOR", "no colours"),
+];
+
 const AFTER_HELP: &str = "\
 ENVIRONMENT:
   LQX_SERVER         server URL (like --server)
@@ -69,7 +93,13 @@ pub struct GlobalArgs {
     pub output: Option<Format>,
 
     /// Table columns to show, comma-separated (e.g. name,state,node)
-    #[arg(long, global = true, env = "LQX_COLUMNS", value_name = "COLS", value_delimiter = ',')]
+    #[arg(
+        long,
+        global = true,
+        env = "LQX_COLUMNS",
+        value_name = "COLS",
+        value_delimiter = ','
+    )]
     pub columns: Option<Vec<String>>,
 
     /// Leave out the table header line
@@ -198,7 +228,12 @@ pub struct LoginArgs {
     #[arg(long)]
     pub insecure_storage: bool,
     /// Where to store the token
-    #[arg(long, env = "LQX_TOKEN_STORAGE", value_enum, conflicts_with = "insecure_storage")]
+    #[arg(
+        long,
+        env = "LQX_TOKEN_STORAGE",
+        value_enum,
+        conflicts_with = "insecure_storage"
+    )]
     pub token_storage: Option<StorageKind>,
 }
 
@@ -758,27 +793,75 @@ mod tests {
 
     #[test]
     fn sizes_are_parsed_in_the_first_stage() {
-        let cli = Cli::try_parse_from(["lqx", "vm", "create", "web", "--cpu", "2", "--memory", "4GiB", "--disk", "20G"]).unwrap();
-        let Command::Vm(VmCmd::Create(a)) = cli.command else { panic!("vm create") };
+        let cli = Cli::try_parse_from([
+            "lqx", "vm", "create", "web", "--cpu", "2", "--memory", "4GiB", "--disk", "20G",
+        ])
+        .unwrap();
+        let Command::Vm(VmCmd::Create(a)) = cli.command else {
+            panic!("vm create")
+        };
         assert_eq!((a.cpu, a.memory, a.disk.clone()), (2, 4096, vec![20480]));
-        let err = Cli::try_parse_from(["lqx", "vm", "create", "web", "--memory", "lots"]).unwrap_err();
+        let err =
+            Cli::try_parse_from(["lqx", "vm", "create", "web", "--memory", "lots"]).unwrap_err();
         assert_eq!(err.exit_code(), 2);
         assert!(err.to_string().contains("--memory"), "{err}");
     }
 
     #[test]
     fn global_flags_anywhere() {
-        let cli = Cli::try_parse_from(["lqx", "vm", "list", "-o", "json", "--timeout", "30s", "--label", "a=b"]).unwrap();
+        let cli = Cli::try_parse_from([
+            "lqx",
+            "vm",
+            "list",
+            "-o",
+            "json",
+            "--timeout",
+            "30s",
+            "--label",
+            "a=b",
+        ])
+        .unwrap();
         assert_eq!(cli.global.output, Some(Format::Json));
         assert_eq!(cli.global.timeout, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn help_epilogue_matches_exit_codes_and_environment() {
+        use crate::error::ExitCode;
+        for c in ExitCode::ALL {
+            assert!(
+                AFTER_HELP.contains(&format!("\n  {}  ", c.code())),
+                "exit code {} missing",
+                c.code()
+            );
+        }
+        for (var, what) in ENVIRONMENT {
+            let line = AFTER_HELP
+                .lines()
+                .find(|l| l.trim_start().starts_with(var))
+                .unwrap_or_default();
+            assert!(line.ends_with(what), "{var}: {line:?}");
+        }
     }
 
     #[test]
     fn every_env_flag_names_its_variable_in_help() {
         let mut cmd = Cli::command();
         let help = cmd.render_long_help().to_string();
-        for var in ["LQX_SERVER", "LQX_CONTEXT", "LQX_OUTPUT", "LQX_COLUMNS", "LQX_TIMEOUT", "LQX_CA_CERT", "LQX_NO_INPUT", "LQX_DEBUG"] {
-            assert!(help.contains(&format!("[env: {var}")), "{var} missing in help");
+        for var in [
+            "LQX_SERVER",
+            "LQX_CONTEXT",
+            "LQX_OUTPUT",
+            "LQX_COLUMNS",
+            "LQX_TIMEOUT",
+            "LQX_CA_CERT",
+            "LQX_NO_INPUT",
+            "LQX_DEBUG",
+        ] {
+            assert!(
+                help.contains(&format!("[env: {var}")),
+                "{var} missing in help"
+            );
         }
     }
 }

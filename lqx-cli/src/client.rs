@@ -41,11 +41,9 @@ impl TokenSource {
 
 pub struct Session {
     pub server: String,
-    pub context: Option<String>,
     channel: Channel,
     pub creds: Option<Credentials>,
     pub source: TokenSource,
-    rpc_timeout: Duration,
 }
 
 /// Builds a lazily connecting channel; connection errors surface as `unavailable` on the
@@ -60,7 +58,8 @@ pub fn channel(server: &str, ca_cert: Option<&Path>, rpc_timeout: Duration) -> C
         let mut tls = ClientTlsConfig::new().with_enabled_roots();
         if let Some(path) = ca_cert {
             let pem = std::fs::read(path).map_err(|e| {
-                CliError::usage(format!("Cannot read the CA certificate {}", path.display())).with_source(e)
+                CliError::usage(format!("Cannot read the CA certificate {}", path.display()))
+                    .with_source(e)
             })?;
             tls = tls.ca_certificate(Certificate::from_pem(pem));
         }
@@ -76,31 +75,30 @@ pub fn channel(server: &str, ca_cert: Option<&Path>, rpc_timeout: Duration) -> C
 impl Session {
     pub fn new(
         server: String,
-        context: Option<String>,
         ca_cert: Option<PathBuf>,
         creds: Option<Credentials>,
         source: TokenSource,
         rpc_timeout: Duration,
     ) -> CliResult<Self> {
         let channel = channel(&server, ca_cert.as_deref(), rpc_timeout)?;
-        Ok(Session { server, context, channel, creds, source, rpc_timeout })
-    }
-
-    pub fn channel(&self) -> Channel {
-        self.channel.clone()
-    }
-
-    pub fn rpc_timeout(&self) -> Duration {
-        self.rpc_timeout
+        Ok(Session {
+            server,
+            channel,
+            creds,
+            source,
+        })
     }
 
     fn request<T>(&self, msg: T) -> CliResult<tonic::Request<T>> {
         let mut req = tonic::Request::new(msg);
         if let Some(c) = &self.creds {
-            let v = format!("Bearer {}", c.access_token)
-                .parse()
-                .map_err(|_| CliError::new(ExitCode::Unauthenticated, "The stored token is not valid header text")
-                    .hint("run `lqx login`"))?;
+            let v = format!("Bearer {}", c.access_token).parse().map_err(|_| {
+                CliError::new(
+                    ExitCode::Unauthenticated,
+                    "The stored token is not valid header text",
+                )
+                .hint("run `lqx login`")
+            })?;
             req.metadata_mut().insert("authorization", v);
         }
         Ok(req)
@@ -108,7 +106,10 @@ impl Session {
 
     fn can_refresh(&self) -> bool {
         matches!(self.source, TokenSource::Store(_))
-            && self.creds.as_ref().is_some_and(|c| c.kind == TokenKind::Session && c.refresh_token.is_some())
+            && self
+                .creds
+                .as_ref()
+                .is_some_and(|c| c.kind == TokenKind::Session && c.refresh_token.is_some())
     }
 
     /// Refreshes the access token with the refresh token and stores the new pair.
@@ -117,11 +118,19 @@ impl Session {
             return Err(CliError::not_logged_in(&self.server));
         };
         let Some(refresh) = creds.refresh_token.clone() else {
-            return Err(CliError::new(ExitCode::Unauthenticated, "The session has expired").hint("run `lqx login`"));
+            return Err(
+                CliError::new(ExitCode::Unauthenticated, "The session has expired")
+                    .hint("run `lqx login`"),
+            );
         };
         tracing::debug!("refreshing the access token");
         let mut client = AuthServiceClient::new(self.channel.clone());
-        let resp = match client.refresh_token(authpb::RefreshTokenRequest { refresh_token: refresh }).await {
+        let resp = match client
+            .refresh_token(authpb::RefreshTokenRequest {
+                refresh_token: refresh,
+            })
+            .await
+        {
             Ok(r) => r.into_inner(),
             Err(s) => {
                 let e = CliError::from_status(s.clone(), &self.server);
@@ -131,7 +140,11 @@ impl Session {
                 // Refused, expired, revoked or unknown: only a new login helps.
                 return Err(CliError::new(
                     ExitCode::Unauthenticated,
-                    format!("The session on {} has expired: {}", self.server, s.message()),
+                    format!(
+                        "The session on {} has expired: {}",
+                        self.server,
+                        s.message()
+                    ),
                 )
                 .hint("run `lqx login`")
                 .with_source(anyhow::Error::msg(format!("{s:?}"))));
@@ -146,10 +159,9 @@ impl Session {
     }
 
     async fn refresh_if_expiring(&mut self) -> CliResult<()> {
-        let expiring = self
-            .creds
-            .as_ref()
-            .is_some_and(|c| c.access_expiring(Utc::now(), chrono::Duration::seconds(REFRESH_MARGIN_SECS)));
+        let expiring = self.creds.as_ref().is_some_and(|c| {
+            c.access_expiring(Utc::now(), chrono::Duration::seconds(REFRESH_MARGIN_SECS))
+        });
         if expiring && self.can_refresh() {
             self.refresh().await?;
         }
@@ -180,7 +192,8 @@ impl Session {
 
     pub fn status_error(&self, s: tonic::Status) -> CliError {
         if s.code() == tonic::Code::Unauthenticated && self.creds.is_none() {
-            return CliError::not_logged_in(&self.server).with_source(anyhow::Error::msg(format!("{s:?}")));
+            return CliError::not_logged_in(&self.server)
+                .with_source(anyhow::Error::msg(format!("{s:?}")));
         }
         let mut e = CliError::from_status(s, &self.server);
         if e.code == ExitCode::Unauthenticated && matches!(self.source, TokenSource::Env) {
@@ -192,20 +205,39 @@ impl Session {
 
 /// Credentials from a Login or RefreshToken answer; fields the answer leaves empty keep
 /// their previous value.
-pub fn credentials_from_login(resp: &authpb::LoginResponse, kind: TokenKind, prev: Option<&Credentials>) -> Credentials {
+pub fn credentials_from_login(
+    resp: &authpb::LoginResponse,
+    kind: TokenKind,
+    prev: Option<&Credentials>,
+) -> Credentials {
     use crate::views::time;
     let user = resp.user.as_ref();
-    let non_empty = |s: &str| if s.is_empty() { None } else { Some(s.to_string()) };
+    let non_empty = |s: &str| {
+        if s.is_empty() {
+            None
+        } else {
+            Some(s.to_string())
+        }
+    };
     let access_expires_at = time(&resp.access_expires_at).or_else(|| {
-        (resp.expires_in > 0).then(|| Utc::now() + chrono::Duration::seconds(i64::try_from(resp.expires_in).unwrap_or(i64::MAX / 2)))
+        (resp.expires_in > 0).then(|| {
+            Utc::now()
+                + chrono::Duration::seconds(i64::try_from(resp.expires_in).unwrap_or(i64::MAX / 2))
+        })
     });
     Credentials {
         access_token: resp.access_token.clone(),
-        refresh_token: non_empty(&resp.refresh_token).or_else(|| prev.and_then(|p| p.refresh_token.clone())),
+        refresh_token: non_empty(&resp.refresh_token)
+            .or_else(|| prev.and_then(|p| p.refresh_token.clone())),
         access_expires_at,
-        refresh_expires_at: time(&resp.refresh_expires_at).or_else(|| prev.and_then(|p| p.refresh_expires_at)),
-        username: user.and_then(|u| non_empty(&u.username)).or_else(|| prev.and_then(|p| p.username.clone())),
-        role: user.and_then(|u| non_empty(&u.role)).or_else(|| prev.and_then(|p| p.role.clone())),
+        refresh_expires_at: time(&resp.refresh_expires_at)
+            .or_else(|| prev.and_then(|p| p.refresh_expires_at)),
+        username: user
+            .and_then(|u| non_empty(&u.username))
+            .or_else(|| prev.and_then(|p| p.username.clone())),
+        role: user
+            .and_then(|u| non_empty(&u.role))
+            .or_else(|| prev.and_then(|p| p.role.clone())),
         kind,
     }
 }
@@ -225,7 +257,11 @@ mod tests {
             role: Some("operator".into()),
             kind: TokenKind::Session,
         };
-        let resp = authpb::LoginResponse { access_token: "new".into(), expires_in: 900, ..Default::default() };
+        let resp = authpb::LoginResponse {
+            access_token: "new".into(),
+            expires_in: 900,
+            ..Default::default()
+        };
         let c = credentials_from_login(&resp, TokenKind::Session, Some(&prev));
         assert_eq!(c.access_token, "new");
         assert_eq!(c.refresh_token.as_deref(), Some("r1"));
@@ -237,7 +273,12 @@ mod tests {
     #[tokio::test]
     async fn https_channel_builds_with_tls_and_rejects_bad_ca_path() {
         assert!(channel("https://lqx.example.com:8443", None, Duration::from_secs(5)).is_ok());
-        let e = channel("https://x", Some(Path::new("/nonexistent/ca.pem")), Duration::from_secs(5)).unwrap_err();
+        let e = channel(
+            "https://x",
+            Some(Path::new("/nonexistent/ca.pem")),
+            Duration::from_secs(5),
+        )
+        .unwrap_err();
         assert_eq!(e.code, ExitCode::Usage);
         assert!(channel("http://127.0.0.1:8080", None, Duration::from_secs(5)).is_ok());
     }

@@ -77,7 +77,9 @@ impl Config {
                     .with_source(e)
             }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Config::default()),
-            Err(e) => Err(CliError::general(format!("Cannot read {}", path.display())).with_source(e)),
+            Err(e) => {
+                Err(CliError::general(format!("Cannot read {}", path.display())).with_source(e))
+            }
         }
     }
 
@@ -106,7 +108,11 @@ impl Config {
 /// A context name for a server URL: its host and port (`lqx.example.com`, `127.0.0.1:8080`).
 pub fn context_name_for(server: &str) -> String {
     let rest = server.split_once("://").map_or(server, |(_, r)| r);
-    rest.trim_end_matches('/').split('/').next().unwrap_or(rest).to_string()
+    rest.trim_end_matches('/')
+        .split('/')
+        .next()
+        .unwrap_or(rest)
+        .to_string()
 }
 
 /// Normalises a server argument: adds `https://` when no scheme is given, except for
@@ -127,7 +133,9 @@ pub fn normalize_server(raw: &str) -> CliResult<String> {
         }
     };
     if !(with_scheme.starts_with("http://") || with_scheme.starts_with("https://")) {
-        return Err(CliError::usage(format!("{raw:?} is not an http:// or https:// address")));
+        return Err(CliError::usage(format!(
+            "{raw:?} is not an http:// or https:// address"
+        )));
     }
     with_scheme
         .parse::<http::Uri>()
@@ -145,7 +153,9 @@ pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> CliResult<()> {
         path.file_name().and_then(|n| n.to_str()).unwrap_or("lqx"),
         std::process::id()
     ));
-    let fail = |e: std::io::Error| CliError::general(format!("Cannot write {}", path.display())).with_source(e);
+    let fail = |e: std::io::Error| {
+        CliError::general(format!("Cannot write {}", path.display())).with_source(e)
+    };
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create(true).truncate(true);
     #[cfg(unix)]
@@ -211,11 +221,26 @@ mod tests {
 
     #[test]
     fn servers_normalised() {
-        assert_eq!(normalize_server("127.0.0.1:8080").unwrap(), "http://127.0.0.1:8080");
-        assert_eq!(normalize_server("localhost:8080/").unwrap(), "http://localhost:8080");
-        assert_eq!(normalize_server("lqx.example.com").unwrap(), "https://lqx.example.com");
-        assert_eq!(normalize_server("http://10.0.0.1:8080").unwrap(), "http://10.0.0.1:8080");
+        assert_eq!(
+            normalize_server("127.0.0.1:8080").unwrap(),
+            "http://127.0.0.1:8080"
+        );
+        assert_eq!(
+            normalize_server("localhost:8080/").unwrap(),
+            "http://localhost:8080"
+        );
+        assert_eq!(
+            normalize_server("lqx.example.com").unwrap(),
+            "https://lqx.example.com"
+        );
+        assert_eq!(
+            normalize_server("http://10.0.0.1:8080").unwrap(),
+            "http://10.0.0.1:8080"
+        );
         assert_eq!(normalize_server("ftp://x").unwrap_err().code.code(), 2);
-        assert_eq!(context_name_for("https://lqx.example.com:8443/"), "lqx.example.com:8443");
+        assert_eq!(
+            context_name_for("https://lqx.example.com:8443/"),
+            "lqx.example.com:8443"
+        );
     }
 }

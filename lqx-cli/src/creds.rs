@@ -66,27 +66,30 @@ pub fn no_keyring_error(reason: &str) -> CliError {
 }
 
 impl TokenStore {
-    pub fn new(kind: StorageKind, server: &str, account: &str, context: &str, config_dir: &Path) -> Self {
+    pub fn new(
+        kind: StorageKind,
+        server: &str,
+        account: &str,
+        context: &str,
+        config_dir: &Path,
+    ) -> Self {
         match kind {
             StorageKind::Keyring => TokenStore::Keyring {
                 service: format!("lqx:{server}"),
                 account: account.to_string(),
             },
-            StorageKind::File => TokenStore::File { path: file_path(config_dir, context) },
-        }
-    }
-
-    pub fn kind(&self) -> StorageKind {
-        match self {
-            TokenStore::Keyring { .. } => StorageKind::Keyring,
-            TokenStore::File { .. } => StorageKind::File,
+            StorageKind::File => TokenStore::File {
+                path: file_path(config_dir, context),
+            },
         }
     }
 
     /// Where the token is, for `lqx auth status`.
     pub fn describe(&self) -> String {
         match self {
-            TokenStore::Keyring { service, account } => format!("keyring (service {service}, account {account})"),
+            TokenStore::Keyring { service, account } => {
+                format!("keyring (service {service}, account {account})")
+            }
             TokenStore::File { path } => format!("file {}", path.display()),
         }
     }
@@ -102,27 +105,30 @@ impl TokenStore {
     pub fn load(&self) -> CliResult<Option<Credentials>> {
         let text = match self {
             TokenStore::Keyring { .. } => self.keyring_get()?,
-            TokenStore::File { path } => {
-                match std::fs::read_to_string(path) {
-                    Ok(s) => {
-                        if let Some(w) = file_mode_warning(path) {
-                            crate::output::err_line(&format!("warning: {w}"));
-                        }
-                        Some(s)
+            TokenStore::File { path } => match std::fs::read_to_string(path) {
+                Ok(s) => {
+                    if let Some(w) = file_mode_warning(path) {
+                        crate::output::err_line(&format!("warning: {w}"));
                     }
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-                    Err(e) => {
-                        return Err(CliError::general(format!("Cannot read {}", path.display())).with_source(e));
-                    }
+                    Some(s)
                 }
-            }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                Err(e) => {
+                    return Err(
+                        CliError::general(format!("Cannot read {}", path.display())).with_source(e)
+                    );
+                }
+            },
         };
         match text {
             None => Ok(None),
             Some(t) => serde_json::from_str(&t).map(Some).map_err(|e| {
-                CliError::general(format!("The stored credentials in the {} are unreadable", self.describe()))
-                    .hint("run `lqx login` again")
-                    .with_source(e)
+                CliError::general(format!(
+                    "The stored credentials in the {} are unreadable",
+                    self.describe()
+                ))
+                .hint("run `lqx login` again")
+                .with_source(e)
             }),
         }
     }
@@ -152,7 +158,9 @@ impl TokenStore {
             TokenStore::File { path } => match std::fs::remove_file(path) {
                 Ok(()) => Ok(()),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-                Err(e) => Err(CliError::general(format!("Cannot delete {}", path.display())).with_source(e)),
+                Err(e) => Err(
+                    CliError::general(format!("Cannot delete {}", path.display())).with_source(e),
+                ),
             },
         }
     }
@@ -187,7 +195,10 @@ fn keyring_call<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Cl
         })
         .map_err(|e| CliError::general("Cannot start the keyring thread").with_source(e))?;
     rx.recv_timeout(KEYRING_TIMEOUT).map_err(|_| {
-        no_keyring_error(&format!("the keyring did not answer within {}s (locked or hung?)", KEYRING_TIMEOUT.as_secs()))
+        no_keyring_error(&format!(
+            "the keyring did not answer within {}s (locked or hung?)",
+            KEYRING_TIMEOUT.as_secs()
+        ))
     })
 }
 
@@ -201,7 +212,9 @@ fn keyring_error(e: keyring::Error) -> CliError {
                 s
             }
         }
-        keyring::Error::NoStorageAccess(inner) => format!("access denied or keyring locked: {inner}"),
+        keyring::Error::NoStorageAccess(inner) => {
+            format!("access denied or keyring locked: {inner}")
+        }
         other => other.to_string(),
     };
     no_keyring_error(&reason).with_source(e)
@@ -211,7 +224,13 @@ fn keyring_error(e: keyring::Error) -> CliError {
 pub fn file_path(config_dir: &Path, context: &str) -> PathBuf {
     let safe: String = context
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     config_dir.join("credentials").join(format!("{safe}.json"))
 }
@@ -258,11 +277,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = TokenStore::new(StorageKind::File, "http://x", "admin", "ctx/1", dir.path());
         store.save(&sample()).unwrap();
-        let TokenStore::File { path } = &store else { panic!("file store") };
+        let TokenStore::File { path } = &store else {
+            panic!("file store")
+        };
         assert!(path.ends_with("credentials/ctx_1.json"));
         let mode = std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
-        let dir_mode = std::fs::metadata(path.parent().unwrap()).unwrap().permissions().mode() & 0o777;
+        let dir_mode = std::fs::metadata(path.parent().unwrap())
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
         assert_eq!(dir_mode, 0o700);
         assert_eq!(file_mode_warning(path), None);
         assert_eq!(store.load().unwrap(), Some(sample()));
@@ -272,7 +297,10 @@ mod tests {
         assert!(w.contains("0644") && w.contains("chmod 600"), "{w}");
         // Saving again restores 0600.
         store.save(&sample()).unwrap();
-        assert_eq!(std::fs::metadata(path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::metadata(path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
 
         store.delete().unwrap();
         assert_eq!(store.load().unwrap(), None);
@@ -285,7 +313,10 @@ mod tests {
         let t: DateTime<Utc> = "2029-12-31T23:59:50Z".parse().unwrap();
         assert!(c.access_expiring(t, chrono::Duration::seconds(30)));
         assert!(!c.access_expiring(t, chrono::Duration::seconds(5)));
-        let key = Credentials { access_expires_at: None, ..sample() };
+        let key = Credentials {
+            access_expires_at: None,
+            ..sample()
+        };
         assert!(!key.access_expiring(t, chrono::Duration::seconds(30)));
     }
 

@@ -37,12 +37,18 @@ impl ExitCode {
     pub fn meaning(self) -> &'static str {
         match self {
             ExitCode::Ok => "success",
-            ExitCode::Error => "error (server unreachable, internal error, invalid server answer, ...)",
-            ExitCode::Usage => "usage error: unknown command or flag, invalid flag value, invalid argument",
+            ExitCode::Error => {
+                "error (server unreachable, internal error, invalid server answer, ...)"
+            }
+            ExitCode::Usage => {
+                "usage error: unknown command or flag, invalid flag value, invalid argument"
+            }
             ExitCode::NotFound => "not found: the VM, node, user, alert, ... does not exist",
             ExitCode::Unauthenticated => "not authenticated or token expired: run `lqx login`",
             ExitCode::PermissionDenied => "permission denied: your role may not do this",
-            ExitCode::Conflict => "conflict or precondition failed (already exists, wrong state, aborted)",
+            ExitCode::Conflict => {
+                "conflict or precondition failed (already exists, wrong state, aborted)"
+            }
             ExitCode::Timeout => "timed out waiting (--wait, --timeout)",
         }
     }
@@ -92,7 +98,12 @@ pub type CliResult<T> = Result<T, CliError>;
 
 impl CliError {
     pub fn new(code: ExitCode, message: impl Into<String>) -> Self {
-        CliError { code, message: message.into(), hint: None, source: None }
+        CliError {
+            code,
+            message: message.into(),
+            hint: None,
+            source: None,
+        }
     }
     pub fn general(message: impl Into<String>) -> Self {
         Self::new(ExitCode::Error, message)
@@ -101,12 +112,14 @@ impl CliError {
         Self::new(ExitCode::Usage, message)
     }
     pub fn not_logged_in(server: &str) -> Self {
-        Self::new(ExitCode::Unauthenticated, format!("Not logged in to {server}"))
-            .hint("run `lqx login`, or set LQX_TOKEN to an API key")
+        Self::new(
+            ExitCode::Unauthenticated,
+            format!("Not logged in to {server}"),
+        )
+        .hint("run `lqx login`, or set LQX_TOKEN to an API key")
     }
     pub fn timeout(what: impl Into<String>) -> Self {
-        Self::new(ExitCode::Timeout, what)
-            .hint("raise --timeout, or use --no-wait and check later")
+        Self::new(ExitCode::Timeout, what).hint("raise --timeout, or use --no-wait and check later")
     }
     pub fn hint(mut self, hint: impl Into<String>) -> Self {
         self.hint = Some(hint.into());
@@ -120,20 +133,26 @@ impl CliError {
     /// Builds the error for a failed RPC, with a hint by code.
     pub fn from_status(status: tonic::Status, server: &str) -> Self {
         let code = ExitCode::from_grpc(status.code());
-        let msg = if status.message().is_empty() {
+        let mut msg = if status.message().is_empty() {
             format!("{:?}", status.code())
         } else {
             status.message().to_string()
         };
+        if status.code() == tonic::Code::Unavailable {
+            msg = format!("Cannot reach {server}: {msg}");
+        }
         let hint = match status.code() {
             tonic::Code::Unauthenticated => Some("run `lqx login` (or set LQX_TOKEN)".to_string()),
-            tonic::Code::PermissionDenied => {
-                Some("ask an admin for a role that allows this (`lqx auth status` shows yours)".to_string())
-            }
+            tonic::Code::PermissionDenied => Some(
+                "ask an admin for a role that allows this (`lqx auth status` shows yours)"
+                    .to_string(),
+            ),
             tonic::Code::Unavailable => Some(format!(
                 "is lqx-server running at {server}? set --server or LQX_SERVER"
             )),
-            tonic::Code::Unimplemented => Some(format!("the server at {server} does not offer this; is it up to date?")),
+            tonic::Code::Unimplemented => Some(format!(
+                "the server at {server} does not offer this; is it up to date?"
+            )),
             _ => None,
         };
         let mut e = CliError::new(code, msg);

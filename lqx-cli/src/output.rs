@@ -80,7 +80,8 @@ impl Printer {
         }
     }
 
-    /// A printer for tests and non-terminal use: no colours, no terminal.
+    /// A printer for tests: no colours, no terminal.
+    #[cfg(test)]
     pub fn plain(format: Format) -> Self {
         Printer {
             format,
@@ -132,15 +133,25 @@ impl Printer {
         let all = T::columns();
         if let Some(wanted) = &self.columns {
             let mut out = Vec::new();
-            for w in wanted.iter().flat_map(|s| s.split(',')).map(str::trim).filter(|s| !s.is_empty()) {
+            for w in wanted
+                .iter()
+                .flat_map(|s| s.split(','))
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+            {
                 let norm = w.to_ascii_uppercase().replace('_', "-");
                 match all.iter().find(|c| c.name == norm) {
                     Some(c) => out.push(c.name),
                     None => {
-                        return Err(CliError::usage(format!("Unknown column {w:?}")).hint(format!(
-                            "columns: {}",
-                            all.iter().map(|c| c.name.to_ascii_lowercase()).collect::<Vec<_>>().join(", ")
-                        )));
+                        return Err(CliError::usage(format!("Unknown column {w:?}")).hint(
+                            format!(
+                                "columns: {}",
+                                all.iter()
+                                    .map(|c| c.name.to_ascii_lowercase())
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            ),
+                        ));
                     }
                 }
             }
@@ -150,7 +161,11 @@ impl Printer {
             return Ok(out);
         }
         let wide = self.format == Format::Wide;
-        Ok(all.iter().filter(|c| wide || !c.wide).map(|c| c.name).collect())
+        Ok(all
+            .iter()
+            .filter(|c| wide || !c.wide)
+            .map(|c| c.name)
+            .collect())
     }
 
     fn table<T: View>(&self, items: &[T]) -> CliResult<String> {
@@ -166,7 +181,11 @@ impl Printer {
         if !self.no_headers {
             t.set_header(cols.iter().map(|c| {
                 let cell = Cell::new(c);
-                if self.color_stdout { cell.add_attribute(Attribute::Bold) } else { cell }
+                if self.color_stdout {
+                    cell.add_attribute(Attribute::Bold)
+                } else {
+                    cell
+                }
             }));
         }
         for item in items {
@@ -220,11 +239,16 @@ impl Printer {
 }
 
 pub fn paint(on: bool, sgr: &str, text: &str) -> String {
-    if on { format!("\x1b[{sgr}m{text}\x1b[0m") } else { text.to_string() }
+    if on {
+        format!("\x1b[{sgr}m{text}\x1b[0m")
+    } else {
+        text.to_string()
+    }
 }
 
 pub fn json_pretty<T: Serialize + ?Sized>(v: &T) -> CliResult<String> {
-    serde_json::to_string_pretty(v).map_err(|e| CliError::general("Cannot encode JSON").with_source(e))
+    serde_json::to_string_pretty(v)
+        .map_err(|e| CliError::general("Cannot encode JSON").with_source(e))
 }
 
 pub fn json_line<T: Serialize + ?Sized>(v: &T) -> CliResult<String> {
@@ -285,14 +309,24 @@ mod tests {
 
     fn things() -> Vec<Thing> {
         vec![
-            Thing { name: "web-1".into(), size_mib: 4096, note: "a".into() },
-            Thing { name: "db".into(), size_mib: 512, note: "longer note".into() },
+            Thing {
+                name: "web-1".into(),
+                size_mib: 4096,
+                note: "a".into(),
+            },
+            Thing {
+                name: "db".into(),
+                size_mib: 512,
+                note: "longer note".into(),
+            },
         ]
     }
 
     #[test]
     fn table_aligns_columns_and_hides_wide() {
-        let s = Printer::plain(Format::Table).render_list(&things()).unwrap();
+        let s = Printer::plain(Format::Table)
+            .render_list(&things())
+            .unwrap();
         assert_eq!(s, "NAME    SIZE\nweb-1   4GiB\ndb      512MiB\n");
         let s = Printer::plain(Format::Wide).render_list(&things()).unwrap();
         assert_eq!(s.lines().next().unwrap(), "NAME    SIZE     NOTE");
@@ -314,8 +348,10 @@ mod tests {
     #[test]
     fn json_list_is_array_of_get_objects() {
         let p = Printer::plain(Format::Json);
-        let list: serde_json::Value = serde_json::from_str(&p.render_list(&things()).unwrap()).unwrap();
-        let one: serde_json::Value = serde_json::from_str(&p.render_one(&things()[0]).unwrap()).unwrap();
+        let list: serde_json::Value =
+            serde_json::from_str(&p.render_list(&things()).unwrap()).unwrap();
+        let one: serde_json::Value =
+            serde_json::from_str(&p.render_one(&things()[0]).unwrap()).unwrap();
         assert_eq!(list[0], one);
         assert_eq!(one["size_mib"], 4096);
         assert_eq!(one["name"], "web-1");

@@ -19,8 +19,6 @@ pub enum ParseError {
     Duration(String),
     #[error("{0:?} is not a label; use key=value")]
     Label(String),
-    #[error("{value:?} is not one of: {allowed}")]
-    Choice { value: String, allowed: String },
 }
 
 /// Parses a human size into MiB. Units: B, K/KB/KiB, M/MB/MiB, G/GB/GiB, T/TB/TiB (case
@@ -62,7 +60,13 @@ pub fn size_mib(raw: &str) -> Result<u64, ParseError> {
     if frac_digits > 12 {
         return Err(ParseError::Size(raw.to_string()));
     }
-    let frac: u128 = if frac_part.is_empty() { 0 } else { frac_part.parse().map_err(|_| ParseError::Size(raw.to_string()))? };
+    let frac: u128 = if frac_part.is_empty() {
+        0
+    } else {
+        frac_part
+            .parse()
+            .map_err(|_| ParseError::Size(raw.to_string()))?
+    };
     let scale = 10u128.pow(frac_digits);
     let unit_bytes = 1024u128.pow(exp);
     let bytes_times_scale = int
@@ -133,19 +137,6 @@ pub fn list(raw: &[String]) -> Vec<String> {
         .collect()
 }
 
-/// Matches `value` case-insensitively against `(name, T)` choices.
-pub fn choice<T: Copy>(value: &str, choices: &[(&str, T)]) -> Result<T, ParseError> {
-    let v = value.trim().to_ascii_lowercase().replace('-', "_");
-    choices
-        .iter()
-        .find(|(name, _)| *name == v)
-        .map(|(_, t)| *t)
-        .ok_or_else(|| ParseError::Choice {
-            value: value.to_string(),
-            allowed: choices.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", "),
-        })
-}
-
 /// clap value parser adaptors, so clap reports these as usage errors (exit 2).
 pub fn clap_size(s: &str) -> Result<u64, String> {
     size_mib(s).map_err(|e| e.to_string())
@@ -182,13 +173,22 @@ mod tests {
     #[test]
     fn sizes_rejected_with_reason() {
         assert_eq!(size_mib(""), Err(ParseError::Empty));
-        assert_eq!(size_mib("4 parsecs"), Err(ParseError::Size("4 parsecs".into())));
+        assert_eq!(
+            size_mib("4 parsecs"),
+            Err(ParseError::Size("4 parsecs".into()))
+        );
         assert_eq!(size_mib("GiB"), Err(ParseError::Size("GiB".into())));
         assert_eq!(size_mib("1.2.3G"), Err(ParseError::Size("1.2.3G".into())));
         assert_eq!(size_mib("-4GiB"), Err(ParseError::Size("-4GiB".into())));
         assert_eq!(size_mib("1K"), Err(ParseError::SizeFraction("1K".into())));
-        assert_eq!(size_mib("0.3M"), Err(ParseError::SizeFraction("0.3M".into())));
-        assert!(matches!(size_mib("99999999999999999999999999999999999T"), Err(ParseError::SizeOverflow(_))));
+        assert_eq!(
+            size_mib("0.3M"),
+            Err(ParseError::SizeFraction("0.3M".into()))
+        );
+        assert!(matches!(
+            size_mib("99999999999999999999999999999999999T"),
+            Err(ParseError::SizeOverflow(_))
+        ));
         let msg = size_mib("4 parsecs").unwrap_err().to_string();
         assert!(msg.contains("4GiB"), "{msg}");
     }
@@ -219,18 +219,20 @@ mod tests {
         assert_eq!(l.len(), 3);
         assert_eq!(l["team"], "core");
         assert_eq!(labels(&["a=".into()]).unwrap()["a"], "");
-        assert_eq!(labels(&["nokey".into()]), Err(ParseError::Label("nokey".into())));
+        assert_eq!(
+            labels(&["nokey".into()]),
+            Err(ParseError::Label("nokey".into()))
+        );
         assert_eq!(labels(&["=v".into()]), Err(ParseError::Label("=v".into())));
         assert!(clap_label("a=b,c=d").is_err());
         assert_eq!(clap_label("a=b"), Ok(("a".into(), "b".into())));
     }
 
     #[test]
-    fn choices_and_lists() {
-        let c = [("running", 1), ("stopped", 2)];
-        assert_eq!(choice("Running", &c), Ok(1));
-        let err = choice("gone", &c).unwrap_err().to_string();
-        assert!(err.contains("running, stopped"), "{err}");
-        assert_eq!(list(&["vm, node".into(), "alert".into()]), vec!["vm", "node", "alert"]);
+    fn lists() {
+        assert_eq!(
+            list(&["vm, node".into(), "alert".into()]),
+            vec!["vm", "node", "alert"]
+        );
     }
 }

@@ -29,12 +29,18 @@ pub fn time(t: &Option<pbjson_types::Timestamp>) -> Option<DateTime<Utc>> {
 }
 
 pub fn to_timestamp(t: DateTime<Utc>) -> pbjson_types::Timestamp {
-    pbjson_types::Timestamp { seconds: t.timestamp(), nanos: i32::try_from(t.timestamp_subsec_nanos()).unwrap_or(0) }
+    pbjson_types::Timestamp {
+        seconds: t.timestamp(),
+        nanos: i32::try_from(t.timestamp_subsec_nanos()).unwrap_or(0),
+    }
 }
 
 /// `VM_STATE_RUNNING` with prefix `VM_STATE_` → `running`; the unspecified value → "".
 pub fn enum_word(name: &str, prefix: &str) -> String {
-    let w = name.strip_prefix(prefix).unwrap_or(name).to_ascii_lowercase();
+    let w = name
+        .strip_prefix(prefix)
+        .unwrap_or(name)
+        .to_ascii_lowercase();
     if w == "unspecified" { String::new() } else { w }
 }
 
@@ -58,18 +64,27 @@ fn short_secs(secs: i64) -> String {
 }
 
 fn or_dash(s: &str) -> String {
-    if s.is_empty() { "-".into() } else { s.to_string() }
+    if s.is_empty() {
+        "-".into()
+    } else {
+        s.to_string()
+    }
 }
 
 fn fmt_time(t: Option<DateTime<Utc>>) -> String {
-    t.map_or("-".into(), |t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+    t.map_or("-".into(), |t| {
+        t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    })
 }
 
 fn labels_text(l: &BTreeMap<String, String>) -> String {
     if l.is_empty() {
         return "-".into();
     }
-    l.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")
+    l.iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 fn sorted(m: &std::collections::HashMap<String, String>) -> BTreeMap<String, String> {
@@ -183,12 +198,21 @@ impl From<&computepb::Vm> for VmView {
             disks: spec
                 .disks
                 .iter()
-                .map(|d| DiskView { name: d.name.clone(), size_mib: d.size_mib, pool: d.pool.clone(), bus: d.bus.clone() })
+                .map(|d| DiskView {
+                    name: d.name.clone(),
+                    size_mib: d.size_mib,
+                    pool: d.pool.clone(),
+                    bus: d.bus.clone(),
+                })
                 .collect(),
             nics: spec
                 .nics
                 .iter()
-                .map(|n| NicView { network: n.network.clone(), mac: n.mac.clone(), model: n.model.clone() })
+                .map(|n| NicView {
+                    network: n.network.clone(),
+                    mac: n.mac.clone(),
+                    model: n.model.clone(),
+                })
                 .collect(),
             ha: ha.unwrap_or_default(),
             placement: placement.unwrap_or_default(),
@@ -235,9 +259,19 @@ impl View for VmView {
             "DESIRED" => or_dash(&self.desired_state),
             "DISK" => {
                 let total: u64 = self.disks.iter().map(|d| d.size_mib).sum();
-                if total == 0 { "-".into() } else { format_mib(total) }
+                if total == 0 {
+                    "-".into()
+                } else {
+                    format_mib(total)
+                }
             }
-            "HA" => if self.ha.enabled { or_dash(&self.ha.priority).replace('-', "on") } else { "off".into() },
+            "HA" => {
+                if self.ha.enabled {
+                    or_dash(&self.ha.priority).replace('-', "on")
+                } else {
+                    "off".into()
+                }
+            }
             "CPU%" => format!("{:.0}", self.cpu_usage_percent),
             "MEM-USED" => format_mib(self.memory_used_mib),
             "LABELS" => labels_text(&self.labels),
@@ -263,7 +297,11 @@ pub struct MigrationView {
 impl From<&computepb::MigrateVmResponse> for MigrationView {
     fn from(r: &computepb::MigrateVmResponse) -> Self {
         MigrationView {
-            vm: r.vm.as_ref().map(VmView::from).unwrap_or_else(|| VmView::from(&computepb::Vm::default())),
+            vm: r
+                .vm
+                .as_ref()
+                .map(VmView::from)
+                .unwrap_or_else(|| VmView::from(&computepb::Vm::default())),
             migration_id: r.migration_id.clone(),
             source_node: r.source_node.clone(),
             target_node: r.target_node.clone(),
@@ -273,7 +311,14 @@ impl From<&computepb::MigrateVmResponse> for MigrationView {
 }
 
 impl View for MigrationView {
-    columns!(col("VM"), col("FROM"), col("TO"), col("LIVE"), col("STATE"), wide("MIGRATION"));
+    columns!(
+        col("VM"),
+        col("FROM"),
+        col("TO"),
+        col("LIVE"),
+        col("STATE"),
+        wide("MIGRATION")
+    );
     fn cell(&self, c: &str) -> String {
         match c {
             "VM" => self.vm.name.clone(),
@@ -381,8 +426,15 @@ impl View for NodeView {
             "SCHEDULABLE" => yes_no(self.schedulable),
             "HEALTH" => or_dash(&self.health),
             "VMS" => self.running_vms.to_string(),
-            "CPU" => format!("{}/{}", self.allocated_cpu_cores, self.allocatable_cpu_cores),
-            "MEMORY" => format!("{}/{}", format_mib(self.allocated_memory_mib), format_mib(self.allocatable_memory_mib)),
+            "CPU" => format!(
+                "{}/{}",
+                self.allocated_cpu_cores, self.allocatable_cpu_cores
+            ),
+            "MEMORY" => format!(
+                "{}/{}",
+                format_mib(self.allocated_memory_mib),
+                format_mib(self.allocatable_memory_mib)
+            ),
             "HEARTBEAT" => age(self.last_heartbeat, now()),
             "ID" => self.id.clone(),
             "ADDRESS" => or_dash(&self.management_address),
@@ -446,7 +498,15 @@ impl From<&authpb::User> for UserView {
 }
 
 impl View for UserView {
-    columns!(col("USERNAME"), col("ROLE"), col("EMAIL"), col("DISABLED"), col("LAST-LOGIN"), wide("ID"), wide("CREATED"));
+    columns!(
+        col("USERNAME"),
+        col("ROLE"),
+        col("EMAIL"),
+        col("DISABLED"),
+        col("LAST-LOGIN"),
+        wide("ID"),
+        wide("CREATED")
+    );
     fn cell(&self, c: &str) -> String {
         match c {
             "USERNAME" => self.username.clone(),
@@ -494,7 +554,16 @@ impl From<&authpb::ApiKey> for ApiKeyView {
 }
 
 impl View for ApiKeyView {
-    columns!(col("ID"), col("NAME"), col("ROLE"), col("PREFIX"), col("EXPIRES"), col("LAST-USED"), col("REVOKED"), wide("OWNER"));
+    columns!(
+        col("ID"),
+        col("NAME"),
+        col("ROLE"),
+        col("PREFIX"),
+        col("EXPIRES"),
+        col("LAST-USED"),
+        col("REVOKED"),
+        wide("OWNER")
+    );
     fn cell(&self, c: &str) -> String {
         match c {
             "ID" => self.id.clone(),
@@ -522,9 +591,19 @@ pub struct ApiKeyCreatedView {
 }
 
 impl View for ApiKeyCreatedView {
-    columns!(col("ID"), col("NAME"), col("ROLE"), col("EXPIRES"), col("SECRET"));
+    columns!(
+        col("ID"),
+        col("NAME"),
+        col("ROLE"),
+        col("EXPIRES"),
+        col("SECRET")
+    );
     fn cell(&self, c: &str) -> String {
-        if c == "SECRET" { self.secret.clone() } else { self.key.cell(c) }
+        if c == "SECRET" {
+            self.secret.clone()
+        } else {
+            self.key.cell(c)
+        }
     }
     fn name(&self) -> String {
         self.key.id.clone()
@@ -565,14 +644,27 @@ impl From<&authpb::AuditEntry> for AuditView {
 }
 
 impl View for AuditView {
-    columns!(col("TIME"), col("ACTOR"), col("ACTION"), col("RESOURCE"), col("RESULT"), wide("DETAIL"), wide("CLIENT"), wide("ID"));
+    columns!(
+        col("TIME"),
+        col("ACTOR"),
+        col("ACTION"),
+        col("RESOURCE"),
+        col("RESULT"),
+        wide("DETAIL"),
+        wide("CLIENT"),
+        wide("ID")
+    );
     fn cell(&self, c: &str) -> String {
         match c {
             "TIME" => fmt_time(self.time),
             "ACTOR" => self.actor.clone(),
             "ACTION" => self.action.clone(),
             "RESOURCE" => {
-                if self.resource_id.is_empty() { or_dash(&self.resource_type) } else { format!("{}/{}", self.resource_type, self.resource_id) }
+                if self.resource_id.is_empty() {
+                    or_dash(&self.resource_type)
+                } else {
+                    format!("{}/{}", self.resource_type, self.resource_id)
+                }
             }
             "RESULT" => self.result.clone(),
             "DETAIL" => or_dash(&self.detail),
@@ -632,17 +724,42 @@ impl From<&alertpb::Alert> for AlertView {
 }
 
 impl View for AlertView {
-    columns!(col("ID"), col("SEVERITY"), col("SOURCE"), col("TITLE"), col("ACK"), col("RESOLVED"), col("AGE"), wide("COUNT"), wide("CONDITION"), wide("MESSAGE"));
+    columns!(
+        col("ID"),
+        col("SEVERITY"),
+        col("SOURCE"),
+        col("TITLE"),
+        col("ACK"),
+        col("RESOLVED"),
+        col("AGE"),
+        wide("COUNT"),
+        wide("CONDITION"),
+        wide("MESSAGE")
+    );
     fn cell(&self, c: &str) -> String {
         match c {
             "ID" => self.id.clone(),
             "SEVERITY" => or_dash(&self.severity),
             "SOURCE" => {
-                let n = if self.source_name.is_empty() { &self.source_id } else { &self.source_name };
-                if n.is_empty() { or_dash(&self.source_type) } else { format!("{}/{}", self.source_type, n) }
+                let n = if self.source_name.is_empty() {
+                    &self.source_id
+                } else {
+                    &self.source_name
+                };
+                if n.is_empty() {
+                    or_dash(&self.source_type)
+                } else {
+                    format!("{}/{}", self.source_type, n)
+                }
             }
             "TITLE" => self.title.clone(),
-            "ACK" => if self.acknowledged { or_dash(&self.acknowledged_by) } else { "no".into() },
+            "ACK" => {
+                if self.acknowledged {
+                    or_dash(&self.acknowledged_by)
+                } else {
+                    "no".into()
+                }
+            }
             "RESOLVED" => yes_no(self.resolved),
             "AGE" => age(self.created_at, now()),
             "COUNT" => self.count.to_string(),
@@ -667,12 +784,24 @@ pub struct AlertSummaryView {
 
 impl From<&alertpb::AlertSummary> for AlertSummaryView {
     fn from(s: &alertpb::AlertSummary) -> Self {
-        AlertSummaryView { critical: s.critical, warning: s.warning, info: s.info, unacknowledged: s.unacknowledged, total_open: s.total_open }
+        AlertSummaryView {
+            critical: s.critical,
+            warning: s.warning,
+            info: s.info,
+            unacknowledged: s.unacknowledged,
+            total_open: s.total_open,
+        }
     }
 }
 
 impl View for AlertSummaryView {
-    columns!(col("CRITICAL"), col("WARNING"), col("INFO"), col("UNACKNOWLEDGED"), col("OPEN"));
+    columns!(
+        col("CRITICAL"),
+        col("WARNING"),
+        col("INFO"),
+        col("UNACKNOWLEDGED"),
+        col("OPEN")
+    );
     fn cell(&self, c: &str) -> String {
         match c {
             "CRITICAL" => self.critical.to_string(),
@@ -717,12 +846,25 @@ impl From<&alertpb::Webhook> for WebhookView {
 }
 
 impl View for WebhookView {
-    columns!(col("ID"), col("URL"), col("SEVERITIES"), col("SIGNED"), col("LAST-DELIVERY"), col("STATUS"));
+    columns!(
+        col("ID"),
+        col("URL"),
+        col("SEVERITIES"),
+        col("SIGNED"),
+        col("LAST-DELIVERY"),
+        col("STATUS")
+    );
     fn cell(&self, c: &str) -> String {
         match c {
             "ID" => self.id.clone(),
             "URL" => self.url.clone(),
-            "SEVERITIES" => if self.severities.is_empty() { "all".into() } else { self.severities.join(",") },
+            "SEVERITIES" => {
+                if self.severities.is_empty() {
+                    "all".into()
+                } else {
+                    self.severities.join(",")
+                }
+            }
             "SIGNED" => yes_no(self.has_secret),
             "LAST-DELIVERY" => age(self.last_delivery_at, now()),
             "STATUS" => or_dash(&self.last_delivery_status),
@@ -744,12 +886,24 @@ pub struct WebhookTestView {
 }
 
 impl View for WebhookTestView {
-    columns!(col("ID"), col("DELIVERED"), col("HTTP"), col("ATTEMPTS"), col("ERROR"));
+    columns!(
+        col("ID"),
+        col("DELIVERED"),
+        col("HTTP"),
+        col("ATTEMPTS"),
+        col("ERROR")
+    );
     fn cell(&self, c: &str) -> String {
         match c {
             "ID" => self.id.clone(),
             "DELIVERED" => yes_no(self.delivered),
-            "HTTP" => if self.http_status == 0 { "-".into() } else { self.http_status.to_string() },
+            "HTTP" => {
+                if self.http_status == 0 {
+                    "-".into()
+                } else {
+                    self.http_status.to_string()
+                }
+            }
             "ATTEMPTS" => self.attempts.to_string(),
             "ERROR" => or_dash(&self.error),
             _ => String::new(),
@@ -885,7 +1039,16 @@ impl From<&drspb::DrsConfig> for DrsConfigView {
 }
 
 impl View for DrsConfigView {
-    columns!(col("ENABLED"), col("AUTOMATION"), col("INTERVAL"), col("CPU%"), col("MEMORY%"), col("MIGRATION-THRESHOLD"), wide("MAX-PER-HOST"), wide("HYSTERESIS"));
+    columns!(
+        col("ENABLED"),
+        col("AUTOMATION"),
+        col("INTERVAL"),
+        col("CPU%"),
+        col("MEMORY%"),
+        col("MIGRATION-THRESHOLD"),
+        wide("MAX-PER-HOST"),
+        wide("HYSTERESIS")
+    );
     fn cell(&self, c: &str) -> String {
         match c {
             "ENABLED" => yes_no(self.enabled),
@@ -895,7 +1058,10 @@ impl View for DrsConfigView {
             "MEMORY%" => format!("{:.0}", self.threshold_memory),
             "MIGRATION-THRESHOLD" => self.migration_threshold.to_string(),
             "MAX-PER-HOST" => self.max_concurrent_migrations_per_host.to_string(),
-            "HYSTERESIS" => format!("{:.1}pp x{}", self.hysteresis_margin, self.hysteresis_hold_count),
+            "HYSTERESIS" => format!(
+                "{:.1}pp x{}",
+                self.hysteresis_margin, self.hysteresis_hold_count
+            ),
             _ => String::new(),
         }
     }
@@ -928,11 +1094,25 @@ impl From<&drspb::DrsStatus> for DrsStatusView {
 }
 
 impl View for DrsStatusView {
-    columns!(col("ENABLED"), col("AUTOMATION"), col("IMBALANCE"), col("PENDING"), col("APPLYING"), col("LAST-RUN"), wide("SUMMARY"));
+    columns!(
+        col("ENABLED"),
+        col("AUTOMATION"),
+        col("IMBALANCE"),
+        col("PENDING"),
+        col("APPLYING"),
+        col("LAST-RUN"),
+        wide("SUMMARY")
+    );
     fn cell(&self, c: &str) -> String {
         match c {
-            "ENABLED" => self.config.as_ref().map_or("-".into(), |c| yes_no(c.enabled)),
-            "AUTOMATION" => self.config.as_ref().map_or("-".into(), |c| or_dash(&c.automation_level)),
+            "ENABLED" => self
+                .config
+                .as_ref()
+                .map_or("-".into(), |c| yes_no(c.enabled)),
+            "AUTOMATION" => self
+                .config
+                .as_ref()
+                .map_or("-".into(), |c| or_dash(&c.automation_level)),
             "IMBALANCE" => format!("{:.3}", self.imbalance),
             "PENDING" => self.pending_count.to_string(),
             "APPLYING" => self.applying_count.to_string(),
@@ -974,7 +1154,15 @@ impl From<&hapb::NodeHaStatus> for NodeHaView {
 }
 
 impl View for NodeHaView {
-    columns!(col("NODE"), col("HEALTH"), col("MISSED"), col("LEASE-AGE"), col("HA-VMS"), col("FENCED"), wide("ID"));
+    columns!(
+        col("NODE"),
+        col("HEALTH"),
+        col("MISSED"),
+        col("LEASE-AGE"),
+        col("HA-VMS"),
+        col("FENCED"),
+        wide("ID")
+    );
     fn cell(&self, c: &str) -> String {
         match c {
             "NODE" => self.node.clone(),
@@ -1043,14 +1231,35 @@ impl From<&hapb::HaStatus> for HaStatusView {
 }
 
 impl View for HaStatusView {
-    columns!(col("ENABLED"), col("PROTECTED"), col("HA-VMS"), col("FAILOVER"), col("LEADER"), col("LAST-CHECK"), wide("EPOCH"));
+    columns!(
+        col("ENABLED"),
+        col("PROTECTED"),
+        col("HA-VMS"),
+        col("FAILOVER"),
+        col("LEADER"),
+        col("LAST-CHECK"),
+        wide("EPOCH")
+    );
     fn cell(&self, c: &str) -> String {
         match c {
-            "ENABLED" => self.config.as_ref().map_or("-".into(), |c| yes_no(c.enabled)),
-            "PROTECTED" => if self.cluster_protected { "yes (N+1)".into() } else { "no".into() },
+            "ENABLED" => self
+                .config
+                .as_ref()
+                .map_or("-".into(), |c| yes_no(c.enabled)),
+            "PROTECTED" => {
+                if self.cluster_protected {
+                    "yes (N+1)".into()
+                } else {
+                    "no".into()
+                }
+            }
             "HA-VMS" => self.protected_vms.to_string(),
             "FAILOVER" => {
-                if self.failover_paused { format!("paused: {}", self.paused_reason) } else { "active".into() }
+                if self.failover_paused {
+                    format!("paused: {}", self.paused_reason)
+                } else {
+                    "active".into()
+                }
             }
             "LEADER" => or_dash(&self.leader),
             "LAST-CHECK" => age(self.last_check, now()),
@@ -1073,12 +1282,24 @@ pub struct PlacementResultView {
 }
 
 impl View for PlacementResultView {
-    columns!(col("VM"), col("FROM"), col("TO"), col("REASON"), wide("VM-ID"));
+    columns!(
+        col("VM"),
+        col("FROM"),
+        col("TO"),
+        col("REASON"),
+        wide("VM-ID")
+    );
     fn cell(&self, c: &str) -> String {
         match c {
             "VM" => self.vm.clone(),
             "FROM" => or_dash(&self.from),
-            "TO" => if self.to.is_empty() { "UNPLACED".into() } else { self.to.clone() },
+            "TO" => {
+                if self.to.is_empty() {
+                    "UNPLACED".into()
+                } else {
+                    self.to.clone()
+                }
+            }
             "REASON" => or_dash(&self.reason),
             "VM-ID" => self.vm_id.clone(),
             _ => String::new(),
@@ -1101,12 +1322,24 @@ impl From<&hapb::ManualFailoverResponse> for FailoverView {
             placements: r
                 .placements
                 .iter()
-                .map(|p| PlacementResultView { vm_id: p.vm_id.clone(), vm: p.vm_name.clone(), from: p.from_node.clone(), to: p.to_node.clone(), reason: String::new() })
+                .map(|p| PlacementResultView {
+                    vm_id: p.vm_id.clone(),
+                    vm: p.vm_name.clone(),
+                    from: p.from_node.clone(),
+                    to: p.to_node.clone(),
+                    reason: String::new(),
+                })
                 .collect(),
             unplaced: r
                 .unplaced
                 .iter()
-                .map(|u| PlacementResultView { vm_id: u.vm_id.clone(), vm: u.vm_name.clone(), from: String::new(), to: String::new(), reason: u.reason.clone() })
+                .map(|u| PlacementResultView {
+                    vm_id: u.vm_id.clone(),
+                    vm: u.vm_name.clone(),
+                    from: String::new(),
+                    to: String::new(),
+                    reason: u.reason.clone(),
+                })
                 .collect(),
         }
     }
@@ -1145,7 +1378,14 @@ impl From<&eventspb::Event> for EventView {
 }
 
 impl View for EventView {
-    columns!(col("TIME"), col("SEQ"), col("RESOURCE"), col("ID"), col("EVENT"), wide("PROJECT"));
+    columns!(
+        col("TIME"),
+        col("SEQ"),
+        col("RESOURCE"),
+        col("ID"),
+        col("EVENT"),
+        wide("PROJECT")
+    );
     fn cell(&self, c: &str) -> String {
         match c {
             "TIME" => fmt_time(self.time),
@@ -1170,16 +1410,29 @@ pub struct VmEventView {
 }
 
 impl View for VmEventView {
-    columns!(col("TIME"), col("EVENT"), col("NAME"), col("STATE"), col("NODE"), wide("SEQ"));
+    columns!(
+        col("TIME"),
+        col("EVENT"),
+        col("NAME"),
+        col("STATE"),
+        col("NODE"),
+        wide("SEQ")
+    );
     fn cell(&self, c: &str) -> String {
         let vm = self.vm.as_ref();
         match c {
             "TIME" => self.event.as_ref().map_or("-".into(), |e| fmt_time(e.time)),
             "EVENT" => self.event.as_ref().map_or("-".into(), |e| e.kind.clone()),
-            "NAME" => vm.map(|v| v.name.clone()).or_else(|| self.event.as_ref().map(|e| e.resource_id.clone())).unwrap_or_default(),
+            "NAME" => vm
+                .map(|v| v.name.clone())
+                .or_else(|| self.event.as_ref().map(|e| e.resource_id.clone()))
+                .unwrap_or_default(),
             "STATE" => vm.map_or("-".into(), |v| or_dash(&v.state)),
             "NODE" => vm.map_or("-".into(), |v| or_dash(&v.node)),
-            "SEQ" => self.event.as_ref().map_or("-".into(), |e| e.sequence.to_string()),
+            "SEQ" => self
+                .event
+                .as_ref()
+                .map_or("-".into(), |e| e.sequence.to_string()),
             _ => String::new(),
         }
     }
@@ -1195,21 +1448,37 @@ pub struct NodeEventView {
 }
 
 impl View for NodeEventView {
-    columns!(col("TIME"), col("EVENT"), col("NAME"), col("PHASE"), col("HEALTH"), wide("SEQ"));
+    columns!(
+        col("TIME"),
+        col("EVENT"),
+        col("NAME"),
+        col("PHASE"),
+        col("HEALTH"),
+        wide("SEQ")
+    );
     fn cell(&self, c: &str) -> String {
         let n = self.node.as_ref();
         match c {
             "TIME" => self.event.as_ref().map_or("-".into(), |e| fmt_time(e.time)),
             "EVENT" => self.event.as_ref().map_or("-".into(), |e| e.kind.clone()),
-            "NAME" => n.map(|v| v.name.clone()).or_else(|| self.event.as_ref().map(|e| e.resource_id.clone())).unwrap_or_default(),
+            "NAME" => n
+                .map(|v| v.name.clone())
+                .or_else(|| self.event.as_ref().map(|e| e.resource_id.clone()))
+                .unwrap_or_default(),
             "PHASE" => n.map_or("-".into(), |v| or_dash(&v.phase)),
             "HEALTH" => n.map_or("-".into(), |v| or_dash(&v.health)),
-            "SEQ" => self.event.as_ref().map_or("-".into(), |e| e.sequence.to_string()),
+            "SEQ" => self
+                .event
+                .as_ref()
+                .map_or("-".into(), |e| e.sequence.to_string()),
             _ => String::new(),
         }
     }
     fn name(&self) -> String {
-        self.node.as_ref().map(|v| v.name.clone()).unwrap_or_default()
+        self.node
+            .as_ref()
+            .map(|v| v.name.clone())
+            .unwrap_or_default()
     }
 }
 
@@ -1231,7 +1500,16 @@ pub struct AuthStatusView {
 }
 
 impl View for AuthStatusView {
-    columns!(col("SERVER"), col("USER"), col("ROLE"), col("EXPIRES"), col("TOKEN-STORE"), wide("CONTEXT"), wide("METHOD"), wide("TOKEN"));
+    columns!(
+        col("SERVER"),
+        col("USER"),
+        col("ROLE"),
+        col("EXPIRES"),
+        col("TOKEN-STORE"),
+        wide("CONTEXT"),
+        wide("METHOD"),
+        wide("TOKEN")
+    );
     fn cell(&self, c: &str) -> String {
         match c {
             "SERVER" => self.server.clone(),
@@ -1261,10 +1539,23 @@ pub struct ContextView {
 }
 
 impl View for ContextView {
-    columns!(col("CURRENT"), col("NAME"), col("SERVER"), col("USER"), col("STORAGE"), wide("CA-CERT"));
+    columns!(
+        col("CURRENT"),
+        col("NAME"),
+        col("SERVER"),
+        col("USER"),
+        col("STORAGE"),
+        wide("CA-CERT")
+    );
     fn cell(&self, c: &str) -> String {
         match c {
-            "CURRENT" => if self.current { "*".into() } else { String::new() },
+            "CURRENT" => {
+                if self.current {
+                    "*".into()
+                } else {
+                    String::new()
+                }
+            }
             "NAME" => self.name.clone(),
             "SERVER" => self.server.clone(),
             "USER" => or_dash(&self.username),
@@ -1292,8 +1583,16 @@ mod tests {
             spec: Some(computepb::VmSpec {
                 cpu_cores: 2,
                 memory_mib: 4096,
-                disks: vec![computepb::Disk { name: "root".into(), size_mib: 20480, ..Default::default() }],
-                ha: Some(computepb::HaPolicy { enabled: true, priority: computepb::HaRestartPriority::High as i32, ..Default::default() }),
+                disks: vec![computepb::Disk {
+                    name: "root".into(),
+                    size_mib: 20480,
+                    ..Default::default()
+                }],
+                ha: Some(computepb::HaPolicy {
+                    enabled: true,
+                    priority: computepb::HaRestartPriority::High as i32,
+                    ..Default::default()
+                }),
                 ..Default::default()
             }),
             status: Some(computepb::VmStatus {
@@ -1303,7 +1602,10 @@ mod tests {
                 ..Default::default()
             }),
             desired_state: computepb::VmState::Running as i32,
-            created_at: Some(pbjson_types::Timestamp { seconds: 1_700_000_000, nanos: 0 }),
+            created_at: Some(pbjson_types::Timestamp {
+                seconds: 1_700_000_000,
+                nanos: 0,
+            }),
             ..Default::default()
         }
     }
@@ -1315,10 +1617,30 @@ mod tests {
         let v = serde_json::to_value(VmView::from(&vm())).unwrap();
         let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
         let mut expected = vec![
-            "id", "name", "project_id", "description", "labels", "state", "desired_state", "node_id", "node",
-            "cpu_cores", "memory_mib", "disks", "nics", "ha", "placement", "cpu_usage_percent",
-            "memory_used_mib", "restart_count", "message", "started_at", "stopped_at", "created_at",
-            "updated_at", "resource_version",
+            "id",
+            "name",
+            "project_id",
+            "description",
+            "labels",
+            "state",
+            "desired_state",
+            "node_id",
+            "node",
+            "cpu_cores",
+            "memory_mib",
+            "disks",
+            "nics",
+            "ha",
+            "placement",
+            "cpu_usage_percent",
+            "memory_used_mib",
+            "restart_count",
+            "message",
+            "started_at",
+            "stopped_at",
+            "created_at",
+            "updated_at",
+            "resource_version",
         ];
         let mut got = keys.clone();
         got.sort_unstable();
@@ -1337,7 +1659,10 @@ mod tests {
         let mut p = Printer::plain(Format::Table);
         p.columns = Some(vec!["name,state,node,cpu,memory,disk,ha".into()]);
         let s = p.render_one(&VmView::from(&vm())).unwrap();
-        assert_eq!(s, "NAME    STATE     NODE     CPU   MEMORY   DISK    HA\nweb-1   running   node-1   2     4GiB     20GiB   high\n");
+        assert_eq!(
+            s,
+            "NAME    STATE     NODE     CPU   MEMORY   DISK    HA\nweb-1   running   node-1   2     4GiB     20GiB   high\n"
+        );
     }
 
     #[test]
@@ -1354,7 +1679,17 @@ mod tests {
             ..Default::default()
         };
         let v = serde_json::to_value(RecommendationView::from(&r)).unwrap();
-        for k in ["vm", "source", "target", "priority", "type", "reason", "impact_cpu", "impact_memory", "status"] {
+        for k in [
+            "vm",
+            "source",
+            "target",
+            "priority",
+            "type",
+            "reason",
+            "impact_cpu",
+            "impact_memory",
+            "status",
+        ] {
             assert!(v.get(k).is_some(), "missing {k}");
         }
         assert_eq!(v["type"], "migrate");
@@ -1367,9 +1702,18 @@ mod tests {
         assert_eq!(enum_word("VM_STATE_RUNNING", "VM_STATE_"), "running");
         assert_eq!(enum_word("VM_STATE_UNSPECIFIED", "VM_STATE_"), "");
         let now: DateTime<Utc> = "2024-01-02T00:00:00Z".parse().unwrap();
-        assert_eq!(age(Some("2024-01-01T23:59:15Z".parse().unwrap()), now), "45s");
-        assert_eq!(age(Some("2024-01-01T23:00:00Z".parse().unwrap()), now), "60m");
-        assert_eq!(age(Some("2023-12-30T00:00:00Z".parse().unwrap()), now), "3d");
+        assert_eq!(
+            age(Some("2024-01-01T23:59:15Z".parse().unwrap()), now),
+            "45s"
+        );
+        assert_eq!(
+            age(Some("2024-01-01T23:00:00Z".parse().unwrap()), now),
+            "60m"
+        );
+        assert_eq!(
+            age(Some("2023-12-30T00:00:00Z".parse().unwrap()), now),
+            "3d"
+        );
         assert_eq!(age(None, now), "-");
         assert_eq!(time(&Some(to_timestamp(now))), Some(now));
     }

@@ -1,0 +1,604 @@
+//! DRS scenarios over checked-in cluster files (tests/data/drs/), and an exact reference:
+//! on small random clusters, an exhaustive search for the fewest moves that bring every node
+//! under its relief line, against which the planner's move count is checked.
+
+use chrono::{DateTime, Utc};
+use lqx_core::cluster_file::{self, node_id_for, simulate_drs, simulate_drs_rounds};
+use lqx_core::drs::{DrsPlan, DrsState, MigrationHistory, MoveKind, plan};
+use lqx_core::model::{DrsConfig, NodeId, NodePhase, Priority};
+use lqx_core::placement::{ClusterSnapshot, NodeSnapshot, VmSnapshot, VmUsageSample};
+use rand::{Rng, SeedableRng, rngs::StdRng};
+
+fn load(name: &str) -> String {
+    let path = format!("{}/tests/data/drs/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+fn t0() -> DateTime<Utc> {
+    DateTime::<Utc>::from_timestamp(1_700_000_000, 0).unwrap()
+}
+
+fn once(snap: &ClusterSnapshot, c: &DrsConfig) -> DrsPlan {
+    let c = DrsConfig {
+        hysteresis_hold_count: 1,
+        ..c.clone()
+    };
+    plan(
+        snap,
+        &c,
+        &DrsState::default(),
+        &MigrationHistory::default(),
+        t0(),
+    )
+}
+
+fn node_pct<'a>(
+    p: &'a lqx_core::drs::ClusterMetrics,
+    name: &str,
+) -> &'a lqx_core::drs::NodeMetrics {
+    p.nodes.iter().find(|n| n.name == name).unwrap()
+}
+
+#[test]
+fn three_equal_nodes_with_every_vm_on_one() {
+    let text = load("three-equal-all-on-one.yaml");
+    let r = simulate_drs_rounds(&text, &DrsConfig::default(), 20).unwrap();
+    assert_eq!(r.before.max_cpu_percent, 90.0);
+    // Settled: no node above 75 % (80 - 5 margin), imbalance mostly gone, nothing moved twice.
+    assert!(r.after.max_cpu_percent <= 75.0, "{:?}", r.after);
+    assert!(
+        r.after.imbalance < r.before.imbalance / 2.0,
+        "{} -> {}",
+        r.before.imbalance,
+        r.after.imbalance
+    );
+    let mut vms: Vec<_> = r.recommendations.iter().map(|m| m.vm.as_str()).collect();
+    vms.sort();
+    vms.dedup();
+    assert_eq!(vms.len(), r.moves);
+    assert!(r.recommendations.iter().all(|m| m.source == "node-1"));
+    // Each node ends with a share: 12 VMs over 3 nodes, 4 each.
+    for n in &r.after.nodes {
+        assert!((n.cpu_percent - 30.0).abs() <= 7.5, "{n:?}");
+    }
+    // One round alone is bounded by the per-host budget (2).
+    assert_eq!(simulate_drs(&text, &DrsConfig::default()).unwrap().moves, 2);
+}
+
+#[test]
+fn one_hot_host_is_relieved_and_only_it() {
+    let text = load("one-hot-host.yaml");
+    let snap = cluster_file::parse(&text).unwrap();
+    let c = DrsConfig {
+        max_concurrent_migrations_per_host: 4,
+        ..DrsConfig::default()
+    };
+    let p = once(&snap, &c);
+    assert_eq!(node_pct(&p.before, "node-1").cpu_percent, 92.0);
+    let relieve: Vec<_> = p
+        .moves
+        .iter()
+        .filter(|m| m.kind == MoveKind::Relieve)
+        .collect();
+    // 92 % -> <= 75 % needs 17 points off a 32-core host: 5.44 cores; each VM uses 3.68.
+    assert_eq!(relieve.len(), 2, "{:#?}", p.moves);
+    for m in &relieve {
+        assert_eq!(m.source_name, "node-1");
+        assert_eq!(m.priority, Priority::High);
+        assert!(
+            m.reason.starts_with("node-1 is hot (CPU 92% > 80%"),
+            "{}",
+            m.reason
+        );
+    }
+    assert!(node_pct(&p.after, "node-1").cpu_percent <= 75.0);
+    assert!(
+        p.after.nodes.iter().all(|n| n.cpu_percent <= 75.0),
+        "{:?}",
+        p.after
+    );
+    // The two moves go to different hosts (each target left least hot).
+    assert_ne!(relieve[0].target, relieve[1].target);
+}
+
+#[test]
+fn maintenance_is_evacuated_even_at_level_one() {
+    let text = load("maintenance.yaml");
+    let c = DrsConfig {
+        migration_threshold: 1,
+        ..DrsConfig::default()
+    };
+    let r = simulate_drs(&text, &c).unwrap();
+    assert_eq!(r.moves, 4, "{:#?}", r.recommendations);
+    assert!(
+        r.recommendations
+            .iter()
+            .all(|m| m.source == "node-2" && m.target != "node-2" && m.mandatory)
+    );
+    assert!(
+        r.recommendations
+            .iter()
+            .all(|m| m.priority == Priority::High)
+    );
+    assert!(
+        r.recommendations
+            .iter()
+            .all(|m| m.reason == "node-2 is in maintenance")
+    );
+    let after = r.after.nodes.iter().find(|n| n.name == "node-2").unwrap();
+    assert_eq!((after.cpu_percent, after.memory_percent), (0.0, 0.0));
+    // The stopped VM moves too (cold), copying no memory: 3 x 6144 MiB.
+    assert_eq!(r.memory_moved_mib, 3 * 6144);
+}
+
+#[test]
+fn anti_affinity_is_restored_and_kept() {
+    let text = load("anti-affinity.yaml");
+    let snap = cluster_file::parse(&text).unwrap();
+    let p = once(
+        &snap,
+        &DrsConfig {
+            max_concurrent_migrations_per_host: 8,
+            ..DrsConfig::default()
+        },
+    );
+    let web2 = p
+        .moves
+        .iter()
+        .find(|m| m.vm_name == "web-2")
+        .expect("web-2 must leave web-1's node");
+    assert!(web2.mandatory);
+    assert_eq!(web2.kind, MoveKind::Constraint);
+    assert_ne!(web2.target_name, "node-2", "node-2 holds web-3");
+    assert_ne!(web2.target_name, "node-1");
+    // After all moves no node holds two web VMs.
+    let mut after = snap.clone();
+    p.apply(&mut after);
+    for n in &after.nodes {
+        let web = after
+            .vms
+            .iter()
+            .filter(|v| {
+                v.node == Some(n.id) && v.placement.anti_affinity_group.as_deref() == Some("web")
+            })
+            .count();
+        assert!(web <= 1, "{} holds {web} web VMs", n.name);
+    }
+    assert!(
+        p.after.nodes.iter().all(|n| n.cpu_percent <= 75.0),
+        "{:?}",
+        p.after
+    );
+}
+
+#[test]
+fn heterogeneous_capacities_fill_by_share() {
+    let text = load("heterogeneous.yaml");
+    let r = simulate_drs_rounds(&text, &DrsConfig::default(), 20).unwrap();
+    let small_before = r.before.nodes.iter().find(|n| n.name == "small").unwrap();
+    assert_eq!(small_before.cpu_percent, 90.0);
+    assert!(r.after.max_cpu_percent <= 75.0, "{:?}", r.after);
+    assert!(r.after.imbalance < r.before.imbalance);
+    // Load flows to the big host, which has the most room.
+    assert!(r.recommendations.iter().any(|m| m.target == "big"));
+    assert!(r.recommendations.iter().all(|m| m.target != "small"));
+}
+
+#[test]
+fn a_vm_too_large_to_move_usefully_stays() {
+    let text = load("too-large.yaml");
+    for level in 1..=5 {
+        let c = DrsConfig {
+            migration_threshold: level,
+            ..DrsConfig::default()
+        };
+        let r = simulate_drs_rounds(&text, &c, 5).unwrap();
+        assert_eq!(r.moves, 0, "level {level}: {:#?}", r.recommendations);
+        assert_eq!(r.before, r.after);
+    }
+}
+
+#[test]
+fn a_stationary_cluster_gets_no_more_recommendations() {
+    let text = load("stationary.yaml");
+    let mut snap = cluster_file::parse(&text).unwrap();
+    // The engine's real settings: hold count 2, margin 5.
+    let c = DrsConfig::default();
+    let mut state = DrsState::default();
+    let mut history = MigrationHistory::default();
+    let mut now = t0();
+    // Run 1 sees node-1 hot for the first time: it waits (hold count).
+    let p = plan(&snap, &c, &state, &history, now);
+    assert!(p.moves.is_empty());
+    state = p.state;
+    // Run 2 recommends; the operator applies everything.
+    now += chrono::Duration::minutes(5);
+    let p = plan(&snap, &c, &state, &history, now);
+    assert!(!p.moves.is_empty());
+    for m in &p.moves {
+        history.record(m.vm, m.source, m.target, now);
+    }
+    p.apply(&mut snap);
+    state = p.state;
+    // Ten more runs, five minutes apart, with a little measurement noise: nothing.
+    for run in 0..10 {
+        now += chrono::Duration::minutes(5);
+        let mut noisy = snap.clone();
+        for (i, v) in noisy.vms.iter_mut().enumerate() {
+            let u = v.usage.unwrap();
+            let jitter = if (i + run) % 2 == 0 { 1.0 } else { -1.0 };
+            v.usage = Some(VmUsageSample {
+                cpu_percent: (u.cpu_percent + jitter).clamp(0.0, 100.0),
+                ..u
+            });
+        }
+        let p = plan(&noisy, &c, &state, &history, now);
+        assert!(p.moves.is_empty(), "run {run}: {:#?}", p.moves);
+        state = p.state;
+    }
+}
+
+// ---- exact reference ----
+
+struct Instance {
+    snap: ClusterSnapshot,
+    line: [f64; 2],
+}
+
+/// Loads per VM and capacities per node, as the planner counts them.
+fn vm_load(v: &VmSnapshot) -> [f64; 2] {
+    [v.cpu_load(), v.memory_load_mib()]
+}
+
+fn random_instance(rng: &mut StdRng, margin: f64) -> Instance {
+    let n = rng.random_range(3..=6);
+    let nodes: Vec<NodeSnapshot> = (0..n)
+        .map(|i| {
+            let name = format!("n{i}");
+            NodeSnapshot {
+                id: node_id_for(&name),
+                name,
+                cpu_cores: [16, 24, 32][rng.random_range(0..3)],
+                memory_mib: [65536, 98304, 131072][rng.random_range(0..3)],
+                cpu_overcommit: 4.0,
+                memory_overcommit: 1.0,
+                labels: Default::default(),
+                schedulable: true,
+                phase: NodePhase::Ready,
+                usage: None,
+            }
+        })
+        .collect();
+    let c = DrsConfig::default();
+    let line = [
+        (c.threshold_cpu - margin) / 100.0,
+        (c.threshold_memory - margin) / 100.0,
+    ];
+    let hot = rng.random_range(1..=2usize.min(n - 1));
+    let total = rng.random_range(8..=24);
+    let mut load = vec![[0.0f64; 2]; n];
+    let mut alloc = vec![[0.0f64; 2]; n];
+    let mut vms = Vec::new();
+    for k in 0..total {
+        let cpu = rng.random_range(1..=6u32);
+        let mem = rng.random_range(1..=12u64) * 2048;
+        let pct = rng.random_range(40..=100u32) as f64;
+        let used = mem * rng.random_range(50..=100u64) / 100;
+        let name = format!("v{k}");
+        let mut v = VmSnapshot {
+            id: cluster_file::vm_id_for(&name),
+            name,
+            node: None,
+            cpu_cores: cpu,
+            memory_mib: mem,
+            running: true,
+            usage: Some(VmUsageSample {
+                cpu_percent: pct,
+                memory_used_mib: used,
+            }),
+            ha: Default::default(),
+            placement: Default::default(),
+        };
+        if rng.random_range(0..6) == 0 {
+            v.placement.anti_affinity_group = Some("g".into());
+        }
+        let l = vm_load(&v);
+        // Fill the hot nodes first (until over the threshold), then the others under the line.
+        let mut target = None;
+        for i in 0..n {
+            let cap = [nodes[i].cpu_cores as f64, nodes[i].memory_mib as f64];
+            let after = [(load[i][0] + l[0]) / cap[0], (load[i][1] + l[1]) / cap[1]];
+            let alloc_ok = alloc[i][0] + cpu as f64 <= nodes[i].cpu_limit()
+                && alloc[i][1] + mem as f64 <= nodes[i].memory_limit_mib();
+            let ok = alloc_ok
+                && if i < hot {
+                    after[0] <= 1.0 && after[1] <= 1.0
+                } else {
+                    after[0] <= line[0] && after[1] <= line[1]
+                };
+            let hot_enough = i < hot && load[i][0] / cap[0] > c.threshold_cpu / 100.0;
+            if ok && !hot_enough {
+                target = Some(i);
+                break;
+            }
+        }
+        let Some(i) = target else { continue };
+        let clash = v.placement.anti_affinity_group.is_some()
+            && vms.iter().any(|o: &VmSnapshot| {
+                o.node == Some(nodes[i].id) && o.placement.anti_affinity_group.is_some()
+            });
+        if clash {
+            v.placement.anti_affinity_group = None;
+        }
+        load[i][0] += l[0];
+        load[i][1] += l[1];
+        alloc[i][0] += v.cpu_cores as f64;
+        alloc[i][1] += v.memory_mib as f64;
+        v.node = Some(nodes[i].id);
+        vms.push(v);
+    }
+    Instance {
+        snap: ClusterSnapshot { nodes, vms },
+        line,
+    }
+}
+
+/// The fewest moves (each VM at most once) after which every node is under `line` and within
+/// its allocation, with no anti-affinity pair; None if more than `max` are needed.
+fn fewest_moves(inst: &Instance, max: usize) -> Option<usize> {
+    let s = &inst.snap;
+    let n = s.nodes.len();
+    let cap: Vec<[f64; 2]> = s
+        .nodes
+        .iter()
+        .map(|n| [n.cpu_cores as f64, n.memory_mib as f64])
+        .collect();
+    let limit: Vec<[f64; 2]> = s
+        .nodes
+        .iter()
+        .map(|n| [n.cpu_limit(), n.memory_limit_mib()])
+        .collect();
+    let idx = |id: NodeId| s.nodes.iter().position(|n| n.id == id).unwrap();
+    let at: Vec<usize> = s.vms.iter().map(|v| idx(v.node.unwrap())).collect();
+    let loads: Vec<[f64; 2]> = s.vms.iter().map(vm_load).collect();
+    let mut st = State {
+        load: vec![[0.0; 2]; n],
+        alloc: vec![[0.0; 2]; n],
+        group: vec![0; n],
+        at: at.clone(),
+    };
+    for (v, vm) in s.vms.iter().enumerate() {
+        st.add(at[v], loads[v], vm, 1.0);
+    }
+    struct State {
+        load: Vec<[f64; 2]>,
+        alloc: Vec<[f64; 2]>,
+        group: Vec<u32>,
+        at: Vec<usize>,
+    }
+    impl State {
+        fn add(&mut self, i: usize, l: [f64; 2], vm: &VmSnapshot, sign: f64) {
+            for r in 0..2 {
+                self.load[i][r] += sign * l[r];
+            }
+            self.alloc[i][0] += sign * vm.cpu_cores as f64;
+            self.alloc[i][1] += sign * vm.memory_mib as f64;
+            if vm.placement.anti_affinity_group.is_some() {
+                self.group[i] = (self.group[i] as i64 + sign as i64) as u32;
+            }
+        }
+    }
+    struct Ctx<'a> {
+        s: &'a ClusterSnapshot,
+        cap: Vec<[f64; 2]>,
+        limit: Vec<[f64; 2]>,
+        loads: Vec<[f64; 2]>,
+        line: [f64; 2],
+    }
+    impl Ctx<'_> {
+        /// A lower bound on the removals still needed, using only VMs from `from` on.
+        fn need(&self, st: &State, from: usize) -> Option<usize> {
+            let mut total = 0;
+            for i in 0..self.cap.len() {
+                let mut need_i = 0;
+                for r in 0..2 {
+                    let excess = st.load[i][r] - self.line[r] * self.cap[i][r];
+                    if excess > 1e-9 {
+                        let mut avail: Vec<f64> = (from..self.loads.len())
+                            .filter(|&v| st.at[v] == i)
+                            .map(|v| self.loads[v][r])
+                            .collect();
+                        avail.sort_by(|a, b| b.total_cmp(a));
+                        let mut sum = 0.0;
+                        let mut k = 0;
+                        while sum < excess - 1e-9 {
+                            if k == avail.len() {
+                                return None;
+                            }
+                            sum += avail[k];
+                            k += 1;
+                        }
+                        need_i = need_i.max(k);
+                    }
+                }
+                let over = st.alloc[i][0] > self.limit[i][0] + 1e-9
+                    || st.alloc[i][1] > self.limit[i][1] + 1e-9;
+                if over || st.group[i] > 1 {
+                    need_i = need_i.max(1);
+                }
+                total += need_i;
+            }
+            Some(total)
+        }
+        fn dfs(&self, st: &mut State, from: usize, left: usize) -> bool {
+            match self.need(st, from) {
+                Some(0) => return true,
+                Some(k) if k <= left => {}
+                _ => return false,
+            }
+            for v in from..self.loads.len() {
+                let vm = &self.s.vms[v];
+                let src = st.at[v];
+                for t in 0..self.cap.len() {
+                    if t == src {
+                        continue;
+                    }
+                    let id = self.s.nodes[t].id;
+                    if vm.placement.excluded_nodes.contains(&id)
+                        || (!vm.placement.required_nodes.is_empty()
+                            && !vm.placement.required_nodes.contains(&id))
+                    {
+                        continue;
+                    }
+                    st.add(src, self.loads[v], vm, -1.0);
+                    st.add(t, self.loads[v], vm, 1.0);
+                    st.at[v] = t;
+                    let ok = self.dfs(st, v + 1, left - 1);
+                    st.at[v] = src;
+                    st.add(t, self.loads[v], vm, -1.0);
+                    st.add(src, self.loads[v], vm, 1.0);
+                    if ok {
+                        return true;
+                    }
+                }
+            }
+            false
+        }
+    }
+    let ctx = Ctx {
+        s,
+        cap,
+        limit,
+        loads,
+        line: inst.line,
+    };
+    (0..=max).find(|&k| ctx.dfs(&mut st, 0, k))
+}
+
+#[test]
+fn planner_is_within_ten_percent_of_the_fewest_moves() {
+    let mut rng = StdRng::seed_from_u64(0x5eed_d125);
+    let (mut compared, mut planner_total, mut optimum_total) = (0, 0, 0);
+    let mut failures = Vec::new();
+    // Instances the optimum relieves but the greedy planner (single moves plus one-step
+    // room-making pairs) cannot: known limitation, kept rare.
+    let mut unsolved = Vec::new();
+    // Instances where the planner needed one move more than the optimum (allowed when rare;
+    // the total must stay within 1.1x).
+    let mut over = Vec::new();
+    for round in 0..300 {
+        let margin = if round % 2 == 0 { 0.0 } else { 5.0 };
+        let inst = random_instance(&mut rng, margin);
+        // Only clear-cut instances: every node either hot (above a threshold, so the planner
+        // relieves it to the line) or already under the line.
+        let c0 = DrsConfig::default();
+        let ambiguous = inst.snap.nodes.iter().any(|n| {
+            let l = inst
+                .snap
+                .vms
+                .iter()
+                .filter(|v| v.node == Some(n.id))
+                .map(vm_load)
+                .fold([0.0; 2], |a, b| [a[0] + b[0], a[1] + b[1]]);
+            let u = [l[0] / n.cpu_cores as f64, l[1] / n.memory_mib as f64];
+            let hot = u[0] * 100.0 > c0.threshold_cpu || u[1] * 100.0 > c0.threshold_memory;
+            let over_line = u[0] > inst.line[0] + 1e-9 || u[1] > inst.line[1] + 1e-9;
+            over_line && !hot
+        });
+        if ambiguous {
+            continue;
+        }
+        let Some(best) = fewest_moves(&inst, 4) else {
+            continue;
+        };
+        if best == 0 {
+            continue;
+        }
+        // Level 2: relieve hot nodes only; no per-host limit, so one plan is the whole answer.
+        let c = DrsConfig {
+            migration_threshold: 2,
+            hysteresis_margin: margin,
+            max_concurrent_migrations_per_host: 1000,
+            ..DrsConfig::default()
+        };
+        let p = once(&inst.snap, &c);
+        let under = p.after.nodes.iter().all(|n| {
+            n.cpu_percent <= inst.line[0] * 100.0 + 0.01
+                && n.memory_percent <= inst.line[1] * 100.0 + 0.01
+        });
+        if !under {
+            unsolved.push(format!(
+                "round {round}: planner left a node hot ({} moves); optimum {best}",
+                p.moves.len()
+            ));
+            if std::env::var("DRS_DEBUG").is_ok() {
+                for n in &inst.snap.nodes {
+                    eprintln!("{} {} cores {} MiB", n.name, n.cpu_cores, n.memory_mib);
+                    for v in inst.snap.vms.iter().filter(|v| v.node == Some(n.id)) {
+                        eprintln!(
+                            "   {} {:?} alloc {} {} g={:?}",
+                            v.name,
+                            vm_load(v),
+                            v.cpu_cores,
+                            v.memory_mib,
+                            v.placement.anti_affinity_group
+                        );
+                    }
+                }
+                eprintln!(
+                    "line {:?}\nbefore {:?}\nafter {:?}\n{:?}",
+                    inst.line,
+                    p.before.nodes,
+                    p.after.nodes,
+                    p.moves
+                        .iter()
+                        .map(|m| (&m.vm_name, &m.source_name, &m.target_name))
+                        .collect::<Vec<_>>()
+                );
+            }
+        } else if p.moves.len() > best + 1 {
+            failures.push(format!(
+                "round {round}: planner {} moves, optimum {best}",
+                p.moves.len()
+            ));
+        } else if p.moves.len() as f64 > 1.1 * best as f64 {
+            over.push(format!(
+                "round {round}: planner {} moves, optimum {best}",
+                p.moves.len()
+            ));
+        }
+        compared += 1;
+        if !under {
+            continue;
+        }
+        planner_total += p.moves.len();
+        optimum_total += best;
+    }
+    eprintln!("{}\n{}", unsolved.join("\n"), over.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {compared} instances:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    assert!(
+        unsolved.len() * 100 <= compared * 3,
+        "{} of {compared} left hot",
+        unsolved.len()
+    );
+    assert!(compared >= 100, "only {compared} instances compared");
+    assert!(
+        planner_total as f64 <= 1.1 * optimum_total as f64,
+        "planner {planner_total} moves in total, optimum {optimum_total}"
+    );
+    assert!(
+        over.len() * 100 <= compared * 3,
+        "{} of {compared} over 1.1x",
+        over.len()
+    );
+    eprintln!(
+        "exact reference: {compared} instances, {} unsolved, {} over 1.1x; on the solved ones planner {planner_total} moves, optimum {optimum_total}",
+        unsolved.len(),
+        over.len()
+    );
+}

@@ -9,7 +9,7 @@ use crate::services::{node::NodeApi, vm::VmApi};
 use axum::body::Body;
 use bytes::Bytes;
 use http::{Request, Response, StatusCode, header};
-use http_body_util::{BodyExt, Limited};
+use http_body_util::BodyExt;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use lqx_core::api::compute::v1::{node_service_server::NodeServiceServer, vm_service_server::VmServiceServer};
@@ -137,15 +137,11 @@ impl Api {
             return gateway::error(Code::Unimplemented, "Connect unary calls use POST");
         }
         let (parts, body) = req.into_parts();
-        let body = match Limited::new(body, self.config.limits.max_message_bytes).collect().await {
-            Ok(b) => b.to_bytes(),
-            Err(_) => {
-                let msg = format!("request body is larger than {} bytes", self.config.limits.max_message_bytes);
-                return gateway::error(Code::ResourceExhausted, &msg);
-            }
+        let body = match read_limited(body, self.config.limits.max_message_bytes).await {
+            Ok(b) => b,
+            Err(msg) => return gateway::error(Code::ResourceExhausted, &msg),
         };
         let resp = self.connect(path, body, parts.extensions).await;
-        // The response limit applies to Connect as it does to gRPC.
         resp.unwrap_or_else(|| gateway::error(Code::Unimplemented, &format!("no such method {path}")))
     }
 
@@ -167,6 +163,30 @@ impl Api {
             _ => None,
         }
     }
+}
+
+/// Reads a request body of at most `limit` bytes. A larger one is read on (and discarded,
+/// up to a bound) so the client gets the error response instead of a reset connection.
+async fn read_limited(mut body: hyper::body::Incoming, limit: usize) -> Result<Bytes, String> {
+    let mut buf = bytes::BytesMut::new();
+    let mut seen = 0usize;
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else {
+            return Err("request body could not be read".into());
+        };
+        if let Ok(data) = frame.into_data() {
+            seen += data.len();
+            if seen <= limit {
+                buf.extend_from_slice(&data);
+            } else if seen > limit.saturating_mul(16) {
+                break;
+            }
+        }
+    }
+    if seen > limit {
+        return Err(format!("request body is larger than the limit of {limit} bytes"));
+    }
+    Ok(buf.freeze())
 }
 
 fn is_streaming(path: &str) -> bool {

@@ -31,7 +31,13 @@ fn source_type(s: SourceTypeArg) -> pb::AlertSourceType {
 pub async fn run(app: App, c: AlertCmd) -> CliResult<()> {
     let mut sess = app.session()?;
     match c {
-        AlertCmd::List { severity: sev, unresolved, unacknowledged, source_type: st, source } => {
+        AlertCmd::List {
+            severity: sev,
+            unresolved,
+            unacknowledged,
+            source_type: st,
+            source,
+        } => {
             let mut all = Vec::new();
             let mut token = String::new();
             loop {
@@ -54,24 +60,52 @@ pub async fn run(app: App, c: AlertCmd) -> CliResult<()> {
             app.printer.list(&all)
         }
         AlertCmd::Get { id } => {
-            let a = rpc!(sess, AlertServiceClient, get_alert, pb::GetAlertRequest { id })?;
+            let a = rpc!(
+                sess,
+                AlertServiceClient,
+                get_alert,
+                pb::GetAlertRequest { id }
+            )?;
             app.printer.one(&AlertView::from(&a))
         }
         AlertCmd::Ack { id } => {
-            let a = rpc!(sess, AlertServiceClient, acknowledge_alert, pb::AcknowledgeAlertRequest { id })?;
+            let a = rpc!(
+                sess,
+                AlertServiceClient,
+                acknowledge_alert,
+                pb::AcknowledgeAlertRequest { id }
+            )?;
             app.printer.one(&AlertView::from(&a))
         }
         AlertCmd::Resolve { id } => {
-            let a = rpc!(sess, AlertServiceClient, resolve_alert, pb::ResolveAlertRequest { id })?;
+            let a = rpc!(
+                sess,
+                AlertServiceClient,
+                resolve_alert,
+                pb::ResolveAlertRequest { id }
+            )?;
             app.printer.one(&AlertView::from(&a))
         }
         AlertCmd::Summary => {
-            let s = rpc!(sess, AlertServiceClient, get_alert_summary, pb::GetAlertSummaryRequest {})?;
+            let s = rpc!(
+                sess,
+                AlertServiceClient,
+                get_alert_summary,
+                pb::GetAlertSummaryRequest {}
+            )?;
             app.printer.one(&AlertSummaryView::from(&s))
         }
         AlertCmd::Webhook(w) => match w {
-            WebhookCmd::Add { url, severity: sevs, secret_stdin } => {
-                let secret = if secret_stdin { read_stdin_line("webhook secret")? } else { String::new() };
+            WebhookCmd::Add {
+                url,
+                severity: sevs,
+                secret_stdin,
+            } => {
+                let secret = if secret_stdin {
+                    read_stdin_line("webhook secret")?
+                } else {
+                    String::new()
+                };
                 let req = pb::CreateWebhookRequest {
                     url,
                     severities: sevs.into_iter().map(|s| severity(s) as i32).collect(),
@@ -81,22 +115,46 @@ pub async fn run(app: App, c: AlertCmd) -> CliResult<()> {
                 app.printer.one(&WebhookView::from(&h))
             }
             WebhookCmd::List => {
-                let resp = rpc!(sess, AlertServiceClient, list_webhooks, pb::ListWebhooksRequest {})?;
+                let resp = rpc!(
+                    sess,
+                    AlertServiceClient,
+                    list_webhooks,
+                    pb::ListWebhooksRequest {}
+                )?;
                 let v: Vec<WebhookView> = resp.webhooks.iter().map(WebhookView::from).collect();
                 app.printer.list(&v)
             }
             WebhookCmd::Delete { id, yes } => {
                 app.confirm(&format!("Delete webhook {id}?"), yes)?;
-                rpc!(sess, AlertServiceClient, delete_webhook, pb::DeleteWebhookRequest { id: id.clone() })?;
+                rpc!(
+                    sess,
+                    AlertServiceClient,
+                    delete_webhook,
+                    pb::DeleteWebhookRequest { id: id.clone() }
+                )?;
                 app.printer.info(&format!("Deleted webhook {id}"));
                 Ok(())
             }
             WebhookCmd::Test { id } => {
-                let r = rpc!(sess, AlertServiceClient, test_webhook, pb::TestWebhookRequest { id: id.clone() })?;
-                let v = WebhookTestView { id, delivered: r.delivered, http_status: r.http_status, error: r.error, attempts: r.attempts };
+                let r = rpc!(
+                    sess,
+                    AlertServiceClient,
+                    test_webhook,
+                    pb::TestWebhookRequest { id: id.clone() }
+                )?;
+                let v = WebhookTestView {
+                    id,
+                    delivered: r.delivered,
+                    http_status: r.http_status,
+                    error: r.error,
+                    attempts: r.attempts,
+                };
                 app.printer.one(&v)?;
                 if !v.delivered {
-                    return Err(crate::error::CliError::general(format!("The test delivery to webhook {} failed", v.id)));
+                    return Err(crate::error::CliError::general(format!(
+                        "The test delivery to webhook {} failed",
+                        v.id
+                    )));
                 }
                 Ok(())
             }

@@ -13,7 +13,11 @@ use crate::rpc;
 use crate::views::{AuthStatusView, ContextView, time};
 
 pub async fn login(mut app: App, a: LoginArgs) -> CliResult<()> {
-    let existing = app.config.selected(app.global.context.as_deref()).ok().flatten();
+    let existing = app
+        .config
+        .selected(app.global.context.as_deref())
+        .ok()
+        .flatten();
     let server = match (&a.server, &app.global.server, &existing) {
         (Some(s), _, _) | (None, Some(s), _) => config::normalize_server(s)?,
         (None, None, Some((_, c))) => c.server.clone(),
@@ -34,7 +38,11 @@ pub async fn login(mut app: App, a: LoginArgs) -> CliResult<()> {
     } else {
         a.token_storage.unwrap_or(StorageKind::Keyring)
     };
-    let ca_cert = app.global.ca_cert.clone().or_else(|| old.as_ref().and_then(|c| c.ca_cert.clone()));
+    let ca_cert = app
+        .global
+        .ca_cert
+        .clone()
+        .or_else(|| old.as_ref().and_then(|c| c.ca_cert.clone()));
     let mut sess = app.anonymous_session(&server, ca_cert.clone())?;
 
     let (creds, username) = if a.with_token {
@@ -67,7 +75,8 @@ pub async fn login(mut app: App, a: LoginArgs) -> CliResult<()> {
         let username = match &a.username {
             Some(u) => u.clone(),
             None if a.password_stdin || !app.interactive() => {
-                return Err(CliError::usage("A username is needed").hint("pass --username (or LQX_USERNAME)"));
+                return Err(CliError::usage("A username is needed")
+                    .hint("pass --username (or LQX_USERNAME)"));
             }
             None => app.prompt_line("Username: ")?,
         };
@@ -82,32 +91,59 @@ pub async fn login(mut app: App, a: LoginArgs) -> CliResult<()> {
             sess,
             AuthServiceClient,
             login,
-            authpb::LoginRequest { username: username.clone(), password }
+            authpb::LoginRequest {
+                username: username.clone(),
+                password
+            }
         )?;
-        (credentials_from_login(&resp, TokenKind::Session, None), username)
+        (
+            credentials_from_login(&resp, TokenKind::Session, None),
+            username,
+        )
     };
 
     let store = TokenStore::new(storage, &server, &username, &ctx_name, &app.config_dir);
     store.save(&creds)?;
     // A different account of the same context leaves no token behind.
     if let Some(old) = &old {
-        if old.username.as_deref() != Some(username.as_str()) || old.token_storage != storage || old.server != server {
-            let prev = TokenStore::new(old.token_storage, &old.server, old.username.as_deref().unwrap_or(&ctx_name), &ctx_name, &app.config_dir);
+        if old.username.as_deref() != Some(username.as_str())
+            || old.token_storage != storage
+            || old.server != server
+        {
+            let prev = TokenStore::new(
+                old.token_storage,
+                &old.server,
+                old.username.as_deref().unwrap_or(&ctx_name),
+                &ctx_name,
+                &app.config_dir,
+            );
             if let Err(e) = prev.delete() {
-                app.printer.warn(&format!("could not delete the previous token: {}", e.message));
+                app.printer.warn(&format!(
+                    "could not delete the previous token: {}",
+                    e.message
+                ));
             }
         }
     }
     app.config.contexts.insert(
         ctx_name.clone(),
-        Context { server: server.clone(), username: Some(username.clone()), token_storage: storage, ca_cert },
+        Context {
+            server: server.clone(),
+            username: Some(username.clone()),
+            token_storage: storage,
+            ca_cert,
+        },
     );
     app.config.current_context = Some(ctx_name.clone());
     app.config.save(&app.config_dir)?;
     let role = creds.role.clone().unwrap_or_default();
     app.printer.info(&format!(
         "Logged in to {server} as {username}{} (context {ctx_name}); token stored in the {}",
-        if role.is_empty() { String::new() } else { format!(" ({role})") },
+        if role.is_empty() {
+            String::new()
+        } else {
+            format!(" ({role})")
+        },
         store.describe()
     ));
     Ok(())
@@ -116,7 +152,9 @@ pub async fn login(mut app: App, a: LoginArgs) -> CliResult<()> {
 pub async fn logout(app: App, all: bool) -> CliResult<()> {
     let t = app.target()?;
     if std::env::var_os("LQX_TOKEN").is_some() {
-        app.printer.warn("LQX_TOKEN is set; logout ends the stored session only, unset LQX_TOKEN yourself");
+        app.printer.warn(
+            "LQX_TOKEN is set; logout ends the stored session only, unset LQX_TOKEN yourself",
+        );
     }
     let Some(store) = app.store_for(&t) else {
         app.printer.info(&format!("Not logged in to {}", t.server));
@@ -129,13 +167,15 @@ pub async fn logout(app: App, all: bool) -> CliResult<()> {
     if creds.kind == TokenKind::Session {
         let mut sess = crate::client::Session::new(
             t.server.clone(),
-            t.context_name.clone(),
             app.ca_cert(&t),
             Some(creds.clone()),
             TokenSource::Store(store.clone()),
             app.global.timeout,
         )?;
-        let req = authpb::LogoutRequest { refresh_token: creds.refresh_token.clone().unwrap_or_default(), all };
+        let req = authpb::LogoutRequest {
+            refresh_token: creds.refresh_token.clone().unwrap_or_default(),
+            all,
+        };
         match rpc!(sess, AuthServiceClient, logout, req) {
             Ok(_) => {}
             // An expired session is as good as ended.
@@ -146,7 +186,8 @@ pub async fn logout(app: App, all: bool) -> CliResult<()> {
             )),
         }
     } else {
-        app.printer.info("This was an API key: it stays valid; `lqx apikey revoke ID` revokes it");
+        app.printer
+            .info("This was an API key: it stays valid; `lqx apikey revoke ID` revokes it");
     }
     store.delete()?;
     app.printer.info(&format!(
@@ -191,17 +232,28 @@ pub async fn auth(app: App, c: AuthCmd) -> CliResult<()> {
                 // A readable block for people.
                 let mut lines = vec![
                     format!("Server:      {}", view.server),
-                    format!("Context:     {}", if view.context.is_empty() { "-" } else { &view.context }),
+                    format!(
+                        "Context:     {}",
+                        if view.context.is_empty() {
+                            "-"
+                        } else {
+                            &view.context
+                        }
+                    ),
                     format!("User:        {} ({})", view.username, view.role),
                     format!("Auth:        {}", view.auth_method),
                     format!("Token store: {}", view.token_source),
                     format!(
                         "Expires:     {}",
-                        view.expires_at.map_or("never".into(), |t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+                        view.expires_at.map_or("never".into(), |t| t
+                            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
                     ),
                 ];
                 if let Some(r) = view.refresh_expires_at {
-                    lines.push(format!("Session ends: {}", r.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)));
+                    lines.push(format!(
+                        "Session ends: {}",
+                        r.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                    ));
                 }
                 if let Some(tok) = &view.token {
                     lines.push(format!("Token:       {tok}"));
@@ -212,14 +264,17 @@ pub async fn auth(app: App, c: AuthCmd) -> CliResult<()> {
         }
         AuthCmd::Token => {
             let mut sess = app.session()?;
-            let expiring = sess
-                .creds
-                .as_ref()
-                .is_some_and(|c| c.access_expiring(chrono::Utc::now(), chrono::Duration::seconds(30)));
+            let expiring = sess.creds.as_ref().is_some_and(|c| {
+                c.access_expiring(chrono::Utc::now(), chrono::Duration::seconds(30))
+            });
             if expiring && matches!(sess.source, TokenSource::Store(_)) {
                 sess.refresh().await?;
             }
-            let tok = sess.creds.as_ref().map(|c| c.access_token.clone()).unwrap_or_default();
+            let tok = sess
+                .creds
+                .as_ref()
+                .map(|c| c.access_token.clone())
+                .unwrap_or_default();
             app.printer.line(&tok);
             Ok(())
         }
@@ -240,13 +295,21 @@ fn context_view(app: &App, name: &str, c: &Context) -> ContextView {
 pub fn context(mut app: App, c: ContextCmd) -> CliResult<()> {
     match c {
         ContextCmd::List => {
-            let views: Vec<ContextView> = app.config.contexts.iter().map(|(n, c)| context_view(&app, n, c)).collect();
+            let views: Vec<ContextView> = app
+                .config
+                .contexts
+                .iter()
+                .map(|(n, c)| context_view(&app, n, c))
+                .collect();
             app.printer.list(&views)
         }
         ContextCmd::Use { name } => {
             if !app.config.contexts.contains_key(&name) {
-                return Err(CliError::new(ExitCode::NotFound, format!("No context named {name:?}"))
-                    .hint("`lqx context list` shows the contexts"));
+                return Err(CliError::new(
+                    ExitCode::NotFound,
+                    format!("No context named {name:?}"),
+                )
+                .hint("`lqx context list` shows the contexts"));
             }
             app.config.current_context = Some(name.clone());
             app.config.save(&app.config_dir)?;
@@ -254,21 +317,34 @@ pub fn context(mut app: App, c: ContextCmd) -> CliResult<()> {
             Ok(())
         }
         ContextCmd::Show { name } => {
-            let sel = app.config.selected(name.as_deref().or(app.global.context.as_deref()))?;
+            let sel = app
+                .config
+                .selected(name.as_deref().or(app.global.context.as_deref()))?;
             let Some((n, c)) = sel else {
-                return Err(CliError::new(ExitCode::NotFound, "No current context").hint("run `lqx login` to create one"));
+                return Err(CliError::new(ExitCode::NotFound, "No current context")
+                    .hint("run `lqx login` to create one"));
             };
             let v = context_view(&app, &n, &c);
             app.printer.one(&v)
         }
         ContextCmd::Delete { name, yes } => {
             let Some(c) = app.config.contexts.get(&name).cloned() else {
-                return Err(CliError::new(ExitCode::NotFound, format!("No context named {name:?}")));
+                return Err(CliError::new(
+                    ExitCode::NotFound,
+                    format!("No context named {name:?}"),
+                ));
             };
             app.confirm(&format!("Delete context {name} and its stored token?"), yes)?;
-            let store = TokenStore::new(c.token_storage, &c.server, c.username.as_deref().unwrap_or(&name), &name, &app.config_dir);
+            let store = TokenStore::new(
+                c.token_storage,
+                &c.server,
+                c.username.as_deref().unwrap_or(&name),
+                &name,
+                &app.config_dir,
+            );
             if let Err(e) = store.delete() {
-                app.printer.warn(&format!("could not delete the stored token: {}", e.message));
+                app.printer
+                    .warn(&format!("could not delete the stored token: {}", e.message));
             }
             app.config.contexts.remove(&name);
             if app.config.current_context.as_deref() == Some(name.as_str()) {

@@ -43,8 +43,11 @@ pub fn help(topic: &[String]) -> CliResult<()> {
         match cur.find_subcommand_mut(t) {
             Some(c) => cur = c,
             None => {
-                return Err(CliError::usage(format!("No help topic {:?}", topic.join(" ")))
-                    .hint("`lqx --help` lists the commands; `lqx help exit-codes` the exit codes"));
+                return Err(
+                    CliError::usage(format!("No help topic {:?}", topic.join(" "))).hint(
+                        "`lqx --help` lists the commands; `lqx help exit-codes` the exit codes",
+                    ),
+                );
             }
         }
     }
@@ -62,7 +65,9 @@ pub const COMPLETION_FILES: [(Shell, &str); 5] = [
 ];
 
 pub fn generate(root: &Path) -> CliResult<()> {
-    let fail = |e: std::io::Error| CliError::general(format!("Cannot write docs under {}", root.display())).with_source(e);
+    let fail = |e: std::io::Error| {
+        CliError::general(format!("Cannot write docs under {}", root.display())).with_source(e)
+    };
     let comp = root.join("completions");
     let man = root.join("man");
     std::fs::create_dir_all(&comp).map_err(fail)?;
@@ -79,13 +84,51 @@ pub fn generate(root: &Path) -> CliResult<()> {
 
 /// One page per command: lqx.1, lqx-vm.1, lqx-vm-create.1, ... (hidden commands skipped).
 fn write_man(cmd: &clap::Command, name: &str, dir: &Path) -> std::io::Result<()> {
-    let page_cmd = cmd.clone().name(name.to_string()).bin_name(name.replace('-', " "));
-    let man = clap_mangen::Man::new(page_cmd);
+    let page_cmd = cmd
+        .clone()
+        .name(name.to_string())
+        .bin_name(name.replace('-', " "));
     let mut buf = Vec::new();
-    man.render(&mut buf)?;
+    if name == "lqx" {
+        root_man(page_cmd, &mut buf)?;
+    } else {
+        clap_mangen::Man::new(page_cmd).render(&mut buf)?;
+    }
     std::fs::write(dir.join(format!("{name}.1")), buf)?;
     for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
         write_man(sub, &format!("{name}-{}", sub.get_name()), dir)?;
     }
     Ok(())
+}
+
+/// lqx.1 with proper ENVIRONMENT and EXIT STATUS sections instead of the help epilogue.
+fn root_man(cmd: clap::Command, w: &mut Vec<u8>) -> std::io::Result<()> {
+    use clap_mangen::roff::{Roff, bold, roman};
+    let man = clap_mangen::Man::new(cmd.after_long_help(None::<&str>));
+    man.render_title(w)?;
+    man.render_name_section(w)?;
+    man.render_synopsis_section(w)?;
+    man.render_description_section(w)?;
+    man.render_options_section(w)?;
+    man.render_subcommands_section(w)?;
+    let mut r = Roff::new();
+    r.control("SH", ["ENVIRONMENT"]);
+    for (var, what) in crate::cli::ENVIRONMENT {
+        r.control("TP", []).text([bold(*var)]).text([roman(*what)]);
+    }
+    r.control("SH", ["EXIT STATUS"]);
+    for c in ExitCode::ALL {
+        r.control("TP", [])
+            .text([bold(c.code().to_string())])
+            .text([roman(c.meaning())]);
+    }
+    r.control("SH", ["FILES"]);
+    r.control("TP", []).text([bold("$LQX_CONFIG_DIR/config.toml")]).text([roman(
+        "contexts: server URL, username, token storage, CA certificate (default dir: ~/.config/lqx)",
+    )]);
+    r.control("TP", []).text([bold("$LQX_CONFIG_DIR/credentials/CONTEXT.json")]).text([roman(
+        "tokens stored with --insecure-storage (mode 0600); otherwise tokens are in the OS keyring, service lqx:SERVER",
+    )]);
+    r.to_writer(w)?;
+    man.render_version_section(w)
 }

@@ -28,7 +28,12 @@ pub async fn run(app: App, c: DrsCmd) -> CliResult<()> {
     let mut sess = app.session()?;
     match c {
         DrsCmd::Status => {
-            let s = rpc!(sess, DrsServiceClient, get_drs_status, pb::GetDrsStatusRequest {})?;
+            let s = rpc!(
+                sess,
+                DrsServiceClient,
+                get_drs_status,
+                pb::GetDrsStatusRequest {}
+            )?;
             app.printer.one(&DrsStatusView::from(&s))
         }
         DrsCmd::List { status } => {
@@ -54,11 +59,24 @@ pub async fn run(app: App, c: DrsCmd) -> CliResult<()> {
             app.printer.one(&RecommendationView::from(&r))
         }
         DrsCmd::Approve { id } => {
-            let r = rpc!(sess, DrsServiceClient, approve_recommendation, pb::ApproveRecommendationRequest { id })?;
+            let r = rpc!(
+                sess,
+                DrsServiceClient,
+                approve_recommendation,
+                pb::ApproveRecommendationRequest { id }
+            )?;
             app.printer.one(&RecommendationView::from(&r))
         }
         DrsCmd::Apply { id, wait } => {
-            let mut r = rpc!(sess, DrsServiceClient, apply_recommendation, pb::ApplyRecommendationRequest { id: id.clone(), request_id: new_request_id() })?;
+            let mut r = rpc!(
+                sess,
+                DrsServiceClient,
+                apply_recommendation,
+                pb::ApplyRecommendationRequest {
+                    id: id.clone(),
+                    request_id: new_request_id()
+                }
+            )?;
             if app.wants_wait(wait) {
                 let mut w = app.waiter(format!("waiting for recommendation {id} to be applied"));
                 loop {
@@ -71,11 +89,18 @@ pub async fn run(app: App, c: DrsCmd) -> CliResult<()> {
                                 format!(
                                     "Recommendation {id} ended {}{}",
                                     enum_word(r.status().as_str_name(), "RECOMMENDATION_STATUS_"),
-                                    if r.failure_reason.is_empty() { String::new() } else { format!(": {}", r.failure_reason) }
+                                    if r.failure_reason.is_empty() {
+                                        String::new()
+                                    } else {
+                                        format!(": {}", r.failure_reason)
+                                    }
                                 ),
                             ));
                         }
-                        other => w.pending(&enum_word(other.as_str_name(), "RECOMMENDATION_STATUS_")).await?,
+                        other => {
+                            w.pending(&enum_word(other.as_str_name(), "RECOMMENDATION_STATUS_"))
+                                .await?
+                        }
                     }
                     r = get(&mut sess, &id).await?;
                 }
@@ -83,12 +108,29 @@ pub async fn run(app: App, c: DrsCmd) -> CliResult<()> {
             app.printer.one(&RecommendationView::from(&r))
         }
         DrsCmd::Reject { id, reason } => {
-            let r = rpc!(sess, DrsServiceClient, reject_recommendation, pb::RejectRecommendationRequest { id, reason: reason.unwrap_or_default() })?;
+            let r = rpc!(
+                sess,
+                DrsServiceClient,
+                reject_recommendation,
+                pb::RejectRecommendationRequest {
+                    id,
+                    reason: reason.unwrap_or_default()
+                }
+            )?;
             app.printer.one(&RecommendationView::from(&r))
         }
         DrsCmd::Run => {
-            let r = rpc!(sess, DrsServiceClient, run_analysis, pb::RunAnalysisRequest {})?;
-            let v: Vec<RecommendationView> = r.recommendations.iter().map(RecommendationView::from).collect();
+            let r = rpc!(
+                sess,
+                DrsServiceClient,
+                run_analysis,
+                pb::RunAnalysisRequest {}
+            )?;
+            let v: Vec<RecommendationView> = r
+                .recommendations
+                .iter()
+                .map(RecommendationView::from)
+                .collect();
             if !app.printer.is_structured() {
                 app.printer.info(&format!(
                     "Imbalance {:.3} now, {:.3} after these {} recommendation(s)",
@@ -104,7 +146,12 @@ pub async fn run(app: App, c: DrsCmd) -> CliResult<()> {
 }
 
 async fn get(sess: &mut Session, id: &str) -> CliResult<pb::Recommendation> {
-    rpc!(sess, DrsServiceClient, get_recommendation, pb::GetRecommendationRequest { id: id.to_string() })
+    rpc!(
+        sess,
+        DrsServiceClient,
+        get_recommendation,
+        pb::GetRecommendationRequest { id: id.to_string() }
+    )
 }
 
 async fn configure(app: &App, sess: &mut Session, a: DrsConfigureArgs) -> CliResult<()> {
@@ -143,9 +190,13 @@ async fn configure(app: &App, sess: &mut Session, a: DrsConfigureArgs) -> CliRes
         mask.push("max_concurrent_migrations_per_host");
     }
     if mask.is_empty() {
-        return Err(CliError::usage("Nothing to change").hint("`lqx drs configure --help` lists the settings"));
+        return Err(CliError::usage("Nothing to change")
+            .hint("`lqx drs configure --help` lists the settings"));
     }
-    let req = pb::UpdateDrsConfigRequest { config: Some(c), update_mask: mask.into_iter().map(String::from).collect() };
+    let req = pb::UpdateDrsConfigRequest {
+        config: Some(c),
+        update_mask: mask.into_iter().map(String::from).collect(),
+    };
     let cfg = rpc!(sess, DrsServiceClient, update_drs_config, req)?;
     app.printer.one(&DrsConfigView::from(&cfg))
 }

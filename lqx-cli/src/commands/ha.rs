@@ -15,7 +15,12 @@ pub async fn run(app: App, c: HaCmd) -> CliResult<()> {
     let mut sess = app.session()?;
     match c {
         HaCmd::Status => {
-            let s = rpc!(sess, HaServiceClient, get_ha_status, pb::GetHaStatusRequest {})?;
+            let s = rpc!(
+                sess,
+                HaServiceClient,
+                get_ha_status,
+                pb::GetHaStatusRequest {}
+            )?;
             let v = HaStatusView::from(&s);
             match app.printer.format {
                 Format::Table | Format::Wide if app.global.columns.is_none() => {
@@ -32,7 +37,11 @@ pub async fn run(app: App, c: HaCmd) -> CliResult<()> {
                 &format!("Declare node {node} down and restart its HA VMs elsewhere? Only confirm if the host is powered off."),
                 yes,
             )?;
-            let req = pb::ManualFailoverRequest { node: node.clone(), confirm_host_down: true, request_id: new_request_id() };
+            let req = pb::ManualFailoverRequest {
+                node: node.clone(),
+                confirm_host_down: true,
+                request_id: new_request_id(),
+            };
             let r = rpc!(sess, HaServiceClient, manual_failover, req)?;
             let v = FailoverView::from(&r);
             if app.printer.is_structured() {
@@ -47,7 +56,10 @@ pub async fn run(app: App, c: HaCmd) -> CliResult<()> {
                 rows.extend(v.unplaced.iter().cloned());
                 app.printer.list(&rows)?;
                 if !v.unplaced.is_empty() {
-                    app.printer.warn(&format!("{} VM(s) could not be placed; they are retried when capacity appears", v.unplaced.len()));
+                    app.printer.warn(&format!(
+                        "{} VM(s) could not be placed; they are retried when capacity appears",
+                        v.unplaced.len()
+                    ));
                 }
             }
             Ok(())

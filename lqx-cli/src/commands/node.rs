@@ -38,33 +38,79 @@ pub async fn run(app: App, c: NodeCmd) -> CliResult<()> {
             app.printer.list(&all)
         }
         NodeCmd::Get { node } => {
-            let n = rpc!(sess, NodeServiceClient, get_node, pb::GetNodeRequest { id: node })?;
+            let n = rpc!(
+                sess,
+                NodeServiceClient,
+                get_node,
+                pb::GetNodeRequest { id: node }
+            )?;
             app.printer.one(&NodeView::from(&n))
         }
         NodeCmd::Enable { node } => {
-            let n = rpc!(sess, NodeServiceClient, enable_node, pb::NodeRequest { id: node, request_id: new_request_id() })?;
+            let n = rpc!(
+                sess,
+                NodeServiceClient,
+                enable_node,
+                pb::NodeRequest {
+                    id: node,
+                    request_id: new_request_id()
+                }
+            )?;
             app.printer.one(&NodeView::from(&n))
         }
         NodeCmd::Disable { node } => {
-            let n = rpc!(sess, NodeServiceClient, disable_node, pb::NodeRequest { id: node, request_id: new_request_id() })?;
+            let n = rpc!(
+                sess,
+                NodeServiceClient,
+                disable_node,
+                pb::NodeRequest {
+                    id: node,
+                    request_id: new_request_id()
+                }
+            )?;
             app.printer.one(&NodeView::from(&n))
         }
-        NodeCmd::Maintenance(MaintenanceCmd::Enter { node, no_evacuate, wait }) => {
-            let req = pb::EnterMaintenanceRequest { id: node.clone(), evacuate: !no_evacuate, request_id: new_request_id() };
+        NodeCmd::Maintenance(MaintenanceCmd::Enter {
+            node,
+            no_evacuate,
+            wait,
+        }) => {
+            let req = pb::EnterMaintenanceRequest {
+                id: node.clone(),
+                evacuate: !no_evacuate,
+                request_id: new_request_id(),
+            };
             let mut n = rpc!(sess, NodeServiceClient, enter_maintenance, req)?;
             if app.wants_wait(wait) {
                 let mut w = app.waiter(format!("waiting for node {node} to enter maintenance"));
                 while n.phase() != pb::NodePhase::Maintenance {
                     let running = n.usage.map_or(0, |u| u.running_vms);
-                    w.pending(&format!("{}, {running} VMs running", enum_word(n.phase().as_str_name(), "NODE_PHASE_"))).await?;
-                    n = rpc!(sess, NodeServiceClient, get_node, pb::GetNodeRequest { id: n.id.clone() })?;
+                    w.pending(&format!(
+                        "{}, {running} VMs running",
+                        enum_word(n.phase().as_str_name(), "NODE_PHASE_")
+                    ))
+                    .await?;
+                    n = rpc!(
+                        sess,
+                        NodeServiceClient,
+                        get_node,
+                        pb::GetNodeRequest { id: n.id.clone() }
+                    )?;
                 }
                 w.finish();
             }
             app.printer.one(&NodeView::from(&n))
         }
         NodeCmd::Maintenance(MaintenanceCmd::Exit { node }) => {
-            let n = rpc!(sess, NodeServiceClient, exit_maintenance, pb::NodeRequest { id: node, request_id: new_request_id() })?;
+            let n = rpc!(
+                sess,
+                NodeServiceClient,
+                exit_maintenance,
+                pb::NodeRequest {
+                    id: node,
+                    request_id: new_request_id()
+                }
+            )?;
             app.printer.one(&NodeView::from(&n))
         }
         NodeCmd::JoinToken { ttl, node_name } => {
@@ -73,28 +119,47 @@ pub async fn run(app: App, c: NodeCmd) -> CliResult<()> {
                 node_name: node_name.unwrap_or_default(),
             };
             let resp = rpc!(sess, NodeServiceClient, create_join_token, req)?;
-            let v = JoinTokenView { token: resp.token, expires_at: time(&resp.expires_at) };
+            let v = JoinTokenView {
+                token: resp.token,
+                expires_at: time(&resp.expires_at),
+            };
             if app.printer.is_structured() {
                 app.printer.one(&v)
             } else {
                 // The token alone on stdout, so `$(lqx node join-token)` works.
                 app.printer.line(&v.token);
                 if let Some(t) = v.expires_at {
-                    app.printer.info(&format!("The token is shown once and expires at {}", t.to_rfc3339()));
+                    app.printer.info(&format!(
+                        "The token is shown once and expires at {}",
+                        t.to_rfc3339()
+                    ));
                 }
                 Ok(())
             }
         }
         NodeCmd::Delete { node, force, yes } => {
             app.confirm(&format!("Delete node {node}?"), yes)?;
-            let resp = rpc!(sess, NodeServiceClient, delete_node, pb::DeleteNodeRequest { id: node.clone(), force, request_id: new_request_id() })?;
+            let resp = rpc!(
+                sess,
+                NodeServiceClient,
+                delete_node,
+                pb::DeleteNodeRequest {
+                    id: node.clone(),
+                    force,
+                    request_id: new_request_id()
+                }
+            )?;
             if app.printer.is_structured() {
-                app.printer.line(&crate::output::json_line(&serde_json::json!({"id": resp.id, "deleted": true}))?);
+                app.printer.line(&crate::output::json_line(
+                    &serde_json::json!({"id": resp.id, "deleted": true}),
+                )?);
             } else {
                 app.printer.info(&format!("Deleted node {node}"));
             }
             Ok(())
         }
-        NodeCmd::Watch { node, resume_from } => super::watch::nodes(&app, &mut sess, node, resume_from.unwrap_or(0)).await,
+        NodeCmd::Watch { node, resume_from } => {
+            super::watch::nodes(&app, &mut sess, node, resume_from.unwrap_or(0)).await
+        }
     }
 }

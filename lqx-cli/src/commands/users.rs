@@ -26,7 +26,12 @@ fn new_password(app: &App, from_stdin: bool) -> CliResult<String> {
 pub async fn user(app: App, c: UserCmd) -> CliResult<()> {
     let mut sess = app.session()?;
     match c {
-        UserCmd::Create { username, role, email, password_stdin } => {
+        UserCmd::Create {
+            username,
+            role,
+            email,
+            password_stdin,
+        } => {
             let password = new_password(&app, password_stdin)?;
             let req = pb::CreateUserRequest {
                 username,
@@ -42,7 +47,15 @@ pub async fn user(app: App, c: UserCmd) -> CliResult<()> {
             let mut all = Vec::new();
             let mut token = String::new();
             loop {
-                let resp = rpc!(sess, AuthServiceClient, list_users, pb::ListUsersRequest { page_size: 1000, page_token: token.clone() })?;
+                let resp = rpc!(
+                    sess,
+                    AuthServiceClient,
+                    list_users,
+                    pb::ListUsersRequest {
+                        page_size: 1000,
+                        page_token: token.clone()
+                    }
+                )?;
                 all.extend(resp.users.iter().map(UserView::from));
                 if resp.next_page_token.is_empty() || resp.next_page_token == token {
                     break;
@@ -51,33 +64,64 @@ pub async fn user(app: App, c: UserCmd) -> CliResult<()> {
             }
             app.printer.list(&all)
         }
-        UserCmd::Update { user, email, role, disable, enable } => {
+        UserCmd::Update {
+            user,
+            email,
+            role,
+            disable,
+            enable,
+        } => {
             if email.is_none() && role.is_none() && !disable && !enable {
-                return Err(CliError::usage("Nothing to change").hint("pass --email, --role, --disable or --enable"));
+                return Err(CliError::usage("Nothing to change")
+                    .hint("pass --email, --role, --disable or --enable"));
             }
             let req = pb::UpdateUserRequest {
                 id: user,
                 email,
                 role: role.map(|r| r.as_str().to_string()),
-                disabled: if disable { Some(true) } else if enable { Some(false) } else { None },
+                disabled: if disable {
+                    Some(true)
+                } else if enable {
+                    Some(false)
+                } else {
+                    None
+                },
             };
             let u = rpc!(sess, AuthServiceClient, update_user, req)?;
             app.printer.one(&UserView::from(&u))
         }
         UserCmd::Delete { user, yes } => {
             app.confirm(&format!("Delete user {user}?"), yes)?;
-            rpc!(sess, AuthServiceClient, delete_user, pb::DeleteUserRequest { id: user.clone() })?;
+            rpc!(
+                sess,
+                AuthServiceClient,
+                delete_user,
+                pb::DeleteUserRequest { id: user.clone() }
+            )?;
             app.printer.info(&format!("Deleted user {user}"));
             Ok(())
         }
-        UserCmd::Passwd { user, password_stdin } => {
+        UserCmd::Passwd {
+            user,
+            password_stdin,
+        } => {
             let (old_password, new) = match (&user, password_stdin) {
                 (Some(_), true) => (String::new(), read_stdin_line("new password")?),
                 (Some(_), false) => (String::new(), new_password(&app, false)?),
-                (None, true) => (read_stdin_line("old password")?, read_stdin_line("new password")?),
-                (None, false) => (app.prompt_secret("Current password: ", "--password-stdin")?, new_password(&app, false)?),
+                (None, true) => (
+                    read_stdin_line("old password")?,
+                    read_stdin_line("new password")?,
+                ),
+                (None, false) => (
+                    app.prompt_secret("Current password: ", "--password-stdin")?,
+                    new_password(&app, false)?,
+                ),
             };
-            let req = pb::ChangePasswordRequest { old_password, new_password: new, user_id: user.clone().unwrap_or_default() };
+            let req = pb::ChangePasswordRequest {
+                old_password,
+                new_password: new,
+                user_id: user.clone().unwrap_or_default(),
+            };
             rpc!(sess, AuthServiceClient, change_password, req)?;
             app.printer.info(&match user {
                 Some(u) => format!("Password of {u} changed"),
@@ -98,8 +142,15 @@ pub async fn apikey(app: App, c: ApikeyCmd) -> CliResult<()> {
                 ttl_seconds: ttl.as_secs(),
             };
             let resp = rpc!(sess, AuthServiceClient, create_api_key, req)?;
-            let key = resp.key.as_ref().map(ApiKeyView::from).ok_or_else(|| CliError::general("The server sent no key"))?;
-            let v = ApiKeyCreatedView { key, secret: resp.secret };
+            let key = resp
+                .key
+                .as_ref()
+                .map(ApiKeyView::from)
+                .ok_or_else(|| CliError::general("The server sent no key"))?;
+            let v = ApiKeyCreatedView {
+                key,
+                secret: resp.secret,
+            };
             if app.printer.is_structured() {
                 app.printer.one(&v)?;
             } else {
@@ -112,13 +163,26 @@ pub async fn apikey(app: App, c: ApikeyCmd) -> CliResult<()> {
             Ok(())
         }
         ApikeyCmd::List { all } => {
-            let resp = rpc!(sess, AuthServiceClient, list_api_keys, pb::ListApiKeysRequest { all })?;
+            let resp = rpc!(
+                sess,
+                AuthServiceClient,
+                list_api_keys,
+                pb::ListApiKeysRequest { all }
+            )?;
             let v: Vec<ApiKeyView> = resp.keys.iter().map(ApiKeyView::from).collect();
             app.printer.list(&v)
         }
         ApikeyCmd::Revoke { id, yes } => {
-            app.confirm(&format!("Revoke API key {id}? Jobs using it will fail."), yes)?;
-            rpc!(sess, AuthServiceClient, revoke_api_key, pb::RevokeApiKeyRequest { id: id.clone() })?;
+            app.confirm(
+                &format!("Revoke API key {id}? Jobs using it will fail."),
+                yes,
+            )?;
+            rpc!(
+                sess,
+                AuthServiceClient,
+                revoke_api_key,
+                pb::RevokeApiKeyRequest { id: id.clone() }
+            )?;
             app.printer.info(&format!("Revoked API key {id}"));
             Ok(())
         }
@@ -127,7 +191,14 @@ pub async fn apikey(app: App, c: ApikeyCmd) -> CliResult<()> {
 
 pub async fn audit(app: App, c: AuditCmd) -> CliResult<()> {
     let mut sess = app.session()?;
-    let AuditCmd::List { user, action, resource, result, since, limit } = c;
+    let AuditCmd::List {
+        user,
+        action,
+        resource,
+        result,
+        since,
+        limit,
+    } = c;
     let since = since.map(|d| {
         let back = chrono::Duration::from_std(d).ok();
         let t = back.and_then(|b| chrono::Utc::now().checked_sub_signed(b));

@@ -46,8 +46,20 @@ pub async fn run(app: App, c: VmCmd) -> CliResult<()> {
         }
         VmCmd::Update(a) => update(&app, &mut sess, a).await,
         VmCmd::Start { vm, wait } => {
-            let v = rpc!(sess, VmServiceClient, start_vm, pb::StartVmRequest { id: vm.clone(), request_id: new_request_id() })?;
-            let v = if app.wants_wait(wait) { wait_state(&app, &mut sess, &v.id, &v.name, VmState::Running).await? } else { v };
+            let v = rpc!(
+                sess,
+                VmServiceClient,
+                start_vm,
+                pb::StartVmRequest {
+                    id: vm.clone(),
+                    request_id: new_request_id()
+                }
+            )?;
+            let v = if app.wants_wait(wait) {
+                wait_state(&app, &mut sess, &v.id, &v.name, VmState::Running).await?
+            } else {
+                v
+            };
             app.printer.one(&VmView::from(&v))
         }
         VmCmd::Stop { vm, force, wait } => {
@@ -58,46 +70,101 @@ pub async fn run(app: App, c: VmCmd) -> CliResult<()> {
                 request_id: new_request_id(),
             };
             let v = rpc!(sess, VmServiceClient, stop_vm, req)?;
-            let v = if app.wants_wait(wait) { wait_state(&app, &mut sess, &v.id, &v.name, VmState::Stopped).await? } else { v };
+            let v = if app.wants_wait(wait) {
+                wait_state(&app, &mut sess, &v.id, &v.name, VmState::Stopped).await?
+            } else {
+                v
+            };
             app.printer.one(&VmView::from(&v))
         }
         VmCmd::Reboot { vm, wait } => {
-            let v = rpc!(sess, VmServiceClient, reboot_vm, pb::RebootVmRequest { id: vm.clone(), request_id: new_request_id() })?;
-            let v = if app.wants_wait(wait) { wait_state(&app, &mut sess, &v.id, &v.name, VmState::Running).await? } else { v };
+            let v = rpc!(
+                sess,
+                VmServiceClient,
+                reboot_vm,
+                pb::RebootVmRequest {
+                    id: vm.clone(),
+                    request_id: new_request_id()
+                }
+            )?;
+            let v = if app.wants_wait(wait) {
+                wait_state(&app, &mut sess, &v.id, &v.name, VmState::Running).await?
+            } else {
+                v
+            };
             app.printer.one(&VmView::from(&v))
         }
-        VmCmd::Delete { vm, force, yes, wait } => {
+        VmCmd::Delete {
+            vm,
+            force,
+            yes,
+            wait,
+        } => {
             app.confirm(&format!("Delete VM {vm}?"), yes)?;
-            let resp = rpc!(sess, VmServiceClient, delete_vm, pb::DeleteVmRequest { id: vm.clone(), force, request_id: new_request_id() })?;
-            let id = if resp.id.is_empty() { vm.clone() } else { resp.id };
+            let resp = rpc!(
+                sess,
+                VmServiceClient,
+                delete_vm,
+                pb::DeleteVmRequest {
+                    id: vm.clone(),
+                    force,
+                    request_id: new_request_id()
+                }
+            )?;
+            let id = if resp.id.is_empty() {
+                vm.clone()
+            } else {
+                resp.id
+            };
             if app.wants_wait(wait) {
                 wait_gone(&app, &mut sess, &id, &vm).await?;
             }
             if app.printer.is_structured() {
-                app.printer.line(&crate::output::json_line(&serde_json::json!({"id": id, "deleted": true}))?);
+                app.printer.line(&crate::output::json_line(
+                    &serde_json::json!({"id": id, "deleted": true}),
+                )?);
             } else {
                 app.printer.info(&format!("Deleted VM {vm}"));
             }
             Ok(())
         }
         VmCmd::Migrate { vm, to, cold, wait } => {
-            let req = pb::MigrateVmRequest { id: vm.clone(), target_node: to.clone().unwrap_or_default(), cold, request_id: new_request_id() };
+            let req = pb::MigrateVmRequest {
+                id: vm.clone(),
+                target_node: to.clone().unwrap_or_default(),
+                cold,
+                request_id: new_request_id(),
+            };
             let resp = rpc!(sess, VmServiceClient, migrate_vm, req)?;
             let mut view = MigrationView::from(&resp);
             if app.wants_wait(wait) {
-                let target = if resp.target_node.is_empty() { to.unwrap_or_default() } else { resp.target_node.clone() };
+                let target = if resp.target_node.is_empty() {
+                    to.unwrap_or_default()
+                } else {
+                    resp.target_node.clone()
+                };
                 let id = resp.vm.as_ref().map_or(vm.clone(), |v| v.id.clone());
                 let done = wait_migrated(&app, &mut sess, &id, &vm, &target).await?;
                 view.vm = VmView::from(&done);
             }
             app.printer.one(&view)
         }
-        VmCmd::Watch { vm, resume_from } => super::watch::vms(&app, &mut sess, vm, resume_from.unwrap_or(0)).await,
+        VmCmd::Watch { vm, resume_from } => {
+            super::watch::vms(&app, &mut sess, vm, resume_from.unwrap_or(0)).await
+        }
     }
 }
 
 pub async fn get(sess: &mut Session, vm: &str) -> CliResult<pb::Vm> {
-    rpc!(sess, VmServiceClient, get_vm, pb::GetVmRequest { id: vm.to_string(), project_id: String::new() })
+    rpc!(
+        sess,
+        VmServiceClient,
+        get_vm,
+        pb::GetVmRequest {
+            id: vm.to_string(),
+            project_id: String::new()
+        }
+    )
 }
 
 async fn create(app: &App, sess: &mut Session, a: VmCreateArgs) -> CliResult<()> {
@@ -112,13 +179,24 @@ async fn create(app: &App, sess: &mut Session, a: VmCreateArgs) -> CliResult<()>
         .iter()
         .enumerate()
         .map(|(i, size)| pb::Disk {
-            name: if i == 0 { "root".into() } else { format!("disk{i}") },
+            name: if i == 0 {
+                "root".into()
+            } else {
+                format!("disk{i}")
+            },
             size_mib: *size,
             pool: a.pool.clone().unwrap_or_default(),
             bus: String::new(),
         })
         .collect();
-    let nics = a.network.iter().map(|n| pb::Nic { network: n.clone(), ..Default::default() }).collect();
+    let nics = a
+        .network
+        .iter()
+        .map(|n| pb::Nic {
+            network: n.clone(),
+            ..Default::default()
+        })
+        .collect();
     let spec = pb::VmSpec {
         cpu_cores: a.cpu,
         memory_mib: a.memory,
@@ -126,10 +204,15 @@ async fn create(app: &App, sess: &mut Session, a: VmCreateArgs) -> CliResult<()>
         nics,
         ha: a.ha.then(|| pb::HaPolicy {
             enabled: true,
-            priority: a.ha_priority.map_or(pb::HaRestartPriority::Medium, priority_of) as i32,
+            priority: a
+                .ha_priority
+                .map_or(pb::HaRestartPriority::Medium, priority_of) as i32,
             ..Default::default()
         }),
-        placement: a.anti_affinity.clone().map(|g| pb::PlacementPolicy { anti_affinity_group: g, ..Default::default() }),
+        placement: a.anti_affinity.clone().map(|g| pb::PlacementPolicy {
+            anti_affinity_group: g,
+            ..Default::default()
+        }),
     };
     let req = pb::CreateVmRequest {
         name: a.name.clone(),
@@ -143,7 +226,11 @@ async fn create(app: &App, sess: &mut Session, a: VmCreateArgs) -> CliResult<()>
     };
     let vm = rpc!(sess, VmServiceClient, create_vm, req)?;
     let vm = if app.wants_wait(a.wait) {
-        let want = if a.start { VmState::Running } else { VmState::Stopped };
+        let want = if a.start {
+            VmState::Running
+        } else {
+            VmState::Stopped
+        };
         wait_state(app, sess, &vm.id, &vm.name, want).await?
     } else {
         vm
@@ -193,7 +280,8 @@ async fn update(app: &App, sess: &mut Session, a: VmUpdateArgs) -> CliResult<()>
         mask.push("labels".to_string());
     }
     if mask.is_empty() {
-        return Err(CliError::usage("Nothing to change").hint("pass --cpu, --memory, --description or --label"));
+        return Err(CliError::usage("Nothing to change")
+            .hint("pass --cpu, --memory, --description or --label"));
     }
     let req = pb::UpdateVmRequest {
         id: current.id.clone(),
@@ -209,12 +297,23 @@ async fn update(app: &App, sess: &mut Session, a: VmUpdateArgs) -> CliResult<()>
 }
 
 fn state_of_vm(v: &pb::Vm) -> VmState {
-    v.status.as_ref().map_or(VmState::Unspecified, |s| s.state())
+    v.status
+        .as_ref()
+        .map_or(VmState::Unspecified, |s| s.state())
 }
 
 /// Polls GetVM until the VM reaches `want`; a FAILED VM ends the wait with its message.
-pub async fn wait_state(app: &App, sess: &mut Session, id: &str, name: &str, want: VmState) -> CliResult<pb::Vm> {
-    let mut w = app.waiter(format!("waiting for VM {name} to be {}", vm_state_word(want)));
+pub async fn wait_state(
+    app: &App,
+    sess: &mut Session,
+    id: &str,
+    name: &str,
+    want: VmState,
+) -> CliResult<pb::Vm> {
+    let mut w = app.waiter(format!(
+        "waiting for VM {name} to be {}",
+        vm_state_word(want)
+    ));
     loop {
         let v = get(sess, id).await?;
         let st = state_of_vm(&v);
@@ -224,9 +323,22 @@ pub async fn wait_state(app: &App, sess: &mut Session, id: &str, name: &str, wan
         }
         if st == VmState::Failed {
             w.finish();
-            let msg = v.status.as_ref().map(|s| s.message.clone()).unwrap_or_default();
-            return Err(CliError::general(format!("VM {name} failed{}", if msg.is_empty() { String::new() } else { format!(": {msg}") }))
-                .hint(format!("`lqx vm get {name}` and `lqx audit list --resource {id}` show more")));
+            let msg = v
+                .status
+                .as_ref()
+                .map(|s| s.message.clone())
+                .unwrap_or_default();
+            return Err(CliError::general(format!(
+                "VM {name} failed{}",
+                if msg.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {msg}")
+                }
+            ))
+            .hint(format!(
+                "`lqx vm get {name}` and `lqx audit list --resource {id}` show more"
+            )));
         }
         w.pending(&vm_state_word(st)).await?;
     }
@@ -243,7 +355,13 @@ async fn wait_gone(app: &App, sess: &mut Session, id: &str, name: &str) -> CliRe
     }
 }
 
-async fn wait_migrated(app: &App, sess: &mut Session, id: &str, name: &str, target: &str) -> CliResult<pb::Vm> {
+async fn wait_migrated(
+    app: &App,
+    sess: &mut Session,
+    id: &str,
+    name: &str,
+    target: &str,
+) -> CliResult<pb::Vm> {
     let mut w = app.waiter(format!("waiting for VM {name} to migrate"));
     loop {
         let v = get(sess, id).await?;
@@ -254,8 +372,12 @@ async fn wait_migrated(app: &App, sess: &mut Session, id: &str, name: &str, targ
             return Ok(v);
         }
         if st == VmState::Failed {
-            return Err(CliError::general(format!("Migration of VM {name} failed: {}", status.message)));
+            return Err(CliError::general(format!(
+                "Migration of VM {name} failed: {}",
+                status.message
+            )));
         }
-        w.pending(&format!("{} on {}", vm_state_word(st), status.node_name)).await?;
+        w.pending(&format!("{} on {}", vm_state_word(st), status.node_name))
+            .await?;
     }
 }

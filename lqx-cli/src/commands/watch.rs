@@ -31,7 +31,11 @@ impl<'a> StreamOut<'a> {
             Some(_) => false,
             None => !app.printer.stdout_tty,
         };
-        StreamOut { app, json, first: true }
+        StreamOut {
+            app,
+            json,
+            first: true,
+        }
     }
 
     fn emit<T: View>(&mut self, item: &T) -> CliResult<()> {
@@ -58,9 +62,15 @@ pub async fn events(app: App, a: WatchArgs) -> CliResult<()> {
     loop {
         let req = pb::SubscribeRequest {
             filter: Some(pb::SubscriptionFilter {
-                resource_types: crate::parse::list(&a.types).into_iter().map(|s| s.to_ascii_lowercase()).collect(),
+                resource_types: crate::parse::list(&a.types)
+                    .into_iter()
+                    .map(|s| s.to_ascii_lowercase())
+                    .collect(),
                 resource_ids: a.ids.clone(),
-                event_types: crate::parse::list(&a.events).into_iter().map(|s| s.to_ascii_uppercase()).collect(),
+                event_types: crate::parse::list(&a.events)
+                    .into_iter()
+                    .map(|s| s.to_ascii_uppercase())
+                    .collect(),
                 project_id: a.project.clone().unwrap_or_default(),
             }),
             resume_from_sequence: resume,
@@ -90,29 +100,66 @@ pub async fn events(app: App, a: WatchArgs) -> CliResult<()> {
 
 pub async fn vms(app: &App, sess: &mut Session, vm: Option<String>, resume: u64) -> CliResult<()> {
     let mut stream = match vm {
-        Some(id) => rpc!(sess, VmServiceClient, watch_vm, computepb::WatchVmRequest { id, resume_from_sequence: resume })?,
+        Some(id) => rpc!(
+            sess,
+            VmServiceClient,
+            watch_vm,
+            computepb::WatchVmRequest {
+                id,
+                resume_from_sequence: resume
+            }
+        )?,
         None => rpc!(
             sess,
             VmServiceClient,
             watch_v_ms,
-            computepb::WatchVMsRequest { project_id: String::new(), resume_from_sequence: resume }
+            computepb::WatchVMsRequest {
+                project_id: String::new(),
+                resume_from_sequence: resume
+            }
         )?,
     };
     let mut out = StreamOut::new(app);
     while let Some(ev) = stream.message().await.map_err(|s| sess.status_error(s))? {
-        out.emit(&VmEventView { event: ev.event.as_ref().map(EventView::from), vm: ev.vm.as_ref().map(VmView::from) })?;
+        out.emit(&VmEventView {
+            event: ev.event.as_ref().map(EventView::from),
+            vm: ev.vm.as_ref().map(VmView::from),
+        })?;
     }
     Ok(())
 }
 
-pub async fn nodes(app: &App, sess: &mut Session, node: Option<String>, resume: u64) -> CliResult<()> {
+pub async fn nodes(
+    app: &App,
+    sess: &mut Session,
+    node: Option<String>,
+    resume: u64,
+) -> CliResult<()> {
     let mut stream = match node {
-        Some(id) => rpc!(sess, NodeServiceClient, watch_node, computepb::WatchNodeRequest { id, resume_from_sequence: resume })?,
-        None => rpc!(sess, NodeServiceClient, watch_nodes, computepb::WatchNodesRequest { resume_from_sequence: resume })?,
+        Some(id) => rpc!(
+            sess,
+            NodeServiceClient,
+            watch_node,
+            computepb::WatchNodeRequest {
+                id,
+                resume_from_sequence: resume
+            }
+        )?,
+        None => rpc!(
+            sess,
+            NodeServiceClient,
+            watch_nodes,
+            computepb::WatchNodesRequest {
+                resume_from_sequence: resume
+            }
+        )?,
     };
     let mut out = StreamOut::new(app);
     while let Some(ev) = stream.message().await.map_err(|s| sess.status_error(s))? {
-        out.emit(&NodeEventView { event: ev.event.as_ref().map(EventView::from), node: ev.node.as_ref().map(NodeView::from) })?;
+        out.emit(&NodeEventView {
+            event: ev.event.as_ref().map(EventView::from),
+            node: ev.node.as_ref().map(NodeView::from),
+        })?;
     }
     Ok(())
 }

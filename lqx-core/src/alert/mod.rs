@@ -20,9 +20,11 @@ mod proto;
 #[cfg(feature = "server")]
 pub mod webhook;
 
+pub use proto::{severities_from_proto, test_response};
+
 use crate::model::{
-    Alert, AlertDraft, AlertFilter, AlertId, AlertKey, AlertSeverity, AlertSourceType, AlertSummary, NodeId, VmId,
-    WebhookEvent,
+    Alert, AlertDraft, AlertFilter, AlertId, AlertKey, AlertSeverity, AlertSourceType,
+    AlertSummary, NodeId, VmId, WebhookEvent,
 };
 use chrono::{DateTime, Utc};
 
@@ -56,7 +58,9 @@ pub const MAX_MESSAGE_LEN: usize = 4096;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AlertError {
-    #[error("Invalid condition {0:?}: use lowercase letters, digits, '.', '_' or '-' (at most 128)")]
+    #[error(
+        "Invalid condition {0:?}: use lowercase letters, digits, '.', '_' or '-' (at most 128)"
+    )]
     InvalidCondition(String),
     #[error("Alert source id is empty")]
     EmptySource,
@@ -99,12 +103,16 @@ pub enum AlertChange {
 impl AlertChange {
     pub fn alert(&self) -> &Alert {
         match self {
-            AlertChange::Created(a) | AlertChange::Updated { alert: a, .. } | AlertChange::Resolved(a) => a,
+            AlertChange::Created(a)
+            | AlertChange::Updated { alert: a, .. }
+            | AlertChange::Resolved(a) => a,
         }
     }
     pub fn into_alert(self) -> Alert {
         match self {
-            AlertChange::Created(a) | AlertChange::Updated { alert: a, .. } | AlertChange::Resolved(a) => a,
+            AlertChange::Created(a)
+            | AlertChange::Updated { alert: a, .. }
+            | AlertChange::Resolved(a) => a,
         }
     }
     /// The webhook notification this change deserves, if any (repeats of an open alert
@@ -112,8 +120,12 @@ impl AlertChange {
     pub fn webhook_event(&self) -> Option<WebhookEvent> {
         match self {
             AlertChange::Created(_) => Some(WebhookEvent::AlertCreated),
-            AlertChange::Updated { escalated: true, .. } => Some(WebhookEvent::AlertEscalated),
-            AlertChange::Updated { escalated: false, .. } => None,
+            AlertChange::Updated {
+                escalated: true, ..
+            } => Some(WebhookEvent::AlertEscalated),
+            AlertChange::Updated {
+                escalated: false, ..
+            } => None,
             AlertChange::Resolved(_) => Some(WebhookEvent::AlertResolved),
         }
     }
@@ -145,8 +157,14 @@ impl AlertDraft {
 pub fn validate_condition(condition: &str) -> Result<(), AlertError> {
     let ok = !condition.is_empty()
         && condition.len() <= MAX_CONDITION_LEN
-        && condition.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-'));
-    if ok { Ok(()) } else { Err(AlertError::InvalidCondition(condition.to_string())) }
+        && condition.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-')
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(AlertError::InvalidCondition(condition.to_string()))
+    }
 }
 
 fn truncate(s: &mut String, max: usize) {
@@ -217,7 +235,9 @@ fn new_alert(d: AlertDraft, now: DateTime<Utc>) -> Alert {
 /// Auto-resolve: the condition of `existing_open` cleared. Returns the resolved alert, or
 /// `None` when there was nothing open.
 pub fn clear(existing_open: Option<&Alert>, now: DateTime<Utc>) -> Option<AlertChange> {
-    existing_open.filter(|a| a.is_open()).map(|a| AlertChange::Resolved(resolve(a, now)))
+    existing_open
+        .filter(|a| a.is_open())
+        .map(|a| AlertChange::Resolved(resolve(a, now)))
 }
 
 /// ResolveAlert: the alert resolved at `now`; an already resolved alert is returned as is.
@@ -254,10 +274,21 @@ pub fn reconcile(open: &[Alert], active: Vec<AlertDraft>, now: DateTime<Utc>) ->
     for d in active {
         wanted.insert(d.key(), d);
     }
-    let open_by_key: BTreeMap<AlertKey, &Alert> = open.iter().filter(|a| a.is_open()).map(|a| (a.key(), a)).collect();
-    let mut changes: Vec<AlertChange> =
-        open_by_key.iter().filter(|(k, _)| !wanted.contains_key(*k)).filter_map(|(_, a)| clear(Some(a), now)).collect();
-    changes.extend(wanted.into_iter().map(|(k, d)| raise(open_by_key.get(&k).copied(), d, now)));
+    let open_by_key: BTreeMap<AlertKey, &Alert> = open
+        .iter()
+        .filter(|a| a.is_open())
+        .map(|a| (a.key(), a))
+        .collect();
+    let mut changes: Vec<AlertChange> = open_by_key
+        .iter()
+        .filter(|(k, _)| !wanted.contains_key(*k))
+        .filter_map(|(_, a)| clear(Some(a), now))
+        .collect();
+    changes.extend(
+        wanted
+            .into_iter()
+            .map(|(k, d)| raise(open_by_key.get(&k).copied(), d, now)),
+    );
     changes
 }
 
@@ -279,7 +310,10 @@ pub fn summarize<'a>(alerts: impl IntoIterator<Item = &'a Alert>) -> AlertSummar
 }
 
 /// Filters an in-memory list, newest first (by creation, then id).
-pub fn list<'a>(alerts: impl IntoIterator<Item = &'a Alert>, filter: &AlertFilter) -> Vec<&'a Alert> {
+pub fn list<'a>(
+    alerts: impl IntoIterator<Item = &'a Alert>,
+    filter: &AlertFilter,
+) -> Vec<&'a Alert> {
     let mut out: Vec<&Alert> = alerts.into_iter().filter(|a| filter.matches(a)).collect();
     out.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
     out
@@ -314,7 +348,15 @@ pub fn vm_alert(
     title: impl Into<String>,
     message: impl Into<String>,
 ) -> AlertDraft {
-    draft(AlertSourceType::Vm, vm.to_string(), vm_name, severity, condition, title.into(), message.into())
+    draft(
+        AlertSourceType::Vm,
+        vm.to_string(),
+        vm_name,
+        severity,
+        condition,
+        title.into(),
+        message.into(),
+    )
 }
 
 /// An alert about a host (node).
@@ -326,7 +368,15 @@ pub fn node_alert(
     title: impl Into<String>,
     message: impl Into<String>,
 ) -> AlertDraft {
-    draft(AlertSourceType::Host, node.to_string(), node_name, severity, condition, title.into(), message.into())
+    draft(
+        AlertSourceType::Host,
+        node.to_string(),
+        node_name,
+        severity,
+        condition,
+        title.into(),
+        message.into(),
+    )
 }
 
 /// An alert about a storage pool or volume (`pool` is its id or name, unique per cluster).
@@ -337,7 +387,15 @@ pub fn storage_alert(
     title: impl Into<String>,
     message: impl Into<String>,
 ) -> AlertDraft {
-    draft(AlertSourceType::Storage, pool.to_string(), pool, severity, condition, title.into(), message.into())
+    draft(
+        AlertSourceType::Storage,
+        pool.to_string(),
+        pool,
+        severity,
+        condition,
+        title.into(),
+        message.into(),
+    )
 }
 
 /// An alert about a network (`network` is its name).
@@ -348,7 +406,15 @@ pub fn network_alert(
     title: impl Into<String>,
     message: impl Into<String>,
 ) -> AlertDraft {
-    draft(AlertSourceType::Network, network.to_string(), network, severity, condition, title.into(), message.into())
+    draft(
+        AlertSourceType::Network,
+        network.to_string(),
+        network,
+        severity,
+        condition,
+        title.into(),
+        message.into(),
+    )
 }
 
 /// An alert about the cluster as a whole (capacity, balance); the source id is `cluster`.
@@ -358,7 +424,15 @@ pub fn cluster_alert(
     title: impl Into<String>,
     message: impl Into<String>,
 ) -> AlertDraft {
-    draft(AlertSourceType::Cluster, "cluster".into(), "cluster", severity, condition, title.into(), message.into())
+    draft(
+        AlertSourceType::Cluster,
+        "cluster".into(),
+        "cluster",
+        severity,
+        condition,
+        title.into(),
+        message.into(),
+    )
 }
 
 /// An alert about lqx itself (`component`: `server`, `store`, `webhooks`, `leader`, ...).
@@ -369,7 +443,15 @@ pub fn system_alert(
     title: impl Into<String>,
     message: impl Into<String>,
 ) -> AlertDraft {
-    draft(AlertSourceType::System, component.to_string(), component, severity, condition, title.into(), message.into())
+    draft(
+        AlertSourceType::System,
+        component.to_string(),
+        component,
+        severity,
+        condition,
+        title.into(),
+        message.into(),
+    )
 }
 
 #[cfg(test)]

@@ -3,8 +3,8 @@
 use super::AlertError;
 use crate::api::alert::v1 as pb;
 use crate::model::{
-    Alert, AlertFilter, AlertId, AlertSeverity, AlertSourceType, AlertSummary, Webhook, WebhookDelivery,
-    WebhookDeliveryStatus,
+    Alert, AlertFilter, AlertId, AlertSeverity, AlertSourceType, AlertSummary, Webhook,
+    WebhookDelivery, WebhookDeliveryStatus,
 };
 use chrono::{DateTime, Utc};
 
@@ -92,7 +92,8 @@ impl Alert {
             severity: AlertSeverity::from_proto(a.severity)?.unwrap_or(AlertSeverity::Info),
             title: a.title.clone(),
             message: a.message.clone(),
-            source_type: AlertSourceType::from_proto(a.source_type)?.unwrap_or(AlertSourceType::System),
+            source_type: AlertSourceType::from_proto(a.source_type)?
+                .unwrap_or(AlertSourceType::System),
             source_id: a.source_id.clone(),
             source_name: a.source_name.clone(),
             condition: a.condition.clone(),
@@ -139,11 +140,18 @@ impl Webhook {
         pb::Webhook {
             id: self.id.to_string(),
             url: self.url.clone(),
-            severities: self.severities.iter().map(|s| s.to_proto() as i32).collect(),
+            severities: self
+                .severities
+                .iter()
+                .map(|s| s.to_proto() as i32)
+                .collect(),
             has_secret: self.has_secret(),
             created_at: Some(ts(self.created_at)),
             last_delivery_at: self.last_delivery_at.map(ts),
-            last_delivery_status: self.last_delivery_status.map(|s| s.as_str().to_string()).unwrap_or_default(),
+            last_delivery_status: self
+                .last_delivery_status
+                .map(|s| s.as_str().to_string())
+                .unwrap_or_default(),
         }
     }
 }
@@ -181,8 +189,19 @@ mod tests {
     #[test]
     fn alert_round_trips_through_proto() {
         let t0 = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
-        let d = node_alert(NodeId::new(), "node-1", AlertSeverity::Critical, "node.unreachable", "down", "no heartbeat");
-        let a = acknowledge(&raise(None, d, t0).into_alert(), "alice", t0 + chrono::Duration::seconds(5));
+        let d = node_alert(
+            NodeId::new(),
+            "node-1",
+            AlertSeverity::Critical,
+            "node.unreachable",
+            "down",
+            "no heartbeat",
+        );
+        let a = acknowledge(
+            &raise(None, d, t0).into_alert(),
+            "alice",
+            t0 + chrono::Duration::seconds(5),
+        );
         let pb = a.to_proto();
         assert_eq!(pb.severity, pb::AlertSeverity::Critical as i32);
         assert_eq!(pb.source_type, pb::AlertSourceType::Host as i32);
@@ -223,10 +242,42 @@ mod tests {
             last_delivery_at: None,
             last_delivery_status: Some(WebhookDeliveryStatus::Failed),
         };
-        assert_eq!(w.severities, vec![AlertSeverity::Critical, AlertSeverity::Info]);
+        assert_eq!(
+            w.severities,
+            vec![AlertSeverity::Critical, AlertSeverity::Info]
+        );
         let pb = w.to_proto();
         assert!(pb.has_secret);
         assert_eq!(pb.last_delivery_status, "FAILED");
         assert!(severities_from_proto(&[7]).is_err());
+    }
+
+    #[test]
+    fn test_response_reports_the_last_attempt() {
+        let row = |attempt, status, http_status: Option<u16>| WebhookDelivery {
+            delivery_id: uuid::Uuid::nil(),
+            webhook_id: WebhookId::new(),
+            alert_id: None,
+            event: crate::model::WebhookEvent::Test,
+            attempt,
+            status,
+            http_status,
+            error: (status != WebhookDeliveryStatus::Delivered).then(|| "HTTP 500".to_string()),
+            duration_ms: 1,
+            time: DateTime::UNIX_EPOCH,
+        };
+        let r = test_response(&[
+            row(1, WebhookDeliveryStatus::Retrying, Some(500)),
+            row(2, WebhookDeliveryStatus::Delivered, Some(200)),
+        ]);
+        assert_eq!(
+            (r.delivered, r.http_status, r.attempts, r.error.as_str()),
+            (true, 200, 2, "")
+        );
+        let r = test_response(&[row(1, WebhookDeliveryStatus::Failed, Some(500))]);
+        assert_eq!(
+            (r.delivered, r.http_status, r.attempts, r.error.as_str()),
+            (false, 500, 1, "HTTP 500")
+        );
     }
 }

@@ -567,9 +567,10 @@ mod tests {
             && method != "ListAuditEntries"
             && !key_mgmt
             && !admin_only;
+        let key_refused = key_mgmt && is_key;
         let allowed = match role {
-            Role::Admin => !(key_mgmt && is_key),
-            Role::Operator => !admin_only && !(key_mgmt && is_key),
+            Role::Admin => !key_refused,
+            Role::Operator => !admin_only && !key_refused,
             Role::Viewer => read_only,
         };
         if allowed { Ok(()) } else { Err("denied") }

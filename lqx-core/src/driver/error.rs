@@ -109,13 +109,28 @@ mod tests {
     #[test]
     fn maps_to_core_error_kinds() {
         let cases = [
-            (DriverError::AlreadyExists("x".into()), ErrorKind::AlreadyExists),
+            (
+                DriverError::AlreadyExists("x".into()),
+                ErrorKind::AlreadyExists,
+            ),
             (DriverError::NotFound("x".into()), ErrorKind::NotFound),
-            (DriverError::InvalidState("x".into()), ErrorKind::FailedPrecondition),
-            (DriverError::Unsupported("x".into()), ErrorKind::FailedPrecondition),
+            (
+                DriverError::InvalidState("x".into()),
+                ErrorKind::FailedPrecondition,
+            ),
+            (
+                DriverError::Unsupported("x".into()),
+                ErrorKind::FailedPrecondition,
+            ),
             (DriverError::Unavailable("x".into()), ErrorKind::Unavailable),
-            (DriverError::Timeout("x".into()), ErrorKind::DeadlineExceeded),
-            (DriverError::Exhausted("x".into()), ErrorKind::ResourceExhausted),
+            (
+                DriverError::Timeout("x".into()),
+                ErrorKind::DeadlineExceeded,
+            ),
+            (
+                DriverError::Exhausted("x".into()),
+                ErrorKind::ResourceExhausted,
+            ),
             (DriverError::Invalid("x".into()), ErrorKind::InvalidArgument),
             (DriverError::Other("x".into()), ErrorKind::Internal),
         ];

@@ -22,12 +22,8 @@ use std::{
 use futures::{FutureExt, future::BoxFuture};
 use tracing::{debug, warn};
 use virt::{
-    connect::Connect,
-    domain::Domain,
-    error::ErrorNumber,
-    storage_pool::StoragePool,
-    storage_vol::StorageVol,
-    sys,
+    connect::Connect, domain::Domain, error::ErrorNumber, storage_pool::StoragePool,
+    storage_vol::StorageVol, sys,
 };
 
 use super::{
@@ -75,7 +71,10 @@ pub struct LibvirtHypervisor {
 
 impl std::fmt::Debug for LibvirtHypervisor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LibvirtHypervisor").field("uri", &self.uri).field("backend", &self.backend).finish()
+        f.debug_struct("LibvirtHypervisor")
+            .field("uri", &self.uri)
+            .field("backend", &self.backend)
+            .finish()
     }
 }
 
@@ -84,16 +83,20 @@ pub fn map_error(e: virt::error::Error) -> DriverError {
     let msg = e.message().to_string();
     use ErrorNumber::*;
     match e.code() {
-        NoDomain | NoStoragePool | NoStorageVolume | NoNetwork | NoInterface | NoNode | NoSecret
-        | NoDomainSnapshot | NoNodeDevice | NoStorage => DriverError::NotFound(msg),
-        DomExist | StorageVolExist | NetworkExist | StoragePoolBuilt => DriverError::AlreadyExists(msg),
+        NoDomain | NoStoragePool | NoStorageVolume | NoNetwork | NoInterface | NoNode
+        | NoSecret | NoDomainSnapshot | NoNodeDevice | NoStorage => DriverError::NotFound(msg),
+        DomExist | StorageVolExist | NetworkExist | StoragePoolBuilt => {
+            DriverError::AlreadyExists(msg)
+        }
         OperationInvalid => DriverError::InvalidState(msg),
-        NoSupport | ArgumentUnsupported | OperationUnsupported | ConfigUnsupported | MigrateUnsafe
-        | CpuIncompatible => DriverError::Unsupported(msg),
+        NoSupport | ArgumentUnsupported | OperationUnsupported | ConfigUnsupported
+        | MigrateUnsafe | CpuIncompatible => DriverError::Unsupported(msg),
         NoConnect | InvalidConn | Rpc | AuthUnavailable | NoServer | NoClient | Ssh | Libssh
         | UnknownHost | GnutlsError => DriverError::Unavailable(msg),
         OperationTimeout | AgentUnresponsive | AgentCommandTimeout => DriverError::Timeout(msg),
-        XmlError | XmlDetail | XmlInvalidSchema | InvalidArg | InvalidMac => DriverError::Invalid(msg),
+        XmlError | XmlDetail | XmlInvalidSchema | InvalidArg | InvalidMac => {
+            DriverError::Invalid(msg)
+        }
         _ => DriverError::Other(msg),
     }
 }
@@ -128,7 +131,9 @@ fn lookup_in(c: &Connect, id: VmId, allowed: &[DomainState], verb: &str) -> Driv
     let d = lookup(c, id)?;
     let s = state(&d)?;
     if !allowed.contains(&s) {
-        return Err(DriverError::InvalidState(format!("domain {id} is {s}, cannot {verb}")));
+        return Err(DriverError::InvalidState(format!(
+            "domain {id} is {s}, cannot {verb}"
+        )));
     }
     Ok(d)
 }
@@ -139,8 +144,9 @@ fn pool(c: &Connect, name: &str) -> DriverResult<StoragePool> {
         Ok(p) => p,
         Err(e) if e.code() == ErrorNumber::NoStoragePool && name == "default" => {
             warn!("storage pool default is missing; creating it in /var/lib/libvirt/images");
-            let p = StoragePool::define_xml(c, &xml::dir_pool_xml(name, "/var/lib/libvirt/images"), 0)
-                .map_err(map_error)?;
+            let p =
+                StoragePool::define_xml(c, &xml::dir_pool_xml(name, "/var/lib/libvirt/images"), 0)
+                    .map_err(map_error)?;
             p.build(0).map_err(map_error)?;
             if let Err(e) = p.set_autostart(true) {
                 debug!(error = %e, "storage pool autostart");
@@ -195,7 +201,9 @@ fn delete_volumes(vols: &[StorageVol]) {
 }
 
 fn parse(d: &Domain) -> DriverResult<xml::ParsedDomain> {
-    let text = d.get_xml_desc(sys::VIR_DOMAIN_XML_INACTIVE).map_err(map_error)?;
+    let text = d
+        .get_xml_desc(sys::VIR_DOMAIN_XML_INACTIVE)
+        .map_err(map_error)?;
     xml::parse_domain_xml(&text)
 }
 
@@ -206,33 +214,40 @@ impl LibvirtHypervisor {
         // libvirt prints every error to stderr by default; errors are returned instead.
         QUIET.call_once(virt::error::clear_error_callback);
         if uri.contains('\0') {
-            return Err(DriverError::Invalid("libvirt URI contains a NUL byte".into()));
+            return Err(DriverError::Invalid(
+                "libvirt URI contains a NUL byte".into(),
+            ));
         }
         let owned = uri.to_string();
-        let (conn, backend, domain_type) = tokio::task::spawn_blocking(move || -> DriverResult<_> {
-            let conn = open(&owned)?;
-            let ty = conn.0.get_type().map_err(map_error)?;
-            let backend = match ty.to_ascii_uppercase().as_str() {
-                "QEMU" => Backend::Qemu,
-                "TEST" => Backend::Test,
-                _ => Backend::Other,
-            };
-            let domain_type = match backend {
-                Backend::Test => DomainType::Test,
-                _ => {
-                    let caps = conn.0.get_capabilities().map_err(map_error)?;
-                    if caps.contains("<domain type='kvm'") || caps.contains("<domain type=\"kvm\"") {
-                        DomainType::Kvm
-                    } else {
-                        DomainType::Qemu
+        let (conn, backend, domain_type) =
+            tokio::task::spawn_blocking(move || -> DriverResult<_> {
+                let conn = open(&owned)?;
+                let ty = conn.0.get_type().map_err(map_error)?;
+                let backend = match ty.to_ascii_uppercase().as_str() {
+                    "QEMU" => Backend::Qemu,
+                    "TEST" => Backend::Test,
+                    _ => Backend::Other,
+                };
+                let domain_type = match backend {
+                    Backend::Test => DomainType::Test,
+                    _ => {
+                        let caps = conn.0.get_capabilities().map_err(map_error)?;
+                        if caps.contains("<domain type='kvm'")
+                            || caps.contains("<domain type=\"kvm\"")
+                        {
+                            DomainType::Kvm
+                        } else {
+                            DomainType::Qemu
+                        }
                     }
-                }
-            };
-            Ok((conn, backend, domain_type))
-        })
-        .await
-        .map_err(join_error)??;
-        let local = uri.split_once("://").is_some_and(|(_, rest)| rest.starts_with('/'));
+                };
+                Ok((conn, backend, domain_type))
+            })
+            .await
+            .map_err(join_error)??;
+        let local = uri
+            .split_once("://")
+            .is_some_and(|(_, rest)| rest.starts_with('/'));
         debug!(uri, ?backend, ?domain_type, "libvirt connected");
         Ok(LibvirtHypervisor {
             uri: uri.to_string(),
@@ -245,7 +260,12 @@ impl LibvirtHypervisor {
 
     /// The persistent definition as libvirt has it (`virsh dumpxml --inactive`).
     pub async fn domain_xml(&self, id: VmId) -> DriverResult<String> {
-        self.call(move |c| lookup(c, id)?.get_xml_desc(sys::VIR_DOMAIN_XML_INACTIVE).map_err(map_error)).await
+        self.call(move |c| {
+            lookup(c, id)?
+                .get_xml_desc(sys::VIR_DOMAIN_XML_INACTIVE)
+                .map_err(map_error)
+        })
+        .await
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Option<Arc<Conn>>> {
@@ -257,7 +277,11 @@ impl LibvirtHypervisor {
             return Ok(c.clone());
         }
         let uri = self.uri.clone();
-        let c = Arc::new(tokio::task::spawn_blocking(move || open(&uri)).await.map_err(join_error)??);
+        let c = Arc::new(
+            tokio::task::spawn_blocking(move || open(&uri))
+                .await
+                .map_err(join_error)??,
+        );
         debug!(uri = %self.uri, "libvirt reconnected");
         *self.lock() = Some(c.clone());
         Ok(c)
@@ -272,7 +296,9 @@ impl LibvirtHypervisor {
     {
         let conn = self.connection().await?;
         let alive = conn.clone();
-        let res = tokio::task::spawn_blocking(move || f(&conn.0)).await.map_err(join_error)?;
+        let res = tokio::task::spawn_blocking(move || f(&conn.0))
+            .await
+            .map_err(join_error)?;
         if let Err(DriverError::Unavailable(_)) = &res
             && self.backend != Backend::Test
         {
@@ -303,20 +329,39 @@ impl LibvirtHypervisor {
         }
     }
 
-    async fn do_migrate(&self, id: VmId, dest: String, progress: Option<ProgressFn>) -> DriverResult<()> {
+    async fn do_migrate(
+        &self,
+        id: VmId,
+        dest: String,
+        progress: Option<ProgressFn>,
+    ) -> DriverResult<()> {
         if !self.supports_live_migration() {
-            return Err(DriverError::Unsupported(format!("live migration from {}", self.uri)));
+            return Err(DriverError::Unsupported(format!(
+                "live migration from {}",
+                self.uri
+            )));
         }
         if dest.contains('\0') {
-            return Err(DriverError::Invalid("destination URI contains a NUL byte".into()));
+            return Err(DriverError::Invalid(
+                "destination URI contains a NUL byte".into(),
+            ));
         }
         let conn = self.connection().await?;
-        let dom = Arc::new(tokio::task::spawn_blocking({
-            let conn = conn.clone();
-            move || lookup_in(&conn.0, id, &[DomainState::Running, DomainState::Paused], "live-migrate")
-        })
-        .await
-        .map_err(join_error)??);
+        let dom = Arc::new(
+            tokio::task::spawn_blocking({
+                let conn = conn.clone();
+                move || {
+                    lookup_in(
+                        &conn.0,
+                        id,
+                        &[DomainState::Running, DomainState::Paused],
+                        "live-migrate",
+                    )
+                }
+            })
+            .await
+            .map_err(join_error)??,
+        );
         let flags = sys::VIR_MIGRATE_LIVE
             | sys::VIR_MIGRATE_PEER2PEER
             | sys::VIR_MIGRATE_PERSIST_DEST
@@ -370,7 +415,11 @@ fn proc_stats() -> Option<(u64, u64, u64)> {
 /// `(cpu busy ns, memory total MiB, memory used MiB)`.
 fn parse_proc(stat: &str, meminfo: &str) -> Option<(u64, u64, u64)> {
     let cpu = stat.lines().find(|l| l.starts_with("cpu "))?;
-    let v: Vec<u64> = cpu.split_whitespace().skip(1).filter_map(|x| x.parse().ok()).collect();
+    let v: Vec<u64> = cpu
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
     // user nice system idle iowait irq softirq steal (guest time is already in user).
     let busy: u64 = [0, 1, 2, 5, 6, 7].iter().filter_map(|&i| v.get(i)).sum();
     let field = |name: &str| {
@@ -382,7 +431,11 @@ fn parse_proc(stat: &str, meminfo: &str) -> Option<(u64, u64, u64)> {
     };
     let total = field("MemTotal:")?;
     let avail = field("MemAvailable:")?;
-    Some((busy * 10_000_000, total / 1024, total.saturating_sub(avail) / 1024))
+    Some((
+        busy * 10_000_000,
+        total / 1024,
+        total.saturating_sub(avail) / 1024,
+    ))
 }
 
 impl Hypervisor for LibvirtHypervisor {
@@ -402,18 +455,29 @@ impl Hypervisor for LibvirtHypervisor {
         let local = self.local && self.backend != Backend::Test;
         self.call(move |c| {
             if local && let Some((busy, total, used)) = proc_stats() {
-                return Ok(NodeStats { cpu_busy_ns: busy, memory_total_mib: total, memory_used_mib: used });
+                return Ok(NodeStats {
+                    cpu_busy_ns: busy,
+                    memory_total_mib: total,
+                    memory_used_mib: used,
+                });
             }
             // Remote or test driver: what the domains use.
             let total = c.get_node_info().map_err(map_error)?.memory / 1024;
             let (mut busy, mut used) = (0u64, 0u64);
-            for d in c.list_all_domains(sys::VIR_CONNECT_LIST_DOMAINS_ACTIVE).map_err(map_error)? {
+            for d in c
+                .list_all_domains(sys::VIR_CONNECT_LIST_DOMAINS_ACTIVE)
+                .map_err(map_error)?
+            {
                 if let Ok(i) = d.get_info() {
                     busy += i.cpu_time;
                     used += i.memory / 1024;
                 }
             }
-            Ok(NodeStats { cpu_busy_ns: busy, memory_total_mib: total, memory_used_mib: used.min(total) })
+            Ok(NodeStats {
+                cpu_busy_ns: busy,
+                memory_total_mib: total,
+                memory_used_mib: used.min(total),
+            })
         })
         .boxed()
     }
@@ -476,11 +540,11 @@ impl Hypervisor for LibvirtHypervisor {
                 let tag = |t: u32| stats.iter().find(|m| m.tag == t).map(|m| m.val);
                 // The guest's own view (balloon driver), else the QEMU process's RSS.
                 if let (Some(avail), Some(unused)) = (
-                    tag(sys::VIR_DOMAIN_MEMORY_STAT_AVAILABLE as u32),
-                    tag(sys::VIR_DOMAIN_MEMORY_STAT_UNUSED as u32),
+                    tag(sys::VIR_DOMAIN_MEMORY_STAT_AVAILABLE),
+                    tag(sys::VIR_DOMAIN_MEMORY_STAT_UNUSED),
                 ) {
                     used = avail.saturating_sub(unused) / 1024;
-                } else if let Some(rss) = tag(sys::VIR_DOMAIN_MEMORY_STAT_RSS as u32) {
+                } else if let Some(rss) = tag(sys::VIR_DOMAIN_MEMORY_STAT_RSS) {
                     used = rss / 1024;
                 }
             }
@@ -538,7 +602,12 @@ impl Hypervisor for LibvirtHypervisor {
 
     fn start(&self, id: VmId) -> BoxFuture<'_, DriverResult<()>> {
         self.call(move |c| {
-            let d = lookup_in(c, id, &[DomainState::Shutoff, DomainState::Crashed], "start")?;
+            let d = lookup_in(
+                c,
+                id,
+                &[DomainState::Shutoff, DomainState::Crashed],
+                "start",
+            )?;
             d.create().map(drop).map_err(map_error)
         })
         .boxed()
@@ -593,13 +662,25 @@ impl Hypervisor for LibvirtHypervisor {
         self.call(move |c| {
             use DomainState::*;
             let d = lookup_in(c, id, &[Shutoff, Crashed], "undefine")?;
-            let volumes = if remove_volumes { parse(&d)?.volumes } else { Vec::new() };
-            d.undefine_flags(sys::VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | sys::VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA)
-                .map_err(map_error)?;
+            let volumes = if remove_volumes {
+                parse(&d)?.volumes
+            } else {
+                Vec::new()
+            };
+            d.undefine_flags(
+                sys::VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | sys::VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA,
+            )
+            .map_err(map_error)?;
             for (pool_name, vol) in volumes {
-                match StoragePool::lookup_by_name(c, &pool_name).and_then(|p| StorageVol::lookup_by_name(&p, &vol)) {
+                match StoragePool::lookup_by_name(c, &pool_name)
+                    .and_then(|p| StorageVol::lookup_by_name(&p, &vol))
+                {
                     Ok(v) => v.delete(0).map_err(map_error)?,
-                    Err(e) if matches!(e.code(), ErrorNumber::NoStorageVolume | ErrorNumber::NoStoragePool) => {}
+                    Err(e)
+                        if matches!(
+                            e.code(),
+                            ErrorNumber::NoStorageVolume | ErrorNumber::NoStoragePool
+                        ) => {}
                     Err(e) => return Err(map_error(e)),
                 }
             }
@@ -611,7 +692,9 @@ impl Hypervisor for LibvirtHypervisor {
     fn list_volumes(&self, pool_name: String) -> BoxFuture<'_, DriverResult<Vec<VolumeInfo>>> {
         self.call(move |c| {
             let p = StoragePool::lookup_by_name(c, &pool_name).map_err(|e| match e.code() {
-                ErrorNumber::NoStoragePool => DriverError::NotFound(format!("storage pool {pool_name}")),
+                ErrorNumber::NoStoragePool => {
+                    DriverError::NotFound(format!("storage pool {pool_name}"))
+                }
                 _ => map_error(e),
             })?;
             let mut out = Vec::new();

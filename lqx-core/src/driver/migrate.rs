@@ -42,7 +42,10 @@ pub struct ColdOptions {
 
 impl Default for ColdOptions {
     fn default() -> Self {
-        ColdOptions { shutdown_timeout: Duration::from_secs(120), force: false }
+        ColdOptions {
+            shutdown_timeout: Duration::from_secs(120),
+            force: false,
+        }
     }
 }
 
@@ -285,7 +288,9 @@ async fn stop(h: &dyn Hypervisor, vm: VmId, opts: ColdOptions) -> DriverResult<(
         Err(DriverError::Timeout(m)) if opts.force => {
             warn!(vm = %vm, host = %h.uri(), "guest ignored shutdown, powering off");
             match h.destroy(vm).await {
-                Err(DriverError::InvalidState(_)) if !h.domain_state(vm).await?.is_active() => Ok(()),
+                Err(DriverError::InvalidState(_)) if !h.domain_state(vm).await?.is_active() => {
+                    Ok(())
+                }
                 r => r.map_err(|e| DriverError::Other(format!("{m}; power off failed: {e}"))),
             }
         }
@@ -365,7 +370,10 @@ pub async fn migrate(
 ) -> DriverResult<MigrationKind> {
     let live_possible = source.supports_live_migration() && target.supports_live_migration();
     if mode != MigrationMode::Cold {
-        let running = matches!(source.domain_state(vm).await?, DomainState::Running | DomainState::Paused);
+        let running = matches!(
+            source.domain_state(vm).await?,
+            DomainState::Running | DomainState::Paused
+        );
         if mode == MigrationMode::Live && !live_possible {
             return Err(DriverError::Unsupported(format!(
                 "live migration from {} to {}",
@@ -374,7 +382,10 @@ pub async fn migrate(
             )));
         }
         if live_possible && running {
-            match source.migrate_live(vm, target.uri().to_string(), progress).await {
+            match source
+                .migrate_live(vm, target.uri().to_string(), progress)
+                .await
+            {
                 Ok(()) => return Ok(MigrationKind::Live),
                 Err(DriverError::Unsupported(why)) if mode == MigrationMode::Auto => {
                     info!(vm = %vm, %why, "live migration refused, migrating cold");
@@ -382,7 +393,9 @@ pub async fn migrate(
                 Err(e) => return Err(e),
             }
         } else if mode == MigrationMode::Live {
-            return Err(DriverError::InvalidState(format!("domain {vm} is not running")));
+            return Err(DriverError::InvalidState(format!(
+                "domain {vm} is not running"
+            )));
         }
     }
     let mut m = ColdMigration::plan(source, target, vm, options).await?;
@@ -407,7 +420,10 @@ mod tests {
 
     async fn pair(live: bool) -> Pair {
         let reg = SimRegistry::new();
-        let cfg = SimConfig { live_migration: live, ..SimConfig::default() };
+        let cfg = SimConfig {
+            live_migration: live,
+            ..SimConfig::default()
+        };
         let a = reg.create("sim://a", cfg.clone()).unwrap();
         let b = reg.create("sim://b", cfg).unwrap();
         let mut spec = DomainSpec::new(VmId::new(), "web", 2, 1024);
@@ -439,9 +455,15 @@ mod tests {
     async fn cold_migration_moves_a_running_domain() {
         let p = pair(false).await;
         let mut steps = Vec::new();
-        let kind = migrate(&p.a, &p.b, p.vm, MigrationMode::Auto, ColdOptions::default(), None, &mut |m| {
-            steps.push(m.step)
-        })
+        let kind = migrate(
+            &p.a,
+            &p.b,
+            p.vm,
+            MigrationMode::Auto,
+            ColdOptions::default(),
+            None,
+            &mut |m| steps.push(m.step),
+        )
         .await
         .unwrap();
         assert_eq!(kind, MigrationKind::Cold);
@@ -465,29 +487,55 @@ mod tests {
     #[tokio::test]
     async fn auto_prefers_live_and_live_mode_refuses_without_support() {
         let p = pair(true).await;
-        let kind = migrate(&p.a, &p.b, p.vm, MigrationMode::Auto, ColdOptions::default(), None, &mut |_| {
-            panic!("live migration persists no cold steps")
-        })
+        let kind = migrate(
+            &p.a,
+            &p.b,
+            p.vm,
+            MigrationMode::Auto,
+            ColdOptions::default(),
+            None,
+            &mut |_| panic!("live migration persists no cold steps"),
+        )
         .await
         .unwrap();
         assert_eq!(kind, MigrationKind::Live);
         assert_eq!(state(&p.b, p.vm).await, Some(DomainState::Running));
 
         let q = pair(false).await;
-        let e = migrate(&q.a, &q.b, q.vm, MigrationMode::Live, ColdOptions::default(), None, &mut |_| {})
-            .await
-            .unwrap_err();
+        let e = migrate(
+            &q.a,
+            &q.b,
+            q.vm,
+            MigrationMode::Live,
+            ColdOptions::default(),
+            None,
+            &mut |_| {},
+        )
+        .await
+        .unwrap_err();
         assert_eq!(e.kind(), DriverErrorKind::Unsupported);
-        assert_eq!(state(&q.a, q.vm).await, Some(DomainState::Running), "untouched");
+        assert_eq!(
+            state(&q.a, q.vm).await,
+            Some(DomainState::Running),
+            "untouched"
+        );
     }
 
     #[tokio::test]
     async fn a_stopped_domain_stays_stopped() {
         let p = pair(false).await;
         p.a.destroy(p.vm).await.unwrap();
-        migrate(&p.a, &p.b, p.vm, MigrationMode::Auto, ColdOptions::default(), None, &mut |_| {})
-            .await
-            .unwrap();
+        migrate(
+            &p.a,
+            &p.b,
+            p.vm,
+            MigrationMode::Auto,
+            ColdOptions::default(),
+            None,
+            &mut |_| {},
+        )
+        .await
+        .unwrap();
         assert_eq!(state(&p.b, p.vm).await, Some(DomainState::Shutoff));
     }
 
@@ -508,9 +556,13 @@ mod tests {
             let h = if on_source { &p.a } else { &p.b };
             h.fail_next(op, DriverError::Unavailable("link down".into()));
             let mut stored = String::new();
-            let mut m = ColdMigration::plan(&p.a, &p.b, p.vm, ColdOptions::default()).await.unwrap();
+            let mut m = ColdMigration::plan(&p.a, &p.b, p.vm, ColdOptions::default())
+                .await
+                .unwrap();
             let err = m
-                .run(&p.a, &p.b, &mut |m| stored = serde_json::to_string(m).unwrap())
+                .run(&p.a, &p.b, &mut |m| {
+                    stored = serde_json::to_string(m).unwrap()
+                })
                 .await
                 .unwrap_err();
             assert_eq!(err.kind(), DriverErrorKind::Unavailable, "{op:?}");
@@ -528,9 +580,16 @@ mod tests {
                 check_invariant(&p).await;
             }
             assert_eq!(state(&p.a, p.vm).await, None, "{op:?}");
-            assert_eq!(state(&p.b, p.vm).await, Some(DomainState::Running), "{op:?}");
+            assert_eq!(
+                state(&p.b, p.vm).await,
+                Some(DomainState::Running),
+                "{op:?}"
+            );
             // Repeating a finished migration does nothing.
-            assert_eq!(resumed.advance(&p.a, &p.b).await.unwrap(), ColdStep::SourceUndefined);
+            assert_eq!(
+                resumed.advance(&p.a, &p.b).await.unwrap(),
+                ColdStep::SourceUndefined
+            );
             assert_eq!(p.b.domain_count(), 1);
         }
     }
@@ -541,12 +600,18 @@ mod tests {
             let p = pair(false).await;
             let h = if on_source { &p.a } else { &p.b };
             h.fail_next(op, DriverError::Other("boom".into()));
-            let mut m = ColdMigration::plan(&p.a, &p.b, p.vm, ColdOptions::default()).await.unwrap();
+            let mut m = ColdMigration::plan(&p.a, &p.b, p.vm, ColdOptions::default())
+                .await
+                .unwrap();
             assert!(m.run(&p.a, &p.b, &mut |_| {}).await.is_err());
             assert_eq!(m.step, stuck_at);
             m.undo(&p.a, &p.b, &mut |_| {}).await.unwrap();
             assert_eq!(m.step, ColdStep::Pending);
-            assert_eq!(state(&p.a, p.vm).await, Some(DomainState::Running), "{op:?}");
+            assert_eq!(
+                state(&p.a, p.vm).await,
+                Some(DomainState::Running),
+                "{op:?}"
+            );
             assert_eq!(state(&p.b, p.vm).await, None, "{op:?}");
             check_invariant(&p).await;
         }
@@ -555,7 +620,9 @@ mod tests {
     #[tokio::test]
     async fn a_step_repeated_after_a_crash_before_persisting_is_not_done_twice() {
         let p = pair(false).await;
-        let mut m = ColdMigration::plan(&p.a, &p.b, p.vm, ColdOptions::default()).await.unwrap();
+        let mut m = ColdMigration::plan(&p.a, &p.b, p.vm, ColdOptions::default())
+            .await
+            .unwrap();
         m.advance(&p.a, &p.b).await.unwrap();
         let before_define = m.clone();
         m.advance(&p.a, &p.b).await.unwrap();
@@ -573,7 +640,9 @@ mod tests {
     #[tokio::test]
     async fn never_starts_on_the_target_while_the_source_runs() {
         let p = pair(false).await;
-        let mut m = ColdMigration::plan(&p.a, &p.b, p.vm, ColdOptions::default()).await.unwrap();
+        let mut m = ColdMigration::plan(&p.a, &p.b, p.vm, ColdOptions::default())
+            .await
+            .unwrap();
         m.advance(&p.a, &p.b).await.unwrap();
         m.advance(&p.a, &p.b).await.unwrap();
         // Someone restarts the VM on the source meanwhile.
@@ -587,14 +656,41 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_hung_guest_fails_the_migration_unless_forced() {
         let p = pair(false).await;
-        p.a.set_shutdown_behavior(p.vm, ShutdownBehavior::Ignore).unwrap();
-        let opts = ColdOptions { shutdown_timeout: Duration::from_secs(10), force: false };
-        let e = migrate(&p.a, &p.b, p.vm, MigrationMode::Cold, opts, None, &mut |_| {}).await.unwrap_err();
+        p.a.set_shutdown_behavior(p.vm, ShutdownBehavior::Ignore)
+            .unwrap();
+        let opts = ColdOptions {
+            shutdown_timeout: Duration::from_secs(10),
+            force: false,
+        };
+        let e = migrate(
+            &p.a,
+            &p.b,
+            p.vm,
+            MigrationMode::Cold,
+            opts,
+            None,
+            &mut |_| {},
+        )
+        .await
+        .unwrap_err();
         assert_eq!(e.kind(), DriverErrorKind::Timeout);
         assert_eq!(state(&p.a, p.vm).await, Some(DomainState::Running));
         assert_eq!(state(&p.b, p.vm).await, None);
-        let opts = ColdOptions { force: true, ..opts };
-        migrate(&p.a, &p.b, p.vm, MigrationMode::Cold, opts, None, &mut |_| {}).await.unwrap();
+        let opts = ColdOptions {
+            force: true,
+            ..opts
+        };
+        migrate(
+            &p.a,
+            &p.b,
+            p.vm,
+            MigrationMode::Cold,
+            opts,
+            None,
+            &mut |_| {},
+        )
+        .await
+        .unwrap();
         assert_eq!(state(&p.b, p.vm).await, Some(DomainState::Running));
     }
 
@@ -603,13 +699,26 @@ mod tests {
         let p = pair(false).await;
         let spec = p.a.domain_spec(p.vm).await.unwrap();
         p.b.define(spec).await.unwrap();
-        let e = ColdMigration::plan(&p.a, &p.b, p.vm, ColdOptions::default()).await.unwrap_err();
+        let e = ColdMigration::plan(&p.a, &p.b, p.vm, ColdOptions::default())
+            .await
+            .unwrap_err();
         assert_eq!(e.kind(), DriverErrorKind::AlreadyExists);
         p.b.undefine(p.vm, false).await.unwrap();
-        let mut m = ColdMigration::plan(&p.a, &p.b, p.vm, ColdOptions::default()).await.unwrap();
-        assert_eq!(m.advance(&p.b, &p.a).await.unwrap_err().kind(), DriverErrorKind::Invalid);
-        let done = ColdMigration { step: ColdStep::SourceUndefined, ..m.clone() };
+        let mut m = ColdMigration::plan(&p.a, &p.b, p.vm, ColdOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(
+            m.advance(&p.b, &p.a).await.unwrap_err().kind(),
+            DriverErrorKind::Invalid
+        );
+        let done = ColdMigration {
+            step: ColdStep::SourceUndefined,
+            ..m.clone()
+        };
         let mut done2 = done.clone();
-        assert_eq!(done2.undo_step(&p.a, &p.b).await.unwrap_err().kind(), DriverErrorKind::InvalidState);
+        assert_eq!(
+            done2.undo_step(&p.a, &p.b).await.unwrap_err().kind(),
+            DriverErrorKind::InvalidState
+        );
     }
 }

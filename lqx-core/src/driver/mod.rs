@@ -165,7 +165,11 @@ impl NicSpec {
         let b = vm.as_uuid().into_bytes();
         // The last bytes of a v7 uuid are random; mix the index in so NICs differ.
         let x = b[13] ^ ((index as u8).wrapping_mul(0x3b));
-        format!("52:54:00:{x:02x}:{:02x}:{:02x}", b[14], b[15].wrapping_add(index as u8))
+        format!(
+            "52:54:00:{x:02x}:{:02x}:{:02x}",
+            b[14],
+            b[15].wrapping_add(index as u8)
+        )
     }
 }
 
@@ -236,14 +240,20 @@ impl DomainSpec {
             return bad(format!("vcpus {} out of range 1-512", self.vcpus));
         }
         if !(1..=16 * 1024 * 1024).contains(&self.memory_mib) {
-            return bad(format!("memory_mib {} out of range 1-16777216", self.memory_mib));
+            return bad(format!(
+                "memory_mib {} out of range 1-16777216",
+                self.memory_mib
+            ));
         }
         if self.disks.len() > 26 {
             return bad("at most 26 disks".into());
         }
         for (i, d) in self.disks.iter().enumerate() {
             if !is_short_name(&d.name, 32) {
-                return bad(format!("disk name {:?} must be 1-32 of a-z 0-9 - _", d.name));
+                return bad(format!(
+                    "disk name {:?} must be 1-32 of a-z 0-9 - _",
+                    d.name
+                ));
             }
             if self.disks[..i].iter().any(|o| o.name == d.name) {
                 return bad(format!("disk name {:?} used twice", d.name));
@@ -260,7 +270,9 @@ impl DomainSpec {
                 NicSource::Network(s) | NicSource::Bridge(s) => s,
             };
             if !is_libvirt_object_name(name) {
-                return bad(format!("nic {i}: network/bridge name {name:?} is not valid"));
+                return bad(format!(
+                    "nic {i}: network/bridge name {name:?} is not valid"
+                ));
             }
             if let Some(mac) = &n.mac
                 && !is_unicast_mac(mac)
@@ -275,7 +287,8 @@ impl DomainSpec {
 fn is_short_name(s: &str, max: usize) -> bool {
     !s.is_empty()
         && s.len() <= max
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
 }
 
 /// Pool, network and bridge names: printable ASCII without '/' or whitespace.
@@ -286,7 +299,9 @@ fn is_libvirt_object_name(s: &str) -> bool {
 fn is_unicast_mac(s: &str) -> bool {
     let parts: Vec<&str> = s.split(':').collect();
     parts.len() == 6
-        && parts.iter().all(|p| p.len() == 2 && p.bytes().all(|b| b.is_ascii_hexdigit()))
+        && parts
+            .iter()
+            .all(|p| p.len() == 2 && p.bytes().all(|b| b.is_ascii_hexdigit()))
         && u8::from_str_radix(parts[0], 16).is_ok_and(|b| b & 1 == 0)
 }
 
@@ -315,7 +330,10 @@ impl DomainState {
     }
     /// Whether the domain holds host resources (a QEMU process exists).
     pub fn is_active(self) -> bool {
-        matches!(self, DomainState::Running | DomainState::Paused | DomainState::ShuttingDown)
+        matches!(
+            self,
+            DomainState::Running | DomainState::Paused | DomainState::ShuttingDown
+        )
     }
 }
 
@@ -455,7 +473,9 @@ pub async fn connect_with(
     registry: &sim::SimRegistry,
 ) -> DriverResult<Arc<dyn Hypervisor>> {
     if uri.starts_with(sim::SCHEME) {
-        return Ok(Arc::new(registry.get_or_create(uri, sim::SimConfig::default())?));
+        return Ok(Arc::new(
+            registry.get_or_create(uri, sim::SimConfig::default())?,
+        ));
     }
     open_libvirt(uri).await
 }
@@ -497,7 +517,10 @@ mod tests {
         assert!(spec().validate().is_ok());
         let mut s = spec();
         s.name = "a<b&\"c'".into();
-        assert!(s.validate().is_ok(), "markup characters are escaped, not refused");
+        assert!(
+            s.validate().is_ok(),
+            "markup characters are escaped, not refused"
+        );
         s.name = "a\nb".into();
         assert_eq!(s.validate().unwrap_err().kind(), DriverErrorKind::Invalid);
         let mut s = spec();
@@ -526,7 +549,10 @@ mod tests {
 
     #[test]
     fn progress_percent() {
-        let p = MigrationProgress { processed_bytes: 50, total_bytes: 200 };
+        let p = MigrationProgress {
+            processed_bytes: 50,
+            total_bytes: 200,
+        };
         assert_eq!(p.percent(), 25);
         assert_eq!(MigrationProgress::default().percent(), 0);
     }

@@ -59,7 +59,11 @@ impl Default for SimConfig {
 
 impl SimConfig {
     pub fn with_capacity(cpus: u32, memory_mib: u64) -> Self {
-        SimConfig { cpus, memory_mib, ..Default::default() }
+        SimConfig {
+            cpus,
+            memory_mib,
+            ..Default::default()
+        }
     }
 }
 
@@ -125,7 +129,9 @@ impl SimDomain {
     }
     fn memory_in_use(&self) -> u64 {
         if self.state.is_active() {
-            self.memory_used_mib.unwrap_or(self.live_memory_mib).min(self.live_memory_mib)
+            self.memory_used_mib
+                .unwrap_or(self.live_memory_mib)
+                .min(self.live_memory_mib)
         } else {
             0
         }
@@ -162,7 +168,9 @@ pub struct SimHypervisor {
 
 impl std::fmt::Debug for SimHypervisor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SimHypervisor").field("uri", &self.node.uri).finish()
+        f.debug_struct("SimHypervisor")
+            .field("uri", &self.node.uri)
+            .finish()
     }
 }
 
@@ -218,7 +226,9 @@ impl SimRegistry {
     }
 
     pub fn get(&self, uri: &str) -> Option<SimHypervisor> {
-        lock(&self.inner.nodes).get(uri).map(|node| SimHypervisor { node: node.clone() })
+        lock(&self.inner.nodes)
+            .get(uri)
+            .map(|node| SimHypervisor { node: node.clone() })
     }
 
     /// Forgets a host (handles keep working, but nothing can migrate to it any more).
@@ -230,7 +240,9 @@ impl SimRegistry {
 fn check_uri(uri: &str) -> DriverResult<()> {
     match uri.strip_prefix(SCHEME) {
         Some(name) if !name.is_empty() => Ok(()),
-        _ => Err(DriverError::Invalid(format!("{uri:?} is not a sim://NAME URI"))),
+        _ => Err(DriverError::Invalid(format!(
+            "{uri:?} is not a sim://NAME URI"
+        ))),
     }
 }
 
@@ -277,7 +289,11 @@ impl SimState {
     }
 
     fn active_memory_mib(&self) -> u64 {
-        self.domains.values().filter(|d| d.state.is_active()).map(|d| d.live_memory_mib).sum()
+        self.domains
+            .values()
+            .filter(|d| d.state.is_active())
+            .map(|d| d.live_memory_mib)
+            .sum()
     }
 
     fn ensure_volumes(&mut self, spec: &DomainSpec, pools: &[String]) -> DriverResult<()> {
@@ -287,7 +303,9 @@ impl SimState {
             }
         }
         for d in &spec.disks {
-            self.volumes.entry((d.pool.clone(), volume_name(spec.id, &d.name))).or_insert(d.size_mib);
+            self.volumes
+                .entry((d.pool.clone(), volume_name(spec.id, &d.name)))
+                .or_insert(d.size_mib);
         }
         Ok(())
     }
@@ -305,7 +323,9 @@ impl SimHypervisor {
     /// A host outside any registry (it cannot live-migrate).
     pub fn new(uri: &str, config: SimConfig) -> DriverResult<Self> {
         check_uri(uri)?;
-        Ok(SimHypervisor { node: SimNode::new(uri, config, None) })
+        Ok(SimHypervisor {
+            node: SimNode::new(uri, config, None),
+        })
     }
 
     pub fn config(&self) -> &SimConfig {
@@ -317,7 +337,10 @@ impl SimHypervisor {
     fn begin(&self, op: SimOp) -> DriverResult<MutexGuard<'_, SimState>> {
         let mut st = lock(&self.node.state);
         if !st.available {
-            return Err(DriverError::Unavailable(format!("simulated host {} is down", self.node.uri)));
+            return Err(DriverError::Unavailable(format!(
+                "simulated host {} is down",
+                self.node.uri
+            )));
         }
         if let Some(e) = st.failures.get_mut(&op).and_then(VecDeque::pop_front) {
             return Err(e);
@@ -336,7 +359,11 @@ impl SimHypervisor {
 
     /// The next call of `op` fails with `err` (queued: call several times for several failures).
     pub fn fail_next(&self, op: SimOp, err: DriverError) {
-        lock(&self.node.state).failures.entry(op).or_default().push_back(err);
+        lock(&self.node.state)
+            .failures
+            .entry(op)
+            .or_default()
+            .push_back(err);
     }
 
     /// Drops queued failures.
@@ -351,7 +378,12 @@ impl SimHypervisor {
     }
 
     /// CPU use (% of its vCPUs) and memory use of a domain while it runs.
-    pub fn set_usage(&self, id: VmId, cpu_percent: f64, memory_used_mib: Option<u64>) -> DriverResult<()> {
+    pub fn set_usage(
+        &self,
+        id: VmId,
+        cpu_percent: f64,
+        memory_used_mib: Option<u64>,
+    ) -> DriverResult<()> {
         let mut st = self.knobs();
         let d = st.domain(id)?;
         d.cpu_percent = cpu_percent.clamp(0.0, 100.0);
@@ -392,7 +424,10 @@ impl SimHypervisor {
     }
 
     fn registry(&self) -> Option<SimRegistry> {
-        self.node.registry.clone().map(|inner| SimRegistry { inner })
+        self.node
+            .registry
+            .clone()
+            .map(|inner| SimRegistry { inner })
     }
 
     // ---- operations (sync parts) ----
@@ -477,7 +512,8 @@ impl SimHypervisor {
         st.domains.remove(&id);
         if remove_volumes {
             for disk in &spec.disks {
-                st.volumes.remove(&(disk.pool.clone(), volume_name(id, &disk.name)));
+                st.volumes
+                    .remove(&(disk.pool.clone(), volume_name(id, &disk.name)));
             }
         }
         Ok(())
@@ -545,7 +581,9 @@ impl SimHypervisor {
             .and_then(|r| r.get(&dest_uri))
             .ok_or_else(|| DriverError::NotFound(format!("simulated host {dest_uri}")))?;
         if Arc::ptr_eq(&dest.node, &self.node) {
-            return Err(DriverError::InvalidState(format!("domain {id} is already on {dest_uri}")));
+            return Err(DriverError::InvalidState(format!(
+                "domain {id} is already on {dest_uri}"
+            )));
         }
         if !dest.node.config.live_migration {
             return Err(DriverError::Unsupported(format!(
@@ -557,7 +595,10 @@ impl SimHypervisor {
         let total = memory_mib * MIB;
         let report = |processed: u64| {
             if let Some(p) = &progress {
-                p(MigrationProgress { processed_bytes: processed, total_bytes: total });
+                p(MigrationProgress {
+                    processed_bytes: processed,
+                    total_bytes: total,
+                });
             }
         };
         report(0);
@@ -580,12 +621,21 @@ impl SimHypervisor {
         };
         let mut a = lock(&first.state);
         let mut b = lock(&second.state);
-        let (src, dst) = if Arc::ptr_eq(first, &self.node) { (&mut a, &mut b) } else { (&mut b, &mut a) };
+        let (src, dst) = if Arc::ptr_eq(first, &self.node) {
+            (&mut a, &mut b)
+        } else {
+            (&mut b, &mut a)
+        };
         if !src.available {
-            return Err(DriverError::Unavailable(format!("simulated host {} is down", self.node.uri)));
+            return Err(DriverError::Unavailable(format!(
+                "simulated host {} is down",
+                self.node.uri
+            )));
         }
         if !dst.available {
-            return Err(DriverError::Unavailable(format!("simulated host {dest_uri} is down")));
+            return Err(DriverError::Unavailable(format!(
+                "simulated host {dest_uri} is down"
+            )));
         }
         src.fold(self.node.config.cpus);
         dst.fold(dest.node.config.cpus);
@@ -594,9 +644,15 @@ impl SimHypervisor {
             return Err(wrong_state(id, d.state, "live-migrate"));
         }
         if dst.domains.contains_key(&id) {
-            return Err(DriverError::AlreadyExists(format!("domain {id} on {dest_uri}")));
+            return Err(DriverError::AlreadyExists(format!(
+                "domain {id} on {dest_uri}"
+            )));
         }
-        let free = dest.node.config.memory_mib.saturating_sub(dst.active_memory_mib() + dst.host_memory_mib);
+        let free = dest
+            .node
+            .config
+            .memory_mib
+            .saturating_sub(dst.active_memory_mib() + dst.host_memory_mib);
         if d.live_memory_mib > free {
             return Err(DriverError::Exhausted(format!(
                 "domain {id} needs {} MiB, {dest_uri} has {free} MiB free",
@@ -637,7 +693,12 @@ impl Hypervisor for SimHypervisor {
             } else {
                 c.hostname.clone()
             };
-            NodeInfo { hostname, cpus: c.cpus, memory_mib: c.memory_mib, cpu_model: "simulated".into() }
+            NodeInfo {
+                hostname,
+                cpus: c.cpus,
+                memory_mib: c.memory_mib,
+                cpu_model: "simulated".into(),
+            }
         });
         async move { r }.boxed()
     }
@@ -647,7 +708,10 @@ impl Hypervisor for SimHypervisor {
             cpu_busy_ns: st.busy_ns as u64,
             memory_total_mib: self.node.config.memory_mib,
             memory_used_mib: st.host_memory_mib
-                + st.domains.values().map(SimDomain::memory_in_use).sum::<u64>(),
+                + st.domains
+                    .values()
+                    .map(SimDomain::memory_in_use)
+                    .sum::<u64>(),
         });
         async move { r }.boxed()
     }
@@ -656,14 +720,21 @@ impl Hypervisor for SimHypervisor {
         let r = self.begin(SimOp::List).map(|st| {
             st.domains
                 .values()
-                .map(|d| DomainInfo { id: d.spec.id, name: d.spec.name.clone(), state: d.state, managed: true })
+                .map(|d| DomainInfo {
+                    id: d.spec.id,
+                    name: d.spec.name.clone(),
+                    state: d.state,
+                    managed: true,
+                })
                 .collect()
         });
         async move { r }.boxed()
     }
 
     fn domain_state(&self, id: VmId) -> BoxFuture<'_, DriverResult<DomainState>> {
-        let r = self.begin(SimOp::State).and_then(|mut st| Ok(st.domain(id)?.state));
+        let r = self
+            .begin(SimOp::State)
+            .and_then(|mut st| Ok(st.domain(id)?.state));
         async move { r }.boxed()
     }
 
@@ -671,7 +742,10 @@ impl Hypervisor for SimHypervisor {
         let r = self.begin(SimOp::Spec).and_then(|mut st| {
             let mut spec = st.domain(id)?.spec.clone();
             for disk in &mut spec.disks {
-                if let Some(size) = st.volumes.get(&(disk.pool.clone(), volume_name(id, &disk.name))) {
+                if let Some(size) = st
+                    .volumes
+                    .get(&(disk.pool.clone(), volume_name(id, &disk.name)))
+                {
                     disk.size_mib = *size;
                 }
             }
@@ -686,9 +760,17 @@ impl Hypervisor for SimHypervisor {
             Ok(DomainStats {
                 id,
                 state: d.state,
-                vcpus: if d.state.is_active() { d.live_vcpus } else { d.spec.vcpus },
+                vcpus: if d.state.is_active() {
+                    d.live_vcpus
+                } else {
+                    d.spec.vcpus
+                },
                 cpu_time_ns: d.cpu_ns as u64,
-                memory_mib: if d.state.is_active() { d.live_memory_mib } else { d.spec.memory_mib },
+                memory_mib: if d.state.is_active() {
+                    d.live_memory_mib
+                } else {
+                    d.spec.memory_mib
+                },
                 memory_used_mib: d.memory_in_use(),
             })
         });
@@ -716,7 +798,13 @@ impl Hypervisor for SimHypervisor {
 
     fn destroy(&self, id: VmId) -> BoxFuture<'_, DriverResult<()>> {
         use DomainState::*;
-        let r = self.transition(SimOp::Destroy, id, "destroy", &[Running, Paused, ShuttingDown], Shutoff);
+        let r = self.transition(
+            SimOp::Destroy,
+            id,
+            "destroy",
+            &[Running, Paused, ShuttingDown],
+            Shutoff,
+        );
         async move { r }.boxed()
     }
 
@@ -752,7 +840,10 @@ impl Hypervisor for SimHypervisor {
                 .volumes
                 .iter()
                 .filter(|((p, _), _)| *p == pool)
-                .map(|((_, name), size)| VolumeInfo { name: name.clone(), capacity_mib: *size })
+                .map(|((_, name), size)| VolumeInfo {
+                    name: name.clone(),
+                    capacity_mib: *size,
+                })
                 .collect())
         });
         async move { r }.boxed()
@@ -794,7 +885,11 @@ mod tests {
         assert_eq!(n.memory_used_mib, 256);
         h.suspend(s.id).await.unwrap();
         tokio::time::advance(Duration::from_secs(10)).await;
-        assert_eq!(h.domain_stats(s.id).await.unwrap().cpu_time_ns, 10_000_000_000, "paused guests use no CPU");
+        assert_eq!(
+            h.domain_stats(s.id).await.unwrap().cpu_time_ns,
+            10_000_000_000,
+            "paused guests use no CPU"
+        );
     }
 
     #[tokio::test]
@@ -804,7 +899,10 @@ mod tests {
         h.define(a.clone()).await.unwrap();
         h.define(b.clone()).await.unwrap();
         h.start(a.id).await.unwrap();
-        assert_eq!(h.start(b.id).await.unwrap_err().kind(), DriverErrorKind::Exhausted);
+        assert_eq!(
+            h.start(b.id).await.unwrap_err().kind(),
+            DriverErrorKind::Exhausted
+        );
         h.destroy(a.id).await.unwrap();
         h.start(b.id).await.unwrap();
     }
@@ -815,14 +913,16 @@ mod tests {
         let s = spec(512);
         h.define(s.clone()).await.unwrap();
         h.start(s.id).await.unwrap();
-        h.set_shutdown_behavior(s.id, ShutdownBehavior::After(Duration::from_secs(5))).unwrap();
+        h.set_shutdown_behavior(s.id, ShutdownBehavior::After(Duration::from_secs(5)))
+            .unwrap();
         let t0 = Instant::now();
         h.shutdown(s.id, Duration::from_secs(30)).await.unwrap();
         assert_eq!(t0.elapsed(), Duration::from_secs(5));
         assert_eq!(h.domain_state(s.id).await.unwrap(), DomainState::Shutoff);
 
         h.start(s.id).await.unwrap();
-        h.set_shutdown_behavior(s.id, ShutdownBehavior::Ignore).unwrap();
+        h.set_shutdown_behavior(s.id, ShutdownBehavior::Ignore)
+            .unwrap();
         let t0 = Instant::now();
         let e = h.shutdown(s.id, Duration::from_secs(30)).await.unwrap_err();
         assert_eq!(e.kind(), DriverErrorKind::Timeout);
@@ -835,10 +935,16 @@ mod tests {
         let h = SimHypervisor::new("sim://a", SimConfig::default()).unwrap();
         let s = spec(512);
         h.fail_next(SimOp::Define, DriverError::Other("disk full".into()));
-        assert_eq!(h.define(s.clone()).await.unwrap_err(), DriverError::Other("disk full".into()));
+        assert_eq!(
+            h.define(s.clone()).await.unwrap_err(),
+            DriverError::Other("disk full".into())
+        );
         h.define(s.clone()).await.unwrap();
         h.set_available(false);
-        assert_eq!(h.list_domains().await.unwrap_err().kind(), DriverErrorKind::Unavailable);
+        assert_eq!(
+            h.list_domains().await.unwrap_err().kind(),
+            DriverErrorKind::Unavailable
+        );
         h.set_available(true);
         assert_eq!(h.list_domains().await.unwrap().len(), 1);
     }
@@ -858,7 +964,10 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn live_migration_between_registered_hosts_reports_progress() {
         let reg = SimRegistry::new();
-        let cfg = SimConfig { migration_mib_per_sec: 256, ..SimConfig::default() };
+        let cfg = SimConfig {
+            migration_mib_per_sec: 256,
+            ..SimConfig::default()
+        };
         let a = reg.create("sim://a", cfg.clone()).unwrap();
         let b = reg.create("sim://b", cfg).unwrap();
         let mut s = spec(1024);
@@ -873,15 +982,23 @@ mod tests {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let sink = seen.clone();
         let progress: ProgressFn = Arc::new(move |p| lock(&sink).push(p.percent()));
-        a.migrate_live(s.id, "sim://b".into(), Some(progress)).await.unwrap();
+        a.migrate_live(s.id, "sim://b".into(), Some(progress))
+            .await
+            .unwrap();
         assert_eq!(*lock(&seen), vec![0, 25, 50, 75, 100, 100]);
-        assert_eq!(a.domain_state(s.id).await.unwrap_err().kind(), DriverErrorKind::NotFound);
+        assert_eq!(
+            a.domain_state(s.id).await.unwrap_err().kind(),
+            DriverErrorKind::NotFound
+        );
         assert_eq!(b.domain_state(s.id).await.unwrap(), DomainState::Running);
         assert_eq!(b.list_volumes("default".into()).await.unwrap().len(), 1);
         assert!(a.list_volumes("default".into()).await.unwrap().is_empty());
         // Unknown destination, and a host outside the registry.
         assert_eq!(
-            b.migrate_live(s.id, "sim://nope".into(), None).await.unwrap_err().kind(),
+            b.migrate_live(s.id, "sim://nope".into(), None)
+                .await
+                .unwrap_err()
+                .kind(),
             DriverErrorKind::NotFound
         );
     }
@@ -890,7 +1007,12 @@ mod tests {
     fn registry_rejects_duplicates_and_bad_uris() {
         let reg = SimRegistry::new();
         reg.create("sim://a", SimConfig::default()).unwrap();
-        assert_eq!(reg.create("sim://a", SimConfig::default()).unwrap_err().kind(), DriverErrorKind::AlreadyExists);
+        assert_eq!(
+            reg.create("sim://a", SimConfig::default())
+                .unwrap_err()
+                .kind(),
+            DriverErrorKind::AlreadyExists
+        );
         assert!(reg.create("qemu:///system", SimConfig::default()).is_err());
         assert!(reg.get("sim://a").is_some());
         assert!(reg.remove("sim://a"));

@@ -55,12 +55,15 @@ type W = Writer<Cursor<Vec<u8>>>;
 type IoResult = std::io::Result<()>;
 
 fn text(w: &mut W, name: &str, value: &str) -> IoResult {
-    w.create_element(name).write_text_content(BytesText::new(value))?;
+    w.create_element(name)
+        .write_text_content(BytesText::new(value))?;
     Ok(())
 }
 
 fn empty(w: &mut W, name: &str, attrs: &[(&str, &str)]) -> IoResult {
-    w.create_element(name).with_attributes(attrs.iter().copied()).write_empty()?;
+    w.create_element(name)
+        .with_attributes(attrs.iter().copied())
+        .write_empty()?;
     Ok(())
 }
 
@@ -85,74 +88,92 @@ fn write_domain(w: &mut W, spec: &DomainSpec, ty: DomainType) -> IoResult {
     let kib = (spec.memory_mib * 1024).to_string();
     let vcpus = spec.vcpus.to_string();
     let hw = ty != DomainType::Test;
-    w.create_element("domain").with_attribute(("type", ty.as_str())).write_inner_content(|w| {
-        text(w, "name", &domain_name(spec.id))?;
-        text(w, "uuid", &spec.id.to_string())?;
-        text(w, "title", &spec.name)?;
-        text(w, "description", "Managed by lqx")?;
-        w.create_element("memory")
-            .with_attribute(("unit", "KiB"))
-            .write_text_content(BytesText::new(&kib))?;
-        w.create_element("currentMemory")
-            .with_attribute(("unit", "KiB"))
-            .write_text_content(BytesText::new(&kib))?;
-        w.create_element("vcpu")
-            .with_attribute(("placement", "static"))
-            .write_text_content(BytesText::new(&vcpus))?;
-        w.create_element("os").write_inner_content(|w| {
-            text(w, "type", "hvm")?;
-            empty(w, "boot", &[("dev", "hd")])
-        })?;
-        w.create_element("features").write_inner_content(|w| {
-            empty(w, "acpi", &[])?;
-            empty(w, "apic", &[])
-        })?;
-        if ty == DomainType::Kvm {
-            // host-model, not passthrough: keeps live migration between unlike CPUs possible.
-            empty(w, "cpu", &[("mode", "host-model")])?;
-        }
-        empty(w, "clock", &[("offset", "utc")])?;
-        text(w, "on_poweroff", "destroy")?;
-        text(w, "on_reboot", "restart")?;
-        text(w, "on_crash", spec.on_crash.as_str())?;
-        w.create_element("devices").write_inner_content(|w| {
-            let mut vd = 0u8;
-            let mut sd = 0u8;
-            for d in &spec.disks {
-                let counter = if d.bus == DiskBus::Virtio { &mut vd } else { &mut sd };
-                let dev = format!(
-                    "{}{}",
-                    if d.bus == DiskBus::Virtio { "vd" } else { "sd" },
-                    (b'a' + *counter) as char
-                );
-                *counter += 1;
-                write_disk(w, spec.id, d, &dev)?;
+    w.create_element("domain")
+        .with_attribute(("type", ty.as_str()))
+        .write_inner_content(|w| {
+            text(w, "name", &domain_name(spec.id))?;
+            text(w, "uuid", &spec.id.to_string())?;
+            text(w, "title", &spec.name)?;
+            text(w, "description", "Managed by lqx")?;
+            w.create_element("memory")
+                .with_attribute(("unit", "KiB"))
+                .write_text_content(BytesText::new(&kib))?;
+            w.create_element("currentMemory")
+                .with_attribute(("unit", "KiB"))
+                .write_text_content(BytesText::new(&kib))?;
+            w.create_element("vcpu")
+                .with_attribute(("placement", "static"))
+                .write_text_content(BytesText::new(&vcpus))?;
+            w.create_element("os").write_inner_content(|w| {
+                text(w, "type", "hvm")?;
+                empty(w, "boot", &[("dev", "hd")])
+            })?;
+            w.create_element("features").write_inner_content(|w| {
+                empty(w, "acpi", &[])?;
+                empty(w, "apic", &[])
+            })?;
+            if ty == DomainType::Kvm {
+                // host-model, not passthrough: keeps live migration between unlike CPUs possible.
+                empty(w, "cpu", &[("mode", "host-model")])?;
             }
-            if hw && spec.disks.iter().any(|d| d.bus == DiskBus::Scsi) {
-                empty(w, "controller", &[("type", "scsi"), ("index", "0"), ("model", "virtio-scsi")])?;
-            }
-            for (i, n) in spec.nics.iter().enumerate() {
-                write_nic(w, spec.id, i, n)?;
-            }
-            if spec.serial_console {
-                w.create_element("serial")
-                    .with_attribute(("type", "pty"))
-                    .write_inner_content(|w| empty(w, "target", &[("port", "0")]))?;
-                w.create_element("console").with_attribute(("type", "pty")).write_inner_content(
-                    |w| empty(w, "target", &[("type", "serial"), ("port", "0")]),
-                )?;
-            }
-            if hw {
-                w.create_element("channel").with_attribute(("type", "unix")).write_inner_content(
-                    |w| empty(w, "target", &[("type", "virtio"), ("name", "org.qemu.guest_agent.0")]),
-                )?;
-                // The balloon reports guest memory use (per-domain stats).
-                empty(w, "memballoon", &[("model", "virtio")])?;
-            }
+            empty(w, "clock", &[("offset", "utc")])?;
+            text(w, "on_poweroff", "destroy")?;
+            text(w, "on_reboot", "restart")?;
+            text(w, "on_crash", spec.on_crash.as_str())?;
+            w.create_element("devices").write_inner_content(|w| {
+                let mut vd = 0u8;
+                let mut sd = 0u8;
+                for d in &spec.disks {
+                    let counter = if d.bus == DiskBus::Virtio {
+                        &mut vd
+                    } else {
+                        &mut sd
+                    };
+                    let dev = format!(
+                        "{}{}",
+                        if d.bus == DiskBus::Virtio { "vd" } else { "sd" },
+                        (b'a' + *counter) as char
+                    );
+                    *counter += 1;
+                    write_disk(w, spec.id, d, &dev)?;
+                }
+                if hw && spec.disks.iter().any(|d| d.bus == DiskBus::Scsi) {
+                    empty(
+                        w,
+                        "controller",
+                        &[("type", "scsi"), ("index", "0"), ("model", "virtio-scsi")],
+                    )?;
+                }
+                for (i, n) in spec.nics.iter().enumerate() {
+                    write_nic(w, spec.id, i, n)?;
+                }
+                if spec.serial_console {
+                    w.create_element("serial")
+                        .with_attribute(("type", "pty"))
+                        .write_inner_content(|w| empty(w, "target", &[("port", "0")]))?;
+                    w.create_element("console")
+                        .with_attribute(("type", "pty"))
+                        .write_inner_content(|w| {
+                            empty(w, "target", &[("type", "serial"), ("port", "0")])
+                        })?;
+                }
+                if hw {
+                    w.create_element("channel")
+                        .with_attribute(("type", "unix"))
+                        .write_inner_content(|w| {
+                            empty(
+                                w,
+                                "target",
+                                &[("type", "virtio"), ("name", "org.qemu.guest_agent.0")],
+                            )
+                        })?;
+                    // The balloon reports guest memory use (per-domain stats).
+                    empty(w, "memballoon", &[("model", "virtio")])?;
+                }
+                Ok(())
+            })?;
             Ok(())
         })?;
-        Ok(())
-    })?;
     Ok(())
 }
 
@@ -162,7 +183,11 @@ fn write_disk(w: &mut W, id: VmId, d: &DiskSpec, dev: &str) -> IoResult {
         .with_attributes([("type", "volume"), ("device", "disk")])
         .write_inner_content(|w| {
             empty(w, "driver", &[("name", "qemu"), ("type", "qcow2")])?;
-            empty(w, "source", &[("pool", d.pool.as_str()), ("volume", vol.as_str())])?;
+            empty(
+                w,
+                "source",
+                &[("pool", d.pool.as_str()), ("volume", vol.as_str())],
+            )?;
             empty(w, "target", &[("dev", dev), ("bus", d.bus.as_str())])
         })?;
     Ok(())
@@ -174,11 +199,13 @@ fn write_nic(w: &mut W, id: VmId, index: usize, n: &NicSpec) -> IoResult {
         NicSource::Bridge(s) => ("bridge", "bridge", s.as_str()),
     };
     let mac = n.effective_mac(id, index);
-    w.create_element("interface").with_attribute(("type", ty)).write_inner_content(|w| {
-        empty(w, "mac", &[("address", mac.as_str())])?;
-        empty(w, "source", &[(key, name)])?;
-        empty(w, "model", &[("type", n.model.as_str())])
-    })?;
+    w.create_element("interface")
+        .with_attribute(("type", ty))
+        .write_inner_content(|w| {
+            empty(w, "mac", &[("address", mac.as_str())])?;
+            empty(w, "source", &[(key, name)])?;
+            empty(w, "model", &[("type", n.model.as_str())])
+        })?;
     Ok(())
 }
 
@@ -194,7 +221,8 @@ pub fn volume_xml(name: &str, size_mib: u64) -> String {
         w.create_element("allocation")
             .with_attribute(("unit", "MiB"))
             .write_text_content(BytesText::new("0"))?;
-        w.create_element("target").write_inner_content(|w| empty(w, "format", &[("type", "qcow2")]))?;
+        w.create_element("target")
+            .write_inner_content(|w| empty(w, "format", &[("type", "qcow2")]))?;
         Ok(())
     });
     finish(w)
@@ -203,11 +231,15 @@ pub fn volume_xml(name: &str, size_mib: u64) -> String {
 /// XML for a directory storage pool at `path`.
 pub fn dir_pool_xml(name: &str, path: &str) -> String {
     let mut w = writer();
-    let _ = w.create_element("pool").with_attribute(("type", "dir")).write_inner_content(|w| {
-        text(w, "name", name)?;
-        w.create_element("target").write_inner_content(|w| text(w, "path", path))?;
-        Ok(())
-    });
+    let _ = w
+        .create_element("pool")
+        .with_attribute(("type", "dir"))
+        .write_inner_content(|w| {
+            text(w, "name", name)?;
+            w.create_element("target")
+                .write_inner_content(|w| text(w, "path", path))?;
+            Ok(())
+        });
     finish(w)
 }
 
@@ -222,7 +254,11 @@ pub struct TestNode {
 
 impl Default for TestNode {
     fn default() -> Self {
-        TestNode { cpus: 16, memory_mib: 64 * 1024, pool_capacity_gib: 1024 }
+        TestNode {
+            cpus: 16,
+            memory_mib: 64 * 1024,
+            pool_capacity_gib: 1024,
+        }
     }
 }
 
@@ -252,25 +288,31 @@ pub fn test_node_xml(node: &TestNode) -> String {
                 .with_attributes([("address", "192.168.122.1"), ("netmask", "255.255.255.0")])
                 .write_inner_content(|w| {
                     w.create_element("dhcp").write_inner_content(|w| {
-                        empty(w, "range", &[("start", "192.168.122.2"), ("end", "192.168.122.254")])
+                        empty(
+                            w,
+                            "range",
+                            &[("start", "192.168.122.2"), ("end", "192.168.122.254")],
+                        )
                     })?;
                     Ok(())
                 })?;
             Ok(())
         })?;
-        w.create_element("pool").with_attribute(("type", "dir")).write_inner_content(|w| {
-            text(w, "name", "default")?;
-            w.create_element("capacity")
-                .with_attribute(("unit", "GiB"))
-                .write_text_content(BytesText::new(&gib))?;
-            text(w, "allocation", "0")?;
-            w.create_element("available")
-                .with_attribute(("unit", "GiB"))
-                .write_text_content(BytesText::new(&gib))?;
-            w.create_element("target")
-                .write_inner_content(|w| text(w, "path", "/var/lib/libvirt/images"))?;
-            Ok(())
-        })?;
+        w.create_element("pool")
+            .with_attribute(("type", "dir"))
+            .write_inner_content(|w| {
+                text(w, "name", "default")?;
+                w.create_element("capacity")
+                    .with_attribute(("unit", "GiB"))
+                    .write_text_content(BytesText::new(&gib))?;
+                text(w, "allocation", "0")?;
+                w.create_element("available")
+                    .with_attribute(("unit", "GiB"))
+                    .write_text_content(BytesText::new(&gib))?;
+                w.create_element("target")
+                    .write_inner_content(|w| text(w, "path", "/var/lib/libvirt/images"))?;
+                Ok(())
+            })?;
         Ok(())
     });
     finish(w)
@@ -304,20 +346,31 @@ pub fn parse_domain_xml(xml: &str) -> DriverResult<ParsedDomain> {
     let child_text = |name: &str| child(root, name).map(|n| n.text().unwrap_or("").to_string());
 
     let uuid = child_text("uuid").ok_or_else(|| xml_err("no <uuid>"))?;
-    let id: VmId = uuid.trim().parse().map_err(|_| xml_err(format!("bad uuid {uuid:?}")))?;
+    let id: VmId = uuid
+        .trim()
+        .parse()
+        .map_err(|_| xml_err(format!("bad uuid {uuid:?}")))?;
     let domain_name = child_text("name").ok_or_else(|| xml_err("no <name>"))?;
     let title = child_text("title");
     let vcpus: u32 = child_text("vcpu")
         .and_then(|s| s.trim().parse().ok())
         .ok_or_else(|| xml_err("no or bad <vcpu>"))?;
     let mem = child(root, "memory").ok_or_else(|| xml_err("no <memory>"))?;
-    let memory_mib = parse_size_mib(mem.text().unwrap_or(""), mem.attribute("unit").unwrap_or("KiB"))
-        .ok_or_else(|| xml_err("bad <memory>"))?;
+    let memory_mib = parse_size_mib(
+        mem.text().unwrap_or(""),
+        mem.attribute("unit").unwrap_or("KiB"),
+    )
+    .ok_or_else(|| xml_err("bad <memory>"))?;
     let on_crash = child_text("on_crash")
         .and_then(|s| CrashAction::parse(s.trim()))
         .unwrap_or_default();
 
-    let mut spec = DomainSpec::new(id, title.clone().unwrap_or_else(|| domain_name.clone()), vcpus, memory_mib);
+    let mut spec = DomainSpec::new(
+        id,
+        title.clone().unwrap_or_else(|| domain_name.clone()),
+        vcpus,
+        memory_mib,
+    );
     spec.on_crash = on_crash;
     spec.serial_console = false;
     let mut volumes = Vec::new();
@@ -325,10 +378,13 @@ pub fn parse_domain_xml(xml: &str) -> DriverResult<ParsedDomain> {
     if let Some(devices) = child(root, "devices") {
         for dev in devices.children().filter(|c| c.is_element()) {
             match dev.tag_name().name() {
-                "disk" if dev.attribute("type") == Some("volume")
-                    && dev.attribute("device").unwrap_or("disk") == "disk" =>
+                "disk"
+                    if dev.attribute("type") == Some("volume")
+                        && dev.attribute("device").unwrap_or("disk") == "disk" =>
                 {
-                    let Some(src) = child(dev, "source") else { continue };
+                    let Some(src) = child(dev, "source") else {
+                        continue;
+                    };
                     let (Some(pool), Some(vol)) = (src.attribute("pool"), src.attribute("volume"))
                     else {
                         continue;
@@ -342,18 +398,31 @@ pub fn parse_domain_xml(xml: &str) -> DriverResult<ParsedDomain> {
                         .and_then(|v| v.strip_suffix(".qcow2"))
                         .unwrap_or(vol)
                         .to_string();
-                    spec.disks.push(DiskSpec { name, size_mib: 0, pool: pool.to_string(), bus });
+                    spec.disks.push(DiskSpec {
+                        name,
+                        size_mib: 0,
+                        pool: pool.to_string(),
+                        bus,
+                    });
                     volumes.push((pool.to_string(), vol.to_string()));
                 }
                 "interface" => {
-                    let Some(src) = child(dev, "source") else { continue };
+                    let Some(src) = child(dev, "source") else {
+                        continue;
+                    };
                     let source = match dev.attribute("type") {
-                        Some("network") => src.attribute("network").map(|s| NicSource::Network(s.into())),
-                        Some("bridge") => src.attribute("bridge").map(|s| NicSource::Bridge(s.into())),
+                        Some("network") => src
+                            .attribute("network")
+                            .map(|s| NicSource::Network(s.into())),
+                        Some("bridge") => {
+                            src.attribute("bridge").map(|s| NicSource::Bridge(s.into()))
+                        }
                         _ => None,
                     };
                     let Some(source) = source else { continue };
-                    let mac = child(dev, "mac").and_then(|m| m.attribute("address")).map(str::to_ascii_lowercase);
+                    let mac = child(dev, "mac")
+                        .and_then(|m| m.attribute("address"))
+                        .map(str::to_ascii_lowercase);
                     let model = child(dev, "model")
                         .and_then(|m| m.attribute("type"))
                         .and_then(NicModel::parse)
@@ -365,11 +434,17 @@ pub fn parse_domain_xml(xml: &str) -> DriverResult<ParsedDomain> {
             }
         }
     }
-    Ok(ParsedDomain { spec, domain_name, volumes, has_title: title.is_some() })
+    Ok(ParsedDomain {
+        spec,
+        domain_name,
+        volumes,
+        has_title: title.is_some(),
+    })
 }
 
 fn child<'a, 'i>(n: roxmltree::Node<'a, 'i>, name: &str) -> Option<roxmltree::Node<'a, 'i>> {
-    n.children().find(|c| c.is_element() && c.tag_name().name() == name)
+    n.children()
+        .find(|c| c.is_element() && c.tag_name().name() == name)
 }
 
 /// libvirt sizes: a number with a unit (b, KiB, MiB, GiB, TiB, and their SI/short spellings).
@@ -396,10 +471,28 @@ mod tests {
 
     fn spec(name: &str) -> DomainSpec {
         let mut s = DomainSpec::new(VmId::new(), name, 2, 512);
-        s.disks.push(DiskSpec { name: "root".into(), size_mib: 2048, pool: default_pool(), bus: DiskBus::Virtio });
-        s.disks.push(DiskSpec { name: "data".into(), size_mib: 100, pool: default_pool(), bus: DiskBus::Scsi });
-        s.nics.push(NicSpec { source: NicSource::Network("default".into()), mac: Some("52:54:00:aa:bb:cc".into()), model: NicModel::Virtio });
-        s.nics.push(NicSpec { source: NicSource::Bridge("br0".into()), mac: None, model: NicModel::E1000 });
+        s.disks.push(DiskSpec {
+            name: "root".into(),
+            size_mib: 2048,
+            pool: default_pool(),
+            bus: DiskBus::Virtio,
+        });
+        s.disks.push(DiskSpec {
+            name: "data".into(),
+            size_mib: 100,
+            pool: default_pool(),
+            bus: DiskBus::Scsi,
+        });
+        s.nics.push(NicSpec {
+            source: NicSource::Network("default".into()),
+            mac: Some("52:54:00:aa:bb:cc".into()),
+            model: NicModel::Virtio,
+        });
+        s.nics.push(NicSpec {
+            source: NicSource::Bridge("br0".into()),
+            mac: None,
+            model: NicModel::E1000,
+        });
         s.on_crash = CrashAction::Restart;
         s
     }
@@ -410,11 +503,22 @@ mod tests {
         let s = spec(evil);
         let xml = domain_xml(&s, DomainType::Kvm);
         assert!(!xml.contains("/etc/shadow'/>"), "{xml}");
-        assert!(xml.contains("a&lt;b&amp;&quot;c&apos;&lt;/title&gt;"), "{xml}");
+        assert!(
+            xml.contains("a&lt;b&amp;&quot;c&apos;&lt;/title&gt;"),
+            "{xml}"
+        );
         // Exactly the elements lqx wrote, and the name comes back verbatim.
         let doc = roxmltree::Document::parse(&xml).unwrap();
-        assert_eq!(doc.descendants().filter(|n| n.has_tag_name("title")).count(), 1);
-        assert_eq!(doc.descendants().filter(|n| n.has_tag_name("disk")).count(), 2);
+        assert_eq!(
+            doc.descendants()
+                .filter(|n| n.has_tag_name("title"))
+                .count(),
+            1
+        );
+        assert_eq!(
+            doc.descendants().filter(|n| n.has_tag_name("disk")).count(),
+            2
+        );
         let parsed = parse_domain_xml(&xml).unwrap();
         assert_eq!(parsed.spec.name, evil);
         assert_eq!(parsed.domain_name, domain_name(s.id));
@@ -424,7 +528,10 @@ mod tests {
     fn small_hostile_name_round_trips() {
         let s = spec("a<b&\"c'");
         let xml = domain_xml(&s, DomainType::Test);
-        assert!(xml.contains("<title>a&lt;b&amp;&quot;c&apos;</title>"), "{xml}");
+        assert!(
+            xml.contains("<title>a&lt;b&amp;&quot;c&apos;</title>"),
+            "{xml}"
+        );
         assert_eq!(parse_domain_xml(&xml).unwrap().spec.name, "a<b&\"c'");
     }
 
@@ -440,7 +547,10 @@ mod tests {
             }
             want.nics[1].mac = Some(s.nics[1].effective_mac(s.id, 1));
             assert_eq!(p.spec, want, "{ty:?}");
-            assert_eq!(p.volumes[0], ("default".to_string(), volume_name(s.id, "root")));
+            assert_eq!(
+                p.volumes[0],
+                ("default".to_string(), volume_name(s.id, "root"))
+            );
         }
     }
 
@@ -480,11 +590,33 @@ mod tests {
     fn volume_and_node_files_are_well_formed() {
         let v = volume_xml("lqx-x-root.qcow2", 10);
         let d = roxmltree::Document::parse(&v).unwrap();
-        assert_eq!(d.descendants().find(|n| n.has_tag_name("format")).unwrap().attribute("type"), Some("qcow2"));
-        let n = test_node_xml(&TestNode { cpus: 4, memory_mib: 8192, pool_capacity_gib: 10 });
+        assert_eq!(
+            d.descendants()
+                .find(|n| n.has_tag_name("format"))
+                .unwrap()
+                .attribute("type"),
+            Some("qcow2")
+        );
+        let n = test_node_xml(&TestNode {
+            cpus: 4,
+            memory_mib: 8192,
+            pool_capacity_gib: 10,
+        });
         let d = roxmltree::Document::parse(&n).unwrap();
-        assert_eq!(d.descendants().find(|n| n.has_tag_name("memory")).unwrap().text(), Some("8388608"));
-        assert_eq!(d.descendants().find(|n| n.has_tag_name("active")).unwrap().text(), Some("4"));
+        assert_eq!(
+            d.descendants()
+                .find(|n| n.has_tag_name("memory"))
+                .unwrap()
+                .text(),
+            Some("8388608")
+        );
+        assert_eq!(
+            d.descendants()
+                .find(|n| n.has_tag_name("active"))
+                .unwrap()
+                .text(),
+            Some("4")
+        );
         let p = dir_pool_xml("default", "/var/lib/libvirt/images");
         assert!(roxmltree::Document::parse(&p).is_ok());
     }

@@ -25,19 +25,33 @@ pub struct MigrationHistory {
 
 impl MigrationHistory {
     pub fn record(&mut self, vm: VmId, source: NodeId, target: NodeId, at: DateTime<Utc>) {
-        self.records.push(MigrationRecord { vm, source, target, at });
+        self.records.push(MigrationRecord {
+            vm,
+            source,
+            target,
+            at,
+        });
     }
 
     /// Whether `vm` was migrated within `window` before `now`.
-    pub fn moved_recently(&self, vm: VmId, now: DateTime<Utc>, window: std::time::Duration) -> bool {
+    pub fn moved_recently(
+        &self,
+        vm: VmId,
+        now: DateTime<Utc>,
+        window: std::time::Duration,
+    ) -> bool {
         let window = chrono::Duration::from_std(window).unwrap_or(chrono::Duration::MAX);
-        self.records.iter().rev().any(|r| r.vm == vm && now.signed_duration_since(r.at) < window)
+        self.records
+            .iter()
+            .rev()
+            .any(|r| r.vm == vm && now.signed_duration_since(r.at) < window)
     }
 
     /// Drops records older than `keep` before `now`.
     pub fn prune(&mut self, now: DateTime<Utc>, keep: std::time::Duration) {
         let keep = chrono::Duration::from_std(keep).unwrap_or(chrono::Duration::MAX);
-        self.records.retain(|r| now.signed_duration_since(r.at) < keep);
+        self.records
+            .retain(|r| now.signed_duration_since(r.at) < keep);
     }
 }
 
@@ -49,6 +63,10 @@ pub struct DrsState {
     pub hot_streak: BTreeMap<NodeId, u32>,
     /// Consecutive runs in which the imbalance was above the level's tolerance.
     pub imbalance_streak: u32,
+    /// Balancing started and has not yet reached its stopping point (`margin` below the
+    /// tolerance): the next run goes on even below the tolerance.
+    #[serde(default)]
+    pub balancing: bool,
 }
 
 #[cfg(test)]

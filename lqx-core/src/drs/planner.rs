@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use super::history::{DrsState, MigrationHistory};
 use crate::model::{
-    DrsConfig, DrsRecommendation, NodeId, NodePhase, Priority, RecommendationId, RecommendationStatus,
-    RecommendationType, VmId,
+    DrsConfig, DrsRecommendation, NodeId, NodePhase, Priority, RecommendationId,
+    RecommendationStatus, RecommendationType, VmId,
 };
 use crate::placement::{ClusterSnapshot, NodeUsageSample, Occupancy, PlacementRequest, place_with};
 
@@ -124,7 +124,9 @@ impl DrsPlan {
     /// node and measured node usage shifts with them.
     pub fn apply(&self, snapshot: &mut ClusterSnapshot) {
         for m in &self.moves {
-            let Some(v) = snapshot.vms.iter_mut().find(|v| v.id == m.vm) else { continue };
+            let Some(v) = snapshot.vms.iter_mut().find(|v| v.id == m.vm) else {
+                continue;
+            };
             let (cpu, mem) = (v.cpu_load(), v.memory_load_mib());
             v.node = Some(m.target);
             for n in &mut snapshot.nodes {
@@ -139,7 +141,8 @@ impl DrsPlan {
                     let cores = (n.cpu_cores as f64).max(1e-9);
                     *u = NodeUsageSample {
                         cpu_percent: (u.cpu_percent + sign * cpu / cores * 100.0).max(0.0),
-                        memory_used_mib: (u.memory_used_mib as f64 + sign * mem).max(0.0).round() as u64,
+                        memory_used_mib: (u.memory_used_mib as f64 + sign * mem).max(0.0).round()
+                            as u64,
                     };
                 }
             }
@@ -157,6 +160,8 @@ const RELIEF_TARGETS: usize = 3;
 /// Hottest sources and coolest targets a balancing step compares.
 const BALANCE_SOURCES: usize = 4;
 const BALANCE_TARGETS: usize = 8;
+/// Candidate pairs (room-making moves) evaluated per plan at most.
+const PAIR_WORK_BUDGET: u64 = 2_000_000;
 
 /// Imbalance (pp) above which levels 3, 4 and 5 balance.
 fn tolerance(level: u8) -> Option<f64> {
@@ -175,6 +180,15 @@ fn min_gain(level: u8) -> f64 {
         4 => 20.0,
         _ => 5.0,
     }
+}
+
+/// How a relief move picks among feasible targets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TargetRule {
+    /// The target left least hot, among the few coolest that can take the VM.
+    LeastHot,
+    /// The fullest target that still stays under its line (keeps big gaps for big VMs).
+    BestFit,
 }
 
 #[derive(Debug, Clone)]
@@ -203,7 +217,10 @@ pub fn plan(
     let mut hot = Vec::new();
     for (i, n) in snapshot.nodes.iter().enumerate() {
         let l = &p.nodes[i];
-        if l.ready && (l.util(CPU) * 100.0 > config.threshold_cpu || l.util(MEM) * 100.0 > config.threshold_memory) {
+        if l.ready
+            && (l.util(CPU) * 100.0 > config.threshold_cpu
+                || l.util(MEM) * 100.0 > config.threshold_memory)
+        {
             let streak = state.hot_streak.get(&n.id).copied().unwrap_or(0) + 1;
             next.hot_streak.insert(n.id, streak);
             if streak >= hold {
@@ -221,18 +238,51 @@ pub fn plan(
     };
 
     p.mandatory();
-    if level >= 2 {
+    if level >= 2 && !hot.is_empty() {
         // Hottest first: by how far the node is over its relief line.
         hot.sort_by(|a, b| p.heat(*b).total_cmp(&p.heat(*a)).then(a.cmp(b)));
-        for s in hot {
-            p.relieve(s);
+        let base = p.clone();
+        p.relieve_all(&hot, TargetRule::LeastHot);
+        if hot.len() <= 4 && p.residual(&hot) > 0.0 {
+            // Greedy got stuck: retry with other node orders (all of them for a few hot
+            // nodes) and the best-fit target rule; keep what leaves the least heat, then
+            // the fewest moves.
+            let orders = permutations(&hot);
+            let mut best = p;
+            'search: for order in &orders {
+                for rule in [TargetRule::LeastHot, TargetRule::BestFit] {
+                    let mut q = base.clone();
+                    q.relieve_all(order, rule);
+                    let (rq, rb) = (q.residual(&hot), best.residual(&hot));
+                    if rq < rb - EPS || (rq <= rb + EPS && q.moves.len() < best.moves.len()) {
+                        best = q;
+                    }
+                    if best.residual(&hot) <= 0.0 {
+                        break 'search;
+                    }
+                }
+            }
+            p = best;
         }
     }
-    if let (true, Some(t)) = (imbalance_triggered, tol) {
-        p.balance((t - config.hysteresis_margin).max(0.0), min_gain(level));
+    if let Some(t) = tol {
+        // Schmitt trigger: balancing starts above the tolerance and, once started, goes on
+        // (over later runs too, if the budget cut it short) until `margin` below it.
+        let stop_at = (t - config.hysteresis_margin).max(0.0);
+        let continuing = state.balancing && before.imbalance > stop_at;
+        if imbalance_triggered || continuing {
+            p.balance(stop_at, min_gain(level));
+            next.balancing = p.imbalance() > stop_at;
+        }
     }
     let after = p.metrics();
-    DrsPlan { moves: p.moves, unmovable: p.unmovable, before, after, state: next }
+    DrsPlan {
+        moves: p.moves,
+        unmovable: p.unmovable,
+        before,
+        after,
+        state: next,
+    }
 }
 
 impl NodeLoad {
@@ -241,6 +291,7 @@ impl NodeLoad {
     }
 }
 
+#[derive(Clone)]
 struct Planner<'a> {
     snap: &'a ClusterSnapshot,
     cfg: &'a DrsConfig,
@@ -259,6 +310,8 @@ struct Planner<'a> {
     /// Ready nodes with budget left, hottest last.
     sources: BTreeSet<(u64, usize)>,
     key: Vec<u64>,
+    /// Each node's fuller resource at the start of the plan, percent (sets priorities).
+    initial_percent: Vec<f64>,
     /// Over Ready nodes, per resource: capacity, load, and load²/capacity.
     cap_sum: [f64; 2],
     load_sum: [f64; 2],
@@ -266,10 +319,17 @@ struct Planner<'a> {
     ready_count: usize,
     moves: Vec<PlannedMove>,
     unmovable: Vec<UnmovableVm>,
+    /// Pair candidates evaluated so far (bounded by PAIR_WORK_BUDGET).
+    pair_work: u64,
 }
 
 impl<'a> Planner<'a> {
-    fn new(snap: &'a ClusterSnapshot, cfg: &'a DrsConfig, history: &MigrationHistory, now: DateTime<Utc>) -> Self {
+    fn new(
+        snap: &'a ClusterSnapshot,
+        cfg: &'a DrsConfig,
+        history: &MigrationHistory,
+        now: DateTime<Utc>,
+    ) -> Self {
         let occ = Occupancy::new(snap, &[]);
         let mut nodes: Vec<NodeLoad> = snap
             .nodes
@@ -298,14 +358,21 @@ impl<'a> Planner<'a> {
         // What the node reports beyond its VMs (host processes, overhead) stays put.
         for (i, n) in snap.nodes.iter().enumerate() {
             if let Some(u) = n.usage {
-                let measured = [u.cpu_percent / 100.0 * n.cpu_cores as f64, u.memory_used_mib as f64];
+                let measured = [
+                    u.cpu_percent / 100.0 * n.cpu_cores as f64,
+                    u.memory_used_mib as f64,
+                ];
                 for r in [CPU, MEM] {
                     nodes[i].load[r] = nodes[i].load[r].max(measured[r]);
                 }
             }
         }
         let window = cfg.recent_migration_window;
-        let recent = snap.vms.iter().map(|v| history.moved_recently(v.id, now, window)).collect();
+        let recent = snap
+            .vms
+            .iter()
+            .map(|v| history.moved_recently(v.id, now, window))
+            .collect();
         let line = [
             ((cfg.threshold_cpu - cfg.hysteresis_margin) / 100.0).max(0.01),
             ((cfg.threshold_memory - cfg.hysteresis_margin) / 100.0).max(0.01),
@@ -314,6 +381,10 @@ impl<'a> Planner<'a> {
             snap,
             cfg,
             key: vec![0; nodes.len()],
+            initial_percent: nodes
+                .iter()
+                .map(|n| n.util(CPU).max(n.util(MEM)) * 100.0)
+                .collect(),
             used: vec![0; nodes.len()],
             moved: vec![false; snap.vms.len()],
             recent,
@@ -331,6 +402,7 @@ impl<'a> Planner<'a> {
             occ,
             moves: Vec::new(),
             unmovable: Vec::new(),
+            pair_work: 0,
         };
         for i in 0..p.nodes.len() {
             if p.nodes[i].ready {
@@ -361,7 +433,11 @@ impl<'a> Planner<'a> {
         self.targets.remove(&old);
         self.sources.remove(&old);
         let h = self.heat(i);
-        let k = if h.is_finite() { h.max(0.0).to_bits() } else { f64::MAX.to_bits() };
+        let k = if h.is_finite() {
+            h.max(0.0).to_bits()
+        } else {
+            f64::MAX.to_bits()
+        };
         self.key[i] = k;
         if self.budget_left(i) {
             if self.nodes[i].accepts {
@@ -450,12 +526,20 @@ impl<'a> Planner<'a> {
                 continue;
             }
             let mut vms = self.node_vms[i].clone();
-            vms.sort_by(|a, b| snap.vms[*b].memory_mib.cmp(&snap.vms[*a].memory_mib).then(a.cmp(b)));
+            vms.sort_by(|a, b| {
+                snap.vms[*b]
+                    .memory_mib
+                    .cmp(&snap.vms[*a].memory_mib)
+                    .then(a.cmp(b))
+            });
             let why = match n.phase {
                 NodePhase::Draining => format!("{} is draining", n.name),
                 _ => format!("{} is in maintenance", n.name),
             };
-            todo.extend(vms.into_iter().map(|v| (v, MoveKind::Evacuate, why.clone())));
+            todo.extend(
+                vms.into_iter()
+                    .map(|v| (v, MoveKind::Evacuate, why.clone())),
+            );
         }
         // Placement-policy violations on Ready nodes.
         let mut groups: HashMap<(usize, &str), Vec<usize>> = HashMap::new();
@@ -466,9 +550,19 @@ impl<'a> Planner<'a> {
             }
             let n = &snap.nodes[i];
             if vm.placement.excluded_nodes.contains(&n.id) {
-                todo.push((v, MoveKind::Constraint, format!("its placement policy excludes {}", n.name)));
-            } else if !vm.placement.required_nodes.is_empty() && !vm.placement.required_nodes.contains(&n.id) {
-                todo.push((v, MoveKind::Constraint, format!("{} is not one of its required nodes", n.name)));
+                todo.push((
+                    v,
+                    MoveKind::Constraint,
+                    format!("its placement policy excludes {}", n.name),
+                ));
+            } else if !vm.placement.required_nodes.is_empty()
+                && !vm.placement.required_nodes.contains(&n.id)
+            {
+                todo.push((
+                    v,
+                    MoveKind::Constraint,
+                    format!("{} is not one of its required nodes", n.name),
+                ));
             } else if let Some(g) = vm.placement.anti_affinity_group.as_deref() {
                 groups.entry((i, g)).or_default().push(v);
             }
@@ -479,7 +573,10 @@ impl<'a> Planner<'a> {
             vs.sort_by(|a, b| snap.vms[*a].name.cmp(&snap.vms[*b].name));
             let keeper = &snap.vms[vs[0]].name;
             for &v in &vs[1..] {
-                let why = format!("it shares {} with {keeper} of anti-affinity group {g}", snap.nodes[i].name);
+                let why = format!(
+                    "it shares {} with {keeper} of anti-affinity group {g}",
+                    snap.nodes[i].name
+                );
                 todo.push((v, MoveKind::Constraint, why));
             }
         }
@@ -514,7 +611,11 @@ impl<'a> Planner<'a> {
             if t == s || !self.nodes[t].accepts || self.occ.check(self.snap, t, &req).is_some() {
                 continue;
             }
-            let cand = (self.under_line_after(v, t).is_none(), self.heat_after(v, t), t);
+            let cand = (
+                self.under_line_after(v, t).is_none(),
+                self.heat_after(v, t),
+                t,
+            );
             if best.is_none_or(|b| (cand.0, cand.1) < (b.0, b.1)) {
                 best = Some(cand);
             }
@@ -525,7 +626,7 @@ impl<'a> Planner<'a> {
     // ---- relief ----
 
     /// The coolest few feasible targets under the relief line; the one left least hot.
-    fn relief_target(&self, v: usize, s: usize) -> Option<(usize, f64)> {
+    fn relief_target(&self, v: usize, s: usize, rule: TargetRule) -> Option<(usize, f64)> {
         let req = self.snap.vms[v].req();
         let mut best: Option<(usize, f64)> = None;
         let mut found = 0;
@@ -536,27 +637,61 @@ impl<'a> Planner<'a> {
             if t == s || self.occ.check(self.snap, t, &req).is_some() {
                 continue;
             }
-            let Some(h) = self.under_line_after(v, t) else { continue };
-            if best.is_none_or(|b| h < b.1) {
+            let Some(h) = self.under_line_after(v, t) else {
+                continue;
+            };
+            let better = match rule {
+                TargetRule::LeastHot => best.is_none_or(|b| h < b.1),
+                TargetRule::BestFit => best.is_none_or(|b| h > b.1),
+            };
+            if better {
                 best = Some((t, h));
             }
             found += 1;
-            if found >= RELIEF_TARGETS {
+            if rule == TargetRule::LeastHot && found >= RELIEF_TARGETS {
                 break;
             }
         }
         best
     }
 
-    fn relieve(&mut self, s: usize) {
+    fn relieve_all(&mut self, order: &[usize], rule: TargetRule) {
+        for &s in order {
+            self.relieve(s, rule);
+        }
+    }
+
+    /// Heat left above the relief line on `nodes` (0: all relieved).
+    fn residual(&self, nodes: &[usize]) -> f64 {
+        nodes
+            .iter()
+            .map(|&i| {
+                let n = &self.nodes[i];
+                [CPU, MEM]
+                    .into_iter()
+                    .map(|r| (n.util(r) - self.line[r]).max(0.0))
+                    .sum::<f64>()
+            })
+            .sum()
+    }
+
+    fn relieve(&mut self, s: usize, rule: TargetRule) {
         let hot_reason = {
             let (n, l) = (&self.snap.nodes[s], &self.nodes[s]);
             let mut parts = Vec::new();
             if l.util(CPU) * 100.0 > self.cfg.threshold_cpu {
-                parts.push(format!("CPU {:.0}% > {:.0}%", l.util(CPU) * 100.0, self.cfg.threshold_cpu));
+                parts.push(format!(
+                    "CPU {:.0}% > {:.0}%",
+                    l.util(CPU) * 100.0,
+                    self.cfg.threshold_cpu
+                ));
             }
             if l.util(MEM) * 100.0 > self.cfg.threshold_memory {
-                parts.push(format!("memory {:.0}% > {:.0}%", l.util(MEM) * 100.0, self.cfg.threshold_memory));
+                parts.push(format!(
+                    "memory {:.0}% > {:.0}%",
+                    l.util(MEM) * 100.0,
+                    self.cfg.threshold_memory
+                ));
             }
             format!("{} is hot ({})", n.name, parts.join(", "))
         };
@@ -591,19 +726,167 @@ impl<'a> Planner<'a> {
                         (true, false) => true,
                         (false, true) => false,
                         (true, true) => cost < b.2,
-                        (false, false) => coverage > b.1 + EPS || ((coverage - b.1).abs() <= EPS && cost < b.2),
+                        (false, false) => {
+                            coverage > b.1 + EPS || ((coverage - b.1).abs() <= EPS && cost < b.2)
+                        }
                     },
                 };
                 if !better {
                     continue;
                 }
-                if let Some((t, _)) = self.relief_target(v, s) {
+                if let Some((t, _)) = self.relief_target(v, s, rule) {
                     best = Some((covers_all, coverage, cost, v, t));
                 }
             }
-            let Some((_, _, _, v, t)) = best else { break };
-            self.do_move(v, s, t, MoveKind::Relieve, false, hot_reason.clone());
+            // When no single VM clears the excess, two moves are needed anyway: a pair that
+            // makes room on a target and clears it all is as good as it gets.
+            let pair = match best {
+                Some((true, ..)) => None,
+                // Searching pairs is costly: always when stuck, to beat a partial single move
+                // only in small clusters, and within a work budget per plan.
+                _ if self.pair_work > PAIR_WORK_BUDGET => None,
+                None => self.room_making_pair(s, excess),
+                Some(_) if self.nodes.len() <= 16 => {
+                    self.room_making_pair(s, excess).filter(|p| p.4)
+                }
+                Some(_) => None,
+            };
+            match (pair, best) {
+                (None, Some((_, _, _, v, t))) => {
+                    self.do_move(v, s, t, MoveKind::Relieve, false, hot_reason.clone())
+                }
+                (None, None) => break,
+                (Some((a, t, b, u, _)), _) => {
+                    let why = format!(
+                        "{} (making room on {})",
+                        hot_reason, self.snap.nodes[t].name
+                    );
+                    self.do_move(b, t, u, MoveKind::Relieve, false, why);
+                    self.do_move(a, s, t, MoveKind::Relieve, false, hot_reason.clone());
+                }
+            }
         }
+    }
+
+    fn slots(&self, i: usize) -> u32 {
+        self.cfg
+            .max_concurrent_migrations_per_host
+            .saturating_sub(self.used[i])
+    }
+
+    /// Two moves that together relieve `s` when no single one can: VM `b` leaves target `t`
+    /// for `u` (possibly `s` itself: a swap), then VM `a` moves from `s` to `t`. The pair that
+    /// clears the most excess wins, then the least memory copied. Looks at the coolest few
+    /// targets only.
+    /// The last field says whether the pair clears all the excess.
+    fn room_making_pair(
+        &mut self,
+        s: usize,
+        excess: [f64; 2],
+    ) -> Option<(usize, usize, usize, usize, bool)> {
+        const TARGETS: usize = 16;
+        let targets: Vec<usize> = self
+            .targets
+            .iter()
+            .map(|&(_, i)| i)
+            .filter(|&i| i != s)
+            .take(TARGETS)
+            .collect();
+        let cap_s = self.nodes[s].cap;
+        let excess_norm: f64 = [CPU, MEM]
+            .into_iter()
+            .map(|r| excess[r] / cap_s[r].max(EPS))
+            .sum();
+        // (relief, cost, a, t, b, u, clears all)
+        let mut best: Option<(f64, f64, usize, usize, usize, usize, bool)> = None;
+        let sources: Vec<usize> = self.node_vms[s]
+            .iter()
+            .copied()
+            .filter(|&a| self.movable(a))
+            .collect();
+        for &t in &targets {
+            if self.slots(t) < 2 {
+                continue;
+            }
+            let on_t: Vec<usize> = self.node_vms[t]
+                .iter()
+                .copied()
+                .filter(|&b| self.movable(b))
+                .collect();
+            for &b in &on_t {
+                let mut dests = vec![s];
+                dests.extend(targets.iter().copied().filter(|&u| u != t));
+                for u in dests {
+                    let need_s = if u == s { 2 } else { 1 };
+                    if self.slots(s) < need_s || (u != s && self.slots(u) < 1) {
+                        continue;
+                    }
+                    let vb = self.snap.vms[b].req();
+                    if self.occ.check(self.snap, u, &vb).is_some()
+                        || (u != s && self.under_line_after(b, u).is_none())
+                    {
+                        continue;
+                    }
+                    self.pair_work += sources.len() as u64;
+                    let lb = self.vm_load[b];
+                    let grp_b = self.snap.vms[b].placement.anti_affinity_group.as_deref();
+                    let (cb, mb) = (self.snap.vms[b].cpu_cores, self.snap.vms[b].memory_mib);
+                    self.occ.remove(t, cb, mb, grp_b);
+                    self.occ.add(u, cb, mb, grp_b);
+                    for &a in &sources {
+                        let la = self.vm_load[a];
+                        // t after b leaves and a arrives must stay under the line.
+                        // Each resource of t ends under its line or at least no higher than
+                        // it was (a hot t may trade: a swap between anti-correlated hosts).
+                        let nt = &self.nodes[t];
+                        let fits = [CPU, MEM].into_iter().all(|r| {
+                            let after = nt.load[r] - lb[r] + la[r];
+                            after / nt.cap[r].max(EPS) <= self.line[r] + EPS
+                                || after <= nt.load[r] + EPS
+                        });
+                        if !fits
+                            || self
+                                .occ
+                                .check(self.snap, t, &self.snap.vms[a].req())
+                                .is_some()
+                        {
+                            continue;
+                        }
+                        // How much of s's excess goes (b comes back to s in a swap).
+                        let back = if u == s { lb } else { [0.0; 2] };
+                        let mut left = 0.0;
+                        let mut t_gain = 0.0;
+                        for r in [CPU, MEM] {
+                            let after =
+                                self.nodes[s].load[r] - la[r] + back[r] - self.line[r] * cap_s[r];
+                            left += after.max(0.0) / cap_s[r].max(EPS);
+                            // Heat above the line that t sheds (when it was hot itself).
+                            let line_t = self.line[r] * nt.cap[r];
+                            let (before_t, after_t) =
+                                (nt.load[r] - line_t, nt.load[r] - lb[r] + la[r] - line_t);
+                            t_gain += (before_t.max(0.0) - after_t.max(0.0)) / nt.cap[r].max(EPS);
+                        }
+                        let relief = excess_norm - left + t_gain;
+                        if relief <= EPS {
+                            continue;
+                        }
+                        let cost = la[MEM] + lb[MEM] + 2.0 * MOVE_OVERHEAD_MIB;
+                        let clears = left <= EPS;
+                        let better = best.is_none_or(|x| match (clears, x.6) {
+                            (true, false) => true,
+                            (false, true) => false,
+                            _ => relief > x.0 + EPS || ((relief - x.0).abs() <= EPS && cost < x.1),
+                        });
+                        if better {
+                            best = Some((relief, cost, a, t, b, u, clears));
+                        }
+                    }
+                    self.occ.remove(u, cb, mb, grp_b);
+                    self.occ.add(t, cb, mb, grp_b);
+                }
+            }
+        }
+        best.map(|(_, _, a, t, b, u, clears)| (a, t, b, u, clears))
     }
 
     // ---- balancing ----
@@ -641,7 +924,12 @@ impl<'a> Planner<'a> {
                 .filter(|&i| self.node_vms[i].iter().any(|&v| self.movable(v)))
                 .take(BALANCE_SOURCES)
                 .collect();
-            let targets: Vec<usize> = self.targets.iter().map(|&(_, i)| i).take(BALANCE_TARGETS + 1).collect();
+            let targets: Vec<usize> = self
+                .targets
+                .iter()
+                .map(|&(_, i)| i)
+                .take(BALANCE_TARGETS + 1)
+                .collect();
             // (gain per cost, vm, source, target)
             let mut best: Option<(f64, usize, usize, usize)> = None;
             for &s in &sources {
@@ -656,7 +944,9 @@ impl<'a> Planner<'a> {
                         if g < min_gain || best.is_some_and(|b| g / cost <= b.0) {
                             continue;
                         }
-                        if self.under_line_after(v, t).is_none() || self.occ.check(self.snap, t, &req).is_some() {
+                        if self.under_line_after(v, t).is_none()
+                            || self.occ.check(self.snap, t, &req).is_some()
+                        {
                             continue;
                         }
                         best = Some((g / cost, v, s, t));
@@ -681,11 +971,19 @@ impl<'a> Planner<'a> {
 
     // ---- applying a move to the model ----
 
-    fn do_move(&mut self, v: usize, s: usize, t: usize, kind: MoveKind, mandatory: bool, reason: String) {
+    fn do_move(
+        &mut self,
+        v: usize,
+        s: usize,
+        t: usize,
+        kind: MoveKind,
+        mandatory: bool,
+        reason: String,
+    ) {
         let vm = &self.snap.vms[v];
         let l = self.vm_load[v];
         let src = &self.nodes[s];
-        let source_percent = src.util(CPU).max(src.util(MEM)) * 100.0;
+        let source_percent = self.initial_percent[s];
         let impact = [CPU, MEM].map(|r| round2(l[r] / src.cap[r].max(EPS) * 100.0));
         for (i, sign) in [(s, -1.0), (t, 1.0)] {
             let ready = self.nodes[i].ready;
@@ -712,7 +1010,11 @@ impl<'a> Planner<'a> {
         self.index(t);
         let memory_mib = l[MEM].round() as u64;
         let bw = self.cfg.migration_bandwidth_mib_per_second.max(1) as u64;
-        let estimated_duration_secs = if vm.running { memory_mib.div_ceil(bw) + 1 } else { 1 };
+        let estimated_duration_secs = if vm.running {
+            memory_mib.div_ceil(bw) + 1
+        } else {
+            1
+        };
         self.moves.push(PlannedMove {
             vm: vm.id,
             vm_name: vm.name.clone(),
@@ -730,6 +1032,22 @@ impl<'a> Planner<'a> {
             estimated_duration_secs,
         });
     }
+}
+
+fn permutations(items: &[usize]) -> Vec<Vec<usize>> {
+    if items.len() <= 1 {
+        return vec![items.to_vec()];
+    }
+    let mut out = Vec::new();
+    for i in 0..items.len() {
+        let mut rest = items.to_vec();
+        let first = rest.remove(i);
+        for mut tail in permutations(&rest) {
+            tail.insert(0, first);
+            out.push(tail);
+        }
+    }
+    out
 }
 
 fn round2(x: f64) -> f64 {

@@ -19,7 +19,11 @@ pub struct Smoother {
 
 impl Smoother {
     pub fn new(half_life: std::time::Duration) -> Self {
-        Smoother { half_life_secs: half_life.as_secs_f64().max(1e-3), value: None, last: None }
+        Smoother {
+            half_life_secs: half_life.as_secs_f64().max(1e-3),
+            value: None,
+            last: None,
+        }
     }
 
     /// Adds a sample taken at `at` and returns the smoothed value. Samples older than the
@@ -56,27 +60,51 @@ pub struct UsageSmoother {
 
 impl UsageSmoother {
     pub fn new(half_life: std::time::Duration) -> Self {
-        UsageSmoother { half_life, nodes: HashMap::new(), vms: HashMap::new() }
+        UsageSmoother {
+            half_life,
+            nodes: HashMap::new(),
+            vms: HashMap::new(),
+        }
     }
 
-    pub fn observe_node(&mut self, node: NodeId, at: DateTime<Utc>, cpu_percent: f64, memory_used_mib: u64) {
+    pub fn observe_node(
+        &mut self,
+        node: NodeId,
+        at: DateTime<Utc>,
+        cpu_percent: f64,
+        memory_used_mib: u64,
+    ) {
         let h = self.half_life;
-        let (c, m) = self.nodes.entry(node).or_insert_with(|| (Smoother::new(h), Smoother::new(h)));
+        let (c, m) = self
+            .nodes
+            .entry(node)
+            .or_insert_with(|| (Smoother::new(h), Smoother::new(h)));
         c.observe(at, cpu_percent);
         m.observe(at, memory_used_mib as f64);
     }
 
-    pub fn observe_vm(&mut self, vm: VmId, at: DateTime<Utc>, cpu_percent: f64, memory_used_mib: u64) {
+    pub fn observe_vm(
+        &mut self,
+        vm: VmId,
+        at: DateTime<Utc>,
+        cpu_percent: f64,
+        memory_used_mib: u64,
+    ) {
         let h = self.half_life;
-        let (c, m) = self.vms.entry(vm).or_insert_with(|| (Smoother::new(h), Smoother::new(h)));
+        let (c, m) = self
+            .vms
+            .entry(vm)
+            .or_insert_with(|| (Smoother::new(h), Smoother::new(h)));
         c.observe(at, cpu_percent);
         m.observe(at, memory_used_mib as f64);
     }
 
     /// Forgets nodes and VMs that are no longer in the cluster.
     pub fn retain(&mut self, snapshot: &ClusterSnapshot) {
-        self.nodes.retain(|id, _| snapshot.nodes.iter().any(|n| n.id == *id));
-        self.vms.retain(|id, _| snapshot.vms.iter().any(|v| v.id == *id));
+        self.nodes
+            .retain(|id, _| snapshot.nodes.iter().any(|n| n.id == *id));
+        self.vms
+            .retain(|id, _| snapshot.vms.iter().any(|v| v.id == *id));
     }
 
     /// Writes the smoothed usage into the snapshot (nodes and VMs without samples keep theirs).
@@ -85,14 +113,20 @@ impl UsageSmoother {
             if let Some((c, m)) = self.nodes.get(&n.id)
                 && let (Some(c), Some(m)) = (c.value(), m.value())
             {
-                n.usage = Some(NodeUsageSample { cpu_percent: c, memory_used_mib: m.round() as u64 });
+                n.usage = Some(NodeUsageSample {
+                    cpu_percent: c,
+                    memory_used_mib: m.round() as u64,
+                });
             }
         }
         for v in &mut snapshot.vms {
             if let Some((c, m)) = self.vms.get(&v.id)
                 && let (Some(c), Some(m)) = (c.value(), m.value())
             {
-                v.usage = Some(VmUsageSample { cpu_percent: c, memory_used_mib: m.round() as u64 });
+                v.usage = Some(VmUsageSample {
+                    cpu_percent: c,
+                    memory_used_mib: m.round() as u64,
+                });
             }
         }
     }
@@ -131,7 +165,19 @@ mod tests {
         u.observe_vm(vm_id(1), t0, 50.0, 1024);
         u.observe_node(node_id(1), t0, 20.0, 3000);
         u.apply(&mut snap);
-        assert_eq!(snap.vms[0].usage, Some(VmUsageSample { cpu_percent: 50.0, memory_used_mib: 1024 }));
-        assert_eq!(snap.nodes[0].usage, Some(NodeUsageSample { cpu_percent: 20.0, memory_used_mib: 3000 }));
+        assert_eq!(
+            snap.vms[0].usage,
+            Some(VmUsageSample {
+                cpu_percent: 50.0,
+                memory_used_mib: 1024
+            })
+        );
+        assert_eq!(
+            snap.nodes[0].usage,
+            Some(NodeUsageSample {
+                cpu_percent: 20.0,
+                memory_used_mib: 3000
+            })
+        );
     }
 }

@@ -62,7 +62,11 @@ pub struct EventBusConfig {
 
 impl Default for EventBusConfig {
     fn default() -> Self {
-        EventBusConfig { retention: 10_000, subscriber_buffer: 1_024, first_sequence: 1 }
+        EventBusConfig {
+            retention: 10_000,
+            subscriber_buffer: 1_024,
+            first_sequence: 1,
+        }
     }
 }
 
@@ -72,7 +76,9 @@ pub enum SubscriptionItem {
     Event(Arc<Event>),
     /// This subscriber fell behind and was cut off; the stream ends after this item.
     /// Subscribe again with `resume_from` to continue exactly where it stopped.
-    Lagged { resume_from: u64 },
+    Lagged {
+        resume_from: u64,
+    },
 }
 
 /// Counters for metrics and benchmarks.
@@ -151,7 +157,12 @@ impl EventBus {
             delivered: 0,
             lagged: 0,
         };
-        EventBus { inner: Arc::new(Inner { config, state: Mutex::new(state) }) }
+        EventBus {
+            inner: Arc::new(Inner {
+                config,
+                state: Mutex::new(state),
+            }),
+        }
     }
 
     pub fn config(&self) -> EventBusConfig {
@@ -165,9 +176,12 @@ impl EventBus {
         let sequence = st.next_sequence;
         st.next_sequence += 1;
         let event = Arc::new(draft.into_event(sequence));
-        if st.ring.len() == self.inner.config.retention {
-            st.ring.pop_front();
-        }
+        // The evicted event (often its last reference) is freed after the lock is released.
+        let evicted = if st.ring.len() == self.inner.config.retention {
+            st.ring.pop_front()
+        } else {
+            None
+        };
         st.ring.push_back(Arc::clone(&event));
         st.published += 1;
 
@@ -186,7 +200,11 @@ impl EventBus {
                     // Everything before this event is queued; resume right before it.
                     sub.lag.store(sequence - 1, Ordering::Release);
                     cut_off += 1;
-                    tracing::warn!(subscriber = sub.id, sequence, "event subscriber fell behind; cut off");
+                    tracing::warn!(
+                        subscriber = sub.id,
+                        sequence,
+                        "event subscriber fell behind; cut off"
+                    );
                     false
                 }
                 // The subscription was dropped between its Drop and this publish.
@@ -195,6 +213,8 @@ impl EventBus {
         });
         st.delivered += delivered;
         st.lagged += cut_off as u64;
+        drop(st);
+        drop(evicted);
         sequence
     }
 
@@ -226,20 +246,38 @@ impl EventBus {
         let mut replay = VecDeque::new();
         if let Some(from) = resume_from.filter(|s| *s > 0) {
             if from > last {
-                return Err(EventError::SequenceAhead { requested: from, last });
+                return Err(EventError::SequenceAhead {
+                    requested: from,
+                    last,
+                });
             }
             // Retained events are consecutive and end at `last`; with none retained the
             // oldest we could replay is the next one.
             let oldest = st.ring.front().map_or(st.next_sequence, |e| e.sequence);
             if from + 1 < oldest {
-                return Err(EventError::ResyncRequired { requested: from, oldest_retained: oldest });
+                return Err(EventError::ResyncRequired {
+                    requested: from,
+                    oldest_retained: oldest,
+                });
             }
             let skip = (from + 1 - oldest) as usize;
-            replay.extend(st.ring.iter().skip(skip).filter(|e| wants(&filter, visible.as_ref(), e)).cloned());
+            replay.extend(
+                st.ring
+                    .iter()
+                    .skip(skip)
+                    .filter(|e| wants(&filter, visible.as_ref(), e))
+                    .cloned(),
+            );
         }
         let id = st.next_subscriber_id;
         st.next_subscriber_id += 1;
-        st.subscribers.push(Subscriber { id, filter, visible, tx, lag: Arc::clone(&lag) });
+        st.subscribers.push(Subscriber {
+            id,
+            filter,
+            visible,
+            tx,
+            lag: Arc::clone(&lag),
+        });
         drop(st);
         Ok(Subscription {
             id,
@@ -278,8 +316,14 @@ impl EventBus {
     /// for a "recent events" view without subscribing.
     pub fn recent(&self, filter: &SubscriptionFilter, after: u64, limit: usize) -> Vec<Arc<Event>> {
         let st = self.inner.lock();
-        let mut out: Vec<Arc<Event>> =
-            st.ring.iter().rev().filter(|e| e.sequence > after && filter.matches(e)).take(limit).cloned().collect();
+        let mut out: Vec<Arc<Event>> = st
+            .ring
+            .iter()
+            .rev()
+            .filter(|e| e.sequence > after && filter.matches(e))
+            .take(limit)
+            .cloned()
+            .collect();
         out.reverse();
         out
     }
@@ -287,7 +331,10 @@ impl EventBus {
 
 impl fmt::Debug for EventBus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("EventBus").field("config", &self.inner.config).field("stats", &self.stats()).finish()
+        f.debug_struct("EventBus")
+            .field("config", &self.inner.config)
+            .field("stats", &self.stats())
+            .finish()
     }
 }
 
@@ -295,7 +342,9 @@ impl Inner {
     /// The state stays consistent even if a visibility predicate panicked while the lock
     /// was held (every mutation is a single step), so a poisoned lock is still usable.
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -319,10 +368,20 @@ impl Subscription {
 
     /// The next item if one is ready now, without waiting.
     pub fn try_recv(&mut self) -> Option<SubscriptionItem> {
-        let waker = futures::task::noop_waker();
-        match self.poll_item(&mut Context::from_waker(&waker)) {
-            Poll::Ready(item) => item,
-            Poll::Pending => None,
+        if self.finished {
+            return None;
+        }
+        if let Some(event) = self.replay.pop_front() {
+            self.last_sequence = event.sequence;
+            return Some(SubscriptionItem::Event(event));
+        }
+        match self.rx.try_recv() {
+            Ok(event) => {
+                self.last_sequence = event.sequence;
+                Some(SubscriptionItem::Event(event))
+            }
+            Err(mpsc::error::TryRecvError::Empty) => None,
+            Err(mpsc::error::TryRecvError::Disconnected) => self.end(),
         }
     }
 
@@ -350,15 +409,18 @@ impl Subscription {
                 self.last_sequence = event.sequence;
                 Poll::Ready(Some(SubscriptionItem::Event(event)))
             }
-            Poll::Ready(None) => {
-                // The bus dropped our sender: either we were cut off, or the bus is gone.
-                self.finished = true;
-                match self.lag.load(Ordering::Acquire) {
-                    0 => Poll::Ready(None),
-                    resume_from => Poll::Ready(Some(SubscriptionItem::Lagged { resume_from })),
-                }
-            }
+            Poll::Ready(None) => Poll::Ready(self.end()),
             Poll::Pending => Poll::Pending,
+        }
+    }
+
+    /// The bus dropped our sender and the queue is drained: either we were cut off (the
+    /// lag notice is the last item) or the bus is gone.
+    fn end(&mut self) -> Option<SubscriptionItem> {
+        self.finished = true;
+        match self.lag.load(Ordering::Acquire) {
+            0 => None,
+            resume_from => Some(SubscriptionItem::Lagged { resume_from }),
         }
     }
 }

@@ -9,7 +9,9 @@ mod bus;
 mod proto;
 mod publish;
 
-pub use bus::{EventBus, EventBusConfig, EventBusStats, Subscription, SubscriptionItem, Visibility};
+pub use bus::{
+    EventBus, EventBusConfig, EventBusStats, Subscription, SubscriptionItem, Visibility,
+};
 pub use proto::{json_to_struct, resume_point, struct_to_json};
 
 /// Errors of subscribing and of decoding event protos.
@@ -17,8 +19,13 @@ pub use proto::{json_to_struct, resume_point, struct_to_json};
 pub enum EventError {
     /// The client resumes from a point whose following events are gone: it must re-read
     /// the current state (Get/List) and subscribe afresh.
-    #[error("Resync required: events after sequence {requested} are no longer retained (oldest retained is {oldest_retained})")]
-    ResyncRequired { requested: u64, oldest_retained: u64 },
+    #[error(
+        "Resync required: events after sequence {requested} are no longer retained (oldest retained is {oldest_retained})"
+    )]
+    ResyncRequired {
+        requested: u64,
+        oldest_retained: u64,
+    },
     /// The client resumes from a sequence this bus never published (another server, or
     /// state lost in a restart).
     #[error("Resync required: sequence {requested} was never published (newest is {last})")]
@@ -37,9 +44,15 @@ impl From<EventError> for crate::Error {
             EventError::ResyncRequired { .. } | EventError::SequenceAhead { .. } => {
                 crate::Error::precondition(lowercase_first(&e.to_string()))
             }
-            EventError::UnknownResourceType(_) => crate::Error::invalid("filter.resource_types", lowercase_first(&e.to_string())),
-            EventError::UnknownEventType(_) => crate::Error::invalid("filter.event_types", lowercase_first(&e.to_string())),
-            EventError::InvalidField { field, value } => crate::Error::invalid(field, format!("{value:?} is not valid")),
+            EventError::UnknownResourceType(_) => {
+                crate::Error::invalid("filter.resource_types", lowercase_first(&e.to_string()))
+            }
+            EventError::UnknownEventType(_) => {
+                crate::Error::invalid("filter.event_types", lowercase_first(&e.to_string()))
+            }
+            EventError::InvalidField { field, value } => {
+                crate::Error::invalid(field, format!("{value:?} is not valid"))
+            }
         }
     }
 }
@@ -47,7 +60,9 @@ impl From<EventError> for crate::Error {
 /// Client messages read "resync required: ..." (the phrase clients look for).
 fn lowercase_first(s: &str) -> String {
     let mut c = s.chars();
-    c.next().map(|f| f.to_lowercase().chain(c).collect()).unwrap_or_default()
+    c.next()
+        .map(|f| f.to_lowercase().chain(c).collect())
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

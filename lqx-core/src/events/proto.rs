@@ -21,12 +21,15 @@ impl Event {
 
     /// Decodes an event received from the server.
     pub fn from_proto(e: &pb::Event) -> Result<Event, EventError> {
-        let event_type = EventType::parse(&e.r#type).ok_or_else(|| EventError::UnknownEventType(e.r#type.clone()))?;
+        let event_type = EventType::parse(&e.r#type)
+            .ok_or_else(|| EventError::UnknownEventType(e.r#type.clone()))?;
         let resource_type = ResourceType::parse(&e.resource_type)
             .ok_or_else(|| EventError::UnknownResourceType(e.resource_type.clone()))?;
         let time = match e.time {
-            Some(t) => DateTime::<Utc>::try_from(t)
-                .map_err(|_| EventError::InvalidField { field: "time", value: format!("{}s {}ns", t.seconds, t.nanos) })?,
+            Some(t) => DateTime::<Utc>::try_from(t).map_err(|_| EventError::InvalidField {
+                field: "time",
+                value: format!("{}s {}ns", t.seconds, t.nanos),
+            })?,
             None => DateTime::UNIX_EPOCH,
         };
         Ok(Event {
@@ -35,7 +38,11 @@ impl Event {
             resource_type,
             resource_id: e.resource_id.clone(),
             project_id: parse_project(&e.project_id, "project_id")?,
-            payload: e.payload.as_ref().map(struct_to_json).unwrap_or(serde_json::Value::Null),
+            payload: e
+                .payload
+                .as_ref()
+                .map(struct_to_json)
+                .unwrap_or(serde_json::Value::Null),
             time,
         })
     }
@@ -49,7 +56,9 @@ impl SubscriptionFilter {
             .resource_types
             .iter()
             .filter(|s| !s.trim().is_empty())
-            .map(|s| ResourceType::parse(s).ok_or_else(|| EventError::UnknownResourceType(s.clone())))
+            .map(|s| {
+                ResourceType::parse(s).ok_or_else(|| EventError::UnknownResourceType(s.clone()))
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let event_types = f
             .event_types
@@ -57,7 +66,12 @@ impl SubscriptionFilter {
             .filter(|s| !s.trim().is_empty())
             .map(|s| EventType::parse(s).ok_or_else(|| EventError::UnknownEventType(s.clone())))
             .collect::<Result<Vec<_>, _>>()?;
-        let resource_ids = f.resource_ids.iter().filter(|s| !s.trim().is_empty()).map(|s| s.trim().to_string()).collect();
+        let resource_ids = f
+            .resource_ids
+            .iter()
+            .filter(|s| !s.trim().is_empty())
+            .map(|s| s.trim().to_string())
+            .collect();
         Ok(SubscriptionFilter {
             resource_types,
             resource_ids,
@@ -68,9 +82,17 @@ impl SubscriptionFilter {
 
     pub fn to_proto(&self) -> pb::SubscriptionFilter {
         pb::SubscriptionFilter {
-            resource_types: self.resource_types.iter().map(|t| t.as_str().to_string()).collect(),
+            resource_types: self
+                .resource_types
+                .iter()
+                .map(|t| t.as_str().to_string())
+                .collect(),
             resource_ids: self.resource_ids.clone(),
-            event_types: self.event_types.iter().map(|t| t.as_str().to_string()).collect(),
+            event_types: self
+                .event_types
+                .iter()
+                .map(|t| t.as_str().to_string())
+                .collect(),
             project_id: self.project_id.map(|p| p.to_string()).unwrap_or_default(),
         }
     }
@@ -80,7 +102,10 @@ impl SubscriptionItem {
     /// One message of the Subscribe / Watch stream.
     pub fn to_proto(&self) -> pb::SubscribeResponse {
         match self {
-            SubscriptionItem::Event(e) => pb::SubscribeResponse { event: Some(e.to_proto()), lag: None },
+            SubscriptionItem::Event(e) => pb::SubscribeResponse {
+                event: Some(e.to_proto()),
+                lag: None,
+            },
             SubscriptionItem::Lagged { resume_from } => pb::SubscribeResponse {
                 event: None,
                 lag: Some(pb::LagNotice {
@@ -105,7 +130,10 @@ fn parse_project(s: &str, field: &'static str) -> Result<Option<ProjectId>, Even
     if s.is_empty() {
         return Ok(None);
     }
-    s.parse().map(Some).map_err(|_| EventError::InvalidField { field, value: s.to_string() })
+    s.parse().map(Some).map_err(|_| EventError::InvalidField {
+        field,
+        value: s.to_string(),
+    })
 }
 
 /// A JSON payload as a `google.protobuf.Struct`: `null` gives none, an object maps field by
@@ -113,16 +141,27 @@ fn parse_project(s: &str, field: &'static str) -> Result<Option<ProjectId>, Even
 pub fn json_to_struct(v: &serde_json::Value) -> Option<pbjson_types::Struct> {
     match v {
         serde_json::Value::Null => None,
-        serde_json::Value::Object(map) => {
-            Some(map.iter().map(|(k, v)| (k.clone(), json_to_value(v))).collect::<pbjson_types::Struct>())
-        }
-        other => Some([("value".to_string(), json_to_value(other))].into_iter().collect()),
+        serde_json::Value::Object(map) => Some(
+            map.iter()
+                .map(|(k, v)| (k.clone(), json_to_value(v)))
+                .collect::<pbjson_types::Struct>(),
+        ),
+        other => Some(
+            [("value".to_string(), json_to_value(other))]
+                .into_iter()
+                .collect(),
+        ),
     }
 }
 
 /// The inverse of [`json_to_struct`] for objects (numbers come back as floats, as in JSON).
 pub fn struct_to_json(s: &pbjson_types::Struct) -> serde_json::Value {
-    serde_json::Value::Object(s.fields.iter().map(|(k, v)| (k.clone(), value_to_json(v))).collect())
+    serde_json::Value::Object(
+        s.fields
+            .iter()
+            .map(|(k, v)| (k.clone(), value_to_json(v)))
+            .collect(),
+    )
 }
 
 fn json_to_value(v: &serde_json::Value) -> pbjson_types::Value {
@@ -133,7 +172,11 @@ fn json_to_value(v: &serde_json::Value) -> pbjson_types::Value {
         J::Number(n) => n.as_f64().unwrap_or(0.0).into(),
         J::String(s) => s.clone().into(),
         J::Array(a) => a.iter().map(json_to_value).collect::<Vec<_>>().into(),
-        J::Object(m) => m.iter().map(|(k, v)| (k.clone(), json_to_value(v))).collect::<pbjson_types::Struct>().into(),
+        J::Object(m) => m
+            .iter()
+            .map(|(k, v)| (k.clone(), json_to_value(v)))
+            .collect::<pbjson_types::Struct>()
+            .into(),
     }
 }
 
@@ -189,20 +232,41 @@ mod tests {
             project_id: String::new(),
         };
         let parsed = SubscriptionFilter::from_proto(&f).unwrap();
-        assert_eq!(parsed.resource_types, vec![ResourceType::Vm, ResourceType::Node]);
+        assert_eq!(
+            parsed.resource_types,
+            vec![ResourceType::Vm, ResourceType::Node]
+        );
         assert_eq!(parsed.resource_ids, vec!["vm-1".to_string()]);
         assert_eq!(parsed.event_types, vec![EventType::Stopped]);
         assert_eq!(parsed.project_id, None);
-        assert_eq!(SubscriptionFilter::from_proto(&parsed.to_proto()).unwrap(), parsed);
+        assert_eq!(
+            SubscriptionFilter::from_proto(&parsed.to_proto()).unwrap(),
+            parsed
+        );
 
-        let bad = pb::SubscriptionFilter { resource_types: vec!["disk".into()], ..Default::default() };
+        let bad = pb::SubscriptionFilter {
+            resource_types: vec!["disk".into()],
+            ..Default::default()
+        };
         let err: crate::Error = SubscriptionFilter::from_proto(&bad).unwrap_err().into();
         assert_eq!(err.kind, crate::ErrorKind::InvalidArgument);
         assert!(err.message.contains("disk"), "{}", err.message);
-        let bad = pb::SubscriptionFilter { event_types: vec!["EXPLODED".into()], ..Default::default() };
-        assert_eq!(SubscriptionFilter::from_proto(&bad), Err(EventError::UnknownEventType("EXPLODED".into())));
-        let bad = pb::SubscriptionFilter { project_id: "nope".into(), ..Default::default() };
-        assert!(matches!(SubscriptionFilter::from_proto(&bad), Err(EventError::InvalidField { .. })));
+        let bad = pb::SubscriptionFilter {
+            event_types: vec!["EXPLODED".into()],
+            ..Default::default()
+        };
+        assert_eq!(
+            SubscriptionFilter::from_proto(&bad),
+            Err(EventError::UnknownEventType("EXPLODED".into()))
+        );
+        let bad = pb::SubscriptionFilter {
+            project_id: "nope".into(),
+            ..Default::default()
+        };
+        assert!(matches!(
+            SubscriptionFilter::from_proto(&bad),
+            Err(EventError::InvalidField { .. })
+        ));
     }
 
     #[test]
@@ -210,8 +274,23 @@ mod tests {
         let msg = SubscriptionItem::Lagged { resume_from: 17 }.to_proto();
         assert!(msg.event.is_none());
         assert_eq!(msg.lag.unwrap().resume_from_sequence, 17);
-        let e = Arc::new(EventDraft::new(EventType::Created, ResourceType::Node, "n", DateTime::UNIX_EPOCH).into_event(3));
-        assert_eq!(SubscriptionItem::Event(e).to_proto().event.unwrap().sequence, 3);
+        let e = Arc::new(
+            EventDraft::new(
+                EventType::Created,
+                ResourceType::Node,
+                "n",
+                DateTime::UNIX_EPOCH,
+            )
+            .into_event(3),
+        );
+        assert_eq!(
+            SubscriptionItem::Event(e)
+                .to_proto()
+                .event
+                .unwrap()
+                .sequence,
+            3
+        );
         assert_eq!(resume_point(0), None);
         assert_eq!(resume_point(9), Some(9));
     }

@@ -14,7 +14,11 @@ fn vm(id: &str) -> EventDraft {
 }
 
 fn bus(retention: usize, buffer: usize) -> EventBus {
-    EventBus::new(EventBusConfig { retention, subscriber_buffer: buffer, first_sequence: 1 })
+    EventBus::new(EventBusConfig {
+        retention,
+        subscriber_buffer: buffer,
+        first_sequence: 1,
+    })
 }
 
 /// Reads everything ready now; panics on a lag notice.
@@ -31,16 +35,26 @@ fn drain(sub: &mut Subscription) -> Vec<u64> {
 
 #[test]
 fn sequences_are_consecutive_from_the_configured_start() {
-    let b = EventBus::new(EventBusConfig { first_sequence: 501, ..Default::default() });
+    let b = EventBus::new(EventBusConfig {
+        first_sequence: 501,
+        ..Default::default()
+    });
     assert_eq!(b.last_sequence(), 500);
     assert_eq!(b.publish(vm("a")), 501);
     assert_eq!(b.publish(vm("a")), 502);
     assert_eq!(b.last_sequence(), 502);
     // A client that saw 500 before the restart missed nothing; one that saw 499 did.
-    assert_eq!(drain(&mut b.subscribe(SubscriptionFilter::all(), Some(500)).unwrap()), vec![501, 502]);
     assert_eq!(
-        b.subscribe(SubscriptionFilter::all(), Some(499)).unwrap_err(),
-        EventError::ResyncRequired { requested: 499, oldest_retained: 501 }
+        drain(&mut b.subscribe(SubscriptionFilter::all(), Some(500)).unwrap()),
+        vec![501, 502]
+    );
+    assert_eq!(
+        b.subscribe(SubscriptionFilter::all(), Some(499))
+            .unwrap_err(),
+        EventError::ResyncRequired {
+            requested: 499,
+            oldest_retained: 501
+        }
     );
 }
 
@@ -48,10 +62,24 @@ fn sequences_are_consecutive_from_the_configured_start() {
 fn filters_select_what_a_subscriber_receives() {
     let b = bus(100, 100);
     let p = ProjectId::new();
-    let mut vm1 = b.subscribe(SubscriptionFilter::all().resource_id("vm-1"), None).unwrap();
-    let mut nodes = b.subscribe(SubscriptionFilter::all().resource_type(ResourceType::Node), None).unwrap();
-    let mut stops = b.subscribe(SubscriptionFilter::all().event_type(EventType::Stopped), None).unwrap();
-    let mut project = b.subscribe(SubscriptionFilter::all().project(p), None).unwrap();
+    let mut vm1 = b
+        .subscribe(SubscriptionFilter::all().resource_id("vm-1"), None)
+        .unwrap();
+    let mut nodes = b
+        .subscribe(
+            SubscriptionFilter::all().resource_type(ResourceType::Node),
+            None,
+        )
+        .unwrap();
+    let mut stops = b
+        .subscribe(
+            SubscriptionFilter::all().event_type(EventType::Stopped),
+            None,
+        )
+        .unwrap();
+    let mut project = b
+        .subscribe(SubscriptionFilter::all().project(p), None)
+        .unwrap();
     let mut all = b.subscribe(SubscriptionFilter::all(), None).unwrap();
 
     let s1 = b.publish(vm("vm-1").project(p));
@@ -74,7 +102,9 @@ fn resume_replays_then_continues_live_without_gap_or_duplicate() {
         b.publish(vm(if i % 2 == 0 { "even" } else { "odd" }));
     }
     let mut sub = b.subscribe(SubscriptionFilter::all(), Some(4)).unwrap();
-    let mut even = b.subscribe(SubscriptionFilter::all().resource_id("even"), Some(4)).unwrap();
+    let mut even = b
+        .subscribe(SubscriptionFilter::all().resource_id("even"), Some(4))
+        .unwrap();
     assert_eq!(sub.last_sequence(), 4);
     b.publish(vm("even"));
     b.publish(vm("odd"));
@@ -86,7 +116,11 @@ fn resume_replays_then_continues_live_without_gap_or_duplicate() {
     let mut at_head = b.subscribe(SubscriptionFilter::all(), Some(12)).unwrap();
     let mut zero = b.subscribe(SubscriptionFilter::all(), Some(0)).unwrap();
     let mut live = b.subscribe(SubscriptionFilter::all(), None).unwrap();
-    assert_eq!(live.last_sequence(), 12, "a live subscription can resume from where it started");
+    assert_eq!(
+        live.last_sequence(),
+        12,
+        "a live subscription can resume from where it started"
+    );
     b.publish(vm("x"));
     assert_eq!(drain(&mut at_head), vec![13]);
     assert_eq!(drain(&mut zero), vec![13]);
@@ -101,19 +135,41 @@ fn resuming_from_before_the_ring_requires_a_resync() {
     }
     assert_eq!(b.stats().oldest_retained, Some(16));
     assert_eq!(b.stats().retained, 5);
-    let err = b.subscribe(SubscriptionFilter::all(), Some(10)).unwrap_err();
-    assert_eq!(err, EventError::ResyncRequired { requested: 10, oldest_retained: 16 });
+    let err = b
+        .subscribe(SubscriptionFilter::all(), Some(10))
+        .unwrap_err();
+    assert_eq!(
+        err,
+        EventError::ResyncRequired {
+            requested: 10,
+            oldest_retained: 16
+        }
+    );
     let err: crate::Error = err.into();
     assert_eq!(err.kind, crate::ErrorKind::FailedPrecondition);
-    assert!(err.message.starts_with("resync required"), "{}", err.message);
+    assert!(
+        err.message.starts_with("resync required"),
+        "{}",
+        err.message
+    );
 
     // The oldest resumable point is the one right before the oldest retained event.
-    assert_eq!(drain(&mut b.subscribe(SubscriptionFilter::all(), Some(15)).unwrap()), vec![16, 17, 18, 19, 20]);
+    assert_eq!(
+        drain(&mut b.subscribe(SubscriptionFilter::all(), Some(15)).unwrap()),
+        vec![16, 17, 18, 19, 20]
+    );
     assert!(b.subscribe(SubscriptionFilter::all(), Some(14)).is_err());
 
-    let err: crate::Error = b.subscribe(SubscriptionFilter::all(), Some(21)).unwrap_err().into();
+    let err: crate::Error = b
+        .subscribe(SubscriptionFilter::all(), Some(21))
+        .unwrap_err()
+        .into();
     assert_eq!(err.kind, crate::ErrorKind::FailedPrecondition);
-    assert!(err.message.starts_with("resync required"), "{}", err.message);
+    assert!(
+        err.message.starts_with("resync required"),
+        "{}",
+        err.message
+    );
 }
 
 #[test]
@@ -128,7 +184,11 @@ fn a_slow_subscriber_is_cut_off_with_a_resume_point_and_a_fast_one_is_unaffected
     }
     assert_eq!(fast_seen, (1..=10).collect::<Vec<_>>());
     assert_eq!(b.stats().lagged, 1);
-    assert_eq!(b.stats().subscribers, 1, "the slow subscriber is removed from the bus");
+    assert_eq!(
+        b.stats().subscribers,
+        1,
+        "the slow subscriber is removed from the bus"
+    );
 
     // The slow one gets what was queued, then the notice, then the end of the stream.
     let mut items = Vec::new();
@@ -143,7 +203,10 @@ fn a_slow_subscriber_is_cut_off_with_a_resume_point_and_a_fast_one_is_unaffected
         })
         .collect();
     assert_eq!(seqs, vec![1, 2, 3, 4]);
-    assert_eq!(items.last(), Some(&SubscriptionItem::Lagged { resume_from: 4 }));
+    assert_eq!(
+        items.last(),
+        Some(&SubscriptionItem::Lagged { resume_from: 4 })
+    );
     assert_eq!(slow.try_recv(), None);
 
     // Resuming from the notice's point continues exactly where it stopped.
@@ -154,7 +217,9 @@ fn a_slow_subscriber_is_cut_off_with_a_resume_point_and_a_fast_one_is_unaffected
 #[test]
 fn only_wanted_events_count_against_a_subscribers_buffer() {
     let b = bus(1_000, 2);
-    let mut narrow = b.subscribe(SubscriptionFilter::all().resource_id("quiet"), None).unwrap();
+    let mut narrow = b
+        .subscribe(SubscriptionFilter::all().resource_id("quiet"), None)
+        .unwrap();
     for _ in 0..500 {
         b.publish(vm("busy"));
     }
@@ -189,9 +254,14 @@ fn visibility_hides_events_from_replay_and_live() {
     b.publish(draft(EventType::Updated, ResourceType::Ha, "cluster"));
     let s2 = b.publish(draft(EventType::Created, ResourceType::Vm, "vm-1"));
     b.publish(draft(EventType::Created, ResourceType::Node, "node-1"));
-    let vms_only: Visibility = Arc::new(|e: &crate::model::Event| e.resource_type == ResourceType::Vm);
-    let mut replayed = b.subscribe_with(SubscriptionFilter::all(), Some(1), Some(vms_only.clone())).unwrap();
-    let mut live = b.subscribe_with(SubscriptionFilter::all(), None, Some(vms_only)).unwrap();
+    let vms_only: Visibility =
+        Arc::new(|e: &crate::model::Event| e.resource_type == ResourceType::Vm);
+    let mut replayed = b
+        .subscribe_with(SubscriptionFilter::all(), Some(1), Some(vms_only.clone()))
+        .unwrap();
+    let mut live = b
+        .subscribe_with(SubscriptionFilter::all(), None, Some(vms_only))
+        .unwrap();
     assert_eq!(drain(&mut replayed), vec![s2]);
     // Hidden events are not queued: with a buffer of 1 they would otherwise cut it off.
     b.publish(draft(EventType::Failed, ResourceType::Node, "node-1"));
@@ -212,7 +282,11 @@ fn dropping_a_subscription_unsubscribes_and_dropping_the_bus_ends_streams() {
     b.publish(vm("a"));
     drop(b);
     assert_eq!(drain(&mut other), vec![1]);
-    assert_eq!(other.try_recv(), None, "the stream ends without a lag notice");
+    assert_eq!(
+        other.try_recv(),
+        None,
+        "the stream ends without a lag notice"
+    );
 }
 
 #[test]
@@ -221,7 +295,11 @@ fn recent_returns_the_newest_matching_events_in_order() {
     for i in 0..8 {
         b.publish(vm(if i % 2 == 0 { "a" } else { "b" }));
     }
-    let got: Vec<u64> = b.recent(&SubscriptionFilter::all().resource_id("a"), 1, 2).iter().map(|e| e.sequence).collect();
+    let got: Vec<u64> = b
+        .recent(&SubscriptionFilter::all().resource_id("a"), 1, 2)
+        .iter()
+        .map(|e| e.sequence)
+        .collect();
     assert_eq!(got, vec![5, 7]);
 }
 
@@ -235,12 +313,21 @@ async fn a_waiting_subscriber_is_woken_by_a_publish() {
         publisher.publish(vm("a"))
     });
     let start = tokio::time::Instant::now();
-    let item = tokio::time::timeout(Duration::from_secs(60), sub.next()).await.expect("woken");
-    assert!(matches!(item, Some(SubscriptionItem::Event(ref e)) if e.sequence == 1), "{item:?}");
+    let item = tokio::time::timeout(Duration::from_secs(60), sub.next())
+        .await
+        .expect("woken");
+    assert!(
+        matches!(item, Some(SubscriptionItem::Event(ref e)) if e.sequence == 1),
+        "{item:?}"
+    );
     assert_eq!(start.elapsed(), Duration::from_secs(5));
     assert_eq!(task.await.unwrap(), 1);
     // And recv() waits the same way.
-    assert!(tokio::time::timeout(Duration::from_secs(1), sub.recv()).await.is_err());
+    assert!(
+        tokio::time::timeout(Duration::from_secs(1), sub.recv())
+            .await
+            .is_err()
+    );
 }
 
 /// Publishers on another thread while subscribers join with resume points taken from a
@@ -263,9 +350,13 @@ async fn concurrent_publish_and_resume_never_gap_or_duplicate() {
             Some(SubscriptionItem::Event(e)) => {
                 assert_eq!(e.sequence, seen + 1);
                 seen = e.sequence;
-                if seen % 2_000 == 0 {
+                if seen.is_multiple_of(2_000) {
                     let resume = seen.saturating_sub(50);
-                    joined.push((resume, b.subscribe(SubscriptionFilter::all(), Some(resume)).unwrap()));
+                    joined.push((
+                        resume,
+                        b.subscribe(SubscriptionFilter::all(), Some(resume))
+                            .unwrap(),
+                    ));
                 }
             }
             other => panic!("{other:?}"),
@@ -285,4 +376,21 @@ async fn concurrent_publish_and_resume_never_gap_or_duplicate() {
             got.last()
         );
     }
+}
+
+#[test]
+fn subscriptions_can_be_moved_into_server_streams() {
+    fn stream_like<T: futures::Stream<Item = SubscriptionItem> + Send + Sync + Unpin + 'static>() {}
+    fn shared<T: Clone + Send + Sync + 'static>() {}
+    stream_like::<Subscription>();
+    shared::<EventBus>();
+    // The proto stream a Subscribe handler returns.
+    let b = bus(10, 10);
+    let sub = b.subscribe(SubscriptionFilter::all(), None).unwrap();
+    let mut protos = sub.map(|item| item.to_proto());
+    b.publish(vm("a"));
+    drop(b);
+    let first = futures::executor::block_on(protos.next()).unwrap();
+    assert_eq!(first.event.unwrap().sequence, 1);
+    assert!(futures::executor::block_on(protos.next()).is_none());
 }

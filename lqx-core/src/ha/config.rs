@@ -201,7 +201,7 @@ mod tests {
             HaConfig { heartbeat_interval: Duration::from_secs(10), ..HaConfig::default() },
             HaConfig { storm_threshold: 0.0, ..HaConfig::default() },
             HaConfig { storm_threshold: 1.5, ..HaConfig::default() },
-            HaConfig { heartbeat_timeout: Duration::from_secs(3), ..HaConfig::aggressive() },
+            HaConfig { heartbeat_timeout: Duration::from_secs(1), ..HaConfig::aggressive() },
         ];
         for c in bad {
             assert!(c.validate().is_err(), "{c:?} should be refused");

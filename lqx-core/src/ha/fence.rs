@@ -86,6 +86,10 @@ pub enum NotConfirmed {
     NoConfirmation,
     #[error("Agent still reports {0} HA domains")]
     DomainsPresent(usize),
+    /// The leader is still writing the restarts of this node's VMs elsewhere: answering now
+    /// with the node's (not yet updated) desired state could start a VM twice.
+    #[error("Failover of its VMs is being written")]
+    FailoverInProgress,
 }
 
 /// The gate a fenced host passes before it gets a lease and work again.

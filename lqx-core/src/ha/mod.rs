@@ -13,16 +13,27 @@
 //! - [`sim`]: a discrete-event fault simulator in virtual time with an invariant checker.
 
 pub mod config;
+pub mod engine;
 pub mod error;
+pub mod failover;
 pub mod fence;
 pub mod health;
+pub mod scenario;
+pub mod sim;
 pub mod time;
 
 pub use config::HaConfig;
+pub use engine::{HaEngine, HaStatusView, PersistedHa, TickReport};
 pub use error::{HaConfigError, HaError};
+pub use failover::{
+    AdmissionReport, Deferred, FailedNode, FailoverInput, FailoverPlan, Held, HoldReason, PlannedRestart, RestartBook,
+    RestartCount, Unplaced, admission, admits,
+};
 pub use fence::{AgentLease, FenceProof, FenceReason, Lease, NotConfirmed, Renewal, ReturnReport};
 pub use health::{
     Cause, CheckReport, HealthTracker, HeartbeatOutcome, NodeHealth, NodeStatus, PersistedNode, Storm, Transition,
     Verdict,
 };
+pub use scenario::{Fault, ScenarioError, SimParams, SimSpec, TimedFault};
+pub use sim::{LogLine, SimReport, Violation};
 pub use time::MonoInstant;

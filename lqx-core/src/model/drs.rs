@@ -57,7 +57,11 @@ impl Priority {
         } else {
             Priority::Low
         };
-        if mandatory { by_heat.min(Priority::High) } else { by_heat }
+        if mandatory {
+            by_heat.min(Priority::High)
+        } else {
+            by_heat
+        }
     }
 
     pub fn as_str(self) -> &'static str {
@@ -205,9 +209,15 @@ impl DrsConfig {
         if self.interval < Duration::from_secs(1) {
             return Err(crate::Error::invalid("drs.interval", "must be at least 1s"));
         }
-        for (field, v) in [("drs.threshold_cpu", self.threshold_cpu), ("drs.threshold_memory", self.threshold_memory)] {
+        for (field, v) in [
+            ("drs.threshold_cpu", self.threshold_cpu),
+            ("drs.threshold_memory", self.threshold_memory),
+        ] {
             if !(v.is_finite() && v > 0.0 && v <= 100.0) {
-                return Err(crate::Error::invalid(field, format!("{v} is not a percentage in (0, 100]")));
+                return Err(crate::Error::invalid(
+                    field,
+                    format!("{v} is not a percentage in (0, 100]"),
+                ));
             }
         }
         if !(1..=5).contains(&self.migration_threshold) {
@@ -217,19 +227,31 @@ impl DrsConfig {
             ));
         }
         if self.max_concurrent_migrations_per_host == 0 {
-            return Err(crate::Error::invalid("drs.max_concurrent_migrations_per_host", "must be at least 1"));
+            return Err(crate::Error::invalid(
+                "drs.max_concurrent_migrations_per_host",
+                "must be at least 1",
+            ));
         }
         if !(self.hysteresis_margin.is_finite() && (0.0..=50.0).contains(&self.hysteresis_margin)) {
             return Err(crate::Error::invalid(
                 "drs.hysteresis_margin",
-                format!("{} is not between 0 and 50 percentage points", self.hysteresis_margin),
+                format!(
+                    "{} is not between 0 and 50 percentage points",
+                    self.hysteresis_margin
+                ),
             ));
         }
         if self.hysteresis_hold_count == 0 {
-            return Err(crate::Error::invalid("drs.hysteresis_hold_count", "must be at least 1"));
+            return Err(crate::Error::invalid(
+                "drs.hysteresis_hold_count",
+                "must be at least 1",
+            ));
         }
         if self.migration_bandwidth_mib_per_second == 0 {
-            return Err(crate::Error::invalid("drs.migration_bandwidth_mib_per_second", "must be at least 1"));
+            return Err(crate::Error::invalid(
+                "drs.migration_bandwidth_mib_per_second",
+                "must be at least 1",
+            ));
         }
         Ok(())
     }
@@ -294,11 +316,26 @@ mod tests {
     fn unknown_and_bad_fields_are_named() {
         let err = serde_yaml::from_str::<DrsConfig>("threshold_cpuu: 80").unwrap_err();
         assert!(err.to_string().contains("threshold_cpuu"), "{err}");
-        let c = DrsConfig { migration_threshold: 6, ..DrsConfig::default() };
+        let c = DrsConfig {
+            migration_threshold: 6,
+            ..DrsConfig::default()
+        };
         let err = c.validate().unwrap_err();
-        assert!(err.message.starts_with("drs.migration_threshold"), "{}", err.message);
-        let c = DrsConfig { threshold_memory: 120.0, ..DrsConfig::default() };
-        assert!(c.validate().unwrap_err().message.starts_with("drs.threshold_memory"));
+        assert!(
+            err.message.starts_with("drs.migration_threshold"),
+            "{}",
+            err.message
+        );
+        let c = DrsConfig {
+            threshold_memory: 120.0,
+            ..DrsConfig::default()
+        };
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .message
+                .starts_with("drs.threshold_memory")
+        );
     }
 
     #[test]
@@ -310,6 +347,9 @@ mod tests {
         assert_eq!(Priority::for_move(10.0, true), Priority::High);
         assert_eq!(Priority::for_move(99.0, true), Priority::Critical);
         assert_eq!(serde_json::to_string(&Priority::High).unwrap(), "\"HIGH\"");
-        assert_eq!(serde_json::to_string(&RecommendationType::PowerOff).unwrap(), "\"POWER_OFF\"");
+        assert_eq!(
+            serde_json::to_string(&RecommendationType::PowerOff).unwrap(),
+            "\"POWER_OFF\""
+        );
     }
 }

@@ -119,8 +119,13 @@ pub enum ResourceType {
 }
 
 impl ResourceType {
-    pub const ALL: [ResourceType; 5] =
-        [ResourceType::Vm, ResourceType::Node, ResourceType::Alert, ResourceType::Drs, ResourceType::Ha];
+    pub const ALL: [ResourceType; 5] = [
+        ResourceType::Vm,
+        ResourceType::Node,
+        ResourceType::Alert,
+        ResourceType::Drs,
+        ResourceType::Ha,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -136,7 +141,10 @@ impl ResourceType {
     pub fn parse(s: &str) -> Option<Self> {
         let s = s.trim().to_ascii_lowercase();
         let singular = s.strip_suffix('s').unwrap_or(&s);
-        Self::ALL.into_iter().find(|t| t.as_str() == s).or_else(|| Self::ALL.into_iter().find(|t| t.as_str() == singular))
+        Self::ALL
+            .into_iter()
+            .find(|t| t.as_str() == s)
+            .or_else(|| Self::ALL.into_iter().find(|t| t.as_str() == singular))
     }
 }
 
@@ -257,7 +265,7 @@ impl SubscriptionFilter {
     pub fn matches(&self, event: &Event) -> bool {
         (self.resource_types.is_empty() || self.resource_types.contains(&event.resource_type))
             && (self.event_types.is_empty() || self.event_types.contains(&event.event_type))
-            && (self.resource_ids.is_empty() || self.resource_ids.iter().any(|id| *id == event.resource_id))
+            && (self.resource_ids.is_empty() || self.resource_ids.contains(&event.resource_id))
             && self.project_id.is_none_or(|p| event.project_id == Some(p))
     }
 }
@@ -279,13 +287,22 @@ mod tests {
         for t in EventType::ALL {
             assert_eq!(EventType::parse(t.as_str()), Some(t));
             assert_eq!(EventType::parse(&t.as_str().to_lowercase()), Some(t));
-            assert_eq!(serde_json::to_value(t).unwrap(), serde_json::json!(t.as_str()));
+            assert_eq!(
+                serde_json::to_value(t).unwrap(),
+                serde_json::json!(t.as_str())
+            );
         }
-        assert_eq!(EventType::parse("state-changed"), Some(EventType::StateChanged));
+        assert_eq!(
+            EventType::parse("state-changed"),
+            Some(EventType::StateChanged)
+        );
         assert_eq!(EventType::parse("nope"), None);
         for r in ResourceType::ALL {
             assert_eq!(ResourceType::parse(r.as_str()), Some(r));
-            assert_eq!(serde_json::to_value(r).unwrap(), serde_json::json!(r.as_str()));
+            assert_eq!(
+                serde_json::to_value(r).unwrap(),
+                serde_json::json!(r.as_str())
+            );
         }
         assert_eq!(ResourceType::parse("VMs"), Some(ResourceType::Vm));
         assert_eq!(ResourceType::parse("nodes"), Some(ResourceType::Node));
@@ -298,7 +315,12 @@ mod tests {
     fn empty_filter_matches_everything() {
         let f = SubscriptionFilter::all();
         assert!(f.matches(&event(EventType::Created, ResourceType::Vm, "a", None)));
-        assert!(f.matches(&event(EventType::Failed, ResourceType::Node, "n", Some(ProjectId::DEFAULT))));
+        assert!(f.matches(&event(
+            EventType::Failed,
+            ResourceType::Node,
+            "n",
+            Some(ProjectId::DEFAULT)
+        )));
     }
 
     #[test]
@@ -310,13 +332,58 @@ mod tests {
             .event_type(EventType::Stopped)
             .resource_id("vm-1")
             .project(p);
-        assert!(f.matches(&event(EventType::Stopped, ResourceType::Vm, "vm-1", Some(p))));
-        assert!(f.matches(&event(EventType::Started, ResourceType::Vm, "vm-1", Some(p))));
-        assert!(!f.matches(&event(EventType::Created, ResourceType::Vm, "vm-1", Some(p))), "event type");
-        assert!(!f.matches(&event(EventType::Started, ResourceType::Node, "vm-1", Some(p))), "resource type");
-        assert!(!f.matches(&event(EventType::Started, ResourceType::Vm, "vm-2", Some(p))), "resource id");
-        assert!(!f.matches(&event(EventType::Started, ResourceType::Vm, "vm-1", Some(ProjectId::new()))), "project");
-        assert!(!f.matches(&event(EventType::Started, ResourceType::Vm, "vm-1", None)), "no project");
+        assert!(f.matches(&event(
+            EventType::Stopped,
+            ResourceType::Vm,
+            "vm-1",
+            Some(p)
+        )));
+        assert!(f.matches(&event(
+            EventType::Started,
+            ResourceType::Vm,
+            "vm-1",
+            Some(p)
+        )));
+        assert!(
+            !f.matches(&event(
+                EventType::Created,
+                ResourceType::Vm,
+                "vm-1",
+                Some(p)
+            )),
+            "event type"
+        );
+        assert!(
+            !f.matches(&event(
+                EventType::Started,
+                ResourceType::Node,
+                "vm-1",
+                Some(p)
+            )),
+            "resource type"
+        );
+        assert!(
+            !f.matches(&event(
+                EventType::Started,
+                ResourceType::Vm,
+                "vm-2",
+                Some(p)
+            )),
+            "resource id"
+        );
+        assert!(
+            !f.matches(&event(
+                EventType::Started,
+                ResourceType::Vm,
+                "vm-1",
+                Some(ProjectId::new())
+            )),
+            "project"
+        );
+        assert!(
+            !f.matches(&event(EventType::Started, ResourceType::Vm, "vm-1", None)),
+            "no project"
+        );
     }
 
     #[test]

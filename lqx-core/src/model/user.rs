@@ -438,7 +438,8 @@ impl FromStr for AuditResult {
 pub enum Actor {
     /// No valid credential (a failed login, a denied unauthenticated call).
     Anonymous {
-        /// The username a failed login claimed to be, if any (never the password).
+        /// The username a failed login claimed, only when that user exists: people type
+        /// passwords into the username field, and those must not land in the audit log.
         claimed: Option<String>,
     },
     User {

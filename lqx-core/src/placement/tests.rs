@@ -10,7 +10,11 @@ fn picks_the_emptier_node_and_breaks_ties_by_name() {
         vec![node(2, 8, 16384), node(1, 8, 16384), node(3, 8, 16384)],
         vec![vm(1, Some(2), 4, 4096)],
     );
-    let req = PlacementRequest { cpu_cores: 2, memory_mib: 2048, ..Default::default() };
+    let req = PlacementRequest {
+        cpu_cores: 2,
+        memory_mib: 2048,
+        ..Default::default()
+    };
     // node-1 and node-3 are equally empty; node-1 wins by name.
     assert_eq!(place(&s, &req).unwrap(), node_id(1));
 }
@@ -22,7 +26,11 @@ fn balances_the_fuller_resource() {
         vec![node(1, 16, 16384), node(2, 16, 16384)],
         vec![vm(1, Some(1), 1, 12288), vm(2, Some(2), 32, 2048)],
     );
-    let req = PlacementRequest { cpu_cores: 2, memory_mib: 2048, ..Default::default() };
+    let req = PlacementRequest {
+        cpu_cores: 2,
+        memory_mib: 2048,
+        ..Default::default()
+    };
     // After placing: node-1 memory 14336/16384 = 0.875; node-2 cpu 34/64 = 0.53.
     assert_eq!(place(&s, &req).unwrap(), node_id(2));
 }
@@ -31,15 +39,42 @@ fn balances_the_fuller_resource() {
 fn overcommit_is_the_capacity_limit() {
     let s = snapshot(vec![node(1, 4, 8192)], vec![vm(1, Some(1), 14, 1024)]);
     // 4 cores x 4.0 = 16 vCPUs: 2 more fit, 3 do not.
-    let fits = PlacementRequest { cpu_cores: 2, memory_mib: 1024, ..Default::default() };
+    let fits = PlacementRequest {
+        cpu_cores: 2,
+        memory_mib: 1024,
+        ..Default::default()
+    };
     assert_eq!(place(&s, &fits).unwrap(), node_id(1));
-    let too_big = PlacementRequest { cpu_cores: 3, memory_mib: 1024, ..Default::default() };
+    let too_big = PlacementRequest {
+        cpu_cores: 3,
+        memory_mib: 1024,
+        ..Default::default()
+    };
     let err = place(&s, &too_big).unwrap_err();
-    assert!(matches!(err, PlacementError::NoCapacity { best_free_cpu: 2, .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            PlacementError::NoCapacity {
+                best_free_cpu: 2,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
     assert_eq!(crate::Error::from(err).kind, ErrorKind::ResourceExhausted);
     // Memory is not overcommitted.
-    let mem = PlacementRequest { cpu_cores: 1, memory_mib: 7169, ..Default::default() };
-    assert!(matches!(place(&s, &mem), Err(PlacementError::NoCapacity { best_free_memory_mib: 7168, .. })));
+    let mem = PlacementRequest {
+        cpu_cores: 1,
+        memory_mib: 7169,
+        ..Default::default()
+    };
+    assert!(matches!(
+        place(&s, &mem),
+        Err(PlacementError::NoCapacity {
+            best_free_memory_mib: 7168,
+            ..
+        })
+    ));
 }
 
 #[test]
@@ -47,8 +82,15 @@ fn stopped_vms_still_hold_their_allocation() {
     let mut v = vm(1, Some(1), 1, 8192);
     v.running = false;
     let s = snapshot(vec![node(1, 4, 8192)], vec![v]);
-    let req = PlacementRequest { cpu_cores: 1, memory_mib: 1024, ..Default::default() };
-    assert!(matches!(place(&s, &req), Err(PlacementError::NoCapacity { .. })));
+    let req = PlacementRequest {
+        cpu_cores: 1,
+        memory_mib: 1024,
+        ..Default::default()
+    };
+    assert!(matches!(
+        place(&s, &req),
+        Err(PlacementError::NoCapacity { .. })
+    ));
 }
 
 #[test]
@@ -60,7 +102,11 @@ fn phases_and_cordons_are_filtered_and_counted() {
     let mut n4 = node(4, 8, 8192);
     n4.schedulable = false;
     let s = snapshot(vec![node(1, 8, 1024), n2, n3, n4], vec![]);
-    let req = PlacementRequest { cpu_cores: 1, memory_mib: 2048, ..Default::default() };
+    let req = PlacementRequest {
+        cpu_cores: 1,
+        memory_mib: 2048,
+        ..Default::default()
+    };
     let err = place(&s, &req).unwrap_err();
     // node-1 lacks memory, but it is not the only reason: capacity is still the blocker on
     // the one eligible node, so this is a capacity error that also lists the others.
@@ -75,7 +121,10 @@ fn phases_and_cordons_are_filtered_and_counted() {
     // Without node-1 nothing is eligible at all: a precondition naming why.
     let s2 = snapshot(s.nodes[1..].to_vec(), vec![]);
     let err = place(&s2, &req).unwrap_err();
-    assert_eq!(err.to_string(), "No node fits: 2 in maintenance, 1 unschedulable");
+    assert_eq!(
+        err.to_string(),
+        "No node fits: 2 in maintenance, 1 unschedulable"
+    );
     assert_eq!(crate::Error::from(err).kind, ErrorKind::FailedPrecondition);
 }
 
@@ -83,7 +132,10 @@ fn phases_and_cordons_are_filtered_and_counted() {
 fn required_excluded_and_anti_affinity() {
     let mut a = vm(1, Some(1), 1, 1024);
     a.placement.anti_affinity_group = Some("web".into());
-    let s = snapshot(vec![node(1, 8, 8192), node(2, 8, 8192), node(3, 8, 8192)], vec![a]);
+    let s = snapshot(
+        vec![node(1, 8, 8192), node(2, 8, 8192), node(3, 8, 8192)],
+        vec![a],
+    );
     let req = PlacementRequest {
         cpu_cores: 1,
         memory_mib: 1024,
@@ -92,13 +144,19 @@ fn required_excluded_and_anti_affinity() {
         ..Default::default()
     };
     assert_eq!(place(&s, &req).unwrap(), node_id(3));
-    let req2 = PlacementRequest { required_nodes: vec![node_id(1), node_id(2)], ..req.clone() };
+    let req2 = PlacementRequest {
+        required_nodes: vec![node_id(1), node_id(2)],
+        ..req.clone()
+    };
     let err = place(&s, &req2).unwrap_err();
     assert_eq!(
         err.to_string(),
         "No node fits: 1 not a required node, 1 excluded, 1 holds a VM of the same anti-affinity group"
     );
-    let contradictory = PlacementRequest { required_nodes: vec![node_id(2)], ..req };
+    let contradictory = PlacementRequest {
+        required_nodes: vec![node_id(2)],
+        ..req
+    };
     let err = place(&s, &contradictory).unwrap_err();
     assert!(matches!(err, PlacementError::Constraints(_)));
     assert_eq!(crate::Error::from(err).kind, ErrorKind::InvalidArgument);
@@ -110,7 +168,10 @@ fn replacing_a_vm_does_not_count_itself() {
     a.placement.anti_affinity_group = Some("db".into());
     let s = snapshot(vec![node(1, 1, 8192)], vec![a.clone()]);
     // Without skipping itself, node-1 would be full and hold a "db" member.
-    assert_eq!(place(&s, &PlacementRequest::for_vm(&a)).unwrap(), node_id(1));
+    assert_eq!(
+        place(&s, &PlacementRequest::for_vm(&a)).unwrap(),
+        node_id(1)
+    );
 }
 
 #[test]
@@ -131,18 +192,26 @@ fn place_many_sees_earlier_placements() {
             v
         })
         .collect();
-    let s = snapshot(vec![failed, node(1, 8, 8192), node(2, 8, 8192)], vms.clone());
+    let s = snapshot(
+        vec![failed, node(1, 8, 8192), node(2, 8, 8192)],
+        vms.clone(),
+    );
     let reqs: Vec<_> = vms.iter().map(PlacementRequest::for_vm).collect();
     let out = place_many(&s, &reqs);
     assert_eq!(out[0], Ok(node_id(1)));
     assert_eq!(out[1], Ok(node_id(2)));
     // Both live nodes now hold a "g" member.
-    assert!(matches!(&out[2], Err(PlacementError::AllFiltered(c)) if c.anti_affinity == 2 && c.not_ready == 1));
+    assert!(
+        matches!(&out[2], Err(PlacementError::AllFiltered(c)) if c.anti_affinity == 2 && c.not_ready == 1)
+    );
 }
 
 fn arb_cluster() -> impl Strategy<Value = (ClusterSnapshot, Vec<PlacementRequest>)> {
     let nodes = prop::collection::vec((1u32..16, 1u64..16, 0u8..10, any::<bool>()), 1..8);
-    let reqs = prop::collection::vec((1u32..16, 1u64..16, 0u8..6, prop::option::of(0u8..3)), 1..40);
+    let reqs = prop::collection::vec(
+        (1u32..16, 1u64..16, 0u8..6, prop::option::of(0u8..3)),
+        1..40,
+    );
     (nodes, reqs).prop_map(|(nodes, reqs)| {
         let n = nodes.len();
         let nodes = nodes
@@ -165,7 +234,11 @@ fn arb_cluster() -> impl Strategy<Value = (ClusterSnapshot, Vec<PlacementRequest
             .map(|(c, m, k, g)| PlacementRequest {
                 cpu_cores: c,
                 memory_mib: m * 512,
-                required_nodes: if k == 0 { vec![node_id(0), node_id(n / 2)] } else { vec![] },
+                required_nodes: if k == 0 {
+                    vec![node_id(0), node_id(n / 2)]
+                } else {
+                    vec![]
+                },
                 excluded_nodes: if k == 1 { vec![node_id(n - 1)] } else { vec![] },
                 anti_affinity_group: g.map(|g| format!("g{g}")),
                 vm: None,

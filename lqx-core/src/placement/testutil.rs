@@ -43,7 +43,10 @@ pub fn vm(i: usize, on: Option<usize>, cpu_cores: u32, memory_mib: u64) -> VmSna
 }
 
 pub fn with_usage(mut v: VmSnapshot, cpu_percent: f64, memory_used_mib: u64) -> VmSnapshot {
-    v.usage = Some(VmUsageSample { cpu_percent, memory_used_mib });
+    v.usage = Some(VmUsageSample {
+        cpu_percent,
+        memory_used_mib,
+    });
     v
 }
 

@@ -147,6 +147,63 @@ pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
     }
 }
 
+/// A query assembled from pieces with `$n` placeholders, which both engines accept (sqlx's
+/// `QueryBuilder` would write `?` for the Any driver, which PostgreSQL rejects).
+pub(crate) struct Sql {
+    text: String,
+    args: Vec<Arg>,
+}
+
+pub(crate) enum Arg {
+    Text(String),
+    Int(i64),
+}
+
+impl From<String> for Arg {
+    fn from(s: String) -> Self {
+        Arg::Text(s)
+    }
+}
+impl From<&str> for Arg {
+    fn from(s: &str) -> Self {
+        Arg::Text(s.to_string())
+    }
+}
+impl From<i64> for Arg {
+    fn from(i: i64) -> Self {
+        Arg::Int(i)
+    }
+}
+
+impl Sql {
+    pub fn new(text: &str) -> Self {
+        Sql { text: text.to_string(), args: Vec::new() }
+    }
+    pub fn push(&mut self, s: &str) -> &mut Self {
+        self.text.push_str(s);
+        self
+    }
+    pub fn bind(&mut self, a: impl Into<Arg>) -> &mut Self {
+        self.args.push(a.into());
+        let n = self.args.len();
+        self.text.push_str(&format!("${n}"));
+        self
+    }
+    pub fn query_as<'q, O>(&'q self) -> sqlx::query::QueryAs<'q, sqlx::Any, O, sqlx::any::AnyArguments<'q>>
+    where
+        O: for<'r> sqlx::FromRow<'r, sqlx::any::AnyRow>,
+    {
+        let mut q = sqlx::query_as(&self.text);
+        for a in &self.args {
+            q = match a {
+                Arg::Text(s) => q.bind(s.as_str()),
+                Arg::Int(i) => q.bind(*i),
+            };
+        }
+        q
+    }
+}
+
 /// Keyset page token: opaque to clients, hex of "sort-key\0id".
 pub(crate) mod page_token {
     use crate::{Error, Result};

@@ -3,7 +3,7 @@
 use super::{Store, StoreError, is_unique_violation, millis, page_token};
 use crate::model::{NodeId, ProjectId, Vm, VmId, VmState};
 use crate::{Error, Result};
-use sqlx::{Any, QueryBuilder};
+use super::Sql;
 use std::collections::BTreeMap;
 
 /// Filters of ListVMs; all given ones must match.
@@ -169,19 +169,19 @@ impl Store {
         };
         let after = if page_token.is_empty() { None } else { Some(page_token::decode(page_token)?) };
 
-        let mut q = QueryBuilder::<Any>::new("SELECT data, name, id FROM vms WHERE 1=1");
+        let mut q = Sql::new("SELECT data, name, id FROM vms WHERE 1=1");
         push_filter(&mut q, filter);
         if let Some((name, id)) = &after {
-            q.push(" AND (name > ").push_bind(name.clone()).push(" OR (name = ").push_bind(name.clone());
-            q.push(" AND id > ").push_bind(id.clone()).push("))");
+            q.push(" AND (name > ").bind(name.clone()).push(" OR (name = ").bind(name.clone());
+            q.push(" AND id > ").bind(id.clone()).push("))");
         }
-        q.push(" ORDER BY name, id LIMIT ").push_bind(size as i64 + 1);
+        q.push(" ORDER BY name, id LIMIT ").bind(size as i64 + 1);
         let rows: Vec<(String, String, String)> =
-            q.build_query_as().fetch_all(&self.pool).await.map_err(StoreError::from)?;
+            q.query_as().fetch_all(&self.pool).await.map_err(StoreError::from)?;
 
-        let mut c = QueryBuilder::<Any>::new("SELECT COUNT(*) FROM vms WHERE 1=1");
+        let mut c = Sql::new("SELECT COUNT(*) FROM vms WHERE 1=1");
         push_filter(&mut c, filter);
-        let (total,): (i64,) = c.build_query_as().fetch_one(&self.pool).await.map_err(StoreError::from)?;
+        let (total,): (i64,) = c.query_as().fetch_one(&self.pool).await.map_err(StoreError::from)?;
 
         let more = rows.len() > size as usize;
         let rows = &rows[..rows.len().min(size as usize)];
@@ -205,30 +205,30 @@ impl Store {
     }
 }
 
-fn push_filter(q: &mut QueryBuilder<'_, Any>, f: &VmFilter) {
+fn push_filter(q: &mut Sql, f: &VmFilter) {
     if let Some(p) = f.project_id {
-        q.push(" AND project_id = ").push_bind(p.to_string());
+        q.push(" AND project_id = ").bind(p.to_string());
     }
     if let Some(n) = f.node_id {
-        q.push(" AND node_id = ").push_bind(n.to_string());
+        q.push(" AND node_id = ").bind(n.to_string());
     }
     if let Some(s) = f.state {
-        q.push(" AND state = ").push_bind(s.as_str());
+        q.push(" AND state = ").bind(s.as_str());
     }
     if let Some(prefix) = &f.name_prefix {
         // Names hold only [a-z0-9-], so no LIKE wildcard can hide in the prefix; checked
         // anyway so a bad filter matches nothing rather than everything.
         if prefix.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
-            q.push(" AND name LIKE ").push_bind(format!("{prefix}%"));
+            q.push(" AND name LIKE ").bind(format!("{prefix}%"));
         } else {
             q.push(" AND 1=0");
         }
     }
     for (k, v) in &f.labels {
         q.push(" AND EXISTS (SELECT 1 FROM vm_labels l WHERE l.vm_id = vms.id AND l.key = ")
-            .push_bind(k.clone())
+            .bind(k.clone())
             .push(" AND l.value = ")
-            .push_bind(v.clone())
+            .bind(v.clone())
             .push(")");
     }
 }

@@ -1,0 +1,274 @@
+//! Reconciliation: from the desired domains of this node and what the hypervisor reports, the
+//! actions that make them agree.
+//!
+//! The rule, level-triggered: every desired domain is defined (created if missing) and is
+//! running or stopped as desired (a crashed one counts as stopped and is started again, a paused
+//! one that should run is resumed); every lqx-managed domain that is not desired here is
+//! powered off at once (it may already run elsewhere after a failover) and undefined, keeping
+//! its volumes (with shared storage they belong to the copy that runs elsewhere). Domains not
+//! created by lqx are never touched. Stops come before starts, so capacity is freed first.
+//! Running the planner again on the result gives no action: repeating a command, or restarting
+//! the agent, does nothing twice.
+
+use std::{collections::HashSet, time::Duration};
+
+use tracing::{info, warn};
+
+use crate::{
+    driver::{DomainInfo, DomainSpec, DomainState, DriverError, Hypervisor},
+    model::VmId,
+};
+
+/// One domain this node should have.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DesiredDomain {
+    pub spec: DomainSpec,
+    pub running: bool,
+}
+
+/// One change to make on the hypervisor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Define a missing domain (shut off).
+    Define(Box<DomainSpec>),
+    Start(VmId),
+    Resume(VmId),
+    /// Graceful shutdown, powered off after the timeout.
+    Stop(VmId),
+    /// Immediate power off (a domain that should not run here).
+    Destroy(VmId),
+    /// Remove the definition, keeping volumes.
+    Undefine(VmId),
+}
+
+impl Action {
+    pub fn vm(&self) -> VmId {
+        match self {
+            Action::Define(s) => s.id,
+            Action::Start(id)
+            | Action::Resume(id)
+            | Action::Stop(id)
+            | Action::Destroy(id)
+            | Action::Undefine(id) => *id,
+        }
+    }
+}
+
+/// The actions that bring `actual` to `desired`, stops and removals first.
+pub fn reconcile(desired: &[DesiredDomain], actual: &[DomainInfo]) -> Vec<Action> {
+    let mut removals = Vec::new();
+    let mut starts = Vec::new();
+    let wanted: HashSet<VmId> = desired.iter().map(|d| d.spec.id).collect();
+    for a in actual
+        .iter()
+        .filter(|a| a.managed && !wanted.contains(&a.id))
+    {
+        if a.state.is_active() {
+            removals.push(Action::Destroy(a.id));
+        }
+        removals.push(Action::Undefine(a.id));
+    }
+    for d in desired {
+        let id = d.spec.id;
+        match actual.iter().find(|a| a.id == id).map(|a| a.state) {
+            None => {
+                starts.push(Action::Define(Box::new(d.spec.clone())));
+                if d.running {
+                    starts.push(Action::Start(id));
+                }
+            }
+            Some(s) if d.running => match s {
+                DomainState::Shutoff | DomainState::Crashed => starts.push(Action::Start(id)),
+                DomainState::Paused => starts.push(Action::Resume(id)),
+                DomainState::Running | DomainState::ShuttingDown => {}
+            },
+            Some(s) if s.is_active() => removals.push(Action::Stop(id)),
+            Some(_) => {}
+        }
+    }
+    removals.extend(starts);
+    removals
+}
+
+/// The result of one action.
+#[derive(Debug)]
+pub struct Outcome {
+    pub action: Action,
+    pub result: Result<(), DriverError>,
+}
+
+/// Executes `actions` in order; a failed action is reported and the others still run (the
+/// next reconciliation retries it). Errors that mean "already done" count as success.
+pub async fn apply(
+    actions: Vec<Action>,
+    h: &dyn Hypervisor,
+    stop_timeout: Duration,
+) -> Vec<Outcome> {
+    let mut out = Vec::with_capacity(actions.len());
+    for action in actions {
+        let id = action.vm();
+        let result = match &action {
+            Action::Define(spec) => ok_if_exists(h.define((**spec).clone()).await),
+            Action::Start(_) => ok_if_state(h.start(id).await),
+            Action::Resume(_) => ok_if_state(h.resume(id).await),
+            Action::Stop(_) => match h.shutdown(id, stop_timeout).await {
+                Err(DriverError::Timeout(_)) => {
+                    warn!(vm = %id, "guest ignored shutdown, powering off");
+                    ok_if_state(h.destroy(id).await)
+                }
+                r => ok_if_state(r),
+            },
+            Action::Destroy(_) => ok_if_state(h.destroy(id).await),
+            Action::Undefine(_) => match h.undefine(id, false).await {
+                Err(DriverError::NotFound(_)) => Ok(()),
+                r => r,
+            },
+        };
+        match &result {
+            Ok(()) => info!(vm = %id, ?action, "reconciled"),
+            Err(e) => warn!(vm = %id, ?action, error = %e, "reconcile action failed"),
+        }
+        out.push(Outcome { action, result });
+    }
+    out
+}
+
+fn ok_if_exists(r: Result<(), DriverError>) -> Result<(), DriverError> {
+    match r {
+        Err(DriverError::AlreadyExists(_)) => Ok(()),
+        r => r,
+    }
+}
+
+/// A wrong-state error means someone else got there first; the next pass looks again.
+fn ok_if_state(r: Result<(), DriverError>) -> Result<(), DriverError> {
+    match r {
+        Err(DriverError::InvalidState(_)) => Ok(()),
+        r => r,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::driver::sim::{SimConfig, SimHypervisor, SimOp};
+
+    fn want(name: &str, running: bool) -> DesiredDomain {
+        DesiredDomain {
+            spec: DomainSpec::new(VmId::new(), name, 1, 256),
+            running,
+        }
+    }
+
+    async fn converge(desired: &[DesiredDomain], h: &SimHypervisor) -> usize {
+        let actual = h.list_domains().await.unwrap();
+        let actions = reconcile(desired, &actual);
+        let n = actions.len();
+        for o in apply(actions, h, Duration::from_secs(5)).await {
+            o.result.unwrap();
+        }
+        n
+    }
+
+    #[tokio::test]
+    async fn converges_and_then_does_nothing() {
+        let h = SimHypervisor::new("sim://n", SimConfig::default()).unwrap();
+        let desired = vec![want("a", true), want("b", false)];
+        assert_eq!(
+            converge(&desired, &h).await,
+            3,
+            "define a, start a, define b"
+        );
+        let states: Vec<_> = h
+            .list_domains()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|d| (d.name, d.state))
+            .collect();
+        assert!(states.contains(&("a".into(), DomainState::Running)));
+        assert!(states.contains(&("b".into(), DomainState::Shutoff)));
+        // The same command again, and an agent restart (fresh planner, same hypervisor).
+        assert_eq!(converge(&desired, &h).await, 0);
+        assert_eq!(converge(&desired, &h).await, 0);
+        assert_eq!(h.domain_count(), 2);
+    }
+
+    #[tokio::test]
+    async fn follows_changes_and_removes_what_is_not_wanted() {
+        let h = SimHypervisor::new("sim://n", SimConfig::default()).unwrap();
+        let mut desired = vec![want("a", true), want("b", true)];
+        converge(&desired, &h).await;
+        desired[0].running = false;
+        let gone = desired.pop().unwrap();
+        let actions = reconcile(&desired, &h.list_domains().await.unwrap());
+        assert_eq!(
+            actions,
+            vec![
+                Action::Destroy(gone.spec.id),
+                Action::Undefine(gone.spec.id),
+                Action::Stop(desired[0].spec.id)
+            ]
+        );
+        for o in apply(actions, &h, Duration::from_secs(5)).await {
+            o.result.unwrap();
+        }
+        assert_eq!(h.domain_count(), 1);
+        assert_eq!(
+            h.domain_state(desired[0].spec.id).await.unwrap(),
+            DomainState::Shutoff
+        );
+        assert_eq!(converge(&desired, &h).await, 0);
+    }
+
+    #[tokio::test]
+    async fn restarts_crashed_and_resumes_paused() {
+        let h = SimHypervisor::new("sim://n", SimConfig::default()).unwrap();
+        let mut a = want("a", true);
+        a.spec.on_crash = crate::driver::CrashAction::Preserve;
+        let b = want("b", true);
+        let desired = vec![a.clone(), b.clone()];
+        converge(&desired, &h).await;
+        h.crash(a.spec.id).unwrap();
+        h.suspend(b.spec.id).await.unwrap();
+        let actions = reconcile(&desired, &h.list_domains().await.unwrap());
+        assert_eq!(
+            actions,
+            vec![Action::Start(a.spec.id), Action::Resume(b.spec.id)]
+        );
+        converge(&desired, &h).await;
+        assert_eq!(
+            h.domain_state(a.spec.id).await.unwrap(),
+            DomainState::Running
+        );
+        assert_eq!(
+            h.domain_state(b.spec.id).await.unwrap(),
+            DomainState::Running
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failed_action_is_retried_by_the_next_pass() {
+        let h = SimHypervisor::new("sim://n", SimConfig::default()).unwrap();
+        let desired = vec![want("a", true)];
+        h.fail_next(SimOp::Start, DriverError::Unavailable("blip".into()));
+        let out = apply(reconcile(&desired, &[]), &h, Duration::from_secs(5)).await;
+        assert!(out[0].result.is_ok() && out[1].result.is_err());
+        assert_eq!(converge(&desired, &h).await, 1, "only the start is left");
+        assert_eq!(
+            h.domain_state(desired[0].spec.id).await.unwrap(),
+            DomainState::Running
+        );
+    }
+
+    #[test]
+    fn foreign_domains_are_left_alone() {
+        let foreign = DomainInfo {
+            id: VmId::new(),
+            name: "legacy".into(),
+            state: DomainState::Running,
+            managed: false,
+        };
+        assert!(reconcile(&[], &[foreign]).is_empty());
+    }
+}
