@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Installs the system packages lqx needs to build and test on Debian (idempotent):
+# libvirt's C library and headers (the libvirt driver; its test:/// driver needs no daemon)
+# and PostgreSQL (for the store tests on both engines).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash .ci/install-libvirt.sh
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends postgresql >/dev/null
+fi
