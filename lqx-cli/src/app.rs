@@ -70,11 +70,7 @@ impl App {
                 context,
             })
         } else {
-            let by_server = self
-                .config
-                .contexts
-                .iter()
-                .find(|(_, c)| c.server == server);
+            let by_server = self.config.contexts.iter().find(|(_, c)| c.server == server);
             Ok(Target {
                 server,
                 context_name: by_server.map(|(n, _)| n.clone()),
@@ -112,13 +108,7 @@ impl App {
         if creds.is_none() {
             return Err(CliError::not_logged_in(&t.server));
         }
-        Session::new(
-            t.server.clone(),
-            self.ca_cert(&t),
-            creds,
-            source,
-            self.global.timeout,
-        )
+        Session::new(t.server.clone(), self.ca_cert(&t), creds, source, self.global.timeout)
     }
 
     /// A session without credentials (login).
@@ -133,10 +123,7 @@ impl App {
     }
 
     pub fn credentials(&self, t: &Target) -> CliResult<(Option<Credentials>, TokenSource)> {
-        if let Some(tok) = std::env::var("LQX_TOKEN")
-            .ok()
-            .filter(|s| !s.trim().is_empty())
-        {
+        if let Some(tok) = std::env::var("LQX_TOKEN").ok().filter(|s| !s.trim().is_empty()) {
             let creds = Credentials {
                 access_token: tok.trim().to_string(),
                 refresh_token: None,
@@ -168,10 +155,10 @@ impl App {
             return Ok(());
         }
         if !self.interactive() {
-            return Err(CliError::usage(format!(
-                "{question} Refusing without --yes when not interactive"
-            ))
-            .hint("add --yes to confirm"));
+            return Err(
+                CliError::usage(format!("{question} Refusing without --yes when not interactive"))
+                    .hint("add --yes to confirm"),
+            );
         }
         let answer = self.prompt_line(&format!("{question} [y/N] "))?;
         if matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes") {
@@ -202,10 +189,8 @@ impl App {
     /// A secret from a hidden prompt on a terminal; never from a flag value.
     pub fn prompt_secret(&self, prompt: &str, stdin_flag: &str) -> CliResult<String> {
         if !self.interactive() {
-            return Err(
-                CliError::usage("A password is needed, but there is no terminal to ask")
-                    .hint(format!("pass it on stdin with {stdin_flag}")),
-            );
+            return Err(CliError::usage("A password is needed, but there is no terminal to ask")
+                .hint(format!("pass it on stdin with {stdin_flag}")));
         }
         let s = rpassword::prompt_password(prompt)
             .map_err(|e| CliError::general("Cannot read the password").with_source(e))?;
@@ -297,9 +282,10 @@ impl Drop for Waiter {
 /// Reads one line from stdin (for `--password-stdin`, `--with-token`, `--secret-stdin`).
 pub fn read_stdin_line(what: &str) -> CliResult<String> {
     let mut line = String::new();
-    std::io::stdin().lock().read_line(&mut line).map_err(|e| {
-        CliError::general(format!("Cannot read the {what} from stdin")).with_source(e)
-    })?;
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| CliError::general(format!("Cannot read the {what} from stdin")).with_source(e))?;
     let s = line.trim_end_matches(['\r', '\n']).to_string();
     if s.is_empty() {
         return Err(CliError::usage(format!("No {what} on stdin")));

@@ -14,10 +14,7 @@ use crate::parse::{clap_duration, clap_label, clap_size};
 /// Environment variables, for the man page (the help text below says the same).
 pub const ENVIRONMENT: &[(&str, &str)] = &[
     ("LQX_SERVER", "server URL (like --server)"),
-    (
-        "LQX_TOKEN",
-        "access token or API key; wins over stored credentials",
-    ),
+    ("LQX_TOKEN", "access token or API key; wins over stored credentials"),
     ("LQX_CONTEXT", "context to use (like --context)"),
     (
         "LQX_CONFIG_DIR",
@@ -27,10 +24,7 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
         "LQX_TOKEN_STORAGE",
         "keyring (default) or file, where `lqx login` stores tokens",
     ),
-    (
-        "LQX_CA_CERT",
-        "CA certificate (PEM) for a private CA (like --ca-cert)",
-    ),
+    ("LQX_CA_CERT", "CA certificate (PEM) for a private CA (like --ca-cert)"),
     ("LQX_LOG", "log filter for stderr, e.g. debug"),
     ("NO_COLOR", "no colours"),
 ];
@@ -93,13 +87,7 @@ pub struct GlobalArgs {
     pub output: Option<Format>,
 
     /// Table columns to show, comma-separated (e.g. name,state,node)
-    #[arg(
-        long,
-        global = true,
-        env = "LQX_COLUMNS",
-        value_name = "COLS",
-        value_delimiter = ','
-    )]
+    #[arg(long, global = true, env = "LQX_COLUMNS", value_name = "COLS", value_delimiter = ',')]
     pub columns: Option<Vec<String>>,
 
     /// Leave out the table header line
@@ -228,12 +216,7 @@ pub struct LoginArgs {
     #[arg(long)]
     pub insecure_storage: bool,
     /// Where to store the token
-    #[arg(
-        long,
-        env = "LQX_TOKEN_STORAGE",
-        value_enum,
-        conflicts_with = "insecure_storage"
-    )]
+    #[arg(long, env = "LQX_TOKEN_STORAGE", value_enum, conflicts_with = "insecure_storage")]
     pub token_storage: Option<StorageKind>,
 }
 
@@ -709,6 +692,27 @@ pub enum DrsCmd {
     Run,
     /// Change the DRS configuration
     Configure(DrsConfigureArgs),
+    /// Plan offline over a cluster file (no server): what DRS would recommend
+    Simulate(DrsSimulateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DrsSimulateArgs {
+    /// Cluster file (YAML: nodes and VMs; see DESIGN.md, cluster files)
+    #[arg(long, value_name = "FILE")]
+    pub cluster: PathBuf,
+    /// Apply each round's moves and plan again, up to this many rounds
+    #[arg(long, default_value_t = 1)]
+    pub rounds: u32,
+    /// CPU threshold, percent [default: the DRS default]
+    #[arg(long)]
+    pub threshold_cpu: Option<f64>,
+    /// Memory threshold, percent [default: the DRS default]
+    #[arg(long)]
+    pub threshold_memory: Option<f64>,
+    /// 1 (mandatory moves only) .. 5 (aggressive) [default: the DRS default]
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=5))]
+    pub migration_threshold: Option<u8>,
 }
 
 #[derive(Debug, Args)]
@@ -801,26 +805,15 @@ mod tests {
             panic!("vm create")
         };
         assert_eq!((a.cpu, a.memory, a.disk.clone()), (2, 4096, vec![20480]));
-        let err =
-            Cli::try_parse_from(["lqx", "vm", "create", "web", "--memory", "lots"]).unwrap_err();
+        let err = Cli::try_parse_from(["lqx", "vm", "create", "web", "--memory", "lots"]).unwrap_err();
         assert_eq!(err.exit_code(), 2);
         assert!(err.to_string().contains("--memory"), "{err}");
     }
 
     #[test]
     fn global_flags_anywhere() {
-        let cli = Cli::try_parse_from([
-            "lqx",
-            "vm",
-            "list",
-            "-o",
-            "json",
-            "--timeout",
-            "30s",
-            "--label",
-            "a=b",
-        ])
-        .unwrap();
+        let cli =
+            Cli::try_parse_from(["lqx", "vm", "list", "-o", "json", "--timeout", "30s", "--label", "a=b"]).unwrap();
         assert_eq!(cli.global.output, Some(Format::Json));
         assert_eq!(cli.global.timeout, Duration::from_secs(30));
     }
@@ -858,10 +851,7 @@ mod tests {
             "LQX_NO_INPUT",
             "LQX_DEBUG",
         ] {
-            assert!(
-                help.contains(&format!("[env: {var}")),
-                "{var} missing in help"
-            );
+            assert!(help.contains(&format!("[env: {var}")), "{var} missing in help");
         }
     }
 }

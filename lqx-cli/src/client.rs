@@ -58,8 +58,7 @@ pub fn channel(server: &str, ca_cert: Option<&Path>, rpc_timeout: Duration) -> C
         let mut tls = ClientTlsConfig::new().with_enabled_roots();
         if let Some(path) = ca_cert {
             let pem = std::fs::read(path).map_err(|e| {
-                CliError::usage(format!("Cannot read the CA certificate {}", path.display()))
-                    .with_source(e)
+                CliError::usage(format!("Cannot read the CA certificate {}", path.display())).with_source(e)
             })?;
             tls = tls.ca_certificate(Certificate::from_pem(pem));
         }
@@ -93,11 +92,8 @@ impl Session {
         let mut req = tonic::Request::new(msg);
         if let Some(c) = &self.creds {
             let v = format!("Bearer {}", c.access_token).parse().map_err(|_| {
-                CliError::new(
-                    ExitCode::Unauthenticated,
-                    "The stored token is not valid header text",
-                )
-                .hint("run `lqx login`")
+                CliError::new(ExitCode::Unauthenticated, "The stored token is not valid header text")
+                    .hint("run `lqx login`")
             })?;
             req.metadata_mut().insert("authorization", v);
         }
@@ -118,17 +114,12 @@ impl Session {
             return Err(CliError::not_logged_in(&self.server));
         };
         let Some(refresh) = creds.refresh_token.clone() else {
-            return Err(
-                CliError::new(ExitCode::Unauthenticated, "The session has expired")
-                    .hint("run `lqx login`"),
-            );
+            return Err(CliError::new(ExitCode::Unauthenticated, "The session has expired").hint("run `lqx login`"));
         };
         tracing::debug!("refreshing the access token");
         let mut client = AuthServiceClient::new(self.channel.clone());
         let resp = match client
-            .refresh_token(authpb::RefreshTokenRequest {
-                refresh_token: refresh,
-            })
+            .refresh_token(authpb::RefreshTokenRequest { refresh_token: refresh })
             .await
         {
             Ok(r) => r.into_inner(),
@@ -140,11 +131,7 @@ impl Session {
                 // Refused, expired, revoked or unknown: only a new login helps.
                 return Err(CliError::new(
                     ExitCode::Unauthenticated,
-                    format!(
-                        "The session on {} has expired: {}",
-                        self.server,
-                        s.message()
-                    ),
+                    format!("The session on {} has expired: {}", self.server, s.message()),
                 )
                 .hint("run `lqx login`")
                 .with_source(anyhow::Error::msg(format!("{s:?}"))));
@@ -159,9 +146,10 @@ impl Session {
     }
 
     async fn refresh_if_expiring(&mut self) -> CliResult<()> {
-        let expiring = self.creds.as_ref().is_some_and(|c| {
-            c.access_expiring(Utc::now(), chrono::Duration::seconds(REFRESH_MARGIN_SECS))
-        });
+        let expiring = self
+            .creds
+            .as_ref()
+            .is_some_and(|c| c.access_expiring(Utc::now(), chrono::Duration::seconds(REFRESH_MARGIN_SECS)));
         if expiring && self.can_refresh() {
             self.refresh().await?;
         }
@@ -192,8 +180,7 @@ impl Session {
 
     pub fn status_error(&self, s: tonic::Status) -> CliError {
         if s.code() == tonic::Code::Unauthenticated && self.creds.is_none() {
-            return CliError::not_logged_in(&self.server)
-                .with_source(anyhow::Error::msg(format!("{s:?}")));
+            return CliError::not_logged_in(&self.server).with_source(anyhow::Error::msg(format!("{s:?}")));
         }
         let mut e = CliError::from_status(s, &self.server);
         if e.code == ExitCode::Unauthenticated && matches!(self.source, TokenSource::Env) {
@@ -213,25 +200,17 @@ pub fn credentials_from_login(
     use crate::views::time;
     let user = resp.user.as_ref();
     let non_empty = |s: &str| {
-        if s.is_empty() {
-            None
-        } else {
-            Some(s.to_string())
-        }
+        if s.is_empty() { None } else { Some(s.to_string()) }
     };
     let access_expires_at = time(&resp.access_expires_at).or_else(|| {
-        (resp.expires_in > 0).then(|| {
-            Utc::now()
-                + chrono::Duration::seconds(i64::try_from(resp.expires_in).unwrap_or(i64::MAX / 2))
-        })
+        (resp.expires_in > 0)
+            .then(|| Utc::now() + chrono::Duration::seconds(i64::try_from(resp.expires_in).unwrap_or(i64::MAX / 2)))
     });
     Credentials {
         access_token: resp.access_token.clone(),
-        refresh_token: non_empty(&resp.refresh_token)
-            .or_else(|| prev.and_then(|p| p.refresh_token.clone())),
+        refresh_token: non_empty(&resp.refresh_token).or_else(|| prev.and_then(|p| p.refresh_token.clone())),
         access_expires_at,
-        refresh_expires_at: time(&resp.refresh_expires_at)
-            .or_else(|| prev.and_then(|p| p.refresh_expires_at)),
+        refresh_expires_at: time(&resp.refresh_expires_at).or_else(|| prev.and_then(|p| p.refresh_expires_at)),
         username: user
             .and_then(|u| non_empty(&u.username))
             .or_else(|| prev.and_then(|p| p.username.clone())),

@@ -57,10 +57,7 @@ pub fn config_dir() -> CliResult<PathBuf> {
     }
     directories::ProjectDirs::from("", "", "lqx")
         .map(|p| p.config_dir().to_path_buf())
-        .ok_or_else(|| {
-            CliError::general("Cannot find a home directory for the lqx config")
-                .hint("set LQX_CONFIG_DIR")
-        })
+        .ok_or_else(|| CliError::general("Cannot find a home directory for the lqx config").hint("set LQX_CONFIG_DIR"))
 }
 
 impl Config {
@@ -77,15 +74,13 @@ impl Config {
                     .with_source(e)
             }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Config::default()),
-            Err(e) => {
-                Err(CliError::general(format!("Cannot read {}", path.display())).with_source(e))
-            }
+            Err(e) => Err(CliError::general(format!("Cannot read {}", path.display())).with_source(e)),
         }
     }
 
     pub fn save(&self, dir: &Path) -> CliResult<()> {
-        let s = toml::to_string_pretty(self)
-            .map_err(|e| CliError::general("Cannot encode the config").with_source(e))?;
+        let s =
+            toml::to_string_pretty(self).map_err(|e| CliError::general("Cannot encode the config").with_source(e))?;
         write_atomic(&Self::path(dir), s.as_bytes(), 0o600)
     }
 
@@ -94,8 +89,10 @@ impl Config {
         match name {
             Some(n) => match self.contexts.get(n) {
                 Some(c) => Ok(Some((n.to_string(), c.clone()))),
-                None => Err(CliError::new(crate::error::ExitCode::NotFound, format!("No context named {n:?}"))
-                    .hint("`lqx context list` shows the contexts; `lqx login SERVER --context NAME` creates one")),
+                None => Err(
+                    CliError::new(crate::error::ExitCode::NotFound, format!("No context named {n:?}"))
+                        .hint("`lqx context list` shows the contexts; `lqx login SERVER --context NAME` creates one"),
+                ),
             },
             None => Ok(self
                 .current_context
@@ -108,11 +105,7 @@ impl Config {
 /// A context name for a server URL: its host and port (`lqx.example.com`, `127.0.0.1:8080`).
 pub fn context_name_for(server: &str) -> String {
     let rest = server.split_once("://").map_or(server, |(_, r)| r);
-    rest.trim_end_matches('/')
-        .split('/')
-        .next()
-        .unwrap_or(rest)
-        .to_string()
+    rest.trim_end_matches('/').split('/').next().unwrap_or(rest).to_string()
 }
 
 /// Normalises a server argument: adds `https://` when no scheme is given, except for
@@ -153,9 +146,7 @@ pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> CliResult<()> {
         path.file_name().and_then(|n| n.to_str()).unwrap_or("lqx"),
         std::process::id()
     ));
-    let fail = |e: std::io::Error| {
-        CliError::general(format!("Cannot write {}", path.display())).with_source(e)
-    };
+    let fail = |e: std::io::Error| CliError::general(format!("Cannot write {}", path.display())).with_source(e);
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create(true).truncate(true);
     #[cfg(unix)]
@@ -221,18 +212,9 @@ mod tests {
 
     #[test]
     fn servers_normalised() {
-        assert_eq!(
-            normalize_server("127.0.0.1:8080").unwrap(),
-            "http://127.0.0.1:8080"
-        );
-        assert_eq!(
-            normalize_server("localhost:8080/").unwrap(),
-            "http://localhost:8080"
-        );
-        assert_eq!(
-            normalize_server("lqx.example.com").unwrap(),
-            "https://lqx.example.com"
-        );
+        assert_eq!(normalize_server("127.0.0.1:8080").unwrap(), "http://127.0.0.1:8080");
+        assert_eq!(normalize_server("localhost:8080/").unwrap(), "http://localhost:8080");
+        assert_eq!(normalize_server("lqx.example.com").unwrap(), "https://lqx.example.com");
         assert_eq!(
             normalize_server("http://10.0.0.1:8080").unwrap(),
             "http://10.0.0.1:8080"

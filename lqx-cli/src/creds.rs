@@ -66,13 +66,7 @@ pub fn no_keyring_error(reason: &str) -> CliError {
 }
 
 impl TokenStore {
-    pub fn new(
-        kind: StorageKind,
-        server: &str,
-        account: &str,
-        context: &str,
-        config_dir: &Path,
-    ) -> Self {
+    pub fn new(kind: StorageKind, server: &str, account: &str, context: &str, config_dir: &Path) -> Self {
         match kind {
             StorageKind::Keyring => TokenStore::Keyring {
                 service: format!("lqx:{server}"),
@@ -114,9 +108,7 @@ impl TokenStore {
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
                 Err(e) => {
-                    return Err(
-                        CliError::general(format!("Cannot read {}", path.display())).with_source(e)
-                    );
+                    return Err(CliError::general(format!("Cannot read {}", path.display())).with_source(e));
                 }
             },
         };
@@ -134,8 +126,8 @@ impl TokenStore {
     }
 
     pub fn save(&self, creds: &Credentials) -> CliResult<()> {
-        let text = serde_json::to_string(creds)
-            .map_err(|e| CliError::general("Cannot encode credentials").with_source(e))?;
+        let text =
+            serde_json::to_string(creds).map_err(|e| CliError::general("Cannot encode credentials").with_source(e))?;
         match self {
             TokenStore::Keyring { .. } => {
                 let entry = self.entry()?;
@@ -158,9 +150,7 @@ impl TokenStore {
             TokenStore::File { path } => match std::fs::remove_file(path) {
                 Ok(()) => Ok(()),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-                Err(e) => Err(
-                    CliError::general(format!("Cannot delete {}", path.display())).with_source(e),
-                ),
+                Err(e) => Err(CliError::general(format!("Cannot delete {}", path.display())).with_source(e)),
             },
         }
     }
@@ -283,11 +273,7 @@ mod tests {
         assert!(path.ends_with("credentials/ctx_1.json"));
         let mode = std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
-        let dir_mode = std::fs::metadata(path.parent().unwrap())
-            .unwrap()
-            .permissions()
-            .mode()
-            & 0o777;
+        let dir_mode = std::fs::metadata(path.parent().unwrap()).unwrap().permissions().mode() & 0o777;
         assert_eq!(dir_mode, 0o700);
         assert_eq!(file_mode_warning(path), None);
         assert_eq!(store.load().unwrap(), Some(sample()));
@@ -297,10 +283,7 @@ mod tests {
         assert!(w.contains("0644") && w.contains("chmod 600"), "{w}");
         // Saving again restores 0600.
         store.save(&sample()).unwrap();
-        assert_eq!(
-            std::fs::metadata(path).unwrap().permissions().mode() & 0o777,
-            0o600
-        );
+        assert_eq!(std::fs::metadata(path).unwrap().permissions().mode() & 0o777, 0o600);
 
         store.delete().unwrap();
         assert_eq!(store.load().unwrap(), None);

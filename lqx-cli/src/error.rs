@@ -37,18 +37,12 @@ impl ExitCode {
     pub fn meaning(self) -> &'static str {
         match self {
             ExitCode::Ok => "success",
-            ExitCode::Error => {
-                "error (server unreachable, internal error, invalid server answer, ...)"
-            }
-            ExitCode::Usage => {
-                "usage error: unknown command or flag, invalid flag value, invalid argument"
-            }
+            ExitCode::Error => "error (server unreachable, internal error, invalid server answer, ...)",
+            ExitCode::Usage => "usage error: unknown command or flag, invalid flag value, invalid argument",
             ExitCode::NotFound => "not found: the VM, node, user, alert, ... does not exist",
             ExitCode::Unauthenticated => "not authenticated or token expired: run `lqx login`",
             ExitCode::PermissionDenied => "permission denied: your role may not do this",
-            ExitCode::Conflict => {
-                "conflict or precondition failed (already exists, wrong state, aborted)"
-            }
+            ExitCode::Conflict => "conflict or precondition failed (already exists, wrong state, aborted)",
             ExitCode::Timeout => "timed out waiting (--wait, --timeout)",
         }
     }
@@ -112,11 +106,8 @@ impl CliError {
         Self::new(ExitCode::Usage, message)
     }
     pub fn not_logged_in(server: &str) -> Self {
-        Self::new(
-            ExitCode::Unauthenticated,
-            format!("Not logged in to {server}"),
-        )
-        .hint("run `lqx login`, or set LQX_TOKEN to an API key")
+        Self::new(ExitCode::Unauthenticated, format!("Not logged in to {server}"))
+            .hint("run `lqx login`, or set LQX_TOKEN to an API key")
     }
     pub fn timeout(what: impl Into<String>) -> Self {
         Self::new(ExitCode::Timeout, what).hint("raise --timeout, or use --no-wait and check later")
@@ -143,16 +134,13 @@ impl CliError {
         }
         let hint = match status.code() {
             tonic::Code::Unauthenticated => Some("run `lqx login` (or set LQX_TOKEN)".to_string()),
-            tonic::Code::PermissionDenied => Some(
-                "ask an admin for a role that allows this (`lqx auth status` shows yours)"
-                    .to_string(),
-            ),
-            tonic::Code::Unavailable => Some(format!(
-                "is lqx-server running at {server}? set --server or LQX_SERVER"
-            )),
-            tonic::Code::Unimplemented => Some(format!(
-                "the server at {server} does not offer this; is it up to date?"
-            )),
+            tonic::Code::PermissionDenied => {
+                Some("ask an admin for a role that allows this (`lqx auth status` shows yours)".to_string())
+            }
+            tonic::Code::Unavailable => Some(format!("is lqx-server running at {server}? set --server or LQX_SERVER")),
+            tonic::Code::Unimplemented => {
+                Some(format!("the server at {server} does not offer this; is it up to date?"))
+            }
             _ => None,
         };
         let mut e = CliError::new(code, msg);

@@ -35,11 +35,7 @@ fn main() -> std::process::ExitCode {
         Ok(c) => c,
         Err(e) => {
             // --help and --version go to stdout with 0; usage errors to stderr with 2.
-            let code = if e.use_stderr() {
-                ExitCode::Usage
-            } else {
-                ExitCode::Ok
-            };
+            let code = if e.use_stderr() { ExitCode::Usage } else { ExitCode::Ok };
             let colour = output::color_wanted(
                 std::io::IsTerminal::is_terminal(&std::io::stderr()),
                 std::env::var("NO_COLOR").ok().as_deref(),
@@ -57,14 +53,10 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(code.code());
         }
     };
-    let debug =
-        cli.global.debug || std::env::var("LQX_LOG").is_ok_and(|v| v.eq_ignore_ascii_case("debug"));
+    let debug = cli.global.debug || std::env::var("LQX_LOG").is_ok_and(|v| v.eq_ignore_ascii_case("debug"));
     init_logging(cli.global.debug);
     let printer = Printer::new(cli.global.output.unwrap_or(Format::Table), None, false);
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             output::err_line(&format!("error: cannot start the runtime: {e}"));

@@ -143,15 +143,13 @@ impl Printer {
                 match all.iter().find(|c| c.name == norm) {
                     Some(c) => out.push(c.name),
                     None => {
-                        return Err(CliError::usage(format!("Unknown column {w:?}")).hint(
-                            format!(
-                                "columns: {}",
-                                all.iter()
-                                    .map(|c| c.name.to_ascii_lowercase())
-                                    .collect::<Vec<_>>()
-                                    .join(", ")
-                            ),
-                        ));
+                        return Err(CliError::usage(format!("Unknown column {w:?}")).hint(format!(
+                            "columns: {}",
+                            all.iter()
+                                .map(|c| c.name.to_ascii_lowercase())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        )));
                     }
                 }
             }
@@ -161,11 +159,7 @@ impl Printer {
             return Ok(out);
         }
         let wide = self.format == Format::Wide;
-        Ok(all
-            .iter()
-            .filter(|c| wide || !c.wide)
-            .map(|c| c.name)
-            .collect())
+        Ok(all.iter().filter(|c| wide || !c.wide).map(|c| c.name).collect())
     }
 
     fn table<T: View>(&self, items: &[T]) -> CliResult<String> {
@@ -247,8 +241,7 @@ pub fn paint(on: bool, sgr: &str, text: &str) -> String {
 }
 
 pub fn json_pretty<T: Serialize + ?Sized>(v: &T) -> CliResult<String> {
-    serde_json::to_string_pretty(v)
-        .map_err(|e| CliError::general("Cannot encode JSON").with_source(e))
+    serde_json::to_string_pretty(v).map_err(|e| CliError::general("Cannot encode JSON").with_source(e))
 }
 
 pub fn json_line<T: Serialize + ?Sized>(v: &T) -> CliResult<String> {
@@ -324,9 +317,7 @@ mod tests {
 
     #[test]
     fn table_aligns_columns_and_hides_wide() {
-        let s = Printer::plain(Format::Table)
-            .render_list(&things())
-            .unwrap();
+        let s = Printer::plain(Format::Table).render_list(&things()).unwrap();
         assert_eq!(s, "NAME    SIZE\nweb-1   4GiB\ndb      512MiB\n");
         let s = Printer::plain(Format::Wide).render_list(&things()).unwrap();
         assert_eq!(s.lines().next().unwrap(), "NAME    SIZE     NOTE");
@@ -348,10 +339,8 @@ mod tests {
     #[test]
     fn json_list_is_array_of_get_objects() {
         let p = Printer::plain(Format::Json);
-        let list: serde_json::Value =
-            serde_json::from_str(&p.render_list(&things()).unwrap()).unwrap();
-        let one: serde_json::Value =
-            serde_json::from_str(&p.render_one(&things()[0]).unwrap()).unwrap();
+        let list: serde_json::Value = serde_json::from_str(&p.render_list(&things()).unwrap()).unwrap();
+        let one: serde_json::Value = serde_json::from_str(&p.render_one(&things()[0]).unwrap()).unwrap();
         assert_eq!(list[0], one);
         assert_eq!(one["size_mib"], 4096);
         assert_eq!(one["name"], "web-1");

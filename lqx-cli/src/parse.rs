@@ -30,9 +30,7 @@ pub fn size_mib(raw: &str) -> Result<u64, ParseError> {
     if s.is_empty() {
         return Err(ParseError::Empty);
     }
-    let split = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(s.len());
+    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
     let unit = unit.trim();
     if num.is_empty() || num.chars().filter(|c| *c == '.').count() > 1 {
@@ -63,9 +61,7 @@ pub fn size_mib(raw: &str) -> Result<u64, ParseError> {
     let frac: u128 = if frac_part.is_empty() {
         0
     } else {
-        frac_part
-            .parse()
-            .map_err(|_| ParseError::Size(raw.to_string()))?
+        frac_part.parse().map_err(|_| ParseError::Size(raw.to_string()))?
     };
     let scale = 10u128.pow(frac_digits);
     let unit_bytes = 1024u128.pow(exp);
@@ -84,9 +80,9 @@ pub fn size_mib(raw: &str) -> Result<u64, ParseError> {
 
 /// Formats MiB the way people read it: `512MiB`, `4GiB`, `1.5GiB`.
 pub fn format_mib(mib: u64) -> String {
-    if mib >= 1024 * 1024 && mib % (1024 * 1024) == 0 {
+    if mib >= 1024 * 1024 && mib.is_multiple_of(1024 * 1024) {
         format!("{}TiB", mib / (1024 * 1024))
-    } else if mib >= 1024 && mib % 1024 == 0 {
+    } else if mib >= 1024 && mib.is_multiple_of(1024) {
         format!("{}GiB", mib / 1024)
     } else if mib >= 1024 {
         format!("{:.1}GiB", mib as f64 / 1024.0)
@@ -173,18 +169,12 @@ mod tests {
     #[test]
     fn sizes_rejected_with_reason() {
         assert_eq!(size_mib(""), Err(ParseError::Empty));
-        assert_eq!(
-            size_mib("4 parsecs"),
-            Err(ParseError::Size("4 parsecs".into()))
-        );
+        assert_eq!(size_mib("4 parsecs"), Err(ParseError::Size("4 parsecs".into())));
         assert_eq!(size_mib("GiB"), Err(ParseError::Size("GiB".into())));
         assert_eq!(size_mib("1.2.3G"), Err(ParseError::Size("1.2.3G".into())));
         assert_eq!(size_mib("-4GiB"), Err(ParseError::Size("-4GiB".into())));
         assert_eq!(size_mib("1K"), Err(ParseError::SizeFraction("1K".into())));
-        assert_eq!(
-            size_mib("0.3M"),
-            Err(ParseError::SizeFraction("0.3M".into()))
-        );
+        assert_eq!(size_mib("0.3M"), Err(ParseError::SizeFraction("0.3M".into())));
         assert!(matches!(
             size_mib("99999999999999999999999999999999999T"),
             Err(ParseError::SizeOverflow(_))
@@ -219,10 +209,7 @@ mod tests {
         assert_eq!(l.len(), 3);
         assert_eq!(l["team"], "core");
         assert_eq!(labels(&["a=".into()]).unwrap()["a"], "");
-        assert_eq!(
-            labels(&["nokey".into()]),
-            Err(ParseError::Label("nokey".into()))
-        );
+        assert_eq!(labels(&["nokey".into()]), Err(ParseError::Label("nokey".into())));
         assert_eq!(labels(&["=v".into()]), Err(ParseError::Label("=v".into())));
         assert!(clap_label("a=b,c=d").is_err());
         assert_eq!(clap_label("a=b"), Ok(("a".into(), "b".into())));
@@ -230,9 +217,6 @@ mod tests {
 
     #[test]
     fn lists() {
-        assert_eq!(
-            list(&["vm, node".into(), "alert".into()]),
-            vec!["vm", "node", "alert"]
-        );
+        assert_eq!(list(&["vm, node".into(), "alert".into()]), vec!["vm", "node", "alert"]);
     }
 }

@@ -37,10 +37,7 @@ pub fn to_timestamp(t: DateTime<Utc>) -> pbjson_types::Timestamp {
 
 /// `VM_STATE_RUNNING` with prefix `VM_STATE_` → `running`; the unspecified value → "".
 pub fn enum_word(name: &str, prefix: &str) -> String {
-    let w = name
-        .strip_prefix(prefix)
-        .unwrap_or(name)
-        .to_ascii_lowercase();
+    let w = name.strip_prefix(prefix).unwrap_or(name).to_ascii_lowercase();
     if w == "unspecified" { String::new() } else { w }
 }
 
@@ -64,27 +61,18 @@ fn short_secs(secs: i64) -> String {
 }
 
 fn or_dash(s: &str) -> String {
-    if s.is_empty() {
-        "-".into()
-    } else {
-        s.to_string()
-    }
+    if s.is_empty() { "-".into() } else { s.to_string() }
 }
 
 fn fmt_time(t: Option<DateTime<Utc>>) -> String {
-    t.map_or("-".into(), |t| {
-        t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-    })
+    t.map_or("-".into(), |t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
 }
 
 fn labels_text(l: &BTreeMap<String, String>) -> String {
     if l.is_empty() {
         return "-".into();
     }
-    l.iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join(",")
+    l.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")
 }
 
 fn sorted(m: &std::collections::HashMap<String, String>) -> BTreeMap<String, String> {
@@ -172,7 +160,7 @@ impl From<&computepb::Vm> for VmView {
     fn from(v: &computepb::Vm) -> Self {
         let spec = v.spec.clone().unwrap_or_default();
         let status = v.status.clone().unwrap_or_default();
-        let ha = spec.ha.clone().map(|h| HaPolicyView {
+        let ha = spec.ha.map(|h| HaPolicyView {
             enabled: h.enabled,
             priority: enum_word(h.priority().as_str_name(), "HA_RESTART_PRIORITY_"),
             restart_delay_seconds: h.restart_delay_seconds,
@@ -259,11 +247,7 @@ impl View for VmView {
             "DESIRED" => or_dash(&self.desired_state),
             "DISK" => {
                 let total: u64 = self.disks.iter().map(|d| d.size_mib).sum();
-                if total == 0 {
-                    "-".into()
-                } else {
-                    format_mib(total)
-                }
+                if total == 0 { "-".into() } else { format_mib(total) }
             }
             "HA" => {
                 if self.ha.enabled {
@@ -426,10 +410,7 @@ impl View for NodeView {
             "SCHEDULABLE" => yes_no(self.schedulable),
             "HEALTH" => or_dash(&self.health),
             "VMS" => self.running_vms.to_string(),
-            "CPU" => format!(
-                "{}/{}",
-                self.allocated_cpu_cores, self.allocatable_cpu_cores
-            ),
+            "CPU" => format!("{}/{}", self.allocated_cpu_cores, self.allocatable_cpu_cores),
             "MEMORY" => format!(
                 "{}/{}",
                 format_mib(self.allocated_memory_mib),
@@ -591,13 +572,7 @@ pub struct ApiKeyCreatedView {
 }
 
 impl View for ApiKeyCreatedView {
-    columns!(
-        col("ID"),
-        col("NAME"),
-        col("ROLE"),
-        col("EXPIRES"),
-        col("SECRET")
-    );
+    columns!(col("ID"), col("NAME"), col("ROLE"), col("EXPIRES"), col("SECRET"));
     fn cell(&self, c: &str) -> String {
         if c == "SECRET" {
             self.secret.clone()
@@ -886,13 +861,7 @@ pub struct WebhookTestView {
 }
 
 impl View for WebhookTestView {
-    columns!(
-        col("ID"),
-        col("DELIVERED"),
-        col("HTTP"),
-        col("ATTEMPTS"),
-        col("ERROR")
-    );
+    columns!(col("ID"), col("DELIVERED"), col("HTTP"), col("ATTEMPTS"), col("ERROR"));
     fn cell(&self, c: &str) -> String {
         match c {
             "ID" => self.id.clone(),
@@ -1058,10 +1027,7 @@ impl View for DrsConfigView {
             "MEMORY%" => format!("{:.0}", self.threshold_memory),
             "MIGRATION-THRESHOLD" => self.migration_threshold.to_string(),
             "MAX-PER-HOST" => self.max_concurrent_migrations_per_host.to_string(),
-            "HYSTERESIS" => format!(
-                "{:.1}pp x{}",
-                self.hysteresis_margin, self.hysteresis_hold_count
-            ),
+            "HYSTERESIS" => format!("{:.1}pp x{}", self.hysteresis_margin, self.hysteresis_hold_count),
             _ => String::new(),
         }
     }
@@ -1105,10 +1071,7 @@ impl View for DrsStatusView {
     );
     fn cell(&self, c: &str) -> String {
         match c {
-            "ENABLED" => self
-                .config
-                .as_ref()
-                .map_or("-".into(), |c| yes_no(c.enabled)),
+            "ENABLED" => self.config.as_ref().map_or("-".into(), |c| yes_no(c.enabled)),
             "AUTOMATION" => self
                 .config
                 .as_ref()
@@ -1242,10 +1205,7 @@ impl View for HaStatusView {
     );
     fn cell(&self, c: &str) -> String {
         match c {
-            "ENABLED" => self
-                .config
-                .as_ref()
-                .map_or("-".into(), |c| yes_no(c.enabled)),
+            "ENABLED" => self.config.as_ref().map_or("-".into(), |c| yes_no(c.enabled)),
             "PROTECTED" => {
                 if self.cluster_protected {
                     "yes (N+1)".into()
@@ -1282,13 +1242,7 @@ pub struct PlacementResultView {
 }
 
 impl View for PlacementResultView {
-    columns!(
-        col("VM"),
-        col("FROM"),
-        col("TO"),
-        col("REASON"),
-        wide("VM-ID")
-    );
+    columns!(col("VM"), col("FROM"), col("TO"), col("REASON"), wide("VM-ID"));
     fn cell(&self, c: &str) -> String {
         match c {
             "VM" => self.vm.clone(),
@@ -1429,10 +1383,7 @@ impl View for VmEventView {
                 .unwrap_or_default(),
             "STATE" => vm.map_or("-".into(), |v| or_dash(&v.state)),
             "NODE" => vm.map_or("-".into(), |v| or_dash(&v.node)),
-            "SEQ" => self
-                .event
-                .as_ref()
-                .map_or("-".into(), |e| e.sequence.to_string()),
+            "SEQ" => self.event.as_ref().map_or("-".into(), |e| e.sequence.to_string()),
             _ => String::new(),
         }
     }
@@ -1467,18 +1418,12 @@ impl View for NodeEventView {
                 .unwrap_or_default(),
             "PHASE" => n.map_or("-".into(), |v| or_dash(&v.phase)),
             "HEALTH" => n.map_or("-".into(), |v| or_dash(&v.health)),
-            "SEQ" => self
-                .event
-                .as_ref()
-                .map_or("-".into(), |e| e.sequence.to_string()),
+            "SEQ" => self.event.as_ref().map_or("-".into(), |e| e.sequence.to_string()),
             _ => String::new(),
         }
     }
     fn name(&self) -> String {
-        self.node
-            .as_ref()
-            .map(|v| v.name.clone())
-            .unwrap_or_default()
+        self.node.as_ref().map(|v| v.name.clone()).unwrap_or_default()
     }
 }
 
@@ -1702,18 +1647,9 @@ mod tests {
         assert_eq!(enum_word("VM_STATE_RUNNING", "VM_STATE_"), "running");
         assert_eq!(enum_word("VM_STATE_UNSPECIFIED", "VM_STATE_"), "");
         let now: DateTime<Utc> = "2024-01-02T00:00:00Z".parse().unwrap();
-        assert_eq!(
-            age(Some("2024-01-01T23:59:15Z".parse().unwrap()), now),
-            "45s"
-        );
-        assert_eq!(
-            age(Some("2024-01-01T23:00:00Z".parse().unwrap()), now),
-            "60m"
-        );
-        assert_eq!(
-            age(Some("2023-12-30T00:00:00Z".parse().unwrap()), now),
-            "3d"
-        );
+        assert_eq!(age(Some("2024-01-01T23:59:15Z".parse().unwrap()), now), "45s");
+        assert_eq!(age(Some("2024-01-01T23:00:00Z".parse().unwrap()), now), "60m");
+        assert_eq!(age(Some("2023-12-30T00:00:00Z".parse().unwrap()), now), "3d");
         assert_eq!(age(None, now), "-");
         assert_eq!(time(&Some(to_timestamp(now))), Some(now));
     }

@@ -142,10 +142,7 @@ mod usage {
             .code(2)
             .stderr(predicate::str::contains("5m"));
         lqx(d.path()).args(["vmm", "list"]).assert().code(2);
-        lqx(d.path())
-            .args(["vm", "list", "-o", "xml"])
-            .assert()
-            .code(2);
+        lqx(d.path()).args(["vm", "list", "-o", "xml"]).assert().code(2);
     }
 
     #[test]
@@ -156,9 +153,7 @@ mod usage {
             .assert()
             .code(2)
             .stderr(predicate::str::contains("error: Unknown column \"colour\""))
-            .stderr(predicate::str::contains(
-                "hint: columns: current, name, server",
-            ));
+            .stderr(predicate::str::contains("hint: columns: current, name, server"));
     }
 
     #[test]
@@ -186,10 +181,7 @@ mod usage {
     #[test]
     fn secrets_are_not_flags() {
         let d = tmp();
-        lqx(d.path())
-            .args(["login", "--password", "hunter2"])
-            .assert()
-            .code(2);
+        lqx(d.path()).args(["login", "--password", "hunter2"]).assert().code(2);
         lqx(d.path())
             .env("LQX_TOKEN", "t")
             .args(["user", "create", "bob", "--password", "x"])
@@ -223,9 +215,7 @@ mod auth {
             .args(["--server", "http://127.0.0.1:9", "node", "list"])
             .assert()
             .code(1)
-            .stderr(predicate::str::contains(
-                "error: Cannot reach http://127.0.0.1:9",
-            ))
+            .stderr(predicate::str::contains("error: Cannot reach http://127.0.0.1:9"))
             .stderr(predicate::str::contains("hint: is lqx-server running"));
     }
 
@@ -248,13 +238,7 @@ mod auth {
             None => c.env_remove("DBUS_SESSION_BUS_ADDRESS"),
         };
         c.env_remove("DISPLAY")
-            .args([
-                "login",
-                "http://127.0.0.1:9",
-                "--username",
-                "admin",
-                "--password-stdin",
-            ])
+            .args(["login", "http://127.0.0.1:9", "--username", "admin", "--password-stdin"])
             .write_stdin("secret\n")
             .timeout(std::time::Duration::from_secs(20))
             .assert()
@@ -316,10 +300,7 @@ mod auth {
             .assert()
             .success()
             .stdout("tok-from-file\n")
-            .stderr(predicate::str::contains(format!(
-                "warning: {}",
-                f.display()
-            )))
+            .stderr(predicate::str::contains(format!("warning: {}", f.display())))
             .stderr(predicate::str::contains("chmod 600"));
     }
 
@@ -382,10 +363,7 @@ mod contexts {
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(v["name"], "b");
         assert_eq!(v["server"], "https://lqx.example.com");
-        lqx(d.path())
-            .args(["context", "use", "zzz"])
-            .assert()
-            .code(3);
+        lqx(d.path()).args(["context", "use", "zzz"]).assert().code(3);
         lqx(d.path())
             .env("LQX_CONTEXT", "zzz")
             .args(["vm", "list"])
@@ -398,13 +376,7 @@ mod contexts {
         let d = tmp();
         two_contexts(d.path());
         lqx(d.path())
-            .args([
-                "context",
-                "list",
-                "--columns",
-                "name,server",
-                "--no-headers",
-            ])
+            .args(["context", "list", "--columns", "name,server", "--no-headers"])
             .assert()
             .success()
             .stdout("a   http://127.0.0.1:8080\nb   https://lqx.example.com\n");
@@ -476,18 +448,10 @@ mod docs {
     fn generated_files_are_fresh() {
         let root = repo_root();
         if std::env::var_os("LQX_REGENERATE").is_some() {
-            lqx(&root)
-                .args(["__generate-docs"])
-                .arg(&root)
-                .assert()
-                .success();
+            lqx(&root).args(["__generate-docs"]).arg(&root).assert().success();
         }
         let d = tmp();
-        lqx(d.path())
-            .args(["__generate-docs"])
-            .arg(d.path())
-            .assert()
-            .success();
+        lqx(d.path()).args(["__generate-docs"]).arg(d.path()).assert().success();
         let mut stale = Vec::new();
         for sub in ["completions", "man"] {
             let fresh = d.path().join(sub);
@@ -542,16 +506,7 @@ mod deps {
     fn cli_does_not_link_server_dependencies() {
         let out = std::process::Command::new(env!("CARGO"))
             .current_dir(repo_root())
-            .args([
-                "tree",
-                "-p",
-                "lqx-cli",
-                "-e",
-                "normal",
-                "--prefix",
-                "none",
-                "--offline",
-            ])
+            .args(["tree", "-p", "lqx-cli", "-e", "normal", "--prefix", "none", "--offline"])
             .output()
             .expect("cargo tree");
         assert!(
@@ -573,15 +528,8 @@ mod deps {
         ];
         let hits: Vec<&str> = tree
             .lines()
-            .filter(|l| {
-                l.split_whitespace()
-                    .next()
-                    .is_some_and(|name| banned.contains(&name))
-            })
+            .filter(|l| l.split_whitespace().next().is_some_and(|name| banned.contains(&name)))
             .collect();
-        assert!(
-            hits.is_empty(),
-            "lqx-cli links server-only crates: {hits:?}"
-        );
+        assert!(hits.is_empty(), "lqx-cli links server-only crates: {hits:?}");
     }
 }

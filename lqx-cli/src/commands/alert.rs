@@ -60,12 +60,7 @@ pub async fn run(app: App, c: AlertCmd) -> CliResult<()> {
             app.printer.list(&all)
         }
         AlertCmd::Get { id } => {
-            let a = rpc!(
-                sess,
-                AlertServiceClient,
-                get_alert,
-                pb::GetAlertRequest { id }
-            )?;
+            let a = rpc!(sess, AlertServiceClient, get_alert, pb::GetAlertRequest { id })?;
             app.printer.one(&AlertView::from(&a))
         }
         AlertCmd::Ack { id } => {
@@ -78,12 +73,7 @@ pub async fn run(app: App, c: AlertCmd) -> CliResult<()> {
             app.printer.one(&AlertView::from(&a))
         }
         AlertCmd::Resolve { id } => {
-            let a = rpc!(
-                sess,
-                AlertServiceClient,
-                resolve_alert,
-                pb::ResolveAlertRequest { id }
-            )?;
+            let a = rpc!(sess, AlertServiceClient, resolve_alert, pb::ResolveAlertRequest { id })?;
             app.printer.one(&AlertView::from(&a))
         }
         AlertCmd::Summary => {
@@ -115,12 +105,7 @@ pub async fn run(app: App, c: AlertCmd) -> CliResult<()> {
                 app.printer.one(&WebhookView::from(&h))
             }
             WebhookCmd::List => {
-                let resp = rpc!(
-                    sess,
-                    AlertServiceClient,
-                    list_webhooks,
-                    pb::ListWebhooksRequest {}
-                )?;
+                let resp = rpc!(sess, AlertServiceClient, list_webhooks, pb::ListWebhooksRequest {})?;
                 let v: Vec<WebhookView> = resp.webhooks.iter().map(WebhookView::from).collect();
                 app.printer.list(&v)
             }

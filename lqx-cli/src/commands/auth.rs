@@ -13,11 +13,7 @@ use crate::rpc;
 use crate::views::{AuthStatusView, ContextView, time};
 
 pub async fn login(mut app: App, a: LoginArgs) -> CliResult<()> {
-    let existing = app
-        .config
-        .selected(app.global.context.as_deref())
-        .ok()
-        .flatten();
+    let existing = app.config.selected(app.global.context.as_deref()).ok().flatten();
     let server = match (&a.server, &app.global.server, &existing) {
         (Some(s), _, _) | (None, Some(s), _) => config::normalize_server(s)?,
         (None, None, Some((_, c))) => c.server.clone(),
@@ -75,8 +71,7 @@ pub async fn login(mut app: App, a: LoginArgs) -> CliResult<()> {
         let username = match &a.username {
             Some(u) => u.clone(),
             None if a.password_stdin || !app.interactive() => {
-                return Err(CliError::usage("A username is needed")
-                    .hint("pass --username (or LQX_USERNAME)"));
+                return Err(CliError::usage("A username is needed").hint("pass --username (or LQX_USERNAME)"));
             }
             None => app.prompt_line("Username: ")?,
         };
@@ -96,33 +91,25 @@ pub async fn login(mut app: App, a: LoginArgs) -> CliResult<()> {
                 password
             }
         )?;
-        (
-            credentials_from_login(&resp, TokenKind::Session, None),
-            username,
-        )
+        (credentials_from_login(&resp, TokenKind::Session, None), username)
     };
 
     let store = TokenStore::new(storage, &server, &username, &ctx_name, &app.config_dir);
     store.save(&creds)?;
-    // A different account of the same context leaves no token behind.
+    // A different account or store of the same context leaves no token behind.
     if let Some(old) = &old {
-        if old.username.as_deref() != Some(username.as_str())
-            || old.token_storage != storage
-            || old.server != server
+        let prev = TokenStore::new(
+            old.token_storage,
+            &old.server,
+            old.username.as_deref().unwrap_or(&ctx_name),
+            &ctx_name,
+            &app.config_dir,
+        );
+        if prev.describe() != store.describe()
+            && let Err(e) = prev.delete()
         {
-            let prev = TokenStore::new(
-                old.token_storage,
-                &old.server,
-                old.username.as_deref().unwrap_or(&ctx_name),
-                &ctx_name,
-                &app.config_dir,
-            );
-            if let Err(e) = prev.delete() {
-                app.printer.warn(&format!(
-                    "could not delete the previous token: {}",
-                    e.message
-                ));
-            }
+            app.printer
+                .warn(&format!("could not delete the previous token: {}", e.message));
         }
     }
     app.config.contexts.insert(
@@ -152,9 +139,8 @@ pub async fn login(mut app: App, a: LoginArgs) -> CliResult<()> {
 pub async fn logout(app: App, all: bool) -> CliResult<()> {
     let t = app.target()?;
     if std::env::var_os("LQX_TOKEN").is_some() {
-        app.printer.warn(
-            "LQX_TOKEN is set; logout ends the stored session only, unset LQX_TOKEN yourself",
-        );
+        app.printer
+            .warn("LQX_TOKEN is set; logout ends the stored session only, unset LQX_TOKEN yourself");
     }
     let Some(store) = app.store_for(&t) else {
         app.printer.info(&format!("Not logged in to {}", t.server));
@@ -234,19 +220,15 @@ pub async fn auth(app: App, c: AuthCmd) -> CliResult<()> {
                     format!("Server:      {}", view.server),
                     format!(
                         "Context:     {}",
-                        if view.context.is_empty() {
-                            "-"
-                        } else {
-                            &view.context
-                        }
+                        if view.context.is_empty() { "-" } else { &view.context }
                     ),
                     format!("User:        {} ({})", view.username, view.role),
                     format!("Auth:        {}", view.auth_method),
                     format!("Token store: {}", view.token_source),
                     format!(
                         "Expires:     {}",
-                        view.expires_at.map_or("never".into(), |t| t
-                            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+                        view.expires_at
+                            .map_or("never".into(), |t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
                     ),
                 ];
                 if let Some(r) = view.refresh_expires_at {
@@ -264,17 +246,14 @@ pub async fn auth(app: App, c: AuthCmd) -> CliResult<()> {
         }
         AuthCmd::Token => {
             let mut sess = app.session()?;
-            let expiring = sess.creds.as_ref().is_some_and(|c| {
-                c.access_expiring(chrono::Utc::now(), chrono::Duration::seconds(30))
-            });
+            let expiring = sess
+                .creds
+                .as_ref()
+                .is_some_and(|c| c.access_expiring(chrono::Utc::now(), chrono::Duration::seconds(30)));
             if expiring && matches!(sess.source, TokenSource::Store(_)) {
                 sess.refresh().await?;
             }
-            let tok = sess
-                .creds
-                .as_ref()
-                .map(|c| c.access_token.clone())
-                .unwrap_or_default();
+            let tok = sess.creds.as_ref().map(|c| c.access_token.clone()).unwrap_or_default();
             app.printer.line(&tok);
             Ok(())
         }
@@ -305,11 +284,8 @@ pub fn context(mut app: App, c: ContextCmd) -> CliResult<()> {
         }
         ContextCmd::Use { name } => {
             if !app.config.contexts.contains_key(&name) {
-                return Err(CliError::new(
-                    ExitCode::NotFound,
-                    format!("No context named {name:?}"),
-                )
-                .hint("`lqx context list` shows the contexts"));
+                return Err(CliError::new(ExitCode::NotFound, format!("No context named {name:?}"))
+                    .hint("`lqx context list` shows the contexts"));
             }
             app.config.current_context = Some(name.clone());
             app.config.save(&app.config_dir)?;
@@ -317,22 +293,18 @@ pub fn context(mut app: App, c: ContextCmd) -> CliResult<()> {
             Ok(())
         }
         ContextCmd::Show { name } => {
-            let sel = app
-                .config
-                .selected(name.as_deref().or(app.global.context.as_deref()))?;
+            let sel = app.config.selected(name.as_deref().or(app.global.context.as_deref()))?;
             let Some((n, c)) = sel else {
-                return Err(CliError::new(ExitCode::NotFound, "No current context")
-                    .hint("run `lqx login` to create one"));
+                return Err(
+                    CliError::new(ExitCode::NotFound, "No current context").hint("run `lqx login` to create one")
+                );
             };
             let v = context_view(&app, &n, &c);
             app.printer.one(&v)
         }
         ContextCmd::Delete { name, yes } => {
             let Some(c) = app.config.contexts.get(&name).cloned() else {
-                return Err(CliError::new(
-                    ExitCode::NotFound,
-                    format!("No context named {name:?}"),
-                ));
+                return Err(CliError::new(ExitCode::NotFound, format!("No context named {name:?}")));
             };
             app.confirm(&format!("Delete context {name} and its stored token?"), yes)?;
             let store = TokenStore::new(

@@ -43,11 +43,8 @@ pub fn help(topic: &[String]) -> CliResult<()> {
         match cur.find_subcommand_mut(t) {
             Some(c) => cur = c,
             None => {
-                return Err(
-                    CliError::usage(format!("No help topic {:?}", topic.join(" "))).hint(
-                        "`lqx --help` lists the commands; `lqx help exit-codes` the exit codes",
-                    ),
-                );
+                return Err(CliError::usage(format!("No help topic {:?}", topic.join(" ")))
+                    .hint("`lqx --help` lists the commands; `lqx help exit-codes` the exit codes"));
             }
         }
     }
@@ -65,9 +62,8 @@ pub const COMPLETION_FILES: [(Shell, &str); 5] = [
 ];
 
 pub fn generate(root: &Path) -> CliResult<()> {
-    let fail = |e: std::io::Error| {
-        CliError::general(format!("Cannot write docs under {}", root.display())).with_source(e)
-    };
+    let fail =
+        |e: std::io::Error| CliError::general(format!("Cannot write docs under {}", root.display())).with_source(e);
     let comp = root.join("completions");
     let man = root.join("man");
     std::fs::create_dir_all(&comp).map_err(fail)?;
@@ -84,10 +80,7 @@ pub fn generate(root: &Path) -> CliResult<()> {
 
 /// One page per command: lqx.1, lqx-vm.1, lqx-vm-create.1, ... (hidden commands skipped).
 fn write_man(cmd: &clap::Command, name: &str, dir: &Path) -> std::io::Result<()> {
-    let page_cmd = cmd
-        .clone()
-        .name(name.to_string())
-        .bin_name(name.replace('-', " "));
+    let page_cmd = cmd.clone().name(name.to_string()).bin_name(name.replace('-', " "));
     let mut buf = Vec::new();
     if name == "lqx" {
         root_man(page_cmd, &mut buf)?;
@@ -123,9 +116,11 @@ fn root_man(cmd: clap::Command, w: &mut Vec<u8>) -> std::io::Result<()> {
             .text([roman(c.meaning())]);
     }
     r.control("SH", ["FILES"]);
-    r.control("TP", []).text([bold("$LQX_CONFIG_DIR/config.toml")]).text([roman(
-        "contexts: server URL, username, token storage, CA certificate (default dir: ~/.config/lqx)",
-    )]);
+    r.control("TP", [])
+        .text([bold("$LQX_CONFIG_DIR/config.toml")])
+        .text([roman(
+            "contexts: server URL, username, token storage, CA certificate (default dir: ~/.config/lqx)",
+        )]);
     r.control("TP", []).text([bold("$LQX_CONFIG_DIR/credentials/CONTEXT.json")]).text([roman(
         "tokens stored with --insecure-storage (mode 0600); otherwise tokens are in the OS keyring, service lqx:SERVER",
     )]);

@@ -6,7 +6,7 @@ use pb::RecommendationStatus as St;
 
 use super::new_request_id;
 use crate::app::App;
-use crate::cli::{AutomationArg, DrsCmd, DrsConfigureArgs, RecStatusArg};
+use crate::cli::{AutomationArg, DrsCmd, DrsConfigureArgs, DrsSimulateArgs, RecStatusArg};
 use crate::client::Session;
 use crate::error::{CliError, CliResult, ExitCode};
 use crate::rpc;
@@ -25,15 +25,13 @@ fn status_of(s: RecStatusArg) -> St {
 }
 
 pub async fn run(app: App, c: DrsCmd) -> CliResult<()> {
+    if let DrsCmd::Simulate(a) = c {
+        return simulate(&app, a);
+    }
     let mut sess = app.session()?;
     match c {
         DrsCmd::Status => {
-            let s = rpc!(
-                sess,
-                DrsServiceClient,
-                get_drs_status,
-                pb::GetDrsStatusRequest {}
-            )?;
+            let s = rpc!(sess, DrsServiceClient, get_drs_status, pb::GetDrsStatusRequest {})?;
             app.printer.one(&DrsStatusView::from(&s))
         }
         DrsCmd::List { status } => {
@@ -120,17 +118,8 @@ pub async fn run(app: App, c: DrsCmd) -> CliResult<()> {
             app.printer.one(&RecommendationView::from(&r))
         }
         DrsCmd::Run => {
-            let r = rpc!(
-                sess,
-                DrsServiceClient,
-                run_analysis,
-                pb::RunAnalysisRequest {}
-            )?;
-            let v: Vec<RecommendationView> = r
-                .recommendations
-                .iter()
-                .map(RecommendationView::from)
-                .collect();
+            let r = rpc!(sess, DrsServiceClient, run_analysis, pb::RunAnalysisRequest {})?;
+            let v: Vec<RecommendationView> = r.recommendations.iter().map(RecommendationView::from).collect();
             if !app.printer.is_structured() {
                 app.printer.info(&format!(
                     "Imbalance {:.3} now, {:.3} after these {} recommendation(s)",
@@ -142,6 +131,7 @@ pub async fn run(app: App, c: DrsCmd) -> CliResult<()> {
             app.printer.list(&v)
         }
         DrsCmd::Configure(a) => configure(&app, &mut sess, a).await,
+        DrsCmd::Simulate(a) => simulate(&app, a),
     }
 }
 
@@ -190,8 +180,7 @@ async fn configure(app: &App, sess: &mut Session, a: DrsConfigureArgs) -> CliRes
         mask.push("max_concurrent_migrations_per_host");
     }
     if mask.is_empty() {
-        return Err(CliError::usage("Nothing to change")
-            .hint("`lqx drs configure --help` lists the settings"));
+        return Err(CliError::usage("Nothing to change").hint("`lqx drs configure --help` lists the settings"));
     }
     let req = pb::UpdateDrsConfigRequest {
         config: Some(c),
@@ -199,4 +188,179 @@ async fn configure(app: &App, sess: &mut Session, a: DrsConfigureArgs) -> CliRes
     };
     let cfg = rpc!(sess, DrsServiceClient, update_drs_config, req)?;
     app.printer.one(&DrsConfigView::from(&cfg))
+}
+
+/// `lqx drs simulate`: the same planner as the server, offline over a cluster file
+/// (`lqx_core::cluster_file::simulate_drs_rounds`). JSON/YAML print the core's report as
+/// is (DESIGN.md §5 field names).
+fn simulate(app: &App, a: DrsSimulateArgs) -> CliResult<()> {
+    use lqx_core::cluster_file::{SimulatedRecommendation, simulate_drs_rounds};
+    let text = std::fs::read_to_string(&a.cluster).map_err(|e| {
+        CliError::new(
+            ExitCode::NotFound,
+            format!("Cannot read the cluster file {}", a.cluster.display()),
+        )
+        .with_source(e)
+    })?;
+    let mut cfg = lqx_core::model::drs::DrsConfig::default();
+    if let Some(v) = a.threshold_cpu {
+        cfg.threshold_cpu = v;
+    }
+    if let Some(v) = a.threshold_memory {
+        cfg.threshold_memory = v;
+    }
+    if let Some(v) = a.migration_threshold {
+        cfg.migration_threshold = v;
+    }
+    let report = simulate_drs_rounds(&text, &cfg, a.rounds).map_err(|e| {
+        let code = if e.kind == lqx_core::ErrorKind::InvalidArgument {
+            ExitCode::Usage
+        } else {
+            ExitCode::Error
+        };
+        CliError::new(code, format!("{}: {}", a.cluster.display(), e.message))
+    })?;
+    match app.printer.format {
+        crate::output::Format::Json => crate::output::out(&(crate::output::json_pretty(&report)? + "\n")),
+        crate::output::Format::Yaml => crate::output::out(&serde_yaml::to_string(&report).unwrap_or_default()),
+        _ => {
+            let word = |v: &SimulatedRecommendation| {
+                let s = |x: serde_json::Value| x.as_str().map(str::to_ascii_lowercase).unwrap_or_default();
+                (
+                    s(serde_json::to_value(v.priority).unwrap_or_default()),
+                    s(serde_json::to_value(v.recommendation_type).unwrap_or_default()),
+                )
+            };
+            let recs: Vec<SimRecView> = report
+                .recommendations
+                .iter()
+                .map(|r| {
+                    let (priority, kind) = word(r);
+                    SimRecView {
+                        vm: r.vm.clone(),
+                        source: r.source.clone(),
+                        target: r.target.clone(),
+                        priority,
+                        kind,
+                        impact_cpu: r.impact_cpu,
+                        impact_memory: r.impact_memory,
+                        reason: r.reason.clone(),
+                    }
+                })
+                .collect();
+            app.printer.list(&recs)?;
+            let nodes: Vec<NodeLoadView> = report
+                .before
+                .nodes
+                .iter()
+                .map(|b| {
+                    let after = report.after.nodes.iter().find(|n| n.name == b.name);
+                    NodeLoadView {
+                        node: b.name.clone(),
+                        cpu_before: b.cpu_percent,
+                        cpu_after: after.map_or(b.cpu_percent, |n| n.cpu_percent),
+                        memory_before: b.memory_percent,
+                        memory_after: after.map_or(b.memory_percent, |n| n.memory_percent),
+                    }
+                })
+                .collect();
+            crate::output::out("\n");
+            app.printer.list(&nodes)?;
+            app.printer.info(&format!(
+                "{} move(s), {} moved; imbalance {:.3} -> {:.3}; planned in {:.1} ms",
+                report.moves,
+                crate::parse::format_mib(report.memory_moved_mib),
+                report.before.imbalance,
+                report.after.imbalance,
+                report.elapsed_ms
+            ));
+            for u in &report.unmovable {
+                app.printer
+                    .warn(&format!("{} on {} cannot move: {}", u.vm, u.node, u.reason));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[derive(serde::Serialize)]
+struct SimRecView {
+    vm: String,
+    source: String,
+    target: String,
+    priority: String,
+    #[serde(rename = "type")]
+    kind: String,
+    impact_cpu: f64,
+    impact_memory: f64,
+    reason: String,
+}
+
+impl crate::output::View for SimRecView {
+    fn columns() -> &'static [crate::output::Column] {
+        use crate::output::{col, wide};
+        const C: &[crate::output::Column] = &[
+            col("VM"),
+            col("SOURCE"),
+            col("TARGET"),
+            col("PRIORITY"),
+            col("IMPACT-CPU"),
+            col("IMPACT-MEM"),
+            wide("TYPE"),
+            wide("REASON"),
+        ];
+        C
+    }
+    fn cell(&self, c: &str) -> String {
+        match c {
+            "VM" => self.vm.clone(),
+            "SOURCE" => self.source.clone(),
+            "TARGET" => self.target.clone(),
+            "PRIORITY" => self.priority.clone(),
+            "IMPACT-CPU" => format!("{:.1}", self.impact_cpu),
+            "IMPACT-MEM" => format!("{:.1}", self.impact_memory),
+            "TYPE" => self.kind.clone(),
+            "REASON" => self.reason.clone(),
+            _ => String::new(),
+        }
+    }
+    fn name(&self) -> String {
+        self.vm.clone()
+    }
+}
+
+#[derive(serde::Serialize)]
+struct NodeLoadView {
+    node: String,
+    cpu_before: f64,
+    cpu_after: f64,
+    memory_before: f64,
+    memory_after: f64,
+}
+
+impl crate::output::View for NodeLoadView {
+    fn columns() -> &'static [crate::output::Column] {
+        use crate::output::col;
+        const C: &[crate::output::Column] = &[
+            col("NODE"),
+            col("CPU%-BEFORE"),
+            col("CPU%-AFTER"),
+            col("MEM%-BEFORE"),
+            col("MEM%-AFTER"),
+        ];
+        C
+    }
+    fn cell(&self, c: &str) -> String {
+        match c {
+            "NODE" => self.node.clone(),
+            "CPU%-BEFORE" => format!("{:.1}", self.cpu_before),
+            "CPU%-AFTER" => format!("{:.1}", self.cpu_after),
+            "MEM%-BEFORE" => format!("{:.1}", self.memory_before),
+            "MEM%-AFTER" => format!("{:.1}", self.memory_after),
+            _ => String::new(),
+        }
+    }
+    fn name(&self) -> String {
+        self.node.clone()
+    }
 }

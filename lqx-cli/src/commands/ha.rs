@@ -15,12 +15,7 @@ pub async fn run(app: App, c: HaCmd) -> CliResult<()> {
     let mut sess = app.session()?;
     match c {
         HaCmd::Status => {
-            let s = rpc!(
-                sess,
-                HaServiceClient,
-                get_ha_status,
-                pb::GetHaStatusRequest {}
-            )?;
+            let s = rpc!(sess, HaServiceClient, get_ha_status, pb::GetHaStatusRequest {})?;
             let v = HaStatusView::from(&s);
             match app.printer.format {
                 Format::Table | Format::Wide if app.global.columns.is_none() => {

@@ -21,10 +21,7 @@ macro_rules! rpc {
     ($sess:expr, $client:ident, $method:ident, $req:expr) => {
         $sess
             .call($req, |ch, r| async move {
-                $client::new(ch)
-                    .max_decoding_message_size(64 << 20)
-                    .$method(r)
-                    .await
+                $client::new(ch).max_decoding_message_size(64 << 20).$method(r).await
             })
             .await
     };

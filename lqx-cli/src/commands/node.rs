@@ -38,12 +38,7 @@ pub async fn run(app: App, c: NodeCmd) -> CliResult<()> {
             app.printer.list(&all)
         }
         NodeCmd::Get { node } => {
-            let n = rpc!(
-                sess,
-                NodeServiceClient,
-                get_node,
-                pb::GetNodeRequest { id: node }
-            )?;
+            let n = rpc!(sess, NodeServiceClient, get_node, pb::GetNodeRequest { id: node })?;
             app.printer.one(&NodeView::from(&n))
         }
         NodeCmd::Enable { node } => {
@@ -129,10 +124,8 @@ pub async fn run(app: App, c: NodeCmd) -> CliResult<()> {
                 // The token alone on stdout, so `$(lqx node join-token)` works.
                 app.printer.line(&v.token);
                 if let Some(t) = v.expires_at {
-                    app.printer.info(&format!(
-                        "The token is shown once and expires at {}",
-                        t.to_rfc3339()
-                    ));
+                    app.printer
+                        .info(&format!("The token is shown once and expires at {}", t.to_rfc3339()));
                 }
                 Ok(())
             }

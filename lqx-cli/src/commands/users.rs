@@ -72,8 +72,7 @@ pub async fn user(app: App, c: UserCmd) -> CliResult<()> {
             enable,
         } => {
             if email.is_none() && role.is_none() && !disable && !enable {
-                return Err(CliError::usage("Nothing to change")
-                    .hint("pass --email, --role, --disable or --enable"));
+                return Err(CliError::usage("Nothing to change").hint("pass --email, --role, --disable or --enable"));
             }
             let req = pb::UpdateUserRequest {
                 id: user,
@@ -101,17 +100,11 @@ pub async fn user(app: App, c: UserCmd) -> CliResult<()> {
             app.printer.info(&format!("Deleted user {user}"));
             Ok(())
         }
-        UserCmd::Passwd {
-            user,
-            password_stdin,
-        } => {
+        UserCmd::Passwd { user, password_stdin } => {
             let (old_password, new) = match (&user, password_stdin) {
                 (Some(_), true) => (String::new(), read_stdin_line("new password")?),
                 (Some(_), false) => (String::new(), new_password(&app, false)?),
-                (None, true) => (
-                    read_stdin_line("old password")?,
-                    read_stdin_line("new password")?,
-                ),
+                (None, true) => (read_stdin_line("old password")?, read_stdin_line("new password")?),
                 (None, false) => (
                     app.prompt_secret("Current password: ", "--password-stdin")?,
                     new_password(&app, false)?,
@@ -163,20 +156,12 @@ pub async fn apikey(app: App, c: ApikeyCmd) -> CliResult<()> {
             Ok(())
         }
         ApikeyCmd::List { all } => {
-            let resp = rpc!(
-                sess,
-                AuthServiceClient,
-                list_api_keys,
-                pb::ListApiKeysRequest { all }
-            )?;
+            let resp = rpc!(sess, AuthServiceClient, list_api_keys, pb::ListApiKeysRequest { all })?;
             let v: Vec<ApiKeyView> = resp.keys.iter().map(ApiKeyView::from).collect();
             app.printer.list(&v)
         }
         ApikeyCmd::Revoke { id, yes } => {
-            app.confirm(
-                &format!("Revoke API key {id}? Jobs using it will fail."),
-                yes,
-            )?;
+            app.confirm(&format!("Revoke API key {id}? Jobs using it will fail."), yes)?;
             rpc!(
                 sess,
                 AuthServiceClient,

@@ -94,12 +94,7 @@ pub async fn run(app: App, c: VmCmd) -> CliResult<()> {
             };
             app.printer.one(&VmView::from(&v))
         }
-        VmCmd::Delete {
-            vm,
-            force,
-            yes,
-            wait,
-        } => {
+        VmCmd::Delete { vm, force, yes, wait } => {
             app.confirm(&format!("Delete VM {vm}?"), yes)?;
             let resp = rpc!(
                 sess,
@@ -111,11 +106,7 @@ pub async fn run(app: App, c: VmCmd) -> CliResult<()> {
                     request_id: new_request_id()
                 }
             )?;
-            let id = if resp.id.is_empty() {
-                vm.clone()
-            } else {
-                resp.id
-            };
+            let id = if resp.id.is_empty() { vm.clone() } else { resp.id };
             if app.wants_wait(wait) {
                 wait_gone(&app, &mut sess, &id, &vm).await?;
             }
@@ -149,9 +140,7 @@ pub async fn run(app: App, c: VmCmd) -> CliResult<()> {
             }
             app.printer.one(&view)
         }
-        VmCmd::Watch { vm, resume_from } => {
-            super::watch::vms(&app, &mut sess, vm, resume_from.unwrap_or(0)).await
-        }
+        VmCmd::Watch { vm, resume_from } => super::watch::vms(&app, &mut sess, vm, resume_from.unwrap_or(0)).await,
     }
 }
 
@@ -179,11 +168,7 @@ async fn create(app: &App, sess: &mut Session, a: VmCreateArgs) -> CliResult<()>
         .iter()
         .enumerate()
         .map(|(i, size)| pb::Disk {
-            name: if i == 0 {
-                "root".into()
-            } else {
-                format!("disk{i}")
-            },
+            name: if i == 0 { "root".into() } else { format!("disk{i}") },
             size_mib: *size,
             pool: a.pool.clone().unwrap_or_default(),
             bus: String::new(),
@@ -204,9 +189,7 @@ async fn create(app: &App, sess: &mut Session, a: VmCreateArgs) -> CliResult<()>
         nics,
         ha: a.ha.then(|| pb::HaPolicy {
             enabled: true,
-            priority: a
-                .ha_priority
-                .map_or(pb::HaRestartPriority::Medium, priority_of) as i32,
+            priority: a.ha_priority.map_or(pb::HaRestartPriority::Medium, priority_of) as i32,
             ..Default::default()
         }),
         placement: a.anti_affinity.clone().map(|g| pb::PlacementPolicy {
@@ -226,11 +209,7 @@ async fn create(app: &App, sess: &mut Session, a: VmCreateArgs) -> CliResult<()>
     };
     let vm = rpc!(sess, VmServiceClient, create_vm, req)?;
     let vm = if app.wants_wait(a.wait) {
-        let want = if a.start {
-            VmState::Running
-        } else {
-            VmState::Stopped
-        };
+        let want = if a.start { VmState::Running } else { VmState::Stopped };
         wait_state(app, sess, &vm.id, &vm.name, want).await?
     } else {
         vm
@@ -280,8 +259,7 @@ async fn update(app: &App, sess: &mut Session, a: VmUpdateArgs) -> CliResult<()>
         mask.push("labels".to_string());
     }
     if mask.is_empty() {
-        return Err(CliError::usage("Nothing to change")
-            .hint("pass --cpu, --memory, --description or --label"));
+        return Err(CliError::usage("Nothing to change").hint("pass --cpu, --memory, --description or --label"));
     }
     let req = pb::UpdateVmRequest {
         id: current.id.clone(),
@@ -297,23 +275,12 @@ async fn update(app: &App, sess: &mut Session, a: VmUpdateArgs) -> CliResult<()>
 }
 
 fn state_of_vm(v: &pb::Vm) -> VmState {
-    v.status
-        .as_ref()
-        .map_or(VmState::Unspecified, |s| s.state())
+    v.status.as_ref().map_or(VmState::Unspecified, |s| s.state())
 }
 
 /// Polls GetVM until the VM reaches `want`; a FAILED VM ends the wait with its message.
-pub async fn wait_state(
-    app: &App,
-    sess: &mut Session,
-    id: &str,
-    name: &str,
-    want: VmState,
-) -> CliResult<pb::Vm> {
-    let mut w = app.waiter(format!(
-        "waiting for VM {name} to be {}",
-        vm_state_word(want)
-    ));
+pub async fn wait_state(app: &App, sess: &mut Session, id: &str, name: &str, want: VmState) -> CliResult<pb::Vm> {
+    let mut w = app.waiter(format!("waiting for VM {name} to be {}", vm_state_word(want)));
     loop {
         let v = get(sess, id).await?;
         let st = state_of_vm(&v);
@@ -323,11 +290,7 @@ pub async fn wait_state(
         }
         if st == VmState::Failed {
             w.finish();
-            let msg = v
-                .status
-                .as_ref()
-                .map(|s| s.message.clone())
-                .unwrap_or_default();
+            let msg = v.status.as_ref().map(|s| s.message.clone()).unwrap_or_default();
             return Err(CliError::general(format!(
                 "VM {name} failed{}",
                 if msg.is_empty() {
@@ -355,13 +318,7 @@ async fn wait_gone(app: &App, sess: &mut Session, id: &str, name: &str) -> CliRe
     }
 }
 
-async fn wait_migrated(
-    app: &App,
-    sess: &mut Session,
-    id: &str,
-    name: &str,
-    target: &str,
-) -> CliResult<pb::Vm> {
+async fn wait_migrated(app: &App, sess: &mut Session, id: &str, name: &str, target: &str) -> CliResult<pb::Vm> {
     let mut w = app.waiter(format!("waiting for VM {name} to migrate"));
     loop {
         let v = get(sess, id).await?;

@@ -31,11 +31,7 @@ impl<'a> StreamOut<'a> {
             Some(_) => false,
             None => !app.printer.stdout_tty,
         };
-        StreamOut {
-            app,
-            json,
-            first: true,
-        }
+        StreamOut { app, json, first: true }
     }
 
     fn emit<T: View>(&mut self, item: &T) -> CliResult<()> {
@@ -129,12 +125,7 @@ pub async fn vms(app: &App, sess: &mut Session, vm: Option<String>, resume: u64)
     Ok(())
 }
 
-pub async fn nodes(
-    app: &App,
-    sess: &mut Session,
-    node: Option<String>,
-    resume: u64,
-) -> CliResult<()> {
+pub async fn nodes(app: &App, sess: &mut Session, node: Option<String>, resume: u64) -> CliResult<()> {
     let mut stream = match node {
         Some(id) => rpc!(
             sess,

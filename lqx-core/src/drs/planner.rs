@@ -866,10 +866,11 @@ impl<'a> Planner<'a> {
                                 (nt.load[r] - line_t, nt.load[r] - lb[r] + la[r] - line_t);
                             t_gain += (before_t.max(0.0) - after_t.max(0.0)) / nt.cap[r].max(EPS);
                         }
-                        let relief = excess_norm - left + t_gain;
-                        if relief <= EPS {
+                        // s itself must cool; t's own relief only adds to the score.
+                        if excess_norm - left <= EPS {
                             continue;
                         }
+                        let relief = excess_norm - left + t_gain;
                         let cost = la[MEM] + lb[MEM] + 2.0 * MOVE_OVERHEAD_MIB;
                         let clears = left <= EPS;
                         let better = best.is_none_or(|x| match (clears, x.6) {

@@ -14,8 +14,8 @@
 //! The invariant checker watches the ground truth (which host runs which domain):
 //! - no VM ever runs on two hosts at the same instant;
 //! - a restart elsewhere is decided only when the old host cannot run the VM: it does not,
-//!   its agent holds no valid lease, and the control plane has heard nothing from it for at
-//!   least the heartbeat timeout (unless an operator confirmed it down);
+//!   its agent holds no valid lease, and no control plane has renewed its lease for at least
+//!   the node timeout (unless an operator confirmed it down);
 //! - every HA VM runs again within `HaConfig::failover_bound` after it stopped, unless capacity
 //!   was missing, failover was paused or held, the control plane restarted (the bound then
 //!   counts from its return) or another host was in trouble meanwhile;
@@ -168,6 +168,7 @@ struct Host {
     domains: BTreeSet<usize>,
     /// (time, faulted) changes, for the checker.
     trouble: Vec<(u64, bool)>,
+    /// Last time any control plane renewed this host's lease (for the checker).
     last_heard: Option<u64>,
 }
 
@@ -520,7 +521,6 @@ impl<'a> Sim<'a> {
         if self.hosts[host].cut || !self.cp.up {
             return;
         }
-        self.hosts[host].last_heard = Some(self.now);
         let id = self.hosts[host].id;
         let now = self.cp_clock();
         let outcome = match self.cp.engine.as_mut().expect("up").heartbeat(id, now, &report) {
@@ -537,6 +537,9 @@ impl<'a> Sim<'a> {
                 // Written before the reply, so a restarted control plane never fences it again.
                 self.persisted.nodes = self.cp.engine.as_ref().expect("up").persisted().nodes;
             }
+        }
+        if matches!(outcome.verdict, Verdict::Renewed { .. }) {
+            self.hosts[host].last_heard = Some(self.now);
         }
         let resp = match outcome.verdict {
             Verdict::Renewed { .. } => Resp::Renewed {

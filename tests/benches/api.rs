@@ -1,0 +1,162 @@
+//! API benchmark over loopback, against the real `lqx-server` binary (build it in release
+//! first): `cargo build --release -p lqx-server && cargo bench -p lqx-e2e --bench api`.
+//!
+//! 1. GetVM throughput over gRPC (authenticated), compared in the same run with a trivial
+//!    tonic handler (the standard health service) served in this process.
+//! 2. ListVMs, a page of 100 out of 10,000 VMs, over Connect JSON: p50/p99 latency.
+//! 3. Authenticated GetVM vs unauthenticated health on the real server.
+
+use lqx_core::api::compute::v1 as pb;
+use lqx_e2e::{Engine, Options, Server};
+use serde_json::json;
+use std::time::{Duration, Instant};
+
+const CONCURRENCY: usize = 32;
+const RUN: Duration = Duration::from_secs(5);
+
+#[tokio::main]
+async fn main() {
+    let engine = if std::env::var("LQX_BENCH_POSTGRES").is_ok() { Engine::Postgres } else { Engine::Sqlite };
+    let mut s = Server::start(engine, Options { args: vec!["--dev".into()], ..Default::default() }).await;
+    s.login_admin().await;
+    println!("engine: {engine:?}, concurrency {CONCURRENCY}, {}s per measurement", RUN.as_secs());
+
+    // Fill: 10,000 VMs (small, stopped) over gRPC.
+    let ch = s.channel().await;
+    let mut vms = pb::vm_service_client::VmServiceClient::new(ch.clone());
+    let fill = Instant::now();
+    let mut tasks = vec![];
+    for w in 0..16 {
+        let mut c = vms.clone();
+        let token = s.token().map(str::to_string);
+        tasks.push(tokio::spawn(async move {
+            for i in (w..10_000).step_by(16) {
+                let mut r = tonic::Request::new(pb::CreateVmRequest {
+                    name: format!("vm-{i:05}"),
+                    spec: Some(pb::VmSpec { cpu_cores: 1, memory_mib: 64, ..Default::default() }),
+                    ..Default::default()
+                });
+                if let Some(t) = &token {
+                    r.metadata_mut().insert("authorization", format!("Bearer {t}").parse().unwrap());
+                }
+                c.create_vm(r).await.unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    println!("created 10,000 VMs in {:.1}s ({:.0}/s)", fill.elapsed().as_secs_f64(), 10_000.0 / fill.elapsed().as_secs_f64());
+    let id = vms.get_vm(s.grpc(pb::GetVmRequest { id: "vm-05000".into(), ..Default::default() })).await.unwrap().into_inner().id;
+
+    // 1. GetVM vs a trivial tonic handler in this process.
+    let token = s.token().map(str::to_string);
+    let get_vm = measure(|| {
+        let mut c = vms.clone();
+        let id = id.clone();
+        let token = token.clone();
+        async move {
+            let mut r = tonic::Request::new(pb::GetVmRequest { id, ..Default::default() });
+            if let Some(t) = &token {
+                r.metadata_mut().insert("authorization", format!("Bearer {t}").parse().unwrap());
+            }
+            c.get_vm(r).await.is_ok()
+        }
+    })
+    .await;
+    let trivial_ch = trivial_server().await;
+    let trivial = measure(|| {
+        let mut c = tonic_health::pb::health_client::HealthClient::new(trivial_ch.clone());
+        async move { c.check(tonic_health::pb::HealthCheckRequest { service: String::new() }).await.is_ok() }
+    })
+    .await;
+    let health = measure(|| {
+        let mut c = tonic_health::pb::health_client::HealthClient::new(ch.clone());
+        async move { c.check(tonic_health::pb::HealthCheckRequest { service: String::new() }).await.is_ok() }
+    })
+    .await;
+    println!("\n| call | req/s | p50 | p99 |\n|---|---|---|---|");
+    println!("| GetVM (lqx-server, authenticated) | {:.0} | {} | {} |", get_vm.rate, ms(get_vm.p50), ms(get_vm.p99));
+    println!("| Health/Check (lqx-server, public) | {:.0} | {} | {} |", health.rate, ms(health.p50), ms(health.p99));
+    println!("| Health/Check (trivial tonic server, in-process) | {:.0} | {} | {} |", trivial.rate, ms(trivial.p50), ms(trivial.p99));
+    println!("\nGetVM / trivial handler: {:.2}x", get_vm.rate / trivial.rate);
+
+    // 2. ListVMs page of 100 out of 10,000 over Connect JSON, one client at a time.
+    let mut lat = vec![];
+    let start = Instant::now();
+    let mut token_page = String::new();
+    while start.elapsed() < RUN {
+        let t = Instant::now();
+        let (st, page) = s.call("limiquantix.compute.v1.VMService/ListVMs", json!({"pageSize": 100, "pageToken": token_page})).await;
+        lat.push(t.elapsed());
+        assert_eq!(st, 200);
+        token_page = page["nextPageToken"].as_str().unwrap_or("").to_string();
+    }
+    lat.sort();
+    println!(
+        "\nListVMs (100 of 10,000, Connect JSON): {} calls, p50 {}, p99 {}",
+        lat.len(),
+        ms(lat[lat.len() / 2]),
+        ms(lat[lat.len() * 99 / 100])
+    );
+}
+
+struct Result {
+    rate: f64,
+    p50: Duration,
+    p99: Duration,
+}
+
+async fn measure<F, Fut>(make: F) -> Result
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = bool> + Send + 'static,
+{
+    // Warm up, then run CONCURRENCY workers for RUN.
+    for _ in 0..200 {
+        assert!(make().await);
+    }
+    let deadline = Instant::now() + RUN;
+    let mut workers = vec![];
+    for _ in 0..CONCURRENCY {
+        let make_one = &make;
+        let mut lat = Vec::new();
+        let mut n = 0u64;
+        let fut = async move {
+            while Instant::now() < deadline {
+                let t = Instant::now();
+                assert!(make_one().await);
+                lat.push(t.elapsed());
+                n += 1;
+            }
+            (n, lat)
+        };
+        workers.push(fut);
+    }
+    let started = Instant::now();
+    let results = futures::future::join_all(workers).await;
+    let secs = started.elapsed().as_secs_f64();
+    let total: u64 = results.iter().map(|r| r.0).sum();
+    let mut lat: Vec<Duration> = results.into_iter().flat_map(|r| r.1).collect();
+    lat.sort();
+    Result { rate: total as f64 / secs, p50: lat[lat.len() / 2], p99: lat[lat.len() * 99 / 100] }
+}
+
+/// The standard health service alone, on its own loopback port: the "trivial handler".
+async fn trivial_server() -> tonic::transport::Channel {
+    let (_reporter, svc) = tonic_health::server::health_reporter();
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        tonic::transport::Server::builder()
+            .add_service(svc)
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(l))
+            .await
+            .unwrap();
+    });
+    tonic::transport::Endpoint::from_shared(format!("http://{addr}")).unwrap().connect().await.unwrap()
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
+}
