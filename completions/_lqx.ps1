@@ -1151,6 +1151,7 @@ Register-ArgumentCompleter -Native -CommandName 'lqx' -ScriptBlock {
             [CompletionResult]::new('reject', 'reject', [CompletionResultType]::ParameterValue, 'Reject a recommendation')
             [CompletionResult]::new('run', 'run', [CompletionResultType]::ParameterValue, 'Run an analysis now')
             [CompletionResult]::new('configure', 'configure', [CompletionResultType]::ParameterValue, 'Change the DRS configuration')
+            [CompletionResult]::new('simulate', 'simulate', [CompletionResultType]::ParameterValue, 'Plan offline over a cluster file (no server): what DRS would recommend')
             break
         }
         'lqx;drs;status' {
@@ -1284,6 +1285,28 @@ Register-ArgumentCompleter -Native -CommandName 'lqx' -ScriptBlock {
             [CompletionResult]::new('--threshold-memory', '--threshold-memory', [CompletionResultType]::ParameterName, 'Memory threshold, percent')
             [CompletionResult]::new('--migration-threshold', '--migration-threshold', [CompletionResultType]::ParameterName, '1 (mandatory moves only) .. 5 (aggressive)')
             [CompletionResult]::new('--max-migrations-per-host', '--max-migrations-per-host', [CompletionResultType]::ParameterName, 'max-migrations-per-host')
+            [CompletionResult]::new('--server', '--server', [CompletionResultType]::ParameterName, 'Server URL, e.g. https://lqx.example.com or http://127.0.0.1:8080')
+            [CompletionResult]::new('--context', '--context', [CompletionResultType]::ParameterName, 'Context (server and account) from the config to use')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format [default: table]')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format [default: table]')
+            [CompletionResult]::new('--columns', '--columns', [CompletionResultType]::ParameterName, 'Table columns to show, comma-separated (e.g. name,state,node)')
+            [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'Give up after this long: RPCs and --wait (e.g. 30s, 5m)')
+            [CompletionResult]::new('--ca-cert', '--ca-cert', [CompletionResultType]::ParameterName, 'CA certificate (PEM) to trust for an https:// server with a private CA')
+            [CompletionResult]::new('--no-headers', '--no-headers', [CompletionResultType]::ParameterName, 'Leave out the table header line')
+            [CompletionResult]::new('--no-input', '--no-input', [CompletionResultType]::ParameterName, 'Never prompt; fail where input would be needed')
+            [CompletionResult]::new('--debug', '--debug', [CompletionResultType]::ParameterName, 'Show the full error chain and debug logs on stderr')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'lqx;drs;simulate' {
+            [CompletionResult]::new('--cluster', '--cluster', [CompletionResultType]::ParameterName, 'Cluster file (YAML: nodes and VMs; see DESIGN.md, cluster files)')
+            [CompletionResult]::new('--rounds', '--rounds', [CompletionResultType]::ParameterName, 'Apply each round''s moves and plan again, up to this many rounds')
+            [CompletionResult]::new('--threshold-cpu', '--threshold-cpu', [CompletionResultType]::ParameterName, 'CPU threshold, percent [default: the DRS default]')
+            [CompletionResult]::new('--threshold-memory', '--threshold-memory', [CompletionResultType]::ParameterName, 'Memory threshold, percent [default: the DRS default]')
+            [CompletionResult]::new('--migration-threshold', '--migration-threshold', [CompletionResultType]::ParameterName, '1 (mandatory moves only) .. 5 (aggressive) [default: the DRS default]')
             [CompletionResult]::new('--server', '--server', [CompletionResultType]::ParameterName, 'Server URL, e.g. https://lqx.example.com or http://127.0.0.1:8080')
             [CompletionResult]::new('--context', '--context', [CompletionResultType]::ParameterName, 'Context (server and account) from the config to use')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format [default: table]')

@@ -145,6 +145,9 @@ _lqx() {
             lqx__subcmd__drs,run)
                 cmd="lqx__subcmd__drs__subcmd__run"
                 ;;
+            lqx__subcmd__drs,simulate)
+                cmd="lqx__subcmd__drs__subcmd__simulate"
+                ;;
             lqx__subcmd__drs,status)
                 cmd="lqx__subcmd__drs__subcmd__status"
                 ;;
@@ -1460,7 +1463,7 @@ _lqx() {
             return 0
             ;;
         lqx__subcmd__drs)
-            opts="-o -h -V --server --context --output --columns --no-headers --no-input --debug --timeout --ca-cert --help --version status list get approve apply reject run configure"
+            opts="-o -h -V --server --context --output --columns --no-headers --no-input --debug --timeout --ca-cert --help --version status list get approve apply reject run configure simulate"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1796,6 +1799,68 @@ _lqx() {
                 return 0
             fi
             case "${prev}" in
+                --server)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --context)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table wide json yaml name" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table wide json yaml name" -- "${cur}"))
+                    return 0
+                    ;;
+                --columns)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ca-cert)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        lqx__subcmd__drs__subcmd__simulate)
+            opts="-o -h -V --cluster --rounds --threshold-cpu --threshold-memory --migration-threshold --server --context --output --columns --no-headers --no-input --debug --timeout --ca-cert --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --cluster)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --rounds)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --threshold-cpu)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --threshold-memory)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --migration-threshold)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --server)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

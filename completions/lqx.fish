@@ -941,29 +941,30 @@ complete -c lqx -n "__fish_lqx_using_subcommand alert; and __fish_seen_subcomman
 complete -c lqx -n "__fish_lqx_using_subcommand alert; and __fish_seen_subcommand_from webhook" -f -a "list" -d 'List webhooks'
 complete -c lqx -n "__fish_lqx_using_subcommand alert; and __fish_seen_subcommand_from webhook" -f -a "delete" -d 'Delete a webhook'
 complete -c lqx -n "__fish_lqx_using_subcommand alert; and __fish_seen_subcommand_from webhook" -f -a "test" -d 'Send a test alert to a webhook'
-complete -c lqx -n "__fish_lqx_using_subcommand drs; and not __fish_seen_subcommand_from status list get approve apply reject run configure" -l server -d 'Server URL, e.g. https://lqx.example.com or http://127.0.0.1:8080' -r
-complete -c lqx -n "__fish_lqx_using_subcommand drs; and not __fish_seen_subcommand_from status list get approve apply reject run configure" -l context -d 'Context (server and account) from the config to use' -r
-complete -c lqx -n "__fish_lqx_using_subcommand drs; and not __fish_seen_subcommand_from status list get approve apply reject run configure" -s o -l output -d 'Output format [default: table]' -r -f -a "table\t'Aligned columns sized to the terminal'
+complete -c lqx -n "__fish_lqx_using_subcommand drs; and not __fish_seen_subcommand_from status list get approve apply reject run configure simulate" -l server -d 'Server URL, e.g. https://lqx.example.com or http://127.0.0.1:8080' -r
+complete -c lqx -n "__fish_lqx_using_subcommand drs; and not __fish_seen_subcommand_from status list get approve apply reject run configure simulate" -l context -d 'Context (server and account) from the config to use' -r
+complete -c lqx -n "__fish_lqx_using_subcommand drs; and not __fish_seen_subcommand_from status list get approve apply reject run configure simulate" -s o -l output -d 'Output format [default: table]' -r -f -a "table\t'Aligned columns sized to the terminal'
 wide\t'The table with more columns'
 json\t'JSON (stable snake_case field names; lists are arrays of the objects `get` prints)'
 yaml\t'YAML of the same objects as JSON'
 name\t'One name (or id) per line, for scripts'"
-complete -c lqx -n "__fish_lqx_using_subcommand drs; and not __fish_seen_subcommand_from status list get approve apply reject run configure" -l columns -d 'Table columns to show, comma-separated (e.g. name,state,node)' -r
-complete -c lqx -n "__fish_lqx_using_subcommand drs; and not __fish_seen_subcommand_from status list get approve apply reject run configure" -l timeout -d 'Give up after this long: RPCs and --wait (e.g. 30s, 5m)' -r
-complete -c lqx -n "__fish_lqx_using_subcommand drs; and not __fish_seen_subcommand_from status list get approve apply reject run configure" -l ca-cert -d 'CA certificate (PEM) to trust for an https:// server with a private CA' -r -F
-complete -c lqx -n "__fish_lqx_using_subcommand drs; and not __fish_seen_subcommand_from status list get approve apply reject run configure" -l no-headers -d 'Leave out the table header line'
-complete -c lqx -n "__fish_lqx_using_subcommand drs; and not __fish_seen_subcommand_from status list get approve apply reject run configure" -l no-input -d 'Never prompt; fail where input would be needed'
-complete -c lqx -n "__fish_lqx_using_subcommand drs; and not __fish_seen_subcommand_from status list get approve apply reject run configure" -l debug -d 'Show the full error chain and debug logs on stderr'
-complete -c lqx -n "__fish_lqx_using_subcommand drs; and not __fish_seen_subcommand_from status list get approve apply reject run configure" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c lqx -n "__fish_lqx_using_subcommand drs; and not __fish_seen_subcommand_from status list get approve apply reject run configure" -s V -l version -d 'Print version'
-complete -c lqx -n "__fish_lqx_using_subcommand drs; and not __fish_seen_subcommand_from status list get approve apply reject run configure" -f -a "status" -d 'Configuration, last run, imbalance and pending recommendations'
-complete -c lqx -n "__fish_lqx_using_subcommand drs; and not __fish_seen_subcommand_from status list get approve apply reject run configure" -f -a "list" -d 'List recommendations'
-complete -c lqx -n "__fish_lqx_using_subcommand drs; and not __fish_seen_subcommand_from status list get approve apply reject run configure" -f -a "get" -d 'Show a recommendation'
-complete -c lqx -n "__fish_lqx_using_subcommand drs; and not __fish_seen_subcommand_from status list get approve apply reject run configure" -f -a "approve" -d 'Approve a recommendation'
-complete -c lqx -n "__fish_lqx_using_subcommand drs; and not __fish_seen_subcommand_from status list get approve apply reject run configure" -f -a "apply" -d 'Apply a recommendation (performs the migration)'
-complete -c lqx -n "__fish_lqx_using_subcommand drs; and not __fish_seen_subcommand_from status list get approve apply reject run configure" -f -a "reject" -d 'Reject a recommendation'
-complete -c lqx -n "__fish_lqx_using_subcommand drs; and not __fish_seen_subcommand_from status list get approve apply reject run configure" -f -a "run" -d 'Run an analysis now'
-complete -c lqx -n "__fish_lqx_using_subcommand drs; and not __fish_seen_subcommand_from status list get approve apply reject run configure" -f -a "configure" -d 'Change the DRS configuration'
+complete -c lqx -n "__fish_lqx_using_subcommand drs; and not __fish_seen_subcommand_from status list get approve apply reject run configure simulate" -l columns -d 'Table columns to show, comma-separated (e.g. name,state,node)' -r
+complete -c lqx -n "__fish_lqx_using_subcommand drs; and not __fish_seen_subcommand_from status list get approve apply reject run configure simulate" -l timeout -d 'Give up after this long: RPCs and --wait (e.g. 30s, 5m)' -r
+complete -c lqx -n "__fish_lqx_using_subcommand drs; and not __fish_seen_subcommand_from status list get approve apply reject run configure simulate" -l ca-cert -d 'CA certificate (PEM) to trust for an https:// server with a private CA' -r -F
+complete -c lqx -n "__fish_lqx_using_subcommand drs; and not __fish_seen_subcommand_from status list get approve apply reject run configure simulate" -l no-headers -d 'Leave out the table header line'
+complete -c lqx -n "__fish_lqx_using_subcommand drs; and not __fish_seen_subcommand_from status list get approve apply reject run configure simulate" -l no-input -d 'Never prompt; fail where input would be needed'
+complete -c lqx -n "__fish_lqx_using_subcommand drs; and not __fish_seen_subcommand_from status list get approve apply reject run configure simulate" -l debug -d 'Show the full error chain and debug logs on stderr'
+complete -c lqx -n "__fish_lqx_using_subcommand drs; and not __fish_seen_subcommand_from status list get approve apply reject run configure simulate" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c lqx -n "__fish_lqx_using_subcommand drs; and not __fish_seen_subcommand_from status list get approve apply reject run configure simulate" -s V -l version -d 'Print version'
+complete -c lqx -n "__fish_lqx_using_subcommand drs; and not __fish_seen_subcommand_from status list get approve apply reject run configure simulate" -f -a "status" -d 'Configuration, last run, imbalance and pending recommendations'
+complete -c lqx -n "__fish_lqx_using_subcommand drs; and not __fish_seen_subcommand_from status list get approve apply reject run configure simulate" -f -a "list" -d 'List recommendations'
+complete -c lqx -n "__fish_lqx_using_subcommand drs; and not __fish_seen_subcommand_from status list get approve apply reject run configure simulate" -f -a "get" -d 'Show a recommendation'
+complete -c lqx -n "__fish_lqx_using_subcommand drs; and not __fish_seen_subcommand_from status list get approve apply reject run configure simulate" -f -a "approve" -d 'Approve a recommendation'
+complete -c lqx -n "__fish_lqx_using_subcommand drs; and not __fish_seen_subcommand_from status list get approve apply reject run configure simulate" -f -a "apply" -d 'Apply a recommendation (performs the migration)'
+complete -c lqx -n "__fish_lqx_using_subcommand drs; and not __fish_seen_subcommand_from status list get approve apply reject run configure simulate" -f -a "reject" -d 'Reject a recommendation'
+complete -c lqx -n "__fish_lqx_using_subcommand drs; and not __fish_seen_subcommand_from status list get approve apply reject run configure simulate" -f -a "run" -d 'Run an analysis now'
+complete -c lqx -n "__fish_lqx_using_subcommand drs; and not __fish_seen_subcommand_from status list get approve apply reject run configure simulate" -f -a "configure" -d 'Change the DRS configuration'
+complete -c lqx -n "__fish_lqx_using_subcommand drs; and not __fish_seen_subcommand_from status list get approve apply reject run configure simulate" -f -a "simulate" -d 'Plan offline over a cluster file (no server): what DRS would recommend'
 complete -c lqx -n "__fish_lqx_using_subcommand drs; and __fish_seen_subcommand_from status" -l server -d 'Server URL, e.g. https://lqx.example.com or http://127.0.0.1:8080' -r
 complete -c lqx -n "__fish_lqx_using_subcommand drs; and __fish_seen_subcommand_from status" -l context -d 'Context (server and account) from the config to use' -r
 complete -c lqx -n "__fish_lqx_using_subcommand drs; and __fish_seen_subcommand_from status" -s o -l output -d 'Output format [default: table]' -r -f -a "table\t'Aligned columns sized to the terminal'
@@ -1104,6 +1105,26 @@ complete -c lqx -n "__fish_lqx_using_subcommand drs; and __fish_seen_subcommand_
 complete -c lqx -n "__fish_lqx_using_subcommand drs; and __fish_seen_subcommand_from configure" -l debug -d 'Show the full error chain and debug logs on stderr'
 complete -c lqx -n "__fish_lqx_using_subcommand drs; and __fish_seen_subcommand_from configure" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c lqx -n "__fish_lqx_using_subcommand drs; and __fish_seen_subcommand_from configure" -s V -l version -d 'Print version'
+complete -c lqx -n "__fish_lqx_using_subcommand drs; and __fish_seen_subcommand_from simulate" -l cluster -d 'Cluster file (YAML: nodes and VMs; see DESIGN.md, cluster files)' -r -F
+complete -c lqx -n "__fish_lqx_using_subcommand drs; and __fish_seen_subcommand_from simulate" -l rounds -d 'Apply each round\'s moves and plan again, up to this many rounds' -r
+complete -c lqx -n "__fish_lqx_using_subcommand drs; and __fish_seen_subcommand_from simulate" -l threshold-cpu -d 'CPU threshold, percent [default: the DRS default]' -r
+complete -c lqx -n "__fish_lqx_using_subcommand drs; and __fish_seen_subcommand_from simulate" -l threshold-memory -d 'Memory threshold, percent [default: the DRS default]' -r
+complete -c lqx -n "__fish_lqx_using_subcommand drs; and __fish_seen_subcommand_from simulate" -l migration-threshold -d '1 (mandatory moves only) .. 5 (aggressive) [default: the DRS default]' -r
+complete -c lqx -n "__fish_lqx_using_subcommand drs; and __fish_seen_subcommand_from simulate" -l server -d 'Server URL, e.g. https://lqx.example.com or http://127.0.0.1:8080' -r
+complete -c lqx -n "__fish_lqx_using_subcommand drs; and __fish_seen_subcommand_from simulate" -l context -d 'Context (server and account) from the config to use' -r
+complete -c lqx -n "__fish_lqx_using_subcommand drs; and __fish_seen_subcommand_from simulate" -s o -l output -d 'Output format [default: table]' -r -f -a "table\t'Aligned columns sized to the terminal'
+wide\t'The table with more columns'
+json\t'JSON (stable snake_case field names; lists are arrays of the objects `get` prints)'
+yaml\t'YAML of the same objects as JSON'
+name\t'One name (or id) per line, for scripts'"
+complete -c lqx -n "__fish_lqx_using_subcommand drs; and __fish_seen_subcommand_from simulate" -l columns -d 'Table columns to show, comma-separated (e.g. name,state,node)' -r
+complete -c lqx -n "__fish_lqx_using_subcommand drs; and __fish_seen_subcommand_from simulate" -l timeout -d 'Give up after this long: RPCs and --wait (e.g. 30s, 5m)' -r
+complete -c lqx -n "__fish_lqx_using_subcommand drs; and __fish_seen_subcommand_from simulate" -l ca-cert -d 'CA certificate (PEM) to trust for an https:// server with a private CA' -r -F
+complete -c lqx -n "__fish_lqx_using_subcommand drs; and __fish_seen_subcommand_from simulate" -l no-headers -d 'Leave out the table header line'
+complete -c lqx -n "__fish_lqx_using_subcommand drs; and __fish_seen_subcommand_from simulate" -l no-input -d 'Never prompt; fail where input would be needed'
+complete -c lqx -n "__fish_lqx_using_subcommand drs; and __fish_seen_subcommand_from simulate" -l debug -d 'Show the full error chain and debug logs on stderr'
+complete -c lqx -n "__fish_lqx_using_subcommand drs; and __fish_seen_subcommand_from simulate" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c lqx -n "__fish_lqx_using_subcommand drs; and __fish_seen_subcommand_from simulate" -s V -l version -d 'Print version'
 complete -c lqx -n "__fish_lqx_using_subcommand ha; and not __fish_seen_subcommand_from status failover" -l server -d 'Server URL, e.g. https://lqx.example.com or http://127.0.0.1:8080' -r
 complete -c lqx -n "__fish_lqx_using_subcommand ha; and not __fish_seen_subcommand_from status failover" -l context -d 'Context (server and account) from the config to use' -r
 complete -c lqx -n "__fish_lqx_using_subcommand ha; and not __fish_seen_subcommand_from status failover" -s o -l output -d 'Output format [default: table]' -r -f -a "table\t'Aligned columns sized to the terminal'

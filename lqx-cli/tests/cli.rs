@@ -533,3 +533,68 @@ mod deps {
         assert!(hits.is_empty(), "lqx-cli links server-only crates: {hits:?}");
     }
 }
+
+mod simulate {
+    use super::*;
+
+    const CLUSTER: &str = "nodes:
+  - {name: node-1, cpu_cores: 16, memory_mib: 65536}
+  - {name: node-2, cpu_cores: 16, memory_mib: 65536}
+  - {name: node-3, cpu_cores: 16, memory_mib: 65536}
+vms:
+  - {name: web-1, node: node-1, cpu_cores: 4, memory_mib: 16384}
+  - {name: web-2, node: node-1, cpu_cores: 4, memory_mib: 16384}
+  - {name: web-3, node: node-1, cpu_cores: 4, memory_mib: 16384}
+  - {name: web-4, node: node-1, cpu_cores: 4, memory_mib: 12288}
+";
+
+    /// Offline: no server, no login. Every VM on one node: DRS moves some away.
+    #[test]
+    fn drs_simulate_json_has_the_design_fields() {
+        let d = tmp();
+        let f = d.path().join("cluster.yaml");
+        std::fs::write(&f, CLUSTER).unwrap();
+        let out = lqx(d.path())
+            .args(["drs", "simulate", "-o", "json", "--cluster"])
+            .arg(&f)
+            .assert()
+            .success()
+            .get_output()
+            .stdout
+            .clone();
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        for k in [
+            "recommendations",
+            "before",
+            "after",
+            "moves",
+            "memory_moved_mib",
+            "elapsed_ms",
+        ] {
+            assert!(v.get(k).is_some(), "missing {k}: {v}");
+        }
+        let recs = v["recommendations"].as_array().unwrap();
+        assert!(!recs.is_empty());
+        assert!(recs.iter().all(|r| r["source"] == "node-1"));
+        let max_before = v["before"]["max_cpu_percent"].as_f64().unwrap();
+        let max_after = v["after"]["max_cpu_percent"].as_f64().unwrap();
+        assert!(max_after < max_before, "{max_before} -> {max_after}");
+    }
+
+    #[test]
+    fn drs_simulate_errors() {
+        let d = tmp();
+        lqx(d.path())
+            .args(["drs", "simulate", "--cluster", "/nonexistent/cluster.yaml"])
+            .assert()
+            .code(3);
+        let f = d.path().join("bad.yaml");
+        std::fs::write(&f, "nodes: [{name: a}]\nvms: 7\n").unwrap();
+        lqx(d.path())
+            .args(["drs", "simulate", "--cluster"])
+            .arg(&f)
+            .assert()
+            .failure()
+            .stderr(predicate::str::contains("error: "));
+    }
+}

@@ -80,23 +80,11 @@ fn generate(sc: Scenario, hosts: usize, seed: u64) -> ClusterSnapshot {
             _ => (64, 512),
         };
         let n = node(i, cores, mem_gib);
-        let count = if hosts >= 1000 {
-            50
-        } else {
-            rng.random_range(10..=50)
-        };
-        let frac = if hosts > 1 {
-            i as f64 / (hosts - 1) as f64
-        } else {
-            0.0
-        };
+        let count = if hosts >= 1000 { 50 } else { rng.random_range(10..=50) };
+        let frac = if hosts > 1 { i as f64 / (hosts - 1) as f64 } else { 0.0 };
         // Target CPU and memory use of the host, and memory per vCPU of its VMs.
         let (tc, tm, gib_per_core) = match sc {
-            Scenario::OneHot => (
-                if i == 0 { 0.97 } else { 0.40 },
-                if i == 0 { 0.80 } else { 0.40 },
-                3,
-            ),
+            Scenario::OneHot => (if i == 0 { 0.97 } else { 0.40 }, if i == 0 { 0.80 } else { 0.40 }, 3),
             Scenario::Bimodal => {
                 if i % 2 == 0 {
                     (0.90, 0.85, 3)
@@ -127,9 +115,7 @@ fn generate(sc: Scenario, hosts: usize, seed: u64) -> ClusterSnapshot {
         let mut alloc_mem = 0u64;
         for _ in 0..count {
             let cores_vm = match sc {
-                Scenario::Zipf => {
-                    zipf(&mut rng, 32, 1.3).max((budget_vcpu / (count as f64 * 4.0)) as u32)
-                }
+                Scenario::Zipf => zipf(&mut rng, 32, 1.3).max((budget_vcpu / (count as f64 * 4.0)) as u32),
                 _ => {
                     let base = [1u32, 2, 4, 8][rng.random_range(0..4)] as f64;
                     ((base * budget_vcpu / (count as f64 * 3.75)).round() as u32).clamp(1, 32)
@@ -262,16 +248,8 @@ fn run(sc: Scenario, hosts: usize, quick: bool, level: u8) -> Row {
         scenario: sc.name(),
         hosts,
         vms: snap.vms.len(),
-        imb: [
-            first.before.imbalance,
-            first.after.imbalance,
-            last_after.imbalance,
-        ],
-        max: [
-            max_util(&first.before),
-            max_util(&first.after),
-            max_util(&last_after),
-        ],
+        imb: [first.before.imbalance, first.after.imbalance, last_after.imbalance],
+        max: [max_util(&first.before), max_util(&first.after), max_util(&last_after)],
         bound: lower_bound(&snap),
         moves_first: first.moves.len(),
         moves_total: total,

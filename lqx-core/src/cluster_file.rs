@@ -11,8 +11,8 @@ use uuid::Uuid;
 
 use crate::drs::{self, ClusterMetrics, DrsPlan, DrsState, MigrationHistory};
 use crate::model::{
-    DrsConfig, HaPolicy, NodeId, NodePhase, PlacementPolicy, Priority, RecommendationType,
-    RestartPriority, VmId, validate,
+    DrsConfig, HaPolicy, NodeId, NodePhase, PlacementPolicy, Priority, RecommendationType, RestartPriority, VmId,
+    validate,
 };
 use crate::placement::{ClusterSnapshot, NodeSnapshot, NodeUsageSample, VmSnapshot, VmUsageSample};
 
@@ -110,10 +110,7 @@ pub enum ClusterFileError {
     #[error("Cannot read the cluster file")]
     Parse(#[source] serde_yaml::Error),
     #[error("{message}{}", line.map(|l| format!(" (line {l})")).unwrap_or_default())]
-    Invalid {
-        message: String,
-        line: Option<usize>,
-    },
+    Invalid { message: String, line: Option<usize> },
 }
 
 impl From<ClusterFileError> for crate::Error {
@@ -121,9 +118,7 @@ impl From<ClusterFileError> for crate::Error {
         match &e {
             // The YAML error says where (line and column); the client needs to see it.
             ClusterFileError::Parse(source) => crate::Error::invalid("cluster", source),
-            ClusterFileError::Invalid { .. } => {
-                crate::Error::new(crate::ErrorKind::InvalidArgument, e.to_string())
-            }
+            ClusterFileError::Invalid { .. } => crate::Error::new(crate::ErrorKind::InvalidArgument, e.to_string()),
         }
     }
 }
@@ -202,28 +197,17 @@ fn to_snapshot(file: &ClusterFile, text: &str) -> Result<ClusterSnapshot, Cluste
             ));
         }
         validate::labels(&f("labels"), &n.labels).map_err(|e| wrap(e, &n.name))?;
-        validate::range(&f("cpu_cores"), n.cpu_cores, 1, 65_536, "")
-            .map_err(|e| wrap(e, &n.name))?;
-        validate::range(&f("memory_mib"), n.memory_mib, 64, 1 << 40, " MiB")
-            .map_err(|e| wrap(e, &n.name))?;
-        let cpu_overcommit = n
-            .cpu_overcommit
-            .unwrap_or(crate::model::DEFAULT_CPU_OVERCOMMIT);
-        let memory_overcommit = n
-            .memory_overcommit
-            .unwrap_or(crate::model::DEFAULT_MEMORY_OVERCOMMIT);
-        validate::range(&f("cpu_overcommit"), cpu_overcommit, 1.0, 64.0, "")
-            .map_err(|e| wrap(e, &n.name))?;
-        validate::range(&f("memory_overcommit"), memory_overcommit, 1.0, 4.0, "")
-            .map_err(|e| wrap(e, &n.name))?;
+        validate::range(&f("cpu_cores"), n.cpu_cores, 1, 65_536, "").map_err(|e| wrap(e, &n.name))?;
+        validate::range(&f("memory_mib"), n.memory_mib, 64, 1 << 40, " MiB").map_err(|e| wrap(e, &n.name))?;
+        let cpu_overcommit = n.cpu_overcommit.unwrap_or(crate::model::DEFAULT_CPU_OVERCOMMIT);
+        let memory_overcommit = n.memory_overcommit.unwrap_or(crate::model::DEFAULT_MEMORY_OVERCOMMIT);
+        validate::range(&f("cpu_overcommit"), cpu_overcommit, 1.0, 64.0, "").map_err(|e| wrap(e, &n.name))?;
+        validate::range(&f("memory_overcommit"), memory_overcommit, 1.0, 4.0, "").map_err(|e| wrap(e, &n.name))?;
         let mut phase = match &n.phase {
             None => NodePhase::Ready,
             Some(p) => NodePhase::parse(p).ok_or_else(|| {
                 invalid(
-                    format!(
-                        "{}: {p:?} is not READY, NOT_READY, MAINTENANCE or DRAINING",
-                        f("phase")
-                    ),
+                    format!("{}: {p:?} is not READY, NOT_READY, MAINTENANCE or DRAINING", f("phase")),
                     &n.name,
                 )
             })?,
@@ -280,18 +264,12 @@ fn to_snapshot(file: &ClusterFile, text: &str) -> Result<ClusterSnapshot, Cluste
         )
         .map_err(|e| wrap(e, &v.name))?;
         let lookup = |field: String, name: &str| {
-            node_ids.get(name).copied().ok_or_else(|| {
-                invalid(
-                    format!("{field}: node {name:?} is not defined in nodes"),
-                    &v.name,
-                )
-            })
+            node_ids
+                .get(name)
+                .copied()
+                .ok_or_else(|| invalid(format!("{field}: node {name:?} is not defined in nodes"), &v.name))
         };
-        let node = v
-            .node
-            .as_deref()
-            .map(|n| lookup(f("node"), n))
-            .transpose()?;
+        let node = v.node.as_deref().map(|n| lookup(f("node"), n)).transpose()?;
         let usage = match v.usage {
             None => None,
             Some(u) => Some(usage(&f("usage"), u, v.memory_mib).map_err(|m| invalid(m, &v.name))?),
@@ -305,17 +283,14 @@ fn to_snapshot(file: &ClusterFile, text: &str) -> Result<ClusterSnapshot, Cluste
                 .map(|h| HaPolicy {
                     enabled: h.enabled,
                     priority: h.priority,
-                    restart_delay_secs: h
-                        .restart_delay
-                        .map_or(0, |d| d.as_secs().min(u32::MAX as u64) as u32),
+                    restart_delay_secs: h.restart_delay.map_or(0, |d| d.as_secs().min(u32::MAX as u64) as u32),
                     max_restarts: h.max_restarts,
                 })
                 .unwrap_or_default();
         let mut placement = PlacementPolicy::default();
         if let Some(p) = &v.placement {
             if let Some(g) = &p.anti_affinity_group {
-                validate::name(&f("placement.anti_affinity_group"), g)
-                    .map_err(|e| wrap(e, &v.name))?;
+                validate::name(&f("placement.anti_affinity_group"), g).map_err(|e| wrap(e, &v.name))?;
             }
             placement.anti_affinity_group = p.anti_affinity_group.clone();
             for (k, n) in p.required_nodes.iter().enumerate() {
@@ -328,16 +303,9 @@ fn to_snapshot(file: &ClusterFile, text: &str) -> Result<ClusterSnapshot, Cluste
                     .excluded_nodes
                     .push(lookup(f(&format!("placement.excluded_nodes[{k}]")), n)?);
             }
-            if let Some(n) = p
-                .required_nodes
-                .iter()
-                .find(|n| p.excluded_nodes.contains(n))
-            {
+            if let Some(n) = p.required_nodes.iter().find(|n| p.excluded_nodes.contains(n)) {
                 return Err(invalid(
-                    format!(
-                        "{}: node {n:?} is both required and excluded",
-                        f("placement")
-                    ),
+                    format!("{}: node {n:?} is both required and excluded", f("placement")),
                     &v.name,
                 ));
             }
@@ -632,14 +600,8 @@ vms:
                 .to_string()
                 .starts_with("nodes: at least one node")
         );
-        let phase =
-            "nodes:\n  - name: a\n    cpu_cores: 1\n    memory_mib: 4096\n    phase: broken\n";
-        assert!(
-            parse(phase)
-                .unwrap_err()
-                .to_string()
-                .contains("nodes[0].phase")
-        );
+        let phase = "nodes:\n  - name: a\n    cpu_cores: 1\n    memory_mib: 4096\n    phase: broken\n";
+        assert!(parse(phase).unwrap_err().to_string().contains("nodes[0].phase"));
     }
 
     #[test]
@@ -678,12 +640,7 @@ vms:
         assert_eq!(rec["type"], "MIGRATE");
         assert_eq!(rec["priority"], "HIGH");
         assert_eq!(rec["source"], "a");
-        for key in [
-            "nodes",
-            "imbalance",
-            "max_cpu_percent",
-            "max_memory_percent",
-        ] {
+        for key in ["nodes", "imbalance", "max_cpu_percent", "max_memory_percent"] {
             assert!(json["before"].get(key).is_some(), "{key}");
         }
         assert_eq!(json["before"]["nodes"][0]["name"], "a");

@@ -23,19 +23,10 @@ fn once(snap: &ClusterSnapshot, c: &DrsConfig) -> DrsPlan {
         hysteresis_hold_count: 1,
         ..c.clone()
     };
-    plan(
-        snap,
-        &c,
-        &DrsState::default(),
-        &MigrationHistory::default(),
-        t0(),
-    )
+    plan(snap, &c, &DrsState::default(), &MigrationHistory::default(), t0())
 }
 
-fn node_pct<'a>(
-    p: &'a lqx_core::drs::ClusterMetrics,
-    name: &str,
-) -> &'a lqx_core::drs::NodeMetrics {
+fn node_pct<'a>(p: &'a lqx_core::drs::ClusterMetrics, name: &str) -> &'a lqx_core::drs::NodeMetrics {
     p.nodes.iter().find(|n| n.name == name).unwrap()
 }
 
@@ -75,28 +66,16 @@ fn one_hot_host_is_relieved_and_only_it() {
     };
     let p = once(&snap, &c);
     assert_eq!(node_pct(&p.before, "node-1").cpu_percent, 92.0);
-    let relieve: Vec<_> = p
-        .moves
-        .iter()
-        .filter(|m| m.kind == MoveKind::Relieve)
-        .collect();
+    let relieve: Vec<_> = p.moves.iter().filter(|m| m.kind == MoveKind::Relieve).collect();
     // 92 % -> <= 75 % needs 17 points off a 32-core host: 5.44 cores; each VM uses 3.68.
     assert_eq!(relieve.len(), 2, "{:#?}", p.moves);
     for m in &relieve {
         assert_eq!(m.source_name, "node-1");
         assert_eq!(m.priority, Priority::High);
-        assert!(
-            m.reason.starts_with("node-1 is hot (CPU 92% > 80%"),
-            "{}",
-            m.reason
-        );
+        assert!(m.reason.starts_with("node-1 is hot (CPU 92% > 80%"), "{}", m.reason);
     }
     assert!(node_pct(&p.after, "node-1").cpu_percent <= 75.0);
-    assert!(
-        p.after.nodes.iter().all(|n| n.cpu_percent <= 75.0),
-        "{:?}",
-        p.after
-    );
+    assert!(p.after.nodes.iter().all(|n| n.cpu_percent <= 75.0), "{:?}", p.after);
     // The two moves go to different hosts (each target left least hot).
     assert_ne!(relieve[0].target, relieve[1].target);
 }
@@ -115,16 +94,8 @@ fn maintenance_is_evacuated_even_at_level_one() {
             .iter()
             .all(|m| m.source == "node-2" && m.target != "node-2" && m.mandatory)
     );
-    assert!(
-        r.recommendations
-            .iter()
-            .all(|m| m.priority == Priority::High)
-    );
-    assert!(
-        r.recommendations
-            .iter()
-            .all(|m| m.reason == "node-2 is in maintenance")
-    );
+    assert!(r.recommendations.iter().all(|m| m.priority == Priority::High));
+    assert!(r.recommendations.iter().all(|m| m.reason == "node-2 is in maintenance"));
     let after = r.after.nodes.iter().find(|n| n.name == "node-2").unwrap();
     assert_eq!((after.cpu_percent, after.memory_percent), (0.0, 0.0));
     // The stopped VM moves too (cold), copying no memory: 3 x 6144 MiB.
@@ -158,17 +129,11 @@ fn anti_affinity_is_restored_and_kept() {
         let web = after
             .vms
             .iter()
-            .filter(|v| {
-                v.node == Some(n.id) && v.placement.anti_affinity_group.as_deref() == Some("web")
-            })
+            .filter(|v| v.node == Some(n.id) && v.placement.anti_affinity_group.as_deref() == Some("web"))
             .count();
         assert!(web <= 1, "{} holds {web} web VMs", n.name);
     }
-    assert!(
-        p.after.nodes.iter().all(|n| n.cpu_percent <= 75.0),
-        "{:?}",
-        p.after
-    );
+    assert!(p.after.nodes.iter().all(|n| n.cpu_percent <= 75.0), "{:?}", p.after);
 }
 
 #[test]
@@ -324,9 +289,9 @@ fn random_instance(rng: &mut StdRng, margin: f64) -> Instance {
         }
         let Some(i) = target else { continue };
         let clash = v.placement.anti_affinity_group.is_some()
-            && vms.iter().any(|o: &VmSnapshot| {
-                o.node == Some(nodes[i].id) && o.placement.anti_affinity_group.is_some()
-            });
+            && vms
+                .iter()
+                .any(|o: &VmSnapshot| o.node == Some(nodes[i].id) && o.placement.anti_affinity_group.is_some());
         if clash {
             v.placement.anti_affinity_group = None;
         }
@@ -353,11 +318,7 @@ fn fewest_moves(inst: &Instance, max: usize) -> Option<usize> {
         .iter()
         .map(|n| [n.cpu_cores as f64, n.memory_mib as f64])
         .collect();
-    let limit: Vec<[f64; 2]> = s
-        .nodes
-        .iter()
-        .map(|n| [n.cpu_limit(), n.memory_limit_mib()])
-        .collect();
+    let limit: Vec<[f64; 2]> = s.nodes.iter().map(|n| [n.cpu_limit(), n.memory_limit_mib()]).collect();
     let idx = |id: NodeId| s.nodes.iter().position(|n| n.id == id).unwrap();
     let at: Vec<usize> = s.vms.iter().map(|v| idx(v.node.unwrap())).collect();
     let loads: Vec<[f64; 2]> = s.vms.iter().map(vm_load).collect();
@@ -378,8 +339,8 @@ fn fewest_moves(inst: &Instance, max: usize) -> Option<usize> {
     }
     impl State {
         fn add(&mut self, i: usize, l: [f64; 2], vm: &VmSnapshot, sign: f64) {
-            for r in 0..2 {
-                self.load[i][r] += sign * l[r];
+            for (slot, add) in self.load[i].iter_mut().zip(l) {
+                *slot += sign * add;
             }
             self.alloc[i][0] += sign * vm.cpu_cores as f64;
             self.alloc[i][1] += sign * vm.memory_mib as f64;
@@ -421,8 +382,7 @@ fn fewest_moves(inst: &Instance, max: usize) -> Option<usize> {
                         need_i = need_i.max(k);
                     }
                 }
-                let over = st.alloc[i][0] > self.limit[i][0] + 1e-9
-                    || st.alloc[i][1] > self.limit[i][1] + 1e-9;
+                let over = st.alloc[i][0] > self.limit[i][0] + 1e-9 || st.alloc[i][1] > self.limit[i][1] + 1e-9;
                 if over || st.group[i] > 1 {
                     need_i = need_i.max(1);
                 }
@@ -445,8 +405,7 @@ fn fewest_moves(inst: &Instance, max: usize) -> Option<usize> {
                     }
                     let id = self.s.nodes[t].id;
                     if vm.placement.excluded_nodes.contains(&id)
-                        || (!vm.placement.required_nodes.is_empty()
-                            && !vm.placement.required_nodes.contains(&id))
+                        || (!vm.placement.required_nodes.is_empty() && !vm.placement.required_nodes.contains(&id))
                     {
                         continue;
                     }
@@ -522,10 +481,10 @@ fn planner_is_within_ten_percent_of_the_fewest_moves() {
             ..DrsConfig::default()
         };
         let p = once(&inst.snap, &c);
-        let under = p.after.nodes.iter().all(|n| {
-            n.cpu_percent <= inst.line[0] * 100.0 + 0.01
-                && n.memory_percent <= inst.line[1] * 100.0 + 0.01
-        });
+        let under =
+            p.after.nodes.iter().all(|n| {
+                n.cpu_percent <= inst.line[0] * 100.0 + 0.01 && n.memory_percent <= inst.line[1] * 100.0 + 0.01
+            });
         if !under {
             unsolved.push(format!(
                 "round {round}: planner left a node hot ({} moves); optimum {best}",

@@ -7,10 +7,15 @@
 //! powered off at once (it may already run elsewhere after a failover) and undefined, keeping
 //! its volumes (with shared storage they belong to the copy that runs elsewhere). Domains not
 //! created by lqx are never touched. Stops come before starts, so capacity is freed first.
+//! Two refinements: a domain the control plane marks `force_off` is powered off rather than
+//! shut down gracefully, and an unwanted domain listed in `purge` (its VM was deleted) is
+//! undefined together with its volumes.
 //! Running the planner again on the result gives no action: repeating a command, or restarting
 //! the agent, does nothing twice.
 
 use std::{collections::HashSet, time::Duration};
+
+use serde::{Deserialize, Serialize};
 
 use tracing::{info, warn};
 
@@ -20,10 +25,27 @@ use crate::{
 };
 
 /// One domain this node should have.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DesiredDomain {
     pub spec: DomainSpec,
     pub running: bool,
+    /// Destroyed (not started again) when the agent fences itself.
+    #[serde(default)]
+    pub ha_protected: bool,
+    /// When it should not run: power it off at once instead of an ACPI shutdown.
+    #[serde(default)]
+    pub force_off: bool,
+}
+
+impl DesiredDomain {
+    pub fn new(spec: DomainSpec, running: bool) -> Self {
+        DesiredDomain {
+            spec,
+            running,
+            ha_protected: false,
+            force_off: false,
+        }
+    }
 }
 
 /// One change to make on the hypervisor.
@@ -39,6 +61,8 @@ pub enum Action {
     Destroy(VmId),
     /// Remove the definition, keeping volumes.
     Undefine(VmId),
+    /// Remove the definition and delete its volumes (the VM was deleted).
+    Remove(VmId),
 }
 
 impl Action {
@@ -49,13 +73,23 @@ impl Action {
             | Action::Resume(id)
             | Action::Stop(id)
             | Action::Destroy(id)
-            | Action::Undefine(id) => *id,
+            | Action::Undefine(id)
+            | Action::Remove(id) => *id,
         }
     }
 }
 
 /// The actions that bring `actual` to `desired`, stops and removals first.
 pub fn reconcile(desired: &[DesiredDomain], actual: &[DomainInfo]) -> Vec<Action> {
+    reconcile_with_purge(desired, &HashSet::new(), actual)
+}
+
+/// [`reconcile`], where unwanted domains in `purge` lose their volumes too.
+pub fn reconcile_with_purge(
+    desired: &[DesiredDomain],
+    purge: &HashSet<VmId>,
+    actual: &[DomainInfo],
+) -> Vec<Action> {
     let mut removals = Vec::new();
     let mut starts = Vec::new();
     let wanted: HashSet<VmId> = desired.iter().map(|d| d.spec.id).collect();
@@ -66,7 +100,11 @@ pub fn reconcile(desired: &[DesiredDomain], actual: &[DomainInfo]) -> Vec<Action
         if a.state.is_active() {
             removals.push(Action::Destroy(a.id));
         }
-        removals.push(Action::Undefine(a.id));
+        removals.push(if purge.contains(&a.id) {
+            Action::Remove(a.id)
+        } else {
+            Action::Undefine(a.id)
+        });
     }
     for d in desired {
         let id = d.spec.id;
@@ -82,6 +120,9 @@ pub fn reconcile(desired: &[DesiredDomain], actual: &[DomainInfo]) -> Vec<Action
                 DomainState::Paused => starts.push(Action::Resume(id)),
                 DomainState::Running | DomainState::ShuttingDown => {}
             },
+            Some(s) if s.is_active() && d.force_off => removals.push(Action::Destroy(id)),
+            // A shutdown already in progress is waited for, not requested twice.
+            Some(DomainState::ShuttingDown) => {}
             Some(s) if s.is_active() => removals.push(Action::Stop(id)),
             Some(_) => {}
         }
@@ -123,6 +164,10 @@ pub async fn apply(
                 Err(DriverError::NotFound(_)) => Ok(()),
                 r => r,
             },
+            Action::Remove(_) => match h.undefine(id, true).await {
+                Err(DriverError::NotFound(_)) => Ok(()),
+                r => r,
+            },
         };
         match &result {
             Ok(()) => info!(vm = %id, ?action, "reconciled"),
@@ -154,10 +199,7 @@ mod tests {
     use crate::driver::sim::{SimConfig, SimHypervisor, SimOp};
 
     fn want(name: &str, running: bool) -> DesiredDomain {
-        DesiredDomain {
-            spec: DomainSpec::new(VmId::new(), name, 1, 256),
-            running,
-        }
+        DesiredDomain::new(DomainSpec::new(VmId::new(), name, 1, 256), running)
     }
 
     async fn converge(desired: &[DesiredDomain], h: &SimHypervisor) -> usize {
@@ -259,6 +301,42 @@ mod tests {
             h.domain_state(desired[0].spec.id).await.unwrap(),
             DomainState::Running
         );
+    }
+
+    #[tokio::test]
+    async fn force_off_destroys_and_purge_deletes_volumes() {
+        let h = SimHypervisor::new("sim://n", SimConfig::default()).unwrap();
+        let mut a = want("a", true);
+        a.spec.disks.push(crate::driver::DiskSpec {
+            name: "root".into(),
+            size_mib: 64,
+            pool: crate::driver::default_pool(),
+            bus: Default::default(),
+        });
+        let mut b = want("b", true);
+        converge(&[a.clone(), b.clone()], &h).await;
+        b.running = false;
+        b.force_off = true;
+        let actual = h.list_domains().await.unwrap();
+        assert_eq!(
+            reconcile(&[a.clone(), b.clone()], &actual),
+            vec![Action::Destroy(b.spec.id)]
+        );
+        let purge: HashSet<VmId> = [a.spec.id].into();
+        let actions = reconcile_with_purge(&[b.clone()], &purge, &actual);
+        assert_eq!(
+            actions,
+            vec![
+                Action::Destroy(a.spec.id),
+                Action::Remove(a.spec.id),
+                Action::Destroy(b.spec.id)
+            ]
+        );
+        for o in apply(actions, &h, Duration::from_secs(5)).await {
+            o.result.unwrap();
+        }
+        assert!(h.list_volumes("default".into()).await.unwrap().is_empty());
+        assert_eq!(h.domain_count(), 1);
     }
 
     #[test]

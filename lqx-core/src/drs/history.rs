@@ -25,21 +25,11 @@ pub struct MigrationHistory {
 
 impl MigrationHistory {
     pub fn record(&mut self, vm: VmId, source: NodeId, target: NodeId, at: DateTime<Utc>) {
-        self.records.push(MigrationRecord {
-            vm,
-            source,
-            target,
-            at,
-        });
+        self.records.push(MigrationRecord { vm, source, target, at });
     }
 
     /// Whether `vm` was migrated within `window` before `now`.
-    pub fn moved_recently(
-        &self,
-        vm: VmId,
-        now: DateTime<Utc>,
-        window: std::time::Duration,
-    ) -> bool {
+    pub fn moved_recently(&self, vm: VmId, now: DateTime<Utc>, window: std::time::Duration) -> bool {
         let window = chrono::Duration::from_std(window).unwrap_or(chrono::Duration::MAX);
         self.records
             .iter()
@@ -50,8 +40,7 @@ impl MigrationHistory {
     /// Drops records older than `keep` before `now`.
     pub fn prune(&mut self, now: DateTime<Utc>, keep: std::time::Duration) {
         let keep = chrono::Duration::from_std(keep).unwrap_or(chrono::Duration::MAX);
-        self.records
-            .retain(|r| now.signed_duration_since(r.at) < keep);
+        self.records.retain(|r| now.signed_duration_since(r.at) < keep);
     }
 }
 

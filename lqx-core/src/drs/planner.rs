@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use super::history::{DrsState, MigrationHistory};
 use crate::model::{
-    DrsConfig, DrsRecommendation, NodeId, NodePhase, Priority, RecommendationId,
-    RecommendationStatus, RecommendationType, VmId,
+    DrsConfig, DrsRecommendation, NodeId, NodePhase, Priority, RecommendationId, RecommendationStatus,
+    RecommendationType, VmId,
 };
 use crate::placement::{ClusterSnapshot, NodeUsageSample, Occupancy, PlacementRequest, place_with};
 
@@ -141,8 +141,7 @@ impl DrsPlan {
                     let cores = (n.cpu_cores as f64).max(1e-9);
                     *u = NodeUsageSample {
                         cpu_percent: (u.cpu_percent + sign * cpu / cores * 100.0).max(0.0),
-                        memory_used_mib: (u.memory_used_mib as f64 + sign * mem).max(0.0).round()
-                            as u64,
+                        memory_used_mib: (u.memory_used_mib as f64 + sign * mem).max(0.0).round() as u64,
                     };
                 }
             }
@@ -217,10 +216,7 @@ pub fn plan(
     let mut hot = Vec::new();
     for (i, n) in snapshot.nodes.iter().enumerate() {
         let l = &p.nodes[i];
-        if l.ready
-            && (l.util(CPU) * 100.0 > config.threshold_cpu
-                || l.util(MEM) * 100.0 > config.threshold_memory)
-        {
+        if l.ready && (l.util(CPU) * 100.0 > config.threshold_cpu || l.util(MEM) * 100.0 > config.threshold_memory) {
             let streak = state.hot_streak.get(&n.id).copied().unwrap_or(0) + 1;
             next.hot_streak.insert(n.id, streak);
             if streak >= hold {
@@ -324,12 +320,7 @@ struct Planner<'a> {
 }
 
 impl<'a> Planner<'a> {
-    fn new(
-        snap: &'a ClusterSnapshot,
-        cfg: &'a DrsConfig,
-        history: &MigrationHistory,
-        now: DateTime<Utc>,
-    ) -> Self {
+    fn new(snap: &'a ClusterSnapshot, cfg: &'a DrsConfig, history: &MigrationHistory, now: DateTime<Utc>) -> Self {
         let occ = Occupancy::new(snap, &[]);
         let mut nodes: Vec<NodeLoad> = snap
             .nodes
@@ -358,10 +349,7 @@ impl<'a> Planner<'a> {
         // What the node reports beyond its VMs (host processes, overhead) stays put.
         for (i, n) in snap.nodes.iter().enumerate() {
             if let Some(u) = n.usage {
-                let measured = [
-                    u.cpu_percent / 100.0 * n.cpu_cores as f64,
-                    u.memory_used_mib as f64,
-                ];
+                let measured = [u.cpu_percent / 100.0 * n.cpu_cores as f64, u.memory_used_mib as f64];
                 for r in [CPU, MEM] {
                     nodes[i].load[r] = nodes[i].load[r].max(measured[r]);
                 }
@@ -381,10 +369,7 @@ impl<'a> Planner<'a> {
             snap,
             cfg,
             key: vec![0; nodes.len()],
-            initial_percent: nodes
-                .iter()
-                .map(|n| n.util(CPU).max(n.util(MEM)) * 100.0)
-                .collect(),
+            initial_percent: nodes.iter().map(|n| n.util(CPU).max(n.util(MEM)) * 100.0).collect(),
             used: vec![0; nodes.len()],
             moved: vec![false; snap.vms.len()],
             recent,
@@ -526,20 +511,12 @@ impl<'a> Planner<'a> {
                 continue;
             }
             let mut vms = self.node_vms[i].clone();
-            vms.sort_by(|a, b| {
-                snap.vms[*b]
-                    .memory_mib
-                    .cmp(&snap.vms[*a].memory_mib)
-                    .then(a.cmp(b))
-            });
+            vms.sort_by(|a, b| snap.vms[*b].memory_mib.cmp(&snap.vms[*a].memory_mib).then(a.cmp(b)));
             let why = match n.phase {
                 NodePhase::Draining => format!("{} is draining", n.name),
                 _ => format!("{} is in maintenance", n.name),
             };
-            todo.extend(
-                vms.into_iter()
-                    .map(|v| (v, MoveKind::Evacuate, why.clone())),
-            );
+            todo.extend(vms.into_iter().map(|v| (v, MoveKind::Evacuate, why.clone())));
         }
         // Placement-policy violations on Ready nodes.
         let mut groups: HashMap<(usize, &str), Vec<usize>> = HashMap::new();
@@ -555,9 +532,7 @@ impl<'a> Planner<'a> {
                     MoveKind::Constraint,
                     format!("its placement policy excludes {}", n.name),
                 ));
-            } else if !vm.placement.required_nodes.is_empty()
-                && !vm.placement.required_nodes.contains(&n.id)
-            {
+            } else if !vm.placement.required_nodes.is_empty() && !vm.placement.required_nodes.contains(&n.id) {
                 todo.push((
                     v,
                     MoveKind::Constraint,
@@ -611,11 +586,7 @@ impl<'a> Planner<'a> {
             if t == s || !self.nodes[t].accepts || self.occ.check(self.snap, t, &req).is_some() {
                 continue;
             }
-            let cand = (
-                self.under_line_after(v, t).is_none(),
-                self.heat_after(v, t),
-                t,
-            );
+            let cand = (self.under_line_after(v, t).is_none(), self.heat_after(v, t), t);
             if best.is_none_or(|b| (cand.0, cand.1) < (b.0, b.1)) {
                 best = Some(cand);
             }
@@ -726,9 +697,7 @@ impl<'a> Planner<'a> {
                         (true, false) => true,
                         (false, true) => false,
                         (true, true) => cost < b.2,
-                        (false, false) => {
-                            coverage > b.1 + EPS || ((coverage - b.1).abs() <= EPS && cost < b.2)
-                        }
+                        (false, false) => coverage > b.1 + EPS || ((coverage - b.1).abs() <= EPS && cost < b.2),
                     },
                 };
                 if !better {
@@ -746,21 +715,14 @@ impl<'a> Planner<'a> {
                 // only in small clusters, and within a work budget per plan.
                 _ if self.pair_work > PAIR_WORK_BUDGET => None,
                 None => self.room_making_pair(s, excess),
-                Some(_) if self.nodes.len() <= 16 => {
-                    self.room_making_pair(s, excess).filter(|p| p.4)
-                }
+                Some(_) if self.nodes.len() <= 16 => self.room_making_pair(s, excess).filter(|p| p.4),
                 Some(_) => None,
             };
             match (pair, best) {
-                (None, Some((_, _, _, v, t))) => {
-                    self.do_move(v, s, t, MoveKind::Relieve, false, hot_reason.clone())
-                }
+                (None, Some((_, _, _, v, t))) => self.do_move(v, s, t, MoveKind::Relieve, false, hot_reason.clone()),
                 (None, None) => break,
                 (Some((a, t, b, u, _)), _) => {
-                    let why = format!(
-                        "{} (making room on {})",
-                        hot_reason, self.snap.nodes[t].name
-                    );
+                    let why = format!("{} (making room on {})", hot_reason, self.snap.nodes[t].name);
                     self.do_move(b, t, u, MoveKind::Relieve, false, why);
                     self.do_move(a, s, t, MoveKind::Relieve, false, hot_reason.clone());
                 }
@@ -769,9 +731,7 @@ impl<'a> Planner<'a> {
     }
 
     fn slots(&self, i: usize) -> u32 {
-        self.cfg
-            .max_concurrent_migrations_per_host
-            .saturating_sub(self.used[i])
+        self.cfg.max_concurrent_migrations_per_host.saturating_sub(self.used[i])
     }
 
     /// Two moves that together relieve `s` when no single one can: VM `b` leaves target `t`
@@ -779,11 +739,7 @@ impl<'a> Planner<'a> {
     /// clears the most excess wins, then the least memory copied. Looks at the coolest few
     /// targets only.
     /// The last field says whether the pair clears all the excess.
-    fn room_making_pair(
-        &mut self,
-        s: usize,
-        excess: [f64; 2],
-    ) -> Option<(usize, usize, usize, usize, bool)> {
+    fn room_making_pair(&mut self, s: usize, excess: [f64; 2]) -> Option<(usize, usize, usize, usize, bool)> {
         const TARGETS: usize = 16;
         let targets: Vec<usize> = self
             .targets
@@ -793,26 +749,15 @@ impl<'a> Planner<'a> {
             .take(TARGETS)
             .collect();
         let cap_s = self.nodes[s].cap;
-        let excess_norm: f64 = [CPU, MEM]
-            .into_iter()
-            .map(|r| excess[r] / cap_s[r].max(EPS))
-            .sum();
+        let excess_norm: f64 = [CPU, MEM].into_iter().map(|r| excess[r] / cap_s[r].max(EPS)).sum();
         // (relief, cost, a, t, b, u, clears all)
         let mut best: Option<(f64, f64, usize, usize, usize, usize, bool)> = None;
-        let sources: Vec<usize> = self.node_vms[s]
-            .iter()
-            .copied()
-            .filter(|&a| self.movable(a))
-            .collect();
+        let sources: Vec<usize> = self.node_vms[s].iter().copied().filter(|&a| self.movable(a)).collect();
         for &t in &targets {
             if self.slots(t) < 2 {
                 continue;
             }
-            let on_t: Vec<usize> = self.node_vms[t]
-                .iter()
-                .copied()
-                .filter(|&b| self.movable(b))
-                .collect();
+            let on_t: Vec<usize> = self.node_vms[t].iter().copied().filter(|&b| self.movable(b)).collect();
             for &b in &on_t {
                 let mut dests = vec![s];
                 dests.extend(targets.iter().copied().filter(|&u| u != t));
@@ -822,8 +767,7 @@ impl<'a> Planner<'a> {
                         continue;
                     }
                     let vb = self.snap.vms[b].req();
-                    if self.occ.check(self.snap, u, &vb).is_some()
-                        || (u != s && self.under_line_after(b, u).is_none())
+                    if self.occ.check(self.snap, u, &vb).is_some() || (u != s && self.under_line_after(b, u).is_none())
                     {
                         continue;
                     }
@@ -841,15 +785,9 @@ impl<'a> Planner<'a> {
                         let nt = &self.nodes[t];
                         let fits = [CPU, MEM].into_iter().all(|r| {
                             let after = nt.load[r] - lb[r] + la[r];
-                            after / nt.cap[r].max(EPS) <= self.line[r] + EPS
-                                || after <= nt.load[r] + EPS
+                            after / nt.cap[r].max(EPS) <= self.line[r] + EPS || after <= nt.load[r] + EPS
                         });
-                        if !fits
-                            || self
-                                .occ
-                                .check(self.snap, t, &self.snap.vms[a].req())
-                                .is_some()
-                        {
+                        if !fits || self.occ.check(self.snap, t, &self.snap.vms[a].req()).is_some() {
                             continue;
                         }
                         // How much of s's excess goes (b comes back to s in a swap).
@@ -857,13 +795,11 @@ impl<'a> Planner<'a> {
                         let mut left = 0.0;
                         let mut t_gain = 0.0;
                         for r in [CPU, MEM] {
-                            let after =
-                                self.nodes[s].load[r] - la[r] + back[r] - self.line[r] * cap_s[r];
+                            let after = self.nodes[s].load[r] - la[r] + back[r] - self.line[r] * cap_s[r];
                             left += after.max(0.0) / cap_s[r].max(EPS);
                             // Heat above the line that t sheds (when it was hot itself).
                             let line_t = self.line[r] * nt.cap[r];
-                            let (before_t, after_t) =
-                                (nt.load[r] - line_t, nt.load[r] - lb[r] + la[r] - line_t);
+                            let (before_t, after_t) = (nt.load[r] - line_t, nt.load[r] - lb[r] + la[r] - line_t);
                             t_gain += (before_t.max(0.0) - after_t.max(0.0)) / nt.cap[r].max(EPS);
                         }
                         // s itself must cool; t's own relief only adds to the score.
@@ -925,12 +861,7 @@ impl<'a> Planner<'a> {
                 .filter(|&i| self.node_vms[i].iter().any(|&v| self.movable(v)))
                 .take(BALANCE_SOURCES)
                 .collect();
-            let targets: Vec<usize> = self
-                .targets
-                .iter()
-                .map(|&(_, i)| i)
-                .take(BALANCE_TARGETS + 1)
-                .collect();
+            let targets: Vec<usize> = self.targets.iter().map(|&(_, i)| i).take(BALANCE_TARGETS + 1).collect();
             // (gain per cost, vm, source, target)
             let mut best: Option<(f64, usize, usize, usize)> = None;
             for &s in &sources {
@@ -945,9 +876,7 @@ impl<'a> Planner<'a> {
                         if g < min_gain || best.is_some_and(|b| g / cost <= b.0) {
                             continue;
                         }
-                        if self.under_line_after(v, t).is_none()
-                            || self.occ.check(self.snap, t, &req).is_some()
-                        {
+                        if self.under_line_after(v, t).is_none() || self.occ.check(self.snap, t, &req).is_some() {
                             continue;
                         }
                         best = Some((g / cost, v, s, t));
@@ -972,15 +901,7 @@ impl<'a> Planner<'a> {
 
     // ---- applying a move to the model ----
 
-    fn do_move(
-        &mut self,
-        v: usize,
-        s: usize,
-        t: usize,
-        kind: MoveKind,
-        mandatory: bool,
-        reason: String,
-    ) {
+    fn do_move(&mut self, v: usize, s: usize, t: usize, kind: MoveKind, mandatory: bool, reason: String) {
         let vm = &self.snap.vms[v];
         let l = self.vm_load[v];
         let src = &self.nodes[s];
@@ -1011,11 +932,7 @@ impl<'a> Planner<'a> {
         self.index(t);
         let memory_mib = l[MEM].round() as u64;
         let bw = self.cfg.migration_bandwidth_mib_per_second.max(1) as u64;
-        let estimated_duration_secs = if vm.running {
-            memory_mib.div_ceil(bw) + 1
-        } else {
-            1
-        };
+        let estimated_duration_secs = if vm.running { memory_mib.div_ceil(bw) + 1 } else { 1 };
         self.moves.push(PlannedMove {
             vm: vm.id,
             vm_name: vm.name.clone(),

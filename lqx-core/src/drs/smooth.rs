@@ -67,13 +67,7 @@ impl UsageSmoother {
         }
     }
 
-    pub fn observe_node(
-        &mut self,
-        node: NodeId,
-        at: DateTime<Utc>,
-        cpu_percent: f64,
-        memory_used_mib: u64,
-    ) {
+    pub fn observe_node(&mut self, node: NodeId, at: DateTime<Utc>, cpu_percent: f64, memory_used_mib: u64) {
         let h = self.half_life;
         let (c, m) = self
             .nodes
@@ -83,13 +77,7 @@ impl UsageSmoother {
         m.observe(at, memory_used_mib as f64);
     }
 
-    pub fn observe_vm(
-        &mut self,
-        vm: VmId,
-        at: DateTime<Utc>,
-        cpu_percent: f64,
-        memory_used_mib: u64,
-    ) {
+    pub fn observe_vm(&mut self, vm: VmId, at: DateTime<Utc>, cpu_percent: f64, memory_used_mib: u64) {
         let h = self.half_life;
         let (c, m) = self
             .vms
@@ -101,10 +89,8 @@ impl UsageSmoother {
 
     /// Forgets nodes and VMs that are no longer in the cluster.
     pub fn retain(&mut self, snapshot: &ClusterSnapshot) {
-        self.nodes
-            .retain(|id, _| snapshot.nodes.iter().any(|n| n.id == *id));
-        self.vms
-            .retain(|id, _| snapshot.vms.iter().any(|v| v.id == *id));
+        self.nodes.retain(|id, _| snapshot.nodes.iter().any(|n| n.id == *id));
+        self.vms.retain(|id, _| snapshot.vms.iter().any(|v| v.id == *id));
     }
 
     /// Writes the smoothed usage into the snapshot (nodes and VMs without samples keep theirs).

@@ -20,13 +20,7 @@ fn cfg() -> DrsConfig {
 }
 
 fn run(s: &ClusterSnapshot, c: &DrsConfig) -> DrsPlan {
-    plan(
-        s,
-        c,
-        &DrsState::default(),
-        &MigrationHistory::default(),
-        t0(),
-    )
+    plan(s, c, &DrsState::default(), &MigrationHistory::default(), t0())
 }
 
 /// Three 16-core / 64 GiB nodes; `per_node[i]` VMs of 2 vCPU / 4 GiB, fully used, on node i.
@@ -53,18 +47,10 @@ fn a_hot_node_is_relieved_without_making_another_hot() {
     let p = run(&s, &c);
     assert_eq!(p.before.max_cpu_percent, 100.0);
     // 100 % -> at most 75 % (80 - 5 margin) needs 2 VMs out; balancing then evens out further.
-    let relieve = p
-        .moves
-        .iter()
-        .filter(|m| m.kind == MoveKind::Relieve)
-        .count();
+    let relieve = p.moves.iter().filter(|m| m.kind == MoveKind::Relieve).count();
     assert_eq!(relieve, 2, "{:#?}", p.moves);
     assert!(p.moves.iter().all(|m| m.source == node_id(0)));
-    assert!(
-        p.after.nodes.iter().all(|n| n.cpu_percent <= 75.0),
-        "{:?}",
-        p.after
-    );
+    assert!(p.after.nodes.iter().all(|n| n.cpu_percent <= 75.0), "{:?}", p.after);
     assert!(p.after.imbalance < p.before.imbalance);
     let first = &p.moves[0];
     assert_eq!(first.priority, Priority::Critical);
@@ -96,11 +82,7 @@ fn maintenance_is_evacuated_at_once_and_mandatory() {
         ..cfg()
     };
     let p = run(&s, &c);
-    assert_eq!(
-        p.moves.len(),
-        3,
-        "every VM leaves, beyond the per-host budget"
-    );
+    assert_eq!(p.moves.len(), 3, "every VM leaves, beyond the per-host budget");
     for m in &p.moves {
         assert!(m.mandatory);
         assert_eq!(m.kind, MoveKind::Evacuate);
@@ -143,15 +125,8 @@ fn placement_violations_are_mandatory_moves() {
     let excluded = p.moves.iter().find(|m| m.vm == vm_id(2)).unwrap();
     assert_eq!(excluded.reason, "its placement policy excludes node-1");
     let db = p.moves.iter().find(|m| m.vm == vm_id(1)).unwrap();
-    assert_eq!(
-        db.reason,
-        "it shares node-0 with vm-0 of anti-affinity group db"
-    );
-    assert!(
-        p.moves
-            .iter()
-            .all(|m| m.mandatory && m.kind == MoveKind::Constraint)
-    );
+    assert_eq!(db.reason, "it shares node-0 with vm-0 of anti-affinity group db");
+    assert!(p.moves.iter().all(|m| m.mandatory && m.kind == MoveKind::Constraint));
     // vm-1 (db) must not land next to vm-0.
     assert_ne!(db.target, node_id(0));
 }
@@ -217,29 +192,17 @@ fn recently_moved_vms_stay_put_unless_mandatory() {
     let s = three_nodes([8, 0, 0]);
     let mut h = MigrationHistory::default();
     for v in &s.vms {
-        h.record(
-            v.id,
-            node_id(1),
-            node_id(0),
-            t0() - chrono::Duration::minutes(10),
-        );
+        h.record(v.id, node_id(1), node_id(0), t0() - chrono::Duration::minutes(10));
     }
     let p = plan(&s, &cfg(), &DrsState::default(), &h, t0());
     assert!(p.moves.is_empty(), "{:#?}", p.moves);
     // After the window they may move again.
     let later = t0() + chrono::Duration::hours(1);
-    assert!(
-        !plan(&s, &cfg(), &DrsState::default(), &h, later)
-            .moves
-            .is_empty()
-    );
+    assert!(!plan(&s, &cfg(), &DrsState::default(), &h, later).moves.is_empty());
     // Maintenance overrides it.
     let mut m = s.clone();
     m.nodes[0].phase = NodePhase::Maintenance;
-    assert_eq!(
-        plan(&m, &cfg(), &DrsState::default(), &h, t0()).moves.len(),
-        8
-    );
+    assert_eq!(plan(&m, &cfg(), &DrsState::default(), &h, t0()).moves.len(), 8);
 }
 
 #[test]
@@ -350,11 +313,7 @@ fn arb_case() -> impl Strategy<Value = Case> {
                 snap.vms.push(v);
             }
         }
-        Case {
-            snap,
-            level,
-            budget,
-        }
+        Case { snap, level, budget }
     })
 }
 
@@ -377,29 +336,16 @@ fn check_plan(case: &Case, c: &DrsConfig, p: &DrsPlan) -> Result<(), TestCaseErr
         let ti = occ.index[&m.target];
         let t = &after.nodes[ti];
         prop_assert!(t.accepts_vms());
-        prop_assert!(
-            occ.cpu[ti] <= t.cpu_limit() + 1e-6,
-            "{} over CPU allocation",
-            t.name
-        );
+        prop_assert!(occ.cpu[ti] <= t.cpu_limit() + 1e-6, "{} over CPU allocation", t.name);
         prop_assert!(
             occ.memory[ti] <= t.memory_limit_mib() + 1e-6,
             "{} over memory allocation",
             t.name
         );
         prop_assert!(!vm.placement.excluded_nodes.contains(&m.target));
-        prop_assert!(
-            vm.placement.required_nodes.is_empty()
-                || vm.placement.required_nodes.contains(&m.target)
-        );
+        prop_assert!(vm.placement.required_nodes.is_empty() || vm.placement.required_nodes.contains(&m.target));
         if let Some(g) = &vm.placement.anti_affinity_group {
-            prop_assert_eq!(
-                occ.group_count(g, ti),
-                1,
-                "group {} doubled on {}",
-                g,
-                t.name
-            );
+            prop_assert_eq!(occ.group_count(g, ti), 1, "group {} doubled on {}", g, t.name);
         }
         if !m.mandatory {
             *touches.entry(m.source).or_default() += 1;

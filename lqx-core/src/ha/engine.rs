@@ -160,6 +160,7 @@ impl HaEngine {
         let check = self.tracker.check(now);
         let plan = self.plan(now, snapshot, check.storm);
         let persist_nodes = check.transitions.iter().any(|t| t.to == NodeHealth::Failed);
+        // The manager ticks only after committing or abandoning the previous plan.
         self.in_flight = plan.restarts.iter().map(|r| (r.vm, r.from)).collect();
         self.report(now, check.transitions, check.storm, check.storm_changed, plan, persist_nodes)
     }
@@ -226,7 +227,8 @@ impl HaEngine {
         let storm = self.tracker.storm();
         let plan = self.plan(now, snapshot, storm);
         let persist = transition.is_some();
-        self.in_flight = plan.restarts.iter().map(|r| (r.vm, r.from)).collect();
+        // A tick's writes may still be in flight: add to them rather than replace.
+        self.in_flight.extend(plan.restarts.iter().map(|r| (r.vm, r.from)));
         Ok(self.report(now, transition.into_iter().collect(), storm, false, plan, persist))
     }
 

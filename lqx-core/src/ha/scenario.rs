@@ -426,6 +426,21 @@ impl SimSpec {
             last_end = last_end.max(start + len);
         }
         faults.sort_by_key(|f| f.at);
+        // The operator confirms only hosts that really are off (a wrong confirmation is the
+        // operator's error, which no software fencing can undo).
+        let mut off = std::collections::BTreeSet::new();
+        faults.retain(|f| match &f.fault {
+            Fault::PowerOff(n) => {
+                off.insert(n.clone());
+                true
+            }
+            Fault::PowerOn(n) => {
+                off.remove(n);
+                true
+            }
+            Fault::ManualFailover(n) => off.contains(n),
+            _ => true,
+        });
         let mut params = SimParams {
             duration: Duration::from_millis(last_end + 3 * bound + 10_000),
             network_delay: Duration::from_millis(rng.random_range(1..=150)),

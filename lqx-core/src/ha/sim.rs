@@ -711,7 +711,7 @@ impl<'a> Sim<'a> {
             return;
         }
         self.cp.token += 1; // no tick runs while the writes are in flight
-        self.cp.pending = writes.len();
+        self.cp.pending += writes.len();
         let step = millis(self.spec.params.store_write).max(1);
         let inc = self.cp.inc;
         for (k, w) in writes.into_iter().enumerate() {
@@ -848,6 +848,13 @@ mod tests {
         let down = r.max_downtime_ms().unwrap();
         assert!(down <= 41_000, "{down}");
         assert!(down >= 36_000, "{down}");
+    }
+
+    #[test]
+    fn checker_catches_a_restart_slower_than_the_bound() {
+        let faults = "sim: {duration: 200s, store_write: 30s}\nfaults:\n  - {at: 10s, power_off: node-1}\n";
+        let r = run(&SimSpec::from_files(CLUSTER, faults).unwrap());
+        assert!(r.violations.iter().any(|v| v.what.contains("web-1 (was on node-1) ran nowhere")), "{:?}", r.violations);
     }
 
     #[test]

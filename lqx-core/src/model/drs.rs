@@ -235,17 +235,11 @@ impl DrsConfig {
         if !(self.hysteresis_margin.is_finite() && (0.0..=50.0).contains(&self.hysteresis_margin)) {
             return Err(crate::Error::invalid(
                 "drs.hysteresis_margin",
-                format!(
-                    "{} is not between 0 and 50 percentage points",
-                    self.hysteresis_margin
-                ),
+                format!("{} is not between 0 and 50 percentage points", self.hysteresis_margin),
             ));
         }
         if self.hysteresis_hold_count == 0 {
-            return Err(crate::Error::invalid(
-                "drs.hysteresis_hold_count",
-                "must be at least 1",
-            ));
+            return Err(crate::Error::invalid("drs.hysteresis_hold_count", "must be at least 1"));
         }
         if self.migration_bandwidth_mib_per_second == 0 {
             return Err(crate::Error::invalid(
@@ -321,21 +315,12 @@ mod tests {
             ..DrsConfig::default()
         };
         let err = c.validate().unwrap_err();
-        assert!(
-            err.message.starts_with("drs.migration_threshold"),
-            "{}",
-            err.message
-        );
+        assert!(err.message.starts_with("drs.migration_threshold"), "{}", err.message);
         let c = DrsConfig {
             threshold_memory: 120.0,
             ..DrsConfig::default()
         };
-        assert!(
-            c.validate()
-                .unwrap_err()
-                .message
-                .starts_with("drs.threshold_memory")
-        );
+        assert!(c.validate().unwrap_err().message.starts_with("drs.threshold_memory"));
     }
 
     #[test]

@@ -136,10 +136,7 @@ impl fmt::Display for FilterCounts {
             (self.unschedulable, "unschedulable"),
             (self.not_required, "not a required node"),
             (self.excluded, "excluded"),
-            (
-                self.anti_affinity,
-                "holds a VM of the same anti-affinity group",
-            ),
+            (self.anti_affinity, "holds a VM of the same anti-affinity group"),
             (self.lacks_cpu, "lacks CPU"),
             (self.lacks_memory, "lacks memory"),
         ];
@@ -184,13 +181,9 @@ pub enum PlacementError {
 impl From<PlacementError> for crate::Error {
     fn from(e: PlacementError) -> Self {
         match &e {
-            PlacementError::NoNodes | PlacementError::AllFiltered(_) => {
-                crate::Error::precondition(e.to_string())
-            }
+            PlacementError::NoNodes | PlacementError::AllFiltered(_) => crate::Error::precondition(e.to_string()),
             PlacementError::NoCapacity { .. } => crate::Error::exhausted(e.to_string()),
-            PlacementError::Constraints(_) => {
-                crate::Error::invalid("spec.placement", e.to_string())
-            }
+            PlacementError::Constraints(_) => crate::Error::invalid("spec.placement", e.to_string()),
         }
     }
 }
@@ -228,12 +221,7 @@ pub(crate) struct Occupancy {
 impl Occupancy {
     /// Counts every VM assigned to a known node, except those in `skip`.
     pub fn new(snapshot: &ClusterSnapshot, skip: &[VmId]) -> Self {
-        let index: HashMap<NodeId, usize> = snapshot
-            .nodes
-            .iter()
-            .enumerate()
-            .map(|(i, n)| (n.id, i))
-            .collect();
+        let index: HashMap<NodeId, usize> = snapshot.nodes.iter().enumerate().map(|(i, n)| (n.id, i)).collect();
         let mut occ = Occupancy {
             cpu: vec![0.0; snapshot.nodes.len()],
             memory: vec![0.0; snapshot.nodes.len()],
@@ -260,12 +248,7 @@ impl Occupancy {
         self.cpu[node] += cpu as f64;
         self.memory[node] += memory_mib as f64;
         if let Some(g) = group {
-            *self
-                .groups
-                .entry(g.to_string())
-                .or_default()
-                .entry(node)
-                .or_default() += 1;
+            *self.groups.entry(g.to_string()).or_default().entry(node).or_default() += 1;
         }
     }
 
@@ -282,20 +265,11 @@ impl Occupancy {
 
     /// VMs of `group` assigned to `node`.
     pub fn group_count(&self, group: &str, node: usize) -> u32 {
-        self.groups
-            .get(group)
-            .and_then(|m| m.get(&node))
-            .copied()
-            .unwrap_or(0)
+        self.groups.get(group).and_then(|m| m.get(&node)).copied().unwrap_or(0)
     }
 
     /// The first filter `node` fails for `req` (the VM not yet counted on it), or None.
-    pub fn check(
-        &self,
-        snapshot: &ClusterSnapshot,
-        node: usize,
-        req: &ReqRef<'_>,
-    ) -> Option<Filter> {
+    pub fn check(&self, snapshot: &ClusterSnapshot, node: usize, req: &ReqRef<'_>) -> Option<Filter> {
         let n = &snapshot.nodes[node];
         match n.phase {
             NodePhase::Ready => {}
@@ -338,10 +312,7 @@ impl Occupancy {
 const EPS: f64 = 1e-9;
 
 /// Picks the node for one VM (see the rule at the top of this module).
-pub fn place(
-    snapshot: &ClusterSnapshot,
-    request: &PlacementRequest,
-) -> Result<NodeId, PlacementError> {
+pub fn place(snapshot: &ClusterSnapshot, request: &PlacementRequest) -> Result<NodeId, PlacementError> {
     let skip: Vec<VmId> = request.vm.into_iter().collect();
     let occ = Occupancy::new(snapshot, &skip);
     place_with(snapshot, &occ, request).map(|i| snapshot.nodes[i].id)
@@ -350,22 +321,14 @@ pub fn place(
 /// Places several VMs in the given order (e.g. HA restart priority), each seeing the ones
 /// placed before it. The VMs named in the requests are not counted where they are now
 /// (they are being re-placed). One result per request, in order.
-pub fn place_many(
-    snapshot: &ClusterSnapshot,
-    requests: &[PlacementRequest],
-) -> Vec<Result<NodeId, PlacementError>> {
+pub fn place_many(snapshot: &ClusterSnapshot, requests: &[PlacementRequest]) -> Vec<Result<NodeId, PlacementError>> {
     let skip: Vec<VmId> = requests.iter().filter_map(|r| r.vm).collect();
     let mut occ = Occupancy::new(snapshot, &skip);
     requests
         .iter()
         .map(|req| {
             let i = place_with(snapshot, &occ, req)?;
-            occ.add(
-                i,
-                req.cpu_cores,
-                req.memory_mib,
-                req.anti_affinity_group.as_deref(),
-            );
+            occ.add(i, req.cpu_cores, req.memory_mib, req.anti_affinity_group.as_deref());
             Ok(snapshot.nodes[i].id)
         })
         .collect()
@@ -379,12 +342,7 @@ pub(crate) fn place_with(
     if snapshot.nodes.is_empty() {
         return Err(PlacementError::NoNodes);
     }
-    if !req.required_nodes.is_empty()
-        && req
-            .required_nodes
-            .iter()
-            .all(|n| req.excluded_nodes.contains(n))
-    {
+    if !req.required_nodes.is_empty() && req.required_nodes.iter().all(|n| req.excluded_nodes.contains(n)) {
         return Err(PlacementError::Constraints(
             "every required node is also excluded".into(),
         ));
@@ -412,9 +370,7 @@ pub(crate) fn place_with(
                     Some((b, bs)) => match s.0.total_cmp(&bs.0).then(s.1.total_cmp(&bs.1)) {
                         std::cmp::Ordering::Less => true,
                         std::cmp::Ordering::Greater => false,
-                        std::cmp::Ordering::Equal => {
-                            snapshot.nodes[i].name < snapshot.nodes[*b].name
-                        }
+                        std::cmp::Ordering::Equal => snapshot.nodes[i].name < snapshot.nodes[*b].name,
                     },
                 };
                 if better {

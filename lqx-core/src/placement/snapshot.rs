@@ -92,9 +92,7 @@ impl VmSnapshot {
         if !self.running {
             return 0.0;
         }
-        let pct = self
-            .usage
-            .map_or(100.0, |u| u.cpu_percent.clamp(0.0, 100.0));
+        let pct = self.usage.map_or(100.0, |u| u.cpu_percent.clamp(0.0, 100.0));
         self.cpu_cores as f64 * pct / 100.0
     }
     /// Memory load in MiB (0 when stopped).

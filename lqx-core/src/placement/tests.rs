@@ -52,13 +52,7 @@ fn overcommit_is_the_capacity_limit() {
     };
     let err = place(&s, &too_big).unwrap_err();
     assert!(
-        matches!(
-            err,
-            PlacementError::NoCapacity {
-                best_free_cpu: 2,
-                ..
-            }
-        ),
+        matches!(err, PlacementError::NoCapacity { best_free_cpu: 2, .. }),
         "{err:?}"
     );
     assert_eq!(crate::Error::from(err).kind, ErrorKind::ResourceExhausted);
@@ -87,10 +81,7 @@ fn stopped_vms_still_hold_their_allocation() {
         memory_mib: 1024,
         ..Default::default()
     };
-    assert!(matches!(
-        place(&s, &req),
-        Err(PlacementError::NoCapacity { .. })
-    ));
+    assert!(matches!(place(&s, &req), Err(PlacementError::NoCapacity { .. })));
 }
 
 #[test]
@@ -121,10 +112,7 @@ fn phases_and_cordons_are_filtered_and_counted() {
     // Without node-1 nothing is eligible at all: a precondition naming why.
     let s2 = snapshot(s.nodes[1..].to_vec(), vec![]);
     let err = place(&s2, &req).unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        "No node fits: 2 in maintenance, 1 unschedulable"
-    );
+    assert_eq!(err.to_string(), "No node fits: 2 in maintenance, 1 unschedulable");
     assert_eq!(crate::Error::from(err).kind, ErrorKind::FailedPrecondition);
 }
 
@@ -132,10 +120,7 @@ fn phases_and_cordons_are_filtered_and_counted() {
 fn required_excluded_and_anti_affinity() {
     let mut a = vm(1, Some(1), 1, 1024);
     a.placement.anti_affinity_group = Some("web".into());
-    let s = snapshot(
-        vec![node(1, 8, 8192), node(2, 8, 8192), node(3, 8, 8192)],
-        vec![a],
-    );
+    let s = snapshot(vec![node(1, 8, 8192), node(2, 8, 8192), node(3, 8, 8192)], vec![a]);
     let req = PlacementRequest {
         cpu_cores: 1,
         memory_mib: 1024,
@@ -168,10 +153,7 @@ fn replacing_a_vm_does_not_count_itself() {
     a.placement.anti_affinity_group = Some("db".into());
     let s = snapshot(vec![node(1, 1, 8192)], vec![a.clone()]);
     // Without skipping itself, node-1 would be full and hold a "db" member.
-    assert_eq!(
-        place(&s, &PlacementRequest::for_vm(&a)).unwrap(),
-        node_id(1)
-    );
+    assert_eq!(place(&s, &PlacementRequest::for_vm(&a)).unwrap(), node_id(1));
 }
 
 #[test]
@@ -192,26 +174,18 @@ fn place_many_sees_earlier_placements() {
             v
         })
         .collect();
-    let s = snapshot(
-        vec![failed, node(1, 8, 8192), node(2, 8, 8192)],
-        vms.clone(),
-    );
+    let s = snapshot(vec![failed, node(1, 8, 8192), node(2, 8, 8192)], vms.clone());
     let reqs: Vec<_> = vms.iter().map(PlacementRequest::for_vm).collect();
     let out = place_many(&s, &reqs);
     assert_eq!(out[0], Ok(node_id(1)));
     assert_eq!(out[1], Ok(node_id(2)));
     // Both live nodes now hold a "g" member.
-    assert!(
-        matches!(&out[2], Err(PlacementError::AllFiltered(c)) if c.anti_affinity == 2 && c.not_ready == 1)
-    );
+    assert!(matches!(&out[2], Err(PlacementError::AllFiltered(c)) if c.anti_affinity == 2 && c.not_ready == 1));
 }
 
 fn arb_cluster() -> impl Strategy<Value = (ClusterSnapshot, Vec<PlacementRequest>)> {
     let nodes = prop::collection::vec((1u32..16, 1u64..16, 0u8..10, any::<bool>()), 1..8);
-    let reqs = prop::collection::vec(
-        (1u32..16, 1u64..16, 0u8..6, prop::option::of(0u8..3)),
-        1..40,
-    );
+    let reqs = prop::collection::vec((1u32..16, 1u64..16, 0u8..6, prop::option::of(0u8..3)), 1..40);
     (nodes, reqs).prop_map(|(nodes, reqs)| {
         let n = nodes.len();
         let nodes = nodes
