@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use lqx_core::{
     ha::{
         FailedNode, FailoverInput, HaConfig, MonoInstant, RestartBook, SimSpec, failover,
-        scenario::{ClusterFile, FileHa, FileNode, FileVm, Fault, SimParams, TimedFault},
+        scenario::{ClusterFile, Fault, FileHa, FileNode, FileVm, SimParams, TimedFault},
         sim,
     },
     model::{HaPolicy, NodeId, NodePhase, PlacementPolicy, RestartPriority, VmId},
@@ -33,7 +33,12 @@ fn planning_snapshot() -> (ClusterSnapshot, Vec<FailedNode>) {
             usage: None,
         })
         .collect();
-    let prios = [RestartPriority::Low, RestartPriority::Medium, RestartPriority::High, RestartPriority::Highest];
+    let prios = [
+        RestartPriority::Low,
+        RestartPriority::Medium,
+        RestartPriority::High,
+        RestartPriority::Highest,
+    ];
     // 50 VMs per node; the first 20 nodes fail, carrying 1,000 HA VMs.
     let vms = (0..5_000)
         .map(|i| VmSnapshot {
@@ -44,14 +49,25 @@ fn planning_snapshot() -> (ClusterSnapshot, Vec<FailedNode>) {
             memory_mib: 1_024 * (1 + (i % 8) as u64),
             running: true,
             usage: None,
-            ha: HaPolicy { enabled: true, priority: prios[i % 4], restart_delay_secs: 0, max_restarts: 0 },
+            ha: HaPolicy {
+                enabled: true,
+                priority: prios[i % 4],
+                restart_delay_secs: 0,
+                max_restarts: 0,
+            },
             placement: PlacementPolicy {
                 anti_affinity_group: (i % 10 == 0).then(|| format!("group-{}", i % 50)),
                 ..PlacementPolicy::default()
             },
         })
         .collect();
-    let failed = (0..20).map(|i| FailedNode { node: nid(i), since: MonoInstant::ZERO, by_operator: false }).collect();
+    let failed = (0..20)
+        .map(|i| FailedNode {
+            node: nid(i),
+            since: MonoInstant::ZERO,
+            by_operator: false,
+        })
+        .collect();
     (ClusterSnapshot { nodes, vms }, failed)
 }
 
@@ -87,7 +103,11 @@ fn bench_planning() {
     );
     let t = Instant::now();
     let report = failover::admission(&snapshot);
-    println!("admission check (N+1 over 100 nodes, 5,000 HA VMs): {:.1} ms, protected: {}", ms(t.elapsed()), report.protected);
+    println!(
+        "admission check (N+1 over 100 nodes, 5,000 HA VMs): {:.1} ms, protected: {}",
+        ms(t.elapsed()),
+        report.protected
+    );
 }
 
 fn ms(d: Duration) -> f64 {
@@ -130,15 +150,23 @@ fn bench_detection(label: &str, config: HaConfig) {
                 .collect(),
         };
         let death = 20_000 + k * hb / 50 * 3 + k;
-        let mut params = SimParams { duration: Duration::from_millis(death + 120_000), ..SimParams::default() };
+        let mut params = SimParams {
+            duration: Duration::from_millis(death + 120_000),
+            ..SimParams::default()
+        };
         for (i, n) in ["node-1", "node-2", "node-3"].iter().enumerate() {
-            params.heartbeat_phase.insert(n.to_string(), Duration::from_millis((k * 37 + i as u64 * 411) % hb));
+            params
+                .heartbeat_phase
+                .insert(n.to_string(), Duration::from_millis((k * 37 + i as u64 * 411) % hb));
         }
         let spec = SimSpec {
             cluster: file.to_snapshot().unwrap(),
             config: config.clone(),
             params,
-            faults: vec![TimedFault { at: Duration::from_millis(death), fault: Fault::PowerOff("node-1".into()) }],
+            faults: vec![TimedFault {
+                at: Duration::from_millis(death),
+                fault: Fault::PowerOff("node-1".into()),
+            }],
         };
         let r = sim::run(&spec);
         assert!(r.violations.is_empty(), "{:?}", r.violations);
@@ -155,17 +183,25 @@ fn bench_detection(label: &str, config: HaConfig) {
 }
 
 fn bench_seeds() {
-    let seeds: u64 = std::env::var("LQX_HA_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(20_000);
+    let seeds: u64 = std::env::var("LQX_HA_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20_000);
     let t = Instant::now();
     let mut restarts = 0;
     for seed in 0..seeds {
         let r = sim::run(&SimSpec::random(seed));
         restarts += r.restarts;
         if let Some(v) = r.violations.first() {
-            panic!("seed {seed}: {v}\n  replay: LQX_HA_SEED={seed} cargo test -p lqx-core --test ha_scenarios replay -- --nocapture");
+            panic!(
+                "seed {seed}: {v}\n  replay: LQX_HA_SEED={seed} cargo test -p lqx-core --test ha_scenarios replay -- --nocapture"
+            );
         }
     }
-    println!("random fault seeds: {seeds} runs, {restarts} failover restarts, no invariant broken, {:.1} s", t.elapsed().as_secs_f64());
+    println!(
+        "random fault seeds: {seeds} runs, {restarts} failover restarts, no invariant broken, {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
 }
 
 fn main() {

@@ -26,7 +26,11 @@ fn scenario_dirs() -> Vec<PathBuf> {
 
 /// Log lines without comments and blank lines.
 fn significant(text: &str) -> Vec<String> {
-    text.lines().map(str::trim_end).filter(|l| !l.is_empty() && !l.starts_with('#')).map(String::from).collect()
+    text.lines()
+        .map(str::trim_end)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(String::from)
+        .collect()
 }
 
 fn run_dir(dir: &Path) -> sim::SimReport {
@@ -52,7 +56,11 @@ fn scenarios_match_their_expected_logs() {
         let path = dir.join("expected.log");
         let expected = fs::read_to_string(&path).unwrap_or_default();
         if bless {
-            let header: String = expected.lines().take_while(|l| l.starts_with('#')).map(|l| format!("{l}\n")).collect();
+            let header: String = expected
+                .lines()
+                .take_while(|l| l.starts_with('#'))
+                .map(|l| format!("{l}\n"))
+                .collect();
             fs::write(&path, format!("{header}{actual}")).unwrap();
             continue;
         }
@@ -94,7 +102,10 @@ fn scenario_properties_hold_independently_of_the_logs() {
     let restarts = kinds(&r, "failover_restart");
     assert_eq!(restarts.len(), 2);
     assert!(restarts.iter().all(|x| x.at_ms > fenced[0].at_ms));
-    assert!(kinds(&r, "vm_started").iter().all(|x| x.node != "node-1"), "the old host never restarts them");
+    assert!(
+        kinds(&r, "vm_started").iter().all(|x| x.node != "node-1"),
+        "the old host never restarts them"
+    );
 
     // An agent paused past its lease: its watchdog fences; the stale reply is ignored.
     let r = scenario("agent_paused_past_lease");
@@ -120,8 +131,14 @@ fn scenario_properties_hold_independently_of_the_logs() {
 
 #[test]
 fn random_faults_keep_the_invariants() {
-    let seeds: u64 = std::env::var("LQX_HA_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(1_000);
-    let base: u64 = std::env::var("LQX_HA_SEED_BASE").ok().and_then(|s| s.parse().ok()).unwrap_or(0);
+    let seeds: u64 = std::env::var("LQX_HA_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1_000);
+    let base: u64 = std::env::var("LQX_HA_SEED_BASE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
     let mut failed = vec![];
     let mut restarts = 0;
     for seed in base..base + seeds {
@@ -133,13 +150,24 @@ fn random_faults_keep_the_invariants() {
             ));
         }
     }
-    assert!(failed.is_empty(), "{} of {seeds} seeds broke an invariant:\n{}", failed.len(), failed.join("\n"));
-    assert!(restarts > seeds as usize / 10, "the random faults must actually cause failovers ({restarts})");
+    assert!(
+        failed.is_empty(),
+        "{} of {seeds} seeds broke an invariant:\n{}",
+        failed.len(),
+        failed.join("\n")
+    );
+    assert!(
+        restarts > seeds as usize / 10,
+        "the random faults must actually cause failovers ({restarts})"
+    );
 }
 
 #[test]
 fn replay() {
-    let seed: u64 = std::env::var("LQX_HA_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(7);
+    let seed: u64 = std::env::var("LQX_HA_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(7);
     let spec = SimSpec::random(seed);
     let r = sim::run(&spec);
     println!("seed {seed}: config {:?}\nparams {:?}", spec.config, spec.params);

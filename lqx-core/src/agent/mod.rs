@@ -1,7 +1,21 @@
-//! The node agent: reconciles one hypervisor to the desired state the control plane assigns.
-//! So far: the pure reconciliation planner and its executor ([`reconcile`]); joining,
-//! heartbeats and the lease come with the agent loop.
+//! The node agent: one per hypervisor host. It joins the control plane with a one-time join
+//! token, heartbeats with usage and domain states, and reconciles the hypervisor to the desired
+//! state the control plane assigns (level-triggered and idempotent), fencing itself when it
+//! cannot renew its lease.
+//!
+//! - [`reconcile`]: the pure planner (desired + actual -> actions) and its executor.
+//! - [`fence`]: the self-fencing watchdog, a pure state machine.
+//! - [`metrics`]: CPU % from cumulative counters.
+//! - [`control`]: the [`ControlPlane`] trait, its gRPC client and the wire conversions.
+//! - [`runner`]: the agent loop ([`Agent::run`]).
 
+pub mod control;
+pub mod fence;
+pub mod metrics;
 pub mod reconcile;
+pub mod runner;
 
-pub use reconcile::{Action, DesiredDomain, Outcome, apply, reconcile};
+pub use control::{ControlPlane, GrpcControlPlane};
+pub use fence::Watchdog;
+pub use reconcile::{Action, DesiredDomain, Outcome, apply, reconcile, reconcile_with_purge};
+pub use runner::{Agent, AgentError, AgentOptions, Identity};

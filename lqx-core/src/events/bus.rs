@@ -2,23 +2,28 @@
 //! resume, and fans them out to subscribers.
 //!
 //! The rule: a publisher never waits for a subscriber. Each subscriber has its own bounded
-//! queue; `publish` offers the event to the queue of every subscriber whose filter (and
-//! visibility predicate) matches, with `try_send`. When a queue is full the subscriber is
-//! cut off: it is removed from the bus, still receives what is already in its queue, then a
-//! `Lagged { resume_from }` notice, and its stream ends. `resume_from` is the last sequence
-//! published before the first event it missed, so `subscribe(filter, Some(resume_from))`
-//! continues without a gap as long as that point is still retained. Nothing is ever dropped
-//! without the subscriber being told.
+//! queue; `publish` appends the event to the queue of every subscriber whose filter (and
+//! visibility predicate) matches. When a queue is full the subscriber is cut off: it is
+//! removed from the bus, its queued events are released, and its next item is a
+//! `Lagged { resume_from }` notice, after which its stream ends. `resume_from` is the last
+//! sequence before the first event it did not get, so `subscribe(filter, Some(resume_from))`
+//! continues without a gap (the released events are replayed from the retention ring, which
+//! is larger than any queue). Nothing is ever dropped without the subscriber being told.
 //!
 //! Why per-subscriber queues and not `tokio::sync::broadcast` or one shared ring with a
-//! cursor per subscriber: both of those make every subscriber walk every event and wake on
-//! every event, so 1,000 `WatchVM` streams each watching one VM would cost 1,000 wake-ups per
-//! event (10 million per second at 10,000 events/s). Here the publisher evaluates the
-//! filter (a few comparisons) and only wakes the subscribers that want the event, and a
-//! queue's bound counts only events its subscriber actually wants, so a narrow subscriber is
-//! never declared lagged because of traffic it does not watch. Memory stays bounded whatever
-//! the subscribers do: the retention ring plus at most `buffer` shared `Arc<Event>` pointers
-//! per subscriber (a subscriber that never reads is cut off once its queue is full).
+//! cursor per subscriber: with those every subscriber walks and wakes on every event, so
+//! 1,000 `WatchVM` streams each watching one VM would cost 1,000 wake-ups per event (10
+//! million per second at 10,000 events/s), and a narrow subscriber would be declared lagged
+//! because of traffic it does not even watch. Here the publisher evaluates the filter (a few
+//! comparisons) and touches only the subscribers that want the event; a queue's bound counts
+//! only events its subscriber wants. The queue is a mutex-guarded `VecDeque` rather than a
+//! `tokio::sync::mpsc` channel so that (1) the consumer takes the whole backlog in one lock
+//! (one wake-up and one lock per batch, not per event) and (2) a cut-off subscriber's backlog
+//! is freed at once instead of staying pinned until its stream is dropped.
+//!
+//! Memory is bounded whatever the subscribers do: the retention ring, plus per subscriber at
+//! most `subscriber_buffer` queued `Arc<Event>` pointers and one batch of the same size being
+//! read. A subscriber that never reads is cut off (and freed) once its queue is full.
 //!
 //! Ordering and resume: sequence assignment, the retention ring and the fan-out happen
 //! under one mutex, so every subscriber sees events in sequence order, and `subscribe`
@@ -36,10 +41,8 @@ use futures::Stream;
 use std::collections::VecDeque;
 use std::fmt;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
-use std::task::{Context, Poll};
-use tokio::sync::mpsc;
+use std::task::{Context, Poll, Waker};
 
 /// Decides whether a subscriber may see an event (e.g. its role's read permissions).
 /// Runs on the publisher's path under the bus lock: it must be cheap, must not block and
@@ -51,8 +54,8 @@ pub struct EventBusConfig {
     /// Events kept for resume. A client can resume from any sequence at most this many
     /// events behind the newest.
     pub retention: usize,
-    /// Per-subscriber queue: how many matching events a subscriber may fall behind before
-    /// it is cut off with a lag notice. Keep it well below `retention` so that the point a
+    /// Per-subscriber queue: how many wanted events a subscriber may fall behind before it
+    /// is cut off with a lag notice. Keep it well below `retention` so that the point a
     /// lagged subscriber is told to resume from is still retained when it comes back.
     pub subscriber_buffer: usize,
     /// The sequence of the first event published (>= 1). The server passes the sequence
@@ -124,15 +127,24 @@ struct Subscriber {
     id: u64,
     filter: SubscriptionFilter,
     visible: Option<Visibility>,
-    tx: mpsc::Sender<Arc<Event>>,
-    /// Set (to `resume_from`) when cut off for lagging; 0 while healthy.
-    lag: Arc<AtomicU64>,
+    queue: Arc<Mutex<Queue>>,
 }
 
-impl Subscriber {
-    fn wants(&self, event: &Event) -> bool {
-        wants(&self.filter, self.visible.as_ref(), event)
-    }
+/// What the bus and one subscription share.
+#[derive(Default)]
+struct Queue {
+    events: VecDeque<Arc<Event>>,
+    waker: Option<Waker>,
+    /// Set when cut off for lagging: the `resume_from` of the notice.
+    lagged: Option<u64>,
+    /// The bus is gone.
+    closed: bool,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Every mutation under these locks is a single step, so the data stays consistent even
+    // if a visibility predicate panicked while the lock was held.
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn wants(filter: &SubscriptionFilter, visible: Option<&Visibility>, event: &Event) -> bool {
@@ -172,7 +184,8 @@ impl EventBus {
     /// Numbers the event, retains it and offers it to every interested subscriber, without
     /// ever waiting for one. Returns the sequence assigned.
     pub fn publish(&self, draft: EventDraft) -> u64 {
-        let mut st = self.inner.lock();
+        let cap = self.inner.config.subscriber_buffer;
+        let mut st = lock(&self.inner.state);
         let sequence = st.next_sequence;
         st.next_sequence += 1;
         let event = Arc::new(draft.into_event(sequence));
@@ -186,35 +199,50 @@ impl EventBus {
         st.published += 1;
 
         let mut delivered = 0u64;
-        let mut cut_off = 0usize;
+        let mut cut_off = 0u64;
+        let mut released = Vec::new();
         st.subscribers.retain(|sub| {
-            if !sub.wants(&event) {
+            if !wants(&sub.filter, sub.visible.as_ref(), &event) {
                 return true;
             }
-            match sub.tx.try_send(Arc::clone(&event)) {
-                Ok(()) => {
-                    delivered += 1;
-                    true
-                }
-                Err(mpsc::error::TrySendError::Full(_)) => {
-                    // Everything before this event is queued; resume right before it.
-                    sub.lag.store(sequence - 1, Ordering::Release);
-                    cut_off += 1;
-                    tracing::warn!(
-                        subscriber = sub.id,
-                        sequence,
-                        "event subscriber fell behind; cut off"
-                    );
-                    false
-                }
-                // The subscription was dropped between its Drop and this publish.
-                Err(mpsc::error::TrySendError::Closed(_)) => false,
+            let mut q = lock(&sub.queue);
+            let keep = if q.events.len() < cap {
+                q.events.push_back(Arc::clone(&event));
+                delivered += 1;
+                true
+            } else {
+                // Release the backlog and tell the subscriber to resume right before it.
+                // On a fresh bus the backlog may start at sequence 1, and 0 cannot be
+                // resumed from (it means "live only"): then the backlog is delivered first
+                // and the notice points right before this event.
+                let resume_from = match q.events.front().map(|e| e.sequence) {
+                    Some(first) if first > 1 => {
+                        released.push(std::mem::take(&mut q.events));
+                        first - 1
+                    }
+                    _ => sequence - 1,
+                };
+                q.lagged = Some(resume_from);
+                cut_off += 1;
+                tracing::warn!(
+                    subscriber = sub.id,
+                    resume_from,
+                    "event subscriber fell behind; cut off"
+                );
+                false
+            };
+            let waker = q.waker.take();
+            drop(q);
+            if let Some(w) = waker {
+                w.wake();
             }
+            keep
         });
         st.delivered += delivered;
-        st.lagged += cut_off as u64;
+        st.lagged += cut_off;
         drop(st);
         drop(evicted);
+        drop(released);
         sequence
     }
 
@@ -223,33 +251,26 @@ impl EventBus {
     /// then continues live, without gap or duplicate. `None` (or `Some(0)`): live events
     /// only. Fails with [`EventError::ResyncRequired`] when events after `s` are no longer
     /// retained, and [`EventError::SequenceAhead`] when `s` was never published.
-    pub fn subscribe(
-        &self,
-        filter: SubscriptionFilter,
-        resume_from: Option<u64>,
-    ) -> Result<Subscription, EventError> {
+    pub fn subscribe(&self, filter: SubscriptionFilter, resume_from: Option<u64>) -> Result<Subscription, EventError> {
         self.subscribe_with(filter, resume_from, None)
     }
 
     /// [`subscribe`](Self::subscribe) with a visibility predicate: events it rejects are
     /// neither replayed nor delivered (and do not count against the subscriber's buffer).
+    /// The replay is copied under the bus lock (at most `retention` pointers).
     pub fn subscribe_with(
         &self,
         filter: SubscriptionFilter,
         resume_from: Option<u64>,
         visible: Option<Visibility>,
     ) -> Result<Subscription, EventError> {
-        let (tx, rx) = mpsc::channel(self.inner.config.subscriber_buffer);
-        let lag = Arc::new(AtomicU64::new(0));
-        let mut st = self.inner.lock();
+        let queue = Arc::new(Mutex::new(Queue::default()));
+        let mut st = lock(&self.inner.state);
         let last = st.next_sequence - 1;
         let mut replay = VecDeque::new();
         if let Some(from) = resume_from.filter(|s| *s > 0) {
             if from > last {
-                return Err(EventError::SequenceAhead {
-                    requested: from,
-                    last,
-                });
+                return Err(EventError::SequenceAhead { requested: from, last });
             }
             // Retained events are consecutive and end at `last`; with none retained the
             // oldest we could replay is the next one.
@@ -275,16 +296,14 @@ impl EventBus {
             id,
             filter,
             visible,
-            tx,
-            lag: Arc::clone(&lag),
+            queue: Arc::clone(&queue),
         });
         drop(st);
         Ok(Subscription {
             id,
             bus: Arc::downgrade(&self.inner),
-            replay,
-            rx,
-            lag,
+            batch: replay,
+            queue,
             last_sequence: match resume_from {
                 Some(from) if from > 0 => from,
                 _ => last,
@@ -296,11 +315,11 @@ impl EventBus {
     /// Sequence of the newest event (`first_sequence - 1` before any): what the server
     /// persists so sequences survive a restart.
     pub fn last_sequence(&self) -> u64 {
-        self.inner.lock().next_sequence - 1
+        lock(&self.inner.state).next_sequence - 1
     }
 
     pub fn stats(&self) -> EventBusStats {
-        let st = self.inner.lock();
+        let st = lock(&self.inner.state);
         EventBusStats {
             last_sequence: st.next_sequence - 1,
             oldest_retained: st.ring.front().map(|e| e.sequence),
@@ -315,7 +334,7 @@ impl EventBus {
     /// Retained events after `after` matching `filter` (newest last), at most `limit`:
     /// for a "recent events" view without subscribing.
     pub fn recent(&self, filter: &SubscriptionFilter, after: u64, limit: usize) -> Vec<Arc<Event>> {
-        let st = self.inner.lock();
+        let st = lock(&self.inner.state);
         let mut out: Vec<Arc<Event>> = st
             .ring
             .iter()
@@ -338,13 +357,19 @@ impl fmt::Debug for EventBus {
     }
 }
 
-impl Inner {
-    /// The state stays consistent even if a visibility predicate panicked while the lock
-    /// was held (every mutation is a single step), so a poisoned lock is still usable.
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+impl Drop for Inner {
+    /// The last handle to the bus is gone: every open stream ends after its queue.
+    fn drop(&mut self) {
+        let st = self.state.get_mut().unwrap_or_else(|poisoned| poisoned.into_inner());
+        for sub in st.subscribers.drain(..) {
+            let mut q = lock(&sub.queue);
+            q.closed = true;
+            let waker = q.waker.take();
+            drop(q);
+            if let Some(w) = waker {
+                w.wake();
+            }
+        }
     }
 }
 
@@ -353,9 +378,9 @@ impl Inner {
 pub struct Subscription {
     id: u64,
     bus: Weak<Inner>,
-    replay: VecDeque<Arc<Event>>,
-    rx: mpsc::Receiver<Arc<Event>>,
-    lag: Arc<AtomicU64>,
+    /// Events taken from the queue (or replayed) and not yet yielded.
+    batch: VecDeque<Arc<Event>>,
+    queue: Arc<Mutex<Queue>>,
     last_sequence: u64,
     finished: bool,
 }
@@ -363,25 +388,14 @@ pub struct Subscription {
 impl Subscription {
     /// The next item; `None` once the stream has ended.
     pub async fn recv(&mut self) -> Option<SubscriptionItem> {
-        std::future::poll_fn(|cx| self.poll_item(cx)).await
+        std::future::poll_fn(|cx| self.poll_item(Some(cx))).await
     }
 
     /// The next item if one is ready now, without waiting.
     pub fn try_recv(&mut self) -> Option<SubscriptionItem> {
-        if self.finished {
-            return None;
-        }
-        if let Some(event) = self.replay.pop_front() {
-            self.last_sequence = event.sequence;
-            return Some(SubscriptionItem::Event(event));
-        }
-        match self.rx.try_recv() {
-            Ok(event) => {
-                self.last_sequence = event.sequence;
-                Some(SubscriptionItem::Event(event))
-            }
-            Err(mpsc::error::TryRecvError::Empty) => None,
-            Err(mpsc::error::TryRecvError::Disconnected) => self.end(),
+        match self.poll_item(None) {
+            Poll::Ready(item) => item,
+            Poll::Pending => None,
         }
     }
 
@@ -393,34 +407,41 @@ impl Subscription {
 
     /// Events delivered to this subscription and not yet read.
     pub fn pending(&self) -> usize {
-        self.replay.len() + self.rx.len()
+        self.batch.len() + lock(&self.queue).events.len()
     }
 
-    fn poll_item(&mut self, cx: &mut Context<'_>) -> Poll<Option<SubscriptionItem>> {
+    /// With `cx: None`, never registers a waker (try_recv).
+    fn poll_item(&mut self, cx: Option<&mut Context<'_>>) -> Poll<Option<SubscriptionItem>> {
         if self.finished {
             return Poll::Ready(None);
         }
-        if let Some(event) = self.replay.pop_front() {
-            self.last_sequence = event.sequence;
-            return Poll::Ready(Some(SubscriptionItem::Event(event)));
+        if self.batch.is_empty() {
+            let mut q = lock(&self.queue);
+            if !q.events.is_empty() {
+                // Take the whole backlog in one go; the queue keeps our empty buffer.
+                std::mem::swap(&mut self.batch, &mut q.events);
+            } else if let Some(resume_from) = q.lagged {
+                self.finished = true;
+                return Poll::Ready(Some(SubscriptionItem::Lagged { resume_from }));
+            } else if q.closed {
+                self.finished = true;
+                return Poll::Ready(None);
+            } else {
+                if let Some(cx) = cx
+                    && !q.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker()))
+                {
+                    q.waker = Some(cx.waker().clone());
+                }
+                return Poll::Pending;
+            }
         }
-        match self.rx.poll_recv(cx) {
-            Poll::Ready(Some(event)) => {
+        match self.batch.pop_front() {
+            Some(event) => {
                 self.last_sequence = event.sequence;
                 Poll::Ready(Some(SubscriptionItem::Event(event)))
             }
-            Poll::Ready(None) => Poll::Ready(self.end()),
-            Poll::Pending => Poll::Pending,
-        }
-    }
-
-    /// The bus dropped our sender and the queue is drained: either we were cut off (the
-    /// lag notice is the last item) or the bus is gone.
-    fn end(&mut self) -> Option<SubscriptionItem> {
-        self.finished = true;
-        match self.lag.load(Ordering::Acquire) {
-            0 => None,
-            resume_from => Some(SubscriptionItem::Lagged { resume_from }),
+            // Not reached: the batch was non-empty or has just been refilled.
+            None => Poll::Ready(None),
         }
     }
 }
@@ -428,14 +449,14 @@ impl Subscription {
 impl Stream for Subscription {
     type Item = SubscriptionItem;
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<SubscriptionItem>> {
-        self.get_mut().poll_item(cx)
+        self.get_mut().poll_item(Some(cx))
     }
 }
 
 impl Drop for Subscription {
     fn drop(&mut self) {
         if let Some(inner) = self.bus.upgrade() {
-            let mut st = inner.lock();
+            let mut st = lock(&inner.state);
             if let Some(i) = st.subscribers.iter().position(|s| s.id == self.id) {
                 st.subscribers.swap_remove(i);
             }

@@ -9,9 +9,7 @@ mod bus;
 mod proto;
 mod publish;
 
-pub use bus::{
-    EventBus, EventBusConfig, EventBusStats, Subscription, SubscriptionItem, Visibility,
-};
+pub use bus::{EventBus, EventBusConfig, EventBusStats, Subscription, SubscriptionItem, Visibility};
 pub use proto::{json_to_struct, resume_point, struct_to_json};
 
 /// Errors of subscribing and of decoding event protos.
@@ -22,10 +20,7 @@ pub enum EventError {
     #[error(
         "Resync required: events after sequence {requested} are no longer retained (oldest retained is {oldest_retained})"
     )]
-    ResyncRequired {
-        requested: u64,
-        oldest_retained: u64,
-    },
+    ResyncRequired { requested: u64, oldest_retained: u64 },
     /// The client resumes from a sequence this bus never published (another server, or
     /// state lost in a restart).
     #[error("Resync required: sequence {requested} was never published (newest is {last})")]

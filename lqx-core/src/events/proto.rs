@@ -21,8 +21,7 @@ impl Event {
 
     /// Decodes an event received from the server.
     pub fn from_proto(e: &pb::Event) -> Result<Event, EventError> {
-        let event_type = EventType::parse(&e.r#type)
-            .ok_or_else(|| EventError::UnknownEventType(e.r#type.clone()))?;
+        let event_type = EventType::parse(&e.r#type).ok_or_else(|| EventError::UnknownEventType(e.r#type.clone()))?;
         let resource_type = ResourceType::parse(&e.resource_type)
             .ok_or_else(|| EventError::UnknownResourceType(e.resource_type.clone()))?;
         let time = match e.time {
@@ -56,9 +55,7 @@ impl SubscriptionFilter {
             .resource_types
             .iter()
             .filter(|s| !s.trim().is_empty())
-            .map(|s| {
-                ResourceType::parse(s).ok_or_else(|| EventError::UnknownResourceType(s.clone()))
-            })
+            .map(|s| ResourceType::parse(s).ok_or_else(|| EventError::UnknownResourceType(s.clone())))
             .collect::<Result<Vec<_>, _>>()?;
         let event_types = f
             .event_types
@@ -82,17 +79,9 @@ impl SubscriptionFilter {
 
     pub fn to_proto(&self) -> pb::SubscriptionFilter {
         pb::SubscriptionFilter {
-            resource_types: self
-                .resource_types
-                .iter()
-                .map(|t| t.as_str().to_string())
-                .collect(),
+            resource_types: self.resource_types.iter().map(|t| t.as_str().to_string()).collect(),
             resource_ids: self.resource_ids.clone(),
-            event_types: self
-                .event_types
-                .iter()
-                .map(|t| t.as_str().to_string())
-                .collect(),
+            event_types: self.event_types.iter().map(|t| t.as_str().to_string()).collect(),
             project_id: self.project_id.map(|p| p.to_string()).unwrap_or_default(),
         }
     }
@@ -146,22 +135,13 @@ pub fn json_to_struct(v: &serde_json::Value) -> Option<pbjson_types::Struct> {
                 .map(|(k, v)| (k.clone(), json_to_value(v)))
                 .collect::<pbjson_types::Struct>(),
         ),
-        other => Some(
-            [("value".to_string(), json_to_value(other))]
-                .into_iter()
-                .collect(),
-        ),
+        other => Some([("value".to_string(), json_to_value(other))].into_iter().collect()),
     }
 }
 
 /// The inverse of [`json_to_struct`] for objects (numbers come back as floats, as in JSON).
 pub fn struct_to_json(s: &pbjson_types::Struct) -> serde_json::Value {
-    serde_json::Value::Object(
-        s.fields
-            .iter()
-            .map(|(k, v)| (k.clone(), value_to_json(v)))
-            .collect(),
-    )
+    serde_json::Value::Object(s.fields.iter().map(|(k, v)| (k.clone(), value_to_json(v))).collect())
 }
 
 fn json_to_value(v: &serde_json::Value) -> pbjson_types::Value {
@@ -207,7 +187,9 @@ mod tests {
         let p = ProjectId::new();
         let e = EventDraft::new(EventType::Stopped, ResourceType::Vm, "vm-1", time)
             .project(p)
-            .payload(json!({"name": "web-1", "state": "STOPPED", "cpu": 2.0, "tags": ["a", null], "nested": {"ok": true}}))
+            .payload(
+                json!({"name": "web-1", "state": "STOPPED", "cpu": 2.0, "tags": ["a", null], "nested": {"ok": true}}),
+            )
             .into_event(42);
         let pb = e.to_proto();
         assert_eq!(pb.r#type, "STOPPED");
@@ -232,17 +214,11 @@ mod tests {
             project_id: String::new(),
         };
         let parsed = SubscriptionFilter::from_proto(&f).unwrap();
-        assert_eq!(
-            parsed.resource_types,
-            vec![ResourceType::Vm, ResourceType::Node]
-        );
+        assert_eq!(parsed.resource_types, vec![ResourceType::Vm, ResourceType::Node]);
         assert_eq!(parsed.resource_ids, vec!["vm-1".to_string()]);
         assert_eq!(parsed.event_types, vec![EventType::Stopped]);
         assert_eq!(parsed.project_id, None);
-        assert_eq!(
-            SubscriptionFilter::from_proto(&parsed.to_proto()).unwrap(),
-            parsed
-        );
+        assert_eq!(SubscriptionFilter::from_proto(&parsed.to_proto()).unwrap(), parsed);
 
         let bad = pb::SubscriptionFilter {
             resource_types: vec!["disk".into()],
@@ -274,23 +250,9 @@ mod tests {
         let msg = SubscriptionItem::Lagged { resume_from: 17 }.to_proto();
         assert!(msg.event.is_none());
         assert_eq!(msg.lag.unwrap().resume_from_sequence, 17);
-        let e = Arc::new(
-            EventDraft::new(
-                EventType::Created,
-                ResourceType::Node,
-                "n",
-                DateTime::UNIX_EPOCH,
-            )
-            .into_event(3),
-        );
-        assert_eq!(
-            SubscriptionItem::Event(e)
-                .to_proto()
-                .event
-                .unwrap()
-                .sequence,
-            3
-        );
+        let e =
+            Arc::new(EventDraft::new(EventType::Created, ResourceType::Node, "n", DateTime::UNIX_EPOCH).into_event(3));
+        assert_eq!(SubscriptionItem::Event(e).to_proto().event.unwrap().sequence, 3);
         assert_eq!(resume_point(0), None);
         assert_eq!(resume_point(9), Some(9));
     }

@@ -10,40 +10,23 @@ impl EventBus {
     /// as payload and its project. An unknown kind is published as UPDATED (and logged):
     /// a state change is never lost over a name.
     pub fn publish_vm(&self, kind: &str, vm: &Vm) -> u64 {
-        let draft = EventDraft::new(
-            event_type(kind),
-            ResourceType::Vm,
-            vm.id.to_string(),
-            Utc::now(),
-        )
-        .project(vm.project_id)
-        .payload_of(vm);
+        let draft = EventDraft::new(event_type(kind), ResourceType::Vm, vm.id.to_string(), Utc::now())
+            .project(vm.project_id)
+            .payload_of(vm);
         self.publish(draft)
     }
 
     /// Publishes `kind` for a node, with the node as payload (nodes have no project).
     pub fn publish_node(&self, kind: &str, node: &Node) -> u64 {
         self.publish(
-            EventDraft::new(
-                event_type(kind),
-                ResourceType::Node,
-                node.id.to_string(),
-                Utc::now(),
-            )
-            .payload_of(node),
+            EventDraft::new(event_type(kind), ResourceType::Node, node.id.to_string(), Utc::now()).payload_of(node),
         )
     }
 
     /// Publishes an alert change (CREATED, UPDATED, ACKNOWLEDGED, RESOLVED).
     pub fn publish_alert(&self, event_type: EventType, alert: &Alert) -> u64 {
         self.publish(
-            EventDraft::new(
-                event_type,
-                ResourceType::Alert,
-                alert.id.to_string(),
-                Utc::now(),
-            )
-            .payload_of(alert),
+            EventDraft::new(event_type, ResourceType::Alert, alert.id.to_string(), Utc::now()).payload_of(alert),
         )
     }
 }
@@ -62,10 +45,7 @@ mod tests {
     #[test]
     fn kinds_map_to_event_types() {
         assert_eq!(event_type("REBOOTED"), EventType::Rebooted);
-        assert_eq!(
-            event_type("MAINTENANCE_ENTERED"),
-            EventType::MaintenanceEntered
-        );
+        assert_eq!(event_type("MAINTENANCE_ENTERED"), EventType::MaintenanceEntered);
         assert_eq!(event_type("SOMETHING_NEW"), EventType::Updated);
     }
 }

@@ -49,8 +49,7 @@ fn sequences_are_consecutive_from_the_configured_start() {
         vec![501, 502]
     );
     assert_eq!(
-        b.subscribe(SubscriptionFilter::all(), Some(499))
-            .unwrap_err(),
+        b.subscribe(SubscriptionFilter::all(), Some(499)).unwrap_err(),
         EventError::ResyncRequired {
             requested: 499,
             oldest_retained: 501
@@ -66,20 +65,12 @@ fn filters_select_what_a_subscriber_receives() {
         .subscribe(SubscriptionFilter::all().resource_id("vm-1"), None)
         .unwrap();
     let mut nodes = b
-        .subscribe(
-            SubscriptionFilter::all().resource_type(ResourceType::Node),
-            None,
-        )
+        .subscribe(SubscriptionFilter::all().resource_type(ResourceType::Node), None)
         .unwrap();
     let mut stops = b
-        .subscribe(
-            SubscriptionFilter::all().event_type(EventType::Stopped),
-            None,
-        )
+        .subscribe(SubscriptionFilter::all().event_type(EventType::Stopped), None)
         .unwrap();
-    let mut project = b
-        .subscribe(SubscriptionFilter::all().project(p), None)
-        .unwrap();
+    let mut project = b.subscribe(SubscriptionFilter::all().project(p), None).unwrap();
     let mut all = b.subscribe(SubscriptionFilter::all(), None).unwrap();
 
     let s1 = b.publish(vm("vm-1").project(p));
@@ -135,9 +126,7 @@ fn resuming_from_before_the_ring_requires_a_resync() {
     }
     assert_eq!(b.stats().oldest_retained, Some(16));
     assert_eq!(b.stats().retained, 5);
-    let err = b
-        .subscribe(SubscriptionFilter::all(), Some(10))
-        .unwrap_err();
+    let err = b.subscribe(SubscriptionFilter::all(), Some(10)).unwrap_err();
     assert_eq!(
         err,
         EventError::ResyncRequired {
@@ -147,11 +136,7 @@ fn resuming_from_before_the_ring_requires_a_resync() {
     );
     let err: crate::Error = err.into();
     assert_eq!(err.kind, crate::ErrorKind::FailedPrecondition);
-    assert!(
-        err.message.starts_with("resync required"),
-        "{}",
-        err.message
-    );
+    assert!(err.message.starts_with("resync required"), "{}", err.message);
 
     // The oldest resumable point is the one right before the oldest retained event.
     assert_eq!(
@@ -160,16 +145,9 @@ fn resuming_from_before_the_ring_requires_a_resync() {
     );
     assert!(b.subscribe(SubscriptionFilter::all(), Some(14)).is_err());
 
-    let err: crate::Error = b
-        .subscribe(SubscriptionFilter::all(), Some(21))
-        .unwrap_err()
-        .into();
+    let err: crate::Error = b.subscribe(SubscriptionFilter::all(), Some(21)).unwrap_err().into();
     assert_eq!(err.kind, crate::ErrorKind::FailedPrecondition);
-    assert!(
-        err.message.starts_with("resync required"),
-        "{}",
-        err.message
-    );
+    assert!(err.message.starts_with("resync required"), "{}", err.message);
 }
 
 #[test]
@@ -184,11 +162,7 @@ fn a_slow_subscriber_is_cut_off_with_a_resume_point_and_a_fast_one_is_unaffected
     }
     assert_eq!(fast_seen, (1..=10).collect::<Vec<_>>());
     assert_eq!(b.stats().lagged, 1);
-    assert_eq!(
-        b.stats().subscribers,
-        1,
-        "the slow subscriber is removed from the bus"
-    );
+    assert_eq!(b.stats().subscribers, 1, "the slow subscriber is removed from the bus");
 
     // The slow one gets what was queued, then the notice, then the end of the stream.
     let mut items = Vec::new();
@@ -203,15 +177,28 @@ fn a_slow_subscriber_is_cut_off_with_a_resume_point_and_a_fast_one_is_unaffected
         })
         .collect();
     assert_eq!(seqs, vec![1, 2, 3, 4]);
-    assert_eq!(
-        items.last(),
-        Some(&SubscriptionItem::Lagged { resume_from: 4 })
-    );
+    assert_eq!(items.last(), Some(&SubscriptionItem::Lagged { resume_from: 4 }));
     assert_eq!(slow.try_recv(), None);
 
     // Resuming from the notice's point continues exactly where it stopped.
     let mut again = b.subscribe(SubscriptionFilter::all(), Some(4)).unwrap();
     assert_eq!(drain(&mut again), (5..=10).collect::<Vec<_>>());
+}
+
+#[test]
+fn a_cut_off_subscribers_backlog_is_released_at_once() {
+    let b = bus(1_000, 4);
+    b.publish(vm("a"));
+    let mut slow = b.subscribe(SubscriptionFilter::all(), None).unwrap();
+    for _ in 0..9 {
+        b.publish(vm("a"));
+    }
+    // Queued 2..=5, cut off at 6: the backlog is freed, the notice points before it.
+    assert_eq!(slow.pending(), 0);
+    assert_eq!(slow.try_recv(), Some(SubscriptionItem::Lagged { resume_from: 1 }));
+    assert_eq!(slow.try_recv(), None);
+    let mut again = b.subscribe(SubscriptionFilter::all(), Some(1)).unwrap();
+    assert_eq!(drain(&mut again), (2..=10).collect::<Vec<_>>());
 }
 
 #[test]
@@ -231,6 +218,7 @@ fn only_wanted_events_count_against_a_subscribers_buffer() {
 #[test]
 fn memory_stays_bounded_with_a_subscriber_that_never_reads() {
     let b = bus(1_000, 64);
+    b.publish(vm("a"));
     let never = b.subscribe(SubscriptionFilter::all(), None).unwrap();
     let mut fast = b.subscribe(SubscriptionFilter::all(), None).unwrap();
     for i in 0..100_000u64 {
@@ -241,10 +229,10 @@ fn memory_stays_bounded_with_a_subscriber_that_never_reads() {
     }
     drain(&mut fast);
     let stats = b.stats();
-    assert_eq!(stats.published, 100_000);
+    assert_eq!(stats.published, 100_001);
     assert_eq!(stats.retained, 1_000);
-    assert_eq!(never.pending(), 64);
-    assert_eq!(fast.last_sequence(), 100_000);
+    assert_eq!(never.pending(), 0, "cut off and released");
+    assert_eq!(fast.last_sequence(), 100_001);
     assert_eq!(stats.subscribers, 1);
 }
 
@@ -254,8 +242,7 @@ fn visibility_hides_events_from_replay_and_live() {
     b.publish(draft(EventType::Updated, ResourceType::Ha, "cluster"));
     let s2 = b.publish(draft(EventType::Created, ResourceType::Vm, "vm-1"));
     b.publish(draft(EventType::Created, ResourceType::Node, "node-1"));
-    let vms_only: Visibility =
-        Arc::new(|e: &crate::model::Event| e.resource_type == ResourceType::Vm);
+    let vms_only: Visibility = Arc::new(|e: &crate::model::Event| e.resource_type == ResourceType::Vm);
     let mut replayed = b
         .subscribe_with(SubscriptionFilter::all(), Some(1), Some(vms_only.clone()))
         .unwrap();
@@ -282,11 +269,7 @@ fn dropping_a_subscription_unsubscribes_and_dropping_the_bus_ends_streams() {
     b.publish(vm("a"));
     drop(b);
     assert_eq!(drain(&mut other), vec![1]);
-    assert_eq!(
-        other.try_recv(),
-        None,
-        "the stream ends without a lag notice"
-    );
+    assert_eq!(other.try_recv(), None, "the stream ends without a lag notice");
 }
 
 #[test]
@@ -323,11 +306,7 @@ async fn a_waiting_subscriber_is_woken_by_a_publish() {
     assert_eq!(start.elapsed(), Duration::from_secs(5));
     assert_eq!(task.await.unwrap(), 1);
     // And recv() waits the same way.
-    assert!(
-        tokio::time::timeout(Duration::from_secs(1), sub.recv())
-            .await
-            .is_err()
-    );
+    assert!(tokio::time::timeout(Duration::from_secs(1), sub.recv()).await.is_err());
 }
 
 /// Publishers on another thread while subscribers join with resume points taken from a
@@ -352,11 +331,7 @@ async fn concurrent_publish_and_resume_never_gap_or_duplicate() {
                 seen = e.sequence;
                 if seen.is_multiple_of(2_000) {
                     let resume = seen.saturating_sub(50);
-                    joined.push((
-                        resume,
-                        b.subscribe(SubscriptionFilter::all(), Some(resume))
-                            .unwrap(),
-                    ));
+                    joined.push((resume, b.subscribe(SubscriptionFilter::all(), Some(resume)).unwrap()));
                 }
             }
             other => panic!("{other:?}"),

@@ -130,7 +130,9 @@ impl HaConfig {
             }
         }
         if self.failure_threshold == 0 {
-            return Err(HaConfigError::Zero { field: "failure_threshold" });
+            return Err(HaConfigError::Zero {
+                field: "failure_threshold",
+            });
         }
         if self.max_restarts == 0 {
             return Err(HaConfigError::Zero { field: "max_restarts" });
@@ -155,7 +157,10 @@ impl HaConfig {
         }
         let tolerated = self.timeout() + self.heartbeat_interval;
         if self.self_fence_after < tolerated {
-            return Err(HaConfigError::SelfFenceTooEarly { self_fence_after: self.self_fence_after, tolerated });
+            return Err(HaConfigError::SelfFenceTooEarly {
+                self_fence_after: self.self_fence_after,
+                tolerated,
+            });
         }
         if !(self.storm_threshold > 0.0 && self.storm_threshold <= 1.0) {
             return Err(HaConfigError::StormThreshold(self.storm_threshold));
@@ -181,27 +186,60 @@ mod tests {
 
     #[test]
     fn self_fence_must_come_before_the_lease_expires() {
-        let c = HaConfig { self_fence_after: Duration::from_secs(35), ..HaConfig::default() };
-        assert!(matches!(c.validate(), Err(HaConfigError::SelfFenceNotBeforeLease { .. })));
-        let c = HaConfig { self_fence_after: Duration::from_secs(40), ..HaConfig::default() };
-        assert!(matches!(c.validate(), Err(HaConfigError::SelfFenceNotBeforeLease { .. })));
+        let c = HaConfig {
+            self_fence_after: Duration::from_secs(35),
+            ..HaConfig::default()
+        };
+        assert!(matches!(
+            c.validate(),
+            Err(HaConfigError::SelfFenceNotBeforeLease { .. })
+        ));
+        let c = HaConfig {
+            self_fence_after: Duration::from_secs(40),
+            ..HaConfig::default()
+        };
+        assert!(matches!(
+            c.validate(),
+            Err(HaConfigError::SelfFenceNotBeforeLease { .. })
+        ));
     }
 
     #[test]
     fn self_fence_must_not_fire_inside_a_tolerated_gap() {
-        let c = HaConfig { self_fence_after: Duration::from_secs(20), ..HaConfig::default() };
+        let c = HaConfig {
+            self_fence_after: Duration::from_secs(20),
+            ..HaConfig::default()
+        };
         assert!(matches!(c.validate(), Err(HaConfigError::SelfFenceTooEarly { .. })));
     }
 
     #[test]
     fn other_rules_are_enforced() {
         let bad = [
-            HaConfig { fence_margin: Duration::ZERO, ..HaConfig::default() },
-            HaConfig { failure_threshold: 0, ..HaConfig::default() },
-            HaConfig { heartbeat_interval: Duration::from_secs(10), ..HaConfig::default() },
-            HaConfig { storm_threshold: 0.0, ..HaConfig::default() },
-            HaConfig { storm_threshold: 1.5, ..HaConfig::default() },
-            HaConfig { heartbeat_timeout: Duration::from_secs(1), ..HaConfig::aggressive() },
+            HaConfig {
+                fence_margin: Duration::ZERO,
+                ..HaConfig::default()
+            },
+            HaConfig {
+                failure_threshold: 0,
+                ..HaConfig::default()
+            },
+            HaConfig {
+                heartbeat_interval: Duration::from_secs(10),
+                ..HaConfig::default()
+            },
+            HaConfig {
+                storm_threshold: 0.0,
+                ..HaConfig::default()
+            },
+            HaConfig {
+                storm_threshold: 1.5,
+                ..HaConfig::default()
+            },
+            HaConfig {
+                heartbeat_timeout: Duration::from_secs(1),
+                ..HaConfig::aggressive()
+            },
         ];
         for c in bad {
             assert!(c.validate().is_err(), "{c:?} should be refused");
@@ -217,14 +255,23 @@ mod tests {
         assert_eq!(c.lease_ttl, Duration::from_secs(40));
         assert_eq!(c.fence_margin, Duration::from_millis(500));
         c.validate().unwrap();
-        assert!(serde_yaml::from_str::<HaConfig>("lease_tll: 40s").is_err(), "typos are refused");
+        assert!(
+            serde_yaml::from_str::<HaConfig>("lease_tll: 40s").is_err(),
+            "typos are refused"
+        );
     }
 
     #[test]
     fn timeout_is_the_later_of_time_and_checks() {
-        let c = HaConfig { heartbeat_timeout: Duration::from_secs(25), ..HaConfig::default() };
+        let c = HaConfig {
+            heartbeat_timeout: Duration::from_secs(25),
+            ..HaConfig::default()
+        };
         assert_eq!(c.timeout(), Duration::from_secs(30));
-        let c = HaConfig { heartbeat_timeout: Duration::from_secs(32), ..HaConfig::default() };
+        let c = HaConfig {
+            heartbeat_timeout: Duration::from_secs(32),
+            ..HaConfig::default()
+        };
         assert_eq!(c.timeout(), Duration::from_secs(32));
     }
 }

@@ -24,7 +24,9 @@ use serde::{Deserialize, Serialize};
 use super::{
     config::HaConfig,
     error::{HaConfigError, HaError},
-    failover::{self, AdmissionReport, FailedNode, FailoverInput, FailoverPlan, Held, RestartBook, RestartCount, Unplaced},
+    failover::{
+        self, AdmissionReport, FailedNode, FailoverInput, FailoverPlan, Held, RestartBook, RestartCount, Unplaced,
+    },
     fence::{FenceReason, NotConfirmed, ReturnReport},
     health::{HealthTracker, HeartbeatOutcome, NodeHealth, NodeStatus, PersistedNode, Storm, Transition, Verdict},
     time::MonoInstant,
@@ -84,7 +86,11 @@ pub struct HaEngine {
 
 impl HaEngine {
     /// A fresh engine for `nodes`, all assumed to have just heartbeated (config validated).
-    pub fn new(config: HaConfig, now: MonoInstant, nodes: impl IntoIterator<Item = NodeId>) -> Result<Self, HaConfigError> {
+    pub fn new(
+        config: HaConfig,
+        now: MonoInstant,
+        nodes: impl IntoIterator<Item = NodeId>,
+    ) -> Result<Self, HaConfigError> {
         config.validate()?;
         Ok(HaEngine {
             tracker: HealthTracker::new(config, now, nodes),
@@ -126,9 +132,17 @@ impl HaEngine {
 
     /// A heartbeat arrived. A FAILED node is not let back while restarts of its VMs are
     /// planned but not committed (its desired state would still list them).
-    pub fn heartbeat(&mut self, node: NodeId, now: MonoInstant, report: &ReturnReport) -> Result<HeartbeatOutcome, HaError> {
+    pub fn heartbeat(
+        &mut self,
+        node: NodeId,
+        now: MonoInstant,
+        report: &ReturnReport,
+    ) -> Result<HeartbeatOutcome, HaError> {
         if self.tracker.health(node) == Some(NodeHealth::Failed) && self.in_flight.values().any(|n| *n == node) {
-            return Ok(HeartbeatOutcome { verdict: Verdict::MustFence(NotConfirmed::FailoverInProgress), transition: None });
+            return Ok(HeartbeatOutcome {
+                verdict: Verdict::MustFence(NotConfirmed::FailoverInProgress),
+                transition: None,
+            });
         }
         self.tracker.heartbeat(node, now, report)
     }
@@ -136,7 +150,11 @@ impl HaEngine {
     fn failed_nodes(&self) -> Vec<FailedNode> {
         self.tracker
             .failed()
-            .map(|(node, proof)| FailedNode { node, since: proof.at, by_operator: proof.reason == FenceReason::Operator })
+            .map(|(node, proof)| FailedNode {
+                node,
+                since: proof.at,
+                by_operator: proof.reason == FenceReason::Operator,
+            })
             .collect()
     }
 
@@ -162,7 +180,14 @@ impl HaEngine {
         let persist_nodes = check.transitions.iter().any(|t| t.to == NodeHealth::Failed);
         // The manager ticks only after committing or abandoning the previous plan.
         self.in_flight = plan.restarts.iter().map(|r| (r.vm, r.from)).collect();
-        self.report(now, check.transitions, check.storm, check.storm_changed, plan, persist_nodes)
+        self.report(
+            now,
+            check.transitions,
+            check.storm,
+            check.storm_changed,
+            plan,
+            persist_nodes,
+        )
     }
 
     fn report(
@@ -176,9 +201,18 @@ impl HaEngine {
     ) -> TickReport {
         let unplaced_now: HashMap<VmId, String> = plan.unplaced.iter().map(|u| (u.vm, u.reason.clone())).collect();
         let held_now: HashMap<VmId, String> = plan.held.iter().map(|h| (h.vm, h.reason.to_string())).collect();
-        let new_unplaced =
-            plan.unplaced.iter().filter(|u| self.unplaced.get(&u.vm) != Some(&u.reason)).cloned().collect();
-        let new_held = plan.held.iter().filter(|h| self.held.get(&h.vm) != held_now.get(&h.vm)).cloned().collect();
+        let new_unplaced = plan
+            .unplaced
+            .iter()
+            .filter(|u| self.unplaced.get(&u.vm) != Some(&u.reason))
+            .cloned()
+            .collect();
+        let new_held = plan
+            .held
+            .iter()
+            .filter(|h| self.held.get(&h.vm) != held_now.get(&h.vm))
+            .cloned()
+            .collect();
         let mut resolved: Vec<VmId> = self
             .unplaced
             .keys()
@@ -193,10 +227,23 @@ impl HaEngine {
 
         let ci = self.config().check_interval;
         let mut next_wakeup = now + ci;
-        for t in [self.tracker.next_deadline(now), plan.next_ready_at()].into_iter().flatten() {
+        for t in [self.tracker.next_deadline(now), plan.next_ready_at()]
+            .into_iter()
+            .flatten()
+        {
             next_wakeup = next_wakeup.min(t.max(now + Duration::from_millis(1)));
         }
-        TickReport { transitions, storm, storm_changed, plan, new_unplaced, new_held, resolved, persist_nodes, next_wakeup }
+        TickReport {
+            transitions,
+            storm,
+            storm_changed,
+            plan,
+            new_unplaced,
+            new_held,
+            resolved,
+            persist_nodes,
+            next_wakeup,
+        }
     }
 
     /// The manager wrote a planned restart (the VM's node is now the target).
@@ -234,7 +281,10 @@ impl HaEngine {
 
     /// What to persist (see the module docs for when).
     pub fn persisted(&self) -> PersistedHa {
-        PersistedHa { nodes: self.tracker.persisted(), restarts: self.restarts.persisted() }
+        PersistedHa {
+            nodes: self.tracker.persisted(),
+            restarts: self.restarts.persisted(),
+        }
     }
 
     /// GetHAStatus.
@@ -287,15 +337,26 @@ mod tests {
             memory_mib: 1_024,
             running: true,
             usage: None,
-            ha: HaPolicy { enabled: true, priority: RestartPriority::Medium, restart_delay_secs: 0, max_restarts: 0 },
+            ha: HaPolicy {
+                enabled: true,
+                priority: RestartPriority::Medium,
+                restart_delay_secs: 0,
+                max_restarts: 0,
+            },
             placement: PlacementPolicy::default(),
         };
-        ClusterSnapshot { nodes: vec![node(0), node(1)], vms: vec![vm(1, 4), vm(2, 6)] }
+        ClusterSnapshot {
+            nodes: vec![node(0), node(1)],
+            vms: vec![vm(1, 4), vm(2, 6)],
+        }
     }
     fn at(s: u64) -> MonoInstant {
         MonoInstant::from_millis(s * 1000)
     }
-    const GONE: ReturnReport = ReturnReport { fenced_domains_gone: true, ha_domains_present: 0 };
+    const GONE: ReturnReport = ReturnReport {
+        fenced_domains_gone: true,
+        ha_domains_present: 0,
+    };
 
     #[test]
     fn tick_declares_failed_plans_and_dedupes_alerts() {
@@ -321,7 +382,10 @@ mod tests {
         e.restart_committed(moved.vm, now);
         assert_eq!(e.persisted().restarts, vec![RestartCount { vm: moved.vm, count: 1 }]);
         let r = e.tick(now + Duration::from_secs(1), &s);
-        assert!(r.plan.restarts.is_empty() && r.new_unplaced.is_empty(), "unplaced alert raised once");
+        assert!(
+            r.plan.restarts.is_empty() && r.new_unplaced.is_empty(),
+            "unplaced alert raised once"
+        );
         assert_eq!(r.plan.unplaced.len(), 1);
         // The failed node confirms it is back: its unplaced VM is no longer a candidate.
         let o = e.heartbeat(nid(0), now + Duration::from_secs(2), &GONE).unwrap();
@@ -349,8 +413,14 @@ mod tests {
     fn manual_failover_needs_confirmation_and_a_silent_node() {
         let s = snapshot();
         let mut e = HaEngine::new(HaConfig::default(), at(0), [nid(0), nid(1)]).unwrap();
-        assert_eq!(e.manual_failover(nid(0), at(5), false, &s).unwrap_err(), HaError::ConfirmationRequired);
-        assert!(matches!(e.manual_failover(nid(0), at(5), true, &s), Err(HaError::NodeAlive { .. })));
+        assert_eq!(
+            e.manual_failover(nid(0), at(5), false, &s).unwrap_err(),
+            HaError::ConfirmationRequired
+        );
+        assert!(matches!(
+            e.manual_failover(nid(0), at(5), true, &s),
+            Err(HaError::NodeAlive { .. })
+        ));
         e.heartbeat(nid(1), at(12), &GONE).unwrap();
         let r = e.manual_failover(nid(0), at(12), true, &s).unwrap();
         assert!(r.persist_nodes);
@@ -363,14 +433,30 @@ mod tests {
         let s = snapshot();
         let persisted = PersistedHa {
             nodes: vec![
-                PersistedNode { node: nid(0), fenced: Some(FenceReason::LeaseExpired) },
-                PersistedNode { node: nid(1), fenced: None },
+                PersistedNode {
+                    node: nid(0),
+                    fenced: Some(FenceReason::LeaseExpired),
+                },
+                PersistedNode {
+                    node: nid(1),
+                    fenced: None,
+                },
             ],
             restarts: vec![],
         };
         let mut e = HaEngine::restore(HaConfig::default(), at(0), &persisted).unwrap();
         let r = e.tick(at(0), &s);
         assert_eq!(r.plan.restarts.len(), 1, "no new wait: the fence proof was persisted");
-        assert!(HaEngine::new(HaConfig { lease_ttl: Duration::from_secs(1), ..HaConfig::default() }, at(0), []).is_err());
+        assert!(
+            HaEngine::new(
+                HaConfig {
+                    lease_ttl: Duration::from_secs(1),
+                    ..HaConfig::default()
+                },
+                at(0),
+                []
+            )
+            .is_err()
+        );
     }
 }

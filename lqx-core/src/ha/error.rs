@@ -10,17 +10,31 @@ pub enum HaConfigError {
     #[error("{field} must be greater than zero")]
     Zero { field: &'static str },
     #[error("heartbeat_interval ({heartbeat_interval:?}) must be shorter than check_interval ({check_interval:?})")]
-    HeartbeatSlowerThanCheck { heartbeat_interval: Duration, check_interval: Duration },
-    #[error("heartbeat_timeout ({heartbeat_timeout:?}) must be at least two heartbeat intervals ({heartbeat_interval:?} each)")]
-    TimeoutTooShort { heartbeat_timeout: Duration, heartbeat_interval: Duration },
+    HeartbeatSlowerThanCheck {
+        heartbeat_interval: Duration,
+        check_interval: Duration,
+    },
+    #[error(
+        "heartbeat_timeout ({heartbeat_timeout:?}) must be at least two heartbeat intervals ({heartbeat_interval:?} each)"
+    )]
+    TimeoutTooShort {
+        heartbeat_timeout: Duration,
+        heartbeat_interval: Duration,
+    },
     #[error(
         "self_fence_after ({self_fence_after:?}) must be shorter than lease_ttl ({lease_ttl:?}): an agent must destroy its HA domains before the control plane may restart them"
     )]
-    SelfFenceNotBeforeLease { self_fence_after: Duration, lease_ttl: Duration },
+    SelfFenceNotBeforeLease {
+        self_fence_after: Duration,
+        lease_ttl: Duration,
+    },
     #[error(
         "self_fence_after ({self_fence_after:?}) must be at least the node timeout plus one heartbeat interval ({tolerated:?}): an agent would fence itself during a gap the control plane tolerates"
     )]
-    SelfFenceTooEarly { self_fence_after: Duration, tolerated: Duration },
+    SelfFenceTooEarly {
+        self_fence_after: Duration,
+        tolerated: Duration,
+    },
     #[error("storm_threshold ({0}) must be above 0 and at most 1")]
     StormThreshold(f64),
 }
@@ -53,7 +67,9 @@ pub enum HaError {
     UnknownNode(NodeId),
     #[error("Manual failover needs the operator to confirm the host is powered off")]
     ConfirmationRequired,
-    #[error("Node {node} heartbeated {since:?} ago: a live host cannot be declared down (use maintenance to evacuate it)")]
+    #[error(
+        "Node {node} heartbeated {since:?} ago: a live host cannot be declared down (use maintenance to evacuate it)"
+    )]
     NodeAlive { node: NodeId, since: Duration },
 }
 

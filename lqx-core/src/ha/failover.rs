@@ -93,7 +93,10 @@ impl std::fmt::Display for HoldReason {
         match self {
             HoldReason::Storm(s) => f.write_str(s),
             HoldReason::MaxRestarts { restarts, max } => {
-                write!(f, "restarted {restarts} times within the restart window (max_restarts {max})")
+                write!(
+                    f,
+                    "restarted {restarts} times within the restart window (max_restarts {max})"
+                )
             }
         }
     }
@@ -158,7 +161,15 @@ impl RestartBook {
             records: counts
                 .iter()
                 .filter(|c| c.count > 0)
-                .map(|c| (c.vm, RestartRecord { count: c.count, window_start: now }))
+                .map(|c| {
+                    (
+                        c.vm,
+                        RestartRecord {
+                            count: c.count,
+                            window_start: now,
+                        },
+                    )
+                })
                 .collect(),
         }
     }
@@ -173,9 +184,15 @@ impl RestartBook {
 
     /// Counts one restart of `vm` at `now`.
     pub fn record(&mut self, vm: VmId, now: MonoInstant, window: Duration) {
-        let r = self.records.entry(vm).or_insert(RestartRecord { count: 0, window_start: now });
+        let r = self.records.entry(vm).or_insert(RestartRecord {
+            count: 0,
+            window_start: now,
+        });
         if now >= r.window_start + window {
-            *r = RestartRecord { count: 0, window_start: now };
+            *r = RestartRecord {
+                count: 0,
+                window_start: now,
+            };
         }
         r.count += 1;
     }
@@ -185,7 +202,14 @@ impl RestartBook {
     }
 
     pub fn persisted(&self) -> Vec<RestartCount> {
-        let mut v: Vec<RestartCount> = self.records.iter().map(|(vm, r)| RestartCount { vm: *vm, count: r.count }).collect();
+        let mut v: Vec<RestartCount> = self
+            .records
+            .iter()
+            .map(|(vm, r)| RestartCount {
+                vm: *vm,
+                count: r.count,
+            })
+            .collect();
         v.sort_by_key(|c| c.vm);
         v
     }
@@ -230,15 +254,27 @@ pub fn plan(input: &FailoverInput<'_>) -> FailoverPlan {
     let mut to_place: Vec<(&VmSnapshot, FailedNode)> = Vec::with_capacity(candidates.len());
     for vm in candidates {
         let from = failed[&vm.node.expect("filtered on node")];
-        let max = if vm.ha.max_restarts == 0 { cfg.max_restarts } else { vm.ha.max_restarts };
+        let max = if vm.ha.max_restarts == 0 {
+            cfg.max_restarts
+        } else {
+            vm.ha.max_restarts
+        };
         let restarts = input.restarts.count(vm.id, input.now, cfg.restart_window);
         let hold = if restarts >= max {
             Some(HoldReason::MaxRestarts { restarts, max })
         } else {
-            input.storm.filter(|_| !from.by_operator).map(|s| HoldReason::Storm(s.reason()))
+            input
+                .storm
+                .filter(|_| !from.by_operator)
+                .map(|s| HoldReason::Storm(s.reason()))
         };
         match hold {
-            Some(reason) => out.held.push(Held { vm: vm.id, vm_name: vm.name.clone(), from: from.node, reason }),
+            Some(reason) => out.held.push(Held {
+                vm: vm.id,
+                vm_name: vm.name.clone(),
+                from: from.node,
+                reason,
+            }),
             None => to_place.push((vm, from)),
         }
     }
@@ -262,7 +298,13 @@ pub fn plan(input: &FailoverInput<'_>) -> FailoverPlan {
                         priority: vm.ha.priority,
                     });
                 } else {
-                    out.deferred.push(Deferred { vm: vm.id, vm_name: vm.name.clone(), from: from.node, to, ready_at });
+                    out.deferred.push(Deferred {
+                        vm: vm.id,
+                        vm_name: vm.name.clone(),
+                        from: from.node,
+                        to,
+                        ready_at,
+                    });
                 }
             }
             Err(e) => out.unplaced.push(Unplaced {
@@ -290,7 +332,10 @@ pub struct AdmissionReport {
 
 /// N+1 check over the nodes that accept VMs (see the rule at the top of this module).
 pub fn admission(snapshot: &ClusterSnapshot) -> AdmissionReport {
-    let mut report = AdmissionReport { protected: true, ..AdmissionReport::default() };
+    let mut report = AdmissionReport {
+        protected: true,
+        ..AdmissionReport::default()
+    };
     let mut view = snapshot.clone();
     let mut heaviest = (0u64, 0u64);
     for i in 0..view.nodes.len() {
@@ -298,8 +343,11 @@ pub fn admission(snapshot: &ClusterSnapshot) -> AdmissionReport {
             continue;
         }
         let id = view.nodes[i].id;
-        let mut ha: Vec<&VmSnapshot> =
-            snapshot.vms.iter().filter(|v| v.ha.enabled && v.running && v.node == Some(id)).collect();
+        let mut ha: Vec<&VmSnapshot> = snapshot
+            .vms
+            .iter()
+            .filter(|v| v.ha.enabled && v.running && v.node == Some(id))
+            .collect();
         if ha.is_empty() {
             continue;
         }
@@ -384,11 +432,22 @@ mod tests {
             memory_mib: mem,
             running: true,
             usage: None,
-            ha: HaPolicy { enabled: true, priority, restart_delay_secs: 0, max_restarts: 0 },
+            ha: HaPolicy {
+                enabled: true,
+                priority,
+                restart_delay_secs: 0,
+                max_restarts: 0,
+            },
             placement: PlacementPolicy::default(),
         }
     }
-    fn run(s: &ClusterSnapshot, failed: &[FailedNode], book: &RestartBook, now: u64, storm: Option<Storm>) -> FailoverPlan {
+    fn run(
+        s: &ClusterSnapshot,
+        failed: &[FailedNode],
+        book: &RestartBook,
+        now: u64,
+        storm: Option<Storm>,
+    ) -> FailoverPlan {
         let failed_ids: Vec<NodeId> = failed.iter().map(|f| f.node).collect();
         let target = move |n: NodeId| !failed_ids.contains(&n);
         plan(&FailoverInput {
@@ -402,7 +461,11 @@ mod tests {
         })
     }
     fn failed(i: usize) -> FailedNode {
-        FailedNode { node: nid(i), since: MonoInstant::from_millis(1_000), by_operator: false }
+        FailedNode {
+            node: nid(i),
+            since: MonoInstant::from_millis(1_000),
+            by_operator: false,
+        }
     }
 
     #[test]
@@ -417,20 +480,37 @@ mod tests {
             ],
         };
         let p = run(&s, &[failed(0)], &RestartBook::new(), 2_000, None);
-        assert_eq!(p.restarts.iter().map(|r| r.vm_name.as_str()).collect::<Vec<_>>(), vec!["vm-2"]);
+        assert_eq!(
+            p.restarts.iter().map(|r| r.vm_name.as_str()).collect::<Vec<_>>(),
+            vec!["vm-2"]
+        );
         assert_eq!(p.restarts[0].to, nid(1));
-        assert_eq!(p.unplaced.iter().map(|r| r.vm_name.as_str()).collect::<Vec<_>>(), vec!["vm-3", "vm-1"]);
-        assert!(p.unplaced[0].reason.contains("No node has room"), "{}", p.unplaced[0].reason);
+        assert_eq!(
+            p.unplaced.iter().map(|r| r.vm_name.as_str()).collect::<Vec<_>>(),
+            vec!["vm-3", "vm-1"]
+        );
+        assert!(
+            p.unplaced[0].reason.contains("No node has room"),
+            "{}",
+            p.unplaced[0].reason
+        );
     }
 
     #[test]
     fn only_ha_running_vms_of_failed_nodes_move() {
         let mut s = ClusterSnapshot {
             nodes: vec![node(0, 32, 65_536), node(1, 32, 65_536), node(2, 32, 65_536)],
-            vms: vec![vm(1, 0, 2, 1_024, RestartPriority::Medium), vm(2, 0, 2, 1_024, RestartPriority::Medium), vm(3, 1, 2, 1_024, RestartPriority::Medium)],
+            vms: vec![
+                vm(1, 0, 2, 1_024, RestartPriority::Medium),
+                vm(2, 0, 2, 1_024, RestartPriority::Medium),
+                vm(3, 1, 2, 1_024, RestartPriority::Medium),
+            ],
         };
         s.vms[1].ha.enabled = false;
-        s.vms.push(VmSnapshot { running: false, ..vm(4, 0, 2, 1_024, RestartPriority::High) });
+        s.vms.push(VmSnapshot {
+            running: false,
+            ..vm(4, 0, 2, 1_024, RestartPriority::High)
+        });
         let p = run(&s, &[failed(0)], &RestartBook::new(), 2_000, None);
         assert_eq!(p.restarts.len(), 1);
         assert_eq!(p.restarts[0].vm_name, "vm-1");
@@ -441,7 +521,10 @@ mod tests {
     fn restart_delay_defers_but_keeps_capacity() {
         let mut s = ClusterSnapshot {
             nodes: vec![node(0, 16, 16_384), node(1, 16, 8_192)],
-            vms: vec![vm(1, 0, 4, 8_192, RestartPriority::High), vm(2, 0, 4, 8_192, RestartPriority::Low)],
+            vms: vec![
+                vm(1, 0, 4, 8_192, RestartPriority::High),
+                vm(2, 0, 4, 8_192, RestartPriority::Low),
+            ],
         };
         s.vms[0].ha.restart_delay_secs = 30;
         let p = run(&s, &[failed(0)], &RestartBook::new(), 2_000, None);
@@ -449,7 +532,10 @@ mod tests {
         assert_eq!(p.deferred.len(), 1);
         assert_eq!(p.deferred[0].ready_at, MonoInstant::from_millis(31_000));
         assert_eq!(p.next_ready_at(), Some(MonoInstant::from_millis(31_000)));
-        assert_eq!(p.unplaced.iter().map(|u| u.vm_name.as_str()).collect::<Vec<_>>(), vec!["vm-2"]);
+        assert_eq!(
+            p.unplaced.iter().map(|u| u.vm_name.as_str()).collect::<Vec<_>>(),
+            vec!["vm-2"]
+        );
         let p = run(&s, &[failed(0)], &RestartBook::new(), 31_000, None);
         assert_eq!(p.restarts.len(), 1);
     }
@@ -458,7 +544,10 @@ mod tests {
     fn max_restarts_and_storm_hold() {
         let s = ClusterSnapshot {
             nodes: vec![node(0, 16, 16_384), node(1, 16, 16_384)],
-            vms: vec![vm(1, 0, 1, 1_024, RestartPriority::High), vm(2, 0, 1, 1_024, RestartPriority::Low)],
+            vms: vec![
+                vm(1, 0, 1, 1_024, RestartPriority::High),
+                vm(2, 0, 1, 1_024, RestartPriority::Low),
+            ],
         };
         let mut book = RestartBook::new();
         let w = HaConfig::default().restart_window;
@@ -471,13 +560,23 @@ mod tests {
         assert_eq!(p.restarts.len(), 1);
         // After the window the count starts again.
         assert_eq!(book.count(s.vms[0].id, MonoInstant::from_millis(500) + w, w), 0);
-        let storm = Some(Storm { unreachable: 3, total: 4 });
+        let storm = Some(Storm {
+            unreachable: 3,
+            total: 4,
+        });
         let p = run(&s, &[failed(0)], &RestartBook::new(), 2_000, storm);
         assert_eq!(p.held.len(), 2);
         assert!(p.restarts.is_empty());
-        let op = FailedNode { by_operator: true, ..failed(0) };
+        let op = FailedNode {
+            by_operator: true,
+            ..failed(0)
+        };
         let p = run(&s, &[op], &RestartBook::new(), 2_000, storm);
-        assert_eq!(p.restarts.len(), 2, "an operator's confirmation overrides the storm pause");
+        assert_eq!(
+            p.restarts.len(),
+            2,
+            "an operator's confirmation overrides the storm pause"
+        );
     }
 
     #[test]
@@ -494,7 +593,10 @@ mod tests {
     fn admission_detects_n_plus_one() {
         let s = ClusterSnapshot {
             nodes: vec![node(0, 16, 16_384), node(1, 16, 16_384), node(2, 16, 16_384)],
-            vms: vec![vm(1, 0, 4, 8_192, RestartPriority::High), vm(2, 1, 4, 8_192, RestartPriority::High)],
+            vms: vec![
+                vm(1, 0, 4, 8_192, RestartPriority::High),
+                vm(2, 1, 4, 8_192, RestartPriority::High),
+            ],
         };
         let r = admission(&s);
         assert!(r.protected, "{r:?}");
@@ -518,7 +620,13 @@ mod tests {
             nodes.push(node(n, 64, 262_144));
         }
         for i in 0..3_000 {
-            vms.push(vm(i, i % 100, 1, 2_048, [RestartPriority::Low, RestartPriority::High][i % 2]));
+            vms.push(vm(
+                i,
+                i % 100,
+                1,
+                2_048,
+                [RestartPriority::Low, RestartPriority::High][i % 2],
+            ));
         }
         let s = ClusterSnapshot { nodes, vms };
         let failed: Vec<FailedNode> = (0..33).map(failed).collect();

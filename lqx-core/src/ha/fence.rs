@@ -128,12 +128,22 @@ pub enum Renewal {
 impl AgentLease {
     /// A freshly booted agent: no lease yet, so it may start no HA domain.
     pub fn new(self_fence_after: Duration) -> Self {
-        AgentLease { self_fence_after, renewed_sent_at: None, fenced: true, floor: None }
+        AgentLease {
+            self_fence_after,
+            renewed_sent_at: None,
+            fenced: true,
+            floor: None,
+        }
     }
 
     /// An agent holding a lease renewed by the heartbeat it sent at `sent_at`.
     pub fn renewed(self_fence_after: Duration, sent_at: MonoInstant) -> Self {
-        AgentLease { self_fence_after, renewed_sent_at: Some(sent_at), fenced: false, floor: None }
+        AgentLease {
+            self_fence_after,
+            renewed_sent_at: Some(sent_at),
+            fenced: false,
+            floor: None,
+        }
     }
 
     /// The watchdog deadline, if a lease is held.
@@ -160,10 +170,14 @@ impl AgentLease {
             return Renewal::Stale;
         }
         // Replies can be reordered: never move the reference backwards.
-        let reference = self.renewed_sent_at.map_or(sent_at, |s| if self.fenced { sent_at } else { s.max(sent_at) });
+        let reference = self
+            .renewed_sent_at
+            .map_or(sent_at, |s| if self.fenced { sent_at } else { s.max(sent_at) });
         self.renewed_sent_at = Some(reference);
         self.fenced = false;
-        Renewal::Accepted { deadline: reference + self.self_fence_after }
+        Renewal::Accepted {
+            deadline: reference + self.self_fence_after,
+        }
     }
 
     /// The watchdog timer went off at `now`; true when the agent must fence now.
@@ -198,7 +212,10 @@ mod tests {
 
     #[test]
     fn lease_is_fenced_only_after_ttl_plus_margin() {
-        let l = Lease { granted_at: at(100), ttl: s(35) };
+        let l = Lease {
+            granted_at: at(100),
+            ttl: s(35),
+        };
         assert_eq!(l.expires_at(), at(135));
         assert!(!l.is_fenced(at(137) + Duration::from_millis(999), s(3)));
         assert!(l.is_fenced(at(138), s(3)));
@@ -209,14 +226,20 @@ mod tests {
         // Agent sends at its 50s, the control plane grants at its 1000s (unrelated clocks).
         let mut agent = AgentLease::new(s(33));
         assert!(!agent.may_run_ha(at(50)));
-        assert_eq!(agent.on_renewal(at(50), at(50) + Duration::from_millis(100)), Renewal::Accepted { deadline: at(83) });
+        assert_eq!(
+            agent.on_renewal(at(50), at(50) + Duration::from_millis(100)),
+            Renewal::Accepted { deadline: at(83) }
+        );
         assert!(agent.may_run_ha(at(82)));
         assert!(!agent.on_watchdog(at(82)));
         assert!(agent.on_watchdog(at(83)));
         assert!(agent.is_fenced() && !agent.may_run_ha(at(83)));
         // The deadline (33 s after the send) is before the control plane's proof (38 s after
         // the grant, which came after the send) even with the agent clock 1% slow.
-        let cp = Lease { granted_at: at(1000), ttl: s(35) };
+        let cp = Lease {
+            granted_at: at(1000),
+            ttl: s(35),
+        };
         let agent_fence_real = 33.0 / 0.99;
         let cp_proof = cp.fenced_at(s(3)).saturating_since(cp.granted_at).as_secs_f64();
         assert!(agent_fence_real < cp_proof);
@@ -232,17 +255,33 @@ mod tests {
         assert_eq!(agent.on_renewal(at(12), at(16)), Renewal::Accepted { deadline: at(47) });
         agent.on_must_fence(at(17));
         assert!(agent.is_fenced() && agent.deadline().is_none());
-        assert_eq!(agent.on_renewal(at(16), at(18)), Renewal::Stale, "sent before the must_fence");
+        assert_eq!(
+            agent.on_renewal(at(16), at(18)),
+            Renewal::Stale,
+            "sent before the must_fence"
+        );
         assert_eq!(agent.on_renewal(at(20), at(21)), Renewal::Accepted { deadline: at(53) });
     }
 
     #[test]
     fn return_gate_needs_flag_and_no_ha_domains() {
-        assert_eq!(confirm_return(&ReturnReport::default()), Err(NotConfirmed::NoConfirmation));
         assert_eq!(
-            confirm_return(&ReturnReport { fenced_domains_gone: true, ha_domains_present: 2 }),
+            confirm_return(&ReturnReport::default()),
+            Err(NotConfirmed::NoConfirmation)
+        );
+        assert_eq!(
+            confirm_return(&ReturnReport {
+                fenced_domains_gone: true,
+                ha_domains_present: 2
+            }),
             Err(NotConfirmed::DomainsPresent(2))
         );
-        assert_eq!(confirm_return(&ReturnReport { fenced_domains_gone: true, ha_domains_present: 0 }), Ok(()));
+        assert_eq!(
+            confirm_return(&ReturnReport {
+                fenced_domains_gone: true,
+                ha_domains_present: 0
+            }),
+            Ok(())
+        );
     }
 }

@@ -176,7 +176,11 @@ pub struct HealthTracker {
 impl HealthTracker {
     /// A tracker for `nodes`, all assumed to have just heartbeated at `now`.
     pub fn new(cfg: HaConfig, now: MonoInstant, nodes: impl IntoIterator<Item = NodeId>) -> Self {
-        let mut t = HealthTracker { cfg, nodes: BTreeMap::new(), storm: None };
+        let mut t = HealthTracker {
+            cfg,
+            nodes: BTreeMap::new(),
+            storm: None,
+        };
         for n in nodes {
             t.add_node(n, now);
         }
@@ -223,7 +227,9 @@ impl HealthTracker {
 
     /// FAILED nodes with their proof; their HA VMs are to be restarted elsewhere.
     pub fn failed(&self) -> impl Iterator<Item = (NodeId, FenceProof)> + '_ {
-        self.nodes.iter().filter_map(|(id, r)| r.fence.filter(|_| r.health == NodeHealth::Failed).map(|f| (*id, f)))
+        self.nodes
+            .iter()
+            .filter_map(|(id, r)| r.fence.filter(|_| r.health == NodeHealth::Failed).map(|f| (*id, f)))
     }
 
     pub fn storm(&self) -> Option<Storm> {
@@ -231,14 +237,22 @@ impl HealthTracker {
     }
 
     /// A heartbeat from `node` arrived at `now`.
-    pub fn heartbeat(&mut self, node: NodeId, now: MonoInstant, report: &ReturnReport) -> Result<HeartbeatOutcome, HaError> {
+    pub fn heartbeat(
+        &mut self,
+        node: NodeId,
+        now: MonoInstant,
+        report: &ReturnReport,
+    ) -> Result<HeartbeatOutcome, HaError> {
         let ttl = self.cfg.lease_ttl;
         let r = self.nodes.get_mut(&node).ok_or(HaError::UnknownNode(node))?;
         r.last_heard = r.last_heard.max(now);
         let from = r.health;
         let cause = if from == NodeHealth::Failed {
             if let Err(why) = confirm_return(report) {
-                return Ok(HeartbeatOutcome { verdict: Verdict::MustFence(why), transition: None });
+                return Ok(HeartbeatOutcome {
+                    verdict: Verdict::MustFence(why),
+                    transition: None,
+                });
             }
             r.fence = None;
             Cause::FenceConfirmed
@@ -248,13 +262,25 @@ impl HealthTracker {
         let lease = Lease { granted_at: now, ttl };
         r.lease = Some(lease);
         r.health = NodeHealth::Healthy;
-        let transition = (from != NodeHealth::Healthy).then_some(Transition { node, from, to: NodeHealth::Healthy, at: now, cause });
-        Ok(HeartbeatOutcome { verdict: Verdict::Renewed { lease_expires_at: lease.expires_at() }, transition })
+        let transition = (from != NodeHealth::Healthy).then_some(Transition {
+            node,
+            from,
+            to: NodeHealth::Healthy,
+            at: now,
+            cause,
+        });
+        Ok(HeartbeatOutcome {
+            verdict: Verdict::Renewed {
+                lease_expires_at: lease.expires_at(),
+            },
+            transition,
+        })
     }
 
     fn silence(&self, r: &NodeRecord, now: MonoInstant) -> (Duration, u32, bool) {
         let silence = now.saturating_since(r.last_heard);
-        let missed = u32::try_from(silence.as_millis() / self.cfg.check_interval.as_millis().max(1)).unwrap_or(u32::MAX);
+        let missed =
+            u32::try_from(silence.as_millis() / self.cfg.check_interval.as_millis().max(1)).unwrap_or(u32::MAX);
         let timed_out = silence >= self.cfg.heartbeat_timeout && missed >= self.cfg.failure_threshold;
         (silence, missed, timed_out)
     }
@@ -285,7 +311,11 @@ impl HealthTracker {
             let (_, missed, timed_out) = self.silence(r, now);
             let fenced = r.lease.is_none_or(|l| l.is_fenced(now, margin));
             let (to, cause) = if !timed_out {
-                if missed == 0 { (NodeHealth::Healthy, Cause::Heartbeat) } else { (NodeHealth::Unknown, Cause::MissedChecks(missed)) }
+                if missed == 0 {
+                    (NodeHealth::Healthy, Cause::Heartbeat)
+                } else {
+                    (NodeHealth::Unknown, Cause::MissedChecks(missed))
+                }
             } else if fenced && storm.is_none() {
                 (NodeHealth::Failed, Cause::Fenced(FenceReason::LeaseExpired))
             } else {
@@ -293,15 +323,28 @@ impl HealthTracker {
             };
             let r = self.nodes.get_mut(&node).expect("id taken from the map");
             if to != r.health {
-                transitions.push(Transition { node, from: r.health, to, at: now, cause });
+                transitions.push(Transition {
+                    node,
+                    from: r.health,
+                    to,
+                    at: now,
+                    cause,
+                });
                 r.health = to;
                 if to == NodeHealth::Failed {
-                    r.fence = Some(FenceProof { reason: FenceReason::LeaseExpired, at: now });
+                    r.fence = Some(FenceProof {
+                        reason: FenceReason::LeaseExpired,
+                        at: now,
+                    });
                     r.lease = None;
                 }
             }
         }
-        CheckReport { transitions, storm, storm_changed }
+        CheckReport {
+            transitions,
+            storm,
+            storm_changed,
+        }
     }
 
     /// An operator confirmed `node` is powered off (ManualFailover with confirmation).
@@ -316,9 +359,18 @@ impl HealthTracker {
         if since < ci {
             return Err(HaError::NodeAlive { node, since });
         }
-        let t = Transition { node, from: r.health, to: NodeHealth::Failed, at: now, cause: Cause::Fenced(FenceReason::Operator) };
+        let t = Transition {
+            node,
+            from: r.health,
+            to: NodeHealth::Failed,
+            at: now,
+            cause: Cause::Fenced(FenceReason::Operator),
+        };
         r.health = NodeHealth::Failed;
-        r.fence = Some(FenceProof { reason: FenceReason::Operator, at: now });
+        r.fence = Some(FenceProof {
+            reason: FenceReason::Operator,
+            at: now,
+        });
         r.lease = None;
         Ok(Some(t))
     }
@@ -387,7 +439,10 @@ mod tests {
     fn ids(n: usize) -> Vec<NodeId> {
         (0..n).map(|i| NodeId(uuid::Uuid::from_u128(i as u128 + 1))).collect()
     }
-    const GONE: ReturnReport = ReturnReport { fenced_domains_gone: true, ha_domains_present: 0 };
+    const GONE: ReturnReport = ReturnReport {
+        fenced_domains_gone: true,
+        ha_domains_present: 0,
+    };
 
     /// Runs checks every second from `from` to `to` and returns the transitions.
     fn run(t: &mut HealthTracker, from: u64, to: u64) -> Vec<(u64, NodeHealth)> {
@@ -411,7 +466,12 @@ mod tests {
             for other in &n[1..] {
                 t.heartbeat(*other, at(s * 1000), &ReturnReport::default()).unwrap();
             }
-            trace.extend(t.check(at(s * 1000)).transitions.into_iter().map(|tr| (s, tr.to, tr.cause)));
+            trace.extend(
+                t.check(at(s * 1000))
+                    .transitions
+                    .into_iter()
+                    .map(|tr| (s, tr.to, tr.cause)),
+            );
         }
         assert_eq!(
             trace,
@@ -455,7 +515,14 @@ mod tests {
                 break;
             }
         }
-        assert_eq!(seen, vec![(10_000, NodeHealth::Unknown), (30_000, NodeHealth::Unreachable), (38_000, NodeHealth::Failed)]);
+        assert_eq!(
+            seen,
+            vec![
+                (10_000, NodeHealth::Unknown),
+                (30_000, NodeHealth::Unreachable),
+                (38_000, NodeHealth::Failed)
+            ]
+        );
     }
 
     #[test]
@@ -466,7 +533,13 @@ mod tests {
             t.heartbeat(n[3], at(s * 1000), &GONE).unwrap();
         }
         let r = t.check(at(50_000));
-        assert_eq!(r.storm, Some(Storm { unreachable: 3, total: 4 }));
+        assert_eq!(
+            r.storm,
+            Some(Storm {
+                unreachable: 3,
+                total: 4
+            })
+        );
         assert!(r.storm_changed);
         assert!(r.transitions.iter().all(|x| x.to == NodeHealth::Unreachable));
         assert_eq!(t.failed().count(), 0);
@@ -475,7 +548,10 @@ mod tests {
         t.heartbeat(n[1], at(51_000), &GONE).unwrap();
         let r = t.check(at(51_000));
         assert!(r.storm.is_none() && r.storm_changed);
-        assert_eq!(r.transitions.iter().map(|x| (x.node, x.to)).collect::<Vec<_>>(), vec![(n[2], NodeHealth::Failed)]);
+        assert_eq!(
+            r.transitions.iter().map(|x| (x.node, x.to)).collect::<Vec<_>>(),
+            vec![(n[2], NodeHealth::Failed)]
+        );
     }
 
     #[test]
@@ -498,12 +574,24 @@ mod tests {
         t.heartbeat(n[1], at(38_000), &GONE).unwrap();
         t.check(at(38_000));
         assert_eq!(t.health(n[0]), Some(NodeHealth::Failed));
-        let o = t.heartbeat(n[0], at(60_000), &ReturnReport { fenced_domains_gone: false, ha_domains_present: 1 }).unwrap();
+        let o = t
+            .heartbeat(
+                n[0],
+                at(60_000),
+                &ReturnReport {
+                    fenced_domains_gone: false,
+                    ha_domains_present: 1,
+                },
+            )
+            .unwrap();
         assert_eq!(o.verdict, Verdict::MustFence(NotConfirmed::NoConfirmation));
         assert_eq!(t.health(n[0]), Some(NodeHealth::Failed));
         let o = t.heartbeat(n[0], at(62_000), &GONE).unwrap();
         assert!(matches!(o.verdict, Verdict::Renewed { .. }));
-        assert_eq!(o.transition.map(|x| (x.from, x.to, x.cause)), Some((NodeHealth::Failed, NodeHealth::Healthy, Cause::FenceConfirmed)));
+        assert_eq!(
+            o.transition.map(|x| (x.from, x.to, x.cause)),
+            Some((NodeHealth::Failed, NodeHealth::Healthy, Cause::FenceConfirmed))
+        );
         assert_eq!(t.persisted()[0].fenced, None);
     }
 
@@ -511,12 +599,24 @@ mod tests {
     fn restore_keeps_failed_and_waits_a_full_lease_for_the_rest() {
         let n = ids(3);
         let persisted = vec![
-            PersistedNode { node: n[0], fenced: Some(FenceReason::Operator) },
-            PersistedNode { node: n[1], fenced: None },
-            PersistedNode { node: n[2], fenced: None },
+            PersistedNode {
+                node: n[0],
+                fenced: Some(FenceReason::Operator),
+            },
+            PersistedNode {
+                node: n[1],
+                fenced: None,
+            },
+            PersistedNode {
+                node: n[2],
+                fenced: None,
+            },
         ];
         let mut t = HealthTracker::restore(HaConfig::default(), at(5_000), &persisted);
-        assert_eq!(t.failed().map(|x| (x.0, x.1.reason)).collect::<Vec<_>>(), vec![(n[0], FenceReason::Operator)]);
+        assert_eq!(
+            t.failed().map(|x| (x.0, x.1.reason)).collect::<Vec<_>>(),
+            vec![(n[0], FenceReason::Operator)]
+        );
         // n[1] is silent from the restore on: FAILED only 38 s after the restore.
         for s in 6..=43u64 {
             t.heartbeat(n[2], at(s * 1000), &GONE).unwrap();
@@ -531,10 +631,16 @@ mod tests {
     fn operator_confirmation_is_refused_for_a_heartbeating_node() {
         let n = ids(2);
         let mut t = HealthTracker::new(HaConfig::default(), at(0), n.clone());
-        assert!(matches!(t.confirm_down(n[0], at(5_000)), Err(HaError::NodeAlive { .. })));
+        assert!(matches!(
+            t.confirm_down(n[0], at(5_000)),
+            Err(HaError::NodeAlive { .. })
+        ));
         let tr = t.confirm_down(n[0], at(12_000)).unwrap().unwrap();
         assert_eq!(tr.cause, Cause::Fenced(FenceReason::Operator));
         assert_eq!(t.confirm_down(n[0], at(13_000)), Ok(None));
-        assert!(matches!(t.confirm_down(ids(3)[2], at(13_000)), Err(HaError::UnknownNode(_))));
+        assert!(matches!(
+            t.confirm_down(ids(3)[2], at(13_000)),
+            Err(HaError::UnknownNode(_))
+        ));
     }
 }

@@ -106,7 +106,10 @@ pub fn sim_vm_id(i: usize) -> VmId {
 
 impl ClusterFile {
     pub fn parse(yaml: &str) -> Result<Self, ScenarioError> {
-        serde_yaml::from_str(yaml).map_err(|e| ScenarioError::Parse { file: "cluster file", message: e.to_string() })
+        serde_yaml::from_str(yaml).map_err(|e| ScenarioError::Parse {
+            file: "cluster file",
+            message: e.to_string(),
+        })
     }
 
     /// The snapshot with deterministic ids (node i, VM i in file order).
@@ -131,7 +134,11 @@ impl ClusterFile {
                 memory_overcommit: n.memory_overcommit,
                 labels: n.labels.clone(),
                 schedulable: true,
-                phase: if n.maintenance { NodePhase::Maintenance } else { NodePhase::Ready },
+                phase: if n.maintenance {
+                    NodePhase::Maintenance
+                } else {
+                    NodePhase::Ready
+                },
                 usage: None,
             })
             .collect();
@@ -248,10 +255,16 @@ mod humantime_map {
     struct D(#[serde(with = "humantime_serde")] Duration);
 
     pub fn serialize<S: Serializer>(m: &BTreeMap<String, Duration>, s: S) -> Result<S::Ok, S::Error> {
-        m.iter().map(|(k, v)| (k.clone(), D(*v))).collect::<BTreeMap<_, _>>().serialize(s)
+        m.iter()
+            .map(|(k, v)| (k.clone(), D(*v)))
+            .collect::<BTreeMap<_, _>>()
+            .serialize(s)
     }
     pub fn deserialize<'de, De: Deserializer<'de>>(d: De) -> Result<BTreeMap<String, Duration>, De::Error> {
-        Ok(BTreeMap::<String, D>::deserialize(d)?.into_iter().map(|(k, v)| (k, v.0)).collect())
+        Ok(BTreeMap::<String, D>::deserialize(d)?
+            .into_iter()
+            .map(|(k, v)| (k, v.0))
+            .collect())
     }
 }
 
@@ -285,7 +298,10 @@ pub struct FaultsFile {
 
 impl FaultsFile {
     pub fn parse(yaml: &str) -> Result<Self, ScenarioError> {
-        serde_yaml::from_str(yaml).map_err(|e| ScenarioError::Parse { file: "faults file", message: e.to_string() })
+        serde_yaml::from_str(yaml).map_err(|e| ScenarioError::Parse {
+            file: "faults file",
+            message: e.to_string(),
+        })
     }
 
     /// The HA config: the profile's values with `config:` laid over them, validated.
@@ -300,7 +316,10 @@ impl FaultsFile {
                 });
             }
         };
-        let bad = |e: serde_yaml::Error| ScenarioError::Parse { file: "faults file", message: e.to_string() };
+        let bad = |e: serde_yaml::Error| ScenarioError::Parse {
+            file: "faults file",
+            message: e.to_string(),
+        };
         let cfg = match &self.config {
             None => base,
             Some(over) => {
@@ -340,7 +359,12 @@ impl SimSpec {
                 return Err(ScenarioError::UnknownNode(n.to_string()));
             }
         }
-        Ok(SimSpec { config: faults.ha_config()?, cluster, params: faults.sim.clone(), faults: faults.faults })
+        Ok(SimSpec {
+            config: faults.ha_config()?,
+            cluster,
+            params: faults.sim.clone(),
+            faults: faults.faults,
+        })
     }
 
     /// A random scenario: 3 to 6 nodes loaded to about half, 1 to 5 fault episodes (power
@@ -349,10 +373,17 @@ impl SimSpec {
     /// quiet time after that for the cluster to settle. Deterministic in `seed`.
     pub fn random(seed: u64) -> Self {
         let mut rng = StdRng::seed_from_u64(seed);
-        let config = if rng.random_bool(0.3) { HaConfig::aggressive() } else { HaConfig::default() };
+        let config = if rng.random_bool(0.3) {
+            HaConfig::aggressive()
+        } else {
+            HaConfig::default()
+        };
         let bound = config.failover_bound(Duration::ZERO).as_millis() as u64;
         let n_nodes = rng.random_range(3..=6usize);
-        let mut file = ClusterFile { nodes: vec![], vms: vec![] };
+        let mut file = ClusterFile {
+            nodes: vec![],
+            vms: vec![],
+        };
         for i in 0..n_nodes {
             file.nodes.push(FileNode {
                 name: format!("node-{}", i + 1),
@@ -364,7 +395,12 @@ impl SimSpec {
                 memory_overcommit: 1.0,
             });
         }
-        let prios = [RestartPriority::Low, RestartPriority::Medium, RestartPriority::High, RestartPriority::Highest];
+        let prios = [
+            RestartPriority::Low,
+            RestartPriority::Medium,
+            RestartPriority::High,
+            RestartPriority::Highest,
+        ];
         let mut k = 0;
         for i in 0..n_nodes {
             for _ in 0..rng.random_range(1..=4) {
@@ -372,7 +408,11 @@ impl SimSpec {
                 let ha = rng.random_bool(0.8).then(|| FileHa {
                     enabled: true,
                     priority: prios[rng.random_range(0..prios.len())],
-                    restart_delay: if rng.random_bool(0.15) { Duration::from_secs(5) } else { Duration::ZERO },
+                    restart_delay: if rng.random_bool(0.15) {
+                        Duration::from_secs(5)
+                    } else {
+                        Duration::ZERO
+                    },
                     max_restarts: 0,
                 });
                 file.vms.push(FileVm {
@@ -402,7 +442,10 @@ impl SimSpec {
                     let n = node(&mut rng);
                     if rng.random_bool(0.3) {
                         let op = rng.random_range(100..len.max(101));
-                        faults.push(TimedFault { at: at(start + op), fault: Fault::ManualFailover(n.clone()) });
+                        faults.push(TimedFault {
+                            at: at(start + op),
+                            fault: Fault::ManualFailover(n.clone()),
+                        });
                     }
                     (Fault::PowerOff(n.clone()), Fault::PowerOn(n))
                 }
@@ -416,13 +459,22 @@ impl SimSpec {
                 }
                 _ => {
                     let down = Duration::from_millis(rng.random_range(100..(bound + 20_000)));
-                    faults.push(TimedFault { at: at(start), fault: Fault::RestartControlPlane(down) });
+                    faults.push(TimedFault {
+                        at: at(start),
+                        fault: Fault::RestartControlPlane(down),
+                    });
                     last_end = last_end.max(start + down.as_millis() as u64);
                     continue;
                 }
             };
-            faults.push(TimedFault { at: at(start), fault: a });
-            faults.push(TimedFault { at: at(start + len), fault: b });
+            faults.push(TimedFault {
+                at: at(start),
+                fault: a,
+            });
+            faults.push(TimedFault {
+                at: at(start + len),
+                fault: b,
+            });
             last_end = last_end.max(start + len);
         }
         faults.sort_by_key(|f| f.at);
@@ -450,9 +502,16 @@ impl SimSpec {
         for n in &cluster.nodes {
             params.clock_ppm.insert(n.name.clone(), rng.random_range(-500..=500));
             let hb = config.heartbeat_interval.as_millis() as u64;
-            params.heartbeat_phase.insert(n.name.clone(), Duration::from_millis(rng.random_range(0..hb)));
+            params
+                .heartbeat_phase
+                .insert(n.name.clone(), Duration::from_millis(rng.random_range(0..hb)));
         }
-        SimSpec { cluster, config, params, faults }
+        SimSpec {
+            cluster,
+            config,
+            params,
+            faults,
+        }
     }
 }
 

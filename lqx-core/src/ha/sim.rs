@@ -102,7 +102,10 @@ impl SimReport {
     }
     /// The longest downtime of an HA VM that ended (ms).
     pub fn max_downtime_ms(&self) -> Option<u64> {
-        self.downtimes.iter().filter_map(|d| d.to_ms.map(|t| t - d.from_ms)).max()
+        self.downtimes
+            .iter()
+            .filter_map(|d| d.to_ms.map(|t| t - d.from_ms))
+            .max()
     }
 }
 
@@ -121,13 +124,38 @@ enum Write {
 #[derive(Clone, Debug)]
 enum Ev {
     Fault(usize),
-    HbTimer { host: usize, boot: u32 },
-    HbArrive { host: usize, boot: u32, sent: MonoInstant, report: ReturnReport },
-    RespArrive { host: usize, boot: u32, sent: MonoInstant, resp: Resp },
-    Watchdog { host: usize, boot: u32, arm: u64 },
-    CpTick { inc: u32, token: u64 },
-    CpWrite { inc: u32, write: Write },
-    CpUp { inc: u32 },
+    HbTimer {
+        host: usize,
+        boot: u32,
+    },
+    HbArrive {
+        host: usize,
+        boot: u32,
+        sent: MonoInstant,
+        report: ReturnReport,
+    },
+    RespArrive {
+        host: usize,
+        boot: u32,
+        sent: MonoInstant,
+        resp: Resp,
+    },
+    Watchdog {
+        host: usize,
+        boot: u32,
+        arm: u64,
+    },
+    CpTick {
+        inc: u32,
+        token: u64,
+    },
+    CpWrite {
+        inc: u32,
+        write: Write,
+    },
+    CpUp {
+        inc: u32,
+    },
 }
 
 struct Item {
@@ -258,8 +286,12 @@ impl<'a> Sim<'a> {
                 last_heard: Some(0),
             })
             .collect();
-        let assign: Vec<Option<usize>> =
-            spec.cluster.vms.iter().map(|v| v.node.and_then(|id| index.get(&id).copied())).collect();
+        let assign: Vec<Option<usize>> = spec
+            .cluster
+            .vms
+            .iter()
+            .map(|v| v.node.and_then(|id| index.get(&id).copied()))
+            .collect();
         for (vm, a) in assign.iter().enumerate() {
             if let Some(h) = a
                 && spec.cluster.vms[vm].running
@@ -277,7 +309,16 @@ impl<'a> Sim<'a> {
             seq: 0,
             queue: BinaryHeap::new(),
             hosts,
-            cp: Cp { up: true, inc: 0, origin: 0, engine: Some(engine), pending: 0, token: 0, wake: 0, storm: false },
+            cp: Cp {
+                up: true,
+                inc: 0,
+                origin: 0,
+                engine: Some(engine),
+                pending: 0,
+                token: 0,
+                wake: 0,
+                storm: false,
+            },
             assign,
             persisted,
             report: SimReport::default(),
@@ -292,8 +333,11 @@ impl<'a> Sim<'a> {
         }
         let hb = millis(sim.cfg.heartbeat_interval);
         for i in 0..n {
-            let phase =
-                spec.params.heartbeat_phase.get(&sim.hosts[i].name).map_or(hb * i as u64 / n as u64, |d| millis(*d));
+            let phase = spec
+                .params
+                .heartbeat_phase
+                .get(&sim.hosts[i].name)
+                .map_or(hb * i as u64 / n as u64, |d| millis(*d));
             sim.push(phase, Ev::HbTimer { host: i, boot: 0 });
             sim.arm_watchdog(i);
         }
@@ -327,10 +371,18 @@ impl<'a> Sim<'a> {
         self.spec.cluster.vms[vm].ha.enabled
     }
     fn host_of(&self, id: NodeId) -> usize {
-        self.hosts.iter().position(|h| h.id == id).expect("engine only knows simulated nodes")
+        self.hosts
+            .iter()
+            .position(|h| h.id == id)
+            .expect("engine only knows simulated nodes")
     }
     fn vm_of(&self, id: crate::model::VmId) -> usize {
-        self.spec.cluster.vms.iter().position(|v| v.id == id).expect("engine only knows simulated VMs")
+        self.spec
+            .cluster
+            .vms
+            .iter()
+            .position(|v| v.id == id)
+            .expect("engine only knows simulated VMs")
     }
     fn cp_clock(&self) -> MonoInstant {
         MonoInstant::from_millis(self.now - self.cp.origin)
@@ -353,7 +405,12 @@ impl<'a> Sim<'a> {
         match ev {
             Ev::Fault(i) => self.fault(i),
             Ev::HbTimer { host, boot } => self.hb_timer(host, boot),
-            Ev::HbArrive { host, boot, sent, report } => self.hb_arrive(host, boot, sent, report),
+            Ev::HbArrive {
+                host,
+                boot,
+                sent,
+                report,
+            } => self.hb_arrive(host, boot, sent, report),
             Ev::RespArrive { host, boot, sent, resp } => {
                 let h = &mut self.hosts[host];
                 if h.boot != boot || !h.powered || h.cut {
@@ -416,7 +473,12 @@ impl<'a> Sim<'a> {
 
     fn fault(&mut self, i: usize) {
         let fault = self.spec.faults[i].fault.clone();
-        let host = fault.node().map(|n| self.hosts.iter().position(|h| h.name == n).expect("validated node name"));
+        let host = fault.node().map(|n| {
+            self.hosts
+                .iter()
+                .position(|h| h.name == n)
+                .expect("validated node name")
+        });
         let name = fault.node().unwrap_or("").to_string();
         let detail = match &fault {
             Fault::RestartControlPlane(d) => format!("down for {}", humantime::format_duration(*d)),
@@ -424,57 +486,49 @@ impl<'a> Sim<'a> {
         };
         self.log(fault.kind(), &name, "", detail);
         match (fault, host) {
-            (Fault::PowerOff(_), Some(h)) => {
-                if self.hosts[h].powered {
-                    let gone: Vec<usize> = self.hosts[h].domains.iter().copied().collect();
-                    for vm in gone {
-                        self.stop(h, vm, "power_off");
-                    }
-                    let host = &mut self.hosts[h];
-                    host.powered = false;
-                    host.boot += 1;
-                    host.paused = false;
-                    host.hb_due = false;
-                    host.inbox.clear();
+            (Fault::PowerOff(_), Some(h)) if self.hosts[h].powered => {
+                let gone: Vec<usize> = self.hosts[h].domains.iter().copied().collect();
+                for vm in gone {
+                    self.stop(h, vm, "power_off");
                 }
+                let host = &mut self.hosts[h];
+                host.powered = false;
+                host.boot += 1;
+                host.paused = false;
+                host.hb_due = false;
+                host.inbox.clear();
             }
-            (Fault::PowerOn(_), Some(h)) => {
-                if !self.hosts[h].powered {
-                    let sfa = self.cfg.self_fence_after;
-                    let now = self.now;
-                    let host = &mut self.hosts[h];
-                    host.powered = true;
-                    host.boot += 1;
-                    host.boot_at = now;
-                    host.lease = AgentLease::new(sfa);
-                    let boot = host.boot;
-                    self.push(now, Ev::HbTimer { host: h, boot });
-                }
+            (Fault::PowerOn(_), Some(h)) if !self.hosts[h].powered => {
+                let sfa = self.cfg.self_fence_after;
+                let now = self.now;
+                let host = &mut self.hosts[h];
+                host.powered = true;
+                host.boot += 1;
+                host.boot_at = now;
+                host.lease = AgentLease::new(sfa);
+                let boot = host.boot;
+                self.push(now, Ev::HbTimer { host: h, boot });
             }
             (Fault::CutNetwork(_), Some(h)) => self.hosts[h].cut = true,
             (Fault::Heal(_), Some(h)) => self.hosts[h].cut = false,
             (Fault::PauseAgent(_), Some(h)) => self.hosts[h].paused = self.hosts[h].powered,
-            (Fault::ResumeAgent(_), Some(h)) => {
-                if self.hosts[h].paused {
-                    self.hosts[h].paused = false;
-                    for (sent, resp) in std::mem::take(&mut self.hosts[h].inbox) {
-                        self.response(h, sent, resp);
-                    }
-                    if std::mem::take(&mut self.hosts[h].hb_due) {
-                        let boot = self.hosts[h].boot;
-                        self.hb_timer(h, boot);
-                    }
+            (Fault::ResumeAgent(_), Some(h)) if self.hosts[h].paused => {
+                self.hosts[h].paused = false;
+                for (sent, resp) in std::mem::take(&mut self.hosts[h].inbox) {
+                    self.response(h, sent, resp);
+                }
+                if std::mem::take(&mut self.hosts[h].hb_due) {
+                    let boot = self.hosts[h].boot;
+                    self.hb_timer(h, boot);
                 }
             }
-            (Fault::RestartControlPlane(down), _) => {
-                if self.cp.up {
-                    self.cp.up = false;
-                    self.cp.inc += 1;
-                    self.cp.engine = None;
-                    self.cp.pending = 0;
-                    let inc = self.cp.inc;
-                    self.push(self.now + millis(down), Ev::CpUp { inc });
-                }
+            (Fault::RestartControlPlane(down), _) if self.cp.up => {
+                self.cp.up = false;
+                self.cp.inc += 1;
+                self.cp.engine = None;
+                self.cp.pending = 0;
+                let inc = self.cp.inc;
+                self.push(self.now + millis(down), Ev::CpUp { inc });
             }
             (Fault::ManualFailover(_), Some(h)) => {
                 if !self.cp.up {
@@ -483,7 +537,13 @@ impl<'a> Sim<'a> {
                     let snap = self.snapshot();
                     let now = self.cp_clock();
                     let id = self.hosts[h].id;
-                    match self.cp.engine.as_mut().expect("up").manual_failover(id, now, true, &snap) {
+                    match self
+                        .cp
+                        .engine
+                        .as_mut()
+                        .expect("up")
+                        .manual_failover(id, now, true, &snap)
+                    {
                         Ok(report) => self.apply(report),
                         Err(e) => self.log("manual_failover_refused", &name, "", e.to_string()),
                     }
@@ -507,13 +567,28 @@ impl<'a> Sim<'a> {
         }
         let period = h.span(self.cfg.heartbeat_interval);
         let sent = h.clock(self.now);
-        let ha_present = h.domains.iter().filter(|vm| self.spec.cluster.vms[**vm].ha.enabled).count();
-        let report = ReturnReport { fenced_domains_gone: h.lease.is_fenced() && ha_present == 0, ha_domains_present: ha_present };
+        let ha_present = h
+            .domains
+            .iter()
+            .filter(|vm| self.spec.cluster.vms[**vm].ha.enabled)
+            .count();
+        let report = ReturnReport {
+            fenced_domains_gone: h.lease.is_fenced() && ha_present == 0,
+            ha_domains_present: ha_present,
+        };
         let cut = h.cut;
         self.push(self.now + period, Ev::HbTimer { host, boot });
         if !cut {
             let d = millis(self.spec.params.network_delay);
-            self.push(self.now + d, Ev::HbArrive { host, boot, sent, report });
+            self.push(
+                self.now + d,
+                Ev::HbArrive {
+                    host,
+                    boot,
+                    sent,
+                    report,
+                },
+            );
         }
     }
 
@@ -593,7 +668,12 @@ impl<'a> Sim<'a> {
     }
 
     fn destroy_ha(&mut self, host: usize, why: &'static str) -> usize {
-        let ha: Vec<usize> = self.hosts[host].domains.iter().copied().filter(|vm| self.is_ha(*vm)).collect();
+        let ha: Vec<usize> = self.hosts[host]
+            .domains
+            .iter()
+            .copied()
+            .filter(|vm| self.is_ha(*vm))
+            .collect();
         for vm in &ha {
             self.stop(host, *vm, why);
         }
@@ -601,7 +681,9 @@ impl<'a> Sim<'a> {
     }
 
     fn running_on(&self, vm: usize) -> Vec<usize> {
-        (0..self.hosts.len()).filter(|h| self.hosts[*h].domains.contains(&vm)).collect()
+        (0..self.hosts.len())
+            .filter(|h| self.hosts[*h].domains.contains(&vm))
+            .collect()
     }
 
     fn stop(&mut self, host: usize, vm: usize, why: &'static str) {
@@ -732,7 +814,11 @@ impl<'a> Sim<'a> {
                 engine.restart_committed(self.spec.cluster.vms[vm].id, now);
                 self.persisted.restarts = engine.persisted().restarts;
                 self.report.restarts += 1;
-                let (fname, tname, vn) = (self.hosts[from].name.clone(), self.hosts[to].name.clone(), self.vm_name(vm));
+                let (fname, tname, vn) = (
+                    self.hosts[from].name.clone(),
+                    self.hosts[to].name.clone(),
+                    self.vm_name(vm),
+                );
                 self.log("failover_restart", &fname, &vn, format!("-> {tname}"));
             }
         }
@@ -748,7 +834,11 @@ impl<'a> Sim<'a> {
         let name = h.name.clone();
         let holds_lease = h.powered && h.lease.may_run_ha(h.clock(self.now));
         let gap = h.last_heard.map_or(u64::MAX, |t| self.now - t);
-        let on: Vec<String> = self.running_on(vm).iter().map(|x| self.hosts[*x].name.clone()).collect();
+        let on: Vec<String> = self
+            .running_on(vm)
+            .iter()
+            .map(|x| self.hosts[*x].name.clone())
+            .collect();
         if !on.is_empty() {
             self.violation(format!("restart of {vn} decided while it runs on {}", on.join(", ")));
         }
@@ -756,7 +846,9 @@ impl<'a> Sim<'a> {
             return;
         }
         if holds_lease {
-            self.violation(format!("restart of {vn} decided while {name}'s agent still holds a lease"));
+            self.violation(format!(
+                "restart of {vn} decided while {name}'s agent still holds a lease"
+            ));
         }
         if gap < millis(self.cfg.timeout()) {
             self.violation(format!("restart of {vn} after a gap of only {gap} ms from {name}"));
@@ -792,7 +884,9 @@ impl<'a> Sim<'a> {
         if end <= deadline {
             return;
         }
-        let excused = self.excuses[vm].iter().any(|t| *t >= from.saturating_sub(bound) && *t <= end)
+        let excused = self.excuses[vm]
+            .iter()
+            .any(|t| *t >= from.saturating_sub(bound) && *t <= end)
             || self.storms.iter().any(|(a, b)| *a <= end && *b >= from)
             || self.storm_since.is_some_and(|a| a <= end)
             || (0..self.hosts.len()).any(|h| h != host && self.troubled(h, from.saturating_sub(bound), end));
@@ -801,7 +895,11 @@ impl<'a> Sim<'a> {
             let hn = self.hosts[host].name.clone();
             self.report.violations.push(Violation {
                 at_ms: end,
-                what: format!("{vn} (was on {hn}) ran nowhere for {} ms, bound {} ms", end - from, deadline - from),
+                what: format!(
+                    "{vn} (was on {hn}) ran nowhere for {} ms, bound {} ms",
+                    end - from,
+                    deadline - from
+                ),
             });
         }
     }
@@ -822,7 +920,11 @@ impl<'a> Sim<'a> {
                 if on.len() != 1 || want != Some(on[0]) {
                     let names: Vec<String> = on.iter().map(|h| self.hosts[*h].name.clone()).collect();
                     let want = want.map_or("nowhere".to_string(), |h| self.hosts[h].name.clone());
-                    self.violation(format!("{} runs on [{}] at the end, assigned to {want}", v.name, names.join(", ")));
+                    self.violation(format!(
+                        "{} runs on [{}] at the end, assigned to {want}",
+                        v.name,
+                        names.join(", ")
+                    ));
                 }
             }
         }
@@ -838,7 +940,11 @@ mod tests {
 
     #[test]
     fn power_loss_restarts_the_ha_vm_once_within_the_bound() {
-        let spec = SimSpec::from_files(CLUSTER, "sim: {duration: 120s}\nfaults:\n  - {at: 10s, power_off: node-1}\n").unwrap();
+        let spec = SimSpec::from_files(
+            CLUSTER,
+            "sim: {duration: 120s}\nfaults:\n  - {at: 10s, power_off: node-1}\n",
+        )
+        .unwrap();
         let r = run(&spec);
         assert!(r.violations.is_empty(), "{:?}", r.violations);
         assert_eq!(r.restarts, 1);
@@ -854,13 +960,23 @@ mod tests {
     fn checker_catches_a_restart_slower_than_the_bound() {
         let faults = "sim: {duration: 200s, store_write: 30s}\nfaults:\n  - {at: 10s, power_off: node-1}\n";
         let r = run(&SimSpec::from_files(CLUSTER, faults).unwrap());
-        assert!(r.violations.iter().any(|v| v.what.contains("web-1 (was on node-1) ran nowhere")), "{:?}", r.violations);
+        assert!(
+            r.violations
+                .iter()
+                .any(|v| v.what.contains("web-1 (was on node-1) ran nowhere")),
+            "{:?}",
+            r.violations
+        );
     }
 
     #[test]
     fn checker_catches_an_unsafe_config() {
         // Skip validation: a self-fence later than the lease lets the VM run twice.
-        let spec = SimSpec::from_files(CLUSTER, "sim: {duration: 120s}\nfaults:\n  - {at: 10s, cut_network: node-1}\n").unwrap();
+        let spec = SimSpec::from_files(
+            CLUSTER,
+            "sim: {duration: 120s}\nfaults:\n  - {at: 10s, cut_network: node-1}\n",
+        )
+        .unwrap();
         let mut sim = Sim::new(&spec);
         sim.cfg.self_fence_after = Duration::from_secs(60);
         for h in 0..sim.hosts.len() {

@@ -11,9 +11,7 @@ use std::{
 };
 
 /// A reading of a monotonic clock (milliseconds since that clock's origin).
-#[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
-)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(transparent)]
 pub struct MonoInstant(u64);
 
@@ -70,7 +68,10 @@ mod tests {
         let t = MonoInstant::from_millis(1_500);
         assert_eq!(t + Duration::from_secs(2), MonoInstant::from_millis(3_500));
         assert_eq!(t - Duration::from_secs(5), MonoInstant::ZERO);
-        assert_eq!((t + Duration::from_millis(250)).saturating_since(t), Duration::from_millis(250));
+        assert_eq!(
+            (t + Duration::from_millis(250)).saturating_since(t),
+            Duration::from_millis(250)
+        );
         assert_eq!(t.saturating_since(t + Duration::from_secs(1)), Duration::ZERO);
         assert_eq!(t.to_string(), "1.500s");
     }

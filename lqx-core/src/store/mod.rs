@@ -8,10 +8,12 @@
 //! the resource version (optimistic concurrency): a concurrent update loses with `Aborted`
 //! instead of overwriting.
 
+mod auth;
 mod kv;
 mod nodes;
 mod vms;
 
+pub use auth::{AuditPage, UserPage};
 pub use vms::{VmFilter, VmPage};
 
 use sqlx::any::{AnyPoolOptions, install_default_drivers};

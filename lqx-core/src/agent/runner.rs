@@ -1,0 +1,766 @@
+//! The agent loop: join once, then heartbeat and reconcile until told to stop.
+//!
+//! The rule, in plain words:
+//! - Join: with no identity in the data directory, register with the join token and keep the
+//!   node id and credential there (mode 0600). A restart reuses them and never joins again.
+//! - Every `heartbeat_interval` (2 s by default), and at once when the control plane pushes a
+//!   new desired-state generation, send node and domain usage and states; the answer carries the
+//!   full desired state of the node (level-triggered), which is reconciled into the hypervisor
+//!   with [`super::reconcile`]. After a pass that changed something the agent reports again
+//!   at once, so the control plane sees the result without waiting a period.
+//! - When the control plane cannot be reached, retry with exponential backoff and jitter; the
+//!   hypervisor is left as it is (the last desired state stays applied) except for fencing.
+//! - Self-fencing ([`super::fence`]) runs in its own task, so a heartbeat stuck on the network
+//!   does not delay it; the last desired state is kept on disk, so an agent restarted while the
+//!   control plane is away still knows its HA-protected domains.
+
+use std::{
+    collections::{HashMap, HashSet},
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+use tokio::{sync::Notify, time::Instant};
+use tracing::{debug, error, info, warn};
+
+use super::{
+    control::{ControlPlane, desired_from_pb, error_kind_str},
+    fence::{Watchdog, fence_filter},
+    metrics::cpu_percent,
+    reconcile::{Action, DesiredDomain, apply, reconcile_with_purge},
+};
+use crate::{
+    ErrorKind,
+    api::node::v1 as pb,
+    driver::{DomainSpec, DomainState, DriverError, Hypervisor},
+    model::{NodeId, VmId},
+};
+
+/// What can stop the agent.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error("Cannot use the agent's data directory {path}")]
+    DataDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("The agent identity in {path} is unreadable; remove it and join again")]
+    CorruptIdentity {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("No join token: this host has not joined yet (pass --join-token or LQX_JOIN_TOKEN)")]
+    NoJoinToken,
+    #[error("The control plane refused to let this host join")]
+    JoinRefused(#[source] crate::Error),
+    #[error("Cannot read the host from the hypervisor")]
+    Hypervisor(#[source] DriverError),
+}
+
+impl From<AgentError> for crate::Error {
+    fn from(e: AgentError) -> Self {
+        let kind = match &e {
+            AgentError::NoJoinToken => ErrorKind::InvalidArgument,
+            AgentError::JoinRefused(inner) => inner.kind,
+            AgentError::Hypervisor(_) => ErrorKind::Unavailable,
+            _ => ErrorKind::Internal,
+        };
+        crate::Error::new(kind, e.to_string()).with_source(e)
+    }
+}
+
+/// How the agent runs.
+#[derive(Debug, Clone)]
+pub struct AgentOptions {
+    /// Node name; empty: the hypervisor's host name.
+    pub name: String,
+    /// Used once, when there is no identity in `data_dir` yet. Never logged.
+    pub join_token: Option<String>,
+    pub data_dir: PathBuf,
+    pub management_address: String,
+    pub labels: std::collections::BTreeMap<String, String>,
+    /// Overrides the control plane's heartbeat interval.
+    pub heartbeat_interval: Option<Duration>,
+    /// ACPI shutdown timeout before a domain that should stop is powered off.
+    pub stop_timeout: Duration,
+    /// Upper bound of the reconnect backoff.
+    pub max_backoff: Duration,
+    /// A heartbeat that takes longer than this counts as failed.
+    pub request_timeout: Duration,
+}
+
+impl AgentOptions {
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        AgentOptions {
+            name: String::new(),
+            join_token: None,
+            data_dir: data_dir.into(),
+            management_address: String::new(),
+            labels: Default::default(),
+            heartbeat_interval: None,
+            stop_timeout: Duration::from_secs(60),
+            max_backoff: Duration::from_secs(30),
+            request_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// What the agent keeps from joining (`<data_dir>/agent-identity.json`, mode 0600).
+#[derive(Clone, Serialize, Deserialize)]
+pub struct Identity {
+    pub node_id: NodeId,
+    pub credential: String,
+    pub heartbeat_interval_secs: u32,
+    pub lease_ttl_secs: u32,
+    pub self_fence_after_secs: u32,
+}
+
+impl std::fmt::Debug for Identity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Identity")
+            .field("node_id", &self.node_id)
+            .field("credential", &"<redacted>")
+            .finish()
+    }
+}
+
+pub const IDENTITY_FILE: &str = "agent-identity.json";
+const DESIRED_FILE: &str = "agent-desired.json";
+const REBOOTS_FILE: &str = "agent-reboots.json";
+/// Consecutive immediate re-heartbeats after passes that changed something.
+const MAX_FAST_PASSES: u32 = 5;
+
+/// The last desired state received, kept on disk for fencing after a restart.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Remembered {
+    generation: u64,
+    domains: Vec<(DesiredDomain, u64)>,
+    purge: Vec<VmId>,
+}
+
+/// The reconnect delay after `failures` failed attempts: exponential from 500 ms up to `max`,
+/// scaled by `jitter` (in 0.5..=1.0, random in production) so agents cut off together do not
+/// come back in lockstep.
+pub fn backoff(failures: u32, max: Duration, jitter: f64) -> Duration {
+    let base = Duration::from_millis(500).saturating_mul(1u32 << failures.saturating_sub(1).min(16));
+    base.min(max).mul_f64(jitter.clamp(0.5, 1.0))
+}
+
+/// A running agent: one hypervisor, one control plane.
+pub struct Agent {
+    opts: AgentOptions,
+    cp: Arc<dyn ControlPlane>,
+    hv: Arc<dyn Hypervisor>,
+}
+
+struct Shared {
+    watchdog: Watchdog,
+    ha: HashSet<VmId>,
+    /// The latest desired state received (or saved by an earlier run).
+    desired: Remembered,
+    /// A heartbeat was answered since the agent started.
+    reachable: bool,
+    /// The generation of the last reconcile pass, and its failures.
+    applied: u64,
+    errors: HashMap<VmId, DriverError>,
+}
+
+/// Usage sampling between heartbeats.
+#[derive(Default)]
+struct Sampler {
+    node: Option<(Instant, u64)>,
+    domains: HashMap<VmId, (Instant, u64)>,
+}
+
+/// What the reconcile passes learned.
+#[derive(Default)]
+struct Memory {
+    specs: HashMap<VmId, DomainSpec>,
+    errors: HashMap<VmId, DriverError>,
+    /// Reboot sequence numbers already acted on (kept on disk).
+    reboots_done: HashMap<VmId, u64>,
+}
+
+impl Agent {
+    pub fn new(opts: AgentOptions, cp: Arc<dyn ControlPlane>, hv: Arc<dyn Hypervisor>) -> Self {
+        Agent { opts, cp, hv }
+    }
+
+    fn identity_path(&self) -> PathBuf {
+        self.opts.data_dir.join(IDENTITY_FILE)
+    }
+
+    /// The identity on disk, or a new one from joining (retried while the control plane is
+    /// unreachable).
+    pub async fn identity(&self) -> Result<Identity, AgentError> {
+        let path = self.identity_path();
+        match std::fs::read(&path) {
+            Ok(bytes) => {
+                let id: Identity = serde_json::from_slice(&bytes)
+                    .map_err(|source| AgentError::CorruptIdentity { path: path.clone(), source })?;
+                info!(node = %id.node_id, "using the identity from an earlier join");
+                return Ok(id);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => return Err(AgentError::DataDir { path, source }),
+        }
+        let token = self.opts.join_token.clone().ok_or(AgentError::NoJoinToken)?;
+        let info = self.hv.node_info().await.map_err(AgentError::Hypervisor)?;
+        let name = if self.opts.name.is_empty() { info.hostname.clone() } else { self.opts.name.clone() };
+        let req = pb::RegisterRequest {
+            join_token: token,
+            name: name.clone(),
+            hostname: info.hostname.clone(),
+            management_address: self.opts.management_address.clone(),
+            cpu_cores: info.cpus,
+            memory_mib: info.memory_mib,
+            labels: self.opts.labels.clone().into_iter().collect(),
+            libvirt_uri: self.hv.uri().to_string(),
+            cpu_model: info.cpu_model.clone(),
+        };
+        let mut failures = 0;
+        let resp = loop {
+            match self.cp.register(req.clone()).await {
+                Ok(r) => break r,
+                Err(e) if matches!(e.kind, ErrorKind::Unavailable | ErrorKind::DeadlineExceeded) => {
+                    failures += 1;
+                    let d = backoff(failures, self.opts.max_backoff, rand::random_range(0.5..=1.0));
+                    warn!(error = %e, retry_in = ?d, "control plane unreachable, retrying the join");
+                    tokio::time::sleep(d).await;
+                }
+                Err(e) => return Err(AgentError::JoinRefused(e)),
+            }
+        };
+        let node_id = NodeId::parse("node_id", &resp.node_id).map_err(AgentError::JoinRefused)?;
+        let id = Identity {
+            node_id,
+            credential: resp.node_credential,
+            heartbeat_interval_secs: resp.heartbeat_interval_seconds,
+            lease_ttl_secs: resp.lease_ttl_seconds,
+            self_fence_after_secs: resp.self_fence_after_seconds,
+        };
+        write_private(&self.opts.data_dir, &path, &serde_json::to_vec_pretty(&id).unwrap_or_default())?;
+        info!(node = %node_id, %name, "joined the control plane");
+        Ok(id)
+    }
+
+    /// Runs until `shutdown` resolves.
+    pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) -> Result<(), AgentError> {
+        let ident = self.identity().await?;
+        let interval = self
+            .opts
+            .heartbeat_interval
+            .unwrap_or(Duration::from_secs(u64::from(ident.heartbeat_interval_secs.max(1))));
+        let self_fence_after = Duration::from_secs(u64::from(ident.self_fence_after_secs.max(1)));
+        let remembered = self.load_remembered();
+        let shared = Arc::new(Mutex::new(Shared {
+            watchdog: Watchdog::new(self_fence_after, Instant::now()),
+            ha: ha_set(&remembered),
+            desired: remembered,
+            reachable: false,
+            applied: 0,
+            errors: HashMap::new(),
+        }));
+        let push = Arc::new(Notify::new());
+        let report_now = Arc::new(Notify::new());
+        let desired_changed = Arc::new(Notify::new());
+        let this = Arc::new(self);
+        let _watchdog = Abort(tokio::spawn(watchdog_task(shared.clone(), this.hv.clone())));
+        let _watch = Abort(tokio::spawn(watch_task(
+            this.cp.clone(),
+            ident.clone(),
+            push.clone(),
+            this.opts.max_backoff,
+        )));
+        let _reconciler = Abort(tokio::spawn(this.clone().reconcile_task(
+            shared.clone(),
+            desired_changed.clone(),
+            report_now.clone(),
+            interval,
+        )));
+        tokio::pin!(shutdown);
+
+        let mut sampler = Sampler::default();
+        let mut failures = 0u32;
+        let mut fast = 0u32;
+        info!(node = %ident.node_id, hypervisor = %this.hv.uri(), ?interval, "agent running");
+        loop {
+            let req = this.report(&ident, &mut sampler, &shared, interval).await;
+            let sent_at = Instant::now();
+            let answer = tokio::time::timeout(
+                this.opts.request_timeout,
+                this.cp.heartbeat(ident.credential.clone(), req),
+            )
+            .await
+            .unwrap_or_else(|_| Err(crate::Error::unavailable("heartbeat timed out")));
+            let mut next = interval;
+            match answer {
+                Ok(resp) => {
+                    if failures > 0 {
+                        info!(after = failures, "control plane reachable again");
+                    }
+                    failures = 0;
+                    let new_generation = {
+                        let mut s = lock(&shared);
+                        s.watchdog.answered(sent_at, resp.must_fence);
+                        let first = !s.reachable;
+                        s.reachable = true;
+                        first || resp.generation != s.desired.generation
+                    };
+                    if new_generation {
+                        let r = this.remember(resp);
+                        let mut s = lock(&shared);
+                        s.ha = ha_set(&r);
+                        s.desired = r;
+                    }
+                    // Reconcile after every answer: level-triggered, and cheap when nothing
+                    // differs.
+                    desired_changed.notify_one();
+                }
+                Err(e) => {
+                    failures += 1;
+                    fast = 0;
+                    next = backoff(failures, this.opts.max_backoff, rand::random_range(0.5..=1.0));
+                    match e.kind {
+                        ErrorKind::Unauthenticated | ErrorKind::PermissionDenied => error!(
+                            error = %e,
+                            "the control plane refuses this node's credential (node deleted or joined again elsewhere); \
+                             to join again remove {} and restart with a new join token",
+                            this.identity_path().display()
+                        ),
+                        _ => warn!(error = %e, attempt = failures, retry_in = ?next, "heartbeat failed"),
+                    }
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(next) => fast = 0,
+                _ = push.notified() => debug!("desired state changed"),
+                // A pass changed something: report it now (bounded, so a flapping domain cannot
+                // turn heartbeats into a busy loop).
+                _ = report_now.notified(), if fast < MAX_FAST_PASSES => fast += 1,
+                _ = &mut shutdown => break,
+            }
+        }
+        info!("agent stopped");
+        Ok(())
+    }
+
+    /// Applies the latest desired state whenever it arrives, and every `interval` anyway.
+    async fn reconcile_task(
+        self: Arc<Self>,
+        shared: Arc<Mutex<Shared>>,
+        desired_changed: Arc<Notify>,
+        report_now: Arc<Notify>,
+        interval: Duration,
+    ) {
+        let mut memory = Memory { reboots_done: self.load_reboots(), ..Default::default() };
+        loop {
+            tokio::select! {
+                _ = desired_changed.notified() => {}
+                _ = tokio::time::sleep(interval) => {}
+            }
+            let (desired, fenced, reachable) = {
+                let mut s = lock(&shared);
+                let f = s.watchdog.check(Instant::now());
+                (s.desired.clone(), f, s.reachable)
+            };
+            if !reachable {
+                // Nothing confirmed since start: keep the host as it is (fencing aside).
+                continue;
+            }
+            let changed = self.converge(&mut memory, &desired, fenced).await;
+            {
+                let mut s = lock(&shared);
+                s.applied = desired.generation;
+                s.errors = memory.errors.clone();
+            }
+            if changed {
+                report_now.notify_one();
+            }
+        }
+    }
+
+    /// Takes a new desired state from a heartbeat answer and keeps it on disk.
+    fn remember(&self, resp: pb::HeartbeatResponse) -> Remembered {
+        let mut domains = Vec::with_capacity(resp.domains.len());
+        for d in &resp.domains {
+            match desired_from_pb(d) {
+                Ok(x) => domains.push(x),
+                Err(e) => warn!(vm = %d.vm_id, error = %e, "ignoring an invalid desired domain"),
+            }
+        }
+        let purge = resp.purge_vm_ids.iter().filter_map(|s| VmId::parse("purge_vm_ids", s).ok()).collect();
+        let r = Remembered { generation: resp.generation, domains, purge };
+        self.save_remembered(&r);
+        r
+    }
+
+    fn load_remembered(&self) -> Remembered {
+        let path = self.opts.data_dir.join(DESIRED_FILE);
+        match std::fs::read(&path) {
+            Ok(b) => serde_json::from_slice(&b).unwrap_or_else(|e| {
+                warn!(error = %e, path = %path.display(), "ignoring an unreadable saved desired state");
+                Remembered::default()
+            }),
+            Err(_) => Remembered::default(),
+        }
+    }
+
+    fn save_remembered(&self, r: &Remembered) {
+        let path = self.opts.data_dir.join(DESIRED_FILE);
+        if let Err(e) = write_private(&self.opts.data_dir, &path, &serde_json::to_vec(r).unwrap_or_default()) {
+            warn!(error = %e, "cannot save the desired state");
+        }
+    }
+
+    fn load_reboots(&self) -> HashMap<VmId, u64> {
+        std::fs::read(self.opts.data_dir.join(REBOOTS_FILE))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default()
+    }
+
+    /// One reconcile pass. Returns whether it changed anything.
+    async fn converge(&self, memory: &mut Memory, remembered: &Remembered, fenced: bool) -> bool {
+        let desired: Vec<DesiredDomain> = remembered.domains.iter().map(|(d, _)| d.clone()).collect();
+        let effective = fence_filter(&desired, fenced);
+        let actual = match self.hv.list_domains().await {
+            Ok(a) => a,
+            Err(e) => {
+                warn!(error = %e, "cannot list domains; skipping this reconcile pass");
+                return false;
+            }
+        };
+        let purge: HashSet<VmId> = remembered.purge.iter().copied().collect();
+        let actions = reconcile_with_purge(&effective, &purge, &actual);
+        let mut changed = false;
+        memory.errors.clear();
+        for o in apply(actions, self.hv.as_ref(), self.opts.stop_timeout).await {
+            match o.result {
+                Ok(()) => {
+                    changed = true;
+                    if let Action::Define(spec) = &o.action {
+                        memory.specs.insert(spec.id, (**spec).clone());
+                    }
+                }
+                Err(e) => {
+                    memory.errors.insert(o.action.vm(), e);
+                }
+            }
+        }
+        // Definitions changed by the control plane (UpdateVM resizes) are applied in place;
+        // they take effect at the domain's next boot.
+        for d in &desired {
+            let id = d.spec.id;
+            if memory.errors.contains_key(&id) || !actual.iter().any(|a| a.id == id) {
+                continue;
+            }
+            let differs = match memory.specs.get(&id) {
+                Some(s) => s != &d.spec,
+                // First sight since the agent started: compare with what the host has.
+                None => match self.hv.domain_spec(id).await {
+                    Ok(have) => !same_shape(&have, &d.spec),
+                    Err(_) => false,
+                },
+            };
+            if differs {
+                match self.hv.update(d.spec.clone()).await {
+                    Ok(()) => {
+                        info!(vm = %id, "definition updated");
+                        changed = true;
+                    }
+                    Err(e) => {
+                        memory.errors.insert(id, e);
+                        continue;
+                    }
+                }
+            }
+            memory.specs.insert(id, d.spec.clone());
+        }
+        memory.specs.retain(|id, _| desired.iter().any(|d| d.spec.id == *id));
+        // Reboots: each sequence number once; one seen first after a restart is assumed done.
+        let mut reboots_changed = false;
+        for (d, seq) in &remembered.domains {
+            let id = d.spec.id;
+            let done = memory.reboots_done.entry(id).or_insert(*seq);
+            if *seq > *done {
+                *done = *seq;
+                reboots_changed = true;
+                if d.running && !(fenced && d.ha_protected) {
+                    match self.hv.reboot(id).await {
+                        Ok(()) => {
+                            info!(vm = %id, "rebooted");
+                            changed = true;
+                        }
+                        Err(e) => {
+                            memory.errors.insert(id, e);
+                        }
+                    }
+                }
+            }
+        }
+        let before = memory.reboots_done.len();
+        memory.reboots_done.retain(|id, _| desired.iter().any(|d| d.spec.id == *id));
+        if reboots_changed || before != memory.reboots_done.len() {
+            let path = self.opts.data_dir.join(REBOOTS_FILE);
+            let bytes = serde_json::to_vec(&memory.reboots_done).unwrap_or_default();
+            if let Err(e) = write_private(&self.opts.data_dir, &path, &bytes) {
+                warn!(error = %e, "cannot save the reboots done");
+            }
+        }
+        changed
+    }
+
+    /// The heartbeat: node usage, every domain's state and usage, errors of the last pass.
+    async fn report(
+        &self,
+        ident: &Identity,
+        sampler: &mut Sampler,
+        shared: &Mutex<Shared>,
+        interval: Duration,
+    ) -> pb::HeartbeatRequest {
+        let now = Instant::now();
+        let (applied, errors, ha, fenced) = {
+            let mut s = lock(shared);
+            let f = s.watchdog.check(now);
+            (s.applied, s.errors.clone(), s.ha.clone(), f)
+        };
+        let mut req = pb::HeartbeatRequest {
+            node_id: ident.node_id.to_string(),
+            observed_generation: applied,
+            self_fenced: fenced,
+            heartbeat_interval_ms: u32::try_from(interval.as_millis()).unwrap_or(u32::MAX),
+            ..Default::default()
+        };
+        let cpus = match self.hv.node_info().await {
+            Ok(i) => i.cpus,
+            Err(_) => 1,
+        };
+        match self.hv.node_stats().await {
+            Ok(s) => {
+                if let Some((t, busy)) = sampler.node {
+                    req.cpu_percent = cpu_percent(busy, s.cpu_busy_ns, now - t, cpus);
+                }
+                sampler.node = Some((now, s.cpu_busy_ns));
+                req.cpu_busy_ns = s.cpu_busy_ns;
+                req.memory_used_mib = s.memory_used_mib;
+                req.memory_total_mib = s.memory_total_mib;
+            }
+            Err(e) => debug!(error = %e, "node stats unavailable"),
+        }
+        let domains = match self.hv.list_domains().await {
+            Ok(d) => d,
+            Err(e) => {
+                req.hypervisor_error = e.to_string();
+                return req;
+            }
+        };
+        let mut seen = HashMap::new();
+        for d in &domains {
+            let mut st = pb::DomainStatus {
+                vm_id: d.id.to_string(),
+                state: d.state.as_str().into(),
+                name: d.name.clone(),
+                managed: d.managed,
+                ..Default::default()
+            };
+            if d.managed && d.state.is_active() {
+                if let Ok(s) = self.hv.domain_stats(d.id).await {
+                    if let Some((t, ns)) = sampler.domains.get(&d.id) {
+                        st.cpu_percent = cpu_percent(*ns, s.cpu_time_ns, now - *t, s.vcpus);
+                    }
+                    sampler.domains.insert(d.id, (now, s.cpu_time_ns));
+                    st.cpu_time_ns = s.cpu_time_ns;
+                    st.vcpus = s.vcpus;
+                    st.memory_mib = s.memory_mib;
+                    st.memory_used_mib = s.memory_used_mib;
+                }
+            }
+            if let Some(e) = errors.get(&d.id) {
+                st.error = e.message().to_string();
+                st.error_kind = error_kind_str(e).into();
+            }
+            seen.insert(d.id, d.state);
+            req.domains.push(st);
+        }
+        sampler.domains.retain(|id, _| seen.get(id).is_some_and(|s| s.is_active()));
+        // Failures on domains that do not exist (a define that failed).
+        for (id, e) in &errors {
+            if !seen.contains_key(id) {
+                req.domains.push(pb::DomainStatus {
+                    vm_id: id.to_string(),
+                    error: e.message().to_string(),
+                    error_kind: error_kind_str(e).into(),
+                    ..Default::default()
+                });
+            }
+        }
+        req.fenced_domains_gone = fenced
+            && !seen
+                .iter()
+                .any(|(id, s)| ha.contains(id) && *s != DomainState::Shutoff);
+        req
+    }
+}
+
+/// Whether two specs agree on what a definition update would change.
+fn same_shape(have: &DomainSpec, want: &DomainSpec) -> bool {
+    have.vcpus == want.vcpus
+        && have.memory_mib == want.memory_mib
+        && have.disks.iter().map(|d| &d.name).eq(want.disks.iter().map(|d| &d.name))
+        && have.nics.len() == want.nics.len()
+}
+
+fn ha_set(r: &Remembered) -> HashSet<VmId> {
+    r.domains.iter().filter(|(d, _)| d.ha_protected).map(|(d, _)| d.spec.id).collect()
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Aborts a background task when dropped.
+struct Abort(tokio::task::JoinHandle<()>);
+
+impl Drop for Abort {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Fires the watchdog: while fenced, HA-protected domains are powered off (checked at least
+/// every second, and at the deadline).
+async fn watchdog_task(shared: Arc<Mutex<Shared>>, hv: Arc<dyn Hypervisor>) {
+    let mut was_fenced = false;
+    loop {
+        let (fenced, deadline, ha) = {
+            let mut s = lock(&shared);
+            let f = s.watchdog.check(Instant::now());
+            (f, s.watchdog.deadline(), s.ha.clone())
+        };
+        if fenced {
+            if !was_fenced {
+                error!(domains = ha.len(), "self-fencing: no lease renewal in time, powering off HA-protected domains");
+            }
+            fence_now(hv.as_ref(), &ha).await;
+        } else if was_fenced {
+            info!("lease renewed: fence lifted");
+        }
+        was_fenced = fenced;
+        let now = Instant::now();
+        let wake = if deadline > now { deadline.min(now + Duration::from_secs(1)) } else { now + Duration::from_secs(1) };
+        tokio::time::sleep_until(wake).await;
+    }
+}
+
+/// Powers off every active domain in `ha`.
+pub async fn fence_now(hv: &dyn Hypervisor, ha: &HashSet<VmId>) {
+    let Ok(domains) = hv.list_domains().await else {
+        return;
+    };
+    for d in domains.iter().filter(|d| ha.contains(&d.id) && d.state.is_active()) {
+        match hv.destroy(d.id).await {
+            Ok(()) => warn!(vm = %d.id, "fenced: HA-protected domain powered off"),
+            Err(e) => error!(vm = %d.id, error = %e, "fencing could not power off a domain"),
+        }
+    }
+}
+
+/// Listens for desired-state pushes; reconnects with backoff. Only a latency optimisation.
+async fn watch_task(cp: Arc<dyn ControlPlane>, ident: Identity, push: Arc<Notify>, max_backoff: Duration) {
+    let mut failures = 0;
+    loop {
+        match cp.watch(ident.credential.clone(), ident.node_id.to_string()).await {
+            Ok(mut s) => {
+                while let Some(item) = s.next().await {
+                    match item {
+                        Ok(_) => {
+                            failures = 0;
+                            push.notify_one();
+                        }
+                        Err(e) => {
+                            debug!(error = %e, "desired-state watch ended");
+                            break;
+                        }
+                    }
+                }
+            }
+            Err(e) => debug!(error = %e, "desired-state watch refused"),
+        }
+        failures += 1;
+        tokio::time::sleep(backoff(failures, max_backoff, rand::random_range(0.5..=1.0))).await;
+    }
+}
+
+/// Writes `bytes` to `path` readable by the owner only (write to a temporary file, then
+/// rename, so a crash never leaves half a file).
+fn write_private(dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), AgentError> {
+    let err = |source| AgentError::DataDir { path: path.to_path_buf(), source };
+    std::fs::create_dir_all(dir).map_err(err)?;
+    let tmp = path.with_extension("tmp");
+    {
+        use std::io::Write;
+        let mut o = std::fs::OpenOptions::new();
+        o.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            o.mode(0o600);
+        }
+        let mut f = o.open(&tmp).map_err(err)?;
+        f.write_all(bytes).map_err(err)?;
+        f.sync_all().map_err(err)?;
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600)).map_err(err)?;
+    }
+    std::fs::rename(&tmp, path).map_err(err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_caps_and_jitters() {
+        let max = Duration::from_secs(30);
+        assert_eq!(backoff(1, max, 1.0), Duration::from_millis(500));
+        assert_eq!(backoff(2, max, 1.0), Duration::from_secs(1));
+        assert_eq!(backoff(4, max, 1.0), Duration::from_secs(4));
+        assert_eq!(backoff(20, max, 1.0), max);
+        assert_eq!(backoff(20, max, 0.5), max / 2);
+        assert_eq!(backoff(3, max, 0.1), Duration::from_secs(1), "jitter is clamped to 0.5..1");
+    }
+
+    #[test]
+    fn identity_debug_hides_the_credential() {
+        let id = Identity {
+            node_id: NodeId::new(),
+            credential: "lqxnode_secret".into(),
+            heartbeat_interval_secs: 2,
+            lease_ttl_secs: 35,
+            self_fence_after_secs: 33,
+        };
+        assert!(!format!("{id:?}").contains("secret"));
+    }
+
+    #[test]
+    fn private_files_are_owner_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.json");
+        write_private(dir.path(), &p, b"{}").unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"{}");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
+        }
+    }
+}
