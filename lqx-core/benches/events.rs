@@ -125,11 +125,7 @@ fn vm_payload(i: usize) -> serde_json::Value {
 }
 
 async fn run(s: Scenario) -> Report {
-    let total = if s.rate == 0 {
-        200_000
-    } else {
-        s.rate * s.secs
-    };
+    let total = if s.rate == 0 { 200_000 } else { s.rate * s.secs };
     let bus = EventBus::new(EventBusConfig::default());
     let vms = 1_000usize;
     let drafts: Vec<EventDraft> = (0..vms)
@@ -145,8 +141,7 @@ async fn run(s: Scenario) -> Report {
         })
         .collect();
     let start = Instant::now();
-    let published_at: Arc<Vec<AtomicU64>> =
-        Arc::new((0..=total + 1).map(|_| AtomicU64::new(0)).collect());
+    let published_at: Arc<Vec<AtomicU64>> = Arc::new((0..=total + 1).map(|_| AtomicU64::new(0)).collect());
     let rss_start = rss_kib();
 
     let mut idle = Vec::new();
@@ -166,15 +161,19 @@ async fn run(s: Scenario) -> Report {
         consumers.push(tokio::spawn(async move {
             let mut h = Hist::new();
             let mut lagged = false;
-            while let Some(item) = sub.recv().await {
-                match item {
-                    SubscriptionItem::Event(e) => {
-                        let now = start.elapsed().as_nanos() as u64;
-                        h.record(now.saturating_sub(
-                            published_at[e.sequence as usize].load(Ordering::Relaxed),
-                        ));
+            // Wait for the next item, then take everything already queued with the same
+            // clock reading: those events were all in the subscriber's hands at that moment.
+            while let Some(first) = sub.recv().await {
+                let now = start.elapsed().as_nanos() as u64;
+                let mut item = Some(first);
+                while let Some(it) = item {
+                    match it {
+                        SubscriptionItem::Event(e) => {
+                            h.record(now.saturating_sub(published_at[e.sequence as usize].load(Ordering::Relaxed)));
+                        }
+                        SubscriptionItem::Lagged { .. } => lagged = true,
                     }
-                    SubscriptionItem::Lagged { .. } => lagged = true,
+                    item = sub.try_recv();
                 }
             }
             (h, lagged)
@@ -197,11 +196,7 @@ async fn run(s: Scenario) -> Report {
         let published_at = Arc::clone(&published_at);
         tokio::spawn(async move {
             let mut lat = Hist::new();
-            let per_tick = if s.rate == 0 {
-                1_000
-            } else {
-                (s.rate / 1_000).max(1)
-            };
+            let per_tick = if s.rate == 0 { 1_000 } else { (s.rate / 1_000).max(1) };
             let mut ticker = tokio::time::interval(Duration::from_millis(1));
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
             let t0 = Instant::now();
@@ -215,8 +210,7 @@ async fn run(s: Scenario) -> Report {
                 for _ in 0..per_tick.min(total - k) {
                     let draft = drafts[(k as usize) % vms].clone();
                     let seq = k + 1;
-                    published_at[seq as usize]
-                        .store(start.elapsed().as_nanos() as u64, Ordering::Relaxed);
+                    published_at[seq as usize].store(start.elapsed().as_nanos() as u64, Ordering::Relaxed);
                     let t = Instant::now();
                     let got = bus.publish(draft);
                     lat.record(t.elapsed().as_nanos() as u64);
@@ -231,8 +225,7 @@ async fn run(s: Scenario) -> Report {
     // Let consumers drain, then close every stream by dropping the bus.
     let expected_per_fast = if s.per_vm { total / vms as u64 } else { total };
     let deadline = Instant::now() + Duration::from_secs(30);
-    while bus.stats().delivered < expected_per_fast * (s.subscribers - s.never_read) as u64
-        && Instant::now() < deadline
+    while bus.stats().delivered < expected_per_fast * (s.subscribers - s.never_read) as u64 && Instant::now() < deadline
     {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -270,39 +263,21 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
+    let sc = |name, subscribers, never_read, per_vm, rate| Scenario {
+        name,
+        subscribers,
+        never_read,
+        per_vm,
+        rate,
+        secs,
+    };
     let scenarios = [
-        Scenario {
-            name: "1,000 subscribers, all events",
-            subscribers: 1_000,
-            never_read: 0,
-            per_vm: false,
-            rate: 10_000,
-            secs,
-        },
-        Scenario {
-            name: "1,000 subscribers, one VM each",
-            subscribers: 1_000,
-            never_read: 0,
-            per_vm: true,
-            rate: 10_000,
-            secs,
-        },
-        Scenario {
-            name: "900 reading + 100 never reading, all events",
-            subscribers: 1_000,
-            never_read: 100,
-            per_vm: false,
-            rate: 10_000,
-            secs,
-        },
-        Scenario {
-            name: "1,000 subscribers, one VM each, unpaced",
-            subscribers: 1_000,
-            never_read: 0,
-            per_vm: true,
-            rate: 0,
-            secs,
-        },
+        sc("1,000 subscribers, all events", 1_000, 0, false, 10_000),
+        sc("1,000 subscribers, one VM each", 1_000, 0, true, 10_000),
+        sc("900 reading + 100 never reading, all events", 1_000, 100, false, 10_000),
+        sc("1,000 subscribers, one VM each, unpaced", 1_000, 0, true, 0),
+        sc("1,000 subscribers, all events, 1,000 events/s", 1_000, 0, false, 1_000),
+        sc("100 subscribers, all events", 100, 0, false, 10_000),
     ];
     println!(
         "config: {:?}, tokio workers: 2, available cores: {}",

@@ -19,10 +19,12 @@
 //!   they never reach logs, audit entries or error messages.
 
 pub mod apikey;
+pub mod audit;
 mod error;
 pub mod jwt;
 pub mod password;
 pub mod rbac;
+pub mod service;
 pub mod session;
 pub mod throttle;
 
@@ -32,6 +34,8 @@ pub use jwt::{
     Claims, JwtConfig, JwtManager, SigningKey, TokenPair, TokenSubject, TokenType,
     install_crypto_provider,
 };
+pub use audit::AuditNote;
+pub use service::{AuthMethod, AuthService, AuthSettings, Principal};
 pub use rbac::{Access, Caller, authorize, check_complete, required, role_allows};
 pub use session::{RefreshDecision, SessionPolicy, check_access, decide_refresh};
 pub use throttle::{LoginThrottle, ThrottlePolicy};

@@ -7,6 +7,7 @@
 //! one VM is serialized by a per-VM lock so two concurrent commands cannot interleave their
 //! hypervisor calls, and every write is conditional on the resource version.
 
+pub mod agents;
 pub mod hosts;
 mod migrate;
 pub mod sim;

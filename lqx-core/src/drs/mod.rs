@@ -38,6 +38,8 @@
 //!   below; a mandatory move is at least HIGH. Estimated duration: memory in use over
 //!   `migration_bandwidth_mib_per_second`, plus a second for the switch-over.
 
+#[cfg(feature = "server")]
+pub mod engine;
 mod history;
 mod planner;
 mod smooth;

@@ -9,11 +9,13 @@
 //! instead of overwriting.
 
 mod auth;
+mod drs;
 mod kv;
 mod nodes;
 mod vms;
 
 pub use auth::{AuditPage, UserPage};
+pub use drs::RecommendationPage;
 pub use vms::{VmFilter, VmPage};
 
 use sqlx::any::{AnyPoolOptions, install_default_drivers};

@@ -1,0 +1,882 @@
+//! The DRS engine: the thin shell around the pure planner that runs it, keeps what it
+//! needs between runs, persists recommendations and applies them.
+//!
+//! The rule, in plain words:
+//! - **When.** Every `interval`, and on demand (RunAnalysis), only while DRS is enabled and
+//!   this control plane is the leader. Between runs the engine samples measured usage every
+//!   `sample_interval` into an exponentially weighted average (`smoothing_half_life`), so a
+//!   burst does not trigger moves. A node whose set of VMs changed (a migration, by DRS or
+//!   by hand) starts its average afresh, so the move it made is seen at once, and the
+//!   change is recorded as a migration (no ping-pong).
+//! - **One open recommendation per VM.** Open means PENDING or APPROVED. A planned move that
+//!   matches the open one of its VM (same source and target) refreshes it (priority,
+//!   reason, impact) instead of adding another; a PENDING one for a different move is
+//!   EXPIRED as superseded; an APPROVED one is an operator's decision and is kept (the plan's
+//!   move for that VM is skipped). A PENDING recommendation whose move the plan no longer
+//!   makes is EXPIRED. No move is recommended for a VM with one APPLYING.
+//! - **Automation.** manual: everything stays PENDING; partial: mandatory moves
+//!   (evacuation, broken placement policy) are applied at once; full: every move is. The
+//!   engine applies through the same path as ApplyRecommendation, one migration at a time,
+//!   most urgent first.
+//! - **Applying** revalidates against the cluster as it is now: the VM must still exist, be
+//!   on the source and (unless the move is mandatory) run; the target must accept VMs and
+//!   still fit it (placement on a fresh snapshot, the VM's own allocation excluded).
+//!   Otherwise the recommendation is FAILED with the reason and the caller gets
+//!   failed_precondition. Then the status moves PENDING/APPROVED -> APPLYING by a
+//!   compare-and-swap in the store, so of two callers exactly one migrates; the other gets
+//!   failed_precondition ("already APPLYING"). A retry with the same `request_id` gets the
+//!   recommendation as it is now. The migration ends APPLIED or FAILED (with the reason).
+//! - **Clean-up (24 h).** A recommendation still open 24 h after it was made is EXPIRED
+//!   (applying it gives failed_precondition from then on); a finished one (APPLIED,
+//!   REJECTED, FAILED, EXPIRED) is deleted 24 h after its last change. So the list shows
+//!   what happened during the last day and nothing older than two.
+//! - **Config.** The file's `drs:` section is the start value; after the first
+//!   UpdateDRSConfig the stored config (kv `drs.config`) wins, also over the file after a
+//!   restart. The hysteresis state and recent migrations are stored after every run (kv
+//!   `drs.state`), so a restart keeps the hold counts and the no-ping-pong window.
+//! - Every step is logged (`tracing`, target `lqx::drs`) and published as a `drs` event
+//!   (CREATED, UPDATED (refreshed or APPLYING), APPROVED, REJECTED, APPLIED, FAILED,
+//!   EXPIRED; and STATE_CHANGED for the engine after each run).
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{Notify, watch};
+
+use super::{DrsPlan, DrsState, MigrationHistory, UsageSmoother, plan};
+use crate::compute::Compute;
+use crate::model::{
+    AutomationLevel, DrsConfig, DrsRecommendation, EventDraft, EventType, NodeId, ProjectId, RecommendationId,
+    RecommendationStatus as St, ResourceType, VmId, VmState,
+};
+use crate::placement::{ClusterSnapshot, PlacementRequest, place};
+use crate::store::{RecommendationPage, Store};
+use crate::{Error, ErrorKind, Result};
+
+/// Where the engine reads the time. The system clock in production; tests inject one.
+pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
+
+/// The kv key of the stored config (written by UpdateDRSConfig).
+pub const CONFIG_KEY: &str = "drs.config";
+/// The kv key of the hysteresis state, recent migrations and last run.
+pub const STATE_KEY: &str = "drs.state";
+/// Who the engine names as approver/applier of what it applies itself.
+pub const ENGINE_ACTOR: &str = "drs";
+
+const LOG: &str = "lqx::drs";
+
+/// Tuning of the engine (the planner's tuning is the `DrsConfig`).
+#[derive(Clone)]
+pub struct EngineOptions {
+    pub clock: Clock,
+    /// Leadership: the engine runs only while this reads true. `None`: always the leader.
+    pub leader: Option<watch::Receiver<bool>>,
+    /// Half-life of the usage average.
+    pub smoothing_half_life: Duration,
+    /// How often usage is sampled between runs.
+    pub sample_interval: Duration,
+    /// Age at which open recommendations expire and finished ones are deleted.
+    pub retention: Duration,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            clock: Arc::new(Utc::now),
+            leader: None,
+            smoothing_half_life: Duration::from_secs(120),
+            sample_interval: Duration::from_secs(30),
+            retention: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+/// What one run did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunSummary {
+    pub at: DateTime<Utc>,
+    pub imbalance_before: f64,
+    pub imbalance_after: f64,
+    /// Moves in the plan.
+    pub moves: usize,
+    /// Recommendations created, refreshed (already open for the same move) and expired.
+    pub created: usize,
+    pub kept: usize,
+    pub expired: usize,
+    /// Applied automatically (automation partial/full), and failed doing so.
+    pub applied: usize,
+    pub failed: usize,
+    /// VMs that must move but fit nowhere.
+    pub unmovable: usize,
+}
+
+impl RunSummary {
+    /// One line for status displays.
+    pub fn describe(&self) -> String {
+        let mut s = format!(
+            "{} move(s) planned: {} new, {} kept, {} expired; imbalance {:.2} -> {:.2}",
+            self.moves, self.created, self.kept, self.expired, self.imbalance_before, self.imbalance_after
+        );
+        if self.applied + self.failed > 0 {
+            s.push_str(&format!("; applied {}, failed {}", self.applied, self.failed));
+        }
+        if self.unmovable > 0 {
+            s.push_str(&format!("; {} VM(s) must move but fit nowhere", self.unmovable));
+        }
+        s
+    }
+}
+
+/// The answer of a run: the summary, the recommendations of this plan as they are after
+/// the run (new and kept, with the status automation left them in), and the plan itself.
+#[derive(Debug, Clone)]
+pub struct RunReport {
+    pub summary: RunSummary,
+    pub recommendations: Vec<DrsRecommendation>,
+    pub plan: DrsPlan,
+}
+
+/// GetDRSStatus.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DrsStatusReport {
+    pub config: DrsConfig,
+    pub last_run: Option<RunSummary>,
+    pub pending: u32,
+    pub approved: u32,
+    pub applying: u32,
+}
+
+impl DrsStatusReport {
+    /// The imbalance the last run saw (0 before the first run).
+    pub fn imbalance(&self) -> f64 {
+        self.last_run.as_ref().map_or(0.0, |r| r.imbalance_before)
+    }
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Persisted {
+    state: DrsState,
+    history: MigrationHistory,
+    last_run: Option<RunSummary>,
+}
+
+struct Memory {
+    smoother: UsageSmoother,
+    state: DrsState,
+    history: MigrationHistory,
+    /// Where each VM was at the last sample.
+    placement: HashMap<VmId, NodeId>,
+    last_run: Option<RunSummary>,
+}
+
+struct Inner {
+    compute: Compute,
+    opts: EngineOptions,
+    config: RwLock<DrsConfig>,
+    memory: Mutex<Memory>,
+    /// Serializes runs (the loop and RunAnalysis).
+    run_lock: tokio::sync::Mutex<()>,
+    /// Wakes the loop when the config changes.
+    wake: Notify,
+}
+
+/// The DRS engine. Cheap to clone.
+#[derive(Clone)]
+pub struct DrsEngine {
+    inner: Arc<Inner>,
+}
+
+impl DrsEngine {
+    /// The engine over `compute`, with `file_config` unless a config was stored by
+    /// UpdateDRSConfig, and the hysteresis state and recent migrations of the last run.
+    pub async fn open(compute: Compute, file_config: DrsConfig, opts: EngineOptions) -> Result<DrsEngine> {
+        let config = match compute.store.kv_get(CONFIG_KEY).await? {
+            Some((v, _)) => match serde_json::from_str::<DrsConfig>(&v) {
+                Ok(c) if c.validate().is_ok() => c,
+                _ => {
+                    tracing::warn!(target: LOG, "stored DRS config is unreadable; using the file's");
+                    file_config
+                }
+            },
+            None => file_config,
+        };
+        config.validate()?;
+        let persisted: Persisted = match compute.store.kv_get(STATE_KEY).await? {
+            Some((v, _)) => serde_json::from_str(&v).unwrap_or_else(|e| {
+                tracing::warn!(target: LOG, error = %e, "stored DRS state is unreadable; starting afresh");
+                Persisted::default()
+            }),
+            None => Persisted::default(),
+        };
+        let memory = Memory {
+            smoother: UsageSmoother::new(opts.smoothing_half_life),
+            state: persisted.state,
+            history: persisted.history,
+            placement: HashMap::new(),
+            last_run: persisted.last_run,
+        };
+        Ok(DrsEngine {
+            inner: Arc::new(Inner {
+                compute,
+                opts,
+                config: RwLock::new(config),
+                memory: Mutex::new(memory),
+                run_lock: tokio::sync::Mutex::new(()),
+                wake: Notify::new(),
+            }),
+        })
+    }
+
+    fn store(&self) -> &Store {
+        &self.inner.compute.store
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        (self.inner.opts.clock)()
+    }
+
+    fn memory(&self) -> std::sync::MutexGuard<'_, Memory> {
+        self.inner.memory.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn is_leader(&self) -> bool {
+        self.inner.opts.leader.as_ref().is_none_or(|l| *l.borrow())
+    }
+
+    pub fn config(&self) -> DrsConfig {
+        self.inner.config.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Validates, stores and applies a new config; the loop picks up a new interval at once.
+    pub async fn update_config(&self, config: DrsConfig) -> Result<DrsConfig> {
+        config.validate()?;
+        let text = serde_json::to_string(&config).map_err(Error::internal)?;
+        self.store().kv_put(CONFIG_KEY, &text).await?;
+        *self.inner.config.write().unwrap_or_else(|p| p.into_inner()) = config.clone();
+        self.inner.wake.notify_one();
+        tracing::info!(target: LOG, enabled = config.enabled, automation = config.automation_level.as_str(),
+            interval = ?config.interval, "DRS config updated");
+        self.publish_engine(EventType::Updated, serde_json::to_value(&config).unwrap_or_default());
+        Ok(config)
+    }
+
+    // ---- reading -------------------------------------------------------------------------
+
+    pub async fn get(&self, id: RecommendationId) -> Result<DrsRecommendation> {
+        self.store()
+            .get_recommendation(id)
+            .await?
+            .ok_or_else(|| Error::not_found("recommendation", id))
+    }
+
+    pub async fn list(&self, status: Option<St>, page_size: u32, page_token: &str) -> Result<RecommendationPage> {
+        self.store().list_recommendations(status, page_size, page_token).await
+    }
+
+    pub async fn status(&self) -> Result<DrsStatusReport> {
+        let open = self
+            .store()
+            .recommendations_with_status(&[St::Pending, St::Approved, St::Applying])
+            .await?;
+        let count = |s: St| open.iter().filter(|r| r.status == s).count() as u32;
+        Ok(DrsStatusReport {
+            config: self.config(),
+            last_run: self.memory().last_run.clone(),
+            pending: count(St::Pending),
+            approved: count(St::Approved),
+            applying: count(St::Applying),
+        })
+    }
+
+    // ---- the loop ------------------------------------------------------------------------
+
+    /// Runs the engine until the task is dropped: samples usage every `sample_interval`
+    /// and plans every `interval` (the first run one interval after start), while enabled
+    /// and the leader. Errors of one run are logged and the next run goes on.
+    pub async fn run_loop(self) {
+        use tokio::time::{Instant, sleep_until};
+        let mut next_run = Instant::now() + self.config().interval;
+        loop {
+            let next_sample = Instant::now() + self.inner.opts.sample_interval;
+            tokio::select! {
+                _ = sleep_until(next_run.min(next_sample)) => {}
+                _ = self.inner.wake.notified() => {
+                    next_run = Instant::now() + self.config().interval;
+                    continue;
+                }
+            }
+            if !self.config().enabled || !self.is_leader() {
+                if Instant::now() >= next_run {
+                    next_run = Instant::now() + self.config().interval;
+                }
+                continue;
+            }
+            if Instant::now() >= next_run {
+                if let Err(e) = self.run_once().await {
+                    tracing::warn!(target: LOG, error = %e, "DRS run failed");
+                }
+                next_run = Instant::now() + self.config().interval;
+            } else if let Err(e) = self.sample().await {
+                tracing::debug!(target: LOG, error = %e, "DRS usage sample failed");
+            }
+        }
+    }
+
+    /// Spawns [`DrsEngine::run_loop`] on the current runtime.
+    pub fn spawn(&self) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(self.clone().run_loop())
+    }
+
+    /// Feeds the current measured usage into the averages (and notes moved VMs).
+    pub async fn sample(&self) -> Result<()> {
+        let snap = self.inner.compute.snapshot().await?;
+        let now = self.now();
+        self.observe(&snap, now);
+        Ok(())
+    }
+
+    fn observe(&self, snap: &ClusterSnapshot, now: DateTime<Utc>) {
+        let mut m = self.memory();
+        let mut changed: BTreeSet<NodeId> = BTreeSet::new();
+        for v in &snap.vms {
+            let Some(node) = v.node else { continue };
+            match m.placement.get(&v.id).copied() {
+                Some(prev) if prev != node => {
+                    changed.insert(prev);
+                    changed.insert(node);
+                    let known = m
+                        .history
+                        .records
+                        .iter()
+                        .rev()
+                        .find(|r| r.vm == v.id)
+                        .is_some_and(|r| r.target == node);
+                    if !known {
+                        m.history.record(v.id, prev, node, now);
+                    }
+                }
+                _ => {}
+            }
+        }
+        // Nodes whose VMs changed start their averages afresh; forgetting a node is done
+        // through `retain` with a snapshot that lacks it.
+        if !changed.is_empty() {
+            let keep = ClusterSnapshot {
+                nodes: snap
+                    .nodes
+                    .iter()
+                    .filter(|n| !changed.contains(&n.id))
+                    .cloned()
+                    .collect(),
+                vms: snap.vms.clone(),
+            };
+            m.smoother.retain(&keep);
+        }
+        m.smoother.retain(snap);
+        for n in &snap.nodes {
+            if let Some(u) = n.usage {
+                m.smoother.observe_node(n.id, now, u.cpu_percent, u.memory_used_mib);
+            }
+        }
+        for v in &snap.vms {
+            if let Some(u) = v.usage {
+                m.smoother.observe_vm(v.id, now, u.cpu_percent, u.memory_used_mib);
+            }
+        }
+        m.placement = snap.vms.iter().filter_map(|v| v.node.map(|n| (v.id, n))).collect();
+    }
+
+    // ---- a run ---------------------------------------------------------------------------
+
+    /// One analysis now (RunAnalysis and the loop): plan, persist, automate, clean up.
+    pub async fn run_once(&self) -> Result<RunReport> {
+        let config = self.config();
+        if !config.enabled {
+            return Err(Error::precondition("DRS is disabled; enable it with UpdateDRSConfig"));
+        }
+        if !self.is_leader() {
+            return Err(Error::unavailable(
+                "this control plane is not the leader; DRS runs on the leader",
+            ));
+        }
+        let _run = self.inner.run_lock.lock().await;
+        let now = self.now();
+        let mut snap = self.inner.compute.snapshot().await?;
+        self.observe(&snap, now);
+        let plan = {
+            let mut m = self.memory();
+            m.smoother.apply(&mut snap);
+            let keep = config.recent_migration_window.max(Duration::from_secs(60));
+            m.history.prune(now, keep);
+            let p = plan(&snap, &config, &m.state, &m.history, now);
+            m.state = p.state.clone();
+            p
+        };
+
+        let mut summary = RunSummary {
+            at: now,
+            imbalance_before: plan.before.imbalance,
+            imbalance_after: plan.after.imbalance,
+            moves: plan.moves.len(),
+            created: 0,
+            kept: 0,
+            expired: 0,
+            applied: 0,
+            failed: 0,
+            unmovable: plan.unmovable.len(),
+        };
+        for u in &plan.unmovable {
+            tracing::warn!(target: LOG, vm = %u.vm_name, node = %u.node_name, reason = %u.reason, "VM must move but fits nowhere");
+        }
+
+        // Reconcile the plan with the open recommendations.
+        let open = self
+            .store()
+            .recommendations_with_status(&[St::Pending, St::Approved, St::Applying])
+            .await?;
+        let mut by_vm: HashMap<VmId, DrsRecommendation> = HashMap::new();
+        for r in open {
+            // One open per VM is the invariant; should an older duplicate exist, the newest wins.
+            by_vm.insert(r.vm_id, r);
+        }
+        let mut ours: Vec<DrsRecommendation> = Vec::new();
+        let mut matched: BTreeSet<RecommendationId> = BTreeSet::new();
+        for mv in &plan.moves {
+            match by_vm.get(&mv.vm) {
+                Some(r) if r.status == St::Applying || (r.status == St::Approved && r.target_node_id != mv.target) => {
+                    matched.insert(r.id);
+                }
+                Some(r) if r.source_node_id == mv.source && r.target_node_id == mv.target => {
+                    matched.insert(r.id);
+                    let mut fresh = r.clone();
+                    fresh.priority = mv.priority;
+                    fresh.reason = mv.reason.clone();
+                    fresh.impact_cpu = mv.impact_cpu;
+                    fresh.impact_memory = mv.impact_memory;
+                    fresh.estimated_duration_secs = mv.estimated_duration_secs;
+                    fresh.mandatory = mv.mandatory;
+                    if fresh != *r && self.store().update_recommendation_if(&fresh, &[r.status], now).await? {
+                        self.publish(EventType::Updated, &fresh, now);
+                    }
+                    summary.kept += 1;
+                    ours.push(fresh);
+                }
+                other => {
+                    if let Some(r) = other {
+                        matched.insert(r.id);
+                        if self
+                            .finish(r, St::Expired, "superseded by a newer recommendation for the VM", now)
+                            .await?
+                            .is_some()
+                        {
+                            summary.expired += 1;
+                        }
+                    }
+                    let rec = mv.to_recommendation(RecommendationId::new(), now);
+                    self.store().insert_recommendation(&rec).await?;
+                    tracing::info!(target: LOG, id = %rec.id, vm = %rec.vm_name, source = %rec.source_node_name,
+                        target = %rec.target_node_name, priority = %rec.priority, mandatory = rec.mandatory,
+                        reason = %rec.reason, "DRS recommendation created");
+                    self.publish(EventType::Created, &rec, now);
+                    summary.created += 1;
+                    ours.push(rec);
+                }
+            }
+        }
+        for r in by_vm.values() {
+            if r.status == St::Pending
+                && !matched.contains(&r.id)
+                && self
+                    .finish(r, St::Expired, "no longer recommended: the cluster changed", now)
+                    .await?
+                    .is_some()
+            {
+                summary.expired += 1;
+            }
+        }
+
+        // Automation, most urgent first.
+        let auto: Vec<RecommendationId> = {
+            let mut v: Vec<&DrsRecommendation> = ours
+                .iter()
+                .filter(|r| r.status == St::Pending || r.status == St::Approved)
+                .filter(|r| match config.automation_level {
+                    AutomationLevel::Manual => false,
+                    AutomationLevel::Partial => r.mandatory,
+                    AutomationLevel::Full => true,
+                })
+                .collect();
+            v.sort_by_key(|r| (r.priority, std::cmp::Reverse(r.mandatory)));
+            v.into_iter().map(|r| r.id).collect()
+        };
+        let who = format!("{ENGINE_ACTOR} (automation {})", config.automation_level.as_str());
+        for id in auto {
+            match self.apply(id, &who, None, true).await {
+                Ok(r) if r.status == St::Applied => summary.applied += 1,
+                Ok(_) => summary.failed += 1,
+                Err(e) if e.kind == ErrorKind::FailedPrecondition => summary.failed += 1,
+                Err(e) => return Err(e),
+            }
+        }
+
+        summary.expired += self.cleanup_at(now).await?;
+
+        // The recommendations of this plan, as they are now.
+        let mut recommendations = Vec::with_capacity(ours.len());
+        for r in &ours {
+            recommendations.push(
+                self.store()
+                    .get_recommendation(r.id)
+                    .await?
+                    .unwrap_or_else(|| r.clone()),
+            );
+        }
+        self.memory().last_run = Some(summary.clone());
+        self.persist().await?;
+        tracing::info!(target: LOG, summary = %summary.describe(), automation = config.automation_level.as_str(), "DRS run");
+        self.publish_engine(
+            EventType::StateChanged,
+            serde_json::to_value(&summary).unwrap_or_default(),
+        );
+        Ok(RunReport {
+            summary,
+            recommendations,
+            plan,
+        })
+    }
+
+    async fn persist(&self) -> Result<()> {
+        let text = {
+            let m = self.memory();
+            serde_json::to_string(&Persisted {
+                state: m.state.clone(),
+                history: m.history.clone(),
+                last_run: m.last_run.clone(),
+            })
+            .map_err(Error::internal)?
+        };
+        self.store().kv_put(STATE_KEY, &text).await?;
+        Ok(())
+    }
+
+    /// The 24 h clean-up (see the rule at the top): returns how many open recommendations
+    /// expired.
+    pub async fn cleanup(&self) -> Result<usize> {
+        self.cleanup_at(self.now()).await
+    }
+
+    async fn cleanup_at(&self, now: DateTime<Utc>) -> Result<usize> {
+        let retention = chrono::Duration::from_std(self.inner.opts.retention).unwrap_or(chrono::Duration::MAX);
+        let cutoff = now - retention;
+        let mut expired = 0;
+        for r in self
+            .store()
+            .recommendations_with_status(&[St::Pending, St::Approved])
+            .await?
+        {
+            if r.created_at < cutoff && self.finish(&r, St::Expired, "older than 24 h", now).await?.is_some() {
+                expired += 1;
+            }
+        }
+        let deleted = self.store().delete_finished_recommendations(cutoff).await?;
+        if deleted > 0 {
+            tracing::info!(target: LOG, deleted, "finished DRS recommendations older than 24 h deleted");
+        }
+        Ok(expired)
+    }
+
+    /// Moves an open recommendation to a final status with a reason (compare-and-swap from
+    /// its current status). Returns the new record, or `None` when it had moved on.
+    async fn finish(
+        &self,
+        r: &DrsRecommendation,
+        to: St,
+        why: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<DrsRecommendation>> {
+        let mut done = r.clone();
+        done.status = to;
+        done.failure_reason = Some(why.to_string());
+        if !self.store().update_recommendation_if(&done, &[r.status], now).await? {
+            return Ok(None);
+        }
+        tracing::info!(target: LOG, id = %done.id, vm = %done.vm_name, status = %to, reason = why, "DRS recommendation finished");
+        let kind = match to {
+            St::Expired => EventType::Expired,
+            St::Failed => EventType::Failed,
+            St::Rejected => EventType::Rejected,
+            St::Applied => EventType::Applied,
+            _ => EventType::Updated,
+        };
+        self.publish(kind, &done, now);
+        Ok(Some(done))
+    }
+
+    // ---- operator actions ----------------------------------------------------------------
+
+    /// PENDING -> APPROVED (recording who and when). Approving an APPROVED one again
+    /// returns it unchanged.
+    pub async fn approve(&self, id: RecommendationId, by: &str) -> Result<DrsRecommendation> {
+        let now = self.now();
+        let r = self.get(id).await?;
+        match r.status {
+            St::Pending => {}
+            St::Approved => return Ok(r),
+            s => return Err(not_open(id, s, "approved")),
+        }
+        if self.expired_by_age(&r, now) {
+            self.finish(&r, St::Expired, "older than 24 h", now).await?;
+            return Err(Error::precondition(format!(
+                "recommendation {id} expired: it is older than 24 h"
+            )));
+        }
+        let mut a = r.clone();
+        a.status = St::Approved;
+        a.approved_at = Some(now);
+        a.approved_by = Some(by.to_string());
+        if !self.store().update_recommendation_if(&a, &[St::Pending], now).await? {
+            let cur = self.get(id).await?;
+            return Err(not_open(id, cur.status, "approved"));
+        }
+        tracing::info!(target: LOG, %id, vm = %a.vm_name, by, "DRS recommendation approved");
+        self.publish(EventType::Approved, &a, now);
+        Ok(a)
+    }
+
+    /// PENDING/APPROVED -> REJECTED. Rejecting a REJECTED one again returns it unchanged.
+    pub async fn reject(&self, id: RecommendationId, by: &str, reason: &str) -> Result<DrsRecommendation> {
+        let now = self.now();
+        let r = self.get(id).await?;
+        match r.status {
+            St::Pending | St::Approved => {}
+            St::Rejected => return Ok(r),
+            s => return Err(not_open(id, s, "rejected")),
+        }
+        let why = if reason.trim().is_empty() {
+            format!("rejected by {by}")
+        } else {
+            format!("rejected by {by}: {}", reason.trim())
+        };
+        match self.finish(&r, St::Rejected, &why, now).await? {
+            Some(done) => Ok(done),
+            None => {
+                let cur = self.get(id).await?;
+                Err(not_open(id, cur.status, "rejected"))
+            }
+        }
+    }
+
+    /// Applies a PENDING or APPROVED recommendation: revalidates it, moves it to APPLYING
+    /// (once: a compare-and-swap), migrates the VM and records APPLIED or FAILED. With
+    /// `wait` it returns the final record; without, the APPLYING record while the migration
+    /// goes on in the background. A `request_id` seen before returns the recommendation as
+    /// it is now (or carries on applying it if it is still open).
+    pub async fn apply(
+        &self,
+        id: RecommendationId,
+        by: &str,
+        request_id: Option<&str>,
+        wait: bool,
+    ) -> Result<DrsRecommendation> {
+        let now = self.now();
+        if let Some(rid) = request_id {
+            let key = format!("drs/ApplyRecommendation/{rid}");
+            if let Some(prev) = self.store().claim_idempotency_key(&key, &id.to_string(), now).await? {
+                if prev != id.to_string() {
+                    return Err(Error::invalid(
+                        "request_id",
+                        "was already used to apply another recommendation",
+                    ));
+                }
+                let cur = self.get(id).await?;
+                if !matches!(cur.status, St::Pending | St::Approved) {
+                    return Ok(cur);
+                }
+            }
+        }
+        let r = self.get(id).await?;
+        match r.status {
+            St::Pending | St::Approved => {}
+            s => return Err(not_open(id, s, "applied")),
+        }
+        if let Some((to, why)) = self.revalidate(&r, now).await? {
+            let done = self.finish(&r, to, &why, now).await?;
+            return match done {
+                Some(_) => Err(Error::precondition(format!(
+                    "recommendation {id} cannot be applied: {why}"
+                ))),
+                None => {
+                    let cur = self.get(id).await?;
+                    Err(not_open(id, cur.status, "applied"))
+                }
+            };
+        }
+        let mut a = r.clone();
+        a.status = St::Applying;
+        a.applied_by = Some(by.to_string());
+        if !self
+            .store()
+            .update_recommendation_if(&a, &[St::Pending, St::Approved], now)
+            .await?
+        {
+            let cur = self.get(id).await?;
+            return Err(not_open(id, cur.status, "applied"));
+        }
+        tracing::info!(target: LOG, %id, vm = %a.vm_name, source = %a.source_node_name, target = %a.target_node_name,
+            by, "DRS recommendation applying");
+        self.publish(EventType::Updated, &a, now);
+        if wait {
+            self.migrate(a).await
+        } else {
+            let me = self.clone();
+            tokio::spawn(async move {
+                if let Err(e) = me.migrate(a).await {
+                    tracing::warn!(target: LOG, %id, error = %e, "recording the DRS migration failed");
+                }
+            });
+            self.get(id).await
+        }
+    }
+
+    /// Performs the migration of an APPLYING recommendation and records the outcome.
+    async fn migrate(&self, mut a: DrsRecommendation) -> Result<DrsRecommendation> {
+        let project = self
+            .store()
+            .get_vm(a.vm_id)
+            .await
+            .map_or(ProjectId::DEFAULT, |v| v.project_id);
+        let res = self
+            .inner
+            .compute
+            .migrate_vm(
+                &a.vm_id.to_string(),
+                project,
+                Some(&a.target_node_id.to_string()),
+                false,
+            )
+            .await;
+        let now = self.now();
+        let kind = match res {
+            Ok(out) => {
+                a.status = St::Applied;
+                a.applied_at = Some(now);
+                self.memory().history.record(a.vm_id, out.source, out.target, now);
+                tracing::info!(target: LOG, id = %a.id, vm = %a.vm_name, target = %a.target_node_name, live = out.live,
+                    "DRS recommendation applied");
+                EventType::Applied
+            }
+            Err(e) => {
+                a.status = St::Failed;
+                a.failure_reason = Some(format!("migration failed: {}", e.message));
+                tracing::warn!(target: LOG, id = %a.id, vm = %a.vm_name, error = %e, "DRS migration failed");
+                EventType::Failed
+            }
+        };
+        if !self.store().update_recommendation_if(&a, &[St::Applying], now).await? {
+            return self.get(a.id).await;
+        }
+        self.publish(kind, &a, now);
+        self.persist().await?;
+        Ok(a)
+    }
+
+    fn expired_by_age(&self, r: &DrsRecommendation, now: DateTime<Utc>) -> bool {
+        let retention = chrono::Duration::from_std(self.inner.opts.retention).unwrap_or(chrono::Duration::MAX);
+        r.created_at < now - retention
+    }
+
+    /// Why `r` can no longer be applied (the status to record and the reason), if it can't.
+    async fn revalidate(&self, r: &DrsRecommendation, now: DateTime<Utc>) -> Result<Option<(St, String)>> {
+        if self.expired_by_age(r, now) {
+            return Ok(Some((St::Expired, "it is older than 24 h".into())));
+        }
+        let fail = |why: String| Ok(Some((St::Failed, why)));
+        let vm = match self.store().get_vm(r.vm_id).await {
+            Ok(vm) => vm,
+            Err(e) if e.kind == ErrorKind::NotFound => return fail(format!("VM {} was deleted", r.vm_name)),
+            Err(e) => return Err(e),
+        };
+        let snap = self.inner.compute.snapshot().await?;
+        let name_of = |n: NodeId| snap.node(n).map_or_else(|| n.to_string(), |n| n.name.clone());
+        match vm.status.node_id {
+            Some(n) if n == r.source_node_id => {}
+            Some(n) => {
+                return fail(format!(
+                    "VM {} moved: it is on {} now, not {}",
+                    vm.name,
+                    name_of(n),
+                    r.source_node_name
+                ));
+            }
+            None => return fail(format!("VM {} is no longer placed on a node", vm.name)),
+        }
+        if vm.status.state == VmState::Migrating {
+            return fail(format!("VM {} is being migrated", vm.name));
+        }
+        if !r.mandatory && vm.status.state != VmState::Running {
+            return fail(format!(
+                "VM {} is {}, not running: moving it no longer relieves {}",
+                vm.name,
+                vm.status.state.as_str(),
+                r.source_node_name
+            ));
+        }
+        let Some(target) = snap.node(r.target_node_id) else {
+            return fail(format!("target node {} was deleted", r.target_node_name));
+        };
+        if !target.accepts_vms() {
+            let why = if target.schedulable {
+                target.phase.as_str().to_string()
+            } else {
+                "cordoned".to_string()
+            };
+            return fail(format!("target node {} no longer accepts VMs ({why})", target.name));
+        }
+        let Some(vs) = snap.vm(vm.id) else {
+            return fail(format!("VM {} was deleted", r.vm_name));
+        };
+        let mut req = PlacementRequest::for_vm(vs);
+        if !req.required_nodes.is_empty() && !req.required_nodes.contains(&target.id) {
+            return fail(format!(
+                "target node {} is not among the VM's required nodes",
+                target.name
+            ));
+        }
+        req.required_nodes = vec![target.id];
+        if let Err(e) = place(&snap, &req) {
+            return fail(format!(
+                "target node {} no longer fits VM {}: {e}",
+                target.name, vm.name
+            ));
+        }
+        Ok(None)
+    }
+
+    // ---- events --------------------------------------------------------------------------
+
+    fn publish(&self, kind: EventType, r: &DrsRecommendation, now: DateTime<Utc>) {
+        self.inner
+            .compute
+            .events
+            .publish(EventDraft::new(kind, ResourceType::Drs, r.id.to_string(), now).payload_of(r));
+    }
+
+    fn publish_engine(&self, kind: EventType, payload: serde_json::Value) {
+        self.inner
+            .compute
+            .events
+            .publish(EventDraft::new(kind, ResourceType::Drs, "engine", self.now()).payload(payload));
+    }
+}
+
+fn not_open(id: RecommendationId, status: St, verb: &str) -> Error {
+    match status {
+        St::Applying | St::Applied => Error::precondition(format!("recommendation {id} is already {status}")),
+        s => Error::precondition(format!(
+            "recommendation {id} is {s}; only a PENDING or APPROVED recommendation can be {verb}"
+        )),
+    }
+}

@@ -1,0 +1,405 @@
+//! The node agent against an in-process control plane: the real agent loop
+//! (`lqx_core::agent::Agent`) talks to `compute::agents::Agents` through the `ControlPlane`
+//! trait, and drives a simulated hypervisor. The control plane drives the agent's host
+//! through the same `Compute` calls as any host.
+//!
+//! These tests run on tokio's real clock with 100 ms heartbeats (the store is SQLite on a
+//! worker thread, which paused time would skip over); every wait is bounded.
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use futures::{FutureExt, future::BoxFuture, stream::BoxStream};
+use lqx_core::{
+    ErrorKind, Result,
+    agent::{Agent, AgentOptions, ControlPlane},
+    api::node::v1 as pb,
+    compute::{
+        Compute, CreateVm, Hosts,
+        agents::{AgentTiming, Agents},
+    },
+    driver::{
+        DomainState, Hypervisor,
+        sim::{SimConfig, SimHypervisor, SimOp},
+    },
+    events::{EventBus, EventBusConfig},
+    model::{HaPolicy, NodeId, ProjectId, Vm, VmSpec, VmState},
+    store::Store,
+};
+use tokio::sync::oneshot;
+
+const BEAT: Duration = Duration::from_millis(100);
+
+fn timing() -> AgentTiming {
+    AgentTiming {
+        heartbeat_interval: Duration::from_secs(1),
+        op_timeout: Duration::from_secs(10),
+        ..AgentTiming::default()
+    }
+}
+
+struct ControlPlaneUnderTest {
+    compute: Compute,
+    agents: Agents,
+}
+
+async fn control_plane(db: &std::path::Path, timing: AgentTiming) -> ControlPlaneUnderTest {
+    let store = Store::open(db.to_str().unwrap()).await.unwrap();
+    let compute = Compute::new(store, Hosts::default(), EventBus::new(EventBusConfig::default()));
+    let agents = Agents::new(compute.clone(), timing);
+    agents.restore().await.unwrap();
+    ControlPlaneUnderTest { compute, agents }
+}
+
+/// A control plane that can be cut off (a network partition).
+struct Partitionable {
+    inner: Agents,
+    cut: AtomicBool,
+}
+
+impl Partitionable {
+    fn check(&self) -> Result<()> {
+        if self.cut.load(Ordering::SeqCst) {
+            Err(lqx_core::Error::unavailable("partitioned"))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl ControlPlane for Partitionable {
+    fn register(&self, req: pb::RegisterRequest) -> BoxFuture<'_, Result<pb::RegisterResponse>> {
+        async move {
+            self.check()?;
+            self.inner.register(req).await
+        }
+        .boxed()
+    }
+    fn heartbeat(&self, credential: String, req: pb::HeartbeatRequest) -> BoxFuture<'_, Result<pb::HeartbeatResponse>> {
+        async move {
+            self.check()?;
+            self.inner.heartbeat(&credential, req).await
+        }
+        .boxed()
+    }
+    fn watch(&self, credential: String, node_id: String) -> BoxFuture<'_, Result<BoxStream<'static, Result<u64>>>> {
+        async move {
+            self.check()?;
+            ControlPlane::watch(&self.inner, credential, node_id).await
+        }
+        .boxed()
+    }
+}
+
+/// A running agent; stops when dropped.
+struct RunningAgent {
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<std::result::Result<(), lqx_core::agent::AgentError>>,
+}
+
+impl RunningAgent {
+    async fn stop(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        (&mut self.task).await.unwrap().unwrap();
+    }
+}
+
+impl Drop for RunningAgent {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn start_agent(cp: Arc<dyn ControlPlane>, hv: &SimHypervisor, dir: &std::path::Path, name: &str, token: Option<String>) -> RunningAgent {
+    let mut opts = AgentOptions::new(dir);
+    opts.name = name.into();
+    opts.join_token = token;
+    opts.heartbeat_interval = Some(BEAT);
+    opts.stop_timeout = Duration::from_secs(2);
+    opts.max_backoff = Duration::from_millis(400);
+    let agent = Agent::new(opts, cp, Arc::new(hv.clone()));
+    let (tx, rx) = oneshot::channel();
+    let task = tokio::spawn(agent.run(async {
+        let _ = rx.await;
+    }));
+    RunningAgent { stop: Some(tx), task }
+}
+
+/// Waits (bounded) until `f` holds.
+async fn eventually(what: &str, mut f: impl AsyncFnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while !f().await {
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn joined(cp: &ControlPlaneUnderTest, name: &str) -> NodeId {
+    let mut id = None;
+    eventually("the node joins and heartbeats", async || {
+        match cp.compute.store.resolve_node(name).await {
+            Ok(n) if cp.agents.lease_state(n.id).is_some() => {
+                id = Some(n.id);
+                true
+            }
+            _ => false,
+        }
+    })
+    .await;
+    id.unwrap()
+}
+
+fn create(name: &str, node: NodeId, start: bool, ha: bool) -> CreateVm {
+    CreateVm {
+        name: name.into(),
+        project_id: ProjectId::DEFAULT,
+        description: String::new(),
+        labels: Default::default(),
+        spec: VmSpec {
+            cpu_cores: 1,
+            memory_mib: 256,
+            disks: vec![],
+            nics: vec![],
+            ha: HaPolicy { enabled: ha, ..Default::default() },
+            placement: Default::default(),
+        },
+        node: Some(node),
+        start,
+        request_id: None,
+    }
+}
+
+async fn state_on(hv: &SimHypervisor, vm: &Vm) -> Option<DomainState> {
+    hv.domain_state(vm.id).await.ok()
+}
+
+#[tokio::test]
+async fn join_heartbeat_commands_and_agent_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let cp = control_plane(&dir.path().join("lqx.db"), timing()).await;
+    let hv = SimHypervisor::new("sim://host-a", SimConfig::with_capacity(8, 16_384)).unwrap();
+    let (token, _) = cp.compute.create_join_token(600, "").await.unwrap();
+    let agent_dir = dir.path().join("agent");
+    let agent = start_agent(Arc::new(cp.agents.clone()), &hv, &agent_dir, "host-a", Some(token.clone()));
+    let node = joined(&cp, "host-a").await;
+
+    // Join: capacity from the host, identity kept private on disk, lease renewed.
+    let n = cp.compute.store.get_node(node).await.unwrap();
+    assert_eq!((n.capacity.cpu_cores, n.capacity.memory_mib), (8, 16_384));
+    let ident = agent_dir.join(lqx_core::agent::runner::IDENTITY_FILE);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&ident).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+    let first = cp.agents.lease_state(node).unwrap();
+    eventually("the lease is renewed by later heartbeats", async || {
+        cp.agents.lease_state(node).unwrap().last_renewed > first.last_renewed
+    })
+    .await;
+    // The join token was spent.
+    let again = cp.compute.redeem_join_token(&token, "host-a").await.unwrap_err();
+    assert_eq!(again.kind, ErrorKind::Unauthenticated);
+
+    // Commands go through the agent; the compute layer sees the result.
+    let vm = cp.compute.create_vm(create("web-1", node, true, false)).await.unwrap();
+    assert_eq!(vm.status.state, VmState::Running);
+    assert_eq!(state_on(&hv, &vm).await, Some(DomainState::Running));
+    // A repeated command does nothing twice.
+    let vm = cp.compute.start_vm("web-1", ProjectId::DEFAULT).await.unwrap();
+    assert_eq!(vm.status.state, VmState::Running);
+    assert_eq!(hv.domain_count(), 1);
+    let stopped = cp.compute.stop_vm("web-1", ProjectId::DEFAULT, false, Some(Duration::from_secs(5))).await.unwrap();
+    assert_eq!(stopped.status.state, VmState::Stopped);
+    assert_eq!(state_on(&hv, &vm).await, Some(DomainState::Shutoff));
+    cp.compute.stop_vm("web-1", ProjectId::DEFAULT, false, None).await.unwrap();
+    cp.compute.start_vm("web-1", ProjectId::DEFAULT).await.unwrap();
+
+    // Usage flows back: the heartbeat writes observed usage to the VM record.
+    hv.set_usage(vm.id, 50.0, Some(128)).unwrap();
+    eventually("usage reaches the VM record", async || {
+        let v = cp.compute.store.get_vm(vm.id).await.unwrap();
+        v.status.memory_used_mib == 128 && v.status.cpu_usage_percent > 10.0
+    })
+    .await;
+
+    // Agent restart: same identity (the join token is spent, so a re-join would fail), same
+    // domains, nothing duplicated or restarted.
+    agent.stop().await;
+    let agent = start_agent(Arc::new(cp.agents.clone()), &hv, &agent_dir, "host-a", None);
+    let renewed = cp.agents.lease_state(node).unwrap();
+    eventually("the restarted agent heartbeats", async || {
+        cp.agents.lease_state(node).unwrap().last_renewed > renewed.last_renewed
+    })
+    .await;
+    tokio::time::sleep(BEAT * 5).await;
+    assert_eq!(hv.domain_count(), 1);
+    assert_eq!(state_on(&hv, &vm).await, Some(DomainState::Running));
+    assert_eq!(cp.compute.store.all_nodes().await.unwrap().len(), 1, "no second node");
+
+    // A domain that went away behind the control plane's back is recreated (level-triggered).
+    hv.destroy(vm.id).await.unwrap();
+    hv.undefine(vm.id, false).await.unwrap();
+    eventually("the agent recreates and restarts the domain", async || {
+        state_on(&hv, &vm).await == Some(DomainState::Running)
+    })
+    .await;
+
+    // Delete: undefined on the host, volumes too; deleting again is NotFound.
+    cp.compute.delete_vm("web-1", ProjectId::DEFAULT, true).await.unwrap();
+    assert_eq!(hv.domain_count(), 0);
+    let e = cp.compute.delete_vm("web-1", ProjectId::DEFAULT, true).await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::NotFound);
+    agent.stop().await;
+}
+
+#[tokio::test]
+async fn host_errors_come_back_and_undo_the_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let cp = control_plane(&dir.path().join("lqx.db"), timing()).await;
+    let hv = SimHypervisor::new("sim://host-e", SimConfig::with_capacity(8, 16_384)).unwrap();
+    let (token, _) = cp.compute.create_join_token(600, "host-e").await.unwrap();
+    let _agent = start_agent(Arc::new(cp.agents.clone()), &hv, &dir.path().join("a"), "host-e", Some(token));
+    let node = joined(&cp, "host-e").await;
+
+    hv.fail_next(SimOp::Define, lqx_core::driver::DriverError::Exhausted("no room".into()));
+    let e = cp.compute.create_vm(create("big", node, false, false)).await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::ResourceExhausted, "{e}");
+    assert!(cp.agents.link(node).unwrap().desired().is_empty(), "the failed define is undone");
+    assert!(cp.compute.store.resolve_vm("big", ProjectId::DEFAULT).await.is_err());
+    // The next attempt works and the failure is not replayed.
+    cp.compute.create_vm(create("big", node, true, false)).await.unwrap();
+    assert_eq!(hv.domain_count(), 1);
+}
+
+#[tokio::test]
+async fn control_plane_restart_rebuilds_the_desired_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("lqx.db");
+    let hv = SimHypervisor::new("sim://host-b", SimConfig::with_capacity(8, 16_384)).unwrap();
+    let agent_dir = dir.path().join("agent");
+    let (vm, stopped, node) = {
+        let cp = control_plane(&db, timing()).await;
+        let (token, _) = cp.compute.create_join_token(600, "").await.unwrap();
+        let agent = start_agent(Arc::new(cp.agents.clone()), &hv, &agent_dir, "host-b", Some(token));
+        let node = joined(&cp, "host-b").await;
+        let vm = cp.compute.create_vm(create("db-1", node, true, false)).await.unwrap();
+        let stopped = cp.compute.create_vm(create("db-2", node, false, false)).await.unwrap();
+        agent.stop().await;
+        cp.compute.store.close().await;
+        (vm, stopped, node)
+    };
+
+    // A new control plane on the same database: the node is an agent node again, its
+    // desired state comes from the VM records, and until the agent is back it is Unavailable.
+    let cp = control_plane(&db, timing()).await;
+    let link = cp.agents.link(node).expect("link restored");
+    let mut desired: Vec<_> = link.desired().into_iter().map(|d| (d.spec.id, d.running)).collect();
+    desired.sort();
+    let mut expected = vec![(vm.id, true), (stopped.id, false)];
+    expected.sort();
+    assert_eq!(desired, expected);
+    let e = cp.compute.start_vm("db-2", ProjectId::DEFAULT).await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Unavailable, "{e}");
+
+    let _agent = start_agent(Arc::new(cp.agents.clone()), &hv, &agent_dir, "host-b", None);
+    eventually("the agent heartbeats the new control plane", async || cp.agents.lease_state(node).is_some()).await;
+    cp.compute.start_vm("db-2", ProjectId::DEFAULT).await.unwrap();
+    assert_eq!(hv.domain_count(), 2, "nothing was defined twice");
+    assert_eq!(state_on(&hv, &vm).await, Some(DomainState::Running));
+    assert_eq!(state_on(&hv, &stopped).await, Some(DomainState::Running));
+}
+
+#[tokio::test]
+async fn credentials_act_only_for_their_own_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let cp = control_plane(&dir.path().join("lqx.db"), timing()).await;
+    let mut creds = vec![];
+    for name in ["n-a", "n-b"] {
+        let (token, _) = cp.compute.create_join_token(600, name).await.unwrap();
+        let r = cp
+            .agents
+            .register(pb::RegisterRequest { join_token: token, name: name.into(), cpu_cores: 4, memory_mib: 4096, ..Default::default() })
+            .await
+            .unwrap();
+        creds.push((r.node_id, r.node_credential));
+    }
+    let (a, cred_a) = &creds[0];
+    let (b, _) = &creds[1];
+    let hb = |node: &str| pb::HeartbeatRequest { node_id: node.into(), ..Default::default() };
+    cp.agents.heartbeat(cred_a, hb(a)).await.unwrap();
+    let e = cp.agents.heartbeat(cred_a, hb(b)).await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::PermissionDenied);
+    let forged = format!("{}0", &cred_a[..cred_a.len() - 1]);
+    assert_eq!(cp.agents.heartbeat(&forged, hb(a)).await.unwrap_err().kind, ErrorKind::Unauthenticated);
+    assert_eq!(cp.agents.heartbeat("nonsense", hb(a)).await.unwrap_err().kind, ErrorKind::Unauthenticated);
+    // A token made for another name does not admit this one.
+    let (token, _) = cp.compute.create_join_token(600, "n-c").await.unwrap();
+    let e = cp
+        .agents
+        .register(pb::RegisterRequest { join_token: token, name: "n-d".into(), cpu_cores: 4, memory_mib: 4096, ..Default::default() })
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::PermissionDenied);
+    // The credential is stored hashed, not in clear.
+    let stored = cp.compute.store.kv_get(&format!("node_credential/{a}")).await.unwrap().unwrap().0;
+    assert!(!stored.contains(&cred_a[8..]));
+}
+
+#[tokio::test]
+async fn cold_migration_between_two_agent_hosts() {
+    let dir = tempfile::tempdir().unwrap();
+    let cp = control_plane(&dir.path().join("lqx.db"), timing()).await;
+    let src = SimHypervisor::new("sim://src", SimConfig::with_capacity(8, 16_384)).unwrap();
+    let dst = SimHypervisor::new("sim://dst", SimConfig::with_capacity(8, 16_384)).unwrap();
+    let mut agents = vec![];
+    for (hv, name) in [(&src, "src"), (&dst, "dst")] {
+        let (token, _) = cp.compute.create_join_token(600, name).await.unwrap();
+        agents.push(start_agent(Arc::new(cp.agents.clone()), hv, &dir.path().join(name), name, Some(token)));
+    }
+    let s = joined(&cp, "src").await;
+    let d = joined(&cp, "dst").await;
+    let vm = cp.compute.create_vm(create("mover", s, true, false)).await.unwrap();
+    let out = cp.compute.migrate_vm("mover", ProjectId::DEFAULT, Some("dst"), false).await.unwrap();
+    assert!(!out.live, "agent hosts migrate cold");
+    assert_eq!(out.vm.status.node_id, Some(d));
+    assert_eq!(out.vm.status.state, VmState::Running);
+    assert_eq!(state_on(&dst, &vm).await, Some(DomainState::Running));
+    assert_eq!(src.domain_count(), 0, "undefined on the source");
+    // Stays where it is: a later heartbeat from the source does not bring it back.
+    tokio::time::sleep(BEAT * 5).await;
+    assert_eq!(src.domain_count(), 0);
+    assert_eq!(dst.domain_count(), 1);
+}
+
+#[tokio::test]
+async fn a_cut_off_agent_fences_its_ha_domains_and_recovers() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = AgentTiming { lease_ttl: Duration::from_secs(2), self_fence_after: Duration::from_secs(1), ..timing() };
+    let cp = control_plane(&dir.path().join("lqx.db"), t).await;
+    let hv = SimHypervisor::new("sim://host-f", SimConfig::with_capacity(8, 16_384)).unwrap();
+    let (token, _) = cp.compute.create_join_token(600, "").await.unwrap();
+    let net = Arc::new(Partitionable { inner: cp.agents.clone(), cut: AtomicBool::new(false) });
+    let _agent = start_agent(net.clone(), &hv, &dir.path().join("a"), "host-f", Some(token));
+    let node = joined(&cp, "host-f").await;
+    let ha = cp.compute.create_vm(create("ha-1", node, true, true)).await.unwrap();
+    let plain = cp.compute.create_vm(create("plain-1", node, true, false)).await.unwrap();
+
+    net.cut.store(true, Ordering::SeqCst);
+    eventually("the HA domain is fenced", async || state_on(&hv, &ha).await == Some(DomainState::Shutoff)).await;
+    assert_eq!(state_on(&hv, &plain).await, Some(DomainState::Running), "only HA domains are fenced");
+    // Still cut off: it is not started again.
+    tokio::time::sleep(BEAT * 5).await;
+    assert_eq!(state_on(&hv, &ha).await, Some(DomainState::Shutoff));
+
+    net.cut.store(false, Ordering::SeqCst);
+    eventually("the renewed agent runs the HA domain again", async || {
+        state_on(&hv, &ha).await == Some(DomainState::Running)
+    })
+    .await;
+}
