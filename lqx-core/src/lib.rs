@@ -25,5 +25,7 @@ pub mod store;
 pub mod driver;
 #[cfg(feature = "server")]
 pub mod agent;
+#[cfg(feature = "server")]
+pub mod leader;
 
 pub use error::{Error, ErrorKind, Result};

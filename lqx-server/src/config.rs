@@ -27,8 +27,8 @@ pub struct Config {
     pub drs: DrsConfig,
     /// The HA section, read by the HA manager.
     pub ha: serde_yaml::Value,
-    /// The auth section, read by the auth service.
-    pub auth: serde_yaml::Value,
+    /// Tokens, sessions, login throttling and the signing key.
+    pub auth: AuthConfig,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, clap::ValueEnum)]
@@ -70,6 +70,124 @@ impl Default for Limits {
     }
 }
 
+/// The `auth:` section.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// Lifetime of access tokens.
+    #[serde(with = "humantime_serde")]
+    pub access_ttl: Duration,
+    /// Lifetime of refresh tokens (each refresh issues a new one).
+    #[serde(with = "humantime_serde")]
+    pub refresh_ttl: Duration,
+    /// A login session ends this long after login, however often it is refreshed.
+    #[serde(with = "humantime_serde")]
+    pub session_ttl: Duration,
+    /// Clock skew tolerated when checking token times.
+    #[serde(with = "humantime_serde")]
+    pub leeway: Duration,
+    /// HS256 key file (base64 of at least 32 bytes, mode 0600). Default: `<data_dir>/jwt.key`,
+    /// generated at first start with SQLite; with PostgreSQL the key is kept in the database
+    /// so that every replica shares it.
+    pub signing_key_file: Option<PathBuf>,
+    pub issuer: String,
+    pub audience: String,
+    pub throttle: ThrottleConfig,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        let jwt = lqx_core::auth::JwtConfig::default();
+        AuthConfig {
+            access_ttl: jwt.access_ttl,
+            refresh_ttl: jwt.refresh_ttl,
+            session_ttl: lqx_core::auth::SessionPolicy::default().absolute_ttl,
+            leeway: jwt.leeway,
+            signing_key_file: None,
+            issuer: jwt.issuer,
+            audience: jwt.audience,
+            throttle: ThrottleConfig::default(),
+        }
+    }
+}
+
+/// `auth.throttle`: failed logins allowed before delays start, and the delays.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ThrottleConfig {
+    /// Per (account, client address).
+    pub pair_free_failures: u32,
+    /// Per client address, across accounts.
+    pub address_free_failures: u32,
+    /// Per account, across addresses (not counted from addresses the account logged in from).
+    pub account_free_failures: u32,
+    /// First delay; each further failure doubles it.
+    #[serde(with = "humantime_serde")]
+    pub base_delay: Duration,
+    #[serde(with = "humantime_serde")]
+    pub max_delay: Duration,
+}
+
+impl Default for ThrottleConfig {
+    fn default() -> Self {
+        let p = lqx_core::auth::ThrottlePolicy::default();
+        ThrottleConfig {
+            pair_free_failures: p.pair_free_failures,
+            address_free_failures: p.address_free_failures,
+            account_free_failures: p.account_free_failures,
+            base_delay: Duration::from_millis(p.base_delay_ms),
+            max_delay: Duration::from_millis(p.max_delay_ms),
+        }
+    }
+}
+
+impl AuthConfig {
+    /// The settings of the auth service.
+    pub fn settings(&self) -> lqx_core::auth::AuthSettings {
+        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        lqx_core::auth::AuthSettings {
+            jwt: lqx_core::auth::JwtConfig {
+                issuer: self.issuer.clone(),
+                audience: self.audience.clone(),
+                access_ttl: self.access_ttl,
+                refresh_ttl: self.refresh_ttl,
+                leeway: self.leeway,
+            },
+            session: lqx_core::auth::SessionPolicy { absolute_ttl: self.session_ttl },
+            throttle: lqx_core::auth::ThrottlePolicy {
+                pair_free_failures: self.throttle.pair_free_failures,
+                address_free_failures: self.throttle.address_free_failures,
+                account_free_failures: self.throttle.account_free_failures,
+                base_delay_ms: ms(self.throttle.base_delay),
+                max_delay_ms: ms(self.throttle.max_delay),
+                ..Default::default()
+            },
+        }
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        if self.access_ttl < Duration::from_secs(1) {
+            anyhow::bail!("auth.access_ttl must be at least 1s");
+        }
+        if self.refresh_ttl < self.access_ttl {
+            anyhow::bail!("auth.refresh_ttl must be at least auth.access_ttl");
+        }
+        if self.session_ttl < self.refresh_ttl {
+            anyhow::bail!("auth.session_ttl must be at least auth.refresh_ttl");
+        }
+        if self.leeway > Duration::from_secs(300) {
+            anyhow::bail!("auth.leeway must be at most 5m");
+        }
+        if self.issuer.is_empty() || self.audience.is_empty() {
+            anyhow::bail!("auth.issuer and auth.audience must not be empty");
+        }
+        if self.throttle.base_delay.is_zero() || self.throttle.max_delay < self.throttle.base_delay {
+            anyhow::bail!("auth.throttle: base_delay must be > 0 and at most max_delay");
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NodeConfig {
@@ -96,7 +214,7 @@ impl Default for Config {
             nodes: Vec::new(),
             drs: DrsConfig::default(),
             ha: serde_yaml::Value::Null,
-            auth: serde_yaml::Value::Null,
+            auth: AuthConfig::default(),
         }
     }
 }
@@ -128,6 +246,7 @@ impl Config {
                 self.listen
             );
         }
+        self.auth.validate()?;
         if self.limits.max_message_bytes < 1024 {
             anyhow::bail!("limits.max_message_bytes must be at least 1024");
         }
@@ -164,6 +283,23 @@ mod tests {
         assert!(c.validate().unwrap_err().to_string().contains("without TLS"));
         let c = Config { insecure_listen: true, ..c };
         c.validate().unwrap();
+    }
+
+    #[test]
+    fn auth_section_parses_and_is_checked() {
+        let c = Config::from_yaml(
+            "auth:\n  access_ttl: 5m\n  refresh_ttl: 1d\n  signing_key_file: /etc/lqx/jwt.key\n  throttle: {base_delay: 2s}\n",
+        )
+        .unwrap();
+        c.validate().unwrap();
+        let s = c.auth.settings();
+        assert_eq!(s.jwt.access_ttl, Duration::from_secs(300));
+        assert_eq!(s.jwt.refresh_ttl, Duration::from_secs(86_400));
+        assert_eq!(s.throttle.base_delay_ms, 2000);
+        assert_eq!(s.throttle.pair_free_failures, 5, "defaults kept");
+        let bad = Config::from_yaml("auth: {access_ttl: 2h, refresh_ttl: 1h}").unwrap();
+        assert!(bad.validate().unwrap_err().to_string().contains("refresh_ttl"));
+        assert!(Config::from_yaml("auth: {acces_ttl: 1m}").is_err());
     }
 
     #[test]

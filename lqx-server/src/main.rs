@@ -1,5 +1,7 @@
 //! `lqx-server`: the lqx control plane (`serve`, the default) and node agent (`agent`).
 
+mod authn;
+mod agent;
 mod config;
 mod gateway;
 mod metrics;
@@ -27,6 +29,8 @@ struct Cli {
 enum Command {
     /// Run the control plane (the default).
     Serve(ServeArgs),
+    /// Run the node agent of this hypervisor host.
+    Agent(agent::AgentArgs),
 }
 
 #[derive(clap::Args, Debug, Clone, Default)]
@@ -67,6 +71,7 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let args = match cli.command {
         Some(Command::Serve(a)) => a,
+        Some(Command::Agent(a)) => return agent::main(a),
         None => cli.serve,
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {

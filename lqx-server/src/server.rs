@@ -5,7 +5,9 @@
 use crate::config::Config;
 use crate::gateway;
 use crate::metrics::Metrics;
-use crate::services::{node::NodeApi, vm::VmApi};
+use crate::services::auth::AuthApi;
+use lqx_core::api::auth::v1::auth_service_server::AuthServiceServer;
+use crate::services::{drs::DrsApi, node::NodeApi, vm::VmApi};
 use axum::body::Body;
 use bytes::Bytes;
 use http::{Request, Response, StatusCode, header};
@@ -13,6 +15,7 @@ use http_body_util::BodyExt;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use lqx_core::api::compute::v1::{node_service_server::NodeServiceServer, vm_service_server::VmServiceServer};
+use lqx_core::api::drs::v1::drs_service_server::DrsServiceServer;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -25,8 +28,12 @@ use tower::ServiceExt;
 /// Everything a request needs, shared by all connections.
 pub struct Api {
     pub config: Config,
+    /// Credential checks, sessions, users, keys, audit (used by `crate::authn` on every request).
+    pub auth: Arc<lqx_core::auth::AuthService>,
+    pub auth_api: Arc<AuthApi>,
     pub vm: Arc<VmApi>,
     pub node: Arc<NodeApi>,
+    pub drs: Arc<DrsApi>,
     pub grpc: axum::Router,
     pub metrics: Metrics,
     unary_permits: Semaphore,
@@ -34,7 +41,8 @@ pub struct Api {
 }
 
 impl Api {
-    pub fn new(config: Config, vm: Arc<VmApi>, node: Arc<NodeApi>) -> anyhow::Result<Arc<Api>> {
+    pub fn new(config: Config, vm: Arc<VmApi>, node: Arc<NodeApi>, drs: Arc<DrsApi>, auth: Arc<lqx_core::auth::AuthService>) -> anyhow::Result<Arc<Api>> {
+        let auth_api = Arc::new(AuthApi { auth: auth.clone() });
         let max = config.limits.max_message_bytes;
         let (health_reporter, health) = tonic_health::server::health_reporter();
         let reflection = tonic_reflection::server::Builder::configure()
@@ -43,21 +51,32 @@ impl Api {
         let routes = tonic::service::Routes::new(health)
             .add_service(reflection)
             .add_service(
+                AuthServiceServer::from_arc(auth_api.clone()).max_decoding_message_size(max).max_encoding_message_size(max),
+            )
+            .add_service(
                 VmServiceServer::from_arc(vm.clone()).max_decoding_message_size(max).max_encoding_message_size(max),
             )
             .add_service(
                 NodeServiceServer::from_arc(node.clone()).max_decoding_message_size(max).max_encoding_message_size(max),
+            )
+            .add_service(
+                DrsServiceServer::from_arc(drs.clone()).max_decoding_message_size(max).max_encoding_message_size(max),
             );
         tokio::spawn(async move {
+            health_reporter.set_serving::<AuthServiceServer<AuthApi>>().await;
             health_reporter.set_serving::<VmServiceServer<VmApi>>().await;
             health_reporter.set_serving::<NodeServiceServer<NodeApi>>().await;
+            health_reporter.set_serving::<DrsServiceServer<DrsApi>>().await;
         });
         Ok(Arc::new(Api {
+            auth,
+            auth_api,
             unary_permits: Semaphore::new(config.limits.max_concurrent_requests),
             stream_permits: Arc::new(Semaphore::new(config.limits.max_streams)),
             config,
             vm,
             node,
+            drs,
             grpc: routes.prepare().into_axum_router(),
             metrics: Metrics::default(),
         }))
@@ -97,7 +116,7 @@ impl Api {
                 if grpc { grpc_error(Code::Unavailable, msg) } else { gateway::error(Code::Unavailable, msg) }
             }
             Ok(stream_permit) => {
-                let fut = self.clone().dispatch(req, &path, &content_type, grpc);
+                let fut = crate::authn::guard(self.clone(), req, &path, &content_type, grpc);
                 let resp = if streaming {
                     fut.await
                 } else {
@@ -120,7 +139,7 @@ impl Api {
         Ok(resp)
     }
 
-    async fn dispatch(self: Arc<Self>, req: Request<hyper::body::Incoming>, path: &str, content_type: &str, grpc: bool) -> Response<Body> {
+    pub(crate) async fn dispatch(self: Arc<Self>, req: Request<hyper::body::Incoming>, path: &str, content_type: &str, grpc: bool) -> Response<Body> {
         if grpc {
             return match self.grpc.clone().oneshot(req.map(Body::new)).await {
                 Ok(r) => r,
@@ -147,8 +166,19 @@ impl Api {
 
     async fn connect(&self, path: &str, body: Bytes, ext: http::Extensions) -> Option<Response<Body>> {
         use lqx_core::api::compute::v1::{node_service_server::NodeService, vm_service_server::VmService};
+        use lqx_core::api::drs::v1::drs_service_server::DrsService;
         let (service, method) = path.trim_start_matches('/').split_once('/')?;
         match service {
+            "limiquantix.auth.v1.AuthService" => {
+                use lqx_core::api::auth::v1::auth_service_server::AuthService;
+                crate::connect_routes!(method, body, ext, self.auth_api, AuthService, {
+                    "Login" => login, "RefreshToken" => refresh_token, "Logout" => logout, "WhoAmI" => who_am_i,
+                    "ChangePassword" => change_password, "CreateUser" => create_user, "ListUsers" => list_users,
+                    "UpdateUser" => update_user, "DeleteUser" => delete_user, "CreateAPIKey" => create_api_key,
+                    "ListAPIKeys" => list_api_keys, "RevokeAPIKey" => revoke_api_key,
+                    "ListAuditEntries" => list_audit_entries,
+                })
+            }
             "limiquantix.compute.v1.VMService" => crate::connect_routes!(method, body, ext, self.vm, VmService, {
                 "CreateVM" => create_vm, "GetVM" => get_vm, "ListVMs" => list_v_ms, "UpdateVM" => update_vm,
                 "DeleteVM" => delete_vm, "StartVM" => start_vm, "StopVM" => stop_vm, "RebootVM" => reboot_vm,
@@ -159,6 +189,12 @@ impl Api {
                 "DisableNode" => disable_node, "EnterMaintenance" => enter_maintenance,
                 "ExitMaintenance" => exit_maintenance, "CreateJoinToken" => create_join_token,
                 "DeleteNode" => delete_node,
+            }),
+            "limiquantix.drs.v1.DRSService" => crate::connect_routes!(method, body, ext, self.drs, DrsService, {
+                "ListRecommendations" => list_recommendations, "GetRecommendation" => get_recommendation,
+                "ApproveRecommendation" => approve_recommendation, "ApplyRecommendation" => apply_recommendation,
+                "RejectRecommendation" => reject_recommendation, "RunAnalysis" => run_analysis,
+                "GetDRSStatus" => get_drs_status, "UpdateDRSConfig" => update_drs_config,
             }),
             _ => None,
         }
@@ -211,7 +247,7 @@ pub fn grpc_error(code: Code, message: &str) -> Response<Body> {
     r
 }
 
-fn result_code(resp: &Response<Body>, grpc: bool) -> &'static str {
+pub(crate) fn result_code(resp: &Response<Body>, grpc: bool) -> &'static str {
     if grpc {
         // Errors are trailers-only (grpc-status in the headers); success sends it later.
         match resp.headers().get("grpc-status").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<i32>().ok()) {

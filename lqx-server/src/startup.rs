@@ -3,7 +3,7 @@
 use crate::ServeArgs;
 use crate::config::{Config, LogFormat, NodeConfig, TlsConfig};
 use crate::server::{self, Api};
-use crate::services::{node::NodeApi, vm::VmApi};
+use crate::services::{drs::DrsApi, node::NodeApi, vm::VmApi};
 use anyhow::Context;
 use lqx_core::compute::{Compute, Hosts, NodeRegistration};
 use lqx_core::driver::sim::{SimConfig, SimRegistry};
@@ -67,6 +67,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let store = Store::open(&db)
         .await
         .with_context(|| format!("opening the database {}", lqx_core::store::redact(&db)))?;
+    let auth = crate::authn::start(&config, &store, args.dev).await.context("starting authentication")?;
     let events = EventBus::new(EventBusConfig::default());
     let compute = Compute::new(store.clone(), Hosts::default(), events.clone());
 
@@ -92,10 +93,18 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         compute.attach_node(reg, hv).await.with_context(|| format!("registering node {}", n.name))?;
     }
 
+    // DRS: the file's `drs:` config until UpdateDRSConfig stores one (which then wins).
+    let drs = lqx_core::drs::engine::DrsEngine::open(compute.clone(), config.drs.clone(), Default::default())
+        .await
+        .context("starting DRS")?;
+    let _drs_loop = drs.spawn();
+
     let api = Api::new(
         config.clone(),
         Arc::new(VmApi { compute: compute.clone() }),
         Arc::new(NodeApi { compute: compute.clone() }),
+        Arc::new(DrsApi { engine: drs.clone() }),
+        auth,
     )?;
     let tls = match &config.tls {
         Some(t) => Some(server::tls_acceptor(&t.cert, &t.key)?),

@@ -168,6 +168,11 @@ struct Shared {
     /// The generation of the last reconcile pass, and its failures.
     applied: u64,
     errors: HashMap<VmId, DriverError>,
+    /// Passes done, and the last pass whose outcome went into a heartbeat: a pass waits
+    /// until the one before was reported, so no failure is retried before the control plane
+    /// saw it.
+    passes: u64,
+    reported_pass: u64,
 }
 
 /// Usage sampling between heartbeats.
@@ -265,6 +270,8 @@ impl Agent {
             reachable: false,
             applied: 0,
             errors: HashMap::new(),
+            passes: 0,
+            reported_pass: 0,
         }));
         let push = Arc::new(Notify::new());
         let report_now = Arc::new(Notify::new());
@@ -364,13 +371,13 @@ impl Agent {
                 _ = desired_changed.notified() => {}
                 _ = tokio::time::sleep(interval) => {}
             }
-            let (desired, fenced, reachable) = {
+            let (desired, fenced, ready) = {
                 let mut s = lock(&shared);
                 let f = s.watchdog.check(Instant::now());
-                (s.desired.clone(), f, s.reachable)
-            };
-            if !reachable {
                 // Nothing confirmed since start: keep the host as it is (fencing aside).
+                (s.desired.clone(), f, s.reachable && s.reported_pass >= s.passes)
+            };
+            if !ready {
                 continue;
             }
             let changed = self.converge(&mut memory, &desired, fenced).await;
@@ -378,6 +385,7 @@ impl Agent {
                 let mut s = lock(&shared);
                 s.applied = desired.generation;
                 s.errors = memory.errors.clone();
+                s.passes += 1;
             }
             if changed {
                 report_now.notify_one();
@@ -525,11 +533,30 @@ impl Agent {
         interval: Duration,
     ) -> pb::HeartbeatRequest {
         let now = Instant::now();
-        let (applied, errors, ha, fenced) = {
+        let (applied, errors, ha, fenced, pass) = {
             let mut s = lock(shared);
             let f = s.watchdog.check(now);
-            (s.applied, s.errors.clone(), s.ha.clone(), f)
+            (s.applied, s.errors.clone(), s.ha.clone(), f, s.passes)
         };
+        let req = self.build_report(ident, sampler, applied, errors, ha, fenced, interval, now).await;
+        // Only now may the next pass run: its effects must not leak into this report.
+        let mut s = lock(shared);
+        s.reported_pass = s.reported_pass.max(pass);
+        req
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn build_report(
+        &self,
+        ident: &Identity,
+        sampler: &mut Sampler,
+        applied: u64,
+        errors: HashMap<VmId, DriverError>,
+        ha: HashSet<VmId>,
+        fenced: bool,
+        interval: Duration,
+        now: Instant,
+    ) -> pb::HeartbeatRequest {
         let mut req = pb::HeartbeatRequest {
             node_id: ident.node_id.to_string(),
             observed_generation: applied,

@@ -23,8 +23,8 @@ pub mod webhook;
 pub use proto::{severities_from_proto, test_response};
 
 use crate::model::{
-    Alert, AlertDraft, AlertFilter, AlertId, AlertKey, AlertSeverity, AlertSourceType,
-    AlertSummary, NodeId, VmId, WebhookEvent,
+    Alert, AlertDraft, AlertFilter, AlertId, AlertKey, AlertSeverity, AlertSourceType, AlertSummary, NodeId, VmId,
+    WebhookEvent,
 };
 use chrono::{DateTime, Utc};
 
@@ -58,9 +58,7 @@ pub const MAX_MESSAGE_LEN: usize = 4096;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AlertError {
-    #[error(
-        "Invalid condition {0:?}: use lowercase letters, digits, '.', '_' or '-' (at most 128)"
-    )]
+    #[error("Invalid condition {0:?}: use lowercase letters, digits, '.', '_' or '-' (at most 128)")]
     InvalidCondition(String),
     #[error("Alert source id is empty")]
     EmptySource,
@@ -103,16 +101,12 @@ pub enum AlertChange {
 impl AlertChange {
     pub fn alert(&self) -> &Alert {
         match self {
-            AlertChange::Created(a)
-            | AlertChange::Updated { alert: a, .. }
-            | AlertChange::Resolved(a) => a,
+            AlertChange::Created(a) | AlertChange::Updated { alert: a, .. } | AlertChange::Resolved(a) => a,
         }
     }
     pub fn into_alert(self) -> Alert {
         match self {
-            AlertChange::Created(a)
-            | AlertChange::Updated { alert: a, .. }
-            | AlertChange::Resolved(a) => a,
+            AlertChange::Created(a) | AlertChange::Updated { alert: a, .. } | AlertChange::Resolved(a) => a,
         }
     }
     /// The webhook notification this change deserves, if any (repeats of an open alert
@@ -120,12 +114,8 @@ impl AlertChange {
     pub fn webhook_event(&self) -> Option<WebhookEvent> {
         match self {
             AlertChange::Created(_) => Some(WebhookEvent::AlertCreated),
-            AlertChange::Updated {
-                escalated: true, ..
-            } => Some(WebhookEvent::AlertEscalated),
-            AlertChange::Updated {
-                escalated: false, ..
-            } => None,
+            AlertChange::Updated { escalated: true, .. } => Some(WebhookEvent::AlertEscalated),
+            AlertChange::Updated { escalated: false, .. } => None,
             AlertChange::Resolved(_) => Some(WebhookEvent::AlertResolved),
         }
     }
@@ -157,9 +147,9 @@ impl AlertDraft {
 pub fn validate_condition(condition: &str) -> Result<(), AlertError> {
     let ok = !condition.is_empty()
         && condition.len() <= MAX_CONDITION_LEN
-        && condition.bytes().all(|b| {
-            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-')
-        });
+        && condition
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-'));
     if ok {
         Ok(())
     } else {
@@ -274,11 +264,7 @@ pub fn reconcile(open: &[Alert], active: Vec<AlertDraft>, now: DateTime<Utc>) ->
     for d in active {
         wanted.insert(d.key(), d);
     }
-    let open_by_key: BTreeMap<AlertKey, &Alert> = open
-        .iter()
-        .filter(|a| a.is_open())
-        .map(|a| (a.key(), a))
-        .collect();
+    let open_by_key: BTreeMap<AlertKey, &Alert> = open.iter().filter(|a| a.is_open()).map(|a| (a.key(), a)).collect();
     let mut changes: Vec<AlertChange> = open_by_key
         .iter()
         .filter(|(k, _)| !wanted.contains_key(*k))
@@ -310,10 +296,7 @@ pub fn summarize<'a>(alerts: impl IntoIterator<Item = &'a Alert>) -> AlertSummar
 }
 
 /// Filters an in-memory list, newest first (by creation, then id).
-pub fn list<'a>(
-    alerts: impl IntoIterator<Item = &'a Alert>,
-    filter: &AlertFilter,
-) -> Vec<&'a Alert> {
+pub fn list<'a>(alerts: impl IntoIterator<Item = &'a Alert>, filter: &AlertFilter) -> Vec<&'a Alert> {
     let mut out: Vec<&Alert> = alerts.into_iter().filter(|a| filter.matches(a)).collect();
     out.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
     out

@@ -3,8 +3,8 @@
 use super::AlertError;
 use crate::api::alert::v1 as pb;
 use crate::model::{
-    Alert, AlertFilter, AlertId, AlertSeverity, AlertSourceType, AlertSummary, Webhook,
-    WebhookDelivery, WebhookDeliveryStatus,
+    Alert, AlertFilter, AlertId, AlertSeverity, AlertSourceType, AlertSummary, Webhook, WebhookDelivery,
+    WebhookDeliveryStatus,
 };
 use chrono::{DateTime, Utc};
 
@@ -92,8 +92,7 @@ impl Alert {
             severity: AlertSeverity::from_proto(a.severity)?.unwrap_or(AlertSeverity::Info),
             title: a.title.clone(),
             message: a.message.clone(),
-            source_type: AlertSourceType::from_proto(a.source_type)?
-                .unwrap_or(AlertSourceType::System),
+            source_type: AlertSourceType::from_proto(a.source_type)?.unwrap_or(AlertSourceType::System),
             source_id: a.source_id.clone(),
             source_name: a.source_name.clone(),
             condition: a.condition.clone(),
@@ -140,11 +139,7 @@ impl Webhook {
         pb::Webhook {
             id: self.id.to_string(),
             url: self.url.clone(),
-            severities: self
-                .severities
-                .iter()
-                .map(|s| s.to_proto() as i32)
-                .collect(),
+            severities: self.severities.iter().map(|s| s.to_proto() as i32).collect(),
             has_secret: self.has_secret(),
             created_at: Some(ts(self.created_at)),
             last_delivery_at: self.last_delivery_at.map(ts),
@@ -242,10 +237,7 @@ mod tests {
             last_delivery_at: None,
             last_delivery_status: Some(WebhookDeliveryStatus::Failed),
         };
-        assert_eq!(
-            w.severities,
-            vec![AlertSeverity::Critical, AlertSeverity::Info]
-        );
+        assert_eq!(w.severities, vec![AlertSeverity::Critical, AlertSeverity::Info]);
         let pb = w.to_proto();
         assert!(pb.has_secret);
         assert_eq!(pb.last_delivery_status, "FAILED");

@@ -40,11 +40,7 @@ fn raising_an_open_alert_again_updates_and_counts_it() {
     assert_eq!(b.count, 2);
     assert_eq!(b.message, "no heartbeat for 60s");
     assert_eq!((b.created_at, b.updated_at), (t(0), t(30)));
-    assert_eq!(
-        second.webhook_event(),
-        None,
-        "a plain repeat does not notify"
-    );
+    assert_eq!(second.webhook_event(), None, "a plain repeat does not notify");
     assert_eq!(second.event_type(), crate::model::EventType::Updated);
 }
 
@@ -55,19 +51,12 @@ fn escalation_clears_the_acknowledgement_and_notifies() {
     let a = acknowledge(&a, "alice", t(10));
     assert!(a.acknowledged);
     let change = raise(Some(&a), unreachable(node, AlertSeverity::Critical), t(20));
-    let AlertChange::Updated {
-        alert,
-        escalated: true,
-    } = change.clone()
-    else {
+    let AlertChange::Updated { alert, escalated: true } = change.clone() else {
         panic!("{change:?}")
     };
     assert_eq!(alert.severity, AlertSeverity::Critical);
     assert!(!alert.acknowledged);
-    assert_eq!(
-        (alert.acknowledged_by.as_deref(), alert.acknowledged_at),
-        (None, None)
-    );
+    assert_eq!((alert.acknowledged_by.as_deref(), alert.acknowledged_at), (None, None));
     assert_eq!(change.webhook_event(), Some(WebhookEvent::AlertEscalated));
 
     // Going down in severity is an update, not an escalation, and keeps an ack.
@@ -89,22 +78,14 @@ fn a_resolved_or_foreign_alert_is_never_reopened() {
     let node = NodeId::new();
     let a = raise(None, unreachable(node, AlertSeverity::Warning), t(0)).into_alert();
     let resolved = resolve(&a, t(5));
-    let change = raise(
-        Some(&resolved),
-        unreachable(node, AlertSeverity::Warning),
-        t(10),
-    );
+    let change = raise(Some(&resolved), unreachable(node, AlertSeverity::Warning), t(10));
     let AlertChange::Created(b) = change else {
         panic!("{change:?}")
     };
     assert_ne!(b.id, a.id);
     assert_eq!(b.count, 1);
 
-    let other_node = raise(
-        Some(&b),
-        unreachable(NodeId::new(), AlertSeverity::Warning),
-        t(11),
-    );
+    let other_node = raise(Some(&b), unreachable(NodeId::new(), AlertSeverity::Warning), t(11));
     assert!(matches!(other_node, AlertChange::Created(ref c) if c.id != b.id));
 }
 
@@ -153,18 +134,11 @@ fn reconcile_raises_active_conditions_and_resolves_cleared_ones() {
     ];
     let changes = reconcile(&[open1.clone(), open2.clone()], active, t(30));
     assert_eq!(changes.len(), 3, "{changes:?}");
-    let by_source = |id: NodeId| {
-        changes
-            .iter()
-            .find(|c| c.alert().source_id == id.to_string())
-            .unwrap()
-    };
+    let by_source = |id: NodeId| changes.iter().find(|c| c.alert().source_id == id.to_string()).unwrap();
     assert!(
         matches!(by_source(n1), AlertChange::Updated { alert, escalated: true } if alert.id == open1.id && alert.count == 2)
     );
-    assert!(
-        matches!(by_source(n2), AlertChange::Resolved(a) if a.id == open2.id && a.resolved_at == Some(t(30)))
-    );
+    assert!(matches!(by_source(n2), AlertChange::Resolved(a) if a.id == open2.id && a.resolved_at == Some(t(30))));
     assert!(matches!(by_source(n3), AlertChange::Created(a) if a.count == 1));
 
     // Nothing active and nothing open: nothing to do.
@@ -173,9 +147,7 @@ fn reconcile_raises_active_conditions_and_resolves_cleared_ones() {
 
 #[test]
 fn summary_counts_open_alerts_by_severity() {
-    let mk = |sev, cond: &str| {
-        raise(None, system_alert("server", sev, cond, "t", "m"), t(0)).into_alert()
-    };
+    let mk = |sev, cond: &str| raise(None, system_alert("server", sev, cond, "t", "m"), t(0)).into_alert();
     let crit = mk(AlertSeverity::Critical, "a");
     let warn = acknowledge(&mk(AlertSeverity::Warning, "b"), "alice", t(1));
     let info = mk(AlertSeverity::Info, "c");
@@ -198,26 +170,13 @@ fn list_filters_and_orders_newest_first() {
     let vm = VmId::new();
     let a = raise(
         None,
-        vm_alert(
-            vm,
-            "web-1",
-            AlertSeverity::Critical,
-            conditions::VM_FAILED,
-            "t",
-            "m",
-        ),
+        vm_alert(vm, "web-1", AlertSeverity::Critical, conditions::VM_FAILED, "t", "m"),
         t(0),
     )
     .into_alert();
     let b = raise(
         None,
-        storage_alert(
-            "pool-a",
-            AlertSeverity::Warning,
-            conditions::STORAGE_LOW,
-            "t",
-            "m",
-        ),
+        storage_alert("pool-a", AlertSeverity::Warning, conditions::STORAGE_LOW, "t", "m"),
         t(10),
     )
     .into_alert();
@@ -290,12 +249,7 @@ fn helpers_fill_the_source() {
         }
     );
     assert_eq!(d.source_name, "web-1");
-    let c = cluster_alert(
-        AlertSeverity::Warning,
-        conditions::CLUSTER_CAPACITY_LOW,
-        "t",
-        "m",
-    );
+    let c = cluster_alert(AlertSeverity::Warning, conditions::CLUSTER_CAPACITY_LOW, "t", "m");
     assert_eq!(
         (c.source_type, c.source_id.as_str()),
         (AlertSourceType::Cluster, "cluster")
@@ -311,13 +265,7 @@ fn helpers_fill_the_source() {
         (s.source_type, s.source_id.as_str()),
         (AlertSourceType::System, "webhooks")
     );
-    let st = storage_alert(
-        "pool-a",
-        AlertSeverity::Info,
-        conditions::STORAGE_LOW,
-        "t",
-        "m",
-    );
+    let st = storage_alert("pool-a", AlertSeverity::Info, conditions::STORAGE_LOW, "t", "m");
     assert_eq!(st.source_type, AlertSourceType::Storage);
 }
 

@@ -54,9 +54,7 @@ type HmacSha256 = Hmac<Sha256>;
 pub fn validate_url(url: &str) -> Result<String, AlertError> {
     let url = url.trim();
     if url.len() > MAX_URL_LEN {
-        return Err(AlertError::InvalidUrl(format!(
-            "longer than {MAX_URL_LEN} characters"
-        )));
+        return Err(AlertError::InvalidUrl(format!("longer than {MAX_URL_LEN} characters")));
     }
     let parsed = reqwest::Url::parse(url).map_err(|e| AlertError::InvalidUrl(e.to_string()))?;
     if !matches!(parsed.scheme(), "http" | "https") {
@@ -171,12 +169,8 @@ impl Default for RetryPolicy {
 impl RetryPolicy {
     /// The wait after failed attempt `attempt` (1-based): initial, 2x, 4x, ... capped.
     pub fn backoff(&self, attempt: u32) -> Duration {
-        let factor = 1u32
-            .checked_shl(attempt.saturating_sub(1))
-            .unwrap_or(u32::MAX);
-        self.initial_backoff
-            .saturating_mul(factor)
-            .min(self.max_backoff)
+        let factor = 1u32.checked_shl(attempt.saturating_sub(1)).unwrap_or(u32::MAX);
+        self.initial_backoff.saturating_mul(factor).min(self.max_backoff)
     }
 }
 
@@ -242,20 +236,12 @@ impl WebhookSender {
 
     /// Delivers `event` (about `alert`, none for a test) to `hook`, retrying per the
     /// policy; returns every attempt.
-    pub async fn deliver(
-        &self,
-        hook: &Webhook,
-        event: WebhookEvent,
-        alert: Option<&Alert>,
-    ) -> DeliveryReport {
+    pub async fn deliver(&self, hook: &Webhook, event: WebhookEvent, alert: Option<&Alert>) -> DeliveryReport {
         let delivery_id = Uuid::now_v7();
         let mut attempts = Vec::new();
         self.deliver_with(hook, event, alert, delivery_id, &mut |d| attempts.push(d))
             .await;
-        DeliveryReport {
-            delivery_id,
-            attempts,
-        }
+        DeliveryReport { delivery_id, attempts }
     }
 
     /// [`deliver`](Self::deliver), handing each attempt's record to `on_attempt` as soon as
@@ -273,12 +259,8 @@ impl WebhookSender {
             let outcome = self.attempt(hook, event, alert, delivery_id).await;
             let last = attempt == self.policy.max_attempts;
             let (status, http_status, error, wait) = match outcome {
-                Outcome::Delivered(code) => {
-                    (WebhookDeliveryStatus::Delivered, Some(code), None, None)
-                }
-                Outcome::Fatal { status, error } => {
-                    (WebhookDeliveryStatus::Failed, status, Some(error), None)
-                }
+                Outcome::Delivered(code) => (WebhookDeliveryStatus::Delivered, Some(code), None, None),
+                Outcome::Fatal { status, error } => (WebhookDeliveryStatus::Failed, status, Some(error), None),
                 Outcome::Retry { status, error, .. } if last => {
                     (WebhookDeliveryStatus::Failed, status, Some(error), None)
                 }
@@ -291,12 +273,7 @@ impl WebhookSender {
                         .policy
                         .backoff(attempt)
                         .max(retry_after.unwrap_or_default().min(self.policy.max_backoff));
-                    (
-                        WebhookDeliveryStatus::Retrying,
-                        status,
-                        Some(error),
-                        Some(wait),
-                    )
+                    (WebhookDeliveryStatus::Retrying, status, Some(error), Some(wait))
                 }
             };
             if status != WebhookDeliveryStatus::Delivered {
@@ -322,13 +299,7 @@ impl WebhookSender {
         }
     }
 
-    async fn attempt(
-        &self,
-        hook: &Webhook,
-        event: WebhookEvent,
-        alert: Option<&Alert>,
-        delivery_id: Uuid,
-    ) -> Outcome {
+    async fn attempt(&self, hook: &Webhook, event: WebhookEvent, alert: Option<&Alert>, delivery_id: Uuid) -> Outcome {
         let now = Utc::now();
         let payload = WebhookPayload {
             event: event.as_str(),
@@ -456,10 +427,7 @@ pub struct WebhookDispatcher {
 impl WebhookDispatcher {
     /// Starts the dispatcher task on the current tokio runtime. It stops when every clone
     /// of the dispatcher is dropped and the queue is drained.
-    pub fn start(
-        sender: WebhookSender,
-        config: DispatcherConfig,
-    ) -> (Self, mpsc::Receiver<WebhookDelivery>) {
+    pub fn start(sender: WebhookSender, config: DispatcherConfig) -> (Self, mpsc::Receiver<WebhookDelivery>) {
         let (jobs, mut rx) = mpsc::channel::<Job>(config.queue.max(1));
         let (log, log_rx) = mpsc::channel(config.log_queue.max(1));
         let limit = Arc::new(Semaphore::new(config.concurrency.max(1)));
@@ -474,13 +442,9 @@ impl WebhookDispatcher {
                 tokio::spawn(async move {
                     let _permit = permit;
                     sender
-                        .deliver_with(
-                            &job.hook,
-                            job.event,
-                            job.alert.as_ref(),
-                            job.delivery_id,
-                            &mut |d| record(&log, d),
-                        )
+                        .deliver_with(&job.hook, job.event, job.alert.as_ref(), job.delivery_id, &mut |d| {
+                            record(&log, d)
+                        })
                         .await;
                 });
             }

@@ -173,6 +173,10 @@ impl Agents {
         self.inner.timing
     }
 
+    fn new_link(&self, node: NodeId, name: &str, info: NodeInfo) -> AgentLink {
+        AgentLink::new(node, name, info, self.inner.timing, self.inner.compute.store.clone())
+    }
+
     fn hosts(&self) -> &Hosts {
         &self.inner.compute.hosts
     }
@@ -228,7 +232,7 @@ impl Agents {
             let mut links = write(&self.inner.links);
             links
                 .entry(node)
-                .or_insert_with(|| Arc::new(AgentLink::new(node, name, info.clone(), self.inner.timing)))
+                .or_insert_with(|| Arc::new(self.new_link(node, name, info.clone())))
                 .clone()
         };
         lock(&link.state).node_info = info;
@@ -256,7 +260,7 @@ impl Agents {
         reg.labels = req.labels.clone().into_iter().collect();
         // attach_node reads the capacity through the Hypervisor trait: a detached link answers
         // node_info from the registration. The real link is installed under the node's id.
-        let probe = Arc::new(AgentLink::new(NodeId::new(), &req.name, info.clone(), self.inner.timing));
+        let probe = Arc::new(self.new_link(NodeId::new(), &req.name, info.clone()));
         let node = self.inner.compute.attach_node(reg, probe).await?;
 
         let mut secret = [0u8; 32];
@@ -355,6 +359,12 @@ impl Agents {
     async fn persist(&self, link: &AgentLink, node: NodeId, req: &pb::HeartbeatRequest, writes: Writes, now: Instant) {
         let compute = &self.inner.compute;
         if writes.node {
+            // HA policies change without a hypervisor call (UpdateVM): pick them up here.
+            let filter = crate::store::VmFilter { node_id: Some(node), ..Default::default() };
+            match compute.store.list_vms(&filter, 1000, "").await {
+                Ok(page) => link.refresh_ha(&page.vms),
+                Err(e) => debug!(node = %node, error = %e, "could not read the node's VMs"),
+            }
             let r = modify_node(compute, node, |n| {
                 n.last_heartbeat = Some(Utc::now());
                 n.usage.cpu_percent = req.cpu_percent;
@@ -484,7 +494,11 @@ struct LinkState {
     /// Removed together with their volumes; kept until the agent reports them gone.
     purge: BTreeMap<VmId, u64>,
     seen: BTreeMap<VmId, Seen>,
-    errors: HashMap<VmId, DriverError>,
+    /// Failures reported per heartbeat: (report number, generation it had applied, VM,
+    /// error). Kept for a while so a waiting command sees a failure even when a later report
+    /// (after a retry) arrived before it looked.
+    failures: std::collections::VecDeque<(u64, u64, VmId, DriverError)>,
+    reports: u64,
     /// The generation the agent's last report had applied.
     observed: u64,
     last_heartbeat: Option<Instant>,
@@ -507,6 +521,7 @@ pub struct AgentLink {
     node: NodeId,
     uri: String,
     timing: AgentTiming,
+    store: crate::store::Store,
     state: Mutex<LinkState>,
     desired_tx: watch::Sender<u64>,
     report_tx: watch::Sender<u64>,
@@ -515,17 +530,19 @@ pub struct AgentLink {
 type Undo = Box<dyn FnOnce(&mut LinkState) + Send>;
 
 impl AgentLink {
-    fn new(node: NodeId, name: &str, info: NodeInfo, timing: AgentTiming) -> Self {
+    fn new(node: NodeId, name: &str, info: NodeInfo, timing: AgentTiming, store: crate::store::Store) -> Self {
         AgentLink {
             node,
             uri: format!("agent://{name}"),
             timing,
+            store,
             state: Mutex::new(LinkState {
                 generation: 1,
                 desired: BTreeMap::new(),
                 purge: BTreeMap::new(),
                 seen: BTreeMap::new(),
-                errors: HashMap::new(),
+                failures: std::collections::VecDeque::new(),
+                reports: 0,
                 observed: 0,
                 last_heartbeat: None,
                 agent_interval: timing.heartbeat_interval,
@@ -563,6 +580,26 @@ impl AgentLink {
     pub fn forget(&self, vm: VmId) {
         let mut st = lock(&self.state);
         if st.desired.remove(&vm).is_some() {
+            st.generation += 1;
+            let g = st.generation;
+            drop(st);
+            self.desired_tx.send_replace(g);
+        }
+    }
+
+    /// Takes the HA flags of the desired domains from their VM records.
+    fn refresh_ha(&self, vms: &[crate::model::Vm]) {
+        let mut st = lock(&self.state);
+        let mut changed = false;
+        for vm in vms {
+            if let Some(w) = st.desired.get_mut(&vm.id)
+                && w.d.ha_protected != vm.spec.ha.enabled
+            {
+                w.d.ha_protected = vm.spec.ha.enabled;
+                changed = true;
+            }
+        }
+        if changed {
             st.generation += 1;
             let g = st.generation;
             drop(st);
@@ -636,13 +673,14 @@ impl AgentLink {
         if req.hypervisor_error.is_empty() {
             st.hypervisor_error = None;
             let mut seen = BTreeMap::new();
-            let mut errors = HashMap::new();
+            st.reports += 1;
+            let (n, observed) = (st.reports, st.observed);
             for d in &req.domains {
                 let Ok(id) = VmId::parse("domains[].vm_id", &d.vm_id) else {
                     continue;
                 };
                 if !d.error.is_empty() {
-                    errors.insert(id, driver_error(&d.error_kind, d.error.clone()));
+                    st.failures.push_back((n, observed, id, driver_error(&d.error_kind, d.error.clone())));
                 }
                 let Some(state) = parse_state(&d.state) else {
                     continue;
@@ -663,7 +701,9 @@ impl AgentLink {
                 );
             }
             st.seen = seen;
-            st.errors = errors;
+            while st.failures.len() > 1024 {
+                st.failures.pop_front();
+            }
             // Purged domains the agent no longer has are gone for good.
             let (observed, seen) = (st.observed, &st.seen);
             let done: Vec<VmId> = st
@@ -739,27 +779,33 @@ impl AgentLink {
         limit: Duration,
         keep_on_timeout: bool,
         prepare: impl FnOnce(&mut LinkState) -> DriverResult<Undo>,
-        done: impl Fn(&LinkState) -> Option<DriverResult<()>>,
+        done: impl Fn(&LinkState) -> bool,
     ) -> DriverResult<()> {
         let mut reports = self.report_tx.subscribe();
         let start = Instant::now();
-        let (generation, undo) = {
+        let (generation, undo, since) = {
             let mut st = lock(&self.state);
             self.check_live(&st, start)?;
             let undo = prepare(&mut st)?;
             st.generation += 1;
             *st.busy.entry(id).or_default() += 1;
-            (st.generation, undo)
+            (st.generation, undo, st.reports)
         };
         self.desired_tx.send_replace(generation);
         let deadline = start + limit;
         let result = loop {
             {
                 let st = lock(&self.state);
-                if st.observed >= generation
-                    && let Some(r) = done(&st)
+                // A failure of a pass that had applied this change, reported since it was made.
+                if let Some((.., e)) = st
+                    .failures
+                    .iter()
+                    .find(|(n, observed, vm, _)| *n > since && *observed >= generation && *vm == id)
                 {
-                    break r;
+                    break Err(e.clone());
+                }
+                if st.observed >= generation && done(&st) {
+                    break Ok(());
                 }
                 let now = Instant::now();
                 if let Err(e) = self.check_live(&st, now) {
@@ -802,10 +848,6 @@ impl AgentLink {
 
     fn seen_state(st: &LinkState, id: VmId) -> Option<DomainState> {
         st.seen.get(&id).map(|s| s.info.state)
-    }
-
-    fn failed(st: &LinkState, id: VmId) -> Option<DriverResult<()>> {
-        st.errors.get(&id).map(|e| Err(e.clone()))
     }
 
     fn require(st: &LinkState, id: VmId) -> DriverResult<()> {
@@ -910,6 +952,9 @@ impl Hypervisor for AgentLink {
         async move {
             spec.validate()?;
             let id = spec.id;
+            // The VM record is written before its domain is defined; its HA policy decides
+            // whether the agent fences this domain.
+            let ha = self.store.get_vm(id).await.is_ok_and(|v| v.spec.ha.enabled);
             self.change(
                 id,
                 self.timing.op_timeout,
@@ -919,17 +964,14 @@ impl Hypervisor for AgentLink {
                         return Err(DriverError::AlreadyExists(format!("domain {id}")));
                     }
                     st.purge.remove(&id);
-                    st.desired.insert(id, Want { d: DesiredDomain::new(spec, false), reboot_seq: 0 });
+                    let mut d = DesiredDomain::new(spec, false);
+                    d.ha_protected = ha;
+                    st.desired.insert(id, Want { d, reboot_seq: 0 });
                     Ok(Box::new(move |st: &mut LinkState| {
                         st.desired.remove(&id);
                     }))
                 },
-                move |st| {
-                    if st.seen.contains_key(&id) {
-                        return Some(Ok(()));
-                    }
-                    Self::failed(st, id)
-                },
+                move |st| st.seen.contains_key(&id),
             )
             .await
         }
@@ -953,7 +995,7 @@ impl Hypervisor for AgentLink {
                         }
                     }))
                 },
-                move |st| Some(Self::failed(st, id).unwrap_or(Ok(()))),
+                |_| true,
             )
             .await
         }
@@ -976,10 +1018,7 @@ impl Hypervisor for AgentLink {
                     }
                     Self::set_running(st, id, true, false)
                 },
-                move |st| match Self::seen_state(st, id) {
-                    Some(DomainState::Running) => Some(Ok(())),
-                    _ => Self::failed(st, id),
-                },
+                move |st| Self::seen_state(st, id) == Some(DomainState::Running),
             )
             .await
         }
@@ -1006,10 +1045,7 @@ impl Hypervisor for AgentLink {
                     }
                     Self::set_running(st, id, false, false)
                 },
-                move |st| match Self::seen_state(st, id) {
-                    Some(s) if !s.is_active() => Some(Ok(())),
-                    _ => Self::failed(st, id),
-                },
+                move |st| Self::seen_state(st, id).is_some_and(|s| !s.is_active()),
             )
             .await
             .map_err(|e| match e {
@@ -1036,10 +1072,7 @@ impl Hypervisor for AgentLink {
                     }
                     Self::set_running(st, id, false, true)
                 },
-                move |st| match Self::seen_state(st, id) {
-                    Some(s) if !s.is_active() => Some(Ok(())),
-                    _ => Self::failed(st, id),
-                },
+                move |st| Self::seen_state(st, id).is_some_and(|s| !s.is_active()),
             )
             .await
         }
@@ -1063,7 +1096,7 @@ impl Hypervisor for AgentLink {
                     // A reboot that was sent cannot be taken back; the undo is empty.
                     Ok(Box::new(|_: &mut LinkState| {}))
                 },
-                move |st| Some(Self::failed(st, id).unwrap_or(Ok(()))),
+                |_| true,
             )
             .await
         }
@@ -1106,12 +1139,7 @@ impl Hypervisor for AgentLink {
                         }
                     }))
                 },
-                move |st| {
-                    if !st.seen.contains_key(&id) {
-                        return Some(Ok(()));
-                    }
-                    Self::failed(st, id)
-                },
+                move |st| !st.seen.contains_key(&id),
             )
             .await
         }

@@ -15,11 +15,7 @@ pub enum AlertSeverity {
 }
 
 impl AlertSeverity {
-    pub const ALL: [AlertSeverity; 3] = [
-        AlertSeverity::Critical,
-        AlertSeverity::Warning,
-        AlertSeverity::Info,
-    ];
+    pub const ALL: [AlertSeverity; 3] = [AlertSeverity::Critical, AlertSeverity::Warning, AlertSeverity::Info];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -111,11 +107,7 @@ pub struct AlertKey {
 
 impl fmt::Display for AlertKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}/{}/{}",
-            self.source_type, self.source_id, self.condition
-        )
+        write!(f, "{}/{}/{}", self.source_type, self.source_id, self.condition)
     }
 }
 
@@ -345,21 +337,12 @@ mod tests {
         for s in AlertSeverity::ALL {
             assert_eq!(AlertSeverity::parse(s.as_str()), Some(s));
             assert_eq!(AlertSeverity::parse(&s.as_str().to_lowercase()), Some(s));
-            assert_eq!(
-                AlertSeverity::parse(&format!("ALERT_SEVERITY_{}", s.as_str())),
-                Some(s)
-            );
-            assert_eq!(
-                serde_json::to_value(s).unwrap(),
-                serde_json::json!(s.as_str())
-            );
+            assert_eq!(AlertSeverity::parse(&format!("ALERT_SEVERITY_{}", s.as_str())), Some(s));
+            assert_eq!(serde_json::to_value(s).unwrap(), serde_json::json!(s.as_str()));
         }
         for t in AlertSourceType::ALL {
             assert_eq!(AlertSourceType::parse(t.as_str()), Some(t));
-            assert_eq!(
-                serde_json::to_value(t).unwrap(),
-                serde_json::json!(t.as_str())
-            );
+            assert_eq!(serde_json::to_value(t).unwrap(), serde_json::json!(t.as_str()));
         }
         assert_eq!(AlertSourceType::parse("node"), Some(AlertSourceType::Host));
         assert_eq!(AlertSourceType::parse("disk"), None);

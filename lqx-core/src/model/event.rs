@@ -287,22 +287,13 @@ mod tests {
         for t in EventType::ALL {
             assert_eq!(EventType::parse(t.as_str()), Some(t));
             assert_eq!(EventType::parse(&t.as_str().to_lowercase()), Some(t));
-            assert_eq!(
-                serde_json::to_value(t).unwrap(),
-                serde_json::json!(t.as_str())
-            );
+            assert_eq!(serde_json::to_value(t).unwrap(), serde_json::json!(t.as_str()));
         }
-        assert_eq!(
-            EventType::parse("state-changed"),
-            Some(EventType::StateChanged)
-        );
+        assert_eq!(EventType::parse("state-changed"), Some(EventType::StateChanged));
         assert_eq!(EventType::parse("nope"), None);
         for r in ResourceType::ALL {
             assert_eq!(ResourceType::parse(r.as_str()), Some(r));
-            assert_eq!(
-                serde_json::to_value(r).unwrap(),
-                serde_json::json!(r.as_str())
-            );
+            assert_eq!(serde_json::to_value(r).unwrap(), serde_json::json!(r.as_str()));
         }
         assert_eq!(ResourceType::parse("VMs"), Some(ResourceType::Vm));
         assert_eq!(ResourceType::parse("nodes"), Some(ResourceType::Node));
@@ -332,43 +323,18 @@ mod tests {
             .event_type(EventType::Stopped)
             .resource_id("vm-1")
             .project(p);
-        assert!(f.matches(&event(
-            EventType::Stopped,
-            ResourceType::Vm,
-            "vm-1",
-            Some(p)
-        )));
-        assert!(f.matches(&event(
-            EventType::Started,
-            ResourceType::Vm,
-            "vm-1",
-            Some(p)
-        )));
+        assert!(f.matches(&event(EventType::Stopped, ResourceType::Vm, "vm-1", Some(p))));
+        assert!(f.matches(&event(EventType::Started, ResourceType::Vm, "vm-1", Some(p))));
         assert!(
-            !f.matches(&event(
-                EventType::Created,
-                ResourceType::Vm,
-                "vm-1",
-                Some(p)
-            )),
+            !f.matches(&event(EventType::Created, ResourceType::Vm, "vm-1", Some(p))),
             "event type"
         );
         assert!(
-            !f.matches(&event(
-                EventType::Started,
-                ResourceType::Node,
-                "vm-1",
-                Some(p)
-            )),
+            !f.matches(&event(EventType::Started, ResourceType::Node, "vm-1", Some(p))),
             "resource type"
         );
         assert!(
-            !f.matches(&event(
-                EventType::Started,
-                ResourceType::Vm,
-                "vm-2",
-                Some(p)
-            )),
+            !f.matches(&event(EventType::Started, ResourceType::Vm, "vm-2", Some(p))),
             "resource id"
         );
         assert!(

@@ -10,12 +10,14 @@
 
 mod auth;
 mod drs;
+mod ha;
 mod kv;
 mod nodes;
 mod vms;
 
 pub use auth::{AuditPage, UserPage};
 pub use drs::RecommendationPage;
+pub use ha::{HaStateRow, JournalEntry, LeaderRow, not_the_leader};
 pub use vms::{VmFilter, VmPage};
 
 use sqlx::any::{AnyPoolOptions, install_default_drivers};

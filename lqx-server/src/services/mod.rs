@@ -1,6 +1,8 @@
 //! gRPC service implementations: decode, authorize (done by the auth layer), call
 //! lqx-core, encode. No business logic here.
 
+pub mod auth;
+pub mod drs;
 pub mod node;
 pub mod vm;
 

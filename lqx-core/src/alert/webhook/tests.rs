@@ -57,10 +57,7 @@ async fn serve(mut stream: TcpStream, status: Option<u16>, seen: Arc<Mutex<Vec<R
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
         .collect();
-    let len: usize = headers
-        .get("content-length")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
+    let len: usize = headers.get("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
     while buf.len() < header_end + len {
         let n = stream.read(&mut chunk).await.unwrap_or(0);
         if n == 0 {
@@ -74,8 +71,7 @@ async fn serve(mut stream: TcpStream, status: Option<u16>, seen: Arc<Mutex<Vec<R
     });
     match status {
         Some(code) => {
-            let resp =
-                format!("HTTP/1.1 {code} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+            let resp = format!("HTTP/1.1 {code} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
             let _ = stream.write_all(resp.as_bytes()).await;
             let _ = stream.shutdown().await;
         }
@@ -125,19 +121,12 @@ async fn delivers_a_signed_payload_the_receiver_can_verify() {
     let sender = WebhookSender::new(fast_policy(3)).unwrap();
     let a = alert(AlertSeverity::Critical);
     let report = sender
-        .deliver(
-            &hook(&url, Some("topsecret")),
-            WebhookEvent::AlertCreated,
-            Some(&a),
-        )
+        .deliver(&hook(&url, Some("topsecret")), WebhookEvent::AlertCreated, Some(&a))
         .await;
     assert!(report.delivered(), "{report:?}");
     assert_eq!(report.attempts.len(), 1);
     let d = report.last().unwrap();
-    assert_eq!(
-        (d.attempt, d.http_status, d.alert_id),
-        (1, Some(200), Some(a.id))
-    );
+    assert_eq!((d.attempt, d.http_status, d.alert_id), (1, Some(200), Some(a.id)));
 
     let got = got.lock().unwrap().clone();
     assert_eq!(got.len(), 1);
@@ -200,13 +189,9 @@ async fn a_failing_first_attempt_is_retried() {
     let got = got.lock().unwrap().clone();
     assert_eq!(got.len(), 2);
     // Same delivery id on the retry (receivers dedupe on it), each attempt signed afresh.
-    assert_eq!(
-        got[0].headers["x-lqx-delivery"],
-        got[1].headers["x-lqx-delivery"]
-    );
+    assert_eq!(got[0].headers["x-lqx-delivery"], got[1].headers["x-lqx-delivery"]);
     for r in &got {
-        let now =
-            DateTime::from_timestamp(r.headers["x-lqx-timestamp"].parse().unwrap(), 0).unwrap();
+        let now = DateTime::from_timestamp(r.headers["x-lqx-timestamp"].parse().unwrap(), 0).unwrap();
         verify_signature(
             b"k",
             &r.headers["x-lqx-timestamp"],
@@ -223,9 +208,7 @@ async fn a_failing_first_attempt_is_retried() {
 async fn gives_up_after_max_attempts_and_never_retries_a_4xx() {
     let (url, got) = receiver(vec![Some(503)]).await;
     let sender = WebhookSender::new(fast_policy(3)).unwrap();
-    let report = sender
-        .deliver(&hook(&url, None), WebhookEvent::Test, None)
-        .await;
+    let report = sender.deliver(&hook(&url, None), WebhookEvent::Test, None).await;
     let statuses: Vec<_> = report.attempts.iter().map(|d| d.status).collect();
     use WebhookDeliveryStatus::*;
     assert_eq!(statuses, vec![Retrying, Retrying, Failed]);
@@ -246,9 +229,7 @@ async fn gives_up_after_max_attempts_and_never_retries_a_4xx() {
     );
 
     let (url, got) = receiver(vec![Some(401)]).await;
-    let report = sender
-        .deliver(&hook(&url, None), WebhookEvent::Test, None)
-        .await;
+    let report = sender.deliver(&hook(&url, None), WebhookEvent::Test, None).await;
     assert_eq!(report.attempts.len(), 1);
     assert_eq!(report.last().unwrap().status, Failed);
     assert_eq!(report.last().unwrap().http_status, Some(401));
@@ -273,10 +254,7 @@ async fn connection_errors_and_timeouts_are_recorded() {
     assert_eq!(report.attempts.len(), 2);
     let err = report.last().unwrap().error.clone().unwrap();
     assert!(err.starts_with("connect error"), "{err}");
-    assert!(
-        !err.contains("127.0.0.1"),
-        "the URL stays out of the log: {err}"
-    );
+    assert!(!err.contains("127.0.0.1"), "the URL stays out of the log: {err}");
 
     let (url, _) = receiver(vec![None]).await;
     let sender = WebhookSender::new(RetryPolicy {
@@ -284,9 +262,7 @@ async fn connection_errors_and_timeouts_are_recorded() {
         ..fast_policy(1)
     })
     .unwrap();
-    let report = sender
-        .deliver(&hook(&url, None), WebhookEvent::Test, None)
-        .await;
+    let report = sender.deliver(&hook(&url, None), WebhookEvent::Test, None).await;
     let last = report.last().unwrap();
     assert_eq!(last.status, WebhookDeliveryStatus::Failed);
     assert_eq!(last.error.as_deref(), Some("timed out after 200ms"));
@@ -295,36 +271,24 @@ async fn connection_errors_and_timeouts_are_recorded() {
 #[tokio::test]
 async fn dispatcher_delivers_in_the_background_and_logs_each_attempt() {
     let (url, got) = receiver(vec![Some(500), Some(204)]).await;
-    let (dispatcher, mut log) = WebhookDispatcher::start(
-        WebhookSender::new(fast_policy(3)).unwrap(),
-        DispatcherConfig::default(),
-    );
+    let (dispatcher, mut log) =
+        WebhookDispatcher::start(WebhookSender::new(fast_policy(3)).unwrap(), DispatcherConfig::default());
     let mut critical_only = hook(&url, Some("k"));
     critical_only.severities = vec![AlertSeverity::Critical];
     let everything = hook(&url, Some("k"));
     let a = alert(AlertSeverity::Warning);
     assert_eq!(
-        dispatcher.notify(
-            &[critical_only, everything.clone()],
-            WebhookEvent::AlertCreated,
-            &a
-        ),
+        dispatcher.notify(&[critical_only, everything.clone()], WebhookEvent::AlertCreated, &a),
         1
     );
     let first = log.recv().await.unwrap();
     let second = log.recv().await.unwrap();
-    assert_eq!(
-        (first.attempt, first.status),
-        (1, WebhookDeliveryStatus::Retrying)
-    );
+    assert_eq!((first.attempt, first.status), (1, WebhookDeliveryStatus::Retrying));
     assert_eq!(
         (second.attempt, second.status, second.http_status),
         (2, WebhookDeliveryStatus::Delivered, Some(204))
     );
-    assert_eq!(
-        (second.webhook_id, second.alert_id),
-        (everything.id, Some(a.id))
-    );
+    assert_eq!((second.webhook_id, second.alert_id), (everything.id, Some(a.id)));
     assert_eq!(got.lock().unwrap().len(), 2);
 }
 
@@ -368,10 +332,7 @@ fn signature_checks_reject_stale_and_malformed_headers() {
     let body = br#"{"event":"webhook.test"}"#;
     let sig = sign(b"k", now.timestamp(), body);
     let ts = now.timestamp().to_string();
-    assert_eq!(
-        verify_signature(b"k", &ts, &sig, body, now, DEFAULT_TOLERANCE),
-        Ok(())
-    );
+    assert_eq!(verify_signature(b"k", &ts, &sig, body, now, DEFAULT_TOLERANCE), Ok(()));
     let later = now + chrono::Duration::seconds(301);
     assert_eq!(
         verify_signature(b"k", &ts, &sig, body, later, DEFAULT_TOLERANCE),

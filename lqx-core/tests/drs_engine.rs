@@ -1,0 +1,610 @@
+//! The DRS engine over a real store (SQLite in a temp dir) and simulated hosts: automation
+//! levels, applying (once, revalidated), clean-up, hysteresis across restarts, the loop.
+//!
+//! Measured usage is written into the VM records as the agents' heartbeats would; time is
+//! an injected clock, so the 24 h clean-up needs no waiting.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use lqx_core::ErrorKind;
+use lqx_core::compute::{Compute, Hosts};
+use lqx_core::driver::sim::SimRegistry;
+use lqx_core::drs::engine::{DrsEngine, EngineOptions};
+use lqx_core::events::{EventBus, EventBusConfig};
+use lqx_core::model::{
+    AutomationLevel, DrsConfig, EventType, ProjectId, RecommendationStatus as St, ResourceType, SubscriptionFilter,
+};
+use lqx_core::store::Store;
+
+/// node-1 runs seven busy VMs (14 of 16 cores in use: 87.5 % > 80 %); the others idle.
+const HOT: &str = "
+nodes:
+  - {name: node-1, cpu_cores: 16, memory_mib: 65536}
+  - {name: node-2, cpu_cores: 16, memory_mib: 65536}
+  - {name: node-3, cpu_cores: 16, memory_mib: 65536}
+vms:
+  - {name: hot-1, node: node-1, cpu_cores: 2, memory_mib: 4096, usage: {cpu_percent: 100, memory_mib: 4096}}
+  - {name: hot-2, node: node-1, cpu_cores: 2, memory_mib: 4096, usage: {cpu_percent: 100, memory_mib: 4096}}
+  - {name: hot-3, node: node-1, cpu_cores: 2, memory_mib: 4096, usage: {cpu_percent: 100, memory_mib: 4096}}
+  - {name: hot-4, node: node-1, cpu_cores: 2, memory_mib: 4096, usage: {cpu_percent: 100, memory_mib: 4096}}
+  - {name: hot-5, node: node-1, cpu_cores: 2, memory_mib: 4096, usage: {cpu_percent: 100, memory_mib: 4096}}
+  - {name: hot-6, node: node-1, cpu_cores: 2, memory_mib: 4096, usage: {cpu_percent: 100, memory_mib: 4096}}
+  - {name: hot-7, node: node-1, cpu_cores: 2, memory_mib: 4096, usage: {cpu_percent: 100, memory_mib: 4096}}
+  - {name: cool-1, node: node-2, cpu_cores: 2, memory_mib: 4096, usage: {cpu_percent: 20, memory_mib: 2048}}
+  - {name: cool-2, node: node-3, cpu_cores: 2, memory_mib: 4096, usage: {cpu_percent: 20, memory_mib: 2048}}
+";
+
+/// HOT plus node-4, which will enter maintenance with one VM on it.
+const HOT_AND_MAINTENANCE: &str = "
+nodes:
+  - {name: node-1, cpu_cores: 16, memory_mib: 65536}
+  - {name: node-2, cpu_cores: 16, memory_mib: 65536}
+  - {name: node-3, cpu_cores: 16, memory_mib: 65536}
+  - {name: node-4, cpu_cores: 16, memory_mib: 65536}
+vms:
+  - {name: hot-1, node: node-1, cpu_cores: 2, memory_mib: 4096, usage: {cpu_percent: 100, memory_mib: 4096}}
+  - {name: hot-2, node: node-1, cpu_cores: 2, memory_mib: 4096, usage: {cpu_percent: 100, memory_mib: 4096}}
+  - {name: hot-3, node: node-1, cpu_cores: 2, memory_mib: 4096, usage: {cpu_percent: 100, memory_mib: 4096}}
+  - {name: hot-4, node: node-1, cpu_cores: 2, memory_mib: 4096, usage: {cpu_percent: 100, memory_mib: 4096}}
+  - {name: hot-5, node: node-1, cpu_cores: 2, memory_mib: 4096, usage: {cpu_percent: 100, memory_mib: 4096}}
+  - {name: hot-6, node: node-1, cpu_cores: 2, memory_mib: 4096, usage: {cpu_percent: 100, memory_mib: 4096}}
+  - {name: hot-7, node: node-1, cpu_cores: 2, memory_mib: 4096, usage: {cpu_percent: 100, memory_mib: 4096}}
+  - {name: cool-1, node: node-2, cpu_cores: 2, memory_mib: 4096, usage: {cpu_percent: 20, memory_mib: 2048}}
+  - {name: cool-2, node: node-3, cpu_cores: 2, memory_mib: 4096, usage: {cpu_percent: 20, memory_mib: 2048}}
+  - {name: maint-1, node: node-4, cpu_cores: 2, memory_mib: 4096, usage: {cpu_percent: 30, memory_mib: 2048}}
+";
+
+/// A settable clock.
+#[derive(Clone)]
+struct TestClock(Arc<Mutex<DateTime<Utc>>>);
+
+impl TestClock {
+    fn new() -> Self {
+        TestClock(Arc::new(Mutex::new(
+            DateTime::from_timestamp(1_750_000_000, 0).unwrap(),
+        )))
+    }
+    fn advance(&self, d: Duration) {
+        let mut t = self.0.lock().unwrap();
+        *t += chrono::Duration::from_std(d).unwrap();
+    }
+    fn clock(&self) -> lqx_core::drs::engine::Clock {
+        let t = self.0.clone();
+        Arc::new(move || *t.lock().unwrap())
+    }
+}
+
+struct Env {
+    _dir: tempfile::TempDir,
+    compute: Compute,
+    _sims: SimRegistry,
+    clock: TestClock,
+}
+
+impl Env {
+    async fn new(yaml: &str) -> Env {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("lqx.db").to_str().unwrap()).await.unwrap();
+        let compute = Compute::new(store, Hosts::default(), EventBus::new(EventBusConfig::default()));
+        let sims = SimRegistry::new();
+        let snap = lqx_core::cluster_file::parse(yaml).unwrap();
+        lqx_core::compute::sim::load_cluster(&compute, &sims, &snap)
+            .await
+            .unwrap();
+        // Measured usage, as the agents' heartbeats would report it.
+        for v in &snap.vms {
+            if let Some(u) = v.usage {
+                let mut vm = compute.get_vm(&v.name, ProjectId::DEFAULT).await.unwrap();
+                vm.status.cpu_usage_percent = u.cpu_percent;
+                vm.status.memory_used_mib = u.memory_used_mib;
+                compute.store.update_vm(&vm).await.unwrap();
+            }
+        }
+        Env {
+            _dir: dir,
+            compute,
+            _sims: sims,
+            clock: TestClock::new(),
+        }
+    }
+
+    fn options(&self) -> EngineOptions {
+        EngineOptions {
+            clock: self.clock.clock(),
+            ..EngineOptions::default()
+        }
+    }
+
+    async fn engine(&self, level: AutomationLevel) -> DrsEngine {
+        DrsEngine::open(self.compute.clone(), config(level), self.options())
+            .await
+            .unwrap()
+    }
+
+    async fn node_of(&self, vm: &str) -> String {
+        let v = self.compute.get_vm(vm, ProjectId::DEFAULT).await.unwrap();
+        let n = v.status.node_id.unwrap();
+        self.compute.get_node(&n.to_string()).await.unwrap().name
+    }
+
+    fn migrations_since(&self, seq: u64) -> usize {
+        let f = SubscriptionFilter::all()
+            .resource_type(ResourceType::Vm)
+            .event_type(EventType::Migrated);
+        self.compute.events.recent(&f, seq, 10_000).len()
+    }
+}
+
+/// Hold count 1, so one run acts on what it sees.
+fn config(level: AutomationLevel) -> DrsConfig {
+    DrsConfig {
+        automation_level: level,
+        hysteresis_hold_count: 1,
+        ..DrsConfig::default()
+    }
+}
+
+#[tokio::test]
+async fn manual_mode_keeps_recommendations_pending_and_does_not_duplicate_them() {
+    let env = Env::new(HOT).await;
+    let engine = env.engine(AutomationLevel::Manual).await;
+    let seq = env.compute.events.last_sequence();
+    let first = engine.run_once().await.unwrap();
+    assert!(!first.recommendations.is_empty(), "{:?}", first.summary);
+    assert!(first.summary.imbalance_before > first.summary.imbalance_after);
+    for r in &first.recommendations {
+        assert_eq!(r.status, St::Pending);
+        assert_eq!(r.source_node_name, "node-1");
+        assert_ne!(r.target_node_name, "node-1");
+        assert!(r.vm_name.starts_with("hot-"), "{}", r.vm_name);
+        assert_eq!(
+            env.node_of(&r.vm_name).await,
+            "node-1",
+            "manual mode must not move anything"
+        );
+    }
+    assert_eq!(env.migrations_since(seq), 0);
+    let created = SubscriptionFilter::all()
+        .resource_type(ResourceType::Drs)
+        .event_type(EventType::Created);
+    assert_eq!(
+        env.compute.events.recent(&created, seq, 100).len(),
+        first.recommendations.len()
+    );
+
+    // The cluster did not change: the same recommendations are kept, none added.
+    for _ in 0..5 {
+        env.clock.advance(Duration::from_secs(300));
+        let again = engine.run_once().await.unwrap();
+        assert_eq!(again.summary.created, 0, "{:?}", again.summary);
+        assert_eq!(again.summary.expired, 0);
+        let ids: Vec<_> = again.recommendations.iter().map(|r| r.id).collect();
+        let first_ids: Vec<_> = first.recommendations.iter().map(|r| r.id).collect();
+        assert_eq!(ids, first_ids);
+    }
+    let status = engine.status().await.unwrap();
+    assert_eq!(status.pending as usize, first.recommendations.len());
+    assert_eq!(status.applying, 0);
+    assert!(status.last_run.is_some());
+    let page = engine.list(Some(St::Pending), 0, "").await.unwrap();
+    assert_eq!(page.recommendations.len(), first.recommendations.len());
+}
+
+#[tokio::test]
+async fn partial_applies_only_mandatory_moves() {
+    let env = Env::new(HOT_AND_MAINTENANCE).await;
+    env.compute.enter_maintenance("node-4", false).await.unwrap();
+    let engine = env.engine(AutomationLevel::Partial).await;
+    let report = engine.run_once().await.unwrap();
+    let evac: Vec<_> = report.recommendations.iter().filter(|r| r.mandatory).collect();
+    let relief: Vec<_> = report.recommendations.iter().filter(|r| !r.mandatory).collect();
+    assert_eq!(evac.len(), 1, "{:?}", report.recommendations);
+    assert_eq!(evac[0].vm_name, "maint-1");
+    assert_eq!(evac[0].status, St::Applied);
+    assert_eq!(evac[0].applied_by.as_deref(), Some("drs (automation partial)"));
+    assert!(evac[0].applied_at.is_some());
+    assert_ne!(env.node_of("maint-1").await, "node-4");
+    assert!(!relief.is_empty());
+    for r in relief {
+        assert_eq!(r.status, St::Pending, "{r:?}");
+        assert_eq!(env.node_of(&r.vm_name).await, "node-1");
+    }
+    assert_eq!(report.summary.applied, 1);
+}
+
+#[tokio::test]
+async fn full_applies_everything_and_then_the_cluster_stays_put() {
+    let env = Env::new(HOT_AND_MAINTENANCE).await;
+    env.compute.enter_maintenance("node-4", false).await.unwrap();
+    let engine = env.engine(AutomationLevel::Full).await;
+    let seq = env.compute.events.last_sequence();
+    let report = engine.run_once().await.unwrap();
+    assert!(report.recommendations.len() >= 2, "{:?}", report.recommendations);
+    for r in &report.recommendations {
+        assert_eq!(r.status, St::Applied, "{r:?}");
+        assert_eq!(env.node_of(&r.vm_name).await, r.target_node_name);
+    }
+    assert_eq!(env.migrations_since(seq), report.recommendations.len());
+    assert_ne!(env.node_of("maint-1").await, "node-4");
+
+    // Each round moves at most `max_concurrent_migrations_per_host` VMs per host, so
+    // balancing may take a few more rounds; then the cluster is stationary: ten more runs
+    // recommend nothing.
+    let mut moved = report.recommendations.len();
+    let mut rounds = 1;
+    loop {
+        env.clock.advance(Duration::from_secs(300));
+        let next = engine.run_once().await.unwrap();
+        if next.recommendations.is_empty() {
+            break;
+        }
+        assert!(
+            next.recommendations.iter().all(|r| r.status == St::Applied),
+            "{:?}",
+            next.recommendations
+        );
+        moved += next.recommendations.len();
+        rounds += 1;
+        assert!(rounds <= 5, "no convergence after 5 rounds");
+    }
+    let after = engine.run_once().await.unwrap().plan.before;
+    assert!(after.max_cpu_percent <= 80.0, "{after:?}");
+    for i in 0..10 {
+        env.clock.advance(Duration::from_secs(300));
+        let again = engine.run_once().await.unwrap();
+        assert!(again.recommendations.is_empty(), "run {i}: {:?}", again.recommendations);
+        assert_eq!(again.summary.created, 0);
+    }
+    assert_eq!(env.migrations_since(seq), moved);
+}
+
+#[tokio::test]
+async fn applying_twice_migrates_once() {
+    let env = Env::new(HOT).await;
+    let engine = env.engine(AutomationLevel::Manual).await;
+    let recs = engine.run_once().await.unwrap().recommendations;
+    assert!(!recs.is_empty());
+    let id = recs[0].id;
+    let seq = env.compute.events.last_sequence();
+    let (a, b) = tokio::join!(
+        engine.apply(id, "alice", None, true),
+        engine.apply(id, "bob", None, true)
+    );
+    let (ok, err) = match (a, b) {
+        (Ok(r), Err(e)) | (Err(e), Ok(r)) => (r, e),
+        other => panic!("exactly one apply must win: {other:?}"),
+    };
+    assert_eq!(ok.status, St::Applied);
+    assert_eq!(err.kind, ErrorKind::FailedPrecondition);
+    assert!(err.message.contains("already"), "{}", err.message);
+    assert_eq!(env.migrations_since(seq), 1);
+    assert_eq!(env.node_of(&recs[0].vm_name).await, recs[0].target_node_name);
+
+    // Once applied, applying again is refused and migrates nothing.
+    let again = engine.apply(id, "alice", None, true).await.unwrap_err();
+    assert_eq!(again.kind, ErrorKind::FailedPrecondition);
+    assert!(again.message.contains("already APPLIED"), "{}", again.message);
+    assert_eq!(env.migrations_since(seq), 1);
+}
+
+#[tokio::test]
+async fn a_retry_with_the_same_request_id_returns_the_recommendation() {
+    let env = Env::new(HOT).await;
+    let engine = env.engine(AutomationLevel::Manual).await;
+    let recs = engine.run_once().await.unwrap().recommendations;
+    let id = recs[0].id;
+    let seq = env.compute.events.last_sequence();
+    let first = engine.apply(id, "alice", Some("req-1"), true).await.unwrap();
+    assert_eq!(first.status, St::Applied);
+    let retry = engine.apply(id, "alice", Some("req-1"), true).await.unwrap();
+    assert_eq!(retry.id, id);
+    assert_eq!(retry.status, St::Applied);
+    assert_eq!(env.migrations_since(seq), 1);
+    if let Some(other) = recs.get(1) {
+        let e = engine.apply(other.id, "alice", Some("req-1"), true).await.unwrap_err();
+        assert_eq!(e.kind, ErrorKind::InvalidArgument);
+    }
+}
+
+#[tokio::test]
+async fn background_apply_answers_applying_and_ends_applied() {
+    let env = Env::new(HOT).await;
+    let engine = env.engine(AutomationLevel::Manual).await;
+    let recs = engine.run_once().await.unwrap().recommendations;
+    let id = recs[0].id;
+    let approved = engine.approve(id, "alice").await.unwrap();
+    assert_eq!(approved.status, St::Approved);
+    assert_eq!(approved.approved_by.as_deref(), Some("alice"));
+    assert!(approved.approved_at.is_some());
+    let mut events = env
+        .compute
+        .events
+        .subscribe(
+            SubscriptionFilter::all()
+                .resource_type(ResourceType::Drs)
+                .resource_id(id.to_string()),
+            None,
+        )
+        .unwrap();
+    let r = engine.apply(id, "alice", None, false).await.unwrap();
+    assert!(matches!(r.status, St::Applying | St::Applied), "{r:?}");
+    // Follow the events to the end of the migration.
+    let done = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            match events.recv().await {
+                Some(lqx_core::events::SubscriptionItem::Event(e)) if e.event_type == EventType::Applied => break,
+                Some(_) => {}
+                None => panic!("event stream ended"),
+            }
+        }
+    })
+    .await;
+    assert!(done.is_ok(), "no APPLIED event");
+    let r = engine.get(id).await.unwrap();
+    assert_eq!(r.status, St::Applied);
+    assert_eq!(r.applied_by.as_deref(), Some("alice"));
+    assert_eq!(env.node_of(&r.vm_name).await, r.target_node_name);
+}
+
+#[tokio::test]
+async fn revalidation_fails_deleted_moved_and_no_longer_fitting() {
+    let env = Env::new(HOT).await;
+    let engine = env.engine(AutomationLevel::Manual).await;
+    let recs = engine.run_once().await.unwrap().recommendations;
+    assert!(recs.len() >= 2, "{recs:?}");
+
+    // Deleted.
+    let r = &recs[0];
+    env.compute
+        .delete_vm(&r.vm_name, ProjectId::DEFAULT, true)
+        .await
+        .unwrap();
+    let e = engine.apply(r.id, "alice", None, true).await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::FailedPrecondition);
+    assert!(e.message.contains("deleted"), "{}", e.message);
+    let got = engine.get(r.id).await.unwrap();
+    assert_eq!(got.status, St::Failed);
+    assert!(got.failure_reason.unwrap().contains("deleted"));
+
+    // Moved by hand to a node other than the target.
+    let r = &recs[1];
+    let elsewhere = ["node-2", "node-3"]
+        .into_iter()
+        .find(|n| *n != r.target_node_name)
+        .unwrap();
+    env.compute
+        .migrate_vm(&r.vm_name, ProjectId::DEFAULT, Some(elsewhere), false)
+        .await
+        .unwrap();
+    let e = engine.apply(r.id, "alice", None, true).await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::FailedPrecondition);
+    assert!(e.message.contains("moved"), "{}", e.message);
+    assert_eq!(engine.get(r.id).await.unwrap().status, St::Failed);
+    assert_eq!(env.node_of(&r.vm_name).await, elsewhere);
+
+    // The target filled up: a run makes fresh recommendations, then a big VM takes the
+    // target's memory before one is applied.
+    env.clock.advance(Duration::from_secs(300));
+    let recs = engine.run_once().await.unwrap().recommendations;
+    let Some(r) = recs.iter().find(|r| r.status == St::Pending) else {
+        panic!("no fresh recommendation: {recs:?}")
+    };
+    let target = env.compute.get_node(&r.target_node_name).await.unwrap();
+    let used: u64 = env
+        .compute
+        .store
+        .all_vms()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|v| v.status.node_id == Some(target.id))
+        .map(|v| v.spec.memory_mib)
+        .sum();
+    let free = target.allocatable.memory_mib - used;
+    let filler = lqx_core::compute::CreateVm {
+        name: "filler".into(),
+        project_id: ProjectId::DEFAULT,
+        description: String::new(),
+        labels: Default::default(),
+        spec: lqx_core::model::VmSpec {
+            cpu_cores: 1,
+            memory_mib: free - 1024,
+            disks: vec![],
+            nics: vec![],
+            ha: Default::default(),
+            placement: Default::default(),
+        },
+        node: Some(target.id),
+        start: false,
+        request_id: None,
+    };
+    env.compute.create_vm(filler).await.unwrap();
+    let e = engine.apply(r.id, "alice", None, true).await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::FailedPrecondition);
+    assert!(e.message.contains("no longer fits"), "{}", e.message);
+    assert_eq!(engine.get(r.id).await.unwrap().status, St::Failed);
+    assert_eq!(env.node_of(&r.vm_name).await, r.source_node_name);
+}
+
+#[tokio::test]
+async fn stale_and_unknown_recommendations_are_refused() {
+    let env = Env::new(HOT).await;
+    let engine = env.engine(AutomationLevel::Manual).await;
+    let recs = engine.run_once().await.unwrap().recommendations;
+    let id = recs[0].id;
+    let rejected = engine.reject(id, "alice", "not now").await.unwrap();
+    assert_eq!(rejected.status, St::Rejected);
+    assert_eq!(rejected.failure_reason.as_deref(), Some("rejected by alice: not now"));
+    for e in [
+        engine.apply(id, "alice", None, true).await.unwrap_err(),
+        engine.approve(id, "alice").await.unwrap_err(),
+    ] {
+        assert_eq!(e.kind, ErrorKind::FailedPrecondition);
+        assert!(e.message.contains("REJECTED"), "{}", e.message);
+    }
+    let unknown = lqx_core::model::RecommendationId::new();
+    assert_eq!(
+        engine.apply(unknown, "alice", None, true).await.unwrap_err().kind,
+        ErrorKind::NotFound
+    );
+    assert_eq!(engine.get(unknown).await.unwrap_err().kind, ErrorKind::NotFound);
+
+    // A rejected move is not recommended again while... it is: the next run plans it
+    // afresh as a new PENDING recommendation (the rejected one stays as history).
+    env.clock.advance(Duration::from_secs(300));
+    let again = engine.run_once().await.unwrap();
+    assert!(again.recommendations.iter().all(|r| r.id != id));
+    assert_eq!(engine.get(id).await.unwrap().status, St::Rejected);
+}
+
+#[tokio::test]
+async fn open_recommendations_expire_after_24h_and_finished_ones_are_deleted() {
+    let env = Env::new(HOT).await;
+    let engine = env.engine(AutomationLevel::Manual).await;
+    let recs = engine.run_once().await.unwrap().recommendations;
+    assert!(recs.len() >= 2, "{recs:?}");
+    engine.approve(recs[1].id, "alice").await.unwrap();
+
+    env.clock.advance(Duration::from_secs(23 * 3600));
+    assert_eq!(engine.cleanup().await.unwrap(), 0, "nothing is 24 h old yet");
+
+    env.clock.advance(Duration::from_secs(2 * 3600));
+    // Applying one that is past 24 h expires it on the spot.
+    let e = engine.apply(recs[0].id, "alice", None, true).await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::FailedPrecondition);
+    assert!(e.message.contains("24 h"), "{}", e.message);
+    assert_eq!(engine.get(recs[0].id).await.unwrap().status, St::Expired);
+    // The clean-up expires the rest, approved ones too.
+    let expired = engine.cleanup().await.unwrap();
+    assert_eq!(expired, recs.len() - 1);
+    for r in &recs {
+        let got = engine.get(r.id).await.unwrap();
+        assert_eq!(got.status, St::Expired);
+        assert!(got.failure_reason.is_some());
+    }
+    // 24 h after they finished, they are gone.
+    env.clock.advance(Duration::from_secs(25 * 3600));
+    engine.cleanup().await.unwrap();
+    for r in &recs {
+        assert_eq!(engine.get(r.id).await.unwrap_err().kind, ErrorKind::NotFound);
+    }
+}
+
+#[tokio::test]
+async fn hysteresis_state_and_config_survive_a_restart() {
+    let env = Env::new(HOT).await;
+    let held = DrsConfig {
+        hysteresis_hold_count: 2,
+        ..DrsConfig::default()
+    };
+    let engine = DrsEngine::open(env.compute.clone(), held.clone(), env.options())
+        .await
+        .unwrap();
+    let first = engine.run_once().await.unwrap();
+    assert!(
+        first.recommendations.is_empty(),
+        "hold count 2: the first sighting only counts"
+    );
+    drop(engine);
+
+    // A new engine (a restart) remembers the first sighting.
+    let engine = DrsEngine::open(env.compute.clone(), held.clone(), env.options())
+        .await
+        .unwrap();
+    env.clock.advance(Duration::from_secs(300));
+    let second = engine.run_once().await.unwrap();
+    assert!(!second.recommendations.is_empty());
+
+    // A stored config wins over the file's on the next start.
+    let stored = DrsConfig {
+        threshold_cpu: 70.0,
+        ..held.clone()
+    };
+    engine.update_config(stored.clone()).await.unwrap();
+    let bad = DrsConfig {
+        migration_threshold: 9,
+        ..held.clone()
+    };
+    assert_eq!(
+        engine.update_config(bad).await.unwrap_err().kind,
+        ErrorKind::InvalidArgument
+    );
+    let engine = DrsEngine::open(env.compute.clone(), held, env.options()).await.unwrap();
+    assert_eq!(engine.config(), stored);
+}
+
+#[tokio::test]
+async fn disabled_or_not_leader_does_not_run() {
+    let env = Env::new(HOT).await;
+    let engine = DrsEngine::open(
+        env.compute.clone(),
+        DrsConfig {
+            enabled: false,
+            ..config(AutomationLevel::Manual)
+        },
+        env.options(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(engine.run_once().await.unwrap_err().kind, ErrorKind::FailedPrecondition);
+
+    let (_tx, rx) = tokio::sync::watch::channel(false);
+    let opts = EngineOptions {
+        leader: Some(rx),
+        ..env.options()
+    };
+    let follower = DrsEngine::open(env.compute.clone(), config(AutomationLevel::Manual), opts)
+        .await
+        .unwrap();
+    assert!(!follower.is_leader());
+    assert_eq!(follower.run_once().await.unwrap_err().kind, ErrorKind::Unavailable);
+    assert!(engine.list(None, 0, "").await.unwrap().recommendations.is_empty());
+}
+
+#[tokio::test]
+async fn the_loop_runs_every_interval_while_leader() {
+    let env = Env::new(HOT).await;
+    let cfg = DrsConfig {
+        interval: Duration::from_secs(1),
+        ..config(AutomationLevel::Manual)
+    };
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let opts = EngineOptions {
+        leader: Some(rx),
+        sample_interval: Duration::from_millis(200),
+        ..env.options()
+    };
+    let engine = DrsEngine::open(env.compute.clone(), cfg, opts).await.unwrap();
+    let mut events = env
+        .compute
+        .events
+        .subscribe(
+            SubscriptionFilter::all()
+                .resource_type(ResourceType::Drs)
+                .event_type(EventType::Created),
+            None,
+        )
+        .unwrap();
+    let task = engine.spawn();
+    // A follower: no run in three intervals.
+    let idle = tokio::time::timeout(Duration::from_secs(3), events.recv()).await;
+    assert!(idle.is_err(), "a follower must not run: {idle:?}");
+    tx.send(true).unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(10), events.recv()).await;
+    assert!(
+        matches!(got, Ok(Some(lqx_core::events::SubscriptionItem::Event(_)))),
+        "{got:?}"
+    );
+    assert!(engine.status().await.unwrap().last_run.is_some());
+    assert!(
+        !engine
+            .list(Some(St::Pending), 0, "")
+            .await
+            .unwrap()
+            .recommendations
+            .is_empty()
+    );
+    task.abort();
+}

@@ -1,0 +1,168 @@
+//! `lqx-server agent`: the node agent's command line. Parses flags, connects libvirt and the
+//! control plane, and runs `lqx_core::agent::Agent` until SIGINT/SIGTERM.
+
+use anyhow::Context;
+use lqx_core::agent::{Agent, AgentOptions, GrpcControlPlane};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(clap::Args, Clone)]
+pub struct AgentArgs {
+    /// Control plane URL (http://host:8080 or https://host:8443).
+    #[arg(long, env = "LQX_CONTROL_PLANE")]
+    pub control_plane: String,
+    /// One-time join token (`lqx node join-token`); only needed for the first start. Prefer
+    /// LQX_JOIN_TOKEN or --join-token-file: flags are visible in the process list.
+    #[arg(long, env = "LQX_JOIN_TOKEN", hide_env_values = true)]
+    pub join_token: Option<String>,
+    /// File holding the join token.
+    #[arg(long, env = "LQX_JOIN_TOKEN_FILE", conflicts_with = "join_token")]
+    pub join_token_file: Option<PathBuf>,
+    /// libvirt URI of this host.
+    #[arg(long, env = "LQX_LIBVIRT_URI", default_value = "qemu:///system")]
+    pub libvirt: String,
+    /// Where the node identity and the last desired state are kept.
+    #[arg(long, env = "LQX_AGENT_DATA_DIR", default_value = "/var/lib/lqx-agent")]
+    pub data_dir: PathBuf,
+    /// Node name [default: the host name].
+    #[arg(long, env = "LQX_NODE_NAME")]
+    pub name: Option<String>,
+    /// Address the control plane and peers reach this host at.
+    #[arg(long, env = "LQX_MANAGEMENT_ADDRESS", default_value = "")]
+    pub management_address: String,
+    /// Node label KEY=VALUE (repeatable).
+    #[arg(long = "label", value_parser = parse_label)]
+    pub labels: Vec<(String, String)>,
+    /// Heartbeat period [default: the control plane's, 2s].
+    #[arg(long, env = "LQX_HEARTBEAT_INTERVAL", value_parser = humantime::parse_duration)]
+    pub heartbeat_interval: Option<Duration>,
+    /// ACPI shutdown timeout before a domain that should stop is powered off.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    pub stop_timeout: Duration,
+    /// CA certificate (PEM) to verify an https control plane with, besides the system roots.
+    #[arg(long, env = "LQX_CA_CERT")]
+    pub ca_cert: Option<PathBuf>,
+    /// Log format.
+    #[arg(long, env = "LQX_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: crate::config::LogFormat,
+}
+
+impl std::fmt::Debug for AgentArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentArgs")
+            .field("control_plane", &self.control_plane)
+            .field("join_token", &self.join_token.as_ref().map(|_| "<redacted>"))
+            .field("libvirt", &self.libvirt)
+            .field("data_dir", &self.data_dir)
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+fn parse_label(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("{s:?} is not KEY=VALUE"))
+}
+
+fn init_logging(format: crate::config::LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("LQX_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,h2=warn,hyper=warn,tower=warn"));
+    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match format {
+        crate::config::LogFormat::Json => b.json().try_init(),
+        crate::config::LogFormat::Text => b.try_init(),
+    };
+}
+
+/// The gRPC channel to the control plane; reconnects by itself (lazily).
+fn channel(args: &AgentArgs) -> anyhow::Result<tonic::transport::Channel> {
+    let mut ep = tonic::transport::Endpoint::from_shared(args.control_plane.clone())
+        .with_context(|| format!("{:?} is not a URL", args.control_plane))?
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(15))
+        .http2_keep_alive_interval(Duration::from_secs(20))
+        .keep_alive_while_idle(true);
+    if args.control_plane.starts_with("https://") {
+        let mut tls = tonic::transport::ClientTlsConfig::new().with_enabled_roots();
+        if let Some(ca) = &args.ca_cert {
+            let pem = std::fs::read(ca).with_context(|| format!("reading {}", ca.display()))?;
+            tls = tls.ca_certificate(tonic::transport::Certificate::from_pem(pem));
+        }
+        ep = ep.tls_config(tls).context("TLS configuration")?;
+    } else if args.ca_cert.is_some() {
+        anyhow::bail!("--ca-cert needs an https:// control plane URL");
+    }
+    Ok(ep.connect_lazy())
+}
+
+pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
+    init_logging(args.log_format);
+    let join_token = match (&args.join_token, &args.join_token_file) {
+        (Some(t), _) => Some(t.trim().to_string()),
+        (None, Some(f)) => Some(
+            std::fs::read_to_string(f)
+                .with_context(|| format!("reading the join token from {}", f.display()))?
+                .trim()
+                .to_string(),
+        ),
+        (None, None) => None,
+    };
+    let hv = lqx_core::driver::connect(&args.libvirt)
+        .await
+        .with_context(|| format!("connecting to libvirt at {}", args.libvirt))?;
+    let cp = Arc::new(GrpcControlPlane::new(channel(&args)?));
+    let mut opts = AgentOptions::new(&args.data_dir);
+    opts.name = args.name.clone().unwrap_or_default();
+    opts.join_token = join_token;
+    opts.management_address = args.management_address.clone();
+    opts.labels = args.labels.iter().cloned().collect();
+    opts.heartbeat_interval = args.heartbeat_interval;
+    opts.stop_timeout = args.stop_timeout;
+    tracing::info!(control_plane = %args.control_plane, libvirt = %args.libvirt, data_dir = %args.data_dir.display(), "lqx agent starting");
+    Agent::new(opts, cp, hv)
+        .run(shutdown_signal())
+        .await
+        .map_err(|e| anyhow::Error::new(e))?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}
+
+/// Entry point of `lqx-server agent`.
+pub fn main(args: AgentArgs) -> std::process::ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(args)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

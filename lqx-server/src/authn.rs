@@ -1,0 +1,181 @@
+//! The auth layer in front of every RPC of both protocols (called from `Api::handle`):
+//! credential check and the RBAC table (`AuthService::admit`), the `Principal` and the
+//! request's `AuditNote` put into the request extensions, and the one audit entry of every
+//! mutating RPC written once the answer is known. Also the start-up of the auth service:
+//! table completeness, signing key, bootstrap admin.
+
+use crate::config::Config;
+use crate::gateway;
+use crate::server::{Api, ClientAddr};
+use axum::body::Body;
+use http::{HeaderValue, Request, Response, header};
+use lqx_core::auth::audit::{self, AuditNote};
+use lqx_core::auth::service::{BootstrapPassword, Bootstrapped, DEV_ADMIN_PASSWORD};
+use lqx_core::auth::{AuthService, Secret, SigningKey, rbac};
+use lqx_core::model::Actor;
+use lqx_core::store::{Backend, Store};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Longest wait for an audit write before the answer goes out anyway (the write goes on).
+const AUDIT_WAIT: Duration = Duration::from_millis(500);
+/// The environment variable that gives the bootstrap admin's password.
+pub const BOOTSTRAP_PASSWORD_ENV: &str = "LQX_BOOTSTRAP_ADMIN_PASSWORD";
+
+/// Authenticates, authorizes, dispatches and audits one request.
+pub async fn guard(
+    api: Arc<Api>,
+    mut req: Request<hyper::body::Incoming>,
+    path: &str,
+    content_type: &str,
+    grpc: bool,
+) -> Response<Body> {
+    let auth = api.auth.clone();
+    let time = auth.now();
+    let request_id = audit::request_id(req.headers().get("x-request-id").and_then(|v| v.to_str().ok()));
+    let client = req.extensions().get::<ClientAddr>().map(|c| c.0.ip().to_string()).unwrap_or_default();
+    // A header that is not even ASCII is garbage, not "no credential".
+    let authorization = req.headers().get(header::AUTHORIZATION).map(|v| v.to_str().unwrap_or("\u{fffd}").to_string());
+    let note = AuditNote::default();
+    req.extensions_mut().insert(note.clone());
+
+    let (mut resp, actor, refusal) = match auth.admit(path, authorization.as_deref()).await {
+        Ok(admission) => {
+            let actor = admission.principal.as_ref().map(|p| p.actor());
+            if let Some(p) = admission.principal {
+                tracing::debug!(user = %p.username, method = %path, "admitted");
+                req.extensions_mut().insert(p);
+            }
+            (api.clone().dispatch(req, path, content_type, grpc).await, actor, None)
+        }
+        Err(e) => {
+            let msg = e.message.clone();
+            if e.kind == lqx_core::ErrorKind::Internal {
+                tracing::error!(method = %path, "credential check failed");
+            }
+            (refusal(e, grpc), None, Some(msg))
+        }
+    };
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        resp.headers_mut().insert("x-request-id", v);
+    }
+    if audit::is_audited(path) {
+        let entry = audit::entry(audit::Finished {
+            time,
+            method_path: path,
+            actor: actor.unwrap_or(Actor::Anonymous { claimed: None }),
+            code: crate::server::result_code(&resp, grpc),
+            refusal: refusal.as_deref(),
+            client_address: client,
+            request_id,
+            note: note.fields(),
+        });
+        let write = tokio::spawn(async move {
+            if let Err(e) = auth.record_audit(&entry).await {
+                tracing::error!(error = %e, action = %entry.action, request_id = %entry.request_id, "writing the audit entry failed");
+            }
+        });
+        // Normally the entry is stored before the answer leaves (a client that reads the
+        // audit log right after sees it); a slow database delays the answer at most this.
+        let _ = tokio::time::timeout(AUDIT_WAIT, write).await;
+    }
+    resp
+}
+
+/// The answer to a request the auth layer refused, in the request's protocol.
+fn refusal(e: lqx_core::Error, grpc: bool) -> Response<Body> {
+    let unauthenticated = e.kind == lqx_core::ErrorKind::Unauthenticated;
+    let status = crate::status::to_status(e);
+    let mut r = if grpc {
+        let mut r = Response::new(Body::empty());
+        r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+        let _ = status.add_header(r.headers_mut());
+        r
+    } else {
+        gateway::status_response(&status)
+    };
+    if unauthenticated && !grpc {
+        r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    }
+    r
+}
+
+/// Every RPC declared in proto/ (a superset of those served) must be in the RBAC table.
+pub fn check_table() -> anyhow::Result<()> {
+    rbac::check_complete(&rbac::declared_method_paths()).map_err(|missing| {
+        anyhow::anyhow!(
+            "refusing to start: these RPCs are missing from the authorization table (lqx-core auth/rbac.rs): {}",
+            missing.join(", ")
+        )
+    })
+}
+
+/// The signing key: the configured file; else with PostgreSQL the key shared by all
+/// replicas through the database; else `<data_dir>/jwt.key` (generated at first start).
+async fn signing_key(config: &Config, store: &Store) -> anyhow::Result<SigningKey> {
+    if let Some(path) = &config.auth.signing_key_file {
+        return Ok(SigningKey::load(path)?);
+    }
+    match store.backend() {
+        Backend::Postgres => Ok(lqx_core::auth::service::shared_signing_key(store).await?),
+        Backend::Sqlite => Ok(SigningKey::load_or_generate(&config.data_dir)?),
+    }
+}
+
+/// Builds the auth service: checks the table, loads the key, creates the first admin on
+/// an empty store (printing its password once when it was not given).
+pub async fn start(config: &Config, store: &Store, dev: bool) -> anyhow::Result<Arc<AuthService>> {
+    check_table()?;
+    lqx_core::auth::install_crypto_provider();
+    let key = signing_key(config, store).await?;
+    let auth = Arc::new(AuthService::new(store.clone(), &key, config.auth.settings()));
+    let loopback = config.listen.ip().is_loopback();
+    let source = match std::env::var(BOOTSTRAP_PASSWORD_ENV) {
+        Ok(p) if !p.is_empty() => BootstrapPassword::Given(Secret::new(p)),
+        _ if dev && loopback => BootstrapPassword::Dev,
+        _ => {
+            if dev {
+                tracing::warn!("--dev on a non-loopback address: the admin gets a random password, not the development one");
+            }
+            BootstrapPassword::Generated
+        }
+    };
+    if let Some(b) = auth.bootstrap_admin(source, &config.data_dir).await? {
+        banner(&b);
+    }
+    // Ended sessions are kept a day for inspection, then dropped.
+    let pruner = auth.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(3600));
+        loop {
+            every.tick().await;
+            let before = pruner.now() - chrono::Duration::days(1);
+            if let Err(e) = pruner.store().prune_sessions(before).await {
+                tracing::warn!(error = %e, "pruning ended sessions failed");
+            }
+        }
+    });
+    Ok(auth)
+}
+
+/// Prints the bootstrap admin's password once, on stderr (never through the log).
+fn banner(b: &Bootstrapped) {
+    let Some(pw) = &b.password else {
+        eprintln!("lqx-server: created the admin account '{}' with the password from {BOOTSTRAP_PASSWORD_ENV}", b.username);
+        return;
+    };
+    let line = "=".repeat(72);
+    let origin = if pw.expose() == DEV_ADMIN_PASSWORD {
+        "the documented development password (--dev on loopback only)".to_string()
+    } else {
+        match &b.file {
+            Some(f) => format!("a random password, also written to {} (mode 0600)", f.display()),
+            None => "a random password".to_string(),
+        }
+    };
+    eprintln!(
+        "{line}\n  lqx-server: first start, created the admin account.\n    username: {}\n    password: {}\n  This is {origin}.\n  It is shown only this once: log in and change it (lqx user passwd).\n{line}",
+        b.username,
+        pw.expose()
+    );
+}

@@ -1,0 +1,67 @@
+//! limiquantix.node.v1.AgentService: the node agents' channel. Register is public (the join
+//! token is the guard); Heartbeat and WatchDesired are authenticated here by the node
+//! credential in `authorization: Bearer`, which can act only for its own node. The logic is in
+//! `lqx_core::compute::agents`.
+
+use super::{Stream, st};
+use futures::StreamExt;
+use lqx_core::api::node::v1::{self as pb, agent_service_server::AgentService};
+use lqx_core::compute::agents::Agents;
+use tonic::{Request, Response, Status};
+
+pub struct AgentApi {
+    pub agents: Agents,
+}
+
+/// The bearer credential of a request (never logged).
+fn credential<T>(req: &Request<T>) -> Result<String, Status> {
+    let v = req
+        .metadata()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| Status::unauthenticated("missing node credential (authorization: Bearer ...)"))?;
+    let token = v
+        .strip_prefix("Bearer ")
+        .or_else(|| v.strip_prefix("bearer "))
+        .ok_or_else(|| Status::unauthenticated("the authorization header must be a Bearer credential"))?;
+    Ok(token.trim().to_string())
+}
+
+#[tonic::async_trait]
+impl AgentService for AgentApi {
+    async fn register(&self, req: Request<pb::RegisterRequest>) -> Result<Response<pb::RegisterResponse>, Status> {
+        let r = self.agents.register(req.into_inner()).await.map_err(st)?;
+        Ok(Response::new(r))
+    }
+
+    async fn heartbeat(&self, req: Request<pb::HeartbeatRequest>) -> Result<Response<pb::HeartbeatResponse>, Status> {
+        let cred = credential(&req)?;
+        let r = self.agents.heartbeat(&cred, req.into_inner()).await.map_err(st)?;
+        Ok(Response::new(r))
+    }
+
+    type WatchDesiredStream = Stream<pb::WatchDesiredResponse>;
+    async fn watch_desired(
+        &self,
+        req: Request<pb::WatchDesiredRequest>,
+    ) -> Result<Response<Self::WatchDesiredStream>, Status> {
+        let cred = credential(&req)?;
+        let s = self.agents.watch(&cred, &req.into_inner().node_id).await.map_err(st)?;
+        Ok(Response::new(s.map(|generation| Ok(pb::WatchDesiredResponse { generation })).boxed()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_come_from_the_bearer_header() {
+        let mut r = Request::new(());
+        assert_eq!(credential(&r).unwrap_err().code(), tonic::Code::Unauthenticated);
+        r.metadata_mut().insert("authorization", "Basic abc".parse().unwrap());
+        assert_eq!(credential(&r).unwrap_err().code(), tonic::Code::Unauthenticated);
+        r.metadata_mut().insert("authorization", "Bearer lqxnode_x".parse().unwrap());
+        assert_eq!(credential(&r).unwrap(), "lqxnode_x");
+    }
+}

@@ -1,0 +1,244 @@
+//! limiquantix.auth.v1.AuthService: decode, call `lqx_core::auth::AuthService`, encode.
+//! The caller was verified and authorized by the auth layer (`crate::authn`), which put the
+//! `Principal` and the request's `AuditNote` into the request extensions.
+
+use super::st;
+use crate::server::ClientAddr;
+use lqx_core::api::auth::v1::{self as pb, auth_service_server::AuthService as AuthRpc};
+use lqx_core::api::convert::{from_timestamp, opt_timestamp, timestamp};
+use lqx_core::auth::service::{LoginOutcome, NewUser, UserChange};
+use lqx_core::auth::{AuditNote, AuthError, AuthService, Principal, Secret};
+use lqx_core::model::{ApiKey, AuditFilter, AuditResult, User};
+use std::net::IpAddr;
+use std::sync::Arc;
+use tonic::{Request, Response, Status};
+
+pub struct AuthApi {
+    pub auth: Arc<AuthService>,
+}
+
+fn principal<T>(req: &Request<T>) -> Result<Principal, Status> {
+    req.extensions()
+        .get::<Principal>()
+        .cloned()
+        .ok_or_else(|| st(AuthError::MissingCredentials.into()))
+}
+
+fn note<T>(req: &Request<T>) -> AuditNote {
+    req.extensions().get::<AuditNote>().cloned().unwrap_or_default()
+}
+
+fn client_ip<T>(req: &Request<T>) -> Option<IpAddr> {
+    req.extensions().get::<ClientAddr>().map(|c| c.0.ip())
+}
+
+pub fn user_out(u: &User) -> pb::User {
+    pb::User {
+        id: u.id.to_string(),
+        username: u.username.clone(),
+        email: u.email.clone(),
+        role: u.role.as_str().into(),
+        disabled: u.disabled,
+        created_at: Some(timestamp(u.created_at)),
+        last_login_at: opt_timestamp(u.last_login_at),
+    }
+}
+
+pub fn key_out(k: &ApiKey) -> pb::ApiKey {
+    pb::ApiKey {
+        id: k.id.to_string(),
+        name: k.name.clone(),
+        role: k.role.as_str().into(),
+        prefix: format!("lqx_{}", k.prefix),
+        owner_id: k.owner_id.to_string(),
+        created_at: Some(timestamp(k.created_at)),
+        expires_at: Some(timestamp(k.expires_at)),
+        last_used_at: opt_timestamp(k.last_used_at),
+        revoked: k.revoked_at.is_some(),
+    }
+}
+
+fn login_out(o: LoginOutcome) -> pb::LoginResponse {
+    let a = &o.pair.access;
+    pb::LoginResponse {
+        token_type: "Bearer".into(),
+        expires_in: u64::try_from(a.exp - a.iat).unwrap_or(0),
+        access_expires_at: Some(timestamp(a.expires_at())),
+        refresh_expires_at: Some(timestamp(o.pair.refresh.expires_at())),
+        user: Some(user_out(&o.user)),
+        access_token: o.pair.access_token.into_inner(),
+        refresh_token: o.pair.refresh_token.into_inner(),
+    }
+}
+
+fn opt(s: String) -> Option<String> {
+    (!s.is_empty()).then_some(s)
+}
+
+#[tonic::async_trait]
+impl AuthRpc for AuthApi {
+    async fn login(&self, req: Request<pb::LoginRequest>) -> Result<Response<pb::LoginResponse>, Status> {
+        let (note, ip) = (note(&req), client_ip(&req));
+        let r = req.into_inner();
+        let out = self.auth.login(&r.username, Secret::new(r.password), ip, &note).await.map_err(st)?;
+        Ok(Response::new(login_out(out)))
+    }
+
+    async fn refresh_token(
+        &self,
+        req: Request<pb::RefreshTokenRequest>,
+    ) -> Result<Response<pb::LoginResponse>, Status> {
+        let note = note(&req);
+        let token = Secret::new(req.into_inner().refresh_token);
+        let out = self.auth.refresh(token.expose(), &note).await.map_err(st)?;
+        Ok(Response::new(login_out(out)))
+    }
+
+    async fn logout(&self, req: Request<pb::LogoutRequest>) -> Result<Response<pb::LogoutResponse>, Status> {
+        let p = principal(&req)?;
+        let r = req.into_inner();
+        let token = Secret::new(r.refresh_token);
+        self.auth.logout(&p, token.expose(), r.all).await.map_err(st)?;
+        Ok(Response::new(pb::LogoutResponse {}))
+    }
+
+    async fn who_am_i(&self, req: Request<pb::WhoAmIRequest>) -> Result<Response<pb::WhoAmIResponse>, Status> {
+        let p = principal(&req)?;
+        let w = self.auth.whoami(&p).await.map_err(st)?;
+        Ok(Response::new(pb::WhoAmIResponse {
+            user: Some(user_out(&w.user)),
+            permissions: w.permissions.iter().map(|p| p.as_str().to_string()).collect(),
+            auth_method: w.method.as_str().into(),
+            api_key_id: w.api_key_id.map(|k| k.to_string()).unwrap_or_default(),
+            expires_at: Some(timestamp(w.expires_at)),
+        }))
+    }
+
+    async fn change_password(
+        &self,
+        req: Request<pb::ChangePasswordRequest>,
+    ) -> Result<Response<pb::ChangePasswordResponse>, Status> {
+        let (p, note, ip) = (principal(&req)?, note(&req), client_ip(&req));
+        let r = req.into_inner();
+        let (old, new) = (Secret::new(r.old_password), Secret::new(r.new_password));
+        self.auth.change_password(&p, &r.user_id, old, new, ip, &note).await.map_err(st)?;
+        Ok(Response::new(pb::ChangePasswordResponse {}))
+    }
+
+    async fn create_user(&self, req: Request<pb::CreateUserRequest>) -> Result<Response<pb::User>, Status> {
+        let (p, note) = (principal(&req)?, note(&req));
+        let r = req.into_inner();
+        let new = NewUser {
+            username: r.username,
+            email: r.email,
+            password: Secret::new(r.password),
+            role: r.role,
+            request_id: super::request_id(&r.request_id)?,
+        };
+        let u = self.auth.create_user(&p, new, &note).await.map_err(st)?;
+        Ok(Response::new(user_out(&u)))
+    }
+
+    async fn list_users(
+        &self,
+        req: Request<pb::ListUsersRequest>,
+    ) -> Result<Response<pb::ListUsersResponse>, Status> {
+        let p = principal(&req)?;
+        let r = req.into_inner();
+        let page = self.auth.list_users(&p, r.page_size, &r.page_token).await.map_err(st)?;
+        Ok(Response::new(pb::ListUsersResponse {
+            users: page.users.iter().map(user_out).collect(),
+            next_page_token: page.next_page_token,
+        }))
+    }
+
+    async fn update_user(&self, req: Request<pb::UpdateUserRequest>) -> Result<Response<pb::User>, Status> {
+        let (p, note) = (principal(&req)?, note(&req));
+        let r = req.into_inner();
+        let change = UserChange { email: r.email, role: r.role, disabled: r.disabled };
+        let u = self.auth.update_user(&p, &r.id, change, &note).await.map_err(st)?;
+        Ok(Response::new(user_out(&u)))
+    }
+
+    async fn delete_user(
+        &self,
+        req: Request<pb::DeleteUserRequest>,
+    ) -> Result<Response<pb::DeleteUserResponse>, Status> {
+        let (p, note) = (principal(&req)?, note(&req));
+        let id = req.into_inner().id;
+        self.auth.delete_user(&p, &id, &note).await.map_err(st)?;
+        Ok(Response::new(pb::DeleteUserResponse {}))
+    }
+
+    async fn create_api_key(
+        &self,
+        req: Request<pb::CreateApiKeyRequest>,
+    ) -> Result<Response<pb::CreateApiKeyResponse>, Status> {
+        let (p, note) = (principal(&req)?, note(&req));
+        let r = req.into_inner();
+        let (key, secret) =
+            self.auth.create_api_key(&p, &r.name, &r.role, r.ttl_seconds, &note).await.map_err(st)?;
+        Ok(Response::new(pb::CreateApiKeyResponse { key: Some(key_out(&key)), secret: secret.into_inner() }))
+    }
+
+    async fn list_api_keys(
+        &self,
+        req: Request<pb::ListApiKeysRequest>,
+    ) -> Result<Response<pb::ListApiKeysResponse>, Status> {
+        let p = principal(&req)?;
+        let keys = self.auth.list_api_keys(&p, req.into_inner().all).await.map_err(st)?;
+        Ok(Response::new(pb::ListApiKeysResponse { keys: keys.iter().map(key_out).collect() }))
+    }
+
+    async fn revoke_api_key(
+        &self,
+        req: Request<pb::RevokeApiKeyRequest>,
+    ) -> Result<Response<pb::RevokeApiKeyResponse>, Status> {
+        let (p, note) = (principal(&req)?, note(&req));
+        let id = req.into_inner().id;
+        self.auth.revoke_api_key(&p, &id, &note).await.map_err(st)?;
+        Ok(Response::new(pb::RevokeApiKeyResponse {}))
+    }
+
+    async fn list_audit_entries(
+        &self,
+        req: Request<pb::ListAuditEntriesRequest>,
+    ) -> Result<Response<pb::ListAuditEntriesResponse>, Status> {
+        let p = principal(&req)?;
+        let r = req.into_inner();
+        let result = match r.result.as_str() {
+            "" => None,
+            s => Some(s.parse::<AuditResult>().map_err(|_| {
+                st(lqx_core::Error::invalid("result", format!("{s:?} is not one of ok, denied, error")))
+            })?),
+        };
+        let filter = AuditFilter {
+            user: opt(r.user),
+            action: opt(r.action),
+            resource_id: opt(r.resource_id),
+            since: r.since.as_ref().map(|t| from_timestamp("since", t)).transpose().map_err(st)?,
+            result,
+        };
+        let page = self.auth.list_audit(&p, filter, r.page_size, &r.page_token).await.map_err(st)?;
+        Ok(Response::new(pb::ListAuditEntriesResponse {
+            entries: page
+                .entries
+                .iter()
+                .map(|e| pb::AuditEntry {
+                    id: e.id.to_string(),
+                    time: Some(timestamp(e.time)),
+                    actor: e.actor.display_name(),
+                    actor_id: e.actor.id_string(),
+                    action: e.action.clone(),
+                    resource_type: e.resource_type.clone(),
+                    resource_id: e.resource_id.clone(),
+                    result: e.result.as_str().into(),
+                    detail: e.detail.clone(),
+                    client_address: e.client_address.clone(),
+                    request_id: e.request_id.clone(),
+                })
+                .collect(),
+            next_page_token: page.next_page_token,
+        }))
+    }
+}
