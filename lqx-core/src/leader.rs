@@ -15,7 +15,11 @@
 //!   paused past its lease and resumes believes it leads for a moment, and every write it
 //!   attempts is refused with "not the leader".
 
-use std::{fmt, sync::Arc, time::Duration};
+use std::{
+    fmt,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use serde::{Deserialize, Serialize};
 use tokio::{
@@ -52,7 +56,9 @@ pub struct LeaderConfig {
 
 impl Default for LeaderConfig {
     fn default() -> Self {
-        LeaderConfig { lease_ttl: Duration::from_secs(15) }
+        LeaderConfig {
+            lease_ttl: Duration::from_secs(15),
+        }
     }
 }
 
@@ -73,12 +79,20 @@ impl LeaderConfig {
     }
 }
 
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// A holder name unique to this process run: host, pid and a random suffix.
 pub fn holder_id() -> String {
     let host = std::env::var("HOSTNAME")
         .ok()
         .filter(|h| !h.is_empty())
-        .or_else(|| std::fs::read_to_string("/etc/hostname").ok().map(|h| h.trim().to_string()))
+        .or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|h| h.trim().to_string())
+        })
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "lqx".into());
     let mut r = [0u8; 4];
@@ -90,6 +104,9 @@ pub fn holder_id() -> String {
 #[derive(Clone)]
 pub struct LeaderHandle {
     rx: watch::Receiver<Option<Epoch>>,
+    /// End of the current belief (own clock): checked on every read, so a replica resuming
+    /// from a pause does not act on a belief its campaign task has not yet revised.
+    until: Arc<Mutex<Option<Instant>>>,
     holder: Arc<str>,
     store: Store,
     stop: Arc<Notify>,
@@ -101,17 +118,32 @@ impl LeaderHandle {
         let holder: Arc<str> = Arc::from(holder.into());
         let (tx, rx) = watch::channel(None);
         let stop = Arc::new(Notify::new());
-        tokio::spawn(campaign(store.clone(), config, holder.clone(), tx, stop.clone()));
-        LeaderHandle { rx, holder, store, stop }
+        let until = Arc::new(Mutex::new(None));
+        tokio::spawn(campaign(
+            store.clone(),
+            config,
+            holder.clone(),
+            tx,
+            until.clone(),
+            stop.clone(),
+        ));
+        LeaderHandle {
+            rx,
+            until,
+            holder,
+            store,
+            stop,
+        }
     }
 
     /// The current term while this replica leads.
     pub fn current(&self) -> Option<Epoch> {
-        self.rx.borrow().clone()
+        let valid = lock(&self.until).is_some_and(|t| Instant::now() < t);
+        if valid { self.rx.borrow().clone() } else { None }
     }
 
     pub fn is_leader(&self) -> bool {
-        self.rx.borrow().is_some()
+        self.current().is_some()
     }
 
     /// Leadership as it changes (None: not the leader).
@@ -168,6 +200,7 @@ async fn campaign(
     config: LeaderConfig,
     holder: Arc<str>,
     tx: watch::Sender<Option<Epoch>>,
+    until: Arc<Mutex<Option<Instant>>>,
     stop: Arc<Notify>,
 ) {
     let ttl = config.lease_ttl;
@@ -176,16 +209,25 @@ async fn campaign(
     let mut believed_until: Option<Instant> = None;
     let step_down = |tx: &watch::Sender<Option<Epoch>>, why: &str| {
         if let Some(e) = tx.borrow().clone() {
-            warn!(epoch = e.number, reason = why, "lost leadership: leader-only work stops");
+            warn!(
+                epoch = e.number,
+                reason = why,
+                "lost leadership: leader-only work stops"
+            );
         }
         tx.send_if_modified(|v| v.take().is_some());
     };
     loop {
+        *lock(&until) = believed_until;
         let sent = Instant::now();
         match tokio::time::timeout(every, store.leader_acquire(&holder, ttl)).await {
             Ok(Ok(Some(number))) => {
-                let term = Epoch { number, holder: holder.clone() };
+                let term = Epoch {
+                    number,
+                    holder: holder.clone(),
+                };
                 believed_until = Some(sent + ttl);
+                *lock(&until) = believed_until;
                 if tx.borrow().as_ref() != Some(&term) {
                     info!(epoch = number, holder = %holder, "became the leader");
                     tx.send_replace(Some(term));
@@ -211,6 +253,7 @@ async fn campaign(
                 step_down(&tx, "the lease ran out before a renewal succeeded");
             }
             _ = stop.notified() => {
+                *lock(&until) = None;
                 tx.send_replace(None);
                 return;
             }

@@ -14,7 +14,7 @@ use std::{
     time::Duration,
 };
 
-use futures::{FutureExt, future::BoxFuture, stream::BoxStream};
+use futures::{FutureExt, future::BoxFuture};
 use lqx_core::{
     ErrorKind, Result,
     agent::{Agent, AgentOptions, ControlPlane},
@@ -87,13 +87,6 @@ impl ControlPlane for Partitionable {
         }
         .boxed()
     }
-    fn watch(&self, credential: String, node_id: String) -> BoxFuture<'_, Result<BoxStream<'static, Result<u64>>>> {
-        async move {
-            self.check()?;
-            ControlPlane::watch(&self.inner, credential, node_id).await
-        }
-        .boxed()
-    }
 }
 
 /// A running agent; stops when dropped.
@@ -115,7 +108,13 @@ impl Drop for RunningAgent {
     }
 }
 
-fn start_agent(cp: Arc<dyn ControlPlane>, hv: &SimHypervisor, dir: &std::path::Path, name: &str, token: Option<String>) -> RunningAgent {
+fn start_agent(
+    cp: Arc<dyn ControlPlane>,
+    hv: &SimHypervisor,
+    dir: &std::path::Path,
+    name: &str,
+    token: Option<String>,
+) -> RunningAgent {
     let mut opts = AgentOptions::new(dir);
     opts.name = name.into();
     opts.join_token = token;
@@ -165,7 +164,10 @@ fn create(name: &str, node: NodeId, start: bool, ha: bool) -> CreateVm {
             memory_mib: 256,
             disks: vec![],
             nics: vec![],
-            ha: HaPolicy { enabled: ha, ..Default::default() },
+            ha: HaPolicy {
+                enabled: ha,
+                ..Default::default()
+            },
             placement: Default::default(),
         },
         node: Some(node),
@@ -185,7 +187,13 @@ async fn join_heartbeat_commands_and_agent_restart() {
     let hv = SimHypervisor::new("sim://host-a", SimConfig::with_capacity(8, 16_384)).unwrap();
     let (token, _) = cp.compute.create_join_token(600, "").await.unwrap();
     let agent_dir = dir.path().join("agent");
-    let agent = start_agent(Arc::new(cp.agents.clone()), &hv, &agent_dir, "host-a", Some(token.clone()));
+    let agent = start_agent(
+        Arc::new(cp.agents.clone()),
+        &hv,
+        &agent_dir,
+        "host-a",
+        Some(token.clone()),
+    );
     let node = joined(&cp, "host-a").await;
 
     // Join: capacity from the host, identity kept private on disk, lease renewed.
@@ -214,10 +222,17 @@ async fn join_heartbeat_commands_and_agent_restart() {
     let vm = cp.compute.start_vm("web-1", ProjectId::DEFAULT).await.unwrap();
     assert_eq!(vm.status.state, VmState::Running);
     assert_eq!(hv.domain_count(), 1);
-    let stopped = cp.compute.stop_vm("web-1", ProjectId::DEFAULT, false, Some(Duration::from_secs(5))).await.unwrap();
+    let stopped = cp
+        .compute
+        .stop_vm("web-1", ProjectId::DEFAULT, false, Some(Duration::from_secs(5)))
+        .await
+        .unwrap();
     assert_eq!(stopped.status.state, VmState::Stopped);
     assert_eq!(state_on(&hv, &vm).await, Some(DomainState::Shutoff));
-    cp.compute.stop_vm("web-1", ProjectId::DEFAULT, false, None).await.unwrap();
+    cp.compute
+        .stop_vm("web-1", ProjectId::DEFAULT, false, None)
+        .await
+        .unwrap();
     cp.compute.start_vm("web-1", ProjectId::DEFAULT).await.unwrap();
 
     // Usage flows back: the heartbeat writes observed usage to the VM record.
@@ -253,7 +268,11 @@ async fn join_heartbeat_commands_and_agent_restart() {
     // Delete: undefined on the host, volumes too; deleting again is NotFound.
     cp.compute.delete_vm("web-1", ProjectId::DEFAULT, true).await.unwrap();
     assert_eq!(hv.domain_count(), 0);
-    let e = cp.compute.delete_vm("web-1", ProjectId::DEFAULT, true).await.unwrap_err();
+    let e = cp
+        .compute
+        .delete_vm("web-1", ProjectId::DEFAULT, true)
+        .await
+        .unwrap_err();
     assert_eq!(e.kind, ErrorKind::NotFound);
     agent.stop().await;
 }
@@ -264,13 +283,29 @@ async fn host_errors_come_back_and_undo_the_change() {
     let cp = control_plane(&dir.path().join("lqx.db"), timing()).await;
     let hv = SimHypervisor::new("sim://host-e", SimConfig::with_capacity(8, 16_384)).unwrap();
     let (token, _) = cp.compute.create_join_token(600, "host-e").await.unwrap();
-    let _agent = start_agent(Arc::new(cp.agents.clone()), &hv, &dir.path().join("a"), "host-e", Some(token));
+    let _agent = start_agent(
+        Arc::new(cp.agents.clone()),
+        &hv,
+        &dir.path().join("a"),
+        "host-e",
+        Some(token),
+    );
     let node = joined(&cp, "host-e").await;
 
-    hv.fail_next(SimOp::Define, lqx_core::driver::DriverError::Exhausted("no room".into()));
-    let e = cp.compute.create_vm(create("big", node, false, false)).await.unwrap_err();
+    hv.fail_next(
+        SimOp::Define,
+        lqx_core::driver::DriverError::Exhausted("no room".into()),
+    );
+    let e = cp
+        .compute
+        .create_vm(create("big", node, false, false))
+        .await
+        .unwrap_err();
     assert_eq!(e.kind, ErrorKind::ResourceExhausted, "{e}");
-    assert!(cp.agents.link(node).unwrap().desired().is_empty(), "the failed define is undone");
+    assert!(
+        cp.agents.link(node).unwrap().desired().is_empty(),
+        "the failed define is undone"
+    );
     assert!(cp.compute.store.resolve_vm("big", ProjectId::DEFAULT).await.is_err());
     // The next attempt works and the failure is not replayed.
     cp.compute.create_vm(create("big", node, true, false)).await.unwrap();
@@ -308,7 +343,10 @@ async fn control_plane_restart_rebuilds_the_desired_state() {
     assert_eq!(e.kind, ErrorKind::Unavailable, "{e}");
 
     let _agent = start_agent(Arc::new(cp.agents.clone()), &hv, &agent_dir, "host-b", None);
-    eventually("the agent heartbeats the new control plane", async || cp.agents.lease_state(node).is_some()).await;
+    eventually("the agent heartbeats the new control plane", async || {
+        cp.agents.lease_state(node).is_some()
+    })
+    .await;
     cp.compute.start_vm("db-2", ProjectId::DEFAULT).await.unwrap();
     assert_eq!(hv.domain_count(), 2, "nothing was defined twice");
     assert_eq!(state_on(&hv, &vm).await, Some(DomainState::Running));
@@ -324,31 +362,80 @@ async fn credentials_act_only_for_their_own_node() {
         let (token, _) = cp.compute.create_join_token(600, name).await.unwrap();
         let r = cp
             .agents
-            .register(pb::RegisterRequest { join_token: token, name: name.into(), cpu_cores: 4, memory_mib: 4096, ..Default::default() })
+            .register(pb::RegisterRequest {
+                join_token: token,
+                name: name.into(),
+                cpu_cores: 4,
+                memory_mib: 4096,
+                ..Default::default()
+            })
             .await
             .unwrap();
         creds.push((r.node_id, r.node_credential));
     }
     let (a, cred_a) = &creds[0];
     let (b, _) = &creds[1];
-    let hb = |node: &str| pb::HeartbeatRequest { node_id: node.into(), ..Default::default() };
+    let hb = |node: &str| pb::HeartbeatRequest {
+        node_id: node.into(),
+        ..Default::default()
+    };
     cp.agents.heartbeat(cred_a, hb(a)).await.unwrap();
     let e = cp.agents.heartbeat(cred_a, hb(b)).await.unwrap_err();
     assert_eq!(e.kind, ErrorKind::PermissionDenied);
-    let forged = format!("{}0", &cred_a[..cred_a.len() - 1]);
-    assert_eq!(cp.agents.heartbeat(&forged, hb(a)).await.unwrap_err().kind, ErrorKind::Unauthenticated);
-    assert_eq!(cp.agents.heartbeat("nonsense", hb(a)).await.unwrap_err().kind, ErrorKind::Unauthenticated);
+    let last = if cred_a.ends_with('A') { "B" } else { "A" };
+    let forged = format!("{}{last}", &cred_a[..cred_a.len() - 1]);
+    assert_eq!(
+        cp.agents.heartbeat(&forged, hb(a)).await.unwrap_err().kind,
+        ErrorKind::Unauthenticated
+    );
+    assert_eq!(
+        cp.agents.heartbeat("nonsense", hb(a)).await.unwrap_err().kind,
+        ErrorKind::Unauthenticated
+    );
     // A token made for another name does not admit this one.
     let (token, _) = cp.compute.create_join_token(600, "n-c").await.unwrap();
     let e = cp
         .agents
-        .register(pb::RegisterRequest { join_token: token, name: "n-d".into(), cpu_cores: 4, memory_mib: 4096, ..Default::default() })
+        .register(pb::RegisterRequest {
+            join_token: token,
+            name: "n-d".into(),
+            cpu_cores: 4,
+            memory_mib: 4096,
+            ..Default::default()
+        })
         .await
         .unwrap_err();
     assert_eq!(e.kind, ErrorKind::PermissionDenied);
-    // The credential is stored hashed, not in clear.
-    let stored = cp.compute.store.kv_get(&format!("node_credential/{a}")).await.unwrap().unwrap().0;
-    assert!(!stored.contains(&cred_a[8..]));
+    // The credential is stored hashed, not in clear, in the auth layer's format.
+    assert!(cred_a.starts_with("lqxn_"));
+    let stored = cp
+        .compute
+        .store
+        .kv_get(&format!("node_credential/{a}"))
+        .await
+        .unwrap()
+        .unwrap()
+        .0;
+    assert!(!stored.contains(&cred_a[12..]));
+    // Joining again replaces the credential: the old one stops working.
+    let (token, _) = cp.compute.create_join_token(600, "n-a").await.unwrap();
+    let r = cp
+        .agents
+        .register(pb::RegisterRequest {
+            join_token: token,
+            name: "n-a".into(),
+            cpu_cores: 4,
+            memory_mib: 4096,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(&r.node_id, a, "same node");
+    assert_eq!(
+        cp.agents.heartbeat(cred_a, hb(a)).await.unwrap_err().kind,
+        ErrorKind::Unauthenticated
+    );
+    cp.agents.heartbeat(&r.node_credential, hb(a)).await.unwrap();
 }
 
 #[tokio::test]
@@ -360,12 +447,22 @@ async fn cold_migration_between_two_agent_hosts() {
     let mut agents = vec![];
     for (hv, name) in [(&src, "src"), (&dst, "dst")] {
         let (token, _) = cp.compute.create_join_token(600, name).await.unwrap();
-        agents.push(start_agent(Arc::new(cp.agents.clone()), hv, &dir.path().join(name), name, Some(token)));
+        agents.push(start_agent(
+            Arc::new(cp.agents.clone()),
+            hv,
+            &dir.path().join(name),
+            name,
+            Some(token),
+        ));
     }
     let s = joined(&cp, "src").await;
     let d = joined(&cp, "dst").await;
     let vm = cp.compute.create_vm(create("mover", s, true, false)).await.unwrap();
-    let out = cp.compute.migrate_vm("mover", ProjectId::DEFAULT, Some("dst"), false).await.unwrap();
+    let out = cp
+        .compute
+        .migrate_vm("mover", ProjectId::DEFAULT, Some("dst"), false)
+        .await
+        .unwrap();
     assert!(!out.live, "agent hosts migrate cold");
     assert_eq!(out.vm.status.node_id, Some(d));
     assert_eq!(out.vm.status.state, VmState::Running);
@@ -380,19 +477,37 @@ async fn cold_migration_between_two_agent_hosts() {
 #[tokio::test]
 async fn a_cut_off_agent_fences_its_ha_domains_and_recovers() {
     let dir = tempfile::tempdir().unwrap();
-    let t = AgentTiming { lease_ttl: Duration::from_secs(2), self_fence_after: Duration::from_secs(1), ..timing() };
+    let t = AgentTiming {
+        lease_ttl: Duration::from_secs(2),
+        self_fence_after: Duration::from_secs(1),
+        ..timing()
+    };
     let cp = control_plane(&dir.path().join("lqx.db"), t).await;
     let hv = SimHypervisor::new("sim://host-f", SimConfig::with_capacity(8, 16_384)).unwrap();
     let (token, _) = cp.compute.create_join_token(600, "").await.unwrap();
-    let net = Arc::new(Partitionable { inner: cp.agents.clone(), cut: AtomicBool::new(false) });
+    let net = Arc::new(Partitionable {
+        inner: cp.agents.clone(),
+        cut: AtomicBool::new(false),
+    });
     let _agent = start_agent(net.clone(), &hv, &dir.path().join("a"), "host-f", Some(token));
     let node = joined(&cp, "host-f").await;
     let ha = cp.compute.create_vm(create("ha-1", node, true, true)).await.unwrap();
-    let plain = cp.compute.create_vm(create("plain-1", node, true, false)).await.unwrap();
+    let plain = cp
+        .compute
+        .create_vm(create("plain-1", node, true, false))
+        .await
+        .unwrap();
 
     net.cut.store(true, Ordering::SeqCst);
-    eventually("the HA domain is fenced", async || state_on(&hv, &ha).await == Some(DomainState::Shutoff)).await;
-    assert_eq!(state_on(&hv, &plain).await, Some(DomainState::Running), "only HA domains are fenced");
+    eventually("the HA domain is fenced", async || {
+        state_on(&hv, &ha).await == Some(DomainState::Shutoff)
+    })
+    .await;
+    assert_eq!(
+        state_on(&hv, &plain).await,
+        Some(DomainState::Running),
+        "only HA domains are fenced"
+    );
     // Still cut off: it is not started again.
     tokio::time::sleep(BEAT * 5).await;
     assert_eq!(state_on(&hv, &ha).await, Some(DomainState::Shutoff));

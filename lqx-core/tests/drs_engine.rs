@@ -581,9 +581,11 @@ async fn the_loop_runs_every_interval_while_leader() {
         .compute
         .events
         .subscribe(
+            // The engine's STATE_CHANGED event ends each run.
             SubscriptionFilter::all()
                 .resource_type(ResourceType::Drs)
-                .event_type(EventType::Created),
+                .resource_id("engine")
+                .event_type(EventType::StateChanged),
             None,
         )
         .unwrap();

@@ -55,7 +55,11 @@ async fn users_crud_unique_names_and_optimistic_writes() {
         let e = store.create_user(&dup).await.unwrap_err();
         assert_eq!(e.kind, ErrorKind::AlreadyExists, "{engine}");
 
-        assert_eq!(store.get_user(alice.id).await.unwrap().as_ref(), Some(&alice), "{engine}");
+        assert_eq!(
+            store.get_user(alice.id).await.unwrap().as_ref(),
+            Some(&alice),
+            "{engine}"
+        );
         assert_eq!(store.get_user_by_name("alice").await.unwrap().unwrap().id, alice.id);
         assert_eq!(store.resolve_user(&alice.id.to_string()).await.unwrap().id, alice.id);
         assert_eq!(store.resolve_user("ALICE").await.unwrap().id, alice.id);
@@ -154,7 +158,10 @@ async fn session_rotation_is_compare_and_swap() {
             current_jti: uuid::Uuid::new_v4(),
             ..next.clone()
         };
-        assert!(!store.rotate_session(s.current_jti, 0, &other).await.unwrap(), "{engine}");
+        assert!(
+            !store.rotate_session(s.current_jti, 0, &other).await.unwrap(),
+            "{engine}"
+        );
         assert_eq!(store.get_session(s.id).await.unwrap().unwrap(), next);
 
         assert!(
@@ -200,14 +207,16 @@ async fn api_keys_by_prefix_revocation_and_last_use() {
     for (engine, store) in engines(dir.path()).await {
         let owner = user("ci-owner", Role::Operator);
         store.create_user(&owner).await.unwrap();
-        let (key, secret) =
-            lqx_core::auth::apikey::new_api_key(&owner, "ci", Role::Viewer, 0, t(0)).unwrap();
+        let (key, secret) = lqx_core::auth::apikey::new_api_key(&owner, "ci", Role::Viewer, 0, t(0)).unwrap();
         store.create_api_key(&key).await.unwrap();
         let again = ApiKey {
             id: ApiKeyId::new(),
             ..key.clone()
         };
-        assert_eq!(store.create_api_key(&again).await.unwrap_err().kind, ErrorKind::AlreadyExists);
+        assert_eq!(
+            store.create_api_key(&again).await.unwrap_err().kind,
+            ErrorKind::AlreadyExists
+        );
 
         let found = store.get_api_key_by_prefix(&key.prefix).await.unwrap().unwrap();
         assert_eq!(found, key, "{engine}");
@@ -223,7 +232,10 @@ async fn api_keys_by_prefix_revocation_and_last_use() {
         assert!(store.touch_api_key(key.id, t(10), minute).await.unwrap());
         assert!(!store.touch_api_key(key.id, t(30), minute).await.unwrap(), "too soon");
         assert!(store.touch_api_key(key.id, t(80), minute).await.unwrap());
-        assert_eq!(store.get_api_key(key.id).await.unwrap().unwrap().last_used_at, Some(t(80)));
+        assert_eq!(
+            store.get_api_key(key.id).await.unwrap().unwrap().last_used_at,
+            Some(t(80))
+        );
 
         assert!(store.revoke_api_key(key.id, t(90)).await.unwrap());
         assert!(!store.revoke_api_key(key.id, t(95)).await.unwrap());
@@ -237,7 +249,11 @@ async fn api_keys_by_prefix_revocation_and_last_use() {
         store.create_api_key(&k2).await.unwrap();
         assert_eq!(store.list_api_keys(Some(owner.id)).await.unwrap().len(), 1);
         let all = store.list_api_keys(None).await.unwrap();
-        assert_eq!(all.iter().map(|k| k.name.as_str()).collect::<Vec<_>>(), ["ops", "ci"], "newest first");
+        assert_eq!(
+            all.iter().map(|k| k.name.as_str()).collect::<Vec<_>>(),
+            ["ops", "ci"],
+            "newest first"
+        );
     }
 }
 
@@ -295,19 +311,43 @@ async fn audit_filters_and_pages_newest_first() {
             token = p.next_page_token;
         }
         assert_eq!(seen.len(), all.len(), "{engine}");
-        assert!(seen.windows(2).all(|w| (w[0].time, w[0].id) > (w[1].time, w[1].id)), "{engine}");
+        assert!(
+            seen.windows(2).all(|w| (w[0].time, w[0].id) > (w[1].time, w[1].id)),
+            "{engine}"
+        );
         let mut expected = all.clone();
         expected.sort_by_key(|e| std::cmp::Reverse((e.time, e.id)));
         assert_eq!(seen, expected, "entries round-trip whole");
 
         let filters = [
-            AuditFilter { user: Some("alice".into()), ..Default::default() },
-            AuditFilter { user: Some(key.id_string()), ..Default::default() },
-            AuditFilter { user: Some("apikey:ci".into()), ..Default::default() },
-            AuditFilter { action: Some("compute.VMService/DeleteVM".into()), ..Default::default() },
-            AuditFilter { resource_id: Some("vm-1".into()), ..Default::default() },
-            AuditFilter { since: Some(t(7)), ..Default::default() },
-            AuditFilter { result: Some(AuditResult::Denied), ..Default::default() },
+            AuditFilter {
+                user: Some("alice".into()),
+                ..Default::default()
+            },
+            AuditFilter {
+                user: Some(key.id_string()),
+                ..Default::default()
+            },
+            AuditFilter {
+                user: Some("apikey:ci".into()),
+                ..Default::default()
+            },
+            AuditFilter {
+                action: Some("compute.VMService/DeleteVM".into()),
+                ..Default::default()
+            },
+            AuditFilter {
+                resource_id: Some("vm-1".into()),
+                ..Default::default()
+            },
+            AuditFilter {
+                since: Some(t(7)),
+                ..Default::default()
+            },
+            AuditFilter {
+                result: Some(AuditResult::Denied),
+                ..Default::default()
+            },
             AuditFilter {
                 user: Some("alice".into()),
                 result: Some(AuditResult::Ok),
@@ -349,7 +389,9 @@ async fn concurrent_refreshes_have_one_winner_then_the_family_dies() {
         let mut tasks = Vec::new();
         for _ in 0..8 {
             let (svc, rt) = (svc.clone(), rt.clone());
-            tasks.push(tokio::spawn(async move { svc.refresh(&rt, &AuditNote::default()).await }));
+            tasks.push(tokio::spawn(
+                async move { svc.refresh(&rt, &AuditNote::default()).await },
+            ));
         }
         let mut winners = Vec::new();
         let mut losers = 0;
@@ -365,7 +407,10 @@ async fn concurrent_refreshes_have_one_winner_then_the_family_dies() {
         assert_eq!(winners.len(), 1, "{engine}: exactly one refresh wins");
         assert_eq!(losers, 7);
         let w = &winners[0];
-        assert!(svc.refresh(w.pair.refresh_token.expose(), &note).await.is_err(), "{engine}");
+        assert!(
+            svc.refresh(w.pair.refresh_token.expose(), &note).await.is_err(),
+            "{engine}"
+        );
         let bearer = format!("Bearer {}", w.pair.access_token.expose());
         assert!(svc.authenticate(Some(&bearer)).await.is_err());
         let s = svc.store().get_session(l.pair.refresh.sid).await.unwrap().unwrap();

@@ -69,7 +69,9 @@ fn parse_label(s: &str) -> Result<(String, String), String> {
 fn init_logging(format: crate::config::LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("LQX_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,h2=warn,hyper=warn,tower=warn"));
-    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let _ = match format {
         crate::config::LogFormat::Json => b.json().try_init(),
         crate::config::LogFormat::Text => b.try_init(),
@@ -164,5 +166,67 @@ pub fn main(args: AgentArgs) -> std::process::ExitCode {
             eprintln!("error: {e:#}");
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+/// The URI of `--dev` node `i`: a private libvirt test-driver file in the data directory when
+/// this build has libvirt, else a simulated host.
+pub fn dev_node_uri(data_dir: &std::path::Path, i: u32) -> String {
+    if cfg!(feature = "libvirt") {
+        let dir = std::path::absolute(data_dir).unwrap_or_else(|_| data_dir.to_path_buf());
+        format!("test://{}", dir.join(format!("dev-node-{i}.xml")).display())
+    } else {
+        format!("sim://dev-node-{i}")
+    }
+}
+
+/// Writes the node files of `--dev` test-driver nodes that do not exist yet (16 CPUs, 64 GiB,
+/// a 1 TiB `default` pool and a `default` network each), and says which hosts `--dev` runs on.
+pub fn prepare_dev_nodes(config: &crate::config::Config) -> anyhow::Result<()> {
+    let mut test_nodes = 0;
+    for n in &config.nodes {
+        let Some(path) = n.uri.strip_prefix("test://") else {
+            continue;
+        };
+        let path = std::path::Path::new(path);
+        let is_dev = path
+            .file_name()
+            .and_then(|f| f.to_str())
+            .is_some_and(|f| f.starts_with("dev-node-"));
+        if !is_dev || path.exists() {
+            continue;
+        }
+        let xml = lqx_core::driver::xml::test_node_xml(&lqx_core::driver::xml::TestNode {
+            cpus: 16,
+            memory_mib: 65_536,
+            pool_capacity_gib: 1024,
+        });
+        std::fs::write(path, xml).with_context(|| format!("writing {}", path.display()))?;
+        test_nodes += 1;
+    }
+    if config.nodes.iter().any(|n| n.uri.starts_with("test://")) {
+        tracing::info!(
+            written = test_nodes,
+            "dev nodes run on libvirt's test driver (state lives in this process)"
+        );
+    } else if config.nodes.iter().any(|n| n.uri.starts_with("sim://dev-node-")) {
+        tracing::info!("dev nodes are simulated: this build has no libvirt (feature \"libvirt\")");
+    }
+    Ok(())
+}
+
+/// Agent protocol timing: lease and self-fence timing from the `ha:` section (defaults when
+/// absent or unreadable; the HA manager reports a bad section itself).
+pub fn timing(config: &crate::config::Config) -> lqx_core::compute::agents::AgentTiming {
+    let ha = if config.ha.is_null() {
+        lqx_core::ha::HaConfig::default()
+    } else {
+        serde_yaml::from_value(config.ha.clone()).unwrap_or_default()
+    };
+    lqx_core::compute::agents::AgentTiming {
+        heartbeat_interval: ha.heartbeat_interval,
+        lease_ttl: ha.lease_ttl,
+        self_fence_after: ha.self_fence_after,
+        ..Default::default()
     }
 }

@@ -33,9 +33,16 @@ pub async fn guard(
     let auth = api.auth.clone();
     let time = auth.now();
     let request_id = audit::request_id(req.headers().get("x-request-id").and_then(|v| v.to_str().ok()));
-    let client = req.extensions().get::<ClientAddr>().map(|c| c.0.ip().to_string()).unwrap_or_default();
+    let client = req
+        .extensions()
+        .get::<ClientAddr>()
+        .map(|c| c.0.ip().to_string())
+        .unwrap_or_default();
     // A header that is not even ASCII is garbage, not "no credential".
-    let authorization = req.headers().get(header::AUTHORIZATION).map(|v| v.to_str().unwrap_or("\u{fffd}").to_string());
+    let authorization = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .map(|v| v.to_str().unwrap_or("\u{fffd}").to_string());
     let note = AuditNote::default();
     req.extensions_mut().insert(note.clone());
 
@@ -88,14 +95,16 @@ fn refusal(e: lqx_core::Error, grpc: bool) -> Response<Body> {
     let status = crate::status::to_status(e);
     let mut r = if grpc {
         let mut r = Response::new(Body::empty());
-        r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+        r.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
         let _ = status.add_header(r.headers_mut());
         r
     } else {
         gateway::status_response(&status)
     };
     if unauthenticated && !grpc {
-        r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        r.headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
     }
     r
 }
@@ -135,7 +144,9 @@ pub async fn start(config: &Config, store: &Store, dev: bool) -> anyhow::Result<
         _ if dev && loopback => BootstrapPassword::Dev,
         _ => {
             if dev {
-                tracing::warn!("--dev on a non-loopback address: the admin gets a random password, not the development one");
+                tracing::warn!(
+                    "--dev on a non-loopback address: the admin gets a random password, not the development one"
+                );
             }
             BootstrapPassword::Generated
         }
@@ -161,7 +172,10 @@ pub async fn start(config: &Config, store: &Store, dev: bool) -> anyhow::Result<
 /// Prints the bootstrap admin's password once, on stderr (never through the log).
 fn banner(b: &Bootstrapped) {
     let Some(pw) = &b.password else {
-        eprintln!("lqx-server: created the admin account '{}' with the password from {BOOTSTRAP_PASSWORD_ENV}", b.username);
+        eprintln!(
+            "lqx-server: created the admin account '{}' with the password from {BOOTSTRAP_PASSWORD_ENV}",
+            b.username
+        );
         return;
     };
     let line = "=".repeat(72);

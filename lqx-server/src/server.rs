@@ -41,7 +41,7 @@ pub struct Api {
 }
 
 impl Api {
-    pub fn new(config: Config, vm: Arc<VmApi>, node: Arc<NodeApi>, drs: Arc<DrsApi>, auth: Arc<lqx_core::auth::AuthService>) -> anyhow::Result<Arc<Api>> {
+    pub fn new(config: Config, vm: Arc<VmApi>, node: Arc<NodeApi>, drs: Arc<DrsApi>, auth: Arc<lqx_core::auth::AuthService>, agent: Arc<crate::services::agent::AgentApi>) -> anyhow::Result<Arc<Api>> {
         let auth_api = Arc::new(AuthApi { auth: auth.clone() });
         let max = config.limits.max_message_bytes;
         let (health_reporter, health) = tonic_health::server::health_reporter();
@@ -61,6 +61,11 @@ impl Api {
             )
             .add_service(
                 DrsServiceServer::from_arc(drs.clone()).max_decoding_message_size(max).max_encoding_message_size(max),
+            )
+            .add_service(
+                lqx_core::api::node::v1::agent_service_server::AgentServiceServer::from_arc(agent)
+                    .max_decoding_message_size(max)
+                    .max_encoding_message_size(max),
             );
         tokio::spawn(async move {
             health_reporter.set_serving::<AuthServiceServer<AuthApi>>().await;

@@ -37,7 +37,7 @@ pub fn config(args: &ServeArgs) -> anyhow::Result<Config> {
         c.nodes = (1..=3)
             .map(|i| NodeConfig {
                 name: format!("node-{i}"),
-                uri: format!("sim://dev-node-{i}"),
+                uri: crate::agent::dev_node_uri(&c.data_dir, i),
                 labels: Default::default(),
                 cpu_overcommit: None,
                 memory_overcommit: None,
@@ -62,6 +62,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let config = config(&args)?;
     init_logging(config.log_format);
     create_private_dir(&config.data_dir)?;
+    crate::agent::prepare_dev_nodes(&config)?;
 
     let db = config.database_url();
     let store = Store::open(&db)
@@ -99,12 +100,16 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .context("starting DRS")?;
     let _drs_loop = drs.spawn();
 
+    // Remote hosts: their agents' links, desired state rebuilt from the store.
+    let agents = lqx_core::compute::agents::Agents::new(compute.clone(), crate::agent::timing(&config));
+    agents.restore().await.context("restoring agent nodes")?;
     let api = Api::new(
         config.clone(),
         Arc::new(VmApi { compute: compute.clone() }),
         Arc::new(NodeApi { compute: compute.clone() }),
         Arc::new(DrsApi { engine: drs.clone() }),
         auth,
+        Arc::new(crate::services::agent::AgentApi { agents }),
     )?;
     let tls = match &config.tls {
         Some(t) => Some(server::tls_acceptor(&t.cert, &t.key)?),

@@ -1,4 +1,7 @@
 //! End-to-end tests: the real `lqx-server` (and `lqx`) binaries, over real sockets, on
 //! SQLite and PostgreSQL. One test binary keeps links fast; each area is a module.
 
+mod agent;
+mod auth;
 mod compute;
+mod drs;

@@ -4,7 +4,7 @@
 //! `crate::compute::agents`, which also implements this trait for in-process use (tests and
 //! all-in-one setups that want the agent path without a socket).
 
-use futures::{StreamExt, future::BoxFuture, stream::BoxStream};
+use futures::future::BoxFuture;
 use tonic::{Code, metadata::MetadataValue, transport::Channel};
 
 use super::reconcile::DesiredDomain;
@@ -19,17 +19,7 @@ use crate::{
 pub trait ControlPlane: Send + Sync + 'static {
     fn register(&self, req: pb::RegisterRequest) -> BoxFuture<'_, Result<pb::RegisterResponse>>;
     /// One heartbeat, authenticated by the node credential.
-    fn heartbeat(
-        &self,
-        credential: String,
-        req: pb::HeartbeatRequest,
-    ) -> BoxFuture<'_, Result<pb::HeartbeatResponse>>;
-    /// Desired-state generations as they change (a hint to heartbeat at once).
-    fn watch(
-        &self,
-        credential: String,
-        node_id: String,
-    ) -> BoxFuture<'_, Result<BoxStream<'static, Result<u64>>>>;
+    fn heartbeat(&self, credential: String, req: pb::HeartbeatRequest) -> BoxFuture<'_, Result<pb::HeartbeatResponse>>;
 }
 
 /// The control plane over gRPC.
@@ -77,42 +67,16 @@ pub fn from_status(s: tonic::Status) -> Error {
 impl ControlPlane for GrpcControlPlane {
     fn register(&self, req: pb::RegisterRequest) -> BoxFuture<'_, Result<pb::RegisterResponse>> {
         let mut c = self.client.clone();
-        Box::pin(async move {
-            c.register(req)
-                .await
-                .map(|r| r.into_inner())
-                .map_err(from_status)
-        })
+        Box::pin(async move { c.register(req).await.map(|r| r.into_inner()).map_err(from_status) })
     }
 
-    fn heartbeat(
-        &self,
-        credential: String,
-        req: pb::HeartbeatRequest,
-    ) -> BoxFuture<'_, Result<pb::HeartbeatResponse>> {
+    fn heartbeat(&self, credential: String, req: pb::HeartbeatRequest) -> BoxFuture<'_, Result<pb::HeartbeatResponse>> {
         let mut c = self.client.clone();
         Box::pin(async move {
             c.heartbeat(authorized(&credential, req)?)
                 .await
                 .map(|r| r.into_inner())
                 .map_err(from_status)
-        })
-    }
-
-    fn watch(
-        &self,
-        credential: String,
-        node_id: String,
-    ) -> BoxFuture<'_, Result<BoxStream<'static, Result<u64>>>> {
-        let mut c = self.client.clone();
-        Box::pin(async move {
-            let s = c
-                .watch_desired(authorized(&credential, pb::WatchDesiredRequest { node_id })?)
-                .await
-                .map_err(from_status)?
-                .into_inner();
-            Ok(s.map(|r| r.map(|m| m.generation).map_err(from_status))
-                .boxed())
         })
     }
 }
@@ -177,13 +141,10 @@ pub fn desired_to_pb(d: &DesiredDomain, reboot_seq: u64) -> pb::DesiredDomain {
 /// A desired domain from the wire, with its reboot sequence number.
 pub fn desired_from_pb(d: &pb::DesiredDomain) -> Result<(DesiredDomain, u64)> {
     let id = VmId::parse("domains[].vm_id", &d.vm_id)?;
-    let spec: DomainSpec = serde_json::from_str(&d.spec_json)
-        .map_err(|e| Error::invalid("domains[].spec_json", e.to_string()))?;
+    let spec: DomainSpec =
+        serde_json::from_str(&d.spec_json).map_err(|e| Error::invalid("domains[].spec_json", e.to_string()))?;
     if spec.id != id {
-        return Err(Error::invalid(
-            "domains[].spec_json",
-            "names another VM than vm_id",
-        ));
+        return Err(Error::invalid("domains[].spec_json", "names another VM than vm_id"));
     }
     let running = match d.desired_state.as_str() {
         "running" => true,
@@ -218,10 +179,7 @@ mod tests {
         assert_eq!(desired_from_pb(&wire).unwrap(), (d.clone(), 3));
         let mut bad = wire.clone();
         bad.vm_id = VmId::new().to_string();
-        assert_eq!(
-            desired_from_pb(&bad).unwrap_err().kind,
-            ErrorKind::InvalidArgument
-        );
+        assert_eq!(desired_from_pb(&bad).unwrap_err().kind, ErrorKind::InvalidArgument);
         let mut bad = wire;
         bad.desired_state = "exploded".into();
         assert!(desired_from_pb(&bad).is_err());
@@ -237,11 +195,7 @@ mod tests {
         ] {
             assert_eq!(driver_error(error_kind_str(&e), "x".into()), e);
         }
-        for s in [
-            DomainState::Running,
-            DomainState::Shutoff,
-            DomainState::Crashed,
-        ] {
+        for s in [DomainState::Running, DomainState::Shutoff, DomainState::Crashed] {
             assert_eq!(parse_state(s.as_str()), Some(s));
         }
     }

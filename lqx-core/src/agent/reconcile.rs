@@ -85,18 +85,11 @@ pub fn reconcile(desired: &[DesiredDomain], actual: &[DomainInfo]) -> Vec<Action
 }
 
 /// [`reconcile`], where unwanted domains in `purge` lose their volumes too.
-pub fn reconcile_with_purge(
-    desired: &[DesiredDomain],
-    purge: &HashSet<VmId>,
-    actual: &[DomainInfo],
-) -> Vec<Action> {
+pub fn reconcile_with_purge(desired: &[DesiredDomain], purge: &HashSet<VmId>, actual: &[DomainInfo]) -> Vec<Action> {
     let mut removals = Vec::new();
     let mut starts = Vec::new();
     let wanted: HashSet<VmId> = desired.iter().map(|d| d.spec.id).collect();
-    for a in actual
-        .iter()
-        .filter(|a| a.managed && !wanted.contains(&a.id))
-    {
+    for a in actual.iter().filter(|a| a.managed && !wanted.contains(&a.id)) {
         if a.state.is_active() {
             removals.push(Action::Destroy(a.id));
         }
@@ -140,11 +133,7 @@ pub struct Outcome {
 
 /// Executes `actions` in order; a failed action is reported and the others still run (the
 /// next reconciliation retries it). Errors that mean "already done" count as success.
-pub async fn apply(
-    actions: Vec<Action>,
-    h: &dyn Hypervisor,
-    stop_timeout: Duration,
-) -> Vec<Outcome> {
+pub async fn apply(actions: Vec<Action>, h: &dyn Hypervisor, stop_timeout: Duration) -> Vec<Outcome> {
     let mut out = Vec::with_capacity(actions.len());
     for action in actions {
         let id = action.vm();
@@ -216,11 +205,7 @@ mod tests {
     async fn converges_and_then_does_nothing() {
         let h = SimHypervisor::new("sim://n", SimConfig::default()).unwrap();
         let desired = vec![want("a", true), want("b", false)];
-        assert_eq!(
-            converge(&desired, &h).await,
-            3,
-            "define a, start a, define b"
-        );
+        assert_eq!(converge(&desired, &h).await, 3, "define a, start a, define b");
         let states: Vec<_> = h
             .list_domains()
             .await
@@ -256,10 +241,7 @@ mod tests {
             o.result.unwrap();
         }
         assert_eq!(h.domain_count(), 1);
-        assert_eq!(
-            h.domain_state(desired[0].spec.id).await.unwrap(),
-            DomainState::Shutoff
-        );
+        assert_eq!(h.domain_state(desired[0].spec.id).await.unwrap(), DomainState::Shutoff);
         assert_eq!(converge(&desired, &h).await, 0);
     }
 
@@ -274,19 +256,10 @@ mod tests {
         h.crash(a.spec.id).unwrap();
         h.suspend(b.spec.id).await.unwrap();
         let actions = reconcile(&desired, &h.list_domains().await.unwrap());
-        assert_eq!(
-            actions,
-            vec![Action::Start(a.spec.id), Action::Resume(b.spec.id)]
-        );
+        assert_eq!(actions, vec![Action::Start(a.spec.id), Action::Resume(b.spec.id)]);
         converge(&desired, &h).await;
-        assert_eq!(
-            h.domain_state(a.spec.id).await.unwrap(),
-            DomainState::Running
-        );
-        assert_eq!(
-            h.domain_state(b.spec.id).await.unwrap(),
-            DomainState::Running
-        );
+        assert_eq!(h.domain_state(a.spec.id).await.unwrap(), DomainState::Running);
+        assert_eq!(h.domain_state(b.spec.id).await.unwrap(), DomainState::Running);
     }
 
     #[tokio::test]
@@ -297,10 +270,7 @@ mod tests {
         let out = apply(reconcile(&desired, &[]), &h, Duration::from_secs(5)).await;
         assert!(out[0].result.is_ok() && out[1].result.is_err());
         assert_eq!(converge(&desired, &h).await, 1, "only the start is left");
-        assert_eq!(
-            h.domain_state(desired[0].spec.id).await.unwrap(),
-            DomainState::Running
-        );
+        assert_eq!(h.domain_state(desired[0].spec.id).await.unwrap(), DomainState::Running);
     }
 
     #[tokio::test]

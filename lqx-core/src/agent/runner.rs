@@ -3,8 +3,8 @@
 //! The rule, in plain words:
 //! - Join: with no identity in the data directory, register with the join token and keep the
 //!   node id and credential there (mode 0600). A restart reuses them and never joins again.
-//! - Every `heartbeat_interval` (2 s by default), and at once when the control plane pushes a
-//!   new desired-state generation, send node and domain usage and states; the answer carries the
+//! - Every `heartbeat_interval` (2 s by default), send node and domain usage and states; the
+//!   answer carries the
 //!   full desired state of the node (level-triggered), which is reconciled into the hypervisor
 //!   with [`super::reconcile`]. After a pass that changed something the agent reports again
 //!   at once, so the control plane sees the result without waiting a period.
@@ -21,7 +21,6 @@ use std::{
     time::Duration,
 };
 
-use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use tokio::{sync::Notify, time::Instant};
 use tracing::{debug, error, info, warn};
@@ -206,8 +205,10 @@ impl Agent {
         let path = self.identity_path();
         match std::fs::read(&path) {
             Ok(bytes) => {
-                let id: Identity = serde_json::from_slice(&bytes)
-                    .map_err(|source| AgentError::CorruptIdentity { path: path.clone(), source })?;
+                let id: Identity = serde_json::from_slice(&bytes).map_err(|source| AgentError::CorruptIdentity {
+                    path: path.clone(),
+                    source,
+                })?;
                 info!(node = %id.node_id, "using the identity from an earlier join");
                 return Ok(id);
             }
@@ -216,7 +217,11 @@ impl Agent {
         }
         let token = self.opts.join_token.clone().ok_or(AgentError::NoJoinToken)?;
         let info = self.hv.node_info().await.map_err(AgentError::Hypervisor)?;
-        let name = if self.opts.name.is_empty() { info.hostname.clone() } else { self.opts.name.clone() };
+        let name = if self.opts.name.is_empty() {
+            info.hostname.clone()
+        } else {
+            self.opts.name.clone()
+        };
         let req = pb::RegisterRequest {
             join_token: token,
             name: name.clone(),
@@ -249,7 +254,11 @@ impl Agent {
             lease_ttl_secs: resp.lease_ttl_seconds,
             self_fence_after_secs: resp.self_fence_after_seconds,
         };
-        write_private(&self.opts.data_dir, &path, &serde_json::to_vec_pretty(&id).unwrap_or_default())?;
+        write_private(
+            &self.opts.data_dir,
+            &path,
+            &serde_json::to_vec_pretty(&id).unwrap_or_default(),
+        )?;
         info!(node = %node_id, %name, "joined the control plane");
         Ok(id)
     }
@@ -273,17 +282,10 @@ impl Agent {
             passes: 0,
             reported_pass: 0,
         }));
-        let push = Arc::new(Notify::new());
         let report_now = Arc::new(Notify::new());
         let desired_changed = Arc::new(Notify::new());
         let this = Arc::new(self);
         let _watchdog = Abort(tokio::spawn(watchdog_task(shared.clone(), this.hv.clone())));
-        let _watch = Abort(tokio::spawn(watch_task(
-            this.cp.clone(),
-            ident.clone(),
-            push.clone(),
-            this.opts.max_backoff,
-        )));
         let _reconciler = Abort(tokio::spawn(this.clone().reconcile_task(
             shared.clone(),
             desired_changed.clone(),
@@ -346,7 +348,6 @@ impl Agent {
             }
             tokio::select! {
                 _ = tokio::time::sleep(next) => fast = 0,
-                _ = push.notified() => debug!("desired state changed"),
                 // A pass changed something: report it now (bounded, so a flapping domain cannot
                 // turn heartbeats into a busy loop).
                 _ = report_now.notified(), if fast < MAX_FAST_PASSES => fast += 1,
@@ -365,7 +366,10 @@ impl Agent {
         report_now: Arc<Notify>,
         interval: Duration,
     ) {
-        let mut memory = Memory { reboots_done: self.load_reboots(), ..Default::default() };
+        let mut memory = Memory {
+            reboots_done: self.load_reboots(),
+            ..Default::default()
+        };
         loop {
             tokio::select! {
                 _ = desired_changed.notified() => {}
@@ -402,8 +406,16 @@ impl Agent {
                 Err(e) => warn!(vm = %d.vm_id, error = %e, "ignoring an invalid desired domain"),
             }
         }
-        let purge = resp.purge_vm_ids.iter().filter_map(|s| VmId::parse("purge_vm_ids", s).ok()).collect();
-        let r = Remembered { generation: resp.generation, domains, purge };
+        let purge = resp
+            .purge_vm_ids
+            .iter()
+            .filter_map(|s| VmId::parse("purge_vm_ids", s).ok())
+            .collect();
+        let r = Remembered {
+            generation: resp.generation,
+            domains,
+            purge,
+        };
         self.save_remembered(&r);
         r
     }
@@ -513,7 +525,9 @@ impl Agent {
             }
         }
         let before = memory.reboots_done.len();
-        memory.reboots_done.retain(|id, _| desired.iter().any(|d| d.spec.id == *id));
+        memory
+            .reboots_done
+            .retain(|id, _| desired.iter().any(|d| d.spec.id == *id));
         if reboots_changed || before != memory.reboots_done.len() {
             let path = self.opts.data_dir.join(REBOOTS_FILE);
             let bytes = serde_json::to_vec(&memory.reboots_done).unwrap_or_default();
@@ -538,7 +552,9 @@ impl Agent {
             let f = s.watchdog.check(now);
             (s.applied, s.errors.clone(), s.ha.clone(), f, s.passes)
         };
-        let req = self.build_report(ident, sampler, applied, errors, ha, fenced, interval, now).await;
+        let req = self
+            .build_report(ident, sampler, applied, errors, ha, fenced, interval, now)
+            .await;
         // Only now may the next pass run: its effects must not leak into this report.
         let mut s = lock(shared);
         s.reported_pass = s.reported_pass.max(pass);
@@ -596,17 +612,18 @@ impl Agent {
                 managed: d.managed,
                 ..Default::default()
             };
-            if d.managed && d.state.is_active() {
-                if let Ok(s) = self.hv.domain_stats(d.id).await {
-                    if let Some((t, ns)) = sampler.domains.get(&d.id) {
-                        st.cpu_percent = cpu_percent(*ns, s.cpu_time_ns, now - *t, s.vcpus);
-                    }
-                    sampler.domains.insert(d.id, (now, s.cpu_time_ns));
-                    st.cpu_time_ns = s.cpu_time_ns;
-                    st.vcpus = s.vcpus;
-                    st.memory_mib = s.memory_mib;
-                    st.memory_used_mib = s.memory_used_mib;
+            if d.managed
+                && d.state.is_active()
+                && let Ok(s) = self.hv.domain_stats(d.id).await
+            {
+                if let Some((t, ns)) = sampler.domains.get(&d.id) {
+                    st.cpu_percent = cpu_percent(*ns, s.cpu_time_ns, now - *t, s.vcpus);
                 }
+                sampler.domains.insert(d.id, (now, s.cpu_time_ns));
+                st.cpu_time_ns = s.cpu_time_ns;
+                st.vcpus = s.vcpus;
+                st.memory_mib = s.memory_mib;
+                st.memory_used_mib = s.memory_used_mib;
             }
             if let Some(e) = errors.get(&d.id) {
                 st.error = e.message().to_string();
@@ -615,7 +632,9 @@ impl Agent {
             seen.insert(d.id, d.state);
             req.domains.push(st);
         }
-        sampler.domains.retain(|id, _| seen.get(id).is_some_and(|s| s.is_active()));
+        sampler
+            .domains
+            .retain(|id, _| seen.get(id).is_some_and(|s| s.is_active()));
         // Failures on domains that do not exist (a define that failed).
         for (id, e) in &errors {
             if !seen.contains_key(id) {
@@ -627,10 +646,7 @@ impl Agent {
                 });
             }
         }
-        req.fenced_domains_gone = fenced
-            && !seen
-                .iter()
-                .any(|(id, s)| ha.contains(id) && *s != DomainState::Shutoff);
+        req.fenced_domains_gone = fenced && !seen.iter().any(|(id, s)| ha.contains(id) && *s != DomainState::Shutoff);
         req
     }
 }
@@ -639,12 +655,20 @@ impl Agent {
 fn same_shape(have: &DomainSpec, want: &DomainSpec) -> bool {
     have.vcpus == want.vcpus
         && have.memory_mib == want.memory_mib
-        && have.disks.iter().map(|d| &d.name).eq(want.disks.iter().map(|d| &d.name))
+        && have
+            .disks
+            .iter()
+            .map(|d| &d.name)
+            .eq(want.disks.iter().map(|d| &d.name))
         && have.nics.len() == want.nics.len()
 }
 
 fn ha_set(r: &Remembered) -> HashSet<VmId> {
-    r.domains.iter().filter(|(d, _)| d.ha_protected).map(|(d, _)| d.spec.id).collect()
+    r.domains
+        .iter()
+        .filter(|(d, _)| d.ha_protected)
+        .map(|(d, _)| d.spec.id)
+        .collect()
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -672,7 +696,10 @@ async fn watchdog_task(shared: Arc<Mutex<Shared>>, hv: Arc<dyn Hypervisor>) {
         };
         if fenced {
             if !was_fenced {
-                error!(domains = ha.len(), "self-fencing: no lease renewal in time, powering off HA-protected domains");
+                error!(
+                    domains = ha.len(),
+                    "self-fencing: no lease renewal in time, powering off HA-protected domains"
+                );
             }
             fence_now(hv.as_ref(), &ha).await;
         } else if was_fenced {
@@ -680,7 +707,11 @@ async fn watchdog_task(shared: Arc<Mutex<Shared>>, hv: Arc<dyn Hypervisor>) {
         }
         was_fenced = fenced;
         let now = Instant::now();
-        let wake = if deadline > now { deadline.min(now + Duration::from_secs(1)) } else { now + Duration::from_secs(1) };
+        let wake = if deadline > now {
+            deadline.min(now + Duration::from_secs(1))
+        } else {
+            now + Duration::from_secs(1)
+        };
         tokio::time::sleep_until(wake).await;
     }
 }
@@ -698,36 +729,13 @@ pub async fn fence_now(hv: &dyn Hypervisor, ha: &HashSet<VmId>) {
     }
 }
 
-/// Listens for desired-state pushes; reconnects with backoff. Only a latency optimisation.
-async fn watch_task(cp: Arc<dyn ControlPlane>, ident: Identity, push: Arc<Notify>, max_backoff: Duration) {
-    let mut failures = 0;
-    loop {
-        match cp.watch(ident.credential.clone(), ident.node_id.to_string()).await {
-            Ok(mut s) => {
-                while let Some(item) = s.next().await {
-                    match item {
-                        Ok(_) => {
-                            failures = 0;
-                            push.notify_one();
-                        }
-                        Err(e) => {
-                            debug!(error = %e, "desired-state watch ended");
-                            break;
-                        }
-                    }
-                }
-            }
-            Err(e) => debug!(error = %e, "desired-state watch refused"),
-        }
-        failures += 1;
-        tokio::time::sleep(backoff(failures, max_backoff, rand::random_range(0.5..=1.0))).await;
-    }
-}
-
 /// Writes `bytes` to `path` readable by the owner only (write to a temporary file, then
 /// rename, so a crash never leaves half a file).
 fn write_private(dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), AgentError> {
-    let err = |source| AgentError::DataDir { path: path.to_path_buf(), source };
+    let err = |source| AgentError::DataDir {
+        path: path.to_path_buf(),
+        source,
+    };
     std::fs::create_dir_all(dir).map_err(err)?;
     let tmp = path.with_extension("tmp");
     {
@@ -763,7 +771,11 @@ mod tests {
         assert_eq!(backoff(4, max, 1.0), Duration::from_secs(4));
         assert_eq!(backoff(20, max, 1.0), max);
         assert_eq!(backoff(20, max, 0.5), max / 2);
-        assert_eq!(backoff(3, max, 0.1), Duration::from_secs(1), "jitter is clamped to 0.5..1");
+        assert_eq!(
+            backoff(3, max, 0.1),
+            Duration::from_secs(1),
+            "jitter is clamped to 0.5..1"
+        );
     }
 
     #[test]

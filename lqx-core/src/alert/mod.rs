@@ -16,7 +16,11 @@
 //!   the conditions it sees active now, it raises the active ones and resolves the rest.
 //! - Acknowledge and resolve are idempotent: doing it twice keeps the first who/when.
 
+#[cfg(feature = "server")]
+pub mod monitor;
 mod proto;
+#[cfg(feature = "server")]
+pub mod service;
 #[cfg(feature = "server")]
 pub mod webhook;
 
@@ -300,6 +304,30 @@ pub fn list<'a>(alerts: impl IntoIterator<Item = &'a Alert>, filter: &AlertFilte
     let mut out: Vec<&Alert> = alerts.into_iter().filter(|a| filter.matches(a)).collect();
     out.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
     out
+}
+
+/// The dedupe key of an alert (what `service::Alerts::clear` takes).
+pub fn key(source_type: AlertSourceType, source_id: impl Into<String>, condition: &str) -> AlertKey {
+    AlertKey {
+        source_type,
+        source_id: source_id.into(),
+        condition: condition.to_string(),
+    }
+}
+
+/// The key of a VM alert (see [`vm_alert`]).
+pub fn vm_key(vm: VmId, condition: &str) -> AlertKey {
+    key(AlertSourceType::Vm, vm.to_string(), condition)
+}
+
+/// The key of a host alert (see [`node_alert`]).
+pub fn node_key(node: NodeId, condition: &str) -> AlertKey {
+    key(AlertSourceType::Host, node.to_string(), condition)
+}
+
+/// The key of a cluster alert (see [`cluster_alert`]).
+pub fn cluster_key(condition: &str) -> AlertKey {
+    key(AlertSourceType::Cluster, "cluster", condition)
 }
 
 fn draft(

@@ -56,10 +56,7 @@ pub fn action_name(method_path: &str) -> String {
     let p = p.strip_prefix("limiquantix.").unwrap_or(p);
     match p.split_once('/') {
         Some((svc, m)) => {
-            let svc: Vec<&str> = svc
-                .split('.')
-                .filter(|part| !is_version(part))
-                .collect();
+            let svc: Vec<&str> = svc.split('.').filter(|part| !is_version(part)).collect();
             format!("{}/{m}", svc.join("."))
         }
         None => p.to_string(),
@@ -91,9 +88,7 @@ pub fn request_id(header: Option<&str>) -> String {
         Some(h)
             if !h.is_empty()
                 && h.len() <= MAX_REQUEST_ID_LEN
-                && h
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b)) =>
+                && h.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b)) =>
         {
             h.to_string()
         }
@@ -198,9 +193,7 @@ mod tests {
         let mut audited = 0;
         for p in rbac::declared_method_paths() {
             let m = method_name(&p);
-            let read = ["Get", "List", "Watch"].iter().any(|x| m.starts_with(x))
-                || m == "WhoAmI"
-                || m == "Subscribe";
+            let read = ["Get", "List", "Watch"].iter().any(|x| m.starts_with(x)) || m == "WhoAmI" || m == "Subscribe";
             assert_eq!(is_read_only(&p), read, "{p}");
             let expect = !read && m != "Heartbeat";
             assert_eq!(is_audited(&p), expect, "{p}");

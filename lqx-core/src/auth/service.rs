@@ -37,8 +37,8 @@ use super::{
     throttle::{LoginThrottle, ThrottlePolicy},
 };
 use crate::model::{
-    Actor, ApiKey, ApiKeyId, AuditEntry, AuditFilter, Permission, RevokeReason, Role, SessionId,
-    User, UserId, normalize_username, validate_email, validate_username,
+    Actor, ApiKey, ApiKeyId, AuditEntry, AuditFilter, Permission, RevokeReason, Role, SessionId, User, UserId,
+    normalize_username, validate_email, validate_username,
 };
 use crate::store::{AuditPage, Store, UserPage};
 use crate::{Error, Result};
@@ -336,9 +336,7 @@ impl AuthService {
 
     async fn touch_key(&self, id: ApiKeyId, now: DateTime<Utc>) {
         let every = chrono::Duration::seconds(KEY_TOUCH_GRANULARITY_SECS);
-        let due = lock(&self.key_touched)
-            .get(&id)
-            .is_none_or(|t| now - *t >= every);
+        let due = lock(&self.key_touched).get(&id).is_none_or(|t| now - *t >= every);
         if !due {
             return;
         }
@@ -389,10 +387,7 @@ impl AuthService {
     ) -> Result<LoginOutcome> {
         let name = normalize_username(username);
         if name.is_empty() || password.expose().is_empty() {
-            return Err(Error::invalid(
-                "username",
-                "username and password are required",
-            ));
+            return Err(Error::invalid("username", "username and password are required"));
         }
         lock(&self.throttle).begin(&name, client, self.now_ms())?;
         // A name that cannot be a username is looked up as nobody (same cost, same answer).
@@ -401,11 +396,8 @@ impl AuthService {
         } else {
             None
         };
-        let ok = password::verify_password_async(
-            password.clone(),
-            user.as_ref().map(|u| u.password_hash.clone()),
-        )
-        .await?;
+        let ok =
+            password::verify_password_async(password.clone(), user.as_ref().map(|u| u.password_hash.clone())).await?;
         let user = match user {
             Some(u) if ok && !u.disabled => u,
             other => {
@@ -438,9 +430,7 @@ impl AuthService {
                 Ok(())
             })
             .await?;
-        let pair = self
-            .jwt
-            .issue_pair(&TokenSubject::from(&user), SessionId::new(), now)?;
+        let pair = self.jwt.issue_pair(&TokenSubject::from(&user), SessionId::new(), now)?;
         let addr = client.map(|a| a.to_string()).unwrap_or_default();
         let s = session::start(&pair.refresh, &addr, &self.settings.session, now);
         self.store.insert_session(&s).await?;
@@ -473,9 +463,7 @@ impl AuthService {
                     Some(s),
                     Some(user),
                 ) => {
-                    let pair = self
-                        .jwt
-                        .issue_pair(&TokenSubject::from(&user), s.id, now)?;
+                    let pair = self.jwt.issue_pair(&TokenSubject::from(&user), s.id, now)?;
                     let next = session::rotated(&s, &pair.refresh, now);
                     if self
                         .store
@@ -517,8 +505,7 @@ impl AuthService {
                 .await;
         }
         let sid = if refresh_token.is_empty() {
-            p.session_id
-                .ok_or(AuthError::Forbidden("a user session is required"))?
+            p.session_id.ok_or(AuthError::Forbidden("a user session is required"))?
         } else {
             let claims = self.jwt.verify_refresh(refresh_token, now)?;
             if claims.sub != p.user_id {
@@ -527,18 +514,12 @@ impl AuthService {
             claims.sid
         };
         Ok(u64::from(
-            self.store
-                .revoke_session(sid, RevokeReason::Logout, now)
-                .await?,
+            self.store.revoke_session(sid, RevokeReason::Logout, now).await?,
         ))
     }
 
     pub async fn whoami(&self, p: &Principal) -> Result<WhoAmI> {
-        let user = self
-            .store
-            .get_user(p.user_id)
-            .await?
-            .ok_or(AuthError::SessionRevoked)?;
+        let user = self.store.get_user(p.user_id).await?.ok_or(AuthError::SessionRevoked)?;
         let permissions = Permission::ALL.into_iter().filter(|x| p.can(*x)).collect();
         Ok(WhoAmI {
             user,
@@ -563,10 +544,7 @@ impl AuthService {
         note: &AuditNote,
     ) -> Result<()> {
         let target = if target.is_empty() {
-            self.store
-                .get_user(p.user_id)
-                .await?
-                .ok_or(AuthError::SessionRevoked)?
+            self.store.get_user(p.user_id).await?.ok_or(AuthError::SessionRevoked)?
         } else {
             self.store.resolve_user(target).await?
         };
@@ -580,8 +558,7 @@ impl AuthService {
             }
             // A stolen access token must not become a password oracle.
             lock(&self.throttle).begin(&target.username, client, self.now_ms())?;
-            let ok = password::verify_password_async(old, Some(target.password_hash.clone()))
-                .await?;
+            let ok = password::verify_password_async(old, Some(target.password_hash.clone())).await?;
             if !ok {
                 return Err(Error::invalid("old_password", "is wrong"));
             }
@@ -615,11 +592,7 @@ impl AuthService {
     pub async fn create_user(&self, p: &Principal, req: NewUser, note: &AuditNote) -> Result<User> {
         p.require(Permission::UserManage)?;
         if let Some(rid) = &req.request_id {
-            if let Some(id) = self
-                .store
-                .idempotent_get(&Self::idempotency_key(p, rid))
-                .await?
-            {
+            if let Some(id) = self.store.idempotent_get(&Self::idempotency_key(p, rid)).await? {
                 let id = UserId::parse("request_id", &id)?;
                 if let Some(u) = self.store.get_user(id).await? {
                     note.resource("user", u.id);
@@ -670,9 +643,7 @@ impl AuthService {
 
     /// Refuses to take away the last enabled admin.
     async fn keep_an_admin(&self, target: &User, what: &str) -> Result<()> {
-        if target.role == Role::Admin
-            && !target.disabled
-            && self.store.count_enabled_with_role(Role::Admin).await? <= 1
+        if target.role == Role::Admin && !target.disabled && self.store.count_enabled_with_role(Role::Admin).await? <= 1
         {
             return Err(Error::precondition(format!(
                 "cannot {what} {}: it is the last enabled admin",
@@ -692,11 +663,7 @@ impl AuthService {
         p.require(Permission::UserManage)?;
         let target = self.store.resolve_user(id_or_name).await?;
         note.resource("user", target.id);
-        let role = change
-            .role
-            .as_deref()
-            .map(|r| Role::parse("role", r))
-            .transpose()?;
+        let role = change.role.as_deref().map(|r| Role::parse("role", r)).transpose()?;
         let email = change.email.map(|e| e.trim().to_string());
         if let Some(e) = &email {
             validate_email("email", e)?;
@@ -776,11 +743,7 @@ impl AuthService {
         note: &AuditNote,
     ) -> Result<(ApiKey, Secret)> {
         p.require(Permission::ApiKeyManage)?;
-        let creator = self
-            .store
-            .get_user(p.user_id)
-            .await?
-            .ok_or(AuthError::SessionRevoked)?;
+        let creator = self.store.get_user(p.user_id).await?.ok_or(AuthError::SessionRevoked)?;
         let role = if role.is_empty() {
             creator.role
         } else {
@@ -856,11 +819,7 @@ impl AuthService {
     /// Creates the admin account when the store has no user at all. Returns what it did,
     /// or `None` when users exist (or another replica bootstrapped at the same moment).
     /// A generated password is written 0600 to `<data_dir>/admin-password`.
-    pub async fn bootstrap_admin(
-        &self,
-        source: BootstrapPassword,
-        data_dir: &Path,
-    ) -> Result<Option<Bootstrapped>> {
+    pub async fn bootstrap_admin(&self, source: BootstrapPassword, data_dir: &Path) -> Result<Option<Bootstrapped>> {
         if self.store.count_users().await? > 0 {
             return Ok(None);
         }
@@ -868,9 +827,7 @@ impl AuthService {
             BootstrapPassword::Given(s) => {
                 // The operator chose it: the length rule and "not the username" apply.
                 let len = s.expose().chars().count();
-                if len < password::MIN_PASSWORD_LEN
-                    || normalize_username(s.expose()) == BOOTSTRAP_ADMIN
-                {
+                if len < password::MIN_PASSWORD_LEN || normalize_username(s.expose()) == BOOTSTRAP_ADMIN {
                     return Err(Error::invalid(
                         "LQX_BOOTSTRAP_ADMIN_PASSWORD",
                         format!(
@@ -882,9 +839,7 @@ impl AuthService {
                 (s, false)
             }
             BootstrapPassword::Dev => (Secret::new(DEV_ADMIN_PASSWORD), true),
-            BootstrapPassword::Generated => {
-                (password::generate_password(GENERATED_PASSWORD_LEN), true)
-            }
+            BootstrapPassword::Generated => (password::generate_password(GENERATED_PASSWORD_LEN), true),
         };
         let generated = show && password.expose() != DEV_ADMIN_PASSWORD;
         let hash = password::hash_password_async(password.clone()).await?;
@@ -909,12 +864,8 @@ impl AuthService {
         }
         let file = if generated {
             let path = data_dir.join(ADMIN_PASSWORD_FILE);
-            write_private_file(&path, format!("{}\n", password.expose()).as_bytes()).map_err(
-                |e| {
-                    Error::precondition(format!("cannot write {}", path.display()))
-                        .with_source(e)
-                },
-            )?;
+            write_private_file(&path, format!("{}\n", password.expose()).as_bytes())
+                .map_err(|e| Error::precondition(format!("cannot write {}", path.display())).with_source(e))?;
             Some(path)
         } else {
             None
@@ -937,10 +888,7 @@ pub async fn shared_signing_key(store: &Store) -> Result<SigningKey> {
             return Ok(SigningKey::from_base64(&v)?);
         }
         let key = SigningKey::generate();
-        if store
-            .kv_cas(SIGNING_KEY_KV, 0, key.to_base64().expose())
-            .await?
-        {
+        if store.kv_cas(SIGNING_KEY_KV, 0, key.to_base64().expose()).await? {
             tracing::info!("generated the shared JWT signing key");
             return Ok(key);
         }
@@ -978,9 +926,7 @@ mod tests {
     use crate::auth::jwt::TokenType;
 
     async fn service(dir: &Path) -> AuthService {
-        let store = Store::open(dir.join("auth.db").to_str().unwrap())
-            .await
-            .unwrap();
+        let store = Store::open(dir.join("auth.db").to_str().unwrap()).await.unwrap();
         AuthService::new(
             store,
             &SigningKey::from_bytes(vec![7; 32]).unwrap(),
@@ -989,13 +935,10 @@ mod tests {
     }
 
     async fn admin(svc: &AuthService, dir: &Path) -> Principal {
-        svc.bootstrap_admin(
-            BootstrapPassword::Given(Secret::new("correct horse battery")),
-            dir,
-        )
-        .await
-        .unwrap()
-        .unwrap();
+        svc.bootstrap_admin(BootstrapPassword::Given(Secret::new("correct horse battery")), dir)
+            .await
+            .unwrap()
+            .unwrap();
         let out = svc
             .login(
                 "admin",
@@ -1009,11 +952,7 @@ mod tests {
     }
 
     async fn principal(svc: &AuthService, token: &str) -> Principal {
-        match svc
-            .authenticate(Some(&format!("Bearer {token}")))
-            .await
-            .unwrap()
-        {
+        match svc.authenticate(Some(&format!("Bearer {token}"))).await.unwrap() {
             Credential::User(p) => p,
             other => panic!("{other:?}"),
         }
@@ -1091,18 +1030,11 @@ mod tests {
         let e = svc.refresh(rt1.expose(), &note).await.unwrap_err();
         assert_eq!(e.kind, crate::ErrorKind::Unauthenticated);
         assert!(note.fields().detail.unwrap().contains("reuse"));
+        assert!(svc.refresh(l2.pair.refresh_token.expose(), &note).await.is_err());
         assert!(
-            svc.refresh(l2.pair.refresh_token.expose(), &note)
+            svc.authenticate(Some(&format!("Bearer {}", l2.pair.access_token.expose())))
                 .await
                 .is_err()
-        );
-        assert!(
-            svc.authenticate(Some(&format!(
-                "Bearer {}",
-                l2.pair.access_token.expose()
-            )))
-            .await
-            .is_err()
         );
 
         // A role change ends alice's sessions at once.
@@ -1153,10 +1085,7 @@ mod tests {
         let svc = service(dir.path()).await;
         let admin = admin(&svc, dir.path()).await;
         let note = AuditNote::default();
-        let (key, secret) = svc
-            .create_api_key(&admin, "ci", "operator", 0, &note)
-            .await
-            .unwrap();
+        let (key, secret) = svc.create_api_key(&admin, "ci", "operator", 0, &note).await.unwrap();
         assert!(!format!("{key:?}").contains(secret.expose()));
         let p = principal(&svc, secret.expose()).await;
         assert_eq!(
@@ -1166,9 +1095,7 @@ mod tests {
         assert!(!p.can(Permission::ApiKeyManage), "keys cannot mint keys");
         let listed = svc.list_api_keys(&admin, false).await.unwrap();
         assert!(listed[0].last_used_at.is_some(), "use is recorded");
-        svc.revoke_api_key(&admin, &key.id.to_string(), &note)
-            .await
-            .unwrap();
+        svc.revoke_api_key(&admin, &key.id.to_string(), &note).await.unwrap();
         let e = svc
             .authenticate(Some(&format!("Bearer {}", secret.expose())))
             .await
@@ -1194,16 +1121,10 @@ mod tests {
             .await
             .unwrap();
         let op = principal(&svc, l.pair.access_token.expose()).await;
-        let e = svc
-            .create_api_key(&op, "x", "admin", 0, &note)
-            .await
-            .unwrap_err();
+        let e = svc.create_api_key(&op, "x", "admin", 0, &note).await.unwrap_err();
         assert_eq!(e.kind, crate::ErrorKind::PermissionDenied);
         // Nor see or revoke another user's key.
-        let e = svc
-            .revoke_api_key(&op, &key.id.to_string(), &note)
-            .await
-            .unwrap_err();
+        let e = svc.revoke_api_key(&op, &key.id.to_string(), &note).await.unwrap_err();
         assert_eq!(e.kind, crate::ErrorKind::NotFound);
         assert!(svc.list_api_keys(&op, true).await.is_err());
     }
@@ -1237,12 +1158,9 @@ mod tests {
             .unwrap_err();
         assert_eq!(e.kind, crate::ErrorKind::PermissionDenied);
         // Login with a garbage token attached still works.
-        svc.admit(
-            "/limiquantix.auth.v1.AuthService/Login",
-            Some("Bearer garbage"),
-        )
-        .await
-        .unwrap();
+        svc.admit("/limiquantix.auth.v1.AuthService/Login", Some("Bearer garbage"))
+            .await
+            .unwrap();
         // Logout ends the session for every later request.
         let p = ok_principal(&svc, &bearer).await;
         svc.logout(&p, "", false).await.unwrap();
@@ -1269,19 +1187,14 @@ mod tests {
         let pw = b.password.unwrap();
         assert!(pw.expose().len() >= GENERATED_PASSWORD_LEN);
         let file = b.file.unwrap();
-        assert_eq!(
-            std::fs::read_to_string(&file).unwrap().trim(),
-            pw.expose()
-        );
+        assert_eq!(std::fs::read_to_string(&file).unwrap().trim(), pw.expose());
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
             let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
             assert_eq!(mode, 0o600);
         }
-        svc.login("admin", pw, None, &AuditNote::default())
-            .await
-            .unwrap();
+        svc.login("admin", pw, None, &AuditNote::default()).await.unwrap();
     }
 
     #[tokio::test]

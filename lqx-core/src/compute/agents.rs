@@ -15,8 +15,9 @@
 //! - The desired state lives in memory and is rebuilt from the store when the control plane
 //!   starts (VMs with `status.node_id` of the node and their `desired_state`).
 //! - Joining spends a one-time join token and returns a node credential
-//!   `lqxnode_<node id>_<secret>`; only its SHA-256 is stored. A credential acts only for its
-//!   own node: a heartbeat for another node is refused with PermissionDenied.
+//!   (`lqxn_<prefix>_<secret>`, the auth layer's opaque-secret format); only its SHA-256 is
+//!   stored, found by its prefix. Joining again replaces the node's credential. A credential
+//!   acts only for its own node: a heartbeat for another node is refused with PermissionDenied.
 //! - Each accepted heartbeat renews the node's lease, measured on the control plane's
 //!   monotonic clock ([`Agents::lease_state`]); an optional [`HeartbeatHook`] (the HA manager)
 //!   may refuse the renewal and order the agent to fence itself.
@@ -32,9 +33,7 @@ use std::{
 };
 
 use chrono::Utc;
-use futures::{FutureExt, StreamExt, future::BoxFuture, stream::BoxStream};
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
+use futures::{FutureExt, future::BoxFuture};
 use tokio::{sync::watch, time::Instant};
 use tracing::{debug, info};
 
@@ -46,9 +45,10 @@ use crate::{
         control::{desired_to_pb, driver_error, parse_state},
     },
     api::node::v1 as pb,
+    auth::{SecretKind, apikey},
     driver::{
-        DomainInfo, DomainSpec, DomainState, DomainStats, DriverError, DriverResult, Hypervisor,
-        NodeInfo, NodeStats, ProgressFn, VolumeInfo,
+        DomainInfo, DomainSpec, DomainState, DomainStats, DriverError, DriverResult, Hypervisor, NodeInfo, NodeStats,
+        ProgressFn, VolumeInfo,
     },
     model::{NodeId, NodePhase, VmId, VmState},
 };
@@ -121,14 +121,21 @@ pub trait HeartbeatHook: Send + Sync + 'static {
     fn on_heartbeat(&self, report: &HeartbeatReport, now: Instant) -> LeaseVerdict;
 }
 
-const CREDENTIAL_PREFIX: &str = "lqxnode_";
-
+/// The node's current credential: `{"prefix": ..., "hash": ...}`.
 fn credential_key(node: NodeId) -> String {
     format!("node_credential/{node}")
 }
 
-fn sha256(s: &str) -> [u8; 32] {
-    Sha256::digest(s.as_bytes()).into()
+/// Which node a credential prefix belongs to.
+fn prefix_key(prefix: &str) -> String {
+    format!("node_credential_prefix/{prefix}")
+}
+
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
+struct StoredCredential {
+    prefix: String,
+    /// Hex SHA-256 of the whole credential.
+    hash: String,
 }
 
 /// The node agents of this control plane. Cheap to clone.
@@ -141,8 +148,8 @@ struct Inner {
     compute: Compute,
     timing: AgentTiming,
     links: RwLock<HashMap<NodeId, Arc<AgentLink>>>,
-    /// Credential hashes already read from the store.
-    credentials: RwLock<HashMap<NodeId, [u8; 32]>>,
+    /// Credentials already read from the store, by prefix.
+    credentials: RwLock<HashMap<String, (NodeId, String)>>,
     hook: RwLock<Option<Arc<dyn HeartbeatHook>>>,
 }
 
@@ -207,7 +214,14 @@ impl Agents {
     pub async fn restore(&self) -> Result<usize> {
         let mut n = 0;
         for node in self.inner.compute.store.all_nodes().await? {
-            if self.inner.compute.store.kv_get(&credential_key(node.id)).await?.is_none() {
+            if self
+                .inner
+                .compute
+                .store
+                .kv_get(&credential_key(node.id))
+                .await?
+                .is_none()
+            {
                 continue;
             }
             let info = NodeInfo {
@@ -249,7 +263,11 @@ impl Agents {
         }
         self.inner.compute.redeem_join_token(&req.join_token, &req.name).await?;
         let info = NodeInfo {
-            hostname: if req.hostname.is_empty() { req.name.clone() } else { req.hostname.clone() },
+            hostname: if req.hostname.is_empty() {
+                req.name.clone()
+            } else {
+                req.hostname.clone()
+            },
             cpus: req.cpu_cores,
             memory_mib: req.memory_mib,
             cpu_model: req.cpu_model.clone(),
@@ -263,12 +281,23 @@ impl Agents {
         let probe = Arc::new(self.new_link(NodeId::new(), &req.name, info.clone()));
         let node = self.inner.compute.attach_node(reg, probe).await?;
 
-        let mut secret = [0u8; 32];
-        rand::fill(&mut secret);
-        let credential = format!("{CREDENTIAL_PREFIX}{}_{}", node.id.as_uuid().simple(), hex::encode(secret));
-        let hash = sha256(&credential);
-        self.inner.compute.store.kv_put(&credential_key(node.id), &hex::encode(hash)).await?;
-        write(&self.inner.credentials).insert(node.id, hash);
+        let secret = apikey::generate(SecretKind::NodeCredential);
+        let stored = StoredCredential {
+            prefix: secret.prefix.clone(),
+            hash: secret.hash.clone(),
+        };
+        let store = &self.inner.compute.store;
+        store.kv_put(&prefix_key(&secret.prefix), &node.id.to_string()).await?;
+        // Written last: from here on the old credential (another prefix) is refused.
+        store
+            .kv_put(
+                &credential_key(node.id),
+                &serde_json::to_string(&stored).map_err(Error::internal)?,
+            )
+            .await?;
+        write(&self.inner.credentials).retain(|_, (n, _)| *n != node.id);
+        write(&self.inner.credentials).insert(secret.prefix.clone(), (node.id, secret.hash.clone()));
+        let credential = secret.secret.expose().to_string();
 
         let link = self.install(node.id, &node.name, info);
         link.rebuild(&self.inner.compute).await?;
@@ -286,28 +315,38 @@ impl Agents {
     /// The node a credential belongs to; Unauthenticated when it is not valid.
     pub async fn authenticate(&self, credential: &str) -> Result<NodeId> {
         let bad = || Error::unauthenticated("invalid node credential");
-        let rest = credential.strip_prefix(CREDENTIAL_PREFIX).ok_or_else(bad)?;
-        let (id, _) = rest.split_once('_').ok_or_else(bad)?;
-        let node: NodeId = uuid::Uuid::try_parse(id).map(NodeId::from).map_err(|_| bad())?;
-        let cached = read(&self.inner.credentials).get(&node).copied();
-        let stored = match cached {
-            Some(h) => h,
+        let prefix = apikey::parse_secret(SecretKind::NodeCredential, credential).ok_or_else(bad)?;
+        let cached = read(&self.inner.credentials).get(prefix).cloned();
+        let (node, hash) = match cached {
+            Some(c) => c,
             None => {
-                let (hex_hash, _) = self.inner.compute.store.kv_get(&credential_key(node)).await?.ok_or_else(bad)?;
-                let mut h = [0u8; 32];
-                hex::decode_to_slice(&hex_hash, &mut h).map_err(Error::internal)?;
-                write(&self.inner.credentials).insert(node, h);
-                h
+                let store = &self.inner.compute.store;
+                let (node, _) = store.kv_get(&prefix_key(prefix)).await?.ok_or_else(bad)?;
+                let node = NodeId::parse("node", &node).map_err(Error::internal)?;
+                let (rec, _) = store.kv_get(&credential_key(node)).await?.ok_or_else(bad)?;
+                let rec: StoredCredential = serde_json::from_str(&rec).map_err(Error::internal)?;
+                if rec.prefix != prefix {
+                    // Replaced by a later join.
+                    return Err(bad());
+                }
+                write(&self.inner.credentials).insert(prefix.to_string(), (node, rec.hash.clone()));
+                (node, rec.hash)
             }
         };
-        if bool::from(sha256(credential).ct_eq(&stored)) { Ok(node) } else { Err(bad()) }
+        if apikey::verify_secret(credential, &hash) {
+            Ok(node)
+        } else {
+            Err(bad())
+        }
     }
 
     /// Authenticates a call made for `claimed` (the request's node id).
     async fn authorize(&self, credential: &str, claimed: &str) -> Result<NodeId> {
         let node = self.authenticate(credential).await?;
         if claimed != node.to_string() {
-            return Err(Error::permission_denied("this node credential cannot act for another node"));
+            return Err(Error::permission_denied(
+                "this node credential cannot act for another node",
+            ));
         }
         Ok(node)
     }
@@ -347,20 +386,16 @@ impl Agents {
         Ok(resp)
     }
 
-    /// Desired-state generations of the node as they change (the current one first).
-    pub async fn watch(&self, credential: &str, node_id: &str) -> Result<BoxStream<'static, u64>> {
-        let node = self.authorize(credential, node_id).await?;
-        let link = self.link_of(node).await?;
-        Ok(tokio_stream::wrappers::WatchStream::new(link.desired_tx.subscribe()).boxed())
-    }
-
     /// Writes what a heartbeat changed to the store. Failures are logged: the heartbeat (and
     /// the lease) does not depend on the database.
     async fn persist(&self, link: &AgentLink, node: NodeId, req: &pb::HeartbeatRequest, writes: Writes, now: Instant) {
         let compute = &self.inner.compute;
         if writes.node {
             // HA policies change without a hypervisor call (UpdateVM): pick them up here.
-            let filter = crate::store::VmFilter { node_id: Some(node), ..Default::default() };
+            let filter = crate::store::VmFilter {
+                node_id: Some(node),
+                ..Default::default()
+            };
             match compute.store.list_vms(&filter, 1000, "").await {
                 Ok(page) => link.refresh_ha(&page.vms),
                 Err(e) => debug!(node = %node, error = %e, "could not read the node's VMs"),
@@ -570,6 +605,11 @@ impl AgentLink {
         lock(&self.state).generation
     }
 
+    /// Follows the desired-state generation (for a push channel to the agent).
+    pub fn watch_generation(&self) -> watch::Receiver<u64> {
+        self.desired_tx.subscribe()
+    }
+
     /// The desired domains, as the next heartbeat answer will carry them.
     pub fn desired(&self) -> Vec<DesiredDomain> {
         lock(&self.state).desired.values().map(|w| w.d.clone()).collect()
@@ -657,7 +697,12 @@ impl AgentLink {
 
     /// Handles one heartbeat: records the report, renews the lease, notes what to write, and
     /// builds the answer.
-    fn accept(&self, req: &pb::HeartbeatRequest, now: Instant, hook: Option<&dyn HeartbeatHook>) -> (pb::HeartbeatResponse, Writes) {
+    fn accept(
+        &self,
+        req: &pb::HeartbeatRequest,
+        now: Instant,
+        hook: Option<&dyn HeartbeatHook>,
+    ) -> (pb::HeartbeatResponse, Writes) {
         let mut st = lock(&self.state);
         st.last_heartbeat = Some(now);
         if req.heartbeat_interval_ms > 0 {
@@ -680,7 +725,8 @@ impl AgentLink {
                     continue;
                 };
                 if !d.error.is_empty() {
-                    st.failures.push_back((n, observed, id, driver_error(&d.error_kind, d.error.clone())));
+                    st.failures
+                        .push_back((n, observed, id, driver_error(&d.error_kind, d.error.clone())));
                 }
                 let Some(state) = parse_state(&d.state) else {
                     continue;
@@ -691,7 +737,12 @@ impl AgentLink {
                 seen.insert(
                     id,
                     Seen {
-                        info: DomainInfo { id, name: d.name.clone(), state, managed: d.managed },
+                        info: DomainInfo {
+                            id,
+                            name: d.name.clone(),
+                            state,
+                            managed: d.managed,
+                        },
                         cpu_percent: d.cpu_percent,
                         cpu_time_ns: d.cpu_time_ns,
                         vcpus: d.vcpus,
@@ -727,11 +778,17 @@ impl AgentLink {
         };
         let verdict = hook.map_or(LeaseVerdict::Renew, |h| h.on_heartbeat(&report, now));
         if verdict == LeaseVerdict::Renew {
-            st.lease = Some(LeaseState { last_renewed: now, ttl: self.timing.lease_ttl });
+            st.lease = Some(LeaseState {
+                last_renewed: now,
+                ttl: self.timing.lease_ttl,
+            });
         }
 
         let mut writes = Writes::default();
-        if st.node_written.is_none_or(|t| now.duration_since(t) >= self.timing.node_write_interval) {
+        if st
+            .node_written
+            .is_none_or(|t| now.duration_since(t) >= self.timing.node_write_interval)
+        {
             st.node_written = Some(now);
             writes.node = true;
         }
@@ -745,10 +802,22 @@ impl AgentLink {
                 let observed = vm_state_of(seen.info.state);
                 let state = (st.recorded.get(&id) != Some(&observed)).then_some(observed);
                 let usage_due = seen.info.state.is_active()
-                    && st.usage_written.get(&id).is_none_or(|t| now.duration_since(*t) >= self.timing.usage_write_interval);
+                    && st
+                        .usage_written
+                        .get(&id)
+                        .is_none_or(|t| now.duration_since(*t) >= self.timing.usage_write_interval);
                 if state.is_some() || usage_due {
-                    let (cpu, mem) = if seen.info.state.is_active() { (seen.cpu_percent, seen.memory_used_mib) } else { (0.0, 0) };
-                    writes.vms.push(VmWrite { vm: id, state, cpu_percent: cpu, memory_used_mib: mem });
+                    let (cpu, mem) = if seen.info.state.is_active() {
+                        (seen.cpu_percent, seen.memory_used_mib)
+                    } else {
+                        (0.0, 0)
+                    };
+                    writes.vms.push(VmWrite {
+                        vm: id,
+                        state,
+                        cpu_percent: cpu,
+                        memory_used_mib: mem,
+                    });
                     if usage_due {
                         // Claimed now so a slow write is not repeated by the next heartbeat.
                         st.usage_written.insert(id, now);
@@ -860,7 +929,10 @@ impl AgentLink {
 
     /// Sets the running flag of a desired domain; the undo puts the old flags back.
     fn set_running(st: &mut LinkState, id: VmId, running: bool, force_off: bool) -> DriverResult<Undo> {
-        let w = st.desired.get_mut(&id).ok_or_else(|| DriverError::NotFound(format!("domain {id}")))?;
+        let w = st
+            .desired
+            .get_mut(&id)
+            .ok_or_else(|| DriverError::NotFound(format!("domain {id}")))?;
         let (r, f) = (w.d.running, w.d.force_off);
         w.d.running = running;
         w.d.force_off = force_off;
@@ -897,7 +969,8 @@ impl Hypervisor for AgentLink {
         async move {
             let st = lock(&self.state);
             self.check_live(&st, Instant::now())?;
-            st.node_stats.ok_or_else(|| DriverError::Unavailable(format!("{}: no statistics yet", self.uri)))
+            st.node_stats
+                .ok_or_else(|| DriverError::Unavailable(format!("{}: no statistics yet", self.uri)))
         }
         .boxed()
     }
@@ -935,7 +1008,10 @@ impl Hypervisor for AgentLink {
         async move {
             let st = lock(&self.state);
             self.check_live(&st, Instant::now())?;
-            let s = st.seen.get(&id).ok_or_else(|| DriverError::NotFound(format!("domain {id}")))?;
+            let s = st
+                .seen
+                .get(&id)
+                .ok_or_else(|| DriverError::NotFound(format!("domain {id}")))?;
             Ok(DomainStats {
                 id,
                 state: s.info.state,
@@ -987,7 +1063,10 @@ impl Hypervisor for AgentLink {
                 self.timing.op_timeout,
                 false,
                 |st| {
-                    let w = st.desired.get_mut(&id).ok_or_else(|| DriverError::NotFound(format!("domain {id}")))?;
+                    let w = st
+                        .desired
+                        .get_mut(&id)
+                        .ok_or_else(|| DriverError::NotFound(format!("domain {id}")))?;
                     let old = std::mem::replace(&mut w.d.spec, spec);
                     Ok(Box::new(move |st: &mut LinkState| {
                         if let Some(w) = st.desired.get_mut(&id) {
@@ -1010,11 +1089,10 @@ impl Hypervisor for AgentLink {
                 false,
                 |st| {
                     Self::require(st, id)?;
-                    match Self::seen_state(st, id) {
-                        Some(s @ (DomainState::Running | DomainState::Paused | DomainState::ShuttingDown)) => {
-                            return Err(DriverError::InvalidState(format!("domain {id} is {s}, cannot start")));
-                        }
-                        _ => {}
+                    if let Some(s @ (DomainState::Running | DomainState::Paused | DomainState::ShuttingDown)) =
+                        Self::seen_state(st, id)
+                    {
+                        return Err(DriverError::InvalidState(format!("domain {id} is {s}, cannot start")));
                     }
                     Self::set_running(st, id, true, false)
                 },
@@ -1040,7 +1118,9 @@ impl Hypervisor for AgentLink {
                         Some(DomainState::Running | DomainState::ShuttingDown) => {}
                         s => {
                             let s = s.map_or("not defined".to_string(), |s| s.to_string());
-                            return Err(DriverError::InvalidState(format!("domain {id} is {s}, cannot shut down")));
+                            return Err(DriverError::InvalidState(format!(
+                                "domain {id} is {s}, cannot shut down"
+                            )));
                         }
                     }
                     Self::set_running(st, id, false, false)
@@ -1068,7 +1148,9 @@ impl Hypervisor for AgentLink {
                 |st| {
                     Self::require(st, id)?;
                     if !Self::seen_state(st, id).is_some_and(|s| s.is_active()) {
-                        return Err(DriverError::InvalidState(format!("domain {id} is not running, cannot destroy")));
+                        return Err(DriverError::InvalidState(format!(
+                            "domain {id} is not running, cannot destroy"
+                        )));
                     }
                     Self::set_running(st, id, false, true)
                 },
@@ -1088,7 +1170,9 @@ impl Hypervisor for AgentLink {
                 |st| {
                     Self::require(st, id)?;
                     if Self::seen_state(st, id) != Some(DomainState::Running) {
-                        return Err(DriverError::InvalidState(format!("domain {id} is not running, cannot reboot")));
+                        return Err(DriverError::InvalidState(format!(
+                            "domain {id} is not running, cannot reboot"
+                        )));
                     }
                     if let Some(w) = st.desired.get_mut(&id) {
                         w.reboot_seq += 1;
@@ -1124,7 +1208,9 @@ impl Hypervisor for AgentLink {
                     if let Some(s) = Self::seen_state(st, id)
                         && s.is_active()
                     {
-                        return Err(DriverError::InvalidState(format!("domain {id} is {s}, cannot undefine")));
+                        return Err(DriverError::InvalidState(format!(
+                            "domain {id} is {s}, cannot undefine"
+                        )));
                     }
                     let old = st.desired.remove(&id);
                     if remove_volumes {
@@ -1150,7 +1236,12 @@ impl Hypervisor for AgentLink {
         unsupported("listing volumes")
     }
 
-    fn migrate_live(&self, _id: VmId, _dest_uri: String, _progress: Option<ProgressFn>) -> BoxFuture<'_, DriverResult<()>> {
+    fn migrate_live(
+        &self,
+        _id: VmId,
+        _dest_uri: String,
+        _progress: Option<ProgressFn>,
+    ) -> BoxFuture<'_, DriverResult<()>> {
         unsupported("live migration between agent hosts")
     }
 }
@@ -1162,14 +1253,6 @@ impl ControlPlane for Agents {
 
     fn heartbeat(&self, credential: String, req: pb::HeartbeatRequest) -> BoxFuture<'_, Result<pb::HeartbeatResponse>> {
         async move { Agents::heartbeat(self, &credential, req).await }.boxed()
-    }
-
-    fn watch(&self, credential: String, node_id: String) -> BoxFuture<'_, Result<BoxStream<'static, Result<u64>>>> {
-        async move {
-            let s = Agents::watch(self, &credential, &node_id).await?;
-            Ok(s.map(Ok).boxed())
-        }
-        .boxed()
     }
 }
 

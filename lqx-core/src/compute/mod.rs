@@ -8,6 +8,7 @@
 //! hypervisor calls, and every write is conditional on the resource version.
 
 pub mod agents;
+pub mod failover;
 pub mod hosts;
 mod migrate;
 pub mod sim;

@@ -72,6 +72,7 @@ impl Compute {
         }
         let _guard = self.placement_lock.lock().await;
         let node = self.schedule(&vm, req.node, None).await?;
+        self.admission_check(&vm, node).await?;
         vm.status.node_id = Some(node);
         vm.status.state = VmState::Pending;
         self.store.create_vm(&vm).await?;

@@ -11,6 +11,8 @@
 //! - [`failover`]: restart planning, storm pause, admission control (N+1).
 //! - [`engine`]: the one object the manager loop drives each tick.
 //! - [`sim`]: a discrete-event fault simulator in virtual time with an invariant checker.
+//! - [`simulate`]: `lqx ha simulate`, the failover of one node of a cluster file.
+//! - `manager` (feature `server`): the leader's loop around the engine.
 
 pub mod config;
 pub mod engine;
@@ -18,8 +20,11 @@ pub mod error;
 pub mod failover;
 pub mod fence;
 pub mod health;
+#[cfg(feature = "server")]
+pub mod manager;
 pub mod scenario;
 pub mod sim;
+pub mod simulate;
 pub mod time;
 
 pub use config::HaConfig;
@@ -36,4 +41,5 @@ pub use health::{
 };
 pub use scenario::{Fault, ScenarioError, SimParams, SimSpec, TimedFault};
 pub use sim::{LogLine, SimReport, Violation};
+pub use simulate::{HaSimulationReport, SimulatedPlacement, SimulatedUnplaced, simulate_failover};
 pub use time::MonoInstant;

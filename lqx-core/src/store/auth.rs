@@ -9,8 +9,7 @@ use chrono::{DateTime, Utc};
 
 use super::{Sql, Store, StoreError, is_unique_violation, millis, page_token};
 use crate::model::{
-    ApiKey, ApiKeyId, AuditEntry, AuditFilter, AuthSession, RevokeReason, Role, SessionId, User,
-    UserId,
+    ApiKey, ApiKeyId, AuditEntry, AuditFilter, AuthSession, RevokeReason, Role, SessionId, User, UserId,
 };
 use crate::{Error, Result};
 
@@ -131,12 +130,11 @@ impl Store {
     }
 
     async fn get_user_versioned(&self, id: UserId) -> Result<Option<(User, i64)>> {
-        let row: Option<(String, i64)> =
-            sqlx::query_as("SELECT data, version FROM users WHERE id = $1")
-                .bind(id.to_string())
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(db)?;
+        let row: Option<(String, i64)> = sqlx::query_as("SELECT data, version FROM users WHERE id = $1")
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
         row.map(|(d, v)| Ok((parse(&d)?, v))).transpose()
     }
 
@@ -173,12 +171,11 @@ impl Store {
 
     /// Enabled users holding `role`.
     pub async fn count_enabled_with_role(&self, role: Role) -> Result<u64> {
-        let (n,): (i64,) =
-            sqlx::query_as("SELECT COUNT(*) FROM users WHERE role = $1 AND disabled = 0")
-                .bind(role.as_str())
-                .fetch_one(&self.pool)
-                .await
-                .map_err(db)?;
+        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM users WHERE role = $1 AND disabled = 0")
+            .bind(role.as_str())
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db)?;
         Ok(u64::try_from(n).unwrap_or(0))
     }
 
@@ -258,14 +255,8 @@ impl Store {
             (true, Some((_, name))) => page_token::encode(name, ""),
             _ => String::new(),
         };
-        let users = rows
-            .iter()
-            .map(|(d, _)| parse(d))
-            .collect::<Result<_>>()?;
-        Ok(UserPage {
-            users,
-            next_page_token,
-        })
+        let users = rows.iter().map(|(d, _)| parse(d)).collect::<Result<_>>()?;
+        Ok(UserPage { users, next_page_token })
     }
 
     // ---- sessions -------------------------------------------------------------------
@@ -337,21 +328,9 @@ impl Store {
         };
         let user: User = parse(&r.10)?;
         let session = match r {
-            (
-                Some(id),
-                Some(uid),
-                Some(jti),
-                Some(g),
-                Some(c),
-                Some(rf),
-                Some(e),
-                rv,
-                reason,
-                Some(addr),
-                _,
-            ) => Some(session_from_row((
-                id, uid, jti, g, c, rf, e, rv, reason, addr,
-            ))?),
+            (Some(id), Some(uid), Some(jti), Some(g), Some(c), Some(rf), Some(e), rv, reason, Some(addr), _) => {
+                Some(session_from_row((id, uid, jti, g, c, rf, e, rv, reason, addr))?)
+            }
             _ => None,
         };
         Ok((session, Some(user)))
@@ -382,12 +361,7 @@ impl Store {
     }
 
     /// Revokes one session (if not revoked already). True when this call revoked it.
-    pub async fn revoke_session(
-        &self,
-        id: SessionId,
-        reason: RevokeReason,
-        now: DateTime<Utc>,
-    ) -> Result<bool> {
+    pub async fn revoke_session(&self, id: SessionId, reason: RevokeReason, now: DateTime<Utc>) -> Result<bool> {
         let r = sqlx::query(
             "UPDATE auth_sessions SET revoked_at = $1, revoke_reason = $2 \
              WHERE id = $3 AND revoked_at IS NULL",
@@ -402,12 +376,7 @@ impl Store {
     }
 
     /// Revokes every live session of a user; returns how many.
-    pub async fn revoke_user_sessions(
-        &self,
-        user: UserId,
-        reason: RevokeReason,
-        now: DateTime<Utc>,
-    ) -> Result<u64> {
+    pub async fn revoke_user_sessions(&self, user: UserId, reason: RevokeReason, now: DateTime<Utc>) -> Result<u64> {
         let r = sqlx::query(
             "UPDATE auth_sessions SET revoked_at = $1, revoke_reason = $2 \
              WHERE user_id = $3 AND revoked_at IS NULL",
@@ -423,13 +392,11 @@ impl Store {
 
     /// Deletes sessions that ended (expired or revoked) before `before`.
     pub async fn prune_sessions(&self, before: DateTime<Utc>) -> Result<u64> {
-        let r = sqlx::query(
-            "DELETE FROM auth_sessions WHERE expires_at < $1 OR revoked_at < $1",
-        )
-        .bind(millis(before))
-        .execute(&self.pool)
-        .await
-        .map_err(db)?;
+        let r = sqlx::query("DELETE FROM auth_sessions WHERE expires_at < $1 OR revoked_at < $1")
+            .bind(millis(before))
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
         Ok(r.rows_affected())
     }
 
@@ -467,9 +434,7 @@ impl Store {
     }
 
     async fn find_api_key(&self, column: &str, value: &str) -> Result<Option<ApiKey>> {
-        let sql = format!(
-            "SELECT data, last_used_at, revoked_at FROM api_keys WHERE {column} = $1"
-        );
+        let sql = format!("SELECT data, last_used_at, revoked_at FROM api_keys WHERE {column} = $1");
         let row: Option<(String, Option<i64>, Option<i64>)> = sqlx::query_as(&sql)
             .bind(value)
             .fetch_optional(&self.pool)
@@ -485,34 +450,24 @@ impl Store {
             q.push(" WHERE owner_id = ").bind(o.to_string());
         }
         q.push(" ORDER BY created_at DESC, id DESC");
-        let rows: Vec<(String, Option<i64>, Option<i64>)> =
-            q.query_as().fetch_all(&self.pool).await.map_err(db)?;
-        rows.iter()
-            .map(|(d, l, r)| api_key_from_row(d, *l, *r))
-            .collect()
+        let rows: Vec<(String, Option<i64>, Option<i64>)> = q.query_as().fetch_all(&self.pool).await.map_err(db)?;
+        rows.iter().map(|(d, l, r)| api_key_from_row(d, *l, *r)).collect()
     }
 
     /// Revokes a key (if not revoked already). True when this call revoked it.
     pub async fn revoke_api_key(&self, id: ApiKeyId, now: DateTime<Utc>) -> Result<bool> {
-        let r = sqlx::query(
-            "UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
-        )
-        .bind(millis(now))
-        .bind(id.to_string())
-        .execute(&self.pool)
-        .await
-        .map_err(db)?;
+        let r = sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+            .bind(millis(now))
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
         Ok(r.rows_affected() == 1)
     }
 
     /// Records a use of a key at `now`, unless one was recorded less than `granularity` ago
     /// (keeps a busy CI job from writing on every request). True when written.
-    pub async fn touch_api_key(
-        &self,
-        id: ApiKeyId,
-        now: DateTime<Utc>,
-        granularity: chrono::Duration,
-    ) -> Result<bool> {
+    pub async fn touch_api_key(&self, id: ApiKeyId, now: DateTime<Utc>, granularity: chrono::Duration) -> Result<bool> {
         let r = sqlx::query(
             "UPDATE api_keys SET last_used_at = $1 \
              WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $3)",
@@ -548,12 +503,7 @@ impl Store {
     }
 
     /// One page of audit entries matching `filter`, newest first.
-    pub async fn list_audit(
-        &self,
-        filter: &AuditFilter,
-        page_size: u32,
-        token: &str,
-    ) -> Result<AuditPage> {
+    pub async fn list_audit(&self, filter: &AuditFilter, page_size: u32, token: &str) -> Result<AuditPage> {
         let size = self::page_size(page_size);
         let mut q = Sql::new("SELECT data, time, id FROM audit_log WHERE 1=1");
         if let Some(u) = &filter.user {
@@ -588,20 +538,15 @@ impl Store {
                 .bind(id)
                 .push("))");
         }
-        q.push(" ORDER BY time DESC, id DESC LIMIT ")
-            .bind(size + 1);
-        let rows: Vec<(String, i64, String)> =
-            q.query_as().fetch_all(&self.pool).await.map_err(db)?;
+        q.push(" ORDER BY time DESC, id DESC LIMIT ").bind(size + 1);
+        let rows: Vec<(String, i64, String)> = q.query_as().fetch_all(&self.pool).await.map_err(db)?;
         let more = rows.len() as i64 > size;
         let rows = &rows[..rows.len().min(size as usize)];
         let next_page_token = match (more, rows.last()) {
             (true, Some((_, t, id))) => page_token::encode(&t.to_string(), id),
             _ => String::new(),
         };
-        let entries = rows
-            .iter()
-            .map(|(d, _, _)| parse(d))
-            .collect::<Result<_>>()?;
+        let entries = rows.iter().map(|(d, _, _)| parse(d)).collect::<Result<_>>()?;
         Ok(AuditPage {
             entries,
             next_page_token,

@@ -131,9 +131,16 @@ impl Store {
             "SELECT holder, epoch, expires_at - {}, acquired_at FROM leader WHERE id = 1",
             self.db_now()
         );
-        let (holder, epoch, expires_in_ms, acquired_at_ms): (String, i64, i64, i64) =
-            sqlx::query_as(&sql).fetch_one(&self.pool).await.map_err(StoreError::from)?;
-        Ok(LeaderRow { holder, epoch: epoch as u64, expires_in_ms, acquired_at_ms })
+        let (holder, epoch, expires_in_ms, acquired_at_ms): (String, i64, i64, i64) = sqlx::query_as(&sql)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(StoreError::from)?;
+        Ok(LeaderRow {
+            holder,
+            epoch: epoch as u64,
+            expires_in_ms,
+            acquired_at_ms,
+        })
     }
 
     /// Ok when `epoch` is the current, unexpired term; the refusal otherwise.

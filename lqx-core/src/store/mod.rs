@@ -8,6 +8,7 @@
 //! the resource version (optimistic concurrency): a concurrent update loses with `Aborted`
 //! instead of overwriting.
 
+mod alerts;
 mod auth;
 mod drs;
 mod ha;
@@ -15,6 +16,7 @@ mod kv;
 mod nodes;
 mod vms;
 
+pub use alerts::{AlertPage, StoredAlert};
 pub use auth::{AuditPage, UserPage};
 pub use drs::RecommendationPage;
 pub use ha::{HaStateRow, JournalEntry, LeaderRow, not_the_leader};

@@ -1,10 +1,9 @@
 //! limiquantix.node.v1.AgentService: the node agents' channel. Register is public (the join
-//! token is the guard); Heartbeat and WatchDesired are authenticated here by the node
+//! token is the guard); Heartbeat is authenticated here by the node
 //! credential in `authorization: Bearer`, which can act only for its own node. The logic is in
 //! `lqx_core::compute::agents`.
 
-use super::{Stream, st};
-use futures::StreamExt;
+use super::st;
 use lqx_core::api::node::v1::{self as pb, agent_service_server::AgentService};
 use lqx_core::compute::agents::Agents;
 use tonic::{Request, Response, Status};
@@ -39,16 +38,6 @@ impl AgentService for AgentApi {
         let r = self.agents.heartbeat(&cred, req.into_inner()).await.map_err(st)?;
         Ok(Response::new(r))
     }
-
-    type WatchDesiredStream = Stream<pb::WatchDesiredResponse>;
-    async fn watch_desired(
-        &self,
-        req: Request<pb::WatchDesiredRequest>,
-    ) -> Result<Response<Self::WatchDesiredStream>, Status> {
-        let cred = credential(&req)?;
-        let s = self.agents.watch(&cred, &req.into_inner().node_id).await.map_err(st)?;
-        Ok(Response::new(s.map(|generation| Ok(pb::WatchDesiredResponse { generation })).boxed()))
-    }
 }
 
 #[cfg(test)]
@@ -61,7 +50,8 @@ mod tests {
         assert_eq!(credential(&r).unwrap_err().code(), tonic::Code::Unauthenticated);
         r.metadata_mut().insert("authorization", "Basic abc".parse().unwrap());
         assert_eq!(credential(&r).unwrap_err().code(), tonic::Code::Unauthenticated);
-        r.metadata_mut().insert("authorization", "Bearer lqxnode_x".parse().unwrap());
+        r.metadata_mut()
+            .insert("authorization", "Bearer lqxnode_x".parse().unwrap());
         assert_eq!(credential(&r).unwrap(), "lqxnode_x");
     }
 }

@@ -24,7 +24,8 @@ fn principal<T>(req: &Request<T>) -> Result<Principal, Status> {
         .ok_or_else(|| st(AuthError::MissingCredentials.into()))
 }
 
-fn note<T>(req: &Request<T>) -> AuditNote {
+/// The request's audit note (for services to name the resource they acted on).
+pub fn note<T>(req: &Request<T>) -> AuditNote {
     req.extensions().get::<AuditNote>().cloned().unwrap_or_default()
 }
 
@@ -80,7 +81,11 @@ impl AuthRpc for AuthApi {
     async fn login(&self, req: Request<pb::LoginRequest>) -> Result<Response<pb::LoginResponse>, Status> {
         let (note, ip) = (note(&req), client_ip(&req));
         let r = req.into_inner();
-        let out = self.auth.login(&r.username, Secret::new(r.password), ip, &note).await.map_err(st)?;
+        let out = self
+            .auth
+            .login(&r.username, Secret::new(r.password), ip, &note)
+            .await
+            .map_err(st)?;
         Ok(Response::new(login_out(out)))
     }
 
@@ -121,7 +126,10 @@ impl AuthRpc for AuthApi {
         let (p, note, ip) = (principal(&req)?, note(&req), client_ip(&req));
         let r = req.into_inner();
         let (old, new) = (Secret::new(r.old_password), Secret::new(r.new_password));
-        self.auth.change_password(&p, &r.user_id, old, new, ip, &note).await.map_err(st)?;
+        self.auth
+            .change_password(&p, &r.user_id, old, new, ip, &note)
+            .await
+            .map_err(st)?;
         Ok(Response::new(pb::ChangePasswordResponse {}))
     }
 
@@ -139,10 +147,7 @@ impl AuthRpc for AuthApi {
         Ok(Response::new(user_out(&u)))
     }
 
-    async fn list_users(
-        &self,
-        req: Request<pb::ListUsersRequest>,
-    ) -> Result<Response<pb::ListUsersResponse>, Status> {
+    async fn list_users(&self, req: Request<pb::ListUsersRequest>) -> Result<Response<pb::ListUsersResponse>, Status> {
         let p = principal(&req)?;
         let r = req.into_inner();
         let page = self.auth.list_users(&p, r.page_size, &r.page_token).await.map_err(st)?;
@@ -155,7 +160,11 @@ impl AuthRpc for AuthApi {
     async fn update_user(&self, req: Request<pb::UpdateUserRequest>) -> Result<Response<pb::User>, Status> {
         let (p, note) = (principal(&req)?, note(&req));
         let r = req.into_inner();
-        let change = UserChange { email: r.email, role: r.role, disabled: r.disabled };
+        let change = UserChange {
+            email: r.email,
+            role: r.role,
+            disabled: r.disabled,
+        };
         let u = self.auth.update_user(&p, &r.id, change, &note).await.map_err(st)?;
         Ok(Response::new(user_out(&u)))
     }
@@ -176,9 +185,15 @@ impl AuthRpc for AuthApi {
     ) -> Result<Response<pb::CreateApiKeyResponse>, Status> {
         let (p, note) = (principal(&req)?, note(&req));
         let r = req.into_inner();
-        let (key, secret) =
-            self.auth.create_api_key(&p, &r.name, &r.role, r.ttl_seconds, &note).await.map_err(st)?;
-        Ok(Response::new(pb::CreateApiKeyResponse { key: Some(key_out(&key)), secret: secret.into_inner() }))
+        let (key, secret) = self
+            .auth
+            .create_api_key(&p, &r.name, &r.role, r.ttl_seconds, &note)
+            .await
+            .map_err(st)?;
+        Ok(Response::new(pb::CreateApiKeyResponse {
+            key: Some(key_out(&key)),
+            secret: secret.into_inner(),
+        }))
     }
 
     async fn list_api_keys(
@@ -187,7 +202,9 @@ impl AuthRpc for AuthApi {
     ) -> Result<Response<pb::ListApiKeysResponse>, Status> {
         let p = principal(&req)?;
         let keys = self.auth.list_api_keys(&p, req.into_inner().all).await.map_err(st)?;
-        Ok(Response::new(pb::ListApiKeysResponse { keys: keys.iter().map(key_out).collect() }))
+        Ok(Response::new(pb::ListApiKeysResponse {
+            keys: keys.iter().map(key_out).collect(),
+        }))
     }
 
     async fn revoke_api_key(
@@ -209,17 +226,29 @@ impl AuthRpc for AuthApi {
         let result = match r.result.as_str() {
             "" => None,
             s => Some(s.parse::<AuditResult>().map_err(|_| {
-                st(lqx_core::Error::invalid("result", format!("{s:?} is not one of ok, denied, error")))
+                st(lqx_core::Error::invalid(
+                    "result",
+                    format!("{s:?} is not one of ok, denied, error"),
+                ))
             })?),
         };
         let filter = AuditFilter {
             user: opt(r.user),
             action: opt(r.action),
             resource_id: opt(r.resource_id),
-            since: r.since.as_ref().map(|t| from_timestamp("since", t)).transpose().map_err(st)?,
+            since: r
+                .since
+                .as_ref()
+                .map(|t| from_timestamp("since", t))
+                .transpose()
+                .map_err(st)?,
             result,
         };
-        let page = self.auth.list_audit(&p, filter, r.page_size, &r.page_token).await.map_err(st)?;
+        let page = self
+            .auth
+            .list_audit(&p, filter, r.page_size, &r.page_token)
+            .await
+            .map_err(st)?;
         Ok(Response::new(pb::ListAuditEntriesResponse {
             entries: page
                 .entries

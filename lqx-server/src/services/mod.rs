@@ -1,6 +1,7 @@
 //! gRPC service implementations: decode, authorize (done by the auth layer), call
 //! lqx-core, encode. No business logic here.
 
+pub mod agent;
 pub mod auth;
 pub mod drs;
 pub mod node;

@@ -91,11 +91,14 @@ impl NodeService for NodeApi {
     }
 
     async fn delete_node(&self, req: Request<pb::DeleteNodeRequest>) -> Result<Response<pb::DeleteNodeResponse>, Status> {
+        let audit = super::auth::note(&req);
         let r = req.into_inner();
+        audit.resource("node", &r.id);
         if r.id.is_empty() {
             return Err(st(Error::invalid("id", "is required")));
         }
         let id = self.compute.delete_node(&r.id, r.force).await.map_err(st)?;
+        audit.resource("node", id);
         Ok(Response::new(pb::DeleteNodeResponse { id: id.to_string() }))
     }
 

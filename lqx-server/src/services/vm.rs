@@ -34,6 +34,7 @@ impl VmApi {
 #[tonic::async_trait]
 impl VmService for VmApi {
     async fn create_vm(&self, req: Request<pb::CreateVmRequest>) -> Result<Response<pb::Vm>, Status> {
+        let audit = super::auth::note(&req);
         let r = req.into_inner();
         let resolve = self.resolver().await.map_err(st)?;
         let node = match r.node.as_str() {
@@ -51,6 +52,7 @@ impl VmService for VmApi {
             request_id: request_id(&r.request_id)?,
         };
         let vm = self.compute.create_vm(create).await.map_err(st)?;
+        audit.resource("vm", vm.id);
         Ok(Response::new(self.out(&vm).await.map_err(st)?))
     }
 
@@ -119,8 +121,11 @@ impl VmService for VmApi {
     }
 
     async fn delete_vm(&self, req: Request<pb::DeleteVmRequest>) -> Result<Response<pb::DeleteVmResponse>, Status> {
+        let audit = super::auth::note(&req);
         let r = req.into_inner();
+        audit.resource("vm", &r.id);
         let id = self.compute.delete_vm(&r.id, lqx_core::model::ProjectId::DEFAULT, r.force).await.map_err(st)?;
+        audit.resource("vm", id);
         Ok(Response::new(pb::DeleteVmResponse { id: id.to_string() }))
     }
 
