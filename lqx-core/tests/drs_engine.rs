@@ -451,8 +451,8 @@ async fn stale_and_unknown_recommendations_are_refused() {
     );
     assert_eq!(engine.get(unknown).await.unwrap_err().kind, ErrorKind::NotFound);
 
-    // A rejected move is not recommended again while... it is: the next run plans it
-    // afresh as a new PENDING recommendation (the rejected one stays as history).
+    // The rejected record stays as history; a later run that plans the move again makes a
+    // new PENDING recommendation instead of reviving it.
     env.clock.advance(Duration::from_secs(300));
     let again = engine.run_once().await.unwrap();
     assert!(again.recommendations.iter().all(|r| r.id != id));
@@ -609,4 +609,63 @@ async fn the_loop_runs_every_interval_while_leader() {
             .is_empty()
     );
     task.abort();
+}
+
+/// The cost of one engine run over a real store (numbers for docs/BENCHMARKS-drs.md):
+/// `cargo test --release -p lqx-core --test drs_engine -- --ignored --nocapture`.
+#[tokio::test]
+#[ignore = "measurement; run by hand"]
+async fn measure_run_time() {
+    use std::fmt::Write as _;
+    let nodes = 32;
+    let per_node = 10;
+    let mut yaml = String::from("nodes:\n");
+    for n in 1..=nodes {
+        writeln!(yaml, "  - {{name: node-{n}, cpu_cores: 32, memory_mib: 131072}}").unwrap();
+    }
+    yaml.push_str("vms:\n");
+    for n in 1..=nodes {
+        // A gradient: node-1 busiest.
+        let pct = 95 - (n * 80 / nodes);
+        for i in 1..=per_node {
+            writeln!(
+                yaml,
+                "  - {{name: vm-{n}-{i}, node: node-{n}, cpu_cores: 3, memory_mib: 8192, usage: {{cpu_percent: {pct}, memory_mib: 6144}}}}"
+            )
+            .unwrap();
+        }
+    }
+    let t = std::time::Instant::now();
+    let env = Env::new(&yaml).await;
+    let load = t.elapsed();
+    let engine = env.engine(AutomationLevel::Manual).await;
+    let mut times = Vec::new();
+    let mut first = None;
+    for _ in 0..5 {
+        let t = std::time::Instant::now();
+        let r = engine.run_once().await.unwrap();
+        times.push(t.elapsed());
+        first.get_or_insert(r.summary);
+        env.clock.advance(Duration::from_secs(300));
+    }
+    let first = first.unwrap();
+    let t = std::time::Instant::now();
+    let full = DrsEngine::open(env.compute.clone(), config(AutomationLevel::Full), env.options())
+        .await
+        .unwrap();
+    let applied = full.run_once().await.unwrap();
+    let apply_time = t.elapsed();
+    println!(
+        "{nodes} nodes, {} VMs (loaded in {load:?}); manual run: first {:?}, repeats {:?}; \
+         {} moves planned (imbalance {:.1} -> {:.1}); full run applying {} migrations: {apply_time:?}",
+        nodes * per_node,
+        times[0],
+        &times[1..],
+        first.moves,
+        first.imbalance_before,
+        first.imbalance_after,
+        applied.summary.applied,
+    );
+    assert!(first.moves > 0);
+    assert!(times.iter().all(|t| *t < Duration::from_secs(5)), "{times:?}");
 }

@@ -218,11 +218,7 @@ pub fn prepare_dev_nodes(config: &crate::config::Config) -> anyhow::Result<()> {
 /// Agent protocol timing: lease and self-fence timing from the `ha:` section (defaults when
 /// absent or unreadable; the HA manager reports a bad section itself).
 pub fn timing(config: &crate::config::Config) -> lqx_core::compute::agents::AgentTiming {
-    let ha = if config.ha.is_null() {
-        lqx_core::ha::HaConfig::default()
-    } else {
-        serde_yaml::from_value(config.ha.clone()).unwrap_or_default()
-    };
+    let ha = config.ha.clone();
     lqx_core::compute::agents::AgentTiming {
         heartbeat_interval: ha.heartbeat_interval,
         lease_ttl: ha.lease_ttl,

@@ -46,21 +46,22 @@ pub async fn guard(
     let note = AuditNote::default();
     req.extensions_mut().insert(note.clone());
 
-    let (mut resp, actor, refusal) = match auth.admit(path, authorization.as_deref()).await {
-        Ok(admission) => {
-            let actor = admission.principal.as_ref().map(|p| p.actor());
+    let admission = auth.admit(path, authorization.as_deref()).await;
+    let actor = admission.principal.as_ref().map(|p| p.actor());
+    let (mut resp, refusal) = match admission.verdict {
+        Ok(_) => {
             if let Some(p) = admission.principal {
                 tracing::debug!(user = %p.username, method = %path, "admitted");
                 req.extensions_mut().insert(p);
             }
-            (api.clone().dispatch(req, path, content_type, grpc).await, actor, None)
+            (api.clone().dispatch(req, path, content_type, grpc).await, None)
         }
         Err(e) => {
             let msg = e.message.clone();
             if e.kind == lqx_core::ErrorKind::Internal {
                 tracing::error!(method = %path, "credential check failed");
             }
-            (refusal(e, grpc), None, Some(msg))
+            (refusal(e, grpc), Some(msg))
         }
     };
     if let Ok(v) = HeaderValue::from_str(&request_id) {
@@ -111,7 +112,11 @@ fn refusal(e: lqx_core::Error, grpc: bool) -> Response<Body> {
 
 /// Every RPC declared in proto/ (a superset of those served) must be in the RBAC table.
 pub fn check_table() -> anyhow::Result<()> {
-    rbac::check_complete(&rbac::declared_method_paths()).map_err(|missing| {
+    check_table_of(&rbac::declared_method_paths())
+}
+
+fn check_table_of(paths: &[String]) -> anyhow::Result<()> {
+    rbac::check_complete(paths).map_err(|missing| {
         anyhow::anyhow!(
             "refusing to start: these RPCs are missing from the authorization table (lqx-core auth/rbac.rs): {}",
             missing.join(", ")
@@ -192,4 +197,21 @@ fn banner(b: &Bootstrapped) {
         b.username,
         pw.expose()
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn start_up_refuses_an_rpc_missing_from_the_table() {
+        check_table().unwrap();
+        let mut paths = rbac::declared_method_paths();
+        paths.push("/limiquantix.compute.v1.VMService/FormatDisk".into());
+        let e = check_table_of(&paths).unwrap_err().to_string();
+        assert!(
+            e.contains("refusing to start") && e.contains("VMService/FormatDisk"),
+            "{e}"
+        );
+    }
 }

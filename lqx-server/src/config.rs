@@ -25,8 +25,10 @@ pub struct Config {
     /// `sim://NAME` simulated hosts.
     pub nodes: Vec<NodeConfig>,
     pub drs: DrsConfig,
-    /// The HA section, read by the HA manager.
-    pub ha: serde_yaml::Value,
+    /// HA: detection, fencing and failover timing (validated at start-up).
+    pub ha: lqx_core::ha::HaConfig,
+    /// Leader election among replicas sharing one database (PostgreSQL).
+    pub leader: lqx_core::leader::LeaderConfig,
     /// Tokens, sessions, login throttling and the signing key.
     pub auth: AuthConfig,
 }
@@ -213,7 +215,8 @@ impl Default for Config {
             limits: Limits::default(),
             nodes: Vec::new(),
             drs: DrsConfig::default(),
-            ha: serde_yaml::Value::Null,
+            ha: lqx_core::ha::HaConfig::default(),
+            leader: lqx_core::leader::LeaderConfig::default(),
             auth: AuthConfig::default(),
         }
     }
@@ -247,6 +250,8 @@ impl Config {
             );
         }
         self.auth.validate()?;
+        self.ha.validate().map_err(|e| anyhow::anyhow!("ha.{}: {e}", e.field()))?;
+        self.leader.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
         if self.limits.max_message_bytes < 1024 {
             anyhow::bail!("limits.max_message_bytes must be at least 1024");
         }

@@ -34,6 +34,7 @@ pub struct Api {
     pub vm: Arc<VmApi>,
     pub node: Arc<NodeApi>,
     pub drs: Arc<DrsApi>,
+    pub ha: Arc<crate::services::ha::HaApi>,
     pub grpc: axum::Router,
     pub metrics: Metrics,
     unary_permits: Semaphore,
@@ -41,7 +42,7 @@ pub struct Api {
 }
 
 impl Api {
-    pub fn new(config: Config, vm: Arc<VmApi>, node: Arc<NodeApi>, drs: Arc<DrsApi>, auth: Arc<lqx_core::auth::AuthService>, agent: Arc<crate::services::agent::AgentApi>) -> anyhow::Result<Arc<Api>> {
+    pub fn new(config: Config, vm: Arc<VmApi>, node: Arc<NodeApi>, drs: Arc<DrsApi>, auth: Arc<lqx_core::auth::AuthService>, agent: Arc<crate::services::agent::AgentApi>, ha: Arc<crate::services::ha::HaApi>) -> anyhow::Result<Arc<Api>> {
         let auth_api = Arc::new(AuthApi { auth: auth.clone() });
         let max = config.limits.max_message_bytes;
         let (health_reporter, health) = tonic_health::server::health_reporter();
@@ -66,12 +67,20 @@ impl Api {
                 lqx_core::api::node::v1::agent_service_server::AgentServiceServer::from_arc(agent)
                     .max_decoding_message_size(max)
                     .max_encoding_message_size(max),
+            )
+            .add_service(
+                lqx_core::api::ha::v1::ha_service_server::HaServiceServer::from_arc(ha.clone())
+                    .max_decoding_message_size(max)
+                    .max_encoding_message_size(max),
             );
         tokio::spawn(async move {
             health_reporter.set_serving::<AuthServiceServer<AuthApi>>().await;
             health_reporter.set_serving::<VmServiceServer<VmApi>>().await;
             health_reporter.set_serving::<NodeServiceServer<NodeApi>>().await;
             health_reporter.set_serving::<DrsServiceServer<DrsApi>>().await;
+            health_reporter
+                .set_serving::<lqx_core::api::ha::v1::ha_service_server::HaServiceServer<crate::services::ha::HaApi>>()
+                .await;
         });
         Ok(Arc::new(Api {
             auth,
@@ -82,6 +91,7 @@ impl Api {
             vm,
             node,
             drs,
+            ha,
             grpc: routes.prepare().into_axum_router(),
             metrics: Metrics::default(),
         }))
@@ -201,6 +211,12 @@ impl Api {
                 "RejectRecommendation" => reject_recommendation, "RunAnalysis" => run_analysis,
                 "GetDRSStatus" => get_drs_status, "UpdateDRSConfig" => update_drs_config,
             }),
+            "limiquantix.ha.v1.HAService" => {
+                use lqx_core::api::ha::v1::ha_service_server::HaService;
+                crate::connect_routes!(method, body, ext, self.ha, HaService, {
+                    "GetHAStatus" => get_ha_status, "ManualFailover" => manual_failover,
+                })
+            }
             _ => None,
         }
     }

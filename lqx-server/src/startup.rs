@@ -95,7 +95,11 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
 
     // DRS: the file's `drs:` config until UpdateDRSConfig stores one (which then wins).
-    let drs = lqx_core::drs::engine::DrsEngine::open(compute.clone(), config.drs.clone(), Default::default())
+    // Leader election through the database's lease row (SQLite: this one replica leads).
+    // DRS and HA run only on the leader.
+    let leader = lqx_core::leader::LeaderHandle::start(store.clone(), config.leader.clone(), lqx_core::leader::holder_id());
+    let drs_options = lqx_core::drs::engine::EngineOptions { leader: Some(leader.leading()), ..Default::default() };
+    let drs = lqx_core::drs::engine::DrsEngine::open(compute.clone(), config.drs.clone(), drs_options)
         .await
         .context("starting DRS")?;
     let _drs_loop = drs.spawn();
@@ -103,6 +107,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // Remote hosts: their agents' links, desired state rebuilt from the store.
     let agents = lqx_core::compute::agents::Agents::new(compute.clone(), crate::agent::timing(&config));
     agents.restore().await.context("restoring agent nodes")?;
+    let ha = crate::services::ha::start(&config, &compute, &leader, &agents, &events)?;
     let api = Api::new(
         config.clone(),
         Arc::new(VmApi { compute: compute.clone() }),
@@ -110,6 +115,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         Arc::new(DrsApi { engine: drs.clone() }),
         auth,
         Arc::new(crate::services::agent::AgentApi { agents }),
+        Arc::new(crate::services::ha::HaApi { manager: ha }),
     )?;
     let tls = match &config.tls {
         Some(t) => Some(server::tls_acceptor(&t.cert, &t.key)?),
@@ -126,6 +132,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     tracing::info!(%addr, database = %store_kind(&db), nodes = config.nodes.len(), "lqx-server listening");
     eprintln!("lqx-server listening on {scheme}://{addr}");
     server::serve(api, listener, tls, shutdown_signal()).await?;
+    leader.shutdown().await;
     store.close().await;
     Ok(())
 }

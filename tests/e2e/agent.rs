@@ -242,3 +242,128 @@ async fn agent_joins_and_runs_vms_end_to_end() {
     assert!(desired.contains("\"domains\":[]"), "{desired}");
     agent.terminate().await;
 }
+
+/// Benchmark (ignored; run by hand, numbers in docs/BENCHMARKS-agent.md): the control plane's
+/// CPU for 1,000 agents heartbeating every 2 s over loopback gRPC, measured from the server
+/// process's own CPU time, and the heartbeats that failed or came later than the lease allows.
+///
+/// `cargo test -p lqx-e2e --release --test e2e -- --ignored --nocapture bench_1000_agents`
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn bench_1000_agents_heartbeat() {
+    const AGENTS: usize = 1000;
+    const PERIOD: Duration = Duration::from_secs(2);
+    const WARMUP: Duration = Duration::from_secs(10);
+    const MEASURE: Duration = Duration::from_secs(30);
+    let mut s = Server::start(Engine::Sqlite, Default::default()).await;
+    s.login_admin().await;
+    let channels: Vec<_> = futures::future::join_all((0..8).map(|_| s.channel())).await;
+    let mut nodes = Vec::with_capacity(AGENTS);
+    for i in 0..AGENTS {
+        let name = format!("bench-{i:04}");
+        let tok = ok(&s, &format!("{NODES}/CreateJoinToken"), json!({"nodeName": name})).await;
+        let mut c = AgentServiceClient::new(channels[i % channels.len()].clone());
+        let r = c
+            .register(pb::RegisterRequest {
+                join_token: tok["token"].as_str().unwrap().into(),
+                name,
+                cpu_cores: 32,
+                memory_mib: 131_072,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        nodes.push((r.node_id, r.node_credential));
+    }
+    let start = tokio::time::Instant::now();
+    let stats = Arc::new(Mutex::new((0u64, 0u64, Duration::ZERO, Vec::<Duration>::new())));
+    let mut tasks = Vec::new();
+    for (i, (node, cred)) in nodes.into_iter().enumerate() {
+        let mut c = AgentServiceClient::new(channels[i % channels.len()].clone());
+        let stats = stats.clone();
+        tasks.push(tokio::spawn(async move {
+            // Spread the agents over the period, as real hosts would be.
+            tokio::time::sleep(PERIOD * i as u32 / AGENTS as u32).await;
+            let mut tick = tokio::time::interval(PERIOD);
+            let mut last_ok = tokio::time::Instant::now();
+            loop {
+                tick.tick().await;
+                let domains = (0..4)
+                    .map(|d| pb::DomainStatus {
+                        vm_id: format!("01a21b00-0000-7000-8000-{:012}", i * 4 + d),
+                        state: "running".into(),
+                        cpu_percent: 12.5,
+                        memory_used_mib: 1024,
+                        managed: true,
+                        ..Default::default()
+                    })
+                    .collect();
+                let mut req = tonic::Request::new(pb::HeartbeatRequest {
+                    node_id: node.clone(),
+                    cpu_percent: 20.0,
+                    memory_used_mib: 65_536,
+                    memory_total_mib: 131_072,
+                    domains,
+                    heartbeat_interval_ms: 2000,
+                    ..Default::default()
+                });
+                req.metadata_mut()
+                    .insert("authorization", format!("Bearer {cred}").parse().unwrap());
+                let t = tokio::time::Instant::now();
+                let r = c.heartbeat(req).await;
+                let now = tokio::time::Instant::now();
+                let measuring = now.duration_since(start) >= WARMUP;
+                let mut st = stats.lock().unwrap();
+                match r {
+                    Ok(_) => {
+                        if measuring {
+                            st.0 += 1;
+                            st.2 = st.2.max(now.duration_since(last_ok));
+                            st.3.push(now - t);
+                        }
+                        last_ok = now;
+                    }
+                    Err(_) if measuring => st.1 += 1,
+                    Err(_) => {}
+                }
+            }
+        }));
+    }
+    tokio::time::sleep_until(start + WARMUP).await;
+    let cpu = |pid: u32| -> f64 {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        let fields: Vec<&str> = stat.rsplit_once(')').unwrap().1.split_whitespace().collect();
+        // utime and stime, fields 14 and 15 of stat (clock ticks of 10 ms).
+        (fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap()) / 100.0
+    };
+    let (c0, t0) = (cpu(s.pid()), tokio::time::Instant::now());
+    tokio::time::sleep(MEASURE).await;
+    let (c1, t1) = (cpu(s.pid()), tokio::time::Instant::now());
+    for t in &tasks {
+        t.abort();
+    }
+    let (okn, failed, max_gap, mut lat) = stats.lock().unwrap().clone();
+    lat.sort();
+    let p = |q: f64| {
+        lat.get(((lat.len() as f64 - 1.0) * q) as usize)
+            .copied()
+            .unwrap_or_default()
+    };
+    let cpu_pct = (c1 - c0) / (t1 - t0).as_secs_f64() * 100.0;
+    println!(
+        "agents={AGENTS} period={PERIOD:?} window={MEASURE:?} heartbeats_ok={okn} failed={failed} \
+         rate={:.0}/s server_cpu={cpu_pct:.1}% of one core ({:.1}% of 2 cores) \
+         latency p50={:?} p99={:?} max={:?} max_gap_between_ok={max_gap:?}",
+        okn as f64 / MEASURE.as_secs_f64(),
+        cpu_pct / 2.0,
+        p(0.5),
+        p(0.99),
+        lat.last().copied().unwrap_or_default(),
+    );
+    assert_eq!(failed, 0, "heartbeats failed");
+    assert!(
+        max_gap < Duration::from_secs(35),
+        "a lease would have expired: gap {max_gap:?}"
+    );
+}

@@ -245,9 +245,18 @@ async fn every_rpc_times_every_caller() {
         assert_eq!(checked, paths.len() * callers.len());
         assert!(paths.len() >= 50, "{} RPCs", paths.len());
 
-        // An RPC missing from the table is denied, even to an admin key.
-        let (st, _, b) = call_as(&s, Some(&keys[0].1), &format!("{VMS}/FormatDisk"), json!({})).await;
+        // Anything missing from the table is denied, even to an admin key; a method that a
+        // known service does not have is simply unimplemented.
+        let (st, _, b) = call_as(
+            &s,
+            Some(&keys[0].1),
+            "limiquantix.compute.v1.DiskService/FormatDisk",
+            json!({}),
+        )
+        .await;
         assert_eq!((st, b["code"].as_str()), (403, Some("permission_denied")), "{b}");
+        let (st, _, b) = call_as(&s, None, &format!("{VMS}/FormatDisk"), json!({})).await;
+        assert_eq!((st, b["code"].as_str()), (404, Some("unimplemented")), "{b}");
     }
 }
 
@@ -464,10 +473,17 @@ async fn audit_log_and_no_secrets_anywhere() {
             "{}",
             denied[0]
         );
-        let deleted = list(json!({"resourceId": vm_id})).await;
-        assert_eq!(deleted.len(), 3, "create + both deletes name the VM: {deleted:?}");
-        let anon = deleted.iter().find(|e| e["result"] == "denied").unwrap();
-        assert_eq!(anon["actor"], "anonymous");
+        let named = list(json!({"resourceId": vm_id})).await;
+        assert_eq!(named.len(), 2, "create and delete name the VM: {named:?}");
+        // Refused before any handler ran: the actor is known, the resource is not.
+        let anon = list(json!({"action": "compute.VMService/DeleteVM", "result": "denied"})).await;
+        assert_eq!(anon.len(), 1);
+        assert_eq!(anon[0]["actor"], "anonymous");
+        assert!(
+            anon[0]["detail"].as_str().unwrap().starts_with("unauthenticated"),
+            "{}",
+            anon[0]
+        );
         let failed = list(json!({"action": "auth.AuthService/Login", "result": "denied"})).await;
         assert_eq!(failed.len(), 2);
         let claimed: Vec<&str> = failed.iter().map(|e| e["actor"].as_str().unwrap()).collect();

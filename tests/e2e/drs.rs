@@ -79,14 +79,7 @@ impl Cli {
             return cli;
         }
         let mut child = cli
-            .command(&[
-                "login",
-                &s.addr,
-                "--username",
-                "admin",
-                "--password-stdin",
-                "--insecure-storage",
-            ])
+            .command(&["login", &s.addr, "--username", "admin", "--password-stdin"])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -131,6 +131,9 @@ impl std::fmt::Debug for Identity {
 pub const IDENTITY_FILE: &str = "agent-identity.json";
 const DESIRED_FILE: &str = "agent-desired.json";
 const REBOOTS_FILE: &str = "agent-reboots.json";
+/// A libvirt read for the heartbeat that takes longer is given up: a hung hypervisor must not
+/// stop heartbeats (the lease is about the agent; the report says the hypervisor is stuck).
+const HYPERVISOR_READ_TIMEOUT: Duration = Duration::from_secs(5);
 /// Consecutive immediate re-heartbeats after passes that changed something.
 const MAX_FAST_PASSES: u32 = 5;
 
@@ -580,11 +583,11 @@ impl Agent {
             heartbeat_interval_ms: u32::try_from(interval.as_millis()).unwrap_or(u32::MAX),
             ..Default::default()
         };
-        let cpus = match self.hv.node_info().await {
+        let cpus = match bounded(self.hv.node_info()).await {
             Ok(i) => i.cpus,
             Err(_) => 1,
         };
-        match self.hv.node_stats().await {
+        match bounded(self.hv.node_stats()).await {
             Ok(s) => {
                 if let Some((t, busy)) = sampler.node {
                     req.cpu_percent = cpu_percent(busy, s.cpu_busy_ns, now - t, cpus);
@@ -596,7 +599,7 @@ impl Agent {
             }
             Err(e) => debug!(error = %e, "node stats unavailable"),
         }
-        let domains = match self.hv.list_domains().await {
+        let domains = match bounded(self.hv.list_domains()).await {
             Ok(d) => d,
             Err(e) => {
                 req.hypervisor_error = e.to_string();
@@ -614,7 +617,7 @@ impl Agent {
             };
             if d.managed
                 && d.state.is_active()
-                && let Ok(s) = self.hv.domain_stats(d.id).await
+                && let Ok(s) = bounded(self.hv.domain_stats(d.id)).await
             {
                 if let Some((t, ns)) = sampler.domains.get(&d.id) {
                     st.cpu_percent = cpu_percent(*ns, s.cpu_time_ns, now - *t, s.vcpus);
@@ -649,6 +652,18 @@ impl Agent {
         req.fenced_domains_gone = fenced && !seen.iter().any(|(id, s)| ha.contains(id) && *s != DomainState::Shutoff);
         req
     }
+}
+
+/// A hypervisor read, given up after [`HYPERVISOR_READ_TIMEOUT`].
+async fn bounded<T>(f: impl std::future::Future<Output = Result<T, DriverError>>) -> Result<T, DriverError> {
+    tokio::time::timeout(HYPERVISOR_READ_TIMEOUT, f)
+        .await
+        .unwrap_or_else(|_| {
+            Err(DriverError::Unavailable(format!(
+                "the hypervisor did not answer within {}",
+                humantime::format_duration(HYPERVISOR_READ_TIMEOUT)
+            )))
+        })
 }
 
 /// Whether two specs agree on what a definition update would change.

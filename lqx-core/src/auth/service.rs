@@ -18,10 +18,10 @@
 //!   with their owner (disabled or deleted).
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     net::IpAddr,
     path::{Path, PathBuf},
-    sync::{Arc, Mutex},
+    sync::{Arc, LazyLock, Mutex},
 };
 
 use chrono::{DateTime, Utc};
@@ -147,11 +147,38 @@ pub enum Credential {
 }
 
 /// What the auth layer decided about one request.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct Admission {
-    pub access: Access,
-    /// The verified user or key, when the RPC needed one.
+    /// The verified user or key, when the RPC needed one and it verified (also when the
+    /// table then refused it: the audit log names who was refused).
     pub principal: Option<Principal>,
+    /// What the RPC requires, or the refusal.
+    pub verdict: Result<Access>,
+}
+
+impl Admission {
+    /// The principal if admitted, the refusal otherwise.
+    pub fn into_result(self) -> Result<Option<Principal>> {
+        self.verdict.map(|_| self.principal)
+    }
+}
+
+/// Services and methods declared in proto/.
+static DECLARED: LazyLock<(HashSet<String>, HashSet<String>)> = LazyLock::new(|| {
+    let methods: HashSet<String> = rbac::declared_method_paths().into_iter().collect();
+    let services = methods
+        .iter()
+        .filter_map(|m| m.rsplit_once('/').map(|(svc, _)| svc.to_string()))
+        .collect();
+    (services, methods)
+});
+
+/// True for `/<a service declared in proto/>/<a method it does not have>`.
+pub fn is_missing_method_of_declared_service(method_path: &str) -> bool {
+    let (services, methods) = &*DECLARED;
+    method_path
+        .rsplit_once('/')
+        .is_some_and(|(svc, _)| services.contains(svc) && !methods.contains(method_path))
 }
 
 /// A login or refresh: the new pair and the user it is for.
@@ -356,23 +383,42 @@ impl AuthService {
     /// The whole decision for one request: what the RPC needs, the caller's credential
     /// (only verified when the RPC needs one), and the table's verdict. Errors keep
     /// unauthenticated (no or bad credential) apart from permission_denied (not enough).
-    pub async fn admit(&self, method_path: &str, authorization: Option<&str>) -> Result<Admission> {
-        let access = rbac::required(method_path).ok_or(AuthError::UnknownMethod)?;
-        if matches!(access, Access::Public | Access::JoinToken) {
+    pub async fn admit(&self, method_path: &str, authorization: Option<&str>) -> Admission {
+        match rbac::required(method_path) {
             // A stale token sent along with a login must not make the login fail.
-            return Ok(Admission {
-                access,
-                principal: None,
-            });
+            Some(access @ (Access::Public | Access::JoinToken)) => {
+                return Admission {
+                    principal: None,
+                    verdict: Ok(access),
+                };
+            }
+            // A method that a service of proto/ does not have reaches no handler: let the
+            // router answer unimplemented. Unknown services stay denied (deny by default).
+            None if is_missing_method_of_declared_service(method_path) => {
+                return Admission {
+                    principal: None,
+                    verdict: Ok(Access::Public),
+                };
+            }
+            _ => {}
         }
-        let credential = self.authenticate(authorization).await?;
-        let (caller, principal) = match credential {
-            Credential::Anonymous => (Caller::Anonymous, None),
-            Credential::Node => (Caller::Node, None),
-            Credential::User(p) => (p.caller(), Some(p)),
+        let (caller, principal) = match self.authenticate(authorization).await {
+            Ok(Credential::Anonymous) => (Caller::Anonymous, None),
+            Ok(Credential::Node) => (Caller::Node, None),
+            Ok(Credential::User(p)) => (p.caller(), Some(p)),
+            Err(e) => {
+                return Admission {
+                    principal: None,
+                    verdict: Err(e),
+                };
+            }
         };
-        rbac::authorize(method_path, caller)?;
-        Ok(Admission { access, principal })
+        // An RPC missing from the table is refused here too (after the credential check,
+        // so that the audit entry names who tried).
+        Admission {
+            verdict: rbac::authorize(method_path, caller).map_err(Into::into),
+            principal,
+        }
     }
 
     // ---- sessions -------------------------------------------------------------------
@@ -1141,30 +1187,54 @@ mod tests {
             .unwrap();
         let bearer = format!("Bearer {}", l.pair.access_token.expose());
         let create = "/limiquantix.compute.v1.VMService/CreateVM";
-        let ok = svc.admit(create, Some(&bearer)).await.unwrap();
-        assert_eq!(ok.principal.unwrap().username, "admin");
-        let e = svc.admit(create, None).await.unwrap_err();
+        let ok = svc.admit(create, Some(&bearer)).await.into_result().unwrap();
+        assert_eq!(ok.unwrap().username, "admin");
+        // A refusal by the table still names who was refused.
+        let denied = svc
+            .admit("/limiquantix.compute.v1.DiskService/FormatDisk", Some(&bearer))
+            .await;
+        assert_eq!(denied.principal.as_ref().map(|p| p.username.as_str()), Some("admin"));
+        assert!(denied.verdict.is_err());
+        let e = svc.admit(create, None).await.into_result().unwrap_err();
         assert_eq!(e.kind, crate::ErrorKind::Unauthenticated);
-        let e = svc.admit(create, Some("Bearer garbage")).await.unwrap_err();
+        let e = svc
+            .admit(create, Some("Bearer garbage"))
+            .await
+            .into_result()
+            .unwrap_err();
         assert_eq!(e.kind, crate::ErrorKind::Unauthenticated);
         // Refresh token as access token.
         let rt = format!("Bearer {}", l.pair.refresh_token.expose());
-        let e = svc.admit(create, Some(&rt)).await.unwrap_err();
+        let e = svc.admit(create, Some(&rt)).await.into_result().unwrap_err();
         assert_eq!(e.kind, crate::ErrorKind::Unauthenticated);
         // Not in the table: denied, even for an admin.
         let e = svc
-            .admit("/limiquantix.compute.v1.VMService/FormatDisk", Some(&bearer))
+            .admit("/limiquantix.compute.v1.DiskService/FormatDisk", Some(&bearer))
             .await
+            .into_result()
             .unwrap_err();
         assert_eq!(e.kind, crate::ErrorKind::PermissionDenied);
+        // A method a known service lacks goes on to the router (unimplemented).
+        assert!(is_missing_method_of_declared_service(
+            "/limiquantix.compute.v1.VMService/FormatDisk"
+        ));
+        assert!(!is_missing_method_of_declared_service(create));
+        assert!(!is_missing_method_of_declared_service(
+            "/limiquantix.compute.v1.DiskService/FormatDisk"
+        ));
+        svc.admit("/limiquantix.compute.v1.VMService/FormatDisk", None)
+            .await
+            .into_result()
+            .unwrap();
         // Login with a garbage token attached still works.
         svc.admit("/limiquantix.auth.v1.AuthService/Login", Some("Bearer garbage"))
             .await
+            .into_result()
             .unwrap();
         // Logout ends the session for every later request.
         let p = ok_principal(&svc, &bearer).await;
         svc.logout(&p, "", false).await.unwrap();
-        let e = svc.admit(create, Some(&bearer)).await.unwrap_err();
+        let e = svc.admit(create, Some(&bearer)).await.into_result().unwrap_err();
         assert_eq!(e.kind, crate::ErrorKind::Unauthenticated);
     }
 

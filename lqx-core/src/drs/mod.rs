@@ -1,6 +1,6 @@
 //! DRS: the distributed resource scheduler. `plan` is pure (a snapshot, the config, the
 //! hysteresis state, the recent migrations and `now` in; a plan out); the engine that runs
-//! it every `interval`, persists recommendations and applies them lives in the server.
+//! it every `interval`, persists recommendations and applies them is [`engine`].
 //!
 //! The rule, in plain words:
 //! - **Load.** A node's load is the smoothed measured use of its running VMs (CPU in cores,

@@ -402,6 +402,26 @@ impl EventBus {
     }
 }
 
+/// A handle that does not keep the bus alive (for background tasks).
+#[derive(Clone)]
+pub struct WeakEventBus(Weak<Inner>);
+
+impl WeakEventBus {
+    pub fn upgrade(&self) -> Option<EventBus> {
+        self.0.upgrade().map(|inner| EventBus { inner })
+    }
+    /// [`EventBus::last_sequence`], `None` once the bus is gone.
+    pub fn last_sequence(&self) -> Option<u64> {
+        self.upgrade().map(|b| b.last_sequence())
+    }
+}
+
+impl EventBus {
+    pub fn downgrade(&self) -> WeakEventBus {
+        WeakEventBus(Arc::downgrade(&self.inner))
+    }
+}
+
 impl Inner {
     fn behind(&self) -> bool {
         self.fanned.load(Ordering::Acquire) < self.head.load(Ordering::Acquire)
@@ -454,8 +474,11 @@ impl Inner {
                 q.lagged = Some(sub.after.max(fanned_upto));
                 keep = false;
             }
-            for event in batch.iter().filter(|e| keep && e.sequence > sub.after) {
-                if !wants(&sub.filter, sub.visible.as_ref(), event) {
+            for event in batch.iter() {
+                if !keep {
+                    break;
+                }
+                if event.sequence <= sub.after || !wants(&sub.filter, sub.visible.as_ref(), event) {
                     continue;
                 }
                 if q.events.len() < cap {

@@ -8,8 +8,10 @@
 mod bus;
 mod proto;
 mod publish;
+#[cfg(feature = "server")]
+pub mod sequence;
 
-pub use bus::{EventBus, EventBusConfig, EventBusStats, Subscription, SubscriptionItem, Visibility};
+pub use bus::{EventBus, EventBusConfig, EventBusStats, Subscription, SubscriptionItem, Visibility, WeakEventBus};
 pub use proto::{json_to_struct, resume_point, struct_to_json};
 
 /// Errors of subscribing and of decoding event protos.

@@ -369,3 +369,55 @@ fn subscriptions_can_be_moved_into_server_streams() {
     assert_eq!(first.event.unwrap().sequence, 1);
     assert!(futures::executor::block_on(protos.next()).is_none());
 }
+
+/// With the fan-out task (bus created inside a runtime), async readers get every event in
+/// order, and `publish` does not deliver on the publisher's thread.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fan_out_task_delivers_to_async_readers() {
+    const N: u64 = 5_000;
+    let b = bus(10_000, 10_000);
+    let readers: Vec<_> = (0..50)
+        .map(|_| {
+            let mut sub = b.subscribe(SubscriptionFilter::all(), None).unwrap();
+            tokio::spawn(async move {
+                let mut next = 1;
+                while next <= N {
+                    match sub.recv().await {
+                        Some(SubscriptionItem::Event(e)) => {
+                            assert_eq!(e.sequence, next);
+                            next += 1;
+                        }
+                        other => panic!("{other:?}"),
+                    }
+                }
+                next - 1
+            })
+        })
+        .collect();
+    for i in 0..N {
+        b.publish(vm("a"));
+        if i % 100 == 0 {
+            tokio::task::yield_now().await;
+        }
+    }
+    for r in readers {
+        assert_eq!(tokio::time::timeout(Duration::from_secs(30), r).await.unwrap().unwrap(), N);
+    }
+    let stats = b.stats();
+    assert_eq!(stats.fanned_out, N);
+    assert_eq!(stats.delivered, N * 50);
+}
+
+/// A publisher that never yields starves the fan-out task: publishers then fan out
+/// themselves before the ring could evict an undelivered event, so nothing is lost.
+#[tokio::test(flavor = "current_thread")]
+async fn backpressure_keeps_a_starved_fan_out_gapless() {
+    let b = bus(100, 10_000);
+    let mut sub = b.subscribe(SubscriptionFilter::all(), None).unwrap();
+    for _ in 0..1_000 {
+        b.publish(vm("a"));
+        assert!(b.stats().last_sequence - b.stats().fanned_out <= 50);
+    }
+    assert_eq!(drain(&mut sub), (1..=1_000).collect::<Vec<_>>());
+    assert_eq!(b.stats().lagged, 0);
+}

@@ -331,6 +331,11 @@ impl HaManager {
         rx.await.map_err(|_| Error::unavailable("the HA manager has stopped"))?
     }
 
+    /// Node names by id (for answers that name nodes).
+    pub async fn node_names(&self) -> Result<HashMap<NodeId, String>> {
+        Ok(self.shared.compute.store.all_nodes().await?.into_iter().map(|n| (n.id, n.name)).collect())
+    }
+
     /// GetHAStatus: live on the leader, the leader's last check elsewhere.
     pub async fn status(&self) -> Result<HaStatusReport> {
         let sh = &self.shared;

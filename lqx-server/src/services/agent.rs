@@ -35,6 +35,7 @@ impl AgentService for AgentApi {
 
     async fn heartbeat(&self, req: Request<pb::HeartbeatRequest>) -> Result<Response<pb::HeartbeatResponse>, Status> {
         let cred = credential(&req)?;
+        super::ha::agent_heartbeat_gate()?;
         let r = self.agents.heartbeat(&cred, req.into_inner()).await.map_err(st)?;
         Ok(Response::new(r))
     }

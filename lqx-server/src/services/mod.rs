@@ -4,6 +4,7 @@
 pub mod agent;
 pub mod auth;
 pub mod drs;
+pub mod ha;
 pub mod node;
 pub mod vm;
 
