@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use clap::builder::BoolishValueParser;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::config::StorageKind;
@@ -91,15 +92,15 @@ pub struct GlobalArgs {
     pub columns: Option<Vec<String>>,
 
     /// Leave out the table header line
-    #[arg(long, global = true, env = "LQX_NO_HEADERS")]
+    #[arg(long, global = true, env = "LQX_NO_HEADERS", value_parser = BoolishValueParser::new())]
     pub no_headers: bool,
 
     /// Never prompt; fail where input would be needed
-    #[arg(long, global = true, env = "LQX_NO_INPUT")]
+    #[arg(long, global = true, env = "LQX_NO_INPUT", value_parser = BoolishValueParser::new())]
     pub no_input: bool,
 
     /// Show the full error chain and debug logs on stderr
-    #[arg(long, global = true, env = "LQX_DEBUG")]
+    #[arg(long, global = true, env = "LQX_DEBUG", value_parser = BoolishValueParser::new())]
     pub debug: bool,
 
     /// Give up after this long: RPCs and --wait (e.g. 30s, 5m)
@@ -115,7 +116,7 @@ pub struct GlobalArgs {
 #[derive(Debug, Args, Clone, Copy)]
 pub struct WaitArgs {
     /// Wait until the operation is done (default on a terminal)
-    #[arg(long, overrides_with = "no_wait", env = "LQX_WAIT")]
+    #[arg(long, overrides_with = "no_wait", env = "LQX_WAIT", value_parser = BoolishValueParser::new())]
     pub wait: bool,
     /// Return as soon as the server accepted the request
     #[arg(long)]
@@ -765,6 +766,18 @@ pub enum HaCmd {
         #[command(flatten)]
         yes: YesArgs,
     },
+    /// Plan offline where a node's HA VMs would restart if it failed (no server needed)
+    Simulate(HaSimulateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct HaSimulateArgs {
+    /// Cluster file (YAML: nodes and VMs; see DESIGN.md, cluster files)
+    #[arg(long, value_name = "FILE")]
+    pub cluster: PathBuf,
+    /// The node that fails
+    #[arg(long, value_name = "NODE")]
+    pub fail: String,
 }
 
 #[derive(Debug, Args)]

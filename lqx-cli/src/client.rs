@@ -13,7 +13,7 @@ use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 use lqx_core::api::auth::v1 as authpb;
 use lqx_core::api::auth::v1::auth_service_client::AuthServiceClient;
 
-use crate::creds::{Credentials, TokenKind, TokenStore};
+use crate::creds::{Credentials, RefreshLock, TokenKind, TokenStore};
 use crate::error::{CliError, CliResult, ExitCode};
 
 /// Refresh when the access token has less than this left.
@@ -110,9 +110,29 @@ impl Session {
 
     /// Refreshes the access token with the refresh token and stores the new pair.
     pub async fn refresh(&mut self) -> CliResult<()> {
-        let Some(creds) = self.creds.clone() else {
+        let Some(mut creds) = self.creds.clone() else {
             return Err(CliError::not_logged_in(&self.server));
         };
+        let _lock = match &self.source {
+            TokenSource::Store(store) => Some(RefreshLock::acquire(&store.lock_path()).await),
+            _ => None,
+        };
+        // Another lqx may have refreshed while we waited: its refresh token is the live one
+        // (ours is spent), and its access token may be good enough.
+        if let TokenSource::Store(store) = &self.source
+            && let Some(stored) = store.load()?
+            && stored.kind == TokenKind::Session
+            && stored.refresh_token.is_some()
+            && stored.refresh_token != creds.refresh_token
+        {
+            tracing::debug!("using the token another lqx process refreshed");
+            let usable = !stored.access_expiring(Utc::now(), chrono::Duration::seconds(1));
+            self.creds = Some(stored.clone());
+            if usable {
+                return Ok(());
+            }
+            creds = stored;
+        }
         let Some(refresh) = creds.refresh_token.clone() else {
             return Err(CliError::new(ExitCode::Unauthenticated, "The session has expired").hint("run `lqx login`"));
         };

@@ -53,8 +53,15 @@ impl Credentials {
 /// A token store for one context.
 #[derive(Debug, Clone)]
 pub enum TokenStore {
-    Keyring { service: String, account: String },
-    File { path: PathBuf },
+    /// `lock`: the file that serialises refreshes (see [`RefreshLock`]).
+    Keyring {
+        service: String,
+        account: String,
+        lock: PathBuf,
+    },
+    File {
+        path: PathBuf,
+    },
 }
 
 /// The message when no keyring can be used: names the two ways out and never picks one.
@@ -71,6 +78,7 @@ impl TokenStore {
             StorageKind::Keyring => TokenStore::Keyring {
                 service: format!("lqx:{server}"),
                 account: account.to_string(),
+                lock: file_path(config_dir, context).with_extension("lock"),
             },
             StorageKind::File => TokenStore::File {
                 path: file_path(config_dir, context),
@@ -81,10 +89,18 @@ impl TokenStore {
     /// Where the token is, for `lqx auth status`.
     pub fn describe(&self) -> String {
         match self {
-            TokenStore::Keyring { service, account } => {
+            TokenStore::Keyring { service, account, .. } => {
                 format!("keyring (service {service}, account {account})")
             }
             TokenStore::File { path } => format!("file {}", path.display()),
+        }
+    }
+
+    /// The lock file taken while this store's session is refreshed.
+    pub fn lock_path(&self) -> PathBuf {
+        match self {
+            TokenStore::Keyring { lock, .. } => lock.clone(),
+            TokenStore::File { path } => path.with_extension("lock"),
         }
     }
 
@@ -156,7 +172,7 @@ impl TokenStore {
     }
 
     fn entry(&self) -> CliResult<keyring::Entry> {
-        let TokenStore::Keyring { service, account } = self else {
+        let TokenStore::Keyring { service, account, .. } = self else {
             return Err(CliError::general("Not a keyring store"));
         };
         let (s, a) = (service.clone(), account.clone());
@@ -170,6 +186,73 @@ impl TokenStore {
             Err(keyring::Error::NoEntry) => Ok(None),
             Err(e) => Err(keyring_error(e)),
         }
+    }
+}
+
+/// Held while one process refreshes a stored session. Refresh tokens rotate, and the server
+/// revokes the whole session when an old refresh token is used twice; so `lqx` processes
+/// started together (`xargs -P`, `&`) take turns, and the later ones use the token the first
+/// one stored instead of refreshing with the spent one. An advisory `flock` on a file next to
+/// the credentials; released when dropped (or when the process dies).
+pub struct RefreshLock {
+    _file: Option<std::fs::File>,
+}
+
+/// Longest wait for another process's refresh; after that we go ahead without the lock.
+const REFRESH_LOCK_WAIT: Duration = Duration::from_secs(15);
+
+impl RefreshLock {
+    pub async fn acquire(path: &Path) -> RefreshLock {
+        #[cfg(unix)]
+        {
+            use rustix::fs::{FlockOperation, flock};
+            use std::os::unix::fs::OpenOptionsExt;
+            if let Some(dir) = path.parent()
+                && let Err(e) = crate::config::create_private_dir(dir)
+            {
+                tracing::debug!("refresh lock: {}", e.message);
+                return RefreshLock { _file: None };
+            }
+            let file = match std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o600)
+                .open(path)
+            {
+                Ok(f) => f,
+                Err(e) => {
+                    tracing::debug!("refresh lock {}: {e}", path.display());
+                    return RefreshLock { _file: None };
+                }
+            };
+            let deadline = tokio::time::Instant::now() + REFRESH_LOCK_WAIT;
+            loop {
+                match flock(&file, FlockOperation::NonBlockingLockExclusive) {
+                    Ok(()) => return RefreshLock { _file: Some(file) },
+                    Err(rustix::io::Errno::WOULDBLOCK | rustix::io::Errno::INTR)
+                        if tokio::time::Instant::now() < deadline =>
+                    {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                    Err(e) => {
+                        tracing::debug!("refresh lock {}: {e}; refreshing without it", path.display());
+                        return RefreshLock { _file: None };
+                    }
+                }
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = path;
+            RefreshLock { _file: None }
+        }
+    }
+
+    #[cfg(test)]
+    pub fn held(&self) -> bool {
+        self._file.is_some()
     }
 }
 
@@ -288,6 +371,23 @@ mod tests {
         store.delete().unwrap();
         assert_eq!(store.load().unwrap(), None);
         store.delete().unwrap();
+    }
+
+    #[cfg(unix)]
+    #[tokio::test(start_paused = true)]
+    async fn refresh_lock_is_exclusive_and_gives_up_after_the_wait() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = TokenStore::new(StorageKind::Keyring, "http://x", "admin", "ctx", dir.path());
+        let path = store.lock_path();
+        assert!(path.ends_with("credentials/ctx.lock"), "{}", path.display());
+        let first = RefreshLock::acquire(&path).await;
+        assert!(first.held());
+        let started = tokio::time::Instant::now();
+        let second = RefreshLock::acquire(&path).await;
+        assert!(!second.held(), "a second holder while the first holds it");
+        assert!(started.elapsed() >= REFRESH_LOCK_WAIT);
+        drop(first);
+        assert!(RefreshLock::acquire(&path).await.held());
     }
 
     #[test]

@@ -173,7 +173,9 @@ async fn run(s: Scenario) -> Report {
                         }
                         SubscriptionItem::Lagged { .. } => lagged = true,
                     }
-                    item = sub.try_recv();
+                    // Whatever is queued already, without waiting (nor fanning out: that is
+                    // the bus's fan-out task's job).
+                    item = futures::FutureExt::now_or_never(sub.recv()).flatten();
                 }
             }
             (h, lagged)

@@ -669,3 +669,22 @@ async fn measure_run_time() {
     assert!(first.moves > 0);
     assert!(times.iter().all(|t| *t < Duration::from_secs(5)), "{times:?}");
 }
+
+/// A recommendation left APPLYING by a control plane that stopped mid-migration is settled
+/// when the engine opens again: FAILED (the VM never moved), so the VM is not blocked.
+#[tokio::test]
+async fn interrupted_applying_is_settled_on_restart() {
+    let env = Env::new(HOT).await;
+    let engine = env.engine(AutomationLevel::Manual).await;
+    let recs = engine.run_once().await.unwrap().recommendations;
+    let mut stuck = recs[0].clone();
+    let now = (env.clock.clock())();
+    stuck.status = St::Applying;
+    assert!(env.compute.store.update_recommendation_if(&stuck, &[St::Pending], now).await.unwrap());
+    drop(engine);
+
+    let engine = env.engine(AutomationLevel::Manual).await;
+    let settled = engine.get(stuck.id).await.unwrap();
+    assert_eq!(settled.status, St::Failed);
+    assert!(settled.failure_reason.unwrap_or_default().contains("interrupted"));
+}

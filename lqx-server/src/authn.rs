@@ -126,6 +126,13 @@ fn check_table_of(paths: &[String]) -> anyhow::Result<()> {
 
 /// The signing key: the configured file; else with PostgreSQL the key shared by all
 /// replicas through the database; else `<data_dir>/jwt.key` (generated at first start).
+///
+/// Why the database for PostgreSQL: replicas behind one load balancer must verify each
+/// other's tokens, and the database is the one thing they already share, so a fresh HA
+/// install works with no extra step (the first replica writes the key with an insert that
+/// only one can win, the others read it). Whoever can read that table can mint tokens, but
+/// whoever can write the database owns the users table anyway. Operators who keep keys out
+/// of the database set `auth.signing_key_file` to a file distributed to every replica.
 async fn signing_key(config: &Config, store: &Store) -> anyhow::Result<SigningKey> {
     if let Some(path) = &config.auth.signing_key_file {
         return Ok(SigningKey::load(path)?);

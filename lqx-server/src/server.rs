@@ -35,6 +35,7 @@ pub struct Api {
     pub node: Arc<NodeApi>,
     pub drs: Arc<DrsApi>,
     pub ha: Arc<crate::services::ha::HaApi>,
+    pub alert: Arc<crate::services::alert::AlertApi>,
     pub grpc: axum::Router,
     pub metrics: Metrics,
     unary_permits: Semaphore,
@@ -42,7 +43,7 @@ pub struct Api {
 }
 
 impl Api {
-    pub fn new(config: Config, vm: Arc<VmApi>, node: Arc<NodeApi>, drs: Arc<DrsApi>, auth: Arc<lqx_core::auth::AuthService>, agent: Arc<crate::services::agent::AgentApi>, ha: Arc<crate::services::ha::HaApi>) -> anyhow::Result<Arc<Api>> {
+    pub fn new(config: Config, vm: Arc<VmApi>, node: Arc<NodeApi>, drs: Arc<DrsApi>, auth: Arc<lqx_core::auth::AuthService>, agent: Arc<crate::services::agent::AgentApi>, ha: Arc<crate::services::ha::HaApi>, alert: Arc<crate::services::alert::AlertApi>, events: Arc<crate::services::events::EventApi>) -> anyhow::Result<Arc<Api>> {
         let auth_api = Arc::new(AuthApi { auth: auth.clone() });
         let max = config.limits.max_message_bytes;
         let (health_reporter, health) = tonic_health::server::health_reporter();
@@ -72,6 +73,16 @@ impl Api {
                 lqx_core::api::ha::v1::ha_service_server::HaServiceServer::from_arc(ha.clone())
                     .max_decoding_message_size(max)
                     .max_encoding_message_size(max),
+            )
+            .add_service(
+                lqx_core::api::alert::v1::alert_service_server::AlertServiceServer::from_arc(alert.clone())
+                    .max_decoding_message_size(max)
+                    .max_encoding_message_size(max),
+            )
+            .add_service(
+                lqx_core::api::events::v1::event_service_server::EventServiceServer::from_arc(events)
+                    .max_decoding_message_size(max)
+                    .max_encoding_message_size(max),
             );
         tokio::spawn(async move {
             health_reporter.set_serving::<AuthServiceServer<AuthApi>>().await;
@@ -80,6 +91,12 @@ impl Api {
             health_reporter.set_serving::<DrsServiceServer<DrsApi>>().await;
             health_reporter
                 .set_serving::<lqx_core::api::ha::v1::ha_service_server::HaServiceServer<crate::services::ha::HaApi>>()
+                .await;
+            health_reporter
+                .set_serving::<lqx_core::api::alert::v1::alert_service_server::AlertServiceServer<crate::services::alert::AlertApi>>()
+                .await;
+            health_reporter
+                .set_serving::<lqx_core::api::events::v1::event_service_server::EventServiceServer<crate::services::events::EventApi>>()
                 .await;
         });
         Ok(Arc::new(Api {
@@ -92,6 +109,7 @@ impl Api {
             node,
             drs,
             ha,
+            alert,
             grpc: routes.prepare().into_axum_router(),
             metrics: Metrics::default(),
         }))
@@ -215,6 +233,15 @@ impl Api {
                 use lqx_core::api::ha::v1::ha_service_server::HaService;
                 crate::connect_routes!(method, body, ext, self.ha, HaService, {
                     "GetHAStatus" => get_ha_status, "ManualFailover" => manual_failover,
+                })
+            }
+            "limiquantix.alert.v1.AlertService" => {
+                use lqx_core::api::alert::v1::alert_service_server::AlertService;
+                crate::connect_routes!(method, body, ext, self.alert, AlertService, {
+                    "ListAlerts" => list_alerts, "GetAlert" => get_alert, "AcknowledgeAlert" => acknowledge_alert,
+                    "ResolveAlert" => resolve_alert, "GetAlertSummary" => get_alert_summary,
+                    "CreateWebhook" => create_webhook, "ListWebhooks" => list_webhooks,
+                    "DeleteWebhook" => delete_webhook, "TestWebhook" => test_webhook,
                 })
             }
             _ => None,

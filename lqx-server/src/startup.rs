@@ -7,7 +7,6 @@ use crate::services::{drs::DrsApi, node::NodeApi, vm::VmApi};
 use anyhow::Context;
 use lqx_core::compute::{Compute, Hosts, NodeRegistration};
 use lqx_core::driver::sim::{SimConfig, SimRegistry};
-use lqx_core::events::{EventBus, EventBusConfig};
 use lqx_core::store::Store;
 use std::sync::Arc;
 
@@ -69,7 +68,8 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("opening the database {}", lqx_core::store::redact(&db)))?;
     let auth = crate::authn::start(&config, &store, args.dev).await.context("starting authentication")?;
-    let events = EventBus::new(EventBusConfig::default());
+    // Sequences go on from the high-water mark in the store: never reused after a restart.
+    let events = crate::services::events::start_bus(&store).await.context("restoring the event sequence")?;
     let compute = Compute::new(store.clone(), Hosts::default(), events.clone());
 
     let sims = SimRegistry::new();
@@ -108,6 +108,8 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let agents = lqx_core::compute::agents::Agents::new(compute.clone(), crate::agent::timing(&config));
     agents.restore().await.context("restoring agent nodes")?;
     let ha = crate::services::ha::start(&config, &compute, &leader, &agents, &events)?;
+    // Alerts (with webhooks) and the server's own host checks.
+    let alerts = crate::services::alert::start(&compute).context("starting alerts")?;
     let api = Api::new(
         config.clone(),
         Arc::new(VmApi { compute: compute.clone() }),
@@ -116,6 +118,8 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         auth,
         Arc::new(crate::services::agent::AgentApi { agents }),
         Arc::new(crate::services::ha::HaApi { manager: ha }),
+        Arc::new(crate::services::alert::AlertApi { alerts }),
+        Arc::new(crate::services::events::EventApi { events: events.clone() }),
     )?;
     let tls = match &config.tls {
         Some(t) => Some(server::tls_acceptor(&t.cert, &t.key)?),

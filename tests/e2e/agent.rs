@@ -367,3 +367,56 @@ async fn bench_1000_agents_heartbeat() {
         "a lease would have expired: gap {max_gap:?}"
     );
 }
+
+/// Benchmark (ignored): CreateVM with start over Connect JSON on `--dev` (libvirt's test
+/// driver, in-process nodes) and on an agent node (test driver in the agent process).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn bench_create_start_on_test_driver() {
+    const N: usize = 50;
+    let mut s = Server::dev(Engine::Sqlite).await;
+    s.login_admin().await;
+    let host = tempfile::tempdir().unwrap();
+    let node_xml = host.path().join("edge-1.xml");
+    std::fs::write(
+        &node_xml,
+        lqx_core::driver::xml::test_node_xml(&lqx_core::driver::xml::TestNode {
+            cpus: 64,
+            memory_mib: 262_144,
+            pool_capacity_gib: 1000,
+        }),
+    )
+    .unwrap();
+    let tok = ok(&s, &format!("{NODES}/CreateJoinToken"), json!({"nodeName": "edge-1"})).await;
+    let _agent = AgentProcess::start(
+        &s,
+        &host.path().join("agent"),
+        &format!("test://{}", node_xml.display()),
+        tok["token"].as_str(),
+    );
+    eventually("edge-1 joins", async || {
+        s.call(&format!("{NODES}/GetNode"), json!({"id": "edge-1"})).await.0 == 200
+    })
+    .await;
+    for (label, node) in [
+        ("in-process test driver (node-1)", "node-1"),
+        ("agent test driver (edge-1, 300ms heartbeat)", "edge-1"),
+    ] {
+        let mut times = Vec::new();
+        for i in 0..N {
+            let body = json!({"name": format!("b-{node}-{i}"), "node": node, "start": true,
+                "spec": {"cpuCores": 1, "memoryMib": 256, "disks": [{"name": "root", "sizeMib": 1024}]}});
+            let t = tokio::time::Instant::now();
+            let vm = ok(&s, &format!("{VMS}/CreateVM"), body).await;
+            times.push(t.elapsed());
+            assert_eq!(state(&vm), "VM_STATE_RUNNING");
+        }
+        times.sort();
+        println!(
+            "create+start {label}: n={N} p50={:?} p90={:?} max={:?}",
+            times[N / 2],
+            times[N * 9 / 10],
+            times[N - 1]
+        );
+    }
+}

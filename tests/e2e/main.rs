@@ -5,3 +5,5 @@ mod agent;
 mod auth;
 mod compute;
 mod drs;
+mod ha;
+mod events;

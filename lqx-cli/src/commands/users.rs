@@ -146,6 +146,10 @@ pub async fn apikey(app: App, c: ApikeyCmd) -> CliResult<()> {
             };
             if app.printer.is_structured() {
                 app.printer.one(&v)?;
+                app.printer.info(&format!(
+                    "API key {} created; its secret is shown once, in the output above",
+                    v.key.name
+                ));
             } else {
                 app.printer.line(&v.secret);
                 app.printer.info(&format!(

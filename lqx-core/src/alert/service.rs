@@ -413,6 +413,27 @@ impl Alerts {
     }
 }
 
+/// The HA manager's alerts go through the service (dedupe, events, webhooks); failures are
+/// logged, never returned to the manager's loop.
+impl crate::ha::manager::AlertSink for Alerts {
+    fn raise(&self, draft: AlertDraft) -> futures::future::BoxFuture<'_, ()> {
+        Box::pin(async move {
+            let key = draft.key();
+            if let Err(e) = Alerts::raise(self, draft).await {
+                tracing::error!(error = %e, %key, "raising an HA alert failed");
+            }
+        })
+    }
+
+    fn resolve(&self, key: AlertKey) -> futures::future::BoxFuture<'_, ()> {
+        Box::pin(async move {
+            if let Err(e) = self.clear(&key).await {
+                tracing::error!(error = %e, %key, "resolving an HA alert failed");
+            }
+        })
+    }
+}
+
 async fn persist_delivery(store: &Store, d: &WebhookDelivery) {
     if let Err(e) = store.record_webhook_delivery(d).await {
         tracing::warn!(error = %e, webhook = %d.webhook_id, delivery_id = %d.delivery_id, attempt = d.attempt,

@@ -637,14 +637,12 @@ impl AuthService {
 
     pub async fn create_user(&self, p: &Principal, req: NewUser, note: &AuditNote) -> Result<User> {
         p.require(Permission::UserManage)?;
-        if let Some(rid) = &req.request_id {
-            if let Some(id) = self.store.idempotent_get(&Self::idempotency_key(p, rid)).await? {
-                let id = UserId::parse("request_id", &id)?;
-                if let Some(u) = self.store.get_user(id).await? {
-                    note.resource("user", u.id);
-                    return Ok(u);
-                }
-            }
+        if let Some(rid) = &req.request_id
+            && let Some(id) = self.store.idempotent_get(&Self::idempotency_key(p, rid)).await?
+            && let Some(u) = self.store.get_user(UserId::parse("request_id", &id)?).await?
+        {
+            note.resource("user", u.id);
+            return Ok(u);
         }
         let username = normalize_username(&req.username);
         validate_username("username", &username)?;

@@ -57,6 +57,11 @@ pub async fn load_cluster(compute: &Compute, sims: &SimRegistry, cluster: &Clust
             .await?;
         if let Some(u) = v.usage {
             sim.set_usage(vm.id, u.cpu_percent, Some(u.memory_used_mib))?;
+            // What a heartbeat would report, so planners see the measured usage at once.
+            let mut vm = vm;
+            vm.status.cpu_usage_percent = u.cpu_percent;
+            vm.status.memory_used_mib = u.memory_used_mib;
+            compute.store.update_vm(&vm).await?;
         }
     }
     Ok(())

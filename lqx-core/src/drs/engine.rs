@@ -218,7 +218,7 @@ impl DrsEngine {
             placement: HashMap::new(),
             last_run: persisted.last_run,
         };
-        Ok(DrsEngine {
+        let engine = DrsEngine {
             inner: Arc::new(Inner {
                 compute,
                 opts,
@@ -227,7 +227,35 @@ impl DrsEngine {
                 run_lock: tokio::sync::Mutex::new(()),
                 wake: Notify::new(),
             }),
-        })
+        };
+        engine.recover_interrupted().await?;
+        Ok(engine)
+    }
+
+    /// Settles recommendations left APPLYING by a control plane that stopped mid-migration
+    /// (nothing in this process is migrating yet): APPLIED when the VM did reach the target,
+    /// FAILED otherwise, so the VM can get new recommendations.
+    async fn recover_interrupted(&self) -> Result<()> {
+        let now = self.now();
+        for mut r in self.store().recommendations_with_status(&[St::Applying]).await? {
+            let on_target = self
+                .store()
+                .get_vm(r.vm_id)
+                .await
+                .ok()
+                .and_then(|vm| vm.status.node_id)
+                .is_some_and(|n| n == r.target_node_id);
+            if on_target {
+                r.status = St::Applied;
+                r.applied_at = Some(now);
+            } else {
+                r.status = St::Failed;
+                r.failure_reason = Some("interrupted: the control plane stopped during the migration".into());
+            }
+            tracing::warn!(target: LOG, id = %r.id, vm = %r.vm_name, status = ?r.status, "settled an interrupted DRS recommendation");
+            self.store().update_recommendation_if(&r, &[St::Applying], now).await?;
+        }
+        Ok(())
     }
 
     fn store(&self) -> &Store {

@@ -30,10 +30,10 @@
 //! Who fans out: the fan-out task (spawned when the bus is created inside a tokio runtime),
 //! or the publisher itself when there is no task (a bus created outside a runtime, or whose
 //! runtime is gone) or when the task has fallen `retention / 2` events behind (backpressure:
-//! events are never evicted from the ring before they were fanned out). A subscriber that
-//! finds its queue empty while events wait to be fanned out helps: it runs a pass itself
-//! (without waiting when another pass is running), so `try_recv` right after `publish` sees
-//! the event whatever the scheduling.
+//! events are never evicted from the ring before they were fanned out). `try_recv` on an
+//! empty queue while events wait to be fanned out runs a pass itself, so `try_recv` right
+//! after `publish` sees the event whatever the scheduling. After each pass the task yields,
+//! so under load the woken readers run before the next pass and batches grow.
 //!
 //! Memory is bounded whatever the subscribers do: the retention ring, plus per subscriber at
 //! most `subscriber_buffer` queued `Arc<Event>` pointers and one batch of the same size being
@@ -56,7 +56,7 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, TryLockError, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::task::{Context, Poll, Waker};
 use tokio::sync::Notify;
 
@@ -185,14 +185,6 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-fn try_lock<T>(m: &Mutex<T>) -> Option<MutexGuard<'_, T>> {
-    match m.try_lock() {
-        Ok(g) => Some(g),
-        Err(TryLockError::Poisoned(p)) => Some(p.into_inner()),
-        Err(TryLockError::WouldBlock) => None,
-    }
-}
-
 fn wants(filter: &SubscriptionFilter, visible: Option<&Visibility>, event: &Event) -> bool {
     filter.matches(event) && visible.is_none_or(|v| v(event))
 }
@@ -247,6 +239,10 @@ impl EventBus {
                     notify.notified().await;
                     let Some(inner) = weak.upgrade() else { return };
                     inner.fan_out();
+                    drop(inner);
+                    // Let the woken readers run before the next pass: under load the
+                    // batches grow instead of every reader being woken for every event.
+                    tokio::task::yield_now().await;
                 }
             });
         }
@@ -433,13 +429,6 @@ impl Inner {
         self.pass(fan);
     }
 
-    /// One fan-out pass unless another is running (which then delivers what we would).
-    fn try_fan_out(&self) {
-        if let Some(fan) = try_lock(&self.fanout) {
-            self.pass(fan);
-        }
-    }
-
     /// Offers every event published since the last pass to every subscriber, then wakes
     /// the subscribers that got something (after releasing the lock).
     fn pass(&self, mut fan: MutexGuard<'_, Fanout>) {
@@ -569,8 +558,11 @@ impl Subscription {
         std::future::poll_fn(|cx| self.poll_item(Some(cx))).await
     }
 
-    /// The next item if one is ready now, without waiting for a publisher (it may wait
-    /// for a fan-out pass in progress, so that an event published before the call is seen).
+    /// The next item if one is ready now, without waiting for a publisher. An event
+    /// published before the call is seen: if the fan-out task has not delivered it yet,
+    /// this runs the fan-out pass itself (waiting for one in progress), which makes it a
+    /// tool for tests and synchronous callers; async readers use [`recv`](Self::recv) or
+    /// the `Stream`.
     pub fn try_recv(&mut self) -> Option<SubscriptionItem> {
         match self.poll_item(None) {
             Poll::Ready(item) => item,
@@ -617,13 +609,14 @@ impl Subscription {
                 None => {}
                 Some(Poll::Ready(item)) => return Poll::Ready(item),
                 Some(Poll::Pending) => {
-                    // Events wait to be fanned out: help rather than wait for the task.
-                    if let Some(inner) = self.bus.upgrade().filter(|i| i.behind()) {
-                        if cx.is_some() {
-                            inner.try_fan_out();
-                        } else {
-                            inner.fan_out();
-                        }
+                    // try_recv: events published before the call may still wait for the
+                    // fan-out task; run the pass here so they are seen. (An async reader
+                    // never does: with 1,000 readers each running passes, they would wake
+                    // each other in a storm. The task wakes it.)
+                    if cx.is_none()
+                        && let Some(inner) = self.bus.upgrade().filter(|i| i.behind())
+                    {
+                        inner.fan_out();
                     }
                     let mut q = lock(&self.queue);
                     if !q.events.is_empty() || q.lagged.is_some() || q.closed {

@@ -35,7 +35,7 @@ impl SequenceReservation {
                 Some((v, version)) => (
                     v.trim()
                         .parse::<u64>()
-                        .map_err(|_| crate::Error::internal(format!("stored {SEQUENCE_KEY} {v:?} is not a number")))?,
+                        .map_err(|_| crate::Error::internal(anyhow::anyhow!("stored {SEQUENCE_KEY} {v:?} is not a number")))?,
                     version,
                 ),
                 None => (0, 0),
@@ -82,7 +82,7 @@ impl SequenceReservation {
                 .store
                 .kv_get(SEQUENCE_KEY)
                 .await?
-                .ok_or_else(|| crate::Error::internal(format!("{SEQUENCE_KEY} disappeared")))?;
+                .ok_or_else(|| crate::Error::internal(anyhow::anyhow!("{SEQUENCE_KEY} disappeared")))?;
             let theirs: u64 = v.trim().parse().unwrap_or(0);
             self.version = version;
             if theirs >= next {

@@ -150,10 +150,10 @@ impl Store {
 
     /// A user by id or, failing that, by username; `NotFound` otherwise.
     pub async fn resolve_user(&self, id_or_name: &str) -> Result<User> {
-        if let Ok(id) = id_or_name.parse::<UserId>() {
-            if let Some(u) = self.get_user(id).await? {
-                return Ok(u);
-            }
+        if let Ok(id) = id_or_name.parse::<UserId>()
+            && let Some(u) = self.get_user(id).await?
+        {
+            return Ok(u);
         }
         let name = crate::model::normalize_username(id_or_name);
         self.get_user_by_name(&name)

@@ -2,7 +2,9 @@
 //! encode. The auth layer checked `alert:read` / `alert:manage` before we get here.
 
 use super::st;
-use lqx_core::alert::service::Alerts;
+use lqx_core::alert::monitor::{HostMonitor, MonitorConfig};
+use lqx_core::alert::service::{Alerts, AlertsConfig};
+use lqx_core::compute::Compute;
 use lqx_core::alert::{severities_from_proto, test_response};
 use lqx_core::api::alert::v1::{self as pb, alert_service_server::AlertService};
 use lqx_core::auth::Principal;
@@ -11,6 +13,21 @@ use tonic::{Request, Response, Status};
 
 pub struct AlertApi {
     pub alerts: Alerts,
+}
+
+/// Starts the alert service and the server's own host checks (`LQX_HOST_CHECK_INTERVAL`,
+/// e.g. `2s`, overrides how often hosts are checked; 10 s by default).
+pub fn start(compute: &Compute) -> lqx_core::Result<Alerts> {
+    let alerts = Alerts::start(compute.store.clone(), compute.events.clone(), AlertsConfig::default())?;
+    let mut config = MonitorConfig::default();
+    if let Ok(v) = std::env::var("LQX_HOST_CHECK_INTERVAL") {
+        match humantime::parse_duration(v.trim()) {
+            Ok(d) if !d.is_zero() => config.interval = d,
+            _ => tracing::warn!(value = %v, "ignoring LQX_HOST_CHECK_INTERVAL: not a duration like 10s"),
+        }
+    }
+    HostMonitor::new(compute.clone(), alerts.clone(), config).spawn();
+    Ok(alerts)
 }
 
 fn alert_id(id: &str) -> Result<AlertId, Status> {

@@ -11,13 +11,27 @@ use super::{Stream, st};
 use futures::StreamExt;
 use lqx_core::api::events::v1::{self as pb, event_service_server::EventService};
 use lqx_core::auth::{Principal, rbac};
-use lqx_core::events::{EventBus, Visibility, resume_point};
+use lqx_core::events::sequence::SequenceReservation;
+use lqx_core::events::{EventBus, EventBusConfig, Visibility, resume_point};
 use lqx_core::model::{Event, ResourceType, Role, SubscriptionFilter};
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
 pub struct EventApi {
     pub events: EventBus,
+}
+
+/// The server's event bus, numbering on from the high-water mark in the store (so a
+/// sequence is never reused across restarts), with a task keeping the mark ahead.
+pub async fn start_bus(store: &lqx_core::store::Store) -> lqx_core::Result<EventBus> {
+    let reservation = SequenceReservation::start(store).await?;
+    let bus = EventBus::new(EventBusConfig {
+        first_sequence: reservation.first_sequence(),
+        ..Default::default()
+    });
+    tracing::debug!(first_sequence = reservation.first_sequence(), reserved = reservation.reserved(), "event sequence restored");
+    reservation.keep_ahead(&bus, std::time::Duration::from_secs(1));
+    Ok(bus)
 }
 
 /// What a role may see of the event stream: one flag per resource type, computed once per

@@ -50,7 +50,12 @@ pub fn start(
             "leader.lease_ttl is long against ha.self_fence_after: a leader change may make agents fence their HA VMs"
         );
     }
-    if config.nodes.iter().any(|n| !n.uri.starts_with(lqx_core::driver::sim::SCHEME)) && ha.enabled {
+    if config
+        .nodes
+        .iter()
+        .any(|n| !n.uri.starts_with(lqx_core::driver::sim::SCHEME) && !n.uri.starts_with("test://"))
+        && ha.enabled
+    {
         tracing::warn!(
             "in-process libvirt hosts have no agent to fence them: HA treats their lease expiry as fenced; \
              run `lqx-server agent` on hosts whose VMs must never run twice"
@@ -135,7 +140,11 @@ impl HaService for HaApi {
         if r.node.is_empty() {
             return Err(st(lqx_core::Error::invalid("node", "is required")));
         }
-        let out = self.manager.manual_failover(&r.node, r.confirm_host_down).await.map_err(st)?;
+        let out = self
+            .manager
+            .manual_failover(&r.node, r.confirm_host_down)
+            .await
+            .map_err(st)?;
         let names = self.manager.node_names().await.map_err(st)?;
         let name = |id: &lqx_core::model::NodeId| names.get(id).cloned().unwrap_or_else(|| id.to_string());
         Ok(Response::new(pb::ManualFailoverResponse {
@@ -152,7 +161,11 @@ impl HaService for HaApi {
             unplaced: out
                 .unplaced
                 .iter()
-                .map(|u| pb::Unplaced { vm_id: u.vm.to_string(), vm_name: u.vm_name.clone(), reason: u.reason.clone() })
+                .map(|u| pb::Unplaced {
+                    vm_id: u.vm.to_string(),
+                    vm_name: u.vm_name.clone(),
+                    reason: u.reason.clone(),
+                })
                 .collect(),
         }))
     }

@@ -2,8 +2,10 @@
 //! lqx-core, encode. No business logic here.
 
 pub mod agent;
+pub mod alert;
 pub mod auth;
 pub mod drs;
+pub mod events;
 pub mod ha;
 pub mod node;
 pub mod vm;
