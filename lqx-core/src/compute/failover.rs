@@ -133,13 +133,13 @@ impl Compute {
                 continue;
             }
             let mut gone = true;
-            if d.state.is_active() {
-                if let Err(e) = hv.destroy(d.id).await {
-                    if e.kind() != DriverErrorKind::InvalidState && e.kind() != DriverErrorKind::NotFound {
-                        tracing::warn!(node = %node, vm = %d.id, error = %e, "fence: could not destroy a domain");
-                        gone = false;
-                    }
-                }
+            if d.state.is_active()
+                && let Err(e) = hv.destroy(d.id).await
+                && e.kind() != DriverErrorKind::InvalidState
+                && e.kind() != DriverErrorKind::NotFound
+            {
+                tracing::warn!(node = %node, vm = %d.id, error = %e, "fence: could not destroy a domain");
+                gone = false;
             }
             if gone {
                 let _ = hv.undefine(d.id, false).await;

@@ -1,0 +1,707 @@
+//! The real `lqx` binary against a real `lqx-server` (SQLite): every command is a separate
+//! process with no terminal, a private config dir and the file token store, as in a CI job.
+//! Covers login, VM and node commands, JSON/YAML/table/name output, the exit codes of real
+//! server answers, token refresh (also by processes running at once), logout and revoked
+//! sessions, API keys for CI, a closed stdout, and a real Secret Service round trip when
+//! gnome-keyring is installed.
+
+use lqx_e2e::{ADMIN_PASSWORD, Engine, Options, Server, bin};
+use serde_json::{Value, json};
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+const AUTH: &str = "limiquantix.auth.v1.AuthService";
+
+/// The documented JSON fields (lqx-cli/README.md, Output).
+const VM_FIELDS: &[&str] = &[
+    "id",
+    "name",
+    "project_id",
+    "description",
+    "labels",
+    "state",
+    "desired_state",
+    "node_id",
+    "node",
+    "cpu_cores",
+    "memory_mib",
+    "disks",
+    "nics",
+    "ha",
+    "placement",
+    "cpu_usage_percent",
+    "memory_used_mib",
+    "restart_count",
+    "message",
+    "started_at",
+    "stopped_at",
+    "created_at",
+    "updated_at",
+    "resource_version",
+];
+const NODE_FIELDS: &[&str] = &[
+    "id",
+    "name",
+    "hostname",
+    "management_address",
+    "labels",
+    "phase",
+    "schedulable",
+    "health",
+    "cpu_cores",
+    "memory_mib",
+    "allocatable_cpu_cores",
+    "allocatable_memory_mib",
+    "allocated_cpu_cores",
+    "allocated_memory_mib",
+    "cpu_overcommit",
+    "memory_overcommit",
+    "cpu_percent",
+    "memory_used_mib",
+    "running_vms",
+    "libvirt_uri",
+    "last_heartbeat",
+    "created_at",
+    "resource_version",
+];
+const APIKEY_FIELDS: &[&str] =
+    &["id", "name", "role", "prefix", "owner_id", "revoked", "created_at", "expires_at", "last_used_at"];
+const AUTH_STATUS_FIELDS: &[&str] = &[
+    "context",
+    "server",
+    "username",
+    "role",
+    "auth_method",
+    "token_source",
+    "expires_at",
+    "refresh_expires_at",
+    "permissions",
+];
+
+fn keys(v: &Value) -> BTreeSet<String> {
+    v.as_object()
+        .unwrap_or_else(|| panic!("not an object: {v}"))
+        .keys()
+        .cloned()
+        .collect()
+}
+
+fn fields(list: &[&str]) -> BTreeSet<String> {
+    list.iter().map(|s| s.to_string()).collect()
+}
+
+/// What one `lqx` process did.
+#[derive(Debug)]
+struct Out {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+impl Out {
+    #[track_caller]
+    fn expect_code(&self, code: i32, what: &str) -> &Self {
+        assert_eq!(
+            self.code,
+            Some(code),
+            "{what}: exit code\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+
+    /// An error exit: one `error:` line, and a hint naming `want_hint` when given.
+    #[track_caller]
+    fn expect_error(&self, code: i32, what: &str, want_hint: Option<&str>) -> &Self {
+        self.expect_code(code, what);
+        assert!(self.stdout.is_empty(), "{what}: data on stdout: {}", self.stdout);
+        assert!(self.stderr.starts_with("error: "), "{what}: {}", self.stderr);
+        if let Some(h) = want_hint {
+            let hint = self.stderr.lines().find(|l| l.starts_with("hint: ")).unwrap_or_else(|| {
+                panic!("{what}: no hint line: {}", self.stderr);
+            });
+            assert!(hint.contains(h), "{what}: hint {hint:?} does not name {h:?}");
+        }
+        self
+    }
+}
+
+/// `lqx` with a private config dir, the file token store (unless `keyring`), and none of
+/// the caller's `LQX_*` settings.
+struct Lqx {
+    dir: tempfile::TempDir,
+    env: Vec<(String, String)>,
+    keyring: bool,
+}
+
+impl Lqx {
+    fn new() -> Lqx {
+        Lqx { dir: tempfile::tempdir().unwrap(), env: Vec::new(), keyring: false }
+    }
+
+    fn env(mut self, k: &str, v: &str) -> Lqx {
+        self.env.push((k.into(), v.into()));
+        self
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(bin("lqx"));
+        c.args(args);
+        self.apply_env(&mut c);
+        c
+    }
+
+    /// The environment of every `lqx` run, also for a shell that runs `lqx`.
+    fn apply_env(&self, c: &mut Command) {
+        for (k, _) in std::env::vars() {
+            if k.starts_with("LQX_") {
+                c.env_remove(&k);
+            }
+        }
+        c.env("LQX_CONFIG_DIR", self.dir.path())
+            .env("HOME", self.dir.path())
+            .env("NO_COLOR", "1")
+            .env_remove("DBUS_SESSION_BUS_ADDRESS")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if !self.keyring {
+            c.env("LQX_TOKEN_STORAGE", "file");
+        }
+        for (k, v) in &self.env {
+            c.env(k, v);
+        }
+    }
+
+    /// Runs `lqx ARGS` off the async runtime, with `stdin` piped in when given.
+    async fn run_with(&self, args: &[&str], stdin: Option<String>) -> Out {
+        let mut cmd = self.command(args);
+        if stdin.is_some() {
+            cmd.stdin(Stdio::piped());
+        }
+        let out = tokio::task::spawn_blocking(move || {
+            let mut child = cmd.spawn().expect("start lqx");
+            if let Some(text) = stdin {
+                let mut i = child.stdin.take().unwrap();
+                i.write_all(text.as_bytes()).unwrap();
+            }
+            child.wait_with_output().unwrap()
+        })
+        .await
+        .unwrap();
+        Out {
+            code: out.status.code(),
+            stdout: String::from_utf8(out.stdout).unwrap(),
+            stderr: String::from_utf8(out.stderr).unwrap(),
+        }
+    }
+
+    async fn run(&self, args: &[&str]) -> Out {
+        self.run_with(args, None).await
+    }
+
+    /// Runs and requires exit 0; returns stdout.
+    async fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args).await;
+        out.expect_code(0, &format!("lqx {}", args.join(" ")));
+        out.stdout
+    }
+
+    async fn json(&self, args: &[&str]) -> Value {
+        let mut a = args.to_vec();
+        a.extend(["-o", "json"]);
+        let out = self.ok(&a).await;
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("lqx {}: not JSON ({e}):\n{out}", args.join(" ")))
+    }
+
+    async fn login(&self, server: &str, user: &str, password: &str) -> Out {
+        self.run_with(&["login", server, "--username", user, "--password-stdin"], Some(format!("{password}\n")))
+            .await
+    }
+
+    fn credentials_file(&self, server: &Server) -> PathBuf {
+        let ctx = server.addr.trim_start_matches("http://").replace(':', "_");
+        self.dir.path().join("credentials").join(format!("{ctx}.json"))
+    }
+
+    fn stored(&self, server: &Server) -> Value {
+        let text = std::fs::read_to_string(self.credentials_file(server)).unwrap();
+        serde_json::from_str(&text).unwrap()
+    }
+}
+
+/// Snapshot filters: ids, times, ports and ages vary from run to run.
+fn snapshot_settings() -> insta::Settings {
+    let mut s = insta::Settings::clone_current();
+    s.set_prepend_module_to_snapshot(false);
+    s.add_filter(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", "[ID]");
+    s.add_filter(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z", "[TIME]");
+    s.add_filter(r"127\.0\.0\.1:\d+", "127.0.0.1:[PORT]");
+    s.add_filter(r"127\.0\.0\.1_\d+", "127.0.0.1_[PORT]");
+    // Ages ("3s", "1m") and the padding after them at the end of a table line.
+    s.add_filter(r"(?m)\b\d+[smhd] *$", "[AGE]");
+    s
+}
+
+async fn dev_server() -> Server {
+    let mut s = Server::dev(Engine::Sqlite).await;
+    s.login_admin().await;
+    assert!(s.token().is_some(), "the dev server has no AuthService:\n{}", s.logs());
+    s
+}
+
+#[tokio::test]
+async fn cli_vm_lifecycle_output_and_exit_codes() {
+    let s = dev_server().await;
+    let admin = Lqx::new();
+
+    // Login from stdin, no terminal; the token goes to the 0600 file store.
+    let out = admin.login(&s.addr, "admin", ADMIN_PASSWORD).await;
+    out.expect_code(0, "login");
+    assert!(out.stdout.is_empty(), "login printed data: {}", out.stdout);
+    assert!(out.stderr.contains("Logged in to") && out.stderr.contains("as admin"), "{}", out.stderr);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(admin.credentials_file(&s)).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+    let stored = admin.stored(&s);
+    assert_eq!(stored["kind"], "session");
+    assert!(stored["refresh_token"].is_string());
+
+    // auth status: a readable block, and the documented JSON.
+    let status = admin.ok(&["auth", "status"]).await;
+    assert!(status.contains("User:        admin (admin)"), "{status}");
+    assert!(status.contains("Token store: file "), "{status}");
+    snapshot_settings().bind(|| {
+        let shown = status.replace(&admin.path().display().to_string(), "[CONFIG]");
+        insta::assert_snapshot!("auth_status_block", shown);
+    });
+    let st = admin.json(&["auth", "status"]).await;
+    assert_eq!(keys(&st), fields(AUTH_STATUS_FIELDS), "{st}");
+    assert_eq!(st["server"], s.addr.as_str());
+    assert_eq!((st["username"].as_str(), st["role"].as_str()), (Some("admin"), Some("admin")));
+    assert_eq!(st["auth_method"], "jwt");
+    assert!(st["token_source"].as_str().unwrap().starts_with("file "), "{st}");
+    assert!(st["expires_at"].as_str().unwrap().parse::<chrono::DateTime<chrono::Utc>>().is_ok());
+    assert!(st["permissions"].as_array().unwrap().iter().any(|p| p == "vm:create"));
+
+    // Create: human sizes, started, on a chosen node; a second, stopped VM with a label.
+    let web = admin
+        .json(&["vm", "create", "web-1", "--cpu", "2", "--memory", "2GiB", "--node", "node-1", "--start", "--wait"])
+        .await;
+    assert_eq!(keys(&web), fields(VM_FIELDS), "{web}");
+    assert_eq!(
+        (web["name"].as_str(), web["state"].as_str(), web["node"].as_str()),
+        (Some("web-1"), Some("running"), Some("node-1"))
+    );
+    assert_eq!((web["cpu_cores"].as_u64(), web["memory_mib"].as_u64()), (Some(2), Some(2048)));
+    let web_id = web["id"].as_str().unwrap().to_string();
+    admin
+        .ok(&["vm", "create", "db-1", "--cpu", "4", "--memory", "8GiB", "--disk", "20GiB", "--node", "node-2", "-l", "tier=db"])
+        .await;
+
+    // list -o json: an array of the objects `get` prints.
+    let list = admin.json(&["vm", "list"]).await;
+    let list = list.as_array().expect("array");
+    assert_eq!(list.len(), 2, "{list:?}");
+    for v in list {
+        assert_eq!(keys(v), fields(VM_FIELDS), "{v}");
+    }
+    let db = list.iter().find(|v| v["name"] == "db-1").expect("db-1 listed");
+    assert_eq!(db["state"], "stopped");
+    assert_eq!(db["node"], "node-2");
+    assert_eq!(db["labels"], json!({"tier": "db"}));
+    assert_eq!(db["disks"][0]["size_mib"], 20480);
+    assert_eq!(db["memory_mib"], 8192);
+    let get = admin.json(&["vm", "get", "web-1"]).await;
+    let listed = list.iter().find(|v| v["name"] == "web-1").unwrap();
+    assert_eq!(get["id"], listed["id"]);
+    assert_eq!(get["created_at"], listed["created_at"]);
+
+    // Filters reach the server.
+    assert_eq!(admin.ok(&["vm", "list", "--state", "running", "-o", "name"]).await, "web-1\n");
+    assert_eq!(admin.ok(&["vm", "list", "-l", "tier=db", "-o", "name"]).await, "db-1\n");
+    assert_eq!(admin.ok(&["vm", "list", "--node", "node-2", "-o", "name"]).await, "db-1\n");
+    let mut names: Vec<String> = admin.ok(&["vm", "list", "-o", "name"]).await.lines().map(str::to_string).collect();
+    names.sort();
+    assert_eq!(names, ["db-1", "web-1"]);
+
+    // Tables: snapshot, --columns (any order, any case), --no-headers.
+    let table = admin.ok(&["vm", "list"]).await;
+    assert!(table.starts_with("NAME "), "{table}");
+    let mut sorted: Vec<&str> = table.lines().skip(1).collect();
+    sorted.sort();
+    let table = std::iter::once(table.lines().next().unwrap()).chain(sorted).collect::<Vec<_>>().join("\n");
+    snapshot_settings().bind(|| insta::assert_snapshot!("vm_list_table", table));
+    let cols = admin.ok(&["vm", "list", "--columns", "NODE,name,state", "--no-headers", "--state", "running"]).await;
+    let words: Vec<&str> = cols.split_whitespace().collect();
+    assert_eq!(words, ["node-1", "web-1", "running"], "{cols}");
+    let unknown = admin.run(&["vm", "list", "--columns", "name,bogus"]).await;
+    unknown.expect_error(2, "unknown column", None);
+
+    // get by id, YAML with the same fields.
+    let yaml = admin.ok(&["vm", "get", &web_id, "-o", "yaml"]).await;
+    let y: Value = serde_yaml::from_str(&yaml).unwrap_or_else(|e| panic!("not YAML ({e}): {yaml}"));
+    assert_eq!(keys(&y), fields(VM_FIELDS));
+    assert_eq!(y["name"], "web-1");
+    assert_eq!(y["state"], "running");
+
+    // Nodes.
+    let nodes = admin.json(&["node", "list"]).await;
+    let nodes = nodes.as_array().unwrap();
+    assert_eq!(nodes.len(), 3);
+    for n in nodes {
+        assert_eq!(keys(n), fields(NODE_FIELDS), "{n}");
+        assert_eq!(n["phase"], "ready");
+    }
+    let n1 = nodes.iter().find(|n| n["name"] == "node-1").unwrap();
+    assert_eq!(n1["allocated_cpu_cores"], 2, "{n1}");
+    let node_table = admin.ok(&["node", "list"]).await;
+    snapshot_settings().bind(|| insta::assert_snapshot!("node_list_table", node_table));
+
+    // Cold migration with --wait: the answer shows the VM on its new node.
+    let m = admin.json(&["vm", "migrate", "web-1", "--to", "node-2", "--cold", "--wait"]).await;
+    assert_eq!(keys(&m), fields(&["vm", "migration_id", "source_node", "target_node", "live"]), "{m}");
+    assert_eq!(m["live"], false);
+    assert_eq!(m["vm"]["node"], "node-2", "{m}");
+    assert_eq!(admin.json(&["vm", "get", "web-1"]).await["node"], "node-2");
+
+    // Stop and wait.
+    let stopped = admin.json(&["vm", "stop", "web-1", "--wait"]).await;
+    assert_eq!(stopped["state"], "stopped", "{stopped}");
+
+    // Exit codes from real answers.
+    admin.run(&["vm", "get", "nope"]).await.expect_error(3, "vm get nope", None);
+    admin
+        .run(&["vm", "create", "web-1", "--cpu", "1", "--memory", "1GiB"])
+        .await
+        .expect_error(6, "create the same VM twice", None);
+    admin.run(&["vm", "create", "x", "--cpu", "two", "--memory", "1GiB"]).await.expect_code(2, "--cpu two");
+    admin.run(&["vm", "create", "x", "--cpu", "1", "--memory", "4XB"]).await.expect_code(2, "--memory 4XB");
+    admin.run(&["vm", "lst"]).await.expect_code(2, "unknown command");
+    admin.run(&["vm", "delete", "web-1"]).await.expect_error(2, "delete without --yes", Some("--yes"));
+
+    // No credentials, a bad LQX_TOKEN: 4 with a hint to log in.
+    let anon = Lqx::new();
+    anon.run(&["vm", "list", "--server", &s.addr]).await.expect_error(4, "no credentials", Some("lqx login"));
+    let bad = Lqx::new().env("LQX_TOKEN", "not-a-token").env("LQX_SERVER", &s.addr);
+    bad.run(&["vm", "list"]).await.expect_error(4, "bad LQX_TOKEN", Some("LQX_TOKEN"));
+
+    // A viewer may read but not create or delete: 5.
+    let out = admin
+        .run_with(&["user", "create", "vera", "--role", "viewer", "--password-stdin"], Some("viewer-password-123\n".into()))
+        .await;
+    out.expect_code(0, "user create");
+    let users = admin.json(&["user", "list"]).await;
+    assert!(users.as_array().unwrap().iter().any(|u| u["username"] == "vera" && u["role"] == "viewer"), "{users}");
+    let viewer = Lqx::new();
+    viewer.login(&s.addr, "vera", "viewer-password-123").await.expect_code(0, "viewer login");
+    assert_eq!(viewer.json(&["vm", "list"]).await.as_array().unwrap().len(), 2);
+    viewer
+        .run(&["vm", "create", "v-1", "--cpu", "1", "--memory", "1GiB"])
+        .await
+        .expect_error(5, "viewer creates a VM", Some("role"));
+    viewer.run(&["vm", "delete", "db-1", "--yes"]).await.expect_error(5, "viewer deletes a VM", None);
+    viewer.run(&["user", "list"]).await.expect_error(5, "viewer lists users", None);
+    viewer.run(&["login", &s.addr, "--username", "vera", "--password-stdin"]).await.expect_code(2, "empty stdin");
+    viewer
+        .login(&s.addr, "vera", "wrong-password-123")
+        .await
+        .expect_error(4, "wrong password", None);
+
+    // Delete with --yes; JSON says so; then it is gone.
+    let del = admin.json(&["vm", "delete", "web-1", "--yes", "--wait"]).await;
+    assert_eq!(del, json!({"id": web_id, "deleted": true}));
+    admin.run(&["vm", "get", "web-1"]).await.expect_error(3, "deleted VM", None);
+    admin.run(&["vm", "delete", "web-1", "--yes"]).await.expect_error(3, "delete twice", None);
+    assert_eq!(admin.ok(&["vm", "list", "-o", "name"]).await, "db-1\n");
+}
+
+#[tokio::test]
+async fn cli_ci_script_with_an_api_key() {
+    let s = dev_server().await;
+    let admin = Lqx::new();
+    admin.login(&s.addr, "admin", ADMIN_PASSWORD).await.expect_code(0, "login");
+
+    // The secret is in the JSON once; the note goes to stderr.
+    let out = admin.run(&["apikey", "create", "ci", "--role", "operator", "-o", "json"]).await;
+    out.expect_code(0, "apikey create");
+    assert!(out.stderr.contains("shown once"), "{}", out.stderr);
+    let created: Value = serde_json::from_str(&out.stdout).unwrap();
+    let mut want = fields(APIKEY_FIELDS);
+    want.insert("secret".into());
+    assert_eq!(keys(&created), want, "{created}");
+    assert_eq!(created["role"], "operator");
+    let key = created["secret"].as_str().unwrap().to_string();
+    assert!(key.starts_with(created["prefix"].as_str().unwrap()), "{created}");
+    let listed = admin.json(&["apikey", "list"]).await;
+    let listed = listed.as_array().unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(keys(&listed[0]), fields(APIKEY_FIELDS), "no secret in list");
+    assert!(!admin.ok(&["apikey", "list", "-o", "yaml"]).await.contains(&key));
+
+    // The CI job: a fresh machine, the key from a variable on stdin, no terminal.
+    let ci = Lqx::new().env("KEY", &key).env("SERVER", &s.addr);
+    let mut sh = Command::new("sh");
+    ci.apply_env(&mut sh);
+    sh.env("LQX", bin("lqx"))
+        .args(["-c", r#"echo "$KEY" | "$LQX" login "$SERVER" --with-token && "$LQX" vm list -o json"#]);
+    let script = tokio::task::spawn_blocking(move || sh.output().unwrap()).await.unwrap();
+    let stdout = String::from_utf8_lossy(&script.stdout);
+    let stderr = String::from_utf8_lossy(&script.stderr);
+    assert!(script.status.success(), "CI script failed:\n{stdout}\n{stderr}");
+    assert!(stderr.contains("Logged in to"), "{stderr}");
+    let vms: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    assert_eq!(vms, json!([]));
+    assert!(!std::fs::read_to_string(ci.path().join("config.toml")).unwrap().contains(&key), "key in the config");
+    let st = ci.json(&["auth", "status"]).await;
+    assert_eq!(st["auth_method"], "api_key");
+    assert!(st["token_source"].as_str().unwrap().starts_with("file "));
+
+    // An operator key creates VMs but cannot manage users.
+    let vm = ci.json(&["vm", "create", "ci-1", "--cpu", "1", "--memory", "512MiB"]).await;
+    assert_eq!(vm["memory_mib"], 512);
+    ci.run_with(&["user", "create", "eve", "--password-stdin"], Some("eve-password-1234\n".into()))
+        .await
+        .expect_error(5, "operator key creates a user", None);
+    // Logging out of an API key context keeps the key valid and says so.
+    let out = ci.run(&["logout"]).await;
+    out.expect_code(0, "logout of an API key");
+    assert!(out.stderr.contains("apikey revoke"), "{}", out.stderr);
+    ci.run(&["vm", "list"]).await.expect_error(4, "after logout", Some("lqx login"));
+
+    // LQX_TOKEN alone, no login, no config.
+    let env_only = Lqx::new().env("LQX_TOKEN", &key).env("LQX_SERVER", &s.addr);
+    let vms = env_only.json(&["vm", "list"]).await;
+    assert_eq!(vms.as_array().unwrap().len(), 1);
+    assert_eq!(vms[0]["name"], "ci-1");
+    assert_eq!(env_only.json(&["auth", "status"]).await["token_source"], "environment (LQX_TOKEN)");
+    assert!(!env_only.path().join("config.toml").exists());
+    // LQX_TOKEN wins over a stored session.
+    let both = Lqx::new();
+    both.login(&s.addr, "admin", ADMIN_PASSWORD).await.expect_code(0, "login");
+    let both = both.env("LQX_TOKEN", &key);
+    assert_eq!(both.json(&["auth", "status"]).await["auth_method"], "api_key");
+
+    // A revoked key: 4.
+    let id = created["id"].as_str().unwrap();
+    admin.ok(&["apikey", "revoke", id, "--yes"]).await;
+    env_only.run(&["vm", "list"]).await.expect_error(4, "revoked key", Some("LQX_TOKEN"));
+    // The audit log shows the key's work.
+    let audit = admin.json(&["audit", "list", "--resource", vm["id"].as_str().unwrap()]).await;
+    assert!(!audit.as_array().unwrap().is_empty(), "no audit entry for the VM the key created");
+}
+
+/// A server whose access tokens live 2 s, with no leeway.
+async fn short_token_server() -> (Server, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("lqx.yaml");
+    std::fs::write(&cfg, "auth:\n  access_ttl: 2s\n  refresh_ttl: 1h\n  leeway: 0s\n").unwrap();
+    let s = Server::start(
+        Engine::Sqlite,
+        Options { args: vec!["--dev".into(), "--config".into(), cfg.display().to_string()], ..Default::default() },
+    )
+    .await;
+    (s, dir)
+}
+
+#[tokio::test]
+async fn cli_refreshes_tokens_and_sends_dead_sessions_to_login() {
+    let (mut s, _cfg) = short_token_server().await;
+    let a = Lqx::new();
+    a.login(&s.addr, "admin", ADMIN_PASSWORD).await.expect_code(0, "login");
+    let first = a.stored(&s);
+    let old_access = first["access_token"].as_str().unwrap().to_string();
+
+    // Let the access token expire: the server refuses it, and lqx refreshes by itself.
+    tokio::time::sleep(Duration::from_millis(2600)).await;
+    s.set_token(Some(old_access.clone()));
+    let (st, _) = s.call(&format!("{AUTH}/WhoAmI"), json!({})).await;
+    assert_eq!(st, 401, "the expired access token still works");
+    assert_eq!(a.json(&["vm", "list"]).await, json!([]));
+    let second = a.stored(&s);
+    assert_ne!(second["access_token"], first["access_token"]);
+    assert_ne!(second["refresh_token"], first["refresh_token"], "refresh tokens rotate");
+
+    // `lqx auth token` hands out a token that works for curl.
+    let tok = a.ok(&["auth", "token"]).await;
+    let tok = tok.trim();
+    assert_eq!(tok.split('.').count(), 3, "{tok}");
+    s.set_token(Some(tok.to_string()));
+    let (st, who) = s.call(&format!("{AUTH}/WhoAmI"), json!({})).await;
+    assert_eq!(st, 200, "{who}");
+
+    // Eight processes refresh at once: rotation with reuse detection must not end the
+    // session (they take turns and reuse the newest token).
+    let runs: Vec<_> = (0..8).map(|_| a.run(&["node", "list", "-o", "name"])).collect();
+    for out in futures::future::join_all(runs).await {
+        out.expect_code(0, "parallel lqx");
+        assert_eq!(out.stdout.lines().count(), 3);
+    }
+    a.ok(&["vm", "list"]).await;
+
+    // `lqx logout` ends the session on the server and locally.
+    let spent_refresh = a.stored(&s)["refresh_token"].as_str().unwrap().to_string();
+    a.ok(&["logout"]).await;
+    assert!(!a.credentials_file(&s).exists());
+    s.set_token(None);
+    let (st, _) = s.call(&format!("{AUTH}/RefreshToken"), json!({"refreshToken": spent_refresh})).await;
+    assert_eq!(st, 401, "the refresh token survived logout");
+    a.run(&["vm", "list"]).await.expect_error(4, "after logout", Some("lqx login"));
+
+    // A session revoked elsewhere (`logout --all` on another machine): exit 4 and login.
+    let b = Lqx::new();
+    let c = Lqx::new();
+    b.login(&s.addr, "admin", ADMIN_PASSWORD).await.expect_code(0, "login b");
+    c.login(&s.addr, "admin", ADMIN_PASSWORD).await.expect_code(0, "login c");
+    let out = c.run(&["logout", "--all"]).await;
+    out.expect_code(0, "logout --all");
+    assert!(out.stderr.contains("every session"), "{}", out.stderr);
+    b.run(&["vm", "list"]).await.expect_error(4, "revoked session", Some("lqx login"));
+    b.run(&["auth", "status"]).await.expect_error(4, "auth status of a revoked session", Some("lqx login"));
+    // Logging in again fixes it.
+    b.login(&s.addr, "admin", ADMIN_PASSWORD).await.expect_code(0, "login again");
+    b.ok(&["vm", "list"]).await;
+}
+
+#[tokio::test]
+async fn cli_closed_stdout_exits_quietly_with_a_long_list() {
+    // Enough VMs that `vm list -o json` is far larger than a pipe buffer.
+    let mut cluster = String::from("nodes:\n  - {name: node-1, cpu_cores: 512, memory_mib: 1048576}\nvms:\n");
+    for i in 0..120 {
+        cluster.push_str(&format!("  - {{name: vm-{i:03}, node: node-1, cpu_cores: 1, memory_mib: 512}}\n"));
+    }
+    let s = Server::start(Engine::Sqlite, Options { sim: Some(cluster), ..Default::default() }).await;
+    let a = Lqx::new();
+    a.login(&s.addr, "admin", ADMIN_PASSWORD).await.expect_code(0, "login");
+    let all = a.json(&["vm", "list"]).await;
+    assert_eq!(all.as_array().unwrap().len(), 120);
+
+    // `lqx vm list -o json | head -c 16`: read a little, close the pipe.
+    let mut cmd = a.command(&["vm", "list", "-o", "json"]);
+    let out = tokio::task::spawn_blocking(move || {
+        let mut child = cmd.spawn().unwrap();
+        let mut stdout = child.stdout.take().unwrap();
+        let mut first = [0u8; 16];
+        stdout.read_exact(&mut first).unwrap();
+        drop(stdout);
+        (first, child.wait_with_output().unwrap())
+    })
+    .await
+    .unwrap();
+    assert_eq!(&out.0[..1], b"[");
+    assert_eq!(out.1.status.code(), Some(0), "stderr: {}", String::from_utf8_lossy(&out.1.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.1.stderr), "");
+}
+
+fn on_path(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).map(|d| d.join(name)).find(|f| f.is_file()))
+        .flatten()
+}
+
+/// A private D-Bus session with an unlocked gnome-keyring; ends when dropped.
+struct SecretService {
+    child: std::process::Child,
+    bus: String,
+    _home: tempfile::TempDir,
+}
+
+impl SecretService {
+    fn start() -> SecretService {
+        let home = tempfile::tempdir().unwrap();
+        let run = home.path().join("run");
+        std::fs::create_dir(&run).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&run, std::fs::Permissions::from_mode(0o700)).unwrap();
+        }
+        let script = "printf '%s' e2e-keyring | gnome-keyring-daemon --unlock --components=secrets >/dev/null \
+                      || exit 1; echo \"$DBUS_SESSION_BUS_ADDRESS\"; read _";
+        let mut child = Command::new("dbus-run-session")
+            .args(["--", "sh", "-c", script])
+            .env("HOME", home.path())
+            .env("XDG_RUNTIME_DIR", &run)
+            .env_remove("DBUS_SESSION_BUS_ADDRESS")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("dbus-run-session");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let bus = line.trim().to_string();
+        assert!(!bus.is_empty(), "gnome-keyring did not start in a D-Bus session");
+        SecretService { child, bus, _home: home }
+    }
+
+    fn secret_tool(&self, args: &[&str]) -> Option<String> {
+        on_path("secret-tool")?;
+        let out = Command::new("secret-tool")
+            .args(args)
+            .env("DBUS_SESSION_BUS_ADDRESS", &self.bus)
+            .output()
+            .ok()?;
+        Some(String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr))
+    }
+}
+
+impl Drop for SecretService {
+    fn drop(&mut self) {
+        // Closing stdin ends the shell; dbus-run-session then stops the bus.
+        drop(self.child.stdin.take());
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn cli_secret_service_round_trip() {
+    if on_path("gnome-keyring-daemon").is_none() || on_path("dbus-run-session").is_none() {
+        eprintln!("skipped: needs gnome-keyring-daemon and dbus-run-session (apt-get install gnome-keyring dbus)");
+        return;
+    }
+    let s = dev_server().await;
+    let keyring = tokio::task::spawn_blocking(SecretService::start).await.unwrap();
+    let mut a = Lqx::new().env("DBUS_SESSION_BUS_ADDRESS", &keyring.bus);
+    a.keyring = true;
+
+    let out = a.login(&s.addr, "admin", ADMIN_PASSWORD).await;
+    out.expect_code(0, "login into the keyring");
+    assert!(out.stderr.contains("keyring (service lqx:"), "{}", out.stderr);
+    assert!(!a.path().join("credentials").join("127.0.0.1.json").exists());
+    let plaintext: Vec<_> = std::fs::read_dir(a.path().join("credentials"))
+        .map(|d| d.filter_map(Result::ok).filter(|e| e.path().extension().is_some_and(|x| x == "json")).collect())
+        .unwrap_or_default();
+    assert!(plaintext.is_empty(), "a token file next to the keyring: {plaintext:?}");
+    let st = a.json(&["auth", "status"]).await;
+    assert_eq!(st["token_source"], format!("keyring (service lqx:{}, account admin)", s.addr));
+    assert_eq!(a.json(&["vm", "list"]).await, json!([]));
+    let service = format!("lqx:{}", s.addr);
+    if let Some(found) = keyring.secret_tool(&["search", "--all", "service", &service]) {
+        assert!(found.contains("access_token"), "not in the Secret Service: {found}");
+    }
+
+    a.ok(&["logout"]).await;
+    if let Some(found) = keyring.secret_tool(&["search", "--all", "service", &service]) {
+        assert!(!found.contains("access_token"), "still in the Secret Service after logout: {found}");
+    }
+    a.run(&["vm", "list"]).await.expect_error(4, "after logout", Some("lqx login"));
+
+    // Without a D-Bus session the same login stops and names the ways out.
+    let none = Lqx { keyring: true, ..Lqx::new() };
+    let out = none.login(&s.addr, "admin", ADMIN_PASSWORD).await;
+    out.expect_error(1, "no keyring", Some("--insecure-storage"));
+    assert!(out.stderr.contains("LQX_TOKEN"), "{}", out.stderr);
+    assert!(!none.path().join("credentials").exists(), "wrote a token without a keyring");
+}
