@@ -9,4 +9,4 @@ eval "$(bash .ci/start-postgres.sh)"
 export LQX_TEST_DATABASE_URL
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
-cargo test --workspace --locked "$@"
+cargo test --workspace --locked --no-fail-fast "$@"

@@ -43,6 +43,7 @@ pub struct Api {
 }
 
 impl Api {
+    #[allow(clippy::too_many_arguments)] // one handle per service
     pub fn new(config: Config, vm: Arc<VmApi>, node: Arc<NodeApi>, drs: Arc<DrsApi>, auth: Arc<lqx_core::auth::AuthService>, agent: Arc<crate::services::agent::AgentApi>, ha: Arc<crate::services::ha::HaApi>, alert: Arc<crate::services::alert::AlertApi>, events: Arc<crate::services::events::EventApi>) -> anyhow::Result<Arc<Api>> {
         let auth_api = Arc::new(AuthApi { auth: auth.clone() });
         let max = config.limits.max_message_bytes;

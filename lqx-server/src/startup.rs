@@ -107,9 +107,9 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // Remote hosts: their agents' links, desired state rebuilt from the store.
     let agents = lqx_core::compute::agents::Agents::new(compute.clone(), crate::agent::timing(&config));
     agents.restore().await.context("restoring agent nodes")?;
-    let ha = crate::services::ha::start(&config, &compute, &leader, &agents, &events)?;
     // Alerts (with webhooks) and the server's own host checks.
     let alerts = crate::services::alert::start(&compute).context("starting alerts")?;
+    let ha = crate::services::ha::start(&config, &compute, &leader, &agents, &alerts)?;
     let api = Api::new(
         config.clone(),
         Arc::new(VmApi { compute: compute.clone() }),

@@ -17,7 +17,9 @@ const RUN: Duration = Duration::from_secs(5);
 #[tokio::main]
 async fn main() {
     let engine = if std::env::var("LQX_BENCH_POSTGRES").is_ok() { Engine::Postgres } else { Engine::Sqlite };
-    let mut s = Server::start(engine, Options { args: vec!["--dev".into()], ..Default::default() }).await;
+    // Simulated hosts large enough for 10,000 small VMs.
+    let cluster = "nodes:\n  - {name: big-1, cpu_cores: 4096, memory_mib: 4194304}\n  - {name: big-2, cpu_cores: 4096, memory_mib: 4194304}\n";
+    let mut s = Server::start(engine, Options { sim: Some(cluster.into()), ..Default::default() }).await;
     s.login_admin().await;
     println!("engine: {engine:?}, concurrency {CONCURRENCY}, {}s per measurement", RUN.as_secs());
 

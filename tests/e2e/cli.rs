@@ -280,8 +280,8 @@ async fn cli_vm_lifecycle_output_and_exit_codes() {
 
     // auth status: a readable block, and the documented JSON.
     let status = admin.ok(&["auth", "status"]).await;
-    assert!(status.contains("User:        admin (admin)"), "{status}");
-    assert!(status.contains("Token store: file "), "{status}");
+    assert!(status.contains("User:         admin (admin)"), "{status}");
+    assert!(status.contains("Token store:  file "), "{status}");
     snapshot_settings().bind(|| {
         let shown = status.replace(&admin.path().display().to_string(), "[CONFIG]");
         insta::assert_snapshot!("auth_status_block", shown);

@@ -15,7 +15,15 @@ const VMS: &str = "limiquantix.compute.v1.VMService";
 const ALERTS: &str = "limiquantix.alert.v1.AlertService";
 
 async fn dev(engine: Engine, env: Vec<(String, String)>) -> Server {
-    let mut s = Server::start(engine, Options { args: vec!["--dev".into()], env, ..Default::default() }).await;
+    let mut s = Server::start(
+        engine,
+        Options {
+            args: vec!["--dev".into()],
+            env,
+            ..Default::default()
+        },
+    )
+    .await;
     s.login_admin().await;
     s
 }
@@ -24,15 +32,25 @@ fn vm_body(name: &str, mem: u64) -> Value {
     json!({"name": name, "spec": {"cpuCores": 1, "memoryMib": mem}})
 }
 
-async fn subscribe(s: &Server, filter: pb::SubscriptionFilter, resume: u64) -> Result<tonic::Streaming<pb::SubscribeResponse>, tonic::Status> {
+async fn subscribe(
+    s: &Server,
+    filter: pb::SubscriptionFilter,
+    resume: u64,
+) -> Result<tonic::Streaming<pb::SubscribeResponse>, tonic::Status> {
     let mut c = EventServiceClient::new(s.channel().await);
-    c.subscribe(s.grpc(pb::SubscribeRequest { filter: Some(filter), resume_from_sequence: resume }))
-        .await
-        .map(|r| r.into_inner())
+    c.subscribe(s.grpc(pb::SubscribeRequest {
+        filter: Some(filter),
+        resume_from_sequence: resume,
+    }))
+    .await
+    .map(|r| r.into_inner())
 }
 
 fn vms_only() -> pb::SubscriptionFilter {
-    pb::SubscriptionFilter { resource_types: vec!["vm".into()], ..Default::default() }
+    pb::SubscriptionFilter {
+        resource_types: vec!["vm".into()],
+        ..Default::default()
+    }
 }
 
 /// The next event of a stream (within 20 s).
@@ -66,7 +84,17 @@ async fn lqx_watch_json_sees_a_vm_created_and_stopped_by_another_client() {
         let from = mark(&s, "marker").await;
         let cfg = tempfile::tempdir().unwrap();
         let mut child = Command::new(bin("lqx"))
-            .args(["watch", "--type", "vm", "-o", "json", "--resume-from", &from.to_string(), "--server", &s.addr])
+            .args([
+                "watch",
+                "--type",
+                "vm",
+                "-o",
+                "json",
+                "--resume-from",
+                &from.to_string(),
+                "--server",
+                &s.addr,
+            ])
             .env("LQX_TOKEN", s.token().expect("admin token"))
             .env("LQX_CONFIG_DIR", cfg.path())
             .env("LQX_TOKEN_STORAGE", "file")
@@ -90,7 +118,12 @@ async fn lqx_watch_json_sees_a_vm_created_and_stopped_by_another_client() {
         assert_eq!(st, 200, "{vm}");
         let id = vm["id"].as_str().unwrap().to_string();
         assert_eq!(s.call(&format!("{VMS}/StartVM"), json!({"id": id})).await.0, 200);
-        assert_eq!(s.call(&format!("{VMS}/StopVM"), json!({"id": id, "force": true})).await.0, 200);
+        assert_eq!(
+            s.call(&format!("{VMS}/StopVM"), json!({"id": id, "force": true}))
+                .await
+                .0,
+            200
+        );
 
         let mut kinds = Vec::new();
         let mut last_seq = from;
@@ -102,7 +135,8 @@ async fn lqx_watch_json_sees_a_vm_created_and_stopped_by_another_client() {
                 panic!("{engine:?}: lqx watch printed no STOPPED event; saw {kinds:?}")
             });
             // One JSON object per line when stdout is not a terminal.
-            let e: Value = serde_json::from_str(&line).unwrap_or_else(|err| panic!("not one JSON object per line: {line:?}: {err}"));
+            let e: Value = serde_json::from_str(&line)
+                .unwrap_or_else(|err| panic!("not one JSON object per line: {line:?}: {err}"));
             let seq = e["sequence"].as_u64().expect("sequence");
             assert!(seq > last_seq, "sequences increase: {seq} after {last_seq}");
             last_seq = seq;
@@ -144,8 +178,14 @@ async fn subscribe_resumes_from_a_sequence_and_refuses_unknown_ones() {
         assert_eq!(err.code(), tonic::Code::FailedPrecondition, "{err:?}");
         assert!(err.message().starts_with("resync required"), "{}", err.message());
         // A bad filter is refused, not silently empty.
-        let bad = pb::SubscriptionFilter { resource_types: vec!["disk".into()], ..Default::default() };
-        assert_eq!(subscribe(&s, bad, 0).await.unwrap_err().code(), tonic::Code::InvalidArgument);
+        let bad = pb::SubscriptionFilter {
+            resource_types: vec!["disk".into()],
+            ..Default::default()
+        };
+        assert_eq!(
+            subscribe(&s, bad, 0).await.unwrap_err().code(),
+            tonic::Code::InvalidArgument
+        );
     }
 }
 
@@ -154,7 +194,10 @@ async fn sequences_go_on_after_a_restart_and_old_ones_need_a_resync() {
     // SQLite in a directory of the test's own, so a second server opens the same database.
     let db = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", db.path().join("lqx.db").display());
-    let opts = Options { args: vec!["--dev".into(), "--database-url".into(), url], ..Default::default() };
+    let opts = Options {
+        args: vec!["--dev".into(), "--database-url".into(), url],
+        ..Default::default()
+    };
     let mut s = Server::start(Engine::Sqlite, opts.clone()).await;
     s.login_admin().await;
     let before = mark(&s, "before").await;
@@ -163,7 +206,10 @@ async fn sequences_go_on_after_a_restart_and_old_ones_need_a_resync() {
     let mut s = Server::start(Engine::Sqlite, opts).await;
     s.login_admin().await;
     let after = mark(&s, "after").await;
-    assert!(after > before + 1_000, "sequences are never reused: {after} after {before}");
+    assert!(
+        after > before + 1_000,
+        "sequences are never reused: {after} after {before}"
+    );
     let err = subscribe(&s, vms_only(), before).await.unwrap_err();
     assert_eq!(err.code(), tonic::Code::FailedPrecondition, "{err:?}");
     assert!(err.message().starts_with("resync required"), "{}", err.message());
@@ -190,11 +236,16 @@ async fn streams_need_a_credential_and_show_a_viewer_what_it_may_read() {
 
         // A viewer holds vm:read: it may watch VMs (and sees the replay).
         let (st, login) = s
-            .call("limiquantix.auth.v1.AuthService/Login", json!({"username": "watcher", "password": "viewer-password-123"}))
+            .call(
+                "limiquantix.auth.v1.AuthService/Login",
+                json!({"username": "watcher", "password": "viewer-password-123"}),
+            )
             .await;
         assert_eq!(st, 200, "{login}");
         s.set_token(login["accessToken"].as_str().map(str::to_string));
-        let mut stream = subscribe(&s, pb::SubscriptionFilter::default(), from - 1).await.unwrap();
+        let mut stream = subscribe(&s, pb::SubscriptionFilter::default(), from - 1)
+            .await
+            .unwrap();
         let e = next_event(&mut stream).await;
         assert_eq!((e.sequence, e.resource_type.as_str()), (from, "vm"), "{engine:?}");
         // ...but may not change anything.
@@ -211,13 +262,21 @@ async fn the_server_raises_and_resolves_a_memory_alert_by_itself() {
         let s = dev(engine, vec![("LQX_HOST_CHECK_INTERVAL".into(), "300ms".into())]).await;
         let mut alerts_stream = subscribe(
             &s,
-            pb::SubscriptionFilter { resource_types: vec!["alert".into()], ..Default::default() },
+            pb::SubscriptionFilter {
+                resource_types: vec!["alert".into()],
+                ..Default::default()
+            },
             0,
         )
         .await
         .unwrap();
         // A dev node has 64 GiB: a running 60 GiB VM uses ~94 % of it.
-        let (st, vm) = s.call(&format!("{VMS}/CreateVM"), json!({"name": "big", "start": true, "spec": {"cpuCores": 2, "memoryMib": 61440}})).await;
+        let (st, vm) = s
+            .call(
+                &format!("{VMS}/CreateVM"),
+                json!({"name": "big", "start": true, "spec": {"cpuCores": 2, "memoryMib": 61440}}),
+            )
+            .await;
         assert_eq!(st, 200, "{vm}");
         let node = vm["status"]["nodeId"].as_str().unwrap().to_string();
 
@@ -246,7 +305,9 @@ async fn the_server_raises_and_resolves_a_memory_alert_by_itself() {
         assert_eq!(a["resolved"], false);
 
         // Acknowledged over Connect JSON: who and when are recorded.
-        let (st, acked) = s.call(&format!("{ALERTS}/AcknowledgeAlert"), json!({"id": alert_id})).await;
+        let (st, acked) = s
+            .call(&format!("{ALERTS}/AcknowledgeAlert"), json!({"id": alert_id}))
+            .await;
         assert_eq!(st, 200, "{acked}");
         assert_eq!(acked["acknowledgedBy"], "admin");
         assert!(acked["acknowledgedAt"].is_string());
@@ -255,7 +316,12 @@ async fn the_server_raises_and_resolves_a_memory_alert_by_itself() {
         assert!(summary["warning"].as_u64().unwrap_or(0) >= 1, "{summary}");
 
         // The VM stops: the condition clears and the alert resolves by itself.
-        assert_eq!(s.call(&format!("{VMS}/StopVM"), json!({"id": "big", "force": true})).await.0, 200);
+        assert_eq!(
+            s.call(&format!("{VMS}/StopVM"), json!({"id": "big", "force": true}))
+                .await
+                .0,
+            200
+        );
         loop {
             let e = next_event(&mut alerts_stream).await;
             if e.resource_id == alert_id && e.r#type == "RESOLVED" {

@@ -190,7 +190,7 @@ async fn leader_election_on_postgres_kill_and_pause() {
     );
     eprintln!(
         "resumed replica log excerpt: {}",
-        logs.lines().filter(|l| l.contains("leader")).last().unwrap_or("")
+        logs.lines().rfind(|l| l.contains("leader")).unwrap_or("")
     );
 }
 

@@ -217,16 +217,16 @@ pub async fn auth(app: App, c: AuthCmd) -> CliResult<()> {
             } else {
                 // A readable block for people.
                 let mut lines = vec![
-                    format!("Server:      {}", view.server),
+                    format!("Server:       {}", view.server),
                     format!(
-                        "Context:     {}",
+                        "Context:      {}",
                         if view.context.is_empty() { "-" } else { &view.context }
                     ),
-                    format!("User:        {} ({})", view.username, view.role),
-                    format!("Auth:        {}", view.auth_method),
-                    format!("Token store: {}", view.token_source),
+                    format!("User:         {} ({})", view.username, view.role),
+                    format!("Auth:         {}", view.auth_method),
+                    format!("Token store:  {}", view.token_source),
                     format!(
-                        "Expires:     {}",
+                        "Expires:      {}",
                         view.expires_at
                             .map_or("never".into(), |t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
                     ),
@@ -238,7 +238,7 @@ pub async fn auth(app: App, c: AuthCmd) -> CliResult<()> {
                     ));
                 }
                 if let Some(tok) = &view.token {
-                    lines.push(format!("Token:       {tok}"));
+                    lines.push(format!("Token:        {tok}"));
                 }
                 app.printer.line(&lines.join("\n"));
                 Ok(())

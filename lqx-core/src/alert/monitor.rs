@@ -58,7 +58,10 @@ pub struct NodeWatch {
 /// The result of asking a host for its statistics.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Probe {
-    Answered { memory_used_mib: u64, memory_total_mib: u64 },
+    Answered {
+        memory_used_mib: u64,
+        memory_total_mib: u64,
+    },
     Failed(String),
 }
 
@@ -179,17 +182,19 @@ impl HostMonitor {
     /// `None` for a node without an attached host (nothing to ask).
     async fn probe(&self, node: NodeId) -> Option<Probe> {
         let hv = self.compute.hosts.get(node).ok()?;
-        Some(match tokio::time::timeout(self.config.probe_timeout, hv.node_stats()).await {
-            Ok(Ok(s)) => Probe::Answered {
-                memory_used_mib: s.memory_used_mib,
-                memory_total_mib: s.memory_total_mib,
+        Some(
+            match tokio::time::timeout(self.config.probe_timeout, hv.node_stats()).await {
+                Ok(Ok(s)) => Probe::Answered {
+                    memory_used_mib: s.memory_used_mib,
+                    memory_total_mib: s.memory_total_mib,
+                },
+                Ok(Err(e)) => Probe::Failed(e.to_string()),
+                Err(_) => Probe::Failed(format!(
+                    "no answer within {}",
+                    humantime::format_duration(self.config.probe_timeout)
+                )),
             },
-            Ok(Err(e)) => Probe::Failed(e.to_string()),
-            Err(_) => Probe::Failed(format!(
-                "no answer within {}",
-                humantime::format_duration(self.config.probe_timeout)
-            )),
-        })
+        )
     }
 
     async fn apply(&self, actions: Vec<Action>) -> crate::Result<()> {

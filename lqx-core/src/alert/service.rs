@@ -24,8 +24,8 @@
 //! Webhooks never hold alerting up: notifications are queued to the dispatcher (dropped with
 //! a log row when its queue is full), and the delivery log is written by a background task.
 
-use super::webhook::{DispatcherConfig, RetryPolicy, WebhookDispatcher, WebhookSender, validate_secret, validate_url};
 use super::AlertChange;
+use super::webhook::{DispatcherConfig, RetryPolicy, WebhookDispatcher, WebhookSender, validate_secret, validate_url};
 use crate::events::EventBus;
 use crate::model::{
     Alert, AlertDraft, AlertFilter, AlertId, AlertKey, AlertSeverity, AlertSummary, EventType, Webhook,
@@ -146,10 +146,18 @@ impl Alerts {
                 let Some(inner) = weak.upgrade() else { return };
                 let t = now();
                 let age = |d: Duration| chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX);
-                if let Err(e) = inner.store.prune_webhook_deliveries(t - age(config.delivery_log_retention)).await {
+                if let Err(e) = inner
+                    .store
+                    .prune_webhook_deliveries(t - age(config.delivery_log_retention))
+                    .await
+                {
                     tracing::warn!(error = %e, "pruning the webhook delivery log failed");
                 }
-                if let Err(e) = inner.store.delete_resolved_alerts(t - age(config.resolved_retention)).await {
+                if let Err(e) = inner
+                    .store
+                    .delete_resolved_alerts(t - age(config.resolved_retention))
+                    .await
+                {
                     tracing::warn!(error = %e, "deleting old resolved alerts failed");
                 }
             }
@@ -193,7 +201,13 @@ impl Alerts {
             let Some(change) = super::clear(Some(&open.alert), now()) else {
                 return Ok(None);
             };
-            if self.inner.store.update_alert_if(change.alert(), open.version).await?.is_some() {
+            if self
+                .inner
+                .store
+                .update_alert_if(change.alert(), open.version)
+                .await?
+                .is_some()
+            {
                 self.announce(&change);
                 return Ok(Some(change.into_alert()));
             }
@@ -324,9 +338,13 @@ impl Alerts {
         let alert = change.alert();
         self.inner.events.publish_alert(change.event_type(), alert);
         match change {
-            AlertChange::Created(_) => tracing::warn!(alert = %alert.id, key = %alert.key(), severity = %alert.severity, title = %alert.title, "alert raised"),
+            AlertChange::Created(_) => {
+                tracing::warn!(alert = %alert.id, key = %alert.key(), severity = %alert.severity, title = %alert.title, "alert raised")
+            }
             AlertChange::Resolved(_) => tracing::info!(alert = %alert.id, key = %alert.key(), "alert resolved"),
-            AlertChange::Updated { .. } => tracing::debug!(alert = %alert.id, count = alert.count, "alert raised again"),
+            AlertChange::Updated { .. } => {
+                tracing::debug!(alert = %alert.id, count = alert.count, "alert raised again")
+            }
         }
         if let Some(ev) = change.webhook_event() {
             self.notify(ev, alert);

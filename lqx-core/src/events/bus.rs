@@ -119,7 +119,6 @@ pub struct EventBusStats {
     pub lagged: u64,
 }
 
-
 /// Cheap to clone: all clones publish into the same bus.
 #[derive(Clone)]
 pub struct EventBus {
@@ -488,7 +487,11 @@ impl Inner {
                     _ => event.sequence - 1,
                 };
                 q.lagged = Some(resume_from);
-                tracing::warn!(subscriber = sub.id, resume_from, "event subscriber fell behind; cut off");
+                tracing::warn!(
+                    subscriber = sub.id,
+                    resume_from,
+                    "event subscriber fell behind; cut off"
+                );
                 keep = false;
             }
             if !keep {

@@ -33,9 +33,9 @@ impl SequenceReservation {
         for _ in 0..8 {
             let (mark, version) = match store.kv_get(SEQUENCE_KEY).await? {
                 Some((v, version)) => (
-                    v.trim()
-                        .parse::<u64>()
-                        .map_err(|_| crate::Error::internal(anyhow::anyhow!("stored {SEQUENCE_KEY} {v:?} is not a number")))?,
+                    v.trim().parse::<u64>().map_err(|_| {
+                        crate::Error::internal(anyhow::anyhow!("stored {SEQUENCE_KEY} {v:?} is not a number"))
+                    })?,
                     version,
                 ),
                 None => (0, 0),

@@ -401,7 +401,10 @@ async fn the_fan_out_task_delivers_to_async_readers() {
         }
     }
     for r in readers {
-        assert_eq!(tokio::time::timeout(Duration::from_secs(30), r).await.unwrap().unwrap(), N);
+        assert_eq!(
+            tokio::time::timeout(Duration::from_secs(30), r).await.unwrap().unwrap(),
+            N
+        );
     }
     let stats = b.stats();
     assert_eq!(stats.fanned_out, N);

@@ -333,7 +333,15 @@ impl HaManager {
 
     /// Node names by id (for answers that name nodes).
     pub async fn node_names(&self) -> Result<HashMap<NodeId, String>> {
-        Ok(self.shared.compute.store.all_nodes().await?.into_iter().map(|n| (n.id, n.name)).collect())
+        Ok(self
+            .shared
+            .compute
+            .store
+            .all_nodes()
+            .await?
+            .into_iter()
+            .map(|n| (n.id, n.name))
+            .collect())
     }
 
     /// GetHAStatus: live on the leader, the leader's last check elsewhere.
@@ -587,18 +595,7 @@ impl Shared {
         };
         match t.to {
             NodeHealth::Unreachable => {
-                self.alerts
-                    .raise(alert::node_alert(
-                        t.node,
-                        &name,
-                        AlertSeverity::Warning,
-                        conditions::NODE_UNREACHABLE,
-                        format!("Node {name} is unreachable"),
-                        format!(
-                            "No heartbeat from {name}; its HA VMs are restarted elsewhere once it is proven fenced"
-                        ),
-                    ))
-                    .await;
+                // The alert monitor owns `node.unreachable`; HA marks the node NotReady.
                 let _ = self.compute.set_node_reachable(t.node, false).await;
             }
             NodeHealth::Failed => {
@@ -615,12 +612,10 @@ impl Shared {
                         ),
                     ))
                     .await;
-                self.alerts.resolve(key(conditions::NODE_UNREACHABLE)).await;
                 let _ = self.compute.set_node_reachable(t.node, false).await;
                 self.journal(epoch, "node.failed", &name, &t.cause.to_string()).await?;
             }
             NodeHealth::Healthy => {
-                self.alerts.resolve(key(conditions::NODE_UNREACHABLE)).await;
                 self.alerts.resolve(key(conditions::NODE_FAILED)).await;
                 if matches!(t.from, NodeHealth::Unreachable | NodeHealth::Failed) {
                     let _ = self.compute.set_node_reachable(t.node, true).await;

@@ -82,8 +82,13 @@ impl Store {
         .fetch_optional(&self.pool)
         .await
         .map_err(db)?;
-        row.map(|(d, version)| Ok(StoredAlert { alert: parse(&d)?, version }))
-            .transpose()
+        row.map(|(d, version)| {
+            Ok(StoredAlert {
+                alert: parse(&d)?,
+                version,
+            })
+        })
+        .transpose()
     }
 
     pub async fn get_alert(&self, id: AlertId) -> Result<Option<StoredAlert>> {
@@ -92,8 +97,13 @@ impl Store {
             .fetch_optional(&self.pool)
             .await
             .map_err(db)?;
-        row.map(|(d, version)| Ok(StoredAlert { alert: parse(&d)?, version }))
-            .transpose()
+        row.map(|(d, version)| {
+            Ok(StoredAlert {
+                alert: parse(&d)?,
+                version,
+            })
+        })
+        .transpose()
     }
 
     /// Inserts a new alert (version 1). Returns `false` when an open alert with the same
@@ -157,10 +167,14 @@ impl Store {
             let at: i64 = at
                 .parse()
                 .map_err(|_| Error::invalid("page_token", "malformed page token"))?;
-            q.push(" AND (created_at < ").bind(at).push(" OR (created_at = ").bind(at);
+            q.push(" AND (created_at < ")
+                .bind(at)
+                .push(" OR (created_at = ")
+                .bind(at);
             q.push(" AND id < ").bind(id).push("))");
         }
-        q.push(" ORDER BY created_at DESC, id DESC LIMIT ").bind(i64::from(size) + 1);
+        q.push(" ORDER BY created_at DESC, id DESC LIMIT ")
+            .bind(i64::from(size) + 1);
         let rows: Vec<(String, i64, String)> = q.query_as().fetch_all(&self.pool).await.map_err(db)?;
         let more = rows.len() > size as usize;
         let rows = &rows[..rows.len().min(size as usize)];

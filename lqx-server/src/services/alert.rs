@@ -4,10 +4,10 @@
 use super::st;
 use lqx_core::alert::monitor::{HostMonitor, MonitorConfig};
 use lqx_core::alert::service::{Alerts, AlertsConfig};
-use lqx_core::compute::Compute;
 use lqx_core::alert::{severities_from_proto, test_response};
 use lqx_core::api::alert::v1::{self as pb, alert_service_server::AlertService};
 use lqx_core::auth::Principal;
+use lqx_core::compute::Compute;
 use lqx_core::model::{AlertFilter, AlertId, WebhookId};
 use tonic::{Request, Response, Status};
 
@@ -40,10 +40,17 @@ fn webhook_id(id: &str) -> Result<WebhookId, Status> {
 
 #[tonic::async_trait]
 impl AlertService for AlertApi {
-    async fn list_alerts(&self, req: Request<pb::ListAlertsRequest>) -> Result<Response<pb::ListAlertsResponse>, Status> {
+    async fn list_alerts(
+        &self,
+        req: Request<pb::ListAlertsRequest>,
+    ) -> Result<Response<pb::ListAlertsResponse>, Status> {
         let r = req.into_inner();
         let filter = AlertFilter::from_proto(&r).map_err(|e| st(e.into()))?;
-        let page = self.alerts.list(&filter, r.page_size, &r.page_token).await.map_err(st)?;
+        let page = self
+            .alerts
+            .list(&filter, r.page_size, &r.page_token)
+            .await
+            .map_err(st)?;
         Ok(Response::new(pb::ListAlertsResponse {
             alerts: page.alerts.iter().map(|a| a.to_proto()).collect(),
             next_page_token: page.next_page_token,
@@ -55,7 +62,10 @@ impl AlertService for AlertApi {
         Ok(Response::new(self.alerts.get(id).await.map_err(st)?.to_proto()))
     }
 
-    async fn acknowledge_alert(&self, req: Request<pb::AcknowledgeAlertRequest>) -> Result<Response<pb::Alert>, Status> {
+    async fn acknowledge_alert(
+        &self,
+        req: Request<pb::AcknowledgeAlertRequest>,
+    ) -> Result<Response<pb::Alert>, Status> {
         let audit = super::auth::note(&req);
         // Who acknowledged: the caller's username (an API key acts for its owner).
         let by = req
@@ -65,7 +75,9 @@ impl AlertService for AlertApi {
             .unwrap_or_else(|| "anonymous".into());
         let id = alert_id(&req.into_inner().id)?;
         audit.resource("alert", id);
-        Ok(Response::new(self.alerts.acknowledge(id, &by).await.map_err(st)?.to_proto()))
+        Ok(Response::new(
+            self.alerts.acknowledge(id, &by).await.map_err(st)?.to_proto(),
+        ))
     }
 
     async fn resolve_alert(&self, req: Request<pb::ResolveAlertRequest>) -> Result<Response<pb::Alert>, Status> {
@@ -75,7 +87,10 @@ impl AlertService for AlertApi {
         Ok(Response::new(self.alerts.resolve(id).await.map_err(st)?.to_proto()))
     }
 
-    async fn get_alert_summary(&self, _req: Request<pb::GetAlertSummaryRequest>) -> Result<Response<pb::AlertSummary>, Status> {
+    async fn get_alert_summary(
+        &self,
+        _req: Request<pb::GetAlertSummaryRequest>,
+    ) -> Result<Response<pb::AlertSummary>, Status> {
         Ok(Response::new(self.alerts.summary().await.map_err(st)?.to_proto()))
     }
 
@@ -83,17 +98,29 @@ impl AlertService for AlertApi {
         let audit = super::auth::note(&req);
         let r = req.into_inner();
         let severities = severities_from_proto(&r.severities).map_err(|e| st(e.into()))?;
-        let w = self.alerts.create_webhook(&r.url, severities, &r.secret).await.map_err(st)?;
+        let w = self
+            .alerts
+            .create_webhook(&r.url, severities, &r.secret)
+            .await
+            .map_err(st)?;
         audit.resource("webhook", w.id);
         Ok(Response::new(w.to_proto()))
     }
 
-    async fn list_webhooks(&self, _req: Request<pb::ListWebhooksRequest>) -> Result<Response<pb::ListWebhooksResponse>, Status> {
+    async fn list_webhooks(
+        &self,
+        _req: Request<pb::ListWebhooksRequest>,
+    ) -> Result<Response<pb::ListWebhooksResponse>, Status> {
         let hooks = self.alerts.list_webhooks().await.map_err(st)?;
-        Ok(Response::new(pb::ListWebhooksResponse { webhooks: hooks.iter().map(|w| w.to_proto()).collect() }))
+        Ok(Response::new(pb::ListWebhooksResponse {
+            webhooks: hooks.iter().map(|w| w.to_proto()).collect(),
+        }))
     }
 
-    async fn delete_webhook(&self, req: Request<pb::DeleteWebhookRequest>) -> Result<Response<pb::DeleteWebhookResponse>, Status> {
+    async fn delete_webhook(
+        &self,
+        req: Request<pb::DeleteWebhookRequest>,
+    ) -> Result<Response<pb::DeleteWebhookResponse>, Status> {
         let audit = super::auth::note(&req);
         let id = webhook_id(&req.into_inner().id)?;
         audit.resource("webhook", id);
@@ -101,7 +128,10 @@ impl AlertService for AlertApi {
         Ok(Response::new(pb::DeleteWebhookResponse {}))
     }
 
-    async fn test_webhook(&self, req: Request<pb::TestWebhookRequest>) -> Result<Response<pb::TestWebhookResponse>, Status> {
+    async fn test_webhook(
+        &self,
+        req: Request<pb::TestWebhookRequest>,
+    ) -> Result<Response<pb::TestWebhookResponse>, Status> {
         let audit = super::auth::note(&req);
         let id = webhook_id(&req.into_inner().id)?;
         audit.resource("webhook", id);

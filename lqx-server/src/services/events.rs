@@ -29,7 +29,11 @@ pub async fn start_bus(store: &lqx_core::store::Store) -> lqx_core::Result<Event
         first_sequence: reservation.first_sequence(),
         ..Default::default()
     });
-    tracing::debug!(first_sequence = reservation.first_sequence(), reserved = reservation.reserved(), "event sequence restored");
+    tracing::debug!(
+        first_sequence = reservation.first_sequence(),
+        reserved = reservation.reserved(),
+        "event sequence restored"
+    );
     reservation.keep_ahead(&bus, std::time::Duration::from_secs(1));
     Ok(bus)
 }
@@ -85,8 +89,8 @@ mod tests {
         assert!(viewer(&event(ResourceType::Alert)));
         // Whatever the table says for viewers, the predicate follows it exactly.
         for t in ResourceType::ALL {
-            let expected = rbac::read_permission_for_resource(t.as_str())
-                .is_some_and(|p| rbac::role_allows(Role::Viewer, p));
+            let expected =
+                rbac::read_permission_for_resource(t.as_str()).is_some_and(|p| rbac::role_allows(Role::Viewer, p));
             assert_eq!(viewer(&event(t)), expected, "{t}");
         }
     }

@@ -38,7 +38,7 @@ pub fn start(
     compute: &lqx_core::compute::Compute,
     leader: &lqx_core::leader::LeaderHandle,
     agents: &lqx_core::compute::agents::Agents,
-    events: &lqx_core::events::EventBus,
+    alerts: &lqx_core::alert::service::Alerts,
 ) -> anyhow::Result<HaManager> {
     let ha = &config.ha;
     // A leader handover must finish before agents fence themselves for want of a renewal.
@@ -67,7 +67,7 @@ pub fn start(
             config: ha.clone(),
             leader: leader.clone(),
             agents: Some(agents.clone()),
-            alerts: std::sync::Arc::new(lqx_core::ha::manager::EventAlerts::new(events.clone())),
+            alerts: std::sync::Arc::new(alerts.clone()),
         },
     )
     .map_err(|e| anyhow::anyhow!("{e}"))?;
