@@ -1340,6 +1340,7 @@ Register-ArgumentCompleter -Native -CommandName 'lqx' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Per-node health, lease age, protected VMs')
             [CompletionResult]::new('failover', 'failover', [CompletionResultType]::ParameterValue, 'Declare a node down and restart its HA VMs elsewhere')
+            [CompletionResult]::new('simulate', 'simulate', [CompletionResultType]::ParameterValue, 'Plan offline where a node''s HA VMs would restart if it failed (no server needed)')
             break
         }
         'lqx;ha;status' {
@@ -1369,6 +1370,25 @@ Register-ArgumentCompleter -Native -CommandName 'lqx' -ScriptBlock {
             [CompletionResult]::new('--ca-cert', '--ca-cert', [CompletionResultType]::ParameterName, 'CA certificate (PEM) to trust for an https:// server with a private CA')
             [CompletionResult]::new('-y', '-y', [CompletionResultType]::ParameterName, 'Do not ask for confirmation (required when not interactive)')
             [CompletionResult]::new('--yes', '--yes', [CompletionResultType]::ParameterName, 'Do not ask for confirmation (required when not interactive)')
+            [CompletionResult]::new('--no-headers', '--no-headers', [CompletionResultType]::ParameterName, 'Leave out the table header line')
+            [CompletionResult]::new('--no-input', '--no-input', [CompletionResultType]::ParameterName, 'Never prompt; fail where input would be needed')
+            [CompletionResult]::new('--debug', '--debug', [CompletionResultType]::ParameterName, 'Show the full error chain and debug logs on stderr')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'lqx;ha;simulate' {
+            [CompletionResult]::new('--cluster', '--cluster', [CompletionResultType]::ParameterName, 'Cluster file (YAML: nodes and VMs; see DESIGN.md, cluster files)')
+            [CompletionResult]::new('--fail', '--fail', [CompletionResultType]::ParameterName, 'The node that fails')
+            [CompletionResult]::new('--server', '--server', [CompletionResultType]::ParameterName, 'Server URL, e.g. https://lqx.example.com or http://127.0.0.1:8080')
+            [CompletionResult]::new('--context', '--context', [CompletionResultType]::ParameterName, 'Context (server and account) from the config to use')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format [default: table]')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format [default: table]')
+            [CompletionResult]::new('--columns', '--columns', [CompletionResultType]::ParameterName, 'Table columns to show, comma-separated (e.g. name,state,node)')
+            [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'Give up after this long: RPCs and --wait (e.g. 30s, 5m)')
+            [CompletionResult]::new('--ca-cert', '--ca-cert', [CompletionResultType]::ParameterName, 'CA certificate (PEM) to trust for an https:// server with a private CA')
             [CompletionResult]::new('--no-headers', '--no-headers', [CompletionResultType]::ParameterName, 'Leave out the table header line')
             [CompletionResult]::new('--no-input', '--no-input', [CompletionResultType]::ParameterName, 'Never prompt; fail where input would be needed')
             [CompletionResult]::new('--debug', '--debug', [CompletionResultType]::ParameterName, 'Show the full error chain and debug logs on stderr')

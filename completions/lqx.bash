@@ -154,6 +154,9 @@ _lqx() {
             lqx__subcmd__ha,failover)
                 cmd="lqx__subcmd__ha__subcmd__failover"
                 ;;
+            lqx__subcmd__ha,simulate)
+                cmd="lqx__subcmd__ha__subcmd__simulate"
+                ;;
             lqx__subcmd__ha,status)
                 cmd="lqx__subcmd__ha__subcmd__status"
                 ;;
@@ -1939,7 +1942,7 @@ _lqx() {
             return 0
             ;;
         lqx__subcmd__ha)
-            opts="-o -h -V --server --context --output --columns --no-headers --no-input --debug --timeout --ca-cert --help --version status failover"
+            opts="-o -h -V --server --context --output --columns --no-headers --no-input --debug --timeout --ca-cert --help --version status failover simulate"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1987,6 +1990,56 @@ _lqx() {
                 return 0
             fi
             case "${prev}" in
+                --server)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --context)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table wide json yaml name" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table wide json yaml name" -- "${cur}"))
+                    return 0
+                    ;;
+                --columns)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ca-cert)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        lqx__subcmd__ha__subcmd__simulate)
+            opts="-o -h -V --cluster --fail --server --context --output --columns --no-headers --no-input --debug --timeout --ca-cert --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --cluster)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --fail)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --server)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

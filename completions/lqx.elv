@@ -1271,6 +1271,7 @@ set edit:completion:arg-completer[lqx] = {|@words|
             cand --version 'Print version'
             cand status 'Per-node health, lease age, protected VMs'
             cand failover 'Declare a node down and restart its HA VMs elsewhere'
+            cand simulate 'Plan offline where a node''s HA VMs would restart if it failed (no server needed)'
         }
         &'lqx;ha;status'= {
             cand --server 'Server URL, e.g. https://lqx.example.com or http://127.0.0.1:8080'
@@ -1298,6 +1299,24 @@ set edit:completion:arg-completer[lqx] = {|@words|
             cand --ca-cert 'CA certificate (PEM) to trust for an https:// server with a private CA'
             cand -y 'Do not ask for confirmation (required when not interactive)'
             cand --yes 'Do not ask for confirmation (required when not interactive)'
+            cand --no-headers 'Leave out the table header line'
+            cand --no-input 'Never prompt; fail where input would be needed'
+            cand --debug 'Show the full error chain and debug logs on stderr'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'lqx;ha;simulate'= {
+            cand --cluster 'Cluster file (YAML: nodes and VMs; see DESIGN.md, cluster files)'
+            cand --fail 'The node that fails'
+            cand --server 'Server URL, e.g. https://lqx.example.com or http://127.0.0.1:8080'
+            cand --context 'Context (server and account) from the config to use'
+            cand -o 'Output format [default: table]'
+            cand --output 'Output format [default: table]'
+            cand --columns 'Table columns to show, comma-separated (e.g. name,state,node)'
+            cand --timeout 'Give up after this long: RPCs and --wait (e.g. 30s, 5m)'
+            cand --ca-cert 'CA certificate (PEM) to trust for an https:// server with a private CA'
             cand --no-headers 'Leave out the table header line'
             cand --no-input 'Never prompt; fail where input would be needed'
             cand --debug 'Show the full error chain and debug logs on stderr'

@@ -1125,23 +1125,24 @@ complete -c lqx -n "__fish_lqx_using_subcommand drs; and __fish_seen_subcommand_
 complete -c lqx -n "__fish_lqx_using_subcommand drs; and __fish_seen_subcommand_from simulate" -l debug -d 'Show the full error chain and debug logs on stderr'
 complete -c lqx -n "__fish_lqx_using_subcommand drs; and __fish_seen_subcommand_from simulate" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c lqx -n "__fish_lqx_using_subcommand drs; and __fish_seen_subcommand_from simulate" -s V -l version -d 'Print version'
-complete -c lqx -n "__fish_lqx_using_subcommand ha; and not __fish_seen_subcommand_from status failover" -l server -d 'Server URL, e.g. https://lqx.example.com or http://127.0.0.1:8080' -r
-complete -c lqx -n "__fish_lqx_using_subcommand ha; and not __fish_seen_subcommand_from status failover" -l context -d 'Context (server and account) from the config to use' -r
-complete -c lqx -n "__fish_lqx_using_subcommand ha; and not __fish_seen_subcommand_from status failover" -s o -l output -d 'Output format [default: table]' -r -f -a "table\t'Aligned columns sized to the terminal'
+complete -c lqx -n "__fish_lqx_using_subcommand ha; and not __fish_seen_subcommand_from status failover simulate" -l server -d 'Server URL, e.g. https://lqx.example.com or http://127.0.0.1:8080' -r
+complete -c lqx -n "__fish_lqx_using_subcommand ha; and not __fish_seen_subcommand_from status failover simulate" -l context -d 'Context (server and account) from the config to use' -r
+complete -c lqx -n "__fish_lqx_using_subcommand ha; and not __fish_seen_subcommand_from status failover simulate" -s o -l output -d 'Output format [default: table]' -r -f -a "table\t'Aligned columns sized to the terminal'
 wide\t'The table with more columns'
 json\t'JSON (stable snake_case field names; lists are arrays of the objects `get` prints)'
 yaml\t'YAML of the same objects as JSON'
 name\t'One name (or id) per line, for scripts'"
-complete -c lqx -n "__fish_lqx_using_subcommand ha; and not __fish_seen_subcommand_from status failover" -l columns -d 'Table columns to show, comma-separated (e.g. name,state,node)' -r
-complete -c lqx -n "__fish_lqx_using_subcommand ha; and not __fish_seen_subcommand_from status failover" -l timeout -d 'Give up after this long: RPCs and --wait (e.g. 30s, 5m)' -r
-complete -c lqx -n "__fish_lqx_using_subcommand ha; and not __fish_seen_subcommand_from status failover" -l ca-cert -d 'CA certificate (PEM) to trust for an https:// server with a private CA' -r -F
-complete -c lqx -n "__fish_lqx_using_subcommand ha; and not __fish_seen_subcommand_from status failover" -l no-headers -d 'Leave out the table header line'
-complete -c lqx -n "__fish_lqx_using_subcommand ha; and not __fish_seen_subcommand_from status failover" -l no-input -d 'Never prompt; fail where input would be needed'
-complete -c lqx -n "__fish_lqx_using_subcommand ha; and not __fish_seen_subcommand_from status failover" -l debug -d 'Show the full error chain and debug logs on stderr'
-complete -c lqx -n "__fish_lqx_using_subcommand ha; and not __fish_seen_subcommand_from status failover" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c lqx -n "__fish_lqx_using_subcommand ha; and not __fish_seen_subcommand_from status failover" -s V -l version -d 'Print version'
-complete -c lqx -n "__fish_lqx_using_subcommand ha; and not __fish_seen_subcommand_from status failover" -f -a "status" -d 'Per-node health, lease age, protected VMs'
-complete -c lqx -n "__fish_lqx_using_subcommand ha; and not __fish_seen_subcommand_from status failover" -f -a "failover" -d 'Declare a node down and restart its HA VMs elsewhere'
+complete -c lqx -n "__fish_lqx_using_subcommand ha; and not __fish_seen_subcommand_from status failover simulate" -l columns -d 'Table columns to show, comma-separated (e.g. name,state,node)' -r
+complete -c lqx -n "__fish_lqx_using_subcommand ha; and not __fish_seen_subcommand_from status failover simulate" -l timeout -d 'Give up after this long: RPCs and --wait (e.g. 30s, 5m)' -r
+complete -c lqx -n "__fish_lqx_using_subcommand ha; and not __fish_seen_subcommand_from status failover simulate" -l ca-cert -d 'CA certificate (PEM) to trust for an https:// server with a private CA' -r -F
+complete -c lqx -n "__fish_lqx_using_subcommand ha; and not __fish_seen_subcommand_from status failover simulate" -l no-headers -d 'Leave out the table header line'
+complete -c lqx -n "__fish_lqx_using_subcommand ha; and not __fish_seen_subcommand_from status failover simulate" -l no-input -d 'Never prompt; fail where input would be needed'
+complete -c lqx -n "__fish_lqx_using_subcommand ha; and not __fish_seen_subcommand_from status failover simulate" -l debug -d 'Show the full error chain and debug logs on stderr'
+complete -c lqx -n "__fish_lqx_using_subcommand ha; and not __fish_seen_subcommand_from status failover simulate" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c lqx -n "__fish_lqx_using_subcommand ha; and not __fish_seen_subcommand_from status failover simulate" -s V -l version -d 'Print version'
+complete -c lqx -n "__fish_lqx_using_subcommand ha; and not __fish_seen_subcommand_from status failover simulate" -f -a "status" -d 'Per-node health, lease age, protected VMs'
+complete -c lqx -n "__fish_lqx_using_subcommand ha; and not __fish_seen_subcommand_from status failover simulate" -f -a "failover" -d 'Declare a node down and restart its HA VMs elsewhere'
+complete -c lqx -n "__fish_lqx_using_subcommand ha; and not __fish_seen_subcommand_from status failover simulate" -f -a "simulate" -d 'Plan offline where a node\'s HA VMs would restart if it failed (no server needed)'
 complete -c lqx -n "__fish_lqx_using_subcommand ha; and __fish_seen_subcommand_from status" -l server -d 'Server URL, e.g. https://lqx.example.com or http://127.0.0.1:8080' -r
 complete -c lqx -n "__fish_lqx_using_subcommand ha; and __fish_seen_subcommand_from status" -l context -d 'Context (server and account) from the config to use' -r
 complete -c lqx -n "__fish_lqx_using_subcommand ha; and __fish_seen_subcommand_from status" -s o -l output -d 'Output format [default: table]' -r -f -a "table\t'Aligned columns sized to the terminal'
@@ -1173,6 +1174,23 @@ complete -c lqx -n "__fish_lqx_using_subcommand ha; and __fish_seen_subcommand_f
 complete -c lqx -n "__fish_lqx_using_subcommand ha; and __fish_seen_subcommand_from failover" -l debug -d 'Show the full error chain and debug logs on stderr'
 complete -c lqx -n "__fish_lqx_using_subcommand ha; and __fish_seen_subcommand_from failover" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c lqx -n "__fish_lqx_using_subcommand ha; and __fish_seen_subcommand_from failover" -s V -l version -d 'Print version'
+complete -c lqx -n "__fish_lqx_using_subcommand ha; and __fish_seen_subcommand_from simulate" -l cluster -d 'Cluster file (YAML: nodes and VMs; see DESIGN.md, cluster files)' -r -F
+complete -c lqx -n "__fish_lqx_using_subcommand ha; and __fish_seen_subcommand_from simulate" -l fail -d 'The node that fails' -r
+complete -c lqx -n "__fish_lqx_using_subcommand ha; and __fish_seen_subcommand_from simulate" -l server -d 'Server URL, e.g. https://lqx.example.com or http://127.0.0.1:8080' -r
+complete -c lqx -n "__fish_lqx_using_subcommand ha; and __fish_seen_subcommand_from simulate" -l context -d 'Context (server and account) from the config to use' -r
+complete -c lqx -n "__fish_lqx_using_subcommand ha; and __fish_seen_subcommand_from simulate" -s o -l output -d 'Output format [default: table]' -r -f -a "table\t'Aligned columns sized to the terminal'
+wide\t'The table with more columns'
+json\t'JSON (stable snake_case field names; lists are arrays of the objects `get` prints)'
+yaml\t'YAML of the same objects as JSON'
+name\t'One name (or id) per line, for scripts'"
+complete -c lqx -n "__fish_lqx_using_subcommand ha; and __fish_seen_subcommand_from simulate" -l columns -d 'Table columns to show, comma-separated (e.g. name,state,node)' -r
+complete -c lqx -n "__fish_lqx_using_subcommand ha; and __fish_seen_subcommand_from simulate" -l timeout -d 'Give up after this long: RPCs and --wait (e.g. 30s, 5m)' -r
+complete -c lqx -n "__fish_lqx_using_subcommand ha; and __fish_seen_subcommand_from simulate" -l ca-cert -d 'CA certificate (PEM) to trust for an https:// server with a private CA' -r -F
+complete -c lqx -n "__fish_lqx_using_subcommand ha; and __fish_seen_subcommand_from simulate" -l no-headers -d 'Leave out the table header line'
+complete -c lqx -n "__fish_lqx_using_subcommand ha; and __fish_seen_subcommand_from simulate" -l no-input -d 'Never prompt; fail where input would be needed'
+complete -c lqx -n "__fish_lqx_using_subcommand ha; and __fish_seen_subcommand_from simulate" -l debug -d 'Show the full error chain and debug logs on stderr'
+complete -c lqx -n "__fish_lqx_using_subcommand ha; and __fish_seen_subcommand_from simulate" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c lqx -n "__fish_lqx_using_subcommand ha; and __fish_seen_subcommand_from simulate" -s V -l version -d 'Print version'
 complete -c lqx -n "__fish_lqx_using_subcommand watch" -l type -d 'Resource types: vm, node, alert, drs, ha (comma-separated)' -r
 complete -c lqx -n "__fish_lqx_using_subcommand watch" -l event -d 'Event types: created, updated, deleted, started, stopped, migrated, ...' -r
 complete -c lqx -n "__fish_lqx_using_subcommand watch" -l id -d 'Only these resource ids' -r
