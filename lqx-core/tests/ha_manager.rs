@@ -107,6 +107,17 @@ impl Cluster {
     }
 
     async fn vm(&self, name: &str, node: usize, ha: bool, priority: RestartPriority) -> Vm {
+        self.vm_sized(name, node, ha, priority, 2048).await.unwrap()
+    }
+
+    async fn vm_sized(
+        &self,
+        name: &str,
+        node: usize,
+        ha: bool,
+        priority: RestartPriority,
+        memory_mib: u64,
+    ) -> lqx_core::Result<Vm> {
         self.compute
             .create_vm(CreateVm {
                 name: name.into(),
@@ -115,7 +126,7 @@ impl Cluster {
                 labels: Default::default(),
                 spec: VmSpec {
                     cpu_cores: 2,
-                    memory_mib: 2048,
+                    memory_mib,
                     disks: vec![],
                     nics: vec![],
                     ha: HaPolicy {
@@ -131,7 +142,6 @@ impl Cluster {
                 request_id: None,
             })
             .await
-            .unwrap()
     }
 
     async fn get(&self, vm: VmId) -> Vm {
@@ -443,4 +453,40 @@ async fn manager_refuses_failover_on_a_replica_that_does_not_lead() {
     let s = ha.status().await.unwrap();
     assert_eq!(s.leader, "other-replica");
     assert!(!s.live);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admission_control_keeps_room_for_one_host_failure() {
+    // Two nodes of 32 GiB. (Admission control is process-wide; the clusters of the other
+    // tests in this binary stay N+1 protected, so turning it on does not disturb them.)
+    let c = Cluster::new(
+        2,
+        HaConfig {
+            admission_control: true,
+            ..fast()
+        },
+    )
+    .await;
+    c.vm_sized("db-1", 0, true, RestartPriority::High, 20_000)
+        .await
+        .unwrap();
+    // Small, not HA: node-2 can still take db-1 if node-1 dies.
+    c.vm_sized("tmp-1", 1, false, RestartPriority::Low, 1_024)
+        .await
+        .unwrap();
+    // Another big HA VM would leave no room to absorb either node's loss.
+    let e = c
+        .vm_sized("db-2", 1, true, RestartPriority::High, 20_000)
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::ResourceExhausted, "{e}");
+    assert!(e.message.contains("N+1"), "{e}");
+    assert!(
+        c.compute.store.resolve_vm("db-2", ProjectId::DEFAULT).await.is_err(),
+        "nothing left behind"
+    );
+    let s = c
+        .wait_until(Duration::from_secs(2), "status", |s| s.protected_vms == 1)
+        .await;
+    assert!(s.cluster_protected);
 }

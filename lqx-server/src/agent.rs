@@ -126,7 +126,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     Agent::new(opts, cp, hv)
         .run(shutdown_signal())
         .await
-        .map_err(|e| anyhow::Error::new(e))?;
+        .map_err(anyhow::Error::new)?;
     Ok(())
 }
 

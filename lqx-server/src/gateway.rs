@@ -47,10 +47,10 @@ where
 /// A Connect error response for a gRPC status (with Retry-After when the status has one).
 pub fn status_response(s: &Status) -> HttpResponse {
     let mut r = error(s.code(), s.message());
-    if let Some(v) = s.metadata().get("retry-after") {
-        if let Ok(v) = HeaderValue::from_bytes(v.as_bytes()) {
-            r.headers_mut().insert(header::RETRY_AFTER, v);
-        }
+    if let Some(v) = s.metadata().get("retry-after")
+        && let Ok(v) = HeaderValue::from_bytes(v.as_bytes())
+    {
+        r.headers_mut().insert(header::RETRY_AFTER, v);
     }
     r
 }

@@ -30,10 +30,10 @@ pub fn to_status(e: Error) -> Status {
         }
     }
     let mut s = Status::new(code(e.kind), e.message);
-    if let Some(secs) = e.retry_after {
-        if let Ok(v) = secs.to_string().parse() {
-            s.metadata_mut().insert("retry-after", v);
-        }
+    if let Some(secs) = e.retry_after
+        && let Ok(v) = secs.to_string().parse()
+    {
+        s.metadata_mut().insert("retry-after", v);
     }
     s
 }

@@ -67,8 +67,17 @@ const NODE_FIELDS: &[&str] = &[
     "created_at",
     "resource_version",
 ];
-const APIKEY_FIELDS: &[&str] =
-    &["id", "name", "role", "prefix", "owner_id", "revoked", "created_at", "expires_at", "last_used_at"];
+const APIKEY_FIELDS: &[&str] = &[
+    "id",
+    "name",
+    "role",
+    "prefix",
+    "owner_id",
+    "revoked",
+    "created_at",
+    "expires_at",
+    "last_used_at",
+];
 const AUTH_STATUS_FIELDS: &[&str] = &[
     "context",
     "server",
@@ -121,9 +130,13 @@ impl Out {
         assert!(self.stdout.is_empty(), "{what}: data on stdout: {}", self.stdout);
         assert!(self.stderr.starts_with("error: "), "{what}: {}", self.stderr);
         if let Some(h) = want_hint {
-            let hint = self.stderr.lines().find(|l| l.starts_with("hint: ")).unwrap_or_else(|| {
-                panic!("{what}: no hint line: {}", self.stderr);
-            });
+            let hint = self
+                .stderr
+                .lines()
+                .find(|l| l.starts_with("hint: "))
+                .unwrap_or_else(|| {
+                    panic!("{what}: no hint line: {}", self.stderr);
+                });
             assert!(hint.contains(h), "{what}: hint {hint:?} does not name {h:?}");
         }
         self
@@ -140,7 +153,11 @@ struct Lqx {
 
 impl Lqx {
     fn new() -> Lqx {
-        Lqx { dir: tempfile::tempdir().unwrap(), env: Vec::new(), keyring: false }
+        Lqx {
+            dir: tempfile::tempdir().unwrap(),
+            env: Vec::new(),
+            keyring: false,
+        }
     }
 
     fn env(mut self, k: &str, v: &str) -> Lqx {
@@ -223,8 +240,11 @@ impl Lqx {
     }
 
     async fn login(&self, server: &str, user: &str, password: &str) -> Out {
-        self.run_with(&["login", server, "--username", user, "--password-stdin"], Some(format!("{password}\n")))
-            .await
+        self.run_with(
+            &["login", server, "--username", user, "--password-stdin"],
+            Some(format!("{password}\n")),
+        )
+        .await
     }
 
     fn credentials_file(&self, server: &Server) -> PathBuf {
@@ -267,11 +287,19 @@ async fn cli_vm_lifecycle_output_and_exit_codes() {
     let out = admin.login(&s.addr, "admin", ADMIN_PASSWORD).await;
     out.expect_code(0, "login");
     assert!(out.stdout.is_empty(), "login printed data: {}", out.stdout);
-    assert!(out.stderr.contains("Logged in to") && out.stderr.contains("as admin"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("Logged in to") && out.stderr.contains("as admin"),
+        "{}",
+        out.stderr
+    );
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(admin.credentials_file(&s)).unwrap().permissions().mode() & 0o777;
+        let mode = std::fs::metadata(admin.credentials_file(&s))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
         assert_eq!(mode, 0o600);
     }
     let stored = admin.stored(&s);
@@ -289,25 +317,42 @@ async fn cli_vm_lifecycle_output_and_exit_codes() {
     let st = admin.json(&["auth", "status"]).await;
     assert_eq!(keys(&st), fields(AUTH_STATUS_FIELDS), "{st}");
     assert_eq!(st["server"], s.addr.as_str());
-    assert_eq!((st["username"].as_str(), st["role"].as_str()), (Some("admin"), Some("admin")));
+    assert_eq!(
+        (st["username"].as_str(), st["role"].as_str()),
+        (Some("admin"), Some("admin"))
+    );
     assert_eq!(st["auth_method"], "jwt");
     assert!(st["token_source"].as_str().unwrap().starts_with("file "), "{st}");
-    assert!(st["expires_at"].as_str().unwrap().parse::<chrono::DateTime<chrono::Utc>>().is_ok());
+    assert!(
+        st["expires_at"]
+            .as_str()
+            .unwrap()
+            .parse::<chrono::DateTime<chrono::Utc>>()
+            .is_ok()
+    );
     assert!(st["permissions"].as_array().unwrap().iter().any(|p| p == "vm:create"));
 
     // Create: human sizes, started, on a chosen node; a second, stopped VM with a label.
     let web = admin
-        .json(&["vm", "create", "web-1", "--cpu", "2", "--memory", "2GiB", "--node", "node-1", "--start", "--wait"])
+        .json(&[
+            "vm", "create", "web-1", "--cpu", "2", "--memory", "2GiB", "--node", "node-1", "--start", "--wait",
+        ])
         .await;
     assert_eq!(keys(&web), fields(VM_FIELDS), "{web}");
     assert_eq!(
         (web["name"].as_str(), web["state"].as_str(), web["node"].as_str()),
         (Some("web-1"), Some("running"), Some("node-1"))
     );
-    assert_eq!((web["cpu_cores"].as_u64(), web["memory_mib"].as_u64()), (Some(2), Some(2048)));
+    assert_eq!(
+        (web["cpu_cores"].as_u64(), web["memory_mib"].as_u64()),
+        (Some(2), Some(2048))
+    );
     let web_id = web["id"].as_str().unwrap().to_string();
     admin
-        .ok(&["vm", "create", "db-1", "--cpu", "4", "--memory", "8GiB", "--disk", "20GiB", "--node", "node-2", "-l", "tier=db"])
+        .ok(&[
+            "vm", "create", "db-1", "--cpu", "4", "--memory", "8GiB", "--disk", "20GiB", "--node", "node-2", "-l",
+            "tier=db",
+        ])
         .await;
 
     // list -o json: an array of the objects `get` prints.
@@ -329,10 +374,21 @@ async fn cli_vm_lifecycle_output_and_exit_codes() {
     assert_eq!(get["created_at"], listed["created_at"]);
 
     // Filters reach the server.
-    assert_eq!(admin.ok(&["vm", "list", "--state", "running", "-o", "name"]).await, "web-1\n");
+    assert_eq!(
+        admin.ok(&["vm", "list", "--state", "running", "-o", "name"]).await,
+        "web-1\n"
+    );
     assert_eq!(admin.ok(&["vm", "list", "-l", "tier=db", "-o", "name"]).await, "db-1\n");
-    assert_eq!(admin.ok(&["vm", "list", "--node", "node-2", "-o", "name"]).await, "db-1\n");
-    let mut names: Vec<String> = admin.ok(&["vm", "list", "-o", "name"]).await.lines().map(str::to_string).collect();
+    assert_eq!(
+        admin.ok(&["vm", "list", "--node", "node-2", "-o", "name"]).await,
+        "db-1\n"
+    );
+    let mut names: Vec<String> = admin
+        .ok(&["vm", "list", "-o", "name"])
+        .await
+        .lines()
+        .map(str::to_string)
+        .collect();
     names.sort();
     assert_eq!(names, ["db-1", "web-1"]);
 
@@ -341,9 +397,22 @@ async fn cli_vm_lifecycle_output_and_exit_codes() {
     assert!(table.starts_with("NAME "), "{table}");
     let mut sorted: Vec<&str> = table.lines().skip(1).collect();
     sorted.sort();
-    let table = std::iter::once(table.lines().next().unwrap()).chain(sorted).collect::<Vec<_>>().join("\n");
+    let table = std::iter::once(table.lines().next().unwrap())
+        .chain(sorted)
+        .collect::<Vec<_>>()
+        .join("\n");
     snapshot_settings().bind(|| insta::assert_snapshot!("vm_list_table", table));
-    let cols = admin.ok(&["vm", "list", "--columns", "NODE,name,state", "--no-headers", "--state", "running"]).await;
+    let cols = admin
+        .ok(&[
+            "vm",
+            "list",
+            "--columns",
+            "NODE,name,state",
+            "--no-headers",
+            "--state",
+            "running",
+        ])
+        .await;
     let words: Vec<&str> = cols.split_whitespace().collect();
     assert_eq!(words, ["node-1", "web-1", "running"], "{cols}");
     let unknown = admin.run(&["vm", "list", "--columns", "name,bogus"]).await;
@@ -370,8 +439,14 @@ async fn cli_vm_lifecycle_output_and_exit_codes() {
     snapshot_settings().bind(|| insta::assert_snapshot!("node_list_table", node_table));
 
     // Cold migration with --wait: the answer shows the VM on its new node.
-    let m = admin.json(&["vm", "migrate", "web-1", "--to", "node-2", "--cold", "--wait"]).await;
-    assert_eq!(keys(&m), fields(&["vm", "migration_id", "source_node", "target_node", "live"]), "{m}");
+    let m = admin
+        .json(&["vm", "migrate", "web-1", "--to", "node-2", "--cold", "--wait"])
+        .await;
+    assert_eq!(
+        keys(&m),
+        fields(&["vm", "migration_id", "source_node", "target_node", "live"]),
+        "{m}"
+    );
     assert_eq!(m["live"], false);
     assert_eq!(m["vm"]["node"], "node-2", "{m}");
     assert_eq!(admin.json(&["vm", "get", "web-1"]).await["node"], "node-2");
@@ -381,39 +456,77 @@ async fn cli_vm_lifecycle_output_and_exit_codes() {
     assert_eq!(stopped["state"], "stopped", "{stopped}");
 
     // Exit codes from real answers.
-    admin.run(&["vm", "get", "nope"]).await.expect_error(3, "vm get nope", None);
+    admin
+        .run(&["vm", "get", "nope"])
+        .await
+        .expect_error(3, "vm get nope", None);
     admin
         .run(&["vm", "create", "web-1", "--cpu", "1", "--memory", "1GiB"])
         .await
         .expect_error(6, "create the same VM twice", None);
-    admin.run(&["vm", "create", "x", "--cpu", "two", "--memory", "1GiB"]).await.expect_code(2, "--cpu two");
-    admin.run(&["vm", "create", "x", "--cpu", "1", "--memory", "4XB"]).await.expect_code(2, "--memory 4XB");
+    admin
+        .run(&["vm", "create", "x", "--cpu", "two", "--memory", "1GiB"])
+        .await
+        .expect_code(2, "--cpu two");
+    admin
+        .run(&["vm", "create", "x", "--cpu", "1", "--memory", "4XB"])
+        .await
+        .expect_code(2, "--memory 4XB");
     admin.run(&["vm", "lst"]).await.expect_code(2, "unknown command");
-    admin.run(&["vm", "delete", "web-1"]).await.expect_error(2, "delete without --yes", Some("--yes"));
+    admin
+        .run(&["vm", "delete", "web-1"])
+        .await
+        .expect_error(2, "delete without --yes", Some("--yes"));
 
     // No credentials, a bad LQX_TOKEN: 4 with a hint to log in.
     let anon = Lqx::new();
-    anon.run(&["vm", "list", "--server", &s.addr]).await.expect_error(4, "no credentials", Some("lqx login"));
+    anon.run(&["vm", "list", "--server", &s.addr])
+        .await
+        .expect_error(4, "no credentials", Some("lqx login"));
     let bad = Lqx::new().env("LQX_TOKEN", "not-a-token").env("LQX_SERVER", &s.addr);
-    bad.run(&["vm", "list"]).await.expect_error(4, "bad LQX_TOKEN", Some("LQX_TOKEN"));
+    bad.run(&["vm", "list"])
+        .await
+        .expect_error(4, "bad LQX_TOKEN", Some("LQX_TOKEN"));
 
     // A viewer may read but not create or delete: 5.
     let out = admin
-        .run_with(&["user", "create", "vera", "--role", "viewer", "--password-stdin"], Some("viewer-password-123\n".into()))
+        .run_with(
+            &["user", "create", "vera", "--role", "viewer", "--password-stdin"],
+            Some("viewer-password-123\n".into()),
+        )
         .await;
     out.expect_code(0, "user create");
     let users = admin.json(&["user", "list"]).await;
-    assert!(users.as_array().unwrap().iter().any(|u| u["username"] == "vera" && u["role"] == "viewer"), "{users}");
+    assert!(
+        users
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|u| u["username"] == "vera" && u["role"] == "viewer"),
+        "{users}"
+    );
     let viewer = Lqx::new();
-    viewer.login(&s.addr, "vera", "viewer-password-123").await.expect_code(0, "viewer login");
+    viewer
+        .login(&s.addr, "vera", "viewer-password-123")
+        .await
+        .expect_code(0, "viewer login");
     assert_eq!(viewer.json(&["vm", "list"]).await.as_array().unwrap().len(), 2);
     viewer
         .run(&["vm", "create", "v-1", "--cpu", "1", "--memory", "1GiB"])
         .await
         .expect_error(5, "viewer creates a VM", Some("role"));
-    viewer.run(&["vm", "delete", "db-1", "--yes"]).await.expect_error(5, "viewer deletes a VM", None);
-    viewer.run(&["user", "list"]).await.expect_error(5, "viewer lists users", None);
-    viewer.run(&["login", &s.addr, "--username", "vera", "--password-stdin"]).await.expect_code(2, "empty stdin");
+    viewer
+        .run(&["vm", "delete", "db-1", "--yes"])
+        .await
+        .expect_error(5, "viewer deletes a VM", None);
+    viewer
+        .run(&["user", "list"])
+        .await
+        .expect_error(5, "viewer lists users", None);
+    viewer
+        .run(&["login", &s.addr, "--username", "vera", "--password-stdin"])
+        .await
+        .expect_code(2, "empty stdin");
     viewer
         .login(&s.addr, "vera", "wrong-password-123")
         .await
@@ -422,8 +535,14 @@ async fn cli_vm_lifecycle_output_and_exit_codes() {
     // Delete with --yes; JSON says so; then it is gone.
     let del = admin.json(&["vm", "delete", "web-1", "--yes", "--wait"]).await;
     assert_eq!(del, json!({"id": web_id, "deleted": true}));
-    admin.run(&["vm", "get", "web-1"]).await.expect_error(3, "deleted VM", None);
-    admin.run(&["vm", "delete", "web-1", "--yes"]).await.expect_error(3, "delete twice", None);
+    admin
+        .run(&["vm", "get", "web-1"])
+        .await
+        .expect_error(3, "deleted VM", None);
+    admin
+        .run(&["vm", "delete", "web-1", "--yes"])
+        .await
+        .expect_error(3, "delete twice", None);
     assert_eq!(admin.ok(&["vm", "list", "-o", "name"]).await, "db-1\n");
 }
 
@@ -431,10 +550,15 @@ async fn cli_vm_lifecycle_output_and_exit_codes() {
 async fn cli_ci_script_with_an_api_key() {
     let s = dev_server().await;
     let admin = Lqx::new();
-    admin.login(&s.addr, "admin", ADMIN_PASSWORD).await.expect_code(0, "login");
+    admin
+        .login(&s.addr, "admin", ADMIN_PASSWORD)
+        .await
+        .expect_code(0, "login");
 
     // The secret is in the JSON once; the note goes to stderr.
-    let out = admin.run(&["apikey", "create", "ci", "--role", "operator", "-o", "json"]).await;
+    let out = admin
+        .run(&["apikey", "create", "ci", "--role", "operator", "-o", "json"])
+        .await;
     out.expect_code(0, "apikey create");
     assert!(out.stderr.contains("shown once"), "{}", out.stderr);
     let created: Value = serde_json::from_str(&out.stdout).unwrap();
@@ -454,8 +578,10 @@ async fn cli_ci_script_with_an_api_key() {
     let ci = Lqx::new().env("KEY", &key).env("SERVER", &s.addr);
     let mut sh = Command::new("sh");
     ci.apply_env(&mut sh);
-    sh.env("LQX", bin("lqx"))
-        .args(["-c", r#"echo "$KEY" | "$LQX" login "$SERVER" --with-token && "$LQX" vm list -o json"#]);
+    sh.env("LQX", bin("lqx")).args([
+        "-c",
+        r#"echo "$KEY" | "$LQX" login "$SERVER" --with-token && "$LQX" vm list -o json"#,
+    ]);
     let script = tokio::task::spawn_blocking(move || sh.output().unwrap()).await.unwrap();
     let stdout = String::from_utf8_lossy(&script.stdout);
     let stderr = String::from_utf8_lossy(&script.stderr);
@@ -463,43 +589,68 @@ async fn cli_ci_script_with_an_api_key() {
     assert!(stderr.contains("Logged in to"), "{stderr}");
     let vms: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"));
     assert_eq!(vms, json!([]));
-    assert!(!std::fs::read_to_string(ci.path().join("config.toml")).unwrap().contains(&key), "key in the config");
+    assert!(
+        !std::fs::read_to_string(ci.path().join("config.toml"))
+            .unwrap()
+            .contains(&key),
+        "key in the config"
+    );
     let st = ci.json(&["auth", "status"]).await;
     assert_eq!(st["auth_method"], "api_key");
     assert!(st["token_source"].as_str().unwrap().starts_with("file "));
 
     // An operator key creates VMs but cannot manage users.
-    let vm = ci.json(&["vm", "create", "ci-1", "--cpu", "1", "--memory", "512MiB"]).await;
+    let vm = ci
+        .json(&["vm", "create", "ci-1", "--cpu", "1", "--memory", "512MiB"])
+        .await;
     assert_eq!(vm["memory_mib"], 512);
-    ci.run_with(&["user", "create", "eve", "--password-stdin"], Some("eve-password-1234\n".into()))
-        .await
-        .expect_error(5, "operator key creates a user", None);
+    ci.run_with(
+        &["user", "create", "eve", "--password-stdin"],
+        Some("eve-password-1234\n".into()),
+    )
+    .await
+    .expect_error(5, "operator key creates a user", None);
     // Logging out of an API key context keeps the key valid and says so.
     let out = ci.run(&["logout"]).await;
     out.expect_code(0, "logout of an API key");
     assert!(out.stderr.contains("apikey revoke"), "{}", out.stderr);
-    ci.run(&["vm", "list"]).await.expect_error(4, "after logout", Some("lqx login"));
+    ci.run(&["vm", "list"])
+        .await
+        .expect_error(4, "after logout", Some("lqx login"));
 
     // LQX_TOKEN alone, no login, no config.
     let env_only = Lqx::new().env("LQX_TOKEN", &key).env("LQX_SERVER", &s.addr);
     let vms = env_only.json(&["vm", "list"]).await;
     assert_eq!(vms.as_array().unwrap().len(), 1);
     assert_eq!(vms[0]["name"], "ci-1");
-    assert_eq!(env_only.json(&["auth", "status"]).await["token_source"], "environment (LQX_TOKEN)");
+    assert_eq!(
+        env_only.json(&["auth", "status"]).await["token_source"],
+        "environment (LQX_TOKEN)"
+    );
     assert!(!env_only.path().join("config.toml").exists());
     // LQX_TOKEN wins over a stored session.
     let both = Lqx::new();
-    both.login(&s.addr, "admin", ADMIN_PASSWORD).await.expect_code(0, "login");
+    both.login(&s.addr, "admin", ADMIN_PASSWORD)
+        .await
+        .expect_code(0, "login");
     let both = both.env("LQX_TOKEN", &key);
     assert_eq!(both.json(&["auth", "status"]).await["auth_method"], "api_key");
 
     // A revoked key: 4.
     let id = created["id"].as_str().unwrap();
     admin.ok(&["apikey", "revoke", id, "--yes"]).await;
-    env_only.run(&["vm", "list"]).await.expect_error(4, "revoked key", Some("LQX_TOKEN"));
+    env_only
+        .run(&["vm", "list"])
+        .await
+        .expect_error(4, "revoked key", Some("LQX_TOKEN"));
     // The audit log shows the key's work.
-    let audit = admin.json(&["audit", "list", "--resource", vm["id"].as_str().unwrap()]).await;
-    assert!(!audit.as_array().unwrap().is_empty(), "no audit entry for the VM the key created");
+    let audit = admin
+        .json(&["audit", "list", "--resource", vm["id"].as_str().unwrap()])
+        .await;
+    assert!(
+        !audit.as_array().unwrap().is_empty(),
+        "no audit entry for the VM the key created"
+    );
 }
 
 /// A server whose access tokens live 2 s, with no leeway.
@@ -509,7 +660,10 @@ async fn short_token_server() -> (Server, tempfile::TempDir) {
     std::fs::write(&cfg, "auth:\n  access_ttl: 2s\n  refresh_ttl: 1h\n  leeway: 0s\n").unwrap();
     let s = Server::start(
         Engine::Sqlite,
-        Options { args: vec!["--dev".into(), "--config".into(), cfg.display().to_string()], ..Default::default() },
+        Options {
+            args: vec!["--dev".into(), "--config".into(), cfg.display().to_string()],
+            ..Default::default()
+        },
     )
     .await;
     (s, dir)
@@ -523,11 +677,23 @@ async fn cli_refreshes_tokens_and_sends_dead_sessions_to_login() {
     let first = a.stored(&s);
     let old_access = first["access_token"].as_str().unwrap().to_string();
 
-    // Let the access token expire: the server refuses it, and lqx refreshes by itself.
-    tokio::time::sleep(Duration::from_millis(2600)).await;
+    // Let the access token expire (JWT times are whole seconds: 2-3 s after login) until the
+    // server refuses it; then lqx must refresh by itself.
     s.set_token(Some(old_access.clone()));
-    let (st, _) = s.call(&format!("{AUTH}/WhoAmI"), json!({})).await;
-    assert_eq!(st, 401, "the expired access token still works");
+    let mut waited = Duration::ZERO;
+    loop {
+        let (st, _) = s.call(&format!("{AUTH}/WhoAmI"), json!({})).await;
+        if st == 401 {
+            break;
+        }
+        assert_eq!(st, 200);
+        assert!(
+            waited < Duration::from_secs(10),
+            "the 2 s access token still works after {waited:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        waited += Duration::from_millis(200);
+    }
     assert_eq!(a.json(&["vm", "list"]).await, json!([]));
     let second = a.stored(&s);
     assert_ne!(second["access_token"], first["access_token"]);
@@ -555,22 +721,36 @@ async fn cli_refreshes_tokens_and_sends_dead_sessions_to_login() {
     a.ok(&["logout"]).await;
     assert!(!a.credentials_file(&s).exists());
     s.set_token(None);
-    let (st, _) = s.call(&format!("{AUTH}/RefreshToken"), json!({"refreshToken": spent_refresh})).await;
+    let (st, _) = s
+        .call(&format!("{AUTH}/RefreshToken"), json!({"refreshToken": spent_refresh}))
+        .await;
     assert_eq!(st, 401, "the refresh token survived logout");
-    a.run(&["vm", "list"]).await.expect_error(4, "after logout", Some("lqx login"));
+    a.run(&["vm", "list"])
+        .await
+        .expect_error(4, "after logout", Some("lqx login"));
 
     // A session revoked elsewhere (`logout --all` on another machine): exit 4 and login.
     let b = Lqx::new();
     let c = Lqx::new();
-    b.login(&s.addr, "admin", ADMIN_PASSWORD).await.expect_code(0, "login b");
-    c.login(&s.addr, "admin", ADMIN_PASSWORD).await.expect_code(0, "login c");
+    b.login(&s.addr, "admin", ADMIN_PASSWORD)
+        .await
+        .expect_code(0, "login b");
+    c.login(&s.addr, "admin", ADMIN_PASSWORD)
+        .await
+        .expect_code(0, "login c");
     let out = c.run(&["logout", "--all"]).await;
     out.expect_code(0, "logout --all");
     assert!(out.stderr.contains("every session"), "{}", out.stderr);
-    b.run(&["vm", "list"]).await.expect_error(4, "revoked session", Some("lqx login"));
-    b.run(&["auth", "status"]).await.expect_error(4, "auth status of a revoked session", Some("lqx login"));
+    b.run(&["vm", "list"])
+        .await
+        .expect_error(4, "revoked session", Some("lqx login"));
+    b.run(&["auth", "status"])
+        .await
+        .expect_error(4, "auth status of a revoked session", Some("lqx login"));
     // Logging in again fixes it.
-    b.login(&s.addr, "admin", ADMIN_PASSWORD).await.expect_code(0, "login again");
+    b.login(&s.addr, "admin", ADMIN_PASSWORD)
+        .await
+        .expect_code(0, "login again");
     b.ok(&["vm", "list"]).await;
 }
 
@@ -579,9 +759,18 @@ async fn cli_closed_stdout_exits_quietly_with_a_long_list() {
     // Enough VMs that `vm list -o json` is far larger than a pipe buffer.
     let mut cluster = String::from("nodes:\n  - {name: node-1, cpu_cores: 512, memory_mib: 1048576}\nvms:\n");
     for i in 0..120 {
-        cluster.push_str(&format!("  - {{name: vm-{i:03}, node: node-1, cpu_cores: 1, memory_mib: 512}}\n"));
+        cluster.push_str(&format!(
+            "  - {{name: vm-{i:03}, node: node-1, cpu_cores: 1, memory_mib: 512}}\n"
+        ));
     }
-    let s = Server::start(Engine::Sqlite, Options { sim: Some(cluster), ..Default::default() }).await;
+    let s = Server::start(
+        Engine::Sqlite,
+        Options {
+            sim: Some(cluster),
+            ..Default::default()
+        },
+    )
+    .await;
     let a = Lqx::new();
     a.login(&s.addr, "admin", ADMIN_PASSWORD).await.expect_code(0, "login");
     let all = a.json(&["vm", "list"]).await;
@@ -600,14 +789,18 @@ async fn cli_closed_stdout_exits_quietly_with_a_long_list() {
     .await
     .unwrap();
     assert_eq!(&out.0[..1], b"[");
-    assert_eq!(out.1.status.code(), Some(0), "stderr: {}", String::from_utf8_lossy(&out.1.stderr));
+    assert_eq!(
+        out.1.status.code(),
+        Some(0),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.1.stderr)
+    );
     assert_eq!(String::from_utf8_lossy(&out.1.stderr), "");
 }
 
 fn on_path(name: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).map(|d| d.join(name)).find(|f| f.is_file()))
-        .flatten()
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path).map(|d| d.join(name)).find(|f| f.is_file())
 }
 
 /// A private D-Bus session with an unlocked gnome-keyring; ends when dropped.
@@ -640,10 +833,16 @@ impl SecretService {
             .spawn()
             .expect("dbus-run-session");
         let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
         let bus = line.trim().to_string();
         assert!(!bus.is_empty(), "gnome-keyring did not start in a D-Bus session");
-        SecretService { child, bus, _home: home }
+        SecretService {
+            child,
+            bus,
+            _home: home,
+        }
     }
 
     fn secret_tool(&self, args: &[&str]) -> Option<String> {
@@ -681,11 +880,18 @@ async fn cli_secret_service_round_trip() {
     assert!(out.stderr.contains("keyring (service lqx:"), "{}", out.stderr);
     assert!(!a.path().join("credentials").join("127.0.0.1.json").exists());
     let plaintext: Vec<_> = std::fs::read_dir(a.path().join("credentials"))
-        .map(|d| d.filter_map(Result::ok).filter(|e| e.path().extension().is_some_and(|x| x == "json")).collect())
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+                .collect()
+        })
         .unwrap_or_default();
     assert!(plaintext.is_empty(), "a token file next to the keyring: {plaintext:?}");
     let st = a.json(&["auth", "status"]).await;
-    assert_eq!(st["token_source"], format!("keyring (service lqx:{}, account admin)", s.addr));
+    assert_eq!(
+        st["token_source"],
+        format!("keyring (service lqx:{}, account admin)", s.addr)
+    );
     assert_eq!(a.json(&["vm", "list"]).await, json!([]));
     let service = format!("lqx:{}", s.addr);
     if let Some(found) = keyring.secret_tool(&["search", "--all", "service", &service]) {
@@ -694,14 +900,25 @@ async fn cli_secret_service_round_trip() {
 
     a.ok(&["logout"]).await;
     if let Some(found) = keyring.secret_tool(&["search", "--all", "service", &service]) {
-        assert!(!found.contains("access_token"), "still in the Secret Service after logout: {found}");
+        assert!(
+            !found.contains("access_token"),
+            "still in the Secret Service after logout: {found}"
+        );
     }
-    a.run(&["vm", "list"]).await.expect_error(4, "after logout", Some("lqx login"));
+    a.run(&["vm", "list"])
+        .await
+        .expect_error(4, "after logout", Some("lqx login"));
 
     // Without a D-Bus session the same login stops and names the ways out.
-    let none = Lqx { keyring: true, ..Lqx::new() };
+    let none = Lqx {
+        keyring: true,
+        ..Lqx::new()
+    };
     let out = none.login(&s.addr, "admin", ADMIN_PASSWORD).await;
     out.expect_error(1, "no keyring", Some("--insecure-storage"));
     assert!(out.stderr.contains("LQX_TOKEN"), "{}", out.stderr);
-    assert!(!none.path().join("credentials").exists(), "wrote a token without a keyring");
+    assert!(
+        !none.path().join("credentials").exists(),
+        "wrote a token without a keyring"
+    );
 }

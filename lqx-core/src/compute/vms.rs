@@ -47,10 +47,10 @@ pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(60);
 
 impl Compute {
     pub async fn create_vm(&self, req: CreateVm) -> Result<Vm> {
-        if let Some(rid) = &req.request_id {
-            if let Some(id) = self.store.idempotent_get(&format!("CreateVM/{rid}")).await? {
-                return self.store.get_vm(VmId::parse("request_id", &id)?).await;
-            }
+        if let Some(rid) = &req.request_id
+            && let Some(id) = self.store.idempotent_get(&format!("CreateVM/{rid}")).await?
+        {
+            return self.store.get_vm(VmId::parse("request_id", &id)?).await;
         }
         let now = Utc::now();
         let mut vm = Vm {
@@ -114,13 +114,13 @@ impl Compute {
         let vm = self.store.resolve_vm(id_or_name, project).await?;
         let _g = self.lock(vm.id).await;
         let mut vm = self.store.get_vm(vm.id).await?;
-        if let Some(v) = upd.expected_resource_version {
-            if v != vm.resource_version {
-                return Err(Error::aborted(format!(
-                    "VM {} is at resource version {}, not {v}; read it again and retry",
-                    vm.name, vm.resource_version
-                )));
-            }
+        if let Some(v) = upd.expected_resource_version
+            && v != vm.resource_version
+        {
+            return Err(Error::aborted(format!(
+                "VM {} is at resource version {}, not {v}; read it again and retry",
+                vm.name, vm.resource_version
+            )));
         }
         let before = vm.spec.clone();
         if let Some(d) = upd.description {

@@ -261,7 +261,10 @@ impl HaManager {
     /// the in-process probe.
     pub fn start(compute: Compute, opts: HaManagerOptions) -> Result<HaManager> {
         opts.config.validate()?;
-        crate::compute::failover::set_admission_control(opts.config.admission_control);
+        // Process-wide (one control plane per process); only ever switched on here.
+        if opts.config.admission_control {
+            crate::compute::failover::set_admission_control(true);
+        }
         let (ttx, trx) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
             cfg: opts.config,

@@ -226,7 +226,7 @@ pub(crate) mod page_token {
 
     pub fn decode(token: &str) -> Result<(String, String)> {
         let bad = || Error::invalid("page_token", "malformed page token");
-        if token.len() % 2 != 0 || token.len() > 1024 {
+        if !token.len().is_multiple_of(2) || token.len() > 1024 {
             return Err(bad());
         }
         let bytes: Vec<u8> = (0..token.len())

@@ -30,10 +30,10 @@ impl Store {
 
     /// Looks a node up by id or name.
     pub async fn resolve_node(&self, id_or_name: &str) -> Result<Node> {
-        if let Ok(id) = id_or_name.parse::<NodeId>() {
-            if let Some(n) = self.find_node("id = $1", &id.to_string()).await? {
-                return Ok(n);
-            }
+        if let Ok(id) = id_or_name.parse::<NodeId>()
+            && let Some(n) = self.find_node("id = $1", &id.to_string()).await?
+        {
+            return Ok(n);
         }
         self.find_node("name = $1", id_or_name).await?.ok_or_else(|| Error::not_found("node", id_or_name))
     }

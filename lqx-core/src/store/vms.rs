@@ -70,10 +70,10 @@ impl Store {
 
     /// Looks a VM up by id or, failing that, by name within a project.
     pub async fn resolve_vm(&self, id_or_name: &str, project: ProjectId) -> Result<Vm> {
-        if let Ok(id) = id_or_name.parse::<VmId>() {
-            if let Some(vm) = self.find_vm("id = $1", &id.to_string(), None).await? {
-                return Ok(vm);
-            }
+        if let Ok(id) = id_or_name.parse::<VmId>()
+            && let Some(vm) = self.find_vm("id = $1", &id.to_string(), None).await?
+        {
+            return Ok(vm);
         }
         self.find_vm("name = $1 AND project_id = $2", id_or_name, Some(&project.to_string()))
             .await?

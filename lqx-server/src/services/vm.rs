@@ -108,7 +108,7 @@ impl VmService for VmApi {
                 "labels" => upd.labels = Some(convert::labels_in(&r.labels)),
                 "spec.cpu_cores" | "spec.cpuCores" => upd.cpu_cores = Some(spec.cpu_cores),
                 "spec.memory_mib" | "spec.memoryMib" => upd.memory_mib = Some(spec.memory_mib),
-                "spec.ha" => upd.ha = Some(convert::ha_in(&spec.ha.clone().unwrap_or_default()).map_err(st)?),
+                "spec.ha" => upd.ha = Some(convert::ha_in(&spec.ha.unwrap_or_default()).map_err(st)?),
                 "spec.placement" => {
                     upd.placement =
                         Some(convert::placement_in(&spec.placement.clone().unwrap_or_default(), &resolve).map_err(st)?)
