@@ -17,7 +17,11 @@ pub fn bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
     let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
     let p = dir.join(name);
-    assert!(p.exists(), "{} not built: run the tests with `cargo test --workspace`", p.display());
+    assert!(
+        p.exists(),
+        "{} not built: run the tests with `cargo test --workspace`",
+        p.display()
+    );
     p
 }
 
@@ -58,13 +62,23 @@ pub struct Options {
 impl Server {
     /// `lqx-server --dev` on `engine`.
     pub async fn dev(engine: Engine) -> Server {
-        Self::start(engine, Options { args: vec!["--dev".into()], ..Default::default() }).await
+        Self::start(
+            engine,
+            Options {
+                args: vec!["--dev".into()],
+                ..Default::default()
+            },
+        )
+        .await
     }
 
     pub async fn start(engine: Engine, opts: Options) -> Server {
         let data_dir = tempfile::tempdir().unwrap();
         let mut cmd = Command::new(bin("lqx-server"));
-        cmd.arg("--listen").arg("127.0.0.1:0").arg("--data-dir").arg(data_dir.path());
+        cmd.arg("--listen")
+            .arg("127.0.0.1:0")
+            .arg("--data-dir")
+            .arg(data_dir.path());
         if engine == Engine::Postgres {
             let admin = lqx_core::store::testing::postgres_admin_url().expect("PostgreSQL for tests");
             let url = lqx_core::store::testing::fresh_postgres_database(&admin).await.unwrap();
@@ -76,7 +90,8 @@ impl Server {
             cmd.arg("--sim").arg(f);
         }
         cmd.args(&opts.args);
-        cmd.env("LQX_BOOTSTRAP_ADMIN_PASSWORD", ADMIN_PASSWORD).env("LQX_LOG", "info");
+        cmd.env("LQX_BOOTSTRAP_ADMIN_PASSWORD", ADMIN_PASSWORD)
+            .env("LQX_LOG", "info");
         for (k, v) in &opts.env {
             cmd.env(k, v);
         }
@@ -103,14 +118,26 @@ impl Server {
             .await
             .unwrap()
             .unwrap_or_else(|_| panic!("lqx-server did not start:\n{}", log.lock().unwrap()));
-        Server { child: Some(child), addr, data_dir, log, engine, http: reqwest::Client::new(), token: None }
+        Server {
+            child: Some(child),
+            addr,
+            data_dir,
+            log,
+            engine,
+            http: reqwest::Client::new(),
+            token: None,
+        }
     }
 
     /// Logs in as the bootstrap admin (when the server has authentication) and keeps the
     /// access token for later calls.
     pub async fn login_admin(&mut self) {
-        let (status, body) =
-            self.call("limiquantix.auth.v1.AuthService/Login", json!({"username": "admin", "password": ADMIN_PASSWORD})).await;
+        let (status, body) = self
+            .call(
+                "limiquantix.auth.v1.AuthService/Login",
+                json!({"username": "admin", "password": ADMIN_PASSWORD}),
+            )
+            .await;
         if status == 200 {
             self.token = body["accessToken"].as_str().map(str::to_string);
         }
@@ -126,7 +153,8 @@ impl Server {
 
     /// A Connect JSON call, as curl would make it: returns the HTTP status and the body.
     pub async fn call(&self, method: &str, body: Value) -> (u16, Value) {
-        self.raw(method, "application/json", body.to_string().into_bytes()).await
+        self.raw(method, "application/json", body.to_string().into_bytes())
+            .await
     }
 
     pub async fn raw(&self, method: &str, content_type: &str, body: Vec<u8>) -> (u16, Value) {
@@ -147,14 +175,19 @@ impl Server {
 
     /// A gRPC channel to the server.
     pub async fn channel(&self) -> tonic::transport::Channel {
-        tonic::transport::Endpoint::from_shared(self.addr.clone()).unwrap().connect().await.unwrap()
+        tonic::transport::Endpoint::from_shared(self.addr.clone())
+            .unwrap()
+            .connect()
+            .await
+            .unwrap()
     }
 
     /// A gRPC request with the current token attached.
     pub fn grpc<T>(&self, msg: T) -> tonic::Request<T> {
         let mut r = tonic::Request::new(msg);
         if let Some(t) = &self.token {
-            r.metadata_mut().insert("authorization", format!("Bearer {t}").parse().unwrap());
+            r.metadata_mut()
+                .insert("authorization", format!("Bearer {t}").parse().unwrap());
         }
         r
     }
@@ -172,8 +205,15 @@ impl Server {
     pub async fn terminate(mut self) -> std::process::ExitStatus {
         let mut child = self.child.take().expect("running server");
         let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
-        let waited = tokio::time::timeout(Duration::from_secs(30), tokio::task::spawn_blocking(move || child.wait())).await;
-        waited.expect("lqx-server did not exit within 30 s of SIGTERM").unwrap().unwrap()
+        let waited = tokio::time::timeout(
+            Duration::from_secs(30),
+            tokio::task::spawn_blocking(move || child.wait()),
+        )
+        .await;
+        waited
+            .expect("lqx-server did not exit within 30 s of SIGTERM")
+            .unwrap()
+            .unwrap()
     }
 
     pub fn pid(&self) -> u32 {

@@ -75,10 +75,19 @@ async fn run(name: &str, store: Store) {
 
 #[tokio::main]
 async fn main() {
-    println!("{N} VM inserts and {} point reads by id, {WRITERS} concurrent tasks\n", N * 4);
+    println!(
+        "{N} VM inserts and {} point reads by id, {WRITERS} concurrent tasks\n",
+        N * 4
+    );
     println!("| engine | inserts/s | point reads/s |\n|---|---|---|");
     let dir = tempfile::tempdir().unwrap();
-    run("SQLite (WAL, synchronous=FULL)", Store::open(dir.path().join("bench.db").to_str().unwrap()).await.unwrap()).await;
+    run(
+        "SQLite (WAL, synchronous=FULL)",
+        Store::open(dir.path().join("bench.db").to_str().unwrap())
+            .await
+            .unwrap(),
+    )
+    .await;
     if let Ok(admin) = std::env::var("LQX_TEST_DATABASE_URL") {
         let url = lqx_core::store::testing::fresh_postgres_database(&admin).await.unwrap();
         run("PostgreSQL 15 (loopback)", Store::open(&url).await.unwrap()).await;

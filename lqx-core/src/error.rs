@@ -54,7 +54,12 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Error { kind, message: message.into(), retry_after: None, source: None }
+        Error {
+            kind,
+            message: message.into(),
+            retry_after: None,
+            source: None,
+        }
     }
     pub fn not_found(what: &str, id: impl fmt::Display) -> Self {
         Self::new(ErrorKind::NotFound, format!("{what} {id} not found"))
@@ -111,6 +116,8 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source.as_ref().map(|e| e.as_ref() as &(dyn std::error::Error + 'static))
+        self.source
+            .as_ref()
+            .map(|e| e.as_ref() as &(dyn std::error::Error + 'static))
     }
 }

@@ -11,21 +11,21 @@ pub mod error;
 pub mod model;
 
 pub mod alert;
+pub mod cluster_file;
 pub mod drs;
 pub mod events;
 pub mod ha;
 pub mod placement;
-pub mod cluster_file;
 
-#[cfg(feature = "server")]
-pub mod auth;
-#[cfg(feature = "server")]
-pub mod store;
-#[cfg(feature = "server")]
-pub mod driver;
 #[cfg(feature = "server")]
 pub mod agent;
 #[cfg(feature = "server")]
+pub mod auth;
+#[cfg(feature = "server")]
+pub mod driver;
+#[cfg(feature = "server")]
 pub mod leader;
+#[cfg(feature = "server")]
+pub mod store;
 
 pub use error::{Error, ErrorKind, Result};

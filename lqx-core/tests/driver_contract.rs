@@ -8,8 +8,8 @@ use std::{sync::Arc, time::Duration};
 
 use lqx_core::{
     driver::{
-        CrashAction, DiskBus, DiskSpec, DomainSpec, DomainState, DriverErrorKind, Hypervisor,
-        NicModel, NicSource, NicSpec,
+        CrashAction, DiskBus, DiskSpec, DomainSpec, DomainState, DriverErrorKind, Hypervisor, NicModel, NicSource,
+        NicSpec,
         migrate::{ColdOptions, MigrationKind, MigrationMode, migrate},
         sim::{SimConfig, SimRegistry},
     },
@@ -60,10 +60,7 @@ async fn contract(h: Arc<dyn Hypervisor>) {
     let s = spec("web-1");
     let id = s.id;
     h.define(s.clone()).await.unwrap();
-    assert_eq!(
-        kind_of(h.define(s.clone())).await,
-        DriverErrorKind::AlreadyExists
-    );
+    assert_eq!(kind_of(h.define(s.clone())).await, DriverErrorKind::AlreadyExists);
     let listed = h.list_domains().await.unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!(
@@ -75,11 +72,7 @@ async fn contract(h: Arc<dyn Hypervisor>) {
         ),
         (id, "web-1", DomainState::Shutoff, true)
     );
-    assert_eq!(
-        h.domain_spec(id).await.unwrap(),
-        expected(&s),
-        "definition read back"
-    );
+    assert_eq!(h.domain_spec(id).await.unwrap(), expected(&s), "definition read back");
     let vols = h.list_volumes("default".into()).await.unwrap();
     assert!(
         vols.iter()
@@ -100,15 +93,9 @@ async fn contract(h: Arc<dyn Hypervisor>) {
     h.start(id).await.unwrap();
     assert_eq!(h.domain_state(id).await.unwrap(), DomainState::Running);
     assert_eq!(kind_of(h.start(id)).await, DriverErrorKind::InvalidState);
-    assert_eq!(
-        kind_of(h.undefine(id, false)).await,
-        DriverErrorKind::InvalidState
-    );
+    assert_eq!(kind_of(h.undefine(id, false)).await, DriverErrorKind::InvalidState);
     let st = h.domain_stats(id).await.unwrap();
-    assert_eq!(
-        (st.state, st.vcpus, st.memory_mib),
-        (DomainState::Running, 2, 512)
-    );
+    assert_eq!((st.state, st.vcpus, st.memory_mib), (DomainState::Running, 2, 512));
     assert!(st.memory_used_mib <= 512);
     let ns = h.node_stats().await.unwrap();
     assert_eq!(ns.memory_total_mib, info.memory_mib);
@@ -144,41 +131,23 @@ async fn contract(h: Arc<dyn Hypervisor>) {
 
     // unknown ids, bad specs, missing pools
     let ghost = VmId::new();
-    assert_eq!(
-        kind_of(h.domain_state(ghost)).await,
-        DriverErrorKind::NotFound
-    );
+    assert_eq!(kind_of(h.domain_state(ghost)).await, DriverErrorKind::NotFound);
     assert_eq!(kind_of(h.start(ghost)).await, DriverErrorKind::NotFound);
-    assert_eq!(
-        kind_of(h.domain_stats(ghost)).await,
-        DriverErrorKind::NotFound
-    );
-    assert_eq!(
-        kind_of(h.undefine(ghost, true)).await,
-        DriverErrorKind::NotFound
-    );
-    assert_eq!(
-        kind_of(h.update(spec("ghost"))).await,
-        DriverErrorKind::NotFound
-    );
+    assert_eq!(kind_of(h.domain_stats(ghost)).await, DriverErrorKind::NotFound);
+    assert_eq!(kind_of(h.undefine(ghost, true)).await, DriverErrorKind::NotFound);
+    assert_eq!(kind_of(h.update(spec("ghost"))).await, DriverErrorKind::NotFound);
     let mut bad = spec("bad");
     bad.vcpus = 0;
     assert_eq!(kind_of(h.define(bad)).await, DriverErrorKind::Invalid);
     let mut nopool = spec("nopool");
     nopool.disks[0].pool = "nope".into();
-    assert_eq!(
-        kind_of(h.define(nopool.clone())).await,
-        DriverErrorKind::NotFound
-    );
+    assert_eq!(kind_of(h.define(nopool.clone())).await, DriverErrorKind::NotFound);
     assert_eq!(
         kind_of(h.domain_state(nopool.id)).await,
         DriverErrorKind::NotFound,
         "nothing half-defined"
     );
-    assert_eq!(
-        kind_of(h.list_volumes("nope".into())).await,
-        DriverErrorKind::NotFound
-    );
+    assert_eq!(kind_of(h.list_volumes("nope".into())).await, DriverErrorKind::NotFound);
 
     // a hostile display name is stored and listed verbatim, nothing injected
     let evil = spec("a<b&\"c'</title><on_crash>restart</on_crash>");
@@ -202,11 +171,7 @@ async fn contract(h: Arc<dyn Hypervisor>) {
             .await
             .unwrap_err();
         assert_eq!(e.kind(), DriverErrorKind::Unsupported, "{e}");
-        assert_eq!(
-            h.domain_state(id).await.unwrap(),
-            DomainState::Running,
-            "untouched"
-        );
+        assert_eq!(h.domain_state(id).await.unwrap(), DomainState::Running, "untouched");
         h.destroy(id).await.unwrap();
     }
 
@@ -239,9 +204,7 @@ async fn sim_keeps_the_contract() {
 #[tokio::test]
 async fn sim_selected_by_uri_keeps_the_contract() {
     let reg = SimRegistry::new();
-    let h = lqx_core::driver::connect_with("sim://by-uri", &reg)
-        .await
-        .unwrap();
+    let h = lqx_core::driver::connect_with("sim://by-uri", &reg).await.unwrap();
     contract(h).await;
 }
 
@@ -271,10 +234,7 @@ async fn cold_migration_across_backends_via_the_trait() {
     .unwrap();
     assert_eq!(kind, MigrationKind::Cold);
     assert_eq!(b.domain_state(s.id).await.unwrap(), DomainState::Running);
-    assert_eq!(
-        kind_of(a.domain_state(s.id)).await,
-        DriverErrorKind::NotFound
-    );
+    assert_eq!(kind_of(a.domain_state(s.id)).await, DriverErrorKind::NotFound);
 }
 
 #[cfg(feature = "libvirt")]
@@ -303,10 +263,7 @@ mod libvirt {
     async fn libvirt_test_driver_keeps_the_contract() {
         let host = test_host(TestNode::default());
         let h = LibvirtHypervisor::connect(&host.uri).await.unwrap();
-        assert!(
-            !h.supports_live_migration(),
-            "the test driver cannot migrate"
-        );
+        assert!(!h.supports_live_migration(), "the test driver cannot migrate");
         let info = h.node_info().await.unwrap();
         assert_eq!(
             (info.cpus, info.memory_mib),
@@ -370,10 +327,7 @@ mod libvirt {
 
         // libvirt's XMLDesc, parsed here (not the driver's own read path).
         let raw = h.domain_xml(s.id).await.unwrap();
-        assert!(
-            raw.contains("<title>a&lt;b&amp;&quot;c&apos;</title>"),
-            "{raw}"
-        );
+        assert!(raw.contains("<title>a&lt;b&amp;&quot;c&apos;</title>"), "{raw}");
         assert!(raw.contains(&format!("<name>lqx-{}</name>", s.id)));
         let parsed = parse_domain_xml(&raw).unwrap();
         let mut want = expected(&s);
@@ -387,10 +341,7 @@ mod libvirt {
 
     #[tokio::test]
     async fn cold_migration_between_two_test_driver_hosts() {
-        let (ha, hb) = (
-            test_host(TestNode::default()),
-            test_host(TestNode::default()),
-        );
+        let (ha, hb) = (test_host(TestNode::default()), test_host(TestNode::default()));
         let a = LibvirtHypervisor::connect(&ha.uri).await.unwrap();
         let b = LibvirtHypervisor::connect(&hb.uri).await.unwrap();
         let s = spec("mover");
@@ -408,18 +359,11 @@ mod libvirt {
         )
         .await
         .unwrap();
-        assert_eq!(
-            kind,
-            MigrationKind::Cold,
-            "live is unsupported on the test driver"
-        );
+        assert_eq!(kind, MigrationKind::Cold, "live is unsupported on the test driver");
         assert_eq!(steps.len(), 5);
         assert_eq!(b.domain_state(s.id).await.unwrap(), DomainState::Running);
         assert_eq!(b.domain_spec(s.id).await.unwrap(), expected(&s));
-        assert_eq!(
-            kind_of(a.domain_state(s.id)).await,
-            DriverErrorKind::NotFound
-        );
+        assert_eq!(kind_of(a.domain_state(s.id)).await, DriverErrorKind::NotFound);
     }
 
     #[tokio::test]

@@ -680,7 +680,13 @@ async fn interrupted_applying_is_settled_on_restart() {
     let mut stuck = recs[0].clone();
     let now = (env.clock.clock())();
     stuck.status = St::Applying;
-    assert!(env.compute.store.update_recommendation_if(&stuck, &[St::Pending], now).await.unwrap());
+    assert!(
+        env.compute
+            .store
+            .update_recommendation_if(&stuck, &[St::Pending], now)
+            .await
+            .unwrap()
+    );
     drop(engine);
 
     let engine = env.engine(AutomationLevel::Manual).await;

@@ -24,7 +24,10 @@ fn vm(name: &str) -> Vm {
             placement: PlacementPolicy::default(),
         },
         desired_state: VmState::Stopped,
-        status: VmStatus { state: VmState::Stopped, ..Default::default() },
+        status: VmStatus {
+            state: VmState::Stopped,
+            ..Default::default()
+        },
         resource_version: 1,
         created_at: now,
         updated_at: now,
@@ -38,8 +41,14 @@ fn node(name: &str) -> Node {
         hostname: name.into(),
         management_address: "127.0.0.1".into(),
         labels: BTreeMap::new(),
-        capacity: Resources { cpu_cores: 16, memory_mib: 65536 },
-        allocatable: Resources { cpu_cores: 16, memory_mib: 65536 },
+        capacity: Resources {
+            cpu_cores: 16,
+            memory_mib: 65536,
+        },
+        allocatable: Resources {
+            cpu_cores: 16,
+            memory_mib: 65536,
+        },
         cpu_overcommit: 4.0,
         memory_overcommit: 1.0,
         phase: NodePhase::Ready,
@@ -69,7 +78,10 @@ async fn vm_crud_and_unique_names() {
         assert_eq!(got.id, a.id, "{engine}");
         assert_eq!(got.spec, a.spec, "{engine}");
         assert_eq!(s.resolve_vm("web-1", ProjectId::DEFAULT).await.unwrap().id, a.id);
-        assert_eq!(s.resolve_vm(&a.id.to_string(), ProjectId::DEFAULT).await.unwrap().id, a.id);
+        assert_eq!(
+            s.resolve_vm(&a.id.to_string(), ProjectId::DEFAULT).await.unwrap().id,
+            a.id
+        );
         let dup = s.create_vm(&vm("web-1")).await.unwrap_err();
         assert_eq!(dup.kind, ErrorKind::AlreadyExists, "{engine}");
         assert_eq!(s.get_vm(VmId::new()).await.unwrap_err().kind, ErrorKind::NotFound);
@@ -133,15 +145,28 @@ async fn list_filters_and_pages() {
         let expected: Vec<_> = (0..25).map(|i| format!("vm-{i:02}")).collect();
         assert_eq!(seen, expected, "{engine}: pages must cover every VM once, in order");
 
-        let f = VmFilter { node_id: Some(n.id), state: Some(VmState::Running), ..Default::default() };
+        let f = VmFilter {
+            node_id: Some(n.id),
+            state: Some(VmState::Running),
+            ..Default::default()
+        };
         assert_eq!(s.list_vms(&f, 100, "").await.unwrap().vms.len(), 13);
         let mut labels = BTreeMap::new();
         labels.insert("tier".to_string(), "web".to_string());
-        let f = VmFilter { labels, ..Default::default() };
+        let f = VmFilter {
+            labels,
+            ..Default::default()
+        };
         assert_eq!(s.list_vms(&f, 100, "").await.unwrap().total_count, 13);
-        let f = VmFilter { name_prefix: Some("vm-1".into()), ..Default::default() };
+        let f = VmFilter {
+            name_prefix: Some("vm-1".into()),
+            ..Default::default()
+        };
         assert_eq!(s.list_vms(&f, 100, "").await.unwrap().total_count, 10);
-        let f = VmFilter { name_prefix: Some("%".into()), ..Default::default() };
+        let f = VmFilter {
+            name_prefix: Some("%".into()),
+            ..Default::default()
+        };
         assert_eq!(s.list_vms(&f, 100, "").await.unwrap().total_count, 0);
         assert_eq!(
             s.list_vms(&VmFilter::default(), 10, "zz").await.unwrap_err().kind,
@@ -156,12 +181,19 @@ async fn nodes_and_kv() {
     each(async |engine, s| {
         let n = node("node-a");
         s.create_node(&n).await.unwrap();
-        assert_eq!(s.create_node(&node("node-a")).await.unwrap_err().kind, ErrorKind::AlreadyExists);
+        assert_eq!(
+            s.create_node(&node("node-a")).await.unwrap_err().kind,
+            ErrorKind::AlreadyExists
+        );
         let mut m = s.resolve_node("node-a").await.unwrap();
         m.phase = NodePhase::Maintenance;
         let m2 = s.update_node(&m).await.unwrap();
         assert_eq!(m2.resource_version, 2);
-        assert_eq!(s.update_node(&m).await.unwrap_err().kind, ErrorKind::Aborted, "{engine}");
+        assert_eq!(
+            s.update_node(&m).await.unwrap_err().kind,
+            ErrorKind::Aborted,
+            "{engine}"
+        );
         assert_eq!(s.get_node(n.id).await.unwrap().phase, NodePhase::Maintenance);
         assert_eq!(s.all_nodes().await.unwrap().len(), 1);
 

@@ -155,7 +155,9 @@ impl AuthConfig {
                 refresh_ttl: self.refresh_ttl,
                 leeway: self.leeway,
             },
-            session: lqx_core::auth::SessionPolicy { absolute_ttl: self.session_ttl },
+            session: lqx_core::auth::SessionPolicy {
+                absolute_ttl: self.session_ttl,
+            },
             throttle: lqx_core::auth::ThrottlePolicy {
                 pair_free_failures: self.throttle.pair_free_failures,
                 address_free_failures: self.throttle.address_free_failures,
@@ -250,7 +252,9 @@ impl Config {
             );
         }
         self.auth.validate()?;
-        self.ha.validate().map_err(|e| anyhow::anyhow!("ha.{}: {e}", e.field()))?;
+        self.ha
+            .validate()
+            .map_err(|e| anyhow::anyhow!("ha.{}: {e}", e.field()))?;
         self.leader.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
         if self.limits.max_message_bytes < 1024 {
             anyhow::bail!("limits.max_message_bytes must be at least 1024");
@@ -284,9 +288,15 @@ mod tests {
 
     #[test]
     fn refuses_plaintext_outside_loopback() {
-        let c = Config { listen: "0.0.0.0:8080".parse().unwrap(), ..Config::default() };
+        let c = Config {
+            listen: "0.0.0.0:8080".parse().unwrap(),
+            ..Config::default()
+        };
         assert!(c.validate().unwrap_err().to_string().contains("without TLS"));
-        let c = Config { insecure_listen: true, ..c };
+        let c = Config {
+            insecure_listen: true,
+            ..c
+        };
         c.validate().unwrap();
     }
 

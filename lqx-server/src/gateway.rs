@@ -21,7 +21,11 @@ where
     F: FnOnce(tonic::Request<Req>) -> Fut,
     Fut: Future<Output = Result<tonic::Response<Resp>, Status>>,
 {
-    let body = if body.iter().all(u8::is_ascii_whitespace) { Bytes::from_static(b"{}") } else { body };
+    let body = if body.iter().all(u8::is_ascii_whitespace) {
+        Bytes::from_static(b"{}")
+    } else {
+        body
+    };
     let msg: Req = match serde_json::from_slice(&body) {
         Ok(m) => m,
         Err(e) => return error(Code::InvalidArgument, &format!("invalid JSON body: {e}")),
@@ -32,7 +36,8 @@ where
         Ok(resp) => match serde_json::to_vec(resp.get_ref()) {
             Ok(json) => {
                 let mut r = Response::new(axum::body::Body::from(json));
-                r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                r.headers_mut()
+                    .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
                 r
             }
             Err(e) => {
@@ -58,7 +63,8 @@ pub fn status_response(s: &Status) -> HttpResponse {
 pub fn error(code: Code, message: &str) -> HttpResponse {
     let mut r = Response::new(axum::body::Body::from(connect_error_body(code, message)));
     *r.status_mut() = connect_http_status(code);
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     r
 }
 

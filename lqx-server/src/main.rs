@@ -1,7 +1,7 @@
 //! `lqx-server`: the lqx control plane (`serve`, the default) and node agent (`agent`).
 
-mod authn;
 mod agent;
+mod authn;
 mod config;
 mod gateway;
 mod metrics;

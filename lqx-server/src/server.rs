@@ -6,7 +6,6 @@ use crate::config::Config;
 use crate::gateway;
 use crate::metrics::Metrics;
 use crate::services::auth::AuthApi;
-use lqx_core::api::auth::v1::auth_service_server::AuthServiceServer;
 use crate::services::{drs::DrsApi, node::NodeApi, vm::VmApi};
 use axum::body::Body;
 use bytes::Bytes;
@@ -14,6 +13,7 @@ use http::{Request, Response, StatusCode, header};
 use http_body_util::BodyExt;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
+use lqx_core::api::auth::v1::auth_service_server::AuthServiceServer;
 use lqx_core::api::compute::v1::{node_service_server::NodeServiceServer, vm_service_server::VmServiceServer};
 use lqx_core::api::drs::v1::drs_service_server::DrsServiceServer;
 use std::convert::Infallible;
@@ -44,7 +44,17 @@ pub struct Api {
 
 impl Api {
     #[allow(clippy::too_many_arguments)] // one handle per service
-    pub fn new(config: Config, vm: Arc<VmApi>, node: Arc<NodeApi>, drs: Arc<DrsApi>, auth: Arc<lqx_core::auth::AuthService>, agent: Arc<crate::services::agent::AgentApi>, ha: Arc<crate::services::ha::HaApi>, alert: Arc<crate::services::alert::AlertApi>, events: Arc<crate::services::events::EventApi>) -> anyhow::Result<Arc<Api>> {
+    pub fn new(
+        config: Config,
+        vm: Arc<VmApi>,
+        node: Arc<NodeApi>,
+        drs: Arc<DrsApi>,
+        auth: Arc<lqx_core::auth::AuthService>,
+        agent: Arc<crate::services::agent::AgentApi>,
+        ha: Arc<crate::services::ha::HaApi>,
+        alert: Arc<crate::services::alert::AlertApi>,
+        events: Arc<crate::services::events::EventApi>,
+    ) -> anyhow::Result<Arc<Api>> {
         let auth_api = Arc::new(AuthApi { auth: auth.clone() });
         let max = config.limits.max_message_bytes;
         let (health_reporter, health) = tonic_health::server::health_reporter();
@@ -54,16 +64,24 @@ impl Api {
         let routes = tonic::service::Routes::new(health)
             .add_service(reflection)
             .add_service(
-                AuthServiceServer::from_arc(auth_api.clone()).max_decoding_message_size(max).max_encoding_message_size(max),
+                AuthServiceServer::from_arc(auth_api.clone())
+                    .max_decoding_message_size(max)
+                    .max_encoding_message_size(max),
             )
             .add_service(
-                VmServiceServer::from_arc(vm.clone()).max_decoding_message_size(max).max_encoding_message_size(max),
+                VmServiceServer::from_arc(vm.clone())
+                    .max_decoding_message_size(max)
+                    .max_encoding_message_size(max),
             )
             .add_service(
-                NodeServiceServer::from_arc(node.clone()).max_decoding_message_size(max).max_encoding_message_size(max),
+                NodeServiceServer::from_arc(node.clone())
+                    .max_decoding_message_size(max)
+                    .max_encoding_message_size(max),
             )
             .add_service(
-                DrsServiceServer::from_arc(drs.clone()).max_decoding_message_size(max).max_encoding_message_size(max),
+                DrsServiceServer::from_arc(drs.clone())
+                    .max_decoding_message_size(max)
+                    .max_encoding_message_size(max),
             )
             .add_service(
                 lqx_core::api::node::v1::agent_service_server::AgentServiceServer::from_arc(agent)
@@ -126,8 +144,12 @@ impl Api {
                 _ => text(StatusCode::NOT_FOUND, "not found\n".into()),
             });
         }
-        let content_type =
-            req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+        let content_type = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
         let grpc = content_type.starts_with("application/grpc");
         let streaming = is_streaming(&path);
         let started = Instant::now();
@@ -135,19 +157,29 @@ impl Api {
 
         // Concurrency limits: refuse rather than queue without bound.
         let permit = if streaming {
-            self.stream_permits.clone().try_acquire_owned().map(Some).map_err(|_| ())
+            self.stream_permits
+                .clone()
+                .try_acquire_owned()
+                .map(Some)
+                .map_err(|_| ())
         } else {
-            self.unary_permits.try_acquire().map(|p| {
-                p.forget();
-                None
-            })
-            .map_err(|_| ())
+            self.unary_permits
+                .try_acquire()
+                .map(|p| {
+                    p.forget();
+                    None
+                })
+                .map_err(|_| ())
         };
         let unary_permit = matches!(permit, Ok(None));
         let resp = match permit {
             Err(()) => {
                 let msg = "server is at its concurrency limit, retry shortly";
-                if grpc { grpc_error(Code::Unavailable, msg) } else { gateway::error(Code::Unavailable, msg) }
+                if grpc {
+                    grpc_error(Code::Unavailable, msg)
+                } else {
+                    gateway::error(Code::Unavailable, msg)
+                }
             }
             Ok(stream_permit) => {
                 let fut = crate::authn::guard(self.clone(), req, &path, &content_type, grpc);
@@ -158,7 +190,11 @@ impl Api {
                         Ok(r) => r,
                         Err(_) => {
                             let msg = "request timed out";
-                            if grpc { grpc_error(Code::DeadlineExceeded, msg) } else { gateway::error(Code::DeadlineExceeded, msg) }
+                            if grpc {
+                                grpc_error(Code::DeadlineExceeded, msg)
+                            } else {
+                                gateway::error(Code::DeadlineExceeded, msg)
+                            }
                         }
                     }
                 };
@@ -173,7 +209,13 @@ impl Api {
         Ok(resp)
     }
 
-    pub(crate) async fn dispatch(self: Arc<Self>, req: Request<hyper::body::Incoming>, path: &str, content_type: &str, grpc: bool) -> Response<Body> {
+    pub(crate) async fn dispatch(
+        self: Arc<Self>,
+        req: Request<hyper::body::Incoming>,
+        path: &str,
+        content_type: &str,
+        grpc: bool,
+    ) -> Response<Body> {
         if grpc {
             return match self.grpc.clone().oneshot(req.map(Body::new)).await {
                 Ok(r) => r,
@@ -276,14 +318,19 @@ async fn read_limited(mut body: hyper::body::Incoming, limit: usize) -> Result<B
 
 fn is_streaming(path: &str) -> bool {
     let method = path.rsplit('/').next().unwrap_or("");
-    method.starts_with("Watch") || method == "Subscribe" || path.starts_with("/grpc.reflection.")
+    method.starts_with("Watch")
+        || method == "Subscribe"
+        || path.starts_with("/grpc.reflection.")
         || path == "/grpc.health.v1.Health/Watch"
 }
 
 fn text(status: StatusCode, body: String) -> Response<Body> {
     let mut r = Response::new(Body::from(body));
     *r.status_mut() = status;
-    r.headers_mut().insert(header::CONTENT_TYPE, http::HeaderValue::from_static("text/plain; version=0.0.4"));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/plain; version=0.0.4"),
+    );
     r
 }
 
@@ -291,7 +338,8 @@ fn text(status: StatusCode, body: String) -> Response<Body> {
 pub fn grpc_error(code: Code, message: &str) -> Response<Body> {
     let status = tonic::Status::new(code, message);
     let mut r = Response::new(Body::empty());
-    r.headers_mut().insert(header::CONTENT_TYPE, http::HeaderValue::from_static("application/grpc"));
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, http::HeaderValue::from_static("application/grpc"));
     let _ = status.add_header(r.headers_mut());
     r
 }
@@ -299,7 +347,12 @@ pub fn grpc_error(code: Code, message: &str) -> Response<Body> {
 pub(crate) fn result_code(resp: &Response<Body>, grpc: bool) -> &'static str {
     if grpc {
         // Errors are trailers-only (grpc-status in the headers); success sends it later.
-        match resp.headers().get("grpc-status").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<i32>().ok()) {
+        match resp
+            .headers()
+            .get("grpc-status")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<i32>().ok())
+        {
             Some(c) => crate::status::connect_code(Code::from_i32(c)),
             None => "ok",
         }

@@ -29,7 +29,10 @@ pub fn config(args: &ServeArgs) -> anyhow::Result<Config> {
         c.log_format = f;
     }
     if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
-        c.tls = Some(TlsConfig { cert: cert.clone(), key: key.clone() });
+        c.tls = Some(TlsConfig {
+            cert: cert.clone(),
+            key: key.clone(),
+        });
     }
     c.insecure_listen |= args.insecure_listen;
     if args.dev && c.nodes.is_empty() {
@@ -50,7 +53,9 @@ pub fn config(args: &ServeArgs) -> anyhow::Result<Config> {
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("LQX_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,h2=warn,hyper=warn,tower=warn"));
-    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Json => b.json().try_init(),
         LogFormat::Text => b.try_init(),
@@ -67,9 +72,13 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let store = Store::open(&db)
         .await
         .with_context(|| format!("opening the database {}", lqx_core::store::redact(&db)))?;
-    let auth = crate::authn::start(&config, &store, args.dev).await.context("starting authentication")?;
+    let auth = crate::authn::start(&config, &store, args.dev)
+        .await
+        .context("starting authentication")?;
     // Sequences go on from the high-water mark in the store: never reused after a restart.
-    let events = crate::services::events::start_bus(&store).await.context("restoring the event sequence")?;
+    let events = crate::services::events::start_bus(&store)
+        .await
+        .context("restoring the event sequence")?;
     let compute = Compute::new(store.clone(), Hosts::default(), events.clone());
 
     let sims = SimRegistry::new();
@@ -81,7 +90,9 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             let sim = sims.get_or_create(&n.uri, SimConfig::with_capacity(16, 65_536))?;
             Arc::new(sim) as Arc<dyn lqx_core::driver::Hypervisor>
         } else {
-            lqx_core::driver::connect(&n.uri).await.with_context(|| format!("connecting node {} at {}", n.name, n.uri))?
+            lqx_core::driver::connect(&n.uri)
+                .await
+                .with_context(|| format!("connecting node {} at {}", n.name, n.uri))?
         };
         let mut reg = NodeRegistration::new(n.name.clone(), n.uri.clone());
         reg.labels = n.labels.clone();
@@ -91,14 +102,21 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         if let Some(o) = n.memory_overcommit {
             reg.memory_overcommit = o;
         }
-        compute.attach_node(reg, hv).await.with_context(|| format!("registering node {}", n.name))?;
+        compute
+            .attach_node(reg, hv)
+            .await
+            .with_context(|| format!("registering node {}", n.name))?;
     }
 
     // DRS: the file's `drs:` config until UpdateDRSConfig stores one (which then wins).
     // Leader election through the database's lease row (SQLite: this one replica leads).
     // DRS and HA run only on the leader.
-    let leader = lqx_core::leader::LeaderHandle::start(store.clone(), config.leader.clone(), lqx_core::leader::holder_id());
-    let drs_options = lqx_core::drs::engine::EngineOptions { leader: Some(leader.leading()), ..Default::default() };
+    let leader =
+        lqx_core::leader::LeaderHandle::start(store.clone(), config.leader.clone(), lqx_core::leader::holder_id());
+    let drs_options = lqx_core::drs::engine::EngineOptions {
+        leader: Some(leader.leading()),
+        ..Default::default()
+    };
     let drs = lqx_core::drs::engine::DrsEngine::open(compute.clone(), config.drs.clone(), drs_options)
         .await
         .context("starting DRS")?;
@@ -112,8 +130,12 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let ha = crate::services::ha::start(&config, &compute, &leader, &agents, &alerts)?;
     let api = Api::new(
         config.clone(),
-        Arc::new(VmApi { compute: compute.clone() }),
-        Arc::new(NodeApi { compute: compute.clone() }),
+        Arc::new(VmApi {
+            compute: compute.clone(),
+        }),
+        Arc::new(NodeApi {
+            compute: compute.clone(),
+        }),
         Arc::new(DrsApi { engine: drs.clone() }),
         auth,
         Arc::new(crate::services::agent::AgentApi { agents }),
@@ -142,7 +164,11 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 fn store_kind(url: &str) -> &'static str {
-    if url.starts_with("postgres") { "postgresql" } else { "sqlite" }
+    if url.starts_with("postgres") {
+        "postgresql"
+    } else {
+        "sqlite"
+    }
 }
 
 /// Loads a cluster file: one simulated host per node, and its VMs defined (and running
@@ -150,7 +176,9 @@ fn store_kind(url: &str) -> &'static str {
 async fn load_sim(compute: &Compute, sims: &SimRegistry, file: &std::path::Path) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
     let cluster = lqx_core::cluster_file::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
-    lqx_core::compute::sim::load_cluster(compute, sims, &cluster).await.map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))
+    lqx_core::compute::sim::load_cluster(compute, sims, &cluster)
+        .await
+        .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))
 }
 
 fn create_private_dir(dir: &std::path::Path) -> anyhow::Result<()> {

@@ -81,8 +81,7 @@ pub fn connect_http_status(c: Code) -> StatusCode {
 
 /// The Connect error body: `{"code":"not_found","message":"..."}`.
 pub fn connect_error_body(c: Code, message: &str) -> Vec<u8> {
-    serde_json::to_vec(&serde_json::json!({ "code": connect_code(c), "message": message }))
-        .unwrap_or_default()
+    serde_json::to_vec(&serde_json::json!({ "code": connect_code(c), "message": message })).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -100,7 +99,10 @@ mod tests {
     fn connect_statuses() {
         assert_eq!(connect_http_status(Code::NotFound), StatusCode::NOT_FOUND);
         assert_eq!(connect_http_status(Code::Unauthenticated), StatusCode::UNAUTHORIZED);
-        assert_eq!(connect_http_status(Code::FailedPrecondition), StatusCode::PRECONDITION_FAILED);
+        assert_eq!(
+            connect_http_status(Code::FailedPrecondition),
+            StatusCode::PRECONDITION_FAILED
+        );
         assert_eq!(connect_code(Code::ResourceExhausted), "resource_exhausted");
         let retry = to_status(Error::exhausted("slow down").with_retry_after(7));
         assert_eq!(retry.metadata().get("retry-after").unwrap(), "7");

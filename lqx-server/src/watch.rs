@@ -21,11 +21,25 @@ fn lagged(resume_from: u64) -> Status {
 }
 
 async fn names(compute: &Compute) -> Result<HashMap<NodeId, String>, Status> {
-    Ok(compute.store.all_nodes().await.map_err(st)?.into_iter().map(|n| (n.id, n.name)).collect())
+    Ok(compute
+        .store
+        .all_nodes()
+        .await
+        .map_err(st)?
+        .into_iter()
+        .map(|n| (n.id, n.name))
+        .collect())
 }
 
-async fn vm_stream(compute: &Compute, filter: SubscriptionFilter, resume: u64) -> Result<Response<Stream<pb::VmEvent>>, Status> {
-    let sub = compute.events.subscribe(filter, (resume > 0).then_some(resume)).map_err(|e| st(e.into()))?;
+async fn vm_stream(
+    compute: &Compute,
+    filter: SubscriptionFilter,
+    resume: u64,
+) -> Result<Response<Stream<pb::VmEvent>>, Status> {
+    let sub = compute
+        .events
+        .subscribe(filter, (resume > 0).then_some(resume))
+        .map_err(|e| st(e.into()))?;
     let names = names(compute).await?;
     let s = sub.map(move |item| match item {
         SubscriptionItem::Event(e) => {
@@ -33,7 +47,10 @@ async fn vm_stream(compute: &Compute, filter: SubscriptionFilter, resume: u64) -
                 .ok()
                 .filter(|_| e.event_type != lqx_core::model::EventType::Deleted)
                 .map(|v| convert::vm_out(&v, &|id| names.get(&id).cloned().unwrap_or_default()));
-            Ok(pb::VmEvent { event: Some(e.to_proto()), vm })
+            Ok(pb::VmEvent {
+                event: Some(e.to_proto()),
+                vm,
+            })
         }
         SubscriptionItem::Lagged { resume_from } => Err(lagged(resume_from)),
     });
@@ -41,7 +58,11 @@ async fn vm_stream(compute: &Compute, filter: SubscriptionFilter, resume: u64) -
 }
 
 pub async fn watch_vm(compute: &Compute, r: pb::WatchVmRequest) -> Result<Response<Stream<pb::VmEvent>>, Status> {
-    let vm = compute.store.resolve_vm(&r.id, lqx_core::model::ProjectId::DEFAULT).await.map_err(st)?;
+    let vm = compute
+        .store
+        .resolve_vm(&r.id, lqx_core::model::ProjectId::DEFAULT)
+        .await
+        .map_err(st)?;
     let filter = SubscriptionFilter {
         resource_types: vec![ResourceType::Vm],
         resource_ids: vec![vm.id.to_string()],
@@ -55,12 +76,23 @@ pub async fn watch_vms(compute: &Compute, r: pb::WatchVMsRequest) -> Result<Resp
         "" => None,
         p => Some(crate::services::project(p)?),
     };
-    let filter = SubscriptionFilter { resource_types: vec![ResourceType::Vm], project_id, ..Default::default() };
+    let filter = SubscriptionFilter {
+        resource_types: vec![ResourceType::Vm],
+        project_id,
+        ..Default::default()
+    };
     vm_stream(compute, filter, r.resume_from_sequence).await
 }
 
-async fn node_stream(compute: &Compute, filter: SubscriptionFilter, resume: u64) -> Result<Response<Stream<pb::NodeEvent>>, Status> {
-    let sub = compute.events.subscribe(filter, (resume > 0).then_some(resume)).map_err(|e| st(e.into()))?;
+async fn node_stream(
+    compute: &Compute,
+    filter: SubscriptionFilter,
+    resume: u64,
+) -> Result<Response<Stream<pb::NodeEvent>>, Status> {
+    let sub = compute
+        .events
+        .subscribe(filter, (resume > 0).then_some(resume))
+        .map_err(|e| st(e.into()))?;
     let compute = compute.clone();
     let s = sub.map(move |item| match item {
         SubscriptionItem::Event(e) => {
@@ -68,7 +100,10 @@ async fn node_stream(compute: &Compute, filter: SubscriptionFilter, resume: u64)
                 let health = compute.health_of(&n);
                 convert::node_out(&n, Default::default(), &health)
             });
-            Ok(pb::NodeEvent { event: Some(e.to_proto()), node })
+            Ok(pb::NodeEvent {
+                event: Some(e.to_proto()),
+                node,
+            })
         }
         SubscriptionItem::Lagged { resume_from } => Err(lagged(resume_from)),
     });
@@ -85,7 +120,13 @@ pub async fn watch_node(compute: &Compute, r: pb::WatchNodeRequest) -> Result<Re
     node_stream(compute, filter, r.resume_from_sequence).await
 }
 
-pub async fn watch_nodes(compute: &Compute, r: pb::WatchNodesRequest) -> Result<Response<Stream<pb::NodeEvent>>, Status> {
-    let filter = SubscriptionFilter { resource_types: vec![ResourceType::Node], ..Default::default() };
+pub async fn watch_nodes(
+    compute: &Compute,
+    r: pb::WatchNodesRequest,
+) -> Result<Response<Stream<pb::NodeEvent>>, Status> {
+    let filter = SubscriptionFilter {
+        resource_types: vec![ResourceType::Node],
+        ..Default::default()
+    };
     node_stream(compute, filter, r.resume_from_sequence).await
 }

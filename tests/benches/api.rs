@@ -16,12 +16,26 @@ const RUN: Duration = Duration::from_secs(5);
 
 #[tokio::main]
 async fn main() {
-    let engine = if std::env::var("LQX_BENCH_POSTGRES").is_ok() { Engine::Postgres } else { Engine::Sqlite };
+    let engine = if std::env::var("LQX_BENCH_POSTGRES").is_ok() {
+        Engine::Postgres
+    } else {
+        Engine::Sqlite
+    };
     // Simulated hosts large enough for 10,000 small VMs.
     let cluster = "nodes:\n  - {name: big-1, cpu_cores: 4096, memory_mib: 4194304}\n  - {name: big-2, cpu_cores: 4096, memory_mib: 4194304}\n";
-    let mut s = Server::start(engine, Options { sim: Some(cluster.into()), ..Default::default() }).await;
+    let mut s = Server::start(
+        engine,
+        Options {
+            sim: Some(cluster.into()),
+            ..Default::default()
+        },
+    )
+    .await;
     s.login_admin().await;
-    println!("engine: {engine:?}, concurrency {CONCURRENCY}, {}s per measurement", RUN.as_secs());
+    println!(
+        "engine: {engine:?}, concurrency {CONCURRENCY}, {}s per measurement",
+        RUN.as_secs()
+    );
 
     // Fill: 10,000 VMs (small, stopped) over gRPC.
     let ch = s.channel().await;
@@ -35,11 +49,16 @@ async fn main() {
             for i in (w..10_000).step_by(16) {
                 let mut r = tonic::Request::new(pb::CreateVmRequest {
                     name: format!("vm-{i:05}"),
-                    spec: Some(pb::VmSpec { cpu_cores: 1, memory_mib: 64, ..Default::default() }),
+                    spec: Some(pb::VmSpec {
+                        cpu_cores: 1,
+                        memory_mib: 64,
+                        ..Default::default()
+                    }),
                     ..Default::default()
                 });
                 if let Some(t) = &token {
-                    r.metadata_mut().insert("authorization", format!("Bearer {t}").parse().unwrap());
+                    r.metadata_mut()
+                        .insert("authorization", format!("Bearer {t}").parse().unwrap());
                 }
                 c.create_vm(r).await.unwrap();
             }
@@ -48,8 +67,20 @@ async fn main() {
     for t in tasks {
         t.await.unwrap();
     }
-    println!("created 10,000 VMs in {:.1}s ({:.0}/s)", fill.elapsed().as_secs_f64(), 10_000.0 / fill.elapsed().as_secs_f64());
-    let id = vms.get_vm(s.grpc(pb::GetVmRequest { id: "vm-05000".into(), ..Default::default() })).await.unwrap().into_inner().id;
+    println!(
+        "created 10,000 VMs in {:.1}s ({:.0}/s)",
+        fill.elapsed().as_secs_f64(),
+        10_000.0 / fill.elapsed().as_secs_f64()
+    );
+    let id = vms
+        .get_vm(s.grpc(pb::GetVmRequest {
+            id: "vm-05000".into(),
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner()
+        .id;
 
     // 1. GetVM vs a trivial tonic handler in this process.
     let token = s.token().map(str::to_string);
@@ -58,9 +89,13 @@ async fn main() {
         let id = id.clone();
         let token = token.clone();
         async move {
-            let mut r = tonic::Request::new(pb::GetVmRequest { id, ..Default::default() });
+            let mut r = tonic::Request::new(pb::GetVmRequest {
+                id,
+                ..Default::default()
+            });
             if let Some(t) = &token {
-                r.metadata_mut().insert("authorization", format!("Bearer {t}").parse().unwrap());
+                r.metadata_mut()
+                    .insert("authorization", format!("Bearer {t}").parse().unwrap());
             }
             c.get_vm(r).await.is_ok()
         }
@@ -69,18 +104,41 @@ async fn main() {
     let trivial_ch = trivial_server().await;
     let trivial = measure(|| {
         let mut c = tonic_health::pb::health_client::HealthClient::new(trivial_ch.clone());
-        async move { c.check(tonic_health::pb::HealthCheckRequest { service: String::new() }).await.is_ok() }
+        async move {
+            c.check(tonic_health::pb::HealthCheckRequest { service: String::new() })
+                .await
+                .is_ok()
+        }
     })
     .await;
     let health = measure(|| {
         let mut c = tonic_health::pb::health_client::HealthClient::new(ch.clone());
-        async move { c.check(tonic_health::pb::HealthCheckRequest { service: String::new() }).await.is_ok() }
+        async move {
+            c.check(tonic_health::pb::HealthCheckRequest { service: String::new() })
+                .await
+                .is_ok()
+        }
     })
     .await;
     println!("\n| call | req/s | p50 | p99 |\n|---|---|---|---|");
-    println!("| GetVM (lqx-server, authenticated) | {:.0} | {} | {} |", get_vm.rate, ms(get_vm.p50), ms(get_vm.p99));
-    println!("| Health/Check (lqx-server, public) | {:.0} | {} | {} |", health.rate, ms(health.p50), ms(health.p99));
-    println!("| Health/Check (trivial tonic server, in-process) | {:.0} | {} | {} |", trivial.rate, ms(trivial.p50), ms(trivial.p99));
+    println!(
+        "| GetVM (lqx-server, authenticated) | {:.0} | {} | {} |",
+        get_vm.rate,
+        ms(get_vm.p50),
+        ms(get_vm.p99)
+    );
+    println!(
+        "| Health/Check (lqx-server, public) | {:.0} | {} | {} |",
+        health.rate,
+        ms(health.p50),
+        ms(health.p99)
+    );
+    println!(
+        "| Health/Check (trivial tonic server, in-process) | {:.0} | {} | {} |",
+        trivial.rate,
+        ms(trivial.p50),
+        ms(trivial.p99)
+    );
     println!("\nGetVM / trivial handler: {:.2}x", get_vm.rate / trivial.rate);
 
     // 2. ListVMs page of 100 out of 10,000 over Connect JSON, one client at a time.
@@ -89,7 +147,12 @@ async fn main() {
     let mut token_page = String::new();
     while start.elapsed() < RUN {
         let t = Instant::now();
-        let (st, page) = s.call("limiquantix.compute.v1.VMService/ListVMs", json!({"pageSize": 100, "pageToken": token_page})).await;
+        let (st, page) = s
+            .call(
+                "limiquantix.compute.v1.VMService/ListVMs",
+                json!({"pageSize": 100, "pageToken": token_page}),
+            )
+            .await;
         lat.push(t.elapsed());
         assert_eq!(st, 200);
         token_page = page["nextPageToken"].as_str().unwrap_or("").to_string();
@@ -141,7 +204,11 @@ where
     let total: u64 = results.iter().map(|r| r.0).sum();
     let mut lat: Vec<Duration> = results.into_iter().flat_map(|r| r.1).collect();
     lat.sort();
-    Result { rate: total as f64 / secs, p50: lat[lat.len() / 2], p99: lat[lat.len() * 99 / 100] }
+    Result {
+        rate: total as f64 / secs,
+        p50: lat[lat.len() / 2],
+        p99: lat[lat.len() * 99 / 100],
+    }
 }
 
 /// The standard health service alone, on its own loopback port: the "trivial handler".
@@ -156,7 +223,11 @@ async fn trivial_server() -> tonic::transport::Channel {
             .await
             .unwrap();
     });
-    tonic::transport::Endpoint::from_shared(format!("http://{addr}")).unwrap().connect().await.unwrap()
+    tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap()
 }
 
 fn ms(d: Duration) -> String {

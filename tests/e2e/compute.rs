@@ -46,7 +46,10 @@ async fn vm_lifecycle_over_connect_json() {
 
         let (st, got) = s.call(&format!("{VMS}/GetVM"), json!({"id": id})).await;
         assert_eq!(st, 200);
-        assert_eq!(got["spec"]["memoryMib"], "2048", "uint64 is a JSON string in proto3 JSON");
+        assert_eq!(
+            got["spec"]["memoryMib"], "2048",
+            "uint64 is a JSON string in proto3 JSON"
+        );
 
         let (st, _) = s.call(&format!("{VMS}/DeleteVM"), json!({"id": id})).await;
         assert_eq!(st, 200);
@@ -70,8 +73,9 @@ async fn list_pages_and_filters() {
         let mut names = vec![];
         let mut token = String::new();
         loop {
-            let (st, page) =
-                s.call(&format!("{VMS}/ListVMs"), json!({"pageSize": 5, "pageToken": token})).await;
+            let (st, page) = s
+                .call(&format!("{VMS}/ListVMs"), json!({"pageSize": 5, "pageToken": token}))
+                .await;
             assert_eq!(st, 200, "{page}");
             assert_eq!(page["totalCount"], "12");
             for v in page["vms"].as_array().unwrap() {
@@ -85,16 +89,23 @@ async fn list_pages_and_filters() {
         let want: Vec<_> = (0..12).map(|i| format!("app-{i:02}")).collect();
         assert_eq!(names, want, "{engine:?}");
 
-        let (_, running) = s.call(&format!("{VMS}/ListVMs"), json!({"state": "VM_STATE_RUNNING"})).await;
+        let (_, running) = s
+            .call(&format!("{VMS}/ListVMs"), json!({"state": "VM_STATE_RUNNING"}))
+            .await;
         assert_eq!(running["vms"].as_array().unwrap().len(), 6);
-        let (_, db) = s.call(&format!("{VMS}/ListVMs"), json!({"labels": {"tier": "db"}})).await;
+        let (_, db) = s
+            .call(&format!("{VMS}/ListVMs"), json!({"labels": {"tier": "db"}}))
+            .await;
         assert_eq!(db["vms"].as_array().unwrap().len(), 4);
         let (_, n1) = s.call(&format!("{VMS}/ListVMs"), json!({"node": "node-1"})).await;
         let (_, n2) = s.call(&format!("{VMS}/ListVMs"), json!({"node": "node-2"})).await;
         let (_, n3) = s.call(&format!("{VMS}/ListVMs"), json!({"node": "node-3"})).await;
         let count = |v: &Value| v["vms"].as_array().map_or(0, Vec::len);
         assert_eq!(count(&n1) + count(&n2) + count(&n3), 12);
-        assert!(count(&n1) >= 3 && count(&n2) >= 3 && count(&n3) >= 3, "the scheduler spreads VMs");
+        assert!(
+            count(&n1) >= 3 && count(&n2) >= 3 && count(&n3) >= 3,
+            "the scheduler spreads VMs"
+        );
     }
 }
 
@@ -104,7 +115,9 @@ async fn bad_input_gets_clear_errors() {
     let create = format!("{VMS}/CreateVM");
     let (st, e) = s.raw(&create, "application/json", b"{not json".to_vec()).await;
     assert_eq!((st, e["code"].as_str()), (400, Some("invalid_argument")), "{e}");
-    let (st, e) = s.call(&create, json!({"name": "x", "spec": {"cpuCores": "many"}})).await;
+    let (st, e) = s
+        .call(&create, json!({"name": "x", "spec": {"cpuCores": "many"}}))
+        .await;
     assert_eq!(st, 400, "{e}");
     let (st, e) = s.raw(&create, "text/plain", b"{}".to_vec()).await;
     assert_eq!(st, 415, "{e}");
@@ -118,11 +131,19 @@ async fn bad_input_gets_clear_errors() {
     assert_eq!(st, 400);
     assert!(e["message"].as_str().unwrap().contains("spec.memory_mib"), "{e}");
     let (st, e) = s.call(&create, vm_body("zero", 0, 256)).await;
-    assert!(st == 400 && e["message"].as_str().unwrap().contains("spec.cpu_cores"), "{e}");
+    assert!(
+        st == 400 && e["message"].as_str().unwrap().contains("spec.cpu_cores"),
+        "{e}"
+    );
     // Valid, but fits no node (each dev node has 64 GiB).
     let (st, e) = s.call(&create, vm_body("too-big", 4, 200_000)).await;
     assert_eq!((st, e["code"].as_str()), (429, Some("resource_exhausted")), "{e}");
-    let (st, e) = s.call(&format!("{VMS}/GetVM"), json!({"id": "01890000-0000-7000-8000-000000000000"})).await;
+    let (st, e) = s
+        .call(
+            &format!("{VMS}/GetVM"),
+            json!({"id": "01890000-0000-7000-8000-000000000000"}),
+        )
+        .await;
     assert_eq!((st, e["code"].as_str()), (404, Some("not_found")));
     let (st, _) = s.call(&format!("{VMS}/NoSuchMethod"), json!({})).await;
     assert_eq!(st, 404);
@@ -140,13 +161,17 @@ async fn bad_input_gets_clear_errors() {
 async fn maintenance_keeps_new_vms_off_a_node() {
     for engine in engines() {
         let s = dev(engine).await;
-        let (st, n) = s.call(&format!("{NODES}/EnterMaintenance"), json!({"id": "node-2"})).await;
+        let (st, n) = s
+            .call(&format!("{NODES}/EnterMaintenance"), json!({"id": "node-2"}))
+            .await;
         assert_eq!(st, 200, "{n}");
         assert_eq!(n["phase"], "NODE_PHASE_MAINTENANCE");
         let (st, _) = s.call(&format!("{NODES}/DisableNode"), json!({"id": "node-3"})).await;
         assert_eq!(st, 200);
         for i in 0..6 {
-            let (st, v) = s.call(&format!("{VMS}/CreateVM"), vm_body(&format!("m-{i}"), 1, 512)).await;
+            let (st, v) = s
+                .call(&format!("{VMS}/CreateVM"), vm_body(&format!("m-{i}"), 1, 512))
+                .await;
             assert_eq!(st, 200, "{v}");
             assert_eq!(v["status"]["nodeName"], "node-1", "{engine:?}");
         }
@@ -155,7 +180,9 @@ async fn maintenance_keeps_new_vms_off_a_node() {
         b["node"] = json!("node-2");
         let (st, e) = s.call(&format!("{VMS}/CreateVM"), b).await;
         assert_eq!(st, 412, "{e}");
-        let (st, n) = s.call(&format!("{NODES}/ExitMaintenance"), json!({"id": "node-2"})).await;
+        let (st, n) = s
+            .call(&format!("{NODES}/ExitMaintenance"), json!({"id": "node-2"}))
+            .await;
         assert_eq!((st, n["phase"].as_str()), (200, Some("NODE_PHASE_READY")));
         let (_, nodes) = s.call(&format!("{NODES}/ListNodes"), json!({})).await;
         let nodes = nodes["nodes"].as_array().unwrap();
@@ -170,32 +197,60 @@ async fn grpc_create_list_start_stop_delete() {
     for engine in engines() {
         let s = dev(engine).await;
         let mut vms = pb::vm_service_client::VmServiceClient::new(s.channel().await);
-        let spec = pb::VmSpec { cpu_cores: 2, memory_mib: 1024, ..Default::default() };
+        let spec = pb::VmSpec {
+            cpu_cores: 2,
+            memory_mib: 1024,
+            ..Default::default()
+        };
         for i in 0..3 {
-            let req = pb::CreateVmRequest { name: format!("g-{i}"), spec: Some(spec.clone()), ..Default::default() };
+            let req = pb::CreateVmRequest {
+                name: format!("g-{i}"),
+                spec: Some(spec.clone()),
+                ..Default::default()
+            };
             vms.create_vm(s.grpc(req)).await.unwrap();
         }
         let page = vms
-            .list_v_ms(s.grpc(pb::ListVMsRequest { page_size: 2, ..Default::default() }))
+            .list_v_ms(s.grpc(pb::ListVMsRequest {
+                page_size: 2,
+                ..Default::default()
+            }))
             .await
             .unwrap()
             .into_inner();
         assert_eq!(page.vms.len(), 2);
         assert!(!page.next_page_token.is_empty());
         let vm = vms
-            .start_vm(s.grpc(pb::StartVmRequest { id: "g-1".into(), ..Default::default() }))
+            .start_vm(s.grpc(pb::StartVmRequest {
+                id: "g-1".into(),
+                ..Default::default()
+            }))
             .await
             .unwrap()
             .into_inner();
         assert_eq!(vm.status.unwrap().state, pb::VmState::Running as i32);
         let vm = vms
-            .stop_vm(s.grpc(pb::StopVmRequest { id: "g-1".into(), ..Default::default() }))
+            .stop_vm(s.grpc(pb::StopVmRequest {
+                id: "g-1".into(),
+                ..Default::default()
+            }))
             .await
             .unwrap()
             .into_inner();
         assert_eq!(vm.status.unwrap().state, pb::VmState::Stopped as i32);
-        vms.delete_vm(s.grpc(pb::DeleteVmRequest { id: "g-1".into(), ..Default::default() })).await.unwrap();
-        let err = vms.get_vm(s.grpc(pb::GetVmRequest { id: "g-1".into(), ..Default::default() })).await.unwrap_err();
+        vms.delete_vm(s.grpc(pb::DeleteVmRequest {
+            id: "g-1".into(),
+            ..Default::default()
+        }))
+        .await
+        .unwrap();
+        let err = vms
+            .get_vm(s.grpc(pb::GetVmRequest {
+                id: "g-1".into(),
+                ..Default::default()
+            }))
+            .await
+            .unwrap_err();
         assert_eq!(err.code(), tonic::Code::NotFound, "{engine:?}");
         // The same idempotency key gives the same VM, created once.
         let req = pb::CreateVmRequest {
@@ -216,7 +271,10 @@ async fn metrics_and_graceful_shutdown() {
     let _ = s.call(&format!("{VMS}/ListVMs"), json!({})).await;
     let (st, text) = s.get("/metrics").await;
     assert_eq!(st, 200);
-    assert!(text.contains("lqx_requests_total{method=\"/limiquantix.compute.v1.VMService/ListVMs\""), "{text}");
+    assert!(
+        text.contains("lqx_requests_total{method=\"/limiquantix.compute.v1.VMService/ListVMs\""),
+        "{text}"
+    );
     let status = s.terminate().await;
     assert!(status.success(), "exit on SIGTERM: {status:?}");
 }
@@ -231,10 +289,22 @@ vms:
   - {name: web-1, node: host-a, cpu_cores: 2, memory_mib: 2048}
   - {name: web-2, node: host-b, cpu_cores: 2, memory_mib: 2048, usage: {cpu_percent: 50, memory_mib: 1024}}
 "#;
-    let mut s = Server::start(Engine::Sqlite, Options { sim: Some(cluster.into()), ..Default::default() }).await;
+    let mut s = Server::start(
+        Engine::Sqlite,
+        Options {
+            sim: Some(cluster.into()),
+            ..Default::default()
+        },
+    )
+    .await;
     s.login_admin().await;
     let (_, nodes) = s.call(&format!("{NODES}/ListNodes"), json!({})).await;
-    let names: Vec<_> = nodes["nodes"].as_array().unwrap().iter().map(|n| n["name"].as_str().unwrap().to_string()).collect();
+    let names: Vec<_> = nodes["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["name"].as_str().unwrap().to_string())
+        .collect();
     assert_eq!(names, ["host-a", "host-b"]);
     let (_, vm) = s.call(&format!("{VMS}/GetVM"), json!({"id": "web-2"})).await;
     assert_eq!(vm["status"]["nodeName"], "host-b");

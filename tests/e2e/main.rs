@@ -6,5 +6,5 @@ mod auth;
 mod cli;
 mod compute;
 mod drs;
-mod ha;
 mod events;
+mod ha;

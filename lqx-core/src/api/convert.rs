@@ -8,7 +8,10 @@ use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, HashMap};
 
 pub fn timestamp(t: DateTime<Utc>) -> pbjson_types::Timestamp {
-    pbjson_types::Timestamp { seconds: t.timestamp(), nanos: t.timestamp_subsec_nanos() as i32 }
+    pbjson_types::Timestamp {
+        seconds: t.timestamp(),
+        nanos: t.timestamp_subsec_nanos() as i32,
+    }
 }
 
 pub fn opt_timestamp(t: Option<DateTime<Utc>>) -> Option<pbjson_types::Timestamp> {
@@ -16,7 +19,8 @@ pub fn opt_timestamp(t: Option<DateTime<Utc>>) -> Option<pbjson_types::Timestamp
 }
 
 pub fn from_timestamp(field: &str, t: &pbjson_types::Timestamp) -> Result<DateTime<Utc>> {
-    DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32).ok_or_else(|| Error::invalid(field, "timestamp out of range"))
+    DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32)
+        .ok_or_else(|| Error::invalid(field, "timestamp out of range"))
 }
 
 pub fn labels_in(l: &HashMap<String, String>) -> BTreeMap<String, String> {
@@ -135,15 +139,29 @@ pub fn vm_spec_in(s: Option<&pb::VmSpec>, resolve: &dyn Fn(&str) -> Option<NodeI
         disks: s
             .disks
             .iter()
-            .map(|d| model::Disk { name: d.name.clone(), size_mib: d.size_mib, pool: d.pool.clone(), bus: d.bus.clone() })
+            .map(|d| model::Disk {
+                name: d.name.clone(),
+                size_mib: d.size_mib,
+                pool: d.pool.clone(),
+                bus: d.bus.clone(),
+            })
             .collect(),
         nics: s
             .nics
             .iter()
-            .map(|n| model::Nic { network: n.network.clone(), mac: n.mac.clone(), model: n.model.clone() })
+            .map(|n| model::Nic {
+                network: n.network.clone(),
+                mac: n.mac.clone(),
+                model: n.model.clone(),
+            })
             .collect(),
         ha: s.ha.as_ref().map(ha_in).transpose()?.unwrap_or_default(),
-        placement: s.placement.as_ref().map(|p| placement_in(p, resolve)).transpose()?.unwrap_or_default(),
+        placement: s
+            .placement
+            .as_ref()
+            .map(|p| placement_in(p, resolve))
+            .transpose()?
+            .unwrap_or_default(),
     })
 }
 
@@ -162,13 +180,22 @@ pub fn vm_out(v: &model::Vm, names: &dyn Fn(NodeId) -> String) -> pb::Vm {
                 .spec
                 .disks
                 .iter()
-                .map(|d| pb::Disk { name: d.name.clone(), size_mib: d.size_mib, pool: d.pool.clone(), bus: d.bus.clone() })
+                .map(|d| pb::Disk {
+                    name: d.name.clone(),
+                    size_mib: d.size_mib,
+                    pool: d.pool.clone(),
+                    bus: d.bus.clone(),
+                })
                 .collect(),
             nics: v
                 .spec
                 .nics
                 .iter()
-                .map(|n| pb::Nic { network: n.network.clone(), mac: n.mac.clone(), model: n.model.clone() })
+                .map(|n| pb::Nic {
+                    network: n.network.clone(),
+                    mac: n.mac.clone(),
+                    model: n.model.clone(),
+                })
                 .collect(),
             ha: Some(pb::HaPolicy {
                 enabled: v.spec.ha.enabled,
@@ -202,7 +229,10 @@ pub fn vm_out(v: &model::Vm, names: &dyn Fn(NodeId) -> String) -> pb::Vm {
 
 /// `allocated`: the sum of the specs of the VMs on the node; `health`: the HA view.
 pub fn node_out(n: &model::Node, allocated: model::Resources, health: &str) -> pb::Node {
-    let res = |r: model::Resources| pb::Resources { cpu_cores: r.cpu_cores, memory_mib: r.memory_mib };
+    let res = |r: model::Resources| pb::Resources {
+        cpu_cores: r.cpu_cores,
+        memory_mib: r.memory_mib,
+    };
     pb::Node {
         id: n.id.to_string(),
         name: n.name.clone(),
@@ -237,7 +267,10 @@ mod tests {
     fn enums_reject_unknown_numbers() {
         assert!(vm_state_in("state", 99).unwrap_err().message.starts_with("state:"));
         assert_eq!(vm_state_in("state", 0).unwrap(), None);
-        assert_eq!(vm_state_in("state", pb::VmState::Running as i32).unwrap(), Some(model::VmState::Running));
+        assert_eq!(
+            vm_state_in("state", pb::VmState::Running as i32).unwrap(),
+            Some(model::VmState::Running)
+        );
         assert!(node_phase_in("phase", -1).is_err());
     }
 
@@ -248,10 +281,17 @@ mod tests {
         let s = pb::VmSpec {
             cpu_cores: 1,
             memory_mib: 128,
-            placement: Some(pb::PlacementPolicy { required_nodes: vec!["ghost".into()], ..Default::default() }),
+            placement: Some(pb::PlacementPolicy {
+                required_nodes: vec!["ghost".into()],
+                ..Default::default()
+            }),
             ..Default::default()
         };
         let e = vm_spec_in(Some(&s), &none).unwrap_err();
-        assert!(e.message.contains("required_nodes") && e.message.contains("ghost"), "{}", e.message);
+        assert!(
+            e.message.contains("required_nodes") && e.message.contains("ghost"),
+            "{}",
+            e.message
+        );
     }
 }

@@ -103,9 +103,7 @@ pub fn parse_secret(kind: SecretKind, s: &str) -> Option<&str> {
     }
     let (prefix, body) = rest.split_at(PREFIX_LEN);
     let body = body.strip_prefix('_')?;
-    let prefix_ok = prefix
-        .bytes()
-        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+    let prefix_ok = prefix.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
     let body_ok = body
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
@@ -154,16 +152,10 @@ pub fn parse_authorization(header: Option<&str>) -> Result<Bearer<'_>, AuthError
         return Err(AuthError::InvalidToken);
     }
     if let Some(prefix) = parse_secret(SecretKind::ApiKey, token) {
-        return Ok(Bearer::ApiKey {
-            prefix,
-            secret: token,
-        });
+        return Ok(Bearer::ApiKey { prefix, secret: token });
     }
     if let Some(prefix) = parse_secret(SecretKind::NodeCredential, token) {
-        return Ok(Bearer::NodeCredential {
-            prefix,
-            secret: token,
-        });
+        return Ok(Bearer::NodeCredential { prefix, secret: token });
     }
     if token.starts_with("lqx") {
         // Looks like one of ours but malformed (or a join token, which is no bearer).
@@ -225,8 +217,7 @@ pub fn new_api_key(
     now: DateTime<Utc>,
 ) -> Result<(ApiKey, Secret), AuthError> {
     let name = name.trim();
-    if name.is_empty() || name.chars().count() > MAX_NAME_LEN || name.chars().any(char::is_control)
-    {
+    if name.is_empty() || name.chars().count() > MAX_NAME_LEN || name.chars().any(char::is_control) {
         return Err(AuthError::Invalid {
             field: "name",
             why: format!("must be 1 to {MAX_NAME_LEN} printable characters"),
@@ -277,18 +268,10 @@ mod tests {
 
     #[test]
     fn generated_secrets_have_the_documented_shape() {
-        for kind in [
-            SecretKind::ApiKey,
-            SecretKind::NodeCredential,
-            SecretKind::JoinToken,
-        ] {
+        for kind in [SecretKind::ApiKey, SecretKind::NodeCredential, SecretKind::JoinToken] {
             let g = generate(kind);
             let s = g.secret.expose();
-            assert_eq!(
-                s.len(),
-                kind.tag().len() + 1 + PREFIX_LEN + 1 + SECRET_LEN,
-                "{kind:?}"
-            );
+            assert_eq!(s.len(), kind.tag().len() + 1 + PREFIX_LEN + 1 + SECRET_LEN, "{kind:?}");
             assert_eq!(parse_secret(kind, s), Some(g.prefix.as_str()));
             assert_eq!(g.hash, hash_secret(s));
             assert_eq!(g.hash.len(), 64);
@@ -302,10 +285,7 @@ mod tests {
         // Kinds do not parse as each other.
         let n = generate(SecretKind::NodeCredential);
         assert_eq!(parse_secret(SecretKind::ApiKey, n.secret.expose()), None);
-        assert_eq!(
-            parse_secret(SecretKind::NodeCredential, a.secret.expose()),
-            None
-        );
+        assert_eq!(parse_secret(SecretKind::NodeCredential, a.secret.expose()), None);
     }
 
     #[test]
@@ -335,10 +315,7 @@ mod tests {
         let mut wrong = s.to_owned().into_bytes();
         let last = wrong.len() - 1;
         wrong[last] = if wrong[last] == b'A' { b'B' } else { b'A' };
-        assert!(!verify_secret(
-            std::str::from_utf8(&wrong).unwrap(),
-            &g.hash
-        ));
+        assert!(!verify_secret(std::str::from_utf8(&wrong).unwrap(), &g.hash));
         assert!(!verify_secret(s, "not-hex"));
         assert!(!verify_secret(s, &g.hash[..62]));
         assert!(!verify_secret(s, ""));
@@ -368,10 +345,7 @@ mod tests {
             parse_authorization(Some(&format!("Bearer {}", node.secret.expose()))).unwrap(),
             Bearer::NodeCredential { .. }
         ));
-        assert!(matches!(
-            parse_authorization(None),
-            Err(AuthError::MissingCredentials)
-        ));
+        assert!(matches!(parse_authorization(None), Err(AuthError::MissingCredentials)));
         assert!(matches!(
             parse_authorization(Some("  ")),
             Err(AuthError::MissingCredentials)
@@ -453,11 +427,7 @@ mod tests {
         for creator_role in Role::ALL {
             for requested in Role::ALL {
                 let r = new_api_key(&creator(creator_role), "k", requested, 3600, t0());
-                assert_eq!(
-                    r.is_ok(),
-                    requested <= creator_role,
-                    "{creator_role} -> {requested}"
-                );
+                assert_eq!(r.is_ok(), requested <= creator_role, "{creator_role} -> {requested}");
                 if requested > creator_role {
                     assert!(matches!(r, Err(AuthError::RoleTooHigh { .. })));
                 }
@@ -474,10 +444,7 @@ mod tests {
         ));
         assert!(new_api_key(&admin, &"n".repeat(65), Role::Viewer, 0, t0()).is_err());
         assert!(new_api_key(&admin, "a\nb", Role::Viewer, 0, t0()).is_err());
-        assert_eq!(
-            expiry(t0(), 3600).unwrap(),
-            t0() + chrono::Duration::hours(1)
-        );
+        assert_eq!(expiry(t0(), 3600).unwrap(), t0() + chrono::Duration::hours(1));
         assert!(expiry(t0(), MAX_TTL.as_secs()).is_ok());
         assert!(matches!(
             expiry(t0(), MAX_TTL.as_secs() + 1),

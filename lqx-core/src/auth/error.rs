@@ -57,9 +57,7 @@ pub enum AuthError {
     KeyTooShort { len: usize, min: usize },
     #[error("Signing key is not valid base64")]
     KeyEncoding,
-    #[error(
-        "Signing key file {path} is readable by group or others (mode {mode:o}); expected 0600"
-    )]
+    #[error("Signing key file {path} is readable by group or others (mode {mode:o}); expected 0600")]
     KeyFileMode { path: PathBuf, mode: u32 },
     #[error("Cannot use signing key file {path}")]
     KeyFile {
@@ -99,9 +97,7 @@ impl From<AuthError> for crate::Error {
                 crate::Error::invalid("password", lowercase_first(&msg))
             }
             Invalid { field, ref why } => crate::Error::invalid(field, why),
-            KeyTooShort { .. } | KeyEncoding | KeyFileMode { .. } => {
-                crate::Error::precondition(msg)
-            }
+            KeyTooShort { .. } | KeyEncoding | KeyFileMode { .. } => crate::Error::precondition(msg),
             KeyFile { .. } => crate::Error::precondition(msg).with_source(e),
             Hash(_) | Signing(_) | Join(_) => crate::Error::internal(e),
         }
@@ -177,10 +173,7 @@ mod tests {
         assert_eq!(e.retry_after, Some(8));
         let e: crate::Error = AuthError::PasswordTooShort { min: 12 }.into();
         assert_eq!(e.kind, ErrorKind::InvalidArgument);
-        assert_eq!(
-            e.message,
-            "password: password too short: at least 12 characters"
-        );
+        assert_eq!(e.message, "password: password too short: at least 12 characters");
         let e: crate::Error = AuthError::RoleTooHigh {
             requested: Role::Admin,
             creator: Role::Operator,

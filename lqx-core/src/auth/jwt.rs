@@ -55,9 +55,8 @@ pub fn install_crypto_provider() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         // Err means a provider is installed already (by an earlier call in this process).
-        let _ = jsonwebtoken::crypto::CryptoProvider::install_default(
-            &jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER,
-        );
+        let _ =
+            jsonwebtoken::crypto::CryptoProvider::install_default(&jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER);
     });
 }
 
@@ -215,8 +214,7 @@ impl SigningKey {
         let path = data_dir.join(KEY_FILE);
         match Self::load(&path) {
             Ok(k) => return Ok(k),
-            Err(AuthError::KeyFile { source, .. })
-                if source.kind() == std::io::ErrorKind::NotFound => {}
+            Err(AuthError::KeyFile { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(e),
         }
         let key = Self::generate();
@@ -266,10 +264,7 @@ fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
 #[cfg(not(unix))]
 fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(path)?;
+    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).open(path)?;
     f.write_all(data)?;
     f.sync_all()
 }
@@ -380,8 +375,8 @@ impl JwtManager {
             sid: session,
             ver: subject.token_version,
         };
-        let token = jsonwebtoken::encode(&Header::new(ALGORITHM), &claims, &self.encoding)
-            .map_err(AuthError::Signing)?;
+        let token =
+            jsonwebtoken::encode(&Header::new(ALGORITHM), &claims, &self.encoding).map_err(AuthError::Signing)?;
         Ok((Secret::new(token), claims))
     }
 
@@ -398,12 +393,7 @@ impl JwtManager {
     }
 
     /// Signature, algorithm, issuer, audience, claim shapes, type and time.
-    pub fn verify(
-        &self,
-        token: &str,
-        expected: TokenType,
-        now: DateTime<Utc>,
-    ) -> Result<Claims, AuthError> {
+    pub fn verify(&self, token: &str, expected: TokenType, now: DateTime<Utc>) -> Result<Claims, AuthError> {
         if token.len() > MAX_TOKEN_LEN {
             return Err(AuthError::TokenTooLarge);
         }
@@ -470,10 +460,7 @@ mod tests {
         let msg = format!("{}.{}", b64(header), b64(payload));
         let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret).unwrap();
         mac.update(msg.as_bytes());
-        format!(
-            "{msg}.{}",
-            URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
-        )
+        format!("{msg}.{}", URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes()))
     }
 
     fn valid_payload() -> serde_json::Value {
@@ -495,10 +482,7 @@ mod tests {
         let pair = m.issue_pair(&s, sid, t0()).unwrap();
         let a = m.verify_access(pair.access_token.expose(), t0()).unwrap();
         assert_eq!(a, pair.access);
-        assert_eq!(
-            (a.sub, a.role, a.ver, a.sid),
-            (s.user_id, Role::Operator, 3, sid)
-        );
+        assert_eq!((a.sub, a.role, a.ver, a.sid), (s.user_id, Role::Operator, 3, sid));
         assert_eq!(a.exp - a.iat, 15 * 60);
         assert_eq!(a.iss, "lqx");
         let r = m.verify_refresh(pair.refresh_token.expose(), t0()).unwrap();
@@ -521,19 +505,13 @@ mod tests {
         for alg in ["none", "None", "NONE"] {
             let unsigned = format!("{}.{}.", b64(&json!({"alg": alg, "typ": "JWT"})), b64(&p));
             assert!(
-                matches!(
-                    manager().verify_access(&unsigned, t0()),
-                    Err(AuthError::InvalidToken)
-                ),
+                matches!(manager().verify_access(&unsigned, t0()), Err(AuthError::InvalidToken)),
                 "{alg}"
             );
             // With a (bogus) signature attached too.
             let signed = forge(&json!({"alg": alg}), &p, &key().0);
             assert!(
-                matches!(
-                    manager().verify_access(&signed, t0()),
-                    Err(AuthError::InvalidToken)
-                ),
+                matches!(manager().verify_access(&signed, t0()), Err(AuthError::InvalidToken)),
                 "{alg}"
             );
         }
@@ -545,9 +523,7 @@ mod tests {
         let m = manager();
         // A genuinely valid HS384 / HS512 signature with the server's own key.
         for alg in [Algorithm::HS384, Algorithm::HS512] {
-            let tok =
-                jsonwebtoken::encode(&Header::new(alg), &p, &EncodingKey::from_secret(&key().0))
-                    .unwrap();
+            let tok = jsonwebtoken::encode(&Header::new(alg), &p, &EncodingKey::from_secret(&key().0)).unwrap();
             assert!(
                 matches!(m.verify_access(&tok, t0()), Err(AuthError::InvalidToken)),
                 "{alg:?}"
@@ -585,22 +561,15 @@ mod tests {
             .unwrap()
             .0;
         let parts: Vec<&str> = tok.expose().split('.').collect();
-        let mut claims: serde_json::Value =
-            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
+        let mut claims: serde_json::Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
         claims["role"] = json!("admin");
         let tampered = format!("{}.{}.{}", parts[0], b64(&claims), parts[2]);
-        assert!(matches!(
-            m.verify_access(&tampered, t0()),
-            Err(AuthError::InvalidToken)
-        ));
+        assert!(matches!(m.verify_access(&tampered, t0()), Err(AuthError::InvalidToken)));
         // A flipped signature bit fails too.
         let mut sig = URL_SAFE_NO_PAD.decode(parts[2]).unwrap();
         sig[0] ^= 1;
         let flipped = format!("{}.{}.{}", parts[0], parts[1], URL_SAFE_NO_PAD.encode(sig));
-        assert!(matches!(
-            m.verify_access(&flipped, t0()),
-            Err(AuthError::InvalidToken)
-        ));
+        assert!(matches!(m.verify_access(&flipped, t0()), Err(AuthError::InvalidToken)));
     }
 
     #[test]
@@ -645,10 +614,7 @@ mod tests {
         let mut p = valid_payload();
         p["nbf"] = json!(t0().timestamp() + 3600);
         let tok = forge(&hs256(), &p, &key().0);
-        assert!(matches!(
-            m.verify_access(&tok, t0()),
-            Err(AuthError::TokenNotYetValid)
-        ));
+        assert!(matches!(m.verify_access(&tok, t0()), Err(AuthError::TokenNotYetValid)));
     }
 
     #[test]
@@ -756,17 +722,11 @@ mod tests {
         }
         // Valid JSON of the wrong shape, correctly signed.
         let tok = forge(&hs256(), &json!([1, 2, 3]), &key().0);
-        assert!(matches!(
-            m.verify_access(&tok, t0()),
-            Err(AuthError::InvalidToken)
-        ));
+        assert!(matches!(m.verify_access(&tok, t0()), Err(AuthError::InvalidToken)));
         let mut p = valid_payload();
         p["role"] = json!("root");
         let tok = forge(&hs256(), &p, &key().0);
-        assert!(matches!(
-            m.verify_access(&tok, t0()),
-            Err(AuthError::InvalidToken)
-        ));
+        assert!(matches!(m.verify_access(&tok, t0()), Err(AuthError::InvalidToken)));
     }
 
     #[test]
@@ -779,17 +739,12 @@ mod tests {
         ));
         assert!(matches!(
             m.verify_refresh(pair.access_token.expose(), t0()),
-            Err(AuthError::WrongTokenType {
-                expected: "refresh"
-            })
+            Err(AuthError::WrongTokenType { expected: "refresh" })
         ));
         let mut p = valid_payload();
         p["typ"] = json!("id");
         let tok = forge(&hs256(), &p, &key().0);
-        assert!(matches!(
-            m.verify_access(&tok, t0()),
-            Err(AuthError::InvalidToken)
-        ));
+        assert!(matches!(m.verify_access(&tok, t0()), Err(AuthError::InvalidToken)));
     }
 
     #[test]
@@ -811,10 +766,7 @@ mod tests {
         assert_eq!(k.0.len(), GENERATED_KEY_LEN);
         assert_eq!(SigningKey::from_base64(k.to_base64().expose()).unwrap(), k);
         let standard = base64::engine::general_purpose::STANDARD.encode(&k.0);
-        assert_eq!(
-            SigningKey::from_base64(&format!(" {standard}\n")).unwrap(),
-            k
-        );
+        assert_eq!(SigningKey::from_base64(&format!(" {standard}\n")).unwrap(), k);
         assert!(!format!("{k:?}").contains(k.to_base64().expose()));
         assert!(!format!("{:?}", manager()).contains("0123456789abcdef"));
     }

@@ -29,13 +29,10 @@ pub mod session;
 pub mod throttle;
 
 pub use apikey::{Bearer, SecretKind, parse_authorization};
-pub use error::{AuthError, Secret};
-pub use jwt::{
-    Claims, JwtConfig, JwtManager, SigningKey, TokenPair, TokenSubject, TokenType,
-    install_crypto_provider,
-};
 pub use audit::AuditNote;
-pub use service::{AuthMethod, AuthService, AuthSettings, Principal};
+pub use error::{AuthError, Secret};
+pub use jwt::{Claims, JwtConfig, JwtManager, SigningKey, TokenPair, TokenSubject, TokenType, install_crypto_provider};
 pub use rbac::{Access, Caller, authorize, check_complete, required, role_allows};
+pub use service::{AuthMethod, AuthService, AuthSettings, Principal};
 pub use session::{RefreshDecision, SessionPolicy, check_access, decide_refresh};
 pub use throttle::{LoginThrottle, ThrottlePolicy};

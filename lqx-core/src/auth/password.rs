@@ -12,8 +12,7 @@
 //! [`verify_password_async`], which run on tokio's blocking pool.
 
 use argon2::{
-    Algorithm, Argon2, Params, PasswordHash, PasswordHasher, PasswordVerifier, Version,
-    password_hash::SaltString,
+    Algorithm, Argon2, Params, PasswordHash, PasswordHasher, PasswordVerifier, Version, password_hash::SaltString,
 };
 use rand::RngCore;
 
@@ -31,14 +30,14 @@ pub const P_COST: u32 = 1;
 /// An argon2id PHC string with the production parameters (a test checks they match), a
 /// random salt and a random output (from /dev/urandom): no password is known to produce it.
 /// Verifying against it fails and costs exactly one real verification.
-pub const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$JbF7sBp+/sLTkUYBkBtlOA$mxrQcpFqMpSF9SuM0WwFZCvkinrrBQbvHlIKT2ohZOs";
+pub const DUMMY_HASH: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$JbF7sBp+/sLTkUYBkBtlOA$mxrQcpFqMpSF9SuM0WwFZCvkinrrBQbvHlIKT2ohZOs";
 
 // The floor the issue sets, kept at compile time.
 const _: () = assert!(M_COST_KIB >= 19 * 1024 && T_COST >= 2 && P_COST >= 1);
 
 fn argon2() -> Argon2<'static> {
-    let params =
-        Params::new(M_COST_KIB, T_COST, P_COST, None).expect("constant parameters are valid");
+    let params = Params::new(M_COST_KIB, T_COST, P_COST, None).expect("constant parameters are valid");
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
 }
 
@@ -46,14 +45,10 @@ fn argon2() -> Argon2<'static> {
 /// username (case-insensitively; for usernames shorter than 3 characters, not equal to it).
 pub fn check_policy(username: &str, password: &str) -> Result<(), AuthError> {
     if password.len() > MAX_PASSWORD_LEN {
-        return Err(AuthError::PasswordTooLong {
-            max: MAX_PASSWORD_LEN,
-        });
+        return Err(AuthError::PasswordTooLong { max: MAX_PASSWORD_LEN });
     }
     if password.chars().count() < MIN_PASSWORD_LEN {
-        return Err(AuthError::PasswordTooShort {
-            min: MIN_PASSWORD_LEN,
-        });
+        return Err(AuthError::PasswordTooShort { min: MIN_PASSWORD_LEN });
     }
     let user = username.trim().to_lowercase();
     let pass = password.to_lowercase();
@@ -66,9 +61,7 @@ pub fn check_policy(username: &str, password: &str) -> Result<(), AuthError> {
 /// Hashes a password into a PHC string with a fresh 16-byte salt. Blocking (CPU-heavy).
 pub fn hash_password(password: &str) -> Result<String, AuthError> {
     if password.len() > MAX_PASSWORD_LEN {
-        return Err(AuthError::PasswordTooLong {
-            max: MAX_PASSWORD_LEN,
-        });
+        return Err(AuthError::PasswordTooLong { max: MAX_PASSWORD_LEN });
     }
     let mut salt = [0u8; 16];
     rand::rng().fill_bytes(&mut salt);
@@ -123,10 +116,7 @@ pub async fn hash_password_async(password: Secret) -> Result<String, AuthError> 
 }
 
 /// [`verify_password`] on the blocking pool.
-pub async fn verify_password_async(
-    password: Secret,
-    stored: Option<String>,
-) -> Result<bool, AuthError> {
+pub async fn verify_password_async(password: Secret, stored: Option<String>) -> Result<bool, AuthError> {
     tokio::task::spawn_blocking(move || verify_password(password.expose(), stored.as_deref()))
         .await
         .map_err(AuthError::Join)?
@@ -164,10 +154,7 @@ mod tests {
         check_policy("alice", &"x".repeat(1024)).unwrap();
         for bad in ["administrator", "ADMINADMINADMIN", "my-Admin-password"] {
             assert!(
-                matches!(
-                    check_policy("admin", bad),
-                    Err(AuthError::PasswordContainsUsername)
-                ),
+                matches!(check_policy("admin", bad), Err(AuthError::PasswordContainsUsername)),
                 "{bad}"
             );
         }
@@ -185,10 +172,7 @@ mod tests {
         let h = PasswordHash::new(DUMMY_HASH).unwrap();
         assert_eq!(h.algorithm.as_str(), "argon2id");
         let p = Params::try_from(&h).unwrap();
-        assert_eq!(
-            (p.m_cost(), p.t_cost(), p.p_cost()),
-            (M_COST_KIB, T_COST, P_COST)
-        );
+        assert_eq!((p.m_cost(), p.t_cost(), p.p_cost()), (M_COST_KIB, T_COST, P_COST));
         assert!(!needs_rehash(DUMMY_HASH));
     }
 

@@ -72,92 +72,32 @@ pub const RULES: &[(&str, Access)] = &[
     ("/limiquantix.auth.v1.AuthService/WhoAmI", Authenticated),
     // Self-service with the old password; an admin reset (user_id set) also needs
     // user:manage, checked by the handler.
-    (
-        "/limiquantix.auth.v1.AuthService/ChangePassword",
-        UserSession,
-    ),
-    (
-        "/limiquantix.auth.v1.AuthService/CreateUser",
-        perm(P::UserManage),
-    ),
-    (
-        "/limiquantix.auth.v1.AuthService/ListUsers",
-        perm(P::UserManage),
-    ),
-    (
-        "/limiquantix.auth.v1.AuthService/UpdateUser",
-        perm(P::UserManage),
-    ),
-    (
-        "/limiquantix.auth.v1.AuthService/DeleteUser",
-        perm(P::UserManage),
-    ),
-    (
-        "/limiquantix.auth.v1.AuthService/CreateAPIKey",
-        perm(P::ApiKeyManage),
-    ),
-    (
-        "/limiquantix.auth.v1.AuthService/ListAPIKeys",
-        perm(P::ApiKeyManage),
-    ),
-    (
-        "/limiquantix.auth.v1.AuthService/RevokeAPIKey",
-        perm(P::ApiKeyManage),
-    ),
-    (
-        "/limiquantix.auth.v1.AuthService/ListAuditEntries",
-        perm(P::AuditRead),
-    ),
+    ("/limiquantix.auth.v1.AuthService/ChangePassword", UserSession),
+    ("/limiquantix.auth.v1.AuthService/CreateUser", perm(P::UserManage)),
+    ("/limiquantix.auth.v1.AuthService/ListUsers", perm(P::UserManage)),
+    ("/limiquantix.auth.v1.AuthService/UpdateUser", perm(P::UserManage)),
+    ("/limiquantix.auth.v1.AuthService/DeleteUser", perm(P::UserManage)),
+    ("/limiquantix.auth.v1.AuthService/CreateAPIKey", perm(P::ApiKeyManage)),
+    ("/limiquantix.auth.v1.AuthService/ListAPIKeys", perm(P::ApiKeyManage)),
+    ("/limiquantix.auth.v1.AuthService/RevokeAPIKey", perm(P::ApiKeyManage)),
+    ("/limiquantix.auth.v1.AuthService/ListAuditEntries", perm(P::AuditRead)),
     // limiquantix.compute.v1.VMService
-    (
-        "/limiquantix.compute.v1.VMService/CreateVM",
-        perm(P::VmCreate),
-    ),
+    ("/limiquantix.compute.v1.VMService/CreateVM", perm(P::VmCreate)),
     ("/limiquantix.compute.v1.VMService/GetVM", perm(P::VmRead)),
     ("/limiquantix.compute.v1.VMService/ListVMs", perm(P::VmRead)),
-    (
-        "/limiquantix.compute.v1.VMService/UpdateVM",
-        perm(P::VmUpdate),
-    ),
-    (
-        "/limiquantix.compute.v1.VMService/DeleteVM",
-        perm(P::VmDelete),
-    ),
-    (
-        "/limiquantix.compute.v1.VMService/StartVM",
-        perm(P::VmPower),
-    ),
+    ("/limiquantix.compute.v1.VMService/UpdateVM", perm(P::VmUpdate)),
+    ("/limiquantix.compute.v1.VMService/DeleteVM", perm(P::VmDelete)),
+    ("/limiquantix.compute.v1.VMService/StartVM", perm(P::VmPower)),
     ("/limiquantix.compute.v1.VMService/StopVM", perm(P::VmPower)),
-    (
-        "/limiquantix.compute.v1.VMService/RebootVM",
-        perm(P::VmPower),
-    ),
-    (
-        "/limiquantix.compute.v1.VMService/MigrateVM",
-        perm(P::VmMigrate),
-    ),
+    ("/limiquantix.compute.v1.VMService/RebootVM", perm(P::VmPower)),
+    ("/limiquantix.compute.v1.VMService/MigrateVM", perm(P::VmMigrate)),
     ("/limiquantix.compute.v1.VMService/WatchVM", perm(P::VmRead)),
-    (
-        "/limiquantix.compute.v1.VMService/WatchVMs",
-        perm(P::VmRead),
-    ),
+    ("/limiquantix.compute.v1.VMService/WatchVMs", perm(P::VmRead)),
     // limiquantix.compute.v1.NodeService
-    (
-        "/limiquantix.compute.v1.NodeService/GetNode",
-        perm(P::NodeRead),
-    ),
-    (
-        "/limiquantix.compute.v1.NodeService/ListNodes",
-        perm(P::NodeRead),
-    ),
-    (
-        "/limiquantix.compute.v1.NodeService/EnableNode",
-        perm(P::NodeManage),
-    ),
-    (
-        "/limiquantix.compute.v1.NodeService/DisableNode",
-        perm(P::NodeManage),
-    ),
+    ("/limiquantix.compute.v1.NodeService/GetNode", perm(P::NodeRead)),
+    ("/limiquantix.compute.v1.NodeService/ListNodes", perm(P::NodeRead)),
+    ("/limiquantix.compute.v1.NodeService/EnableNode", perm(P::NodeManage)),
+    ("/limiquantix.compute.v1.NodeService/DisableNode", perm(P::NodeManage)),
     (
         "/limiquantix.compute.v1.NodeService/EnterMaintenance",
         perm(P::NodeManage),
@@ -170,55 +110,28 @@ pub const RULES: &[(&str, Access)] = &[
         "/limiquantix.compute.v1.NodeService/CreateJoinToken",
         perm(P::NodeManage),
     ),
-    (
-        "/limiquantix.compute.v1.NodeService/DeleteNode",
-        perm(P::NodeManage),
-    ),
-    (
-        "/limiquantix.compute.v1.NodeService/WatchNode",
-        perm(P::NodeRead),
-    ),
-    (
-        "/limiquantix.compute.v1.NodeService/WatchNodes",
-        perm(P::NodeRead),
-    ),
+    ("/limiquantix.compute.v1.NodeService/DeleteNode", perm(P::NodeManage)),
+    ("/limiquantix.compute.v1.NodeService/WatchNode", perm(P::NodeRead)),
+    ("/limiquantix.compute.v1.NodeService/WatchNodes", perm(P::NodeRead)),
     // limiquantix.node.v1.AgentService
     ("/limiquantix.node.v1.AgentService/Register", JoinToken),
-    (
-        "/limiquantix.node.v1.AgentService/Heartbeat",
-        NodeCredential,
-    ),
+    ("/limiquantix.node.v1.AgentService/Heartbeat", NodeCredential),
     // limiquantix.alert.v1.AlertService
-    (
-        "/limiquantix.alert.v1.AlertService/ListAlerts",
-        perm(P::AlertRead),
-    ),
-    (
-        "/limiquantix.alert.v1.AlertService/GetAlert",
-        perm(P::AlertRead),
-    ),
+    ("/limiquantix.alert.v1.AlertService/ListAlerts", perm(P::AlertRead)),
+    ("/limiquantix.alert.v1.AlertService/GetAlert", perm(P::AlertRead)),
     (
         "/limiquantix.alert.v1.AlertService/AcknowledgeAlert",
         perm(P::AlertManage),
     ),
-    (
-        "/limiquantix.alert.v1.AlertService/ResolveAlert",
-        perm(P::AlertManage),
-    ),
-    (
-        "/limiquantix.alert.v1.AlertService/GetAlertSummary",
-        perm(P::AlertRead),
-    ),
+    ("/limiquantix.alert.v1.AlertService/ResolveAlert", perm(P::AlertManage)),
+    ("/limiquantix.alert.v1.AlertService/GetAlertSummary", perm(P::AlertRead)),
     // Webhooks send cluster data to arbitrary URLs: a setting. Their URLs often embed a
     // secret (Slack, Teams), so even listing them is kept from viewers.
     (
         "/limiquantix.alert.v1.AlertService/CreateWebhook",
         perm(P::SettingsManage),
     ),
-    (
-        "/limiquantix.alert.v1.AlertService/ListWebhooks",
-        perm(P::AlertManage),
-    ),
+    ("/limiquantix.alert.v1.AlertService/ListWebhooks", perm(P::AlertManage)),
     (
         "/limiquantix.alert.v1.AlertService/DeleteWebhook",
         perm(P::SettingsManage),
@@ -228,50 +141,29 @@ pub const RULES: &[(&str, Access)] = &[
         perm(P::SettingsManage),
     ),
     // limiquantix.drs.v1.DRSService
-    (
-        "/limiquantix.drs.v1.DRSService/ListRecommendations",
-        perm(P::DrsRead),
-    ),
-    (
-        "/limiquantix.drs.v1.DRSService/GetRecommendation",
-        perm(P::DrsRead),
-    ),
+    ("/limiquantix.drs.v1.DRSService/ListRecommendations", perm(P::DrsRead)),
+    ("/limiquantix.drs.v1.DRSService/GetRecommendation", perm(P::DrsRead)),
     (
         "/limiquantix.drs.v1.DRSService/ApproveRecommendation",
         perm(P::DrsApprove),
     ),
-    (
-        "/limiquantix.drs.v1.DRSService/ApplyRecommendation",
-        perm(P::DrsApply),
-    ),
+    ("/limiquantix.drs.v1.DRSService/ApplyRecommendation", perm(P::DrsApply)),
     (
         "/limiquantix.drs.v1.DRSService/RejectRecommendation",
         perm(P::DrsApprove),
     ),
     // An analysis run may lead straight to migrations under full automation.
-    (
-        "/limiquantix.drs.v1.DRSService/RunAnalysis",
-        perm(P::DrsApply),
-    ),
-    (
-        "/limiquantix.drs.v1.DRSService/GetDRSStatus",
-        perm(P::DrsRead),
-    ),
+    ("/limiquantix.drs.v1.DRSService/RunAnalysis", perm(P::DrsApply)),
+    ("/limiquantix.drs.v1.DRSService/GetDRSStatus", perm(P::DrsRead)),
     (
         "/limiquantix.drs.v1.DRSService/UpdateDRSConfig",
         perm(P::SettingsManage),
     ),
     // limiquantix.ha.v1.HAService
     ("/limiquantix.ha.v1.HAService/GetHAStatus", perm(P::HaRead)),
-    (
-        "/limiquantix.ha.v1.HAService/ManualFailover",
-        perm(P::HaFailover),
-    ),
+    ("/limiquantix.ha.v1.HAService/ManualFailover", perm(P::HaFailover)),
     // limiquantix.events.v1.EventService: the handler filters events by the caller's role.
-    (
-        "/limiquantix.events.v1.EventService/Subscribe",
-        Authenticated,
-    ),
+    ("/limiquantix.events.v1.EventService/Subscribe", Authenticated),
 ];
 
 /// Services outside proto/ that are public as a whole: health checks and reflection.
@@ -298,8 +190,7 @@ pub const OPERATOR_PERMISSIONS: &[Permission] = &[
     P::AuditRead,
     P::ApiKeyManage,
 ];
-pub const VIEWER_PERMISSIONS: &[Permission] =
-    &[P::VmRead, P::NodeRead, P::AlertRead, P::DrsRead, P::HaRead];
+pub const VIEWER_PERMISSIONS: &[Permission] = &[P::VmRead, P::NodeRead, P::AlertRead, P::DrsRead, P::HaRead];
 
 /// The permissions a role holds.
 pub fn permissions(role: Role) -> &'static [Permission] {
@@ -333,8 +224,7 @@ pub fn read_permission_for_resource(resource_type: &str) -> Option<Permission> {
     }
 }
 
-static INDEX: LazyLock<HashMap<&'static str, Access>> =
-    LazyLock::new(|| RULES.iter().copied().collect());
+static INDEX: LazyLock<HashMap<&'static str, Access>> = LazyLock::new(|| RULES.iter().copied().collect());
 
 /// What `method_path` (e.g. `/limiquantix.compute.v1.VMService/CreateVM`) requires; `None`
 /// for an RPC that is not in the table, which must be denied.
@@ -359,16 +249,12 @@ pub fn authorize(method_path: &str, caller: Caller) -> Result<Access, AuthError>
         (NodeCredential, Caller::Node) => true,
         (NodeCredential, _) => return Err(AuthError::Forbidden("node credential required")),
         (_, Caller::Node) => {
-            return Err(AuthError::Forbidden(
-                "node credentials may only call the agent API",
-            ));
+            return Err(AuthError::Forbidden("node credentials may only call the agent API"));
         }
         (Authenticated, Caller::User(_) | Caller::ApiKey(_)) => true,
         (UserSession, Caller::User(_)) => true,
         (UserSession, Caller::ApiKey(_)) => {
-            return Err(AuthError::Forbidden(
-                "a user session is required, not an API key",
-            ));
+            return Err(AuthError::Forbidden("a user session is required, not an API key"));
         }
         (Access::Permission(p), Caller::User(role)) => role_allows(role, p),
         (Access::Permission(p), Caller::ApiKey(role)) => api_key_allows(role, p),
@@ -390,11 +276,7 @@ pub fn check_complete<S: AsRef<str>>(all_method_paths: &[S]) -> Result<(), Vec<S
         .filter(|m| required(m).is_none())
         .map(str::to_owned)
         .collect();
-    if missing.is_empty() {
-        Ok(())
-    } else {
-        Err(missing)
-    }
+    if missing.is_empty() { Ok(()) } else { Err(missing) }
 }
 
 /// Every RPC declared in proto/ (from the compiled descriptor set), as full method paths.
@@ -422,21 +304,14 @@ mod tests {
     #[test]
     fn every_declared_rpc_is_in_the_table_and_nothing_else() {
         let declared = declared_method_paths();
-        assert!(
-            declared.len() >= 50,
-            "descriptor lists only {} RPCs",
-            declared.len()
-        );
+        assert!(declared.len() >= 50, "descriptor lists only {} RPCs", declared.len());
         check_complete(&declared).unwrap();
         assert_eq!(declared.len(), RULES.len());
         let declared: HashSet<&str> = declared.iter().map(String::as_str).collect();
         let mut seen = HashSet::new();
         for (path, _) in RULES {
             assert!(seen.insert(*path), "{path} is listed twice");
-            assert!(
-                declared.contains(path),
-                "{path} is in the table but not in proto/"
-            );
+            assert!(declared.contains(path), "{path} is in the table but not in proto/");
         }
     }
 
@@ -448,14 +323,9 @@ mod tests {
         ];
         assert_eq!(
             check_complete(&paths),
-            Err(vec![
-                "/limiquantix.compute.v1.VMService/FormatDisk".to_string()
-            ])
+            Err(vec!["/limiquantix.compute.v1.VMService/FormatDisk".to_string()])
         );
-        assert_eq!(
-            required("/limiquantix.compute.v1.VMService/FormatDisk"),
-            None
-        );
+        assert_eq!(required("/limiquantix.compute.v1.VMService/FormatDisk"), None);
         assert!(matches!(
             authorize(
                 "/limiquantix.compute.v1.VMService/FormatDisk",
@@ -471,11 +341,7 @@ mod tests {
 
     #[test]
     fn only_login_refresh_health_and_reflection_are_public() {
-        let public: Vec<&str> = RULES
-            .iter()
-            .filter(|(_, a)| *a == Public)
-            .map(|(p, _)| *p)
-            .collect();
+        let public: Vec<&str> = RULES.iter().filter(|(_, a)| *a == Public).map(|(p, _)| *p).collect();
         assert_eq!(
             public,
             [
@@ -532,11 +398,7 @@ mod tests {
         let role = match caller {
             Caller::Anonymous => return Err("unauthenticated"),
             Caller::Node => {
-                return if method == "Heartbeat" {
-                    Ok(())
-                } else {
-                    Err("denied")
-                };
+                return if method == "Heartbeat" { Ok(()) } else { Err("denied") };
             }
             Caller::User(r) | Caller::ApiKey(r) => r,
         };
@@ -550,19 +412,10 @@ mod tests {
         if ["WhoAmI", "Subscribe"].contains(&method) {
             return Ok(());
         }
-        let admin_only = [
-            "CreateUser",
-            "ListUsers",
-            "UpdateUser",
-            "DeleteUser",
-            "UpdateDRSConfig",
-        ]
-        .contains(&method)
+        let admin_only = ["CreateUser", "ListUsers", "UpdateUser", "DeleteUser", "UpdateDRSConfig"].contains(&method)
             || ["CreateWebhook", "DeleteWebhook", "TestWebhook"].contains(&method);
         let key_mgmt = method.ends_with("APIKey") || method == "ListAPIKeys";
-        let read_only = ["Get", "List", "Watch"]
-            .iter()
-            .any(|v| method.starts_with(v))
+        let read_only = ["Get", "List", "Watch"].iter().any(|v| method.starts_with(v))
             && method != "ListWebhooks"
             && method != "ListAuditEntries"
             && !key_mgmt
@@ -595,10 +448,7 @@ mod tests {
                 match (expected(&path, caller), &got) {
                     (Ok(()), Ok(_)) => {}
                     (Err("unauthenticated"), Err(AuthError::MissingCredentials)) => {}
-                    (
-                        Err("denied"),
-                        Err(AuthError::PermissionDenied { .. } | AuthError::Forbidden(_)),
-                    ) => {}
+                    (Err("denied"), Err(AuthError::PermissionDenied { .. } | AuthError::Forbidden(_))) => {}
                     (want, got) => panic!("{path} as {caller:?}: expected {want:?}, got {got:?}"),
                 }
                 // The mapping to the transport-agnostic error keeps the two refusals apart.
@@ -623,10 +473,7 @@ mod tests {
         assert_eq!(read_permission_for_resource("ha"), Some(P::HaRead));
         assert_eq!(read_permission_for_resource("user"), None);
         for t in ["vm", "node", "alert", "drs", "ha"] {
-            assert!(role_allows(
-                Role::Viewer,
-                read_permission_for_resource(t).unwrap()
-            ));
+            assert!(role_allows(Role::Viewer, read_permission_for_resource(t).unwrap()));
         }
     }
 }

@@ -54,12 +54,7 @@ fn add(now: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
 }
 
 /// The session record to insert at login, for the refresh token just issued.
-pub fn start(
-    refresh: &Claims,
-    client_address: &str,
-    policy: &SessionPolicy,
-    now: DateTime<Utc>,
-) -> AuthSession {
+pub fn start(refresh: &Claims, client_address: &str, policy: &SessionPolicy, now: DateTime<Utc>) -> AuthSession {
     debug_assert_eq!(refresh.typ, TokenType::Refresh);
     AuthSession {
         id: refresh.sid,
@@ -176,12 +171,10 @@ pub fn check_access(
     user: Option<&User>,
     now: DateTime<Utc>,
 ) -> Result<(), AuthError> {
-    let user_ok = user.is_some_and(|u| {
-        u.id == claims.sub && !u.disabled && u.token_version == claims.ver && u.role == claims.role
-    });
-    let session_ok = session.is_some_and(|s| {
-        s.id == claims.sid && s.user_id == claims.sub && !s.is_revoked() && now < s.expires_at
-    });
+    let user_ok = user
+        .is_some_and(|u| u.id == claims.sub && !u.disabled && u.token_version == claims.ver && u.role == claims.role);
+    let session_ok =
+        session.is_some_and(|s| s.id == claims.sid && s.user_id == claims.sub && !s.is_revoked() && now < s.expires_at);
     if user_ok && session_ok {
         Ok(())
     } else {
@@ -217,17 +210,12 @@ mod tests {
     }
 
     fn jwt() -> JwtManager {
-        JwtManager::new(
-            &SigningKey::from_bytes(vec![42; 32]).unwrap(),
-            JwtConfig::default(),
-        )
+        JwtManager::new(&SigningKey::from_bytes(vec![42; 32]).unwrap(), JwtConfig::default())
     }
 
     /// Login: a pair and the session record.
     fn login(m: &JwtManager, u: &User) -> (TokenPair, AuthSession) {
-        let pair = m
-            .issue_pair(&TokenSubject::from(u), SessionId::new(), t0())
-            .unwrap();
+        let pair = m.issue_pair(&TokenSubject::from(u), SessionId::new(), t0()).unwrap();
         let s = start(&pair.refresh, "10.0.0.1", &SessionPolicy::default(), t0());
         (pair, s)
     }
@@ -241,10 +229,7 @@ mod tests {
         }
         fn cas(&self, expected_jti: Uuid, expected_generation: u64, next: AuthSession) -> bool {
             let mut cur = self.0.lock().unwrap();
-            if cur.current_jti == expected_jti
-                && cur.generation == expected_generation
-                && !cur.is_revoked()
-            {
+            if cur.current_jti == expected_jti && cur.generation == expected_generation && !cur.is_revoked() {
                 *cur = next;
                 true
             } else {
@@ -258,13 +243,7 @@ mod tests {
     }
 
     /// The refresh flow as the AuthService runs it, over `Row`.
-    fn refresh(
-        m: &JwtManager,
-        row: &Row,
-        u: &User,
-        token: &str,
-        now: DateTime<Utc>,
-    ) -> Result<TokenPair, AuthError> {
+    fn refresh(m: &JwtManager, row: &Row, u: &User, token: &str, now: DateTime<Utc>) -> Result<TokenPair, AuthError> {
         let claims = m.verify_refresh(token, now)?;
         loop {
             let s = row.read();
@@ -274,11 +253,7 @@ mod tests {
                     expected_generation,
                 } => {
                     let pair = m.issue_pair(&TokenSubject::from(u), s.id, now)?;
-                    if row.cas(
-                        expected_jti,
-                        expected_generation,
-                        rotated(&s, &pair.refresh, now),
-                    ) {
+                    if row.cas(expected_jti, expected_generation, rotated(&s, &pair.refresh, now)) {
                         return Ok(pair);
                     }
                     // Lost a race: decide again on the fresh record.
@@ -344,17 +319,9 @@ mod tests {
         };
         let win = m.issue_pair(&TokenSubject::from(&u), s.id, now).unwrap();
         let lose = m.issue_pair(&TokenSubject::from(&u), s.id, now).unwrap();
-        assert!(row.cas(
-            expected_jti,
-            expected_generation,
-            rotated(&s, &win.refresh, now)
-        ));
+        assert!(row.cas(expected_jti, expected_generation, rotated(&s, &win.refresh, now)));
         assert!(
-            !row.cas(
-                expected_jti,
-                expected_generation,
-                rotated(&s, &lose.refresh, now)
-            ),
+            !row.cas(expected_jti, expected_generation, rotated(&s, &lose.refresh, now)),
             "the loser's swap must fail"
         );
         // The loser reads again and decides again: reuse.
@@ -463,12 +430,7 @@ mod tests {
         let claims = m.verify_refresh(p1.refresh_token.expose(), t0()).unwrap();
         let end = s.expires_at;
         assert!(matches!(
-            decide_refresh(
-                &claims,
-                Some(&s),
-                Some(&u),
-                end - chrono::Duration::seconds(1)
-            ),
+            decide_refresh(&claims, Some(&s), Some(&u), end - chrono::Duration::seconds(1)),
             RefreshDecision::Rotate { .. }
         ));
         assert_eq!(
@@ -484,10 +446,7 @@ mod tests {
         let u = user();
         let (p1, s) = login(&m, &u);
         let claims = m.verify_refresh(p1.refresh_token.expose(), t0()).unwrap();
-        assert_eq!(
-            decide_refresh(&claims, None, Some(&u), t0()),
-            RefreshDecision::Unknown
-        );
+        assert_eq!(decide_refresh(&claims, None, Some(&u), t0()), RefreshDecision::Unknown);
         let (_, other) = login(&m, &u);
         assert_eq!(
             decide_refresh(&claims, Some(&other), Some(&u), t0()),

@@ -78,8 +78,7 @@ impl Counter {
 
     /// Milliseconds left to wait, if any.
     fn wait_ms(&self, p: &ThrottlePolicy, now_ms: u64) -> Option<u64> {
-        (self.fresh(p, now_ms) && now_ms < self.blocked_until_ms)
-            .then(|| self.blocked_until_ms - now_ms)
+        (self.fresh(p, now_ms) && now_ms < self.blocked_until_ms).then(|| self.blocked_until_ms - now_ms)
     }
 
     fn fail(&mut self, p: &ThrottlePolicy, free: u32, now_ms: u64) {
@@ -94,10 +93,7 @@ impl Counter {
         self.last_ms = now_ms;
         if self.failures > free {
             let exp = (self.failures - free - 1).min(40);
-            let delay = p
-                .base_delay_ms
-                .saturating_mul(1u64 << exp)
-                .min(p.max_delay_ms);
+            let delay = p.base_delay_ms.saturating_mul(1u64 << exp).min(p.max_delay_ms);
             self.blocked_until_ms = now_ms.saturating_add(delay);
         }
     }
@@ -144,38 +140,28 @@ impl LoginThrottle {
     fn is_known(&self, account: &str, addr: Option<IpAddr>, now_ms: u64) -> bool {
         let Some(addr) = addr else { return false };
         self.known.get(account).is_some_and(|v| {
-            v.iter().any(|(a, t)| {
-                *a == addr && now_ms.saturating_sub(*t) < self.policy.known_address_ms
-            })
+            v.iter()
+                .any(|(a, t)| *a == addr && now_ms.saturating_sub(*t) < self.policy.known_address_ms)
         })
     }
 
     /// Starts a login attempt for `username` from `addr`: refuses it while a counter that
     /// applies is waiting, otherwise counts it as a failure until [`Self::succeeded`] says
     /// otherwise.
-    pub fn begin(
-        &mut self,
-        username: &str,
-        addr: Option<IpAddr>,
-        now_ms: u64,
-    ) -> Result<(), AuthError> {
+    pub fn begin(&mut self, username: &str, addr: Option<IpAddr>, now_ms: u64) -> Result<(), AuthError> {
         let account = crate::model::normalize_username(username);
         let addr = addr.map(address_key);
         let p = self.policy;
         let pair_key = (account.clone(), addr);
         let known = self.is_known(&account, addr, now_ms);
         let waits = [
-            self.pairs
-                .get(&pair_key)
-                .and_then(|c| c.wait_ms(&p, now_ms)),
+            self.pairs.get(&pair_key).and_then(|c| c.wait_ms(&p, now_ms)),
             addr.and_then(|a| self.addresses.get(&a))
                 .and_then(|c| c.wait_ms(&p, now_ms)),
             if known {
                 None
             } else {
-                self.accounts
-                    .get(&account)
-                    .and_then(|c| c.wait_ms(&p, now_ms))
+                self.accounts.get(&account).and_then(|c| c.wait_ms(&p, now_ms))
             },
         ];
         if let Some(ms) = waits.into_iter().flatten().max() {
@@ -409,8 +395,7 @@ mod tests {
         assert_eq!(retry(t.begin("alice", A, now)), None);
         t.succeeded("alice", A, now);
         // The worst wait anywhere is the cap.
-        let w = retry(t.begin("alice", Some(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 9))), now))
-            .unwrap_or(0);
+        let w = retry(t.begin("alice", Some(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 9))), now)).unwrap_or(0);
         assert!(w <= 15 * 60);
     }
 

@@ -8,11 +8,20 @@ use crate::{Error, Result};
 impl Compute {
     /// Migrates a VM to `target` (None: the scheduler picks). Never leaves the VM running
     /// in two places: a cold move stops it on the source before it is started on the target.
-    pub async fn migrate_vm(&self, id_or_name: &str, project: ProjectId, target: Option<&str>, cold: bool) -> Result<MigrateOutcome> {
+    pub async fn migrate_vm(
+        &self,
+        id_or_name: &str,
+        project: ProjectId,
+        target: Option<&str>,
+        cold: bool,
+    ) -> Result<MigrateOutcome> {
         let vm = self.store.resolve_vm(id_or_name, project).await?;
         let _g = self.lock(vm.id).await;
         let mut vm = self.store.get_vm(vm.id).await?;
-        let source = vm.status.node_id.ok_or_else(|| Error::precondition(format!("VM {} is not placed on a node", vm.name)))?;
+        let source = vm
+            .status
+            .node_id
+            .ok_or_else(|| Error::precondition(format!("VM {} is not placed on a node", vm.name)))?;
         let target = {
             let _p = self.placement_lock.lock().await;
             let pinned = match target {
@@ -37,9 +46,13 @@ impl Compute {
         vm.status.state = VmState::Migrating;
         vm = self.store.update_vm(&vm).await?;
         let result = if live {
-            src.migrate_live(vm.id, dst.uri().to_string(), None).await.map_err(Error::from)
+            src.migrate_live(vm.id, dst.uri().to_string(), None)
+                .await
+                .map_err(Error::from)
         } else {
-            crate::driver::migrate::cold_migrate(src.as_ref(), dst.as_ref(), &super::vms::domain_spec(&vm), running).await.map_err(Error::from)
+            crate::driver::migrate::cold_migrate(src.as_ref(), dst.as_ref(), &super::vms::domain_spec(&vm), running)
+                .await
+                .map_err(Error::from)
         };
         match result {
             Ok(()) => {
@@ -48,7 +61,12 @@ impl Compute {
                 vm.status.message.clear();
                 let vm = self.store.update_vm(&vm).await?;
                 self.publish_vm(EventType::Migrated, &vm);
-                Ok(MigrateOutcome { vm, source, target, live })
+                Ok(MigrateOutcome {
+                    vm,
+                    source,
+                    target,
+                    live,
+                })
             }
             Err(e) => {
                 vm.status.state = prev_state;

@@ -11,9 +11,9 @@ pub mod agents;
 pub mod failover;
 pub mod hosts;
 mod migrate;
-pub mod sim;
-mod schedule;
 pub mod nodes;
+mod schedule;
+pub mod sim;
 pub mod vms;
 
 pub use nodes::NodeRegistration;
@@ -43,7 +43,14 @@ pub struct Compute {
 
 impl Compute {
     pub fn new(store: Store, hosts: Hosts, events: crate::events::EventBus) -> Self {
-        Compute { store, hosts, events, locks: Arc::default(), placement_lock: Arc::default(), health: Arc::default() }
+        Compute {
+            store,
+            hosts,
+            events,
+            locks: Arc::default(),
+            placement_lock: Arc::default(),
+            health: Arc::default(),
+        }
     }
 
     /// Serializes operations on one VM.

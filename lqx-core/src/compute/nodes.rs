@@ -45,7 +45,10 @@ impl Compute {
     /// hypervisor, creates or refreshes the node record and connects it.
     pub async fn attach_node(&self, reg: NodeRegistration, hv: Arc<dyn Hypervisor>) -> Result<Node> {
         let info = hv.node_info().await?;
-        let capacity = Resources { cpu_cores: info.cpus, memory_mib: info.memory_mib };
+        let capacity = Resources {
+            cpu_cores: info.cpus,
+            memory_mib: info.memory_mib,
+        };
         let allocatable = Resources {
             cpu_cores: capacity.cpu_cores.saturating_sub(reg.reserved.cpu_cores).max(1),
             memory_mib: capacity.memory_mib.saturating_sub(reg.reserved.memory_mib).max(64),
@@ -65,14 +68,22 @@ impl Compute {
                 let n = Node {
                     id: NodeId::new(),
                     name: reg.name.clone(),
-                    hostname: if info.hostname.is_empty() { reg.hostname.clone() } else { info.hostname.clone() },
+                    hostname: if info.hostname.is_empty() {
+                        reg.hostname.clone()
+                    } else {
+                        info.hostname.clone()
+                    },
                     management_address: reg.management_address.clone(),
                     labels: reg.labels.clone(),
                     capacity,
                     allocatable,
                     cpu_overcommit: reg.cpu_overcommit,
                     memory_overcommit: reg.memory_overcommit,
-                    phase: if reg.maintenance { NodePhase::Maintenance } else { NodePhase::Ready },
+                    phase: if reg.maintenance {
+                        NodePhase::Maintenance
+                    } else {
+                        NodePhase::Ready
+                    },
                     schedulable: true,
                     libvirt_uri: reg.libvirt_uri.clone(),
                     last_heartbeat: Some(Utc::now()),
@@ -119,8 +130,10 @@ impl Compute {
     async fn fill_usage(&self, nodes: &mut [Node]) -> Result<()> {
         let vms = self.store.all_vms().await?;
         for n in nodes.iter_mut() {
-            n.usage.running_vms =
-                vms.iter().filter(|v| v.status.node_id == Some(n.id) && v.status.state.is_active()).count() as u32;
+            n.usage.running_vms = vms
+                .iter()
+                .filter(|v| v.status.node_id == Some(n.id) && v.status.state.is_active())
+                .count() as u32;
         }
         Ok(())
     }
@@ -147,18 +160,22 @@ impl Compute {
     }
 
     pub async fn enable_node(&self, id_or_name: &str) -> Result<Node> {
-        self.modify_node(id_or_name, EventType::Enabled, |n| n.schedulable = true).await
+        self.modify_node(id_or_name, EventType::Enabled, |n| n.schedulable = true)
+            .await
     }
 
     pub async fn disable_node(&self, id_or_name: &str) -> Result<Node> {
-        self.modify_node(id_or_name, EventType::Disabled, |n| n.schedulable = false).await
+        self.modify_node(id_or_name, EventType::Disabled, |n| n.schedulable = false)
+            .await
     }
 
     /// Puts a node in maintenance: no new VMs land on it, and DRS evacuates its running
     /// VMs as mandatory moves. With `evacuate`, running VMs are migrated away now.
     pub async fn enter_maintenance(&self, id_or_name: &str, evacuate: bool) -> Result<Node> {
         let n = self
-            .modify_node(id_or_name, EventType::MaintenanceEntered, |n| n.phase = NodePhase::Maintenance)
+            .modify_node(id_or_name, EventType::MaintenanceEntered, |n| {
+                n.phase = NodePhase::Maintenance
+            })
             .await?;
         if evacuate {
             let vms = self.store.all_vms().await?;
@@ -170,14 +187,21 @@ impl Compute {
     }
 
     pub async fn exit_maintenance(&self, id_or_name: &str) -> Result<Node> {
-        self.modify_node(id_or_name, EventType::MaintenanceExited, |n| n.phase = NodePhase::Ready).await
+        self.modify_node(id_or_name, EventType::MaintenanceExited, |n| n.phase = NodePhase::Ready)
+            .await
     }
 
     /// Deletes a node record. With VMs still assigned it needs `force`, and those VMs are
     /// left unplaced (PENDING) for the scheduler.
     pub async fn delete_node(&self, id_or_name: &str, force: bool) -> Result<NodeId> {
         let n = self.store.resolve_node(id_or_name).await?;
-        let vms: Vec<Vm> = self.store.all_vms().await?.into_iter().filter(|v| v.status.node_id == Some(n.id)).collect();
+        let vms: Vec<Vm> = self
+            .store
+            .all_vms()
+            .await?
+            .into_iter()
+            .filter(|v| v.status.node_id == Some(n.id))
+            .collect();
         if !vms.is_empty() && !force {
             return Err(Error::precondition(format!(
                 "node {} still has {} VM(s); migrate them away or delete with force",
@@ -218,12 +242,20 @@ impl Compute {
         if let Some(h) = self.health.read().unwrap_or_else(|p| p.into_inner()).get(&n.id) {
             return h.clone();
         }
-        if self.hosts.contains(n.id) { "HEALTHY" } else { "UNKNOWN" }.to_string()
+        if self.hosts.contains(n.id) {
+            "HEALTHY"
+        } else {
+            "UNKNOWN"
+        }
+        .to_string()
     }
 
     /// Records the HA manager's view of a node's health (shown by GetNode/ListNodes).
     pub fn set_health(&self, node: NodeId, health: &str) {
-        self.health.write().unwrap_or_else(|p| p.into_inner()).insert(node, health.to_string());
+        self.health
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(node, health.to_string());
     }
 
     /// Creates a one-time join token for a new host (default TTL one hour, at most a day).
@@ -240,9 +272,17 @@ impl Compute {
         rand::fill(&mut raw);
         let token = format!("{JOIN_TOKEN_PREFIX}{}", hex::encode(raw));
         let expires_at = Utc::now() + chrono::Duration::seconds(ttl.into());
-        let rec = JoinTokenRecord { expires_at, node_name: node_name.to_string() };
-        let key = format!("join_token/{}", hex::encode(<sha2::Sha256 as sha2::Digest>::digest(token.as_bytes())));
-        self.store.kv_put(&key, &serde_json::to_string(&rec).map_err(Error::internal)?).await?;
+        let rec = JoinTokenRecord {
+            expires_at,
+            node_name: node_name.to_string(),
+        };
+        let key = format!(
+            "join_token/{}",
+            hex::encode(<sha2::Sha256 as sha2::Digest>::digest(token.as_bytes()))
+        );
+        self.store
+            .kv_put(&key, &serde_json::to_string(&rec).map_err(Error::internal)?)
+            .await?;
         Ok((token, expires_at))
     }
 
@@ -252,18 +292,31 @@ impl Compute {
         if !token.starts_with(JOIN_TOKEN_PREFIX) || token.len() > 128 {
             return Err(bad());
         }
-        let key = format!("join_token/{}", hex::encode(<sha2::Sha256 as sha2::Digest>::digest(token.as_bytes())));
+        let key = format!(
+            "join_token/{}",
+            hex::encode(<sha2::Sha256 as sha2::Digest>::digest(token.as_bytes()))
+        );
         let (value, version) = self.store.kv_get(&key).await?.ok_or_else(bad)?;
         let rec: JoinTokenRecord = serde_json::from_str(&value).map_err(Error::internal)?;
         if rec.expires_at < Utc::now() || rec.node_name == "\0used" {
             return Err(bad());
         }
         if !rec.node_name.is_empty() && rec.node_name != node_name {
-            return Err(Error::permission_denied(format!("this join token is for node {}", rec.node_name)));
+            return Err(Error::permission_denied(format!(
+                "this join token is for node {}",
+                rec.node_name
+            )));
         }
-        let used = JoinTokenRecord { expires_at: rec.expires_at, node_name: "\0used".into() };
+        let used = JoinTokenRecord {
+            expires_at: rec.expires_at,
+            node_name: "\0used".into(),
+        };
         // Compare-and-swap: two agents racing with one token cannot both join.
-        if !self.store.kv_cas(&key, version, &serde_json::to_string(&used).map_err(Error::internal)?).await? {
+        if !self
+            .store
+            .kv_cas(&key, version, &serde_json::to_string(&used).map_err(Error::internal)?)
+            .await?
+        {
             return Err(bad());
         }
         Ok(())

@@ -3,7 +3,9 @@
 
 use super::Compute;
 use crate::model::*;
-use crate::placement::{self, ClusterSnapshot, NodeSnapshot, NodeUsageSample, PlacementRequest, VmSnapshot, VmUsageSample};
+use crate::placement::{
+    self, ClusterSnapshot, NodeSnapshot, NodeUsageSample, PlacementRequest, VmSnapshot, VmUsageSample,
+};
 use crate::{Error, Result};
 
 impl Compute {
@@ -28,7 +30,10 @@ impl Compute {
         };
         if let Some(p) = pinned {
             if !req.required_nodes.is_empty() && !req.required_nodes.contains(&p) {
-                return Err(Error::invalid("node", "the chosen node is not among the VM's required nodes"));
+                return Err(Error::invalid(
+                    "node",
+                    "the chosen node is not among the VM's required nodes",
+                ));
             }
             req.required_nodes = vec![p];
         }
@@ -50,10 +55,13 @@ pub fn snapshot_of(nodes: &[Node], vms: &[Vm]) -> ClusterSnapshot {
                 labels: n.labels.clone(),
                 schedulable: n.schedulable,
                 phase: n.phase,
-                usage: n.last_heartbeat.filter(|_| n.usage.memory_used_mib > 0).map(|_| NodeUsageSample {
-                    cpu_percent: n.usage.cpu_percent,
-                    memory_used_mib: n.usage.memory_used_mib,
-                }),
+                usage: n
+                    .last_heartbeat
+                    .filter(|_| n.usage.memory_used_mib > 0)
+                    .map(|_| NodeUsageSample {
+                        cpu_percent: n.usage.cpu_percent,
+                        memory_used_mib: n.usage.memory_used_mib,
+                    }),
             })
             .collect(),
         vms: vms

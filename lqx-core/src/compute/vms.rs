@@ -77,7 +77,9 @@ impl Compute {
         vm.status.state = VmState::Pending;
         self.store.create_vm(&vm).await?;
         if let Some(rid) = &req.request_id {
-            self.store.idempotent_put(&format!("CreateVM/{rid}"), &vm.id.to_string()).await?;
+            self.store
+                .idempotent_put(&format!("CreateVM/{rid}"), &vm.id.to_string())
+                .await?;
         }
         drop(_guard);
 
@@ -162,7 +164,10 @@ impl Compute {
         let vm = self.store.resolve_vm(id_or_name, project).await?;
         let _g = self.lock(vm.id).await;
         let mut vm = self.store.get_vm(vm.id).await?;
-        let node = vm.status.node_id.ok_or_else(|| Error::precondition(format!("VM {} is not placed on a node", vm.name)))?;
+        let node = vm
+            .status
+            .node_id
+            .ok_or_else(|| Error::precondition(format!("VM {} is not placed on a node", vm.name)))?;
         let hv = self.hosts.get(node)?;
         match hv.domain_state(vm.id).await? {
             s if s.is_active() => {} // already running: starting again does nothing
@@ -177,7 +182,13 @@ impl Compute {
         Ok(vm)
     }
 
-    pub async fn stop_vm(&self, id_or_name: &str, project: ProjectId, force: bool, timeout: Option<Duration>) -> Result<Vm> {
+    pub async fn stop_vm(
+        &self,
+        id_or_name: &str,
+        project: ProjectId,
+        force: bool,
+        timeout: Option<Duration>,
+    ) -> Result<Vm> {
         let vm = self.store.resolve_vm(id_or_name, project).await?;
         let _g = self.lock(vm.id).await;
         let mut vm = self.store.get_vm(vm.id).await?;
@@ -212,7 +223,10 @@ impl Compute {
         let vm = self.store.resolve_vm(id_or_name, project).await?;
         let _g = self.lock(vm.id).await;
         let vm = self.store.get_vm(vm.id).await?;
-        let node = vm.status.node_id.ok_or_else(|| Error::precondition(format!("VM {} is not placed on a node", vm.name)))?;
+        let node = vm
+            .status
+            .node_id
+            .ok_or_else(|| Error::precondition(format!("VM {} is not placed on a node", vm.name)))?;
         let hv = self.hosts.get(node)?;
         if hv.domain_state(vm.id).await? != DomainState::Running {
             return Err(Error::precondition(format!("VM {} is not running", vm.name)));
@@ -269,9 +283,17 @@ pub fn domain_spec(vm: &Vm) -> DomainSpec {
         .iter()
         .enumerate()
         .map(|(i, d)| DiskSpec {
-            name: if d.name.is_empty() { format!("disk{i}") } else { d.name.clone() },
+            name: if d.name.is_empty() {
+                format!("disk{i}")
+            } else {
+                d.name.clone()
+            },
             size_mib: d.size_mib,
-            pool: if d.pool.is_empty() { crate::driver::default_pool() } else { d.pool.clone() },
+            pool: if d.pool.is_empty() {
+                crate::driver::default_pool()
+            } else {
+                d.pool.clone()
+            },
             bus: DiskBus::parse(&d.bus).unwrap_or_default(),
         })
         .collect();

@@ -89,9 +89,7 @@ impl From<DriverError> for Error {
             DriverErrorKind::NotFound => ErrorKind::NotFound,
             // Both mean "not possible in the current situation"; the caller may fall back
             // (destroy after a failed shutdown, cold after a refused live migration).
-            DriverErrorKind::InvalidState | DriverErrorKind::Unsupported => {
-                ErrorKind::FailedPrecondition
-            }
+            DriverErrorKind::InvalidState | DriverErrorKind::Unsupported => ErrorKind::FailedPrecondition,
             DriverErrorKind::Unavailable => ErrorKind::Unavailable,
             DriverErrorKind::Timeout => ErrorKind::DeadlineExceeded,
             DriverErrorKind::Exhausted => ErrorKind::ResourceExhausted,
@@ -109,28 +107,13 @@ mod tests {
     #[test]
     fn maps_to_core_error_kinds() {
         let cases = [
-            (
-                DriverError::AlreadyExists("x".into()),
-                ErrorKind::AlreadyExists,
-            ),
+            (DriverError::AlreadyExists("x".into()), ErrorKind::AlreadyExists),
             (DriverError::NotFound("x".into()), ErrorKind::NotFound),
-            (
-                DriverError::InvalidState("x".into()),
-                ErrorKind::FailedPrecondition,
-            ),
-            (
-                DriverError::Unsupported("x".into()),
-                ErrorKind::FailedPrecondition,
-            ),
+            (DriverError::InvalidState("x".into()), ErrorKind::FailedPrecondition),
+            (DriverError::Unsupported("x".into()), ErrorKind::FailedPrecondition),
             (DriverError::Unavailable("x".into()), ErrorKind::Unavailable),
-            (
-                DriverError::Timeout("x".into()),
-                ErrorKind::DeadlineExceeded,
-            ),
-            (
-                DriverError::Exhausted("x".into()),
-                ErrorKind::ResourceExhausted,
-            ),
+            (DriverError::Timeout("x".into()), ErrorKind::DeadlineExceeded),
+            (DriverError::Exhausted("x".into()), ErrorKind::ResourceExhausted),
             (DriverError::Invalid("x".into()), ErrorKind::InvalidArgument),
             (DriverError::Other("x".into()), ErrorKind::Internal),
         ];

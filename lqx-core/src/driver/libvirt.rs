@@ -22,13 +22,12 @@ use std::{
 use futures::{FutureExt, future::BoxFuture};
 use tracing::{debug, warn};
 use virt::{
-    connect::Connect, domain::Domain, error::ErrorNumber, storage_pool::StoragePool,
-    storage_vol::StorageVol, sys,
+    connect::Connect, domain::Domain, error::ErrorNumber, storage_pool::StoragePool, storage_vol::StorageVol, sys,
 };
 
 use super::{
-    DomainInfo, DomainSpec, DomainState, DomainStats, DriverError, DriverResult, Hypervisor,
-    MigrationProgress, NodeInfo, NodeStats, ProgressFn, VolumeInfo,
+    DomainInfo, DomainSpec, DomainState, DomainStats, DriverError, DriverResult, Hypervisor, MigrationProgress,
+    NodeInfo, NodeStats, ProgressFn, VolumeInfo,
     xml::{self, DomainType},
 };
 use crate::model::VmId;
@@ -83,20 +82,16 @@ pub fn map_error(e: virt::error::Error) -> DriverError {
     let msg = e.message().to_string();
     use ErrorNumber::*;
     match e.code() {
-        NoDomain | NoStoragePool | NoStorageVolume | NoNetwork | NoInterface | NoNode
-        | NoSecret | NoDomainSnapshot | NoNodeDevice | NoStorage => DriverError::NotFound(msg),
-        DomExist | StorageVolExist | NetworkExist | StoragePoolBuilt => {
-            DriverError::AlreadyExists(msg)
-        }
+        NoDomain | NoStoragePool | NoStorageVolume | NoNetwork | NoInterface | NoNode | NoSecret | NoDomainSnapshot
+        | NoNodeDevice | NoStorage => DriverError::NotFound(msg),
+        DomExist | StorageVolExist | NetworkExist | StoragePoolBuilt => DriverError::AlreadyExists(msg),
         OperationInvalid => DriverError::InvalidState(msg),
-        NoSupport | ArgumentUnsupported | OperationUnsupported | ConfigUnsupported
-        | MigrateUnsafe | CpuIncompatible => DriverError::Unsupported(msg),
-        NoConnect | InvalidConn | Rpc | AuthUnavailable | NoServer | NoClient | Ssh | Libssh
-        | UnknownHost | GnutlsError => DriverError::Unavailable(msg),
+        NoSupport | ArgumentUnsupported | OperationUnsupported | ConfigUnsupported | MigrateUnsafe
+        | CpuIncompatible => DriverError::Unsupported(msg),
+        NoConnect | InvalidConn | Rpc | AuthUnavailable | NoServer | NoClient | Ssh | Libssh | UnknownHost
+        | GnutlsError => DriverError::Unavailable(msg),
         OperationTimeout | AgentUnresponsive | AgentCommandTimeout => DriverError::Timeout(msg),
-        XmlError | XmlDetail | XmlInvalidSchema | InvalidArg | InvalidMac => {
-            DriverError::Invalid(msg)
-        }
+        XmlError | XmlDetail | XmlInvalidSchema | InvalidArg | InvalidMac => DriverError::Invalid(msg),
         _ => DriverError::Other(msg),
     }
 }
@@ -131,9 +126,7 @@ fn lookup_in(c: &Connect, id: VmId, allowed: &[DomainState], verb: &str) -> Driv
     let d = lookup(c, id)?;
     let s = state(&d)?;
     if !allowed.contains(&s) {
-        return Err(DriverError::InvalidState(format!(
-            "domain {id} is {s}, cannot {verb}"
-        )));
+        return Err(DriverError::InvalidState(format!("domain {id} is {s}, cannot {verb}")));
     }
     Ok(d)
 }
@@ -144,9 +137,8 @@ fn pool(c: &Connect, name: &str) -> DriverResult<StoragePool> {
         Ok(p) => p,
         Err(e) if e.code() == ErrorNumber::NoStoragePool && name == "default" => {
             warn!("storage pool default is missing; creating it in /var/lib/libvirt/images");
-            let p =
-                StoragePool::define_xml(c, &xml::dir_pool_xml(name, "/var/lib/libvirt/images"), 0)
-                    .map_err(map_error)?;
+            let p = StoragePool::define_xml(c, &xml::dir_pool_xml(name, "/var/lib/libvirt/images"), 0)
+                .map_err(map_error)?;
             p.build(0).map_err(map_error)?;
             if let Err(e) = p.set_autostart(true) {
                 debug!(error = %e, "storage pool autostart");
@@ -174,8 +166,7 @@ fn ensure_volumes(c: &Connect, spec: &DomainSpec) -> DriverResult<Vec<StorageVol
             match StorageVol::lookup_by_name(&p, &name) {
                 Ok(_) => {}
                 Err(e) if e.code() == ErrorNumber::NoStorageVolume => {
-                    let v = StorageVol::create_xml(&p, &xml::volume_xml(&name, d.size_mib), 0)
-                        .map_err(map_error)?;
+                    let v = StorageVol::create_xml(&p, &xml::volume_xml(&name, d.size_mib), 0).map_err(map_error)?;
                     created.push(v);
                 }
                 Err(e) => return Err(map_error(e)),
@@ -201,9 +192,7 @@ fn delete_volumes(vols: &[StorageVol]) {
 }
 
 fn parse(d: &Domain) -> DriverResult<xml::ParsedDomain> {
-    let text = d
-        .get_xml_desc(sys::VIR_DOMAIN_XML_INACTIVE)
-        .map_err(map_error)?;
+    let text = d.get_xml_desc(sys::VIR_DOMAIN_XML_INACTIVE).map_err(map_error)?;
     xml::parse_domain_xml(&text)
 }
 
@@ -214,40 +203,33 @@ impl LibvirtHypervisor {
         // libvirt prints every error to stderr by default; errors are returned instead.
         QUIET.call_once(virt::error::clear_error_callback);
         if uri.contains('\0') {
-            return Err(DriverError::Invalid(
-                "libvirt URI contains a NUL byte".into(),
-            ));
+            return Err(DriverError::Invalid("libvirt URI contains a NUL byte".into()));
         }
         let owned = uri.to_string();
-        let (conn, backend, domain_type) =
-            tokio::task::spawn_blocking(move || -> DriverResult<_> {
-                let conn = open(&owned)?;
-                let ty = conn.0.get_type().map_err(map_error)?;
-                let backend = match ty.to_ascii_uppercase().as_str() {
-                    "QEMU" => Backend::Qemu,
-                    "TEST" => Backend::Test,
-                    _ => Backend::Other,
-                };
-                let domain_type = match backend {
-                    Backend::Test => DomainType::Test,
-                    _ => {
-                        let caps = conn.0.get_capabilities().map_err(map_error)?;
-                        if caps.contains("<domain type='kvm'")
-                            || caps.contains("<domain type=\"kvm\"")
-                        {
-                            DomainType::Kvm
-                        } else {
-                            DomainType::Qemu
-                        }
+        let (conn, backend, domain_type) = tokio::task::spawn_blocking(move || -> DriverResult<_> {
+            let conn = open(&owned)?;
+            let ty = conn.0.get_type().map_err(map_error)?;
+            let backend = match ty.to_ascii_uppercase().as_str() {
+                "QEMU" => Backend::Qemu,
+                "TEST" => Backend::Test,
+                _ => Backend::Other,
+            };
+            let domain_type = match backend {
+                Backend::Test => DomainType::Test,
+                _ => {
+                    let caps = conn.0.get_capabilities().map_err(map_error)?;
+                    if caps.contains("<domain type='kvm'") || caps.contains("<domain type=\"kvm\"") {
+                        DomainType::Kvm
+                    } else {
+                        DomainType::Qemu
                     }
-                };
-                Ok((conn, backend, domain_type))
-            })
-            .await
-            .map_err(join_error)??;
-        let local = uri
-            .split_once("://")
-            .is_some_and(|(_, rest)| rest.starts_with('/'));
+                }
+            };
+            Ok((conn, backend, domain_type))
+        })
+        .await
+        .map_err(join_error)??;
+        let local = uri.split_once("://").is_some_and(|(_, rest)| rest.starts_with('/'));
         debug!(uri, ?backend, ?domain_type, "libvirt connected");
         Ok(LibvirtHypervisor {
             uri: uri.to_string(),
@@ -329,22 +311,12 @@ impl LibvirtHypervisor {
         }
     }
 
-    async fn do_migrate(
-        &self,
-        id: VmId,
-        dest: String,
-        progress: Option<ProgressFn>,
-    ) -> DriverResult<()> {
+    async fn do_migrate(&self, id: VmId, dest: String, progress: Option<ProgressFn>) -> DriverResult<()> {
         if !self.supports_live_migration() {
-            return Err(DriverError::Unsupported(format!(
-                "live migration from {}",
-                self.uri
-            )));
+            return Err(DriverError::Unsupported(format!("live migration from {}", self.uri)));
         }
         if dest.contains('\0') {
-            return Err(DriverError::Invalid(
-                "destination URI contains a NUL byte".into(),
-            ));
+            return Err(DriverError::Invalid("destination URI contains a NUL byte".into()));
         }
         let conn = self.connection().await?;
         let dom = Arc::new(
@@ -415,11 +387,7 @@ fn proc_stats() -> Option<(u64, u64, u64)> {
 /// `(cpu busy ns, memory total MiB, memory used MiB)`.
 fn parse_proc(stat: &str, meminfo: &str) -> Option<(u64, u64, u64)> {
     let cpu = stat.lines().find(|l| l.starts_with("cpu "))?;
-    let v: Vec<u64> = cpu
-        .split_whitespace()
-        .skip(1)
-        .filter_map(|x| x.parse().ok())
-        .collect();
+    let v: Vec<u64> = cpu.split_whitespace().skip(1).filter_map(|x| x.parse().ok()).collect();
     // user nice system idle iowait irq softirq steal (guest time is already in user).
     let busy: u64 = [0, 1, 2, 5, 6, 7].iter().filter_map(|&i| v.get(i)).sum();
     let field = |name: &str| {
@@ -431,11 +399,7 @@ fn parse_proc(stat: &str, meminfo: &str) -> Option<(u64, u64, u64)> {
     };
     let total = field("MemTotal:")?;
     let avail = field("MemAvailable:")?;
-    Some((
-        busy * 10_000_000,
-        total / 1024,
-        total.saturating_sub(avail) / 1024,
-    ))
+    Some((busy * 10_000_000, total / 1024, total.saturating_sub(avail) / 1024))
 }
 
 impl Hypervisor for LibvirtHypervisor {
@@ -602,12 +566,7 @@ impl Hypervisor for LibvirtHypervisor {
 
     fn start(&self, id: VmId) -> BoxFuture<'_, DriverResult<()>> {
         self.call(move |c| {
-            let d = lookup_in(
-                c,
-                id,
-                &[DomainState::Shutoff, DomainState::Crashed],
-                "start",
-            )?;
+            let d = lookup_in(c, id, &[DomainState::Shutoff, DomainState::Crashed], "start")?;
             d.create().map(drop).map_err(map_error)
         })
         .boxed()
@@ -662,25 +621,13 @@ impl Hypervisor for LibvirtHypervisor {
         self.call(move |c| {
             use DomainState::*;
             let d = lookup_in(c, id, &[Shutoff, Crashed], "undefine")?;
-            let volumes = if remove_volumes {
-                parse(&d)?.volumes
-            } else {
-                Vec::new()
-            };
-            d.undefine_flags(
-                sys::VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | sys::VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA,
-            )
-            .map_err(map_error)?;
+            let volumes = if remove_volumes { parse(&d)?.volumes } else { Vec::new() };
+            d.undefine_flags(sys::VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | sys::VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA)
+                .map_err(map_error)?;
             for (pool_name, vol) in volumes {
-                match StoragePool::lookup_by_name(c, &pool_name)
-                    .and_then(|p| StorageVol::lookup_by_name(&p, &vol))
-                {
+                match StoragePool::lookup_by_name(c, &pool_name).and_then(|p| StorageVol::lookup_by_name(&p, &vol)) {
                     Ok(v) => v.delete(0).map_err(map_error)?,
-                    Err(e)
-                        if matches!(
-                            e.code(),
-                            ErrorNumber::NoStorageVolume | ErrorNumber::NoStoragePool
-                        ) => {}
+                    Err(e) if matches!(e.code(), ErrorNumber::NoStorageVolume | ErrorNumber::NoStoragePool) => {}
                     Err(e) => return Err(map_error(e)),
                 }
             }
@@ -692,9 +639,7 @@ impl Hypervisor for LibvirtHypervisor {
     fn list_volumes(&self, pool_name: String) -> BoxFuture<'_, DriverResult<Vec<VolumeInfo>>> {
         self.call(move |c| {
             let p = StoragePool::lookup_by_name(c, &pool_name).map_err(|e| match e.code() {
-                ErrorNumber::NoStoragePool => {
-                    DriverError::NotFound(format!("storage pool {pool_name}"))
-                }
+                ErrorNumber::NoStoragePool => DriverError::NotFound(format!("storage pool {pool_name}")),
                 _ => map_error(e),
             })?;
             let mut out = Vec::new();

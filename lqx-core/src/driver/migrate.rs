@@ -84,10 +84,7 @@ impl ColdMigration {
         };
         match target.domain_state(vm).await {
             Ok(_) => {
-                return Err(DriverError::AlreadyExists(format!(
-                    "domain {vm} on {}",
-                    target.uri()
-                )));
+                return Err(DriverError::AlreadyExists(format!("domain {vm} on {}", target.uri())));
             }
             Err(DriverError::NotFound(_)) => {}
             Err(e) => return Err(e),
@@ -124,11 +121,7 @@ impl ColdMigration {
 
     /// Performs the next step and returns the step reached. Safe to call again after any
     /// failure or crash: a step that already happened is recognised and skipped.
-    pub async fn advance(
-        &mut self,
-        source: &dyn Hypervisor,
-        target: &dyn Hypervisor,
-    ) -> DriverResult<ColdStep> {
+    pub async fn advance(&mut self, source: &dyn Hypervisor, target: &dyn Hypervisor) -> DriverResult<ColdStep> {
         self.check_ends(source, target)?;
         let vm = self.vm;
         let next = match self.step {
@@ -198,11 +191,7 @@ impl ColdMigration {
     /// Reverses the last step done and returns the step reached; `Pending` means back where it
     /// started (running on the source if it ran before). A finished migration cannot be undone
     /// (migrate back instead).
-    pub async fn undo_step(
-        &mut self,
-        source: &dyn Hypervisor,
-        target: &dyn Hypervisor,
-    ) -> DriverResult<ColdStep> {
+    pub async fn undo_step(&mut self, source: &dyn Hypervisor, target: &dyn Hypervisor) -> DriverResult<ColdStep> {
         self.check_ends(source, target)?;
         let vm = self.vm;
         let prev = match self.step {
@@ -288,9 +277,7 @@ async fn stop(h: &dyn Hypervisor, vm: VmId, opts: ColdOptions) -> DriverResult<(
         Err(DriverError::Timeout(m)) if opts.force => {
             warn!(vm = %vm, host = %h.uri(), "guest ignored shutdown, powering off");
             match h.destroy(vm).await {
-                Err(DriverError::InvalidState(_)) if !h.domain_state(vm).await?.is_active() => {
-                    Ok(())
-                }
+                Err(DriverError::InvalidState(_)) if !h.domain_state(vm).await?.is_active() => Ok(()),
                 r => r.map_err(|e| DriverError::Other(format!("{m}; power off failed: {e}"))),
             }
         }
@@ -382,10 +369,7 @@ pub async fn migrate(
             )));
         }
         if live_possible && running {
-            match source
-                .migrate_live(vm, target.uri().to_string(), progress)
-                .await
-            {
+            match source.migrate_live(vm, target.uri().to_string(), progress).await {
                 Ok(()) => return Ok(MigrationKind::Live),
                 Err(DriverError::Unsupported(why)) if mode == MigrationMode::Auto => {
                     info!(vm = %vm, %why, "live migration refused, migrating cold");
@@ -393,9 +377,7 @@ pub async fn migrate(
                 Err(e) => return Err(e),
             }
         } else if mode == MigrationMode::Live {
-            return Err(DriverError::InvalidState(format!(
-                "domain {vm} is not running"
-            )));
+            return Err(DriverError::InvalidState(format!("domain {vm} is not running")));
         }
     }
     let mut m = ColdMigration::plan(source, target, vm, options).await?;
@@ -514,11 +496,7 @@ mod tests {
         .await
         .unwrap_err();
         assert_eq!(e.kind(), DriverErrorKind::Unsupported);
-        assert_eq!(
-            state(&q.a, q.vm).await,
-            Some(DomainState::Running),
-            "untouched"
-        );
+        assert_eq!(state(&q.a, q.vm).await, Some(DomainState::Running), "untouched");
     }
 
     #[tokio::test]
@@ -560,9 +538,7 @@ mod tests {
                 .await
                 .unwrap();
             let err = m
-                .run(&p.a, &p.b, &mut |m| {
-                    stored = serde_json::to_string(m).unwrap()
-                })
+                .run(&p.a, &p.b, &mut |m| stored = serde_json::to_string(m).unwrap())
                 .await
                 .unwrap_err();
             assert_eq!(err.kind(), DriverErrorKind::Unavailable, "{op:?}");
@@ -580,16 +556,9 @@ mod tests {
                 check_invariant(&p).await;
             }
             assert_eq!(state(&p.a, p.vm).await, None, "{op:?}");
-            assert_eq!(
-                state(&p.b, p.vm).await,
-                Some(DomainState::Running),
-                "{op:?}"
-            );
+            assert_eq!(state(&p.b, p.vm).await, Some(DomainState::Running), "{op:?}");
             // Repeating a finished migration does nothing.
-            assert_eq!(
-                resumed.advance(&p.a, &p.b).await.unwrap(),
-                ColdStep::SourceUndefined
-            );
+            assert_eq!(resumed.advance(&p.a, &p.b).await.unwrap(), ColdStep::SourceUndefined);
             assert_eq!(p.b.domain_count(), 1);
         }
     }
@@ -607,11 +576,7 @@ mod tests {
             assert_eq!(m.step, stuck_at);
             m.undo(&p.a, &p.b, &mut |_| {}).await.unwrap();
             assert_eq!(m.step, ColdStep::Pending);
-            assert_eq!(
-                state(&p.a, p.vm).await,
-                Some(DomainState::Running),
-                "{op:?}"
-            );
+            assert_eq!(state(&p.a, p.vm).await, Some(DomainState::Running), "{op:?}");
             assert_eq!(state(&p.b, p.vm).await, None, "{op:?}");
             check_invariant(&p).await;
         }
@@ -656,41 +621,21 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_hung_guest_fails_the_migration_unless_forced() {
         let p = pair(false).await;
-        p.a.set_shutdown_behavior(p.vm, ShutdownBehavior::Ignore)
-            .unwrap();
+        p.a.set_shutdown_behavior(p.vm, ShutdownBehavior::Ignore).unwrap();
         let opts = ColdOptions {
             shutdown_timeout: Duration::from_secs(10),
             force: false,
         };
-        let e = migrate(
-            &p.a,
-            &p.b,
-            p.vm,
-            MigrationMode::Cold,
-            opts,
-            None,
-            &mut |_| {},
-        )
-        .await
-        .unwrap_err();
+        let e = migrate(&p.a, &p.b, p.vm, MigrationMode::Cold, opts, None, &mut |_| {})
+            .await
+            .unwrap_err();
         assert_eq!(e.kind(), DriverErrorKind::Timeout);
         assert_eq!(state(&p.a, p.vm).await, Some(DomainState::Running));
         assert_eq!(state(&p.b, p.vm).await, None);
-        let opts = ColdOptions {
-            force: true,
-            ..opts
-        };
-        migrate(
-            &p.a,
-            &p.b,
-            p.vm,
-            MigrationMode::Cold,
-            opts,
-            None,
-            &mut |_| {},
-        )
-        .await
-        .unwrap();
+        let opts = ColdOptions { force: true, ..opts };
+        migrate(&p.a, &p.b, p.vm, MigrationMode::Cold, opts, None, &mut |_| {})
+            .await
+            .unwrap();
         assert_eq!(state(&p.b, p.vm).await, Some(DomainState::Running));
     }
 

@@ -165,11 +165,7 @@ impl NicSpec {
         let b = vm.as_uuid().into_bytes();
         // The last bytes of a v7 uuid are random; mix the index in so NICs differ.
         let x = b[13] ^ ((index as u8).wrapping_mul(0x3b));
-        format!(
-            "52:54:00:{x:02x}:{:02x}:{:02x}",
-            b[14],
-            b[15].wrapping_add(index as u8)
-        )
+        format!("52:54:00:{x:02x}:{:02x}:{:02x}", b[14], b[15].wrapping_add(index as u8))
     }
 }
 
@@ -240,20 +236,14 @@ impl DomainSpec {
             return bad(format!("vcpus {} out of range 1-512", self.vcpus));
         }
         if !(1..=16 * 1024 * 1024).contains(&self.memory_mib) {
-            return bad(format!(
-                "memory_mib {} out of range 1-16777216",
-                self.memory_mib
-            ));
+            return bad(format!("memory_mib {} out of range 1-16777216", self.memory_mib));
         }
         if self.disks.len() > 26 {
             return bad("at most 26 disks".into());
         }
         for (i, d) in self.disks.iter().enumerate() {
             if !is_short_name(&d.name, 32) {
-                return bad(format!(
-                    "disk name {:?} must be 1-32 of a-z 0-9 - _",
-                    d.name
-                ));
+                return bad(format!("disk name {:?} must be 1-32 of a-z 0-9 - _", d.name));
             }
             if self.disks[..i].iter().any(|o| o.name == d.name) {
                 return bad(format!("disk name {:?} used twice", d.name));
@@ -270,9 +260,7 @@ impl DomainSpec {
                 NicSource::Network(s) | NicSource::Bridge(s) => s,
             };
             if !is_libvirt_object_name(name) {
-                return bad(format!(
-                    "nic {i}: network/bridge name {name:?} is not valid"
-                ));
+                return bad(format!("nic {i}: network/bridge name {name:?} is not valid"));
             }
             if let Some(mac) = &n.mac
                 && !is_unicast_mac(mac)
@@ -403,8 +391,7 @@ impl MigrationProgress {
         if self.total_bytes == 0 {
             return 0;
         }
-        ((self.processed_bytes.min(self.total_bytes) as u128 * 100) / self.total_bytes as u128)
-            as u32
+        ((self.processed_bytes.min(self.total_bytes) as u128 * 100) / self.total_bytes as u128) as u32
     }
 }
 
@@ -453,12 +440,8 @@ pub trait Hypervisor: Send + Sync + 'static {
 
     /// Live peer-to-peer migration to the host at `dest_uri`: afterwards the domain runs and is
     /// defined there and is gone here. `progress` is called while memory is copied.
-    fn migrate_live(
-        &self,
-        id: VmId,
-        dest_uri: String,
-        progress: Option<ProgressFn>,
-    ) -> BoxFuture<'_, DriverResult<()>>;
+    fn migrate_live(&self, id: VmId, dest_uri: String, progress: Option<ProgressFn>)
+    -> BoxFuture<'_, DriverResult<()>>;
 }
 
 /// Opens the backend for `uri`: `sim://NAME` from [`sim::SimRegistry::global`] (created with
@@ -468,14 +451,9 @@ pub async fn connect(uri: &str) -> DriverResult<Arc<dyn Hypervisor>> {
 }
 
 /// Like [`connect`], with simulated hosts from `registry` (tests use a private one).
-pub async fn connect_with(
-    uri: &str,
-    registry: &sim::SimRegistry,
-) -> DriverResult<Arc<dyn Hypervisor>> {
+pub async fn connect_with(uri: &str, registry: &sim::SimRegistry) -> DriverResult<Arc<dyn Hypervisor>> {
     if uri.starts_with(sim::SCHEME) {
-        return Ok(Arc::new(
-            registry.get_or_create(uri, sim::SimConfig::default())?,
-        ));
+        return Ok(Arc::new(registry.get_or_create(uri, sim::SimConfig::default())?));
     }
     open_libvirt(uri).await
 }
@@ -517,10 +495,7 @@ mod tests {
         assert!(spec().validate().is_ok());
         let mut s = spec();
         s.name = "a<b&\"c'".into();
-        assert!(
-            s.validate().is_ok(),
-            "markup characters are escaped, not refused"
-        );
+        assert!(s.validate().is_ok(), "markup characters are escaped, not refused");
         s.name = "a\nb".into();
         assert_eq!(s.validate().unwrap_err().kind(), DriverErrorKind::Invalid);
         let mut s = spec();

@@ -20,8 +20,8 @@ use futures::{FutureExt, future::BoxFuture};
 use tokio::time::Instant;
 
 use super::{
-    DomainInfo, DomainSpec, DomainState, DomainStats, DriverError, DriverResult, Hypervisor,
-    MigrationProgress, NodeInfo, NodeStats, ProgressFn, VolumeInfo, xml::volume_name,
+    DomainInfo, DomainSpec, DomainState, DomainStats, DriverError, DriverResult, Hypervisor, MigrationProgress,
+    NodeInfo, NodeStats, ProgressFn, VolumeInfo, xml::volume_name,
 };
 use crate::model::VmId;
 
@@ -168,9 +168,7 @@ pub struct SimHypervisor {
 
 impl std::fmt::Debug for SimHypervisor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SimHypervisor")
-            .field("uri", &self.node.uri)
-            .finish()
+        f.debug_struct("SimHypervisor").field("uri", &self.node.uri).finish()
     }
 }
 
@@ -240,9 +238,7 @@ impl SimRegistry {
 fn check_uri(uri: &str) -> DriverResult<()> {
     match uri.strip_prefix(SCHEME) {
         Some(name) if !name.is_empty() => Ok(()),
-        _ => Err(DriverError::Invalid(format!(
-            "{uri:?} is not a sim://NAME URI"
-        ))),
+        _ => Err(DriverError::Invalid(format!("{uri:?} is not a sim://NAME URI"))),
     }
 }
 
@@ -359,11 +355,7 @@ impl SimHypervisor {
 
     /// The next call of `op` fails with `err` (queued: call several times for several failures).
     pub fn fail_next(&self, op: SimOp, err: DriverError) {
-        lock(&self.node.state)
-            .failures
-            .entry(op)
-            .or_default()
-            .push_back(err);
+        lock(&self.node.state).failures.entry(op).or_default().push_back(err);
     }
 
     /// Drops queued failures.
@@ -378,12 +370,7 @@ impl SimHypervisor {
     }
 
     /// CPU use (% of its vCPUs) and memory use of a domain while it runs.
-    pub fn set_usage(
-        &self,
-        id: VmId,
-        cpu_percent: f64,
-        memory_used_mib: Option<u64>,
-    ) -> DriverResult<()> {
+    pub fn set_usage(&self, id: VmId, cpu_percent: f64, memory_used_mib: Option<u64>) -> DriverResult<()> {
         let mut st = self.knobs();
         let d = st.domain(id)?;
         d.cpu_percent = cpu_percent.clamp(0.0, 100.0);
@@ -424,22 +411,12 @@ impl SimHypervisor {
     }
 
     fn registry(&self) -> Option<SimRegistry> {
-        self.node
-            .registry
-            .clone()
-            .map(|inner| SimRegistry { inner })
+        self.node.registry.clone().map(|inner| SimRegistry { inner })
     }
 
     // ---- operations (sync parts) ----
 
-    fn transition(
-        &self,
-        op: SimOp,
-        id: VmId,
-        verb: &str,
-        from: &[DomainState],
-        to: DomainState,
-    ) -> DriverResult<()> {
+    fn transition(&self, op: SimOp, id: VmId, verb: &str, from: &[DomainState], to: DomainState) -> DriverResult<()> {
         let mut st = self.begin(op)?;
         let d = st.domain(id)?;
         if !from.contains(&d.state) {
@@ -512,8 +489,7 @@ impl SimHypervisor {
         st.domains.remove(&id);
         if remove_volumes {
             for disk in &spec.disks {
-                st.volumes
-                    .remove(&(disk.pool.clone(), volume_name(id, &disk.name)));
+                st.volumes.remove(&(disk.pool.clone(), volume_name(id, &disk.name)));
             }
         }
         Ok(())
@@ -556,12 +532,7 @@ impl SimHypervisor {
         }
     }
 
-    async fn do_migrate(
-        &self,
-        id: VmId,
-        dest_uri: String,
-        progress: Option<ProgressFn>,
-    ) -> DriverResult<()> {
+    async fn do_migrate(&self, id: VmId, dest_uri: String, progress: Option<ProgressFn>) -> DriverResult<()> {
         if !self.node.config.live_migration {
             return Err(DriverError::Unsupported(format!(
                 "simulated host {} has live migration disabled",
@@ -633,9 +604,7 @@ impl SimHypervisor {
             )));
         }
         if !dst.available {
-            return Err(DriverError::Unavailable(format!(
-                "simulated host {dest_uri} is down"
-            )));
+            return Err(DriverError::Unavailable(format!("simulated host {dest_uri} is down")));
         }
         src.fold(self.node.config.cpus);
         dst.fold(dest.node.config.cpus);
@@ -644,9 +613,7 @@ impl SimHypervisor {
             return Err(wrong_state(id, d.state, "live-migrate"));
         }
         if dst.domains.contains_key(&id) {
-            return Err(DriverError::AlreadyExists(format!(
-                "domain {id} on {dest_uri}"
-            )));
+            return Err(DriverError::AlreadyExists(format!("domain {id} on {dest_uri}")));
         }
         let free = dest
             .node
@@ -707,11 +674,7 @@ impl Hypervisor for SimHypervisor {
         let r = self.begin(SimOp::NodeStats).map(|st| NodeStats {
             cpu_busy_ns: st.busy_ns as u64,
             memory_total_mib: self.node.config.memory_mib,
-            memory_used_mib: st.host_memory_mib
-                + st.domains
-                    .values()
-                    .map(SimDomain::memory_in_use)
-                    .sum::<u64>(),
+            memory_used_mib: st.host_memory_mib + st.domains.values().map(SimDomain::memory_in_use).sum::<u64>(),
         });
         async move { r }.boxed()
     }
@@ -732,9 +695,7 @@ impl Hypervisor for SimHypervisor {
     }
 
     fn domain_state(&self, id: VmId) -> BoxFuture<'_, DriverResult<DomainState>> {
-        let r = self
-            .begin(SimOp::State)
-            .and_then(|mut st| Ok(st.domain(id)?.state));
+        let r = self.begin(SimOp::State).and_then(|mut st| Ok(st.domain(id)?.state));
         async move { r }.boxed()
     }
 
@@ -742,10 +703,7 @@ impl Hypervisor for SimHypervisor {
         let r = self.begin(SimOp::Spec).and_then(|mut st| {
             let mut spec = st.domain(id)?.spec.clone();
             for disk in &mut spec.disks {
-                if let Some(size) = st
-                    .volumes
-                    .get(&(disk.pool.clone(), volume_name(id, &disk.name)))
-                {
+                if let Some(size) = st.volumes.get(&(disk.pool.clone(), volume_name(id, &disk.name))) {
                     disk.size_mib = *size;
                 }
             }
@@ -798,13 +756,7 @@ impl Hypervisor for SimHypervisor {
 
     fn destroy(&self, id: VmId) -> BoxFuture<'_, DriverResult<()>> {
         use DomainState::*;
-        let r = self.transition(
-            SimOp::Destroy,
-            id,
-            "destroy",
-            &[Running, Paused, ShuttingDown],
-            Shutoff,
-        );
+        let r = self.transition(SimOp::Destroy, id, "destroy", &[Running, Paused, ShuttingDown], Shutoff);
         async move { r }.boxed()
     }
 
@@ -899,10 +851,7 @@ mod tests {
         h.define(a.clone()).await.unwrap();
         h.define(b.clone()).await.unwrap();
         h.start(a.id).await.unwrap();
-        assert_eq!(
-            h.start(b.id).await.unwrap_err().kind(),
-            DriverErrorKind::Exhausted
-        );
+        assert_eq!(h.start(b.id).await.unwrap_err().kind(), DriverErrorKind::Exhausted);
         h.destroy(a.id).await.unwrap();
         h.start(b.id).await.unwrap();
     }
@@ -921,8 +870,7 @@ mod tests {
         assert_eq!(h.domain_state(s.id).await.unwrap(), DomainState::Shutoff);
 
         h.start(s.id).await.unwrap();
-        h.set_shutdown_behavior(s.id, ShutdownBehavior::Ignore)
-            .unwrap();
+        h.set_shutdown_behavior(s.id, ShutdownBehavior::Ignore).unwrap();
         let t0 = Instant::now();
         let e = h.shutdown(s.id, Duration::from_secs(30)).await.unwrap_err();
         assert_eq!(e.kind(), DriverErrorKind::Timeout);
@@ -941,10 +889,7 @@ mod tests {
         );
         h.define(s.clone()).await.unwrap();
         h.set_available(false);
-        assert_eq!(
-            h.list_domains().await.unwrap_err().kind(),
-            DriverErrorKind::Unavailable
-        );
+        assert_eq!(h.list_domains().await.unwrap_err().kind(), DriverErrorKind::Unavailable);
         h.set_available(true);
         assert_eq!(h.list_domains().await.unwrap().len(), 1);
     }
@@ -982,9 +927,7 @@ mod tests {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let sink = seen.clone();
         let progress: ProgressFn = Arc::new(move |p| lock(&sink).push(p.percent()));
-        a.migrate_live(s.id, "sim://b".into(), Some(progress))
-            .await
-            .unwrap();
+        a.migrate_live(s.id, "sim://b".into(), Some(progress)).await.unwrap();
         assert_eq!(*lock(&seen), vec![0, 25, 50, 75, 100, 100]);
         assert_eq!(
             a.domain_state(s.id).await.unwrap_err().kind(),
@@ -1008,9 +951,7 @@ mod tests {
         let reg = SimRegistry::new();
         reg.create("sim://a", SimConfig::default()).unwrap();
         assert_eq!(
-            reg.create("sim://a", SimConfig::default())
-                .unwrap_err()
-                .kind(),
+            reg.create("sim://a", SimConfig::default()).unwrap_err().kind(),
             DriverErrorKind::AlreadyExists
         );
         assert!(reg.create("qemu:///system", SimConfig::default()).is_err());

@@ -11,10 +11,7 @@ use std::io::Cursor;
 
 use quick_xml::{Writer, events::BytesText};
 
-use super::{
-    CrashAction, DiskBus, DiskSpec, DomainSpec, DriverError, DriverResult, NicModel, NicSource,
-    NicSpec,
-};
+use super::{CrashAction, DiskBus, DiskSpec, DomainSpec, DriverError, DriverResult, NicModel, NicSource, NicSpec};
 use crate::model::VmId;
 
 /// Prefix of every domain lqx defines.
@@ -55,8 +52,7 @@ type W = Writer<Cursor<Vec<u8>>>;
 type IoResult = std::io::Result<()>;
 
 fn text(w: &mut W, name: &str, value: &str) -> IoResult {
-    w.create_element(name)
-        .write_text_content(BytesText::new(value))?;
+    w.create_element(name).write_text_content(BytesText::new(value))?;
     Ok(())
 }
 
@@ -124,11 +120,7 @@ fn write_domain(w: &mut W, spec: &DomainSpec, ty: DomainType) -> IoResult {
                 let mut vd = 0u8;
                 let mut sd = 0u8;
                 for d in &spec.disks {
-                    let counter = if d.bus == DiskBus::Virtio {
-                        &mut vd
-                    } else {
-                        &mut sd
-                    };
+                    let counter = if d.bus == DiskBus::Virtio { &mut vd } else { &mut sd };
                     let dev = format!(
                         "{}{}",
                         if d.bus == DiskBus::Virtio { "vd" } else { "sd" },
@@ -153,19 +145,13 @@ fn write_domain(w: &mut W, spec: &DomainSpec, ty: DomainType) -> IoResult {
                         .write_inner_content(|w| empty(w, "target", &[("port", "0")]))?;
                     w.create_element("console")
                         .with_attribute(("type", "pty"))
-                        .write_inner_content(|w| {
-                            empty(w, "target", &[("type", "serial"), ("port", "0")])
-                        })?;
+                        .write_inner_content(|w| empty(w, "target", &[("type", "serial"), ("port", "0")]))?;
                 }
                 if hw {
                     w.create_element("channel")
                         .with_attribute(("type", "unix"))
                         .write_inner_content(|w| {
-                            empty(
-                                w,
-                                "target",
-                                &[("type", "virtio"), ("name", "org.qemu.guest_agent.0")],
-                            )
+                            empty(w, "target", &[("type", "virtio"), ("name", "org.qemu.guest_agent.0")])
                         })?;
                     // The balloon reports guest memory use (per-domain stats).
                     empty(w, "memballoon", &[("model", "virtio")])?;
@@ -183,11 +169,7 @@ fn write_disk(w: &mut W, id: VmId, d: &DiskSpec, dev: &str) -> IoResult {
         .with_attributes([("type", "volume"), ("device", "disk")])
         .write_inner_content(|w| {
             empty(w, "driver", &[("name", "qemu"), ("type", "qcow2")])?;
-            empty(
-                w,
-                "source",
-                &[("pool", d.pool.as_str()), ("volume", vol.as_str())],
-            )?;
+            empty(w, "source", &[("pool", d.pool.as_str()), ("volume", vol.as_str())])?;
             empty(w, "target", &[("dev", dev), ("bus", d.bus.as_str())])
         })?;
     Ok(())
@@ -288,11 +270,7 @@ pub fn test_node_xml(node: &TestNode) -> String {
                 .with_attributes([("address", "192.168.122.1"), ("netmask", "255.255.255.0")])
                 .write_inner_content(|w| {
                     w.create_element("dhcp").write_inner_content(|w| {
-                        empty(
-                            w,
-                            "range",
-                            &[("start", "192.168.122.2"), ("end", "192.168.122.254")],
-                        )
+                        empty(w, "range", &[("start", "192.168.122.2"), ("end", "192.168.122.254")])
                     })?;
                     Ok(())
                 })?;
@@ -346,21 +324,15 @@ pub fn parse_domain_xml(xml: &str) -> DriverResult<ParsedDomain> {
     let child_text = |name: &str| child(root, name).map(|n| n.text().unwrap_or("").to_string());
 
     let uuid = child_text("uuid").ok_or_else(|| xml_err("no <uuid>"))?;
-    let id: VmId = uuid
-        .trim()
-        .parse()
-        .map_err(|_| xml_err(format!("bad uuid {uuid:?}")))?;
+    let id: VmId = uuid.trim().parse().map_err(|_| xml_err(format!("bad uuid {uuid:?}")))?;
     let domain_name = child_text("name").ok_or_else(|| xml_err("no <name>"))?;
     let title = child_text("title");
     let vcpus: u32 = child_text("vcpu")
         .and_then(|s| s.trim().parse().ok())
         .ok_or_else(|| xml_err("no or bad <vcpu>"))?;
     let mem = child(root, "memory").ok_or_else(|| xml_err("no <memory>"))?;
-    let memory_mib = parse_size_mib(
-        mem.text().unwrap_or(""),
-        mem.attribute("unit").unwrap_or("KiB"),
-    )
-    .ok_or_else(|| xml_err("bad <memory>"))?;
+    let memory_mib = parse_size_mib(mem.text().unwrap_or(""), mem.attribute("unit").unwrap_or("KiB"))
+        .ok_or_else(|| xml_err("bad <memory>"))?;
     let on_crash = child_text("on_crash")
         .and_then(|s| CrashAction::parse(s.trim()))
         .unwrap_or_default();
@@ -385,8 +357,7 @@ pub fn parse_domain_xml(xml: &str) -> DriverResult<ParsedDomain> {
                     let Some(src) = child(dev, "source") else {
                         continue;
                     };
-                    let (Some(pool), Some(vol)) = (src.attribute("pool"), src.attribute("volume"))
-                    else {
+                    let (Some(pool), Some(vol)) = (src.attribute("pool"), src.attribute("volume")) else {
                         continue;
                     };
                     let bus = child(dev, "target")
@@ -411,12 +382,8 @@ pub fn parse_domain_xml(xml: &str) -> DriverResult<ParsedDomain> {
                         continue;
                     };
                     let source = match dev.attribute("type") {
-                        Some("network") => src
-                            .attribute("network")
-                            .map(|s| NicSource::Network(s.into())),
-                        Some("bridge") => {
-                            src.attribute("bridge").map(|s| NicSource::Bridge(s.into()))
-                        }
+                        Some("network") => src.attribute("network").map(|s| NicSource::Network(s.into())),
+                        Some("bridge") => src.attribute("bridge").map(|s| NicSource::Bridge(s.into())),
                         _ => None,
                     };
                     let Some(source) = source else { continue };
@@ -443,8 +410,7 @@ pub fn parse_domain_xml(xml: &str) -> DriverResult<ParsedDomain> {
 }
 
 fn child<'a, 'i>(n: roxmltree::Node<'a, 'i>, name: &str) -> Option<roxmltree::Node<'a, 'i>> {
-    n.children()
-        .find(|c| c.is_element() && c.tag_name().name() == name)
+    n.children().find(|c| c.is_element() && c.tag_name().name() == name)
 }
 
 /// libvirt sizes: a number with a unit (b, KiB, MiB, GiB, TiB, and their SI/short spellings).
@@ -503,22 +469,11 @@ mod tests {
         let s = spec(evil);
         let xml = domain_xml(&s, DomainType::Kvm);
         assert!(!xml.contains("/etc/shadow'/>"), "{xml}");
-        assert!(
-            xml.contains("a&lt;b&amp;&quot;c&apos;&lt;/title&gt;"),
-            "{xml}"
-        );
+        assert!(xml.contains("a&lt;b&amp;&quot;c&apos;&lt;/title&gt;"), "{xml}");
         // Exactly the elements lqx wrote, and the name comes back verbatim.
         let doc = roxmltree::Document::parse(&xml).unwrap();
-        assert_eq!(
-            doc.descendants()
-                .filter(|n| n.has_tag_name("title"))
-                .count(),
-            1
-        );
-        assert_eq!(
-            doc.descendants().filter(|n| n.has_tag_name("disk")).count(),
-            2
-        );
+        assert_eq!(doc.descendants().filter(|n| n.has_tag_name("title")).count(), 1);
+        assert_eq!(doc.descendants().filter(|n| n.has_tag_name("disk")).count(), 2);
         let parsed = parse_domain_xml(&xml).unwrap();
         assert_eq!(parsed.spec.name, evil);
         assert_eq!(parsed.domain_name, domain_name(s.id));
@@ -528,10 +483,7 @@ mod tests {
     fn small_hostile_name_round_trips() {
         let s = spec("a<b&\"c'");
         let xml = domain_xml(&s, DomainType::Test);
-        assert!(
-            xml.contains("<title>a&lt;b&amp;&quot;c&apos;</title>"),
-            "{xml}"
-        );
+        assert!(xml.contains("<title>a&lt;b&amp;&quot;c&apos;</title>"), "{xml}");
         assert_eq!(parse_domain_xml(&xml).unwrap().spec.name, "a<b&\"c'");
     }
 
@@ -547,10 +499,7 @@ mod tests {
             }
             want.nics[1].mac = Some(s.nics[1].effective_mac(s.id, 1));
             assert_eq!(p.spec, want, "{ty:?}");
-            assert_eq!(
-                p.volumes[0],
-                ("default".to_string(), volume_name(s.id, "root"))
-            );
+            assert_eq!(p.volumes[0], ("default".to_string(), volume_name(s.id, "root")));
         }
     }
 
@@ -604,17 +553,11 @@ mod tests {
         });
         let d = roxmltree::Document::parse(&n).unwrap();
         assert_eq!(
-            d.descendants()
-                .find(|n| n.has_tag_name("memory"))
-                .unwrap()
-                .text(),
+            d.descendants().find(|n| n.has_tag_name("memory")).unwrap().text(),
             Some("8388608")
         );
         assert_eq!(
-            d.descendants()
-                .find(|n| n.has_tag_name("active"))
-                .unwrap()
-                .text(),
+            d.descendants().find(|n| n.has_tag_name("active")).unwrap().text(),
             Some("4")
         );
         let p = dir_pool_xml("default", "/var/lib/libvirt/images");

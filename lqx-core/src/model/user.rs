@@ -34,12 +34,8 @@ impl Role {
 
     /// Parses a role name (case-insensitive), with an InvalidArgument error naming `field`.
     pub fn parse(field: &str, s: &str) -> crate::Result<Role> {
-        s.parse().map_err(|_| {
-            crate::Error::invalid(
-                field,
-                format!("{s:?} is not a role (admin, operator, viewer)"),
-            )
-        })
+        s.parse()
+            .map_err(|_| crate::Error::invalid(field, format!("{s:?} is not a role (admin, operator, viewer)")))
     }
 }
 
@@ -212,10 +208,7 @@ pub fn validate_username(field: &str, s: &str) -> crate::Result<()> {
         .chars()
         .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-'))
     {
-        return Err(crate::Error::invalid(
-            field,
-            "may only hold a-z, 0-9, '.', '_' and '-'",
-        ));
+        return Err(crate::Error::invalid(field, "may only hold a-z, 0-9, '.', '_' and '-'"));
     }
     Ok(())
 }
@@ -515,10 +508,7 @@ impl AuditFilter {
         });
         user_ok
             && self.action.as_deref().is_none_or(|a| a == e.action)
-            && self
-                .resource_id
-                .as_deref()
-                .is_none_or(|r| r == e.resource_id)
+            && self.resource_id.as_deref().is_none_or(|r| r == e.resource_id)
             && self.since.is_none_or(|s| e.time >= s)
             && self.result.is_none_or(|r| r == e.result)
     }
@@ -542,14 +532,8 @@ mod tests {
     fn role_names_round_trip() {
         for r in Role::ALL {
             assert_eq!(r.as_str().parse::<Role>().unwrap(), r);
-            assert_eq!(
-                serde_json::to_string(&r).unwrap(),
-                format!("\"{}\"", r.as_str())
-            );
-            assert_eq!(
-                serde_json::from_str::<Role>(&format!("\"{r}\"")).unwrap(),
-                r
-            );
+            assert_eq!(serde_json::to_string(&r).unwrap(), format!("\"{}\"", r.as_str()));
+            assert_eq!(serde_json::from_str::<Role>(&format!("\"{r}\"")).unwrap(), r);
         }
         assert_eq!(" Admin ".parse::<Role>().unwrap(), Role::Admin);
         let err = Role::parse("role", "root").unwrap_err();
@@ -582,22 +566,9 @@ mod tests {
         for ok in ["admin", "ci-bot", "j.doe_2", "0ps"] {
             validate_username("username", ok).unwrap();
         }
-        for bad in [
-            "",
-            "Admin",
-            "-x",
-            ".x",
-            "a b",
-            "ädmin",
-            "a/b",
-            &"a".repeat(65),
-        ] {
+        for bad in ["", "Admin", "-x", ".x", "a b", "ädmin", "a/b", &"a".repeat(65)] {
             let err = validate_username("username", bad).unwrap_err();
-            assert!(
-                err.message.starts_with("username:"),
-                "{bad:?}: {}",
-                err.message
-            );
+            assert!(err.message.starts_with("username:"), "{bad:?}: {}", err.message);
         }
     }
 
@@ -632,10 +603,7 @@ mod tests {
     fn secrets_stay_out_of_debug() {
         let u = user();
         let dbg = format!("{u:?}");
-        assert!(
-            !dbg.contains("SECRETHASH") && !dbg.contains("argon2"),
-            "{dbg}"
-        );
+        assert!(!dbg.contains("SECRETHASH") && !dbg.contains("argon2"), "{dbg}");
         assert!(dbg.contains("alice"));
         let k = ApiKey {
             id: ApiKeyId::new(),
@@ -786,10 +754,7 @@ mod tests {
             UserDeleted,
         ] {
             assert_eq!(r.as_str().parse::<RevokeReason>().unwrap(), r);
-            assert_eq!(
-                serde_json::to_string(&r).unwrap(),
-                format!("\"{}\"", r.as_str())
-            );
+            assert_eq!(serde_json::to_string(&r).unwrap(), format!("\"{}\"", r.as_str()));
         }
     }
 }

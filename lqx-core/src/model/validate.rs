@@ -15,26 +15,47 @@ pub fn name(field: &str, s: &str) -> Result<()> {
         return Err(Error::invalid(field, "must not be empty"));
     }
     if s.len() > 63 {
-        return Err(Error::invalid(field, format!("must be at most 63 characters, got {}", s.len())));
+        return Err(Error::invalid(
+            field,
+            format!("must be at most 63 characters, got {}", s.len()),
+        ));
     }
-    if !s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
-        return Err(Error::invalid(field, format!("{s:?} may hold only lowercase letters, digits and '-'")));
+    if !s
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    {
+        return Err(Error::invalid(
+            field,
+            format!("{s:?} may hold only lowercase letters, digits and '-'"),
+        ));
     }
     if s.starts_with('-') || s.ends_with('-') {
-        return Err(Error::invalid(field, format!("{s:?} must start and end with a letter or digit")));
+        return Err(Error::invalid(
+            field,
+            format!("{s:?} must start and end with a letter or digit"),
+        ));
     }
     Ok(())
 }
 
 pub fn labels(field: &str, labels: &BTreeMap<String, String>) -> Result<()> {
     if labels.len() > MAX_LABELS {
-        return Err(Error::invalid(field, format!("at most {MAX_LABELS} labels, got {}", labels.len())));
+        return Err(Error::invalid(
+            field,
+            format!("at most {MAX_LABELS} labels, got {}", labels.len()),
+        ));
     }
     for (k, v) in labels {
         if k.is_empty() || k.len() > MAX_LABEL_KEY {
-            return Err(Error::invalid(field, format!("label key {k:?} must be 1-{MAX_LABEL_KEY} characters")));
+            return Err(Error::invalid(
+                field,
+                format!("label key {k:?} must be 1-{MAX_LABEL_KEY} characters"),
+            ));
         }
-        if !k.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'/')) {
+        if !k
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'/'))
+        {
             return Err(Error::invalid(
                 field,
                 format!("label key {k:?} may hold only letters, digits, '-', '_', '.', '/'"),
@@ -52,14 +73,20 @@ pub fn labels(field: &str, labels: &BTreeMap<String, String>) -> Result<()> {
 
 pub fn range<T: PartialOrd + std::fmt::Display>(field: &str, v: T, min: T, max: T, unit: &str) -> Result<()> {
     if v < min || v > max {
-        return Err(Error::invalid(field, format!("must be between {min} and {max}{unit}, got {v}{unit}")));
+        return Err(Error::invalid(
+            field,
+            format!("must be between {min} and {max}{unit}, got {v}{unit}"),
+        ));
     }
     Ok(())
 }
 
 pub fn description(field: &str, s: &str) -> Result<()> {
     if s.len() > MAX_DESCRIPTION {
-        return Err(Error::invalid(field, format!("must be at most {MAX_DESCRIPTION} bytes")));
+        return Err(Error::invalid(
+            field,
+            format!("must be at most {MAX_DESCRIPTION} bytes"),
+        ));
     }
     Ok(())
 }

@@ -60,7 +60,10 @@ impl VmState {
     }
     /// Whether the VM occupies a host's CPU and memory in this state.
     pub fn is_active(self) -> bool {
-        matches!(self, VmState::Starting | VmState::Running | VmState::Stopping | VmState::Migrating | VmState::Paused)
+        matches!(
+            self,
+            VmState::Starting | VmState::Running | VmState::Stopping | VmState::Migrating | VmState::Paused
+        )
     }
 }
 
@@ -123,17 +126,35 @@ pub struct VmSpec {
 impl VmSpec {
     pub fn validate(&self) -> Result<()> {
         validate::range("spec.cpu_cores", self.cpu_cores, MIN_CPU, MAX_CPU, "")?;
-        validate::range("spec.memory_mib", self.memory_mib, MIN_MEMORY_MIB, MAX_MEMORY_MIB, " MiB")?;
+        validate::range(
+            "spec.memory_mib",
+            self.memory_mib,
+            MIN_MEMORY_MIB,
+            MAX_MEMORY_MIB,
+            " MiB",
+        )?;
         if self.disks.len() > MAX_DISKS {
-            return Err(crate::Error::invalid("spec.disks", format!("at most {MAX_DISKS} disks")));
+            return Err(crate::Error::invalid(
+                "spec.disks",
+                format!("at most {MAX_DISKS} disks"),
+            ));
         }
         for (i, d) in self.disks.iter().enumerate() {
-            validate::range(&format!("spec.disks[{i}].size_mib"), d.size_mib, 1, MAX_DISK_MIB, " MiB")?;
+            validate::range(
+                &format!("spec.disks[{i}].size_mib"),
+                d.size_mib,
+                1,
+                MAX_DISK_MIB,
+                " MiB",
+            )?;
             if !d.name.is_empty() {
                 validate::name(&format!("spec.disks[{i}].name"), &d.name)?;
             }
             if !matches!(d.bus.as_str(), "" | "virtio" | "sata" | "scsi") {
-                return Err(crate::Error::invalid(&format!("spec.disks[{i}].bus"), "must be virtio, sata or scsi"));
+                return Err(crate::Error::invalid(
+                    &format!("spec.disks[{i}].bus"),
+                    "must be virtio, sata or scsi",
+                ));
             }
         }
         if self.nics.len() > MAX_NICS {
@@ -141,13 +162,21 @@ impl VmSpec {
         }
         for (i, n) in self.nics.iter().enumerate() {
             if !n.mac.is_empty() && !is_mac(&n.mac) {
-                return Err(crate::Error::invalid(&format!("spec.nics[{i}].mac"), format!("{:?} is not a MAC address", n.mac)));
+                return Err(crate::Error::invalid(
+                    &format!("spec.nics[{i}].mac"),
+                    format!("{:?} is not a MAC address", n.mac),
+                ));
             }
         }
         if let Some(g) = &self.placement.anti_affinity_group {
             validate::name("spec.placement.anti_affinity_group", g)?;
         }
-        if let Some(n) = self.placement.required_nodes.iter().find(|n| self.placement.excluded_nodes.contains(n)) {
+        if let Some(n) = self
+            .placement
+            .required_nodes
+            .iter()
+            .find(|n| self.placement.excluded_nodes.contains(n))
+        {
             return Err(crate::Error::invalid(
                 "spec.placement",
                 format!("node {n} is both required and excluded"),
@@ -159,7 +188,10 @@ impl VmSpec {
 
 fn is_mac(s: &str) -> bool {
     let parts: Vec<_> = s.split(':').collect();
-    parts.len() == 6 && parts.iter().all(|p| p.len() == 2 && p.bytes().all(|b| b.is_ascii_hexdigit()))
+    parts.len() == 6
+        && parts
+            .iter()
+            .all(|p| p.len() == 2 && p.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
@@ -207,7 +239,12 @@ mod tests {
         VmSpec {
             cpu_cores: 2,
             memory_mib: 2048,
-            disks: vec![Disk { name: "root".into(), size_mib: 10240, pool: String::new(), bus: String::new() }],
+            disks: vec![Disk {
+                name: "root".into(),
+                size_mib: 10240,
+                pool: String::new(),
+                bus: String::new(),
+            }],
             nics: vec![Nic::default()],
             ha: HaPolicy::default(),
             placement: PlacementPolicy::default(),
@@ -219,9 +256,27 @@ mod tests {
         spec().validate().unwrap();
         for (s, field) in [
             (VmSpec { cpu_cores: 0, ..spec() }, "spec.cpu_cores"),
-            (VmSpec { cpu_cores: 513, ..spec() }, "spec.cpu_cores"),
-            (VmSpec { memory_mib: 63, ..spec() }, "spec.memory_mib"),
-            (VmSpec { memory_mib: MAX_MEMORY_MIB + 1, ..spec() }, "spec.memory_mib"),
+            (
+                VmSpec {
+                    cpu_cores: 513,
+                    ..spec()
+                },
+                "spec.cpu_cores",
+            ),
+            (
+                VmSpec {
+                    memory_mib: 63,
+                    ..spec()
+                },
+                "spec.memory_mib",
+            ),
+            (
+                VmSpec {
+                    memory_mib: MAX_MEMORY_MIB + 1,
+                    ..spec()
+                },
+                "spec.memory_mib",
+            ),
         ] {
             let e = s.validate().unwrap_err();
             assert_eq!(e.kind, crate::ErrorKind::InvalidArgument);

@@ -27,7 +27,8 @@ impl Store {
             .bind(id_or_name)
             .fetch_optional(&self.pool)
             .await?;
-        row.map(|(d,)| serde_json::from_str(&d).map_err(StoreError::from)).transpose()
+        row.map(|(d,)| serde_json::from_str(&d).map_err(StoreError::from))
+            .transpose()
     }
 
     /// The stored answer of an earlier request with this idempotency key, if any.

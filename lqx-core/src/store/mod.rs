@@ -41,9 +41,9 @@ pub enum StoreError {
 impl From<StoreError> for crate::Error {
     fn from(e: StoreError) -> Self {
         match &e {
-            StoreError::Database(sqlx::Error::PoolTimedOut) => {
-                crate::Error::unavailable("database busy, try again").with_retry_after(1).with_source(e)
-            }
+            StoreError::Database(sqlx::Error::PoolTimedOut) => crate::Error::unavailable("database busy, try again")
+                .with_retry_after(1)
+                .with_source(e),
             StoreError::UnsupportedUrl(_) => crate::Error::invalid("database_url", e.to_string()),
             _ => crate::Error::internal(e),
         }
@@ -148,9 +148,7 @@ pub(crate) fn millis(t: chrono::DateTime<chrono::Utc>) -> i64 {
 /// True when the error is a unique-constraint violation (both engines).
 pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
     match e {
-        sqlx::Error::Database(db) => {
-            db.is_unique_violation() || db.message().contains("UNIQUE constraint failed")
-        }
+        sqlx::Error::Database(db) => db.is_unique_violation() || db.message().contains("UNIQUE constraint failed"),
         _ => false,
     }
 }
@@ -185,7 +183,10 @@ impl From<i64> for Arg {
 
 impl Sql {
     pub fn new(text: &str) -> Self {
-        Sql { text: text.to_string(), args: Vec::new() }
+        Sql {
+            text: text.to_string(),
+            args: Vec::new(),
+        }
     }
     pub fn push(&mut self, s: &str) -> &mut Self {
         self.text.push_str(s);
@@ -253,7 +254,10 @@ pub(crate) mod page_token {
 mod tests {
     #[test]
     fn redacts_passwords() {
-        assert_eq!(super::redact("postgres://u:secret@h:5432/db"), "postgres://u:***@h:5432/db");
+        assert_eq!(
+            super::redact("postgres://u:secret@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
         assert_eq!(super::redact("/tmp/x.db"), "/tmp/x.db");
     }
 }
@@ -287,7 +291,10 @@ pub mod testing {
 
     /// A fresh store on each available engine: SQLite in `dir`, and PostgreSQL when available.
     pub async fn engines(dir: &std::path::Path) -> Vec<(&'static str, Store)> {
-        let mut v = vec![("sqlite", Store::open(dir.join("lqx.db").to_str().unwrap()).await.unwrap())];
+        let mut v = vec![(
+            "sqlite",
+            Store::open(dir.join("lqx.db").to_str().unwrap()).await.unwrap(),
+        )];
         if let Some(admin) = postgres_admin_url() {
             let url = fresh_postgres_database(&admin).await.unwrap();
             v.push(("postgres", Store::open(&url).await.unwrap()));

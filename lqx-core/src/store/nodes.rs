@@ -25,7 +25,9 @@ impl Store {
     }
 
     pub async fn get_node(&self, id: NodeId) -> Result<Node> {
-        self.find_node("id = $1", &id.to_string()).await?.ok_or_else(|| Error::not_found("node", id))
+        self.find_node("id = $1", &id.to_string())
+            .await?
+            .ok_or_else(|| Error::not_found("node", id))
     }
 
     /// Looks a node up by id or name.
@@ -35,14 +37,22 @@ impl Store {
         {
             return Ok(n);
         }
-        self.find_node("name = $1", id_or_name).await?.ok_or_else(|| Error::not_found("node", id_or_name))
+        self.find_node("name = $1", id_or_name)
+            .await?
+            .ok_or_else(|| Error::not_found("node", id_or_name))
     }
 
     async fn find_node(&self, cond: &str, a: &str) -> Result<Option<Node>> {
         let sql = format!("SELECT data FROM nodes WHERE {cond}");
-        let row: Option<(String,)> =
-            sqlx::query_as(&sql).bind(a).fetch_optional(&self.pool).await.map_err(StoreError::from)?;
-        Ok(row.map(|(d,)| serde_json::from_str(&d)).transpose().map_err(StoreError::from)?)
+        let row: Option<(String,)> = sqlx::query_as(&sql)
+            .bind(a)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(StoreError::from)?;
+        Ok(row
+            .map(|(d,)| serde_json::from_str(&d))
+            .transpose()
+            .map_err(StoreError::from)?)
     }
 
     /// Conditional write, as for VMs.
@@ -62,7 +72,10 @@ impl Store {
         .map_err(StoreError::from)?;
         if r.rows_affected() == 0 {
             self.get_node(node.id).await?;
-            return Err(Error::aborted(format!("node {} was changed concurrently; read it again and retry", node.name)));
+            return Err(Error::aborted(format!(
+                "node {} was changed concurrently; read it again and retry",
+                node.name
+            )));
         }
         Ok(next)
     }
@@ -85,6 +98,10 @@ impl Store {
             .fetch_all(&self.pool)
             .await
             .map_err(StoreError::from)?;
-        Ok(rows.iter().map(|(d,)| serde_json::from_str(d)).collect::<Result<_, _>>().map_err(StoreError::from)?)
+        Ok(rows
+            .iter()
+            .map(|(d,)| serde_json::from_str(d))
+            .collect::<Result<_, _>>()
+            .map_err(StoreError::from)?)
     }
 }

@@ -1,9 +1,9 @@
 //! VM records.
 
+use super::Sql;
 use super::{Store, StoreError, is_unique_violation, millis, page_token};
 use crate::model::{NodeId, ProjectId, Vm, VmId, VmState};
 use crate::{Error, Result};
-use super::Sql;
 use std::collections::BTreeMap;
 
 /// Filters of ListVMs; all given ones must match.
@@ -87,7 +87,10 @@ impl Store {
             q = q.bind(b);
         }
         let row = q.fetch_optional(&self.pool).await.map_err(StoreError::from)?;
-        Ok(row.map(|(d,)| serde_json::from_str(&d)).transpose().map_err(StoreError::from)?)
+        Ok(row
+            .map(|(d,)| serde_json::from_str(&d))
+            .transpose()
+            .map_err(StoreError::from)?)
     }
 
     /// Writes `vm` if the stored resource version is still `vm.resource_version`; the
@@ -151,12 +154,19 @@ impl Store {
                     .execute(&self.pool)
                     .await
             }
-            None => sqlx::query("DELETE FROM vms WHERE id = $1").bind(id.to_string()).execute(&self.pool).await,
+            None => {
+                sqlx::query("DELETE FROM vms WHERE id = $1")
+                    .bind(id.to_string())
+                    .execute(&self.pool)
+                    .await
+            }
         }
         .map_err(StoreError::from)?;
         if r.rows_affected() == 0 {
             self.get_vm(id).await?;
-            return Err(Error::aborted(format!("VM {id} was changed concurrently; read it again and retry")));
+            return Err(Error::aborted(format!(
+                "VM {id} was changed concurrently; read it again and retry"
+            )));
         }
         Ok(())
     }
@@ -167,17 +177,23 @@ impl Store {
             0 => DEFAULT_PAGE_SIZE,
             n => n.min(MAX_PAGE_SIZE),
         };
-        let after = if page_token.is_empty() { None } else { Some(page_token::decode(page_token)?) };
+        let after = if page_token.is_empty() {
+            None
+        } else {
+            Some(page_token::decode(page_token)?)
+        };
 
         let mut q = Sql::new("SELECT data, name, id FROM vms WHERE 1=1");
         push_filter(&mut q, filter);
         if let Some((name, id)) = &after {
-            q.push(" AND (name > ").bind(name.clone()).push(" OR (name = ").bind(name.clone());
+            q.push(" AND (name > ")
+                .bind(name.clone())
+                .push(" OR (name = ")
+                .bind(name.clone());
             q.push(" AND id > ").bind(id.clone()).push("))");
         }
         q.push(" ORDER BY name, id LIMIT ").bind(size as i64 + 1);
-        let rows: Vec<(String, String, String)> =
-            q.query_as().fetch_all(&self.pool).await.map_err(StoreError::from)?;
+        let rows: Vec<(String, String, String)> = q.query_as().fetch_all(&self.pool).await.map_err(StoreError::from)?;
 
         let mut c = Sql::new("SELECT COUNT(*) FROM vms WHERE 1=1");
         push_filter(&mut c, filter);
@@ -194,14 +210,24 @@ impl Store {
             .map(|(d, _, _)| serde_json::from_str(d))
             .collect::<Result<_, _>>()
             .map_err(StoreError::from)?;
-        Ok(VmPage { vms, next_page_token, total_count: total as u64 })
+        Ok(VmPage {
+            vms,
+            next_page_token,
+            total_count: total as u64,
+        })
     }
 
     /// Every VM (for scheduling snapshots).
     pub async fn all_vms(&self) -> Result<Vec<Vm>> {
-        let rows: Vec<(String,)> =
-            sqlx::query_as("SELECT data FROM vms ORDER BY id").fetch_all(&self.pool).await.map_err(StoreError::from)?;
-        Ok(rows.iter().map(|(d,)| serde_json::from_str(d)).collect::<Result<_, _>>().map_err(StoreError::from)?)
+        let rows: Vec<(String,)> = sqlx::query_as("SELECT data FROM vms ORDER BY id")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::from)?;
+        Ok(rows
+            .iter()
+            .map(|(d,)| serde_json::from_str(d))
+            .collect::<Result<_, _>>()
+            .map_err(StoreError::from)?)
     }
 }
 
@@ -218,7 +244,10 @@ fn push_filter(q: &mut Sql, f: &VmFilter) {
     if let Some(prefix) = &f.name_prefix {
         // Names hold only [a-z0-9-], so no LIKE wildcard can hide in the prefix; checked
         // anyway so a bad filter matches nothing rather than everything.
-        if prefix.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
+        if prefix
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        {
             q.push(" AND name LIKE ").bind(format!("{prefix}%"));
         } else {
             q.push(" AND 1=0");

@@ -35,6 +35,9 @@ pub fn request_id(s: &str) -> Result<Option<String>, Status> {
     match s.len() {
         0 => Ok(None),
         1..=128 => Ok(Some(s.to_string())),
-        _ => Err(st(lqx_core::Error::invalid("request_id", "must be at most 128 characters"))),
+        _ => Err(st(lqx_core::Error::invalid(
+            "request_id",
+            "must be at most 128 characters",
+        ))),
     }
 }

@@ -55,9 +55,16 @@ impl NodeService for NodeApi {
             nodes.retain(|n| n.name.as_str() > r.page_token.as_str());
         }
         let size = if r.page_size == 0 { 500 } else { r.page_size.min(1000) } as usize;
-        let next_page_token = if nodes.len() > size { nodes[size - 1].name.clone() } else { String::new() };
+        let next_page_token = if nodes.len() > size {
+            nodes[size - 1].name.clone()
+        } else {
+            String::new()
+        };
         nodes.truncate(size);
-        Ok(Response::new(pb::ListNodesResponse { nodes: self.out(&nodes).await.map_err(st)?, next_page_token }))
+        Ok(Response::new(pb::ListNodesResponse {
+            nodes: self.out(&nodes).await.map_err(st)?,
+            next_page_token,
+        }))
     }
 
     async fn enable_node(&self, req: Request<pb::NodeRequest>) -> Result<Response<pb::Node>, Status> {
@@ -86,11 +93,21 @@ impl NodeService for NodeApi {
         req: Request<pb::CreateJoinTokenRequest>,
     ) -> Result<Response<pb::CreateJoinTokenResponse>, Status> {
         let r = req.into_inner();
-        let (token, expires) = self.compute.create_join_token(r.ttl_seconds, &r.node_name).await.map_err(st)?;
-        Ok(Response::new(pb::CreateJoinTokenResponse { token, expires_at: Some(convert::timestamp(expires)) }))
+        let (token, expires) = self
+            .compute
+            .create_join_token(r.ttl_seconds, &r.node_name)
+            .await
+            .map_err(st)?;
+        Ok(Response::new(pb::CreateJoinTokenResponse {
+            token,
+            expires_at: Some(convert::timestamp(expires)),
+        }))
     }
 
-    async fn delete_node(&self, req: Request<pb::DeleteNodeRequest>) -> Result<Response<pb::DeleteNodeResponse>, Status> {
+    async fn delete_node(
+        &self,
+        req: Request<pb::DeleteNodeRequest>,
+    ) -> Result<Response<pb::DeleteNodeResponse>, Status> {
         let audit = super::auth::note(&req);
         let r = req.into_inner();
         audit.resource("node", &r.id);
@@ -108,7 +125,10 @@ impl NodeService for NodeApi {
     }
 
     type WatchNodesStream = Stream<pb::NodeEvent>;
-    async fn watch_nodes(&self, req: Request<pb::WatchNodesRequest>) -> Result<Response<Self::WatchNodesStream>, Status> {
+    async fn watch_nodes(
+        &self,
+        req: Request<pb::WatchNodesRequest>,
+    ) -> Result<Response<Self::WatchNodesStream>, Status> {
         crate::watch::watch_nodes(&self.compute, req.into_inner()).await
     }
 }

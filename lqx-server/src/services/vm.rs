@@ -17,7 +17,14 @@ pub struct VmApi {
 
 impl VmApi {
     async fn node_names(&self) -> Result<HashMap<NodeId, String>> {
-        Ok(self.compute.store.all_nodes().await?.into_iter().map(|n: Node| (n.id, n.name)).collect())
+        Ok(self
+            .compute
+            .store
+            .all_nodes()
+            .await?
+            .into_iter()
+            .map(|n: Node| (n.id, n.name))
+            .collect())
     }
 
     async fn out(&self, vm: &lqx_core::model::Vm) -> Result<pb::Vm> {
@@ -27,7 +34,12 @@ impl VmApi {
 
     async fn resolver(&self) -> Result<impl Fn(&str) -> Option<NodeId>> {
         let nodes = self.compute.store.all_nodes().await?;
-        Ok(move |s: &str| nodes.iter().find(|n| n.name == s || n.id.to_string() == s).map(|n| n.id))
+        Ok(move |s: &str| {
+            nodes
+                .iter()
+                .find(|n| n.name == s || n.id.to_string() == s)
+                .map(|n| n.id)
+        })
     }
 }
 
@@ -76,13 +88,21 @@ impl VmService for VmApi {
             ),
         };
         let filter = VmFilter {
-            project_id: if r.project_id.is_empty() { None } else { Some(project(&r.project_id)?) },
+            project_id: if r.project_id.is_empty() {
+                None
+            } else {
+                Some(project(&r.project_id)?)
+            },
             node_id,
             state: convert::vm_state_in("state", r.state).map_err(st)?,
             labels: convert::labels_in(&r.labels),
             name_prefix: (!r.name_prefix.is_empty()).then_some(r.name_prefix),
         };
-        let page = self.compute.list_vms(&filter, r.page_size, &r.page_token).await.map_err(st)?;
+        let page = self
+            .compute
+            .list_vms(&filter, r.page_size, &r.page_token)
+            .await
+            .map_err(st)?;
         let name = |id: NodeId| names.get(&id).cloned().unwrap_or_default();
         Ok(Response::new(pb::ListVMsResponse {
             vms: page.vms.iter().map(|v| convert::vm_out(v, &name)).collect(),
@@ -113,10 +133,19 @@ impl VmService for VmApi {
                     upd.placement =
                         Some(convert::placement_in(&spec.placement.clone().unwrap_or_default(), &resolve).map_err(st)?)
                 }
-                other => return Err(st(Error::invalid("update_mask", format!("{other:?} cannot be updated")))),
+                other => {
+                    return Err(st(Error::invalid(
+                        "update_mask",
+                        format!("{other:?} cannot be updated"),
+                    )));
+                }
             }
         }
-        let vm = self.compute.update_vm(&r.id, lqx_core::model::ProjectId::DEFAULT, upd).await.map_err(st)?;
+        let vm = self
+            .compute
+            .update_vm(&r.id, lqx_core::model::ProjectId::DEFAULT, upd)
+            .await
+            .map_err(st)?;
         Ok(Response::new(self.out(&vm).await.map_err(st)?))
     }
 
@@ -124,14 +153,22 @@ impl VmService for VmApi {
         let audit = super::auth::note(&req);
         let r = req.into_inner();
         audit.resource("vm", &r.id);
-        let id = self.compute.delete_vm(&r.id, lqx_core::model::ProjectId::DEFAULT, r.force).await.map_err(st)?;
+        let id = self
+            .compute
+            .delete_vm(&r.id, lqx_core::model::ProjectId::DEFAULT, r.force)
+            .await
+            .map_err(st)?;
         audit.resource("vm", id);
         Ok(Response::new(pb::DeleteVmResponse { id: id.to_string() }))
     }
 
     async fn start_vm(&self, req: Request<pb::StartVmRequest>) -> Result<Response<pb::Vm>, Status> {
         let r = req.into_inner();
-        let vm = self.compute.start_vm(&r.id, lqx_core::model::ProjectId::DEFAULT).await.map_err(st)?;
+        let vm = self
+            .compute
+            .start_vm(&r.id, lqx_core::model::ProjectId::DEFAULT)
+            .await
+            .map_err(st)?;
         Ok(Response::new(self.out(&vm).await.map_err(st)?))
     }
 
@@ -148,7 +185,11 @@ impl VmService for VmApi {
 
     async fn reboot_vm(&self, req: Request<pb::RebootVmRequest>) -> Result<Response<pb::Vm>, Status> {
         let r = req.into_inner();
-        let vm = self.compute.reboot_vm(&r.id, lqx_core::model::ProjectId::DEFAULT).await.map_err(st)?;
+        let vm = self
+            .compute
+            .reboot_vm(&r.id, lqx_core::model::ProjectId::DEFAULT)
+            .await
+            .map_err(st)?;
         Ok(Response::new(self.out(&vm).await.map_err(st)?))
     }
 
