@@ -10,3 +10,5 @@ if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends postgresql >/dev/null
 fi
+# gnome-keyring + dbus: the CLI's Secret Service round trip (tests/e2e/cli.rs; ~20 s to install).
+command -v gnome-keyring-daemon >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends gnome-keyring dbus libsecret-tools >/dev/null; }

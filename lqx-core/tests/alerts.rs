@@ -432,6 +432,11 @@ async fn webhooks_get_signed_notifications_with_a_retry_and_a_delivery_log() {
             statuses.contains(&(2, WebhookDeliveryStatus::Delivered, Some(200))),
             "{statuses:?}"
         );
+        // The webhook's summary is written by the same background task, after the rows.
+        wait_for("the webhook's last delivery status", async || {
+            alerts.get_webhook(hook.id).await.unwrap().last_delivery_status == Some(WebhookDeliveryStatus::Delivered)
+        })
+        .await;
         let stored = alerts.get_webhook(hook.id).await.unwrap();
         assert_eq!(stored.last_delivery_status, Some(WebhookDeliveryStatus::Delivered));
         assert_eq!(stored.secret.as_deref(), Some("shared-secret"), "kept for signing");
