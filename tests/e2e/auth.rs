@@ -589,6 +589,7 @@ async fn api_key_as_bearer_is_scoped_and_revocable() {
         (Some("api_key"), Some(id.as_str()))
     );
     assert_eq!(who["user"]["username"], "admin");
+    assert_eq!(who["user"]["role"], "viewer", "the key's role, not its owner's: {who}");
     let (st, _, _) = call_as(&s, Some(&key), &format!("{VMS}/ListVMs"), json!({})).await;
     assert_eq!(st, 200);
     let (st, _, _) = call_as(&s, Some(&key), &format!("{VMS}/CreateVM"), json!({"name": "x"})).await;

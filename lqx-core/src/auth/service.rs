@@ -565,7 +565,10 @@ impl AuthService {
     }
 
     pub async fn whoami(&self, p: &Principal) -> Result<WhoAmI> {
-        let user = self.store.get_user(p.user_id).await?.ok_or(AuthError::SessionRevoked)?;
+        let mut user = self.store.get_user(p.user_id).await?.ok_or(AuthError::SessionRevoked)?;
+        // The role this credential acts with: for an API key, the lower of its own role and
+        // its owner's, not the owner's.
+        user.role = p.role;
         let permissions = Permission::ALL.into_iter().filter(|x| p.can(*x)).collect();
         Ok(WhoAmI {
             user,
