@@ -9,4 +9,7 @@ eval "$(bash .ci/start-postgres.sh)"
 export LQX_TEST_DATABASE_URL
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# The end-to-end tests run the real binaries: build them first (cargo test alone does not
+# build lqx-server, which has no integration tests of its own).
+cargo build --workspace --locked --bins
 cargo test --workspace --locked --no-fail-fast "$@"
