@@ -145,16 +145,17 @@ impl Compute {
         }
         vm.validate()?;
         let resized = vm.spec.cpu_cores != before.cpu_cores || vm.spec.memory_mib != before.memory_mib;
-        if resized {
-            // The VM must still fit where it is.
+        // A resized VM must still fit where it is; the placement lock is held until the new
+        // size is recorded, as for a create.
+        let _placement = if resized {
             let node = vm.status.node_id.ok_or_else(|| Error::precondition("VM has no node"))?;
-            let _p = self.placement_lock.lock().await;
+            let guard = self.placement_lock.lock().await;
             self.schedule(&vm, Some(node), Some(vm.id)).await?;
             self.hosts.get(node)?.update(domain_spec(&vm)).await?;
-            let vm = self.store.update_vm(&vm).await?;
-            self.publish_vm(EventType::Updated, &vm);
-            return Ok(vm);
-        }
+            Some(guard)
+        } else {
+            None
+        };
         let vm = self.store.update_vm(&vm).await?;
         self.publish_vm(EventType::Updated, &vm);
         Ok(vm)
