@@ -208,3 +208,83 @@ async fn nodes_and_kv() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn allocation_per_node_and_anti_affinity_members() {
+    each(async |engine, s| {
+        let (n1, n2) = (node("alloc-1"), node("alloc-2"));
+        s.create_node(&n1).await.unwrap();
+        s.create_node(&n2).await.unwrap();
+        let on = |name: &str, n: &Node, cpu: u32, mem: u64, group: Option<&str>| {
+            let mut v = vm(name);
+            v.spec.cpu_cores = cpu;
+            v.spec.memory_mib = mem;
+            v.spec.placement.anti_affinity_group = group.map(str::to_string);
+            v.status.node_id = Some(n.id);
+            v
+        };
+        let a = on("a", &n1, 2, 1024, Some("db"));
+        let b = on("b", &n1, 4, 2048, None);
+        let c = on("c", &n2, 1, 512, Some("db"));
+        let unplaced = vm("d");
+        for v in [&a, &b, &c, &unplaced] {
+            s.create_vm(v).await.unwrap();
+        }
+        let totals = |skip: Option<VmId>| {
+            let s = s.clone();
+            async move {
+                let mut t: Vec<(NodeId, u64, u64)> = s
+                    .allocation_by_node(skip)
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .map(|a| (a.node, a.cpu_cores, a.memory_mib))
+                    .collect();
+                t.sort();
+                t
+            }
+        };
+        let mut want = vec![(n1.id, 6, 3072), (n2.id, 1, 512)];
+        want.sort();
+        assert_eq!(totals(None).await, want, "{engine}");
+        let mut want = vec![(n1.id, 4, 2048), (n2.id, 1, 512)];
+        want.sort();
+        assert_eq!(totals(Some(a.id)).await, want, "{engine}: skip leaves a VM out");
+        let mut g = s.nodes_with_group("db", None).await.unwrap();
+        g.sort();
+        let mut want = vec![n1.id, n2.id];
+        want.sort();
+        assert_eq!(g, want, "{engine}");
+        assert_eq!(s.nodes_with_group("db", Some(c.id)).await.unwrap(), vec![n1.id]);
+        assert!(s.nodes_with_group("web", None).await.unwrap().is_empty());
+
+        // A resize and a group change are reflected; so is a delete.
+        let mut bigger = s.get_vm(b.id).await.unwrap();
+        bigger.spec.cpu_cores = 8;
+        bigger.spec.placement.anti_affinity_group = Some("web".into());
+        s.update_vm(&bigger).await.unwrap();
+        s.delete_vm(c.id, None).await.unwrap();
+        assert_eq!(totals(None).await, vec![(n1.id, 10, 3072)], "{engine}");
+        assert_eq!(s.nodes_with_group("web", None).await.unwrap(), vec![n1.id]);
+
+        // The migration's backfill derives the columns from the stored records.
+        sqlx::query("UPDATE vms SET cpu_cores = 0, memory_mib = 0, anti_affinity_group = NULL")
+            .execute(s.pool())
+            .await
+            .unwrap();
+        let migration = match s.backend() {
+            lqx_core::store::Backend::Sqlite => include_str!("../migrations/sqlite/0006_vm_allocation.sql"),
+            lqx_core::store::Backend::Postgres => include_str!("../migrations/postgres/0006_vm_allocation.sql"),
+        };
+        let backfill = migration
+            .split(';')
+            .find(|stmt| stmt.trim_start().lines().any(|l| l.starts_with("UPDATE vms SET")))
+            .unwrap();
+        sqlx::query(backfill).execute(s.pool()).await.unwrap();
+        assert_eq!(totals(None).await, vec![(n1.id, 10, 3072)], "{engine}: backfill");
+        let mut g = s.nodes_with_group("db", None).await.unwrap();
+        g.sort();
+        assert_eq!(g, vec![n1.id], "{engine}: backfill");
+    })
+    .await;
+}

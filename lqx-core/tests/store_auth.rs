@@ -443,3 +443,52 @@ async fn replicas_share_one_signing_key_through_the_store() {
         assert!(matches!(got, Credential::User(p) if p.username == "admin"), "{engine}");
     }
 }
+
+#[tokio::test]
+async fn a_revocation_reaches_other_replicas_within_the_recheck_interval() {
+    let dir = tempfile::tempdir().unwrap();
+    for (engine, store) in engines(dir.path()).await {
+        let key = shared_signing_key(&store).await.unwrap();
+        let settings = |recheck_ms: u64| {
+            let mut s = AuthSettings::default();
+            s.session.recheck = std::time::Duration::from_millis(recheck_ms);
+            s
+        };
+        let one = AuthService::new(store.clone(), &key, settings(400));
+        let two = AuthService::new(store.clone(), &key, settings(400));
+        let strict = AuthService::new(store.clone(), &key, settings(0));
+        one.bootstrap_admin(BootstrapPassword::Given(Secret::new("bootstrap-pass-123")), dir.path())
+            .await
+            .unwrap();
+        let l = one
+            .login("admin", Secret::new("bootstrap-pass-123"), None, &AuditNote::default())
+            .await
+            .unwrap();
+        let bearer = format!("Bearer {}", l.pair.access_token.expose());
+        let Credential::User(p) = one.authenticate(Some(&bearer)).await.unwrap() else {
+            panic!("{engine}: not a user");
+        };
+        assert!(two.authenticate(Some(&bearer)).await.is_ok(), "{engine}");
+        assert!(strict.authenticate(Some(&bearer)).await.is_ok(), "{engine}");
+
+        let revoked_at = std::time::Instant::now();
+        assert_eq!(one.logout(&p, "", false).await.unwrap(), 1, "{engine}");
+        // The replica that revoked refuses at once, as does one that does not reuse checks.
+        assert!(one.authenticate(Some(&bearer)).await.is_err(), "{engine}");
+        assert!(strict.authenticate(Some(&bearer)).await.is_err(), "{engine}");
+        // Another replica refuses once its recent check is older than the interval.
+        loop {
+            match two.authenticate(Some(&bearer)).await {
+                Err(e) => {
+                    assert_eq!(e.kind, ErrorKind::Unauthenticated, "{engine}");
+                    break;
+                }
+                Ok(_) => assert!(
+                    revoked_at.elapsed() < std::time::Duration::from_millis(400),
+                    "{engine}: a revoked token was still accepted after the recheck interval"
+                ),
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+}

@@ -85,6 +85,11 @@ pub struct AuthConfig {
     /// A login session ends this long after login, however often it is refreshed.
     #[serde(with = "humantime_serde")]
     pub session_ttl: Duration,
+    /// How long a replica may reuse its check that an access token's session and user are
+    /// still valid (revocations through another replica take effect within this; through
+    /// this one, at once). 0s: read them on every request.
+    #[serde(with = "humantime_serde")]
+    pub session_recheck: Duration,
     /// Clock skew tolerated when checking token times.
     #[serde(with = "humantime_serde")]
     pub leeway: Duration,
@@ -104,6 +109,7 @@ impl Default for AuthConfig {
             access_ttl: jwt.access_ttl,
             refresh_ttl: jwt.refresh_ttl,
             session_ttl: lqx_core::auth::SessionPolicy::default().absolute_ttl,
+            session_recheck: lqx_core::auth::SessionPolicy::default().recheck,
             leeway: jwt.leeway,
             signing_key_file: None,
             issuer: jwt.issuer,
@@ -157,6 +163,7 @@ impl AuthConfig {
             },
             session: lqx_core::auth::SessionPolicy {
                 absolute_ttl: self.session_ttl,
+                recheck: self.session_recheck,
             },
             throttle: lqx_core::auth::ThrottlePolicy {
                 pair_free_failures: self.throttle.pair_free_failures,
@@ -178,6 +185,9 @@ impl AuthConfig {
         }
         if self.session_ttl < self.refresh_ttl {
             anyhow::bail!("auth.session_ttl must be at least auth.refresh_ttl");
+        }
+        if self.session_recheck > Duration::from_secs(60) {
+            anyhow::bail!("auth.session_recheck must be at most 1m (it delays revocations across replicas)");
         }
         if self.leeway > Duration::from_secs(300) {
             anyhow::bail!("auth.leeway must be at most 5m");

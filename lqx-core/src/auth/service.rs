@@ -30,15 +30,15 @@ use super::{
     AuthError, Secret,
     apikey::{self, Bearer},
     audit::AuditNote,
-    jwt::{JwtConfig, JwtManager, SigningKey, TokenPair, TokenSubject},
+    jwt::{Claims, JwtConfig, JwtManager, SigningKey, TokenPair, TokenSubject},
     password, rbac,
     rbac::{Access, Caller},
     session::{self, RefreshDecision, SessionPolicy},
     throttle::{LoginThrottle, ThrottlePolicy},
 };
 use crate::model::{
-    Actor, ApiKey, ApiKeyId, AuditEntry, AuditFilter, Permission, RevokeReason, Role, SessionId, User, UserId,
-    normalize_username, validate_email, validate_username,
+    Actor, ApiKey, ApiKeyId, AuditEntry, AuditFilter, AuthSession, Permission, RevokeReason, Role, SessionId, User,
+    UserId, normalize_username, validate_email, validate_username,
 };
 use crate::store::{AuditPage, Store, UserPage};
 use crate::{Error, Result};
@@ -250,7 +250,40 @@ pub struct AuthService {
     clock: Clock,
     /// API key id -> when its last use was written (by this replica).
     key_touched: Mutex<HashMap<ApiKeyId, DateTime<Utc>>>,
+    /// Recent session+user reads for access tokens, reused for `session.recheck`.
+    checked: Mutex<Checks>,
 }
+
+#[derive(Default)]
+struct Checks {
+    /// Bumped by every change to sessions or users: a read that began before a change is
+    /// not kept after it.
+    generation: u64,
+    entries: HashMap<SessionId, Checked>,
+}
+
+/// A session and its user as read for an access-token check, and when.
+struct Checked {
+    session: Option<AuthSession>,
+    user: Option<User>,
+    at: tokio::time::Instant,
+}
+
+/// Drops the cached session checks when it goes out of scope, whatever path a change to
+/// sessions or users takes (a failed step may still have committed earlier ones).
+struct ForgetChecks<'a>(&'a Mutex<Checks>);
+
+impl Drop for ForgetChecks<'_> {
+    fn drop(&mut self) {
+        let mut c = lock(self.0);
+        c.generation += 1;
+        c.entries.clear();
+    }
+}
+
+/// Entries kept at most; past this the cache starts over (a burst of logins must not grow
+/// it without bound).
+const CHECKED_MAX: usize = 100_000;
 
 impl std::fmt::Debug for AuthService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -275,6 +308,7 @@ impl AuthService {
             started: tokio::time::Instant::now(),
             clock: Arc::new(Utc::now),
             key_touched: Mutex::new(HashMap::new()),
+            checked: Mutex::new(Checks::default()),
         }
     }
 
@@ -318,7 +352,7 @@ impl AuthService {
         match bearer {
             Bearer::Jwt(token) => {
                 let claims = self.jwt.verify_access(token, now)?;
-                let (s, u) = self.store.session_and_user(claims.sid, claims.sub).await?;
+                let (s, u) = self.session_and_user(&claims).await?;
                 session::check_access(&claims, s.as_ref(), u.as_ref(), now)?;
                 let u = u.ok_or(AuthError::SessionRevoked)?;
                 Ok(Credential::User(Principal {
@@ -359,6 +393,45 @@ impl AuthService {
             }
             Bearer::NodeCredential { .. } => Ok(Credential::Node),
         }
+    }
+
+    /// The session and user of an access token: a recent read (within `session.recheck`)
+    /// or a fresh one. Every change this service makes to sessions or users drops the
+    /// reads ([`Self::forget_checks`]), so only other replicas' changes can wait.
+    async fn session_and_user(&self, claims: &Claims) -> Result<(Option<AuthSession>, Option<User>)> {
+        let recheck = self.settings.session.recheck;
+        let generation = {
+            let c = lock(&self.checked);
+            if let Some(e) = c.entries.get(&claims.sid)
+                && e.at.elapsed() < recheck
+                && e.user.as_ref().is_none_or(|u| u.id == claims.sub)
+            {
+                return Ok((e.session.clone(), e.user.clone()));
+            }
+            c.generation
+        };
+        let at = tokio::time::Instant::now();
+        let (s, u) = self.store.session_and_user(claims.sid, claims.sub).await?;
+        if !recheck.is_zero() {
+            let mut c = lock(&self.checked);
+            if c.generation == generation {
+                if c.entries.len() >= CHECKED_MAX {
+                    c.entries.clear();
+                }
+                let entry = Checked {
+                    session: s.clone(),
+                    user: u.clone(),
+                    at,
+                };
+                c.entries.insert(claims.sid, entry);
+            }
+        }
+        Ok((s, u))
+    }
+
+    /// A guard that drops every cached session check when the change it covers is over.
+    fn changing_sessions(&self) -> ForgetChecks<'_> {
+        ForgetChecks(&self.checked)
     }
 
     async fn touch_key(&self, id: ApiKeyId, now: DateTime<Utc>) {
@@ -487,6 +560,7 @@ impl AuthService {
 
     /// RefreshToken: rotates the family, or detects reuse and revokes it.
     pub async fn refresh(&self, refresh_token: &str, note: &AuditNote) -> Result<LoginOutcome> {
+        let _forget = self.changing_sessions();
         let now = self.now();
         if refresh_token.is_empty() {
             return Err(Error::invalid("refresh_token", "is required"));
@@ -543,6 +617,7 @@ impl AuthService {
     /// Logout: the caller's session, the session of `refresh_token`, or (`all`) every
     /// session of the caller.
     pub async fn logout(&self, p: &Principal, refresh_token: &str, all: bool) -> Result<u64> {
+        let _forget = self.changing_sessions();
         let now = self.now();
         if all {
             return self
@@ -592,6 +667,7 @@ impl AuthService {
         client: Option<IpAddr>,
         note: &AuditNote,
     ) -> Result<()> {
+        let _forget = self.changing_sessions();
         let target = if target.is_empty() {
             self.store.get_user(p.user_id).await?.ok_or(AuthError::SessionRevoked)?
         } else {
@@ -707,6 +783,7 @@ impl AuthService {
         change: UserChange,
         note: &AuditNote,
     ) -> Result<User> {
+        let _forget = self.changing_sessions();
         p.require(Permission::UserManage)?;
         let target = self.store.resolve_user(id_or_name).await?;
         note.resource("user", target.id);
@@ -760,6 +837,7 @@ impl AuthService {
     }
 
     pub async fn delete_user(&self, p: &Principal, id_or_name: &str, note: &AuditNote) -> Result<()> {
+        let _forget = self.changing_sessions();
         p.require(Permission::UserManage)?;
         let target = self.store.resolve_user(id_or_name).await?;
         note.resource("user", target.id);

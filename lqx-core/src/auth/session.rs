@@ -36,12 +36,17 @@ use crate::model::{AuthSession, RevokeReason, User};
 pub struct SessionPolicy {
     /// A family ends this long after login, however often it rotates.
     pub absolute_ttl: Duration,
+    /// How long a replica may reuse its check of an access token's session and user. A
+    /// revocation made through this replica takes effect at once; one made through another
+    /// replica within this time. Zero: read both on every request.
+    pub recheck: Duration,
 }
 
 impl Default for SessionPolicy {
     fn default() -> Self {
         SessionPolicy {
             absolute_ttl: Duration::from_secs(30 * 24 * 3600),
+            recheck: Duration::from_secs(1),
         }
     }
 }

@@ -263,4 +263,37 @@ proptest! {
             }
         }
     }
+
+    #[test]
+    fn totals_give_the_same_answer_as_every_vm((s, reqs) in arb_cluster()) {
+        // Fill the cluster with the first half, then place the rest both ways.
+        let (first, rest) = reqs.split_at(reqs.len() / 2);
+        let mut full = s.clone();
+        for (j, (req, res)) in first.iter().zip(place_many(&s, first)).enumerate() {
+            if let Ok(id) = res {
+                let mut v = vm(1000 + j, None, req.cpu_cores, req.memory_mib);
+                v.node = Some(id);
+                v.placement.anti_affinity_group = req.anti_affinity_group.clone();
+                full.vms.push(v);
+            }
+        }
+        let mut totals: HashMap<NodeId, NodeAllocation> = HashMap::new();
+        for v in &full.vms {
+            let n = v.node.unwrap();
+            let a = totals.entry(n).or_insert(NodeAllocation { node: n, cpu_cores: 0, memory_mib: 0 });
+            a.cpu_cores += v.cpu_cores as u64;
+            a.memory_mib += v.memory_mib;
+        }
+        let totals: Vec<NodeAllocation> = totals.into_values().collect();
+        for req in rest {
+            let group_nodes: Vec<NodeId> = full
+                .vms
+                .iter()
+                .filter(|v| v.placement.anti_affinity_group.is_some() && v.placement.anti_affinity_group == req.anti_affinity_group)
+                .filter_map(|v| v.node)
+                .collect();
+            let nodes_only = ClusterSnapshot { nodes: full.nodes.clone(), vms: vec![] };
+            prop_assert_eq!(place(&full, req), place_on(&nodes_only, &totals, &group_nodes, req));
+        }
+    }
 }

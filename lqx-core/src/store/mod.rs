@@ -22,8 +22,11 @@ pub use drs::RecommendationPage;
 pub use ha::{HaStateRow, JournalEntry, LeaderRow, not_the_leader};
 pub use vms::{VmFilter, VmPage};
 
+use crate::model::NodeId;
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, Executor};
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +64,9 @@ pub enum Backend {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// Node names by id. Sound to keep for the life of the process on every replica: a
+    /// node's name never changes and ids are never reused.
+    node_names: Arc<RwLock<HashMap<NodeId, String>>>,
 }
 
 impl Store {
@@ -95,7 +101,11 @@ impl Store {
             }
             Backend::Postgres => opts.max_connections(16).connect(&url).await?,
         };
-        let store = Store { pool, backend };
+        let store = Store {
+            pool,
+            backend,
+            node_names: Default::default(),
+        };
         store.migrate().await?;
         store.ensure_default_project().await?;
         Ok(store)

@@ -3,6 +3,7 @@
 use super::{Store, StoreError, is_unique_violation, millis};
 use crate::model::{Node, NodeId};
 use crate::{Error, Result};
+use std::collections::{HashMap, HashSet};
 
 impl Store {
     pub async fn create_node(&self, node: &Node) -> Result<()> {
@@ -103,5 +104,40 @@ impl Store {
             .map(|(d,)| serde_json::from_str(d))
             .collect::<Result<_, _>>()
             .map_err(StoreError::from)?)
+    }
+
+    /// The names of the given nodes (unknown ids are left out), from a process-wide cache
+    /// filled by one indexed read per node not seen before.
+    pub async fn node_names(&self, ids: impl IntoIterator<Item = NodeId>) -> Result<HashMap<NodeId, String>> {
+        let mut out = HashMap::new();
+        let mut missing = HashSet::new();
+        {
+            let cache = self.node_names.read().unwrap_or_else(|e| e.into_inner());
+            for id in ids {
+                match cache.get(&id) {
+                    Some(n) => {
+                        out.insert(id, n.clone());
+                    }
+                    None => {
+                        missing.insert(id);
+                    }
+                }
+            }
+        }
+        for id in missing {
+            let row: Option<(String,)> = sqlx::query_as("SELECT name FROM nodes WHERE id = $1")
+                .bind(id.to_string())
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(StoreError::from)?;
+            if let Some((name,)) = row {
+                self.node_names
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(id, name.clone());
+                out.insert(id, name);
+            }
+        }
+        Ok(out)
     }
 }

@@ -3,6 +3,7 @@
 use super::Sql;
 use super::{Store, StoreError, is_unique_violation, millis, page_token};
 use crate::model::{NodeId, ProjectId, Vm, VmId, VmState};
+use crate::placement::NodeAllocation;
 use crate::{Error, Result};
 use std::collections::BTreeMap;
 
@@ -30,8 +31,8 @@ impl Store {
     pub async fn create_vm(&self, vm: &Vm) -> Result<()> {
         let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
         let r = sqlx::query(
-            "INSERT INTO vms (id, project_id, name, node_id, state, data, resource_version, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            "INSERT INTO vms (id, project_id, name, node_id, state, data, resource_version, created_at, \
+             cpu_cores, memory_mib, anti_affinity_group) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .bind(vm.id.to_string())
         .bind(vm.project_id.to_string())
@@ -41,6 +42,9 @@ impl Store {
         .bind(serde_json::to_string(vm).map_err(StoreError::from)?)
         .bind(vm.resource_version as i64)
         .bind(millis(vm.created_at))
+        .bind(vm.spec.cpu_cores as i64)
+        .bind(vm.spec.memory_mib as i64)
+        .bind(vm.spec.placement.anti_affinity_group.clone())
         .execute(&mut *tx)
         .await;
         if let Err(e) = r {
@@ -101,14 +105,17 @@ impl Store {
         next.updated_at = chrono::Utc::now();
         let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
         let r = sqlx::query(
-            "UPDATE vms SET name = $1, node_id = $2, state = $3, data = $4, resource_version = $5 \
-             WHERE id = $6 AND resource_version = $7",
+            "UPDATE vms SET name = $1, node_id = $2, state = $3, data = $4, resource_version = $5, \
+             cpu_cores = $6, memory_mib = $7, anti_affinity_group = $8 WHERE id = $9 AND resource_version = $10",
         )
         .bind(&next.name)
         .bind(next.status.node_id.map(|n| n.to_string()))
         .bind(next.status.state.as_str())
         .bind(serde_json::to_string(&next).map_err(StoreError::from)?)
         .bind(next.resource_version as i64)
+        .bind(next.spec.cpu_cores as i64)
+        .bind(next.spec.memory_mib as i64)
+        .bind(next.spec.placement.anti_affinity_group.clone())
         .bind(vm.id.to_string())
         .bind(vm.resource_version as i64)
         .execute(&mut *tx)
@@ -215,6 +222,41 @@ impl Store {
             next_page_token,
             total_count: total as u64,
         })
+    }
+
+    /// The vCPUs and memory allocated on each node that holds VMs, leaving out `skip` (a VM
+    /// being re-placed): what placement needs without reading every VM record.
+    pub async fn allocation_by_node(&self, skip: Option<VmId>) -> Result<Vec<NodeAllocation>> {
+        let rows: Vec<(String, i64, i64)> = sqlx::query_as(
+            "SELECT node_id, CAST(SUM(cpu_cores) AS BIGINT), CAST(SUM(memory_mib) AS BIGINT) FROM vms \
+             WHERE node_id IS NOT NULL AND id <> $1 GROUP BY node_id",
+        )
+        .bind(skip.map(|v| v.to_string()).unwrap_or_default())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::from)?;
+        rows.into_iter()
+            .map(|(n, cpu, mem)| {
+                Ok(NodeAllocation {
+                    node: NodeId::parse("node_id", &n)?,
+                    cpu_cores: cpu.max(0) as u64,
+                    memory_mib: mem.max(0) as u64,
+                })
+            })
+            .collect()
+    }
+
+    /// The nodes holding a VM of anti-affinity `group`, leaving out `skip`.
+    pub async fn nodes_with_group(&self, group: &str, skip: Option<VmId>) -> Result<Vec<NodeId>> {
+        let rows: Vec<(String,)> = sqlx::query_as(
+            "SELECT DISTINCT node_id FROM vms WHERE anti_affinity_group = $1 AND node_id IS NOT NULL AND id <> $2",
+        )
+        .bind(group)
+        .bind(skip.map(|v| v.to_string()).unwrap_or_default())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::from)?;
+        rows.iter().map(|(n,)| NodeId::parse("node_id", n)).collect()
     }
 
     /// Every VM (for scheduling snapshots).

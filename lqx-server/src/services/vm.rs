@@ -4,7 +4,7 @@ use super::{Stream, project, request_id, st};
 use lqx_core::api::compute::v1::{self as pb, vm_service_server::VmService};
 use lqx_core::api::convert;
 use lqx_core::compute::{Compute, CreateVm, VmUpdate};
-use lqx_core::model::{Node, NodeId};
+use lqx_core::model::{NodeId, Vm};
 use lqx_core::store::VmFilter;
 use lqx_core::{Error, Result};
 use std::collections::HashMap;
@@ -16,19 +16,16 @@ pub struct VmApi {
 }
 
 impl VmApi {
-    async fn node_names(&self) -> Result<HashMap<NodeId, String>> {
-        Ok(self
-            .compute
+    /// Names of the nodes these VMs are on (the store caches them: names never change).
+    async fn node_names<'a>(&self, vms: impl IntoIterator<Item = &'a Vm>) -> Result<HashMap<NodeId, String>> {
+        self.compute
             .store
-            .all_nodes()
-            .await?
-            .into_iter()
-            .map(|n: Node| (n.id, n.name))
-            .collect())
+            .node_names(vms.into_iter().filter_map(|v| v.status.node_id))
+            .await
     }
 
-    async fn out(&self, vm: &lqx_core::model::Vm) -> Result<pb::Vm> {
-        let names = self.node_names().await?;
+    async fn out(&self, vm: &Vm) -> Result<pb::Vm> {
+        let names = self.node_names([vm]).await?;
         Ok(convert::vm_out(vm, &|id| names.get(&id).cloned().unwrap_or_default()))
     }
 
@@ -76,16 +73,9 @@ impl VmService for VmApi {
 
     async fn list_v_ms(&self, req: Request<pb::ListVMsRequest>) -> Result<Response<pb::ListVMsResponse>, Status> {
         let r = req.into_inner();
-        let names = self.node_names().await.map_err(st)?;
         let node_id = match r.node.as_str() {
             "" => None,
-            n => Some(
-                names
-                    .iter()
-                    .find(|(id, name)| *name == n || id.to_string() == n)
-                    .map(|(id, _)| *id)
-                    .ok_or_else(|| st(Error::not_found("node", n)))?,
-            ),
+            n => Some(self.compute.store.resolve_node(n).await.map_err(st)?.id),
         };
         let filter = VmFilter {
             project_id: if r.project_id.is_empty() {
@@ -103,6 +93,7 @@ impl VmService for VmApi {
             .list_vms(&filter, r.page_size, &r.page_token)
             .await
             .map_err(st)?;
+        let names = self.node_names(&page.vms).await.map_err(st)?;
         let name = |id: NodeId| names.get(&id).cloned().unwrap_or_default();
         Ok(Response::new(pb::ListVMsResponse {
             vms: page.vms.iter().map(|v| convert::vm_out(v, &name)).collect(),
@@ -201,7 +192,12 @@ impl VmService for VmApi {
             .migrate_vm(&r.id, lqx_core::model::ProjectId::DEFAULT, target, r.cold)
             .await
             .map_err(st)?;
-        let names = self.node_names().await.map_err(st)?;
+        let names = self
+            .compute
+            .store
+            .node_names([out.source, out.target])
+            .await
+            .map_err(st)?;
         let name = |id: NodeId| names.get(&id).cloned().unwrap_or_default();
         Ok(Response::new(pb::MigrateVmResponse {
             vm: Some(convert::vm_out(&out.vm, &name)),
