@@ -2,7 +2,8 @@
 //! first): `cargo build --release -p lqx-server && cargo bench -p lqx-e2e --bench api`.
 //!
 //! 1. GetVM throughput over gRPC (authenticated), compared in the same run with a trivial
-//!    tonic handler (the standard health service) served in this process.
+//!    tonic handler (the standard health service, `lqx-bench-trivial`, its own process),
+//!    in interleaved rounds.
 //! 2. ListVMs, a page of 100 out of 10,000 VMs, over Connect JSON: p50/p99 latency.
 //! 3. Authenticated GetVM vs unauthenticated health on the real server.
 
@@ -12,7 +13,8 @@ use serde_json::json;
 use std::time::{Duration, Instant};
 
 const CONCURRENCY: usize = 32;
-const RUN: Duration = Duration::from_secs(5);
+const RUN: Duration = Duration::from_secs(3);
+const ROUNDS: usize = 5;
 
 #[tokio::main]
 async fn main() {
@@ -37,7 +39,11 @@ async fn main() {
         RUN.as_secs()
     );
 
-    // Fill: 10,000 VMs (small, stopped) over gRPC.
+    // Fill: 10,000 VMs (small, stopped) over gRPC (LQX_BENCH_VMS: fewer, for profiling).
+    let count: usize = std::env::var("LQX_BENCH_VMS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
     let ch = s.channel().await;
     let mut vms = pb::vm_service_client::VmServiceClient::new(ch.clone());
     let fill = Instant::now();
@@ -46,7 +52,7 @@ async fn main() {
         let mut c = vms.clone();
         let token = s.token().map(str::to_string);
         tasks.push(tokio::spawn(async move {
-            for i in (w..10_000).step_by(16) {
+            for i in (w..count).step_by(16) {
                 let mut r = tonic::Request::new(pb::CreateVmRequest {
                     name: format!("vm-{i:05}"),
                     spec: Some(pb::VmSpec {
@@ -68,13 +74,13 @@ async fn main() {
         t.await.unwrap();
     }
     println!(
-        "created 10,000 VMs in {:.1}s ({:.0}/s)",
+        "created {count} VMs in {:.1}s ({:.0}/s)",
         fill.elapsed().as_secs_f64(),
-        10_000.0 / fill.elapsed().as_secs_f64()
+        count as f64 / fill.elapsed().as_secs_f64()
     );
     let id = vms
         .get_vm(s.grpc(pb::GetVmRequest {
-            id: "vm-05000".into(),
+            id: format!("vm-{:05}", count / 2),
             ..Default::default()
         }))
         .await
@@ -82,9 +88,11 @@ async fn main() {
         .into_inner()
         .id;
 
-    // 1. GetVM vs a trivial tonic handler in this process.
+    // 1. GetVM vs a trivial tonic handler, each in its own process. Interleaved rounds, so
+    //    both see the same background load; the ratio is the median of the rounds.
+    let (trivial_ch, _trivial) = trivial_server().await;
     let token = s.token().map(str::to_string);
-    let get_vm = measure(|| {
+    let get_vm = || {
         let mut c = vms.clone();
         let id = id.clone();
         let token = token.clone();
@@ -99,27 +107,29 @@ async fn main() {
             }
             c.get_vm(r).await.is_ok()
         }
-    })
-    .await;
-    let trivial_ch = trivial_server().await;
-    let trivial = measure(|| {
-        let mut c = tonic_health::pb::health_client::HealthClient::new(trivial_ch.clone());
-        async move {
-            c.check(tonic_health::pb::HealthCheckRequest { service: String::new() })
-                .await
-                .is_ok()
-        }
-    })
-    .await;
-    let health = measure(|| {
+    };
+    let check = |ch: &tonic::transport::Channel| {
         let mut c = tonic_health::pb::health_client::HealthClient::new(ch.clone());
         async move {
             c.check(tonic_health::pb::HealthCheckRequest { service: String::new() })
                 .await
                 .is_ok()
         }
-    })
-    .await;
+    };
+    let mut rounds = vec![];
+    for _ in 0..ROUNDS {
+        let g = measure(get_vm).await;
+        let t = measure(|| check(&trivial_ch)).await;
+        rounds.push((g, t));
+    }
+    let health = measure(|| check(&ch)).await;
+    let mut ratios: Vec<f64> = rounds.iter().map(|(g, t)| g.rate / t.rate).collect();
+    ratios.sort_by(f64::total_cmp);
+    let median = ratios[ratios.len() / 2];
+    let (get_vm, trivial) = rounds
+        .into_iter()
+        .find(|(g, t)| g.rate / t.rate == median)
+        .unwrap();
     println!("\n| call | req/s | p50 | p99 |\n|---|---|---|---|");
     println!(
         "| GetVM (lqx-server, authenticated) | {:.0} | {} | {} |",
@@ -134,12 +144,16 @@ async fn main() {
         ms(health.p99)
     );
     println!(
-        "| Health/Check (trivial tonic server, in-process) | {:.0} | {} | {} |",
+        "| Health/Check (trivial tonic server, own process) | {:.0} | {} | {} |",
         trivial.rate,
         ms(trivial.p50),
         ms(trivial.p99)
     );
-    println!("\nGetVM / trivial handler: {:.2}x", get_vm.rate / trivial.rate);
+    let all: Vec<String> = ratios.iter().map(|r| format!("{r:.2}")).collect();
+    println!(
+        "\nGetVM / trivial handler: {median:.2}x (median of {ROUNDS} interleaved rounds: {})",
+        all.join(", ")
+    );
 
     // 2. ListVMs page of 100 out of 10,000 over Connect JSON, one client at a time.
     let mut lat = vec![];
@@ -159,7 +173,7 @@ async fn main() {
     }
     lat.sort();
     println!(
-        "\nListVMs (100 of 10,000, Connect JSON): {} calls, p50 {}, p99 {}",
+        "\nListVMs (100 of {count}, Connect JSON): {} calls, p50 {}, p99 {}",
         lat.len(),
         ms(lat[lat.len() / 2]),
         ms(lat[lat.len() * 99 / 100])
@@ -211,23 +225,24 @@ where
     }
 }
 
-/// The standard health service alone, on its own loopback port: the "trivial handler".
-async fn trivial_server() -> tonic::transport::Channel {
-    let (_reporter, svc) = tonic_health::server::health_reporter();
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    tokio::spawn(async move {
-        tonic::transport::Server::builder()
-            .add_service(svc)
-            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(l))
-            .await
-            .unwrap();
-    });
-    tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+/// The trivial handler (`lqx-bench-trivial`: the standard health service alone) in its own
+/// process; killed when the returned child is dropped.
+async fn trivial_server() -> (tonic::transport::Channel, tokio::process::Child) {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_lqx-bench-trivial"))
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start lqx-bench-trivial");
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = lines.next_line().await.unwrap().expect("the trivial server's address");
+    let url = line.strip_prefix("listening on ").expect("listening on URL").to_string();
+    let ch = tonic::transport::Endpoint::from_shared(url)
         .unwrap()
         .connect()
         .await
-        .unwrap()
+        .unwrap();
+    (ch, child)
 }
 
 fn ms(d: Duration) -> String {

@@ -310,3 +310,37 @@ vms:
     assert_eq!(vm["status"]["nodeName"], "host-b");
     assert_eq!(vm["status"]["state"], "VM_STATE_RUNNING");
 }
+
+#[tokio::test]
+async fn a_second_server_on_the_same_sqlite_file_is_refused() {
+    let s = dev(Engine::Sqlite).await;
+    let out = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        tokio::process::Command::new(lqx_e2e::bin("lqx-server"))
+            .args(["--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(s.data_dir.path())
+            .env("LQX_BOOTSTRAP_ADMIN_PASSWORD", lqx_e2e::ADMIN_PASSWORD)
+            .output(),
+    )
+    .await
+    .expect("the second server must stop at once")
+    .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("another lqx-server is using the database"), "{err}");
+    // The first server is unharmed and its VM reads (served from memory) still agree with
+    // what it writes.
+    let (st, vm) = s.call(&format!("{VMS}/CreateVM"), vm_body("after-1", 1, 512)).await;
+    assert_eq!(st, 200, "{vm}");
+    let (st, got) = s.call(&format!("{VMS}/GetVM"), json!({"id": vm["id"]})).await;
+    assert_eq!((st, &got["name"]), (200, &json!("after-1")));
+    let (st, _) = s
+        .call(
+            &format!("{VMS}/UpdateVM"),
+            json!({"id": vm["id"], "description": "changed", "updateMask": ["description"]}),
+        )
+        .await;
+    assert_eq!(st, 200);
+    let (_, got) = s.call(&format!("{VMS}/GetVM"), json!({"id": vm["id"]})).await;
+    assert_eq!(got["description"], "changed");
+}

@@ -249,6 +249,16 @@ impl Store {
     /// with "not the leader" when the term is over, Aborted when the VM changed meanwhile.
     /// Labels are not rewritten (leader-only writes never change them).
     pub async fn update_vm_as_leader(&self, vm: &Vm, epoch: &Epoch) -> Result<Vm> {
+        let t = self.vm_cache.ticket();
+        let r = self.write_vm_as_leader(vm, epoch).await;
+        match &r {
+            Ok(next) => self.vm_cache.wrote(t, next),
+            Err(_) => self.vm_cache.forget(vm.id),
+        }
+        r
+    }
+
+    async fn write_vm_as_leader(&self, vm: &Vm, epoch: &Epoch) -> Result<Vm> {
         let mut next = vm.clone();
         next.resource_version += 1;
         next.updated_at = chrono::Utc::now();
@@ -271,7 +281,7 @@ impl Store {
             .map_err(StoreError::from)?;
         if r.rows_affected() == 0 {
             self.leader_check(epoch).await?;
-            self.get_vm(vm.id).await?;
+            self.vm_stored(vm.id).await?;
             return Err(Error::aborted(format!(
                 "VM {} was changed concurrently (resource version {} is stale)",
                 vm.name, vm.resource_version

@@ -14,6 +14,7 @@ mod drs;
 mod ha;
 mod kv;
 mod nodes;
+mod vm_cache;
 mod vms;
 
 pub use alerts::{AlertPage, StoredAlert};
@@ -67,6 +68,8 @@ pub struct Store {
     /// Node names by id. Sound to keep for the life of the process on every replica: a
     /// node's name never changes and ids are never reused.
     node_names: Arc<RwLock<HashMap<NodeId, String>>>,
+    /// VM records, when this process is the only writer ([`Store::cache_vm_records`]).
+    vm_cache: Arc<vm_cache::VmCache>,
 }
 
 impl Store {
@@ -105,6 +108,7 @@ impl Store {
             pool,
             backend,
             node_names: Default::default(),
+            vm_cache: Default::default(),
         };
         store.migrate().await?;
         store.ensure_default_project().await?;
@@ -121,6 +125,12 @@ impl Store {
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// Serves VM reads by id from memory, kept in step by this store's writes. Only for a
+    /// database no other process writes (lqx-server locks its SQLite file first).
+    pub fn cache_vm_records(&self) {
+        self.vm_cache.enable();
     }
 
     pub fn pool(&self) -> &AnyPool {
@@ -301,10 +311,10 @@ pub mod testing {
 
     /// A fresh store on each available engine: SQLite in `dir`, and PostgreSQL when available.
     pub async fn engines(dir: &std::path::Path) -> Vec<(&'static str, Store)> {
-        let mut v = vec![(
-            "sqlite",
-            Store::open(dir.join("lqx.db").to_str().unwrap()).await.unwrap(),
-        )];
+        // SQLite as lqx-server runs it: the only writer, VM records cached.
+        let sqlite = Store::open(dir.join("lqx.db").to_str().unwrap()).await.unwrap();
+        sqlite.cache_vm_records();
+        let mut v = vec![("sqlite", sqlite)];
         if let Some(admin) = postgres_admin_url() {
             let url = fresh_postgres_database(&admin).await.unwrap();
             v.push(("postgres", Store::open(&url).await.unwrap()));

@@ -29,6 +29,16 @@ pub const DEFAULT_PAGE_SIZE: u32 = 100;
 
 impl Store {
     pub async fn create_vm(&self, vm: &Vm) -> Result<()> {
+        let t = self.vm_cache.ticket();
+        let r = self.insert_vm(vm).await;
+        match &r {
+            Ok(()) => self.vm_cache.wrote(t, vm),
+            Err(_) => self.vm_cache.forget(vm.id),
+        }
+        r
+    }
+
+    async fn insert_vm(&self, vm: &Vm) -> Result<()> {
         let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
         let r = sqlx::query(
             "INSERT INTO vms (id, project_id, name, node_id, state, data, resource_version, created_at, \
@@ -67,21 +77,40 @@ impl Store {
     }
 
     pub async fn get_vm(&self, id: VmId) -> Result<Vm> {
-        self.find_vm("id = $1", &id.to_string(), None)
-            .await?
-            .ok_or_else(|| Error::not_found("VM", id))
+        self.find_vm_by_id(id).await?.ok_or_else(|| Error::not_found("VM", id))
     }
 
     /// Looks a VM up by id or, failing that, by name within a project.
     pub async fn resolve_vm(&self, id_or_name: &str, project: ProjectId) -> Result<Vm> {
         if let Ok(id) = id_or_name.parse::<VmId>()
-            && let Some(vm) = self.find_vm("id = $1", &id.to_string(), None).await?
+            && let Some(vm) = self.find_vm_by_id(id).await?
         {
             return Ok(vm);
         }
         self.find_vm("name = $1 AND project_id = $2", id_or_name, Some(&project.to_string()))
             .await?
             .ok_or_else(|| Error::not_found("VM", id_or_name))
+    }
+
+    /// Not found unless the database holds this VM (never the cache: after a failed write).
+    pub(super) async fn vm_stored(&self, id: VmId) -> Result<()> {
+        self.find_vm("id = $1", &id.to_string(), None)
+            .await?
+            .map(|_| ())
+            .ok_or_else(|| Error::not_found("VM", id))
+    }
+
+    /// The VM with this id: from the cache when on, else (filling it) from the database.
+    async fn find_vm_by_id(&self, id: VmId) -> Result<Option<Vm>> {
+        if let Some(vm) = self.vm_cache.get(id) {
+            return Ok(Some(vm));
+        }
+        let t = self.vm_cache.ticket();
+        let vm = self.find_vm("id = $1", &id.to_string(), None).await?;
+        if let Some(vm) = &vm {
+            self.vm_cache.fill(t, vm);
+        }
+        Ok(vm)
     }
 
     async fn find_vm(&self, cond: &str, a: &str, b: Option<&str>) -> Result<Option<Vm>> {
@@ -100,6 +129,16 @@ impl Store {
     /// Writes `vm` if the stored resource version is still `vm.resource_version`; the
     /// returned record carries the new version. A lost race gives `Aborted`.
     pub async fn update_vm(&self, vm: &Vm) -> Result<Vm> {
+        let t = self.vm_cache.ticket();
+        let r = self.write_vm(vm).await;
+        match &r {
+            Ok(next) => self.vm_cache.wrote(t, next),
+            Err(_) => self.vm_cache.forget(vm.id),
+        }
+        r
+    }
+
+    async fn write_vm(&self, vm: &Vm) -> Result<Vm> {
         let mut next = vm.clone();
         next.resource_version += 1;
         next.updated_at = chrono::Utc::now();
@@ -127,7 +166,7 @@ impl Store {
         };
         if r.rows_affected() == 0 {
             drop(tx);
-            self.get_vm(vm.id).await?;
+            self.vm_stored(vm.id).await?;
             return Err(Error::aborted(format!(
                 "VM {} was changed concurrently (resource version {} is stale); read it again and retry",
                 vm.name, vm.resource_version
@@ -153,6 +192,12 @@ impl Store {
 
     /// Deletes a VM at the given resource version (None: whatever the version).
     pub async fn delete_vm(&self, id: VmId, expected_version: Option<u64>) -> Result<()> {
+        let r = self.remove_vm(id, expected_version).await;
+        self.vm_cache.forget(id);
+        r
+    }
+
+    async fn remove_vm(&self, id: VmId, expected_version: Option<u64>) -> Result<()> {
         let r = match expected_version {
             Some(v) => {
                 sqlx::query("DELETE FROM vms WHERE id = $1 AND resource_version = $2")
@@ -170,7 +215,7 @@ impl Store {
         }
         .map_err(StoreError::from)?;
         if r.rows_affected() == 0 {
-            self.get_vm(id).await?;
+            self.vm_stored(id).await?;
             return Err(Error::aborted(format!(
                 "VM {id} was changed concurrently; read it again and retry"
             )));
