@@ -147,7 +147,7 @@ pub fn parse_authorization(header: Option<&str>) -> Result<Bearer<'_>, AuthError
     let charset_ok = !token.is_empty()
         && token
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-._~+/=".contains(&b));
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/' | b'='));
     if !charset_ok {
         return Err(AuthError::InvalidToken);
     }

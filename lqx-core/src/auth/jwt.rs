@@ -293,7 +293,14 @@ pub struct JwtManager {
     decoding: DecodingKey,
     validation: Validation,
     config: JwtConfig,
+    /// Access tokens whose signature and claims already checked out, by exact token text:
+    /// a client sends the same token with every request until it expires, so each request
+    /// after the first only redoes the type and time checks.
+    verified: std::sync::Mutex<std::collections::HashMap<Box<str>, Claims>>,
 }
+
+/// Verified access tokens kept at most; past this the memo starts over.
+const VERIFIED_MAX: usize = 50_000;
 
 impl fmt::Debug for JwtManager {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -323,6 +330,7 @@ impl JwtManager {
             decoding: DecodingKey::from_secret(&key.0),
             validation,
             config,
+            verified: Default::default(),
         }
     }
 
@@ -397,13 +405,40 @@ impl JwtManager {
         if token.len() > MAX_TOKEN_LEN {
             return Err(AuthError::TokenTooLarge);
         }
-        let claims = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
-            .map_err(|e| {
-                // The kind only (never the token) helps an operator see attacks in the log.
-                tracing::debug!(reason = ?e.kind(), "token rejected");
-                AuthError::InvalidToken
-            })?
-            .claims;
+        let known = self.memo().get(token).cloned();
+        let claims = match known {
+            Some(c) => c,
+            None => {
+                let claims = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+                    .map_err(|e| {
+                        // The kind only (never the token) helps an operator see attacks in the log.
+                        tracing::debug!(reason = ?e.kind(), "token rejected");
+                        AuthError::InvalidToken
+                    })?
+                    .claims;
+                if claims.typ == TokenType::Access {
+                    let mut m = self.memo();
+                    if m.len() >= VERIFIED_MAX {
+                        m.clear();
+                    }
+                    m.insert(token.into(), claims.clone());
+                }
+                claims
+            }
+        };
+        self.check_type_and_time(claims, expected, now)
+    }
+
+    fn memo(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<Box<str>, Claims>> {
+        self.verified.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn check_type_and_time(
+        &self,
+        claims: Claims,
+        expected: TokenType,
+        now: DateTime<Utc>,
+    ) -> Result<Claims, AuthError> {
         if claims.typ != expected {
             return Err(AuthError::WrongTokenType {
                 expected: expected.as_str(),
@@ -745,6 +780,32 @@ mod tests {
         p["typ"] = json!("id");
         let tok = forge(&hs256(), &p, &key().0);
         assert!(matches!(m.verify_access(&tok, t0()), Err(AuthError::InvalidToken)));
+    }
+
+    #[test]
+    fn a_remembered_token_still_expires_and_keeps_its_type() {
+        let m = manager();
+        let pair = m.issue_pair(&subject(), SessionId::new(), t0()).unwrap();
+        let token = pair.access_token.expose();
+        assert!(m.verify_access(token, t0()).is_ok());
+        assert!(m.verify_access(token, t0()).is_ok(), "second use, from the memo");
+        assert!(matches!(
+            m.verify_refresh(token, t0()),
+            Err(AuthError::WrongTokenType { expected: "refresh" })
+        ));
+        let late = t0() + chrono::Duration::seconds(15 * 60 + 61);
+        assert!(matches!(m.verify_access(token, late), Err(AuthError::TokenExpired)));
+        // A token differing in one character of its signature is checked afresh.
+        let mut forged = token.to_string();
+        let last = forged.pop().unwrap();
+        forged.push(if last == 'A' { 'B' } else { 'A' });
+        assert!(matches!(m.verify_access(&forged, t0()), Err(AuthError::InvalidToken)));
+        // Another key's manager never sees this one's memo.
+        let other = JwtManager::new(
+            &SigningKey::from_bytes(b"another-key-another-key-another-key!".to_vec()).unwrap(),
+            JwtConfig::default(),
+        );
+        assert!(matches!(other.verify_access(token, t0()), Err(AuthError::InvalidToken)));
     }
 
     #[test]
