@@ -1,10 +1,12 @@
 //! DRS planner benchmark: generated clusters (seeded, reproducible) at 3 to 1,000 hosts.
 //! For each: imbalance and max node utilization before, after one round and once settled
-//! (rounds applied until nothing more moves), the lower bound for max utilization, moves,
-//! GiB moved and the time of one planning round (median). Prints a Markdown table.
+//! (rounds applied until nothing more moves), the lower bound for max utilization, the max of
+//! a from-scratch re-placement within allocation limits, moves, GiB moved and the time of one
+//! planning round (median). Prints a Markdown table.
 //!
-//! Run: `cargo bench -p lqx-core --bench drs` (add `-- --quick` for one timing run, and
-//! `-- --level 5` for another migration threshold level).
+//! Run: `cargo bench -p lqx-core --bench drs` (add `-- --quick` for one timing run,
+//! `-- --level 5` for another migration threshold level, `--only NAME --hosts N` for one row,
+//! and DRS_BENCH_DEBUG=1 to see what keeps the settled hottest host hot).
 
 use std::time::{Duration, Instant};
 
@@ -178,6 +180,84 @@ fn lower_bound(s: &ClusterSnapshot) -> f64 {
     (load_cpu / cap_cpu).max(load_mem / cap_mem).max(vm_share) * 100.0
 }
 
+/// Whether the lower bound is reachable in the fractional relaxation that keeps allocation
+/// limits: give every host the same share of every VM, its share of the cluster's capacity.
+/// Then each host's use is exactly the cluster mean (when CPU and memory capacities are in
+/// the same proportion across hosts), and its allocation is the same share of the total,
+/// within its limit when the total is within the cluster's. When this holds, allocation does
+/// not make the lower bound unreachable; only whole VMs and the planner's moves do.
+fn fractional_reaches_bound(s: &ClusterSnapshot) -> bool {
+    let cap_cpu: f64 = s.nodes.iter().map(|n| n.cpu_cores as f64).sum();
+    let cap_mem: f64 = s.nodes.iter().map(|n| n.memory_mib as f64).sum();
+    let alloc_cpu: f64 = s.vms.iter().map(|v| v.cpu_cores as f64).sum();
+    let alloc_mem: f64 = s.vms.iter().map(|v| v.memory_mib as f64).sum();
+    s.nodes.iter().all(|n| {
+        let w = n.cpu_cores as f64 / cap_cpu;
+        (n.memory_mib as f64 / cap_mem - w).abs() < 1e-9
+            && alloc_cpu * w <= n.cpu_limit() + 1e-6
+            && alloc_mem * w <= n.memory_limit_mib() + 1e-6
+    })
+}
+
+/// Max utilization of a full re-placement from scratch (largest VMs first, each to the host
+/// left least used that has allocation room): a placement that exists, so the best
+/// achievable max is at most this. Ignores how many moves it would take.
+fn replacement_max(s: &ClusterSnapshot) -> f64 {
+    use std::cmp::Reverse;
+    use std::collections::BinaryHeap;
+    let n = s.nodes.len();
+    let cap: Vec<[f64; 2]> = s
+        .nodes
+        .iter()
+        .map(|x| [x.cpu_cores as f64, x.memory_mib as f64])
+        .collect();
+    let limit: Vec<[f64; 2]> = s.nodes.iter().map(|x| [x.cpu_limit(), x.memory_limit_mib()]).collect();
+    let mut load = vec![[0.0f64; 2]; n];
+    let mut alloc = vec![[0.0f64; 2]; n];
+    let mut vms: Vec<&VmSnapshot> = s.vms.iter().collect();
+    let size = |v: &VmSnapshot| (v.cpu_load() / 64.0).max(v.memory_load_mib() / (512.0 * 1024.0));
+    vms.sort_by(|a, b| size(b).total_cmp(&size(a)));
+    let util = |l: [f64; 2], c: [f64; 2]| (l[0] / c[0]).max(l[1] / c[1]);
+    // Hosts by current utilization (as integer micro-percent for a total order).
+    let key = |u: f64| (u * 1e8) as u64;
+    let mut heap: BinaryHeap<Reverse<(u64, usize)>> = (0..n).map(|i| Reverse((0, i))).collect();
+    let mut stale = Vec::new();
+    for v in vms {
+        let (l, a) = (
+            [v.cpu_load(), v.memory_load_mib()],
+            [v.cpu_cores as f64, v.memory_mib as f64],
+        );
+        // The least used hosts first; among the first few that fit, the one left least used.
+        let mut best: Option<(f64, usize)> = None;
+        let mut looked = 0;
+        while let Some(Reverse((k, i))) = heap.pop() {
+            stale.push((k, i));
+            if alloc[i][0] + a[0] <= limit[i][0] && alloc[i][1] + a[1] <= limit[i][1] {
+                let u = util([load[i][0] + l[0], load[i][1] + l[1]], cap[i]);
+                if best.is_none_or(|b| u < b.0) {
+                    best = Some((u, i));
+                }
+                looked += 1;
+                if looked >= 8 {
+                    break;
+                }
+            }
+        }
+        for (k, i) in stale.drain(..) {
+            if best.is_none_or(|b| b.1 != i) {
+                heap.push(Reverse((k, i)));
+            }
+        }
+        let Some((u, i)) = best else { return f64::NAN };
+        for r in 0..2 {
+            load[i][r] += l[r];
+            alloc[i][r] += a[r];
+        }
+        heap.push(Reverse((key(u), i)));
+    }
+    (0..n).map(|i| util(load[i], cap[i])).fold(0.0, f64::max) * 100.0
+}
+
 fn max_util(m: &lqx_core::drs::ClusterMetrics) -> f64 {
     m.max_cpu_percent.max(m.max_memory_percent)
 }
@@ -189,6 +269,8 @@ struct Row {
     imb: [f64; 3],
     max: [f64; 3],
     bound: f64,
+    fractional_ok: bool,
+    replaced: f64,
     moves_first: usize,
     moves_total: usize,
     rounds: usize,
@@ -244,6 +326,38 @@ fn run(sc: Scenario, hosts: usize, quick: bool, level: u8) -> Row {
         last_after = p.after.clone();
         p = plan(&s, &config, &state, &history, now);
     }
+    // DRS_BENCH_DEBUG=1: what keeps the settled hottest host where it is.
+    if std::env::var("DRS_BENCH_DEBUG").is_ok() {
+        let util = |n: &&lqx_core::drs::NodeMetrics| n.cpu_percent.max(n.memory_percent);
+        let hottest = last_after
+            .nodes
+            .iter()
+            .max_by(|a, b| util(a).total_cmp(&util(b)))
+            .unwrap();
+        let on: Vec<_> = s.vms.iter().filter(|v| Some(hottest.id) == v.node).collect();
+        let window = config.recent_migration_window;
+        let recent = on.iter().filter(|v| history.moved_recently(v.id, now, window)).count();
+        let alloc: u64 = on.iter().map(|v| v.memory_mib).sum();
+        let cap = s.node(hottest.id).map_or(0, |n| n.memory_mib);
+        eprintln!(
+            "{} {hosts}: hottest {} at {:.1}% CPU / {:.1}% memory, {} VMs ({recent} moved), {alloc} of {cap} MiB allocated",
+            sc.name(),
+            hottest.name,
+            hottest.cpu_percent,
+            hottest.memory_percent,
+            on.len()
+        );
+        for v in &on {
+            eprintln!(
+                "   {} {} vCPU {} MiB, use {:.2} cores {:.0} MiB",
+                v.name,
+                v.cpu_cores,
+                v.memory_mib,
+                v.cpu_load(),
+                v.memory_load_mib()
+            );
+        }
+    }
     Row {
         scenario: sc.name(),
         hosts,
@@ -251,6 +365,8 @@ fn run(sc: Scenario, hosts: usize, quick: bool, level: u8) -> Row {
         imb: [first.before.imbalance, first.after.imbalance, last_after.imbalance],
         max: [max_util(&first.before), max_util(&first.after), max_util(&last_after)],
         bound: lower_bound(&snap),
+        fractional_ok: fractional_reaches_bound(&snap),
+        replaced: replacement_max(&snap),
         moves_first: first.moves.len(),
         moves_total: total,
         rounds,
@@ -280,17 +396,33 @@ fn main() {
         "DRS planner, migration threshold level {level}, otherwise default config (thresholds 80/85, margin 5, 2 migrations per host per round)."
     );
     println!(
-        "Max util: the fuller resource of the busiest host, %. Settled: rounds applied until a round plans nothing.\n"
+        "Max util: the fuller resource of the busiest host, %. Settled: rounds applied until a round plans nothing."
     );
     println!(
-        "| scenario | hosts | VMs | imbalance before → round 1 → settled | max util before → round 1 → settled | lower bound | moves round 1 / settled (rounds) | GiB moved | plan ms (1 round) |"
+        "Lower bound: cluster mean or one VM's share of the largest host; \"(alloc?)\" marks a cluster where the fractional relaxation under allocation limits was not shown to reach it. Re-placement: max util of a from-scratch packing within allocation (an achievable placement, moves not counted).\n"
     );
-    println!("|---|---:|---:|---|---|---:|---|---:|---:|");
+    println!(
+        "| scenario | hosts | VMs | imbalance before → round 1 → settled | max util before → round 1 → settled | lower bound | re-placement | settled - bound | moves round 1 / settled (rounds) | GiB moved | plan ms (1 round) |"
+    );
+    println!("|---|---:|---:|---|---|---:|---:|---:|---|---:|---:|");
+    // Optional filters: `--only zipf` (scenario name contains), `--hosts 1000`.
+    let arg = |k: &str| args.iter().position(|a| a == k).and_then(|i| args.get(i + 1)).cloned();
+    let only = arg("--only").map(|o| o.to_lowercase());
+    let only_hosts: Option<usize> = arg("--hosts").and_then(|h| h.parse().ok());
     for sc in scenarios {
+        if only
+            .as_ref()
+            .is_some_and(|o| !sc.name().to_lowercase().contains(o.as_str()))
+        {
+            continue;
+        }
         for hosts in [3, 8, 32, 96, 1000] {
+            if only_hosts.is_some_and(|h| h != hosts) {
+                continue;
+            }
             let r = run(sc, hosts, quick, level);
             println!(
-                "| {} | {} | {} | {:.1} → {:.1} → {:.1} | {:.1} → {:.1} → {:.1} | {:.1} | {} / {} ({}) | {:.1} | {:.2} |",
+                "| {} | {} | {} | {:.1} → {:.1} → {:.1} | {:.1} → {:.1} → {:.1} | {:.1}{} | {:.1} | {:+.1} | {} / {} ({}) | {:.1} | {:.2} |",
                 r.scenario,
                 r.hosts,
                 r.vms,
@@ -301,6 +433,9 @@ fn main() {
                 r.max[1],
                 r.max[2],
                 r.bound,
+                if r.fractional_ok { "" } else { " (alloc?)" },
+                r.replaced,
+                r.max[2] - r.bound,
                 r.moves_first,
                 r.moves_total,
                 r.rounds,

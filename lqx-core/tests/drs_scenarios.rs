@@ -1,6 +1,7 @@
 //! DRS scenarios over checked-in cluster files (tests/data/drs/), and an exact reference:
 //! on small random clusters, an exhaustive search for the fewest moves that bring every node
-//! under its relief line, against which the planner's move count is checked.
+//! under its relief line (and can run one after another within allocation limits), against
+//! which the planner's move count is checked instance by instance.
 
 use chrono::{DateTime, Utc};
 use lqx_core::cluster_file::{self, node_id_for, simulate_drs, simulate_drs_rounds};
@@ -327,6 +328,7 @@ fn fewest_moves(inst: &Instance, max: usize) -> Option<usize> {
         alloc: vec![[0.0; 2]; n],
         group: vec![0; n],
         at: at.clone(),
+        moves: Vec::new(),
     };
     for (v, vm) in s.vms.iter().enumerate() {
         st.add(at[v], loads[v], vm, 1.0);
@@ -336,6 +338,8 @@ fn fewest_moves(inst: &Instance, max: usize) -> Option<usize> {
         alloc: Vec<[f64; 2]>,
         group: Vec<u32>,
         at: Vec<usize>,
+        /// (vm, from, to) of the moves made so far.
+        moves: Vec<(usize, usize, usize)>,
     }
     impl State {
         fn add(&mut self, i: usize, l: [f64; 2], vm: &VmSnapshot, sign: f64) {
@@ -390,10 +394,52 @@ fn fewest_moves(inst: &Instance, max: usize) -> Option<usize> {
             }
             Some(total)
         }
+        /// Migrations run one after another: some order of the moves must keep every
+        /// target within its allocation and anti-affinity at each step.
+        fn executable(&self, st: &mut State) -> bool {
+            let moves = st.moves.clone();
+            for &(v, a, b) in moves.iter().rev() {
+                st.add(b, self.loads[v], &self.s.vms[v], -1.0);
+                st.add(a, self.loads[v], &self.s.vms[v], 1.0);
+            }
+            let mut done = vec![false; moves.len()];
+            let ok = self.order(st, &moves, &mut done, 0);
+            for &(v, a, b) in &moves {
+                st.add(a, self.loads[v], &self.s.vms[v], -1.0);
+                st.add(b, self.loads[v], &self.s.vms[v], 1.0);
+            }
+            ok
+        }
+        fn order(&self, st: &mut State, moves: &[(usize, usize, usize)], done: &mut [bool], k: usize) -> bool {
+            if k == moves.len() {
+                return true;
+            }
+            for j in 0..moves.len() {
+                let (v, a, b) = moves[j];
+                let vm = &self.s.vms[v];
+                let fits = st.alloc[b][0] + vm.cpu_cores as f64 <= self.limit[b][0] + 1e-9
+                    && st.alloc[b][1] + vm.memory_mib as f64 <= self.limit[b][1] + 1e-9
+                    && (vm.placement.anti_affinity_group.is_none() || st.group[b] == 0);
+                if done[j] || !fits {
+                    continue;
+                }
+                st.add(a, self.loads[v], vm, -1.0);
+                st.add(b, self.loads[v], vm, 1.0);
+                done[j] = true;
+                let ok = self.order(st, moves, done, k + 1);
+                done[j] = false;
+                st.add(b, self.loads[v], vm, -1.0);
+                st.add(a, self.loads[v], vm, 1.0);
+                if ok {
+                    return true;
+                }
+            }
+            false
+        }
         fn dfs(&self, st: &mut State, from: usize, left: usize) -> bool {
             match self.need(st, from) {
-                Some(0) => return true,
-                Some(k) if k <= left => {}
+                Some(0) if self.executable(st) => return true,
+                Some(k) if k <= left && left > 0 => {}
                 _ => return false,
             }
             for v in from..self.loads.len() {
@@ -412,7 +458,9 @@ fn fewest_moves(inst: &Instance, max: usize) -> Option<usize> {
                     st.add(src, self.loads[v], vm, -1.0);
                     st.add(t, self.loads[v], vm, 1.0);
                     st.at[v] = t;
+                    st.moves.push((v, src, t));
                     let ok = self.dfs(st, v + 1, left - 1);
+                    st.moves.pop();
                     st.at[v] = src;
                     st.add(t, self.loads[v], vm, -1.0);
                     st.add(src, self.loads[v], vm, 1.0);
@@ -438,14 +486,10 @@ fn fewest_moves(inst: &Instance, max: usize) -> Option<usize> {
 fn planner_is_within_ten_percent_of_the_fewest_moves() {
     let mut rng = StdRng::seed_from_u64(0x5eed_d125);
     let (mut compared, mut planner_total, mut optimum_total) = (0, 0, 0);
+    // Optimum -> instances with that optimum (the deeper ones test the exact search).
+    let mut by_optimum = [0usize; 5];
     let mut failures = Vec::new();
-    // Instances the optimum relieves but the greedy planner (single moves plus one-step
-    // room-making pairs) cannot: known limitation, kept rare.
-    let mut unsolved = Vec::new();
-    // Instances where the planner needed one move more than the optimum (allowed when rare;
-    // the total must stay within 1.1x).
-    let mut over = Vec::new();
-    for round in 0..300 {
+    for round in 0..2000 {
         let margin = if round % 2 == 0 { 0.0 } else { 5.0 };
         let inst = random_instance(&mut rng, margin);
         // Only clear-cut instances: every node either hot (above a threshold, so the planner
@@ -485,79 +529,32 @@ fn planner_is_within_ten_percent_of_the_fewest_moves() {
             p.after.nodes.iter().all(|n| {
                 n.cpu_percent <= inst.line[0] * 100.0 + 0.01 && n.memory_percent <= inst.line[1] * 100.0 + 0.01
             });
-        if !under {
-            unsolved.push(format!(
-                "round {round}: planner left a node hot ({} moves); optimum {best}",
-                p.moves.len()
-            ));
-            if std::env::var("DRS_DEBUG").is_ok() {
-                for n in &inst.snap.nodes {
-                    eprintln!("{} {} cores {} MiB", n.name, n.cpu_cores, n.memory_mib);
-                    for v in inst.snap.vms.iter().filter(|v| v.node == Some(n.id)) {
-                        eprintln!(
-                            "   {} {:?} alloc {} {} g={:?}",
-                            v.name,
-                            vm_load(v),
-                            v.cpu_cores,
-                            v.memory_mib,
-                            v.placement.anti_affinity_group
-                        );
-                    }
-                }
-                eprintln!(
-                    "line {:?}\nbefore {:?}\nafter {:?}\n{:?}",
-                    inst.line,
-                    p.before.nodes,
-                    p.after.nodes,
-                    p.moves
-                        .iter()
-                        .map(|m| (&m.vm_name, &m.source_name, &m.target_name))
-                        .collect::<Vec<_>>()
-                );
-            }
-        } else if p.moves.len() > best + 1 {
-            failures.push(format!(
-                "round {round}: planner {} moves, optimum {best}",
-                p.moves.len()
-            ));
-        } else if p.moves.len() as f64 > 1.1 * best as f64 {
-            over.push(format!(
-                "round {round}: planner {} moves, optimum {best}",
-                p.moves.len()
-            ));
-        }
         compared += 1;
-        if !under {
-            continue;
-        }
+        by_optimum[best] += 1;
         planner_total += p.moves.len();
         optimum_total += best;
+        // Per instance: every node relieved, in at most 1.1x the fewest moves (for optima
+        // under 10 that is exactly the optimum).
+        if !under || p.moves.len() as f64 > 1.1 * best as f64 {
+            failures.push(format!(
+                "round {round}: planner {} moves ({}), optimum {best}",
+                p.moves.len(),
+                if under { "relieved" } else { "left a node hot" }
+            ));
+        }
     }
-    eprintln!("{}\n{}", unsolved.join("\n"), over.join("\n"));
+    eprintln!(
+        "exact reference: {compared} instances (optimum 1/2/3/4 moves: {:?}); planner {planner_total} moves, optimum {optimum_total}; {} failures",
+        &by_optimum[1..],
+        failures.len()
+    );
     assert!(
         failures.is_empty(),
         "{} of {compared} instances:\n{}",
         failures.len(),
         failures.join("\n")
     );
-    assert!(
-        unsolved.len() * 100 <= compared * 3,
-        "{} of {compared} left hot",
-        unsolved.len()
-    );
-    assert!(compared >= 100, "only {compared} instances compared");
-    assert!(
-        planner_total as f64 <= 1.1 * optimum_total as f64,
-        "planner {planner_total} moves in total, optimum {optimum_total}"
-    );
-    assert!(
-        over.len() * 100 <= compared * 3,
-        "{} of {compared} over 1.1x",
-        over.len()
-    );
-    eprintln!(
-        "exact reference: {compared} instances, {} unsolved, {} over 1.1x; on the solved ones planner {planner_total} moves, optimum {optimum_total}",
-        unsolved.len(),
-        over.len()
-    );
+    assert!(compared >= 1000, "only {compared} instances compared");
+    // The instances must include chains, or the check says little about the exact search.
+    assert!(by_optimum[3] + by_optimum[4] >= 20, "{by_optimum:?}");
 }

@@ -8,3 +8,5 @@ UPDATE vms SET
     memory_mib = json_extract(data, '$.spec.memory_mib'),
     anti_affinity_group = json_extract(data, '$.spec.placement.anti_affinity_group');
 CREATE INDEX vms_anti_affinity ON vms (anti_affinity_group) WHERE anti_affinity_group IS NOT NULL;
+-- Covers the per-node sum, so it reads the index alone.
+CREATE INDEX vms_allocation ON vms (node_id, cpu_cores, memory_mib);

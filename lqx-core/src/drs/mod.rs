@@ -18,6 +18,9 @@
 //!   relieves hot nodes; 3, 4 and 5 also balance when the imbalance is above 10, 5 and 2
 //!   points, until it is `hysteresis_margin` lower, with moves worth at least 50, 20 and 5
 //!   units of gain (one unit: one squared percentage point on a node of average size).
+//!   Level 5 also balances while the fullest node is more than 8 points above the cluster
+//!   mean of that resource, until it is 3 points above (one hot node among many barely
+//!   moves the deviation).
 //! - **Mandatory moves** come first and ignore thresholds and the hold count: every VM of a
 //!   node in maintenance or draining is evacuated, and a VM that breaks its placement policy
 //!   (on an excluded node, off its required nodes, sharing a node with a member of its
@@ -26,9 +29,19 @@
 //! - **Relief** takes the hottest node first. Each move must relieve it; the fewest moves
 //!   win: if one VM clears the remaining excess, the cheapest such VM (least memory to copy)
 //!   moves, otherwise the VM that clears the most of it. Its target is the node left least
-//!   hot among the coolest that can take it.
+//!   hot among the coolest that can take it. When no single VM fits anywhere, a pair makes
+//!   room first. On small clusters (at most 8 nodes and 64 movable VMs) an exact search
+//!   then looks for fewer moves (up to 5 when greedy leaves a node hot): the fewest moves,
+//!   of any VM, after which every hot node is under its line and every node that received
+//!   a VM is too, in an order where each step keeps allocation and anti-affinity and leaves
+//!   its target under the line unless a later step takes load off it. A budget of expanded
+//!   states bounds it; past it, the greedy plan stands.
 //! - **Balancing** moves the VM with the best gain per unit of cost (memory to copy) from
-//!   one of the hottest nodes to one of the coolest.
+//!   one of the hottest nodes to one of the coolest; when allocation keeps every VM off the
+//!   coolest, to a warmer node with room; failing that it swaps two VMs between a hot and
+//!   a cool node (two moves, ordered so each alone keeps allocation limits; a node may go
+//!   above its line only in a resource already above it that the swap lowers). Sources
+//!   with nothing worthwhile are skipped for the next hottest, within a work budget.
 //! - **Limits and stability.** Each round at most `max_concurrent_migrations_per_host` moves
 //!   start or end on a host (mandatory moves are all listed but use that budget first); a
 //!   VM moves at most once per plan; a VM migrated within `recent_migration_window` is only

@@ -12,6 +12,9 @@ use crate::model::{
 };
 use crate::placement::{ClusterSnapshot, NodeUsageSample, Occupancy, PlacementRequest, place_with};
 
+mod exact;
+mod swap;
+
 /// Why a move was planned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -159,6 +162,14 @@ const RELIEF_TARGETS: usize = 3;
 /// Hottest sources and coolest targets a balancing step compares.
 const BALANCE_SOURCES: usize = 4;
 const BALANCE_TARGETS: usize = 8;
+/// Targets a balancing step falls back to when allocation keeps VMs off the coolest.
+const BALANCE_WIDE_TARGETS: usize = 32;
+/// (VM, target) pairs balancing may spend per plan on sources that turn out stuck.
+const WIDE_WORK_BUDGET: u64 = 3_000_000;
+/// Level 5: the fullest node's distance above the cluster mean (pp) that starts balancing,
+/// and where it stops.
+const SPREAD_TRIGGER: f64 = 8.0;
+const SPREAD_STOP: f64 = 3.0;
 /// Candidate pairs (room-making moves) evaluated per plan at most.
 const PAIR_WORK_BUDGET: u64 = 2_000_000;
 
@@ -225,8 +236,12 @@ pub fn plan(
         }
     }
     let tol = tolerance(level);
+    // At level 5 a node far above the cluster mean also calls for balancing: across many
+    // nodes one hot node barely moves the standard deviation.
+    let spread_stop = (level >= 5).then_some(SPREAD_STOP);
+    let spread_on = spread_stop.is_some() && p.spread() > SPREAD_TRIGGER;
     let imbalance_triggered = match tol {
-        Some(t) if before.imbalance > t => {
+        Some(t) if before.imbalance > t || spread_on => {
             next.imbalance_streak = state.imbalance_streak + 1;
             next.imbalance_streak >= hold
         }
@@ -260,15 +275,40 @@ pub fn plan(
             }
             p = best;
         }
+        // Small clusters: the fewest moves, found exactly, when the greedy plan is not
+        // already as short as the lower bound or leaves a node hot.
+        if p.nodes.len() <= exact::MAX_NODES {
+            let greedy_moves = p.moves.len() - base.moves.len();
+            let solved = p.residual(&hot) <= EPS;
+            let max = if solved {
+                greedy_moves.saturating_sub(1)
+            } else {
+                exact::MAX_DEPTH
+            };
+            if let Some(steps) = base.exact_relief(&hot, max) {
+                let reasons: Vec<String> = hot.iter().map(|&h| base.hot_reason(h)).collect();
+                let mut q = base;
+                for (v, s, t) in steps {
+                    let why = if let Some(k) = hot.iter().position(|&h| h == s) {
+                        reasons[k].clone()
+                    } else {
+                        let names: Vec<&str> = hot.iter().map(|&h| q.snap.nodes[h].name.as_str()).collect();
+                        format!("making room to relieve {}", names.join(", "))
+                    };
+                    q.do_move(v, s, t, MoveKind::Relieve, false, why);
+                }
+                p = q;
+            }
+        }
     }
     if let Some(t) = tol {
         // Schmitt trigger: balancing starts above the tolerance and, once started, goes on
         // (over later runs too, if the budget cut it short) until `margin` below it.
         let stop_at = (t - config.hysteresis_margin).max(0.0);
-        let continuing = state.balancing && before.imbalance > stop_at;
+        let continuing = state.balancing && !p.balanced(stop_at, spread_stop);
         if imbalance_triggered || continuing {
-            p.balance(stop_at, min_gain(level));
-            next.balancing = p.imbalance() > stop_at;
+            p.balance(stop_at, spread_stop, min_gain(level));
+            next.balancing = !p.balanced(stop_at, spread_stop);
         }
     }
     let after = p.metrics();
@@ -317,6 +357,8 @@ struct Planner<'a> {
     unmovable: Vec<UnmovableVm>,
     /// Pair candidates evaluated so far (bounded by PAIR_WORK_BUDGET).
     pair_work: u64,
+    /// Work spent on stuck balancing sources so far (bounded by WIDE_WORK_BUDGET).
+    wide_work: u64,
 }
 
 impl<'a> Planner<'a> {
@@ -388,6 +430,7 @@ impl<'a> Planner<'a> {
             moves: Vec::new(),
             unmovable: Vec::new(),
             pair_work: 0,
+            wide_work: 0,
         };
         for i in 0..p.nodes.len() {
             if p.nodes[i].ready {
@@ -646,8 +689,9 @@ impl<'a> Planner<'a> {
             .sum()
     }
 
-    fn relieve(&mut self, s: usize, rule: TargetRule) {
-        let hot_reason = {
+    /// "node-1 is hot (CPU 92% > 80%)", from the node's current load.
+    fn hot_reason(&self, s: usize) -> String {
+        {
             let (n, l) = (&self.snap.nodes[s], &self.nodes[s]);
             let mut parts = Vec::new();
             if l.util(CPU) * 100.0 > self.cfg.threshold_cpu {
@@ -665,7 +709,11 @@ impl<'a> Planner<'a> {
                 ));
             }
             format!("{} is hot ({})", n.name, parts.join(", "))
-        };
+        }
+    }
+
+    fn relieve(&mut self, s: usize, rule: TargetRule) {
+        let hot_reason = self.hot_reason(s);
         while self.budget_left(s) {
             let l = &self.nodes[s];
             let excess = [CPU, MEM].map(|r| (l.load[r] - self.line[r] * l.cap[r]).max(0.0));
@@ -848,9 +896,59 @@ impl<'a> Planner<'a> {
         g
     }
 
-    fn balance(&mut self, stop_at: f64, min_gain: f64) {
+    /// The single move with the best gain per unit of cost from `sources` to `targets`:
+    /// (gain per cost, vm, source, target).
+    fn best_single(&self, sources: &[usize], targets: &[usize], min_gain: f64) -> Option<(f64, usize, usize, usize)> {
+        let mut best: Option<(f64, usize, usize, usize)> = None;
+        for &s in sources {
+            for &v in &self.node_vms[s] {
+                if !self.movable(v) {
+                    continue;
+                }
+                let req = self.snap.vms[v].req();
+                let cost = self.vm_load[v][MEM] + MOVE_OVERHEAD_MIB;
+                for &t in targets.iter().filter(|&&t| t != s) {
+                    let g = self.gain(v, s, t);
+                    if g < min_gain || best.is_some_and(|b| g / cost <= b.0) {
+                        continue;
+                    }
+                    if self.under_line_after(v, t).is_none() || self.occ.check(self.snap, t, &req).is_some() {
+                        continue;
+                    }
+                    best = Some((g / cost, v, s, t));
+                }
+            }
+        }
+        best
+    }
+
+    /// How far the fullest Ready node is above the cluster mean, percentage points, the
+    /// resource that is furthest counting.
+    fn spread(&self) -> f64 {
+        let mut worst: f64 = 0.0;
+        for r in [CPU, MEM] {
+            if self.cap_sum[r] <= 0.0 {
+                continue;
+            }
+            let mean = self.load_sum[r] / self.cap_sum[r];
+            for n in self.nodes.iter().filter(|n| n.ready) {
+                worst = worst.max(n.util(r) - mean);
+            }
+        }
+        worst * 100.0
+    }
+
+    /// Imbalance at or below `stop_at` and, when given, spread at or below `spread_stop`.
+    fn balanced(&self, stop_at: f64, spread_stop: Option<f64>) -> bool {
+        self.imbalance() <= stop_at && spread_stop.is_none_or(|x| self.spread() <= x)
+    }
+
+    fn balance(&mut self, stop_at: f64, spread_stop: Option<f64>, min_gain: f64) {
+        // Sources that had no worthwhile move or swap in this plan: the next hottest are
+        // tried instead, within a work budget.
+        let mut stuck = vec![false; self.nodes.len()];
         loop {
-            if self.imbalance() <= stop_at {
+            if self.balanced(stop_at, spread_stop) {
                 break;
             }
             let sources: Vec<usize> = self
@@ -858,32 +956,44 @@ impl<'a> Planner<'a> {
                 .iter()
                 .rev()
                 .map(|&(_, i)| i)
-                .filter(|&i| self.node_vms[i].iter().any(|&v| self.movable(v)))
+                .filter(|&i| !stuck[i] && self.node_vms[i].iter().any(|&v| self.movable(v)))
                 .take(BALANCE_SOURCES)
                 .collect();
-            let targets: Vec<usize> = self.targets.iter().map(|&(_, i)| i).take(BALANCE_TARGETS + 1).collect();
-            // (gain per cost, vm, source, target)
-            let mut best: Option<(f64, usize, usize, usize)> = None;
-            for &s in &sources {
-                for &v in &self.node_vms[s] {
-                    if !self.movable(v) {
-                        continue;
-                    }
-                    let req = self.snap.vms[v].req();
-                    let cost = self.vm_load[v][MEM] + MOVE_OVERHEAD_MIB;
-                    for &t in targets.iter().filter(|&&t| t != s).take(BALANCE_TARGETS) {
-                        let g = self.gain(v, s, t);
-                        if g < min_gain || best.is_some_and(|b| g / cost <= b.0) {
-                            continue;
-                        }
-                        if self.under_line_after(v, t).is_none() || self.occ.check(self.snap, t, &req).is_some() {
-                            continue;
-                        }
-                        best = Some((g / cost, v, s, t));
-                    }
-                }
+            if sources.is_empty() {
+                break;
             }
-            let Some((_, v, s, t)) = best else { break };
+            let wide: Vec<usize> = self
+                .targets
+                .iter()
+                .map(|&(_, i)| i)
+                .take(BALANCE_WIDE_TARGETS)
+                .collect();
+            let coolest = &wide[..wide.len().min(BALANCE_TARGETS + 1)];
+            // The coolest targets first; when allocation keeps every VM off them, warmer
+            // ones that still have room; then a swap.
+            let best = self
+                .best_single(&sources, coolest, min_gain)
+                .map(Ok)
+                .or_else(|| self.best_single(&sources, &wide, min_gain).map(Ok))
+                .or_else(|| self.best_swap(&sources, coolest, min_gain).map(Err));
+            let (v, s, t) = match best {
+                Some(Ok((_, v, s, t))) => (v, s, t),
+                Some(Err(sw)) => {
+                    self.do_swap(sw);
+                    continue;
+                }
+                None => {
+                    self.wide_work += sources.iter().map(|&i| self.node_vms[i].len() as u64).sum::<u64>()
+                        * (wide.len() + coolest.len()) as u64;
+                    if self.wide_work > WIDE_WORK_BUDGET {
+                        break;
+                    }
+                    for s in sources {
+                        stuck[s] = true;
+                    }
+                    continue;
+                }
+            };
             let (a, b) = (&self.nodes[s], &self.nodes[t]);
             let reason = format!(
                 "balance: {} at {:.0}% CPU / {:.0}% memory, {} at {:.0}% / {:.0}%; imbalance {:.1} points",

@@ -1,0 +1,167 @@
+//! Balancing swaps: VM `a` leaves a hot source `s` for `t` while VM `b` leaves `t` for `s`.
+//! Used when no single move is worth it, typically because allocation keeps every VM of
+//! `s` off the cool nodes (memory is rarely overcommitted) or because `s` and `t` are hot
+//! in different resources. Both moves are planned in an order in which each one alone keeps
+//! allocation limits, anti-affinity and its target under the relief line; if neither order
+//! works the swap is not made.
+
+use super::{CPU, EPS, MEM, MOVE_OVERHEAD_MIB, MoveKind, Planner};
+
+/// VMs of the source a swap considers (those with the best single-move gain); any VM of
+/// the target whose allocation fits may come back.
+const SWAP_CANDIDATES: usize = 6;
+
+/// A planned swap: (gain per cost, a, s, b, t, a moves first).
+pub(super) type Swap = (f64, usize, usize, usize, usize, bool);
+
+impl Planner<'_> {
+    /// `gain` for a load `d` (per resource, either sign) leaving `s` for `t`.
+    pub(super) fn gain_delta(&self, d: [f64; 2], s: usize, t: usize) -> f64 {
+        let (a, b) = (&self.nodes[s], &self.nodes[t]);
+        let mut g = 0.0;
+        for r in [CPU, MEM] {
+            let l = d[r];
+            if l == 0.0 || self.cap_sum[r] <= 0.0 {
+                continue;
+            }
+            let ds = l * (2.0 * a.load[r] - l) / a.cap[r].max(EPS);
+            let dt = l * (2.0 * b.load[r] + l) / b.cap[r].max(EPS);
+            let avg_cap = self.cap_sum[r] / self.ready_count as f64;
+            g += (ds - dt) / avg_cap * 1e4 / 2.0;
+        }
+        g
+    }
+
+    fn top_by_gain(&self, from: usize, to: usize) -> Vec<usize> {
+        let mut c: Vec<(f64, usize)> = self.node_vms[from]
+            .iter()
+            .copied()
+            .filter(|&v| self.movable(v))
+            .map(|v| (self.gain(v, from, to), v))
+            .collect();
+        c.sort_by(|x, y| y.0.total_cmp(&x.0).then(x.1.cmp(&y.1)));
+        c.truncate(SWAP_CANDIDATES);
+        c.into_iter().map(|(_, v)| v).collect()
+    }
+
+    /// The swap with the best gain per unit of cost (at least twice `min_gain`: it is two
+    /// moves), between the given hot sources and cool targets.
+    pub(super) fn best_swap(&mut self, sources: &[usize], targets: &[usize], min_gain: f64) -> Option<Swap> {
+        let mut best: Option<Swap> = None;
+        for &s in sources {
+            if self.slots(s) < 2 {
+                continue;
+            }
+            for &t in targets {
+                if t == s || self.slots(t) < 2 {
+                    continue;
+                }
+                let out = self.top_by_gain(s, t);
+                let back: Vec<usize> = self.node_vms[t].iter().copied().filter(|&b| self.movable(b)).collect();
+                let (ns, nt) = (&self.snap.nodes[s], &self.snap.nodes[t]);
+                let free = |i: usize, n: &crate::placement::NodeSnapshot| {
+                    [
+                        n.cpu_limit() - self.occ.cpu[i],
+                        n.memory_limit_mib() - self.occ.memory[i],
+                    ]
+                };
+                let (free_s, free_t) = (free(s, ns), free(t, nt));
+                for &a in &out {
+                    let va = &self.snap.vms[a];
+                    let alloc_a = [va.cpu_cores as f64, va.memory_mib as f64];
+                    for &b in &back {
+                        // Allocation once both moved (the order is checked below): b must
+                        // free on t what a needs beyond t's room, and fit in what a frees.
+                        let vb = &self.snap.vms[b];
+                        let alloc_b = [vb.cpu_cores as f64, vb.memory_mib as f64];
+                        let fits_end = (0..2).all(|r| {
+                            alloc_a[r] - alloc_b[r] <= free_t[r] + 1e-6 && alloc_b[r] - alloc_a[r] <= free_s[r] + 1e-6
+                        });
+                        if !fits_end {
+                            continue;
+                        }
+                        let (la, lb) = (self.vm_load[a], self.vm_load[b]);
+                        let g = self.gain_delta([la[CPU] - lb[CPU], la[MEM] - lb[MEM]], s, t);
+                        let cost = la[MEM] + lb[MEM] + 2.0 * MOVE_OVERHEAD_MIB;
+                        if g < 2.0 * min_gain || best.is_some_and(|x| g / cost <= x.0) {
+                            continue;
+                        }
+                        if let Some(a_first) = self.swap_order(a, s, b, t) {
+                            best = Some((g / cost, a, s, b, t, a_first));
+                        }
+                    }
+                }
+            }
+        }
+        best
+    }
+
+    /// Node `i`'s load in resource `r` with `add` more, as a fraction of its line.
+    fn line_ratio(&self, i: usize, r: usize, add: f64) -> f64 {
+        let n = &self.nodes[i];
+        (n.load[r] + add) / n.cap[r].max(EPS) / self.line[r]
+    }
+
+    /// A swap may leave (or briefly take) a node above its line only in a resource that
+    /// was above it already and that the swap as a whole lowers: a hot node trades load it
+    /// is short of for load it has room for. `now` is the extra load at this step, `end`
+    /// once both moves are done.
+    fn swap_step_ok(&self, i: usize, now: [f64; 2], end: [f64; 2]) -> bool {
+        [CPU, MEM]
+            .into_iter()
+            .all(|r| self.line_ratio(i, r, now[r]) <= 1.0 + EPS || (self.line_ratio(i, r, 0.0) > 1.0 && end[r] < 0.0))
+    }
+
+    /// Some(true) if `a` can move first, Some(false) if `b` must, None if neither order
+    /// keeps every step within the rules.
+    fn swap_order(&mut self, a: usize, s: usize, b: usize, t: usize) -> Option<bool> {
+        let (la, lb) = (self.vm_load[a], self.vm_load[b]);
+        let t_end = [CPU, MEM].map(|r| la[r] - lb[r]);
+        let s_end = [CPU, MEM].map(|r| lb[r] - la[r]);
+        if !self.swap_step_ok(t, t_end, t_end) || !self.swap_step_ok(s, s_end, s_end) {
+            return None;
+        }
+        let (va, vb) = (&self.snap.vms[a], &self.snap.vms[b]);
+        let (ga, gb) = (
+            va.placement.anti_affinity_group.as_deref(),
+            vb.placement.anti_affinity_group.as_deref(),
+        );
+        // a first: t takes a alone, then s (without a) takes b.
+        if self.swap_step_ok(t, la, t_end) && self.occ.check(self.snap, t, &va.req()).is_none() {
+            self.occ.remove(s, va.cpu_cores, va.memory_mib, ga);
+            let ok = self.occ.check(self.snap, s, &vb.req()).is_none();
+            self.occ.add(s, va.cpu_cores, va.memory_mib, ga);
+            if ok {
+                return Some(true);
+            }
+        }
+        // b first: s takes b alone, then t (without b) takes a.
+        if self.swap_step_ok(s, lb, s_end) && self.occ.check(self.snap, s, &vb.req()).is_none() {
+            self.occ.remove(t, vb.cpu_cores, vb.memory_mib, gb);
+            let ok = self.occ.check(self.snap, t, &va.req()).is_none();
+            self.occ.add(t, vb.cpu_cores, vb.memory_mib, gb);
+            if ok {
+                return Some(false);
+            }
+        }
+        None
+    }
+
+    pub(super) fn do_swap(&mut self, (_, a, s, b, t, a_first): Swap) {
+        let reason = format!(
+            "balance: swap {} ({}) with {} ({}); imbalance {:.1} points",
+            self.snap.vms[a].name,
+            self.snap.nodes[s].name,
+            self.snap.vms[b].name,
+            self.snap.nodes[t].name,
+            self.imbalance()
+        );
+        if a_first {
+            self.do_move(a, s, t, MoveKind::Balance, false, reason.clone());
+            self.do_move(b, t, s, MoveKind::Balance, false, reason);
+        } else {
+            self.do_move(b, t, s, MoveKind::Balance, false, reason.clone());
+            self.do_move(a, s, t, MoveKind::Balance, false, reason);
+        }
+    }
+}
