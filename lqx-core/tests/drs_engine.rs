@@ -14,7 +14,8 @@ use lqx_core::driver::sim::SimRegistry;
 use lqx_core::drs::engine::{DrsEngine, EngineOptions};
 use lqx_core::events::{EventBus, EventBusConfig};
 use lqx_core::model::{
-    AutomationLevel, DrsConfig, EventType, ProjectId, RecommendationStatus as St, ResourceType, SubscriptionFilter,
+    AuditFilter, AuditResult, AutomationLevel, DrsConfig, EventType, ProjectId, RecommendationStatus as St,
+    ResourceType, SubscriptionFilter,
 };
 use lqx_core::store::Store;
 
@@ -212,6 +213,29 @@ async fn partial_applies_only_mandatory_moves() {
         assert_eq!(env.node_of(&r.vm_name).await, "node-1");
     }
     assert_eq!(report.summary.applied, 1);
+    // The engine's own apply is in the audit log, under the system actor.
+    let audit = env
+        .compute
+        .store
+        .list_audit(&AuditFilter::default(), 100, "")
+        .await
+        .unwrap()
+        .entries;
+    let auto: Vec<_> = audit
+        .iter()
+        .filter(|e| e.action == "drs.DRSService/ApplyRecommendation")
+        .collect();
+    assert_eq!(auto.len(), 1, "{audit:?}");
+    assert_eq!(auto[0].actor.display_name(), "system:drs");
+    assert_eq!(auto[0].resource_id, evac[0].id.to_string());
+    assert_eq!(auto[0].result, AuditResult::Ok);
+    assert!(
+        auto[0]
+            .detail
+            .contains("automation partial: VM maint-1 moved from node-4"),
+        "{}",
+        auto[0].detail
+    );
 }
 
 #[tokio::test]

@@ -49,8 +49,8 @@ use tokio::sync::{Notify, watch};
 use super::{DrsPlan, DrsState, MigrationHistory, UsageSmoother, plan};
 use crate::compute::Compute;
 use crate::model::{
-    AutomationLevel, DrsConfig, DrsRecommendation, EventDraft, EventType, NodeId, ProjectId, RecommendationId,
-    RecommendationStatus as St, ResourceType, VmId, VmState,
+    Actor, AuditEntry, AuditId, AuditResult, AutomationLevel, DrsConfig, DrsRecommendation, EventDraft, EventType,
+    NodeId, ProjectId, RecommendationId, RecommendationStatus as St, ResourceType, VmId, VmState,
 };
 use crate::placement::{ClusterSnapshot, PlacementRequest, place};
 use crate::store::{RecommendationPage, Store};
@@ -542,7 +542,9 @@ impl DrsEngine {
         };
         let who = format!("{ENGINE_ACTOR} (automation {})", config.automation_level.as_str());
         for id in auto {
-            match self.apply(id, &who, None, true).await {
+            let res = self.apply(id, &who, None, true).await;
+            self.audit_automatic(id, &res, config.automation_level).await;
+            match res {
                 Ok(r) if r.status == St::Applied => summary.applied += 1,
                 Ok(_) => summary.failed += 1,
                 Err(e) if e.kind == ErrorKind::FailedPrecondition => summary.failed += 1,
@@ -694,6 +696,50 @@ impl DrsEngine {
                 let cur = self.get(id).await?;
                 Err(not_open(id, cur.status, "rejected"))
             }
+        }
+    }
+
+    /// The audit entry of an apply the engine made on its own (operators' applies are audited
+    /// by the API layer, as `drs.DRSService/ApplyRecommendation` with their name).
+    async fn audit_automatic(&self, id: RecommendationId, res: &Result<DrsRecommendation>, level: AutomationLevel) {
+        let (result, detail) = match res {
+            Ok(r) if r.status == St::Applied => (
+                AuditResult::Ok,
+                format!(
+                    "automation {}: VM {} moved from {} to {}",
+                    level.as_str(),
+                    r.vm_name,
+                    r.source_node_name,
+                    r.target_node_name
+                ),
+            ),
+            Ok(r) => (
+                AuditResult::Error,
+                format!(
+                    "automation {}: VM {} not moved: {}",
+                    level.as_str(),
+                    r.vm_name,
+                    r.failure_reason.as_deref().unwrap_or("failed")
+                ),
+            ),
+            Err(e) => (AuditResult::Error, format!("automation {}: {e}", level.as_str())),
+        };
+        let entry = AuditEntry {
+            id: AuditId::new(),
+            time: self.now(),
+            actor: Actor::System {
+                component: ENGINE_ACTOR.into(),
+            },
+            action: "drs.DRSService/ApplyRecommendation".into(),
+            resource_type: "drs_recommendation".into(),
+            resource_id: id.to_string(),
+            result,
+            detail,
+            client_address: String::new(),
+            request_id: String::new(),
+        };
+        if let Err(e) = self.store().insert_audit(&entry).await {
+            tracing::error!(target: LOG, %id, error = %e, "writing the audit entry of an automatic apply failed");
         }
     }
 

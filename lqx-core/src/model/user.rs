@@ -447,10 +447,16 @@ pub enum Actor {
     Node {
         id: NodeId,
     },
+    /// The control plane acting on its own (e.g. `drs` applying a recommendation under
+    /// automation).
+    System {
+        component: String,
+    },
 }
 
 impl Actor {
-    /// The `actor` column: a username, `apikey:<name>`, `node:<id>` or `anonymous`.
+    /// The `actor` column: a username, `apikey:<name>`, `node:<id>`, `system:<component>` or
+    /// `anonymous`.
     pub fn display_name(&self) -> String {
         match self {
             Actor::Anonymous { claimed: None } => "anonymous".into(),
@@ -458,6 +464,7 @@ impl Actor {
             Actor::User { username, .. } => username.clone(),
             Actor::ApiKey { name, .. } => format!("apikey:{name}"),
             Actor::Node { id } => format!("node:{id}"),
+            Actor::System { component } => format!("system:{component}"),
         }
     }
 
@@ -468,6 +475,7 @@ impl Actor {
             Actor::User { id, .. } => id.to_string(),
             Actor::ApiKey { id, .. } => id.to_string(),
             Actor::Node { id } => id.to_string(),
+            Actor::System { .. } => String::new(),
         }
     }
 }
