@@ -22,13 +22,14 @@ const AUDIT_WAIT: Duration = Duration::from_millis(500);
 /// The environment variable that gives the bootstrap admin's password.
 pub const BOOTSTRAP_PASSWORD_ENV: &str = "LQX_BOOTSTRAP_ADMIN_PASSWORD";
 
-/// Authenticates, authorizes, dispatches and audits one request.
+/// Authenticates, authorizes, dispatches (within `time_limit`) and audits one request.
 pub async fn guard(
     api: Arc<Api>,
     mut req: Request<hyper::body::Incoming>,
     path: &str,
     content_type: &str,
     grpc: bool,
+    time_limit: Option<Duration>,
 ) -> Response<Body> {
     let auth = api.auth.clone();
     let time = auth.now();
@@ -54,7 +55,19 @@ pub async fn guard(
                 tracing::debug!(user = %p.username, method = %path, "admitted");
                 req.extensions_mut().insert(p);
             }
-            (api.clone().dispatch(req, path, content_type, grpc).await, None)
+            let work = api.clone().dispatch(req, path, content_type, grpc);
+            let resp = match time_limit {
+                None => work.await,
+                Some(limit) => match tokio::time::timeout(limit, work).await {
+                    Ok(r) => r,
+                    Err(_) => {
+                        // The work was cut off at an unknown point: say so in the audit.
+                        note.detail("request timed out; it may have taken effect in part");
+                        Api::timed_out(grpc)
+                    }
+                },
+            };
+            (resp, None)
         }
         Err(e) => {
             let msg = e.message.clone();

@@ -182,22 +182,10 @@ impl Api {
                 }
             }
             Ok(stream_permit) => {
-                let fut = crate::authn::guard(self.clone(), req, &path, &content_type, grpc);
-                let resp = if streaming {
-                    fut.await
-                } else {
-                    match tokio::time::timeout(self.config.limits.request_timeout, fut).await {
-                        Ok(r) => r,
-                        Err(_) => {
-                            let msg = "request timed out";
-                            if grpc {
-                                grpc_error(Code::DeadlineExceeded, msg)
-                            } else {
-                                gateway::error(Code::DeadlineExceeded, msg)
-                            }
-                        }
-                    }
-                };
+                // The time limit applies inside the guard, so a request that runs out of
+                // time is still audited.
+                let limit = (!streaming).then_some(self.config.limits.request_timeout);
+                let resp = crate::authn::guard(self.clone(), req, &path, &content_type, grpc, limit).await;
                 drop(stream_permit);
                 resp
             }
@@ -207,6 +195,16 @@ impl Api {
         }
         self.metrics.finish(&path, result_code(&resp, grpc), started.elapsed());
         Ok(resp)
+    }
+
+    /// The answer to a request that ran out of time.
+    pub(crate) fn timed_out(grpc: bool) -> Response<Body> {
+        let msg = "request timed out";
+        if grpc {
+            grpc_error(Code::DeadlineExceeded, msg)
+        } else {
+            gateway::error(Code::DeadlineExceeded, msg)
+        }
     }
 
     pub(crate) async fn dispatch(

@@ -722,3 +722,47 @@ async fn login_over_tls_with_a_self_signed_certificate() {
             .is_err()
     );
 }
+
+#[tokio::test]
+async fn a_request_that_runs_out_of_time_is_still_audited() {
+    // 1 ms is far less than a login takes (argon2id), so the login times out.
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("lqx-server.yaml");
+    std::fs::write(&cfg, "limits:\n  request_timeout: 1ms\n").unwrap();
+    let s = Server::start(
+        Engine::Sqlite,
+        Options {
+            args: vec!["--dev".into(), "--config".into(), cfg.display().to_string()],
+            ..Default::default()
+        },
+    )
+    .await;
+    let (st, _, body) = call_as(
+        &s,
+        None,
+        &format!("{AUTH}/Login"),
+        json!({"username": "admin", "password": ADMIN_PASSWORD}),
+    )
+    .await;
+    assert_eq!(st, 504, "{body}");
+    assert_eq!(body["code"], "deadline_exceeded");
+    // Read the audit log from the database itself (every API call here would time out).
+    let store = lqx_core::store::Store::open(s.data_dir.path().join("lqx.db").to_str().unwrap())
+        .await
+        .unwrap();
+    let filter = lqx_core::model::AuditFilter {
+        action: Some("auth.AuthService/Login".into()),
+        ..Default::default()
+    };
+    let mut entries = vec![];
+    for _ in 0..50 {
+        entries = store.list_audit(&filter, 10, "").await.unwrap().entries;
+        if !entries.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!(entries[0].result, lqx_core::model::AuditResult::Error);
+    assert!(entries[0].detail.contains("timed out"), "{:?}", entries[0]);
+}
