@@ -57,6 +57,8 @@ pub struct Options {
     pub env: Vec<(String, String)>,
     /// A cluster file's text for `--sim`.
     pub sim: Option<String>,
+    /// A config file's text for `--config`.
+    pub config: Option<String>,
 }
 
 impl Server {
@@ -88,6 +90,11 @@ impl Server {
             let f = data_dir.path().join("cluster.yaml");
             std::fs::write(&f, sim).unwrap();
             cmd.arg("--sim").arg(f);
+        }
+        if let Some(config) = &opts.config {
+            let f = data_dir.path().join("lqx-server.yaml");
+            std::fs::write(&f, config).unwrap();
+            cmd.arg("--config").arg(f);
         }
         cmd.args(&opts.args);
         cmd.env("LQX_BOOTSTRAP_ADMIN_PASSWORD", ADMIN_PASSWORD)

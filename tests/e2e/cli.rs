@@ -654,24 +654,21 @@ async fn cli_ci_script_with_an_api_key() {
 }
 
 /// A server whose access tokens live 2 s, with no leeway.
-async fn short_token_server() -> (Server, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("lqx.yaml");
-    std::fs::write(&cfg, "auth:\n  access_ttl: 2s\n  refresh_ttl: 1h\n  leeway: 0s\n").unwrap();
-    let s = Server::start(
+async fn short_token_server() -> Server {
+    Server::start(
         Engine::Sqlite,
         Options {
-            args: vec!["--dev".into(), "--config".into(), cfg.display().to_string()],
+            args: vec!["--dev".into()],
+            config: Some("auth:\n  access_ttl: 2s\n  refresh_ttl: 1h\n  leeway: 0s\n".into()),
             ..Default::default()
         },
     )
-    .await;
-    (s, dir)
+    .await
 }
 
 #[tokio::test]
 async fn cli_refreshes_tokens_and_sends_dead_sessions_to_login() {
-    let (mut s, _cfg) = short_token_server().await;
+    let mut s = short_token_server().await;
     let a = Lqx::new();
     a.login(&s.addr, "admin", ADMIN_PASSWORD).await.expect_code(0, "login");
     let first = a.stored(&s);
