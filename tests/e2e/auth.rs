@@ -764,3 +764,36 @@ async fn a_request_that_runs_out_of_time_is_still_audited() {
     assert_eq!(entries[0].result, lqx_core::model::AuditResult::Error);
     assert!(entries[0].detail.contains("timed out"), "{:?}", entries[0]);
 }
+
+#[tokio::test]
+async fn changes_name_what_they_changed_in_the_audit_log() {
+    let mut s = Server::dev(Engine::Sqlite).await;
+    s.login_admin().await;
+    let (st, vm) = s
+        .call(
+            &format!("{VMS}/CreateVM"),
+            json!({"name": "audited-1", "spec": {"cpuCores": 1, "memoryMib": 256}}),
+        )
+        .await;
+    assert_eq!(st, 200, "{vm}");
+    let (st, _) = s.call(&format!("{VMS}/StartVM"), json!({"id": "audited-1"})).await;
+    assert_eq!(st, 200);
+    let (st, _) = s
+        .call(
+            "limiquantix.compute.v1.NodeService/DisableNode",
+            json!({"id": "no-such-node"}),
+        )
+        .await;
+    assert_eq!(st, 404);
+    for (action, resource) in [
+        ("compute.VMService/StartVM", "audited-1"),
+        ("compute.NodeService/DisableNode", "no-such-node"),
+    ] {
+        let (st, page) = s
+            .call(&format!("{AUTH}/ListAuditEntries"), json!({"action": action}))
+            .await;
+        assert_eq!(st, 200, "{page}");
+        let e = &page["entries"][0];
+        assert_eq!(e["resourceId"], resource, "{page}");
+    }
+}

@@ -59,6 +59,7 @@ impl DrsService for DrsApi {
         &self,
         req: Request<pb::ApproveRecommendationRequest>,
     ) -> Result<Response<pb::Recommendation>, Status> {
+        super::auth::note(&req).resource("drs_recommendation", &req.get_ref().id);
         let by = caller(&req);
         let id = rec_id(&req.get_ref().id).map_err(st)?;
         let r = self.engine.approve(id, &by).await.map_err(st)?;
@@ -71,6 +72,7 @@ impl DrsService for DrsApi {
         &self,
         req: Request<pb::ApplyRecommendationRequest>,
     ) -> Result<Response<pb::Recommendation>, Status> {
+        super::auth::note(&req).resource("drs_recommendation", &req.get_ref().id);
         let by = caller(&req);
         let r = req.into_inner();
         let id = rec_id(&r.id).map_err(st)?;
@@ -83,6 +85,7 @@ impl DrsService for DrsApi {
         &self,
         req: Request<pb::RejectRecommendationRequest>,
     ) -> Result<Response<pb::Recommendation>, Status> {
+        super::auth::note(&req).resource("drs_recommendation", &req.get_ref().id);
         let by = caller(&req);
         let r = req.into_inner();
         let id = rec_id(&r.id).map_err(st)?;

@@ -68,22 +68,26 @@ impl NodeService for NodeApi {
     }
 
     async fn enable_node(&self, req: Request<pb::NodeRequest>) -> Result<Response<pb::Node>, Status> {
+        super::auth::note(&req).resource("node", &req.get_ref().id);
         let n = self.compute.enable_node(&req.into_inner().id).await.map_err(st)?;
         self.one(n).await
     }
 
     async fn disable_node(&self, req: Request<pb::NodeRequest>) -> Result<Response<pb::Node>, Status> {
+        super::auth::note(&req).resource("node", &req.get_ref().id);
         let n = self.compute.disable_node(&req.into_inner().id).await.map_err(st)?;
         self.one(n).await
     }
 
     async fn enter_maintenance(&self, req: Request<pb::EnterMaintenanceRequest>) -> Result<Response<pb::Node>, Status> {
+        super::auth::note(&req).resource("node", &req.get_ref().id);
         let r = req.into_inner();
         let n = self.compute.enter_maintenance(&r.id, r.evacuate).await.map_err(st)?;
         self.one(n).await
     }
 
     async fn exit_maintenance(&self, req: Request<pb::NodeRequest>) -> Result<Response<pb::Node>, Status> {
+        super::auth::note(&req).resource("node", &req.get_ref().id);
         let n = self.compute.exit_maintenance(&req.into_inner().id).await.map_err(st)?;
         self.one(n).await
     }

@@ -103,6 +103,7 @@ impl VmService for VmApi {
     }
 
     async fn update_vm(&self, req: Request<pb::UpdateVmRequest>) -> Result<Response<pb::Vm>, Status> {
+        super::auth::note(&req).resource("vm", &req.get_ref().id);
         let r = req.into_inner();
         if r.update_mask.is_empty() {
             return Err(st(Error::invalid("update_mask", "name at least one field to change")));
@@ -154,6 +155,7 @@ impl VmService for VmApi {
     }
 
     async fn start_vm(&self, req: Request<pb::StartVmRequest>) -> Result<Response<pb::Vm>, Status> {
+        super::auth::note(&req).resource("vm", &req.get_ref().id);
         let r = req.into_inner();
         let vm = self
             .compute
@@ -164,6 +166,7 @@ impl VmService for VmApi {
     }
 
     async fn stop_vm(&self, req: Request<pb::StopVmRequest>) -> Result<Response<pb::Vm>, Status> {
+        super::auth::note(&req).resource("vm", &req.get_ref().id);
         let r = req.into_inner();
         let timeout = (r.timeout_seconds > 0).then(|| Duration::from_secs(r.timeout_seconds.into()));
         let vm = self
@@ -175,6 +178,7 @@ impl VmService for VmApi {
     }
 
     async fn reboot_vm(&self, req: Request<pb::RebootVmRequest>) -> Result<Response<pb::Vm>, Status> {
+        super::auth::note(&req).resource("vm", &req.get_ref().id);
         let r = req.into_inner();
         let vm = self
             .compute
@@ -185,6 +189,7 @@ impl VmService for VmApi {
     }
 
     async fn migrate_vm(&self, req: Request<pb::MigrateVmRequest>) -> Result<Response<pb::MigrateVmResponse>, Status> {
+        super::auth::note(&req).resource("vm", &req.get_ref().id);
         let r = req.into_inner();
         let target = (!r.target_node.is_empty()).then_some(r.target_node.as_str());
         let out = self
