@@ -4,6 +4,7 @@
 
 use lqx_core::alert::monitor::{HostMonitor, MonitorConfig};
 use lqx_core::alert::service::{Alerts, AlertsConfig};
+use lqx_core::alert::webhook::testing::receiver;
 use lqx_core::alert::webhook::{RetryPolicy, verify_signature};
 use lqx_core::alert::{self, conditions};
 use lqx_core::compute::{Compute, Hosts, NodeRegistration};
@@ -12,11 +13,8 @@ use lqx_core::events::sequence::{BLOCK, SequenceReservation};
 use lqx_core::events::{EventBus, EventBusConfig, SubscriptionItem};
 use lqx_core::model::*;
 use lqx_core::store::{Store, testing::engines};
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
 
 fn config() -> AlertsConfig {
     AlertsConfig {
@@ -293,65 +291,6 @@ async fn reconcile_raises_new_conditions_and_resolves_gone_ones_without_churn() 
 
 // ---- webhooks ----
 
-#[derive(Debug, Clone)]
-struct Received {
-    headers: HashMap<String, String>,
-    body: Vec<u8>,
-}
-
-/// A tiny HTTP/1.1 receiver: answers the n-th request with `statuses[n]` (the last repeats).
-async fn receiver(statuses: Vec<u16>) -> (String, Arc<Mutex<Vec<Received>>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hook", listener.local_addr().unwrap());
-    let got = Arc::new(Mutex::new(Vec::new()));
-    let seen = Arc::clone(&got);
-    tokio::spawn(async move {
-        let mut n = 0usize;
-        while let Ok((mut stream, _)) = listener.accept().await {
-            let status = statuses[n.min(statuses.len() - 1)];
-            n += 1;
-            let seen = Arc::clone(&seen);
-            tokio::spawn(async move {
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 4096];
-                let end = loop {
-                    let k = stream.read(&mut chunk).await.unwrap_or(0);
-                    if k == 0 {
-                        return;
-                    }
-                    buf.extend_from_slice(&chunk[..k]);
-                    if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                        break i + 4;
-                    }
-                };
-                let head = String::from_utf8_lossy(&buf[..end]).to_string();
-                let headers: HashMap<String, String> = head
-                    .lines()
-                    .skip(1)
-                    .filter_map(|l| l.split_once(':'))
-                    .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-                    .collect();
-                let len: usize = headers.get("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
-                while buf.len() < end + len {
-                    let k = stream.read(&mut chunk).await.unwrap_or(0);
-                    if k == 0 {
-                        return;
-                    }
-                    buf.extend_from_slice(&chunk[..k]);
-                }
-                seen.lock().unwrap().push(Received {
-                    headers,
-                    body: buf[end..end + len].to_vec(),
-                });
-                let resp = format!("HTTP/1.1 {status} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
-                let _ = stream.write_all(resp.as_bytes()).await;
-                let _ = stream.shutdown().await;
-            });
-        }
-    });
-    (url, got)
-}
-
 async fn wait_for(what: &str, mut cond: impl AsyncFnMut() -> bool) {
     for _ in 0..200 {
         if cond().await {
@@ -368,13 +307,13 @@ async fn webhooks_get_signed_notifications_with_a_retry_and_a_delivery_log() {
     for (engine, store) in engines(dir.path()).await {
         let (alerts, _) = service(&store);
         // The first attempt fails with a 503, the retry is accepted.
-        let (url, got) = receiver(vec![503, 200]).await;
+        let (url, got) = receiver(vec![Some(503), Some(200)]).await;
         let hook = alerts
             .create_webhook(&url, vec![AlertSeverity::Critical], "shared-secret")
             .await
             .unwrap();
         // A receiver that only wants warnings is not called for a critical alert.
-        let (other_url, other_got) = receiver(vec![200]).await;
+        let (other_url, other_got) = receiver(vec![Some(200)]).await;
         alerts
             .create_webhook(&other_url, vec![AlertSeverity::Warning], "")
             .await

@@ -521,3 +521,5 @@ fn record(log: &mpsc::Sender<WebhookDelivery>, d: WebhookDelivery) {
 
 #[cfg(test)]
 mod tests;
+
+pub mod testing;
