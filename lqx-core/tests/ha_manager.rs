@@ -21,7 +21,7 @@ use lqx_core::{
         manager::{EventAlerts, HaManager, HaManagerOptions, HaStatusReport},
     },
     leader::{Epoch, LeaderConfig, LeaderHandle},
-    model::{HaPolicy, NodeId, ProjectId, RestartPriority, Vm, VmId, VmSpec, VmState},
+    model::{AuditFilter, HaPolicy, NodeId, ProjectId, RestartPriority, Vm, VmId, VmSpec, VmState},
     store::Store,
 };
 use tokio::time::Instant;
@@ -245,6 +245,21 @@ async fn dead_host_vms_restart_elsewhere_exactly_once_within_the_bound() {
     let epoch = c.leader.current().unwrap().number;
     assert_eq!(journal.iter().filter(|j| j.kind == "vm.restarted").count(), 2);
     assert!(journal.iter().all(|j| j.epoch == epoch));
+    // Each restart is in the audit log too, under the system actor.
+    let audit = c
+        .compute
+        .store
+        .list_audit(&AuditFilter::default(), 100, "")
+        .await
+        .unwrap()
+        .entries;
+    let restarts: Vec<_> = audit.iter().filter(|e| e.action == "ha/vm.restarted").collect();
+    assert_eq!(restarts.len(), 2, "{audit:?}");
+    assert!(
+        restarts
+            .iter()
+            .all(|e| e.actor.display_name() == "system:ha" && e.resource_type == "vm")
+    );
 
     // The host comes back: its stale copies are destroyed before it counts as healthy.
     c.sims[0].set_available(true);
@@ -311,12 +326,20 @@ async fn storm_pauses_failover_with_a_critical_alert() {
             .unwrap()
             .contains("2 of 3 nodes unreachable")
     );
-    let alert = c
-        .alerts
-        .open()
-        .into_iter()
-        .find(|a| a.condition == "cluster.failover_paused")
-        .expect("cluster alert");
+    // The status shows the pause as soon as it is decided; the alert follows it.
+    let mut alert = None;
+    for _ in 0..60 {
+        alert = c
+            .alerts
+            .open()
+            .into_iter()
+            .find(|a| a.condition == "cluster.failover_paused");
+        if alert.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let alert = alert.expect("cluster alert");
     assert_eq!(alert.severity, lqx_core::model::AlertSeverity::Critical);
     // Well past the bound: nothing moved, nodes unreachable but not failed.
     tokio::time::sleep(Duration::from_millis(1500)).await;

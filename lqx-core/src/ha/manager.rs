@@ -514,9 +514,37 @@ impl Shared {
             .publish(EventDraft::new(kind, ResourceType::Ha, id, Utc::now()).payload(payload));
     }
 
+    /// Records an HA action: in the HA journal (a write fenced by the epoch, so a stale
+    /// leader's action is refused) and then, once accepted, in the audit log under the
+    /// system actor `system:ha`.
     async fn journal(&self, epoch: &Epoch, kind: &str, subject: &str, detail: &str) -> Result<()> {
         info!(target: "lqx::ha::audit", epoch = epoch.number, kind, subject, detail, "HA action");
-        self.compute.store.ha_journal_append(epoch, kind, subject, detail).await
+        self.compute
+            .store
+            .ha_journal_append(epoch, kind, subject, detail)
+            .await?;
+        let entry = crate::model::AuditEntry {
+            id: crate::model::AuditId::new(),
+            time: Utc::now(),
+            actor: crate::model::Actor::System { component: "ha".into() },
+            action: format!("ha/{kind}"),
+            resource_type: match kind.split('.').next() {
+                Some("vm") => "vm",
+                Some("node") | Some("failover") if subject != "cluster" => "node",
+                Some("leader") => "control_plane",
+                _ => "cluster",
+            }
+            .into(),
+            resource_id: subject.to_string(),
+            result: crate::model::AuditResult::Ok,
+            detail: format!("epoch {}: {detail}", epoch.number),
+            client_address: String::new(),
+            request_id: String::new(),
+        };
+        if let Err(e) = self.compute.store.insert_audit(&entry).await {
+            tracing::error!(kind, subject, error = %e, "writing the audit entry of an HA action failed");
+        }
+        Ok(())
     }
 
     async fn persist(&self, epoch: &Epoch) -> Result<()> {
