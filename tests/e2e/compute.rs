@@ -344,3 +344,26 @@ async fn a_second_server_on_the_same_sqlite_file_is_refused() {
     let (_, got) = s.call(&format!("{VMS}/GetVM"), json!({"id": vm["id"]})).await;
     assert_eq!(got["description"], "changed");
 }
+
+#[tokio::test]
+async fn update_resizes_within_capacity_and_refuses_impossible_sizes() {
+    let s = dev(Engine::Sqlite).await;
+    let (st, vm) = s.call(&format!("{VMS}/CreateVM"), vm_body("resize-1", 1, 256)).await;
+    assert_eq!(st, 200, "{vm}");
+    let update = |cpu: u32, mem: u64| {
+        json!({"id": "resize-1", "spec": {"cpuCores": cpu, "memoryMib": mem},
+               "updateMask": ["spec.cpu_cores", "spec.memory_mib"]})
+    };
+    let (st, got) = s.call(&format!("{VMS}/UpdateVM"), update(2, 512)).await;
+    assert_eq!(st, 200, "{got}");
+    let (_, got) = s.call(&format!("{VMS}/GetVM"), json!({"id": "resize-1"})).await;
+    assert_eq!((&got["spec"]["cpuCores"], &got["spec"]["memoryMib"]), (&json!(2), &json!("512")));
+    // Below the minimum, and more than any node has: refused, the VM unchanged.
+    let (st, err) = s.call(&format!("{VMS}/UpdateVM"), update(2, 16)).await;
+    assert_eq!(st, 400, "{err}");
+    assert!(err["message"].as_str().unwrap().contains("spec.memory_mib"), "{err}");
+    let (st, err) = s.call(&format!("{VMS}/UpdateVM"), update(2, 1 << 40)).await;
+    assert!(st == 400 || st == 412 || st == 429, "{st} {err}");
+    let (_, got) = s.call(&format!("{VMS}/GetVM"), json!({"id": "resize-1"})).await;
+    assert_eq!(got["spec"]["memoryMib"], "512");
+}
