@@ -20,7 +20,12 @@
 //!   units of gain (one unit: one squared percentage point on a node of average size).
 //!   Level 5 also balances while the fullest node is more than 8 points above the cluster
 //!   mean of that resource, until it is 3 points above (one hot node among many barely
-//!   moves the deviation).
+//!   moves the deviation). When a level-5 round finds no balancing move worth it and the
+//!   fullest node is still more than 3 points above the mean, it makes peak moves: off
+//!   the nodes furthest above the mean, the move with the most drop per unit of cost in
+//!   the larger excess of its source and target (at least half a point), whatever it does
+//!   to the squared sum (which may keep a node high because it trades one resource against
+//!   the other, or favours filling small nodes); targets are the coolest of each node size.
 //! - **Mandatory moves** come first and ignore thresholds and the hold count: every VM of a
 //!   node in maintenance or draining is evacuated, and a VM that breaks its placement policy
 //!   (on an excluded node, off its required nodes, sharing a node with a member of its

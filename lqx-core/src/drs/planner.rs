@@ -13,6 +13,7 @@ use crate::model::{
 use crate::placement::{ClusterSnapshot, NodeUsageSample, Occupancy, PlacementRequest, place_with};
 
 mod exact;
+mod peak;
 mod swap;
 
 /// Why a move was planned.
@@ -307,7 +308,13 @@ pub fn plan(
         let stop_at = (t - config.hysteresis_margin).max(0.0);
         let continuing = state.balancing && !p.balanced(stop_at, spread_stop);
         if imbalance_triggered || continuing {
+            let planned = p.moves.len();
             p.balance(stop_at, spread_stop, min_gain(level));
+            if let Some(x) = spread_stop.filter(|_| p.moves.len() == planned) {
+                // Level 5, once the squared sum has nothing worthwhile left: what it leaves
+                // of the fullest node's excess (see `peak`).
+                p.lower_peak(x);
+            }
             next.balancing = !p.balanced(stop_at, spread_stop);
         }
     }
