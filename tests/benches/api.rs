@@ -126,10 +126,7 @@ async fn main() {
     let mut ratios: Vec<f64> = rounds.iter().map(|(g, t)| g.rate / t.rate).collect();
     ratios.sort_by(f64::total_cmp);
     let median = ratios[ratios.len() / 2];
-    let (get_vm, trivial) = rounds
-        .into_iter()
-        .find(|(g, t)| g.rate / t.rate == median)
-        .unwrap();
+    let (get_vm, trivial) = rounds.into_iter().find(|(g, t)| g.rate / t.rate == median).unwrap();
     println!("\n| call | req/s | p50 | p99 |\n|---|---|---|---|");
     println!(
         "| GetVM (lqx-server, authenticated) | {:.0} | {} | {} |",
@@ -236,7 +233,10 @@ async fn trivial_server() -> (tonic::transport::Channel, tokio::process::Child) 
         .expect("start lqx-bench-trivial");
     let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
     let line = lines.next_line().await.unwrap().expect("the trivial server's address");
-    let url = line.strip_prefix("listening on ").expect("listening on URL").to_string();
+    let url = line
+        .strip_prefix("listening on ")
+        .expect("listening on URL")
+        .to_string();
     let ch = tonic::transport::Endpoint::from_shared(url)
         .unwrap()
         .connect()

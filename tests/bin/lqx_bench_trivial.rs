@@ -5,7 +5,9 @@
 #[tokio::main]
 async fn main() {
     let (_reporter, svc) = tonic_health::server::health_reporter();
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind loopback");
     println!("listening on http://{}", l.local_addr().expect("local address"));
     tonic::transport::Server::builder()
         .add_service(svc)

@@ -357,7 +357,10 @@ async fn update_resizes_within_capacity_and_refuses_impossible_sizes() {
     let (st, got) = s.call(&format!("{VMS}/UpdateVM"), update(2, 512)).await;
     assert_eq!(st, 200, "{got}");
     let (_, got) = s.call(&format!("{VMS}/GetVM"), json!({"id": "resize-1"})).await;
-    assert_eq!((&got["spec"]["cpuCores"], &got["spec"]["memoryMib"]), (&json!(2), &json!("512")));
+    assert_eq!(
+        (&got["spec"]["cpuCores"], &got["spec"]["memoryMib"]),
+        (&json!(2), &json!("512"))
+    );
     // Below the minimum, and more than any node has: refused, the VM unchanged.
     let (st, err) = s.call(&format!("{VMS}/UpdateVM"), update(2, 16)).await;
     assert_eq!(st, 400, "{err}");
