@@ -74,14 +74,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("opening the database {}", lqx_core::store::redact(&db)))?;
     // SQLite is one server's database: hold its lock for the life of the process, which
     // also makes this process the only writer, so VM reads can be served from memory.
-    let _sqlite_lock = match store.backend() {
-        lqx_core::store::Backend::Sqlite => {
-            let lock = lock_sqlite(&db)?;
-            store.cache_vm_records();
-            lock
-        }
-        lqx_core::store::Backend::Postgres => None,
-    };
+    let _sqlite_lock = store.become_only_writer()?;
     let auth = crate::authn::start(&config, &store, args.dev)
         .await
         .context("starting authentication")?;
@@ -222,31 +215,4 @@ async fn shutdown_signal() {
         _ = term => {}
     }
     tracing::info!("shutdown signal received");
-}
-
-/// Takes `<database file>.lock` so no second server writes the same SQLite file; None for an
-/// in-memory database.
-fn lock_sqlite(url: &str) -> anyhow::Result<Option<std::fs::File>> {
-    let path = url
-        .strip_prefix("sqlite://")
-        .or(url.strip_prefix("sqlite:"))
-        .unwrap_or(url);
-    let path = path.split('?').next().unwrap_or(path);
-    if path.is_empty() || path == ":memory:" || path.starts_with(":memory:") {
-        return Ok(None);
-    }
-    let lock_path = format!("{path}.lock");
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .with_context(|| format!("opening {lock_path}"))?;
-    match file.try_lock() {
-        Ok(()) => Ok(Some(file)),
-        Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
-            "another lqx-server is using the database {path}; SQLite serves one server (run several replicas on PostgreSQL)"
-        ),
-        Err(std::fs::TryLockError::Error(e)) => Err(e).with_context(|| format!("locking {lock_path}")),
-    }
 }

@@ -327,7 +327,10 @@ async fn a_second_server_on_the_same_sqlite_file_is_refused() {
     .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("another lqx-server is using the database"), "{err}");
+    assert!(
+        err.to_lowercase().contains("another lqx-server is using the database"),
+        "{err}"
+    );
     // The first server is unharmed and its VM reads (served from memory) still agree with
     // what it writes.
     let (st, vm) = s.call(&format!("{VMS}/CreateVM"), vm_body("after-1", 1, 512)).await;

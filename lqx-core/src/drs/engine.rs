@@ -49,8 +49,8 @@ use tokio::sync::{Notify, watch};
 use super::{DrsPlan, DrsState, MigrationHistory, UsageSmoother, plan};
 use crate::compute::Compute;
 use crate::model::{
-    Actor, AuditEntry, AuditId, AuditResult, AutomationLevel, DrsConfig, DrsRecommendation, EventDraft, EventType,
-    NodeId, ProjectId, RecommendationId, RecommendationStatus as St, ResourceType, VmId, VmState,
+    AuditEntry, AuditResult, AutomationLevel, DrsConfig, DrsRecommendation, EventDraft, EventType, NodeId, ProjectId,
+    RecommendationId, RecommendationStatus as St, ResourceType, VmId, VmState,
 };
 use crate::placement::{ClusterSnapshot, PlacementRequest, place};
 use crate::store::{RecommendationPage, Store};
@@ -724,20 +724,14 @@ impl DrsEngine {
             ),
             Err(e) => (AuditResult::Error, format!("automation {}: {e}", level.as_str())),
         };
-        let entry = AuditEntry {
-            id: AuditId::new(),
-            time: self.now(),
-            actor: Actor::System {
-                component: ENGINE_ACTOR.into(),
-            },
-            action: "drs.DRSService/ApplyRecommendation".into(),
-            resource_type: "drs_recommendation".into(),
-            resource_id: id.to_string(),
+        let entry = AuditEntry::by_system(
+            self.now(),
+            ENGINE_ACTOR,
+            "drs.DRSService/ApplyRecommendation",
+            ("drs_recommendation", id.to_string()),
             result,
             detail,
-            client_address: String::new(),
-            request_id: String::new(),
-        };
+        );
         if let Err(e) = self.store().insert_audit(&entry).await {
             tracing::error!(target: LOG, %id, error = %e, "writing the audit entry of an automatic apply failed");
         }

@@ -523,24 +523,20 @@ impl Shared {
             .store
             .ha_journal_append(epoch, kind, subject, detail)
             .await?;
-        let entry = crate::model::AuditEntry {
-            id: crate::model::AuditId::new(),
-            time: Utc::now(),
-            actor: crate::model::Actor::System { component: "ha".into() },
-            action: format!("ha/{kind}"),
-            resource_type: match kind.split('.').next() {
-                Some("vm") => "vm",
-                Some("node") | Some("failover") if subject != "cluster" => "node",
-                Some("leader") => "control_plane",
-                _ => "cluster",
-            }
-            .into(),
-            resource_id: subject.to_string(),
-            result: crate::model::AuditResult::Ok,
-            detail: format!("epoch {}: {detail}", epoch.number),
-            client_address: String::new(),
-            request_id: String::new(),
+        let resource_type = match kind.split('.').next() {
+            Some("vm") => "vm",
+            Some("node") | Some("failover") if subject != "cluster" => "node",
+            Some("leader") => "control_plane",
+            _ => "cluster",
         };
+        let entry = crate::model::AuditEntry::by_system(
+            Utc::now(),
+            "ha",
+            format!("ha/{kind}"),
+            (resource_type, subject.to_string()),
+            crate::model::AuditResult::Ok,
+            format!("epoch {}: {detail}", epoch.number),
+        );
         if let Err(e) = self.compute.store.insert_audit(&entry).await {
             tracing::error!(kind, subject, error = %e, "writing the audit entry of an HA action failed");
         }

@@ -496,6 +496,34 @@ pub struct AuditEntry {
     pub request_id: String,
 }
 
+impl AuditEntry {
+    /// An entry for something the control plane did on its own (`system:<component>`):
+    /// no client address or request id.
+    pub fn by_system(
+        time: DateTime<Utc>,
+        component: &str,
+        action: impl Into<String>,
+        resource: (&str, String),
+        result: AuditResult,
+        detail: String,
+    ) -> AuditEntry {
+        AuditEntry {
+            id: AuditId::new(),
+            time,
+            actor: Actor::System {
+                component: component.into(),
+            },
+            action: action.into(),
+            resource_type: resource.0.into(),
+            resource_id: resource.1,
+            result,
+            detail,
+            client_address: String::new(),
+            request_id: String::new(),
+        }
+    }
+}
+
 /// The filter of ListAuditEntries. Empty fields match everything.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditFilter {

@@ -40,6 +40,16 @@ pub enum StoreError {
     Corrupt(#[from] serde_json::Error),
     #[error("Unsupported database URL {0:?}: use sqlite://PATH or postgres://...")]
     UnsupportedUrl(String),
+    #[error(
+        "Another lqx-server is using the database {0}; SQLite serves one server (run several replicas on PostgreSQL)"
+    )]
+    InUse(String),
+    #[error("Cannot lock {path}")]
+    Lock {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 impl From<StoreError> for crate::Error {
@@ -70,6 +80,8 @@ pub struct Store {
     node_names: Arc<RwLock<HashMap<NodeId, String>>>,
     /// VM records, when this process is the only writer ([`Store::cache_vm_records`]).
     vm_cache: Arc<vm_cache::VmCache>,
+    /// The database file, for SQLite on disk.
+    sqlite_path: Option<Arc<str>>,
 }
 
 impl Store {
@@ -77,15 +89,17 @@ impl Store {
     /// `sqlite://PATH` (or a bare path) or `postgres://...`.
     pub async fn open(url: &str) -> Result<Store, StoreError> {
         install_default_drivers();
-        let (backend, url) = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            (Backend::Postgres, url.to_string())
+        let (backend, sqlite_path) = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            (Backend::Postgres, None)
         } else if let Some(path) = url.strip_prefix("sqlite://").or(url.strip_prefix("sqlite:")) {
-            (Backend::Sqlite, sqlite_url(path))
+            (Backend::Sqlite, Some(path))
         } else if !url.contains("://") {
-            (Backend::Sqlite, sqlite_url(url))
+            (Backend::Sqlite, Some(url))
         } else {
             return Err(StoreError::UnsupportedUrl(redact(url)));
         };
+        let url = sqlite_path.map_or_else(|| url.to_string(), sqlite_url);
+        let sqlite_path = sqlite_path.map(|p| p.split('?').next().unwrap_or(p).to_string());
         let opts = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(10));
         let pool = match backend {
             Backend::Sqlite => {
@@ -109,6 +123,7 @@ impl Store {
             backend,
             node_names: Default::default(),
             vm_cache: Default::default(),
+            sqlite_path: sqlite_path.filter(|p| !p.starts_with(":memory:")).map(Arc::from),
         };
         store.migrate().await?;
         store.ensure_default_project().await?;
@@ -128,9 +143,36 @@ impl Store {
     }
 
     /// Serves VM reads by id from memory, kept in step by this store's writes. Only for a
-    /// database no other process writes (lqx-server locks its SQLite file first).
+    /// database no other process writes (see [`Store::become_only_writer`]).
     pub fn cache_vm_records(&self) {
         self.vm_cache.enable();
+    }
+
+    /// For SQLite on disk: takes `<file>.lock`, so no other lqx-server writes this database
+    /// while the returned file is open, and then serves VM reads from memory. `None` for
+    /// PostgreSQL (several replicas write) and in-memory SQLite.
+    pub fn become_only_writer(&self) -> Result<Option<std::fs::File>, StoreError> {
+        let Some(path) = &self.sqlite_path else {
+            return Ok(None);
+        };
+        let lock_path = format!("{path}.lock");
+        let lock_err = |source| StoreError::Lock {
+            path: lock_path.clone(),
+            source,
+        };
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(lock_err)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => return Err(StoreError::InUse(path.to_string())),
+            Err(std::fs::TryLockError::Error(e)) => return Err(lock_err(e)),
+        }
+        self.cache_vm_records();
+        Ok(Some(file))
     }
 
     pub fn pool(&self) -> &AnyPool {

@@ -32,6 +32,15 @@ struct Inner {
     records: HashMap<VmId, Vm>,
 }
 
+impl Inner {
+    fn keep(&mut self, vm: &Vm) {
+        if self.records.len() >= MAX_ENTRIES {
+            self.records.clear();
+        }
+        self.records.insert(vm.id, vm.clone());
+    }
+}
+
 /// Taken before a database read or write; says which writes finished since.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Ticket(u64);
@@ -67,10 +76,7 @@ impl VmCache {
         }
         let mut c = self.lock();
         if c.generation == t.0 {
-            if c.records.len() >= MAX_ENTRIES {
-                c.records.clear();
-            }
-            c.records.insert(vm.id, vm.clone());
+            c.keep(vm);
         }
     }
 
@@ -79,10 +85,7 @@ impl VmCache {
         let mut c = self.lock();
         c.generation += 1;
         if self.enabled() && c.generation == t.0 + 1 {
-            if c.records.len() >= MAX_ENTRIES {
-                c.records.clear();
-            }
-            c.records.insert(vm.id, vm.clone());
+            c.keep(vm);
         } else {
             c.records.remove(&vm.id);
         }
