@@ -4,6 +4,13 @@
 # PostgreSQL), then checks formatting, lints and runs every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# A one-shot CI build gains nothing from incremental caches, which double target/'s size.
+if [ "${CI:-}" = true ]; then export CARGO_INCREMENTAL=0; fi
+# Say so plainly when the disk is nearly full, rather than dying mid-link with ENOSPC.
+avail_kb=$(df -Pk . | awk 'NR==2 {print $4}')
+if [ "${avail_kb:-0}" -lt 8000000 ]; then
+  echo "warning: only $((avail_kb / 1024)) MiB free here; a full build and test run needs about 5 GiB" >&2
+fi
 bash scripts/setup-deps.sh
 eval "$(bash .ci/start-postgres.sh)"
 export LQX_TEST_DATABASE_URL
