@@ -41,6 +41,8 @@ impl Scenario {
 }
 
 const GIB: u64 = 1024;
+/// Settling gives up after this many rounds (the row then says "not settled").
+const MAX_ROUNDS: usize = 1000;
 
 fn node(i: usize, cores: u32, memory_gib: u64) -> NodeSnapshot {
     NodeSnapshot {
@@ -306,15 +308,18 @@ fn run(sc: Scenario, hosts: usize, quick: bool, level: u8) -> Row {
         .collect();
     times.sort();
     let plan_ms = times[times.len() / 2].as_secs_f64() * 1e3;
-    // Settle: apply rounds until nothing moves (history blocks ping-pong).
+    // Settle: apply rounds, one every `interval` as the engine runs them, until nothing
+    // moves. The history ages as in a real cluster (a VM may move again once its
+    // `recent_migration_window` has passed), so a plan that ping-pongs would not settle.
     let mut s = snap.clone();
     let mut state = DrsState::default();
     let mut history = MigrationHistory::default();
+    let mut now = now;
     let first = plan(&s, &config, &state, &history, now);
     let (mut total, mut rounds, mut mib) = (0, 0, 0u64);
     let mut last_after = first.after.clone();
     let mut p = first.clone();
-    while !p.moves.is_empty() && rounds < 500 {
+    while !p.moves.is_empty() && rounds < MAX_ROUNDS {
         rounds += 1;
         total += p.moves.len();
         mib += p.memory_moved_mib();
@@ -324,6 +329,8 @@ fn run(sc: Scenario, hosts: usize, quick: bool, level: u8) -> Row {
         p.apply(&mut s);
         state = p.state.clone();
         last_after = p.after.clone();
+        now += config.interval;
+        history.prune(now, config.recent_migration_window);
         p = plan(&s, &config, &state, &history, now);
     }
     // DRS_BENCH_DEBUG=1: what keeps the settled hottest host where it is.
@@ -347,6 +354,25 @@ fn run(sc: Scenario, hosts: usize, quick: bool, level: u8) -> Row {
             hottest.memory_percent,
             on.len()
         );
+        if hosts <= 8 {
+            for n in &last_after.nodes {
+                let node = s.node(n.id).unwrap();
+                let vms: Vec<_> = s.vms.iter().filter(|v| v.node == Some(n.id)).collect();
+                let (c, m): (u64, u64) = (
+                    vms.iter().map(|v| v.cpu_cores as u64).sum(),
+                    vms.iter().map(|v| v.memory_mib).sum(),
+                );
+                eprintln!(
+                    "  {} {} cores {} MiB: {:.1}% CPU {:.1}% mem, {} VMs, alloc {c} vCPU {m} MiB",
+                    n.name,
+                    node.cpu_cores,
+                    node.memory_mib,
+                    n.cpu_percent,
+                    n.memory_percent,
+                    vms.len()
+                );
+            }
+        }
         for v in &on {
             eprintln!(
                 "   {} {} vCPU {} MiB, use {:.2} cores {:.0} MiB",
@@ -422,7 +448,7 @@ fn main() {
             }
             let r = run(sc, hosts, quick, level);
             println!(
-                "| {} | {} | {} | {:.1} → {:.1} → {:.1} | {:.1} → {:.1} → {:.1} | {:.1}{} | {:.1} | {:+.1} | {} / {} ({}) | {:.1} | {:.2} |",
+                "| {} | {} | {} | {:.1} → {:.1} → {:.1} | {:.1} → {:.1} → {:.1} | {:.1}{} | {:.1} | {:+.1} | {} / {} ({}{}) | {:.1} | {:.2} |",
                 r.scenario,
                 r.hosts,
                 r.vms,
@@ -439,6 +465,7 @@ fn main() {
                 r.moves_first,
                 r.moves_total,
                 r.rounds,
+                if r.rounds >= MAX_ROUNDS { ", not settled" } else { "" },
                 r.gib_moved,
                 r.plan_ms
             );

@@ -693,14 +693,25 @@ fn level_five_lowers_the_peak_where_the_squared_sum_gains_nothing() {
     assert_eq!(p.before.max_cpu_percent, 43.75);
     // Two VMs go, to two nodes (each then 31 % CPU, 66 % memory); a third would leave its
     // target further above the memory mean than node-0 is above the CPU mean.
-    assert_eq!(p.moves.len(), 2, "{:#?}", p.moves);
+    assert!(p.moves.len() >= 2, "{:#?}", p.moves);
     assert!(
-        p.moves
+        p.moves[..2]
             .iter()
             .all(|m| m.source == node_id(0) && m.kind == MoveKind::Balance)
     );
     assert_ne!(p.moves[0].target, p.moves[1].target);
+    // Those two targets are now the fullest (memory): each trades a memory-heavy VM for
+    // one of node-0's light ones (allocation allows no single move back), which lowers
+    // them and keeps node-0 at 31 % CPU.
+    let rest = &p.moves[2..];
+    assert_eq!(rest.len(), 4, "{rest:#?}");
+    assert!(
+        rest.iter()
+            .all(|m| m.reason.contains("swap") && m.kind == MoveKind::Balance)
+    );
+    assert!(rest.iter().all(|m| m.source == node_id(0) || m.target == node_id(0)));
     assert_eq!(p.after.nodes[0].cpu_percent, 31.25);
+    assert!(p.after.max_memory_percent < 66.0, "{:?}", p.after);
     // Level 4 minimises the squared sum only: nothing is worth it.
     let p4 = run(
         &s,

@@ -13,6 +13,7 @@
 
 use std::collections::HashMap;
 
+use super::swap::Swap;
 use super::{CPU, EPS, MEM, MOVE_OVERHEAD_MIB, MoveKind, Planner};
 
 /// Fullest nodes a peak step compares as sources.
@@ -22,6 +23,10 @@ const PEAK_TARGETS_PER_SIZE: usize = 8;
 const PEAK_TARGETS: usize = 64;
 /// Least drop (points) of the pair's larger excess that is worth a migration.
 pub(super) const PEAK_MIN_DROP: f64 = 0.5;
+/// VMs of a peak source a peak swap offers (those heaviest in the source's fuller resource).
+const PEAK_SWAP_CANDIDATES: usize = 8;
+/// (VM, VM) pairs peak swaps may compare per plan.
+const PEAK_WORK_BUDGET: u64 = 2_000_000;
 
 impl Planner<'_> {
     /// Cluster mean utilization per resource over Ready nodes (a fraction).
@@ -46,12 +51,21 @@ impl Planner<'_> {
             .fold(f64::NEG_INFINITY, f64::max)
     }
 
-    /// The coolest targets of each node size: the coolest overall may all be small nodes,
-    /// and a big VM lowers the peak only on a big one.
-    fn peak_targets(&self) -> Vec<usize> {
+    /// The coolest targets of each node size (the coolest overall may all be small nodes,
+    /// and a big VM lowers the peak only on a big one), then the next coolest of any size
+    /// up to `PEAK_TARGETS`. Nodes without `min_free` allocation left take no VM of the
+    /// sources, nor give room for a swap: they are skipped (the coolest are often full).
+    fn peak_targets(&self, min_free: [f64; 2]) -> Vec<usize> {
         let mut per_size: HashMap<[u64; 2], usize> = HashMap::new();
         let mut out = Vec::new();
+        let mut rest = Vec::new();
         for &(_, i) in &self.targets {
+            let n = &self.snap.nodes[i];
+            if n.cpu_limit() - self.occ.cpu[i] < min_free[CPU] - 1e-6
+                || n.memory_limit_mib() - self.occ.memory[i] < min_free[MEM] - 1e-6
+            {
+                continue;
+            }
             let seen = per_size.entry(self.nodes[i].cap.map(f64::to_bits)).or_default();
             if *seen < PEAK_TARGETS_PER_SIZE {
                 *seen += 1;
@@ -59,24 +73,41 @@ impl Planner<'_> {
                 if out.len() >= PEAK_TARGETS {
                     break;
                 }
+            } else if rest.len() < PEAK_TARGETS {
+                rest.push(i);
             }
         }
+        let room = PEAK_TARGETS.saturating_sub(out.len());
+        out.extend(rest.into_iter().take(room));
         out
     }
 
     /// Peak moves until no node is more than `spread_stop` points above the mean or none
     /// of the fullest can be lowered (see the module comment).
     pub(super) fn lower_peak(&mut self, spread_stop: f64) {
+        // Fullest nodes that nothing lowers in this plan: the next fullest are tried instead
+        // (each one lowered still lowers the sorted excesses), within a work budget.
+        let mut stuck = vec![false; self.nodes.len()];
+        let mut work = 0u64;
         loop {
             let mean = self.means();
             let mut sources: Vec<(f64, usize)> = (0..self.nodes.len())
-                .filter(|&i| self.nodes[i].ready && self.budget_left(i))
+                .filter(|&i| !stuck[i] && self.nodes[i].ready && self.budget_left(i))
                 .map(|i| (self.excess(i, [0.0; 2], mean), i))
                 .filter(|&(e, i)| e > spread_stop && self.node_vms[i].iter().any(|&v| self.movable(v)))
                 .collect();
             sources.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
             sources.truncate(PEAK_SOURCES);
-            let targets = self.peak_targets();
+            if sources.is_empty() {
+                break;
+            }
+            // The least allocation any source VM needs: a target with less takes none of them.
+            let min_free = sources
+                .iter()
+                .flat_map(|&(_, s)| self.node_vms[s].iter().copied().filter(|&v| self.movable(v)))
+                .map(|v| [self.snap.vms[v].cpu_cores as f64, self.snap.vms[v].memory_mib as f64])
+                .fold([f64::INFINITY; 2], |m, a| [m[0].min(a[0]), m[1].min(a[1])]);
+            let targets = self.peak_targets(min_free);
             // (drop per cost, drop, vm, source, target)
             let mut best: Option<(f64, f64, usize, usize, usize)> = None;
             for &(e_s, s) in &sources {
@@ -103,7 +134,16 @@ impl Planner<'_> {
                     }
                 }
             }
-            let Some((_, drop, v, s, t)) = best else { break };
+            let Some((_, drop, v, s, t)) = best else {
+                // No single VM can go anywhere useful (typically: memory is fully allocated on
+                // every cool node): trade a VM for a lighter one of about the same size.
+                match self.best_peak_swap(&sources, &targets, mean, &mut work) {
+                    Some(sw) => self.do_peak_swap(sw, mean),
+                    None if work > PEAK_WORK_BUDGET => break,
+                    None => sources.iter().for_each(|&(_, i)| stuck[i] = true),
+                }
+                continue;
+            };
             let reason = format!(
                 "balance: {} is {:.1} points above the cluster mean, {} takes load off it (the fuller of the two drops by {:.1})",
                 self.snap.nodes[s].name,
@@ -113,5 +153,121 @@ impl Planner<'_> {
             );
             self.do_move(v, s, t, MoveKind::Balance, false, reason);
         }
+    }
+}
+
+impl Planner<'_> {
+    /// The swap (VM `a` from a peak source `s` to `t`, VM `b` back from `t` to `s`) with the
+    /// most drop of the pair's larger excess per unit of cost, at least `PEAK_MIN_DROP`;
+    /// both moves keep allocation limits and the relief line in some order (`swap_order`).
+    fn best_peak_swap(
+        &mut self,
+        sources: &[(f64, usize)],
+        targets: &[usize],
+        mean: [f64; 2],
+        work: &mut u64,
+    ) -> Option<Swap> {
+        let mut best: Option<Swap> = None;
+        for &(e_s, s) in sources {
+            if self.slots(s) < 2 {
+                continue;
+            }
+            // The resource that puts s furthest above its mean decides which VMs to offer.
+            let r_peak = if self.excess_in(s, CPU, mean) >= self.excess_in(s, MEM, mean) {
+                CPU
+            } else {
+                MEM
+            };
+            let free = |p: &Self, i: usize| {
+                let n = &p.snap.nodes[i];
+                [n.cpu_limit() - p.occ.cpu[i], n.memory_limit_mib() - p.occ.memory[i]]
+            };
+            let free_s = free(self, s);
+            // A swap can be performed only if a fits into t's room plus what s can take of
+            // b first; offer the VMs that can, densest in the peak resource first (trading
+            // a dense VM for a sparse one of the same size drops the most).
+            let max_free_t = targets
+                .iter()
+                .filter(|&&t| t != s)
+                .map(|&t| free(self, t))
+                .fold([0.0f64; 2], |m, f| [m[0].max(f[0]), m[1].max(f[1])]);
+            let mut offer: Vec<(f64, usize)> = self.node_vms[s]
+                .iter()
+                .copied()
+                .filter(|&a| self.movable(a))
+                .filter(|&a| {
+                    let va = &self.snap.vms[a];
+                    va.cpu_cores as f64 <= free_s[CPU] + max_free_t[CPU] + 1e-6
+                        && va.memory_mib as f64 <= free_s[MEM] + max_free_t[MEM] + 1e-6
+                })
+                .map(|a| {
+                    let va = &self.snap.vms[a];
+                    let alloc = [va.cpu_cores as f64, va.memory_mib as f64][r_peak].max(EPS);
+                    (self.vm_load[a][r_peak] / alloc, a)
+                })
+                .collect();
+            offer.sort_by(|x, y| y.0.total_cmp(&x.0).then(x.1.cmp(&y.1)));
+            let offer: Vec<usize> = offer.into_iter().take(PEAK_SWAP_CANDIDATES).map(|(_, a)| a).collect();
+            for &t in targets {
+                if t == s || self.slots(t) < 2 {
+                    continue;
+                }
+                let free_t = free(self, t);
+                let back: Vec<usize> = self.node_vms[t].iter().copied().filter(|&b| self.movable(b)).collect();
+                *work += (back.len() * offer.len()) as u64;
+                for &a in &offer {
+                    let va = &self.snap.vms[a];
+                    let alloc_a = [va.cpu_cores as f64, va.memory_mib as f64];
+                    let la = self.vm_load[a];
+                    for &b in &back {
+                        // Allocation once both moved (the order is checked below).
+                        let vb = &self.snap.vms[b];
+                        let alloc_b = [vb.cpu_cores as f64, vb.memory_mib as f64];
+                        let fits_end = (0..2).all(|r| {
+                            alloc_a[r] - alloc_b[r] <= free_t[r] + 1e-6 && alloc_b[r] - alloc_a[r] <= free_s[r] + 1e-6
+                        });
+                        if !fits_end {
+                            continue;
+                        }
+                        let lb = self.vm_load[b];
+                        let d = [la[CPU] - lb[CPU], la[MEM] - lb[MEM]];
+                        let after = self.excess(s, [-d[CPU], -d[MEM]], mean).max(self.excess(t, d, mean));
+                        let drop = e_s - after;
+                        let cost = la[MEM] + lb[MEM] + 2.0 * MOVE_OVERHEAD_MIB;
+                        if drop < PEAK_MIN_DROP || best.is_some_and(|x| drop / cost <= x.0) {
+                            continue;
+                        }
+                        if let Some(a_first) = self.swap_order(a, s, b, t) {
+                            best = Some((drop / cost, a, s, b, t, a_first));
+                        }
+                    }
+                }
+            }
+        }
+        best
+    }
+
+    /// How far node `i` is above the mean in resource `r`, percentage points.
+    fn excess_in(&self, i: usize, r: usize, mean: [f64; 2]) -> f64 {
+        let n = &self.nodes[i];
+        (n.load[r] / n.cap[r].max(EPS) - mean[r]) * 100.0
+    }
+
+    fn do_peak_swap(&mut self, (_, a, s, b, t, a_first): Swap, mean: [f64; 2]) {
+        let reason = format!(
+            "balance: {} is {:.1} points above the cluster mean; swap {} with the lighter {} from {}",
+            self.snap.nodes[s].name,
+            self.excess(s, [0.0; 2], mean),
+            self.snap.vms[a].name,
+            self.snap.vms[b].name,
+            self.snap.nodes[t].name,
+        );
+        let (first, second) = if a_first {
+            ((a, s, t), (b, t, s))
+        } else {
+            ((b, t, s), (a, s, t))
+        };
+        self.do_move(first.0, first.1, first.2, MoveKind::Balance, false, reason.clone());
+        self.do_move(second.0, second.1, second.2, MoveKind::Balance, false, reason);
     }
 }

@@ -114,7 +114,7 @@ impl Planner<'_> {
 
     /// Some(true) if `a` can move first, Some(false) if `b` must, None if neither order
     /// keeps every step within the rules.
-    fn swap_order(&mut self, a: usize, s: usize, b: usize, t: usize) -> Option<bool> {
+    pub(super) fn swap_order(&mut self, a: usize, s: usize, b: usize, t: usize) -> Option<bool> {
         let (la, lb) = (self.vm_load[a], self.vm_load[b]);
         let t_end = [CPU, MEM].map(|r| la[r] - lb[r]);
         let s_end = [CPU, MEM].map(|r| lb[r] - la[r]);
