@@ -309,6 +309,7 @@ pub fn plan(
         let continuing = state.balancing && !p.balanced(stop_at, spread_stop);
         if imbalance_triggered || continuing {
             let planned = p.moves.len();
+            p.peak_stop = spread_stop;
             p.balance(stop_at, spread_stop, min_gain(level));
             if let Some(x) = spread_stop.filter(|_| p.moves.len() == planned) {
                 // Level 5, once the squared sum has nothing worthwhile left: what it leaves
@@ -366,6 +367,9 @@ struct Planner<'a> {
     pair_work: u64,
     /// Work spent on stuck balancing sources so far (bounded by WIDE_WORK_BUDGET).
     wide_work: u64,
+    /// Level 5: balancing moves may not take a node above this many points over the mean
+    /// (nor further above it), so peak moves never undo them (see `peak`).
+    peak_stop: Option<f64>,
 }
 
 impl<'a> Planner<'a> {
@@ -438,6 +442,7 @@ impl<'a> Planner<'a> {
             unmovable: Vec::new(),
             pair_work: 0,
             wide_work: 0,
+            peak_stop: None,
         };
         for i in 0..p.nodes.len() {
             if p.nodes[i].ready {
@@ -919,7 +924,10 @@ impl<'a> Planner<'a> {
                     if g < min_gain || best.is_some_and(|b| g / cost <= b.0) {
                         continue;
                     }
-                    if self.under_line_after(v, t).is_none() || self.occ.check(self.snap, t, &req).is_some() {
+                    if self.under_line_after(v, t).is_none()
+                        || !self.keeps_peak(t, self.vm_load[v])
+                        || self.occ.check(self.snap, t, &req).is_some()
+                    {
                         continue;
                     }
                     best = Some((g / cost, v, s, t));

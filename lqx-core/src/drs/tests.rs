@@ -378,11 +378,10 @@ fn balancing_swaps_when_allocation_blocks_single_moves() {
         .collect();
     assert_eq!(got, [("vm-3", "node-0"), ("vm-0", "node-1")], "{:#?}", p.moves);
     assert!(p.moves.iter().all(|m| m.kind == MoveKind::Balance && !m.mandatory));
-    assert!(
-        p.moves[0].reason.contains("swap vm-0 (node-0) with vm-3 (node-1)"),
-        "{}",
-        p.moves[0].reason
-    );
+    // A peak swap at level 5 (node-1 would end more than 3 points above the CPU mean,
+    // which the squared-sum swap may not do there).
+    let r = &p.moves[0].reason;
+    assert!(r.contains("swap vm-0") && r.contains("vm-3"), "{r}");
     assert_each_step_fits(&s, &p);
     assert_eq!(p.before.max_cpu_percent, 50.0);
     assert!(p.after.max_cpu_percent < 30.0, "{:?}", p.after);
@@ -636,6 +635,43 @@ proptest! {
             prop_assert!(p.moves.is_empty());
             state = p.state;
         }
+    }
+
+    /// As the engine runs: one round every `interval`, so the no-ping-pong history ages out
+    /// (the window is 12 intervals) and VMs may move again. Every kind of move lowers its
+    /// own measure (the squared sum, or the sorted excesses above the mean), so even then
+    /// the rounds end: no VM goes back and forth for ever.
+    #[test]
+    fn plans_settle_with_history_ageing(case in arb_case()) {
+        let c = DrsConfig {
+            migration_threshold: case.level,
+            max_concurrent_migrations_per_host: case.budget,
+            hysteresis_hold_count: 1,
+            ..DrsConfig::default()
+        };
+        let mut snap = case.snap.clone();
+        let mut state = DrsState::default();
+        let mut history = MigrationHistory::default();
+        let mut now = t0();
+        let mut quiet = 0;
+        let mut last = Vec::new();
+        for round in 0..200 {
+            let p = plan(&snap, &c, &state, &history, now);
+            last.extend(p.moves.iter().map(|m| format!("{round}: {} {}->{}: {}", m.vm_name, m.source_name, m.target_name, m.reason)));
+            quiet = if p.moves.is_empty() { quiet + 1 } else { 0 };
+            // Settled: nothing planned for longer than the history window.
+            if quiet > 13 {
+                return Ok(());
+            }
+            for m in &p.moves {
+                history.record(m.vm, m.source, m.target, now);
+            }
+            p.apply(&mut snap);
+            state = p.state;
+            now += c.interval;
+            history.prune(now, c.recent_migration_window);
+        }
+        prop_assert!(false, "still moving after 200 rounds: {:#?}", &last[last.len().saturating_sub(8)..]);
     }
 }
 

@@ -247,6 +247,17 @@ impl Planner<'_> {
         best
     }
 
+    /// Whether node `i` taking `add` more load stays within the level-5 peak rule: no more
+    /// than `peak_stop` points above the mean, or no further above it than it already is.
+    /// Balancing moves keep to it, so the sorted excesses (capped at `peak_stop`) never
+    /// rise under balancing and fall with every peak move: the two kinds cannot undo each
+    /// other, even once the no-ping-pong history has aged out.
+    pub(super) fn keeps_peak(&self, i: usize, add: [f64; 2]) -> bool {
+        let Some(stop) = self.peak_stop else { return true };
+        let mean = self.means();
+        self.excess(i, add, mean) <= stop.max(self.excess(i, [0.0; 2], mean)) + EPS
+    }
+
     /// How far node `i` is above the mean in resource `r`, percentage points.
     fn excess_in(&self, i: usize, r: usize, mean: [f64; 2]) -> f64 {
         let n = &self.nodes[i];

@@ -81,7 +81,11 @@ impl Planner<'_> {
                             continue;
                         }
                         let (la, lb) = (self.vm_load[a], self.vm_load[b]);
-                        let g = self.gain_delta([la[CPU] - lb[CPU], la[MEM] - lb[MEM]], s, t);
+                        let d = [la[CPU] - lb[CPU], la[MEM] - lb[MEM]];
+                        if !self.keeps_peak(t, d) || !self.keeps_peak(s, [-d[CPU], -d[MEM]]) {
+                            continue;
+                        }
+                        let g = self.gain_delta(d, s, t);
                         let cost = la[MEM] + lb[MEM] + 2.0 * MOVE_OVERHEAD_MIB;
                         if g < 2.0 * min_gain || best.is_some_and(|x| g / cost <= x.0) {
                             continue;
