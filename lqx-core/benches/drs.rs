@@ -354,6 +354,30 @@ fn run(sc: Scenario, hosts: usize, quick: bool, level: u8) -> Row {
             hottest.memory_percent,
             on.len()
         );
+        // How much allocation room the cluster has left, and where.
+        let mut free: Vec<u64> = s
+            .nodes
+            .iter()
+            .map(|n| {
+                let used: u64 = s
+                    .vms
+                    .iter()
+                    .filter(|v| v.node == Some(n.id))
+                    .map(|v| v.memory_mib)
+                    .sum();
+                n.memory_mib.saturating_sub(used)
+            })
+            .collect();
+        free.sort_unstable();
+        let total: u64 = free.iter().sum();
+        eprintln!(
+            "free memory allocation: {} GiB in all; hosts with >= 8 / 16 / 32 / 64 GiB free: {} / {} / {} / {}",
+            total / 1024,
+            free.iter().filter(|&&f| f >= 8 * 1024).count(),
+            free.iter().filter(|&&f| f >= 16 * 1024).count(),
+            free.iter().filter(|&&f| f >= 32 * 1024).count(),
+            free.iter().filter(|&&f| f >= 64 * 1024).count()
+        );
         if hosts <= 8 {
             for n in &last_after.nodes {
                 let node = s.node(n.id).unwrap();

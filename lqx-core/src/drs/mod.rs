@@ -25,7 +25,14 @@
 //!   the nodes furthest above the mean, the move with the most drop per unit of cost in
 //!   the larger excess of its source and target (at least half a point), whatever it does
 //!   to the squared sum (which may keep a node high because it trades one resource against
-//!   the other, or favours filling small nodes); targets are the coolest of each node size.
+//!   the other, or favours filling small nodes); targets are the coolest of each node size
+//!   that have allocation left. When no single VM can go (memory fully allocated on every
+//!   cool node), a peak swap trades a VM for a lighter one of about the same size from a
+//!   cool node. A fullest node nothing lowers gives way to the next fullest. At level 5 a
+//!   balancing move may not take a node more than 3 points above the mean (or further above
+//!   it than it is), so peak moves never undo balancing moves: balancing lowers the squared
+//!   sum without raising the sorted excesses, peak moves lower the sorted excesses, and so
+//!   rounds end even once the no-ping-pong history has aged out.
 //! - **Mandatory moves** come first and ignore thresholds and the hold count: every VM of a
 //!   node in maintenance or draining is evacuated, and a VM that breaks its placement policy
 //!   (on an excluded node, off its required nodes, sharing a node with a member of its
