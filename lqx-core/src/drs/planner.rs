@@ -12,6 +12,7 @@ use crate::model::{
 };
 use crate::placement::{ClusterSnapshot, NodeUsageSample, Occupancy, PlacementRequest, place_with};
 
+mod chain;
 mod exact;
 mod peak;
 mod swap;

@@ -25,6 +25,8 @@ const PEAK_TARGETS: usize = 64;
 pub(super) const PEAK_MIN_DROP: f64 = 0.5;
 /// VMs of a peak source a peak swap offers (those heaviest in the source's fuller resource).
 const PEAK_SWAP_CANDIDATES: usize = 8;
+/// Candidates peak chains may compare per plan.
+const CHAIN_WORK_BUDGET: u64 = 3_000_000;
 /// (VM, VM) pairs peak swaps may compare per plan.
 const PEAK_WORK_BUDGET: u64 = 2_000_000;
 
@@ -42,7 +44,7 @@ impl Planner<'_> {
 
     /// How far node `i`, with `add` more load, is above the mean in its furthest resource,
     /// percentage points.
-    fn excess(&self, i: usize, add: [f64; 2], mean: [f64; 2]) -> f64 {
+    pub(super) fn excess(&self, i: usize, add: [f64; 2], mean: [f64; 2]) -> f64 {
         let n = &self.nodes[i];
         [CPU, MEM]
             .into_iter()
@@ -89,6 +91,7 @@ impl Planner<'_> {
         // (each one lowered still lowers the sorted excesses), within a work budget.
         let mut stuck = vec![false; self.nodes.len()];
         let mut work = 0u64;
+        let mut chain_work = 0u64;
         loop {
             let mean = self.means();
             let mut sources: Vec<(f64, usize)> = (0..self.nodes.len())
@@ -108,6 +111,8 @@ impl Planner<'_> {
                 .map(|v| [self.snap.vms[v].cpu_cores as f64, self.snap.vms[v].memory_mib as f64])
                 .fold([f64::INFINITY; 2], |m, a| [m[0].min(a[0]), m[1].min(a[1])]);
             let targets = self.peak_targets(min_free);
+            // Chains need cool nodes whether or not they have room.
+            let cool: Vec<usize> = self.targets.iter().map(|&(_, i)| i).take(PEAK_TARGETS).collect();
             // (drop per cost, drop, vm, source, target)
             let mut best: Option<(f64, f64, usize, usize, usize)> = None;
             for &(e_s, s) in &sources {
@@ -137,10 +142,17 @@ impl Planner<'_> {
             let Some((_, drop, v, s, t)) = best else {
                 // No single VM can go anywhere useful (typically: memory is fully allocated on
                 // every cool node): trade a VM for a lighter one of about the same size.
-                match self.best_peak_swap(&sources, &targets, mean, &mut work) {
-                    Some(sw) => self.do_peak_swap(sw, mean),
-                    None if work > PEAK_WORK_BUDGET => break,
-                    None => sources.iter().for_each(|&(_, i)| stuck[i] = true),
+                if let Some(sw) = self.best_peak_swap(&sources, &targets, mean, &mut work) {
+                    self.do_peak_swap(sw, mean);
+                } else if let Some(ch) = (chain_work <= CHAIN_WORK_BUDGET)
+                    .then(|| self.best_peak_chain(&sources, &cool, mean, &mut chain_work))
+                    .flatten()
+                {
+                    self.do_peak_chain(ch, mean);
+                } else if work > PEAK_WORK_BUDGET {
+                    break;
+                } else {
+                    sources.iter().for_each(|&(_, i)| stuck[i] = true);
                 }
                 continue;
             };
