@@ -28,7 +28,9 @@
 //!   the other, or favours filling small nodes); targets are the coolest of each node size
 //!   that have allocation left. When no single VM can go (memory fully allocated on every
 //!   cool node), a peak swap trades a VM for a lighter one of about the same size from a
-//!   cool node. A fullest node nothing lowers gives way to the next fullest. At level 5 a
+//!   cool node; failing that, a chain: a light VM leaves a cool full node for a node with
+//!   room, then the VM takes its place. A fullest node nothing lowers gives way to the next
+//!   fullest. At level 5 a
 //!   balancing move may not take a node more than 3 points above the mean (or further above
 //!   it than it is), so peak moves never undo balancing moves: balancing lowers the squared
 //!   sum without raising the sorted excesses, peak moves lower the sorted excesses, and so
