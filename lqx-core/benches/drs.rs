@@ -280,11 +280,12 @@ struct Row {
     plan_ms: f64,
 }
 
-fn run(sc: Scenario, hosts: usize, quick: bool, level: u8) -> Row {
+fn run(sc: Scenario, hosts: usize, quick: bool, level: u8, slots: u32) -> Row {
     let snap = generate(sc, hosts, 42 + hosts as u64);
     let config = DrsConfig {
         hysteresis_hold_count: 1,
         migration_threshold: level,
+        max_concurrent_migrations_per_host: slots,
         ..DrsConfig::default()
     };
     let now = DateTime::<Utc>::from_timestamp(1_700_000_000, 0).unwrap();
@@ -434,6 +435,12 @@ fn main() {
         .and_then(|i| args.get(i + 1))
         .and_then(|l| l.parse().ok())
         .unwrap_or(3);
+    // Optional filters: `--only zipf` (scenario name contains), `--hosts 1000`.
+    let arg = |k: &str| args.iter().position(|a| a == k).and_then(|i| args.get(i + 1)).cloned();
+    let only = arg("--only").map(|o| o.to_lowercase());
+    let only_hosts: Option<usize> = arg("--hosts").and_then(|h| h.parse().ok());
+    // `--slots N`: migrations per host per round (max_concurrent_migrations_per_host).
+    let slots: u32 = arg("--slots").and_then(|h| h.parse().ok()).unwrap_or(2);
     let scenarios = [
         Scenario::OneHot,
         Scenario::Bimodal,
@@ -443,7 +450,7 @@ fn main() {
         Scenario::AntiCorrelated,
     ];
     println!(
-        "DRS planner, migration threshold level {level}, otherwise default config (thresholds 80/85, margin 5, 2 migrations per host per round)."
+        "DRS planner, migration threshold level {level}, otherwise default config (thresholds 80/85, margin 5), {slots} migrations per host per round."
     );
     println!(
         "Max util: the fuller resource of the busiest host, %. Settled: rounds applied until a round plans nothing."
@@ -455,10 +462,6 @@ fn main() {
         "| scenario | hosts | VMs | imbalance before → round 1 → settled | max util before → round 1 → settled | lower bound | re-placement | settled - bound | moves round 1 / settled (rounds) | GiB moved | plan ms (1 round) |"
     );
     println!("|---|---:|---:|---|---|---:|---:|---:|---|---:|---:|");
-    // Optional filters: `--only zipf` (scenario name contains), `--hosts 1000`.
-    let arg = |k: &str| args.iter().position(|a| a == k).and_then(|i| args.get(i + 1)).cloned();
-    let only = arg("--only").map(|o| o.to_lowercase());
-    let only_hosts: Option<usize> = arg("--hosts").and_then(|h| h.parse().ok());
     for sc in scenarios {
         if only
             .as_ref()
@@ -470,7 +473,7 @@ fn main() {
             if only_hosts.is_some_and(|h| h != hosts) {
                 continue;
             }
-            let r = run(sc, hosts, quick, level);
+            let r = run(sc, hosts, quick, level, slots);
             println!(
                 "| {} | {} | {} | {:.1} → {:.1} → {:.1} | {:.1} → {:.1} → {:.1} | {:.1}{} | {:.1} | {:+.1} | {} / {} ({}{}) | {:.1} | {:.2} |",
                 r.scenario,
