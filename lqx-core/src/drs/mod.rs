@@ -26,7 +26,8 @@
 //!   the larger excess of its source and target (at least half a point), whatever it does
 //!   to the squared sum (which may keep a node high because it trades one resource against
 //!   the other, or favours filling small nodes); targets are the coolest of each node size
-//!   that have allocation left. When no single VM can go (memory fully allocated on every
+//!   that have allocation left, and, when none has room for the VM, the nodes furthest below
+//!   the mean that do. When no single VM can go (memory fully allocated on every
 //!   cool node), a peak swap trades a VM for a lighter one of about the same size from a
 //!   cool node; failing that, a chain: a light VM leaves a cool full node for a node with
 //!   room, then the VM takes its place. A fullest node nothing lowers gives way to the next

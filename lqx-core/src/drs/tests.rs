@@ -861,3 +861,41 @@ fn level_five_makes_room_on_a_cool_full_node_for_a_peak_vm() {
     let all = settle(&s, &c);
     assert!(all.len() >= 2);
 }
+
+#[test]
+fn level_five_looks_past_the_coolest_nodes_for_room() {
+    // 80 nodes of 16 cores / 64 GiB. node-0 (75 % memory) runs three 16 GiB VMs, fully
+    // used, and a tiny pinned one. Nodes 1-70 are the coolest (10 %) but full: one 62 GiB VM
+    // each, 2 GiB free. Nodes 71-79 are warmer (30 %) with 32 GiB free. The 64 coolest
+    // nodes with room for node-0's smallest VM are all full ones, where its big VMs do not
+    // fit; the planner must look further, to the warmer nodes with room.
+    const GIB: u64 = 1024;
+    let nodes = (0..80).map(|i| node(i, 16, 64 * GIB)).collect();
+    let mut vms = Vec::new();
+    for _ in 0..3 {
+        vms.push(with_usage(vm(vms.len(), Some(0), 2, 16 * GIB), 10.0, 16 * GIB));
+    }
+    // Pinned: it cannot move, but it is the smallest VM of the fullest node.
+    let mut tiny = with_usage(vm(vms.len(), Some(0), 1, GIB), 1.0, 100);
+    tiny.placement.required_nodes = vec![node_id(0)];
+    vms.push(tiny);
+    for n in 1..80 {
+        vms.push(if n <= 70 {
+            with_usage(vm(vms.len(), Some(n), 2, 62 * GIB), 10.0, 6554)
+        } else {
+            with_usage(vm(vms.len(), Some(n), 2, 32 * GIB), 10.0, 19661)
+        });
+    }
+    let s = snapshot(nodes, vms);
+    let c = DrsConfig {
+        migration_threshold: 5,
+        ..cfg()
+    };
+    let p = run(&s, &c);
+    let off_0: Vec<_> = p.moves.iter().filter(|m| m.source == node_id(0)).collect();
+    assert!(!off_0.is_empty(), "{:#?}", p.moves);
+    let warm: Vec<NodeId> = (71..80).map(node_id).collect();
+    assert!(off_0.iter().all(|m| warm.contains(&m.target)), "{off_0:#?}");
+    assert!(p.after.nodes[0].memory_percent < 51.0, "{:?}", p.after.nodes[0]);
+    assert_each_step_fits(&s, &p);
+}

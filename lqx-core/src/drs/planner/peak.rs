@@ -25,6 +25,10 @@ const PEAK_TARGETS: usize = 64;
 pub(super) const PEAK_MIN_DROP: f64 = 0.5;
 /// VMs of a peak source a peak swap offers (those heaviest in the source's fuller resource).
 const PEAK_SWAP_CANDIDATES: usize = 8;
+/// Nodes with room for it that a VM of a stuck peak source tries (the coolest such).
+const ROOMY_TARGETS: usize = 4;
+/// (VM, node) pairs the search for room may compare per plan.
+const ROOMY_WORK_BUDGET: u64 = 20_000_000;
 /// Candidates peak chains may compare per plan.
 const CHAIN_WORK_BUDGET: u64 = 3_000_000;
 /// (VM, VM) pairs peak swaps may compare per plan.
@@ -91,6 +95,7 @@ impl Planner<'_> {
         // (each one lowered still lowers the sorted excesses), within a work budget.
         let mut stuck = vec![false; self.nodes.len()];
         let mut work = 0u64;
+        let mut roomy_work = 0u64;
         let mut chain_work = 0u64;
         loop {
             let mean = self.means();
@@ -138,6 +143,9 @@ impl Planner<'_> {
                         best = Some((drop / cost, drop, v, s, t));
                     }
                 }
+            }
+            if best.is_none() && roomy_work <= ROOMY_WORK_BUDGET {
+                best = self.best_roomy_move(&sources, mean, &mut roomy_work);
             }
             let Some((_, drop, v, s, t)) = best else {
                 // No single VM can go anywhere useful (typically: memory is fully allocated on
@@ -252,6 +260,70 @@ impl Planner<'_> {
                         if let Some(a_first) = self.swap_order(a, s, b, t) {
                             best = Some((drop / cost, a, s, b, t, a_first));
                         }
+                    }
+                }
+            }
+        }
+        best
+    }
+
+    /// When none of the coolest nodes has room for a VM of the fullest ones (each has a
+    /// few GiB free, less than any VM needs): for each VM that would lower its source, the
+    /// coolest few nodes of the whole cluster with room for it.
+    fn best_roomy_move(
+        &self,
+        sources: &[(f64, usize)],
+        mean: [f64; 2],
+        work: &mut u64,
+    ) -> Option<(f64, f64, usize, usize, usize)> {
+        // Furthest below the mean first (the peak measure), with the allocation each has
+        // free: a cheap filter before `check`.
+        let mut free: Vec<(f64, usize, [f64; 2])> = self
+            .targets
+            .iter()
+            .map(|&(_, t)| {
+                let n = &self.snap.nodes[t];
+                let f = [
+                    n.cpu_limit() - self.occ.cpu[t],
+                    n.memory_limit_mib() - self.occ.memory[t],
+                ];
+                (self.excess(t, [0.0; 2], mean), t, f)
+            })
+            .collect();
+        free.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        let mut best: Option<(f64, f64, usize, usize, usize)> = None;
+        for &(e_s, s) in sources {
+            for &v in &self.node_vms[s] {
+                if !self.movable(v) {
+                    continue;
+                }
+                let l = self.vm_load[v];
+                let e_left = self.excess(s, [-l[CPU], -l[MEM]], mean);
+                if e_s - e_left < PEAK_MIN_DROP {
+                    continue;
+                }
+                let vm = &self.snap.vms[v];
+                let (need, req) = ([vm.cpu_cores as f64, vm.memory_mib as f64], vm.req());
+                let cost = l[MEM] + MOVE_OVERHEAD_MIB;
+                let mut tried = 0;
+                for &(_, t, f) in &free {
+                    *work += 1;
+                    if t == s || f[CPU] < need[CPU] - 1e-6 || f[MEM] < need[MEM] - 1e-6 {
+                        continue;
+                    }
+                    if self.occ.check(self.snap, t, &req).is_some() {
+                        continue;
+                    }
+                    tried += 1;
+                    let drop = e_s - e_left.max(self.excess(t, l, mean));
+                    if drop >= PEAK_MIN_DROP
+                        && best.is_none_or(|b| drop / cost > b.0)
+                        && self.under_line_after(v, t).is_some()
+                    {
+                        best = Some((drop / cost, drop, v, s, t));
+                    }
+                    if tried >= ROOMY_TARGETS {
+                        break;
                     }
                 }
             }
