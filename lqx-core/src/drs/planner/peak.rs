@@ -8,8 +8,11 @@
 //! lowers the larger excess of its source and target by at least `PEAK_MIN_DROP` points,
 //! whatever it does to the squared sum (lexicographic: the peak, then the sum).
 //!
-//! Each peak move lowers the sorted vector of excesses lexicographically (the source's is
-//! the pair's larger and both end below it), so peak moves alone cannot cycle.
+//! When no single move to the coolest nodes lowers the fullest ones, in this order: nodes
+//! past the coolest that have room for the VM, a peak swap (a dense VM for a sparse one of
+//! about the same size), a chain (`chain.rs`: a light VM makes room on a cool full node).
+//! Each of them lowers the sorted vector of excesses lexicographically (the source's is
+//! the largest involved and all end below it), so they cannot cycle.
 
 use std::collections::HashMap;
 
@@ -23,7 +26,7 @@ const PEAK_TARGETS_PER_SIZE: usize = 8;
 const PEAK_TARGETS: usize = 64;
 /// Least drop (points) of the pair's larger excess that is worth a migration.
 pub(super) const PEAK_MIN_DROP: f64 = 0.5;
-/// VMs of a peak source a peak swap offers (those heaviest in the source's fuller resource).
+/// VMs of a peak source a peak swap offers (the densest in the source's fuller resource).
 const PEAK_SWAP_CANDIDATES: usize = 8;
 /// Nodes with room for it that a VM of a stuck peak source tries (the coolest such).
 const ROOMY_TARGETS: usize = 4;
