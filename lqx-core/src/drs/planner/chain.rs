@@ -28,19 +28,11 @@ impl Planner<'_> {
         mean: [f64; 2],
         work: &mut u64,
     ) -> Option<Chain> {
-        let alloc = |p: &Self, v: usize| {
-            let vm = &p.snap.vms[v];
-            [vm.cpu_cores as f64, vm.memory_mib as f64]
-        };
-        let free = |p: &Self, i: usize| {
-            let n = &p.snap.nodes[i];
-            [n.cpu_limit() - p.occ.cpu[i], n.memory_limit_mib() - p.occ.memory[i]]
-        };
         // Where a room-maker may go: nodes with room, furthest below the mean first.
         let mut dests: Vec<(f64, usize, [f64; 2])> = self
             .targets
             .iter()
-            .map(|&(_, u)| (self.excess(u, [0.0; 2], mean), u, free(self, u)))
+            .map(|&(_, u)| (self.excess(u, [0.0; 2], mean), u, self.free_alloc(u)))
             .filter(|&(_, u, f)| self.slots(u) >= 1 && f[CPU] >= 1.0 && f[MEM] >= 1.0)
             .collect();
         dests.sort_by(|x, y| x.0.total_cmp(&y.0).then(x.1.cmp(&y.1)));
@@ -63,13 +55,13 @@ impl Planner<'_> {
             offer.sort_by(|x, y| x.0.total_cmp(&y.0).then(x.1.cmp(&y.1)));
             offer.truncate(CHAIN_CANDIDATES);
             for &(e_left, a) in &offer {
-                let (la, alloc_a) = (self.vm_load[a], alloc(self, a));
+                let (la, alloc_a) = (self.vm_load[a], self.alloc_of(a));
                 let cost_a = la[MEM] + MOVE_OVERHEAD_MIB;
                 for &t in targets {
                     if t == s || self.slots(t) < 2 {
                         continue;
                     }
-                    let free_t = free(self, t);
+                    let free_t = self.free_alloc(t);
                     let need = [CPU, MEM].map(|r| alloc_a[r] - free_t[r]);
                     if need.iter().all(|&n| n <= 1e-6) {
                         continue; // a fits as it is: a single move, already considered
@@ -80,7 +72,7 @@ impl Planner<'_> {
                         .copied()
                         .filter(|&b| self.movable(b))
                         .filter(|&b| {
-                            let ab = alloc(self, b);
+                            let ab = self.alloc_of(b);
                             (0..2).all(|r| ab[r] + 1e-6 >= need[r])
                         })
                         .map(|b| {
@@ -100,7 +92,7 @@ impl Planner<'_> {
                             continue;
                         }
                         let req_b = self.snap.vms[b].req();
-                        let ab = alloc(self, b);
+                        let ab = self.alloc_of(b);
                         let mut scanned = 0;
                         for &(_, u, free_u) in &dests {
                             if u == s || u == t || free_u[CPU] < ab[CPU] - 1e-6 || free_u[MEM] < ab[MEM] - 1e-6 {

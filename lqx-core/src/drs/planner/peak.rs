@@ -16,7 +16,7 @@
 
 use std::collections::HashMap;
 
-use super::swap::Swap;
+use super::swap::{Swap, swap_fits_end};
 use super::{CPU, EPS, MEM, MOVE_OVERHEAD_MIB, MoveKind, Planner};
 
 /// Fullest nodes a peak step compares as sources.
@@ -201,33 +201,24 @@ impl Planner<'_> {
             } else {
                 MEM
             };
-            let free = |p: &Self, i: usize| {
-                let n = &p.snap.nodes[i];
-                [n.cpu_limit() - p.occ.cpu[i], n.memory_limit_mib() - p.occ.memory[i]]
-            };
-            let free_s = free(self, s);
+            let free_s = self.free_alloc(s);
             // A swap can be performed only if a fits into t's room plus what s can take of
             // b first; offer the VMs that can, densest in the peak resource first (trading
             // a dense VM for a sparse one of the same size drops the most).
             let max_free_t = targets
                 .iter()
                 .filter(|&&t| t != s)
-                .map(|&t| free(self, t))
+                .map(|&t| self.free_alloc(t))
                 .fold([0.0f64; 2], |m, f| [m[0].max(f[0]), m[1].max(f[1])]);
             let mut offer: Vec<(f64, usize)> = self.node_vms[s]
                 .iter()
                 .copied()
                 .filter(|&a| self.movable(a))
                 .filter(|&a| {
-                    let va = &self.snap.vms[a];
-                    va.cpu_cores as f64 <= free_s[CPU] + max_free_t[CPU] + 1e-6
-                        && va.memory_mib as f64 <= free_s[MEM] + max_free_t[MEM] + 1e-6
+                    let alloc = self.alloc_of(a);
+                    (0..2).all(|r| alloc[r] <= free_s[r] + max_free_t[r] + 1e-6)
                 })
-                .map(|a| {
-                    let va = &self.snap.vms[a];
-                    let alloc = [va.cpu_cores as f64, va.memory_mib as f64][r_peak].max(EPS);
-                    (self.vm_load[a][r_peak] / alloc, a)
-                })
+                .map(|a| (self.vm_load[a][r_peak] / self.alloc_of(a)[r_peak].max(EPS), a))
                 .collect();
             offer.sort_by(|x, y| y.0.total_cmp(&x.0).then(x.1.cmp(&y.1)));
             let offer: Vec<usize> = offer.into_iter().take(PEAK_SWAP_CANDIDATES).map(|(_, a)| a).collect();
@@ -235,21 +226,14 @@ impl Planner<'_> {
                 if t == s || self.slots(t) < 2 {
                     continue;
                 }
-                let free_t = free(self, t);
+                let free_t = self.free_alloc(t);
                 let back: Vec<usize> = self.node_vms[t].iter().copied().filter(|&b| self.movable(b)).collect();
                 *work += (back.len() * offer.len()) as u64;
                 for &a in &offer {
-                    let va = &self.snap.vms[a];
-                    let alloc_a = [va.cpu_cores as f64, va.memory_mib as f64];
-                    let la = self.vm_load[a];
+                    let (alloc_a, la) = (self.alloc_of(a), self.vm_load[a]);
                     for &b in &back {
                         // Allocation once both moved (the order is checked below).
-                        let vb = &self.snap.vms[b];
-                        let alloc_b = [vb.cpu_cores as f64, vb.memory_mib as f64];
-                        let fits_end = (0..2).all(|r| {
-                            alloc_a[r] - alloc_b[r] <= free_t[r] + 1e-6 && alloc_b[r] - alloc_a[r] <= free_s[r] + 1e-6
-                        });
-                        if !fits_end {
+                        if !swap_fits_end(alloc_a, self.alloc_of(b), free_s, free_t) {
                             continue;
                         }
                         let lb = self.vm_load[b];
@@ -284,14 +268,7 @@ impl Planner<'_> {
         let mut free: Vec<(f64, usize, [f64; 2])> = self
             .targets
             .iter()
-            .map(|&(_, t)| {
-                let n = &self.snap.nodes[t];
-                let f = [
-                    n.cpu_limit() - self.occ.cpu[t],
-                    n.memory_limit_mib() - self.occ.memory[t],
-                ];
-                (self.excess(t, [0.0; 2], mean), t, f)
-            })
+            .map(|&(_, t)| (self.excess(t, [0.0; 2], mean), t, self.free_alloc(t)))
             .collect();
         free.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
         let mut best: Option<(f64, f64, usize, usize, usize)> = None;
@@ -305,8 +282,7 @@ impl Planner<'_> {
                 if e_s - e_left < PEAK_MIN_DROP {
                     continue;
                 }
-                let vm = &self.snap.vms[v];
-                let (need, req) = ([vm.cpu_cores as f64, vm.memory_mib as f64], vm.req());
+                let (need, req) = (self.alloc_of(v), self.snap.vms[v].req());
                 let cost = l[MEM] + MOVE_OVERHEAD_MIB;
                 let mut tried = 0;
                 for &(_, t, f) in &free {

@@ -14,7 +14,28 @@ const SWAP_CANDIDATES: usize = 6;
 /// A planned swap: (gain per cost, a, s, b, t, a moves first).
 pub(super) type Swap = (f64, usize, usize, usize, usize, bool);
 
+/// Whether VM `a` (leaving s for t) and VM `b` (leaving t for s) both fit once both have
+/// moved: b must free on t what a needs beyond t's room, and fit in what a frees.
+pub(super) fn swap_fits_end(alloc_a: [f64; 2], alloc_b: [f64; 2], free_s: [f64; 2], free_t: [f64; 2]) -> bool {
+    (0..2).all(|r| alloc_a[r] - alloc_b[r] <= free_t[r] + 1e-6 && alloc_b[r] - alloc_a[r] <= free_s[r] + 1e-6)
+}
+
 impl Planner<'_> {
+    /// VM `v`'s allocation: [vCPUs, MiB].
+    pub(super) fn alloc_of(&self, v: usize) -> [f64; 2] {
+        let vm = &self.snap.vms[v];
+        [vm.cpu_cores as f64, vm.memory_mib as f64]
+    }
+
+    /// Allocation left on node `i` (its limits with overcommit): [vCPUs, MiB].
+    pub(super) fn free_alloc(&self, i: usize) -> [f64; 2] {
+        let n = &self.snap.nodes[i];
+        [
+            n.cpu_limit() - self.occ.cpu[i],
+            n.memory_limit_mib() - self.occ.memory[i],
+        ]
+    }
+
     /// `gain` for a load `d` (per resource, either sign) leaving `s` for `t`.
     pub(super) fn gain_delta(&self, d: [f64; 2], s: usize, t: usize) -> f64 {
         let (a, b) = (&self.nodes[s], &self.nodes[t]);
@@ -58,26 +79,12 @@ impl Planner<'_> {
                 }
                 let out = self.top_by_gain(s, t);
                 let back: Vec<usize> = self.node_vms[t].iter().copied().filter(|&b| self.movable(b)).collect();
-                let (ns, nt) = (&self.snap.nodes[s], &self.snap.nodes[t]);
-                let free = |i: usize, n: &crate::placement::NodeSnapshot| {
-                    [
-                        n.cpu_limit() - self.occ.cpu[i],
-                        n.memory_limit_mib() - self.occ.memory[i],
-                    ]
-                };
-                let (free_s, free_t) = (free(s, ns), free(t, nt));
+                let (free_s, free_t) = (self.free_alloc(s), self.free_alloc(t));
                 for &a in &out {
-                    let va = &self.snap.vms[a];
-                    let alloc_a = [va.cpu_cores as f64, va.memory_mib as f64];
+                    let alloc_a = self.alloc_of(a);
                     for &b in &back {
-                        // Allocation once both moved (the order is checked below): b must
-                        // free on t what a needs beyond t's room, and fit in what a frees.
-                        let vb = &self.snap.vms[b];
-                        let alloc_b = [vb.cpu_cores as f64, vb.memory_mib as f64];
-                        let fits_end = (0..2).all(|r| {
-                            alloc_a[r] - alloc_b[r] <= free_t[r] + 1e-6 && alloc_b[r] - alloc_a[r] <= free_s[r] + 1e-6
-                        });
-                        if !fits_end {
+                        // Allocation once both moved (the order is checked below).
+                        if !swap_fits_end(alloc_a, self.alloc_of(b), free_s, free_t) {
                             continue;
                         }
                         let (la, lb) = (self.vm_load[a], self.vm_load[b]);
