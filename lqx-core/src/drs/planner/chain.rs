@@ -42,15 +42,10 @@ impl Planner<'_> {
                 continue;
             }
             // The VMs whose leaving lowers s the most.
-            let mut offer: Vec<(f64, usize)> = self.node_vms[s]
-                .iter()
-                .copied()
-                .filter(|&a| self.movable(a))
-                .map(|a| {
-                    let l = self.vm_load[a];
-                    (self.excess(s, [-l[CPU], -l[MEM]], mean), a)
-                })
-                .filter(|&(left, _)| e_s - left >= PEAK_MIN_DROP)
+            let mut offer: Vec<(f64, usize)> = self
+                .lowering_vms(&[(e_s, s)], mean)
+                .into_iter()
+                .map(|(_, _, a, left)| (left, a))
                 .collect();
             offer.sort_by(|x, y| x.0.total_cmp(&y.0).then(x.1.cmp(&y.1)));
             offer.truncate(CHAIN_CANDIDATES);

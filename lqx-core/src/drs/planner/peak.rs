@@ -49,6 +49,22 @@ impl Planner<'_> {
         })
     }
 
+    /// (source's excess, source, VM, source's excess once the VM has left) for each movable
+    /// VM of `sources` whose leaving lowers its source by at least `PEAK_MIN_DROP`.
+    pub(super) fn lowering_vms(&self, sources: &[(f64, usize)], mean: [f64; 2]) -> Vec<(f64, usize, usize, f64)> {
+        let mut out = Vec::new();
+        for &(e_s, s) in sources {
+            for &v in self.node_vms[s].iter().filter(|&&v| self.movable(v)) {
+                let l = self.vm_load[v];
+                let e_left = self.excess(s, [-l[CPU], -l[MEM]], mean);
+                if e_s - e_left >= PEAK_MIN_DROP {
+                    out.push((e_s, s, v, e_left));
+                }
+            }
+        }
+        out
+    }
+
     /// How far node `i`, with `add` more load, is above the mean in its furthest resource,
     /// percentage points.
     pub(super) fn excess(&self, i: usize, add: [f64; 2], mean: [f64; 2]) -> f64 {
@@ -123,28 +139,19 @@ impl Planner<'_> {
             let cool: Vec<usize> = self.targets.iter().map(|&(_, i)| i).take(PEAK_TARGETS).collect();
             // (drop per cost, drop, vm, source, target)
             let mut best: Option<(f64, f64, usize, usize, usize)> = None;
-            for &(e_s, s) in &sources {
-                for &v in &self.node_vms[s] {
-                    if !self.movable(v) {
+            for (e_s, s, v, e_left) in self.lowering_vms(&sources, mean) {
+                let l = self.vm_load[v];
+                let cost = l[MEM] + MOVE_OVERHEAD_MIB;
+                let req = self.snap.vms[v].req();
+                for &t in targets.iter().filter(|&&t| t != s) {
+                    let drop = e_s - e_left.max(self.excess(t, l, mean));
+                    if drop < PEAK_MIN_DROP || best.is_some_and(|b| drop / cost <= b.0) {
                         continue;
                     }
-                    let l = self.vm_load[v];
-                    let e_left = self.excess(s, [-l[CPU], -l[MEM]], mean);
-                    if e_s - e_left < PEAK_MIN_DROP {
+                    if self.under_line_after(v, t).is_none() || self.occ.check(self.snap, t, &req).is_some() {
                         continue;
                     }
-                    let cost = l[MEM] + MOVE_OVERHEAD_MIB;
-                    let req = self.snap.vms[v].req();
-                    for &t in targets.iter().filter(|&&t| t != s) {
-                        let drop = e_s - e_left.max(self.excess(t, l, mean));
-                        if drop < PEAK_MIN_DROP || best.is_some_and(|b| drop / cost <= b.0) {
-                            continue;
-                        }
-                        if self.under_line_after(v, t).is_none() || self.occ.check(self.snap, t, &req).is_some() {
-                            continue;
-                        }
-                        best = Some((drop / cost, drop, v, s, t));
-                    }
+                    best = Some((drop / cost, drop, v, s, t));
                 }
             }
             if best.is_none() && roomy_work <= ROOMY_WORK_BUDGET {
@@ -272,38 +279,29 @@ impl Planner<'_> {
             .collect();
         free.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
         let mut best: Option<(f64, f64, usize, usize, usize)> = None;
-        for &(e_s, s) in sources {
-            for &v in &self.node_vms[s] {
-                if !self.movable(v) {
+        for (e_s, s, v, e_left) in self.lowering_vms(sources, mean) {
+            let l = self.vm_load[v];
+            let (need, req) = (self.alloc_of(v), self.snap.vms[v].req());
+            let cost = l[MEM] + MOVE_OVERHEAD_MIB;
+            let mut tried = 0;
+            for &(_, t, f) in &free {
+                *work += 1;
+                if t == s || f[CPU] < need[CPU] - 1e-6 || f[MEM] < need[MEM] - 1e-6 {
                     continue;
                 }
-                let l = self.vm_load[v];
-                let e_left = self.excess(s, [-l[CPU], -l[MEM]], mean);
-                if e_s - e_left < PEAK_MIN_DROP {
+                if self.occ.check(self.snap, t, &req).is_some() {
                     continue;
                 }
-                let (need, req) = (self.alloc_of(v), self.snap.vms[v].req());
-                let cost = l[MEM] + MOVE_OVERHEAD_MIB;
-                let mut tried = 0;
-                for &(_, t, f) in &free {
-                    *work += 1;
-                    if t == s || f[CPU] < need[CPU] - 1e-6 || f[MEM] < need[MEM] - 1e-6 {
-                        continue;
-                    }
-                    if self.occ.check(self.snap, t, &req).is_some() {
-                        continue;
-                    }
-                    tried += 1;
-                    let drop = e_s - e_left.max(self.excess(t, l, mean));
-                    if drop >= PEAK_MIN_DROP
-                        && best.is_none_or(|b| drop / cost > b.0)
-                        && self.under_line_after(v, t).is_some()
-                    {
-                        best = Some((drop / cost, drop, v, s, t));
-                    }
-                    if tried >= ROOMY_TARGETS {
-                        break;
-                    }
+                tried += 1;
+                let drop = e_s - e_left.max(self.excess(t, l, mean));
+                if drop >= PEAK_MIN_DROP
+                    && best.is_none_or(|b| drop / cost > b.0)
+                    && self.under_line_after(v, t).is_some()
+                {
+                    best = Some((drop / cost, drop, v, s, t));
+                }
+                if tried >= ROOMY_TARGETS {
+                    break;
                 }
             }
         }
