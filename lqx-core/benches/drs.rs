@@ -322,6 +322,14 @@ fn run(sc: Scenario, hosts: usize, quick: bool, level: u8, slots: u32) -> Row {
     let mut p = first.clone();
     while !p.moves.is_empty() && rounds < MAX_ROUNDS {
         rounds += 1;
+        if std::env::var("DRS_BENCH_DEBUG").is_ok_and(|v| v == "moves") {
+            for m in &p.moves {
+                eprintln!(
+                    "round {rounds}: {} {} -> {} ({} MiB): {}",
+                    m.vm_name, m.source_name, m.target_name, m.memory_mib, m.reason
+                );
+            }
+        }
         total += p.moves.len();
         mib += p.memory_moved_mib();
         for m in &p.moves {
