@@ -718,3 +718,88 @@ async fn interrupted_applying_is_settled_on_restart() {
     assert_eq!(settled.status, St::Failed);
     assert!(settled.failure_reason.unwrap_or_default().contains("interrupted"));
 }
+
+/// node-1 is at 100 % CPU; its VM `a` fits only on node-2 once node-2's `d` has gone to
+/// node-3, which has room only once its `g` has gone to node-4 (see the planner's
+/// three-move chain test): each move makes room for the next, from cool nodes.
+const CHAIN: &str = "
+nodes:
+  - {name: node-1, cpu_cores: 16, memory_mib: 32768}
+  - {name: node-2, cpu_cores: 16, memory_mib: 32768}
+  - {name: node-3, cpu_cores: 16, memory_mib: 32768}
+  - {name: node-4, cpu_cores: 16, memory_mib: 32768}
+vms:
+  - {name: a, node: node-1, cpu_cores: 4, memory_mib: 16384, usage: {cpu_percent: 100, memory_mib: 4096}}
+  - {name: c, node: node-1, cpu_cores: 12, memory_mib: 16384, usage: {cpu_percent: 100, memory_mib: 4096}}
+  - {name: d, node: node-2, cpu_cores: 1, memory_mib: 16384, usage: {cpu_percent: 10, memory_mib: 4096}}
+  - {name: e, node: node-2, cpu_cores: 1, memory_mib: 16384, usage: {cpu_percent: 10, memory_mib: 4096}}
+  - {name: g, node: node-3, cpu_cores: 1, memory_mib: 8192, usage: {cpu_percent: 10, memory_mib: 4096}}
+  - {name: h, node: node-3, cpu_cores: 10, memory_mib: 8192, usage: {cpu_percent: 100, memory_mib: 4096}}
+  - {name: i, node: node-3, cpu_cores: 1, memory_mib: 8192, usage: {cpu_percent: 10, memory_mib: 4096}}
+  - {name: x, node: node-4, cpu_cores: 11, memory_mib: 24576, usage: {cpu_percent: 100, memory_mib: 8192}}
+";
+
+#[tokio::test]
+async fn full_automation_applies_room_making_moves_before_the_moves_they_serve() {
+    let env = Env::new(CHAIN).await;
+    let engine = DrsEngine::open(
+        env.compute.clone(),
+        DrsConfig {
+            max_concurrent_migrations_per_host: 10,
+            ..config(AutomationLevel::Full)
+        },
+        env.options(),
+    )
+    .await
+    .unwrap();
+    let report = engine.run_once().await.unwrap();
+    let got: Vec<_> = report
+        .recommendations
+        .iter()
+        .map(|r| (r.vm_name.as_str(), r.target_node_name.as_str(), r.status))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("g", "node-4", St::Applied),
+            ("d", "node-3", St::Applied),
+            ("a", "node-2", St::Applied)
+        ]
+    );
+    assert_eq!(report.summary.applied, 3);
+    // The room-making moves carry the priority of the relief they make possible, so an
+    // operator working down the list by priority meets them first too.
+    let p: Vec<_> = report.recommendations.iter().map(|r| r.priority).collect();
+    assert!(p.iter().all(|x| *x == p[2]), "{p:?}");
+    assert_eq!(env.node_of("a").await, "node-2");
+}
+
+#[tokio::test]
+async fn applying_a_move_before_the_room_for_it_is_made_waits_and_names_the_room_maker() {
+    let env = Env::new(CHAIN).await;
+    let engine = DrsEngine::open(
+        env.compute.clone(),
+        DrsConfig {
+            max_concurrent_migrations_per_host: 10,
+            ..config(AutomationLevel::Manual)
+        },
+        env.options(),
+    )
+    .await
+    .unwrap();
+    let report = engine.run_once().await.unwrap();
+    let id = |vm: &str| report.recommendations.iter().find(|r| r.vm_name == vm).unwrap().id;
+    let (g, d, a) = (id("g"), id("d"), id("a"));
+    // `a` first: refused, naming `d` (which makes room on node-2), and still PENDING.
+    let err = engine.apply(a, "alice", None, true).await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::FailedPrecondition);
+    assert!(err.message.contains(&d.to_string()), "{}", err.message);
+    assert!(err.message.contains("apply that one first"), "{}", err.message);
+    assert_eq!(engine.get(a).await.unwrap().status, St::Pending);
+    assert_eq!(env.node_of("a").await, "node-1");
+    // In order, all three go through.
+    for r in [g, d, a] {
+        assert_eq!(engine.apply(r, "alice", None, true).await.unwrap().status, St::Applied);
+    }
+    assert_eq!(env.node_of("a").await, "node-2");
+}

@@ -17,12 +17,14 @@
 //! - **Automation.** manual: everything stays PENDING; partial: mandatory moves
 //!   (evacuation, broken placement policy) are applied at once; full: every move is. The
 //!   engine applies through the same path as ApplyRecommendation, one migration at a time,
-//!   most urgent first.
+//!   in plan order (mandatory first, hottest node first, room made before it is used).
 //! - **Applying** revalidates against the cluster as it is now: the VM must still exist, be
 //!   on the source and (unless the move is mandatory) run; the target must accept VMs and
 //!   still fit it (placement on a fresh snapshot, the VM's own allocation excluded).
 //!   Otherwise the recommendation is FAILED with the reason and the caller gets
-//!   failed_precondition. Then the status moves PENDING/APPROVED -> APPLYING by a
+//!   failed_precondition. One exception: when the target has no room yet and an open
+//!   recommendation moves a VM off it (room made for this one), the caller gets
+//!   failed_precondition naming that recommendation, and this one stays open. Then the status moves PENDING/APPROVED -> APPLYING by a
 //!   compare-and-swap in the store, so of two callers exactly one migrates; the other gets
 //!   failed_precondition ("already APPLYING"). A retry with the same `request_id` gets the
 //!   recommendation as it is now. The migration ends APPLIED or FAILED (with the reason).
@@ -526,20 +528,19 @@ impl DrsEngine {
             }
         }
 
-        // Automation, most urgent first.
-        let auto: Vec<RecommendationId> = {
-            let mut v: Vec<&DrsRecommendation> = ours
-                .iter()
-                .filter(|r| r.status == St::Pending || r.status == St::Approved)
-                .filter(|r| match config.automation_level {
-                    AutomationLevel::Manual => false,
-                    AutomationLevel::Partial => r.mandatory,
-                    AutomationLevel::Full => true,
-                })
-                .collect();
-            v.sort_by_key(|r| (r.priority, std::cmp::Reverse(r.mandatory)));
-            v.into_iter().map(|r| r.id).collect()
-        };
+        // Automation, in plan order: mandatory moves first, then the hottest node's relief,
+        // and a move that makes room always before the move that uses it (sorting by
+        // priority alone would run a relief before the room for it is there).
+        let auto: Vec<RecommendationId> = ours
+            .iter()
+            .filter(|r| r.status == St::Pending || r.status == St::Approved)
+            .filter(|r| match config.automation_level {
+                AutomationLevel::Manual => false,
+                AutomationLevel::Partial => r.mandatory,
+                AutomationLevel::Full => true,
+            })
+            .map(|r| r.id)
+            .collect();
         let who = format!("{ENGINE_ACTOR} (automation {})", config.automation_level.as_str());
         for id in auto {
             let res = self.apply(id, &who, None, true).await;
@@ -771,6 +772,15 @@ impl DrsEngine {
             s => return Err(not_open(id, s, "applied")),
         }
         if let Some((to, why)) = self.revalidate(&r, now).await? {
+            if to == St::Failed
+                && let Some(first) = self.waits_for(&r).await?
+            {
+                return Err(Error::precondition(format!(
+                    "recommendation {id} cannot be applied yet: its target {} has room for VM {} only \
+                     once recommendation {} (VM {} off {}) is applied; apply that one first",
+                    r.target_node_name, r.vm_name, first.id, first.vm_name, first.source_node_name
+                )));
+            }
             let done = self.finish(&r, to, &why, now).await?;
             return match done {
                 Some(_) => Err(Error::precondition(format!(
@@ -854,6 +864,30 @@ impl DrsEngine {
     fn expired_by_age(&self, r: &DrsRecommendation, now: DateTime<Utc>) -> bool {
         let retention = chrono::Duration::from_std(self.inner.opts.retention).unwrap_or(chrono::Duration::MAX);
         r.created_at < now - retention
+    }
+
+    /// The open recommendation that makes room on `r`'s target, when `r` is still on its
+    /// source and does not fit the target yet (a room-making move, or the first half of a swap or chain, not applied
+    /// yet): `r` is refused for now and stays open rather than failing.
+    async fn waits_for(&self, r: &DrsRecommendation) -> Result<Option<DrsRecommendation>> {
+        let open = self
+            .store()
+            .recommendations_with_status(&[St::Pending, St::Approved, St::Applying])
+            .await?;
+        let Some(first) = open
+            .into_iter()
+            .filter(|o| o.id != r.id && o.source_node_id == r.target_node_id)
+            .min_by_key(|o| (o.created_at, o.id.to_string()))
+        else {
+            return Ok(None);
+        };
+        let snap = self.inner.compute.snapshot().await?;
+        let Some(vs) = snap.vm(r.vm_id).filter(|v| v.node == Some(r.source_node_id)) else {
+            return Ok(None);
+        };
+        let mut req = PlacementRequest::for_vm(vs);
+        req.required_nodes = vec![r.target_node_id];
+        Ok(place(&snap, &req).is_err().then_some(first))
     }
 
     /// Why `r` can no longer be applied (the status to record and the reason), if it can't.

@@ -321,6 +321,7 @@ pub fn plan(
         }
     }
     let after = p.metrics();
+    lift_priorities(&mut p.moves);
     DrsPlan {
         moves: p.moves,
         unmovable: p.unmovable,
@@ -1075,6 +1076,20 @@ impl<'a> Planner<'a> {
             memory_mib,
             estimated_duration_secs,
         });
+    }
+}
+
+/// A move that takes load off a node a later move lands on (room made for it, or the
+/// first half of a swap or chain) gets at least that move's priority: worked down by
+/// priority, the moves then still run in an order in which each one fits.
+fn lift_priorities(moves: &mut [PlannedMove]) {
+    let mut later: HashMap<NodeId, Priority> = HashMap::new();
+    for m in moves.iter_mut().rev() {
+        if let Some(&p) = later.get(&m.source) {
+            m.priority = m.priority.min(p);
+        }
+        let t = later.entry(m.target).or_insert(m.priority);
+        *t = (*t).min(m.priority);
     }
 }
 
