@@ -63,7 +63,9 @@
 //!   moved again by a mandatory move (no ping-pong); a hot node or an imbalance must be seen
 //!   in `hysteresis_hold_count` consecutive runs before it triggers non-mandatory moves.
 //! - **Priority**: CRITICAL/HIGH/MEDIUM/LOW as the source's fuller resource is ≥95/≥90/≥85/
-//!   below; a mandatory move is at least HIGH. Estimated duration: memory in use over
+//!   below; a mandatory move is at least HIGH. A move that takes load off a node a later
+//!   move lands on (making room, first half of a swap or chain) gets at least that move's
+//!   priority, so working down the list by priority keeps every step feasible. Estimated duration: memory in use over
 //!   `migration_bandwidth_mib_per_second`, plus a second for the switch-over.
 
 #[cfg(feature = "server")]
