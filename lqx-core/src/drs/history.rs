@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::planner::StagedRelief;
 use crate::model::{NodeId, VmId};
 
 /// One performed migration.
@@ -56,6 +57,9 @@ pub struct DrsState {
     /// tolerance): the next run goes on even below the tolerance.
     #[serde(default)]
     pub balancing: bool,
+    /// A relief made over several rounds: the steps still to come.
+    #[serde(default)]
+    pub staged: Option<StagedRelief>,
 }
 
 #[cfg(test)]

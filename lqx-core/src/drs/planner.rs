@@ -15,7 +15,10 @@ use crate::placement::{ClusterSnapshot, NodeUsageSample, Occupancy, PlacementReq
 mod chain;
 mod exact;
 mod peak;
+mod staged;
 mod swap;
+
+pub use staged::{StagedRelief, StagedStep};
 
 /// Why a move was planned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -251,6 +254,9 @@ pub fn plan(
     };
 
     p.mandatory();
+    if let Some(carried) = &state.staged {
+        next.staged = p.continue_staged(carried);
+    }
     if level >= 2 && !hot.is_empty() {
         // Hottest first: by how far the node is over its relief line.
         hot.sort_by(|a, b| p.heat(*b).total_cmp(&p.heat(*a)).then(a.cmp(b)));
@@ -287,19 +293,22 @@ pub fn plan(
             } else {
                 exact::MAX_DEPTH
             };
-            if let Some(steps) = base.exact_relief(&hot, max) {
-                let reasons: Vec<String> = hot.iter().map(|&h| base.hot_reason(h)).collect();
+            if let Some(steps) = base.exact_relief(&hot, max, false) {
                 let mut q = base;
-                for (v, s, t) in steps {
-                    let why = if let Some(k) = hot.iter().position(|&h| h == s) {
-                        reasons[k].clone()
-                    } else {
-                        let names: Vec<&str> = hot.iter().map(|&h| q.snap.nodes[h].name.as_str()).collect();
-                        format!("making room to relieve {}", names.join(", "))
-                    };
-                    q.do_move(v, s, t, MoveKind::Relieve, false, why);
-                }
+                q.make_steps(&hot, &steps, 0, steps.len());
                 p = q;
+            } else if next.staged.is_none()
+                && p.residual(&hot) > EPS
+                && let Some(steps) = base.exact_relief(&hot, exact::MAX_DEPTH, true)
+            {
+                // The relief needs more migrations on some host than a round allows: its
+                // first steps now, the rest carried to the next rounds (see `staged`).
+                let mut q = base.clone();
+                let rest = q.start_staged(&hot, &steps);
+                if q.moves.len() > base.moves.len() {
+                    p = q;
+                    next.staged = rest;
+                }
             }
         }
     }

@@ -337,16 +337,27 @@ fn exact_search_finds_a_three_move_chain() {
         p.after
     );
     assert_each_step_fits(&s, &p);
-    // With a per-host budget of 1 the chain cannot run (node-2 is both source and target):
-    // the plan leaves node-0 hot rather than break the budget.
-    let p1 = run(
-        &s,
-        &DrsConfig {
-            max_concurrent_migrations_per_host: 1,
-            ..c.clone()
-        },
+    // With a per-host budget of 1 the chain cannot run in one round (node-2 is both source
+    // and target): it is made over three rounds, one step each, never breaking the budget.
+    let c1 = DrsConfig {
+        max_concurrent_migrations_per_host: 1,
+        ..c.clone()
+    };
+    let p1 = run(&s, &c1);
+    assert_eq!(p1.moves.len(), 1, "{:#?}", p1.moves);
+    assert!(
+        p1.moves[0].reason.contains("(step 1 of 3, over several rounds)"),
+        "{}",
+        p1.moves[0].reason
     );
-    assert!(p1.moves.is_empty(), "{:#?}", p1.moves);
+    assert_eq!(p1.state.staged.as_ref().map(|s| s.steps.len()), Some(2));
+    let all = settle(&s, &c1);
+    let got: Vec<_> = all
+        .iter()
+        .map(|m| (m.vm_name.as_str(), m.target_name.as_str()))
+        .collect();
+    assert_eq!(got, [("vm-4", "node-3"), ("vm-2", "node-2"), ("vm-0", "node-1")]);
+    assert!(all[2].reason.contains("(step 3 of 3"), "{}", all[2].reason);
 }
 
 #[test]
@@ -898,4 +909,85 @@ fn level_five_looks_past_the_coolest_nodes_for_room() {
     assert!(off_0.iter().all(|m| warm.contains(&m.target)), "{off_0:#?}");
     assert!(p.after.nodes[0].memory_percent < 51.0, "{:?}", p.after.nodes[0]);
     assert_each_step_fits(&s, &p);
+}
+
+#[test]
+fn relief_that_needs_more_moves_than_a_round_allows_is_carried_over_rounds() {
+    // Three 16-core / 64 GiB nodes, 2 migrations per host per round. node-0 is hot (87.5 %
+    // memory): two busy VMs of 32 and 26 GiB. node-1 is cool but fully allocated: eight idle
+    // 8 GiB VMs. node-2 has 40 GiB free but 70 % CPU, so neither busy VM (4 cores) may land
+    // there, nor trade places with node-2's one VM. The only relief: four idle VMs leave
+    // node-1 for node-2, then the 26 GiB VM takes their room: five moves, four of them on
+    // node-1, more than one round allows.
+    const GIB: u64 = 1024;
+    let nodes = (0..3).map(|i| node(i, 16, 64 * GIB)).collect();
+    let mut vms = vec![
+        with_usage(vm(0, Some(0), 4, 32 * GIB), 100.0, 30 * GIB),
+        with_usage(vm(1, Some(0), 4, 26 * GIB), 100.0, 26 * GIB),
+    ];
+    for _ in 0..8 {
+        vms.push(with_usage(vm(vms.len(), Some(1), 1, 8 * GIB), 10.0, GIB));
+    }
+    vms.push(with_usage(vm(10, Some(2), 12, 24 * GIB), 93.34, 24 * GIB));
+    let s = snapshot(nodes, vms);
+    let c = DrsConfig {
+        migration_threshold: 2,
+        ..cfg()
+    };
+    let first = run(&s, &c);
+    let hops: Vec<_> = first
+        .moves
+        .iter()
+        .map(|m| (m.source_name.as_str(), m.target_name.as_str()))
+        .collect();
+    assert_eq!(hops, [("node-1", "node-2"); 2], "{:#?}", first.moves);
+    assert!(
+        first.moves[0]
+            .reason
+            .contains("making room to relieve node-0 (step 1 of 5, over several rounds)"),
+        "{}",
+        first.moves[0].reason
+    );
+    assert_each_step_fits(&s, &first);
+    assert!(first.after.nodes[2].cpu_percent <= 75.0, "{:?}", first.after.nodes[2]);
+    let carried = first.state.staged.clone().expect("the rest is carried");
+    assert_eq!((carried.steps.len(), carried.total), (3, 5));
+
+    let all = settle(&s, &c);
+    assert_eq!(all.len(), 5, "{all:#?}");
+    let last = all.last().unwrap();
+    assert_eq!((last.vm_name.as_str(), last.target_name.as_str()), ("vm-1", "node-1"));
+    assert!(last.reason.contains("(step 5 of 5"), "{}", last.reason);
+    let mut end = s.clone();
+    for m in &all {
+        end.vms.iter_mut().find(|v| v.id == m.vm).unwrap().node = Some(m.target);
+    }
+    let after = run(&end, &c);
+    assert!(after.moves.is_empty(), "{:#?}", after.moves);
+    assert!(after.before.max_memory_percent < 85.0, "{:?}", after.before);
+    assert!(after.before.max_cpu_percent <= 75.0, "{:?}", after.before);
+
+    // A carried plan whose next step no longer holds is dropped, not forced: here the
+    // cluster changed under it (node-2 filled up), so the third step cannot be made.
+    let mut mid = s.clone();
+    for m in &first.moves {
+        mid.vms.iter_mut().find(|v| v.id == m.vm).unwrap().node = Some(m.target);
+    }
+    let filler = with_usage(vm(11, Some(2), 1, 24 * GIB), 1.0, GIB);
+    mid.vms.push(filler);
+    let mut history = MigrationHistory::default();
+    for m in &first.moves {
+        history.record(m.vm, m.source, m.target, t0());
+    }
+    let next = plan(&mid, &c, &first.state, &history, t0());
+    assert!(
+        next.moves.iter().all(|m| !m.reason.contains("step 3 of 5")),
+        "{:#?}",
+        next.moves
+    );
+    assert!(
+        next.state.staged.as_ref().is_none_or(|s| s.total != 5),
+        "{:?}",
+        next.state.staged
+    );
 }

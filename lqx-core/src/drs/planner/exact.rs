@@ -34,6 +34,9 @@ struct Search {
     limit: Vec<[f64; 2]>,
     /// Must end under the line (the hot nodes being relieved).
     must_cool: Vec<bool>,
+    /// Staged (over several rounds): every step leaves its target under its line, so the
+    /// plan may stop after any step.
+    staged: bool,
     slots: Vec<u32>,
     /// Nodes in order of preference as targets (coolest first).
     target_order: Vec<usize>,
@@ -53,9 +56,10 @@ struct Search {
 
 impl Planner<'_> {
     /// The fewest moves (at most `max_moves`) relieving every node of `hot`, none making
-    /// another node hot, each step within allocation, anti-affinity and the per-host budget.
+    /// another node hot, each step within allocation, anti-affinity and the per-host budget
+    /// (`staged`: without that budget, for a relief made over several rounds).
     /// None when there is no such plan, or the cluster is too large, or the budget ran out.
-    pub(super) fn exact_relief(&self, hot: &[usize], max_moves: usize) -> Option<Vec<Step>> {
+    pub(super) fn exact_relief(&self, hot: &[usize], max_moves: usize, staged: bool) -> Option<Vec<Step>> {
         let n = self.nodes.len();
         if n > MAX_NODES || max_moves == 0 {
             return None;
@@ -122,7 +126,10 @@ impl Planner<'_> {
                 .map(|n| [n.cpu_limit(), n.memory_limit_mib()])
                 .collect(),
             must_cool,
-            slots: (0..n).map(|i| self.slots(i)).collect(),
+            staged,
+            slots: (0..n)
+                .map(|i| if staged { max_moves as u32 } else { self.slots(i) })
+                .collect(),
             target_order,
             load: self.nodes.iter().map(|l| l.load).collect(),
             alloc: (0..n).map(|i| [self.occ.cpu[i], self.occ.memory[i]]).collect(),
@@ -295,8 +302,8 @@ impl Search {
     }
 
     /// An order of `self.moves` in which every step keeps the target within its allocation
-    /// and anti-affinity, and leaves it under its line unless a later step takes load off
-    /// it. Searched from the state before the moves.
+    /// and anti-affinity, and leaves it under its line unless (not when staged) a later step
+    /// takes load off it. Searched from the state before the moves.
     fn execution_order(&mut self) -> Option<Vec<(usize, usize, usize)>> {
         let moves = self.moves.clone();
         // Undo all moves to get the starting state, search, then redo them.
@@ -331,7 +338,7 @@ impl Search {
             let under = [CPU, MEM]
                 .into_iter()
                 .all(|r| self.load[t][r] + l[r] <= self.line_load[t][r] * (1.0 + EPS) + EPS);
-            if !fits || !(under || sheds_later) {
+            if !fits || !(under || (sheds_later && !self.staged)) {
                 continue;
             }
             self.shift(c, s, t);

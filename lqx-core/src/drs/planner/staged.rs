@@ -1,0 +1,166 @@
+//! Relief over several rounds. When the only relief of a hot node needs more migrations on
+//! some host than one round allows (room made on a full node by moving several VMs off it
+//! first), the exact search plans it without the per-host budget; this round makes the
+//! longest start of it that fits the budget, and the rest is carried in the state to the
+//! next rounds. Carrying it (rather than searching again) matters: the next round's search
+//! may not find the same continuation, and the first steps, once the no-ping-pong window
+//! has passed, would be undone by balancing and made again for ever.
+//!
+//! Carried steps are checked again each round against the cluster as it is: the VM still on
+//! its source and movable, the target accepting it within allocation and placement policy,
+//! and at the end of the round every node a step loaded under its line (or, a hot node
+//! that both sheds and takes VMs, cooler than it was). A step that no longer holds drops
+//! the rest of the plan, as does a round in which no node it relieves is above its line
+//! any more. The nodes of the steps still to come take no other moves meanwhile, so the
+//! room made is not taken by something else.
+
+use serde::{Deserialize, Serialize};
+
+use super::exact::Step;
+use super::{CPU, EPS, MEM, MoveKind, Planner};
+use crate::model::{NodeId, VmId};
+
+/// The rest of a relief planned over several rounds.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StagedRelief {
+    /// The hot nodes the plan relieves.
+    pub relieves: Vec<NodeId>,
+    /// Steps not made yet, in order.
+    pub steps: Vec<StagedStep>,
+    /// Steps of the whole plan (for "step k of n").
+    pub total: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StagedStep {
+    pub vm: VmId,
+    pub source: NodeId,
+    pub target: NodeId,
+}
+
+impl Planner<'_> {
+    /// Makes this round's steps of a carried relief; returns what is left to carry (None
+    /// when it is done or dropped).
+    pub(super) fn continue_staged(&mut self, carried: &StagedRelief) -> Option<StagedRelief> {
+        let index = |id: &NodeId| self.occ.index.get(id).copied();
+        let relieves: Vec<usize> = carried.relieves.iter().filter_map(index).collect();
+        if relieves.len() != carried.relieves.len() || self.residual(&relieves) <= EPS {
+            return None;
+        }
+        let mut steps = Vec::with_capacity(carried.steps.len());
+        for s in &carried.steps {
+            let v = self.snap.vms.iter().position(|v| v.id == s.vm)?;
+            steps.push((v, index(&s.source)?, index(&s.target)?));
+        }
+        let done = carried.total - steps.len();
+        let q = self.staged_start(&relieves, &steps, done, carried.total)?;
+        *self = q;
+        self.carry(&relieves, &steps[self.moves_made_of(&steps)..], carried.total)
+    }
+
+    /// Starts a relief planned without the per-host budget (`steps`, from the exact search):
+    /// makes its longest start that fits this round and returns the rest to carry.
+    pub(super) fn start_staged(&mut self, hot: &[usize], steps: &[Step]) -> Option<StagedRelief> {
+        let q = self.staged_start(hot, steps, 0, steps.len())?;
+        *self = q;
+        let made = self.moves_made_of(steps);
+        self.carry(hot, &steps[made..], steps.len())
+    }
+
+    /// How many of `steps` (from the first) this plan has made.
+    fn moves_made_of(&self, steps: &[Step]) -> usize {
+        steps
+            .iter()
+            .take_while(|&&(v, _, t)| self.moved[v] && self.vm_node[v] == Some(t))
+            .count()
+    }
+
+    /// What is left after this round: the steps and the hot nodes, their nodes kept free of
+    /// other moves this round. None when nothing is left.
+    fn carry(&mut self, hot: &[usize], rest: &[Step], total: usize) -> Option<StagedRelief> {
+        if rest.is_empty() {
+            return None;
+        }
+        let max = self.cfg.max_concurrent_migrations_per_host;
+        for &(_, s, t) in rest {
+            for i in [s, t] {
+                self.used[i] = self.used[i].max(max);
+                self.index(i);
+            }
+        }
+        Some(StagedRelief {
+            relieves: hot.iter().map(|&h| self.snap.nodes[h].id).collect(),
+            steps: rest
+                .iter()
+                .map(|&(v, s, t)| StagedStep {
+                    vm: self.snap.vms[v].id,
+                    source: self.snap.nodes[s].id,
+                    target: self.snap.nodes[t].id,
+                })
+                .collect(),
+            total,
+        })
+    }
+
+    /// This plan with the longest start of `steps` that is valid now, fits the per-host
+    /// budget and leaves every node it loads under its line (or, shedding too, cooler).
+    /// `done` steps of `total` were made in earlier rounds. None when not even the first
+    /// step can be made.
+    fn staged_start(&self, hot: &[usize], steps: &[Step], done: usize, total: usize) -> Option<Self> {
+        let mut slots: Vec<u32> = (0..self.nodes.len()).map(|i| self.slots(i)).collect();
+        let mut occ = self.occ.clone();
+        let mut fit = 0;
+        for &(v, s, t) in steps {
+            let vm = &self.snap.vms[v];
+            let ok = self.vm_node[v] == Some(s)
+                && self.movable(v)
+                && self.nodes[t].accepts
+                && slots[s] > 0
+                && slots[t] > 0
+                && !vm.placement.excluded_nodes.contains(&self.snap.nodes[t].id)
+                && (vm.placement.required_nodes.is_empty()
+                    || vm.placement.required_nodes.contains(&self.snap.nodes[t].id));
+            if !ok {
+                break;
+            }
+            let group = vm.placement.anti_affinity_group.as_deref();
+            occ.remove(s, vm.cpu_cores, vm.memory_mib, group);
+            if occ.check(self.snap, t, &vm.req()).is_some() {
+                break;
+            }
+            occ.add(t, vm.cpu_cores, vm.memory_mib, group);
+            slots[s] -= 1;
+            slots[t] -= 1;
+            fit += 1;
+        }
+        let fuller = |p: &Self, i: usize| p.nodes[i].util(CPU).max(p.nodes[i].util(MEM));
+        (1..=fit).rev().find_map(|take| {
+            let mut q = self.clone();
+            q.make_steps(hot, &steps[..take], done, total);
+            let cool = steps[..take].iter().all(|&(_, _, t)| {
+                let under = [CPU, MEM].into_iter().all(|r| q.nodes[t].util(r) <= q.line[r] + EPS);
+                let sheds = steps[..take].iter().any(|&(_, s, _)| s == t);
+                under || (sheds && fuller(&q, t) < fuller(self, t) - EPS)
+            });
+            cool.then_some(q)
+        })
+    }
+
+    /// Makes relief `steps` (exact search order) with their reasons; `done` of `total` steps
+    /// were made before (a plan carried over rounds says which step each is).
+    pub(super) fn make_steps(&mut self, hot: &[usize], steps: &[Step], done: usize, total: usize) {
+        let reasons: Vec<String> = hot.iter().map(|&h| self.hot_reason(h)).collect();
+        let names: Vec<&str> = hot.iter().map(|&h| self.snap.nodes[h].name.as_str()).collect();
+        let room = format!("making room to relieve {}", names.join(", "));
+        for (k, &(v, s, t)) in steps.iter().enumerate() {
+            let mut why = match hot.iter().position(|&h| h == s) {
+                Some(x) => reasons[x].clone(),
+                None => room.clone(),
+            };
+            if total > steps.len() {
+                why.push_str(&format!(" (step {} of {total}, over several rounds)", done + k + 1));
+            }
+            self.do_move(v, s, t, MoveKind::Relieve, false, why);
+        }
+    }
+}
