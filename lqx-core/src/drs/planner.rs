@@ -297,17 +297,18 @@ pub fn plan(
                 let mut q = base;
                 q.make_steps(&hot, &steps, 0, steps.len());
                 p = q;
-            } else if next.staged.is_none()
-                && p.residual(&hot) > EPS
-                && let Some(steps) = base.exact_relief(&hot, exact::MAX_DEPTH, true)
-            {
-                // The relief needs more migrations on some host than a round allows: its
-                // first steps now, the rest carried to the next rounds (see `staged`).
-                let mut q = base.clone();
-                let rest = q.start_staged(&hot, &steps);
-                if q.moves.len() > base.moves.len() {
-                    p = q;
-                    next.staged = rest;
+            } else if next.staged.is_none() && p.residual(&hot) > EPS {
+                // What greedy leaves hot needs more migrations on some host than a round
+                // allows: its first steps now, the rest carried to the next rounds (see
+                // `staged`).
+                let still: Vec<usize> = hot.iter().copied().filter(|&h| p.residual(&[h]) > EPS).collect();
+                if let Some(steps) = p.exact_relief(&still, exact::MAX_DEPTH, true) {
+                    let mut q = p.clone();
+                    let rest = q.start_staged(&still, &steps);
+                    if q.moves.len() > p.moves.len() {
+                        p = q;
+                        next.staged = rest;
+                    }
                 }
             }
         }
