@@ -2,7 +2,8 @@
 //! For each: imbalance and max node utilization before, after one round and once settled
 //! (rounds applied until nothing more moves), the lower bound for max utilization, the max of
 //! a from-scratch re-placement within allocation limits, moves, GiB moved and the time of one
-//! planning round (median). Prints a Markdown table.
+//! planning round (median) and of the slowest settling round (one run each). Prints a
+//! Markdown table.
 //!
 //! Run: `cargo bench -p lqx-core --bench drs` (add `-- --quick` for one timing run,
 //! `-- --level 5` for another migration threshold level, `--only NAME --hosts N` for one row,
@@ -278,6 +279,8 @@ struct Row {
     rounds: usize,
     gib_moved: f64,
     plan_ms: f64,
+    /// The slowest round while settling (one timing each).
+    slowest_ms: f64,
 }
 
 fn run(sc: Scenario, hosts: usize, quick: bool, level: u8, slots: u32) -> Row {
@@ -320,6 +323,7 @@ fn run(sc: Scenario, hosts: usize, quick: bool, level: u8, slots: u32) -> Row {
     let (mut total, mut rounds, mut mib) = (0, 0, 0u64);
     let mut last_after = first.after.clone();
     let mut p = first.clone();
+    let mut slowest = Duration::ZERO;
     while !p.moves.is_empty() && rounds < MAX_ROUNDS {
         rounds += 1;
         if std::env::var("DRS_BENCH_DEBUG").is_ok_and(|v| v == "moves") {
@@ -340,7 +344,9 @@ fn run(sc: Scenario, hosts: usize, quick: bool, level: u8, slots: u32) -> Row {
         last_after = p.after.clone();
         now += config.interval;
         history.prune(now, config.recent_migration_window);
+        let t = Instant::now();
         p = plan(&s, &config, &state, &history, now);
+        slowest = slowest.max(t.elapsed());
     }
     // DRS_BENCH_DEBUG=1: what keeps the settled hottest host where it is.
     if std::env::var("DRS_BENCH_DEBUG").is_ok() {
@@ -406,9 +412,54 @@ fn run(sc: Scenario, hosts: usize, quick: bool, level: u8, slots: u32) -> Row {
                 );
             }
         }
+        // Per VM: nodes with allocation room for it, and of those, the ones it would not
+        // take above the hottest host's excess less half a point (a peak move's condition).
+        let caps: Vec<[f64; 2]> = last_after
+            .nodes
+            .iter()
+            .map(|n| s.node(n.id).map_or([0.0; 2], |x| [x.cpu_cores as f64, x.memory_mib as f64]))
+            .collect();
+        let loads: Vec<[f64; 2]> = last_after
+            .nodes
+            .iter()
+            .zip(&caps)
+            .map(|(n, c)| [n.cpu_percent / 100.0 * c[0], n.memory_percent / 100.0 * c[1]])
+            .collect();
+        let mean = [0, 1].map(|r| loads.iter().map(|l| l[r]).sum::<f64>() / caps.iter().map(|c| c[r]).sum::<f64>());
+        let excess = |i: usize, add: [f64; 2]| {
+            [0, 1]
+                .map(|r| ((loads[i][r] + add[r]) / caps[i][r] - mean[r]) * 100.0)
+                .into_iter()
+                .fold(f64::NEG_INFINITY, f64::max)
+        };
+        let hi = last_after.nodes.iter().position(|n| n.id == hottest.id).unwrap();
+        let e_s = excess(hi, [0.0; 2]);
+        let alloc_of = |id| {
+            s.vms.iter().filter(|v| v.node == Some(id)).fold([0u64; 2], |a, v| {
+                [a[0] + v.cpu_cores as u64, a[1] + v.memory_mib]
+            })
+        };
+        let allocs: Vec<[u64; 2]> = last_after.nodes.iter().map(|n| alloc_of(n.id)).collect();
+        eprintln!("hottest excess {e_s:.2} points (means {:.1}% CPU, {:.1}% memory)", mean[0] * 100.0, mean[1] * 100.0);
         for v in &on {
+            let l = [v.cpu_load(), v.memory_load_mib()];
+            let left = excess(hi, [-l[0], -l[1]]);
+            let mut room = 0;
+            let mut lowering = 0;
+            for (i, n) in last_after.nodes.iter().enumerate() {
+                let node = s.node(n.id).unwrap();
+                let fits = allocs[i][0] + v.cpu_cores as u64 <= (node.cpu_cores as f64 * node.cpu_overcommit) as u64
+                    && allocs[i][1] + v.memory_mib <= node.memory_mib;
+                if i == hi || !fits {
+                    continue;
+                }
+                room += 1;
+                if left.max(excess(i, l)) <= e_s - 0.5 {
+                    lowering += 1;
+                }
+            }
             eprintln!(
-                "   {} {} vCPU {} MiB, use {:.2} cores {:.0} MiB",
+                "   {} {} vCPU {} MiB, use {:.2} cores {:.0} MiB: source left at {left:.2}; room on {room} nodes, {lowering} of them lower the peak",
                 v.name,
                 v.cpu_cores,
                 v.memory_mib,
@@ -431,6 +482,7 @@ fn run(sc: Scenario, hosts: usize, quick: bool, level: u8, slots: u32) -> Row {
         rounds,
         gib_moved: mib as f64 / 1024.0,
         plan_ms,
+        slowest_ms: slowest.as_secs_f64() * 1e3,
     }
 }
 
@@ -467,9 +519,9 @@ fn main() {
         "Lower bound: cluster mean or one VM's share of the largest host; \"(alloc?)\" marks a cluster where the fractional relaxation under allocation limits was not shown to reach it. Re-placement: max util of a from-scratch packing within allocation (an achievable placement, moves not counted).\n"
     );
     println!(
-        "| scenario | hosts | VMs | imbalance before → round 1 → settled | max util before → round 1 → settled | lower bound | re-placement | settled - bound | moves round 1 / settled (rounds) | GiB moved | plan ms (1 round) |"
+        "| scenario | hosts | VMs | imbalance before → round 1 → settled | max util before → round 1 → settled | lower bound | re-placement | settled - bound | moves round 1 / settled (rounds) | GiB moved | plan ms (round 1) | slowest round ms |"
     );
-    println!("|---|---:|---:|---|---|---:|---:|---:|---|---:|---:|");
+    println!("|---|---:|---:|---|---|---:|---:|---:|---|---:|---:|---:|");
     for sc in scenarios {
         if only
             .as_ref()
@@ -483,7 +535,7 @@ fn main() {
             }
             let r = run(sc, hosts, quick, level, slots);
             println!(
-                "| {} | {} | {} | {:.1} → {:.1} → {:.1} | {:.1} → {:.1} → {:.1} | {:.1}{} | {:.1} | {:+.1} | {} / {} ({}{}) | {:.1} | {:.2} |",
+                "| {} | {} | {} | {:.1} → {:.1} → {:.1} | {:.1} → {:.1} → {:.1} | {:.1}{} | {:.1} | {:+.1} | {} / {} ({}{}) | {:.1} | {:.2} | {:.1} |",
                 r.scenario,
                 r.hosts,
                 r.vms,
@@ -502,7 +554,8 @@ fn main() {
                 r.rounds,
                 if r.rounds >= MAX_ROUNDS { ", not settled" } else { "" },
                 r.gib_moved,
-                r.plan_ms
+                r.plan_ms,
+                r.slowest_ms.max(r.plan_ms)
             );
         }
     }

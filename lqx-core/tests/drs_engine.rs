@@ -803,3 +803,74 @@ async fn applying_a_move_before_the_room_for_it_is_made_waits_and_names_the_room
     }
     assert_eq!(env.node_of("a").await, "node-2");
 }
+
+/// node-1 is hot (87.5 % memory); node-2 is cool but fully allocated by eight idle VMs;
+/// node-3 has room but no CPU to spare. Relief: four idle VMs leave node-2 for node-3, then
+/// big-2 takes their room: four migrations on node-2, two per round (see the planner test
+/// `relief_that_needs_more_moves_than_a_round_allows_is_carried_over_rounds`).
+const STAGED: &str = "
+nodes:
+  - {name: node-1, cpu_cores: 16, memory_mib: 65536}
+  - {name: node-2, cpu_cores: 16, memory_mib: 65536}
+  - {name: node-3, cpu_cores: 16, memory_mib: 65536}
+vms:
+  - {name: big-1, node: node-1, cpu_cores: 4, memory_mib: 32768, usage: {cpu_percent: 100, memory_mib: 30720}}
+  - {name: big-2, node: node-1, cpu_cores: 4, memory_mib: 26624, usage: {cpu_percent: 100, memory_mib: 26624}}
+  - {name: idle-1, node: node-2, cpu_cores: 1, memory_mib: 8192, usage: {cpu_percent: 10, memory_mib: 1024}}
+  - {name: idle-2, node: node-2, cpu_cores: 1, memory_mib: 8192, usage: {cpu_percent: 10, memory_mib: 1024}}
+  - {name: idle-3, node: node-2, cpu_cores: 1, memory_mib: 8192, usage: {cpu_percent: 10, memory_mib: 1024}}
+  - {name: idle-4, node: node-2, cpu_cores: 1, memory_mib: 8192, usage: {cpu_percent: 10, memory_mib: 1024}}
+  - {name: idle-5, node: node-2, cpu_cores: 1, memory_mib: 8192, usage: {cpu_percent: 10, memory_mib: 1024}}
+  - {name: idle-6, node: node-2, cpu_cores: 1, memory_mib: 8192, usage: {cpu_percent: 10, memory_mib: 1024}}
+  - {name: idle-7, node: node-2, cpu_cores: 1, memory_mib: 8192, usage: {cpu_percent: 10, memory_mib: 1024}}
+  - {name: idle-8, node: node-2, cpu_cores: 1, memory_mib: 8192, usage: {cpu_percent: 10, memory_mib: 1024}}
+  - {name: busy, node: node-3, cpu_cores: 12, memory_mib: 24576, usage: {cpu_percent: 93.34, memory_mib: 24576}}
+";
+
+#[tokio::test]
+async fn full_automation_carries_a_relief_over_rounds_and_status_says_so() {
+    let env = Env::new(STAGED).await;
+    let engine = DrsEngine::open(
+        env.compute.clone(),
+        DrsConfig {
+            migration_threshold: 2,
+            ..config(AutomationLevel::Full)
+        },
+        env.options(),
+    )
+    .await
+    .unwrap();
+    let first = engine.run_once().await.unwrap();
+    assert_eq!(first.summary.applied, 2, "{:?}", first.recommendations);
+    assert_eq!(first.summary.staged_steps_left, 3);
+    let status = engine.status().await.unwrap();
+    let line = status.last_run.as_ref().unwrap().describe();
+    assert!(line.contains("relief of node-1 goes on over the next rounds (3 more move(s))"), "{line}");
+
+    // The state (with the rest of the relief) survives a restart of the engine.
+    drop(engine);
+    let engine = DrsEngine::open(
+        env.compute.clone(),
+        DrsConfig {
+            migration_threshold: 2,
+            ..config(AutomationLevel::Full)
+        },
+        env.options(),
+    )
+    .await
+    .unwrap();
+    let mut applied = first.summary.applied;
+    for _ in 0..4 {
+        env.clock.advance(Duration::from_secs(300));
+        let r = engine.run_once().await.unwrap();
+        assert_eq!(r.summary.failed, 0, "{:?}", r.recommendations);
+        applied += r.summary.applied;
+        if r.summary.staged_steps_left == 0 && r.summary.moves == 0 {
+            break;
+        }
+    }
+    assert_eq!(applied, 5);
+    assert_eq!(env.node_of("big-2").await, "node-2");
+    let after = engine.run_once().await.unwrap().plan.before;
+    assert!(after.max_memory_percent < 85.0, "{after:?}");
+}

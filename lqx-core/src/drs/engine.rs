@@ -113,6 +113,11 @@ pub struct RunSummary {
     pub failed: usize,
     /// VMs that must move but fit nowhere.
     pub unmovable: usize,
+    /// Steps of a relief made over several rounds still to come, and the nodes it relieves.
+    #[serde(default)]
+    pub staged_steps_left: usize,
+    #[serde(default)]
+    pub staged_relieves: Vec<String>,
 }
 
 impl RunSummary {
@@ -127,6 +132,13 @@ impl RunSummary {
         }
         if self.unmovable > 0 {
             s.push_str(&format!("; {} VM(s) must move but fit nowhere", self.unmovable));
+        }
+        if self.staged_steps_left > 0 {
+            s.push_str(&format!(
+                "; relief of {} goes on over the next rounds ({} more move(s))",
+                self.staged_relieves.join(", "),
+                self.staged_steps_left
+            ));
         }
         s
     }
@@ -457,6 +469,13 @@ impl DrsEngine {
             applied: 0,
             failed: 0,
             unmovable: plan.unmovable.len(),
+            staged_steps_left: plan.state.staged.as_ref().map_or(0, |s| s.steps.len()),
+            staged_relieves: plan.state.staged.as_ref().map_or_else(Vec::new, |s| {
+                s.relieves
+                    .iter()
+                    .map(|id| snap.node(*id).map_or_else(|| id.to_string(), |n| n.name.clone()))
+                    .collect()
+            }),
         };
         for u in &plan.unmovable {
             tracing::warn!(target: LOG, vm = %u.vm_name, node = %u.node_name, reason = %u.reason, "VM must move but fits nowhere");
