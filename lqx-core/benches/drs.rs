@@ -347,6 +347,14 @@ fn run(sc: Scenario, hosts: usize, quick: bool, level: u8, slots: u32) -> Row {
         let t = Instant::now();
         p = plan(&s, &config, &state, &history, now);
         slowest = slowest.max(t.elapsed());
+        if std::env::var("DRS_BENCH_DEBUG").is_ok_and(|v| v == "times") {
+            eprintln!(
+                "round {}: {:.1} ms, {} moves",
+                rounds + 1,
+                t.elapsed().as_secs_f64() * 1e3,
+                p.moves.len()
+            );
+        }
     }
     // DRS_BENCH_DEBUG=1: what keeps the settled hottest host where it is.
     if std::env::var("DRS_BENCH_DEBUG").is_ok() {
@@ -417,7 +425,10 @@ fn run(sc: Scenario, hosts: usize, quick: bool, level: u8, slots: u32) -> Row {
         let caps: Vec<[f64; 2]> = last_after
             .nodes
             .iter()
-            .map(|n| s.node(n.id).map_or([0.0; 2], |x| [x.cpu_cores as f64, x.memory_mib as f64]))
+            .map(|n| {
+                s.node(n.id)
+                    .map_or([0.0; 2], |x| [x.cpu_cores as f64, x.memory_mib as f64])
+            })
             .collect();
         let loads: Vec<[f64; 2]> = last_after
             .nodes
@@ -435,12 +446,17 @@ fn run(sc: Scenario, hosts: usize, quick: bool, level: u8, slots: u32) -> Row {
         let hi = last_after.nodes.iter().position(|n| n.id == hottest.id).unwrap();
         let e_s = excess(hi, [0.0; 2]);
         let alloc_of = |id| {
-            s.vms.iter().filter(|v| v.node == Some(id)).fold([0u64; 2], |a, v| {
-                [a[0] + v.cpu_cores as u64, a[1] + v.memory_mib]
-            })
+            s.vms
+                .iter()
+                .filter(|v| v.node == Some(id))
+                .fold([0u64; 2], |a, v| [a[0] + v.cpu_cores as u64, a[1] + v.memory_mib])
         };
         let allocs: Vec<[u64; 2]> = last_after.nodes.iter().map(|n| alloc_of(n.id)).collect();
-        eprintln!("hottest excess {e_s:.2} points (means {:.1}% CPU, {:.1}% memory)", mean[0] * 100.0, mean[1] * 100.0);
+        eprintln!(
+            "hottest excess {e_s:.2} points (means {:.1}% CPU, {:.1}% memory)",
+            mean[0] * 100.0,
+            mean[1] * 100.0
+        );
         for v in &on {
             let l = [v.cpu_load(), v.memory_load_mib()];
             let left = excess(hi, [-l[0], -l[1]]);

@@ -845,7 +845,10 @@ async fn full_automation_carries_a_relief_over_rounds_and_status_says_so() {
     assert_eq!(first.summary.staged_steps_left, 3);
     let status = engine.status().await.unwrap();
     let line = status.last_run.as_ref().unwrap().describe();
-    assert!(line.contains("relief of node-1 goes on over the next rounds (3 more move(s))"), "{line}");
+    assert!(
+        line.contains("relief of node-1 goes on over the next rounds (3 more move(s))"),
+        "{line}"
+    );
 
     // The state (with the rest of the relief) survives a restart of the engine.
     drop(engine);

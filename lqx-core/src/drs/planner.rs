@@ -420,12 +420,8 @@ impl<'a> Planner<'a> {
                 }
             }
         }
-        let window = cfg.recent_migration_window;
-        let recent = snap
-            .vms
-            .iter()
-            .map(|v| history.moved_recently(v.id, now, window))
-            .collect();
+        let moved_within = history.moved_within(now, cfg.recent_migration_window);
+        let recent = snap.vms.iter().map(|v| moved_within.contains(&v.id)).collect();
         let line = [
             ((cfg.threshold_cpu - cfg.hysteresis_margin) / 100.0).max(0.01),
             ((cfg.threshold_memory - cfg.hysteresis_margin) / 100.0).max(0.01),
