@@ -15,6 +15,7 @@ use crate::placement::{ClusterSnapshot, NodeUsageSample, Occupancy, PlacementReq
 mod chain;
 mod exact;
 mod peak;
+mod room;
 mod staged;
 mod swap;
 
@@ -297,18 +298,22 @@ pub fn plan(
                 let mut q = base;
                 q.make_steps(&hot, &steps, 0, steps.len());
                 p = q;
-            } else if next.staged.is_none() && p.residual(&hot) > EPS {
-                // What greedy leaves hot needs more migrations on some host than a round
-                // allows: its first steps now, the rest carried to the next rounds (see
-                // `staged`).
-                let still: Vec<usize> = hot.iter().copied().filter(|&h| p.residual(&[h]) > EPS).collect();
-                if let Some(steps) = p.exact_relief(&still, exact::MAX_DEPTH, true) {
-                    let mut q = p.clone();
-                    let rest = q.start_staged(&still, &steps);
-                    if q.moves.len() > p.moves.len() {
-                        p = q;
-                        next.staged = rest;
-                    }
+            }
+        }
+        if next.staged.is_none() && p.residual(&hot) > EPS {
+            // What is left hot needs more migrations on some host than a round allows:
+            // the fewest moves (small clusters), else room made with several VMs; its
+            // first steps now, the rest carried to the next rounds (see `staged`).
+            let still: Vec<usize> = hot.iter().copied().filter(|&h| p.residual(&[h]) > EPS).collect();
+            let steps = p
+                .exact_relief(&still, exact::MAX_DEPTH, true)
+                .or_else(|| p.room_relief(&still));
+            if let Some(steps) = steps {
+                let mut q = p.clone();
+                let rest = q.start_staged(&still, &steps);
+                if q.moves.len() > p.moves.len() {
+                    p = q;
+                    next.staged = rest;
                 }
             }
         }

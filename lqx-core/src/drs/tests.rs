@@ -1,4 +1,4 @@
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use chrono::{DateTime, Utc};
 use proptest::prelude::*;
@@ -990,4 +990,59 @@ fn relief_that_needs_more_moves_than_a_round_allows_is_carried_over_rounds() {
         "{:?}",
         next.state.staged
     );
+}
+
+#[test]
+fn room_made_with_several_vms_relieves_a_hot_node_in_a_large_cluster() {
+    // Ten 16-core / 64 GiB nodes (too many for the exact search). node-0 is hot (87.5 %
+    // memory) with two busy VMs of 32 and 26 GiB. node-1 is cool but fully allocated: eight
+    // idle 8 GiB VMs. node-2..9 each run one busy VM (70 % CPU) and have 8 GiB free: room
+    // for one idle VM each, none for a busy one. Relief: four idle VMs leave node-1, one to
+    // each of four busy nodes, then the 26 GiB VM takes their room; node-1 takes part in
+    // five moves, so it is made over three rounds.
+    const GIB: u64 = 1024;
+    let nodes = (0..10).map(|i| node(i, 16, 64 * GIB)).collect();
+    let mut vms = vec![
+        with_usage(vm(0, Some(0), 4, 32 * GIB), 100.0, 30 * GIB),
+        with_usage(vm(1, Some(0), 4, 26 * GIB), 100.0, 26 * GIB),
+    ];
+    for _ in 0..8 {
+        vms.push(with_usage(vm(vms.len(), Some(1), 1, 8 * GIB), 10.0, GIB));
+    }
+    for n in 2..10 {
+        vms.push(with_usage(vm(vms.len(), Some(n), 12, 56 * GIB), 93.34, 24 * GIB));
+    }
+    let s = snapshot(nodes, vms);
+    let c = DrsConfig {
+        migration_threshold: 2,
+        ..cfg()
+    };
+    let first = run(&s, &c);
+    assert_eq!(first.moves.len(), 2, "{:#?}", first.moves);
+    assert!(first.moves.iter().all(|m| m.source_name == "node-1"));
+    assert!(
+        first.moves[0]
+            .reason
+            .contains("making room to relieve node-0 (step 1 of 5"),
+        "{}",
+        first.moves[0].reason
+    );
+    assert_each_step_fits(&s, &first);
+
+    let all = settle(&s, &c);
+    assert_eq!(all.len(), 5, "{all:#?}");
+    assert_eq!(
+        (all[4].vm_name.as_str(), all[4].target_name.as_str()),
+        ("vm-1", "node-1")
+    );
+    let targets: BTreeSet<&str> = all[..4].iter().map(|m| m.target_name.as_str()).collect();
+    assert_eq!(targets.len(), 4, "one idle VM per busy node: {all:#?}");
+    let mut end = s.clone();
+    for m in &all {
+        end.vms.iter_mut().find(|v| v.id == m.vm).unwrap().node = Some(m.target);
+    }
+    let after = run(&end, &c);
+    assert!(after.moves.is_empty(), "{:#?}", after.moves);
+    assert!(after.before.max_memory_percent < 85.0, "{:?}", after.before);
+    assert!(after.before.max_cpu_percent <= 75.0, "{:?}", after.before);
 }
