@@ -51,11 +51,13 @@
 //!   a VM is too, in an order where each step keeps allocation and anti-affinity and leaves
 //!   its target under the line unless a later step takes load off it. A budget of expanded
 //!   states bounds it; past it, the greedy plan stands. When a node stays hot because its
-//!   relief needs more migrations on some host than one round allows (several VMs leaving
-//!   a full node to make room), the search runs without the per-host budget, with every
-//!   step leaving its target under the line; the first steps that fit are made and the
-//!   rest is carried in the state to the next rounds, checked again each round, and
-//!   dropped when a step no longer holds or the node has cooled.
+//!   relief needs more migrations on some host than one round allows, a staged relief is
+//!   planned without the per-host budget, every step leaving its target under the line:
+//!   the exact search on small clusters, else room made with several VMs (light VMs of a
+//!   cool, fully allocated node leave it for nodes with room, then a VM of the hot node
+//!   takes their place). The first steps that fit are made; the rest is carried in the
+//!   state to the next rounds, checked again each round, and dropped when a step no
+//!   longer holds or the node has cooled.
 //! - **Balancing** moves the VM with the best gain per unit of cost (memory to copy) from
 //!   one of the hottest nodes to one of the coolest; when allocation keeps every VM off the
 //!   coolest, to a warmer node with room; failing that it swaps two VMs between a hot and
