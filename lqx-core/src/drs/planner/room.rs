@@ -16,6 +16,11 @@ const ROOM_NODES: usize = 16;
 const ROOM_DESTINATIONS: usize = 32;
 /// VMs that may leave to make room for one VM.
 const MAX_MAKERS: usize = 6;
+/// Hot nodes tried (the hottest), and (VM, destination) pairs compared per plan at most:
+/// with hundreds of hot nodes on fully allocated hosts this search finds little and must
+/// not cost the round its time.
+const ROOM_HOT: usize = 4;
+const ROOM_WORK_BUDGET: u64 = 200_000;
 
 impl Planner<'_> {
     /// The relief of one of `hot` by room made with several VMs that clears the most of
@@ -23,8 +28,17 @@ impl Planner<'_> {
     pub(super) fn room_relief(&mut self, hot: &[usize]) -> Option<Vec<Step>> {
         // (coverage, cost, steps)
         let mut best: Option<(f64, f64, Vec<Step>)> = None;
-        let cool: Vec<usize> = self.targets.iter().map(|&(_, i)| i).collect();
-        for &s in hot {
+        let cool: Vec<usize> = self
+            .targets
+            .iter()
+            .map(|&(_, i)| i)
+            .take(ROOM_NODES + ROOM_DESTINATIONS + 2)
+            .collect();
+        let mut hottest = hot.to_vec();
+        hottest.sort_by(|a, b| self.heat(*b).total_cmp(&self.heat(*a)).then(a.cmp(b)));
+        hottest.truncate(ROOM_HOT);
+        let mut work = 0u64;
+        for &s in &hottest {
             let l = &self.nodes[s];
             let excess = [CPU, MEM].map(|r| (l.load[r] - self.line[r] * l.cap[r]).max(0.0));
             let movable: Vec<usize> = self.node_vms[s].iter().copied().filter(|&a| self.movable(a)).collect();
@@ -39,7 +53,11 @@ impl Planner<'_> {
                     continue;
                 }
                 for &t in cool.iter().filter(|&&t| t != s).take(ROOM_NODES) {
-                    if let Some((cost, steps)) = self.make_room(a, s, t, &cool) {
+                    if work > ROOM_WORK_BUDGET {
+                        return best.map(|b| b.2);
+                    }
+                    work += self.node_vms[t].len() as u64;
+                    if let Some((cost, steps)) = self.make_room(a, s, t, &cool, &mut work) {
                         let better = best
                             .as_ref()
                             .is_none_or(|b| coverage > b.0 + EPS || ((coverage - b.0).abs() <= EPS && cost < b.1));
@@ -56,7 +74,7 @@ impl Planner<'_> {
     /// VMs of `t` that leave it for other nodes (each staying under its line and within
     /// allocation) until VM `a` of `s` fits on `t` under its line; None when it cannot.
     /// Returns the memory copied and the steps.
-    fn make_room(&mut self, a: usize, s: usize, t: usize, cool: &[usize]) -> Option<(f64, Vec<Step>)> {
+    fn make_room(&mut self, a: usize, s: usize, t: usize, cool: &[usize], work: &mut u64) -> Option<(f64, Vec<Step>)> {
         let vm_a = &self.snap.vms[a];
         let node_t = &self.snap.nodes[t];
         let p = &vm_a.placement;
@@ -106,6 +124,7 @@ impl Planner<'_> {
                 continue;
             }
             let req = self.snap.vms[b].req();
+            *work += ROOM_DESTINATIONS as u64;
             let dest = cool
                 .iter()
                 .copied()
