@@ -790,6 +790,27 @@ async fn applying_a_move_before_the_room_for_it_is_made_waits_and_names_the_room
     let report = engine.run_once().await.unwrap();
     let id = |vm: &str| report.recommendations.iter().find(|r| r.vm_name == vm).unwrap().id;
     let (g, d, a) = (id("g"), id("d"), id("a"));
+    // Listed in the order to apply them in (one page, and page by page).
+    let listed: Vec<_> = engine
+        .list(None, 100, "")
+        .await
+        .unwrap()
+        .recommendations
+        .iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(listed, [g, d, a]);
+    let mut paged = Vec::new();
+    let mut token = String::new();
+    loop {
+        let page = engine.list(None, 1, &token).await.unwrap();
+        paged.extend(page.recommendations.iter().map(|r| r.id));
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    assert_eq!(paged, [g, d, a]);
     // `a` first: refused, naming `d` (which makes room on node-2), and still PENDING.
     let err = engine.apply(a, "alice", None, true).await.unwrap_err();
     assert_eq!(err.kind, ErrorKind::FailedPrecondition);

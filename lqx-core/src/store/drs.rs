@@ -15,7 +15,7 @@ pub const MAX_RECOMMENDATION_PAGE: u32 = 1000;
 /// Page size when the request gives none.
 pub const DEFAULT_RECOMMENDATION_PAGE: u32 = 100;
 
-/// A page of recommendations, newest first.
+/// A page of recommendations, newest run first, each run in plan order.
 #[derive(Debug, Clone)]
 pub struct RecommendationPage {
     pub recommendations: Vec<DrsRecommendation>,
@@ -110,7 +110,8 @@ impl Store {
         rows.iter().map(|(d,)| parse(d)).collect()
     }
 
-    /// One page of recommendations (all, or those in `status`), newest first.
+    /// One page of recommendations (all, or those in `status`), newest run first, and
+    /// within a run in the plan's order (ids are time-ordered): the order to apply them in.
     pub async fn list_recommendations(
         &self,
         status: Option<RecommendationStatus>,
@@ -134,9 +135,9 @@ impl Store {
                 .bind(at)
                 .push(" OR (created_at = ")
                 .bind(at);
-            q.push(" AND id < ").bind(id).push("))");
+            q.push(" AND id > ").bind(id).push("))");
         }
-        q.push(" ORDER BY created_at DESC, id DESC LIMIT ")
+        q.push(" ORDER BY created_at DESC, id ASC LIMIT ")
             .bind(i64::from(size) + 1);
         let rows: Vec<(String, i64, String)> = q.query_as().fetch_all(&self.pool).await.map_err(db)?;
         let more = rows.len() > size as usize;
