@@ -853,12 +853,13 @@ impl<'a> Planner<'a> {
                     for &a in &sources {
                         let la = self.vm_load[a];
                         // t after b leaves and a arrives must stay under the line.
-                        // Each resource of t ends under its line or at least no higher than
-                        // it was (a hot t may trade: a swap between anti-correlated hosts).
+                        // Each resource of t ends under its line or lower than it was (a hot
+                        // t may trade: a swap between anti-correlated hosts; one that only
+                        // keeps t where it is, above its line, does not cool it).
                         let nt = &self.nodes[t];
                         let fits = [CPU, MEM].into_iter().all(|r| {
                             let after = nt.load[r] - lb[r] + la[r];
-                            after / nt.cap[r].max(EPS) <= self.line[r] + EPS || after <= nt.load[r] + EPS
+                            after / nt.cap[r].max(EPS) <= self.line[r] + EPS || after < nt.load[r] - EPS
                         });
                         if !fits || self.occ.check(self.snap, t, &self.snap.vms[a].req()).is_some() {
                             continue;
