@@ -119,7 +119,11 @@ impl Env {
     }
 
     async fn engine(&self, level: AutomationLevel) -> DrsEngine {
-        DrsEngine::open(self.compute.clone(), config(level), self.options())
+        self.engine_with(config(level)).await
+    }
+
+    async fn engine_with(&self, config: DrsConfig) -> DrsEngine {
+        DrsEngine::open(self.compute.clone(), config, self.options())
             .await
             .unwrap()
     }
@@ -562,16 +566,12 @@ async fn hysteresis_state_and_config_survive_a_restart() {
 #[tokio::test]
 async fn disabled_or_not_leader_does_not_run() {
     let env = Env::new(HOT).await;
-    let engine = DrsEngine::open(
-        env.compute.clone(),
-        DrsConfig {
+    let engine = env
+        .engine_with(DrsConfig {
             enabled: false,
             ..config(AutomationLevel::Manual)
-        },
-        env.options(),
-    )
-    .await
-    .unwrap();
+        })
+        .await;
     assert_eq!(engine.run_once().await.unwrap_err().kind, ErrorKind::FailedPrecondition);
 
     let (_tx, rx) = tokio::sync::watch::channel(false);
@@ -742,16 +742,12 @@ vms:
 #[tokio::test]
 async fn full_automation_applies_room_making_moves_before_the_moves_they_serve() {
     let env = Env::new(CHAIN).await;
-    let engine = DrsEngine::open(
-        env.compute.clone(),
-        DrsConfig {
+    let engine = env
+        .engine_with(DrsConfig {
             max_concurrent_migrations_per_host: 10,
             ..config(AutomationLevel::Full)
-        },
-        env.options(),
-    )
-    .await
-    .unwrap();
+        })
+        .await;
     let report = engine.run_once().await.unwrap();
     let got: Vec<_> = report
         .recommendations
@@ -777,16 +773,12 @@ async fn full_automation_applies_room_making_moves_before_the_moves_they_serve()
 #[tokio::test]
 async fn applying_a_move_before_the_room_for_it_is_made_waits_and_names_the_room_maker() {
     let env = Env::new(CHAIN).await;
-    let engine = DrsEngine::open(
-        env.compute.clone(),
-        DrsConfig {
+    let engine = env
+        .engine_with(DrsConfig {
             max_concurrent_migrations_per_host: 10,
             ..config(AutomationLevel::Manual)
-        },
-        env.options(),
-    )
-    .await
-    .unwrap();
+        })
+        .await;
     let report = engine.run_once().await.unwrap();
     let id = |vm: &str| report.recommendations.iter().find(|r| r.vm_name == vm).unwrap().id;
     let (g, d, a) = (id("g"), id("d"), id("a"));
@@ -851,16 +843,12 @@ vms:
 #[tokio::test]
 async fn full_automation_carries_a_relief_over_rounds_and_status_says_so() {
     let env = Env::new(STAGED).await;
-    let engine = DrsEngine::open(
-        env.compute.clone(),
-        DrsConfig {
+    let engine = env
+        .engine_with(DrsConfig {
             migration_threshold: 2,
             ..config(AutomationLevel::Full)
-        },
-        env.options(),
-    )
-    .await
-    .unwrap();
+        })
+        .await;
     let first = engine.run_once().await.unwrap();
     assert_eq!(first.summary.applied, 2, "{:?}", first.recommendations);
     assert_eq!(first.summary.staged_steps_left, 3);
@@ -873,16 +861,12 @@ async fn full_automation_carries_a_relief_over_rounds_and_status_says_so() {
 
     // The state (with the rest of the relief) survives a restart of the engine.
     drop(engine);
-    let engine = DrsEngine::open(
-        env.compute.clone(),
-        DrsConfig {
+    let engine = env
+        .engine_with(DrsConfig {
             migration_threshold: 2,
             ..config(AutomationLevel::Full)
-        },
-        env.options(),
-    )
-    .await
-    .unwrap();
+        })
+        .await;
     let mut applied = first.summary.applied;
     for _ in 0..4 {
         env.clock.advance(Duration::from_secs(300));

@@ -6,7 +6,7 @@ use proptest::prelude::*;
 use super::*;
 use crate::model::{DrsConfig, NodeId, NodePhase, Priority};
 use crate::placement::testutil::*;
-use crate::placement::{ClusterSnapshot, NodeUsageSample};
+use crate::placement::{ClusterSnapshot, NodeUsageSample, VmSnapshot};
 
 fn t0() -> DateTime<Utc> {
     DateTime::<Utc>::from_timestamp(1_700_000_000, 0).unwrap()
@@ -911,6 +911,33 @@ fn level_five_looks_past_the_coolest_nodes_for_room() {
     assert_each_step_fits(&s, &p);
 }
 
+const GIB: u64 = 1024;
+
+/// On 16-core / 64 GiB nodes: node-0 hot (87.5 % memory) with two busy VMs of 32 and 26 GiB
+/// (vm-0, vm-1), node-1 cool but fully allocated by eight idle 8 GiB VMs (vm-2..9).
+fn hot_node_and_full_cool_node() -> Vec<VmSnapshot> {
+    let mut vms = vec![
+        with_usage(vm(0, Some(0), 4, 32 * GIB), 100.0, 30 * GIB),
+        with_usage(vm(1, Some(0), 4, 26 * GIB), 100.0, 26 * GIB),
+    ];
+    for _ in 0..8 {
+        vms.push(with_usage(vm(vms.len(), Some(1), 1, 8 * GIB), 10.0, GIB));
+    }
+    vms
+}
+
+/// After `moves`, no node is hot and a new plan moves nothing.
+fn assert_relieved_after(s: &ClusterSnapshot, c: &DrsConfig, moves: &[PlannedMove]) {
+    let mut end = s.clone();
+    for m in moves {
+        end.vms.iter_mut().find(|v| v.id == m.vm).unwrap().node = Some(m.target);
+    }
+    let after = run(&end, c);
+    assert!(after.moves.is_empty(), "{:#?}", after.moves);
+    assert!(after.before.max_memory_percent < 85.0, "{:?}", after.before);
+    assert!(after.before.max_cpu_percent <= 75.0, "{:?}", after.before);
+}
+
 #[test]
 fn relief_that_needs_more_moves_than_a_round_allows_is_carried_over_rounds() {
     // Three 16-core / 64 GiB nodes, 2 migrations per host per round. node-0 is hot (87.5 %
@@ -919,17 +946,9 @@ fn relief_that_needs_more_moves_than_a_round_allows_is_carried_over_rounds() {
     // there, nor trade places with node-2's one VM. The only relief: four idle VMs leave
     // node-1 for node-2, then the 26 GiB VM takes their room: five moves, four of them on
     // node-1, more than one round allows.
-    const GIB: u64 = 1024;
-    let nodes = (0..3).map(|i| node(i, 16, 64 * GIB)).collect();
-    let mut vms = vec![
-        with_usage(vm(0, Some(0), 4, 32 * GIB), 100.0, 30 * GIB),
-        with_usage(vm(1, Some(0), 4, 26 * GIB), 100.0, 26 * GIB),
-    ];
-    for _ in 0..8 {
-        vms.push(with_usage(vm(vms.len(), Some(1), 1, 8 * GIB), 10.0, GIB));
-    }
+    let mut vms = hot_node_and_full_cool_node();
     vms.push(with_usage(vm(10, Some(2), 12, 24 * GIB), 93.34, 24 * GIB));
-    let s = snapshot(nodes, vms);
+    let s = snapshot((0..3).map(|i| node(i, 16, 64 * GIB)).collect(), vms);
     let c = DrsConfig {
         migration_threshold: 2,
         ..cfg()
@@ -958,14 +977,7 @@ fn relief_that_needs_more_moves_than_a_round_allows_is_carried_over_rounds() {
     let last = all.last().unwrap();
     assert_eq!((last.vm_name.as_str(), last.target_name.as_str()), ("vm-1", "node-1"));
     assert!(last.reason.contains("(step 5 of 5"), "{}", last.reason);
-    let mut end = s.clone();
-    for m in &all {
-        end.vms.iter_mut().find(|v| v.id == m.vm).unwrap().node = Some(m.target);
-    }
-    let after = run(&end, &c);
-    assert!(after.moves.is_empty(), "{:#?}", after.moves);
-    assert!(after.before.max_memory_percent < 85.0, "{:?}", after.before);
-    assert!(after.before.max_cpu_percent <= 75.0, "{:?}", after.before);
+    assert_relieved_after(&s, &c, &all);
 
     // A carried plan whose next step no longer holds is dropped, not forced: here the
     // cluster changed under it (node-2 filled up), so the third step cannot be made.
@@ -1000,19 +1012,11 @@ fn room_made_with_several_vms_relieves_a_hot_node_in_a_large_cluster() {
     // for one idle VM each, none for a busy one. Relief: four idle VMs leave node-1, one to
     // each of four busy nodes, then the 26 GiB VM takes their room; node-1 takes part in
     // five moves, so it is made over three rounds.
-    const GIB: u64 = 1024;
-    let nodes = (0..10).map(|i| node(i, 16, 64 * GIB)).collect();
-    let mut vms = vec![
-        with_usage(vm(0, Some(0), 4, 32 * GIB), 100.0, 30 * GIB),
-        with_usage(vm(1, Some(0), 4, 26 * GIB), 100.0, 26 * GIB),
-    ];
-    for _ in 0..8 {
-        vms.push(with_usage(vm(vms.len(), Some(1), 1, 8 * GIB), 10.0, GIB));
-    }
+    let mut vms = hot_node_and_full_cool_node();
     for n in 2..10 {
         vms.push(with_usage(vm(vms.len(), Some(n), 12, 56 * GIB), 93.34, 24 * GIB));
     }
-    let s = snapshot(nodes, vms);
+    let s = snapshot((0..10).map(|i| node(i, 16, 64 * GIB)).collect(), vms);
     let c = DrsConfig {
         migration_threshold: 2,
         ..cfg()
@@ -1037,12 +1041,5 @@ fn room_made_with_several_vms_relieves_a_hot_node_in_a_large_cluster() {
     );
     let targets: BTreeSet<&str> = all[..4].iter().map(|m| m.target_name.as_str()).collect();
     assert_eq!(targets.len(), 4, "one idle VM per busy node: {all:#?}");
-    let mut end = s.clone();
-    for m in &all {
-        end.vms.iter_mut().find(|v| v.id == m.vm).unwrap().node = Some(m.target);
-    }
-    let after = run(&end, &c);
-    assert!(after.moves.is_empty(), "{:#?}", after.moves);
-    assert!(after.before.max_memory_percent < 85.0, "{:?}", after.before);
-    assert!(after.before.max_cpu_percent <= 75.0, "{:?}", after.before);
+    assert_relieved_after(&s, &c, &all);
 }
