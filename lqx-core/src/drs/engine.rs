@@ -24,7 +24,8 @@
 //!   Otherwise the recommendation is FAILED with the reason and the caller gets
 //!   failed_precondition. One exception: when the target has no room yet and an open
 //!   recommendation moves a VM off it (room made for this one), the caller gets
-//!   failed_precondition naming that recommendation, and this one stays open. Then the status moves PENDING/APPROVED -> APPLYING by a
+//!   failed_precondition naming that recommendation, and this one stays open. Then the
+//!   status moves PENDING/APPROVED -> APPLYING by a
 //!   compare-and-swap in the store, so of two callers exactly one migrates; the other gets
 //!   failed_precondition ("already APPLYING"). A retry with the same `request_id` gets the
 //!   recommendation as it is now. The migration ends APPLIED or FAILED (with the reason).
@@ -886,8 +887,9 @@ impl DrsEngine {
     }
 
     /// The open recommendation that makes room on `r`'s target, when `r` is still on its
-    /// source and does not fit the target yet (a room-making move, or the first half of a swap or chain, not applied
-    /// yet): `r` is refused for now and stays open rather than failing.
+    /// source and does not fit the target yet (a room-making move, or the first half of a
+    /// swap or chain, not applied yet): `r` is refused for now and stays open rather than
+    /// failing.
     async fn waits_for(&self, r: &DrsRecommendation) -> Result<Option<DrsRecommendation>> {
         let open = self
             .store()
