@@ -68,9 +68,9 @@ pub struct DrsState {
     /// tolerance): the next run goes on even below the tolerance.
     #[serde(default)]
     pub balancing: bool,
-    /// A relief made over several rounds: the steps still to come.
+    /// Reliefs made over several rounds: the steps still to come (each on its own nodes).
     #[serde(default)]
-    pub staged: Option<StagedRelief>,
+    pub staged: Vec<StagedRelief>,
 }
 
 #[cfg(test)]
