@@ -114,7 +114,7 @@ pub struct RunSummary {
     pub failed: usize,
     /// VMs that must move but fit nowhere.
     pub unmovable: usize,
-    /// Steps of reliefs made over several rounds still to come, and the nodes they relieve.
+    /// Steps of a relief made over several rounds still to come, and the nodes it relieves.
     #[serde(default)]
     pub staged_steps_left: usize,
     #[serde(default)]
@@ -470,14 +470,13 @@ impl DrsEngine {
             applied: 0,
             failed: 0,
             unmovable: plan.unmovable.len(),
-            staged_steps_left: plan.state.staged.iter().map(|s| s.steps.len()).sum(),
-            staged_relieves: plan
-                .state
-                .staged
-                .iter()
-                .flat_map(|s| &s.relieves)
-                .map(|id| snap.node(*id).map_or_else(|| id.to_string(), |n| n.name.clone()))
-                .collect(),
+            staged_steps_left: plan.state.staged.as_ref().map_or(0, |s| s.steps.len()),
+            staged_relieves: plan.state.staged.as_ref().map_or_else(Vec::new, |s| {
+                s.relieves
+                    .iter()
+                    .map(|id| snap.node(*id).map_or_else(|| id.to_string(), |n| n.name.clone()))
+                    .collect()
+            }),
         };
         for u in &plan.unmovable {
             tracing::warn!(target: LOG, vm = %u.vm_name, node = %u.node_name, reason = %u.reason, "VM must move but fits nowhere");

@@ -68,9 +68,9 @@ pub struct DrsState {
     /// tolerance): the next run goes on even below the tolerance.
     #[serde(default)]
     pub balancing: bool,
-    /// Reliefs made over several rounds: the steps still to come (each on its own nodes).
+    /// A relief made over several rounds: the steps still to come.
     #[serde(default)]
-    pub staged: Vec<StagedRelief>,
+    pub staged: Option<StagedRelief>,
 }
 
 #[cfg(test)]

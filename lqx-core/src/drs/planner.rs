@@ -255,8 +255,8 @@ pub fn plan(
     };
 
     p.mandatory();
-    for carried in &state.staged {
-        next.staged.extend(p.continue_staged(carried));
+    if let Some(carried) = &state.staged {
+        next.staged = p.continue_staged(carried);
     }
     if level >= 2 && !hot.is_empty() {
         // Hottest first: by how far the node is over its relief line.
@@ -300,16 +300,23 @@ pub fn plan(
                 p = q;
             }
         }
-        // What is left hot needs more migrations on some host than a round allows: the
-        // first steps now, the rest carried to the next rounds (see `staged`).
-        let carried: Vec<NodeId> = next.staged.iter().flat_map(|c| c.relieves.iter().copied()).collect();
-        let still: Vec<usize> = hot
-            .iter()
-            .copied()
-            .filter(|&h| p.residual(&[h]) > EPS && !carried.contains(&snapshot.nodes[h].id))
-            .collect();
-        let started = p.start_staged_reliefs(&still);
-        next.staged.extend(started);
+        if next.staged.is_none() && p.residual(&hot) > EPS {
+            // What is left hot needs more migrations on some host than a round allows:
+            // the fewest moves (small clusters), else room made with several VMs; its
+            // first steps now, the rest carried to the next rounds (see `staged`).
+            let still: Vec<usize> = hot.iter().copied().filter(|&h| p.residual(&[h]) > EPS).collect();
+            let steps = p
+                .exact_relief(&still, exact::MAX_DEPTH, true)
+                .or_else(|| p.room_relief(&still));
+            if let Some(steps) = steps {
+                let mut q = p.clone();
+                let rest = q.start_staged(&still, &steps);
+                if q.moves.len() > p.moves.len() {
+                    p = q;
+                    next.staged = rest;
+                }
+            }
+        }
     }
     if let Some(t) = tol {
         // Schmitt trigger: balancing starts above the tolerance and, once started, goes on

@@ -350,8 +350,7 @@ fn exact_search_finds_a_three_move_chain() {
         "{}",
         p1.moves[0].reason
     );
-    let carried: Vec<usize> = p1.state.staged.iter().map(|s| s.steps.len()).collect();
-    assert_eq!(carried, [2]);
+    assert_eq!(p1.state.staged.as_ref().map(|s| s.steps.len()), Some(2));
     let all = settle(&s, &c1);
     let got: Vec<_> = all
         .iter()
@@ -922,16 +921,15 @@ fn level_five_looks_past_the_coolest_nodes_for_room() {
 
 const GIB: u64 = 1024;
 
-/// On 16-core / 64 GiB nodes: node `hot` hot (87.5 % memory) with two busy VMs of 32 and
-/// 26 GiB (vm-`first`, vm-`first+1`), node `hot+1` cool but fully allocated by eight idle
-/// 8 GiB VMs (the next eight).
-fn hot_node_and_full_cool_node(hot: usize, first: usize) -> Vec<VmSnapshot> {
+/// On 16-core / 64 GiB nodes: node-0 hot (87.5 % memory) with two busy VMs of 32 and 26 GiB
+/// (vm-0, vm-1), node-1 cool but fully allocated by eight idle 8 GiB VMs (vm-2..9).
+fn hot_node_and_full_cool_node() -> Vec<VmSnapshot> {
     let mut vms = vec![
-        with_usage(vm(first, Some(hot), 4, 32 * GIB), 100.0, 30 * GIB),
-        with_usage(vm(first + 1, Some(hot), 4, 26 * GIB), 100.0, 26 * GIB),
+        with_usage(vm(0, Some(0), 4, 32 * GIB), 100.0, 30 * GIB),
+        with_usage(vm(1, Some(0), 4, 26 * GIB), 100.0, 26 * GIB),
     ];
-    for k in 0..8 {
-        vms.push(with_usage(vm(first + 2 + k, Some(hot + 1), 1, 8 * GIB), 10.0, GIB));
+    for _ in 0..8 {
+        vms.push(with_usage(vm(vms.len(), Some(1), 1, 8 * GIB), 10.0, GIB));
     }
     vms
 }
@@ -956,7 +954,7 @@ fn relief_that_needs_more_moves_than_a_round_allows_is_carried_over_rounds() {
     // there, nor trade places with node-2's one VM. The only relief: four idle VMs leave
     // node-1 for node-2, then the 26 GiB VM takes their room: five moves, four of them on
     // node-1, more than one round allows.
-    let mut vms = hot_node_and_full_cool_node(0, 0);
+    let mut vms = hot_node_and_full_cool_node();
     vms.push(with_usage(vm(10, Some(2), 12, 24 * GIB), 93.34, 24 * GIB));
     let s = snapshot((0..3).map(|i| node(i, 16, 64 * GIB)).collect(), vms);
     let c = DrsConfig {
@@ -979,9 +977,7 @@ fn relief_that_needs_more_moves_than_a_round_allows_is_carried_over_rounds() {
     );
     assert_each_step_fits(&s, &first);
     assert!(first.after.nodes[2].cpu_percent <= 75.0, "{:?}", first.after.nodes[2]);
-    let [carried] = first.state.staged.as_slice() else {
-        panic!("one relief carried: {:?}", first.state.staged);
-    };
+    let carried = first.state.staged.clone().expect("the rest is carried");
     assert_eq!((carried.steps.len(), carried.total), (3, 5));
 
     let all = settle(&s, &c);
@@ -1010,7 +1006,7 @@ fn relief_that_needs_more_moves_than_a_round_allows_is_carried_over_rounds() {
         next.moves
     );
     assert!(
-        next.state.staged.iter().all(|s| s.total != 5),
+        next.state.staged.as_ref().is_none_or(|s| s.total != 5),
         "{:?}",
         next.state.staged
     );
@@ -1024,7 +1020,7 @@ fn room_made_with_several_vms_relieves_a_hot_node_in_a_large_cluster() {
     // for one idle VM each, none for a busy one. Relief: four idle VMs leave node-1, one to
     // each of four busy nodes, then the 26 GiB VM takes their room; node-1 takes part in
     // five moves, so it is made over three rounds.
-    let mut vms = hot_node_and_full_cool_node(0, 0);
+    let mut vms = hot_node_and_full_cool_node();
     for n in 2..10 {
         vms.push(with_usage(vm(vms.len(), Some(n), 12, 56 * GIB), 93.34, 24 * GIB));
     }
@@ -1053,38 +1049,5 @@ fn room_made_with_several_vms_relieves_a_hot_node_in_a_large_cluster() {
     );
     let targets: BTreeSet<&str> = all[..4].iter().map(|m| m.target_name.as_str()).collect();
     assert_eq!(targets.len(), 4, "one idle VM per busy node: {all:#?}");
-    assert_relieved_after(&s, &c, &all);
-}
-
-#[test]
-fn two_hot_nodes_are_relieved_over_rounds_side_by_side() {
-    // Sixteen 16-core / 64 GiB nodes: the cluster of the test above twice (node-0 hot with
-    // node-1 full of idle VMs, node-10 hot with node-11 full), and twelve busy nodes with
-    // 8 GiB free each. Both reliefs need room made with four VMs; they are carried side
-    // by side, on their own nodes, rather than one after the other.
-    let mut vms = hot_node_and_full_cool_node(0, 0);
-    vms.extend(hot_node_and_full_cool_node(10, 10));
-    for n in (2..10).chain(12..16) {
-        vms.push(with_usage(vm(20 + n, Some(n), 12, 56 * GIB), 93.34, 24 * GIB));
-    }
-    let s = snapshot((0..16).map(|i| node(i, 16, 64 * GIB)).collect(), vms);
-    let c = DrsConfig {
-        migration_threshold: 2,
-        ..cfg()
-    };
-    let first = run(&s, &c);
-    let sources: BTreeSet<&str> = first.moves.iter().map(|m| m.source_name.as_str()).collect();
-    assert_eq!(sources, BTreeSet::from(["node-1", "node-11"]), "{:#?}", first.moves);
-    assert_eq!(first.state.staged.len(), 2, "{:?}", first.state.staged);
-    assert_each_step_fits(&s, &first);
-
-    let all = settle(&s, &c);
-    assert_eq!(all.len(), 10, "{all:#?}");
-    let landed: Vec<_> = all
-        .iter()
-        .filter(|m| m.vm_name == "vm-1" || m.vm_name == "vm-11")
-        .map(|m| (m.vm_name.as_str(), m.target_name.as_str()))
-        .collect();
-    assert_eq!(landed, [("vm-1", "node-1"), ("vm-11", "node-11")]);
     assert_relieved_after(&s, &c, &all);
 }

@@ -19,7 +19,7 @@ const MAX_MAKERS: usize = 6;
 /// Hot nodes tried (the hottest), and (VM, destination) pairs compared per plan at most:
 /// with hundreds of hot nodes on fully allocated hosts this search finds little and must
 /// not cost the round its time.
-pub(super) const ROOM_HOT: usize = 4;
+const ROOM_HOT: usize = 4;
 const ROOM_WORK_BUDGET: u64 = 200_000;
 
 impl Planner<'_> {

@@ -16,8 +16,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::exact::{self, Step};
-use super::room::ROOM_HOT;
+use super::exact::Step;
 use super::{CPU, EPS, MEM, MoveKind, Planner};
 use crate::model::{NodeId, VmId};
 
@@ -57,36 +56,6 @@ impl Planner<'_> {
         let q = self.staged_start(&relieves, &steps, done, carried.total)?;
         *self = q;
         self.carry(&relieves, &steps[self.moves_made_of(&steps)..], carried.total)
-    }
-
-    /// Staged reliefs for the hot nodes `still` hot: on small clusters the fewest moves for
-    /// all of them (exact search), else room made with several VMs for each of the hottest
-    /// few, each on nodes no other staged relief uses. Makes their first steps; returns the
-    /// rest to carry.
-    pub(super) fn start_staged_reliefs(&mut self, still: &[usize]) -> Vec<StagedRelief> {
-        let mut out = Vec::new();
-        if still.is_empty() {
-            return out;
-        }
-        if let Some(steps) = self.exact_relief(still, exact::MAX_DEPTH, true) {
-            let made = self.moves.len();
-            let rest = self.start_staged(still, &steps);
-            if self.moves.len() > made {
-                out.extend(rest);
-                return out;
-            }
-        }
-        let mut order = still.to_vec();
-        order.sort_by(|a, b| self.heat(*b).total_cmp(&self.heat(*a)).then(a.cmp(b)));
-        for h in order.into_iter().take(ROOM_HOT) {
-            if self.residual(&[h]) <= EPS || !self.budget_left(h) {
-                continue;
-            }
-            if let Some(steps) = self.room_relief(&[h]) {
-                out.extend(self.start_staged(&[h], &steps));
-            }
-        }
-        out
     }
 
     /// Starts a relief planned without the per-host budget (`steps`, from the exact search):
