@@ -882,3 +882,32 @@ async fn full_automation_carries_a_relief_over_rounds_and_status_says_so() {
     let after = engine.run_once().await.unwrap().plan.before;
     assert!(after.max_memory_percent < 85.0, "{after:?}");
 }
+
+#[tokio::test]
+async fn a_replica_taking_over_plans_from_the_state_and_config_the_last_leader_stored() {
+    // Two replicas over one store, both opened at start-up; A leads first, then B.
+    let env = Env::new(HOT).await;
+    let held = DrsConfig {
+        hysteresis_hold_count: 2,
+        ..DrsConfig::default()
+    };
+    let a = env.engine_with(held.clone()).await;
+    let b = env.engine_with(held.clone()).await;
+    let first = a.run_once().await.unwrap();
+    assert!(
+        first.recommendations.is_empty(),
+        "hold count 2: the first sighting only counts"
+    );
+    // An UpdateDRSConfig taken by A (say, the replica the CLI reached).
+    let stored = DrsConfig {
+        migration_threshold: 2,
+        ..held.clone()
+    };
+    a.update_config(stored.clone()).await.unwrap();
+
+    // B takes over: it plans with A's hold count (second sighting) and A's config.
+    env.clock.advance(Duration::from_secs(300));
+    let second = b.run_once().await.unwrap();
+    assert!(!second.recommendations.is_empty(), "B must see A's first sighting");
+    assert_eq!(b.config(), stored);
+}

@@ -36,12 +36,14 @@
 //! - **Config.** The file's `drs:` section is the start value; after the first
 //!   UpdateDRSConfig the stored config (kv `drs.config`) wins, also over the file after a
 //!   restart. The hysteresis state and recent migrations are stored after every run (kv
-//!   `drs.state`), so a restart keeps the hold counts and the no-ping-pong window.
+//!   `drs.state`) and read back before every run, so a restart, or another replica taking
+//!   over as leader, keeps the hold counts, the no-ping-pong window and a relief carried
+//!   over rounds (and the leader sees an UpdateDRSConfig taken by another replica).
 //! - Every step is logged (`tracing`, target `lqx::drs`) and published as a `drs` event
 //!   (CREATED, UPDATED (refreshed or APPLYING), APPROVED, REJECTED, APPLIED, FAILED,
 //!   EXPIRED; and STATE_CHANGED for the engine after each run).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -436,6 +438,8 @@ impl DrsEngine {
 
     /// One analysis now (RunAnalysis and the loop): plan, persist, automate, clean up.
     pub async fn run_once(&self) -> Result<RunReport> {
+        let _run = self.inner.run_lock.lock().await;
+        self.reload_shared().await?;
         let config = self.config();
         if !config.enabled {
             return Err(Error::precondition("DRS is disabled; enable it with UpdateDRSConfig"));
@@ -445,7 +449,6 @@ impl DrsEngine {
                 "this control plane is not the leader; DRS runs on the leader",
             ));
         }
-        let _run = self.inner.run_lock.lock().await;
         let now = self.now();
         let mut snap = self.inner.compute.snapshot().await?;
         self.observe(&snap, now);
@@ -597,6 +600,36 @@ impl DrsEngine {
             recommendations,
             plan,
         })
+    }
+
+    /// Takes the config and the planner's state (hysteresis counts, recent migrations, a
+    /// relief carried over rounds) from the store: another replica may have led (and
+    /// changed them) since this one last ran, or taken an UpdateDRSConfig. Unreadable or
+    /// absent values leave what this replica holds.
+    async fn reload_shared(&self) -> Result<()> {
+        if let Some((v, _)) = self.store().kv_get(CONFIG_KEY).await?
+            && let Ok(c) = serde_json::from_str::<DrsConfig>(&v)
+            && c.validate().is_ok()
+        {
+            *self.inner.config.write().unwrap_or_else(|p| p.into_inner()) = c;
+        }
+        if let Some((v, _)) = self.store().kv_get(STATE_KEY).await?
+            && let Ok(p) = serde_json::from_str::<Persisted>(&v)
+        {
+            let mut m = self.memory();
+            m.state = p.state;
+            // Migrations sampled here since then are not in the store yet: keep them too.
+            let mut records = p.history.records;
+            let stored: HashSet<(VmId, DateTime<Utc>)> = records.iter().map(|r| (r.vm, r.at)).collect();
+            for r in std::mem::take(&mut m.history.records) {
+                if !stored.contains(&(r.vm, r.at)) {
+                    records.push(r);
+                }
+            }
+            records.sort_by_key(|r| r.at);
+            m.history.records = records;
+        }
+        Ok(())
     }
 
     async fn persist(&self) -> Result<()> {
