@@ -54,7 +54,7 @@ impl Planner<'_> {
             let v = self.snap.vms.iter().position(|v| v.id == s.vm)?;
             steps.push((v, index(&s.source)?, index(&s.target)?));
         }
-        let done = carried.total - steps.len();
+        let done = carried.total.saturating_sub(steps.len());
         let q = self.staged_start(&relieves, &steps, done, carried.total)?;
         *self = q;
         self.carry(&relieves, &steps[self.moves_made_of(&steps)..], carried.total)
