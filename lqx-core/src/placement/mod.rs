@@ -203,7 +203,7 @@ pub(crate) enum Filter {
 }
 
 impl Filter {
-    fn is_capacity(self) -> bool {
+    pub(crate) fn is_capacity(self) -> bool {
         matches!(self, Filter::Cpu | Filter::Memory)
     }
 }

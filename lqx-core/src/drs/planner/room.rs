@@ -75,17 +75,12 @@ impl Planner<'_> {
     /// allocation) until VM `a` of `s` fits on `t` under its line; None when it cannot.
     /// Returns the memory copied and the steps.
     fn make_room(&mut self, a: usize, s: usize, t: usize, cool: &[usize], work: &mut u64) -> Option<(f64, Vec<Step>)> {
-        let vm_a = &self.snap.vms[a];
-        let node_t = &self.snap.nodes[t];
-        let p = &vm_a.placement;
-        // Placement policy and anti-affinity (a group member on t stays: makers are light
-        // VMs, not the ones in the way).
-        if !self.nodes[t].accepts
-            || p.excluded_nodes.contains(&node_t.id)
-            || (!p.required_nodes.is_empty() && !p.required_nodes.contains(&node_t.id))
-            || p.anti_affinity_group
-                .as_deref()
-                .is_some_and(|g| self.occ.group_count(g, t) > 0)
+        // Every filter but allocation, which the makers are for (a group member on t stays:
+        // makers are light VMs, not the ones in the way).
+        if self
+            .occ
+            .check(self.snap, t, &self.snap.vms[a].req())
+            .is_some_and(|f| !f.is_capacity())
         {
             return None;
         }

@@ -114,17 +114,10 @@ impl Planner<'_> {
         let mut fit = 0;
         for &(v, s, t) in steps {
             let vm = &self.snap.vms[v];
-            let ok = self.vm_node[v] == Some(s)
-                && self.movable(v)
-                && self.nodes[t].accepts
-                && slots[s] > 0
-                && slots[t] > 0
-                && !vm.placement.excluded_nodes.contains(&self.snap.nodes[t].id)
-                && (vm.placement.required_nodes.is_empty()
-                    || vm.placement.required_nodes.contains(&self.snap.nodes[t].id));
-            if !ok {
+            if self.vm_node[v] != Some(s) || !self.movable(v) || slots[s] == 0 || slots[t] == 0 {
                 break;
             }
+            // The target's phase, placement policy, anti-affinity and allocation.
             let group = vm.placement.anti_affinity_group.as_deref();
             occ.remove(s, vm.cpu_cores, vm.memory_mib, group);
             if occ.check(self.snap, t, &vm.req()).is_some() {
