@@ -377,6 +377,15 @@ fn run(sc: Scenario, hosts: usize, quick: bool, level: u8, slots: u32) -> Row {
             hottest.memory_percent,
             on.len()
         );
+        // How many hosts are how far above the hottest one's level less 1, 2, 5 points.
+        let top = util(&hottest);
+        let above = |d: f64| last_after.nodes.iter().filter(|n| util(n) > top - d).count();
+        eprintln!(
+            "hosts within 1 / 2 / 5 points of the hottest: {} / {} / {}",
+            above(1.0),
+            above(2.0),
+            above(5.0)
+        );
         // How much allocation room the cluster has left, and where.
         let mut free: Vec<u64> = s
             .nodes
