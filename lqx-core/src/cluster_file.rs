@@ -403,11 +403,22 @@ pub struct UnmovableReport {
     pub reason: String,
 }
 
+/// A hot node DRS found no relief for (its use once the planned moves are made).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UnrelievedReport {
+    pub node: String,
+    pub cpu_percent: f64,
+    pub memory_percent: f64,
+}
+
 /// What `lqx drs simulate --cluster FILE -o json` prints.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SimulationReport {
     pub recommendations: Vec<SimulatedRecommendation>,
     pub unmovable: Vec<UnmovableReport>,
+    /// Hot nodes still above a threshold where the simulation ends.
+    #[serde(default)]
+    pub unrelieved: Vec<UnrelievedReport>,
     pub before: ReportMetrics,
     pub after: ReportMetrics,
     pub moves: usize,
@@ -488,6 +499,15 @@ pub fn simulate_drs_rounds(
                 vm: u.vm_name.clone(),
                 node: u.node_name.clone(),
                 reason: u.reason.clone(),
+            })
+            .collect(),
+        unrelieved: last
+            .unrelieved
+            .iter()
+            .map(|n| UnrelievedReport {
+                node: n.name.clone(),
+                cpu_percent: n.cpu_percent,
+                memory_percent: n.memory_percent,
             })
             .collect(),
         before: (&first.before).into(),

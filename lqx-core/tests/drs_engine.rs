@@ -9,13 +9,16 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use lqx_core::ErrorKind;
+use lqx_core::alert::conditions;
 use lqx_core::compute::{Compute, Hosts};
-use lqx_core::driver::sim::SimRegistry;
+use lqx_core::driver::DriverError;
+use lqx_core::driver::sim::{SimOp, SimRegistry};
 use lqx_core::drs::engine::{DrsEngine, EngineOptions};
 use lqx_core::events::{EventBus, EventBusConfig};
+use lqx_core::ha::manager::EventAlerts;
 use lqx_core::model::{
-    AuditFilter, AuditResult, AutomationLevel, DrsConfig, EventType, ProjectId, RecommendationStatus as St,
-    ResourceType, SubscriptionFilter,
+    AlertSeverity, AuditFilter, AuditResult, AutomationLevel, DrsConfig, EventType, ProjectId,
+    RecommendationStatus as St, ResourceType, SubscriptionFilter,
 };
 use lqx_core::store::Store;
 
@@ -910,4 +913,138 @@ async fn a_replica_taking_over_plans_from_the_state_and_config_the_last_leader_s
     let second = b.run_once().await.unwrap();
     assert!(!second.recommendations.is_empty(), "B must see A's first sighting");
     assert_eq!(b.config(), stored);
+}
+
+/// node-1 runs one VM using 28 of its 32 cores (87.5 %): moving it would make node-2 as hot.
+const TOO_LARGE: &str = "
+nodes:
+  - {name: node-1, cpu_cores: 32, memory_mib: 131072}
+  - {name: node-2, cpu_cores: 32, memory_mib: 131072}
+vms:
+  - {name: bigdb, node: node-1, cpu_cores: 28, memory_mib: 65536, usage: {cpu_percent: 100, memory_mib: 60000}}
+  - {name: small-1, node: node-2, cpu_cores: 2, memory_mib: 4096, usage: {cpu_percent: 50, memory_mib: 2048}}
+";
+
+fn with_alerts(env: &Env, sink: &Arc<EventAlerts>) -> EngineOptions {
+    EngineOptions {
+        alerts: Some(sink.clone()),
+        ..env.options()
+    }
+}
+
+fn open_alerts(sink: &EventAlerts, condition: &str) -> Vec<String> {
+    sink.open()
+        .into_iter()
+        .filter(|a| a.condition == condition)
+        .map(|a| a.source_name)
+        .collect()
+}
+
+#[tokio::test]
+async fn a_hot_node_drs_cannot_relieve_is_alerted_until_it_is_not_hot() {
+    let env = Env::new(TOO_LARGE).await;
+    let sink = Arc::new(EventAlerts::new(env.compute.events.clone()));
+    let engine = DrsEngine::open(
+        env.compute.clone(),
+        config(AutomationLevel::Manual),
+        with_alerts(&env, &sink),
+    )
+    .await
+    .unwrap();
+    let r = engine.run_once().await.unwrap();
+    assert!(r.recommendations.is_empty(), "{:?}", r.recommendations);
+    let names: Vec<&str> = r.plan.unrelieved.iter().map(|n| n.name.as_str()).collect();
+    assert_eq!(names, ["node-1"]);
+    assert_eq!(open_alerts(&sink, conditions::DRS_NODE_UNRELIEVED), ["node-1"]);
+    let alert = sink.open().remove(0);
+    assert!(alert.message.contains("CPU 87.5% > 80%"), "{}", alert.message);
+    assert_eq!(alert.severity, AlertSeverity::Warning);
+    let status = engine.status().await.unwrap();
+    let line = status.last_run.unwrap().describe();
+    assert!(line.contains("node-1 stay(s) hot: no relief found"), "{line}");
+
+    // Still hot: the same alert stays open (one per node).
+    env.clock.advance(Duration::from_secs(300));
+    engine.run_once().await.unwrap();
+    assert_eq!(open_alerts(&sink, conditions::DRS_NODE_UNRELIEVED), ["node-1"]);
+
+    // Another engine (a restart, or a replica taking over) knows the alert is open and
+    // resolves it once the node no longer counts as hot (an operator raised the threshold).
+    let next = DrsEngine::open(
+        env.compute.clone(),
+        config(AutomationLevel::Manual),
+        with_alerts(&env, &sink),
+    )
+    .await
+    .unwrap();
+    next.update_config(DrsConfig {
+        threshold_cpu: 90.0,
+        ..config(AutomationLevel::Manual)
+    })
+    .await
+    .unwrap();
+    env.clock.advance(Duration::from_secs(300));
+    let r = next.run_once().await.unwrap();
+    assert!(r.plan.unrelieved.is_empty());
+    assert!(sink.open().is_empty(), "{:?}", sink.open());
+}
+
+#[tokio::test]
+async fn a_relieved_hot_node_raises_no_alert() {
+    let env = Env::new(HOT).await;
+    let sink = Arc::new(EventAlerts::new(env.compute.events.clone()));
+    let engine = DrsEngine::open(
+        env.compute.clone(),
+        config(AutomationLevel::Manual),
+        with_alerts(&env, &sink),
+    )
+    .await
+    .unwrap();
+    let r = engine.run_once().await.unwrap();
+    assert!(!r.recommendations.is_empty());
+    assert!(r.plan.unrelieved.is_empty(), "{:?}", r.plan.unrelieved);
+    assert!(sink.open().is_empty(), "{:?}", sink.open());
+}
+
+#[tokio::test]
+async fn a_failed_drs_migration_is_alerted_until_one_of_the_vm_succeeds() {
+    let env = Env::new(HOT).await;
+    let sink = Arc::new(EventAlerts::new(env.compute.events.clone()));
+    let engine = DrsEngine::open(
+        env.compute.clone(),
+        config(AutomationLevel::Manual),
+        with_alerts(&env, &sink),
+    )
+    .await
+    .unwrap();
+    let recs = engine.run_once().await.unwrap().recommendations;
+    let first = recs[0].clone();
+    let source = env._sims.get("sim://node-1").unwrap();
+    for op in [SimOp::MigrateOut, SimOp::Define] {
+        source.fail_next(op, DriverError::Unavailable("link down".into()));
+    }
+    let failed = engine.apply(first.id, "alice", None, true).await.unwrap();
+    assert_eq!(failed.status, St::Failed, "{failed:?}");
+    let failed_alerts = open_alerts(&sink, conditions::DRS_APPLY_FAILED);
+    assert_eq!(failed_alerts, std::slice::from_ref(&first.vm_name));
+    let alert = sink.open().remove(0);
+    assert!(alert.message.contains(&first.id.to_string()), "{}", alert.message);
+    assert!(alert.message.contains("link down"), "{}", alert.message);
+
+    // The next run recommends the move again; this time it goes through and the alert is
+    // resolved.
+    source.clear_failures();
+    env.clock.advance(Duration::from_secs(300));
+    let again = engine.run_once().await.unwrap().recommendations;
+    let retry = again
+        .iter()
+        .find(|r| r.vm_id == first.vm_id)
+        .expect("the move is recommended again");
+    let done = engine.apply(retry.id, "alice", None, true).await.unwrap();
+    assert_eq!(done.status, St::Applied, "{done:?}");
+    assert!(
+        open_alerts(&sink, conditions::DRS_APPLY_FAILED).is_empty(),
+        "{:?}",
+        sink.open()
+    );
 }

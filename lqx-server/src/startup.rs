@@ -116,8 +116,11 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // DRS and HA run only on the leader.
     let leader =
         lqx_core::leader::LeaderHandle::start(store.clone(), config.leader.clone(), lqx_core::leader::holder_id());
+    // Alerts (with webhooks) and the server's own host checks; DRS and HA raise them too.
+    let alerts = crate::services::alert::start(&compute).context("starting alerts")?;
     let drs_options = lqx_core::drs::engine::EngineOptions {
         leader: Some(leader.leading()),
+        alerts: Some(std::sync::Arc::new(alerts.clone())),
         ..Default::default()
     };
     let drs = lqx_core::drs::engine::DrsEngine::open(compute.clone(), config.drs.clone(), drs_options)
@@ -128,8 +131,6 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // Remote hosts: their agents' links, desired state rebuilt from the store.
     let agents = lqx_core::compute::agents::Agents::new(compute.clone(), crate::agent::timing(&config));
     agents.restore().await.context("restoring agent nodes")?;
-    // Alerts (with webhooks) and the server's own host checks.
-    let alerts = crate::services::alert::start(&compute).context("starting alerts")?;
     let ha = crate::services::ha::start(&config, &compute, &leader, &agents, &alerts)?;
     let api = Api::new(
         config.clone(),

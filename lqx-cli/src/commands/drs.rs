@@ -278,6 +278,12 @@ fn simulate(app: &App, a: DrsSimulateArgs) -> CliResult<()> {
                 app.printer
                     .warn(&format!("{} on {} cannot move: {}", u.vm, u.node, u.reason));
             }
+            for n in &report.unrelieved {
+                app.printer.warn(&format!(
+                    "{} stays hot ({:.1}% CPU, {:.1}% memory): no relief found",
+                    n.node, n.cpu_percent, n.memory_percent
+                ));
+            }
         }
     }
     Ok(())

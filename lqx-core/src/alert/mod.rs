@@ -49,6 +49,8 @@ pub mod conditions {
     pub const CLUSTER_CAPACITY_LOW: &str = "cluster.capacity_low";
     pub const CLUSTER_IMBALANCED: &str = "cluster.imbalanced";
     pub const DRS_APPLY_FAILED: &str = "drs.apply_failed";
+    pub const DRS_NODE_UNRELIEVED: &str = "drs.node_unrelieved";
+    pub const DRS_VM_UNMOVABLE: &str = "drs.vm_unmovable";
     pub const SYSTEM_LEADER_LOST: &str = "system.leader_lost";
     pub const SYSTEM_WEBHOOK_FAILING: &str = "system.webhook_failing";
 }

@@ -39,6 +39,10 @@
 //!   `drs.state`) and read back before every run, so a restart, or another replica taking
 //!   over as leader, keeps the hold counts, the no-ping-pong window and a relief carried
 //!   over rounds (and the leader sees an UpdateDRSConfig taken by another replica).
+//! - **Alerts** (`drs::alerts`): a hot node DRS cannot relieve, a VM that must move but
+//!   fits nowhere, and a failed DRS migration raise an alert; the first two resolve on the
+//!   first run where they no longer hold, the last when a later DRS migration of the VM
+//!   succeeds.
 //! - Every step is logged (`tracing`, target `lqx::drs`) and published as a `drs` event
 //!   (CREATED, UPDATED (refreshed or APPLYING), APPROVED, REJECTED, APPLIED, FAILED,
 //!   EXPIRED; and STATE_CHANGED for the engine after each run).
@@ -51,8 +55,10 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, watch};
 
+use super::alerts::{self, Alerted};
 use super::{DrsPlan, DrsState, MigrationHistory, UsageSmoother, plan};
 use crate::compute::Compute;
+use crate::ha::manager::AlertSink;
 use crate::model::{
     AuditEntry, AuditResult, AutomationLevel, DrsConfig, DrsRecommendation, EventDraft, EventType, NodeId, ProjectId,
     RecommendationId, RecommendationStatus as St, ResourceType, VmId, VmState,
@@ -85,6 +91,8 @@ pub struct EngineOptions {
     pub sample_interval: Duration,
     /// Age at which open recommendations expire and finished ones are deleted.
     pub retention: Duration,
+    /// Where the engine's alerts go (see `drs::alerts`); none: only logs and events.
+    pub alerts: Option<Arc<dyn AlertSink>>,
 }
 
 impl Default for EngineOptions {
@@ -95,6 +103,7 @@ impl Default for EngineOptions {
             smoothing_half_life: Duration::from_secs(120),
             sample_interval: Duration::from_secs(30),
             retention: Duration::from_secs(24 * 3600),
+            alerts: None,
         }
     }
 }
@@ -121,6 +130,9 @@ pub struct RunSummary {
     pub staged_steps_left: usize,
     #[serde(default)]
     pub staged_relieves: Vec<String>,
+    /// Hot nodes DRS found no relief for (alerted as `drs.node_unrelieved`).
+    #[serde(default)]
+    pub unrelieved: Vec<String>,
 }
 
 impl RunSummary {
@@ -141,6 +153,12 @@ impl RunSummary {
                 "; relief of {} goes on over the next rounds ({} more move(s))",
                 self.staged_relieves.join(", "),
                 self.staged_steps_left
+            ));
+        }
+        if !self.unrelieved.is_empty() {
+            s.push_str(&format!(
+                "; {} stay(s) hot: no relief found",
+                self.unrelieved.join(", ")
             ));
         }
         s
@@ -178,6 +196,9 @@ struct Persisted {
     state: DrsState,
     history: MigrationHistory,
     last_run: Option<RunSummary>,
+    /// The plan alerts left open (resolved by whichever replica runs next).
+    #[serde(default)]
+    alerted: Alerted,
 }
 
 struct Memory {
@@ -187,6 +208,7 @@ struct Memory {
     /// Where each VM was at the last sample.
     placement: HashMap<VmId, NodeId>,
     last_run: Option<RunSummary>,
+    alerted: Alerted,
 }
 
 struct Inner {
@@ -234,6 +256,7 @@ impl DrsEngine {
             history: persisted.history,
             placement: HashMap::new(),
             last_run: persisted.last_run,
+            alerted: persisted.alerted,
         };
         let engine = DrsEngine {
             inner: Arc::new(Inner {
@@ -480,9 +503,27 @@ impl DrsEngine {
                     .map(|id| snap.node(*id).map_or_else(|| id.to_string(), |n| n.name.clone()))
                     .collect()
             }),
+            unrelieved: plan.unrelieved.iter().map(|n| n.name.clone()).collect(),
         };
         for u in &plan.unmovable {
             tracing::warn!(target: LOG, vm = %u.vm_name, node = %u.node_name, reason = %u.reason, "VM must move but fits nowhere");
+        }
+        for n in &plan.unrelieved {
+            tracing::warn!(target: LOG, node = %n.name, cpu = n.cpu_percent, memory = n.memory_percent, "hot node DRS cannot relieve");
+        }
+        let changes = {
+            let mut m = self.memory();
+            let changes = alerts::plan_alerts(&plan, &config, &m.alerted);
+            m.alerted = changes.open.clone();
+            changes
+        };
+        if let Some(sink) = &self.inner.opts.alerts {
+            for d in changes.raise {
+                sink.raise(d).await;
+            }
+            for k in changes.resolve {
+                sink.resolve(k).await;
+            }
         }
 
         // Reconcile the plan with the open recommendations.
@@ -618,6 +659,7 @@ impl DrsEngine {
         {
             let mut m = self.memory();
             m.state = p.state;
+            m.alerted = p.alerted;
             // Migrations sampled here since then are not in the store yet: keep them too.
             let mut records = p.history.records;
             let stored: HashSet<(VmId, DateTime<Utc>)> = records.iter().map(|r| (r.vm, r.at)).collect();
@@ -639,6 +681,7 @@ impl DrsEngine {
                 state: m.state.clone(),
                 history: m.history.clone(),
                 last_run: m.last_run.clone(),
+                alerted: m.alerted.clone(),
             })
             .map_err(Error::internal)?
         };
@@ -910,6 +953,12 @@ impl DrsEngine {
             return self.get(a.id).await;
         }
         self.publish(kind, &a, now);
+        if let Some(sink) = &self.inner.opts.alerts {
+            match a.status {
+                St::Failed => sink.raise(alerts::apply_failed(&a)).await,
+                _ => sink.resolve(alerts::apply_failed_key(a.vm_id)).await,
+            }
+        }
         self.persist().await?;
         Ok(a)
     }

@@ -76,6 +76,7 @@
 //!   `migration_bandwidth_mib_per_second`, plus a second for the switch-over.
 
 #[cfg(feature = "server")]
+pub mod alerts;
 pub mod engine;
 mod history;
 mod planner;

@@ -117,6 +117,10 @@ pub struct ClusterMetrics {
 pub struct DrsPlan {
     pub moves: Vec<PlannedMove>,
     pub unmovable: Vec<UnmovableVm>,
+    /// Hot nodes (levels 2-5) still above a threshold once the plan is made, with no move
+    /// off them and no relief carried to later rounds: DRS found no way to relieve them.
+    #[serde(default)]
+    pub unrelieved: Vec<NodeMetrics>,
     pub before: ClusterMetrics,
     /// The cluster as it would be after every move.
     pub after: ClusterMetrics,
@@ -233,7 +237,7 @@ pub fn plan(
     let mut hot = Vec::new();
     for (i, n) in snapshot.nodes.iter().enumerate() {
         let l = &p.nodes[i];
-        if l.ready && (l.util(CPU) * 100.0 > config.threshold_cpu || l.util(MEM) * 100.0 > config.threshold_memory) {
+        if l.ready && p.over_threshold(i) {
             let streak = state.hot_streak.get(&n.id).copied().unwrap_or(0) + 1;
             next.hot_streak.insert(n.id, streak);
             if streak >= hold {
@@ -336,10 +340,25 @@ pub fn plan(
         }
     }
     let after = p.metrics();
+    // A hot node with moves off it this round, or a relief carried to later rounds, is being
+    // worked on (the per-host budget may be what keeps it hot for now).
+    let relieved_later = next.staged.as_ref().map_or(&[][..], |s| &s.relieves[..]);
+    let unrelieved = if level >= 2 {
+        hot.iter()
+            .map(|&i| (i, snapshot.nodes[i].id))
+            .filter(|&(i, id)| {
+                p.over_threshold(i) && !relieved_later.contains(&id) && !p.moves.iter().any(|m| m.source == id)
+            })
+            .map(|(i, _)| after.nodes[i].clone())
+            .collect()
+    } else {
+        Vec::new()
+    };
     lift_priorities(&mut p.moves);
     DrsPlan {
         moves: p.moves,
         unmovable: p.unmovable,
+        unrelieved,
         before,
         after,
         state: next,
@@ -540,6 +559,12 @@ impl<'a> Planner<'a> {
             max_memory_percent: nodes.iter().map(|n| n.memory_percent).fold(0.0, f64::max),
             nodes,
         }
+    }
+
+    /// Above the CPU or the memory threshold (a hot node, once it has held).
+    fn over_threshold(&self, i: usize) -> bool {
+        let l = &self.nodes[i];
+        l.util(CPU) * 100.0 > self.cfg.threshold_cpu || l.util(MEM) * 100.0 > self.cfg.threshold_memory
     }
 
     fn movable(&self, v: usize) -> bool {
