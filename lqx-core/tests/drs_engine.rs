@@ -1048,3 +1048,41 @@ async fn a_failed_drs_migration_is_alerted_until_one_of_the_vm_succeeds() {
         sink.open()
     );
 }
+
+/// node-1 goes into maintenance; its VM needs 96 GiB and node-2 has 64 GiB free until
+/// `filler` is deleted.
+const NOWHERE_TO_GO: &str = "
+nodes:
+  - {name: node-1, cpu_cores: 16, memory_mib: 131072}
+  - {name: node-2, cpu_cores: 16, memory_mib: 131072}
+vms:
+  - {name: big, node: node-1, cpu_cores: 4, memory_mib: 98304, usage: {cpu_percent: 10, memory_mib: 8192}}
+  - {name: filler, node: node-2, cpu_cores: 2, memory_mib: 65536, usage: {cpu_percent: 10, memory_mib: 4096}}
+";
+
+#[tokio::test]
+async fn a_vm_that_must_move_but_fits_nowhere_is_alerted_until_it_fits() {
+    let env = Env::new(NOWHERE_TO_GO).await;
+    let sink = Arc::new(EventAlerts::new(env.compute.events.clone()));
+    let engine = DrsEngine::open(
+        env.compute.clone(),
+        config(AutomationLevel::Manual),
+        with_alerts(&env, &sink),
+    )
+    .await
+    .unwrap();
+    env.compute.enter_maintenance("node-1", false).await.unwrap();
+    let r = engine.run_once().await.unwrap();
+    assert!(r.recommendations.is_empty(), "{:?}", r.recommendations);
+    assert_eq!(open_alerts(&sink, conditions::DRS_VM_UNMOVABLE), ["big"]);
+    let alert = sink.open().remove(0);
+    assert!(alert.message.starts_with("big must leave node-1"), "{}", alert.message);
+
+    // Room appears: the evacuation is recommended and the alert resolved.
+    env.compute.delete_vm("filler", ProjectId::DEFAULT, true).await.unwrap();
+    env.clock.advance(Duration::from_secs(300));
+    let r = engine.run_once().await.unwrap();
+    assert_eq!(r.recommendations.len(), 1, "{:?}", r.summary);
+    assert!(r.recommendations[0].mandatory);
+    assert!(sink.open().is_empty(), "{:?}", sink.open());
+}
