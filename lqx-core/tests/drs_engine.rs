@@ -925,10 +925,20 @@ vms:
   - {name: small-1, node: node-2, cpu_cores: 2, memory_mib: 4096, usage: {cpu_percent: 50, memory_mib: 2048}}
 ";
 
-fn with_alerts(env: &Env, sink: &Arc<EventAlerts>) -> EngineOptions {
-    EngineOptions {
-        alerts: Some(sink.clone()),
-        ..env.options()
+impl Env {
+    /// An engine in manual mode whose alerts go to `sink` (kept in memory by `EventAlerts`).
+    async fn alerting_engine(&self, sink: &Arc<EventAlerts>) -> DrsEngine {
+        let opts = EngineOptions {
+            alerts: Some(sink.clone()),
+            ..self.options()
+        };
+        DrsEngine::open(self.compute.clone(), config(AutomationLevel::Manual), opts)
+            .await
+            .unwrap()
+    }
+
+    fn alert_sink(&self) -> Arc<EventAlerts> {
+        Arc::new(EventAlerts::new(self.compute.events.clone()))
     }
 }
 
@@ -943,14 +953,8 @@ fn open_alerts(sink: &EventAlerts, condition: &str) -> Vec<String> {
 #[tokio::test]
 async fn a_hot_node_drs_cannot_relieve_is_alerted_until_it_is_not_hot() {
     let env = Env::new(TOO_LARGE).await;
-    let sink = Arc::new(EventAlerts::new(env.compute.events.clone()));
-    let engine = DrsEngine::open(
-        env.compute.clone(),
-        config(AutomationLevel::Manual),
-        with_alerts(&env, &sink),
-    )
-    .await
-    .unwrap();
+    let sink = env.alert_sink();
+    let engine = env.alerting_engine(&sink).await;
     let r = engine.run_once().await.unwrap();
     assert!(r.recommendations.is_empty(), "{:?}", r.recommendations);
     let names: Vec<&str> = r.plan.unrelieved.iter().map(|n| n.name.as_str()).collect();
@@ -970,13 +974,7 @@ async fn a_hot_node_drs_cannot_relieve_is_alerted_until_it_is_not_hot() {
 
     // Another engine (a restart, or a replica taking over) knows the alert is open and
     // resolves it once the node no longer counts as hot (an operator raised the threshold).
-    let next = DrsEngine::open(
-        env.compute.clone(),
-        config(AutomationLevel::Manual),
-        with_alerts(&env, &sink),
-    )
-    .await
-    .unwrap();
+    let next = env.alerting_engine(&sink).await;
     next.update_config(DrsConfig {
         threshold_cpu: 90.0,
         ..config(AutomationLevel::Manual)
@@ -992,14 +990,8 @@ async fn a_hot_node_drs_cannot_relieve_is_alerted_until_it_is_not_hot() {
 #[tokio::test]
 async fn a_relieved_hot_node_raises_no_alert() {
     let env = Env::new(HOT).await;
-    let sink = Arc::new(EventAlerts::new(env.compute.events.clone()));
-    let engine = DrsEngine::open(
-        env.compute.clone(),
-        config(AutomationLevel::Manual),
-        with_alerts(&env, &sink),
-    )
-    .await
-    .unwrap();
+    let sink = env.alert_sink();
+    let engine = env.alerting_engine(&sink).await;
     let r = engine.run_once().await.unwrap();
     assert!(!r.recommendations.is_empty());
     assert!(r.plan.unrelieved.is_empty(), "{:?}", r.plan.unrelieved);
@@ -1009,14 +1001,8 @@ async fn a_relieved_hot_node_raises_no_alert() {
 #[tokio::test]
 async fn a_failed_drs_migration_is_alerted_until_one_of_the_vm_succeeds() {
     let env = Env::new(HOT).await;
-    let sink = Arc::new(EventAlerts::new(env.compute.events.clone()));
-    let engine = DrsEngine::open(
-        env.compute.clone(),
-        config(AutomationLevel::Manual),
-        with_alerts(&env, &sink),
-    )
-    .await
-    .unwrap();
+    let sink = env.alert_sink();
+    let engine = env.alerting_engine(&sink).await;
     let recs = engine.run_once().await.unwrap().recommendations;
     let first = recs[0].clone();
     let source = env._sims.get("sim://node-1").unwrap();
@@ -1063,20 +1049,20 @@ vms:
 #[tokio::test]
 async fn a_vm_that_must_move_but_fits_nowhere_is_alerted_until_it_fits() {
     let env = Env::new(NOWHERE_TO_GO).await;
-    let sink = Arc::new(EventAlerts::new(env.compute.events.clone()));
-    let engine = DrsEngine::open(
-        env.compute.clone(),
-        config(AutomationLevel::Manual),
-        with_alerts(&env, &sink),
-    )
-    .await
-    .unwrap();
+    let sink = env.alert_sink();
+    let engine = env.alerting_engine(&sink).await;
     env.compute.enter_maintenance("node-1", false).await.unwrap();
     let r = engine.run_once().await.unwrap();
     assert!(r.recommendations.is_empty(), "{:?}", r.recommendations);
     assert_eq!(open_alerts(&sink, conditions::DRS_VM_UNMOVABLE), ["big"]);
     let alert = sink.open().remove(0);
-    assert!(alert.message.starts_with("big must leave node-1"), "{}", alert.message);
+    assert!(
+        alert
+            .message
+            .starts_with("big on node-1: node-1 is in maintenance, but it cannot move"),
+        "{}",
+        alert.message
+    );
 
     // Room appears: the evacuation is recommended and the alert resolved.
     env.compute.delete_vm("filler", ProjectId::DEFAULT, true).await.unwrap();

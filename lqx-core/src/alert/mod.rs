@@ -26,6 +26,14 @@ pub mod webhook;
 
 pub use proto::{severities_from_proto, test_response};
 
+/// Where a leader loop's alerts go (HA, DRS): the alert service when there is one.
+pub trait AlertSink: Send + Sync + 'static {
+    /// Raises (or refreshes, dedupe is the sink's) an alert.
+    fn raise(&self, draft: AlertDraft) -> futures::future::BoxFuture<'_, ()>;
+    /// The condition cleared: resolve its open alert, if any.
+    fn resolve(&self, key: AlertKey) -> futures::future::BoxFuture<'_, ()>;
+}
+
 use crate::model::{
     Alert, AlertDraft, AlertFilter, AlertId, AlertKey, AlertSeverity, AlertSourceType, AlertSummary, NodeId, VmId,
     WebhookEvent,

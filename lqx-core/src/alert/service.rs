@@ -431,14 +431,14 @@ impl Alerts {
     }
 }
 
-/// The HA manager's alerts go through the service (dedupe, events, webhooks); failures are
-/// logged, never returned to the manager's loop.
-impl crate::ha::manager::AlertSink for Alerts {
+/// HA's and DRS's alerts go through the service (dedupe, events, webhooks); failures are
+/// logged, never returned to their loops.
+impl super::AlertSink for Alerts {
     fn raise(&self, draft: AlertDraft) -> futures::future::BoxFuture<'_, ()> {
         Box::pin(async move {
             let key = draft.key();
             if let Err(e) = Alerts::raise(self, draft).await {
-                tracing::error!(error = %e, %key, "raising an HA alert failed");
+                tracing::error!(error = %e, %key, "raising an alert failed");
             }
         })
     }
@@ -446,7 +446,7 @@ impl crate::ha::manager::AlertSink for Alerts {
     fn resolve(&self, key: AlertKey) -> futures::future::BoxFuture<'_, ()> {
         Box::pin(async move {
             if let Err(e) = self.clear(&key).await {
-                tracing::error!(error = %e, %key, "resolving an HA alert failed");
+                tracing::error!(error = %e, %key, "resolving an alert failed");
             }
         })
     }

@@ -1,7 +1,7 @@
 //! The alerts of the DRS engine, for what an operator must act on because DRS cannot:
-//! - `drs.node_unrelieved` (host): a hot node the plan leaves above its threshold, with no
-//!   relief carried to later rounds either (every move would make another node hot, break
-//!   allocation or placement rules, or there is nowhere to go);
+//! - `drs.node_unrelieved` (host): a hot node the plan leaves above its threshold with no
+//!   move off it and no relief carried to later rounds (every move would make another node
+//!   hot or break allocation or placement rules);
 //! - `drs.vm_unmovable` (VM): a VM that must move (maintenance, broken placement rules) but
 //!   fits on no node, so the evacuation cannot finish;
 //! - `drs.apply_failed` (VM): a DRS migration that failed (automatic or not).
@@ -73,10 +73,8 @@ pub fn plan_alerts(plan: &DrsPlan, config: &DrsConfig, before: &Alerted) -> Aler
             AlertSeverity::Warning,
             conditions::DRS_VM_UNMOVABLE,
             format!("{} cannot leave {}", u.vm_name, u.node_name),
-            format!(
-                "{} must leave {} ({}) but fits on no other node",
-                u.vm_name, u.node_name, u.reason
-            ),
+            // The reason says why it must move and why it cannot.
+            format!("{} on {}: {}", u.vm_name, u.node_name, u.reason),
         ));
         open.unmovable.insert(u.vm);
     }

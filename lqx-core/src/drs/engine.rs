@@ -57,8 +57,8 @@ use tokio::sync::{Notify, watch};
 
 use super::alerts::{self, Alerted};
 use super::{DrsPlan, DrsState, MigrationHistory, UsageSmoother, plan};
+use crate::alert::AlertSink;
 use crate::compute::Compute;
-use crate::ha::manager::AlertSink;
 use crate::model::{
     AuditEntry, AuditResult, AutomationLevel, DrsConfig, DrsRecommendation, EventDraft, EventType, NodeId, ProjectId,
     RecommendationId, RecommendationStatus as St, ResourceType, VmId, VmState,

@@ -66,13 +66,7 @@ const KEY_STATUS: &str = "status";
 const COND_FAILOVER_PAUSED: &str = "cluster.failover_paused";
 const COND_HA_HELD: &str = "vm.ha_held";
 
-/// Where the manager's alerts go (the alert service when there is one).
-pub trait AlertSink: Send + Sync + 'static {
-    /// Raises (or refreshes, dedupe is the sink's) an alert.
-    fn raise(&self, draft: AlertDraft) -> BoxFuture<'_, ()>;
-    /// The condition cleared: resolve its open alert, if any.
-    fn resolve(&self, key: AlertKey) -> BoxFuture<'_, ()>;
-}
+pub use crate::alert::AlertSink;
 
 /// An [`AlertSink`] for when no alert service is wired: each alert becomes an HA event
 /// (`payload.alert`) and a log line, and the open ones are kept in memory.
