@@ -23,7 +23,7 @@
 //!   moves the deviation). When a level-5 round finds no balancing move worth it and the
 //!   fullest node is still more than 3 points above the mean, it makes peak moves: off
 //!   the nodes furthest above the mean, the move with the most drop per unit of cost in
-//!   the larger excess of its source and target (at least half a point), whatever it does
+//!   the larger excess of its source and target (at least a quarter point), whatever it does
 //!   to the squared sum (which may keep a node high because it trades one resource against
 //!   the other, or favours filling small nodes); targets are the coolest of each node size
 //!   that have allocation left, and, when none has room for the VM, the nodes furthest below
