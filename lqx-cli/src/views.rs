@@ -1044,6 +1044,8 @@ pub struct DrsStatusView {
     pub pending_count: u32,
     pub applying_count: u32,
     pub last_run_summary: String,
+    /// Hot nodes the last run found no relief for.
+    pub unrelieved_nodes: Vec<String>,
 }
 
 impl From<&drspb::DrsStatus> for DrsStatusView {
@@ -1055,6 +1057,7 @@ impl From<&drspb::DrsStatus> for DrsStatusView {
             pending_count: s.pending_count,
             applying_count: s.applying_count,
             last_run_summary: s.last_run_summary.clone(),
+            unrelieved_nodes: s.unrelieved_nodes.clone(),
         }
     }
 }

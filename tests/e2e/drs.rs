@@ -342,6 +342,15 @@ async fn a_hot_host_drs_cannot_relieve_is_an_alert_and_in_the_status() {
             summary.contains("node-1 stay(s) hot: no relief found"),
             "{engine:?}: {status}"
         );
+        assert_eq!(status["unrelieved_nodes"], json!(["node-1"]), "{engine:?}: {status}");
+        // At a terminal, `lqx drs status` says it under the table.
+        let out = cli.command(&["drs", "status"]).output().unwrap();
+        assert!(out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("node-1 stays hot: DRS found no relief"),
+            "{engine:?}: {stderr}"
+        );
         // Raised through the alert service (asynchronously to the run's answer).
         let mut found = None;
         for _ in 0..50 {

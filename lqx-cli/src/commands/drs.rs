@@ -32,7 +32,13 @@ pub async fn run(app: App, c: DrsCmd) -> CliResult<()> {
     match c {
         DrsCmd::Status => {
             let s = rpc!(sess, DrsServiceClient, get_drs_status, pb::GetDrsStatusRequest {})?;
-            app.printer.one(&DrsStatusView::from(&s))
+            app.printer.one(&DrsStatusView::from(&s))?;
+            for n in &s.unrelieved_nodes {
+                app.printer.warn(&format!(
+                    "{n} stays hot: DRS found no relief (alert drs.node_unrelieved)"
+                ));
+            }
+            Ok(())
         }
         DrsCmd::List { status } => {
             let mut all = Vec::new();

@@ -205,6 +205,7 @@ fn status_out(s: &DrsStatusReport) -> pb::DrsStatus {
         pending_count: s.pending + s.approved,
         applying_count: s.applying,
         last_run_summary: s.last_run.as_ref().map(|r| r.describe()).unwrap_or_default(),
+        unrelieved_nodes: s.last_run.as_ref().map(|r| r.unrelieved.clone()).unwrap_or_default(),
     }
 }
 
