@@ -575,6 +575,29 @@ fn check_plan(case: &Case, c: &DrsConfig, p: &DrsPlan) -> Result<(), TestCaseErr
     for (n, k) in touches {
         prop_assert!(k <= case.budget, "{} non-mandatory moves on {}", k, n);
     }
+    // Reported unrelieved: above a threshold once the plan is made, nothing planned off it,
+    // and every hot node that ends so is reported (levels 2-5).
+    let over = |n: &crate::drs::NodeMetrics| n.cpu_percent > c.threshold_cpu || n.memory_percent > c.threshold_memory;
+    for u in &p.unrelieved {
+        prop_assert!(over(u), "{:?} reported unrelieved but not hot", u);
+        prop_assert!(
+            !p.moves.iter().any(|m| m.source == u.id),
+            "{} unrelieved with a move off it",
+            u.name
+        );
+    }
+    if c.migration_threshold >= 2 && p.state.staged.is_none() {
+        for (b, a) in p.before.nodes.iter().zip(&p.after.nodes) {
+            let ready = s.node(a.id).is_some_and(|n| n.phase == crate::model::NodePhase::Ready);
+            if ready && over(b) && over(a) && !p.moves.iter().any(|m| m.source == a.id) {
+                prop_assert!(
+                    p.unrelieved.iter().any(|u| u.id == a.id),
+                    "{} stays hot unreported",
+                    a.name
+                );
+            }
+        }
+    }
     // `after` is what the snapshot looks like once applied.
     let again = plan(
         &after,
