@@ -89,10 +89,14 @@ struct Env {
 
 impl Env {
     async fn new(yaml: &str) -> Env {
+        Env::with_sims(yaml, SimRegistry::new()).await
+    }
+
+    /// Like `new`, on hosts already in `sims` (made with their own `SimConfig`) where named so.
+    async fn with_sims(yaml: &str, sims: SimRegistry) -> Env {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path().join("lqx.db").to_str().unwrap()).await.unwrap();
         let compute = Compute::new(store, Hosts::default(), EventBus::new(EventBusConfig::default()));
-        let sims = SimRegistry::new();
         let snap = lqx_core::cluster_file::parse(yaml).unwrap();
         lqx_core::compute::sim::load_cluster(&compute, &sims, &snap)
             .await
@@ -1071,4 +1075,61 @@ async fn a_vm_that_must_move_but_fits_nowhere_is_alerted_until_it_fits() {
     assert_eq!(r.recommendations.len(), 1, "{:?}", r.summary);
     assert!(r.recommendations[0].mandatory);
     assert!(sink.open().is_empty(), "{:?}", sink.open());
+}
+
+/// node-1 and node-2 go into maintenance; their VMs fit one per remaining node, so the two
+/// evacuations touch disjoint hosts.
+const TWO_DISJOINT_MOVES: &str = "
+nodes:
+  - {name: node-1, cpu_cores: 16, memory_mib: 16384}
+  - {name: node-2, cpu_cores: 16, memory_mib: 16384}
+  - {name: node-3, cpu_cores: 16, memory_mib: 16384}
+  - {name: node-4, cpu_cores: 16, memory_mib: 16384}
+vms:
+  - {name: x, node: node-1, cpu_cores: 2, memory_mib: 12288}
+  - {name: y, node: node-2, cpu_cores: 2, memory_mib: 12288}
+";
+
+#[tokio::test]
+async fn automation_migrates_on_disjoint_hosts_at_once() {
+    // Live migration copies 16 GiB a second: each move takes 0.75 s.
+    let sims = SimRegistry::new();
+    for n in ["node-1", "node-2", "node-3", "node-4"] {
+        let c = lqx_core::driver::sim::SimConfig {
+            migration_mib_per_sec: 16 * 1024,
+            ..lqx_core::driver::sim::SimConfig::with_capacity(16, 16384)
+        };
+        sims.get_or_create(&format!("sim://{n}"), c).unwrap();
+    }
+    let env = Env::with_sims(TWO_DISJOINT_MOVES, sims).await;
+    let engine = env.engine(AutomationLevel::Partial).await;
+    for n in ["node-1", "node-2"] {
+        env.compute.enter_maintenance(n, false).await.unwrap();
+    }
+    let seq = env.compute.events.last_sequence();
+    let r = engine.run_once().await.unwrap();
+    assert_eq!(r.summary.applied, 2, "{:?}", r.summary);
+    let mut ends = [env.node_of("x").await, env.node_of("y").await];
+    ends.sort();
+    assert_eq!(ends, ["node-3", "node-4"]);
+    // Both went APPLYING before either was APPLIED (one at a time: APPLYING, APPLIED,
+    // APPLYING, APPLIED).
+    let f = SubscriptionFilter::all().resource_type(ResourceType::Drs);
+    let steps: Vec<EventType> = env
+        .compute
+        .events
+        .recent(&f, seq, 100)
+        .into_iter()
+        .map(|e| e.event_type)
+        .filter(|t| matches!(t, EventType::Updated | EventType::Applied))
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            EventType::Updated,
+            EventType::Updated,
+            EventType::Applied,
+            EventType::Applied
+        ]
+    );
 }

@@ -16,8 +16,10 @@
 //!   makes is EXPIRED. No move is recommended for a VM with one APPLYING.
 //! - **Automation.** manual: everything stays PENDING; partial: mandatory moves
 //!   (evacuation, broken placement policy) are applied at once; full: every move is. The
-//!   engine applies through the same path as ApplyRecommendation, one migration at a time,
-//!   in plan order (mandatory first, hottest node first, room made before it is used).
+//!   engine applies through the same path as ApplyRecommendation, in plan order (mandatory
+//!   first, hottest node first, room made before it is used) on every host, and up to
+//!   `max_parallel_migrations` (8) at once on disjoint hosts: a move waits while one of its
+//!   hosts is migrating or has an earlier move still to make.
 //! - **Applying** revalidates against the cluster as it is now: the VM must still exist, be
 //!   on the source and (unless the move is mandatory) run; the target must accept VMs and
 //!   still fit it (placement on a fresh snapshot, the VM's own allocation excluded).
@@ -93,6 +95,8 @@ pub struct EngineOptions {
     pub retention: Duration,
     /// Where the engine's alerts go (see `drs::alerts`); none: only logs and events.
     pub alerts: Option<Arc<dyn AlertSink>>,
+    /// Migrations automation runs at once (each on hosts no other one touches).
+    pub max_parallel_migrations: usize,
 }
 
 impl Default for EngineOptions {
@@ -104,6 +108,7 @@ impl Default for EngineOptions {
             sample_interval: Duration::from_secs(30),
             retention: Duration::from_secs(24 * 3600),
             alerts: None,
+            max_parallel_migrations: 8,
         }
     }
 }
@@ -595,7 +600,7 @@ impl DrsEngine {
         // Automation, in plan order: mandatory moves first, then the hottest node's relief,
         // and a move that makes room always before the move that uses it (sorting by
         // priority alone would run a relief before the room for it is there).
-        let auto: Vec<RecommendationId> = ours
+        let mut pending: Vec<(RecommendationId, NodeId, NodeId)> = ours
             .iter()
             .filter(|r| r.status == St::Pending || r.status == St::Approved)
             .filter(|r| match config.automation_level {
@@ -603,18 +608,42 @@ impl DrsEngine {
                 AutomationLevel::Partial => r.mandatory,
                 AutomationLevel::Full => true,
             })
-            .map(|r| r.id)
+            .map(|r| (r.id, r.source_node_id, r.target_node_id))
             .collect();
         let who = format!("{ENGINE_ACTOR} (automation {})", config.automation_level.as_str());
-        for id in auto {
-            let res = self.apply(id, &who, None, true).await;
+        // Several at once on disjoint hosts; on each host in plan order (see `startable`).
+        let mut running = futures::stream::FuturesUnordered::new();
+        let mut busy: HashSet<NodeId> = HashSet::new();
+        let mut fatal: Option<Error> = None;
+        let cap = self.inner.opts.max_parallel_migrations.max(1);
+        loop {
+            if fatal.is_none() {
+                let hosts: Vec<(NodeId, NodeId)> = pending.iter().map(|&(_, s, t)| (s, t)).collect();
+                for i in startable(&hosts, &busy, cap - running.len()).into_iter().rev() {
+                    let (id, s, t) = pending.remove(i);
+                    busy.extend([s, t]);
+                    let who = &who;
+                    running.push(async move { (id, s, t, self.apply(id, who, None, true).await) });
+                }
+            }
+            // In-flight migrations always run to their end, even after an error.
+            let Some((id, s, t, res)) = futures::StreamExt::next(&mut running).await else {
+                break;
+            };
+            busy.remove(&s);
+            busy.remove(&t);
             self.audit_automatic(id, &res, config.automation_level).await;
             match res {
                 Ok(r) if r.status == St::Applied => summary.applied += 1,
                 Ok(_) => summary.failed += 1,
                 Err(e) if e.kind == ErrorKind::FailedPrecondition => summary.failed += 1,
-                Err(e) => return Err(e),
+                Err(e) => {
+                    fatal.get_or_insert(e);
+                }
             }
+        }
+        if let Some(e) = fatal {
+            return Err(e);
         }
 
         summary.expired += self.cleanup_at(now).await?;
@@ -1077,11 +1106,52 @@ impl DrsEngine {
     }
 }
 
+/// Which of `pending` (moves as (source, target), in plan order) may start now, at most
+/// `slots` of them, with the `busy` hosts migrating: a move starts when neither of its hosts
+/// is busy or touched by an earlier pending move. So on every host the moves keep plan
+/// order (room is made before the move that uses it, and each revalidates against the
+/// hosts as a one-at-a-time run would leave them), and the moves running at once touch
+/// disjoint hosts.
+fn startable(pending: &[(NodeId, NodeId)], busy: &HashSet<NodeId>, slots: usize) -> Vec<usize> {
+    let mut blocked = busy.clone();
+    let mut out = Vec::new();
+    for (i, &(s, t)) in pending.iter().enumerate() {
+        if out.len() < slots && !blocked.contains(&s) && !blocked.contains(&t) {
+            out.push(i);
+        }
+        blocked.extend([s, t]);
+    }
+    out
+}
+
 fn not_open(id: RecommendationId, status: St, verb: &str) -> Error {
     match status {
         St::Applying | St::Applied => Error::precondition(format!("recommendation {id} is already {status}")),
         s => Error::precondition(format!(
             "recommendation {id} is {s}; only a PENDING or APPROVED recommendation can be {verb}"
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn startable_keeps_plan_order_per_host_and_disjoint_hosts() {
+        let [a, b, c, d, e, f] = [(); 6].map(|_| NodeId::new());
+        // a->b, c->d, b->e (waits for a->b: b), e->f (waits: e is in the earlier b->e),
+        // d->a (waits: d and a).
+        let plan = [(a, b), (c, d), (b, e), (e, f), (d, a)];
+        assert_eq!(startable(&plan, &HashSet::new(), 8), [0, 1]);
+        // At most `slots`.
+        assert_eq!(startable(&plan, &HashSet::new(), 1), [0]);
+        assert!(startable(&plan, &HashSet::new(), 0).is_empty());
+        // a->b finished, c->d still running: b->e may start; e->f waits for it, d->a for c->d.
+        let busy: HashSet<NodeId> = [c, d].into();
+        assert_eq!(startable(&plan[2..], &busy, 8), [0]);
+        // A host busy from outside the plan holds back every move on it.
+        let busy: HashSet<NodeId> = [f].into();
+        assert_eq!(startable(&[(e, f), (a, b)], &busy, 8), [1]);
     }
 }
