@@ -511,6 +511,31 @@ fn run(sc: Scenario, hosts: usize, quick: bool, level: u8, slots: u32) -> Row {
     }
 }
 
+/// The cluster the bench generates for `sc` at `hosts` hosts, as a cluster file.
+fn cluster_file(sc: Scenario, hosts: usize) -> String {
+    let s = generate(sc, hosts, 42 + hosts as u64);
+    let mut out = format!(
+        "# {} at {hosts} hosts, as the DRS bench generates it (--dump).\nnodes:\n",
+        sc.name()
+    );
+    for n in &s.nodes {
+        out += &format!(
+            "  - {{name: {}, cpu_cores: {}, memory_mib: {}}}\n",
+            n.name, n.cpu_cores, n.memory_mib
+        );
+    }
+    out += "vms:\n";
+    for v in &s.vms {
+        let node = s.node(v.node.expect("placed")).expect("known").name.clone();
+        let u = v.usage.expect("measured");
+        out += &format!(
+            "  - {{name: {}, node: {node}, cpu_cores: {}, memory_mib: {}, usage: {{cpu_percent: {:.3}, memory_mib: {}}}}}\n",
+            v.name, v.cpu_cores, v.memory_mib, u.cpu_percent, u.memory_used_mib
+        );
+    }
+    out
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let quick = args.iter().any(|a| a == "--quick");
@@ -526,6 +551,23 @@ fn main() {
     let only_hosts: Option<usize> = arg("--hosts").and_then(|h| h.parse().ok());
     // `--slots N`: migrations per host per round (max_concurrent_migrations_per_host).
     let slots: u32 = arg("--slots").and_then(|h| h.parse().ok()).unwrap_or(2);
+    // `--dump FILE` with `--only` and `--hosts`: writes that cluster as a cluster file (for
+    // `lqx drs simulate` or a scenario test) instead of benchmarking.
+    if let (Some(file), Some(o), Some(h)) = (arg("--dump"), &only, only_hosts) {
+        let sc = [
+            Scenario::OneHot,
+            Scenario::Bimodal,
+            Scenario::Gradient,
+            Scenario::Heterogeneous,
+            Scenario::Zipf,
+            Scenario::AntiCorrelated,
+        ]
+        .into_iter()
+        .find(|sc| sc.name().to_lowercase().contains(o.as_str()))
+        .expect("--only names a scenario");
+        std::fs::write(&file, cluster_file(sc, h)).expect("writing the cluster file");
+        return;
+    }
     let scenarios = [
         Scenario::OneHot,
         Scenario::Bimodal,

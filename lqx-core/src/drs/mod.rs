@@ -57,7 +57,12 @@
 //!   cool, fully allocated node leave it for nodes with room, then a VM of the hot node
 //!   takes their place). The first steps that fit are made; the rest is carried in the
 //!   state to the next rounds, checked again each round, and dropped when a step no
-//!   longer holds or the node has cooled.
+//!   longer holds or the node has cooled. In a cluster of at most 8 nodes where a hot node
+//!   gets no move at all in a round, the relief greedy and room relief find without the
+//!   per-host budget is carried the same way when it leaves less heat, and only if it can
+//!   be made round after round to its end: it may trade VMs through the hot node (light
+//!   VMs come in to make room elsewhere before its heavy one leaves), the hot node never
+//!   fuller than when the relief began.
 //! - **Balancing** moves the VM with the best gain per unit of cost (memory to copy) from
 //!   one of the hottest nodes to one of the coolest; when allocation keeps every VM off the
 //!   coolest, to a warmer node with room; failing that it swaps two VMs between a hot and

@@ -266,28 +266,7 @@ pub fn plan(
         // Hottest first: by how far the node is over its relief line.
         hot.sort_by(|a, b| p.heat(*b).total_cmp(&p.heat(*a)).then(a.cmp(b)));
         let base = p.clone();
-        p.relieve_all(&hot, TargetRule::LeastHot);
-        if hot.len() <= 4 && p.residual(&hot) > 0.0 {
-            // Greedy got stuck: retry with other node orders (all of them for a few hot
-            // nodes) and the best-fit target rule; keep what leaves the least heat, then
-            // the fewest moves.
-            let orders = permutations(&hot);
-            let mut best = p;
-            'search: for order in &orders {
-                for rule in [TargetRule::LeastHot, TargetRule::BestFit] {
-                    let mut q = base.clone();
-                    q.relieve_all(order, rule);
-                    let (rq, rb) = (q.residual(&hot), best.residual(&hot));
-                    if rq < rb - EPS || (rq <= rb + EPS && q.moves.len() < best.moves.len()) {
-                        best = q;
-                    }
-                    if best.residual(&hot) <= 0.0 {
-                        break 'search;
-                    }
-                }
-            }
-            p = best;
-        }
+        p.relieve_best(&hot);
         // Small clusters: the fewest moves, found exactly, when the greedy plan is not
         // already as short as the lower bound or leaves a node hot.
         if p.nodes.len() <= exact::MAX_NODES {
@@ -299,7 +278,7 @@ pub fn plan(
                 exact::MAX_DEPTH
             };
             if let Some(steps) = base.exact_relief(&hot, max, false) {
-                let mut q = base;
+                let mut q = base.clone();
                 q.make_steps(&hot, &steps, 0, steps.len());
                 p = q;
             }
@@ -314,8 +293,26 @@ pub fn plan(
                 .or_else(|| p.room_relief(&still));
             if let Some(steps) = steps {
                 let mut q = p.clone();
-                let rest = q.start_staged(&still, &steps);
+                let rest = q.start_staged(&still, &steps, false);
                 if q.moves.len() > p.moves.len() {
+                    p = q;
+                    next.staged = rest;
+                }
+            }
+        }
+        // A hot node this round's plan does not even start on (its relief needs a trade the
+        // per-host budget does not allow)...
+        let untouched = hot.iter().any(|&h| {
+            let id = snapshot.nodes[h].id;
+            p.residual(&[h]) > EPS && !p.moves[base.moves.len()..].iter().any(|m| m.source == id)
+        });
+        if next.staged.is_none() && untouched && p.nodes.len() <= exact::MAX_NODES {
+            // ...in a small cluster: what greedy and room relief do without the budget, made
+            // over several rounds (see `staged`), when it leaves less heat in the end.
+            if let Some(steps) = base.unbudgeted_relief(&hot, p.residual(&hot)) {
+                let mut q = base.clone();
+                let rest = q.start_staged(&hot, &steps, true);
+                if q.moves.len() > base.moves.len() {
                     p = q;
                     next.staged = rest;
                 }
@@ -381,6 +378,9 @@ struct Planner<'a> {
     node_vms: Vec<Vec<usize>>,
     occ: Occupancy,
     used: Vec<u32>,
+    /// Migrations per host in this plan (the config's, or unbounded for a relief planned
+    /// over several rounds).
+    budget: u32,
     moved: Vec<bool>,
     recent: Vec<bool>,
     /// Relief line per resource, as a fraction: threshold minus margin.
@@ -456,6 +456,7 @@ impl<'a> Planner<'a> {
             key: vec![0; nodes.len()],
             initial_percent: nodes.iter().map(|n| n.util(CPU).max(n.util(MEM)) * 100.0).collect(),
             used: vec![0; nodes.len()],
+            budget: cfg.max_concurrent_migrations_per_host,
             moved: vec![false; snap.vms.len()],
             recent,
             line,
@@ -496,7 +497,7 @@ impl<'a> Planner<'a> {
     }
 
     fn budget_left(&self, i: usize) -> bool {
-        self.used[i] < self.cfg.max_concurrent_migrations_per_host
+        self.used[i] < self.budget
     }
 
     /// (Re)files node `i` in the source and target sets.
@@ -719,6 +720,30 @@ impl<'a> Planner<'a> {
         best
     }
 
+    /// Relieves `hot` (hottest first) greedily; when that leaves heat, other node orders (all
+    /// of them for a few hot nodes) and the best-fit target rule are tried, and what leaves
+    /// the least heat, then the fewest moves, is kept.
+    fn relieve_best(&mut self, hot: &[usize]) {
+        let base = self.clone();
+        self.relieve_all(hot, TargetRule::LeastHot);
+        if hot.len() > 4 || self.residual(hot) <= 0.0 {
+            return;
+        }
+        for order in &permutations(hot) {
+            for rule in [TargetRule::LeastHot, TargetRule::BestFit] {
+                let mut q = base.clone();
+                q.relieve_all(order, rule);
+                let (rq, rb) = (q.residual(hot), self.residual(hot));
+                if rq < rb - EPS || (rq <= rb + EPS && q.moves.len() < self.moves.len()) {
+                    *self = q;
+                }
+                if self.residual(hot) <= 0.0 {
+                    return;
+                }
+            }
+        }
+    }
+
     fn relieve_all(&mut self, order: &[usize], rule: TargetRule) {
         for &s in order {
             self.relieve(s, rule);
@@ -757,6 +782,19 @@ impl<'a> Planner<'a> {
                     l.util(MEM) * 100.0,
                     self.cfg.threshold_memory
                 ));
+            }
+            if parts.is_empty() {
+                // No longer hot, still above its relief line: a relief carried over rounds.
+                for (r, what) in [(CPU, "CPU"), (MEM, "memory")] {
+                    if l.util(r) > self.line[r] + EPS {
+                        parts.push(format!(
+                            "{what} {:.0}% > {:.0}%",
+                            l.util(r) * 100.0,
+                            self.line[r] * 100.0
+                        ));
+                    }
+                }
+                return format!("{} is above its relief line ({})", n.name, parts.join(", "));
             }
             format!("{} is hot ({})", n.name, parts.join(", "))
         }
@@ -829,7 +867,7 @@ impl<'a> Planner<'a> {
     }
 
     fn slots(&self, i: usize) -> u32 {
-        self.cfg.max_concurrent_migrations_per_host.saturating_sub(self.used[i])
+        self.budget.saturating_sub(self.used[i])
     }
 
     /// Two moves that together relieve `s` when no single one can: VM `b` leaves target `t`

@@ -510,6 +510,11 @@ fn arb_case() -> impl Strategy<Value = Case> {
 }
 
 fn check_plan(case: &Case, c: &DrsConfig, p: &DrsPlan) -> Result<(), TestCaseError> {
+    check_plan_from(case, c, &DrsState::default(), p)
+}
+
+/// `check_plan` for a plan made from `state` (a relief carried from earlier rounds).
+fn check_plan_from(case: &Case, c: &DrsConfig, state: &DrsState, p: &DrsPlan) -> Result<(), TestCaseError> {
     let s = &case.snap;
     let mut after = s.clone();
     p.apply(&mut after);
@@ -569,7 +574,23 @@ fn check_plan(case: &Case, c: &DrsConfig, p: &DrsPlan) -> Result<(), TestCaseErr
             let b = &mandatory_done.nodes[ti];
             let swap_back = p.moves.iter().any(|o| o.source == m.target && !o.mandatory)
                 && tm.cpu_percent.max(tm.memory_percent) < b.cpu_percent.max(b.memory_percent);
-            prop_assert!(under || swap_back, "{:?} made hot by {:#?}", tm, p.moves);
+            // A relief over several rounds that trades through the hot node it relieves may
+            // load it again before it sheds, never above how full it was when it started.
+            let ceiling = [state.staged.as_ref(), p.state.staged.as_ref()]
+                .into_iter()
+                .flatten()
+                .filter_map(|r| {
+                    let k = r.relieves.iter().position(|&n| n == m.target)?;
+                    r.ceilings.get(k).copied()
+                })
+                .fold(f64::NEG_INFINITY, f64::max);
+            let below_ceiling = tm.cpu_percent.max(tm.memory_percent) < ceiling * 100.0;
+            prop_assert!(
+                under || swap_back || below_ceiling,
+                "{:?} made hot by {:#?}",
+                tm,
+                p.moves
+            );
         }
     }
     for (n, k) in touches {
@@ -578,8 +599,12 @@ fn check_plan(case: &Case, c: &DrsConfig, p: &DrsPlan) -> Result<(), TestCaseErr
     // Reported unrelieved: above a threshold once the plan is made, nothing planned off it,
     // and every hot node that ends so is reported (levels 2-5).
     let over = |n: &crate::drs::NodeMetrics| n.cpu_percent > c.threshold_cpu || n.memory_percent > c.threshold_memory;
+    // Metrics are rounded to hundredths: 80.004 % is hot and reads 80.0.
+    let over_rounded = |n: &crate::drs::NodeMetrics| {
+        n.cpu_percent >= c.threshold_cpu - 0.005 || n.memory_percent >= c.threshold_memory - 0.005
+    };
     for u in &p.unrelieved {
-        prop_assert!(over(u), "{:?} reported unrelieved but not hot", u);
+        prop_assert!(over_rounded(u), "{:?} reported unrelieved but not hot", u);
         prop_assert!(
             !p.moves.iter().any(|m| m.source == u.id),
             "{} unrelieved with a move off it",
@@ -664,7 +689,7 @@ proptest! {
             }
             rounds += 1;
             prop_assert!(rounds <= 40, "no convergence after 40 rounds");
-            check_plan(&Case { snap: snap.clone(), ..case.clone() }, &c, &p)?;
+            check_plan_from(&Case { snap: snap.clone(), ..case.clone() }, &c, &state, &p)?;
             for m in &p.moves {
                 history.record(m.vm, m.source, m.target, t0());
             }

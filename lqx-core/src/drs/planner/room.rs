@@ -130,7 +130,7 @@ impl Planner<'_> {
             // a trade, the hot node ending cooler once `a` has left (several for one).
             // At most as many as can go in the round `a` leaves (the hot node must not stay
             // hotter at a round's end).
-            let back_room = backs + 1 < self.cfg.max_concurrent_migrations_per_host as usize;
+            let back_room = backs + 1 < self.budget as usize;
             let back = || {
                 let lb = self.vm_load[b];
                 let light = [CPU, MEM].into_iter().all(|r| lb[r] * 4.0 <= la[r] + EPS);

@@ -4,7 +4,8 @@
 //! else room made with several VMs, `room.rs`); this round makes the longest start of it
 //! that fits the budget, and the rest is carried in the state to the next rounds. One such
 //! relief is carried at a time (carrying several side by side was tried: it undid the
-//! 96-host gains and took the anti-correlated 1,000-host round 1 to 246 ms). Carrying it (rather than searching again) matters: the next round's search
+//! 96-host gains and took the anti-correlated 1,000-host round 1 to 246 ms). Carrying it
+//! (rather than searching again) matters: the next round's search
 //! may not find the same continuation, and the first steps, once the no-ping-pong window
 //! has passed, would be undone by balancing and made again for ever.
 //!
@@ -15,6 +16,15 @@
 //! the rest of the plan, as does a round in which no node it relieves is above its line
 //! any more. The nodes of the steps still to come take no other moves meanwhile, so the
 //! room made is not taken by something else.
+//!
+//! Small clusters, a hot node this round does not even start on: the relief greedy and
+//! room relief find with no per-host budget (`unbudgeted_relief`) is carried instead when
+//! it leaves less heat, and only when a dry run shows it can be made round after round to
+//! its end (a plan dropped half way leaves its first steps for balancing to undo, a cycle
+//! the settling property test found). Such a plan may trade through the hot node: light VMs
+//! come to it to make room elsewhere before its heavy VM leaves, so at a round's end it
+//! may be fuller than at the round's start, but never fuller than when the plan began
+//! (`ceilings`).
 
 use serde::{Deserialize, Serialize};
 
@@ -31,6 +41,10 @@ pub struct StagedRelief {
     pub steps: Vec<StagedStep>,
     /// Steps of the whole plan (for "step k of n").
     pub total: usize,
+    /// Per relieved node, its fuller resource (a fraction) when the plan started, for plans
+    /// that may load it again before it sheds (trades through the hot node); empty: none may.
+    #[serde(default)]
+    pub ceilings: Vec<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -55,18 +69,86 @@ impl Planner<'_> {
             steps.push((v, index(&s.source)?, index(&s.target)?));
         }
         let done = carried.total.saturating_sub(steps.len());
-        let q = self.staged_start(&relieves, &steps, done, carried.total)?;
+        let ceilings = &carried.ceilings;
+        let q = self.staged_start(&relieves, &steps, done, carried.total, ceilings)?;
         *self = q;
-        self.carry(&relieves, &steps[self.moves_made_of(&steps)..], carried.total)
+        let rest = &steps[self.moves_made_of(&steps)..];
+        self.carry(&relieves, rest, carried.total, ceilings.clone())
     }
 
-    /// Starts a relief planned without the per-host budget (`steps`, from the exact search):
-    /// makes its longest start that fits this round and returns the rest to carry.
-    pub(super) fn start_staged(&mut self, hot: &[usize], steps: &[Step]) -> Option<StagedRelief> {
-        let q = self.staged_start(hot, steps, 0, steps.len())?;
+    /// Starts a relief planned without the per-host budget (`steps`): makes its longest
+    /// start that fits this round and returns the rest to carry. With `ceilings`, a hot node
+    /// it relieves may take VMs before it sheds, up to how full it is now.
+    pub(super) fn start_staged(&mut self, hot: &[usize], steps: &[Step], ceilings: bool) -> Option<StagedRelief> {
+        let ceilings: Vec<f64> = if ceilings {
+            hot.iter().map(|&h| self.fuller(h)).collect()
+        } else {
+            Vec::new()
+        };
+        let q = self.staged_start(hot, steps, 0, steps.len(), &ceilings)?;
         *self = q;
         let made = self.moves_made_of(steps);
-        self.carry(hot, &steps[made..], steps.len())
+        self.carry(hot, &steps[made..], steps.len(), ceilings)
+    }
+
+    /// The relief of `hot` that greedy and room relief find with no per-host budget, as
+    /// steps in order; None when it would leave at least `than` heat (see `residual`).
+    pub(super) fn unbudgeted_relief(&self, hot: &[usize], than: f64) -> Option<Vec<Step>> {
+        let mut u = self.clone();
+        u.budget = u32::MAX / 2;
+        for i in 0..u.nodes.len() {
+            u.index(i);
+        }
+        let start = u.moves.len();
+        u.relieve_best(hot);
+        let still: Vec<usize> = hot.iter().copied().filter(|&h| u.residual(&[h]) > EPS).collect();
+        if !still.is_empty()
+            && let Some(steps) = u.room_relief(&still)
+        {
+            u.make_steps(&still, &steps, 0, steps.len());
+        }
+        if u.residual(hot) >= than - EPS {
+            return None;
+        }
+        let index = |id: &NodeId| self.occ.index[id];
+        let steps: Vec<Step> = u.moves[start..]
+            .iter()
+            .filter_map(|m| {
+                let v = self.snap.vms.iter().position(|v| v.id == m.vm)?;
+                Some((v, index(&m.source), index(&m.target)))
+            })
+            .collect();
+        let ceilings: Vec<f64> = hot.iter().map(|&h| self.fuller(h)).collect();
+        self.completes(hot, &steps, &ceilings).then_some(steps)
+    }
+
+    /// Whether `steps` can be made round after round, each round's start passing the checks
+    /// of `staged_start` on the cluster as the earlier rounds leave it. A plan dropped half
+    /// way leaves its first steps for balancing to undo once the no-ping-pong window has
+    /// passed, and then starts again: a cycle.
+    fn completes(&self, hot: &[usize], steps: &[Step], ceilings: &[f64]) -> bool {
+        let mut sim = self.clone();
+        let mut done = 0;
+        while done < steps.len() {
+            let Some(q) = sim.staged_start(hot, &steps[done..], done, steps.len(), ceilings) else {
+                return false;
+            };
+            let made = q.moves_made_of(&steps[done..]);
+            if made == 0 {
+                return false;
+            }
+            sim = q;
+            sim.used.fill(0);
+            for i in 0..sim.nodes.len() {
+                sim.index(i);
+            }
+            done += made;
+        }
+        true
+    }
+
+    fn fuller(&self, i: usize) -> f64 {
+        self.nodes[i].util(CPU).max(self.nodes[i].util(MEM))
     }
 
     /// How many of `steps` (from the first) this plan has made.
@@ -79,11 +161,11 @@ impl Planner<'_> {
 
     /// What is left after this round: the steps and the hot nodes, their nodes kept free of
     /// other moves this round. None when nothing is left.
-    fn carry(&mut self, hot: &[usize], rest: &[Step], total: usize) -> Option<StagedRelief> {
+    fn carry(&mut self, hot: &[usize], rest: &[Step], total: usize, ceilings: Vec<f64>) -> Option<StagedRelief> {
         if rest.is_empty() {
             return None;
         }
-        let max = self.cfg.max_concurrent_migrations_per_host;
+        let max = self.budget;
         for &(_, s, t) in rest {
             for i in [s, t] {
                 self.used[i] = self.used[i].max(max);
@@ -101,6 +183,7 @@ impl Planner<'_> {
                 })
                 .collect(),
             total,
+            ceilings,
         })
     }
 
@@ -108,7 +191,7 @@ impl Planner<'_> {
     /// budget and leaves every node it loads under its line (or, shedding too, cooler).
     /// `done` steps of `total` were made in earlier rounds. None when not even the first
     /// step can be made.
-    fn staged_start(&self, hot: &[usize], steps: &[Step], done: usize, total: usize) -> Option<Self> {
+    fn staged_start(&self, hot: &[usize], steps: &[Step], done: usize, total: usize, ceilings: &[f64]) -> Option<Self> {
         let mut slots: Vec<u32> = (0..self.nodes.len()).map(|i| self.slots(i)).collect();
         let mut occ = self.occ.clone();
         let mut fit = 0;
@@ -128,14 +211,17 @@ impl Planner<'_> {
             slots[t] -= 1;
             fit += 1;
         }
-        let fuller = |p: &Self, i: usize| p.nodes[i].util(CPU).max(p.nodes[i].util(MEM));
         (1..=fit).rev().find_map(|take| {
             let mut q = self.clone();
             q.make_steps(hot, &steps[..take], done, total);
             let cool = steps[..take].iter().all(|&(_, _, t)| {
                 let under = [CPU, MEM].into_iter().all(|r| q.nodes[t].util(r) <= q.line[r] + EPS);
                 let sheds = steps[..take].iter().any(|&(_, s, _)| s == t);
-                under || (sheds && fuller(&q, t) < fuller(self, t) - EPS)
+                // A relieved node taking VMs back before it sheds: no fuller than at the start.
+                let ceiling = hot.iter().position(|&h| h == t).and_then(|k| ceilings.get(k));
+                under
+                    || (sheds && q.fuller(t) < self.fuller(t) - EPS)
+                    || ceiling.is_some_and(|&c| q.fuller(t) < c - EPS)
             });
             cool.then_some(q)
         })
