@@ -511,6 +511,15 @@ fn run(sc: Scenario, hosts: usize, quick: bool, level: u8, slots: u32) -> Row {
     }
 }
 
+const SCENARIOS: [Scenario; 6] = [
+    Scenario::OneHot,
+    Scenario::Bimodal,
+    Scenario::Gradient,
+    Scenario::Heterogeneous,
+    Scenario::Zipf,
+    Scenario::AntiCorrelated,
+];
+
 /// The cluster the bench generates for `sc` at `hosts` hosts, as a cluster file.
 fn cluster_file(sc: Scenario, hosts: usize) -> String {
     let s = generate(sc, hosts, 42 + hosts as u64);
@@ -554,28 +563,13 @@ fn main() {
     // `--dump FILE` with `--only` and `--hosts`: writes that cluster as a cluster file (for
     // `lqx drs simulate` or a scenario test) instead of benchmarking.
     if let (Some(file), Some(o), Some(h)) = (arg("--dump"), &only, only_hosts) {
-        let sc = [
-            Scenario::OneHot,
-            Scenario::Bimodal,
-            Scenario::Gradient,
-            Scenario::Heterogeneous,
-            Scenario::Zipf,
-            Scenario::AntiCorrelated,
-        ]
-        .into_iter()
-        .find(|sc| sc.name().to_lowercase().contains(o.as_str()))
-        .expect("--only names a scenario");
+        let sc = SCENARIOS
+            .into_iter()
+            .find(|sc| sc.name().to_lowercase().contains(o.as_str()))
+            .expect("--only names a scenario");
         std::fs::write(&file, cluster_file(sc, h)).expect("writing the cluster file");
         return;
     }
-    let scenarios = [
-        Scenario::OneHot,
-        Scenario::Bimodal,
-        Scenario::Gradient,
-        Scenario::Heterogeneous,
-        Scenario::Zipf,
-        Scenario::AntiCorrelated,
-    ];
     println!(
         "DRS planner, migration threshold level {level}, otherwise default config (thresholds 80/85, margin 5), {slots} migrations per host per round."
     );
@@ -589,7 +583,7 @@ fn main() {
         "| scenario | hosts | VMs | imbalance before → round 1 → settled | max util before → round 1 → settled | lower bound | re-placement | settled - bound | moves round 1 / settled (rounds) | GiB moved | plan ms (round 1) | slowest round ms |"
     );
     println!("|---|---:|---:|---|---|---:|---:|---:|---|---:|---:|---:|");
-    for sc in scenarios {
+    for sc in SCENARIOS {
         if only
             .as_ref()
             .is_some_and(|o| !sc.name().to_lowercase().contains(o.as_str()))
