@@ -920,14 +920,7 @@ async fn a_replica_taking_over_plans_from_the_state_and_config_the_last_leader_s
 }
 
 /// node-1 runs one VM using 28 of its 32 cores (87.5 %): moving it would make node-2 as hot.
-const TOO_LARGE: &str = "
-nodes:
-  - {name: node-1, cpu_cores: 32, memory_mib: 131072}
-  - {name: node-2, cpu_cores: 32, memory_mib: 131072}
-vms:
-  - {name: bigdb, node: node-1, cpu_cores: 28, memory_mib: 65536, usage: {cpu_percent: 100, memory_mib: 60000}}
-  - {name: small-1, node: node-2, cpu_cores: 2, memory_mib: 4096, usage: {cpu_percent: 50, memory_mib: 2048}}
-";
+const TOO_LARGE: &str = include_str!("data/drs/too-large.yaml");
 
 impl Env {
     /// An engine in manual mode whose alerts go to `sink` (kept in memory by `EventAlerts`).

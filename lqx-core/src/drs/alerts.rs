@@ -17,8 +17,8 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 
 use super::DrsPlan;
-use crate::alert::{conditions, node_alert, vm_alert};
-use crate::model::{AlertDraft, AlertKey, AlertSeverity, AlertSourceType, DrsConfig, DrsRecommendation, NodeId, VmId};
+use crate::alert::{conditions, node_alert, node_key, vm_alert, vm_key};
+use crate::model::{AlertDraft, AlertKey, AlertSeverity, DrsConfig, DrsRecommendation, NodeId, VmId};
 
 /// The plan conditions alerted on and not resolved yet.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -81,13 +81,13 @@ pub fn plan_alerts(plan: &DrsPlan, config: &DrsConfig, before: &Alerted) -> Aler
     let mut resolve: Vec<AlertKey> = before
         .unrelieved
         .difference(&open.unrelieved)
-        .map(|n| key(AlertSourceType::Host, n.to_string(), conditions::DRS_NODE_UNRELIEVED))
+        .map(|&n| node_key(n, conditions::DRS_NODE_UNRELIEVED))
         .collect();
     resolve.extend(
         before
             .unmovable
             .difference(&open.unmovable)
-            .map(|v| key(AlertSourceType::Vm, v.to_string(), conditions::DRS_VM_UNMOVABLE)),
+            .map(|&v| vm_key(v, conditions::DRS_VM_UNMOVABLE)),
     );
     AlertChanges { raise, resolve, open }
 }
@@ -113,15 +113,7 @@ pub fn apply_failed(r: &DrsRecommendation) -> AlertDraft {
 
 /// The key of VM `vm`'s `drs.apply_failed` alert.
 pub fn apply_failed_key(vm: VmId) -> AlertKey {
-    key(AlertSourceType::Vm, vm.to_string(), conditions::DRS_APPLY_FAILED)
-}
-
-fn key(source_type: AlertSourceType, source_id: String, condition: &str) -> AlertKey {
-    AlertKey {
-        source_type,
-        source_id,
-        condition: condition.to_string(),
-    }
+    vm_key(vm, conditions::DRS_APPLY_FAILED)
 }
 
 #[cfg(test)]

@@ -600,7 +600,7 @@ impl DrsEngine {
         // Automation, in plan order: mandatory moves first, then the hottest node's relief,
         // and a move that makes room always before the move that uses it (sorting by
         // priority alone would run a relief before the room for it is there).
-        let mut pending: Vec<(RecommendationId, NodeId, NodeId)> = ours
+        let pending: Vec<(RecommendationId, NodeId, NodeId)> = ours
             .iter()
             .filter(|r| r.status == St::Pending || r.status == St::Approved)
             .filter(|r| match config.automation_level {
@@ -610,41 +610,8 @@ impl DrsEngine {
             })
             .map(|r| (r.id, r.source_node_id, r.target_node_id))
             .collect();
-        let who = format!("{ENGINE_ACTOR} (automation {})", config.automation_level.as_str());
-        // Several at once on disjoint hosts; on each host in plan order (see `startable`).
-        let mut running = futures::stream::FuturesUnordered::new();
-        let mut busy: HashSet<NodeId> = HashSet::new();
-        let mut fatal: Option<Error> = None;
-        let cap = self.inner.opts.max_parallel_migrations.max(1);
-        loop {
-            if fatal.is_none() {
-                let hosts: Vec<(NodeId, NodeId)> = pending.iter().map(|&(_, s, t)| (s, t)).collect();
-                for i in startable(&hosts, &busy, cap - running.len()).into_iter().rev() {
-                    let (id, s, t) = pending.remove(i);
-                    busy.extend([s, t]);
-                    let who = &who;
-                    running.push(async move { (id, s, t, self.apply(id, who, None, true).await) });
-                }
-            }
-            // In-flight migrations always run to their end, even after an error.
-            let Some((id, s, t, res)) = futures::StreamExt::next(&mut running).await else {
-                break;
-            };
-            busy.remove(&s);
-            busy.remove(&t);
-            self.audit_automatic(id, &res, config.automation_level).await;
-            match res {
-                Ok(r) if r.status == St::Applied => summary.applied += 1,
-                Ok(_) => summary.failed += 1,
-                Err(e) if e.kind == ErrorKind::FailedPrecondition => summary.failed += 1,
-                Err(e) => {
-                    fatal.get_or_insert(e);
-                }
-            }
-        }
-        if let Some(e) = fatal {
-            return Err(e);
-        }
+        self.apply_automatically(pending, config.automation_level, &mut summary)
+            .await?;
 
         summary.expired += self.cleanup_at(now).await?;
 
@@ -670,6 +637,50 @@ impl DrsEngine {
             recommendations,
             plan,
         })
+    }
+
+    /// Applies `pending` (id, source, target; in plan order) as automation `level`: several
+    /// at once on disjoint hosts, on each host in plan order (see `startable`). Counts the
+    /// outcomes in `summary`; an error other than failed_precondition is returned once every
+    /// migration in flight has ended.
+    async fn apply_automatically(
+        &self,
+        mut pending: Vec<(RecommendationId, NodeId, NodeId)>,
+        level: AutomationLevel,
+        summary: &mut RunSummary,
+    ) -> Result<()> {
+        let who = format!("{ENGINE_ACTOR} (automation {})", level.as_str());
+        let mut running = futures::stream::FuturesUnordered::new();
+        let mut busy: HashSet<NodeId> = HashSet::new();
+        let mut fatal: Option<Error> = None;
+        let cap = self.inner.opts.max_parallel_migrations.max(1);
+        loop {
+            if fatal.is_none() {
+                let hosts: Vec<(NodeId, NodeId)> = pending.iter().map(|&(_, s, t)| (s, t)).collect();
+                for i in startable(&hosts, &busy, cap - running.len()).into_iter().rev() {
+                    let (id, s, t) = pending.remove(i);
+                    busy.extend([s, t]);
+                    let who = &who;
+                    running.push(async move { (id, s, t, self.apply(id, who, None, true).await) });
+                }
+            }
+            // In-flight migrations always run to their end, even after an error.
+            let Some((id, s, t, res)) = futures::StreamExt::next(&mut running).await else {
+                break;
+            };
+            busy.remove(&s);
+            busy.remove(&t);
+            self.audit_automatic(id, &res, level).await;
+            match res {
+                Ok(r) if r.status == St::Applied => summary.applied += 1,
+                Ok(_) => summary.failed += 1,
+                Err(e) if e.kind == ErrorKind::FailedPrecondition => summary.failed += 1,
+                Err(e) => {
+                    fatal.get_or_insert(e);
+                }
+            }
+        }
+        fatal.map_or(Ok(()), Err)
     }
 
     /// Takes the config and the planner's state (hysteresis counts, recent migrations, a
