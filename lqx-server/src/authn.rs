@@ -25,7 +25,7 @@ pub const BOOTSTRAP_PASSWORD_ENV: &str = "LQX_BOOTSTRAP_ADMIN_PASSWORD";
 /// Authenticates, authorizes, dispatches (within `time_limit`) and audits one request.
 pub async fn guard(
     api: Arc<Api>,
-    mut req: Request<hyper::body::Incoming>,
+    mut req: Request<Body>,
     path: &str,
     content_type: &str,
     grpc: bool,

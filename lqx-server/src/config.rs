@@ -59,6 +59,9 @@ pub struct Limits {
     pub max_streams: usize,
     #[serde(with = "humantime_serde")]
     pub request_timeout: Duration,
+    /// Longest time a request body may take to arrive (a slow body holds a permit).
+    #[serde(with = "humantime_serde")]
+    pub body_read_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -68,6 +71,7 @@ impl Default for Limits {
             max_concurrent_requests: 512,
             max_streams: 4096,
             request_timeout: Duration::from_secs(60),
+            body_read_timeout: Duration::from_secs(10),
         }
     }
 }

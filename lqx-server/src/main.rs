@@ -2,6 +2,7 @@
 
 mod agent;
 mod authn;
+mod body_deadline;
 mod config;
 mod gateway;
 mod metrics;

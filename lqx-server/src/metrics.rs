@@ -1,11 +1,19 @@
 //! Prometheus metrics at `/metrics`: request counts by method and code, latency histogram,
-//! requests in flight. Hand-rolled (a few atomics and a map) to keep the dependency tree small.
+//! requests in flight, open connections. Hand-rolled (a few atomics and a map) to keep the
+//! dependency tree small.
+//!
+//! Cardinality is bounded by construction: the `method` label is one of the RPCs the server
+//! declares (plus health and reflection) or `unknown`, and `code` is one of a fixed set, so
+//! no client can add a series.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+/// The label of every path that is not a declared method.
+pub const UNKNOWN_METHOD: &str = "unknown";
 
 const BUCKETS: [f64; 12] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
@@ -18,26 +26,65 @@ struct Histogram {
     count: u64,
 }
 
-#[derive(Default)]
 pub struct Metrics {
+    /// The method paths that get their own label.
+    known: HashSet<String>,
     requests: Mutex<BTreeMap<(String, &'static str), u64>>,
     latency: Mutex<BTreeMap<String, Histogram>>,
-    in_flight: AtomicI64,
+    in_flight: Arc<AtomicI64>,
+    connections: Arc<AtomicI64>,
+}
+
+/// One unit of a gauge, given back when dropped: a request or connection cut off at any
+/// await point still leaves the gauge right.
+pub struct GaugeGuard(Arc<AtomicI64>);
+
+impl GaugeGuard {
+    fn new(g: &Arc<AtomicI64>) -> GaugeGuard {
+        g.fetch_add(1, Ordering::Relaxed);
+        GaugeGuard(g.clone())
+    }
+}
+
+impl Drop for GaugeGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Metrics {
-    pub fn start(&self) {
-        self.in_flight.fetch_add(1, Ordering::Relaxed);
+    /// Metrics labelled by `known` method paths; every other path counts as `unknown`.
+    pub fn new(known: impl IntoIterator<Item = String>) -> Metrics {
+        Metrics {
+            known: known.into_iter().collect(),
+            requests: Mutex::default(),
+            latency: Mutex::default(),
+            in_flight: Arc::default(),
+            connections: Arc::default(),
+        }
     }
 
-    pub fn finish(&self, method: &str, code: &'static str, elapsed: Duration) {
-        self.in_flight.fetch_sub(1, Ordering::Relaxed);
-        // Unknown paths are folded into one series so a scanner cannot grow the map.
-        let method = if method.starts_with("/limiquantix.") || method.starts_with("/grpc.") {
-            method
+    /// Counts a request in flight until the guard is dropped.
+    pub fn in_flight(&self) -> GaugeGuard {
+        GaugeGuard::new(&self.in_flight)
+    }
+
+    /// Counts an open connection until the guard is dropped.
+    pub fn connection(&self) -> GaugeGuard {
+        GaugeGuard::new(&self.connections)
+    }
+
+    /// The label of a request path.
+    pub fn label<'a>(&self, path: &'a str) -> &'a str {
+        if self.known.contains(path) {
+            path
         } else {
-            "other"
-        };
+            UNKNOWN_METHOD
+        }
+    }
+
+    pub fn record(&self, method: &str, code: &'static str, elapsed: Duration) {
+        let method = self.label(method);
         *self
             .requests
             .lock()
@@ -85,6 +132,8 @@ impl Metrics {
         }
         out.push_str("# HELP lqx_requests_in_flight Requests being served.\n# TYPE lqx_requests_in_flight gauge\n");
         let _ = writeln!(out, "lqx_requests_in_flight {}", self.in_flight.load(Ordering::Relaxed));
+        out.push_str("# HELP lqx_connections_open Client connections open.\n# TYPE lqx_connections_open gauge\n");
+        let _ = writeln!(out, "lqx_connections_open {}", self.connections.load(Ordering::Relaxed));
         out
     }
 }
@@ -93,22 +142,53 @@ impl Metrics {
 mod tests {
     #[test]
     fn renders_counts_and_buckets() {
-        let m = super::Metrics::default();
-        m.start();
-        m.finish(
+        let m = super::Metrics::new(["/limiquantix.compute.v1.VMService/GetVM".to_string()]);
+        let g = m.in_flight();
+        m.record(
             "/limiquantix.compute.v1.VMService/GetVM",
             "ok",
             std::time::Duration::from_millis(2),
         );
-        m.start();
-        m.finish("/evil/path", "not_found", std::time::Duration::from_millis(2));
+        drop(g);
+        {
+            let _g = m.in_flight();
+            assert!(m.render().contains("lqx_requests_in_flight 1"));
+        }
+        m.record("/evil/path", "not_found", std::time::Duration::from_millis(2));
         let t = m.render();
         assert!(
             t.contains("lqx_requests_total{method=\"/limiquantix.compute.v1.VMService/GetVM\",code=\"ok\"} 1"),
             "{t}"
         );
-        assert!(t.contains("method=\"other\""));
+        assert!(t.contains("method=\"unknown\""));
         assert!(t.contains("le=\"0.0025\"} 1"));
         assert!(t.contains("lqx_requests_in_flight 0"));
+    }
+
+    /// Unique junk paths, even ones that look like real services, add no series.
+    #[test]
+    fn unknown_paths_share_one_label() {
+        let m = super::Metrics::new(lqx_core::auth::rbac::declared_method_paths());
+        for i in 0..2000 {
+            let junk = format!("/limiquantix.compute.v1.VMService/X{i}{}", "a".repeat(100));
+            m.record(&junk, "unimplemented", std::time::Duration::from_millis(1));
+            m.record(
+                &format!("/grpc.x{i}/Y"),
+                "unauthenticated",
+                std::time::Duration::from_millis(1),
+            );
+        }
+        m.record(
+            "/limiquantix.compute.v1.VMService/ListVMs",
+            "ok",
+            std::time::Duration::from_millis(1),
+        );
+        let t = m.render();
+        assert!(t.len() < 8_000, "{} bytes", t.len());
+        assert!(t.contains("method=\"/limiquantix.compute.v1.VMService/ListVMs\""));
+        assert!(
+            t.contains("lqx_requests_total{method=\"unknown\",code=\"unimplemented\"} 2000"),
+            "{t}"
+        );
     }
 }

@@ -2,6 +2,7 @@
 //! configured, limits on message size, concurrency and request time, `/metrics`, and
 //! graceful shutdown.
 
+use crate::body_deadline::DeadlineBody;
 use crate::config::Config;
 use crate::gateway;
 use crate::metrics::Metrics;
@@ -38,7 +39,7 @@ pub struct Api {
     pub alert: Arc<crate::services::alert::AlertApi>,
     pub grpc: axum::Router,
     pub metrics: Metrics,
-    unary_permits: Semaphore,
+    unary_permits: Arc<Semaphore>,
     stream_permits: Arc<Semaphore>,
 }
 
@@ -121,7 +122,7 @@ impl Api {
         Ok(Arc::new(Api {
             auth,
             auth_api,
-            unary_permits: Semaphore::new(config.limits.max_concurrent_requests),
+            unary_permits: Arc::new(Semaphore::new(config.limits.max_concurrent_requests)),
             stream_permits: Arc::new(Semaphore::new(config.limits.max_streams)),
             config,
             vm,
@@ -130,11 +131,16 @@ impl Api {
             ha,
             alert,
             grpc: routes.prepare().into_axum_router(),
-            metrics: Metrics::default(),
+            metrics: Metrics::new(known_methods()),
         }))
     }
 
     /// Handles one HTTP request of either protocol.
+    ///
+    /// A unary request runs to its end in a task of its own: when the client goes away
+    /// (TCP reset, HTTP/2 RST_STREAM) hyper drops this future, but the handler, and with it
+    /// the change and its audit entry, is not cut off half-way. The concurrency permit and
+    /// the in-flight count are guards held by that task, given back however it ends.
     pub async fn handle(self: Arc<Self>, req: Request<hyper::body::Incoming>) -> Result<Response<Body>, Infallible> {
         let path = req.uri().path().to_string();
         if req.method() == http::Method::GET {
@@ -153,48 +159,50 @@ impl Api {
         let grpc = content_type.starts_with("application/grpc");
         let streaming = is_streaming(&path);
         let started = Instant::now();
-        self.metrics.start();
+        let in_flight = self.metrics.in_flight();
 
         // Concurrency limits: refuse rather than queue without bound.
-        let permit = if streaming {
-            self.stream_permits
-                .clone()
-                .try_acquire_owned()
-                .map(Some)
-                .map_err(|_| ())
+        let permits = if streaming {
+            &self.stream_permits
         } else {
-            self.unary_permits
-                .try_acquire()
-                .map(|p| {
-                    p.forget();
-                    None
-                })
-                .map_err(|_| ())
+            &self.unary_permits
         };
-        let unary_permit = matches!(permit, Ok(None));
-        let resp = match permit {
-            Err(()) => {
-                let msg = "server is at its concurrency limit, retry shortly";
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            let msg = "server is at its concurrency limit, retry shortly";
+            let resp = if grpc {
+                grpc_error(Code::Unavailable, msg)
+            } else {
+                gateway::error(Code::Unavailable, msg)
+            };
+            self.metrics.record(&path, result_code(&resp, grpc), started.elapsed());
+            return Ok(resp);
+        };
+        let req = req.map(|b| Body::new(DeadlineBody::new(b, self.config.limits.body_read_timeout)));
+        let api = self.clone();
+        let work = async move {
+            let _held = (permit, in_flight);
+            // The time limit applies inside the guard, so a request that runs out of time
+            // is still audited.
+            let limit = (!streaming).then_some(api.config.limits.request_timeout);
+            let resp = crate::authn::guard(api.clone(), req, &path, &content_type, grpc, limit).await;
+            api.metrics.record(&path, result_code(&resp, grpc), started.elapsed());
+            resp
+        };
+        if streaming {
+            return Ok(work.await);
+        }
+        Ok(match tokio::spawn(work).await {
+            Ok(resp) => resp,
+            Err(e) => {
+                tracing::error!(error = %e, "a request handler panicked");
+                let msg = "internal error";
                 if grpc {
-                    grpc_error(Code::Unavailable, msg)
+                    grpc_error(Code::Internal, msg)
                 } else {
-                    gateway::error(Code::Unavailable, msg)
+                    gateway::error(Code::Internal, msg)
                 }
             }
-            Ok(stream_permit) => {
-                // The time limit applies inside the guard, so a request that runs out of
-                // time is still audited.
-                let limit = (!streaming).then_some(self.config.limits.request_timeout);
-                let resp = crate::authn::guard(self.clone(), req, &path, &content_type, grpc, limit).await;
-                drop(stream_permit);
-                resp
-            }
-        };
-        if unary_permit {
-            self.unary_permits.add_permits(1);
-        }
-        self.metrics.finish(&path, result_code(&resp, grpc), started.elapsed());
-        Ok(resp)
+        })
     }
 
     /// The answer to a request that ran out of time.
@@ -209,13 +217,13 @@ impl Api {
 
     pub(crate) async fn dispatch(
         self: Arc<Self>,
-        req: Request<hyper::body::Incoming>,
+        req: Request<Body>,
         path: &str,
         content_type: &str,
         grpc: bool,
     ) -> Response<Body> {
         if grpc {
-            return match self.grpc.clone().oneshot(req.map(Body::new)).await {
+            return match self.grpc.clone().oneshot(req).await {
                 Ok(r) => r,
                 Err(e) => match e {},
             };
@@ -232,7 +240,7 @@ impl Api {
         let (parts, body) = req.into_parts();
         let body = match read_limited(body, self.config.limits.max_message_bytes).await {
             Ok(b) => b,
-            Err(msg) => return gateway::error(Code::ResourceExhausted, &msg),
+            Err((code, msg)) => return gateway::error(code, &msg),
         };
         let resp = self.connect(path, body, parts.extensions).await;
         resp.unwrap_or_else(|| gateway::error(Code::Unimplemented, &format!("no such method {path}")))
@@ -292,12 +300,16 @@ impl Api {
 
 /// Reads a request body of at most `limit` bytes. A larger one is read on (and discarded,
 /// up to a bound) so the client gets the error response instead of a reset connection.
-async fn read_limited(mut body: hyper::body::Incoming, limit: usize) -> Result<Bytes, String> {
+async fn read_limited(mut body: Body, limit: usize) -> Result<Bytes, (Code, String)> {
     let mut buf = bytes::BytesMut::new();
     let mut seen = 0usize;
     while let Some(frame) = body.frame().await {
-        let Ok(frame) = frame else {
-            return Err("request body could not be read".into());
+        let frame = match frame {
+            Ok(f) => f,
+            Err(e) if crate::body_deadline::is_timeout(&e) => {
+                return Err((Code::DeadlineExceeded, e.into_inner().to_string()));
+            }
+            Err(_) => return Err((Code::InvalidArgument, "request body could not be read".into())),
         };
         if let Ok(data) = frame.into_data() {
             seen += data.len();
@@ -309,9 +321,26 @@ async fn read_limited(mut body: hyper::body::Incoming, limit: usize) -> Result<B
         }
     }
     if seen > limit {
-        return Err(format!("request body is larger than the limit of {limit} bytes"));
+        return Err((
+            Code::ResourceExhausted,
+            format!("request body is larger than the limit of {limit} bytes"),
+        ));
     }
     Ok(buf.freeze())
+}
+
+/// The paths that get their own metrics label: every declared RPC, health and reflection.
+fn known_methods() -> Vec<String> {
+    let mut known = lqx_core::auth::rbac::declared_method_paths();
+    known.extend(
+        [
+            "/grpc.health.v1.Health/Check",
+            "/grpc.health.v1.Health/Watch",
+            "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+        ]
+        .map(String::from),
+    );
+    known
 }
 
 fn is_streaming(path: &str) -> bool {

@@ -8,3 +8,4 @@ mod compute;
 mod drs;
 mod events;
 mod ha;
+mod hostile;
