@@ -92,7 +92,7 @@ pub async fn guard(
             note: note.fields(),
         });
         let write = tokio::spawn(async move {
-            if let Err(e) = auth.record_audit(&entry).await {
+            if let Err(e) = auth.record_request_audit(&entry).await {
                 tracing::error!(error = %e, action = %entry.action, request_id = %entry.request_id, "writing the audit entry failed");
             }
         });
@@ -179,15 +179,30 @@ pub async fn start(config: &Config, store: &Store, dev: bool) -> anyhow::Result<
     if let Some(b) = auth.bootstrap_admin(source, &config.data_dir).await? {
         banner(&b);
     }
-    // Ended sessions are kept a day for inspection, then dropped.
+    // Every minute: summaries of anonymous refusals not recorded one by one. Every hour
+    // (and at start): ended sessions (kept a day for inspection) and audit entries past
+    // their retention. Any replica may prune: the deletes are idempotent, and each replica
+    // records what it removed itself.
     let pruner = auth.clone();
+    let retention = config.audit.retention();
     tokio::spawn(async move {
-        let mut every = tokio::time::interval(Duration::from_secs(3600));
-        loop {
+        let mut every = tokio::time::interval(Duration::from_secs(60));
+        for minute in 0u64.. {
             every.tick().await;
+            if let Err(e) = pruner.flush_suppressed_denials().await {
+                tracing::warn!(error = %e, "writing the summary of unrecorded refusals failed");
+            }
+            if minute % 60 != 0 {
+                continue;
+            }
             let before = pruner.now() - chrono::Duration::days(1);
             if let Err(e) = pruner.store().prune_sessions(before).await {
                 tracing::warn!(error = %e, "pruning ended sessions failed");
+            }
+            match pruner.prune_audit(&retention).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(removed = n, "pruned the audit log"),
+                Err(e) => tracing::warn!(error = %e, "pruning the audit log failed"),
             }
         }
     });

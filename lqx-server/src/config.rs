@@ -31,6 +31,38 @@ pub struct Config {
     pub leader: lqx_core::leader::LeaderConfig,
     /// Tokens, sessions, login throttling and the signing key.
     pub auth: AuthConfig,
+    /// How long audit entries are kept.
+    pub audit: AuditConfig,
+}
+
+/// The `audit:` section: retention of the audit log (pruned hourly, the pruning audited).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// Entries older than this are deleted; 0s keeps them regardless of age.
+    #[serde(with = "humantime_serde")]
+    pub retention: Duration,
+    /// Past this many entries the oldest are deleted; 0: no limit.
+    pub max_entries: u64,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        let r = lqx_core::auth::audit_volume::Retention::default();
+        AuditConfig {
+            retention: r.max_age.unwrap_or_default(),
+            max_entries: r.max_entries.unwrap_or_default(),
+        }
+    }
+}
+
+impl AuditConfig {
+    pub fn retention(&self) -> lqx_core::auth::audit_volume::Retention {
+        lqx_core::auth::audit_volume::Retention {
+            max_age: (!self.retention.is_zero()).then_some(self.retention),
+            max_entries: (self.max_entries > 0).then_some(self.max_entries),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, clap::ValueEnum)]
@@ -62,6 +94,15 @@ pub struct Limits {
     /// Longest time a request body may take to arrive (a slow body holds a permit).
     #[serde(with = "humantime_serde")]
     pub body_read_timeout: Duration,
+    /// Longest time for a request's headers (HTTP/1) or a TLS handshake.
+    #[serde(with = "humantime_serde")]
+    pub header_read_timeout: Duration,
+    /// A connection with no traffic and no request in progress this long is closed.
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    /// Client connections open at once; more wait in the listen backlog. 0: three quarters
+    /// of the open-file limit (less a reserve), at most 10,000.
+    pub max_connections: usize,
 }
 
 impl Default for Limits {
@@ -72,6 +113,9 @@ impl Default for Limits {
             max_streams: 4096,
             request_timeout: Duration::from_secs(60),
             body_read_timeout: Duration::from_secs(10),
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(120),
+            max_connections: 0,
         }
     }
 }
@@ -234,6 +278,7 @@ impl Default for Config {
             ha: lqx_core::ha::HaConfig::default(),
             leader: lqx_core::leader::LeaderConfig::default(),
             auth: AuthConfig::default(),
+            audit: AuditConfig::default(),
         }
     }
 }
@@ -275,6 +320,15 @@ impl Config {
         }
         if self.limits.max_concurrent_requests == 0 {
             anyhow::bail!("limits.max_concurrent_requests must be at least 1");
+        }
+        for (name, d) in [
+            ("body_read_timeout", self.limits.body_read_timeout),
+            ("header_read_timeout", self.limits.header_read_timeout),
+            ("idle_timeout", self.limits.idle_timeout),
+        ] {
+            if d.is_zero() {
+                anyhow::bail!("limits.{name} must be more than 0s");
+            }
         }
         let mut names = std::collections::HashSet::new();
         for n in &self.nodes {
@@ -329,6 +383,15 @@ mod tests {
         let bad = Config::from_yaml("auth: {access_ttl: 2h, refresh_ttl: 1h}").unwrap();
         assert!(bad.validate().unwrap_err().to_string().contains("refresh_ttl"));
         assert!(Config::from_yaml("auth: {acces_ttl: 1m}").is_err());
+    }
+
+    #[test]
+    fn audit_retention_parses() {
+        let c = Config::from_yaml("audit: {retention: 30d, max_entries: 0}").unwrap();
+        let r = c.audit.retention();
+        assert_eq!(r.max_age, Some(Duration::from_secs(30 * 86_400)));
+        assert_eq!(r.max_entries, None);
+        assert!(Config::default().audit.retention().max_age.is_some());
     }
 
     #[test]

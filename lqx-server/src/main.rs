@@ -4,6 +4,7 @@ mod agent;
 mod authn;
 mod body_deadline;
 mod config;
+mod conn;
 mod gateway;
 mod metrics;
 mod server;

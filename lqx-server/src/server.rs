@@ -12,7 +12,7 @@ use axum::body::Body;
 use bytes::Bytes;
 use http::{Request, Response, StatusCode, header};
 use http_body_util::BodyExt;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use lqx_core::api::auth::v1::auth_service_server::AuthServiceServer;
 use lqx_core::api::compute::v1::{node_service_server::NodeServiceServer, vm_service_server::VmServiceServer};
@@ -408,31 +408,69 @@ pub async fn serve(
     tls: Option<tokio_rustls::TlsAcceptor>,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
+    let limits = api.config.limits.clone();
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let builder = auto::Builder::new(TokioExecutor::new());
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout);
+    builder.http2().timer(TokioTimer::new());
+    let max_connections = match limits.max_connections {
+        0 => crate::conn::default_max_connections(),
+        n => n,
+    };
+    tracing::debug!(max_connections, "connection limit");
+    let slots = Arc::new(Semaphore::new(max_connections));
+    let mut accept_log = crate::conn::LogEvery::new(std::time::Duration::from_secs(10));
+    let mut failures = 0u32;
     tokio::pin!(shutdown);
     loop {
+        // At the limit, wait for a connection to close; new ones wait in the backlog.
+        let slot = tokio::select! {
+            s = slots.clone().acquire_owned() => s?,
+            _ = &mut shutdown => break,
+        };
         let (stream, peer): (tokio::net::TcpStream, SocketAddr) = tokio::select! {
             r = listener.accept() => match r {
-                Ok(s) => s,
+                Ok(s) => {
+                    failures = 0;
+                    s
+                }
                 Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
+                    if let Some(held_back) = accept_log.check(tokio::time::Instant::now()) {
+                        tracing::warn!(error = %e, held_back, "accepting a connection failed");
+                    }
+                    if crate::conn::is_resource_error(&e) {
+                        // Out of descriptors: retrying at once only spins.
+                        tokio::time::sleep(crate::conn::backoff(failures)).await;
+                        failures = failures.saturating_add(1);
+                    }
                     continue;
                 }
             },
             _ = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
+        let active = crate::conn::Active::default();
+        let stream = crate::conn::IdleIo::new(stream, limits.idle_timeout, active.clone());
+        let open = (slot, api.metrics.connection());
         let api = api.clone();
         let svc = hyper::service::service_fn(move |mut req: Request<hyper::body::Incoming>| {
             req.extensions_mut().insert(ClientAddr(peer));
-            api.clone().handle(req)
+            let busy = active.begin();
+            let api = api.clone();
+            async move {
+                let resp = api.handle(req).await?;
+                Ok::<_, Infallible>(resp.map(|b| Body::new(crate::conn::Tracked::new(b, busy))))
+            }
         });
         match &tls {
             None => {
                 let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
                 let conn = graceful.watch(conn.into_owned());
                 tokio::spawn(async move {
+                    let _open = open;
                     let _ = conn.await;
                 });
             }
@@ -440,8 +478,10 @@ pub async fn serve(
                 let acceptor = acceptor.clone();
                 let builder = builder.clone();
                 let watcher = graceful.watcher();
+                let handshake = limits.header_read_timeout;
                 tokio::spawn(async move {
-                    match tokio::time::timeout(std::time::Duration::from_secs(10), acceptor.accept(stream)).await {
+                    let _open = open;
+                    match tokio::time::timeout(handshake, acceptor.accept(stream)).await {
                         Ok(Ok(tls)) => {
                             let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls), svc);
                             let _ = watcher.watch(conn.into_owned()).await;

@@ -235,3 +235,213 @@ async fn aborted_requests_leak_nothing_and_every_created_vm_is_audited_once() {
         "no aborted create took effect: the abort points are all too early"
     );
 }
+
+/// Reads until the server closes the connection (EOF or reset); `None` if it stayed open
+/// past `within`.
+async fn closed_within(c: &mut TcpStream, within: Duration) -> Option<Duration> {
+    use tokio::io::AsyncReadExt;
+    let started = Instant::now();
+    let mut buf = [0u8; 1024];
+    tokio::time::timeout(within, async {
+        loop {
+            match c.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await
+    .ok()
+    .map(|()| started.elapsed())
+}
+
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// A bounded loopback mix of hostile clients (idle connections, headers and bodies sent a
+/// byte at a time, unique junk paths, logins reset mid-way) next to a well-behaved client:
+/// the well-behaved client gets every answer, the server closes what it should, and the
+/// metrics and the audit log grow by a bounded amount however many junk requests came.
+#[tokio::test]
+async fn hostile_clients_leave_well_behaved_ones_served_and_bounded() {
+    let mut s = Server::start(
+        Engine::Sqlite,
+        Options {
+            args: vec!["--dev".into()],
+            config: Some(
+                "limits:\n  max_concurrent_requests: 64\n  body_read_timeout: 1s\n  header_read_timeout: 1s\n  idle_timeout: 2s\n  max_connections: 600\n"
+                    .into(),
+            ),
+            ..Default::default()
+        },
+    )
+    .await;
+    s.login_admin().await;
+    let token = s.token().unwrap().to_string();
+    let (st, vm) = s
+        .call(
+            &format!("{VMS}/CreateVM"),
+            json!({"name": "good", "spec": {"cpuCores": 1, "memoryMib": 256, "disks": [{"name": "root", "sizeMib": 1024}]}}),
+        )
+        .await;
+    assert_eq!(st, 200, "{vm}");
+    let audit_before = all_audit(&s, json!({})).await.len();
+    let addr = host_port(&s);
+
+    // Idle connections and slow headers: all closed by the server, not by us.
+    let mut holders = vec![];
+    for i in 0..200 {
+        let addr = addr.clone();
+        holders.push(tokio::spawn(async move {
+            let mut c = TcpStream::connect(&addr).await.unwrap();
+            if i % 4 == 0 {
+                // Slowloris: a header line a byte at a time.
+                let _ = c
+                    .write_all(b"POST /limiquantix.auth.v1.AuthService/Login HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+                    .await;
+                let drip = async {
+                    loop {
+                        if c.write_all(b"a").await.is_err() {
+                            return;
+                        }
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                };
+                tokio::time::timeout(Duration::from_secs(15), drip).await.is_ok()
+            } else {
+                closed_within(&mut c, Duration::from_secs(15)).await.is_some()
+            }
+        }));
+    }
+    // Slow bodies: answered (deadline exceeded) after the body timeout, not the handler's.
+    let mut slow = vec![];
+    for _ in 0..40 {
+        let addr = addr.clone();
+        slow.push(tokio::spawn(async move {
+            let started = Instant::now();
+            let mut c = TcpStream::connect(&addr).await.unwrap();
+            c.write_all(b"POST /limiquantix.auth.v1.AuthService/Login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 200\r\n\r\n{\"user")
+                .await
+                .unwrap();
+            use tokio::io::AsyncReadExt;
+            let mut head = vec![0u8; 256];
+            let n = tokio::time::timeout(Duration::from_secs(15), c.read(&mut head))
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .unwrap_or(0);
+            (String::from_utf8_lossy(&head[..n]).to_string(), started.elapsed())
+        }));
+    }
+    // Junk paths and aborted logins.
+    let junk = {
+        let base = s.addr.clone();
+        tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+            for chunk in 0..50 {
+                let mut calls = vec![];
+                for i in 0..8 {
+                    let path = if i % 2 == 0 {
+                        format!("limiquantix.compute.v1.VMService/X{chunk}-{i}{}", "a".repeat(4000))
+                    } else {
+                        format!("limiquantix.junk{chunk}x{i}.Svc/{}", rng.below(u64::MAX))
+                    };
+                    calls.push(
+                        http.post(format!("{base}/{path}"))
+                            .header("content-type", "application/json")
+                            .body("{}")
+                            .send(),
+                    );
+                }
+                for r in futures::future::join_all(calls).await {
+                    let _ = r.map(|r| r.status());
+                }
+            }
+        })
+    };
+    let aborted = {
+        let addr = addr.clone();
+        tokio::spawn(async move {
+            let mut rng = Rng(12345);
+            for i in 0..60 {
+                let body = json!({"username": format!("guess-{i}"), "password": "not-the-password"});
+                reset_after(
+                    &addr,
+                    &format!("{AUTH}/Login"),
+                    None,
+                    &body.to_string(),
+                    Duration::from_micros(rng.below(20_000)),
+                )
+                .await;
+            }
+        })
+    };
+
+    // The well-behaved client, all along.
+    let mut latencies = vec![];
+    for i in 0..150 {
+        let started = Instant::now();
+        let (st, b) = if i % 2 == 0 {
+            s.call(&format!("{VMS}/GetVM"), json!({"id": "good"})).await
+        } else {
+            s.call(&format!("{VMS}/ListVMs"), json!({})).await
+        };
+        latencies.push(started.elapsed());
+        assert_eq!(st, 200, "well-behaved call {i}: {b}");
+    }
+    latencies.sort();
+    let p99 = latencies[latencies.len() * 99 / 100];
+    eprintln!("well-behaved p99 {p99:?}, max {:?}", latencies.last().unwrap());
+    assert!(p99 < Duration::from_secs(2), "p99 {p99:?}");
+
+    junk.await.unwrap();
+    aborted.await.unwrap();
+    for (head, took) in futures::future::join_all(slow).await.into_iter().map(Result::unwrap) {
+        assert!(
+            head.contains("deadline_exceeded") || head.starts_with("HTTP/1.1 504"),
+            "{head}"
+        );
+        assert!(took < Duration::from_secs(10), "slow body answered after {took:?}");
+    }
+    let closed = futures::future::join_all(holders)
+        .await
+        .into_iter()
+        .filter(|r| *r.as_ref().unwrap())
+        .count();
+    assert_eq!(closed, 200, "idle and slow-header connections closed by the server");
+
+    assert_eq!(in_flight_settles(&s).await, 0);
+    let (_, m) = s.get("/metrics").await;
+    let series = m.lines().filter(|l| l.starts_with("lqx_requests_total")).count();
+    eprintln!("/metrics: {} bytes, {series} request series", m.len());
+    assert!(m.len() < 64 * 1024 && series < 40, "{m}");
+    assert!(m.contains("method=\"unknown\""), "{m}");
+
+    s.set_token(Some(token));
+    let after = all_audit(&s, json!({})).await;
+    let hostile = 400 + 60 + 40;
+    let new_rows = after.len() - audit_before;
+    eprintln!(
+        "audit: {new_rows} rows for {hostile} hostile requests ({:.3} per request); peak RSS {} MiB",
+        new_rows as f64 / hostile as f64,
+        peak_rss_kib(s.pid()) / 1024
+    );
+    assert!(
+        new_rows <= 25,
+        "{new_rows} audit rows: {:?}",
+        &after[..new_rows.min(30)]
+    );
+    assert!(after.iter().all(|e| e["action"].as_str().unwrap_or("").len() <= 128));
+    assert!(
+        peak_rss_kib(s.pid()) < 1024 * 1024,
+        "peak RSS {} KiB",
+        peak_rss_kib(s.pid())
+    );
+}

@@ -49,9 +49,26 @@ pub fn is_audited(method_path: &str) -> bool {
         && !TELEMETRY.contains(&method_path)
 }
 
+/// Longest `action` kept: a path a client made up is stored once, cut to this.
+pub const MAX_ACTION_LEN: usize = 128;
+
 /// The `action` of an entry: `/limiquantix.compute.v1.VMService/CreateVM` becomes
 /// `compute.VMService/CreateVM`. Also accepts the short form (for filters) unchanged.
+/// At most [`MAX_ACTION_LEN`] bytes (longer ones are cut and end in `...`).
 pub fn action_name(method_path: &str) -> String {
+    let mut a = full_action_name(method_path);
+    if a.len() > MAX_ACTION_LEN {
+        let mut cut = MAX_ACTION_LEN - 3;
+        while !a.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        a.truncate(cut);
+        a.push_str("...");
+    }
+    a
+}
+
+fn full_action_name(method_path: &str) -> String {
     let p = method_path.trim().trim_start_matches('/');
     let p = p.strip_prefix("limiquantix.").unwrap_or(p);
     match p.split_once('/') {
@@ -238,6 +255,9 @@ mod tests {
         );
         // "vm" or "v" alone are not versions.
         assert_eq!(action_name("/x.vm.v/Do"), "x.vm.v/Do");
+        // A made-up path is kept short.
+        let long = action_name(&format!("/limiquantix.x.v1.Svc/{}", "é".repeat(4000)));
+        assert!(long.len() <= MAX_ACTION_LEN && long.ends_with("..."), "{}", long.len());
     }
 
     #[test]

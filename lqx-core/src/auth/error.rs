@@ -45,6 +45,9 @@ pub enum AuthError {
     RoleTooHigh { requested: Role, creator: Role },
     #[error("Too many failed attempts; retry in {retry_after} s")]
     Throttled { retry_after: u64 },
+    /// Too many password checks running and waiting (see `hash_limit`).
+    #[error("Too many password checks in progress; retry in {retry_after} s")]
+    Busy { retry_after: u64 },
     #[error("Password too short: at least {min} characters")]
     PasswordTooShort { min: usize },
     #[error("Password too long: at most {max} bytes")]
@@ -92,7 +95,9 @@ impl From<AuthError> for crate::Error {
             PermissionDenied { .. } | Forbidden(_) | UnknownMethod | RoleTooHigh { .. } => {
                 crate::Error::permission_denied(msg)
             }
-            Throttled { retry_after } => crate::Error::exhausted(msg).with_retry_after(retry_after),
+            Throttled { retry_after } | Busy { retry_after } => {
+                crate::Error::exhausted(msg).with_retry_after(retry_after)
+            }
             PasswordTooShort { .. } | PasswordTooLong { .. } | PasswordContainsUsername => {
                 crate::Error::invalid("password", lowercase_first(&msg))
             }

@@ -20,7 +20,9 @@
 
 pub mod apikey;
 pub mod audit;
+pub mod audit_volume;
 mod error;
+pub mod hash_limit;
 pub mod jwt;
 pub mod password;
 pub mod rbac;

@@ -110,16 +110,25 @@ pub fn needs_rehash(stored: &str) -> bool {
 
 /// [`hash_password`] on the blocking pool.
 pub async fn hash_password_async(password: Secret) -> Result<String, AuthError> {
-    tokio::task::spawn_blocking(move || hash_password(password.expose()))
-        .await
-        .map_err(AuthError::Join)?
+    let slot = super::hash_limit::global().acquire().await?;
+    tokio::task::spawn_blocking(move || {
+        let _slot = slot;
+        hash_password(password.expose())
+    })
+    .await
+    .map_err(AuthError::Join)?
 }
 
 /// [`verify_password`] on the blocking pool.
+/// Both wait for a slot of [`super::hash_limit`] first (or are refused when its queue is full).
 pub async fn verify_password_async(password: Secret, stored: Option<String>) -> Result<bool, AuthError> {
-    tokio::task::spawn_blocking(move || verify_password(password.expose(), stored.as_deref()))
-        .await
-        .map_err(AuthError::Join)?
+    let slot = super::hash_limit::global().acquire().await?;
+    tokio::task::spawn_blocking(move || {
+        let _slot = slot;
+        verify_password(password.expose(), stored.as_deref())
+    })
+    .await
+    .map_err(AuthError::Join)?
 }
 
 /// A random password of `len` characters from an alphabet without look-alikes, for the

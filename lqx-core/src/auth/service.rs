@@ -252,6 +252,8 @@ pub struct AuthService {
     key_touched: Mutex<HashMap<ApiKeyId, DateTime<Utc>>>,
     /// Recent session+user reads for access tokens, reused for `session.recheck`.
     checked: Mutex<Checks>,
+    /// How many refusals of callers without a credential are recorded one by one.
+    denials: Mutex<super::audit_volume::DenialLimiter>,
 }
 
 #[derive(Default)]
@@ -309,6 +311,7 @@ impl AuthService {
             clock: Arc::new(Utc::now),
             key_touched: Mutex::new(HashMap::new()),
             checked: Mutex::new(Checks::default()),
+            denials: Mutex::new(super::audit_volume::DenialLimiter::default()),
         }
     }
 
@@ -468,8 +471,13 @@ impl AuthService {
             // A method that a service of proto/ does not have reaches no handler: let the
             // router answer unimplemented. Unknown services stay denied (deny by default).
             None if is_missing_method_of_declared_service(method_path) => {
+                // Still named in the audit entry when the caller has a valid credential.
+                let principal = match self.authenticate(authorization).await {
+                    Ok(Credential::User(p)) => Some(p),
+                    _ => None,
+                };
                 return Admission {
-                    principal: None,
+                    principal,
                     verdict: Ok(Access::Public),
                 };
             }
@@ -924,6 +932,46 @@ impl AuthService {
         self.store.insert_audit(e).await
     }
 
+    /// Records the entry of a finished request, except a refusal of a caller without a
+    /// credential beyond the limits of [`super::audit_volume`] (counted for a summary
+    /// instead). Returns whether the entry was written.
+    pub async fn record_request_audit(&self, e: &AuditEntry) -> Result<bool> {
+        let anonymous_refusal =
+            matches!(e.actor, crate::model::Actor::Anonymous { .. }) && e.result != crate::model::AuditResult::Ok;
+        if anonymous_refusal && !lock(&self.denials).admit(&e.client_address, self.now_ms()) {
+            return Ok(false);
+        }
+        self.store.insert_audit(e).await?;
+        Ok(true)
+    }
+
+    /// Writes the summaries of refusals not recorded one by one in windows that have ended.
+    pub async fn flush_suppressed_denials(&self) -> Result<usize> {
+        let summaries = lock(&self.denials).take_summaries(self.now_ms());
+        let now = self.now();
+        for s in &summaries {
+            self.store
+                .insert_audit(&super::audit_volume::summary_entry(now, s))
+                .await?;
+        }
+        Ok(summaries.len())
+    }
+
+    /// Deletes audit entries past `retention`, and records that it did (when it did).
+    pub async fn prune_audit(&self, retention: &super::audit_volume::Retention) -> Result<u64> {
+        let now = self.now();
+        let removed = self
+            .store
+            .prune_audit(retention.cutoff(now), retention.max_entries)
+            .await?;
+        if removed > 0 {
+            self.store
+                .insert_audit(&super::audit_volume::prune_entry(now, removed, retention))
+                .await?;
+        }
+        Ok(removed)
+    }
+
     pub async fn list_audit(
         &self,
         p: &Principal,
@@ -1081,6 +1129,74 @@ mod tests {
             Credential::User(p) => p,
             other => panic!("{other:?}"),
         }
+    }
+
+    /// Retention removes by age and by count, and the removal is itself on record; a flood of
+    /// anonymous refusals writes a bounded number of entries plus one summary per address.
+    #[tokio::test]
+    async fn audit_retention_and_anonymous_refusals_are_bounded() {
+        use crate::auth::audit_volume::{PRUNE_ACTION, Retention, SUPPRESSED_ACTION};
+        use crate::model::{Actor, AuditFilter, AuditId, AuditResult};
+        let dir = tempfile::tempdir().unwrap();
+        let mut svc = service(dir.path()).await;
+        let now = Utc::now();
+        let entry = |age_days: i64, result: AuditResult| AuditEntry {
+            id: AuditId::new(),
+            time: now - chrono::Duration::days(age_days),
+            actor: Actor::Anonymous { claimed: None },
+            action: "compute.VMService/CreateVM".into(),
+            resource_type: String::new(),
+            resource_id: String::new(),
+            result,
+            detail: String::new(),
+            client_address: "10.0.0.9".into(),
+            request_id: String::new(),
+        };
+        for age in [400, 300, 10, 5, 1] {
+            svc.record_audit(&entry(age, AuditResult::Ok)).await.unwrap();
+        }
+        let store = svc.store().clone();
+        let count = |filter: AuditFilter| {
+            let store = store.clone();
+            async move { store.list_audit(&filter, 1000, "").await.unwrap().entries }
+        };
+        let removed = svc
+            .prune_audit(&Retention {
+                max_age: Some(std::time::Duration::from_secs(365 * 86_400)),
+                max_entries: Some(3),
+            })
+            .await
+            .unwrap();
+        assert_eq!(removed, 2, "one too old, one beyond the newest 3");
+        let left = count(AuditFilter::default()).await;
+        assert_eq!(left.len(), 4, "3 kept + the pruning's own entry");
+        let prune = left.iter().find(|e| e.action == PRUNE_ACTION).expect("pruning audited");
+        assert!(prune.detail.contains("removed 2"), "{}", prune.detail);
+        // Nothing to remove: no new entry.
+        assert_eq!(svc.prune_audit(&Retention::default()).await.unwrap(), 0);
+        assert_eq!(count(AuditFilter::default()).await.len(), 4);
+
+        let mut written = 0;
+        for _ in 0..500 {
+            written += usize::from(svc.record_request_audit(&entry(0, AuditResult::Denied)).await.unwrap());
+        }
+        assert_eq!(written, 20, "per-address allowance per minute");
+        // An authenticated caller's refusals are always recorded.
+        let mut user = entry(0, AuditResult::Denied);
+        user.actor = Actor::System { component: "t".into() };
+        assert!(svc.record_request_audit(&user).await.unwrap());
+        assert_eq!(svc.flush_suppressed_denials().await.unwrap(), 0, "window not over yet");
+        // A minute later (on the service's monotonic clock).
+        svc.started -= std::time::Duration::from_secs(61);
+        assert_eq!(svc.flush_suppressed_denials().await.unwrap(), 1);
+        let summaries = count(AuditFilter {
+            action: Some(SUPPRESSED_ACTION.into()),
+            ..Default::default()
+        })
+        .await;
+        assert_eq!(summaries.len(), 1);
+        assert!(summaries[0].detail.starts_with("480 more"), "{}", summaries[0].detail);
+        assert_eq!(summaries[0].client_address, "10.0.0.9");
     }
 
     #[tokio::test]

@@ -502,6 +502,39 @@ impl Store {
         Ok(())
     }
 
+    /// Deletes entries older than `before` and all but the newest `keep_newest`; returns how
+    /// many went.
+    pub async fn prune_audit(&self, before: Option<DateTime<Utc>>, keep_newest: Option<u64>) -> Result<u64> {
+        let mut removed = 0;
+        if let Some(b) = before {
+            let r = sqlx::query("DELETE FROM audit_log WHERE time < $1")
+                .bind(millis(b))
+                .execute(&self.pool)
+                .await
+                .map_err(db)?;
+            removed += r.rows_affected();
+        }
+        if let Some(n) = keep_newest {
+            let n = i64::try_from(n).unwrap_or(i64::MAX);
+            let oldest_dropped: Option<(i64, String)> =
+                sqlx::query_as("SELECT time, id FROM audit_log ORDER BY time DESC, id DESC LIMIT 1 OFFSET $1")
+                    .bind(n)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(db)?;
+            if let Some((t, id)) = oldest_dropped {
+                let r = sqlx::query("DELETE FROM audit_log WHERE time < $1 OR (time = $1 AND id <= $2)")
+                    .bind(t)
+                    .bind(id)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(db)?;
+                removed += r.rows_affected();
+            }
+        }
+        Ok(removed)
+    }
+
     /// One page of audit entries matching `filter`, newest first.
     pub async fn list_audit(&self, filter: &AuditFilter, page_size: u32, token: &str) -> Result<AuditPage> {
         let size = self::page_size(page_size);
