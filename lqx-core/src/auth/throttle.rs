@@ -14,8 +14,10 @@
 //! - Counters forget: one that has not failed for an hour starts from zero.
 //! - No lock-out: a delay is the worst that happens, never a lock. And an attacker cannot keep
 //!   the owner out even with delays: the account-wide counter is skipped for an address the
-//!   account has logged in from successfully within 30 days, so only the owner's own pair
-//!   counter applies there, which the attacker cannot touch.
+//!   account has logged in from successfully within 90 days (up to 64 addresses per account,
+//!   the least recently used dropped first), so only the owner's own pair counter applies
+//!   there, which the attacker cannot touch from elsewhere. Only a login from a new address
+//!   can be slowed by a distributed attack on the account.
 //! - Usernames are counted whether they exist or not, so throttling reveals nothing.
 //! - Memory is bounded: at most `max_entries` counters per map; the stalest are dropped first.
 //!
@@ -56,8 +58,8 @@ impl Default for ThrottlePolicy {
             base_delay_ms: 1_000,
             max_delay_ms: 15 * 60 * 1_000,
             forget_after_ms: 60 * 60 * 1_000,
-            known_address_ms: 30 * 24 * 3600 * 1_000,
-            known_addresses_per_account: 8,
+            known_address_ms: 90 * 24 * 3600 * 1_000,
+            known_addresses_per_account: 64,
             max_entries: 100_000,
         }
     }
@@ -453,5 +455,36 @@ mod tests {
         let wait = retry(t.begin("alice", A, now_ms())).unwrap();
         tokio::time::advance(std::time::Duration::from_secs(wait)).await;
         assert_eq!(retry(t.begin("alice", A, now_ms())), None);
+    }
+
+    /// A distributed attack pushes the account-wide delay to its cap, and the owner has
+    /// logged in from many other places since: the owner's usual address is not slowed.
+    #[test]
+    fn a_distributed_attack_never_slows_a_known_address() {
+        let mut t = LoginThrottle::default();
+        let owner = Some(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1)));
+        t.begin("admin", owner, 0).unwrap();
+        t.succeeded("admin", owner, 0);
+        // Thirty other places the owner logged in from later (more than the old limit of 8).
+        for i in 0..30u8 {
+            let other = Some(IpAddr::V4(Ipv4Addr::new(10, 1, 0, i)));
+            t.begin("admin", other, 1_000 + u64::from(i)).unwrap();
+            t.succeeded("admin", other, 1_000 + u64::from(i));
+        }
+        // Thousands of guesses from fresh addresses, each obeying Retry-After.
+        let mut now = 10 * SEC;
+        for i in 0..40u32 {
+            let attacker = Some(IpAddr::V4(Ipv4Addr::from(0x0b00_0000 + i)));
+            if let Some(wait) = retry(t.begin("admin", attacker, now)) {
+                now += wait * SEC;
+                t.begin("admin", attacker, now).unwrap();
+            }
+        }
+        // A new address is slowed by the account-wide counter (at its cap by now)...
+        let new = Some(IpAddr::V4(Ipv4Addr::new(192, 168, 9, 9)));
+        assert_eq!(retry(t.begin("admin", new, now)), Some(15 * 60));
+        // ...the owner's known address is not.
+        assert_eq!(retry(t.begin("admin", owner, now)), None);
+        t.succeeded("admin", owner, now);
     }
 }
