@@ -26,9 +26,19 @@ where
     } else {
         body
     };
-    let msg: Req = match serde_json::from_slice(&body) {
+    let msg: Req = match serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_slice(&body)) {
         Ok(m) => m,
-        Err(e) => return error(Code::InvalidArgument, &format!("invalid JSON body: {e}")),
+        Err(e) => {
+            // Name the field: the inner message alone can be as vague as "data did not
+            // match any variant of untagged enum".
+            let field = e.path().to_string();
+            let msg = if field == "." {
+                format!("invalid JSON body: {}", e.inner())
+            } else {
+                format!("invalid JSON body: field {field}: {}", e.inner())
+            };
+            return error(Code::InvalidArgument, &msg);
+        }
     };
     let mut req = tonic::Request::new(msg);
     *req.extensions_mut() = ext;
@@ -60,9 +70,14 @@ pub fn status_response(s: &Status) -> HttpResponse {
     r
 }
 
+/// The Connect code of an error response (several codes share an HTTP status).
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectCode(pub Code);
+
 pub fn error(code: Code, message: &str) -> HttpResponse {
     let mut r = Response::new(axum::body::Body::from(connect_error_body(code, message)));
     *r.status_mut() = connect_http_status(code);
+    r.extensions_mut().insert(ConnectCode(code));
     r.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     r

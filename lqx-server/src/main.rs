@@ -50,7 +50,7 @@ pub struct ServeArgs {
     #[arg(long, env = "LQX_DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
     /// Development playground: SQLite in the data dir, three hosts, an admin account.
-    #[arg(long, env = "LQX_DEV")]
+    #[arg(long, env = "LQX_DEV", value_parser = clap::builder::BoolishValueParser::new())]
     pub dev: bool,
     /// Run on simulated hosts loaded from a cluster file (nodes and VMs).
     #[arg(long, env = "LQX_SIM", value_name = "FILE")]
@@ -59,7 +59,7 @@ pub struct ServeArgs {
     #[arg(long, env = "LQX_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
     /// Allow plaintext on a non-loopback address.
-    #[arg(long, env = "LQX_INSECURE_LISTEN")]
+    #[arg(long, env = "LQX_INSECURE_LISTEN", value_parser = clap::builder::BoolishValueParser::new())]
     pub insecure_listen: bool,
     /// TLS certificate (PEM).
     #[arg(long, env = "LQX_TLS_CERT", requires = "tls_key")]

@@ -383,6 +383,8 @@ pub(crate) fn result_code(resp: &Response<Body>, grpc: bool) -> &'static str {
             Some(c) => crate::status::connect_code(Code::from_i32(c)),
             None => "ok",
         }
+    } else if let Some(gateway::ConnectCode(c)) = resp.extensions().get() {
+        crate::status::connect_code(*c)
     } else {
         match resp.status() {
             StatusCode::OK => "ok",

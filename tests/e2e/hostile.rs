@@ -445,3 +445,96 @@ async fn hostile_clients_leave_well_behaved_ones_served_and_bounded() {
         peak_rss_kib(s.pid())
     );
 }
+
+/// Careless requests get clear answers with the right code, and the audit log keeps apart
+/// what the codes keep apart.
+#[tokio::test]
+async fn careless_requests_get_clear_answers() {
+    let mut s = Server::start(
+        Engine::Sqlite,
+        Options {
+            args: vec!["--dev".into()],
+            // Accepted like the other boolean variables (on loopback it changes nothing).
+            env: vec![("LQX_INSECURE_LISTEN".into(), "1".into())],
+            ..Default::default()
+        },
+    )
+    .await;
+    s.login_admin().await;
+    let create = format!("{VMS}/CreateVM");
+    let body = |name: &str, cpu: u32| json!({"name": name, "requestId": "careless-1", "spec": {"cpuCores": cpu, "memoryMib": 256, "disks": [{"name": "root", "sizeMib": 1024}]}});
+    let (st, first) = s.call(&create, body("one", 1)).await;
+    assert_eq!(st, 200, "{first}");
+    // A retry of the same request is the same VM; a different request under the same id
+    // is refused, saying why.
+    let (st, again) = s.call(&create, body("one", 1)).await;
+    assert_eq!((st, &again["id"]), (200, &first["id"]));
+    let (st, e) = s.call(&create, body("two", 2)).await;
+    assert_eq!((st, e["code"].as_str()), (412, Some("failed_precondition")), "{e}");
+    assert!(e["message"].as_str().unwrap().contains("request_id"), "{e}");
+    let (_, two) = s.call(&format!("{VMS}/GetVM"), json!({"id": "two"})).await;
+    assert_eq!(two["code"], "not_found", "the second VM was not created: {two}");
+
+    // Unknown NIC models are refused like unknown disk buses.
+    let mut b = body("nic", 1);
+    b["requestId"] = json!("");
+    b["spec"]["nics"] = json!([{"network": "default", "model": "ne2k"}]);
+    let (st, e) = s.call(&create, b).await;
+    assert_eq!(st, 400, "{e}");
+    assert!(e["message"].as_str().unwrap().contains("nics[0].model"), "{e}");
+
+    // An empty id is a bad argument, not a missing VM.
+    let (st, e) = s.call(&format!("{VMS}/GetVM"), json!({"id": ""})).await;
+    assert_eq!((st, e["code"].as_str()), (400, Some("invalid_argument")), "{e}");
+
+    // A value of the wrong type names its field.
+    let (st, e) = s
+        .call(&create, json!({"name": "x", "spec": {"cpuCores": {"many": true}}}))
+        .await;
+    assert_eq!(st, 400, "{e}");
+    assert!(e["message"].as_str().unwrap().contains("spec.cpuCores"), "{e}");
+
+    // A made-up node credential is no credential: 401, not 403.
+    let admin = s.token().unwrap().to_string();
+    s.set_token(Some(format!("lqxn_abcdefgh_{}", "A".repeat(43))));
+    let (st, e) = s.call(&format!("{VMS}/ListVMs"), json!({})).await;
+    assert_eq!((st, e["code"].as_str()), (401, Some("unauthenticated")), "{e}");
+    s.set_token(Some(admin));
+
+    // An admin calling a method the service lacks is audited under the admin's name.
+    let (st, e) = s.call(&format!("{VMS}/FormatDisk"), json!({})).await;
+    assert_eq!((st, e["code"].as_str()), (404, Some("unimplemented")), "{e}");
+    let e = all_audit(&s, json!({"action": "compute.VMService/FormatDisk"})).await;
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert_eq!(e[0]["actor"], "admin", "{:?}", e[0]);
+
+    // already_exists and aborted are told apart in the audit log.
+    let (st, _) = s
+        .call(
+            &create,
+            json!({"name": "one", "spec": {"cpuCores": 1, "memoryMib": 256}}),
+        )
+        .await;
+    assert_eq!(st, 409);
+    let (st, _) = s
+        .call(
+            &format!("{VMS}/UpdateVM"),
+            json!({"id": "one", "description": "d", "updateMask": ["description"], "expectedResourceVersion": 999}),
+        )
+        .await;
+    assert_eq!(st, 409);
+    let created = all_audit(&s, json!({"action": "compute.VMService/CreateVM", "result": "error"})).await;
+    assert!(
+        created
+            .iter()
+            .any(|e| e["detail"].as_str().unwrap().starts_with("already_exists")),
+        "{created:?}"
+    );
+    let updated = all_audit(&s, json!({"action": "compute.VMService/UpdateVM", "result": "error"})).await;
+    assert!(
+        updated
+            .iter()
+            .any(|e| e["detail"].as_str().unwrap().starts_with("aborted")),
+        "{updated:?}"
+    );
+}

@@ -33,6 +33,8 @@ pub enum AuthError {
     InvalidCredentials,
     #[error("Invalid API key")]
     InvalidApiKey,
+    #[error("A node credential is accepted only by the agent API: this call needs a user token or an API key")]
+    NodeCredentialElsewhere,
     #[error("API key expired")]
     ApiKeyExpired,
     #[error("Permission denied: {permission} required")]
@@ -91,6 +93,7 @@ impl From<AuthError> for crate::Error {
             | RefreshReuse
             | InvalidCredentials
             | InvalidApiKey
+            | NodeCredentialElsewhere
             | ApiKeyExpired => crate::Error::unauthenticated(msg),
             PermissionDenied { .. } | Forbidden(_) | UnknownMethod | RoleTooHigh { .. } => {
                 crate::Error::permission_denied(msg)

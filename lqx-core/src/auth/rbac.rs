@@ -248,9 +248,9 @@ pub fn authorize(method_path: &str, caller: Caller) -> Result<Access, AuthError>
         (_, Caller::Anonymous) => return Err(AuthError::MissingCredentials),
         (NodeCredential, Caller::Node) => true,
         (NodeCredential, _) => return Err(AuthError::Forbidden("node credential required")),
-        (_, Caller::Node) => {
-            return Err(AuthError::Forbidden("node credentials may only call the agent API"));
-        }
+        // Not a credential for this API at all (whether or not it is a real node's):
+        // unauthenticated, like a missing one, not permission_denied.
+        (_, Caller::Node) => return Err(AuthError::NodeCredentialElsewhere),
         (Authenticated, Caller::User(_) | Caller::ApiKey(_)) => true,
         (UserSession, Caller::User(_)) => true,
         (UserSession, Caller::ApiKey(_)) => {
@@ -398,7 +398,11 @@ mod tests {
         let role = match caller {
             Caller::Anonymous => return Err("unauthenticated"),
             Caller::Node => {
-                return if method == "Heartbeat" { Ok(()) } else { Err("denied") };
+                return if method == "Heartbeat" {
+                    Ok(())
+                } else {
+                    Err("unauthenticated")
+                };
             }
             Caller::User(r) | Caller::ApiKey(r) => r,
         };
@@ -447,14 +451,17 @@ mod tests {
                 let got = authorize(&path, caller);
                 match (expected(&path, caller), &got) {
                     (Ok(()), Ok(_)) => {}
-                    (Err("unauthenticated"), Err(AuthError::MissingCredentials)) => {}
+                    (
+                        Err("unauthenticated"),
+                        Err(AuthError::MissingCredentials | AuthError::NodeCredentialElsewhere),
+                    ) => {}
                     (Err("denied"), Err(AuthError::PermissionDenied { .. } | AuthError::Forbidden(_))) => {}
                     (want, got) => panic!("{path} as {caller:?}: expected {want:?}, got {got:?}"),
                 }
                 // The mapping to the transport-agnostic error keeps the two refusals apart.
                 if let Err(e) = got {
                     let kind = crate::Error::from(e).kind;
-                    let want = if caller == Caller::Anonymous {
+                    let want = if matches!(caller, Caller::Anonymous | Caller::Node) {
                         crate::ErrorKind::Unauthenticated
                     } else {
                         crate::ErrorKind::PermissionDenied

@@ -23,6 +23,29 @@ pub struct CreateVm {
     pub request_id: Option<String>,
 }
 
+impl CreateVm {
+    /// A stable digest of everything the request asks for (64-bit FNV-1a of its JSON): a
+    /// retry with the same request_id must match it.
+    pub fn fingerprint(&self) -> String {
+        let json = serde_json::to_vec(&(
+            &self.name,
+            self.project_id.to_string(),
+            &self.description,
+            &self.labels,
+            &self.spec,
+            self.node.map(|n| n.to_string()),
+            self.start,
+        ))
+        .unwrap_or_default();
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in json {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        format!("{h:016x}")
+    }
+}
+
 /// The fields of UpdateVM that were named in the update mask.
 #[derive(Debug, Clone, Default)]
 pub struct VmUpdate {
@@ -47,10 +70,21 @@ pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(60);
 
 impl Compute {
     pub async fn create_vm(&self, req: CreateVm) -> Result<Vm> {
+        let fingerprint = req.fingerprint();
         if let Some(rid) = &req.request_id
-            && let Some(id) = self.store.idempotent_get(&format!("CreateVM/{rid}")).await?
+            && let Some(stored) = self.store.idempotent_get(&format!("CreateVM/{rid}")).await?
         {
-            return self.store.get_vm(VmId::parse("request_id", &id)?).await;
+            // Stored as "<vm id> <fingerprint>" (older entries: the id alone).
+            let (id, first) = stored.split_once(' ').unwrap_or((&stored, ""));
+            let vm = self.store.get_vm(VmId::parse("request_id", id)?).await?;
+            if !first.is_empty() && first != fingerprint {
+                return Err(Error::precondition(format!(
+                    "request_id {rid:?} was already used by a different CreateVM request (it created VM {}); \
+                     a retry must send the same request, a new request needs a new request_id",
+                    vm.name
+                )));
+            }
+            return Ok(vm);
         }
         let now = Utc::now();
         let mut vm = Vm {
@@ -78,7 +112,7 @@ impl Compute {
         self.store.create_vm(&vm).await?;
         if let Some(rid) = &req.request_id {
             self.store
-                .idempotent_put(&format!("CreateVM/{rid}"), &vm.id.to_string())
+                .idempotent_put(&format!("CreateVM/{rid}"), &format!("{} {fingerprint}", vm.id))
                 .await?;
         }
         drop(_guard);

@@ -161,6 +161,13 @@ impl VmSpec {
             return Err(crate::Error::invalid("spec.nics", format!("at most {MAX_NICS} NICs")));
         }
         for (i, n) in self.nics.iter().enumerate() {
+            // Like disk buses: an unknown model is refused, never silently run as virtio.
+            if !matches!(n.model.as_str(), "" | "virtio" | "e1000" | "rtl8139") {
+                return Err(crate::Error::invalid(
+                    &format!("spec.nics[{i}].model"),
+                    "must be virtio, e1000 or rtl8139",
+                ));
+            }
             if !n.mac.is_empty() && !is_mac(&n.mac) {
                 return Err(crate::Error::invalid(
                     &format!("spec.nics[{i}].mac"),

@@ -33,6 +33,9 @@ impl Store {
 
     /// Looks a node up by id or name.
     pub async fn resolve_node(&self, id_or_name: &str) -> Result<Node> {
+        if id_or_name.trim().is_empty() {
+            return Err(Error::invalid("id", "is required: a node id or name"));
+        }
         if let Ok(id) = id_or_name.parse::<NodeId>()
             && let Some(n) = self.find_node("id = $1", &id.to_string()).await?
         {

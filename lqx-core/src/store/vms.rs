@@ -82,6 +82,9 @@ impl Store {
 
     /// Looks a VM up by id or, failing that, by name within a project.
     pub async fn resolve_vm(&self, id_or_name: &str, project: ProjectId) -> Result<Vm> {
+        if id_or_name.trim().is_empty() {
+            return Err(Error::invalid("id", "is required: a VM id or name"));
+        }
         if let Ok(id) = id_or_name.parse::<VmId>()
             && let Some(vm) = self.find_vm_by_id(id).await?
         {
