@@ -538,3 +538,63 @@ async fn careless_requests_get_clear_answers() {
         "{updated:?}"
     );
 }
+
+/// Out of file descriptors, the accept loop backs off and logs a line now and then instead
+/// of spinning (it wrote millions of lines before), and the server answers again once
+/// clients let go.
+#[tokio::test]
+async fn out_of_descriptors_the_server_backs_off_and_recovers() {
+    let s = Server::start(
+        Engine::Sqlite,
+        Options {
+            args: vec!["--dev".into()],
+            // Above what the descriptor limit set below allows, so accept itself fails.
+            config: Some("limits:\n  max_connections: 5000\n".into()),
+            ..Default::default()
+        },
+    )
+    .await;
+    let st = std::process::Command::new("prlimit")
+        .arg(format!("--pid={}", s.pid()))
+        .arg("--nofile=128:128")
+        .status()
+        .expect("prlimit (util-linux)");
+    assert!(st.success());
+    let addr = host_port(&s);
+    let mut held = vec![];
+    for _ in 0..300 {
+        if let Ok(c) = TcpStream::connect(&addr).await {
+            held.push(c);
+        }
+    }
+    // A few seconds at the limit: the loop must idle, not spin.
+    let cpu = |pid: u32| -> u64 {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        let f: Vec<&str> = stat.rsplit(')').next().unwrap().split_whitespace().collect();
+        f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
+    };
+    let before = cpu(s.pid());
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let ticks = cpu(s.pid()) - before;
+    let failures = s.logs().matches("accepting a connection failed").count();
+    eprintln!("at the descriptor limit: {ticks} CPU ticks in 3 s, {failures} accept-failure log lines");
+    assert!(failures <= 2, "{failures} log lines");
+    assert!(ticks < 150, "{ticks} ticks of CPU in 3 s: the accept loop spins");
+    drop(held);
+    let healthz = || async {
+        use tokio::io::AsyncReadExt;
+        let mut c = TcpStream::connect(&addr).await.ok()?;
+        c.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await.ok()?;
+        let mut out = String::new();
+        c.read_to_string(&mut out).await.ok()?;
+        Some(out)
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let answer = tokio::time::timeout(Duration::from_secs(2), healthz()).await.ok().flatten();
+        if answer.is_some_and(|a| a.starts_with("HTTP/1.1 200")) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no answer after the clients left");
+    }
+}
