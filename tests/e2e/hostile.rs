@@ -562,36 +562,46 @@ async fn out_of_descriptors_the_server_backs_off_and_recovers() {
     assert!(st.success());
     let addr = host_port(&s);
     let mut held = vec![];
-    for _ in 0..300 {
-        if let Ok(c) = TcpStream::connect(&addr).await {
+    let started = Instant::now();
+    for _ in 0..200 {
+        // Past the listen backlog, connecting waits on SYN retries: skip those.
+        if let Ok(Ok(c)) = tokio::time::timeout(Duration::from_millis(300), TcpStream::connect(&addr)).await {
             held.push(c);
         }
     }
+    eprintln!("{} connections in {:?}", held.len(), started.elapsed());
     // A few seconds at the limit: the loop must idle, not spin.
     let cpu = |pid: u32| -> u64 {
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
         let f: Vec<&str> = stat.rsplit(')').next().unwrap().split_whitespace().collect();
         f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
     };
-    let before = cpu(s.pid());
+    let lines = || s.logs().matches("accepting a connection failed").count();
+    let (before, lines_before) = (cpu(s.pid()), lines());
     tokio::time::sleep(Duration::from_secs(3)).await;
     let ticks = cpu(s.pid()) - before;
-    let failures = s.logs().matches("accepting a connection failed").count();
+    let failures = lines() - lines_before;
     eprintln!("at the descriptor limit: {ticks} CPU ticks in 3 s, {failures} accept-failure log lines");
-    assert!(failures <= 2, "{failures} log lines");
+    assert!(failures <= 1, "{failures} log lines in 3 s:\n{}", s.logs());
+    assert!(lines() >= 1, "the failure is logged");
     assert!(ticks < 150, "{ticks} ticks of CPU in 3 s: the accept loop spins");
     drop(held);
     let healthz = || async {
         use tokio::io::AsyncReadExt;
         let mut c = TcpStream::connect(&addr).await.ok()?;
-        c.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await.ok()?;
+        c.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .ok()?;
         let mut out = String::new();
         c.read_to_string(&mut out).await.ok()?;
         Some(out)
     };
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let answer = tokio::time::timeout(Duration::from_secs(2), healthz()).await.ok().flatten();
+        let answer = tokio::time::timeout(Duration::from_secs(2), healthz())
+            .await
+            .ok()
+            .flatten();
         if answer.is_some_and(|a| a.starts_with("HTTP/1.1 200")) {
             break;
         }
