@@ -492,3 +492,36 @@ async fn a_revocation_reaches_other_replicas_within_the_recheck_interval() {
         }
     }
 }
+
+/// Audit retention on both engines: by age, then by count (ties on the same millisecond
+/// broken by id, as pages are), never more than asked.
+#[tokio::test]
+async fn audit_prune_by_age_and_count() {
+    let dir = tempfile::tempdir().unwrap();
+    for (engine, store) in engines(dir.path()).await {
+        let anon = Actor::Anonymous { claimed: None };
+        for i in 0..10 {
+            store
+                .insert_audit(&entry(i, anon.clone(), "compute.VMService/CreateVM", AuditResult::Ok))
+                .await
+                .unwrap();
+        }
+        // Two more in the newest second.
+        for _ in 0..2 {
+            store
+                .insert_audit(&entry(9, anon.clone(), "compute.VMService/CreateVM", AuditResult::Ok))
+                .await
+                .unwrap();
+        }
+        let left = |store: lqx_core::store::Store| async move {
+            store.list_audit(&AuditFilter::default(), 1000, "").await.unwrap().entries
+        };
+        assert_eq!(store.prune_audit(Some(t(3)), None).await.unwrap(), 3, "{engine:?}");
+        assert_eq!(left(store.clone()).await.len(), 9);
+        assert_eq!(store.prune_audit(None, Some(4)).await.unwrap(), 5, "{engine:?}");
+        let kept = left(store.clone()).await;
+        assert_eq!(kept.len(), 4, "{engine:?}");
+        assert!(kept.iter().all(|e| e.time >= t(8)), "{engine:?}: the newest are kept");
+        assert_eq!(store.prune_audit(Some(t(0)), Some(100)).await.unwrap(), 0, "{engine:?}");
+    }
+}
