@@ -119,8 +119,9 @@ async fn all_vms(s: &Server) -> Vec<Value> {
 
 /// Requests cut off at random points, over Connect JSON (TCP reset) and gRPC (the call
 /// dropped: RST_STREAM), with a concurrency limit of 8: afterwards nothing is held (in-flight
-/// gauge back to 0, the server answers more than 8 requests at once), and every VM that
-/// exists has exactly one audit entry for its creation.
+/// gauge back to 0, the server answers more than 8 requests at once), every VM that exists
+/// has exactly one audit entry for its creation, and every VM an aborted delete removed has
+/// exactly one for its deletion.
 #[tokio::test]
 async fn aborted_requests_leak_nothing_and_every_created_vm_is_audited_once() {
     let mut s = Server::start(
@@ -234,6 +235,48 @@ async fn aborted_requests_leak_nothing_and_every_created_vm_is_audited_once() {
         !ours.is_empty(),
         "no aborted create took effect: the abort points are all too early"
     );
+
+    // Deletes cut off the same ways: every VM that is gone has exactly one delete entry.
+    let ids: Vec<String> = ours.iter().map(|v| v["id"].as_str().unwrap().to_string()).collect();
+    let mut tasks = vec![];
+    for (i, id) in ids.iter().enumerate() {
+        let after = Duration::from_micros(rng.below(25_000));
+        let (addr, token, channel, id) = (addr.clone(), token.clone(), channel.clone(), id.clone());
+        tasks.push(tokio::spawn(async move {
+            if i % 2 == 0 {
+                let body = json!({"id": id, "force": true}).to_string();
+                reset_after(&addr, &format!("{VMS}/DeleteVM"), Some(&token), &body, after).await;
+            } else {
+                let mut c = pb::vm_service_client::VmServiceClient::new(channel);
+                let mut r = tonic::Request::new(pb::DeleteVmRequest {
+                    id,
+                    force: true,
+                    ..Default::default()
+                });
+                r.metadata_mut()
+                    .insert("authorization", format!("Bearer {token}").parse().unwrap());
+                let _ = tokio::time::timeout(after, c.delete_vm(r)).await;
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(in_flight_settles(&s).await, 0, "deletes left in flight");
+    let left: Vec<String> = all_vms(&s)
+        .await
+        .iter()
+        .map(|v| v["id"].as_str().unwrap().to_string())
+        .collect();
+    let deletes = all_audit(&s, json!({"action": "compute.VMService/DeleteVM", "result": "ok"})).await;
+    let mut gone = 0;
+    for id in &ids {
+        let n = deletes.iter().filter(|e| e["resourceId"] == id.as_str()).count();
+        let expected = usize::from(!left.contains(id));
+        gone += expected;
+        assert_eq!(n, expected, "VM {id}: {n} delete entries, deleted: {}", expected == 1);
+    }
+    eprintln!("{gone} of {} aborted deletes took effect", ids.len());
 }
 
 /// Reads until the server closes the connection (EOF or reset); `None` if it stayed open
