@@ -514,7 +514,11 @@ async fn audit_prune_by_age_and_count() {
                 .unwrap();
         }
         let left = |store: lqx_core::store::Store| async move {
-            store.list_audit(&AuditFilter::default(), 1000, "").await.unwrap().entries
+            store
+                .list_audit(&AuditFilter::default(), 1000, "")
+                .await
+                .unwrap()
+                .entries
         };
         assert_eq!(store.prune_audit(Some(t(3)), None).await.unwrap(), 3, "{engine:?}");
         assert_eq!(left(store.clone()).await.len(), 9);

@@ -12,6 +12,9 @@ use std::time::Duration;
 pub struct Config {
     /// Address of the API (gRPC and Connect JSON on one port).
     pub listen: SocketAddr,
+    /// Serve `/metrics` (and `/healthz`) on this address only, plaintext, instead of on the
+    /// API port; none: on the API port.
+    pub metrics_listen: Option<SocketAddr>,
     /// Where the embedded database, the signing key and generated files live.
     pub data_dir: PathBuf,
     /// `postgres://...` for PostgreSQL; empty: SQLite at `<data_dir>/lqx.db`.
@@ -267,6 +270,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             listen: "127.0.0.1:8080".parse().expect("valid default address"),
+            metrics_listen: None,
             data_dir: PathBuf::from("lqx-data"),
             database_url: String::new(),
             log_format: LogFormat::Text,

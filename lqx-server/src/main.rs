@@ -43,6 +43,9 @@ pub struct ServeArgs {
     /// Address for gRPC and Connect JSON [default: 127.0.0.1:8080].
     #[arg(long, env = "LQX_LISTEN")]
     pub listen: Option<SocketAddr>,
+    /// Serve /metrics on this address (plaintext) instead of on the API port.
+    #[arg(long, env = "LQX_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
     /// Data directory (embedded database, keys) [default: ./lqx-data].
     #[arg(long, env = "LQX_DATA_DIR")]
     pub data_dir: Option<PathBuf>,

@@ -145,7 +145,7 @@ impl Api {
         let path = req.uri().path().to_string();
         if req.method() == http::Method::GET {
             return Ok(match path.as_str() {
-                "/metrics" => text(StatusCode::OK, self.metrics.render()),
+                "/metrics" if self.config.metrics_listen.is_none() => text(StatusCode::OK, self.metrics.render()),
                 "/healthz" => text(StatusCode::OK, "ok\n".into()),
                 _ => text(StatusCode::NOT_FOUND, "not found\n".into()),
             });
@@ -501,6 +501,51 @@ pub async fn serve(
         _ = tokio::time::sleep(std::time::Duration::from_secs(30)) => tracing::warn!("open requests did not finish in 30 s"),
     }
     Ok(())
+}
+
+/// Serves `/metrics` and `/healthz` on their own listener (`metrics_listen`): plaintext
+/// HTTP/1, same connection hygiene as the API port.
+pub async fn serve_metrics(api: Arc<Api>, listener: TcpListener) {
+    let limits = api.config.limits.clone();
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout);
+    let slots = Arc::new(Semaphore::new(64));
+    loop {
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let stream = match listener.accept().await {
+            Ok((s, _)) => s,
+            Err(e) => {
+                tracing::debug!(error = %e, "accepting a metrics connection failed");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let api = api.clone();
+        let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+            let api = api.clone();
+            async move {
+                Ok::<_, Infallible>(match (req.method(), req.uri().path()) {
+                    (&http::Method::GET, "/metrics") => text(StatusCode::OK, api.metrics.render()),
+                    (&http::Method::GET, "/healthz") => text(StatusCode::OK, "ok\n".into()),
+                    _ => text(StatusCode::NOT_FOUND, "not found\n".into()),
+                })
+            }
+        });
+        let io = TokioIo::new(crate::conn::IdleIo::new(
+            stream,
+            limits.idle_timeout,
+            Default::default(),
+        ));
+        let conn = builder.serve_connection(io, svc);
+        tokio::spawn(async move {
+            let _slot = slot;
+            let _ = conn.await;
+        });
+    }
 }
 
 /// The client's address, for audit and throttling.

@@ -22,6 +22,9 @@ pub fn config(args: &ServeArgs) -> anyhow::Result<Config> {
     if let Some(d) = &args.data_dir {
         c.data_dir = d.clone();
     }
+    if let Some(m) = args.metrics_listen {
+        c.metrics_listen = Some(m);
+    }
     if let Some(u) = &args.database_url {
         c.database_url = u.clone();
     }
@@ -160,6 +163,13 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!(%addr, database = %store_kind(&db), nodes = config.nodes.len(), "lqx-server listening");
+    if let Some(m) = config.metrics_listen {
+        let metrics = tokio::net::TcpListener::bind(m)
+            .await
+            .with_context(|| format!("listening on {m} for metrics"))?;
+        eprintln!("lqx-server metrics on http://{}/metrics", metrics.local_addr()?);
+        tokio::spawn(server::serve_metrics(api.clone(), metrics));
+    }
     eprintln!("lqx-server listening on {scheme}://{addr}");
     server::serve(api, listener, tls, shutdown_signal()).await?;
     leader.shutdown().await;

@@ -651,3 +651,34 @@ async fn out_of_descriptors_the_server_backs_off_and_recovers() {
         assert!(Instant::now() < deadline, "no answer after the clients left");
     }
 }
+
+/// With `--metrics-listen`, `/metrics` is served there and no longer on the API port.
+#[tokio::test]
+async fn metrics_can_move_to_their_own_listener() {
+    let s = Server::start(
+        Engine::Sqlite,
+        Options {
+            args: vec!["--metrics-listen".into(), "127.0.0.1:0".into()],
+            ..Default::default()
+        },
+    )
+    .await;
+    let logs = s.logs();
+    let metrics_url = logs
+        .split("metrics on ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no metrics address in the log:\n{logs}"))
+        .to_string();
+    let _ = s.call(&format!("{VMS}/ListVMs"), json!({})).await;
+    let (st, _) = s.get("/metrics").await;
+    assert_eq!(st, 404, "not on the API port");
+    let r = reqwest::get(&metrics_url).await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let text = r.text().await.unwrap();
+    assert!(text.contains("lqx_requests_in_flight 0"), "{text}");
+    assert!(
+        text.contains("method=\"/limiquantix.compute.v1.VMService/ListVMs\""),
+        "{text}"
+    );
+}
