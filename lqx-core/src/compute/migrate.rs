@@ -1,9 +1,34 @@
-//! VM migration: live (peer-to-peer) when the VM runs and both hosts support it, cold
-//! otherwise or on request.
+//! VM migration. A running VM moves live (peer-to-peer); it is moved cold (shut down on the
+//! source, started on the target) only when the caller asks for it: where live migration is
+//! impossible, the migration fails with the reason instead of silently stopping the guest. A
+//! stopped VM is moved cold (nothing runs, nothing stops).
+//!
+//! The target is chosen under the placement lock and reserved in [`super::inflight`] in the
+//! same critical section, until the migration ends; the per-host limit of concurrent
+//! migrations is checked there too.
 
+use super::inflight::InFlight;
 use super::{Compute, MigrateOutcome};
+use crate::driver::{Hypervisor, LiveOptions, MigrationProgress, ProgressFn};
 use crate::model::*;
 use crate::{Error, Result};
+use std::sync::Arc;
+
+/// How to migrate.
+#[derive(Debug, Clone, Default)]
+pub struct MigrateOptions {
+    /// The node to move to; None: the scheduler picks.
+    pub target: Option<String>,
+    /// Move a running VM cold (it is shut down and started again on the target).
+    pub cold: bool,
+    /// Bandwidth, timeout, auto-converge and post-copy of a live migration.
+    pub live: LiveOptions,
+}
+
+/// Why `src` -> `dst` cannot be live, if it cannot.
+pub fn live_blocker(src: &dyn Hypervisor, dst: &dyn Hypervisor) -> Option<String> {
+    src.live_migration_blocker().or_else(|| dst.live_migration_blocker())
+}
 
 impl Compute {
     /// Migrates a VM to `target` (None: the scheduler picks). Never leaves the VM running
@@ -15,6 +40,16 @@ impl Compute {
         target: Option<&str>,
         cold: bool,
     ) -> Result<MigrateOutcome> {
+        let opts = MigrateOptions {
+            target: target.map(str::to_string),
+            cold,
+            live: LiveOptions::default(),
+        };
+        self.migrate_vm_with(id_or_name, project, &opts).await
+    }
+
+    /// [`Compute::migrate_vm`] with live-migration options.
+    pub async fn migrate_vm_with(&self, id_or_name: &str, project: ProjectId, opts: &MigrateOptions) -> Result<MigrateOutcome> {
         let vm = self.store.resolve_vm(id_or_name, project).await?;
         let _g = self.lock(vm.id).await;
         let mut vm = self.store.get_vm(vm.id).await?;
@@ -22,9 +57,11 @@ impl Compute {
             .status
             .node_id
             .ok_or_else(|| Error::precondition(format!("VM {} is not placed on a node", vm.name)))?;
-        let target = {
+        let src = self.hosts.get(source)?;
+        let running = src.domain_state(vm.id).await?.is_active();
+        let (target, reservation) = {
             let _p = self.placement_lock.lock().await;
-            let pinned = match target {
+            let pinned = match opts.target.as_deref() {
                 Some(t) => Some(self.store.resolve_node(t).await?.id),
                 None => None,
             };
@@ -35,27 +72,71 @@ impl Compute {
             if pinned == Some(source) {
                 return Err(Error::precondition(format!("VM {} is already on that node", vm.name)));
             }
-            self.schedule(&probe, pinned, Some(vm.id)).await?
+            let target = self.schedule(&probe, pinned, Some(vm.id)).await?;
+            let dst = self.hosts.get(target)?;
+            if running
+                && !opts.cold
+                && let Some(why) = live_blocker(src.as_ref(), dst.as_ref())
+            {
+                return Err(Error::precondition(format!(
+                    "VM {} is running and cannot be live-migrated: {why}; migrate it cold (it will be shut \
+                     down and started again on the target) only if that downtime is acceptable",
+                    vm.name
+                )));
+            }
+            let nodes = self.store.all_nodes().await?;
+            let name_of = |n: NodeId| {
+                nodes
+                    .iter()
+                    .find(|x| x.id == n)
+                    .map_or_else(|| n.to_string(), |x| x.name.clone())
+            };
+            let r = self.migrations.reserve(
+                InFlight {
+                    vm: vm.id,
+                    source,
+                    target,
+                    cpu_cores: vm.spec.cpu_cores,
+                    memory_mib: vm.spec.memory_mib,
+                    anti_affinity_group: vm.spec.placement.anti_affinity_group.clone(),
+                    live: running && !opts.cold,
+                    progress: MigrationProgress::default(),
+                },
+                name_of,
+            )?;
+            (target, r)
         };
-        let src = self.hosts.get(source)?;
         let dst = self.hosts.get(target)?;
-        let running = src.domain_state(vm.id).await?.is_active();
-        let live = running && !cold && src.supports_live_migration() && dst.supports_live_migration();
+        let live = running && !opts.cold;
 
         let prev_state = vm.status.state;
         vm.status.state = VmState::Migrating;
         vm = self.store.update_vm(&vm).await?;
         let result = if live {
-            src.migrate_live(vm.id, dst.uri().to_string(), None)
+            let r = Arc::new(reservation);
+            let sink = r.clone();
+            let progress: ProgressFn = Arc::new(move |p| sink.set_progress(p));
+            let res = src
+                .migrate_live(vm.id, dst.uri().to_string(), opts.live, Some(progress))
                 .await
-                .map_err(Error::from)
+                .map_err(Error::from);
+            drop(r);
+            res
         } else {
-            crate::driver::migrate::cold_migrate(src.as_ref(), dst.as_ref(), &super::vms::domain_spec(&vm), running)
-                .await
-                .map_err(Error::from)
+            let res = crate::driver::migrate::cold_migrate(
+                src.as_ref(),
+                dst.as_ref(),
+                &super::vms::domain_spec(&vm),
+                running,
+            )
+            .await
+            .map_err(Error::from);
+            drop(reservation);
+            res
         };
         match result {
             Ok(()) => {
+                vm = self.store.get_vm(vm.id).await?;
                 vm.status.node_id = Some(target);
                 vm.status.state = if running { VmState::Running } else { VmState::Stopped };
                 vm.status.message.clear();
@@ -69,11 +150,28 @@ impl Compute {
                 })
             }
             Err(e) => {
+                vm = self.store.get_vm(vm.id).await?;
                 vm.status.state = prev_state;
                 vm.status.message = format!("migration failed: {e}");
                 self.store.update_vm(&vm).await?;
                 Err(e)
             }
         }
+    }
+
+    /// Aborts the live migration of a VM in flight; the VM keeps running on its source.
+    pub async fn cancel_migration(&self, id_or_name: &str, project: ProjectId) -> Result<()> {
+        let vm = self.store.resolve_vm(id_or_name, project).await?;
+        let f = self
+            .migrations
+            .get(vm.id)
+            .ok_or_else(|| Error::precondition(format!("VM {} is not being migrated", vm.name)))?;
+        if !f.live {
+            return Err(Error::precondition(format!(
+                "VM {} is being migrated cold; a cold migration cannot be cancelled half-way",
+                vm.name
+            )));
+        }
+        self.hosts.get(f.source)?.abort_migration(vm.id).await.map_err(Error::from)
     }
 }

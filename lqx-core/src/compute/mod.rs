@@ -10,6 +10,7 @@
 pub mod agents;
 pub mod failover;
 pub mod hosts;
+pub mod inflight;
 mod migrate;
 pub mod nodes;
 mod schedule;
@@ -25,6 +26,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 pub use hosts::Hosts;
+pub use migrate::MigrateOptions;
 pub use vms::{CreateVm, MigrateOutcome, VmUpdate};
 
 /// Shared handle to the compute layer. Cheap to clone.
@@ -37,6 +39,8 @@ pub struct Compute {
     /// Held from choosing a node to recording the choice, so two creates cannot both take
     /// the last free slot of a node (one control plane leads scheduling at a time).
     placement_lock: Arc<tokio::sync::Mutex<()>>,
+    /// Migrations in flight: the capacity they hold on their targets and per-host limits.
+    pub migrations: inflight::Migrations,
     /// HA health per node as the HA manager last reported it.
     health: Arc<std::sync::RwLock<HashMap<crate::model::NodeId, String>>>,
 }
@@ -49,6 +53,7 @@ impl Compute {
             events,
             locks: Arc::default(),
             placement_lock: Arc::default(),
+            migrations: inflight::Migrations::default(),
             health: Arc::default(),
         }
     }

@@ -383,6 +383,32 @@ pub struct VolumeInfo {
 pub struct MigrationProgress {
     pub processed_bytes: u64,
     pub total_bytes: u64,
+    /// Still to copy (dirtied pages make this grow again while the guest writes).
+    #[serde(default)]
+    pub remaining_bytes: u64,
+}
+
+/// How a live migration runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct LiveOptions {
+    /// Bandwidth cap in MiB/s; 0: unlimited.
+    #[serde(default)]
+    pub bandwidth_mib_per_sec: u64,
+    /// After this long the migration is aborted (the domain keeps running on the source), or
+    /// with `post_copy` switched to post-copy so it finishes. None: no limit.
+    #[serde(default, with = "humantime_serde")]
+    pub timeout: Option<Duration>,
+    /// Throttle the guest's vCPUs when it dirties memory faster than it is copied.
+    #[serde(default)]
+    pub auto_converge: bool,
+    /// Allow switching to post-copy at the timeout (the guest runs on the target while the
+    /// rest of its memory is fetched; a network failure then loses the guest).
+    #[serde(default)]
+    pub post_copy: bool,
+    /// Carry the migration stream inside the libvirtd connection (one port, its TLS or SSH
+    /// security) instead of a direct QEMU-to-QEMU connection.
+    #[serde(default)]
+    pub tunnelled: bool,
 }
 
 impl MigrationProgress {
@@ -408,6 +434,12 @@ pub trait Hypervisor: Send + Sync + 'static {
     /// Whether [`Hypervisor::migrate_live`] can work here; when false it returns Unsupported
     /// and callers use [`migrate::ColdMigration`].
     fn supports_live_migration(&self) -> bool;
+
+    /// Why a live migration from or to this host cannot work now (None: it can), in words for
+    /// an operator.
+    fn live_migration_blocker(&self) -> Option<String> {
+        (!self.supports_live_migration()).then(|| format!("{} has no live-migration support", self.uri()))
+    }
 
     fn node_info(&self) -> BoxFuture<'_, DriverResult<NodeInfo>>;
     fn node_stats(&self) -> BoxFuture<'_, DriverResult<NodeStats>>;
@@ -439,9 +471,22 @@ pub trait Hypervisor: Send + Sync + 'static {
     fn list_volumes(&self, pool: String) -> BoxFuture<'_, DriverResult<Vec<VolumeInfo>>>;
 
     /// Live peer-to-peer migration to the host at `dest_uri`: afterwards the domain runs and is
-    /// defined there and is gone here. `progress` is called while memory is copied.
-    fn migrate_live(&self, id: VmId, dest_uri: String, progress: Option<ProgressFn>)
-    -> BoxFuture<'_, DriverResult<()>>;
+    /// defined there and is gone here. `progress` is called while memory is copied. On any
+    /// failure (including the timeout of `opts`) the domain keeps running here.
+    fn migrate_live(
+        &self,
+        id: VmId,
+        dest_uri: String,
+        opts: LiveOptions,
+        progress: Option<ProgressFn>,
+    ) -> BoxFuture<'_, DriverResult<()>>;
+
+    /// Aborts the live migration of `id` running from this host (the domain stays here).
+    /// NotFound when none runs.
+    fn abort_migration(&self, id: VmId) -> BoxFuture<'_, DriverResult<()>> {
+        let msg = format!("aborting the migration of {id} on {}", self.uri());
+        Box::pin(async move { Err(DriverError::Unsupported(msg)) })
+    }
 }
 
 /// Opens the backend for `uri`: `sim://NAME` from [`sim::SimRegistry::global`] (created with
@@ -527,6 +572,7 @@ mod tests {
         let p = MigrationProgress {
             processed_bytes: 50,
             total_bytes: 200,
+            remaining_bytes: 150,
         };
         assert_eq!(p.percent(), 25);
         assert_eq!(MigrationProgress::default().percent(), 0);
