@@ -119,12 +119,41 @@ pub async fn run(app: App, c: VmCmd) -> CliResult<()> {
             }
             Ok(())
         }
-        VmCmd::Migrate { vm, to, cold, wait } => {
+        VmCmd::Migrate {
+            vm,
+            to,
+            cold,
+            cancel,
+            bandwidth,
+            timeout,
+            auto_converge,
+            post_copy,
+            tunnelled,
+            wait,
+        } => {
+            if cancel {
+                let req = pb::MigrateVmRequest {
+                    id: vm.clone(),
+                    cancel: true,
+                    request_id: new_request_id(),
+                    ..Default::default()
+                };
+                rpc!(sess, VmServiceClient, migrate_vm, req)?;
+                app.printer
+                    .info(&format!("Migration of VM {vm} cancelled; it keeps running on its node"));
+                return Ok(());
+            }
             let req = pb::MigrateVmRequest {
                 id: vm.clone(),
                 target_node: to.clone().unwrap_or_default(),
                 cold,
                 request_id: new_request_id(),
+                cancel: false,
+                bandwidth_mib_per_second: bandwidth.unwrap_or(0),
+                timeout_seconds: timeout.map_or(0, |t| u32::try_from(t.as_secs().max(1)).unwrap_or(u32::MAX)),
+                auto_converge,
+                post_copy,
+                tunnelled,
             };
             let resp = rpc!(sess, VmServiceClient, migrate_vm, req)?;
             let mut view = MigrationView::from(&resp);

@@ -426,6 +426,29 @@ fn start_post_copy(d: &Domain) -> DriverResult<()> {
     Ok(())
 }
 
+/// KVM when libvirt says it can run KVM guests here, else QEMU (TCG). The domain
+/// capabilities, not the host capabilities, are asked: they fail or lack `kvm` when /dev/kvm
+/// exists but is not usable by libvirt's QEMU (wrong group, nested virtualization off), where
+/// a KVM domain would only fail at start ("Could not access KVM kernel module").
+fn pick_domain_type(c: &Connect, uri: &str) -> DomainType {
+    match c.get_domain_capabilities(None, None, None, Some("kvm"), 0) {
+        Ok(caps) if domcaps_allow_kvm(&caps) => DomainType::Kvm,
+        Ok(_) => {
+            info!(uri, "KVM is not usable through libvirt here; guests run on QEMU TCG (slow)");
+            DomainType::Qemu
+        }
+        Err(e) => {
+            info!(uri, reason = %e.message(), "KVM is not usable through libvirt here; guests run on QEMU TCG (slow)");
+            DomainType::Qemu
+        }
+    }
+}
+
+/// Whether a domain-capabilities document (asked for virttype kvm) says KVM guests can run.
+fn domcaps_allow_kvm(caps: &str) -> bool {
+    caps.contains("<domain>kvm</domain>")
+}
+
 fn open(uri: &str) -> DriverResult<Conn> {
     Connect::open(Some(uri))
         .map(Conn)

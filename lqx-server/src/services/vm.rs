@@ -191,10 +191,38 @@ impl VmService for VmApi {
     async fn migrate_vm(&self, req: Request<pb::MigrateVmRequest>) -> Result<Response<pb::MigrateVmResponse>, Status> {
         super::auth::note(&req).resource("vm", &req.get_ref().id);
         let r = req.into_inner();
-        let target = (!r.target_node.is_empty()).then_some(r.target_node.as_str());
+        if r.cancel {
+            self.compute
+                .cancel_migration(&r.id, lqx_core::model::ProjectId::DEFAULT)
+                .await
+                .map_err(st)?;
+            let vm = self
+                .compute
+                .store
+                .resolve_vm(&r.id, lqx_core::model::ProjectId::DEFAULT)
+                .await
+                .map_err(st)?;
+            let names = self.compute.store.node_names(vm.status.node_id).await.map_err(st)?;
+            let name = |id: NodeId| names.get(&id).cloned().unwrap_or_default();
+            return Ok(Response::new(pb::MigrateVmResponse {
+                vm: Some(convert::vm_out(&vm, &name)),
+                ..Default::default()
+            }));
+        }
+        let opts = lqx_core::compute::MigrateOptions {
+            target: (!r.target_node.is_empty()).then(|| r.target_node.clone()),
+            cold: r.cold,
+            live: lqx_core::driver::LiveOptions {
+                bandwidth_mib_per_sec: r.bandwidth_mib_per_second,
+                timeout: (r.timeout_seconds > 0).then(|| std::time::Duration::from_secs(u64::from(r.timeout_seconds))),
+                auto_converge: r.auto_converge,
+                post_copy: r.post_copy,
+                tunnelled: r.tunnelled,
+            },
+        };
         let out = self
             .compute
-            .migrate_vm(&r.id, lqx_core::model::ProjectId::DEFAULT, target, r.cold)
+            .migrate_vm_with(&r.id, lqx_core::model::ProjectId::DEFAULT, &opts)
             .await
             .map_err(st)?;
         let names = self
