@@ -63,8 +63,8 @@ dynamic_ownership = 0
 remember_owner = 0
 security_driver = "none"
 stdio_handler = "file"
-migration_address = "127.0.0.1"
-migration_host = "127.0.0.1"
+migration_address = "$HOST_IP"
+migration_host = "$HOST_IP"
 migration_port_min = $mport
 migration_port_max = $((mport + 15))
 EOF
@@ -87,6 +87,9 @@ wait_libvirtd() { # $1: URI. Ready once QEMU capabilities are probed (can take >
   done
 }
 
+# QEMU's migration stream goes to this address (libvirt refuses a loopback one).
+HOST_IP=${HOST_IP:-$(ip -4 -o addr show scope global | awk '{print $4}' | cut -d/ -f1 | head -1)}
+[ -n "$HOST_IP" ] || { echo "no non-loopback IPv4 address for the migration stream (set HOST_IP)" >&2; exit 2; }
 PA=$(free_port); PB=$(free_port)
 start_libvirtd a "$PA" 49200
 start_libvirtd b "$PB" 49300

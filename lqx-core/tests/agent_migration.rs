@@ -76,6 +76,10 @@ async fn eventually(what: &str, mut f: impl AsyncFnMut() -> bool) {
 
 /// Two hosts of 4 vCPUs / 4 GiB whose memory moves at 512 MiB/s.
 async fn cluster() -> Cluster {
+    cluster_with_cpus("", "").await
+}
+
+async fn cluster_with_cpus(cpu_src: &str, cpu_dst: &str) -> Cluster {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().to_path_buf();
     let store = Store::open(path.join("lqx.db").to_str().unwrap()).await.unwrap();
@@ -91,8 +95,24 @@ async fn cluster() -> Cluster {
         migration_mib_per_sec: 512,
         ..SimConfig::with_capacity(4, 4096)
     };
-    let src = reg.create("sim://src", cfg.clone()).unwrap();
-    let dst = reg.create("sim://dst", cfg).unwrap();
+    let src = reg
+        .create(
+            "sim://src",
+            SimConfig {
+                cpu_model: cpu_src.into(),
+                ..cfg.clone()
+            },
+        )
+        .unwrap();
+    let dst = reg
+        .create(
+            "sim://dst",
+            SimConfig {
+                cpu_model: cpu_dst.into(),
+                ..cfg
+            },
+        )
+        .unwrap();
     let mut running = vec![];
     for (hv, name) in [(&src, "src"), (&dst, "dst")] {
         let (token, _) = compute.create_join_token(600, name).await.unwrap();
@@ -197,6 +217,23 @@ async fn a_running_vm_moves_live_between_agent_hosts_and_stays_running() {
         .await
         .unwrap();
     assert_eq!(c.dst.domain_state(v.id).await.unwrap(), DomainState::Shutoff);
+}
+
+#[tokio::test]
+async fn unlike_cpus_are_refused_up_front_unless_the_cluster_names_a_model() {
+    let c = cluster_with_cpus("Intel Skylake-Client", "AMD EPYC-Rome").await;
+    let v = c.compute.create_vm(vm("web", c.s, 512)).await.unwrap();
+    let e = c.compute.migrate_vm_with("web", ProjectId::DEFAULT, &to_dst()).await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::FailedPrecondition);
+    assert!(e.message.contains("different CPUs"), "{}", e.message);
+    assert!(c.compute.migrations.all().is_empty(), "nothing started");
+    assert_eq!(c.src.domain_state(v.id).await.unwrap(), DomainState::Running);
+    // A cluster-wide named model both hosts run: the guest moves, defined with that model.
+    c.compute
+        .set_guest_cpu(lqx_core::driver::GuestCpu::parse("x86-64-v2").unwrap());
+    let out = c.compute.migrate_vm_with("web", ProjectId::DEFAULT, &to_dst()).await.unwrap();
+    assert!(out.live);
+    assert_eq!(c.dst.domain_state(v.id).await.unwrap(), DomainState::Running);
 }
 
 #[tokio::test]

@@ -676,7 +676,7 @@ impl AgentLink {
         st.desired.clear();
         st.recorded.clear();
         for vm in vms.iter().filter(|v| v.status.node_id == Some(self.node)) {
-            let mut d = DesiredDomain::new(super::vms::domain_spec(vm), vm.desired_state == VmState::Running);
+            let mut d = DesiredDomain::new(compute.domain_spec(vm), vm.desired_state == VmState::Running);
             d.ha_protected = vm.spec.ha.enabled;
             st.desired.insert(vm.id, Want { d, reboot_seq: 0 });
             st.recorded.insert(vm.id, vm.status.state);

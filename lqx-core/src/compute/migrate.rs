@@ -9,7 +9,7 @@
 
 use super::inflight::InFlight;
 use super::{Compute, MigrateOutcome};
-use crate::driver::{Hypervisor, LiveOptions, MigrationProgress, ProgressFn};
+use crate::driver::{GuestCpu, Hypervisor, LiveOptions, MigrationProgress, ProgressFn};
 use crate::model::*;
 use crate::{Error, Result};
 use std::sync::Arc;
@@ -28,6 +28,23 @@ pub struct MigrateOptions {
 /// Why `src` -> `dst` cannot be live, if it cannot.
 pub fn live_blocker(src: &dyn Hypervisor, dst: &dyn Hypervisor) -> Option<String> {
     src.live_migration_blocker().or_else(|| dst.live_migration_blocker())
+}
+
+/// Why the guest's CPU cannot move live from `src` to `dst`: with `host-model` guests get
+/// the source host's CPU, which a host of another model may not have. Refused here, before
+/// anything moves, rather than half-way; with a named cluster model libvirt checks the target.
+async fn cpu_blocker(cpu: &GuestCpu, src: &dyn Hypervisor, dst: &dyn Hypervisor) -> Option<String> {
+    if *cpu != GuestCpu::HostModel {
+        return None;
+    }
+    let (a, b) = (src.node_info().await.ok()?, dst.node_info().await.ok()?);
+    (!a.cpu_model.is_empty() && !b.cpu_model.is_empty() && a.cpu_model != b.cpu_model).then(|| {
+        format!(
+            "the hosts have different CPUs ({} has {}, {} has {}) and guests use host-model; set a \
+             cluster CPU model every host supports (lqx-server --guest-cpu-model NAME)",
+            a.hostname, a.cpu_model, b.hostname, b.cpu_model
+        )
+    })
 }
 
 impl Compute {
@@ -84,6 +101,15 @@ impl Compute {
                     vm.name
                 )));
             }
+            if running
+                && !opts.cold
+                && let Some(why) = cpu_blocker(&self.guest_cpu(), src.as_ref(), dst.as_ref()).await
+            {
+                return Err(Error::precondition(format!(
+                    "VM {} is running and cannot be live-migrated: {why}",
+                    vm.name
+                )));
+            }
             let nodes = self.store.all_nodes().await?;
             let name_of = |n: NodeId| {
                 nodes
@@ -126,7 +152,7 @@ impl Compute {
             let res = crate::driver::migrate::cold_migrate(
                 src.as_ref(),
                 dst.as_ref(),
-                &super::vms::domain_spec(&vm),
+                &self.domain_spec(&vm),
                 running,
             )
             .await

@@ -41,6 +41,8 @@ pub struct Compute {
     placement_lock: Arc<tokio::sync::Mutex<()>>,
     /// Migrations in flight: the capacity they hold on their targets and per-host limits.
     pub migrations: inflight::Migrations,
+    /// The virtual CPU model of every guest defined from now on (cluster-wide).
+    guest_cpu: Arc<std::sync::RwLock<crate::driver::GuestCpu>>,
     /// HA health per node as the HA manager last reported it.
     health: Arc<std::sync::RwLock<HashMap<crate::model::NodeId, String>>>,
 }
@@ -54,8 +56,25 @@ impl Compute {
             locks: Arc::default(),
             placement_lock: Arc::default(),
             migrations: inflight::Migrations::default(),
+            guest_cpu: Arc::default(),
             health: Arc::default(),
         }
+    }
+
+    /// Sets the cluster's guest CPU model (definitions written from now on use it).
+    pub fn set_guest_cpu(&self, cpu: crate::driver::GuestCpu) {
+        *self.guest_cpu.write().unwrap_or_else(|p| p.into_inner()) = cpu;
+    }
+
+    pub fn guest_cpu(&self) -> crate::driver::GuestCpu {
+        self.guest_cpu.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// What the hypervisor should define for a VM, with the cluster's guest CPU model.
+    pub fn domain_spec(&self, vm: &crate::model::Vm) -> crate::driver::DomainSpec {
+        let mut s = vms::domain_spec(vm);
+        s.cpu = self.guest_cpu();
+        s
     }
 
     /// Serializes operations on one VM.

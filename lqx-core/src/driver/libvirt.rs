@@ -457,11 +457,40 @@ fn open(uri: &str) -> DriverResult<Conn> {
 
 fn node_info_of(c: &Connect) -> DriverResult<NodeInfo> {
     let n = c.get_node_info().map_err(map_error)?;
+    // The host CPU's model name (what host-model guests get), else the architecture.
+    let model = c
+        .get_capabilities()
+        .ok()
+        .and_then(|caps| host_cpu_model(&caps))
+        .unwrap_or(n.model);
     Ok(NodeInfo {
         hostname: c.get_hostname().map_err(map_error)?,
         cpus: n.cpus,
         memory_mib: n.memory / 1024,
-        cpu_model: n.model,
+        cpu_model: model,
+    })
+}
+
+/// `vendor model` of `<host><cpu>` in a capabilities document.
+fn host_cpu_model(caps: &str) -> Option<String> {
+    let doc = roxmltree::Document::parse(caps).ok()?;
+    let cpu = doc
+        .root_element()
+        .children()
+        .find(|n| n.has_tag_name("host"))?
+        .children()
+        .find(|n| n.has_tag_name("cpu"))?;
+    let text = |name: &str| {
+        cpu.children()
+            .find(|n| n.has_tag_name(name))
+            .and_then(|n| n.text())
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+    };
+    let model = text("model")?;
+    Some(match text("vendor") {
+        Some(v) => format!("{v} {model}"),
+        None => model.to_string(),
     })
 }
 
@@ -779,6 +808,14 @@ mod tests {
         assert!(domcaps_allow_kvm(kvm));
         let tcg = "<domainCapabilities>\n  <domain>qemu</domain>\n</domainCapabilities>";
         assert!(!domcaps_allow_kvm(tcg));
+    }
+
+    #[test]
+    fn host_cpu_model_comes_from_the_capabilities() {
+        let caps = "<capabilities><host><uuid>x</uuid><cpu><arch>x86_64</arch><model>Skylake-Client-IBRS</model>\
+                    <vendor>Intel</vendor></cpu></host><guest/></capabilities>";
+        assert_eq!(host_cpu_model(caps).as_deref(), Some("Intel Skylake-Client-IBRS"));
+        assert_eq!(host_cpu_model("<capabilities><host/></capabilities>"), None);
     }
 
     #[test]

@@ -58,6 +58,48 @@ pub struct DomainSpec {
     pub serial_console: bool,
     #[serde(default)]
     pub on_crash: CrashAction,
+    /// The virtual CPU the guest sees (the cluster's setting).
+    #[serde(default)]
+    pub cpu: GuestCpu,
+}
+
+/// The virtual CPU model of guests, one setting for the cluster: live migration needs the
+/// guest's CPU to exist on the target.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GuestCpu {
+    /// The host's CPU model as libvirt names it (KVM only; QEMU's default under TCG). Fast,
+    /// but a guest moves live only between hosts of the same CPU model.
+    #[default]
+    HostModel,
+    /// A named QEMU model (e.g. `Haswell-noTSX`, `x86-64-v2`) every host must support: guests
+    /// move live between unlike hosts, with the model's features only.
+    Model(String),
+}
+
+impl GuestCpu {
+    /// `host-model`, or a model name.
+    pub fn parse(s: &str) -> DriverResult<Self> {
+        if s == "host-model" {
+            return Ok(GuestCpu::HostModel);
+        }
+        if s.is_empty()
+            || s.len() > 64
+            || !s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        {
+            return Err(DriverError::Invalid(format!(
+                "CPU model {s:?}: host-model or a model name of 1-64 letters, digits, '-', '_', '.'"
+            )));
+        }
+        Ok(GuestCpu::Model(s.to_string()))
+    }
+
+    pub fn name(&self) -> &str {
+        match self {
+            GuestCpu::HostModel => "host-model",
+            GuestCpu::Model(m) => m,
+        }
+    }
 }
 
 fn yes() -> bool {
@@ -211,6 +253,7 @@ impl DomainSpec {
             nics: Vec::new(),
             serial_console: true,
             on_crash: CrashAction::default(),
+            cpu: GuestCpu::default(),
         }
     }
 
@@ -237,6 +280,9 @@ impl DomainSpec {
         }
         if !(1..=16 * 1024 * 1024).contains(&self.memory_mib) {
             return bad(format!("memory_mib {} out of range 1-16777216", self.memory_mib));
+        }
+        if let GuestCpu::Model(m) = &self.cpu {
+            GuestCpu::parse(m)?;
         }
         if self.disks.len() > 26 {
             return bad("at most 26 disks".into());

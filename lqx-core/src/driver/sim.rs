@@ -42,6 +42,8 @@ pub struct SimConfig {
     pub pools: Vec<String>,
     /// Live migration copies memory at this rate (MiB per second of tokio time); 0 is instant.
     pub migration_mib_per_sec: u64,
+    /// The host CPU model reported; empty: `simulated`.
+    pub cpu_model: String,
 }
 
 impl Default for SimConfig {
@@ -53,6 +55,7 @@ impl Default for SimConfig {
             live_migration: true,
             pools: vec![super::default_pool()],
             migration_mib_per_sec: 0,
+            cpu_model: String::new(),
         }
     }
 }
@@ -720,7 +723,11 @@ impl Hypervisor for SimHypervisor {
                 hostname,
                 cpus: c.cpus,
                 memory_mib: c.memory_mib,
-                cpu_model: "simulated".into(),
+                cpu_model: if c.cpu_model.is_empty() {
+                    "simulated".into()
+                } else {
+                    c.cpu_model.clone()
+                },
             }
         });
         async move { r }.boxed()
