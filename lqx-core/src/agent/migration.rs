@@ -46,7 +46,13 @@ struct Job {
     progress: MigrationProgress,
     /// The order was withdrawn: aborted, reported until the migration call has returned.
     withdrawn: bool,
+    /// Its final phase went into a heartbeat.
+    reported: bool,
 }
+
+/// How long a domain that migrated away is kept from being defined here again while the
+/// control plane still lists it (it has not taken the success in yet).
+const MOVED_GRACE: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// The migrations this agent drives.
 pub struct Migrator {
@@ -57,6 +63,8 @@ pub struct Migrator {
     interrupted: Mutex<HashSet<String>>,
     /// The ids last written to the file.
     written: Mutex<Vec<String>>,
+    /// Domains that migrated away, and when.
+    moved: Mutex<HashMap<VmId, tokio::time::Instant>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -76,6 +84,7 @@ impl Migrator {
             jobs: Mutex::default(),
             interrupted: Mutex::new(interrupted),
             written: Mutex::new(vec![String::new()]),
+            moved: Mutex::default(),
         })
     }
 
@@ -87,8 +96,11 @@ impl Migrator {
             .collect();
         let mut jobs = lock(&self.jobs);
         // Withdrawn (or replaced by another order): abort what runs (it is reported until the
-        // hypervisor call returns), forget what ended.
-        jobs.retain(|vm, j| orders.get(vm).is_some_and(|o| o.id == j.id) || j.phase == Phase::Running);
+        // hypervisor call returns and its outcome was reported once), forget what ended.
+        jobs.retain(|vm, j| orders.get(vm).is_some_and(|o| o.id == j.id) || j.phase == Phase::Running || !j.reported);
+        let now = tokio::time::Instant::now();
+        lock(&self.moved)
+            .retain(|vm, at| desired.iter().any(|d| d.spec.id == *vm) && now.duration_since(*at) < MOVED_GRACE);
         for (vm, j) in jobs.iter_mut() {
             if orders.get(vm).is_none_or(|o| o.id != j.id) && !j.withdrawn {
                 j.withdrawn = true;
@@ -122,6 +134,7 @@ impl Migrator {
                         )),
                         progress: MigrationProgress::default(),
                         withdrawn: false,
+                        reported: false,
                     },
                 );
                 continue;
@@ -133,6 +146,7 @@ impl Migrator {
                     phase: Phase::Running,
                     progress: MigrationProgress::default(),
                     withdrawn: false,
+                    reported: false,
                 },
             );
             started = true;
@@ -170,6 +184,9 @@ impl Migrator {
                 Ok(()) => info!(vm = %vm, migration = %order.id, "live migration succeeded"),
                 Err(e) => warn!(vm = %vm, migration = %order.id, error = %e, "live migration failed"),
             }
+            if r.is_ok() {
+                lock(&self.moved).insert(vm, tokio::time::Instant::now());
+            }
             if let Some(j) = lock(&self.jobs).get_mut(&vm)
                 && j.id == order.id
             {
@@ -181,11 +198,20 @@ impl Migrator {
         });
     }
 
+    /// Domains that migrated away from here while the control plane still lists them: not to
+    /// be defined here again (for a while: should the control plane insist, it is obeyed).
+    pub fn moved_away(&self) -> HashSet<VmId> {
+        lock(&self.moved).keys().copied().collect()
+    }
+
     /// The heartbeat's view of every migration.
     pub fn statuses(&self) -> Vec<pb::MigrationStatus> {
         lock(&self.jobs)
-            .iter()
+            .iter_mut()
             .map(|(vm, j)| {
+                if j.phase != Phase::Running {
+                    j.reported = true;
+                }
                 let (phase, error, kind) = match &j.phase {
                     Phase::Running => ("running", String::new(), ""),
                     Phase::Succeeded => ("succeeded", String::new(), ""),

@@ -395,6 +395,11 @@ impl Agent {
             }
             let domains: Vec<DesiredDomain> = desired.domains.iter().map(|(d, _)| d.clone()).collect();
             self.migrator.sync(&domains);
+            // A domain that just migrated away is not brought back before the control plane
+            // has taken the move in.
+            let moved = self.migrator.moved_away();
+            let mut desired = desired;
+            desired.domains.retain(|(d, _)| !moved.contains(&d.spec.id));
             let changed = self.converge(&mut memory, &desired, fenced).await;
             {
                 let mut s = lock(&shared);

@@ -318,22 +318,23 @@ impl LibvirtHypervisor {
         if dest.contains('\0') {
             return Err(DriverError::Invalid("destination URI contains a NUL byte".into()));
         }
-        let conn = self.connection().await?;
-        let dom = Arc::new(
-            tokio::task::spawn_blocking({
-                let conn = conn.clone();
-                move || {
-                    lookup_in(
-                        &conn.0,
-                        id,
-                        &[DomainState::Running, DomainState::Paused],
-                        "live-migrate",
-                    )
-                }
-            })
-            .await
-            .map_err(join_error)??,
-        );
+        // A connection of its own: the migration call blocks for its whole length, and the
+        // agent's other reads (its heartbeat) must not queue behind it.
+        let uri = self.uri.clone();
+        let (conn, dom) = tokio::task::spawn_blocking(move || {
+            let conn = open(&uri)?;
+            let dom = lookup_in(
+                &conn.0,
+                id,
+                &[DomainState::Running, DomainState::Paused],
+                "live-migrate",
+            )?;
+            Ok::<_, DriverError>((conn, dom))
+        })
+        .await
+        .map_err(join_error)??;
+        let _conn = Arc::new(conn);
+        let dom = Arc::new(dom);
         let mut flags = sys::VIR_MIGRATE_LIVE
             | sys::VIR_MIGRATE_PEER2PEER
             | sys::VIR_MIGRATE_PERSIST_DEST

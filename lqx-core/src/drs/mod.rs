@@ -83,6 +83,7 @@
 #[cfg(feature = "server")]
 pub mod alerts;
 pub mod engine;
+pub mod live;
 mod history;
 mod planner;
 mod smooth;

@@ -54,6 +54,20 @@ impl AgentLink {
         }
     }
 
+    /// An agent silent for a whole lease during a migration counts as gone. Shorter silences
+    /// are waited out: a heartbeat may be slow while the hypervisor is busy migrating, and
+    /// giving up early would abort a migration that is about to succeed.
+    fn gone(&self, st: &LinkState, now: Instant) -> Option<DriverError> {
+        let silent = st.last_heartbeat.map_or(Duration::MAX, |t| now.duration_since(t));
+        (silent > self.timing.lease_ttl).then(|| {
+            DriverError::Unavailable(format!(
+                "the agent of {} has not sent a heartbeat for {}",
+                self.uri,
+                humantime::format_duration(Duration::from_secs(silent.as_secs()))
+            ))
+        })
+    }
+
     fn bump(&self, st: &mut LinkState) -> u64 {
         st.generation += 1;
         st.generation
@@ -159,11 +173,11 @@ impl AgentLink {
                         }
                     }
                 }
-                if let Err(e) = self.check_live(&st, Instant::now()) {
+                if let Some(e) = self.gone(&st, Instant::now()) {
                     break Err(e);
                 }
             }
-            if let Err(e) = target.check_live(&lock(&target.state), Instant::now()) {
+            if let Some(e) = target.gone(&lock(&target.state), Instant::now()) {
                 break Err(DriverError::Unavailable(format!("the migration target is gone: {e}")));
             }
             let now = Instant::now();
