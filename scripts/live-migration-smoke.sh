@@ -120,4 +120,37 @@ virsh -c "$URI_B" domjobinfo "$DOM" --completed || true
 REC=$("$LQX" vm get smoke -o json)
 echo "$REC" | json "['node']" | grep -qx host-b || { echo "FAIL: record not on host-b: $REC"; exit 1; }
 echo "lqx vm get: on host-b, $(echo "$REC" | json "['state']")"
+
+# --- DRS: the same through the engine -------------------------------------------------------
+# host-b goes into maintenance (VMs left in place): its running VM must move, and may only
+# move live. A manual apply first (timed), then a round in full automation back.
+check_moved() { # $1: URI of the target, $2: URI of the source
+  local st
+  st=$(virsh -c "$1" domstate "$DOM" --reason)
+  [ "$st" = "running (migrated)" ] || { echo "FAIL: expected running (migrated), got $st"; exit 1; }
+  if virsh -c "$2" list --all --name | grep -qx "$DOM"; then echo "FAIL: source still has $DOM"; exit 1; fi
+}
+"$LQX" drs configure --enabled true --automation manual --interval 1h >/dev/null
+"$LQX" node maintenance enter host-b --no-evacuate >/dev/null
+"$LQX" drs run >/dev/null
+REC=$("$LQX" drs list -o json | python3 -c "import json,sys; r=[x for x in json.load(sys.stdin) if x['vm']=='smoke']; print(r[0]['id'])")
+t0=$(date +%s.%N)
+"$LQX" drs apply "$REC" --wait >/dev/null
+t1=$(date +%s.%N)
+check_moved "$URI_A" "$URI_B"
+echo "lqx drs apply --wait -> running on host-a (migrated) in $(python3 -c "print(round($t1-$t0,2))") s"
+virsh -c "$URI_A" domjobinfo "$DOM" --completed | grep -E "Time elapsed:|Total downtime:" || true
+"$LQX" node maintenance exit host-b >/dev/null
+"$LQX" node maintenance enter host-a --no-evacuate >/dev/null
+"$LQX" drs configure --automation full >/dev/null
+t0=$(date +%s.%N)
+"$LQX" drs run >/dev/null
+for _ in $(seq 300); do
+  [ "$("$LQX" vm get smoke -o json | json "['node']")" = host-b ] && break
+  sleep 0.1
+done
+t1=$(date +%s.%N)
+check_moved "$URI_B" "$URI_A"
+echo "DRS in full automation moved it live to host-b in $(python3 -c "print(round($t1-$t0,2))") s: $(virsh -c "$URI_B" domstate "$DOM" --reason)"
+"$LQX" drs status | tail -n +1 | head -20
 echo "live migration smoke test passed in $(( $(date +%s) - start_time )) s"

@@ -65,6 +65,8 @@ pub struct Migrator {
     written: Mutex<Vec<String>>,
     /// Domains that migrated away, and when.
     moved: Mutex<HashMap<VmId, tokio::time::Instant>>,
+    /// Notified when a migration ends (the agent reports at once).
+    ended: Mutex<Option<Arc<tokio::sync::Notify>>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -85,7 +87,13 @@ impl Migrator {
             interrupted: Mutex::new(interrupted),
             written: Mutex::new(vec![String::new()]),
             moved: Mutex::default(),
+            ended: Mutex::default(),
         })
+    }
+
+    /// `n` is notified whenever a migration ends.
+    pub fn on_end(&self, n: Arc<tokio::sync::Notify>) {
+        *lock(&self.ended) = Some(n);
     }
 
     /// Follows the desired state: starts new orders, aborts withdrawn ones.
@@ -194,6 +202,9 @@ impl Migrator {
                     Ok(()) => Phase::Succeeded,
                     Err(e) => Phase::Failed(e),
                 };
+            }
+            if let Some(n) = lock(&self.ended).as_ref() {
+                n.notify_one();
             }
         });
     }

@@ -292,6 +292,7 @@ impl Agent {
             reported_pass: 0,
         }));
         let report_now = Arc::new(Notify::new());
+        self.migrator.on_end(report_now.clone());
         let desired_changed = Arc::new(Notify::new());
         let this = Arc::new(self);
         let _watchdog = Abort(tokio::spawn(watchdog_task(shared.clone(), this.hv.clone())));
