@@ -141,7 +141,35 @@ impl Compute {
         let result = if live {
             let r = Arc::new(reservation);
             let sink = r.clone();
-            let progress: ProgressFn = Arc::new(move |p| sink.set_progress(p));
+            // Progress goes to the in-flight table (GetVM shows it) and, every 10 %, into an
+            // UPDATED event of the VM with a `migration` object.
+            let (events, snapshot) = (self.events.clone(), vm.clone());
+            let last_step = std::sync::Mutex::new(None::<u32>);
+            let progress: ProgressFn = Arc::new(move |p| {
+                sink.set_progress(p);
+                let step = p.percent() / 10;
+                let mut last = last_step.lock().unwrap_or_else(|e| e.into_inner());
+                if *last != Some(step) {
+                    *last = Some(step);
+                    let mut d = EventDraft::new(EventType::Updated, ResourceType::Vm, snapshot.id.to_string(), chrono::Utc::now());
+                    d.project_id = Some(snapshot.project_id);
+                    let mut payload = serde_json::to_value(&snapshot).unwrap_or_default();
+                    if let Some(o) = payload.as_object_mut() {
+                        o.insert(
+                            "migration".into(),
+                            serde_json::json!({
+                                "target_node_id": target.to_string(),
+                                "percent": p.percent(),
+                                "processed_bytes": p.processed_bytes,
+                                "total_bytes": p.total_bytes,
+                                "remaining_bytes": p.remaining_bytes,
+                            }),
+                        );
+                    }
+                    d.payload = payload;
+                    events.publish(d);
+                }
+            });
             let res = src
                 .migrate_live(vm.id, dst.uri().to_string(), opts.live, Some(progress))
                 .await

@@ -26,7 +26,21 @@ impl VmApi {
 
     async fn out(&self, vm: &Vm) -> Result<pb::Vm> {
         let names = self.node_names([vm]).await?;
-        Ok(convert::vm_out(vm, &|id| names.get(&id).cloned().unwrap_or_default()))
+        let mut out = convert::vm_out(vm, &|id| names.get(&id).cloned().unwrap_or_default());
+        // A migration in flight here: where to and how far.
+        if let Some(f) = self.compute.migrations.get(vm.id)
+            && let Some(st) = out.status.as_mut()
+        {
+            let target = self.compute.store.node_names([f.target]).await?;
+            st.migration = Some(pb::VmMigration {
+                target_node: target.get(&f.target).cloned().unwrap_or_default(),
+                live: f.live,
+                processed_bytes: f.progress.processed_bytes,
+                total_bytes: f.progress.total_bytes,
+                remaining_bytes: f.progress.remaining_bytes,
+            });
+        }
+        Ok(out)
     }
 
     async fn resolver(&self) -> Result<impl Fn(&str) -> Option<NodeId>> {
