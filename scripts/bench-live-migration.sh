@@ -35,8 +35,8 @@ start_libvirtd a "$PA" 49500
 start_libvirtd b "$PB" 49600
 A="qemu+tcp://127.0.0.1:$PA/system"
 B="qemu+tcp://127.0.0.1:$PB/system"
-wait_libvirtd "$A"
-wait_libvirtd "$B"
+wait_libvirtd "$A" a
+wait_libvirtd "$B" b
 TYPE=qemu
 if virsh -c "$A" domcapabilities --virttype kvm >/dev/null 2>&1; then TYPE=kvm; fi
 echo "hypervisor: $TYPE, guest CPU $GUEST_CPU, $MEMORY_MIB MiB, $(nproc) host CPUs"

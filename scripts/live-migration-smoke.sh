@@ -48,8 +48,8 @@ start_libvirtd b "$PB" 49300
 URI_A="qemu+tcp://127.0.0.1:$PA/system"
 URI_B="qemu+tcp://127.0.0.1:$PB/system"
 t=$SECONDS
-wait_libvirtd "$URI_A"
-wait_libvirtd "$URI_B"
+wait_libvirtd "$URI_A" a
+wait_libvirtd "$URI_B" b
 echo "two libvirtd ready in $((SECONDS - t)) s: $URI_A, $URI_B"
 if virsh -c "$URI_A" domcapabilities --virttype kvm >/dev/null 2>&1; then echo "KVM usable"; else echo "KVM not usable: QEMU TCG"; fi
 
@@ -88,7 +88,7 @@ sleep 3 # a heartbeat with the migration URI
 "$LQX" vm create smoke --node host-a --cpu 1 --memory "${MEMORY_MIB}MiB" --start -o json >"$WORK/vm.json"
 ID=$(json "['id']" <"$WORK/vm.json")
 DOM=lqx-$ID
-virsh -c "$URI_A" domstate "$DOM" | grep -qx running
+[ "$(virsh -c "$URI_A" domstate "$DOM")" = running ]
 echo "created on host-a: $DOM running"
 if [ -n "${DIRTY:-}" ]; then echo "(the guest has no OS; DIRTY is not supported by this script)"; fi
 
@@ -103,9 +103,10 @@ echo "lqx vm migrate --wait took $(python3 -c "print(round($t1-$t0,2))") s"
 state=$(virsh -c "$URI_B" domstate "$DOM" --reason)
 echo "on host-b: $state"
 [ "$state" = "running (migrated)" ] || { echo "FAIL: expected running (migrated) on B"; exit 1; }
-if virsh -c "$URI_A" list --all --name | grep -qx "$DOM"; then echo "FAIL: A still has $DOM"; exit 1; fi
-QPID=$(virsh -c "$URI_B" qemu-monitor-command "$DOM" --hmp "info status" >/dev/null 2>&1; pgrep -f "guest=$DOM" | head -1)
-if ! tr '\0' ' ' <"/proc/$QPID/cmdline" | grep -q -- "-incoming"; then
+if virsh -c "$URI_A" list --all --name | grep -x "$DOM" >/dev/null; then echo "FAIL: A still has $DOM"; exit 1; fi
+QPID=$(pgrep -f "guest=$DOM" | head -1)
+QCMD=$(tr '\0' ' ' <"/proc/$QPID/cmdline")
+if [[ "$QCMD" != *" -incoming "* ]]; then
   echo "FAIL: QEMU on B ($QPID) was not started for an incoming migration"; exit 1
 fi
 echo "QEMU on B (pid $QPID) was started with -incoming"
@@ -128,7 +129,7 @@ check_moved() { # $1: URI of the target, $2: URI of the source
   local st
   st=$(virsh -c "$1" domstate "$DOM" --reason)
   [ "$st" = "running (migrated)" ] || { echo "FAIL: expected running (migrated), got $st"; exit 1; }
-  if virsh -c "$2" list --all --name | grep -qx "$DOM"; then echo "FAIL: source still has $DOM"; exit 1; fi
+  if virsh -c "$2" list --all --name | grep -x "$DOM" >/dev/null; then echo "FAIL: source still has $DOM"; exit 1; fi
 }
 "$LQX" drs configure --enabled true --automation manual --interval 1h >/dev/null
 "$LQX" node maintenance enter host-b --no-evacuate >/dev/null

@@ -41,12 +41,12 @@ trap cleanup EXIT
 
 t=$SECONDS
 start_libvirtd libvirt "$LIBVIRT_PORT" 49400
-wait_libvirtd "$LV"
+wait_libvirtd "$LV" libvirt
 echo "libvirtd ready in $((SECONDS - t)) s"
 virsh -c "$LV" version
 if virsh -c "$LV" domcapabilities --virttype kvm >/dev/null 2>&1; then echo "KVM usable"; else echo "KVM not usable: QEMU runs on TCG"; fi
 
-cargo build -q -p lqx-server
+if [ -z "${NO_BUILD:-}" ]; then cargo build -q -p lqx-server; fi
 BIN=target/debug/lqx-server
 PORT=$((20000 + RANDOM % 20000))
 URL=http://127.0.0.1:$PORT
@@ -80,14 +80,14 @@ STATE=$(echo "$VM" | json "['status']['state']")
 VMNAME=lqx-$ID
 echo "created and started in $(python3 -c "print(round($t1-$t0,2))") s: $STATE"
 [ "$STATE" = VM_STATE_RUNNING ] || { echo "not running: $VM"; exit 1; }
-virsh -c "$LV" domstate "$VMNAME" | grep -q running
+[ "$(virsh -c "$LV" domstate "$VMNAME")" = running ] || { echo "not running in libvirt"; exit 1; }
 echo "virsh: $VMNAME is running"
 
 call limiquantix.compute.v1.VMService/StopVM "{\"id\":\"$ID\",\"force\":true}" >/dev/null
-virsh -c "$LV" domstate "$VMNAME" | grep -q "shut off"
+[ "$(virsh -c "$LV" domstate "$VMNAME")" = "shut off" ] || { echo "not shut off in libvirt"; exit 1; }
 echo "virsh: $VMNAME is shut off"
 call limiquantix.compute.v1.VMService/DeleteVM "{\"id\":\"$ID\"}" >/dev/null
-if virsh -c "$LV" list --all --name | grep -qx "$VMNAME"; then echo "still defined"; exit 1; fi
+if virsh -c "$LV" list --all --name | grep -x "$VMNAME" >/dev/null; then echo "still defined"; exit 1; fi
 VMNAME=
 echo "virsh: domain gone"
 

@@ -229,7 +229,9 @@ impl From<&computepb::Vm> for VmView {
             migration: status.migration.as_ref().map(|m| VmMigrationView {
                 target_node: m.target_node.clone(),
                 live: m.live,
-                percent: (m.processed_bytes.min(m.total_bytes) * 100).checked_div(m.total_bytes).unwrap_or(0),
+                percent: (m.processed_bytes.min(m.total_bytes) * 100)
+                    .checked_div(m.total_bytes)
+                    .unwrap_or(0),
                 processed_bytes: m.processed_bytes,
                 total_bytes: m.total_bytes,
                 remaining_bytes: m.remaining_bytes,

@@ -50,7 +50,13 @@ impl Drop for RunningAgent {
     }
 }
 
-fn start_agent(cp: Arc<dyn ControlPlane>, hv: &SimHypervisor, dir: &std::path::Path, name: &str, token: Option<String>) -> RunningAgent {
+fn start_agent(
+    cp: Arc<dyn ControlPlane>,
+    hv: &SimHypervisor,
+    dir: &std::path::Path,
+    name: &str,
+    token: Option<String>,
+) -> RunningAgent {
     let mut opts = AgentOptions::new(dir);
     opts.name = name.into();
     opts.join_token = token;
@@ -116,17 +122,25 @@ async fn cluster_with_cpus(cpu_src: &str, cpu_dst: &str) -> Cluster {
     let mut running = vec![];
     for (hv, name) in [(&src, "src"), (&dst, "dst")] {
         let (token, _) = compute.create_join_token(600, name).await.unwrap();
-        running.push(start_agent(Arc::new(agents.clone()), hv, &path.join(name), name, Some(token)));
+        running.push(start_agent(
+            Arc::new(agents.clone()),
+            hv,
+            &path.join(name),
+            name,
+            Some(token),
+        ));
     }
     let mut ids = vec![];
     for name in ["src", "dst"] {
         let mut id = None;
-        eventually("the node joins", async || match compute.store.resolve_node(name).await {
-            Ok(n) if agents.lease_state(n.id).is_some() => {
-                id = Some(n.id);
-                true
+        eventually("the node joins", async || {
+            match compute.store.resolve_node(name).await {
+                Ok(n) if agents.lease_state(n.id).is_some() => {
+                    id = Some(n.id);
+                    true
+                }
+                _ => false,
             }
-            _ => false,
         })
         .await;
         ids.push(id.unwrap());
@@ -197,7 +211,11 @@ async fn a_running_vm_moves_live_between_agent_hosts_and_stays_running() {
         }
         states
     });
-    let out = c.compute.migrate_vm_with("web", ProjectId::DEFAULT, &to_dst()).await.unwrap();
+    let out = c
+        .compute
+        .migrate_vm_with("web", ProjectId::DEFAULT, &to_dst())
+        .await
+        .unwrap();
     assert!(out.live);
     assert_eq!(out.vm.status.node_id, Some(c.d));
     assert_eq!(out.vm.status.state, VmState::Running);
@@ -223,7 +241,11 @@ async fn a_running_vm_moves_live_between_agent_hosts_and_stays_running() {
 async fn unlike_cpus_are_refused_up_front_unless_the_cluster_names_a_model() {
     let c = cluster_with_cpus("Intel Skylake-Client", "AMD EPYC-Rome").await;
     let v = c.compute.create_vm(vm("web", c.s, 512)).await.unwrap();
-    let e = c.compute.migrate_vm_with("web", ProjectId::DEFAULT, &to_dst()).await.unwrap_err();
+    let e = c
+        .compute
+        .migrate_vm_with("web", ProjectId::DEFAULT, &to_dst())
+        .await
+        .unwrap_err();
     assert_eq!(e.kind, ErrorKind::FailedPrecondition);
     assert!(e.message.contains("different CPUs"), "{}", e.message);
     assert!(c.compute.migrations.all().is_empty(), "nothing started");
@@ -231,7 +253,11 @@ async fn unlike_cpus_are_refused_up_front_unless_the_cluster_names_a_model() {
     // A cluster-wide named model both hosts run: the guest moves, defined with that model.
     c.compute
         .set_guest_cpu(lqx_core::driver::GuestCpu::parse("x86-64-v2").unwrap());
-    let out = c.compute.migrate_vm_with("web", ProjectId::DEFAULT, &to_dst()).await.unwrap();
+    let out = c
+        .compute
+        .migrate_vm_with("web", ProjectId::DEFAULT, &to_dst())
+        .await
+        .unwrap();
     assert!(out.live);
     assert_eq!(c.dst.domain_state(v.id).await.unwrap(), DomainState::Running);
 }
@@ -243,7 +269,10 @@ async fn the_target_capacity_is_held_while_the_migration_runs() {
     c.compute.create_vm(vm("big", c.s, 3072)).await.unwrap();
     let compute = c.compute.clone();
     let mig = tokio::spawn(async move { compute.migrate_vm_with("big", ProjectId::DEFAULT, &to_dst()).await });
-    eventually("the migration is in flight", async || !c.compute.migrations.all().is_empty()).await;
+    eventually("the migration is in flight", async || {
+        !c.compute.migrations.all().is_empty()
+    })
+    .await;
     // A create that would fit the target only without the migrating VM is refused there.
     let e = c.compute.create_vm(vm("racer", c.d, 2048)).await.unwrap_err();
     assert_eq!(e.kind, ErrorKind::ResourceExhausted, "{}", e.message);
@@ -263,7 +292,10 @@ async fn a_cancelled_migration_leaves_the_vm_running_on_the_source() {
     let compute = c.compute.clone();
     let mig = tokio::spawn(async move { compute.migrate_vm_with("web", ProjectId::DEFAULT, &to_dst()).await });
     eventually("progress reported", async || {
-        c.compute.migrations.get(v.id).is_some_and(|f| f.progress.processed_bytes > 0)
+        c.compute
+            .migrations
+            .get(v.id)
+            .is_some_and(|f| f.progress.processed_bytes > 0)
     })
     .await;
     c.compute.cancel_migration("web", ProjectId::DEFAULT).await.unwrap();
@@ -308,12 +340,21 @@ async fn the_migration_aborts_cleanly_when_the_source_agent_restarts() {
         compute.migrate_vm_with("web", ProjectId::DEFAULT, &opts).await
     });
     eventually("progress reported", async || {
-        c.compute.migrations.get(v.id).is_some_and(|f| f.progress.processed_bytes > 0)
+        c.compute
+            .migrations
+            .get(v.id)
+            .is_some_and(|f| f.progress.processed_bytes > 0)
     })
     .await;
     // The agent process dies and comes back (its identity and the started order on disk).
     drop(c.src_agent.take());
-    c.src_agent = Some(start_agent(Arc::new(c.agents.clone()), &c.src, &c.dir.join("src"), "src", None));
+    c.src_agent = Some(start_agent(
+        Arc::new(c.agents.clone()),
+        &c.src,
+        &c.dir.join("src"),
+        "src",
+        None,
+    ));
     let e = mig.await.unwrap().unwrap_err();
     assert!(e.message.contains("restarted"), "{}", e.message);
     assert_on_source(&c, v.id).await;
@@ -326,7 +367,10 @@ async fn a_new_leader_that_did_not_order_the_migration_has_it_aborted() {
     let compute = c.compute.clone();
     let mig = tokio::spawn(async move { compute.migrate_vm_with("web", ProjectId::DEFAULT, &to_dst()).await });
     eventually("progress reported", async || {
-        c.compute.migrations.get(v.id).is_some_and(|f| f.progress.processed_bytes > 0)
+        c.compute
+            .migrations
+            .get(v.id)
+            .is_some_and(|f| f.progress.processed_bytes > 0)
     })
     .await;
     // The leader stops mid-way; a new control plane on the same store takes over and the
@@ -334,7 +378,11 @@ async fn a_new_leader_that_did_not_order_the_migration_has_it_aborted() {
     mig.abort();
     drop(c.src_agent.take());
     drop(c.dst_agent.take());
-    let compute = Compute::new(c.compute.store.clone(), Hosts::default(), EventBus::new(EventBusConfig::default()));
+    let compute = Compute::new(
+        c.compute.store.clone(),
+        Hosts::default(),
+        EventBus::new(EventBusConfig::default()),
+    );
     let agents = Agents::new(
         compute.clone(),
         AgentTiming {
@@ -344,8 +392,20 @@ async fn a_new_leader_that_did_not_order_the_migration_has_it_aborted() {
         },
     );
     agents.restore().await.unwrap();
-    c.src_agent = Some(start_agent(Arc::new(agents.clone()), &c.src, &c.dir.join("src"), "src", None));
-    c.dst_agent = Some(start_agent(Arc::new(agents.clone()), &c.dst, &c.dir.join("dst"), "dst", None));
+    c.src_agent = Some(start_agent(
+        Arc::new(agents.clone()),
+        &c.src,
+        &c.dir.join("src"),
+        "src",
+        None,
+    ));
+    c.dst_agent = Some(start_agent(
+        Arc::new(agents.clone()),
+        &c.dst,
+        &c.dir.join("dst"),
+        "dst",
+        None,
+    ));
     c.compute = compute;
     assert_on_source(&c, v.id).await;
 }
@@ -354,13 +414,15 @@ async fn assert_on_source(c: &Cluster, id: lqx_core::model::VmId) {
     // The source keeps it running, the target never keeps a copy, the record says so.
     eventually("the VM is back to normal on the source", async || {
         let rec = c.compute.store.get_vm(id).await.unwrap();
-        rec.status.node_id == Some(c.s)
-            && rec.status.state == VmState::Running
-            && c.dst.domain_state(id).await.is_err()
+        rec.status.node_id == Some(c.s) && rec.status.state == VmState::Running && c.dst.domain_state(id).await.is_err()
     })
     .await;
     assert_eq!(c.src.domain_state(id).await.unwrap(), DomainState::Running);
     tokio::time::sleep(Duration::from_secs(3)).await;
-    assert_eq!(c.src.domain_state(id).await.unwrap(), DomainState::Running, "still running");
+    assert_eq!(
+        c.src.domain_state(id).await.unwrap(),
+        DomainState::Running,
+        "still running"
+    );
     assert!(c.dst.domain_state(id).await.is_err());
 }

@@ -10,12 +10,17 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 
 # One libvirtd in its own mount namespace. $1: name, $2: TCP port, $3: first QEMU migration port.
 start_libvirtd() {
-  local name=$1 port=$2 mport=$3 d=$WORK/$1 mhost=""
-  if [ -n "${HOST_IP:-}" ]; then mhost="migration_host = \"$HOST_IP\""; fi
+  local name=$1 port=$2 mport=$3 d=$WORK/$1 mig=""
+  # libvirt refuses loopback migration addresses: set only for migrations between instances.
+  if [ -n "${HOST_IP:-}" ]; then
+    mig="migration_address = \"$HOST_IP\"
+migration_host = \"$HOST_IP\""
+  fi
   mkdir -p "$d"/{run,lib/images,cache,log,etc} /run/libvirt /var/lib/libvirt /var/cache/libvirt /var/log/libvirt
   cp -a /etc/libvirt/. "$d/etc/"
   # A warm QEMU capabilities cache saves libvirtd a minute of probing, when there is one.
-  if [ -d /var/cache/libvirt/qemu/capabilities ]; then
+  # (COLD=1: no copy, to measure a fresh machine.)
+  if [ -z "${COLD:-}" ] && [ -d /var/cache/libvirt/qemu/capabilities ]; then
     mkdir -p "$d/cache/qemu" && cp -a /var/cache/libvirt/qemu/capabilities "$d/cache/qemu/" 2>/dev/null || true
   fi
   cat >"$d/etc/libvirtd.conf" <<EOF
@@ -34,8 +39,7 @@ dynamic_ownership = 0
 remember_owner = 0
 security_driver = "none"
 stdio_handler = "file"
-migration_address = "${HOST_IP:-127.0.0.1}"
-$mhost
+$mig
 migration_port_min = $mport
 migration_port_max = $((mport + 15))
 EOF
@@ -48,11 +52,17 @@ EOF
     exec libvirtd --listen --pid-file '$d/libvirtd.pid'
   " >"$d/libvirtd.log" 2>&1 &
   PIDS+=($!)
+  echo $! >"$d/unshare.pid"
 }
 
-wait_libvirtd() { # $1: URI. Ready once QEMU capabilities are probed (can take > 30 s).
-  local deadline=$((SECONDS + 240))
+wait_libvirtd() { # $1: URI, $2: name. Ready once QEMU capabilities are probed (> 30 s on a busy machine).
+  local deadline=$((SECONDS + 240)) d=$WORK/$2
   until virsh -c "$1" domcapabilities --virttype qemu >/dev/null 2>&1; do
+    if ! kill -0 "$(cat "$d/unshare.pid")" 2>/dev/null; then
+      echo "libvirtd $2 exited:" >&2
+      tail -5 "$d/libvirtd.log" >&2
+      return 1
+    fi
     if [ $SECONDS -ge $deadline ]; then echo "libvirtd at $1 not ready after 240 s" >&2; return 1; fi
     sleep 1
   done

@@ -373,8 +373,10 @@ async fn show_progress(app: &App, sess: &mut Session, vm: &str) {
     let bar = app.printer.stderr_tty.then(|| {
         let b = indicatif::ProgressBar::with_draw_target(Some(0), indicatif::ProgressDrawTarget::stderr());
         b.set_style(
-            indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} ({bytes_per_sec}, {elapsed})")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            indicatif::ProgressStyle::with_template(
+                "{msg} [{bar:30}] {bytes}/{total_bytes} ({bytes_per_sec}, {elapsed})",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
         );
         b.set_message(format!("migrating {vm}"));
         ClearOnDrop(b)
@@ -383,23 +385,24 @@ async fn show_progress(app: &App, sess: &mut Session, vm: &str) {
     loop {
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
         let Ok(v) = get(sess, vm).await else { continue };
-        let Some(m) = v.status.and_then(|s| s.migration) else { continue };
+        let Some(m) = v.status.and_then(|s| s.migration) else {
+            continue;
+        };
         if let Some(ClearOnDrop(b)) = &bar {
             b.set_message(format!("migrating {vm} to {}", m.target_node));
             b.set_length(m.total_bytes);
             b.set_position(m.processed_bytes.min(m.total_bytes));
-        } else if m.total_bytes > 0 {
-            let pct = m.processed_bytes.min(m.total_bytes) * 100 / m.total_bytes;
-            if last_step != Some(pct / 10) {
-                last_step = Some(pct / 10);
-                app.printer.info(&format!(
-                    "migrating {vm} to {}: {pct}% ({} of {} MiB copied, {} MiB to go)",
-                    m.target_node,
-                    m.processed_bytes >> 20,
-                    m.total_bytes >> 20,
-                    m.remaining_bytes >> 20
-                ));
-            }
+        } else if let Some(pct) = (m.processed_bytes.min(m.total_bytes) * 100).checked_div(m.total_bytes)
+            && last_step != Some(pct / 10)
+        {
+            last_step = Some(pct / 10);
+            app.printer.info(&format!(
+                "migrating {vm} to {}: {pct}% ({} of {} MiB copied, {} MiB to go)",
+                m.target_node,
+                m.processed_bytes >> 20,
+                m.total_bytes >> 20,
+                m.remaining_bytes >> 20
+            ));
         }
     }
 }

@@ -266,7 +266,11 @@ mod tests {
         }
     }
 
-    async fn running_pair() -> (crate::driver::sim::SimHypervisor, crate::driver::sim::SimHypervisor, DesiredDomain) {
+    async fn running_pair() -> (
+        crate::driver::sim::SimHypervisor,
+        crate::driver::sim::SimHypervisor,
+        DesiredDomain,
+    ) {
         let reg = SimRegistry::new();
         let cfg = SimConfig {
             migration_mib_per_sec: 64,

@@ -214,17 +214,17 @@ mod tests {
         let t = Migrations::default();
         t.set_max_per_host(2);
         let (a, b, c, d) = (NodeId::new(), NodeId::new(), NodeId::new(), NodeId::new());
-        let _1 = t.reserve(flight(a, b), |n| n.to_string()).unwrap();
-        let _2 = t.reserve(flight(c, a), |n| n.to_string()).unwrap();
+        let _a_to_b = t.reserve(flight(a, b), |n| n.to_string()).unwrap();
+        let c_to_a = t.reserve(flight(c, a), |n| n.to_string()).unwrap();
         // a has one out and one in: a third either way is refused.
         let e = t.reserve(flight(a, d), |_| "a".into()).err().unwrap();
         assert_eq!(e.kind, crate::ErrorKind::Unavailable);
         assert!(e.message.contains("node a"), "{}", e.message);
         assert!(t.reserve(flight(d, a), |n| n.to_string()).is_err());
         // Others are free.
-        let _3 = t.reserve(flight(d, c), |n| n.to_string()).unwrap();
+        let _d_to_c = t.reserve(flight(d, c), |n| n.to_string()).unwrap();
         assert_eq!(t.count_on(c), 2);
-        drop(_2);
+        drop(c_to_a);
         assert!(t.reserve(flight(d, a), |n| n.to_string()).is_ok());
     }
 }

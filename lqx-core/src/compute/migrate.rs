@@ -66,7 +66,12 @@ impl Compute {
     }
 
     /// [`Compute::migrate_vm`] with live-migration options.
-    pub async fn migrate_vm_with(&self, id_or_name: &str, project: ProjectId, opts: &MigrateOptions) -> Result<MigrateOutcome> {
+    pub async fn migrate_vm_with(
+        &self,
+        id_or_name: &str,
+        project: ProjectId,
+        opts: &MigrateOptions,
+    ) -> Result<MigrateOutcome> {
         let vm = self.store.resolve_vm(id_or_name, project).await?;
         let _g = self.lock(vm.id).await;
         let mut vm = self.store.get_vm(vm.id).await?;
@@ -151,7 +156,12 @@ impl Compute {
                 let mut last = last_step.lock().unwrap_or_else(|e| e.into_inner());
                 if *last != Some(step) {
                     *last = Some(step);
-                    let mut d = EventDraft::new(EventType::Updated, ResourceType::Vm, snapshot.id.to_string(), chrono::Utc::now());
+                    let mut d = EventDraft::new(
+                        EventType::Updated,
+                        ResourceType::Vm,
+                        snapshot.id.to_string(),
+                        chrono::Utc::now(),
+                    );
                     d.project_id = Some(snapshot.project_id);
                     let mut payload = serde_json::to_value(&snapshot).unwrap_or_default();
                     if let Some(o) = payload.as_object_mut() {
@@ -177,14 +187,9 @@ impl Compute {
             drop(r);
             res
         } else {
-            let res = crate::driver::migrate::cold_migrate(
-                src.as_ref(),
-                dst.as_ref(),
-                &self.domain_spec(&vm),
-                running,
-            )
-            .await
-            .map_err(Error::from);
+            let res = crate::driver::migrate::cold_migrate(src.as_ref(), dst.as_ref(), &self.domain_spec(&vm), running)
+                .await
+                .map_err(Error::from);
             drop(reservation);
             res
         };
@@ -226,6 +231,10 @@ impl Compute {
                 vm.name
             )));
         }
-        self.hosts.get(f.source)?.abort_migration(vm.id).await.map_err(Error::from)
+        self.hosts
+            .get(f.source)?
+            .abort_migration(vm.id)
+            .await
+            .map_err(Error::from)
     }
 }

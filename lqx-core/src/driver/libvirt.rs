@@ -27,8 +27,7 @@ use virt::{
 
 use super::{
     DomainInfo, DomainSpec, DomainState, DomainStats, DriverError, DriverResult, Hypervisor, LiveOptions,
-    MigrationProgress,
-    NodeInfo, NodeStats, ProgressFn, VolumeInfo,
+    MigrationProgress, NodeInfo, NodeStats, ProgressFn, VolumeInfo,
     xml::{self, DomainType},
 };
 use crate::model::VmId;
@@ -355,7 +354,10 @@ impl LibvirtHypervisor {
         };
         let mut job = tokio::task::spawn_blocking({
             let dom = dom.clone();
-            move || dom.migrate_to_uri3(Some(dest.as_str()), params, flags).map_err(map_error)
+            move || {
+                dom.migrate_to_uri3(Some(dest.as_str()), params, flags)
+                    .map_err(map_error)
+            }
         });
         let deadline = opts.timeout.map(|t| tokio::time::Instant::now() + t);
         let (mut deadline_hit, mut timed_out) = (false, false);
@@ -435,7 +437,10 @@ fn pick_domain_type(c: &Connect, uri: &str) -> DomainType {
     match c.get_domain_capabilities(None, None, None, Some("kvm"), 0) {
         Ok(caps) if domcaps_allow_kvm(&caps) => DomainType::Kvm,
         Ok(_) => {
-            info!(uri, "KVM is not usable through libvirt here; guests run on QEMU TCG (slow)");
+            info!(
+                uri,
+                "KVM is not usable through libvirt here; guests run on QEMU TCG (slow)"
+            );
             DomainType::Qemu
         }
         Err(e) => {

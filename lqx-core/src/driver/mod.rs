@@ -85,7 +85,9 @@ impl GuestCpu {
         }
         if s.is_empty()
             || s.len() > 64
-            || !s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+            || !s
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
         {
             return Err(DriverError::Invalid(format!(
                 "CPU model {s:?}: host-model or a model name of 1-64 letters, digits, '-', '_', '.'"

@@ -20,8 +20,8 @@ use futures::{FutureExt, future::BoxFuture};
 use tokio::time::Instant;
 
 use super::{
-    DomainInfo, DomainSpec, DomainState, DomainStats, DriverError, DriverResult, Hypervisor, MigrationProgress,
-    LiveOptions, NodeInfo, NodeStats, ProgressFn, VolumeInfo, xml::volume_name,
+    DomainInfo, DomainSpec, DomainState, DomainStats, DriverError, DriverResult, Hypervisor, LiveOptions,
+    MigrationProgress, NodeInfo, NodeStats, ProgressFn, VolumeInfo, xml::volume_name,
 };
 use crate::model::VmId;
 
@@ -621,7 +621,9 @@ impl SimHypervisor {
                 // Checked every second like libvirt's job: an abort, a host that went down, or
                 // the timeout end the migration with the domain still here.
                 if lock(&self.node.state).migrating.get(&id) == Some(&true) {
-                    return Err(DriverError::InvalidState(format!("migration of domain {id} was aborted")));
+                    return Err(DriverError::InvalidState(format!(
+                        "migration of domain {id} was aborted"
+                    )));
                 }
                 if !lock(&dest.node.state).available {
                     return Err(DriverError::Unavailable(format!("simulated host {dest_uri} is down")));
@@ -1002,7 +1004,9 @@ mod tests {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let sink = seen.clone();
         let progress: ProgressFn = Arc::new(move |p| lock(&sink).push(p.percent()));
-        a.migrate_live(s.id, "sim://b".into(), Default::default(), Some(progress)).await.unwrap();
+        a.migrate_live(s.id, "sim://b".into(), Default::default(), Some(progress))
+            .await
+            .unwrap();
         assert_eq!(*lock(&seen), vec![0, 25, 50, 75, 100, 100]);
         assert_eq!(
             a.domain_state(s.id).await.unwrap_err().kind(),

@@ -513,8 +513,14 @@ mod tests {
         s.cpu = GuestCpu::Model("Haswell-noTSX".into());
         for ty in [DomainType::Kvm, DomainType::Qemu] {
             let xml = domain_xml(&s, ty);
-            assert!(xml.contains("<cpu mode=\"custom\" match=\"exact\" check=\"partial\">"), "{xml}");
-            assert!(xml.contains("<model fallback=\"forbid\">Haswell-noTSX</model>"), "{xml}");
+            assert!(
+                xml.contains("<cpu mode=\"custom\" match=\"exact\" check=\"partial\">"),
+                "{xml}"
+            );
+            assert!(
+                xml.contains("<model fallback=\"forbid\">Haswell-noTSX</model>"),
+                "{xml}"
+            );
             assert_eq!(parse_domain_xml(&xml).unwrap().spec.cpu, s.cpu);
         }
         s.cpu = GuestCpu::HostModel;

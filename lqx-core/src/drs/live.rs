@@ -175,7 +175,10 @@ mod tests {
         assert_eq!(blocked.len(), 1);
         assert_eq!(blocked[0].describe(), "on-a on a: no migration URI");
         assert_eq!(snap.vms[0].placement.required_nodes, vec![a.id], "pinned");
-        assert!(snap.vms[1].placement.required_nodes.is_empty(), "a stopped VM may move cold");
+        assert!(
+            snap.vms[1].placement.required_nodes.is_empty(),
+            "a stopped VM may move cold"
+        );
         let mut ex = snap.vms[2].placement.excluded_nodes.clone();
         ex.sort();
         let mut want = vec![a.id, d.id];

@@ -83,8 +83,8 @@
 #[cfg(feature = "server")]
 pub mod alerts;
 pub mod engine;
-pub mod live;
 mod history;
+pub mod live;
 mod planner;
 mod smooth;
 

@@ -50,7 +50,10 @@ impl AgentLink {
                 self.report_tx.send_modify(|n| *n += 1);
                 Ok(())
             }
-            _ => Err(DriverError::NotFound(format!("no migration of domain {id} runs from {}", self.uri))),
+            _ => Err(DriverError::NotFound(format!(
+                "no migration of domain {id} runs from {}",
+                self.uri
+            ))),
         }
     }
 
@@ -87,7 +90,9 @@ impl AgentLink {
             ))
         })?;
         if target.node == self.node {
-            return Err(DriverError::InvalidState(format!("domain {id} is already on {dest_uri}")));
+            return Err(DriverError::InvalidState(format!(
+                "domain {id} is already on {dest_uri}"
+            )));
         }
         let now = Instant::now();
         // The source's entry, checked.
@@ -105,7 +110,9 @@ impl AgentLink {
                 Some(DomainState::Running | DomainState::Paused) => {}
                 s => {
                     let s = s.map_or("not defined".to_string(), |s| s.to_string());
-                    return Err(DriverError::InvalidState(format!("domain {id} is {s}, cannot live-migrate")));
+                    return Err(DriverError::InvalidState(format!(
+                        "domain {id} is {s}, cannot live-migrate"
+                    )));
                 }
             }
             w.clone()
@@ -156,7 +163,9 @@ impl AgentLink {
             {
                 let st = lock(&self.state);
                 if st.cancelled.contains(&id) {
-                    break Err(DriverError::InvalidState(format!("the migration of domain {id} was cancelled")));
+                    break Err(DriverError::InvalidState(format!(
+                        "the migration of domain {id} was cancelled"
+                    )));
                 }
                 if let Some(m) = st.migrations.get(&id).filter(|m| m.migration_id == migration_id) {
                     match m.phase.as_str() {
