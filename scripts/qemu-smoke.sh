@@ -3,12 +3,15 @@
 #
 #   sudo bash scripts/qemu-smoke.sh
 #
-# Installs qemu-system-x86 and libvirt-daemon-system (Debian), starts virtlogd and libvirtd by
-# hand (no systemd needed, e.g. in a container), builds lqx-server, starts a control plane
-# (`--dev`) and a real `lqx-server agent` on qemu:///system, then over Connect JSON: creates
-# and starts the VM on the agent's node, checks with virsh that QEMU runs it, stops it, and
-# deletes it (checking virsh no longer lists it). TCG unless /dev/kvm exists. Needs root and
-# network access for the packages, which is why it is not part of CI.
+# Installs qemu-system-x86 and libvirt-daemon-system (Debian), starts a libvirtd of its own by
+# hand (no systemd needed, e.g. in a container; in a private mount namespace, never the
+# system's sockets: scripts/lib/isolated-libvirtd.sh) and waits until it has probed QEMU,
+# builds lqx-server, starts a control plane (`--dev`) and a real `lqx-server agent` on it,
+# then over Connect JSON: creates and starts the VM on the agent's node, checks with virsh that
+# QEMU runs it, stops it, and deletes it (checking virsh no longer lists it). The driver runs
+# KVM guests when libvirt reports it can, else TCG (it logs which). Needs root and network
+# access for the packages, which is why it is not part of CI. GUEST_CPU (default kvm64) is the
+# guest CPU model: host-model guests fail to start under some nested KVM set-ups.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 start_time=$(date +%s)
@@ -23,35 +26,34 @@ bash .ci/install-libvirt.sh
 
 WORK=$(mktemp -d /tmp/lqx-smoke.XXXXXX)
 PIDS=()
+. scripts/lib/isolated-libvirtd.sh
+LIBVIRT_PORT=$(free_port)
+LV="qemu+tcp://127.0.0.1:$LIBVIRT_PORT/system"
 cleanup() {
   if [ -n "${VMNAME:-}" ]; then
-    virsh -c qemu:///system destroy "$VMNAME" >/dev/null 2>&1 || true
-    virsh -c qemu:///system undefine "$VMNAME" >/dev/null 2>&1 || true
+    virsh -c "$LV" destroy "$VMNAME" >/dev/null 2>&1 || true
+    virsh -c "$LV" undefine "$VMNAME" >/dev/null 2>&1 || true
   fi
   # Agent, server, then the libvirt daemons started here (reverse start order).
   for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do kill "${PIDS[i]}" 2>/dev/null || true; done
 }
 trap cleanup EXIT
 
-# libvirt daemons, by hand (ours only if none is running).
-if ! virsh -c qemu:///system version >/dev/null 2>&1; then
-  mkdir -p /run/libvirt /var/lib/libvirt/images /var/log/libvirt/qemu
-  virtlogd -d
-  libvirtd -d
-  for _ in $(seq 50); do virsh -c qemu:///system version >/dev/null 2>&1 && break; sleep 0.2; done
-  # Stopped by pid at exit (the daemons write their pid files).
-  for f in /run/libvirtd.pid /run/virtlogd.pid; do [ -s "$f" ] && PIDS+=("$(cat "$f")"); done
-fi
-virsh -c qemu:///system version
-if [ -e /dev/kvm ]; then echo "KVM available"; else echo "no /dev/kvm: QEMU runs on TCG"; fi
+t=$SECONDS
+start_libvirtd libvirt "$LIBVIRT_PORT" 49400
+wait_libvirtd "$LV" libvirt
+echo "libvirtd ready in $((SECONDS - t)) s"
+virsh -c "$LV" version
+if virsh -c "$LV" domcapabilities --virttype kvm >/dev/null 2>&1; then echo "KVM usable"; else echo "KVM not usable: QEMU runs on TCG"; fi
 
-cargo build -q -p lqx-server
+if [ -z "${NO_BUILD:-}" ]; then cargo build -q -p lqx-server; fi
 BIN=target/debug/lqx-server
 PORT=$((20000 + RANDOM % 20000))
 URL=http://127.0.0.1:$PORT
 PW=smoke-admin-password-0123
 
 LQX_BOOTSTRAP_ADMIN_PASSWORD=$PW "$BIN" --dev --listen 127.0.0.1:$PORT --data-dir "$WORK/cp" \
+  --guest-cpu-model "${GUEST_CPU:-kvm64}" \
   >"$WORK/server.log" 2>&1 &
 PIDS+=($!)
 for _ in $(seq 100); do curl -sf "$URL/healthz" >/dev/null && break; sleep 0.2; done
@@ -64,7 +66,7 @@ call() { # call METHOD JSON -> body on stdout, fails on HTTP errors
 TOKEN=$(call limiquantix.auth.v1.AuthService/Login "{\"username\":\"admin\",\"password\":\"$PW\"}" | json "['accessToken']" || true)
 JOIN=$(call limiquantix.compute.v1.NodeService/CreateJoinToken '{"nodeName":"qemu-1"}' | json "['token']")
 
-LQX_JOIN_TOKEN=$JOIN "$BIN" agent --control-plane "$URL" --libvirt qemu:///system \
+LQX_JOIN_TOKEN=$JOIN "$BIN" agent --control-plane "$URL" --libvirt "$LV" \
   --data-dir "$WORK/agent" --name qemu-1 >"$WORK/agent.log" 2>&1 &
 PIDS+=($!)
 for _ in $(seq 100); do call limiquantix.compute.v1.NodeService/GetNode '{"id":"qemu-1"}' >/dev/null 2>&1 && break; sleep 0.2; done
@@ -78,14 +80,14 @@ STATE=$(echo "$VM" | json "['status']['state']")
 VMNAME=lqx-$ID
 echo "created and started in $(python3 -c "print(round($t1-$t0,2))") s: $STATE"
 [ "$STATE" = VM_STATE_RUNNING ] || { echo "not running: $VM"; exit 1; }
-virsh -c qemu:///system domstate "$VMNAME" | grep -q running
+[ "$(virsh -c "$LV" domstate "$VMNAME")" = running ] || { echo "not running in libvirt"; exit 1; }
 echo "virsh: $VMNAME is running"
 
 call limiquantix.compute.v1.VMService/StopVM "{\"id\":\"$ID\",\"force\":true}" >/dev/null
-virsh -c qemu:///system domstate "$VMNAME" | grep -q "shut off"
+[ "$(virsh -c "$LV" domstate "$VMNAME")" = "shut off" ] || { echo "not shut off in libvirt"; exit 1; }
 echo "virsh: $VMNAME is shut off"
 call limiquantix.compute.v1.VMService/DeleteVM "{\"id\":\"$ID\"}" >/dev/null
-if virsh -c qemu:///system list --all --name | grep -qx "$VMNAME"; then echo "still defined"; exit 1; fi
+if virsh -c "$LV" list --all --name | grep -x "$VMNAME" >/dev/null; then echo "still defined"; exit 1; fi
 VMNAME=
 echo "virsh: domain gone"
 

@@ -297,9 +297,29 @@ pub enum VmCmd {
         /// Target node (name or id); default: the scheduler picks
         #[arg(long)]
         to: Option<String>,
-        /// Stop, move and start instead of a live migration
-        #[arg(long)]
+        /// Stop, move and start instead of a live migration (the guest is down meanwhile;
+        /// without it a running VM moves live or not at all)
+        #[arg(long, conflicts_with = "cancel")]
         cold: bool,
+        /// Abort the live migration of this VM in flight; it keeps running on its source
+        #[arg(long)]
+        cancel: bool,
+        /// Live: bandwidth cap in MiB/s
+        #[arg(long, value_name = "MIB_PER_SEC")]
+        bandwidth: Option<u64>,
+        /// Live: abort after this long (e.g. 10m), or switch to post-copy with --post-copy
+        #[arg(long, value_parser = humantime::parse_duration)]
+        timeout: Option<std::time::Duration>,
+        /// Live: throttle a guest that dirties memory faster than it is copied
+        #[arg(long)]
+        auto_converge: bool,
+        /// Live: at the timeout, switch to post-copy (finishes, but a network failure then
+        /// loses the guest) instead of aborting
+        #[arg(long, requires = "timeout")]
+        post_copy: bool,
+        /// Live: carry the migration stream inside the libvirtd connection (its TLS or SSH)
+        #[arg(long)]
+        tunnelled: bool,
         #[command(flatten)]
         wait: WaitArgs,
     },

@@ -120,6 +120,19 @@ pub struct VmView {
     pub created_at: Option<DateTime<Utc>>,
     pub updated_at: Option<DateTime<Utc>>,
     pub resource_version: u64,
+    /// While it is being migrated.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub migration: Option<VmMigrationView>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct VmMigrationView {
+    pub target_node: String,
+    pub live: bool,
+    pub percent: u64,
+    pub processed_bytes: u64,
+    pub total_bytes: u64,
+    pub remaining_bytes: u64,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -213,6 +226,16 @@ impl From<&computepb::Vm> for VmView {
             created_at: time(&v.created_at),
             updated_at: time(&v.updated_at),
             resource_version: v.resource_version,
+            migration: status.migration.as_ref().map(|m| VmMigrationView {
+                target_node: m.target_node.clone(),
+                live: m.live,
+                percent: (m.processed_bytes.min(m.total_bytes) * 100)
+                    .checked_div(m.total_bytes)
+                    .unwrap_or(0),
+                processed_bytes: m.processed_bytes,
+                total_bytes: m.total_bytes,
+                remaining_bytes: m.remaining_bytes,
+            }),
         }
     }
 }
@@ -238,7 +261,10 @@ impl View for VmView {
     fn cell(&self, c: &str) -> String {
         match c {
             "NAME" => self.name.clone(),
-            "STATE" => or_dash(&self.state),
+            "STATE" => match &self.migration {
+                Some(m) => format!("{} {}% -> {}", self.state, m.percent, m.target_node),
+                None => or_dash(&self.state),
+            },
             "NODE" => or_dash(&self.node),
             "CPU" => self.cpu_cores.to_string(),
             "MEMORY" => format_mib(self.memory_mib),

@@ -458,12 +458,21 @@ async fn cold_migration_between_two_agent_hosts() {
     let s = joined(&cp, "src").await;
     let d = joined(&cp, "dst").await;
     let vm = cp.compute.create_vm(create("mover", s, true, false)).await.unwrap();
-    let out = cp
+    // No migration URI reported: live is impossible, and nothing is stopped silently.
+    let e = cp
         .compute
         .migrate_vm("mover", ProjectId::DEFAULT, Some("dst"), false)
         .await
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::FailedPrecondition);
+    assert!(e.message.contains("--migration-uri"), "{}", e.message);
+    assert_eq!(state_on(&src, &vm).await, Some(DomainState::Running));
+    let out = cp
+        .compute
+        .migrate_vm("mover", ProjectId::DEFAULT, Some("dst"), true)
+        .await
         .unwrap();
-    assert!(!out.live, "agent hosts migrate cold");
+    assert!(!out.live, "asked cold");
     assert_eq!(out.vm.status.node_id, Some(d));
     assert_eq!(out.vm.status.state, VmState::Running);
     assert_eq!(state_on(&dst, &vm).await, Some(DomainState::Running));

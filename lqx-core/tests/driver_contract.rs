@@ -167,7 +167,7 @@ async fn contract(h: Arc<dyn Hypervisor>) {
     if !h.supports_live_migration() {
         h.start(id).await.unwrap();
         let e = h
-            .migrate_live(id, "test:///nowhere.xml".into(), None)
+            .migrate_live(id, "test:///nowhere.xml".into(), Default::default(), None)
             .await
             .unwrap_err();
         assert_eq!(e.kind(), DriverErrorKind::Unsupported, "{e}");

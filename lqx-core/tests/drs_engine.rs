@@ -1126,3 +1126,47 @@ async fn automation_migrates_on_disjoint_hosts_at_once() {
         ]
     );
 }
+
+#[tokio::test]
+async fn running_vms_that_cannot_move_live_are_not_moved_but_reported() {
+    // node-1 is hot, but its hypervisor cannot live-migrate: DRS in full automation must not
+    // stop its guests to move them.
+    let sims = SimRegistry::new();
+    let c = lqx_core::driver::sim::SimConfig {
+        live_migration: false,
+        ..lqx_core::driver::sim::SimConfig::with_capacity(16, 65536)
+    };
+    sims.get_or_create("sim://node-1", c).unwrap();
+    let env = Env::with_sims(HOT, sims).await;
+    let sink = env.alert_sink();
+    let engine = DrsEngine::open(
+        env.compute.clone(),
+        config(AutomationLevel::Full),
+        EngineOptions {
+            alerts: Some(sink.clone()),
+            ..env.options()
+        },
+    )
+    .await
+    .unwrap();
+    let seq = env.compute.events.last_sequence();
+    let r = engine.run_once().await.unwrap();
+    assert!(
+        r.recommendations.iter().all(|x| !x.vm_name.starts_with("hot-")),
+        "{:?}",
+        r.recommendations
+    );
+    assert_eq!(env.migrations_since(seq), 0);
+    for i in 1..=7 {
+        assert_eq!(env.node_of(&format!("hot-{i}")).await, "node-1");
+    }
+    assert_eq!(r.summary.not_live_movable.len(), 7, "{:?}", r.summary);
+    assert!(
+        r.summary.not_live_movable[0].contains("no live-migration support"),
+        "{:?}",
+        r.summary.not_live_movable
+    );
+    let line = engine.status().await.unwrap().last_run.unwrap().describe();
+    assert!(line.contains("7 running VM(s) cannot move live"), "{line}");
+    assert_eq!(open_alerts(&sink, conditions::DRS_VM_NOT_LIVE_MOVABLE).len(), 7);
+}

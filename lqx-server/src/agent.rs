@@ -22,6 +22,11 @@ pub struct AgentArgs {
     /// libvirt URI of this host.
     #[arg(long, env = "LQX_LIBVIRT_URI", default_value = "qemu:///system")]
     pub libvirt: String,
+    /// libvirt URI at which other hosts' libvirtd reach this host's libvirtd for live
+    /// migration (e.g. qemu+tls://host-a.example/system); without it, VMs cannot be
+    /// live-migrated to this host.
+    #[arg(long, env = "LQX_MIGRATION_URI")]
+    pub migration_uri: Option<String>,
     /// Where the node identity and the last desired state are kept.
     #[arg(long, env = "LQX_AGENT_DATA_DIR", default_value = "/var/lib/lqx-agent")]
     pub data_dir: PathBuf,
@@ -122,6 +127,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     opts.labels = args.labels.iter().cloned().collect();
     opts.heartbeat_interval = args.heartbeat_interval;
     opts.stop_timeout = args.stop_timeout;
+    opts.migration_uri = args.migration_uri.clone().unwrap_or_default();
     tracing::info!(control_plane = %args.control_plane, libvirt = %args.libvirt, data_dir = %args.data_dir.display(), "lqx agent starting");
     Agent::new(opts, cp, hv)
         .run(shutdown_signal())

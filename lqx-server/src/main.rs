@@ -70,6 +70,15 @@ pub struct ServeArgs {
     /// TLS private key (PEM).
     #[arg(long, env = "LQX_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// Virtual CPU of every guest: host-model (the host's CPU; live migration only between
+    /// hosts of the same CPU model) or a QEMU model every host supports (e.g. x86-64-v2,
+    /// Haswell-noTSX) so guests move live between unlike hosts.
+    #[arg(long, env = "LQX_GUEST_CPU_MODEL", default_value = "host-model", value_parser = parse_guest_cpu)]
+    pub guest_cpu_model: lqx_core::driver::GuestCpu,
+}
+
+fn parse_guest_cpu(s: &str) -> Result<lqx_core::driver::GuestCpu, String> {
+    lqx_core::driver::GuestCpu::parse(s).map_err(|e| e.message().to_string())
 }
 
 fn main() -> std::process::ExitCode {

@@ -86,6 +86,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .context("restoring the event sequence")?;
     let compute = Compute::new(store.clone(), Hosts::default(), events.clone());
+    compute.set_guest_cpu(args.guest_cpu_model.clone());
 
     let sims = SimRegistry::new();
     if let Some(file) = &args.sim {

@@ -38,6 +38,11 @@ pub async fn run(app: App, c: DrsCmd) -> CliResult<()> {
                     "{n} stays hot: DRS found no relief (alert drs.node_unrelieved)"
                 ));
             }
+            for v in &s.not_live_movable {
+                app.printer.warn(&format!(
+                    "{v}: DRS leaves it in place rather than stop it (alert drs.vm_not_live_movable)"
+                ));
+            }
             Ok(())
         }
         DrsCmd::List { status } => {

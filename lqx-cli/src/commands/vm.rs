@@ -119,14 +119,55 @@ pub async fn run(app: App, c: VmCmd) -> CliResult<()> {
             }
             Ok(())
         }
-        VmCmd::Migrate { vm, to, cold, wait } => {
+        VmCmd::Migrate {
+            vm,
+            to,
+            cold,
+            cancel,
+            bandwidth,
+            timeout,
+            auto_converge,
+            post_copy,
+            tunnelled,
+            wait,
+        } => {
+            if cancel {
+                let req = pb::MigrateVmRequest {
+                    id: vm.clone(),
+                    cancel: true,
+                    request_id: new_request_id(),
+                    ..Default::default()
+                };
+                rpc!(sess, VmServiceClient, migrate_vm, req)?;
+                app.printer
+                    .info(&format!("Migration of VM {vm} cancelled; it keeps running on its node"));
+                return Ok(());
+            }
             let req = pb::MigrateVmRequest {
                 id: vm.clone(),
                 target_node: to.clone().unwrap_or_default(),
                 cold,
                 request_id: new_request_id(),
+                cancel: false,
+                bandwidth_mib_per_second: bandwidth.unwrap_or(0),
+                timeout_seconds: timeout.map_or(0, |t| u32::try_from(t.as_secs().max(1)).unwrap_or(u32::MAX)),
+                auto_converge,
+                post_copy,
+                tunnelled,
             };
-            let resp = rpc!(sess, VmServiceClient, migrate_vm, req)?;
+            let waiting = app.wants_wait(wait);
+            let resp = if waiting {
+                // The call returns when the migration has ended; meanwhile its progress is
+                // polled on a second connection.
+                let mut poll = app.session()?;
+                let call = async { rpc!(sess, VmServiceClient, migrate_vm, req) };
+                tokio::select! {
+                    r = call => r?,
+                    _ = show_progress(&app, &mut poll, &vm) => unreachable!("progress polling never ends"),
+                }
+            } else {
+                rpc!(sess, VmServiceClient, migrate_vm, req)?
+            };
             let mut view = MigrationView::from(&resp);
             if app.wants_wait(wait) {
                 let target = if resp.target_node.is_empty() {
@@ -314,6 +355,54 @@ async fn wait_gone(app: &App, sess: &mut Session, id: &str, name: &str) -> CliRe
             Err(e) if e.code == ExitCode::NotFound => return Ok(()),
             Err(e) => return Err(e),
             Ok(v) => w.pending(&vm_state_word(state_of_vm(&v))).await?,
+        }
+    }
+}
+
+/// A progress bar erased when it goes away.
+struct ClearOnDrop(indicatif::ProgressBar);
+
+impl Drop for ClearOnDrop {
+    fn drop(&mut self) {
+        self.0.finish_and_clear();
+    }
+}
+
+/// Shows a migration's progress until dropped: a bar on a terminal, else a line per 10 %.
+async fn show_progress(app: &App, sess: &mut Session, vm: &str) {
+    let bar = app.printer.stderr_tty.then(|| {
+        let b = indicatif::ProgressBar::with_draw_target(Some(0), indicatif::ProgressDrawTarget::stderr());
+        b.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{msg} [{bar:30}] {bytes}/{total_bytes} ({bytes_per_sec}, {elapsed})",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        b.set_message(format!("migrating {vm}"));
+        ClearOnDrop(b)
+    });
+    let mut last_step = None;
+    loop {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        let Ok(v) = get(sess, vm).await else { continue };
+        let Some(m) = v.status.and_then(|s| s.migration) else {
+            continue;
+        };
+        if let Some(ClearOnDrop(b)) = &bar {
+            b.set_message(format!("migrating {vm} to {}", m.target_node));
+            b.set_length(m.total_bytes);
+            b.set_position(m.processed_bytes.min(m.total_bytes));
+        } else if let Some(pct) = (m.processed_bytes.min(m.total_bytes) * 100).checked_div(m.total_bytes)
+            && last_step != Some(pct / 10)
+        {
+            last_step = Some(pct / 10);
+            app.printer.info(&format!(
+                "migrating {vm} to {}: {pct}% ({} of {} MiB copied, {} MiB to go)",
+                m.target_node,
+                m.processed_bytes >> 20,
+                m.total_bytes >> 20,
+                m.remaining_bytes >> 20
+            ));
         }
     }
 }

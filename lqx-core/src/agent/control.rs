@@ -7,7 +7,7 @@
 use futures::future::BoxFuture;
 use tonic::{Code, metadata::MetadataValue, transport::Channel};
 
-use super::reconcile::DesiredDomain;
+use super::reconcile::{DesiredDomain, MigrationOrder};
 use crate::{
     api::node::v1::{self as pb, agent_service_client::AgentServiceClient},
     driver::{DomainSpec, DomainState, DriverError},
@@ -135,6 +135,12 @@ pub fn desired_to_pb(d: &DesiredDomain, reboot_seq: u64) -> pb::DesiredDomain {
         spec_json: serde_json::to_string(&d.spec).unwrap_or_default(),
         force_off: d.force_off,
         reboot_seq,
+        migrate: d.migrate.as_ref().map(|m| pb::MigrationOrder {
+            migration_id: m.id.clone(),
+            destination_uri: m.destination_uri.clone(),
+            options_json: serde_json::to_string(&m.options).unwrap_or_default(),
+        }),
+        incoming_migration: d.incoming,
     }
 }
 
@@ -156,12 +162,23 @@ pub fn desired_from_pb(d: &pb::DesiredDomain) -> Result<(DesiredDomain, u64)> {
             ));
         }
     };
+    let migrate = match &d.migrate {
+        Some(m) => Some(MigrationOrder {
+            id: m.migration_id.clone(),
+            destination_uri: m.destination_uri.clone(),
+            options: serde_json::from_str(&m.options_json)
+                .map_err(|e| Error::invalid("domains[].migrate.options_json", e.to_string()))?,
+        }),
+        None => None,
+    };
     Ok((
         DesiredDomain {
             spec,
             running,
             ha_protected: d.ha_protected,
             force_off: d.force_off,
+            migrate,
+            incoming: d.incoming_migration,
         },
         d.reboot_seq,
     ))
@@ -175,6 +192,15 @@ mod tests {
     fn desired_round_trips_and_rejects_mismatched_ids() {
         let mut d = DesiredDomain::new(DomainSpec::new(VmId::new(), "a<b&\"c'", 2, 512), true);
         d.ha_protected = true;
+        d.migrate = Some(MigrationOrder {
+            id: "m1".into(),
+            destination_uri: "qemu+tls://b/system".into(),
+            options: crate::driver::LiveOptions {
+                bandwidth_mib_per_sec: 100,
+                timeout: Some(std::time::Duration::from_secs(60)),
+                ..Default::default()
+            },
+        });
         let wire = desired_to_pb(&d, 3);
         assert_eq!(desired_from_pb(&wire).unwrap(), (d.clone(), 3));
         let mut bad = wire.clone();

@@ -6,12 +6,14 @@
 //! - [`reconcile`]: the pure planner (desired + actual -> actions) and its executor.
 //! - [`fence`]: the self-fencing watchdog, a pure state machine.
 //! - [`metrics`]: CPU % from cumulative counters.
+//! - [`migration`]: live migrations ordered away from this host.
 //! - [`control`]: the [`ControlPlane`] trait, its gRPC client and the wire conversions.
 //! - [`runner`]: the agent loop ([`Agent::run`]).
 
 pub mod control;
 pub mod fence;
 pub mod metrics;
+pub mod migration;
 pub mod reconcile;
 pub mod runner;
 

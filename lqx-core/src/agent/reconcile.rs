@@ -35,6 +35,21 @@ pub struct DesiredDomain {
     /// When it should not run: power it off at once instead of an ACPI shutdown.
     #[serde(default)]
     pub force_off: bool,
+    /// Ordered to migrate live away from this host.
+    #[serde(default)]
+    pub migrate: Option<MigrationOrder>,
+    /// Arriving here by a live migration.
+    #[serde(default)]
+    pub incoming: bool,
+}
+
+/// A live migration the control plane orders.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MigrationOrder {
+    pub id: String,
+    pub destination_uri: String,
+    #[serde(default)]
+    pub options: crate::driver::LiveOptions,
 }
 
 impl DesiredDomain {
@@ -44,7 +59,15 @@ impl DesiredDomain {
             running,
             ha_protected: false,
             force_off: false,
+            migrate: None,
+            incoming: false,
         }
+    }
+
+    /// Migrating away or arriving: reconciliation leaves the domain alone (a paused source at
+    /// the switch-over must not be resumed, a half-arrived target must not be started).
+    pub fn hands_off(&self) -> bool {
+        self.migrate.is_some() || self.incoming
     }
 }
 
@@ -99,7 +122,7 @@ pub fn reconcile_with_purge(desired: &[DesiredDomain], purge: &HashSet<VmId>, ac
             Action::Undefine(a.id)
         });
     }
-    for d in desired {
+    for d in desired.iter().filter(|d| !d.hands_off()) {
         let id = d.spec.id;
         match actual.iter().find(|a| a.id == id).map(|a| a.state) {
             None => {
@@ -219,6 +242,31 @@ mod tests {
         assert_eq!(converge(&desired, &h).await, 0);
         assert_eq!(converge(&desired, &h).await, 0);
         assert_eq!(h.domain_count(), 2);
+    }
+
+    #[tokio::test]
+    async fn domains_in_a_live_migration_are_left_alone() {
+        let h = SimHypervisor::new("sim://n", SimConfig::default()).unwrap();
+        let mut leaving = want("leaving", true);
+        converge(std::slice::from_ref(&leaving), &h).await;
+        h.suspend(leaving.spec.id).await.unwrap();
+        leaving.migrate = Some(MigrationOrder {
+            id: "m".into(),
+            destination_uri: "sim://b".into(),
+            options: Default::default(),
+        });
+        let mut arriving = want("arriving", true);
+        arriving.incoming = true;
+        // Paused at the switch-over: not resumed; the arriving one: not defined nor started.
+        let desired = vec![leaving.clone(), arriving];
+        assert_eq!(reconcile(&desired, &h.list_domains().await.unwrap()), vec![]);
+        // Gone from here after the migration (undefined on the source): not defined again.
+        h.destroy(leaving.spec.id).await.unwrap();
+        h.undefine(leaving.spec.id, false).await.unwrap();
+        assert_eq!(reconcile(&desired, &h.list_domains().await.unwrap()), vec![]);
+        // The order withdrawn: reconciled as usual again.
+        leaving.migrate = None;
+        assert_eq!(reconcile(&[leaving.clone()], &[]).len(), 2);
     }
 
     #[tokio::test]

@@ -29,6 +29,7 @@ use super::{
     control::{ControlPlane, desired_from_pb, error_kind_str},
     fence::{Watchdog, fence_filter},
     metrics::cpu_percent,
+    migration::Migrator,
     reconcile::{Action, DesiredDomain, apply, reconcile_with_purge},
 };
 use crate::{
@@ -91,6 +92,8 @@ pub struct AgentOptions {
     pub max_backoff: Duration,
     /// A heartbeat that takes longer than this counts as failed.
     pub request_timeout: Duration,
+    /// The libvirt URI peers' libvirtd use to live-migrate domains here (empty: none).
+    pub migration_uri: String,
 }
 
 impl AgentOptions {
@@ -105,6 +108,7 @@ impl AgentOptions {
             stop_timeout: Duration::from_secs(60),
             max_backoff: Duration::from_secs(30),
             request_timeout: Duration::from_secs(10),
+            migration_uri: String::new(),
         }
     }
 }
@@ -158,6 +162,7 @@ pub struct Agent {
     opts: AgentOptions,
     cp: Arc<dyn ControlPlane>,
     hv: Arc<dyn Hypervisor>,
+    migrator: Arc<Migrator>,
 }
 
 struct Shared {
@@ -195,7 +200,8 @@ struct Memory {
 
 impl Agent {
     pub fn new(opts: AgentOptions, cp: Arc<dyn ControlPlane>, hv: Arc<dyn Hypervisor>) -> Self {
-        Agent { opts, cp, hv }
+        let migrator = Migrator::new(hv.clone(), &opts.data_dir);
+        Agent { opts, cp, hv, migrator }
     }
 
     fn identity_path(&self) -> PathBuf {
@@ -286,6 +292,7 @@ impl Agent {
             reported_pass: 0,
         }));
         let report_now = Arc::new(Notify::new());
+        self.migrator.on_end(report_now.clone());
         let desired_changed = Arc::new(Notify::new());
         let this = Arc::new(self);
         let _watchdog = Abort(tokio::spawn(watchdog_task(shared.clone(), this.hv.clone())));
@@ -387,6 +394,13 @@ impl Agent {
             if !ready {
                 continue;
             }
+            let domains: Vec<DesiredDomain> = desired.domains.iter().map(|(d, _)| d.clone()).collect();
+            self.migrator.sync(&domains);
+            // A domain that just migrated away is not brought back before the control plane
+            // has taken the move in.
+            let moved = self.migrator.moved_away();
+            let mut desired = desired;
+            desired.domains.retain(|(d, _)| !moved.contains(&d.spec.id));
             let changed = self.converge(&mut memory, &desired, fenced).await;
             {
                 let mut s = lock(&shared);
@@ -480,7 +494,7 @@ impl Agent {
         // they take effect at the domain's next boot.
         for d in &desired {
             let id = d.spec.id;
-            if memory.errors.contains_key(&id) || !actual.iter().any(|a| a.id == id) {
+            if d.hands_off() || memory.errors.contains_key(&id) || !actual.iter().any(|a| a.id == id) {
                 continue;
             }
             let differs = match memory.specs.get(&id) {
@@ -514,7 +528,7 @@ impl Agent {
             if *seq > *done {
                 *done = *seq;
                 reboots_changed = true;
-                if d.running && !(fenced && d.ha_protected) {
+                if d.running && !d.hands_off() && !(fenced && d.ha_protected) {
                     match self.hv.reboot(id).await {
                         Ok(()) => {
                             info!(vm = %id, "rebooted");
@@ -555,9 +569,11 @@ impl Agent {
             let f = s.watchdog.check(now);
             (s.applied, s.errors.clone(), s.ha.clone(), f, s.passes)
         };
-        let req = self
+        let mut req = self
             .build_report(ident, sampler, applied, errors, ha, fenced, interval, now)
             .await;
+        req.migration_uri = self.opts.migration_uri.clone();
+        req.migrations = self.migrator.statuses();
         // Only now may the next pass run: its effects must not leak into this report.
         let mut s = lock(shared);
         s.reported_pass = s.reported_pass.max(pass);

@@ -59,6 +59,7 @@ pub mod conditions {
     pub const DRS_APPLY_FAILED: &str = "drs.apply_failed";
     pub const DRS_NODE_UNRELIEVED: &str = "drs.node_unrelieved";
     pub const DRS_VM_UNMOVABLE: &str = "drs.vm_unmovable";
+    pub const DRS_VM_NOT_LIVE_MOVABLE: &str = "drs.vm_not_live_movable";
     pub const SYSTEM_LEADER_LOST: &str = "system.leader_lost";
     pub const SYSTEM_WEBHOOK_FAILING: &str = "system.webhook_failing";
 }

@@ -219,6 +219,8 @@ pub fn vm_out(v: &model::Vm, names: &dyn Fn(NodeId) -> String) -> pb::Vm {
             cpu_usage_percent: v.status.cpu_usage_percent,
             memory_used_mib: v.status.memory_used_mib,
             restart_count: v.status.restart_count,
+            // Filled in by the VM service while a migration runs (it lives in memory).
+            migration: None,
         }),
         desired_state: vm_state_out(v.desired_state) as i32,
         resource_version: v.resource_version,

@@ -37,6 +37,8 @@ use futures::{FutureExt, future::BoxFuture};
 use tokio::{sync::watch, time::Instant};
 use tracing::{debug, info};
 
+mod migration;
+
 use super::{Compute, Hosts, NodeRegistration};
 use crate::{
     Error, ErrorKind, Result,
@@ -144,10 +146,13 @@ pub struct Agents {
     inner: Arc<Inner>,
 }
 
+type Links = RwLock<HashMap<NodeId, Arc<AgentLink>>>;
+
 struct Inner {
     compute: Compute,
     timing: AgentTiming,
-    links: RwLock<HashMap<NodeId, Arc<AgentLink>>>,
+    /// Shared with every link (weakly): a live migration finds its target's link here.
+    links: Arc<Links>,
     /// Credentials already read from the store, by prefix.
     credentials: RwLock<HashMap<String, (NodeId, String)>>,
     hook: RwLock<Option<Arc<dyn HeartbeatHook>>>,
@@ -169,7 +174,7 @@ impl Agents {
             inner: Arc::new(Inner {
                 compute,
                 timing,
-                links: RwLock::default(),
+                links: Arc::default(),
                 credentials: RwLock::default(),
                 hook: RwLock::default(),
             }),
@@ -181,7 +186,9 @@ impl Agents {
     }
 
     fn new_link(&self, node: NodeId, name: &str, info: NodeInfo) -> AgentLink {
-        AgentLink::new(node, name, info, self.inner.timing, self.inner.compute.store.clone())
+        let mut link = AgentLink::new(node, name, info, self.inner.timing, self.inner.compute.store.clone());
+        link.peers = Arc::downgrade(&self.inner.links);
+        link
     }
 
     fn hosts(&self) -> &Hosts {
@@ -464,7 +471,10 @@ async fn modify_vm(compute: &Compute, vm: VmId, node: NodeId, f: impl Fn(&mut cr
             Err(e) if e.kind == ErrorKind::NotFound => return Ok(false),
             Err(e) => return Err(e),
         };
-        if v.status.node_id != Some(node) || v.status.state == VmState::Migrating {
+        // A VM left Migrating by a control plane that stopped mid-way is written again.
+        if v.status.node_id != Some(node)
+            || (v.status.state == VmState::Migrating && compute.migrations.get(vm).is_some())
+        {
             return Ok(false);
         }
         let before = v.status.clone();
@@ -549,6 +559,12 @@ struct LinkState {
     recorded: HashMap<VmId, VmState>,
     usage_written: HashMap<VmId, Instant>,
     node_written: Option<Instant>,
+    /// Where peers live-migrate domains to this host (empty: nowhere), as last reported.
+    migration_uri: String,
+    /// Live migrations the agent drives, as last reported.
+    migrations: HashMap<VmId, pb::MigrationStatus>,
+    /// Migrations from here a user cancelled, not ended yet.
+    cancelled: std::collections::HashSet<VmId>,
 }
 
 /// A remote host, driven through its agent. See the module documentation.
@@ -560,6 +576,7 @@ pub struct AgentLink {
     state: Mutex<LinkState>,
     desired_tx: watch::Sender<u64>,
     report_tx: watch::Sender<u64>,
+    peers: std::sync::Weak<Links>,
 }
 
 type Undo = Box<dyn FnOnce(&mut LinkState) + Send>;
@@ -590,9 +607,13 @@ impl AgentLink {
                 recorded: HashMap::new(),
                 usage_written: HashMap::new(),
                 node_written: None,
+                migration_uri: String::new(),
+                migrations: HashMap::new(),
+                cancelled: Default::default(),
             }),
             desired_tx: watch::Sender::new(1),
             report_tx: watch::Sender::new(0),
+            peers: std::sync::Weak::new(),
         }
     }
 
@@ -655,7 +676,7 @@ impl AgentLink {
         st.desired.clear();
         st.recorded.clear();
         for vm in vms.iter().filter(|v| v.status.node_id == Some(self.node)) {
-            let mut d = DesiredDomain::new(super::vms::domain_spec(vm), vm.desired_state == VmState::Running);
+            let mut d = DesiredDomain::new(compute.domain_spec(vm), vm.desired_state == VmState::Running);
             d.ha_protected = vm.spec.ha.enabled;
             st.desired.insert(vm.id, Want { d, reboot_seq: 0 });
             st.recorded.insert(vm.id, vm.status.state);
@@ -709,6 +730,12 @@ impl AgentLink {
             st.agent_interval = Duration::from_millis(u64::from(req.heartbeat_interval_ms));
         }
         st.observed = req.observed_generation;
+        st.migration_uri = req.migration_uri.clone();
+        st.migrations = req
+            .migrations
+            .iter()
+            .filter_map(|m| Some((VmId::parse("migrations[].vm_id", &m.vm_id).ok()?, m.clone())))
+            .collect();
         st.node_stats = Some(NodeStats {
             cpu_busy_ns: req.cpu_busy_ns,
             memory_total_mib: req.memory_total_mib,
@@ -955,9 +982,14 @@ impl Hypervisor for AgentLink {
         &self.uri
     }
 
-    /// Agent-to-agent live migration is not implemented: callers migrate cold.
+    /// Live migration between agent hosts goes peer to peer between their libvirtd, to the
+    /// URI the target's agent reports (`--migration-uri`).
     fn supports_live_migration(&self) -> bool {
-        false
+        self.live_migration_blocker().is_none()
+    }
+
+    fn live_migration_blocker(&self) -> Option<String> {
+        self.migration_blocker()
     }
 
     fn node_info(&self) -> BoxFuture<'_, DriverResult<NodeInfo>> {
@@ -1238,11 +1270,16 @@ impl Hypervisor for AgentLink {
 
     fn migrate_live(
         &self,
-        _id: VmId,
-        _dest_uri: String,
-        _progress: Option<ProgressFn>,
+        id: VmId,
+        dest_uri: String,
+        opts: crate::driver::LiveOptions,
+        progress: Option<ProgressFn>,
     ) -> BoxFuture<'_, DriverResult<()>> {
-        unsupported("live migration between agent hosts")
+        self.migrate_to_peer(id, dest_uri, opts, progress).boxed()
+    }
+
+    fn abort_migration(&self, id: VmId) -> BoxFuture<'_, DriverResult<()>> {
+        async move { self.withdraw_migration(id) }.boxed()
     }
 }
 

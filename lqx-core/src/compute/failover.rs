@@ -76,7 +76,7 @@ impl Compute {
             .ok_or_else(|| Error::precondition(format!("VM {} has no node", v.name)))?;
         let result = async {
             let hv = self.hosts.get(node)?;
-            match hv.define(super::vms::domain_spec(&v)).await {
+            match hv.define(self.domain_spec(&v)).await {
                 Ok(()) => {}
                 // A retry, or the domain was kept from an earlier stay on this node.
                 Err(e) if e.kind() == DriverErrorKind::AlreadyExists => {}

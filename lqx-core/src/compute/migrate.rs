@@ -1,9 +1,51 @@
-//! VM migration: live (peer-to-peer) when the VM runs and both hosts support it, cold
-//! otherwise or on request.
+//! VM migration. A running VM moves live (peer-to-peer); it is moved cold (shut down on the
+//! source, started on the target) only when the caller asks for it: where live migration is
+//! impossible, the migration fails with the reason instead of silently stopping the guest. A
+//! stopped VM is moved cold (nothing runs, nothing stops).
+//!
+//! The target is chosen under the placement lock and reserved in [`super::inflight`] in the
+//! same critical section, until the migration ends; the per-host limit of concurrent
+//! migrations is checked there too.
 
+use super::inflight::InFlight;
 use super::{Compute, MigrateOutcome};
+use crate::driver::{GuestCpu, Hypervisor, LiveOptions, MigrationProgress, ProgressFn};
 use crate::model::*;
 use crate::{Error, Result};
+use std::sync::Arc;
+
+/// How to migrate.
+#[derive(Debug, Clone, Default)]
+pub struct MigrateOptions {
+    /// The node to move to; None: the scheduler picks.
+    pub target: Option<String>,
+    /// Move a running VM cold (it is shut down and started again on the target).
+    pub cold: bool,
+    /// Bandwidth, timeout, auto-converge and post-copy of a live migration.
+    pub live: LiveOptions,
+}
+
+/// Why `src` -> `dst` cannot be live, if it cannot.
+pub fn live_blocker(src: &dyn Hypervisor, dst: &dyn Hypervisor) -> Option<String> {
+    src.live_migration_blocker().or_else(|| dst.live_migration_blocker())
+}
+
+/// Why the guest's CPU cannot move live from `src` to `dst`: with `host-model` guests get
+/// the source host's CPU, which a host of another model may not have. Refused here, before
+/// anything moves, rather than half-way; with a named cluster model libvirt checks the target.
+async fn cpu_blocker(cpu: &GuestCpu, src: &dyn Hypervisor, dst: &dyn Hypervisor) -> Option<String> {
+    if *cpu != GuestCpu::HostModel {
+        return None;
+    }
+    let (a, b) = (src.node_info().await.ok()?, dst.node_info().await.ok()?);
+    (!a.cpu_model.is_empty() && !b.cpu_model.is_empty() && a.cpu_model != b.cpu_model).then(|| {
+        format!(
+            "the hosts have different CPUs ({} has {}, {} has {}) and guests use host-model; set a \
+             cluster CPU model every host supports (lqx-server --guest-cpu-model NAME)",
+            a.hostname, a.cpu_model, b.hostname, b.cpu_model
+        )
+    })
+}
 
 impl Compute {
     /// Migrates a VM to `target` (None: the scheduler picks). Never leaves the VM running
@@ -15,6 +57,21 @@ impl Compute {
         target: Option<&str>,
         cold: bool,
     ) -> Result<MigrateOutcome> {
+        let opts = MigrateOptions {
+            target: target.map(str::to_string),
+            cold,
+            live: LiveOptions::default(),
+        };
+        self.migrate_vm_with(id_or_name, project, &opts).await
+    }
+
+    /// [`Compute::migrate_vm`] with live-migration options.
+    pub async fn migrate_vm_with(
+        &self,
+        id_or_name: &str,
+        project: ProjectId,
+        opts: &MigrateOptions,
+    ) -> Result<MigrateOutcome> {
         let vm = self.store.resolve_vm(id_or_name, project).await?;
         let _g = self.lock(vm.id).await;
         let mut vm = self.store.get_vm(vm.id).await?;
@@ -22,9 +79,11 @@ impl Compute {
             .status
             .node_id
             .ok_or_else(|| Error::precondition(format!("VM {} is not placed on a node", vm.name)))?;
-        let target = {
+        let src = self.hosts.get(source)?;
+        let running = src.domain_state(vm.id).await?.is_active();
+        let (target, reservation) = {
             let _p = self.placement_lock.lock().await;
-            let pinned = match target {
+            let pinned = match opts.target.as_deref() {
                 Some(t) => Some(self.store.resolve_node(t).await?.id),
                 None => None,
             };
@@ -35,27 +94,108 @@ impl Compute {
             if pinned == Some(source) {
                 return Err(Error::precondition(format!("VM {} is already on that node", vm.name)));
             }
-            self.schedule(&probe, pinned, Some(vm.id)).await?
+            let target = self.schedule(&probe, pinned, Some(vm.id)).await?;
+            let dst = self.hosts.get(target)?;
+            if running
+                && !opts.cold
+                && let Some(why) = live_blocker(src.as_ref(), dst.as_ref())
+            {
+                return Err(Error::precondition(format!(
+                    "VM {} is running and cannot be live-migrated: {why}; migrate it cold (it will be shut \
+                     down and started again on the target) only if that downtime is acceptable",
+                    vm.name
+                )));
+            }
+            if running
+                && !opts.cold
+                && let Some(why) = cpu_blocker(&self.guest_cpu(), src.as_ref(), dst.as_ref()).await
+            {
+                return Err(Error::precondition(format!(
+                    "VM {} is running and cannot be live-migrated: {why}",
+                    vm.name
+                )));
+            }
+            let nodes = self.store.all_nodes().await?;
+            let name_of = |n: NodeId| {
+                nodes
+                    .iter()
+                    .find(|x| x.id == n)
+                    .map_or_else(|| n.to_string(), |x| x.name.clone())
+            };
+            let r = self.migrations.reserve(
+                InFlight {
+                    vm: vm.id,
+                    source,
+                    target,
+                    cpu_cores: vm.spec.cpu_cores,
+                    memory_mib: vm.spec.memory_mib,
+                    anti_affinity_group: vm.spec.placement.anti_affinity_group.clone(),
+                    live: running && !opts.cold,
+                    progress: MigrationProgress::default(),
+                },
+                name_of,
+            )?;
+            (target, r)
         };
-        let src = self.hosts.get(source)?;
         let dst = self.hosts.get(target)?;
-        let running = src.domain_state(vm.id).await?.is_active();
-        let live = running && !cold && src.supports_live_migration() && dst.supports_live_migration();
+        let live = running && !opts.cold;
 
         let prev_state = vm.status.state;
         vm.status.state = VmState::Migrating;
         vm = self.store.update_vm(&vm).await?;
         let result = if live {
-            src.migrate_live(vm.id, dst.uri().to_string(), None)
+            let r = Arc::new(reservation);
+            let sink = r.clone();
+            // Progress goes to the in-flight table (GetVM shows it) and, every 10 %, into an
+            // UPDATED event of the VM with a `migration` object.
+            let (events, snapshot) = (self.events.clone(), vm.clone());
+            let last_step = std::sync::Mutex::new(None::<u32>);
+            let progress: ProgressFn = Arc::new(move |p| {
+                sink.set_progress(p);
+                let step = p.percent() / 10;
+                let mut last = last_step.lock().unwrap_or_else(|e| e.into_inner());
+                if *last != Some(step) {
+                    *last = Some(step);
+                    let mut d = EventDraft::new(
+                        EventType::Updated,
+                        ResourceType::Vm,
+                        snapshot.id.to_string(),
+                        chrono::Utc::now(),
+                    );
+                    d.project_id = Some(snapshot.project_id);
+                    let mut payload = serde_json::to_value(&snapshot).unwrap_or_default();
+                    if let Some(o) = payload.as_object_mut() {
+                        o.insert(
+                            "migration".into(),
+                            serde_json::json!({
+                                "target_node_id": target.to_string(),
+                                "percent": p.percent(),
+                                "processed_bytes": p.processed_bytes,
+                                "total_bytes": p.total_bytes,
+                                "remaining_bytes": p.remaining_bytes,
+                            }),
+                        );
+                    }
+                    d.payload = payload;
+                    events.publish(d);
+                }
+            });
+            let res = src
+                .migrate_live(vm.id, dst.uri().to_string(), opts.live, Some(progress))
                 .await
-                .map_err(Error::from)
+                .map_err(Error::from);
+            drop(r);
+            res
         } else {
-            crate::driver::migrate::cold_migrate(src.as_ref(), dst.as_ref(), &super::vms::domain_spec(&vm), running)
+            let res = crate::driver::migrate::cold_migrate(src.as_ref(), dst.as_ref(), &self.domain_spec(&vm), running)
                 .await
-                .map_err(Error::from)
+                .map_err(Error::from);
+            drop(reservation);
+            res
         };
         match result {
             Ok(()) => {
+                vm = self.store.get_vm(vm.id).await?;
                 vm.status.node_id = Some(target);
                 vm.status.state = if running { VmState::Running } else { VmState::Stopped };
                 vm.status.message.clear();
@@ -69,11 +209,32 @@ impl Compute {
                 })
             }
             Err(e) => {
+                vm = self.store.get_vm(vm.id).await?;
                 vm.status.state = prev_state;
                 vm.status.message = format!("migration failed: {e}");
                 self.store.update_vm(&vm).await?;
                 Err(e)
             }
         }
+    }
+
+    /// Aborts the live migration of a VM in flight; the VM keeps running on its source.
+    pub async fn cancel_migration(&self, id_or_name: &str, project: ProjectId) -> Result<()> {
+        let vm = self.store.resolve_vm(id_or_name, project).await?;
+        let f = self
+            .migrations
+            .get(vm.id)
+            .ok_or_else(|| Error::precondition(format!("VM {} is not being migrated", vm.name)))?;
+        if !f.live {
+            return Err(Error::precondition(format!(
+                "VM {} is being migrated cold; a cold migration cannot be cancelled half-way",
+                vm.name
+            )));
+        }
+        self.hosts
+            .get(f.source)?
+            .abort_migration(vm.id)
+            .await
+            .map_err(Error::from)
     }
 }

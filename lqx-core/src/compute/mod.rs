@@ -10,6 +10,7 @@
 pub mod agents;
 pub mod failover;
 pub mod hosts;
+pub mod inflight;
 mod migrate;
 pub mod nodes;
 mod schedule;
@@ -25,6 +26,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 pub use hosts::Hosts;
+pub use migrate::MigrateOptions;
 pub use vms::{CreateVm, MigrateOutcome, VmUpdate};
 
 /// Shared handle to the compute layer. Cheap to clone.
@@ -37,6 +39,10 @@ pub struct Compute {
     /// Held from choosing a node to recording the choice, so two creates cannot both take
     /// the last free slot of a node (one control plane leads scheduling at a time).
     placement_lock: Arc<tokio::sync::Mutex<()>>,
+    /// Migrations in flight: the capacity they hold on their targets and per-host limits.
+    pub migrations: inflight::Migrations,
+    /// The virtual CPU model of every guest defined from now on (cluster-wide).
+    guest_cpu: Arc<std::sync::RwLock<crate::driver::GuestCpu>>,
     /// HA health per node as the HA manager last reported it.
     health: Arc<std::sync::RwLock<HashMap<crate::model::NodeId, String>>>,
 }
@@ -49,8 +55,26 @@ impl Compute {
             events,
             locks: Arc::default(),
             placement_lock: Arc::default(),
+            migrations: inflight::Migrations::default(),
+            guest_cpu: Arc::default(),
             health: Arc::default(),
         }
+    }
+
+    /// Sets the cluster's guest CPU model (definitions written from now on use it).
+    pub fn set_guest_cpu(&self, cpu: crate::driver::GuestCpu) {
+        *self.guest_cpu.write().unwrap_or_else(|p| p.into_inner()) = cpu;
+    }
+
+    pub fn guest_cpu(&self) -> crate::driver::GuestCpu {
+        self.guest_cpu.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// What the hypervisor should define for a VM, with the cluster's guest CPU model.
+    pub fn domain_spec(&self, vm: &crate::model::Vm) -> crate::driver::DomainSpec {
+        let mut s = vms::domain_spec(vm);
+        s.cpu = self.guest_cpu();
+        s
     }
 
     /// Serializes operations on one VM.

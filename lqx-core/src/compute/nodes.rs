@@ -178,9 +178,22 @@ impl Compute {
             })
             .await?;
         if evacuate {
+            // Running VMs move live only (never stopped to be moved); each VM is tried, and
+            // those that could not move are named with the reason.
             let vms = self.store.all_vms().await?;
+            let mut failed = Vec::new();
             for vm in vms.iter().filter(|v| v.status.node_id == Some(n.id)) {
-                self.migrate_vm(&vm.id.to_string(), vm.project_id, None, false).await?;
+                if let Err(e) = self.migrate_vm(&vm.id.to_string(), vm.project_id, None, false).await {
+                    failed.push(format!("{}: {}", vm.name, e.message));
+                }
+            }
+            if !failed.is_empty() {
+                return Err(Error::precondition(format!(
+                    "node {} is in maintenance, but {} VM(s) could not be evacuated and still run on it: {}",
+                    n.name,
+                    failed.len(),
+                    failed.join("; ")
+                )));
             }
         }
         Ok(n)

@@ -21,9 +21,15 @@ impl Compute {
     /// placed and being re-checked (its own allocation is not counted against it).
     pub(crate) async fn schedule(&self, vm: &Vm, pinned: Option<NodeId>, existing: Option<VmId>) -> Result<NodeId> {
         let nodes = snapshot_of(&self.store.all_nodes().await?, &[]);
-        let allocation = self.store.allocation_by_node(existing).await?;
+        let mut allocation = self.store.allocation_by_node(existing).await?;
+        // Migrations in flight hold their targets' capacity until they end.
+        self.migrations.add_to(&mut allocation, existing);
         let group_nodes = match &vm.spec.placement.anti_affinity_group {
-            Some(g) => self.store.nodes_with_group(g, existing).await?,
+            Some(g) => {
+                let mut n = self.store.nodes_with_group(g, existing).await?;
+                n.extend(self.migrations.group_targets(g, existing));
+                n
+            }
             None => vec![],
         };
         let mut req = PlacementRequest {

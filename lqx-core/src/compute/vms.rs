@@ -125,7 +125,7 @@ impl Compute {
                 return Err(e);
             }
         };
-        if let Err(e) = hv.define(domain_spec(&vm)).await {
+        if let Err(e) = hv.define(self.domain_spec(&vm)).await {
             self.store.delete_vm(vm.id, None).await?;
             return Err(Error::from(e));
         }
@@ -185,7 +185,7 @@ impl Compute {
             let node = vm.status.node_id.ok_or_else(|| Error::precondition("VM has no node"))?;
             let guard = self.placement_lock.lock().await;
             self.schedule(&vm, Some(node), Some(vm.id)).await?;
-            self.hosts.get(node)?.update(domain_spec(&vm)).await?;
+            self.hosts.get(node)?.update(self.domain_spec(&vm)).await?;
             Some(guard)
         } else {
             None

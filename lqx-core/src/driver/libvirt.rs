@@ -20,14 +20,14 @@ use std::{
 };
 
 use futures::{FutureExt, future::BoxFuture};
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 use virt::{
     connect::Connect, domain::Domain, error::ErrorNumber, storage_pool::StoragePool, storage_vol::StorageVol, sys,
 };
 
 use super::{
-    DomainInfo, DomainSpec, DomainState, DomainStats, DriverError, DriverResult, Hypervisor, MigrationProgress,
-    NodeInfo, NodeStats, ProgressFn, VolumeInfo,
+    DomainInfo, DomainSpec, DomainState, DomainStats, DriverError, DriverResult, Hypervisor, LiveOptions,
+    MigrationProgress, NodeInfo, NodeStats, ProgressFn, VolumeInfo,
     xml::{self, DomainType},
 };
 use crate::model::VmId;
@@ -216,14 +216,7 @@ impl LibvirtHypervisor {
             };
             let domain_type = match backend {
                 Backend::Test => DomainType::Test,
-                _ => {
-                    let caps = conn.0.get_capabilities().map_err(map_error)?;
-                    if caps.contains("<domain type='kvm'") || caps.contains("<domain type=\"kvm\"") {
-                        DomainType::Kvm
-                    } else {
-                        DomainType::Qemu
-                    }
-                }
+                _ => pick_domain_type(&conn.0, &owned),
             };
             Ok((conn, backend, domain_type))
         })
@@ -311,54 +304,155 @@ impl LibvirtHypervisor {
         }
     }
 
-    async fn do_migrate(&self, id: VmId, dest: String, progress: Option<ProgressFn>) -> DriverResult<()> {
+    async fn do_migrate(
+        &self,
+        id: VmId,
+        dest: String,
+        opts: LiveOptions,
+        progress: Option<ProgressFn>,
+    ) -> DriverResult<()> {
         if !self.supports_live_migration() {
             return Err(DriverError::Unsupported(format!("live migration from {}", self.uri)));
         }
         if dest.contains('\0') {
             return Err(DriverError::Invalid("destination URI contains a NUL byte".into()));
         }
-        let conn = self.connection().await?;
-        let dom = Arc::new(
-            tokio::task::spawn_blocking({
-                let conn = conn.clone();
-                move || {
-                    lookup_in(
-                        &conn.0,
-                        id,
-                        &[DomainState::Running, DomainState::Paused],
-                        "live-migrate",
-                    )
-                }
-            })
-            .await
-            .map_err(join_error)??,
-        );
-        let flags = sys::VIR_MIGRATE_LIVE
+        // A connection of its own: the migration call blocks for its whole length, and the
+        // agent's other reads (its heartbeat) must not queue behind it.
+        let uri = self.uri.clone();
+        let (conn, dom) = tokio::task::spawn_blocking(move || {
+            let conn = open(&uri)?;
+            let dom = lookup_in(
+                &conn.0,
+                id,
+                &[DomainState::Running, DomainState::Paused],
+                "live-migrate",
+            )?;
+            Ok::<_, DriverError>((conn, dom))
+        })
+        .await
+        .map_err(join_error)??;
+        let _conn = Arc::new(conn);
+        let dom = Arc::new(dom);
+        let mut flags = sys::VIR_MIGRATE_LIVE
             | sys::VIR_MIGRATE_PEER2PEER
             | sys::VIR_MIGRATE_PERSIST_DEST
-            | sys::VIR_MIGRATE_UNDEFINE_SOURCE;
+            | sys::VIR_MIGRATE_UNDEFINE_SOURCE
+            | sys::VIR_MIGRATE_ABORT_ON_ERROR;
+        if opts.tunnelled {
+            flags |= sys::VIR_MIGRATE_TUNNELLED;
+        }
+        if opts.auto_converge {
+            flags |= sys::VIR_MIGRATE_AUTO_CONVERGE;
+        }
+        if opts.post_copy {
+            flags |= sys::VIR_MIGRATE_POSTCOPY;
+        }
+        let params = virt::domain::MigrateParameters {
+            bandwidth: (opts.bandwidth_mib_per_sec > 0).then_some(opts.bandwidth_mib_per_sec),
+            ..Default::default()
+        };
         let mut job = tokio::task::spawn_blocking({
             let dom = dom.clone();
-            move || dom.migrate_to_uri(&dest, flags, None, 0).map_err(map_error)
+            move || {
+                dom.migrate_to_uri3(Some(dest.as_str()), params, flags)
+                    .map_err(map_error)
+            }
         });
+        let deadline = opts.timeout.map(|t| tokio::time::Instant::now() + t);
+        let (mut deadline_hit, mut timed_out) = (false, false);
         let mut tick = tokio::time::interval(POLL);
         loop {
             tokio::select! {
-                r = &mut job => return r.map_err(join_error)?,
+                r = &mut job => {
+                    let r = r.map_err(join_error)?;
+                    return match r {
+                        Err(e) if timed_out => Err(DriverError::Timeout(format!(
+                            "live migration of {id} did not finish within {}; aborted, it keeps running here ({e})",
+                            humantime::format_duration(opts.timeout.unwrap_or_default())
+                        ))),
+                        r => r,
+                    };
+                }
                 _ = tick.tick() => {
+                    if !deadline_hit && deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
+                        deadline_hit = true;
+                        let dom = dom.clone();
+                        let post = opts.post_copy;
+                        let r = tokio::task::spawn_blocking(move || {
+                            if post { start_post_copy(&dom) } else { abort_job(&dom) }
+                        })
+                        .await;
+                        // Post-copy finishes the migration: not a failure.
+                        timed_out = !post;
+                        warn!(vm = %id, post_copy = post, result = ?r.map(|r| r.map_err(|e| e.to_string())),
+                            "live migration reached its timeout");
+                    }
                     let Some(p) = &progress else { continue };
                     let dom = dom.clone();
                     let stats = tokio::task::spawn_blocking(move || dom.get_job_stats(0)).await;
                     if let Ok(Ok(s)) = stats
                         && let (Some(done), Some(total)) = (s.data_processed, s.data_total)
                     {
-                        p(MigrationProgress { processed_bytes: done, total_bytes: total });
+                        p(MigrationProgress {
+                            processed_bytes: done,
+                            total_bytes: total,
+                            remaining_bytes: s.data_remaining.unwrap_or(0),
+                        });
                     }
                 }
             }
         }
     }
+}
+
+/// `virDomainAbortJob` (not wrapped by the `virt` crate).
+fn abort_job(d: &Domain) -> DriverResult<()> {
+    // SAFETY: `d` owns a valid domain pointer for the duration of the call; libvirt does not
+    // keep it.
+    #[allow(unsafe_code)]
+    let r = unsafe { sys::virDomainAbortJob(d.as_ptr()) };
+    if r < 0 {
+        return Err(map_error(virt::error::Error::last_error()));
+    }
+    Ok(())
+}
+
+/// `virDomainMigrateStartPostCopy` (not wrapped by the `virt` crate).
+fn start_post_copy(d: &Domain) -> DriverResult<()> {
+    // SAFETY: as in `abort_job`.
+    #[allow(unsafe_code)]
+    let r = unsafe { sys::virDomainMigrateStartPostCopy(d.as_ptr(), 0) };
+    if r < 0 {
+        return Err(map_error(virt::error::Error::last_error()));
+    }
+    Ok(())
+}
+
+/// KVM when libvirt says it can run KVM guests here, else QEMU (TCG). The domain
+/// capabilities, not the host capabilities, are asked: they fail or lack `kvm` when /dev/kvm
+/// exists but is not usable by libvirt's QEMU (wrong group, nested virtualization off), where
+/// a KVM domain would only fail at start ("Could not access KVM kernel module").
+fn pick_domain_type(c: &Connect, uri: &str) -> DomainType {
+    match c.get_domain_capabilities(None, None, None, Some("kvm"), 0) {
+        Ok(caps) if domcaps_allow_kvm(&caps) => DomainType::Kvm,
+        Ok(_) => {
+            info!(
+                uri,
+                "KVM is not usable through libvirt here; guests run on QEMU TCG (slow)"
+            );
+            DomainType::Qemu
+        }
+        Err(e) => {
+            info!(uri, reason = %e.message(), "KVM is not usable through libvirt here; guests run on QEMU TCG (slow)");
+            DomainType::Qemu
+        }
+    }
+}
+
+/// Whether a domain-capabilities document (asked for virttype kvm) says KVM guests can run.
+fn domcaps_allow_kvm(caps: &str) -> bool {
+    caps.contains("<domain>kvm</domain>")
 }
 
 fn open(uri: &str) -> DriverResult<Conn> {
@@ -369,11 +463,40 @@ fn open(uri: &str) -> DriverResult<Conn> {
 
 fn node_info_of(c: &Connect) -> DriverResult<NodeInfo> {
     let n = c.get_node_info().map_err(map_error)?;
+    // The host CPU's model name (what host-model guests get), else the architecture.
+    let model = c
+        .get_capabilities()
+        .ok()
+        .and_then(|caps| host_cpu_model(&caps))
+        .unwrap_or(n.model);
     Ok(NodeInfo {
         hostname: c.get_hostname().map_err(map_error)?,
         cpus: n.cpus,
         memory_mib: n.memory / 1024,
-        cpu_model: n.model,
+        cpu_model: model,
+    })
+}
+
+/// `vendor model` of `<host><cpu>` in a capabilities document.
+fn host_cpu_model(caps: &str) -> Option<String> {
+    let doc = roxmltree::Document::parse(caps).ok()?;
+    let cpu = doc
+        .root_element()
+        .children()
+        .find(|n| n.has_tag_name("host"))?
+        .children()
+        .find(|n| n.has_tag_name("cpu"))?;
+    let text = |name: &str| {
+        cpu.children()
+            .find(|n| n.has_tag_name(name))
+            .and_then(|n| n.text())
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+    };
+    let model = text("model")?;
+    Some(match text("vendor") {
+        Some(v) => format!("{v} {model}"),
+        None => model.to_string(),
     })
 }
 
@@ -659,9 +782,14 @@ impl Hypervisor for LibvirtHypervisor {
         &self,
         id: VmId,
         dest_uri: String,
+        opts: LiveOptions,
         progress: Option<ProgressFn>,
     ) -> BoxFuture<'_, DriverResult<()>> {
-        self.do_migrate(id, dest_uri, progress).boxed()
+        self.do_migrate(id, dest_uri, opts, progress).boxed()
+    }
+
+    fn abort_migration(&self, id: VmId) -> BoxFuture<'_, DriverResult<()>> {
+        self.call(move |c| abort_job(&lookup(c, id)?)).boxed()
     }
 }
 
@@ -678,6 +806,22 @@ mod tests {
         assert_eq!(total, 8192);
         assert_eq!(used, 4096);
         assert!(parse_proc("", mem).is_none());
+    }
+
+    #[test]
+    fn kvm_is_chosen_only_when_the_domain_capabilities_allow_it() {
+        let kvm = "<domainCapabilities>\n  <path>/usr/bin/qemu-system-x86_64</path>\n  <domain>kvm</domain>\n</domainCapabilities>";
+        assert!(domcaps_allow_kvm(kvm));
+        let tcg = "<domainCapabilities>\n  <domain>qemu</domain>\n</domainCapabilities>";
+        assert!(!domcaps_allow_kvm(tcg));
+    }
+
+    #[test]
+    fn host_cpu_model_comes_from_the_capabilities() {
+        let caps = "<capabilities><host><uuid>x</uuid><cpu><arch>x86_64</arch><model>Skylake-Client-IBRS</model>\
+                    <vendor>Intel</vendor></cpu></host><guest/></capabilities>";
+        assert_eq!(host_cpu_model(caps).as_deref(), Some("Intel Skylake-Client-IBRS"));
+        assert_eq!(host_cpu_model("<capabilities><host/></capabilities>"), None);
     }
 
     #[test]

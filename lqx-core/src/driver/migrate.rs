@@ -369,7 +369,10 @@ pub async fn migrate(
             )));
         }
         if live_possible && running {
-            match source.migrate_live(vm, target.uri().to_string(), progress).await {
+            match source
+                .migrate_live(vm, target.uri().to_string(), Default::default(), progress)
+                .await
+            {
                 Ok(()) => return Ok(MigrationKind::Live),
                 Err(DriverError::Unsupported(why)) if mode == MigrationMode::Auto => {
                     info!(vm = %vm, %why, "live migration refused, migrating cold");

@@ -58,6 +58,50 @@ pub struct DomainSpec {
     pub serial_console: bool,
     #[serde(default)]
     pub on_crash: CrashAction,
+    /// The virtual CPU the guest sees (the cluster's setting).
+    #[serde(default)]
+    pub cpu: GuestCpu,
+}
+
+/// The virtual CPU model of guests, one setting for the cluster: live migration needs the
+/// guest's CPU to exist on the target.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GuestCpu {
+    /// The host's CPU model as libvirt names it (KVM only; QEMU's default under TCG). Fast,
+    /// but a guest moves live only between hosts of the same CPU model.
+    #[default]
+    HostModel,
+    /// A named QEMU model (e.g. `Haswell-noTSX`, `x86-64-v2`) every host must support: guests
+    /// move live between unlike hosts, with the model's features only.
+    Model(String),
+}
+
+impl GuestCpu {
+    /// `host-model`, or a model name.
+    pub fn parse(s: &str) -> DriverResult<Self> {
+        if s == "host-model" {
+            return Ok(GuestCpu::HostModel);
+        }
+        if s.is_empty()
+            || s.len() > 64
+            || !s
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        {
+            return Err(DriverError::Invalid(format!(
+                "CPU model {s:?}: host-model or a model name of 1-64 letters, digits, '-', '_', '.'"
+            )));
+        }
+        Ok(GuestCpu::Model(s.to_string()))
+    }
+
+    pub fn name(&self) -> &str {
+        match self {
+            GuestCpu::HostModel => "host-model",
+            GuestCpu::Model(m) => m,
+        }
+    }
 }
 
 fn yes() -> bool {
@@ -211,6 +255,7 @@ impl DomainSpec {
             nics: Vec::new(),
             serial_console: true,
             on_crash: CrashAction::default(),
+            cpu: GuestCpu::default(),
         }
     }
 
@@ -237,6 +282,9 @@ impl DomainSpec {
         }
         if !(1..=16 * 1024 * 1024).contains(&self.memory_mib) {
             return bad(format!("memory_mib {} out of range 1-16777216", self.memory_mib));
+        }
+        if let GuestCpu::Model(m) = &self.cpu {
+            GuestCpu::parse(m)?;
         }
         if self.disks.len() > 26 {
             return bad("at most 26 disks".into());
@@ -383,6 +431,32 @@ pub struct VolumeInfo {
 pub struct MigrationProgress {
     pub processed_bytes: u64,
     pub total_bytes: u64,
+    /// Still to copy (dirtied pages make this grow again while the guest writes).
+    #[serde(default)]
+    pub remaining_bytes: u64,
+}
+
+/// How a live migration runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct LiveOptions {
+    /// Bandwidth cap in MiB/s; 0: unlimited.
+    #[serde(default)]
+    pub bandwidth_mib_per_sec: u64,
+    /// After this long the migration is aborted (the domain keeps running on the source), or
+    /// with `post_copy` switched to post-copy so it finishes. None: no limit.
+    #[serde(default, with = "humantime_serde")]
+    pub timeout: Option<Duration>,
+    /// Throttle the guest's vCPUs when it dirties memory faster than it is copied.
+    #[serde(default)]
+    pub auto_converge: bool,
+    /// Allow switching to post-copy at the timeout (the guest runs on the target while the
+    /// rest of its memory is fetched; a network failure then loses the guest).
+    #[serde(default)]
+    pub post_copy: bool,
+    /// Carry the migration stream inside the libvirtd connection (one port, its TLS or SSH
+    /// security) instead of a direct QEMU-to-QEMU connection.
+    #[serde(default)]
+    pub tunnelled: bool,
 }
 
 impl MigrationProgress {
@@ -408,6 +482,12 @@ pub trait Hypervisor: Send + Sync + 'static {
     /// Whether [`Hypervisor::migrate_live`] can work here; when false it returns Unsupported
     /// and callers use [`migrate::ColdMigration`].
     fn supports_live_migration(&self) -> bool;
+
+    /// Why a live migration from or to this host cannot work now (None: it can), in words for
+    /// an operator.
+    fn live_migration_blocker(&self) -> Option<String> {
+        (!self.supports_live_migration()).then(|| format!("{} has no live-migration support", self.uri()))
+    }
 
     fn node_info(&self) -> BoxFuture<'_, DriverResult<NodeInfo>>;
     fn node_stats(&self) -> BoxFuture<'_, DriverResult<NodeStats>>;
@@ -439,9 +519,22 @@ pub trait Hypervisor: Send + Sync + 'static {
     fn list_volumes(&self, pool: String) -> BoxFuture<'_, DriverResult<Vec<VolumeInfo>>>;
 
     /// Live peer-to-peer migration to the host at `dest_uri`: afterwards the domain runs and is
-    /// defined there and is gone here. `progress` is called while memory is copied.
-    fn migrate_live(&self, id: VmId, dest_uri: String, progress: Option<ProgressFn>)
-    -> BoxFuture<'_, DriverResult<()>>;
+    /// defined there and is gone here. `progress` is called while memory is copied. On any
+    /// failure (including the timeout of `opts`) the domain keeps running here.
+    fn migrate_live(
+        &self,
+        id: VmId,
+        dest_uri: String,
+        opts: LiveOptions,
+        progress: Option<ProgressFn>,
+    ) -> BoxFuture<'_, DriverResult<()>>;
+
+    /// Aborts the live migration of `id` running from this host (the domain stays here).
+    /// NotFound when none runs.
+    fn abort_migration(&self, id: VmId) -> BoxFuture<'_, DriverResult<()>> {
+        let msg = format!("aborting the migration of {id} on {}", self.uri());
+        Box::pin(async move { Err(DriverError::Unsupported(msg)) })
+    }
 }
 
 /// Opens the backend for `uri`: `sim://NAME` from [`sim::SimRegistry::global`] (created with
@@ -527,6 +620,7 @@ mod tests {
         let p = MigrationProgress {
             processed_bytes: 50,
             total_bytes: 200,
+            remaining_bytes: 150,
         };
         assert_eq!(p.percent(), 25);
         assert_eq!(MigrationProgress::default().percent(), 0);

@@ -20,8 +20,8 @@ use futures::{FutureExt, future::BoxFuture};
 use tokio::time::Instant;
 
 use super::{
-    DomainInfo, DomainSpec, DomainState, DomainStats, DriverError, DriverResult, Hypervisor, MigrationProgress,
-    NodeInfo, NodeStats, ProgressFn, VolumeInfo, xml::volume_name,
+    DomainInfo, DomainSpec, DomainState, DomainStats, DriverError, DriverResult, Hypervisor, LiveOptions,
+    MigrationProgress, NodeInfo, NodeStats, ProgressFn, VolumeInfo, xml::volume_name,
 };
 use crate::model::VmId;
 
@@ -42,6 +42,8 @@ pub struct SimConfig {
     pub pools: Vec<String>,
     /// Live migration copies memory at this rate (MiB per second of tokio time); 0 is instant.
     pub migration_mib_per_sec: u64,
+    /// The host CPU model reported; empty: `simulated`.
+    pub cpu_model: String,
 }
 
 impl Default for SimConfig {
@@ -53,6 +55,7 @@ impl Default for SimConfig {
             live_migration: true,
             pools: vec![super::default_pool()],
             migration_mib_per_sec: 0,
+            cpu_model: String::new(),
         }
     }
 }
@@ -149,6 +152,8 @@ struct SimState {
     host_memory_mib: u64,
     busy_ns: f64,
     last: Instant,
+    /// Live migrations running from this host; true once an abort was asked.
+    migrating: HashMap<VmId, bool>,
 }
 
 struct SimNode {
@@ -256,6 +261,7 @@ impl SimNode {
                 host_memory_mib: 0,
                 busy_ns: 0.0,
                 last: Instant::now(),
+                migrating: HashMap::new(),
             }),
             registry,
         })
@@ -532,7 +538,32 @@ impl SimHypervisor {
         }
     }
 
-    async fn do_migrate(&self, id: VmId, dest_uri: String, progress: Option<ProgressFn>) -> DriverResult<()> {
+    async fn do_migrate(
+        &self,
+        id: VmId,
+        dest_uri: String,
+        opts: LiveOptions,
+        progress: Option<ProgressFn>,
+    ) -> DriverResult<()> {
+        {
+            let mut st = lock(&self.node.state);
+            if st.migrating.contains_key(&id) {
+                return Err(DriverError::InvalidState(format!("domain {id} is already migrating")));
+            }
+            st.migrating.insert(id, false);
+        }
+        let r = self.do_migrate_inner(id, dest_uri, opts, progress).await;
+        lock(&self.node.state).migrating.remove(&id);
+        r
+    }
+
+    async fn do_migrate_inner(
+        &self,
+        id: VmId,
+        dest_uri: String,
+        opts: LiveOptions,
+        progress: Option<ProgressFn>,
+    ) -> DriverResult<()> {
         if !self.node.config.live_migration {
             return Err(DriverError::Unsupported(format!(
                 "simulated host {} has live migration disabled",
@@ -569,15 +600,45 @@ impl SimHypervisor {
                 p(MigrationProgress {
                     processed_bytes: processed,
                     total_bytes: total,
+                    remaining_bytes: total - processed,
                 });
             }
         };
         report(0);
-        let rate = self.node.config.migration_mib_per_sec;
+        let mut rate = self.node.config.migration_mib_per_sec;
+        if opts.bandwidth_mib_per_sec > 0 {
+            rate = if rate == 0 {
+                opts.bandwidth_mib_per_sec
+            } else {
+                rate.min(opts.bandwidth_mib_per_sec)
+            };
+        }
+        let started = tokio::time::Instant::now();
         if rate > 0 {
             let mut done = 0;
             while done < memory_mib {
                 tokio::time::sleep(Duration::from_secs(1)).await;
+                // Checked every second like libvirt's job: an abort, a host that went down, or
+                // the timeout end the migration with the domain still here.
+                if lock(&self.node.state).migrating.get(&id) == Some(&true) {
+                    return Err(DriverError::InvalidState(format!(
+                        "migration of domain {id} was aborted"
+                    )));
+                }
+                if !lock(&dest.node.state).available {
+                    return Err(DriverError::Unavailable(format!("simulated host {dest_uri} is down")));
+                }
+                if let Some(t) = opts.timeout
+                    && started.elapsed() >= t
+                {
+                    if opts.post_copy {
+                        break;
+                    }
+                    return Err(DriverError::Timeout(format!(
+                        "live migration of {id} did not finish within {}; aborted, it keeps running here",
+                        humantime::format_duration(t)
+                    )));
+                }
                 done = (done + rate).min(memory_mib);
                 report(done * MIB);
             }
@@ -664,7 +725,11 @@ impl Hypervisor for SimHypervisor {
                 hostname,
                 cpus: c.cpus,
                 memory_mib: c.memory_mib,
-                cpu_model: "simulated".into(),
+                cpu_model: if c.cpu_model.is_empty() {
+                    "simulated".into()
+                } else {
+                    c.cpu_model.clone()
+                },
             }
         });
         async move { r }.boxed()
@@ -805,9 +870,21 @@ impl Hypervisor for SimHypervisor {
         &self,
         id: VmId,
         dest_uri: String,
+        opts: LiveOptions,
         progress: Option<ProgressFn>,
     ) -> BoxFuture<'_, DriverResult<()>> {
-        self.do_migrate(id, dest_uri, progress).boxed()
+        self.do_migrate(id, dest_uri, opts, progress).boxed()
+    }
+
+    fn abort_migration(&self, id: VmId) -> BoxFuture<'_, DriverResult<()>> {
+        let r = match lock(&self.node.state).migrating.get_mut(&id) {
+            Some(abort) => {
+                *abort = true;
+                Ok(())
+            }
+            None => Err(DriverError::NotFound(format!("no migration of domain {id} runs here"))),
+        };
+        async move { r }.boxed()
     }
 }
 
@@ -927,7 +1004,9 @@ mod tests {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let sink = seen.clone();
         let progress: ProgressFn = Arc::new(move |p| lock(&sink).push(p.percent()));
-        a.migrate_live(s.id, "sim://b".into(), Some(progress)).await.unwrap();
+        a.migrate_live(s.id, "sim://b".into(), Default::default(), Some(progress))
+            .await
+            .unwrap();
         assert_eq!(*lock(&seen), vec![0, 25, 50, 75, 100, 100]);
         assert_eq!(
             a.domain_state(s.id).await.unwrap_err().kind(),
@@ -938,7 +1017,7 @@ mod tests {
         assert!(a.list_volumes("default".into()).await.unwrap().is_empty());
         // Unknown destination, and a host outside the registry.
         assert_eq!(
-            b.migrate_live(s.id, "sim://nope".into(), None)
+            b.migrate_live(s.id, "sim://nope".into(), Default::default(), None)
                 .await
                 .unwrap_err()
                 .kind(),

@@ -11,7 +11,9 @@ use std::io::Cursor;
 
 use quick_xml::{Writer, events::BytesText};
 
-use super::{CrashAction, DiskBus, DiskSpec, DomainSpec, DriverError, DriverResult, NicModel, NicSource, NicSpec};
+use super::{
+    CrashAction, DiskBus, DiskSpec, DomainSpec, DriverError, DriverResult, GuestCpu, NicModel, NicSource, NicSpec,
+};
 use crate::model::VmId;
 
 /// Prefix of every domain lqx defines.
@@ -108,9 +110,21 @@ fn write_domain(w: &mut W, spec: &DomainSpec, ty: DomainType) -> IoResult {
                 empty(w, "acpi", &[])?;
                 empty(w, "apic", &[])
             })?;
-            if ty == DomainType::Kvm {
-                // host-model, not passthrough: keeps live migration between unlike CPUs possible.
-                empty(w, "cpu", &[("mode", "host-model")])?;
+            match &spec.cpu {
+                // host-model, not passthrough: the definition moves to hosts of the same model.
+                GuestCpu::HostModel if ty == DomainType::Kvm => empty(w, "cpu", &[("mode", "host-model")])?,
+                GuestCpu::HostModel => {}
+                GuestCpu::Model(m) if hw => {
+                    w.create_element("cpu")
+                        .with_attributes([("mode", "custom"), ("match", "exact"), ("check", "partial")])
+                        .write_inner_content(|w| {
+                            w.create_element("model")
+                                .with_attribute(("fallback", "forbid"))
+                                .write_text_content(BytesText::new(m))?;
+                            Ok(())
+                        })?;
+                }
+                GuestCpu::Model(_) => {}
             }
             empty(w, "clock", &[("offset", "utc")])?;
             text(w, "on_poweroff", "destroy")?;
@@ -345,6 +359,12 @@ pub fn parse_domain_xml(xml: &str) -> DriverResult<ParsedDomain> {
     );
     spec.on_crash = on_crash;
     spec.serial_console = false;
+    if let Some(cpu) = child(root, "cpu")
+        && cpu.attribute("mode") == Some("custom")
+        && let Some(m) = child(cpu, "model").and_then(|m| m.text())
+    {
+        spec.cpu = GuestCpu::Model(m.trim().to_string());
+    }
     let mut volumes = Vec::new();
     let vol_prefix = format!("{DOMAIN_PREFIX}{id}-");
     if let Some(devices) = child(root, "devices") {
@@ -485,6 +505,30 @@ mod tests {
         let xml = domain_xml(&s, DomainType::Test);
         assert!(xml.contains("<title>a&lt;b&amp;&quot;c&apos;</title>"), "{xml}");
         assert_eq!(parse_domain_xml(&xml).unwrap().spec.name, "a<b&\"c'");
+    }
+
+    #[test]
+    fn a_named_cpu_model_is_written_for_kvm_and_tcg_and_read_back() {
+        let mut s = spec("web-1");
+        s.cpu = GuestCpu::Model("Haswell-noTSX".into());
+        for ty in [DomainType::Kvm, DomainType::Qemu] {
+            let xml = domain_xml(&s, ty);
+            assert!(
+                xml.contains("<cpu mode=\"custom\" match=\"exact\" check=\"partial\">"),
+                "{xml}"
+            );
+            assert!(
+                xml.contains("<model fallback=\"forbid\">Haswell-noTSX</model>"),
+                "{xml}"
+            );
+            assert_eq!(parse_domain_xml(&xml).unwrap().spec.cpu, s.cpu);
+        }
+        s.cpu = GuestCpu::HostModel;
+        assert!(domain_xml(&s, DomainType::Kvm).contains("<cpu mode=\"host-model\"/>"));
+        assert!(!domain_xml(&s, DomainType::Qemu).contains("<cpu"));
+        assert!(GuestCpu::parse("x86-64-v2").is_ok());
+        assert!(GuestCpu::parse("a b").is_err());
+        assert!(GuestCpu::parse("").is_err());
     }
 
     #[test]

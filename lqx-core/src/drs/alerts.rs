@@ -25,6 +25,9 @@ use crate::model::{AlertDraft, AlertKey, AlertSeverity, DrsConfig, DrsRecommenda
 pub struct Alerted {
     pub unrelieved: BTreeSet<NodeId>,
     pub unmovable: BTreeSet<VmId>,
+    /// Running VMs DRS leaves where they are because they cannot move live.
+    #[serde(default)]
+    pub not_live: BTreeSet<VmId>,
 }
 
 /// What a plan's alerts change: drafts to raise, keys to resolve, and what is open after.
@@ -156,6 +159,7 @@ mod tests {
         let before = Alerted {
             unrelieved: [hot, cooled].into(),
             unmovable: [freed].into(),
+            ..Default::default()
         };
         let c = plan_alerts(&plan, &DrsConfig::default(), &before);
         let raised: Vec<(&str, &str)> = c
@@ -194,6 +198,7 @@ mod tests {
             Alerted {
                 unrelieved: [hot].into(),
                 unmovable: [stuck].into(),
+                ..Default::default()
             }
         );
     }

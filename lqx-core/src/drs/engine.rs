@@ -58,6 +58,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, watch};
 
 use super::alerts::{self, Alerted};
+use super::live;
 use super::{DrsPlan, DrsState, MigrationHistory, UsageSmoother, plan};
 use crate::alert::AlertSink;
 use crate::compute::Compute;
@@ -138,6 +139,10 @@ pub struct RunSummary {
     /// Hot nodes DRS found no relief for (alerted as `drs.node_unrelieved`).
     #[serde(default)]
     pub unrelieved: Vec<String>,
+    /// Running VMs left in place because they cannot move live ("vm on node: reason"),
+    /// alerted as `drs.vm_not_live_movable`.
+    #[serde(default)]
+    pub not_live_movable: Vec<String>,
 }
 
 impl RunSummary {
@@ -164,6 +169,12 @@ impl RunSummary {
             s.push_str(&format!(
                 "; {} stay(s) hot: no relief found",
                 self.unrelieved.join(", ")
+            ));
+        }
+        if !self.not_live_movable.is_empty() {
+            s.push_str(&format!(
+                "; {} running VM(s) cannot move live and stay",
+                self.not_live_movable.len()
             ));
         }
         s
@@ -480,6 +491,12 @@ impl DrsEngine {
         let now = self.now();
         let mut snap = self.inner.compute.snapshot().await?;
         self.observe(&snap, now);
+        // Running VMs move live or stay: never a move that stops a guest.
+        let facts = live::host_facts(&self.inner.compute, &snap).await;
+        let live_blocked = live::restrict(&mut snap, &facts, &self.inner.compute.guest_cpu());
+        for b in &live_blocked {
+            tracing::warn!(target: LOG, vm = %b.vm_name, node = %b.node_name, reason = %b.reason, "running VM cannot move live; DRS leaves it");
+        }
         let plan = {
             let mut m = self.memory();
             m.smoother.apply(&mut snap);
@@ -509,6 +526,7 @@ impl DrsEngine {
                     .collect()
             }),
             unrelieved: plan.unrelieved.iter().map(|n| n.name.clone()).collect(),
+            not_live_movable: live_blocked.iter().map(live::LiveBlocked::describe).collect(),
         };
         for u in &plan.unmovable {
             tracing::warn!(target: LOG, vm = %u.vm_name, node = %u.node_name, reason = %u.reason, "VM must move but fits nowhere");
@@ -518,7 +536,11 @@ impl DrsEngine {
         }
         let changes = {
             let mut m = self.memory();
-            let changes = alerts::plan_alerts(&plan, &config, &m.alerted);
+            let mut changes = alerts::plan_alerts(&plan, &config, &m.alerted);
+            let (raise, resolve, open) = live::alerts(&live_blocked, &m.alerted.not_live);
+            changes.raise.extend(raise);
+            changes.resolve.extend(resolve);
+            changes.open.not_live = open;
             m.alerted = changes.open.clone();
             changes
         };

@@ -84,6 +84,7 @@
 pub mod alerts;
 pub mod engine;
 mod history;
+pub mod live;
 mod planner;
 mod smooth;
 

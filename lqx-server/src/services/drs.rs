@@ -206,6 +206,11 @@ fn status_out(s: &DrsStatusReport) -> pb::DrsStatus {
         applying_count: s.applying,
         last_run_summary: s.last_run.as_ref().map(|r| r.describe()).unwrap_or_default(),
         unrelieved_nodes: s.last_run.as_ref().map(|r| r.unrelieved.clone()).unwrap_or_default(),
+        not_live_movable: s
+            .last_run
+            .as_ref()
+            .map(|r| r.not_live_movable.clone())
+            .unwrap_or_default(),
     }
 }
 

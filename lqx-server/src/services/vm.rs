@@ -26,7 +26,21 @@ impl VmApi {
 
     async fn out(&self, vm: &Vm) -> Result<pb::Vm> {
         let names = self.node_names([vm]).await?;
-        Ok(convert::vm_out(vm, &|id| names.get(&id).cloned().unwrap_or_default()))
+        let mut out = convert::vm_out(vm, &|id| names.get(&id).cloned().unwrap_or_default());
+        // A migration in flight here: where to and how far.
+        if let Some(f) = self.compute.migrations.get(vm.id)
+            && let Some(st) = out.status.as_mut()
+        {
+            let target = self.compute.store.node_names([f.target]).await?;
+            st.migration = Some(pb::VmMigration {
+                target_node: target.get(&f.target).cloned().unwrap_or_default(),
+                live: f.live,
+                processed_bytes: f.progress.processed_bytes,
+                total_bytes: f.progress.total_bytes,
+                remaining_bytes: f.progress.remaining_bytes,
+            });
+        }
+        Ok(out)
     }
 
     async fn resolver(&self) -> Result<impl Fn(&str) -> Option<NodeId>> {
@@ -191,10 +205,38 @@ impl VmService for VmApi {
     async fn migrate_vm(&self, req: Request<pb::MigrateVmRequest>) -> Result<Response<pb::MigrateVmResponse>, Status> {
         super::auth::note(&req).resource("vm", &req.get_ref().id);
         let r = req.into_inner();
-        let target = (!r.target_node.is_empty()).then_some(r.target_node.as_str());
+        if r.cancel {
+            self.compute
+                .cancel_migration(&r.id, lqx_core::model::ProjectId::DEFAULT)
+                .await
+                .map_err(st)?;
+            let vm = self
+                .compute
+                .store
+                .resolve_vm(&r.id, lqx_core::model::ProjectId::DEFAULT)
+                .await
+                .map_err(st)?;
+            let names = self.compute.store.node_names(vm.status.node_id).await.map_err(st)?;
+            let name = |id: NodeId| names.get(&id).cloned().unwrap_or_default();
+            return Ok(Response::new(pb::MigrateVmResponse {
+                vm: Some(convert::vm_out(&vm, &name)),
+                ..Default::default()
+            }));
+        }
+        let opts = lqx_core::compute::MigrateOptions {
+            target: (!r.target_node.is_empty()).then(|| r.target_node.clone()),
+            cold: r.cold,
+            live: lqx_core::driver::LiveOptions {
+                bandwidth_mib_per_sec: r.bandwidth_mib_per_second,
+                timeout: (r.timeout_seconds > 0).then(|| std::time::Duration::from_secs(u64::from(r.timeout_seconds))),
+                auto_converge: r.auto_converge,
+                post_copy: r.post_copy,
+                tunnelled: r.tunnelled,
+            },
+        };
         let out = self
             .compute
-            .migrate_vm(&r.id, lqx_core::model::ProjectId::DEFAULT, target, r.cold)
+            .migrate_vm_with(&r.id, lqx_core::model::ProjectId::DEFAULT, &opts)
             .await
             .map_err(st)?;
         let names = self

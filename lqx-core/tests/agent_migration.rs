@@ -1,0 +1,428 @@
+//! Live migration between two agent hosts: the real agent loops (`lqx_core::agent::Agent`)
+//! against an in-process control plane, on simulated hypervisors that migrate memory at a
+//! configured rate (so a migration takes seconds and things can happen meanwhile).
+//!
+//! Real clock with 100 ms heartbeats (the store is SQLite on a worker thread); every wait is
+//! bounded.
+
+use std::{sync::Arc, time::Duration};
+
+use lqx_core::{
+    ErrorKind,
+    agent::{Agent, AgentOptions, ControlPlane},
+    compute::{
+        Compute, CreateVm, Hosts, MigrateOptions,
+        agents::{AgentTiming, Agents},
+    },
+    driver::{
+        DomainState, Hypervisor, LiveOptions,
+        sim::{SimConfig, SimHypervisor, SimRegistry},
+    },
+    events::{EventBus, EventBusConfig},
+    model::{NodeId, ProjectId, VmSpec, VmState},
+    store::Store,
+};
+use tokio::sync::oneshot;
+
+const BEAT: Duration = Duration::from_millis(100);
+
+struct Cluster {
+    _dir: tempfile::TempDir,
+    dir: std::path::PathBuf,
+    compute: Compute,
+    agents: Agents,
+    src: SimHypervisor,
+    dst: SimHypervisor,
+    src_agent: Option<RunningAgent>,
+    dst_agent: Option<RunningAgent>,
+    s: NodeId,
+    d: NodeId,
+}
+
+struct RunningAgent {
+    _stop: oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<std::result::Result<(), lqx_core::agent::AgentError>>,
+}
+
+impl Drop for RunningAgent {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn start_agent(
+    cp: Arc<dyn ControlPlane>,
+    hv: &SimHypervisor,
+    dir: &std::path::Path,
+    name: &str,
+    token: Option<String>,
+) -> RunningAgent {
+    let mut opts = AgentOptions::new(dir);
+    opts.name = name.into();
+    opts.join_token = token;
+    opts.heartbeat_interval = Some(BEAT);
+    opts.stop_timeout = Duration::from_secs(2);
+    opts.max_backoff = Duration::from_millis(400);
+    // The simulated hypervisors find each other by URI in their registry.
+    opts.migration_uri = hv.uri().to_string();
+    let (tx, rx) = oneshot::channel();
+    let task = tokio::spawn(Agent::new(opts, cp, Arc::new(hv.clone())).run(async {
+        let _ = rx.await;
+    }));
+    RunningAgent { _stop: tx, task }
+}
+
+async fn eventually(what: &str, mut f: impl AsyncFnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !f().await {
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Two hosts of 4 vCPUs / 4 GiB whose memory moves at 512 MiB/s.
+async fn cluster() -> Cluster {
+    cluster_with_cpus("", "").await
+}
+
+async fn cluster_with_cpus(cpu_src: &str, cpu_dst: &str) -> Cluster {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_path_buf();
+    let store = Store::open(path.join("lqx.db").to_str().unwrap()).await.unwrap();
+    let compute = Compute::new(store, Hosts::default(), EventBus::new(EventBusConfig::default()));
+    let timing = AgentTiming {
+        heartbeat_interval: Duration::from_secs(1),
+        op_timeout: Duration::from_secs(10),
+        ..AgentTiming::default()
+    };
+    let agents = Agents::new(compute.clone(), timing);
+    let reg = SimRegistry::new();
+    let cfg = SimConfig {
+        migration_mib_per_sec: 512,
+        ..SimConfig::with_capacity(4, 4096)
+    };
+    let src = reg
+        .create(
+            "sim://src",
+            SimConfig {
+                cpu_model: cpu_src.into(),
+                ..cfg.clone()
+            },
+        )
+        .unwrap();
+    let dst = reg
+        .create(
+            "sim://dst",
+            SimConfig {
+                cpu_model: cpu_dst.into(),
+                ..cfg
+            },
+        )
+        .unwrap();
+    let mut running = vec![];
+    for (hv, name) in [(&src, "src"), (&dst, "dst")] {
+        let (token, _) = compute.create_join_token(600, name).await.unwrap();
+        running.push(start_agent(
+            Arc::new(agents.clone()),
+            hv,
+            &path.join(name),
+            name,
+            Some(token),
+        ));
+    }
+    let mut ids = vec![];
+    for name in ["src", "dst"] {
+        let mut id = None;
+        eventually("the node joins", async || {
+            match compute.store.resolve_node(name).await {
+                Ok(n) if agents.lease_state(n.id).is_some() => {
+                    id = Some(n.id);
+                    true
+                }
+                _ => false,
+            }
+        })
+        .await;
+        ids.push(id.unwrap());
+    }
+    // Both report their migration URI.
+    eventually("migration URIs reported", async || {
+        compute.hosts.get(ids[0]).unwrap().supports_live_migration()
+            && compute.hosts.get(ids[1]).unwrap().supports_live_migration()
+    })
+    .await;
+    let dst_agent = running.pop();
+    let src_agent = running.pop();
+    Cluster {
+        _dir: dir,
+        dir: path,
+        compute,
+        agents,
+        src,
+        dst,
+        src_agent,
+        dst_agent,
+        s: ids[0],
+        d: ids[1],
+    }
+}
+
+fn vm(name: &str, node: NodeId, memory_mib: u64) -> CreateVm {
+    CreateVm {
+        name: name.into(),
+        project_id: ProjectId::DEFAULT,
+        description: String::new(),
+        labels: Default::default(),
+        spec: VmSpec {
+            cpu_cores: 1,
+            memory_mib,
+            disks: vec![],
+            nics: vec![],
+            ha: Default::default(),
+            placement: Default::default(),
+        },
+        node: Some(node),
+        start: true,
+        request_id: None,
+    }
+}
+
+fn to_dst() -> MigrateOptions {
+    MigrateOptions {
+        target: Some("dst".into()),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn a_running_vm_moves_live_between_agent_hosts_and_stays_running() {
+    let c = cluster().await;
+    let v = c.compute.create_vm(vm("web", c.s, 1024)).await.unwrap();
+    // Watch the source: the domain must never be seen shut off there.
+    let src = c.src.clone();
+    let id = v.id;
+    let watcher = tokio::spawn(async move {
+        let mut states = vec![];
+        for _ in 0..200 {
+            if let Ok(s) = src.domain_state(id).await {
+                states.push(s);
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        states
+    });
+    let out = c
+        .compute
+        .migrate_vm_with("web", ProjectId::DEFAULT, &to_dst())
+        .await
+        .unwrap();
+    assert!(out.live);
+    assert_eq!(out.vm.status.node_id, Some(c.d));
+    assert_eq!(out.vm.status.state, VmState::Running);
+    assert_eq!(c.dst.domain_state(v.id).await.unwrap(), DomainState::Running);
+    assert_eq!(c.src.domain_count(), 0);
+    let seen = watcher.await.unwrap();
+    assert!(seen.iter().all(|s| *s == DomainState::Running), "{seen:?}");
+    // Later heartbeats neither bring it back to the source nor disturb it on the target.
+    tokio::time::sleep(BEAT * 10).await;
+    assert_eq!(c.src.domain_count(), 0);
+    assert_eq!(c.dst.domain_state(v.id).await.unwrap(), DomainState::Running);
+    let rec = c.compute.store.get_vm(v.id).await.unwrap();
+    assert_eq!((rec.status.node_id, rec.status.state), (Some(c.d), VmState::Running));
+    // Commands go to the new host.
+    c.compute
+        .stop_vm("web", ProjectId::DEFAULT, true, Some(Duration::from_secs(5)))
+        .await
+        .unwrap();
+    assert_eq!(c.dst.domain_state(v.id).await.unwrap(), DomainState::Shutoff);
+}
+
+#[tokio::test]
+async fn unlike_cpus_are_refused_up_front_unless_the_cluster_names_a_model() {
+    let c = cluster_with_cpus("Intel Skylake-Client", "AMD EPYC-Rome").await;
+    let v = c.compute.create_vm(vm("web", c.s, 512)).await.unwrap();
+    let e = c
+        .compute
+        .migrate_vm_with("web", ProjectId::DEFAULT, &to_dst())
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::FailedPrecondition);
+    assert!(e.message.contains("different CPUs"), "{}", e.message);
+    assert!(c.compute.migrations.all().is_empty(), "nothing started");
+    assert_eq!(c.src.domain_state(v.id).await.unwrap(), DomainState::Running);
+    // A cluster-wide named model both hosts run: the guest moves, defined with that model.
+    c.compute
+        .set_guest_cpu(lqx_core::driver::GuestCpu::parse("x86-64-v2").unwrap());
+    let out = c
+        .compute
+        .migrate_vm_with("web", ProjectId::DEFAULT, &to_dst())
+        .await
+        .unwrap();
+    assert!(out.live);
+    assert_eq!(c.dst.domain_state(v.id).await.unwrap(), DomainState::Running);
+}
+
+#[tokio::test]
+async fn the_target_capacity_is_held_while_the_migration_runs() {
+    let c = cluster().await;
+    // 3 GiB on the source; the target has 4 GiB: after the move, 1 GiB is left there.
+    c.compute.create_vm(vm("big", c.s, 3072)).await.unwrap();
+    let compute = c.compute.clone();
+    let mig = tokio::spawn(async move { compute.migrate_vm_with("big", ProjectId::DEFAULT, &to_dst()).await });
+    eventually("the migration is in flight", async || {
+        !c.compute.migrations.all().is_empty()
+    })
+    .await;
+    // A create that would fit the target only without the migrating VM is refused there.
+    let e = c.compute.create_vm(vm("racer", c.d, 2048)).await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::ResourceExhausted, "{}", e.message);
+    // One that fits next to it is placed.
+    c.compute.create_vm(vm("small", c.d, 512)).await.unwrap();
+    let out = mig.await.unwrap().unwrap();
+    assert_eq!(out.vm.status.node_id, Some(c.d));
+    assert_eq!(c.compute.migrations.all().len(), 0, "released at the end");
+    // Released on failure too: nothing is held now, a 512 MiB VM still fits on the target.
+    c.compute.create_vm(vm("after", c.d, 512)).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_cancelled_migration_leaves_the_vm_running_on_the_source() {
+    let c = cluster().await;
+    let v = c.compute.create_vm(vm("web", c.s, 2048)).await.unwrap();
+    let compute = c.compute.clone();
+    let mig = tokio::spawn(async move { compute.migrate_vm_with("web", ProjectId::DEFAULT, &to_dst()).await });
+    eventually("progress reported", async || {
+        c.compute
+            .migrations
+            .get(v.id)
+            .is_some_and(|f| f.progress.processed_bytes > 0)
+    })
+    .await;
+    c.compute.cancel_migration("web", ProjectId::DEFAULT).await.unwrap();
+    let e = mig.await.unwrap().unwrap_err();
+    assert!(e.message.contains("cancelled"), "{}", e.message);
+    assert_on_source(&c, v.id).await;
+}
+
+#[tokio::test]
+async fn the_migration_aborts_cleanly_when_the_target_dies() {
+    let mut c = cluster().await;
+    let v = c.compute.create_vm(vm("web", c.s, 2048)).await.unwrap();
+    let compute = c.compute.clone();
+    let mig = tokio::spawn(async move { compute.migrate_vm_with("web", ProjectId::DEFAULT, &to_dst()).await });
+    eventually("in flight", async || c.compute.migrations.get(v.id).is_some()).await;
+    // The target host goes down with its agent.
+    c.dst.set_available(false);
+    drop(c.dst_agent.take());
+    let e = mig.await.unwrap().unwrap_err();
+    assert!(
+        matches!(e.kind, ErrorKind::Unavailable | ErrorKind::Internal),
+        "{:?} {}",
+        e.kind,
+        e.message
+    );
+    assert_on_source(&c, v.id).await;
+}
+
+#[tokio::test]
+async fn the_migration_aborts_cleanly_when_the_source_agent_restarts() {
+    let mut c = cluster().await;
+    let v = c.compute.create_vm(vm("web", c.s, 4000)).await.unwrap();
+    let compute = c.compute.clone();
+    let mig = tokio::spawn(async move {
+        let opts = MigrateOptions {
+            live: LiveOptions {
+                bandwidth_mib_per_sec: 256,
+                ..Default::default()
+            },
+            ..to_dst()
+        };
+        compute.migrate_vm_with("web", ProjectId::DEFAULT, &opts).await
+    });
+    eventually("progress reported", async || {
+        c.compute
+            .migrations
+            .get(v.id)
+            .is_some_and(|f| f.progress.processed_bytes > 0)
+    })
+    .await;
+    // The agent process dies and comes back (its identity and the started order on disk).
+    drop(c.src_agent.take());
+    c.src_agent = Some(start_agent(
+        Arc::new(c.agents.clone()),
+        &c.src,
+        &c.dir.join("src"),
+        "src",
+        None,
+    ));
+    let e = mig.await.unwrap().unwrap_err();
+    assert!(e.message.contains("restarted"), "{}", e.message);
+    assert_on_source(&c, v.id).await;
+}
+
+#[tokio::test]
+async fn a_new_leader_that_did_not_order_the_migration_has_it_aborted() {
+    let mut c = cluster().await;
+    let v = c.compute.create_vm(vm("web", c.s, 4000)).await.unwrap();
+    let compute = c.compute.clone();
+    let mig = tokio::spawn(async move { compute.migrate_vm_with("web", ProjectId::DEFAULT, &to_dst()).await });
+    eventually("progress reported", async || {
+        c.compute
+            .migrations
+            .get(v.id)
+            .is_some_and(|f| f.progress.processed_bytes > 0)
+    })
+    .await;
+    // The leader stops mid-way; a new control plane on the same store takes over and the
+    // agents reconnect to it.
+    mig.abort();
+    drop(c.src_agent.take());
+    drop(c.dst_agent.take());
+    let compute = Compute::new(
+        c.compute.store.clone(),
+        Hosts::default(),
+        EventBus::new(EventBusConfig::default()),
+    );
+    let agents = Agents::new(
+        compute.clone(),
+        AgentTiming {
+            heartbeat_interval: Duration::from_secs(1),
+            op_timeout: Duration::from_secs(10),
+            ..AgentTiming::default()
+        },
+    );
+    agents.restore().await.unwrap();
+    c.src_agent = Some(start_agent(
+        Arc::new(agents.clone()),
+        &c.src,
+        &c.dir.join("src"),
+        "src",
+        None,
+    ));
+    c.dst_agent = Some(start_agent(
+        Arc::new(agents.clone()),
+        &c.dst,
+        &c.dir.join("dst"),
+        "dst",
+        None,
+    ));
+    c.compute = compute;
+    assert_on_source(&c, v.id).await;
+}
+
+async fn assert_on_source(c: &Cluster, id: lqx_core::model::VmId) {
+    // The source keeps it running, the target never keeps a copy, the record says so.
+    eventually("the VM is back to normal on the source", async || {
+        let rec = c.compute.store.get_vm(id).await.unwrap();
+        rec.status.node_id == Some(c.s) && rec.status.state == VmState::Running && c.dst.domain_state(id).await.is_err()
+    })
+    .await;
+    assert_eq!(c.src.domain_state(id).await.unwrap(), DomainState::Running);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        c.src.domain_state(id).await.unwrap(),
+        DomainState::Running,
+        "still running"
+    );
+    assert!(c.dst.domain_state(id).await.is_err());
+}
