@@ -390,8 +390,11 @@ impl LibvirtHypervisor {
                     }
                     let Some(p) = &progress else { continue };
                     let dom = dom.clone();
-                    let stats = tokio::task::spawn_blocking(move || dom.get_job_stats(0)).await;
+                    // virDomainGetJobInfo, not GetJobStats: the `virt` crate's job-stats wrapper
+                    // builds a Vec from a null pointer when the job has just ended (and aborts).
+                    let stats = tokio::task::spawn_blocking(move || dom.get_job_info()).await;
                     if let Ok(Ok(s)) = stats
+                        && s.r#type != sys::VIR_DOMAIN_JOB_NONE as i32
                         && let (Some(done), Some(total)) = (s.data_processed, s.data_total)
                     {
                         p(MigrationProgress {
