@@ -304,6 +304,15 @@ mod tests {
         assert_eq!(phase_of(&m).await, "succeeded");
         assert_eq!(b.domain_state(d.spec.id).await.unwrap(), DomainState::Running);
         assert_eq!(a.domain_count(), 0);
+        // Gone from here: while the control plane still lists it (the order withdrawn before
+        // it took the success in), it is not to be defined here again...
+        d.migrate = None;
+        m.sync(std::slice::from_ref(&d));
+        assert_eq!(m.moved_away(), [d.spec.id].into());
+        // ...and once the control plane drops it, nothing is remembered.
+        m.sync(&[]);
+        assert!(m.moved_away().is_empty());
+        assert!(m.statuses().is_empty());
     }
 
     #[tokio::test(start_paused = true)]
