@@ -1170,3 +1170,44 @@ async fn running_vms_that_cannot_move_live_are_not_moved_but_reported() {
     assert!(line.contains("7 running VM(s) cannot move live"), "{line}");
     assert_eq!(open_alerts(&sink, conditions::DRS_VM_NOT_LIVE_MOVABLE).len(), 7);
 }
+
+#[tokio::test]
+async fn maintenance_evacuation_never_stops_a_running_vm_and_names_those_left() {
+    // node-1 cannot live-migrate: its stopped VM moves (cold, nothing stops), its running one
+    // stays where it is and the evacuation says so.
+    let sims = SimRegistry::new();
+    let c = lqx_core::driver::sim::SimConfig {
+        live_migration: false,
+        ..lqx_core::driver::sim::SimConfig::with_capacity(16, 65536)
+    };
+    sims.get_or_create("sim://node-1", c).unwrap();
+    let env = Env::with_sims(
+        "
+nodes:
+  - {name: node-1, cpu_cores: 16, memory_mib: 65536}
+  - {name: node-2, cpu_cores: 16, memory_mib: 65536}
+vms:
+  - {name: up, node: node-1, cpu_cores: 2, memory_mib: 4096}
+  - {name: down, node: node-1, cpu_cores: 2, memory_mib: 4096, running: false}
+",
+        sims,
+    )
+    .await;
+    let e = env.compute.enter_maintenance("node-1", true).await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::FailedPrecondition);
+    assert!(e.message.contains("up: "), "{}", e.message);
+    assert!(e.message.contains("cannot be live-migrated"), "{}", e.message);
+    assert!(!e.message.contains("down:"), "{}", e.message);
+    assert_eq!(env.node_of("up").await, "node-1");
+    let up = env.compute.get_vm("up", ProjectId::DEFAULT).await.unwrap();
+    assert_eq!(up.status.state, lqx_core::model::VmState::Running);
+    assert_eq!(env.node_of("down").await, "node-2");
+    // Asked for explicitly, the running VM moves cold.
+    let out = env
+        .compute
+        .migrate_vm("up", ProjectId::DEFAULT, Some("node-2"), true)
+        .await
+        .unwrap();
+    assert!(!out.live);
+    assert_eq!(out.vm.status.state, lqx_core::model::VmState::Running);
+}
