@@ -1025,6 +1025,59 @@ mod tests {
         );
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn live_migration_honours_bandwidth_timeout_post_copy_and_abort() {
+        let reg = SimRegistry::new();
+        let a = reg.create("sim://a", SimConfig::default()).unwrap();
+        let b = reg.create("sim://b", SimConfig::default()).unwrap();
+        let s = spec(1024);
+        a.define(s.clone()).await.unwrap();
+        a.start(s.id).await.unwrap();
+        // 128 MiB/s for 1 GiB takes 8 s: a 3 s timeout aborts it, the domain stays here.
+        let slow = LiveOptions {
+            bandwidth_mib_per_sec: 128,
+            timeout: Some(Duration::from_secs(3)),
+            ..Default::default()
+        };
+        let e = a.migrate_live(s.id, "sim://b".into(), slow, None).await.unwrap_err();
+        assert_eq!(e.kind(), DriverErrorKind::Timeout);
+        assert_eq!(a.domain_state(s.id).await.unwrap(), DomainState::Running);
+        assert!(b.domain_state(s.id).await.is_err());
+        // With post-copy the timeout switches over instead: it finishes.
+        let post = LiveOptions {
+            post_copy: true,
+            ..slow
+        };
+        let t0 = tokio::time::Instant::now();
+        a.migrate_live(s.id, "sim://b".into(), post, None).await.unwrap();
+        assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
+        assert_eq!(b.domain_state(s.id).await.unwrap(), DomainState::Running);
+        // An abort while it runs: back on the source, untouched.
+        let b2 = b.clone();
+        let id = s.id;
+        let mig = tokio::spawn(async move {
+            b2.migrate_live(
+                id,
+                "sim://a".into(),
+                LiveOptions {
+                    bandwidth_mib_per_sec: 128,
+                    ..Default::default()
+                },
+                None,
+            )
+            .await
+        });
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        b.abort_migration(s.id).await.unwrap();
+        assert_eq!(mig.await.unwrap().unwrap_err().kind(), DriverErrorKind::InvalidState);
+        assert_eq!(b.domain_state(s.id).await.unwrap(), DomainState::Running);
+        assert_eq!(
+            b.abort_migration(s.id).await.unwrap_err().kind(),
+            DriverErrorKind::NotFound,
+            "nothing runs any more"
+        );
+    }
+
     #[test]
     fn registry_rejects_duplicates_and_bad_uris() {
         let reg = SimRegistry::new();
