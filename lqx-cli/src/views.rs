@@ -374,6 +374,9 @@ pub struct NodeView {
     pub running_vms: u32,
     pub libvirt_uri: String,
     pub last_heartbeat: Option<DateTime<Utc>>,
+    /// Agent nodes: "ok: ..." or "degraded: why" (fence process, host watchdog).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub fencing: String,
     pub created_at: Option<DateTime<Utc>>,
     pub resource_version: u64,
 }
@@ -406,6 +409,7 @@ impl From<&computepb::Node> for NodeView {
             running_vms: usage.running_vms,
             libvirt_uri: n.libvirt_uri.clone(),
             last_heartbeat: time(&n.last_heartbeat),
+            fencing: n.fencing.clone(),
             created_at: time(&n.created_at),
             resource_version: n.resource_version,
         }
@@ -418,6 +422,7 @@ impl View for NodeView {
         col("PHASE"),
         col("SCHEDULABLE"),
         col("HEALTH"),
+        col("FENCING"),
         col("VMS"),
         col("CPU"),
         col("MEMORY"),
@@ -435,6 +440,8 @@ impl View for NodeView {
             "PHASE" => or_dash(&self.phase),
             "SCHEDULABLE" => yes_no(self.schedulable),
             "HEALTH" => or_dash(&self.health),
+            // The first word ("ok", "degraded"); -o yaml shows why.
+            "FENCING" => or_dash(self.fencing.split(':').next().unwrap_or_default()),
             "VMS" => self.running_vms.to_string(),
             "CPU" => format!("{}/{}", self.allocated_cpu_cores, self.allocatable_cpu_cores),
             "MEMORY" => format!(

@@ -24,6 +24,8 @@ pub mod auth;
 #[cfg(feature = "server")]
 pub mod driver;
 #[cfg(feature = "server")]
+pub mod fence;
+#[cfg(feature = "server")]
 pub mod leader;
 #[cfg(feature = "server")]
 pub mod store;

@@ -45,6 +45,11 @@ pub struct AgentArgs {
     /// ACPI shutdown timeout before a domain that should stop is powered off.
     #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
     pub stop_timeout: Duration,
+    /// Socket of this host's fence process (`lqx-server fence --socket`). Optional: without
+    /// it the agent's own watchdog is the only fence (a hung agent does not fence) and the
+    /// node reports its fencing as degraded.
+    #[arg(long, env = "LQX_FENCE_SOCKET")]
+    pub fence_socket: Option<PathBuf>,
     /// CA certificate (PEM) to verify an https control plane with, besides the system roots.
     #[arg(long, env = "LQX_CA_CERT")]
     pub ca_cert: Option<PathBuf>,
@@ -71,7 +76,7 @@ fn parse_label(s: &str) -> Result<(String, String), String> {
         .ok_or_else(|| format!("{s:?} is not KEY=VALUE"))
 }
 
-fn init_logging(format: crate::config::LogFormat) {
+pub fn init_logging(format: crate::config::LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("LQX_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,h2=warn,hyper=warn,tower=warn"));
     let b = tracing_subscriber::fmt()
@@ -128,6 +133,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     opts.heartbeat_interval = args.heartbeat_interval;
     opts.stop_timeout = args.stop_timeout;
     opts.migration_uri = args.migration_uri.clone().unwrap_or_default();
+    opts.fence_socket = args.fence_socket.clone();
     tracing::info!(control_plane = %args.control_plane, libvirt = %args.libvirt, data_dir = %args.data_dir.display(), "lqx agent starting");
     Agent::new(opts, cp, hv)
         .run(shutdown_signal())
@@ -136,7 +142,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn shutdown_signal() {
+pub async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

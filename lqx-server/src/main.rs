@@ -5,6 +5,7 @@ mod authn;
 mod body_deadline;
 mod config;
 mod conn;
+mod fence;
 mod gateway;
 mod metrics;
 mod server;
@@ -33,6 +34,9 @@ enum Command {
     Serve(ServeArgs),
     /// Run the node agent of this hypervisor host.
     Agent(agent::AgentArgs),
+    /// Run the fence process of an agent host: destroys its HA-protected domains when the
+    /// agent stops renewing its lease, and pets the host watchdog.
+    Fence(fence::FenceArgs),
 }
 
 #[derive(clap::Args, Debug, Clone, Default)]
@@ -86,6 +90,7 @@ fn main() -> std::process::ExitCode {
     let args = match cli.command {
         Some(Command::Serve(a)) => a,
         Some(Command::Agent(a)) => return agent::main(a),
+        Some(Command::Fence(a)) => return fence::main(a),
         None => cli.serve,
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {

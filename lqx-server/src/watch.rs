@@ -96,10 +96,9 @@ async fn node_stream(
     let compute = compute.clone();
     let s = sub.map(move |item| match item {
         SubscriptionItem::Event(e) => {
-            let node = serde_json::from_value::<Node>(e.payload.clone()).ok().map(|n| {
-                let health = compute.health_of(&n);
-                convert::node_out(&n, Default::default(), &health)
-            });
+            let node = serde_json::from_value::<Node>(e.payload.clone())
+                .ok()
+                .map(|n| compute.node_view(&n, Default::default()));
             Ok(pb::NodeEvent {
                 event: Some(e.to_proto()),
                 node,

@@ -5,6 +5,7 @@
 //!
 //! - [`reconcile`]: the pure planner (desired + actual -> actions) and its executor.
 //! - [`fence`]: the self-fencing watchdog, a pure state machine.
+//! - `fence_link`: the agent's use of the separate fence process (`crate::fence`).
 //! - [`metrics`]: CPU % from cumulative counters.
 //! - [`migration`]: live migrations ordered away from this host.
 //! - [`control`]: the [`ControlPlane`] trait, its gRPC client and the wire conversions.
@@ -12,6 +13,7 @@
 
 pub mod control;
 pub mod fence;
+mod fence_link;
 pub mod metrics;
 pub mod migration;
 pub mod reconcile;

@@ -60,12 +60,14 @@ pub enum AgentError {
     JoinRefused(#[source] crate::Error),
     #[error("Cannot read the host from the hypervisor")]
     Hypervisor(#[source] DriverError),
+    #[error("The fence process cannot fence in time with these settings: {0}")]
+    FenceTiming(String),
 }
 
 impl From<AgentError> for crate::Error {
     fn from(e: AgentError) -> Self {
         let kind = match &e {
-            AgentError::NoJoinToken => ErrorKind::InvalidArgument,
+            AgentError::NoJoinToken | AgentError::FenceTiming(_) => ErrorKind::InvalidArgument,
             AgentError::JoinRefused(inner) => inner.kind,
             AgentError::Hypervisor(_) => ErrorKind::Unavailable,
             _ => ErrorKind::Internal,
@@ -94,6 +96,9 @@ pub struct AgentOptions {
     pub request_timeout: Duration,
     /// The libvirt URI peers' libvirtd use to live-migrate domains here (empty: none).
     pub migration_uri: String,
+    /// The fence process's socket (`lqx-server fence`); `None`: the agent's own watchdog is
+    /// the only fence, and heartbeats say fencing is degraded.
+    pub fence_socket: Option<PathBuf>,
 }
 
 impl AgentOptions {
@@ -109,6 +114,7 @@ impl AgentOptions {
             max_backoff: Duration::from_secs(30),
             request_timeout: Duration::from_secs(10),
             migration_uri: String::new(),
+            fence_socket: None,
         }
     }
 }
@@ -294,8 +300,23 @@ impl Agent {
         let report_now = Arc::new(Notify::new());
         self.migrator.on_end(report_now.clone());
         let desired_changed = Arc::new(Notify::new());
+        let fence = match &self.opts.fence_socket {
+            Some(p) => Some(Arc::new(super::fence_link::connect(p, interval, &ident).await?)),
+            None => None,
+        };
         let this = Arc::new(self);
         let _watchdog = Abort(tokio::spawn(watchdog_task(shared.clone(), this.hv.clone())));
+        let lease_ttl = Duration::from_secs(u64::from(ident.lease_ttl_secs.max(1)));
+        let _fence_pets = fence.clone().map(|f| {
+            let shared = shared.clone();
+            Abort(tokio::spawn(async move {
+                f.run(crate::fence::PET_INTERVAL.min(interval), || {
+                    let s = lock(&shared);
+                    super::fence_link::pet_source(&s.watchdog, s.reachable, &s.ha, lease_ttl, Instant::now())
+                })
+                .await
+            }))
+        });
         let _reconciler = Abort(tokio::spawn(this.clone().reconcile_task(
             shared.clone(),
             desired_changed.clone(),
@@ -309,7 +330,10 @@ impl Agent {
         let mut fast = 0u32;
         info!(node = %ident.node_id, hypervisor = %this.hv.uri(), ?interval, "agent running");
         loop {
-            let req = this.report(&ident, &mut sampler, &shared, interval).await;
+            let mut req = this.report(&ident, &mut sampler, &shared, interval).await;
+            req.fencing = fence
+                .as_ref()
+                .map_or_else(|| crate::fence::client::AGENT_ONLY.to_string(), |f| f.status());
             let sent_at = Instant::now();
             let answer = tokio::time::timeout(
                 this.opts.request_timeout,
@@ -363,6 +387,10 @@ impl Agent {
                 _ = report_now.notified(), if fast < MAX_FAST_PASSES => fast += 1,
                 _ = &mut shutdown => break,
             }
+        }
+        drop(_fence_pets);
+        if let Some(f) = &fence {
+            super::fence_link::stop(f, &lock(&shared).ha.clone()).await;
         }
         info!("agent stopped");
         Ok(())

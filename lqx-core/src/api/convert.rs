@@ -258,6 +258,7 @@ pub fn node_out(n: &model::Node, allocated: model::Resources, health: &str) -> p
         health: health.to_string(),
         resource_version: n.resource_version,
         created_at: Some(timestamp(n.created_at)),
+        fencing: String::new(),
     }
 }
 

@@ -389,6 +389,7 @@ impl Agents {
         let now = Instant::now();
         let hook = read(&self.inner.hook).clone();
         let (resp, writes) = link.accept(&req, now, hook.as_deref());
+        self.inner.compute.record_agent_report(node, &req.fencing);
         self.persist(&link, node, &req, writes, now).await;
         Ok(resp)
     }

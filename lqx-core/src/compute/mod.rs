@@ -45,6 +45,8 @@ pub struct Compute {
     guest_cpu: Arc<std::sync::RwLock<crate::driver::GuestCpu>>,
     /// HA health per node as the HA manager last reported it.
     health: Arc<std::sync::RwLock<HashMap<crate::model::NodeId, String>>>,
+    /// What each agent's last accepted heartbeat said (in memory: written at every one).
+    reports: Arc<std::sync::RwLock<HashMap<crate::model::NodeId, nodes::AgentReport>>>,
 }
 
 impl Compute {
@@ -58,6 +60,7 @@ impl Compute {
             migrations: inflight::Migrations::default(),
             guest_cpu: Arc::default(),
             health: Arc::default(),
+            reports: Arc::default(),
         }
     }
 

@@ -263,6 +263,28 @@ impl Compute {
         .to_string()
     }
 
+    /// Records an accepted agent heartbeat: its time and fencing status. The store's
+    /// `last_heartbeat` is written at most every `node_write_interval`; node views show this.
+    pub fn record_agent_report(&self, node: NodeId, fencing: &str) {
+        let r = AgentReport {
+            last_heartbeat: Utc::now(),
+            fencing: fencing.to_string(),
+        };
+        self.reports.write().unwrap_or_else(|p| p.into_inner()).insert(node, r);
+    }
+
+    /// A node as the API shows it, with what the last heartbeat said on top of the record.
+    pub fn node_view(&self, n: &Node, allocated: crate::model::Resources) -> crate::api::compute::v1::Node {
+        let mut out = crate::api::convert::node_out(n, allocated, &self.health_of(n));
+        if let Some(r) = self.reports.read().unwrap_or_else(|p| p.into_inner()).get(&n.id) {
+            if n.last_heartbeat.is_none_or(|t| t < r.last_heartbeat) {
+                out.last_heartbeat = Some(crate::api::convert::timestamp(r.last_heartbeat));
+            }
+            out.fencing = r.fencing.clone();
+        }
+        out
+    }
+
     /// Records the HA manager's view of a node's health (shown by GetNode/ListNodes).
     pub fn set_health(&self, node: NodeId, health: &str) {
         self.health
@@ -334,4 +356,12 @@ impl Compute {
         }
         Ok(())
     }
+}
+
+/// The last accepted heartbeat of an agent node.
+#[derive(Debug, Clone)]
+pub struct AgentReport {
+    pub last_heartbeat: chrono::DateTime<Utc>,
+    /// "ok: ..." or "degraded: why".
+    pub fencing: String,
 }

@@ -17,10 +17,7 @@ impl NodeApi {
         let alloc = self.compute.allocations().await?;
         Ok(nodes
             .iter()
-            .map(|n| {
-                let health = self.compute.health_of(n);
-                convert::node_out(n, alloc.get(&n.id).copied().unwrap_or_default(), &health)
-            })
+            .map(|n| self.compute.node_view(n, alloc.get(&n.id).copied().unwrap_or_default()))
             .collect())
     }
 
