@@ -7,5 +7,6 @@ mod cli;
 mod compute;
 mod drs;
 mod events;
+mod fence;
 mod ha;
 mod hostile;

@@ -141,9 +141,12 @@ impl std::fmt::Debug for Identity {
 pub const IDENTITY_FILE: &str = "agent-identity.json";
 const DESIRED_FILE: &str = "agent-desired.json";
 const REBOOTS_FILE: &str = "agent-reboots.json";
-/// A libvirt read for the heartbeat that takes longer is given up: a hung hypervisor must not
-/// stop heartbeats (the lease is about the agent; the report says the hypervisor is stuck).
+/// A libvirt read for the heartbeat that takes longer is given up (the call goes on in its
+/// blocking worker, abandoned): a slow or hung hypervisor must not delay heartbeats (the
+/// lease is about the agent; the report says the hypervisor is stuck). The budget per read is
+/// half the heartbeat interval, within these bounds.
 const HYPERVISOR_READ_TIMEOUT: Duration = Duration::from_secs(5);
+const HYPERVISOR_READ_MIN: Duration = Duration::from_millis(250);
 /// Consecutive immediate re-heartbeats after passes that changed something.
 const MAX_FAST_PASSES: u32 = 5;
 
@@ -191,6 +194,10 @@ struct Shared {
 /// Usage sampling between heartbeats.
 #[derive(Default)]
 struct Sampler {
+    /// The host's CPU count (it does not change while the agent runs).
+    cpus: Option<u32>,
+    /// The last complete domain list, reported again while libvirt is slow.
+    domains_seen: Option<Vec<crate::driver::DomainInfo>>,
     node: Option<(Instant, u64)>,
     domains: HashMap<VmId, (Instant, u64)>,
 }
@@ -331,9 +338,16 @@ impl Agent {
         info!(node = %ident.node_id, hypervisor = %this.hv.uri(), ?interval, "agent running");
         loop {
             let mut req = this.report(&ident, &mut sampler, &shared, interval).await;
-            req.fencing = fence
-                .as_ref()
-                .map_or_else(|| crate::fence::client::AGENT_ONLY.to_string(), |f| f.status());
+            req.fencing = if req.hypervisor_slow.is_empty() {
+                fence
+                    .as_ref()
+                    .map_or_else(|| crate::fence::client::AGENT_ONLY.to_string(), |f| f.status())
+            } else {
+                format!(
+                    "degraded: libvirt is not answering ({}): while it hangs only the host watchdog can fence",
+                    req.hypervisor_slow
+                )
+            };
             let sent_at = Instant::now();
             let answer = tokio::time::timeout(
                 this.opts.request_timeout,
@@ -627,11 +641,15 @@ impl Agent {
             heartbeat_interval_ms: u32::try_from(interval.as_millis()).unwrap_or(u32::MAX),
             ..Default::default()
         };
-        let cpus = match bounded(self.hv.node_info()).await {
-            Ok(i) => i.cpus,
-            Err(_) => 1,
-        };
-        match bounded(self.hv.node_stats()).await {
+        let budget = (interval / 2).clamp(HYPERVISOR_READ_MIN, HYPERVISOR_READ_TIMEOUT);
+        // All reads together stay within one heartbeat interval (domain stats are skipped
+        // beyond it): the heartbeat itself is never late for the hypervisor.
+        let stats_until = now + interval.max(HYPERVISOR_READ_MIN * 2);
+        if sampler.cpus.is_none() {
+            sampler.cpus = bounded(budget, self.hv.node_info()).await.ok().map(|i| i.cpus);
+        }
+        let cpus = sampler.cpus.unwrap_or(1);
+        match bounded(budget, self.hv.node_stats()).await {
             Ok(s) => {
                 if let Some((t, busy)) = sampler.node {
                     req.cpu_percent = cpu_percent(busy, s.cpu_busy_ns, now - t, cpus);
@@ -643,8 +661,16 @@ impl Agent {
             }
             Err(e) => debug!(error = %e, "node stats unavailable"),
         }
-        let domains = match bounded(self.hv.list_domains()).await {
-            Ok(d) => d,
+        let domains = match bounded(budget, self.hv.list_domains()).await {
+            Ok(d) => {
+                sampler.domains_seen = Some(d.clone());
+                d
+            }
+            // Slow, not broken (a define or start holds libvirt up): the last list, marked.
+            Err(DriverError::Timeout(e)) if sampler.domains_seen.is_some() => {
+                req.hypervisor_slow = e;
+                sampler.domains_seen.clone().unwrap_or_default()
+            }
             Err(e) => {
                 req.hypervisor_error = e.to_string();
                 return req;
@@ -661,7 +687,8 @@ impl Agent {
             };
             if d.managed
                 && d.state.is_active()
-                && let Ok(s) = bounded(self.hv.domain_stats(d.id)).await
+                && Instant::now() < stats_until
+                && let Ok(s) = bounded(budget, self.hv.domain_stats(d.id)).await
             {
                 if let Some((t, ns)) = sampler.domains.get(&d.id) {
                     st.cpu_percent = cpu_percent(*ns, s.cpu_time_ns, now - *t, s.vcpus);
@@ -698,16 +725,17 @@ impl Agent {
     }
 }
 
-/// A hypervisor read, given up after [`HYPERVISOR_READ_TIMEOUT`].
-async fn bounded<T>(f: impl std::future::Future<Output = Result<T, DriverError>>) -> Result<T, DriverError> {
-    tokio::time::timeout(HYPERVISOR_READ_TIMEOUT, f)
-        .await
-        .unwrap_or_else(|_| {
-            Err(DriverError::Unavailable(format!(
-                "the hypervisor did not answer within {}",
-                humantime::format_duration(HYPERVISOR_READ_TIMEOUT)
-            )))
-        })
+/// A hypervisor read, given up after `limit`.
+async fn bounded<T>(
+    limit: Duration,
+    f: impl std::future::Future<Output = Result<T, DriverError>>,
+) -> Result<T, DriverError> {
+    tokio::time::timeout(limit, f).await.unwrap_or_else(|_| {
+        Err(DriverError::Timeout(format!(
+            "the hypervisor did not answer within {} (a call is still in flight: libvirtd is slow or hung)",
+            humantime::format_duration(limit)
+        )))
+    })
 }
 
 /// Whether two specs agree on what a definition update would change.

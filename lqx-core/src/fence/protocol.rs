@@ -41,6 +41,9 @@ pub struct Reply {
     pub armed: bool,
     /// The deadline passed: HA domains are being destroyed.
     pub fenced: bool,
+    /// HA-protected domains it guards.
+    #[serde(default)]
+    pub domains: usize,
     /// The host watchdog device, when one is open.
     pub watchdog: Option<String>,
     /// Its timeout in ms.

@@ -263,6 +263,7 @@ async fn connection(stream: UnixStream, inner: Arc<Mutex<Inner>>) {
             };
             reply.armed = s.timer.is_armed();
             reply.fenced = s.timer.is_fired();
+            reply.domains = s.timer.vms().len();
             reply
         };
         let mut text = serde_json::to_string(&reply).unwrap_or_default();
