@@ -26,6 +26,8 @@ pub mod driver;
 #[cfg(feature = "server")]
 pub mod fence;
 #[cfg(feature = "server")]
+pub mod handover;
+#[cfg(feature = "server")]
 pub mod leader;
 #[cfg(feature = "server")]
 pub mod store;

@@ -2,16 +2,17 @@
 //! control plane, and runs `lqx_core::agent::Agent` until SIGINT/SIGTERM.
 
 use anyhow::Context;
-use lqx_core::agent::{Agent, AgentOptions, GrpcControlPlane};
+use lqx_core::agent::{Agent, AgentOptions, FollowLeader};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(clap::Args, Clone)]
 pub struct AgentArgs {
-    /// Control plane URL (http://host:8080 or https://host:8443).
-    #[arg(long, env = "LQX_CONTROL_PLANE")]
-    pub control_plane: String,
+    /// Control plane URL (http://host:8080 or https://host:8443); several replicas:
+    /// comma-separated or the flag repeated. Heartbeats follow the HA leader among them.
+    #[arg(long, env = "LQX_CONTROL_PLANE", value_delimiter = ',', required = true)]
+    pub control_plane: Vec<String>,
     /// One-time join token (`lqx node join-token`); only needed for the first start. Prefer
     /// LQX_JOIN_TOKEN or --join-token-file: flags are visible in the process list.
     #[arg(long, env = "LQX_JOIN_TOKEN", hide_env_values = true)]
@@ -88,22 +89,22 @@ pub fn init_logging(format: crate::config::LogFormat) {
     };
 }
 
-/// The gRPC channel to the control plane; reconnects by itself (lazily).
-fn channel(args: &AgentArgs) -> anyhow::Result<tonic::transport::Channel> {
-    let mut ep = tonic::transport::Endpoint::from_shared(args.control_plane.clone())
-        .with_context(|| format!("{:?} is not a URL", args.control_plane))?
-        .connect_timeout(Duration::from_secs(5))
+/// The gRPC channel to one control plane replica; reconnects by itself (lazily).
+fn channel(url: &str, ca_cert: Option<&std::path::Path>) -> anyhow::Result<tonic::transport::Channel> {
+    let mut ep = tonic::transport::Endpoint::from_shared(url.to_string())
+        .with_context(|| format!("{url:?} is not a URL"))?
+        .connect_timeout(Duration::from_secs(2))
         .timeout(Duration::from_secs(15))
         .http2_keep_alive_interval(Duration::from_secs(20))
         .keep_alive_while_idle(true);
-    if args.control_plane.starts_with("https://") {
+    if url.starts_with("https://") {
         let mut tls = tonic::transport::ClientTlsConfig::new().with_enabled_roots();
-        if let Some(ca) = &args.ca_cert {
+        if let Some(ca) = ca_cert {
             let pem = std::fs::read(ca).with_context(|| format!("reading {}", ca.display()))?;
             tls = tls.ca_certificate(tonic::transport::Certificate::from_pem(pem));
         }
         ep = ep.tls_config(tls).context("TLS configuration")?;
-    } else if args.ca_cert.is_some() {
+    } else if ca_cert.is_some() {
         anyhow::bail!("--ca-cert needs an https:// control plane URL");
     }
     Ok(ep.connect_lazy())
@@ -124,7 +125,18 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     let hv = lqx_core::driver::connect(&args.libvirt)
         .await
         .with_context(|| format!("connecting to libvirt at {}", args.libvirt))?;
-    let cp = Arc::new(GrpcControlPlane::new(channel(&args)?));
+    let ca = args.ca_cert.clone();
+    for u in &args.control_plane {
+        channel(u, ca.as_deref())?;
+    }
+    let connect: lqx_core::agent::follow::Connect = Arc::new(move |url: &str| {
+        channel(url, ca.as_deref()).map_err(|e| lqx_core::Error::invalid("control_plane", format!("{e:#}")))
+    });
+    let mut follow = FollowLeader::new(&args.control_plane, connect)?;
+    if let Some(i) = args.heartbeat_interval {
+        follow = follow.with_call_timeout(lqx_core::handover::agent_call_timeout(i));
+    }
+    let cp = Arc::new(follow);
     let mut opts = AgentOptions::new(&args.data_dir);
     opts.name = args.name.clone().unwrap_or_default();
     opts.join_token = join_token;
@@ -134,7 +146,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     opts.stop_timeout = args.stop_timeout;
     opts.migration_uri = args.migration_uri.clone().unwrap_or_default();
     opts.fence_socket = args.fence_socket.clone();
-    tracing::info!(control_plane = %args.control_plane, libvirt = %args.libvirt, data_dir = %args.data_dir.display(), "lqx agent starting");
+    tracing::info!(control_plane = %args.control_plane.join(","), libvirt = %args.libvirt, data_dir = %args.data_dir.display(), "lqx agent starting");
     Agent::new(opts, cp, hv)
         .run(shutdown_signal())
         .await

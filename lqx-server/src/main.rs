@@ -68,6 +68,10 @@ pub struct ServeArgs {
     /// Allow plaintext on a non-loopback address.
     #[arg(long, env = "LQX_INSECURE_LISTEN", value_parser = clap::builder::BoolishValueParser::new())]
     pub insecure_listen: bool,
+    /// URL agents reach this replica at; another replica tells agents that heartbeat to it
+    /// where the leader is [default: the listen address].
+    #[arg(long, env = "LQX_ADVERTISE_URL")]
+    pub advertise_url: Option<String>,
     /// TLS certificate (PEM).
     #[arg(long, env = "LQX_TLS_CERT", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,

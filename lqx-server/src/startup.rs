@@ -118,8 +118,12 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // DRS: the file's `drs:` config until UpdateDRSConfig stores one (which then wins).
     // Leader election through the database's lease row (SQLite: this one replica leads).
     // DRS and HA run only on the leader.
-    let leader =
-        lqx_core::leader::LeaderHandle::start(store.clone(), config.leader.clone(), lqx_core::leader::holder_id());
+    // With several replicas (PostgreSQL), a leader change must not make agents fence.
+    if config.ha.enabled && store_kind(&db) == "postgresql" {
+        lqx_core::handover::check_handover(&config.leader, &config.ha).map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    let holder = lqx_core::leader::holder_id();
+    let leader = lqx_core::leader::LeaderHandle::start(store.clone(), config.leader.clone(), holder.clone());
     // Alerts (with webhooks) and the server's own host checks; DRS and HA raise them too.
     let alerts = crate::services::alert::start(&compute).context("starting alerts")?;
     let drs_options = lqx_core::drs::engine::EngineOptions {
@@ -146,7 +150,10 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }),
         Arc::new(DrsApi { engine: drs.clone() }),
         auth,
-        Arc::new(crate::services::agent::AgentApi { agents }),
+        Arc::new(crate::services::agent::AgentApi {
+            agents,
+            store: store.clone(),
+        }),
         Arc::new(crate::services::ha::HaApi { manager: ha }),
         Arc::new(crate::services::alert::AlertApi { alerts }),
         Arc::new(crate::services::events::EventApi { events: events.clone() }),
@@ -163,6 +170,13 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("listening on {}", config.listen))?;
     let addr = listener.local_addr()?;
     let scheme = if tls.is_some() { "https" } else { "http" };
+    let advertise = args
+        .advertise_url
+        .clone()
+        .unwrap_or_else(|| format!("{scheme}://{addr}"));
+    if let Err(e) = lqx_core::handover::advertise(&store, &holder, &advertise).await {
+        tracing::warn!(error = %e, "cannot record this replica's URL: agents heartbeating here are not redirected to it");
+    }
     tracing::info!(%addr, database = %store_kind(&db), nodes = config.nodes.len(), "lqx-server listening");
     if let Some(m) = config.metrics_listen {
         let metrics = tokio::net::TcpListener::bind(m)

@@ -21,8 +21,8 @@ ha:
   heartbeat_timeout: 3s
   failure_threshold: 3
   heartbeat_interval: 500ms
-  lease_ttl: 5s
-  self_fence_after: 4s
+  lease_ttl: 10s
+  self_fence_after: 8s
   fence_margin: 500ms
 ";
 const LEASE: Duration = Duration::from_secs(3);

@@ -8,5 +8,6 @@ mod compute;
 mod drs;
 mod events;
 mod fence;
+mod follow;
 mod ha;
 mod hostile;

@@ -37,7 +37,7 @@ impl GrpcControlPlane {
     }
 }
 
-fn authorized<T>(credential: &str, msg: T) -> Result<tonic::Request<T>> {
+pub(crate) fn authorized<T>(credential: &str, msg: T) -> Result<tonic::Request<T>> {
     let mut r = tonic::Request::new(msg);
     let v: MetadataValue<_> = format!("Bearer {credential}")
         .parse()

@@ -8,12 +8,14 @@
 //! - `fence_link`: the agent's use of the separate fence process (`crate::fence`).
 //! - [`metrics`]: CPU % from cumulative counters.
 //! - [`migration`]: live migrations ordered away from this host.
+//! - [`follow`]: several control-plane replicas, following the leader.
 //! - [`control`]: the [`ControlPlane`] trait, its gRPC client and the wire conversions.
 //! - [`runner`]: the agent loop ([`Agent::run`]).
 
 pub mod control;
 pub mod fence;
 mod fence_link;
+pub mod follow;
 pub mod metrics;
 pub mod migration;
 pub mod reconcile;
@@ -21,5 +23,6 @@ pub mod runner;
 
 pub use control::{ControlPlane, GrpcControlPlane};
 pub use fence::Watchdog;
+pub use follow::FollowLeader;
 pub use reconcile::{Action, DesiredDomain, Outcome, apply, reconcile, reconcile_with_purge};
 pub use runner::{Agent, AgentError, AgentOptions, Identity};

@@ -382,7 +382,9 @@ impl Agent {
                 Err(e) => {
                     failures += 1;
                     fast = 0;
-                    next = backoff(failures, this.opts.max_backoff, rand::random_range(0.5..=1.0));
+                    // Capped at one interval: a leader change is not slept through.
+                    let cap = this.opts.max_backoff.min(crate::handover::agent_retry_cap(interval));
+                    next = backoff(failures, cap, rand::random_range(0.5..=1.0));
                     match e.kind {
                         ErrorKind::Unauthenticated | ErrorKind::PermissionDenied => error!(
                             error = %e,

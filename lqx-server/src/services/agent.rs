@@ -10,6 +10,7 @@ use tonic::{Request, Response, Status};
 
 pub struct AgentApi {
     pub agents: Agents,
+    pub store: lqx_core::store::Store,
 }
 
 /// The bearer credential of a request (never logged).
@@ -35,7 +36,15 @@ impl AgentService for AgentApi {
 
     async fn heartbeat(&self, req: Request<pb::HeartbeatRequest>) -> Result<Response<pb::HeartbeatResponse>, Status> {
         let cred = credential(&req)?;
-        super::ha::agent_heartbeat_gate()?;
+        if let Err(mut refused) = super::ha::agent_heartbeat_gate() {
+            // Not the leader: say where it is, so the agent switches within this heartbeat.
+            if let Ok(Some(url)) = lqx_core::handover::leader_url(&self.store).await
+                && let Ok(v) = url.parse()
+            {
+                refused.metadata_mut().insert(lqx_core::handover::LEADER_URL_HEADER, v);
+            }
+            return Err(refused);
+        }
         let r = self.agents.heartbeat(&cred, req.into_inner()).await.map_err(st)?;
         Ok(Response::new(r))
     }
