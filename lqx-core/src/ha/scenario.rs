@@ -180,9 +180,14 @@ pub enum Fault {
     /// Cuts the network between the host and the control plane (both ways).
     CutNetwork(String),
     Heal(String),
-    /// Stops the agent process (SIGSTOP): its VMs and its watchdog keep running.
+    /// Stops the agent process (SIGSTOP): its VMs keep running, its in-process watchdog
+    /// stops with it (the fence process, when the host runs one, still fences).
     PauseAgent(String),
     ResumeAgent(String),
+    /// Stops the host's fence process (`lqx-server fence`): it neither fences nor pets the
+    /// host watchdog.
+    PauseFence(String),
+    ResumeFence(String),
     /// The control plane dies (state lost) and comes back after this downtime.
     RestartControlPlane(#[serde(with = "humantime_serde")] Duration),
     /// An operator confirms the host is down (`lqx ha failover NODE --yes`).
@@ -198,6 +203,8 @@ impl Fault {
             Fault::Heal(_) => "heal",
             Fault::PauseAgent(_) => "pause_agent",
             Fault::ResumeAgent(_) => "resume_agent",
+            Fault::PauseFence(_) => "pause_fence",
+            Fault::ResumeFence(_) => "resume_fence",
             Fault::RestartControlPlane(_) => "restart_control_plane",
             Fault::ManualFailover(_) => "manual_failover",
         }
@@ -210,6 +217,8 @@ impl Fault {
             | Fault::Heal(n)
             | Fault::PauseAgent(n)
             | Fault::ResumeAgent(n)
+            | Fault::PauseFence(n)
+            | Fault::ResumeFence(n)
             | Fault::ManualFailover(n) => Some(n),
             Fault::RestartControlPlane(_) => None,
         }
@@ -244,6 +253,19 @@ pub struct SimParams {
     pub heartbeat_phase: BTreeMap<String, Duration>,
     /// Check at the end that every VM that should run runs exactly once, where assigned.
     pub expect_settled: bool,
+    /// Hosts run the separate fence process (`lqx-server fence`): it fences while the agent
+    /// is stopped. Without it only the agent's in-process watchdog fences.
+    pub fence_process: bool,
+    /// The fence process pets a host watchdog device: when it is stopped too, the host resets
+    /// before the lease ends.
+    pub host_watchdog: bool,
+    /// A host reset by its watchdog is back after this long.
+    #[serde(with = "humantime_serde")]
+    pub reboot_time: Duration,
+}
+
+fn millis_of(d: Duration) -> u64 {
+    d.as_millis() as u64
 }
 
 mod humantime_map {
@@ -277,6 +299,9 @@ impl Default for SimParams {
             clock_ppm: BTreeMap::new(),
             heartbeat_phase: BTreeMap::new(),
             expect_settled: false,
+            fence_process: true,
+            host_watchdog: false,
+            reboot_time: Duration::from_secs(60),
         }
     }
 }
@@ -368,7 +393,8 @@ impl SimSpec {
     }
 
     /// A random scenario: 3 to 6 nodes loaded to about half, 1 to 5 fault episodes (power
-    /// cycles, partitions, agent pauses, control-plane restarts, operator failovers of
+    /// cycles, partitions, agent and fence-process pauses (both at once only on hosts with a
+    /// host watchdog), control-plane restarts, operator failovers of
     /// powered-off hosts) of random lengths, everything healed at the end, and enough
     /// quiet time after that for the cluster to settle. Deterministic in `seed`.
     pub fn random(seed: u64) -> Self {
@@ -430,6 +456,7 @@ impl SimSpec {
         let cluster = file.to_snapshot().expect("generated names are consistent");
         let node = |rng: &mut StdRng| format!("node-{}", rng.random_range(1..=n_nodes));
         let mut faults = vec![];
+        let mut both_paused = false;
         let mut last_end = 0u64;
         let horizon = 6 * bound;
         for _ in 0..rng.random_range(1..=5) {
@@ -455,7 +482,29 @@ impl SimSpec {
                 }
                 6..=8 => {
                     let n = node(&mut rng);
-                    (Fault::PauseAgent(n.clone()), Fault::ResumeAgent(n))
+                    // The agent, its fence process, or both (then the host watchdog resets
+                    // the host: only hosts with one may lose both).
+                    // (Episodes may overlap: any stopped fence process may meet a stopped
+                    // agent, so such hosts have a watchdog.)
+                    match rng.random_range(0..4) {
+                        0 => {
+                            both_paused = true;
+                            (Fault::PauseFence(n.clone()), Fault::ResumeFence(n))
+                        }
+                        1 => {
+                            both_paused = true;
+                            faults.push(TimedFault {
+                                at: at(start),
+                                fault: Fault::PauseFence(n.clone()),
+                            });
+                            faults.push(TimedFault {
+                                at: at(start + len),
+                                fault: Fault::ResumeFence(n.clone()),
+                            });
+                            (Fault::PauseAgent(n.clone()), Fault::ResumeAgent(n))
+                        }
+                        _ => (Fault::PauseAgent(n.clone()), Fault::ResumeAgent(n)),
+                    }
                 }
                 _ => {
                     let down = Duration::from_millis(rng.random_range(100..(bound + 20_000)));
@@ -493,10 +542,17 @@ impl SimSpec {
             Fault::ManualFailover(n) => off.contains(n),
             _ => true,
         });
+        // A host reset by its watchdog is back a reboot later, maybe after the last fault.
+        let reboot = if both_paused {
+            millis_of(SimParams::default().reboot_time)
+        } else {
+            0
+        };
         let mut params = SimParams {
-            duration: Duration::from_millis(last_end + 3 * bound + 10_000),
+            duration: Duration::from_millis(last_end + reboot + 3 * bound + 10_000),
             network_delay: Duration::from_millis(rng.random_range(1..=150)),
             expect_settled: true,
+            host_watchdog: both_paused,
             ..SimParams::default()
         };
         for n in &cluster.nodes {

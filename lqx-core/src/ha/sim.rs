@@ -4,8 +4,11 @@
 //! level-triggered reconcile of the desired domains), the control plane runs the real
 //! `HaEngine` and writes its decisions to a store one write at a time, and faults come from a
 //! timed list: power off/on, network cut/heal between a host and the control plane, agent
-//! pause/resume (SIGSTOP: the VMs and the watchdog keep running), control-plane restart (state
-//! lost, rebuilt from the store, on a new monotonic clock) and operator failover.
+//! pause/resume (SIGSTOP: the VMs keep running, the agent's in-process watchdog stops; the
+//! fence process, with `SimParams::fence_process`, fences at the same deadline), fence process
+//! pause/resume (with both stopped, a host watchdog resets the host at the deadline, or
+//! nothing fences until one resumes), control-plane restart (state lost, rebuilt from the
+//! store, on a new monotonic clock) and operator failover.
 //!
 //! Each host's monotonic clock may run fast or slow (ppm) and starts at its boot: nothing
 //! ever compares two machines' clock readings. The run is deterministic: events at the same
@@ -145,6 +148,11 @@ enum Ev {
         boot: u32,
         arm: u64,
     },
+    /// A host reset by its watchdog boots again.
+    Rebooted {
+        host: usize,
+        boot: u32,
+    },
     CpTick {
         inc: u32,
         token: u64,
@@ -189,6 +197,10 @@ struct Host {
     ppm: i64,
     cut: bool,
     paused: bool,
+    /// The fence process is stopped.
+    fence_paused: bool,
+    /// The lease deadline passed while nothing could fence: whichever resumes first does.
+    fence_missed: bool,
     hb_due: bool,
     inbox: Vec<(MonoInstant, Resp)>,
     lease: AgentLease,
@@ -277,6 +289,8 @@ impl<'a> Sim<'a> {
                 ppm: i64::from(spec.params.clock_ppm.get(&nd.name).copied().unwrap_or(0)),
                 cut: false,
                 paused: false,
+                fence_paused: false,
+                fence_missed: false,
                 hb_due: false,
                 inbox: vec![],
                 lease: AgentLease::renewed(cfg.self_fence_after, MonoInstant::ZERO),
@@ -429,9 +443,39 @@ impl<'a> Sim<'a> {
                 }
                 let clock = h.clock(self.now);
                 if self.hosts[host].lease.on_watchdog(clock) {
-                    let n = self.destroy_ha(host, "self_fence");
                     let name = self.hosts[host].name.clone();
-                    self.log("agent_self_fenced", &name, "", format!("destroyed {n} HA domains"));
+                    let (agent, fence) = (
+                        !self.hosts[host].paused,
+                        self.spec.params.fence_process && !self.hosts[host].fence_paused,
+                    );
+                    if agent || fence {
+                        let n = self.destroy_ha(host, "self_fence");
+                        let by = if agent {
+                            "agent_self_fenced"
+                        } else {
+                            "fence_process_fenced"
+                        };
+                        self.log(by, &name, "", format!("destroyed {n} HA domains"));
+                    } else if self.spec.params.fence_process && self.spec.params.host_watchdog {
+                        // The fence process stopped petting in time: the host resets.
+                        self.log("host_watchdog_reset", &name, "", "");
+                        self.power_off(host);
+                        let boot = self.hosts[host].boot;
+                        self.push(
+                            self.now + millis(self.spec.params.reboot_time),
+                            Ev::Rebooted { host, boot },
+                        );
+                    } else {
+                        self.hosts[host].fence_missed = true;
+                        self.log("fence_missed", &name, "", "nothing runs to fence this host");
+                    }
+                }
+            }
+            Ev::Rebooted { host, boot } => {
+                if self.hosts[host].boot == boot && !self.hosts[host].powered {
+                    let name = self.hosts[host].name.clone();
+                    self.log("host_rebooted", &name, "", "");
+                    self.power_on(host);
                 }
             }
             Ev::CpTick { inc, token } => {
@@ -486,34 +530,22 @@ impl<'a> Sim<'a> {
         };
         self.log(fault.kind(), &name, "", detail);
         match (fault, host) {
-            (Fault::PowerOff(_), Some(h)) if self.hosts[h].powered => {
-                let gone: Vec<usize> = self.hosts[h].domains.iter().copied().collect();
-                for vm in gone {
-                    self.stop(h, vm, "power_off");
-                }
-                let host = &mut self.hosts[h];
-                host.powered = false;
-                host.boot += 1;
-                host.paused = false;
-                host.hb_due = false;
-                host.inbox.clear();
-            }
-            (Fault::PowerOn(_), Some(h)) if !self.hosts[h].powered => {
-                let sfa = self.cfg.self_fence_after;
-                let now = self.now;
-                let host = &mut self.hosts[h];
-                host.powered = true;
-                host.boot += 1;
-                host.boot_at = now;
-                host.lease = AgentLease::new(sfa);
-                let boot = host.boot;
-                self.push(now, Ev::HbTimer { host: h, boot });
-            }
+            (Fault::PowerOff(_), Some(h)) if self.hosts[h].powered => self.power_off(h),
+            (Fault::PowerOn(_), Some(h)) if !self.hosts[h].powered => self.power_on(h),
             (Fault::CutNetwork(_), Some(h)) => self.hosts[h].cut = true,
             (Fault::Heal(_), Some(h)) => self.hosts[h].cut = false,
             (Fault::PauseAgent(_), Some(h)) => self.hosts[h].paused = self.hosts[h].powered,
+            (Fault::PauseFence(_), Some(h)) => self.hosts[h].fence_paused = self.hosts[h].powered,
+            (Fault::ResumeFence(_), Some(h)) if self.hosts[h].fence_paused => {
+                self.hosts[h].fence_paused = false;
+                if self.spec.params.fence_process {
+                    self.late_fence(h, "fence_process_fenced");
+                }
+            }
             (Fault::ResumeAgent(_), Some(h)) if self.hosts[h].paused => {
                 self.hosts[h].paused = false;
+                // Its watchdog fires now if the deadline passed while it was stopped.
+                self.late_fence(h, "agent_self_fenced");
                 for (sent, resp) in std::mem::take(&mut self.hosts[h].inbox) {
                     self.response(h, sent, resp);
                 }
@@ -655,6 +687,42 @@ impl<'a> Sim<'a> {
                     }
                 }
             },
+        }
+    }
+
+    fn power_off(&mut self, h: usize) {
+        let gone: Vec<usize> = self.hosts[h].domains.iter().copied().collect();
+        for vm in gone {
+            self.stop(h, vm, "power_off");
+        }
+        let host = &mut self.hosts[h];
+        host.powered = false;
+        host.boot += 1;
+        host.paused = false;
+        host.fence_paused = false;
+        host.fence_missed = false;
+        host.hb_due = false;
+        host.inbox.clear();
+    }
+
+    fn power_on(&mut self, h: usize) {
+        let sfa = self.cfg.self_fence_after;
+        let now = self.now;
+        let host = &mut self.hosts[h];
+        host.powered = true;
+        host.boot += 1;
+        host.boot_at = now;
+        host.lease = AgentLease::new(sfa);
+        let boot = host.boot;
+        self.push(now, Ev::HbTimer { host: h, boot });
+    }
+
+    /// A fence that was missed (nothing ran at the deadline) happens when something resumes.
+    fn late_fence(&mut self, h: usize, by: &'static str) {
+        if std::mem::take(&mut self.hosts[h].fence_missed) {
+            let n = self.destroy_ha(h, "self_fence");
+            let name = self.hosts[h].name.clone();
+            self.log(by, &name, "", format!("late: destroyed {n} HA domains"));
         }
     }
 
