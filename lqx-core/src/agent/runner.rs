@@ -406,7 +406,8 @@ impl Agent {
         }
         drop(_fence_pets);
         if let Some(f) = &fence {
-            super::fence_link::stop(f, &lock(&shared).ha.clone()).await;
+            let ha = lock(&shared).ha.clone();
+            super::fence_link::stop(f, &ha).await;
         }
         info!("agent stopped");
         Ok(())

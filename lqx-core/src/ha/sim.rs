@@ -944,6 +944,14 @@ impl<'a> Sim<'a> {
         let delay = Duration::from_secs(u64::from(self.spec.cluster.vms[vm].ha.restart_delay_secs));
         let bound = millis(self.cfg.failover_bound(delay));
         let mut deadline = from + bound;
+        // A host that came back and was renewed after the VM stopped there (powered on, then
+        // cut off before it restarted it) died again at that renewal: the bound counts from it.
+        if let Some(heard) = self.hosts[host].last_heard
+            && heard > from
+            && heard <= end
+        {
+            deadline = deadline.max(heard + bound);
+        }
         for &u in &self.cp_ups {
             if u + bound > from && u <= end {
                 deadline = deadline.max(u + bound);

@@ -206,7 +206,7 @@ vms:
         let n2 = |m: &ReportMetrics| m.nodes.iter().find(|n| n.name == "node-2").unwrap().memory_percent;
         assert!(n2(&r.after) > n2(&r.before), "node-2 takes load");
         assert!(!r.cluster_protected);
-        assert_eq!(r.failover_bound_secs, 41.0);
+        assert_eq!(r.failover_bound_secs, 43.0);
     }
 
     #[test]
