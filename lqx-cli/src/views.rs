@@ -1136,6 +1136,9 @@ pub struct NodeHaView {
     pub lease_age_seconds: f64,
     pub protected_vms: u32,
     pub fenced: bool,
+    /// Agent nodes: "ok: ..." or "degraded: why".
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub fencing: String,
 }
 
 impl From<&hapb::NodeHaStatus> for NodeHaView {
@@ -1148,6 +1151,7 @@ impl From<&hapb::NodeHaStatus> for NodeHaView {
             lease_age_seconds: n.lease_age_seconds,
             protected_vms: n.protected_vms,
             fenced: n.fenced,
+            fencing: n.fencing.clone(),
         }
     }
 }
@@ -1201,7 +1205,14 @@ pub struct HaStatusView {
     pub leader: String,
     pub leader_epoch: u64,
     pub last_check: Option<DateTime<Utc>>,
+    /// HA VMs protected only by a degraded fence (agent-level only, no host watchdog).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub degraded_fencing_vms: u32,
     pub nodes: Vec<NodeHaView>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl From<&hapb::HaStatus> for HaStatusView {
@@ -1224,6 +1235,7 @@ impl From<&hapb::HaStatus> for HaStatusView {
             leader: s.leader.clone(),
             leader_epoch: s.leader_epoch,
             last_check: time(&s.last_check),
+            degraded_fencing_vms: s.degraded_fencing_vms,
             nodes: s.nodes.iter().map(NodeHaView::from).collect(),
         }
     }
@@ -1249,6 +1261,10 @@ impl View for HaStatusView {
                     "no".into()
                 }
             }
+            "HA-VMS" if self.degraded_fencing_vms > 0 => format!(
+                "{} ({} with degraded fencing)",
+                self.protected_vms, self.degraded_fencing_vms
+            ),
             "HA-VMS" => self.protected_vms.to_string(),
             "FAILOVER" => {
                 if self.failover_paused {

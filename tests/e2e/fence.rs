@@ -234,6 +234,23 @@ async fn a_hung_agent_is_fenced_by_the_fence_process_before_failover() {
     })
     .await;
     drop(client);
+    // HA status names the VMs whose fence is degraded (no host watchdog here).
+    eventually(
+        "HA status counts the degraded fence",
+        Duration::from_secs(10),
+        async || {
+            let (_, st) = s.call("limiquantix.ha.v1.HAService/GetHAStatus", json!({})).await;
+            let a = st["nodes"]
+                .as_array()
+                .and_then(|n| n.iter().find(|n| n["nodeName"] == "host-a").cloned())
+                .unwrap_or_default();
+            st["degradedFencingVms"] == 1
+                && a["fencing"]
+                    .as_str()
+                    .is_some_and(|f| f.starts_with("degraded: no host watchdog"))
+        },
+    )
+    .await;
 
     // The agent hangs.
     agent_a.signal("STOP");

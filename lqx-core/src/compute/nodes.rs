@@ -285,6 +285,15 @@ impl Compute {
         out
     }
 
+    /// The fencing status the node's agent last reported (agent nodes only).
+    pub fn fencing_of(&self, node: NodeId) -> Option<String> {
+        self.reports
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&node)
+            .map(|r| r.fencing.clone())
+    }
+
     /// Records the HA manager's view of a node's health (shown by GetNode/ListNodes).
     pub fn set_health(&self, node: NodeId, health: &str) {
         self.health

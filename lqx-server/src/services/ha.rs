@@ -11,6 +11,8 @@ use tonic::{Request, Response, Status};
 
 pub struct HaApi {
     pub manager: HaManager,
+    /// For the agents' fencing reports.
+    pub compute: lqx_core::compute::Compute,
 }
 
 /// The manager, for the agents' heartbeat gate (set once at start-up).
@@ -88,8 +90,16 @@ fn secs(d: std::time::Duration) -> u32 {
     u32::try_from(d.as_secs()).unwrap_or(u32::MAX)
 }
 
-fn status_out(m: &HaManager, s: &HaStatusReport) -> pb::HaStatus {
+fn status_out(m: &HaManager, s: &HaStatusReport, fencing: impl Fn(&str) -> String) -> pb::HaStatus {
     let c = m.config();
+    let fencing: Vec<String> = s.nodes.iter().map(|n| fencing(&n.node.to_string())).collect();
+    let degraded_fencing_vms = s
+        .nodes
+        .iter()
+        .zip(&fencing)
+        .filter(|(_, f)| f.starts_with("degraded"))
+        .map(|(n, _)| n.protected_vms)
+        .sum();
     pb::HaStatus {
         config: Some(pb::HaConfig {
             enabled: c.enabled,
@@ -104,7 +114,8 @@ fn status_out(m: &HaManager, s: &HaStatusReport) -> pb::HaStatus {
         nodes: s
             .nodes
             .iter()
-            .map(|n| pb::NodeHaStatus {
+            .zip(&fencing)
+            .map(|(n, f)| pb::NodeHaStatus {
                 node_id: n.node.to_string(),
                 node_name: n.name.clone(),
                 health: health_out(n.health) as i32,
@@ -112,6 +123,7 @@ fn status_out(m: &HaManager, s: &HaStatusReport) -> pb::HaStatus {
                 lease_age_seconds: n.lease_age_ms.map_or(0.0, |ms| ms as f64 / 1000.0),
                 protected_vms: n.protected_vms,
                 fenced: n.fenced,
+                fencing: f.clone(),
             })
             .collect(),
         protected_vms: s.protected_vms,
@@ -121,6 +133,7 @@ fn status_out(m: &HaManager, s: &HaStatusReport) -> pb::HaStatus {
         leader: s.leader.clone(),
         leader_epoch: s.leader_epoch,
         last_check: opt_timestamp(s.last_check),
+        degraded_fencing_vms,
     }
 }
 
@@ -128,7 +141,13 @@ fn status_out(m: &HaManager, s: &HaStatusReport) -> pb::HaStatus {
 impl HaService for HaApi {
     async fn get_ha_status(&self, _req: Request<pb::GetHaStatusRequest>) -> Result<Response<pb::HaStatus>, Status> {
         let s = self.manager.status().await.map_err(st)?;
-        Ok(Response::new(status_out(&self.manager, &s)))
+        let fencing = |id: &str| {
+            lqx_core::model::NodeId::parse("node", id)
+                .ok()
+                .and_then(|n| self.compute.fencing_of(n))
+                .unwrap_or_default()
+        };
+        Ok(Response::new(status_out(&self.manager, &s, fencing)))
     }
 
     async fn manual_failover(
