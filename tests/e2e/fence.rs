@@ -347,3 +347,197 @@ async fn a_hung_agent_is_fenced_by_the_fence_process_before_failover() {
     assert_eq!(v["status"]["nodeName"], "host-b", "{v}");
     assert_eq!(v["status"]["state"], "VM_STATE_RUNNING", "{v}");
 }
+
+/// A TCP forwarder between an agent and the control plane that can black-hole the link
+/// (bytes are no longer passed either way, connections stay open: a partition, not a reset).
+struct Link {
+    addr: String,
+    cut: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    _task: tokio::task::JoinHandle<()>,
+}
+
+impl Link {
+    async fn to(server: &str) -> Link {
+        use std::sync::atomic::Ordering;
+        let target = server.trim_start_matches("http://").to_string();
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = format!("http://{}", l.local_addr().unwrap());
+        let cut = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let c = cut.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((inbound, _)) = l.accept().await {
+                let Ok(outbound) = tokio::net::TcpStream::connect(&target).await else {
+                    continue;
+                };
+                let c = c.clone();
+                tokio::spawn(async move {
+                    let (mut ri, mut wi) = inbound.into_split();
+                    let (mut ro, mut wo) = outbound.into_split();
+                    let pump = async |r: &mut tokio::net::tcp::OwnedReadHalf,
+                                      w: &mut tokio::net::tcp::OwnedWriteHalf,
+                                      c: &std::sync::atomic::AtomicBool| {
+                        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                        let mut buf = vec![0u8; 16 * 1024];
+                        loop {
+                            let n = match r.read(&mut buf).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => n,
+                            };
+                            if c.load(Ordering::SeqCst) {
+                                continue; // dropped on the floor
+                            }
+                            if w.write_all(&buf[..n]).await.is_err() {
+                                return;
+                            }
+                        }
+                    };
+                    tokio::join!(pump(&mut ri, &mut wo, &c), pump(&mut ro, &mut wi, &c));
+                });
+            }
+        });
+        Link { addr, cut, _task: task }
+    }
+
+    fn cut(&self) {
+        self.cut.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// A network partition between a host and the control plane, real processes on libvirt's
+/// test driver: the cut-off agent's own watchdog fences its HA domain before the control
+/// plane declares the host FAILED and restarts the VM on the other host.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partitioned_agent_fences_itself_before_failover() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Server::start(
+        Engine::Sqlite,
+        Options {
+            config: Some(CONFIG.into()),
+            env: vec![("NO_COLOR".into(), "1".into())],
+            ..Default::default()
+        },
+    )
+    .await;
+    s.login_admin().await;
+    let link = Link::to(&s.addr).await;
+    let agents = [
+        test_agent(&s, dir.path(), "host-a", &link.addr).await,
+        test_agent(&s, dir.path(), "host-b", &s.addr).await,
+    ];
+    let vm = ok(
+        &s,
+        &format!("{VMS}/CreateVM"),
+        json!({"name": "cut-off", "node": "host-a", "start": true,
+               "spec": {"cpuCores": 1, "memoryMib": 256, "ha": {"enabled": true}}}),
+    )
+    .await;
+    assert_eq!(vm["status"]["state"], "VM_STATE_RUNNING", "{vm}");
+
+    link.cut();
+    let t0 = Instant::now();
+    let t0_wall = chrono::Utc::now();
+    eprintln!("+0.000s  host-a cut off from the control plane");
+    let running_b = loop {
+        assert!(t0.elapsed() < Duration::from_secs(40), "no failover within 40 s");
+        let (_, v) = s.call(&format!("{VMS}/GetVM"), json!({"id": "cut-off"})).await;
+        if v["status"]["nodeName"] == "host-b" && v["status"]["state"] == "VM_STATE_RUNNING" {
+            break t0.elapsed();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let fenced = logged_at(&agents[0].logs(), "fenced: HA-protected domain powered off").expect("host-a fenced");
+    let failed = logged_at(&s.logs(), "to=FAILED").expect("FAILED logged");
+    let secs = |t: chrono::DateTime<chrono::Utc>| (t - t0_wall).as_seconds_f64();
+    eprintln!(
+        "+{:.3}s  host-a's agent destroyed its HA domain\n+{:.3}s  control plane: host-a FAILED\n+{:.3}s  control plane: cut-off running on host-b",
+        secs(fenced),
+        secs(failed),
+        running_b.as_secs_f64()
+    );
+    assert!(fenced < failed, "fenced before the host was declared FAILED");
+    assert!(
+        (fenced - t0_wall).to_std().unwrap_or_default() <= SELF_FENCE_AFTER + Duration::from_millis(500),
+        "fenced late"
+    );
+}
+
+/// An agent named `name` on a private test-driver host, reaching the control plane at `via`;
+/// returns once it heartbeats.
+async fn test_agent(s: &Server, dir: &Path, name: &str, via: &str) -> Proc {
+    let t = ok(s, &format!("{NODES}/CreateJoinToken"), json!({"nodeName": name})).await;
+    let xml = dir.join(format!("{name}.xml"));
+    std::fs::write(
+        &xml,
+        lqx_core::driver::xml::test_node_xml(&lqx_core::driver::xml::TestNode {
+            cpus: 8,
+            memory_mib: 16_384,
+            pool_capacity_gib: 100,
+        }),
+    )
+    .unwrap();
+    let mut cmd = Command::new(bin("lqx-server"));
+    cmd.arg("agent")
+        .args(["--control-plane", via, "--name", name, "--heartbeat-interval", "500ms"])
+        .arg("--libvirt")
+        .arg(format!("test://{}", xml.display()))
+        .arg("--data-dir")
+        .arg(dir.join(name))
+        .env("LQX_JOIN_TOKEN", t["token"].as_str().unwrap())
+        .env("LQX_LOG", "info")
+        .env("NO_COLOR", "1");
+    let p = Proc::spawn(name, cmd);
+    eventually(&format!("{name} heartbeats"), Duration::from_secs(30), async || {
+        let (st, v) = s.call(&format!("{NODES}/GetNode"), json!({"id": name})).await;
+        st == 200 && !v["fencing"].as_str().unwrap_or("").is_empty()
+    })
+    .await;
+    p
+}
+
+/// Host death, real processes: the agent of a test-driver host is killed with SIGKILL (its
+/// domains live in its process: they die with it, as on a power loss); the control plane
+/// restarts the HA VM on the other host once the lease and the margin have passed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_host_has_its_ha_vm_restarted_after_the_lease() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Server::start(
+        Engine::Sqlite,
+        Options {
+            config: Some(CONFIG.into()),
+            env: vec![("NO_COLOR".into(), "1".into())],
+            ..Default::default()
+        },
+    )
+    .await;
+    s.login_admin().await;
+    let a = test_agent(&s, dir.path(), "host-a", &s.addr).await;
+    let _b = test_agent(&s, dir.path(), "host-b", &s.addr).await;
+    let vm = ok(
+        &s,
+        &format!("{VMS}/CreateVM"),
+        json!({"name": "lost", "node": "host-a", "start": true,
+               "spec": {"cpuCores": 1, "memoryMib": 256, "ha": {"enabled": true}}}),
+    )
+    .await;
+    assert_eq!(vm["status"]["state"], "VM_STATE_RUNNING", "{vm}");
+    a.signal("KILL");
+    let t0 = Instant::now();
+    let t0_wall = chrono::Utc::now();
+    eprintln!("+0.000s  host-a dies (its agent and its test-driver domains)");
+    let running_b = loop {
+        assert!(t0.elapsed() < Duration::from_secs(40), "no failover within 40 s");
+        let (_, v) = s.call(&format!("{VMS}/GetVM"), json!({"id": "lost"})).await;
+        if v["status"]["nodeName"] == "host-b" && v["status"]["state"] == "VM_STATE_RUNNING" {
+            break t0.elapsed();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let failed = logged_at(&s.logs(), "to=FAILED").expect("FAILED logged");
+    eprintln!(
+        "+{:.3}s  control plane: host-a FAILED\n+{:.3}s  control plane: lost running on host-b",
+        (failed - t0_wall).as_seconds_f64(),
+        running_b.as_secs_f64()
+    );
+    // Bound with these timings: lease 6 s + margin 0.5 s + 2 heartbeats + 1 s.
+    assert!(running_b <= Duration::from_millis(8_500), "took {running_b:?}");
+}
