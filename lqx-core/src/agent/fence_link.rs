@@ -62,7 +62,10 @@ pub fn pet_source(w: &Watchdog, renewed: bool, ha: &HashSet<VmId>, lease_ttl: Du
 /// must be gone by then unless the agent comes back).
 pub async fn stop(f: &FenceClient, ha: &HashSet<VmId>) {
     if ha.is_empty() {
-        if let Err(e) = f.disarm().await {
+        // Twice: the pet loop was stopped mid-request maybe, leaving the connection unusable.
+        if f.disarm().await.is_err()
+            && let Err(e) = f.disarm().await
+        {
             warn!(error = %e, "cannot disarm the fence process");
         }
     } else {
