@@ -527,3 +527,47 @@ async fn a_cut_off_agent_fences_its_ha_domains_and_recovers() {
     })
     .await;
 }
+
+/// A slow libvirtd (listing domains takes 30 s) does not silence the agent: heartbeats go on
+/// every interval with the last domain list, and the node's fencing says libvirt is not
+/// answering.
+#[tokio::test]
+async fn heartbeats_go_on_while_the_hypervisor_hangs() {
+    let dir = tempfile::tempdir().unwrap();
+    let cp = control_plane(&dir.path().join("lqx.db"), timing()).await;
+    let hv = SimHypervisor::new("sim://host-slow", SimConfig::with_capacity(8, 16_384)).unwrap();
+    let (token, _) = cp.compute.create_join_token(600, "").await.unwrap();
+    let agent = start_agent(
+        Arc::new(cp.agents.clone()),
+        &hv,
+        &dir.path().join("agent"),
+        "host-slow",
+        Some(token),
+    );
+    let node = joined(&cp, "host-slow").await;
+    eventually("an agent-only fencing report", async || {
+        cp.compute
+            .fencing_of(node)
+            .is_some_and(|f| f.starts_with("degraded: no fence process"))
+    })
+    .await;
+    hv.stall(SimOp::List, Some(Duration::from_secs(30)));
+    eventually("the hypervisor reported slow", async || {
+        cp.compute
+            .fencing_of(node)
+            .is_some_and(|f| f.starts_with("degraded: libvirt is not answering"))
+    })
+    .await;
+    // Heartbeats keep coming: the node's last heartbeat stays within a few intervals.
+    for _ in 0..5 {
+        tokio::time::sleep(BEAT * 3).await;
+        let n = cp.compute.store.get_node(node).await.unwrap();
+        let view = cp.compute.node_view(&n, Default::default());
+        let last = view.last_heartbeat.expect("a heartbeat time");
+        let age = chrono::Utc::now().timestamp_millis() - (last.seconds * 1000 + i64::from(last.nanos) / 1_000_000);
+        assert!(age < 1_000, "no heartbeat for {age} ms while libvirt hangs");
+    }
+    assert!(cp.agents.lease_state(node).is_some());
+    hv.stall(SimOp::List, None);
+    agent.stop().await;
+}

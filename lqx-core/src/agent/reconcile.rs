@@ -156,31 +156,28 @@ pub struct Outcome {
 
 /// Executes `actions` in order; a failed action is reported and the others still run (the
 /// next reconciliation retries it). Errors that mean "already done" count as success.
+/// A hypervisor action that takes longer is given up (its call goes on in its blocking
+/// worker, abandoned) and reported as timed out, so one hung libvirt call does not hold the
+/// reconcile loop for ever; a retry finds the domain defined or running and counts it done.
+/// Generous: a first `define` on a fresh libvirtd probes QEMU's capabilities for over 30 s.
+pub const ACTION_TIMEOUT: Duration = Duration::from_secs(120);
+
 pub async fn apply(actions: Vec<Action>, h: &dyn Hypervisor, stop_timeout: Duration) -> Vec<Outcome> {
     let mut out = Vec::with_capacity(actions.len());
     for action in actions {
-        let id = action.vm();
-        let result = match &action {
-            Action::Define(spec) => ok_if_exists(h.define((**spec).clone()).await),
-            Action::Start(_) => ok_if_state(h.start(id).await),
-            Action::Resume(_) => ok_if_state(h.resume(id).await),
-            Action::Stop(_) => match h.shutdown(id, stop_timeout).await {
-                Err(DriverError::Timeout(_)) => {
-                    warn!(vm = %id, "guest ignored shutdown, powering off");
-                    ok_if_state(h.destroy(id).await)
-                }
-                r => ok_if_state(r),
-            },
-            Action::Destroy(_) => ok_if_state(h.destroy(id).await),
-            Action::Undefine(_) => match h.undefine(id, false).await {
-                Err(DriverError::NotFound(_)) => Ok(()),
-                r => r,
-            },
-            Action::Remove(_) => match h.undefine(id, true).await {
-                Err(DriverError::NotFound(_)) => Ok(()),
-                r => r,
-            },
+        let limit = match &action {
+            Action::Stop(_) => stop_timeout + ACTION_TIMEOUT,
+            _ => ACTION_TIMEOUT,
         };
+        let result = tokio::time::timeout(limit, run(&action, h, stop_timeout))
+            .await
+            .unwrap_or_else(|_| {
+                Err(DriverError::Timeout(format!(
+                    "the hypervisor did not finish within {} (libvirtd is slow or hung; the call goes on)",
+                    humantime::format_duration(limit)
+                )))
+            });
+        let id = action.vm();
         match &result {
             Ok(()) => info!(vm = %id, ?action, "reconciled"),
             Err(e) => warn!(vm = %id, ?action, error = %e, "reconcile action failed"),
@@ -188,6 +185,31 @@ pub async fn apply(actions: Vec<Action>, h: &dyn Hypervisor, stop_timeout: Durat
         out.push(Outcome { action, result });
     }
     out
+}
+
+async fn run(action: &Action, h: &dyn Hypervisor, stop_timeout: Duration) -> Result<(), DriverError> {
+    let id = action.vm();
+    match action {
+        Action::Define(spec) => ok_if_exists(h.define((**spec).clone()).await),
+        Action::Start(_) => ok_if_state(h.start(id).await),
+        Action::Resume(_) => ok_if_state(h.resume(id).await),
+        Action::Stop(_) => match h.shutdown(id, stop_timeout).await {
+            Err(DriverError::Timeout(_)) => {
+                warn!(vm = %id, "guest ignored shutdown, powering off");
+                ok_if_state(h.destroy(id).await)
+            }
+            r => ok_if_state(r),
+        },
+        Action::Destroy(_) => ok_if_state(h.destroy(id).await),
+        Action::Undefine(_) => match h.undefine(id, false).await {
+            Err(DriverError::NotFound(_)) => Ok(()),
+            r => r,
+        },
+        Action::Remove(_) => match h.undefine(id, true).await {
+            Err(DriverError::NotFound(_)) => Ok(()),
+            r => r,
+        },
+    }
 }
 
 fn ok_if_exists(r: Result<(), DriverError>) -> Result<(), DriverError> {
@@ -209,6 +231,23 @@ fn ok_if_state(r: Result<(), DriverError>) -> Result<(), DriverError> {
 mod tests {
     use super::*;
     use crate::driver::sim::{SimConfig, SimHypervisor, SimOp};
+
+    #[tokio::test(start_paused = true)]
+    async fn a_hung_hypervisor_call_is_given_up_and_the_next_action_runs() {
+        let h = SimHypervisor::new("sim://hung", SimConfig::default()).unwrap();
+        h.stall(SimOp::Define, Some(Duration::from_secs(3600)));
+        let (a, b) = (want("a", false), want("b", false));
+        let actions = vec![Action::Define(Box::new(a.spec.clone())), Action::Destroy(b.spec.id)];
+        let t0 = tokio::time::Instant::now();
+        let out = apply(actions, &h, Duration::from_secs(5)).await;
+        assert!(
+            matches!(out[0].result, Err(DriverError::Timeout(_))),
+            "{:?}",
+            out[0].result
+        );
+        assert_eq!(t0.elapsed(), ACTION_TIMEOUT);
+        assert_eq!(out.len(), 2, "the loop goes on after a hung call");
+    }
 
     fn want(name: &str, running: bool) -> DesiredDomain {
         DesiredDomain::new(DomainSpec::new(VmId::new(), name, 1, 256), running)

@@ -148,6 +148,8 @@ struct SimState {
     /// (pool, volume) -> capacity MiB.
     volumes: BTreeMap<(String, String), u64>,
     failures: HashMap<SimOp, VecDeque<DriverError>>,
+    /// Calls of these operations answer only after this long (a slow or hung libvirtd).
+    stalls: HashMap<SimOp, Duration>,
     host_cpu_percent: f64,
     host_memory_mib: u64,
     busy_ns: f64,
@@ -257,6 +259,7 @@ impl SimNode {
                 domains: BTreeMap::new(),
                 volumes: BTreeMap::new(),
                 failures: HashMap::new(),
+                stalls: HashMap::new(),
                 host_cpu_percent: 0.0,
                 host_memory_mib: 0,
                 busy_ns: 0.0,
@@ -362,6 +365,20 @@ impl SimHypervisor {
     /// The next call of `op` fails with `err` (queued: call several times for several failures).
     pub fn fail_next(&self, op: SimOp, err: DriverError) {
         lock(&self.node.state).failures.entry(op).or_default().push_back(err);
+    }
+
+    /// Every call of `op` answers only after `d` (`None`: at once again): a slow or hung
+    /// libvirtd. Implemented for listing and defining domains.
+    pub fn stall(&self, op: SimOp, d: Option<Duration>) {
+        let mut st = lock(&self.node.state);
+        match d {
+            Some(d) => st.stalls.insert(op, d),
+            None => st.stalls.remove(&op),
+        };
+    }
+
+    fn stall_of(&self, op: SimOp) -> Option<Duration> {
+        lock(&self.node.state).stalls.get(&op).copied()
     }
 
     /// Drops queued failures.
@@ -756,7 +773,14 @@ impl Hypervisor for SimHypervisor {
                 })
                 .collect()
         });
-        async move { r }.boxed()
+        let stall = self.stall_of(SimOp::List);
+        async move {
+            if let Some(d) = stall {
+                tokio::time::sleep(d).await;
+            }
+            r
+        }
+        .boxed()
     }
 
     fn domain_state(&self, id: VmId) -> BoxFuture<'_, DriverResult<DomainState>> {
@@ -801,8 +825,14 @@ impl Hypervisor for SimHypervisor {
     }
 
     fn define(&self, spec: DomainSpec) -> BoxFuture<'_, DriverResult<()>> {
-        let r = self.do_define(spec, false);
-        async move { r }.boxed()
+        let stall = self.stall_of(SimOp::Define);
+        async move {
+            if let Some(d) = stall {
+                tokio::time::sleep(d).await;
+            }
+            self.do_define(spec, false)
+        }
+        .boxed()
     }
 
     fn update(&self, spec: DomainSpec) -> BoxFuture<'_, DriverResult<()>> {
