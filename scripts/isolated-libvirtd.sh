@@ -23,6 +23,10 @@ unix_sock_ro_perms = "0700"
 auth_unix_rw = "none"
 auth_unix_ro = "none"
 log_outputs = "3:file:$dir/libvirtd.log"
+# The agent keeps several calls in flight on its one connection (heartbeat reads, reconcile,
+# migrations, reads it gave up on); the default of 5 per client stalls it.
+max_client_requests = 64
+max_workers = 40
 CONF
 cat > "$dir/etc/qemu.conf" <<CONF
 stdio_handler = "file"
