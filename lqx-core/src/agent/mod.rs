@@ -7,6 +7,7 @@
 //! - [`fence`]: the self-fencing watchdog, a pure state machine.
 //! - [`metrics`]: CPU % from cumulative counters.
 //! - [`migration`]: live migrations ordered away from this host.
+//! - [`observe`]: the heartbeat report read from the hypervisor (also used for in-process nodes).
 //! - [`control`]: the [`ControlPlane`] trait, its gRPC client and the wire conversions.
 //! - [`runner`]: the agent loop ([`Agent::run`]).
 
@@ -14,6 +15,7 @@ pub mod control;
 pub mod fence;
 pub mod metrics;
 pub mod migration;
+pub mod observe;
 pub mod reconcile;
 pub mod runner;
 

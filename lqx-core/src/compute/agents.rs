@@ -393,6 +393,52 @@ impl Agents {
         Ok(resp)
     }
 
+    /// A link for a node this control plane drives in-process (`crate::compute::in_process`):
+    /// it records the node's reports, lease and desired state like an agent's, but is not
+    /// the node's [`Hypervisor`] in [`Hosts`] (commands call the driver directly) and has no
+    /// credential.
+    pub fn attach_in_process(&self, node: NodeId, name: &str, info: NodeInfo) -> Arc<AgentLink> {
+        let mut links = write(&self.inner.links);
+        links
+            .entry(node)
+            .or_insert_with(|| Arc::new(self.new_link(node, name, info)))
+            .clone()
+    }
+
+    /// One heartbeat of an in-process node, over no wire: the desired state is taken from
+    /// `vms` (the node's VM records, read by the caller), VMs in `busy` (a command holds
+    /// them) are neither written nor reconciled, then the report goes through the same
+    /// intake as an agent's (lease, HA hook, node usage, observed VM states).
+    pub async fn heartbeat_in_process(
+        &self,
+        link: &AgentLink,
+        vms: &[crate::model::Vm],
+        busy: &std::collections::HashSet<VmId>,
+        req: pb::HeartbeatRequest,
+    ) -> pb::HeartbeatResponse {
+        link.rebuild_from(vms);
+        {
+            let mut st = lock(&link.state);
+            for id in busy {
+                *st.busy.entry(*id).or_default() += 1;
+            }
+        }
+        let now = Instant::now();
+        let hook = read(&self.inner.hook).clone();
+        let (resp, writes) = link.accept(&req, now, hook.as_deref());
+        self.persist(link, link.node, &req, writes, now).await;
+        let mut st = lock(&link.state);
+        for id in busy {
+            if let Some(n) = st.busy.get_mut(id) {
+                *n -= 1;
+                if *n == 0 {
+                    st.busy.remove(id);
+                }
+            }
+        }
+        resp
+    }
+
     /// Writes what a heartbeat changed to the store. Failures are logged: the heartbeat (and
     /// the lease) does not depend on the database.
     async fn persist(&self, link: &AgentLink, node: NodeId, req: &pb::HeartbeatRequest, writes: Writes, now: Instant) {
@@ -672,6 +718,12 @@ impl AgentLink {
     /// running when their desired state is Running.
     async fn rebuild(&self, compute: &Compute) -> Result<()> {
         let vms = compute.store.all_vms().await?;
+        self.rebuild_from(&vms);
+        Ok(())
+    }
+
+    /// [`Self::rebuild`] from VM records already read.
+    fn rebuild_from(&self, vms: &[crate::model::Vm]) {
         let mut st = lock(&self.state);
         st.desired.clear();
         st.recorded.clear();
@@ -685,7 +737,6 @@ impl AgentLink {
         let g = st.generation;
         drop(st);
         self.desired_tx.send_replace(g);
-        Ok(())
     }
 
     /// How long without a heartbeat before the agent counts as gone.

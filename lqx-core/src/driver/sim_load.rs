@@ -1,0 +1,258 @@
+//! Simulated demand: a real driver whose usage counters are replaced by a demand profile per
+//! VM, for playgrounds (`lqx-server --dev`) where guests do nothing and the libvirt test
+//! driver reports no load. Everything else (domains, states, migration) is the wrapped
+//! driver's. The profile is read from the VM's labels:
+//! - `sim-load-cpu=P`: the VM keeps P % of its vCPUs busy (default [`DEFAULT_CPU_PERCENT`]);
+//! - `sim-load-memory=P`: the guest uses P % of its memory (default [`DEFAULT_MEMORY_PERCENT`]).
+//!
+//! CPU time accrues on the tokio clock at the demanded rate while the domain is active, so
+//! the usage measured from it (CPU % from CPU-time deltas, as for any host) is the demand.
+//! The node's busy time and memory use are the sums over its active domains.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use futures::{FutureExt, future::BoxFuture};
+use tokio::time::Instant;
+
+use super::{
+    DomainInfo, DomainSpec, DomainState, DomainStats, DriverResult, Hypervisor, NodeInfo, NodeStats, ProgressFn,
+    VolumeInfo,
+};
+use crate::model::VmId;
+
+pub const CPU_LABEL: &str = "sim-load-cpu";
+pub const MEMORY_LABEL: &str = "sim-load-memory";
+pub const DEFAULT_CPU_PERCENT: f64 = 5.0;
+pub const DEFAULT_MEMORY_PERCENT: f64 = 25.0;
+
+/// What a VM demands, in percent of its vCPUs and of its memory.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Demand {
+    pub cpu_percent: f64,
+    pub memory_percent: f64,
+}
+
+impl Default for Demand {
+    fn default() -> Self {
+        Demand {
+            cpu_percent: DEFAULT_CPU_PERCENT,
+            memory_percent: DEFAULT_MEMORY_PERCENT,
+        }
+    }
+}
+
+/// The demand a VM's labels ask for; a missing or unreadable label keeps the default.
+pub fn demand_of(labels: &BTreeMap<String, String>) -> Demand {
+    let pct = |k: &str, d: f64| {
+        labels
+            .get(k)
+            .and_then(|v| v.trim().trim_end_matches('%').parse::<f64>().ok())
+            .filter(|p| p.is_finite())
+            .map_or(d, |p| p.clamp(0.0, 100.0))
+    };
+    Demand {
+        cpu_percent: pct(CPU_LABEL, DEFAULT_CPU_PERCENT),
+        memory_percent: pct(MEMORY_LABEL, DEFAULT_MEMORY_PERCENT),
+    }
+}
+
+/// Where the demand of a VM comes from (the VM records, in the server).
+pub trait DemandSource: Send + Sync + 'static {
+    fn demand(&self, vm: VmId) -> BoxFuture<'_, Demand>;
+}
+
+#[derive(Default)]
+struct Counters {
+    /// Per domain: when its CPU time was last brought up to date, and the time accrued.
+    cpu: HashMap<VmId, (Instant, f64)>,
+    /// All CPU time accrued on this host (stays when a domain leaves: a cumulative counter
+    /// never goes back).
+    node_busy: f64,
+}
+
+/// A driver with simulated demand. See the module documentation.
+pub struct SimulatedDemand {
+    inner: Arc<dyn Hypervisor>,
+    source: Arc<dyn DemandSource>,
+    counters: Mutex<Counters>,
+}
+
+impl SimulatedDemand {
+    pub fn new(inner: Arc<dyn Hypervisor>, source: Arc<dyn DemandSource>) -> Self {
+        SimulatedDemand {
+            inner,
+            source,
+            counters: Mutex::default(),
+        }
+    }
+
+    /// Brings a domain's CPU time up to now and returns its stats with the demand applied.
+    async fn simulated(&self, real: DomainStats) -> DomainStats {
+        let d = self.source.demand(real.id).await;
+        let now = Instant::now();
+        let mut c = self.counters.lock().unwrap_or_else(|p| p.into_inner());
+        let e = c.cpu.entry(real.id).or_insert((now, 0.0));
+        let mut gained = 0.0;
+        if real.state.is_active() {
+            let elapsed: Duration = now - e.0;
+            gained = elapsed.as_nanos() as f64 * f64::from(real.vcpus.max(1)) * d.cpu_percent / 100.0;
+            e.1 += gained;
+        }
+        e.0 = now;
+        let cpu_time_ns = e.1 as u64;
+        c.node_busy += gained;
+        DomainStats {
+            cpu_time_ns,
+            memory_used_mib: if real.state.is_active() {
+                (real.memory_mib as f64 * d.memory_percent / 100.0) as u64
+            } else {
+                0
+            },
+            ..real
+        }
+    }
+}
+
+impl Hypervisor for SimulatedDemand {
+    fn uri(&self) -> &str {
+        self.inner.uri()
+    }
+    fn supports_live_migration(&self) -> bool {
+        self.inner.supports_live_migration()
+    }
+    fn node_info(&self) -> BoxFuture<'_, DriverResult<NodeInfo>> {
+        self.inner.node_info()
+    }
+    fn node_stats(&self) -> BoxFuture<'_, DriverResult<NodeStats>> {
+        async move {
+            let real = self.inner.node_stats().await?;
+            let mut used = 0u64;
+            for d in self.inner.list_domains().await? {
+                if !d.managed || !d.state.is_active() {
+                    continue;
+                }
+                if let Ok(s) = self.domain_stats(d.id).await {
+                    used += s.memory_used_mib;
+                }
+            }
+            let busy = self.counters.lock().unwrap_or_else(|p| p.into_inner()).node_busy;
+            Ok(NodeStats {
+                cpu_busy_ns: busy as u64,
+                memory_total_mib: real.memory_total_mib,
+                memory_used_mib: used.min(real.memory_total_mib),
+            })
+        }
+        .boxed()
+    }
+    fn list_domains(&self) -> BoxFuture<'_, DriverResult<Vec<DomainInfo>>> {
+        self.inner.list_domains()
+    }
+    fn domain_state(&self, id: VmId) -> BoxFuture<'_, DriverResult<DomainState>> {
+        self.inner.domain_state(id)
+    }
+    fn domain_spec(&self, id: VmId) -> BoxFuture<'_, DriverResult<DomainSpec>> {
+        self.inner.domain_spec(id)
+    }
+    fn domain_stats(&self, id: VmId) -> BoxFuture<'_, DriverResult<DomainStats>> {
+        async move {
+            let real = self.inner.domain_stats(id).await?;
+            Ok(self.simulated(real).await)
+        }
+        .boxed()
+    }
+    fn define(&self, spec: DomainSpec) -> BoxFuture<'_, DriverResult<()>> {
+        self.inner.define(spec)
+    }
+    fn update(&self, spec: DomainSpec) -> BoxFuture<'_, DriverResult<()>> {
+        self.inner.update(spec)
+    }
+    fn start(&self, id: VmId) -> BoxFuture<'_, DriverResult<()>> {
+        self.inner.start(id)
+    }
+    fn shutdown(&self, id: VmId, timeout: Duration) -> BoxFuture<'_, DriverResult<()>> {
+        self.inner.shutdown(id, timeout)
+    }
+    fn destroy(&self, id: VmId) -> BoxFuture<'_, DriverResult<()>> {
+        self.inner.destroy(id)
+    }
+    fn reboot(&self, id: VmId) -> BoxFuture<'_, DriverResult<()>> {
+        self.inner.reboot(id)
+    }
+    fn suspend(&self, id: VmId) -> BoxFuture<'_, DriverResult<()>> {
+        self.inner.suspend(id)
+    }
+    fn resume(&self, id: VmId) -> BoxFuture<'_, DriverResult<()>> {
+        self.inner.resume(id)
+    }
+    fn undefine(&self, id: VmId, remove_volumes: bool) -> BoxFuture<'_, DriverResult<()>> {
+        self.inner.undefine(id, remove_volumes)
+    }
+    fn list_volumes(&self, pool: String) -> BoxFuture<'_, DriverResult<Vec<VolumeInfo>>> {
+        self.inner.list_volumes(pool)
+    }
+    fn migrate_live(&self, id: VmId, dest_uri: String, progress: Option<ProgressFn>) -> BoxFuture<'_, DriverResult<()>> {
+        self.inner.migrate_live(id, dest_uri, progress)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::driver::sim::{SimConfig, SimHypervisor};
+
+    struct Fixed(Demand);
+    impl DemandSource for Fixed {
+        fn demand(&self, _vm: VmId) -> BoxFuture<'_, Demand> {
+            let d = self.0;
+            async move { d }.boxed()
+        }
+    }
+
+    #[test]
+    fn labels_give_the_demand() {
+        let mut l = BTreeMap::new();
+        assert_eq!(demand_of(&l), Demand::default());
+        l.insert(CPU_LABEL.into(), "90".into());
+        l.insert(MEMORY_LABEL.into(), "150".into());
+        assert_eq!(
+            demand_of(&l),
+            Demand {
+                cpu_percent: 90.0,
+                memory_percent: 100.0
+            }
+        );
+        l.insert(CPU_LABEL.into(), "lots".into());
+        assert_eq!(demand_of(&l).cpu_percent, DEFAULT_CPU_PERCENT);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn measured_usage_is_the_demand() {
+        let sim = Arc::new(SimHypervisor::new("sim://d", SimConfig::with_capacity(16, 65_536)).unwrap());
+        let spec = DomainSpec::new(VmId::new(), "a", 4, 1024);
+        sim.define(spec.clone()).await.unwrap();
+        sim.start(spec.id).await.unwrap();
+        let hv = SimulatedDemand::new(
+            sim.clone(),
+            Arc::new(Fixed(Demand {
+                cpu_percent: 50.0,
+                memory_percent: 80.0,
+            })),
+        );
+        let a = hv.domain_stats(spec.id).await.unwrap();
+        let n0 = hv.node_stats().await.unwrap();
+        tokio::time::advance(Duration::from_secs(10)).await;
+        let b = hv.domain_stats(spec.id).await.unwrap();
+        let pct = crate::agent::metrics::cpu_percent(a.cpu_time_ns, b.cpu_time_ns, Duration::from_secs(10), 4);
+        assert!((pct - 50.0).abs() < 0.01, "{pct}");
+        assert_eq!(b.memory_used_mib, 819);
+        let n1 = hv.node_stats().await.unwrap();
+        let node_pct = crate::agent::metrics::cpu_percent(n0.cpu_busy_ns, n1.cpu_busy_ns, Duration::from_secs(10), 16);
+        assert!((node_pct - 12.5).abs() < 0.01, "{node_pct}");
+        assert_eq!(n1.memory_used_mib, 819);
+        assert_eq!(hv.uri(), "sim://d", "the wrapped driver's URI (migration uses it)");
+    }
+}
