@@ -103,10 +103,15 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         };
         if args.dev && is_dev_node(&n.uri) {
             // The playground's guests do nothing: their usage is simulated demand.
-            hv = Arc::new(lqx_core::driver::sim_load::SimulatedDemand::new(
-                hv,
-                Arc::new(lqx_core::compute::in_process::VmLabelDemand(store.clone())),
-            ));
+            // `touch <data_dir>/<node>.off` cuts its power (HA demo); removing it restores it.
+            let power = config.data_dir.join(format!("{}.off", n.name));
+            hv = Arc::new(
+                lqx_core::driver::sim_load::SimulatedDemand::new(
+                    hv,
+                    Arc::new(lqx_core::compute::in_process::VmLabelDemand(store.clone())),
+                )
+                .with_power_file(power),
+            );
         }
         let mut reg = NodeRegistration::new(n.name.clone(), n.uri.clone());
         reg.labels = n.labels.clone();
@@ -218,9 +223,14 @@ async fn start_in_process(
             alerts: Some(alerts.clone()),
             ..Default::default()
         };
-        let node = InProcessNode::new(compute.clone(), agents.clone(), n.id, hv, opts)
+        let mut node = InProcessNode::new(compute.clone(), agents.clone(), n.id, hv, opts)
             .await
             .with_context(|| format!("observing node {}", n.name))?;
+        // One pass before serving: a host that lost its domains (the test driver after a
+        // restart) has them back before the first command.
+        if let Err(e) = node.pass().await {
+            tracing::warn!(node = %n.name, error = %e, "first pass over an in-process node failed");
+        }
         loops.push(node.spawn());
     }
     Ok(loops)

@@ -9,3 +9,4 @@ mod drs;
 mod events;
 mod ha;
 mod hostile;
+mod tour;

@@ -214,8 +214,8 @@ impl InProcessNode {
         if !resp.must_fence {
             self.fence = None;
         }
-        if resp.must_fence {
-            // Nothing is started on a node told to fence; the next pass fences it.
+        if resp.must_fence && self.compute.health_of_id(self.node).as_deref() == Some("FAILED") {
+            // Nothing is started on a FAILED node; the next pass fences it.
             return Ok(out);
         }
 

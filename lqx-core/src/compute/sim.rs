@@ -1,4 +1,4 @@
-//! Loading a cluster file (DESIGN.md §5) onto simulated hosts, for `lqx-server --sim`.
+//! Loading a cluster file (docs/architecture.md) onto simulated hosts, for `lqx-server --sim`.
 
 use super::{Compute, CreateVm, NodeRegistration};
 use crate::driver::sim::{SimConfig, SimRegistry};

@@ -8,6 +8,10 @@
 //! CPU time accrues on the tokio clock at the demanded rate while the domain is active, so
 //! the usage measured from it (CPU % from CPU-time deltas, as for any host) is the demand.
 //! The node's busy time and memory use are the sums over its active domains.
+//!
+//! A simulated power switch ([`SimulatedDemand::with_power_file`]): while that file exists
+//! the host answers nothing (every call fails Unavailable), as a host that lost power; its
+//! domains are still there when the file is removed, as after a power cut that HA fenced.
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -79,6 +83,7 @@ pub struct SimulatedDemand {
     inner: Arc<dyn Hypervisor>,
     source: Arc<dyn DemandSource>,
     counters: Mutex<Counters>,
+    power_file: Option<std::path::PathBuf>,
 }
 
 impl SimulatedDemand {
@@ -87,7 +92,20 @@ impl SimulatedDemand {
             inner,
             source,
             counters: Mutex::default(),
+            power_file: None,
         }
+    }
+
+    /// While `file` exists the host is "powered off" (see the module documentation).
+    pub fn with_power_file(mut self, file: std::path::PathBuf) -> Self {
+        self.power_file = Some(file);
+        self
+    }
+
+    fn off<T: Send + 'static>(&self) -> Option<BoxFuture<'static, DriverResult<T>>> {
+        let f = self.power_file.as_ref().filter(|f| f.exists())?;
+        let msg = format!("simulated power failure: {} exists", f.display());
+        Some(async move { Err(super::DriverError::Unavailable(msg)) }.boxed())
     }
 
     /// Brings a domain's CPU time up to now and returns its stats with the demand applied.
@@ -125,9 +143,15 @@ impl Hypervisor for SimulatedDemand {
         self.inner.supports_live_migration()
     }
     fn node_info(&self) -> BoxFuture<'_, DriverResult<NodeInfo>> {
+        if let Some(e) = self.off() {
+            return e;
+        }
         self.inner.node_info()
     }
     fn node_stats(&self) -> BoxFuture<'_, DriverResult<NodeStats>> {
+        if let Some(e) = self.off() {
+            return e;
+        }
         async move {
             let real = self.inner.node_stats().await?;
             let mut used = 0u64;
@@ -149,15 +173,27 @@ impl Hypervisor for SimulatedDemand {
         .boxed()
     }
     fn list_domains(&self) -> BoxFuture<'_, DriverResult<Vec<DomainInfo>>> {
+        if let Some(e) = self.off() {
+            return e;
+        }
         self.inner.list_domains()
     }
     fn domain_state(&self, id: VmId) -> BoxFuture<'_, DriverResult<DomainState>> {
+        if let Some(e) = self.off() {
+            return e;
+        }
         self.inner.domain_state(id)
     }
     fn domain_spec(&self, id: VmId) -> BoxFuture<'_, DriverResult<DomainSpec>> {
+        if let Some(e) = self.off() {
+            return e;
+        }
         self.inner.domain_spec(id)
     }
     fn domain_stats(&self, id: VmId) -> BoxFuture<'_, DriverResult<DomainStats>> {
+        if let Some(e) = self.off() {
+            return e;
+        }
         async move {
             let real = self.inner.domain_stats(id).await?;
             Ok(self.simulated(real).await)
@@ -165,36 +201,69 @@ impl Hypervisor for SimulatedDemand {
         .boxed()
     }
     fn define(&self, spec: DomainSpec) -> BoxFuture<'_, DriverResult<()>> {
+        if let Some(e) = self.off() {
+            return e;
+        }
         self.inner.define(spec)
     }
     fn update(&self, spec: DomainSpec) -> BoxFuture<'_, DriverResult<()>> {
+        if let Some(e) = self.off() {
+            return e;
+        }
         self.inner.update(spec)
     }
     fn start(&self, id: VmId) -> BoxFuture<'_, DriverResult<()>> {
+        if let Some(e) = self.off() {
+            return e;
+        }
         self.inner.start(id)
     }
     fn shutdown(&self, id: VmId, timeout: Duration) -> BoxFuture<'_, DriverResult<()>> {
+        if let Some(e) = self.off() {
+            return e;
+        }
         self.inner.shutdown(id, timeout)
     }
     fn destroy(&self, id: VmId) -> BoxFuture<'_, DriverResult<()>> {
+        if let Some(e) = self.off() {
+            return e;
+        }
         self.inner.destroy(id)
     }
     fn reboot(&self, id: VmId) -> BoxFuture<'_, DriverResult<()>> {
+        if let Some(e) = self.off() {
+            return e;
+        }
         self.inner.reboot(id)
     }
     fn suspend(&self, id: VmId) -> BoxFuture<'_, DriverResult<()>> {
+        if let Some(e) = self.off() {
+            return e;
+        }
         self.inner.suspend(id)
     }
     fn resume(&self, id: VmId) -> BoxFuture<'_, DriverResult<()>> {
+        if let Some(e) = self.off() {
+            return e;
+        }
         self.inner.resume(id)
     }
     fn undefine(&self, id: VmId, remove_volumes: bool) -> BoxFuture<'_, DriverResult<()>> {
+        if let Some(e) = self.off() {
+            return e;
+        }
         self.inner.undefine(id, remove_volumes)
     }
     fn list_volumes(&self, pool: String) -> BoxFuture<'_, DriverResult<Vec<VolumeInfo>>> {
+        if let Some(e) = self.off() {
+            return e;
+        }
         self.inner.list_volumes(pool)
     }
     fn migrate_live(&self, id: VmId, dest_uri: String, progress: Option<ProgressFn>) -> BoxFuture<'_, DriverResult<()>> {
+        if let Some(e) = self.off() {
+            return e;
+        }
         self.inner.migrate_live(id, dest_uri, progress)
     }
 }
