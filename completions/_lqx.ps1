@@ -1302,7 +1302,7 @@ Register-ArgumentCompleter -Native -CommandName 'lqx' -ScriptBlock {
             break
         }
         'lqx;drs;simulate' {
-            [CompletionResult]::new('--cluster', '--cluster', [CompletionResultType]::ParameterName, 'Cluster file (YAML: nodes and VMs; see DESIGN.md, cluster files)')
+            [CompletionResult]::new('--cluster', '--cluster', [CompletionResultType]::ParameterName, 'Cluster file (YAML: nodes and VMs; see docs/architecture.md, cluster files)')
             [CompletionResult]::new('--rounds', '--rounds', [CompletionResultType]::ParameterName, 'Apply each round''s moves and plan again, up to this many rounds')
             [CompletionResult]::new('--threshold-cpu', '--threshold-cpu', [CompletionResultType]::ParameterName, 'CPU threshold, percent [default: the DRS default]')
             [CompletionResult]::new('--threshold-memory', '--threshold-memory', [CompletionResultType]::ParameterName, 'Memory threshold, percent [default: the DRS default]')
@@ -1380,7 +1380,7 @@ Register-ArgumentCompleter -Native -CommandName 'lqx' -ScriptBlock {
             break
         }
         'lqx;ha;simulate' {
-            [CompletionResult]::new('--cluster', '--cluster', [CompletionResultType]::ParameterName, 'Cluster file (YAML: nodes and VMs; see DESIGN.md, cluster files)')
+            [CompletionResult]::new('--cluster', '--cluster', [CompletionResultType]::ParameterName, 'Cluster file (YAML: nodes and VMs; see docs/architecture.md, cluster files)')
             [CompletionResult]::new('--fail', '--fail', [CompletionResultType]::ParameterName, 'The node that fails')
             [CompletionResult]::new('--server', '--server', [CompletionResultType]::ParameterName, 'Server URL, e.g. https://lqx.example.com or http://127.0.0.1:8080')
             [CompletionResult]::new('--context', '--context', [CompletionResultType]::ParameterName, 'Context (server and account) from the config to use')

@@ -1234,7 +1234,7 @@ set edit:completion:arg-completer[lqx] = {|@words|
             cand --version 'Print version'
         }
         &'lqx;drs;simulate'= {
-            cand --cluster 'Cluster file (YAML: nodes and VMs; see DESIGN.md, cluster files)'
+            cand --cluster 'Cluster file (YAML: nodes and VMs; see docs/architecture.md, cluster files)'
             cand --rounds 'Apply each round''s moves and plan again, up to this many rounds'
             cand --threshold-cpu 'CPU threshold, percent [default: the DRS default]'
             cand --threshold-memory 'Memory threshold, percent [default: the DRS default]'
@@ -1308,7 +1308,7 @@ set edit:completion:arg-completer[lqx] = {|@words|
             cand --version 'Print version'
         }
         &'lqx;ha;simulate'= {
-            cand --cluster 'Cluster file (YAML: nodes and VMs; see DESIGN.md, cluster files)'
+            cand --cluster 'Cluster file (YAML: nodes and VMs; see docs/architecture.md, cluster files)'
             cand --fail 'The node that fails'
             cand --server 'Server URL, e.g. https://lqx.example.com or http://127.0.0.1:8080'
             cand --context 'Context (server and account) from the config to use'

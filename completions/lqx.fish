@@ -1105,7 +1105,7 @@ complete -c lqx -n "__fish_lqx_using_subcommand drs; and __fish_seen_subcommand_
 complete -c lqx -n "__fish_lqx_using_subcommand drs; and __fish_seen_subcommand_from configure" -l debug -d 'Show the full error chain and debug logs on stderr'
 complete -c lqx -n "__fish_lqx_using_subcommand drs; and __fish_seen_subcommand_from configure" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c lqx -n "__fish_lqx_using_subcommand drs; and __fish_seen_subcommand_from configure" -s V -l version -d 'Print version'
-complete -c lqx -n "__fish_lqx_using_subcommand drs; and __fish_seen_subcommand_from simulate" -l cluster -d 'Cluster file (YAML: nodes and VMs; see DESIGN.md, cluster files)' -r -F
+complete -c lqx -n "__fish_lqx_using_subcommand drs; and __fish_seen_subcommand_from simulate" -l cluster -d 'Cluster file (YAML: nodes and VMs; see docs/architecture.md, cluster files)' -r -F
 complete -c lqx -n "__fish_lqx_using_subcommand drs; and __fish_seen_subcommand_from simulate" -l rounds -d 'Apply each round\'s moves and plan again, up to this many rounds' -r
 complete -c lqx -n "__fish_lqx_using_subcommand drs; and __fish_seen_subcommand_from simulate" -l threshold-cpu -d 'CPU threshold, percent [default: the DRS default]' -r
 complete -c lqx -n "__fish_lqx_using_subcommand drs; and __fish_seen_subcommand_from simulate" -l threshold-memory -d 'Memory threshold, percent [default: the DRS default]' -r
@@ -1174,7 +1174,7 @@ complete -c lqx -n "__fish_lqx_using_subcommand ha; and __fish_seen_subcommand_f
 complete -c lqx -n "__fish_lqx_using_subcommand ha; and __fish_seen_subcommand_from failover" -l debug -d 'Show the full error chain and debug logs on stderr'
 complete -c lqx -n "__fish_lqx_using_subcommand ha; and __fish_seen_subcommand_from failover" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c lqx -n "__fish_lqx_using_subcommand ha; and __fish_seen_subcommand_from failover" -s V -l version -d 'Print version'
-complete -c lqx -n "__fish_lqx_using_subcommand ha; and __fish_seen_subcommand_from simulate" -l cluster -d 'Cluster file (YAML: nodes and VMs; see DESIGN.md, cluster files)' -r -F
+complete -c lqx -n "__fish_lqx_using_subcommand ha; and __fish_seen_subcommand_from simulate" -l cluster -d 'Cluster file (YAML: nodes and VMs; see docs/architecture.md, cluster files)' -r -F
 complete -c lqx -n "__fish_lqx_using_subcommand ha; and __fish_seen_subcommand_from simulate" -l fail -d 'The node that fails' -r
 complete -c lqx -n "__fish_lqx_using_subcommand ha; and __fish_seen_subcommand_from simulate" -l server -d 'Server URL, e.g. https://lqx.example.com or http://127.0.0.1:8080' -r
 complete -c lqx -n "__fish_lqx_using_subcommand ha; and __fish_seen_subcommand_from simulate" -l context -d 'Context (server and account) from the config to use' -r

@@ -6,7 +6,7 @@
 //! the same data directory recreates the hosts' domains (the test driver forgets them) and
 //! every command still works.
 
-use lqx_e2e::{Engine, Options, Server, bin};
+use lqx_e2e::{ADMIN_PASSWORD, Engine, Options, Server, bin};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -85,7 +85,10 @@ async fn readme_quick_start_and_tour_run_as_written() {
     let mut lines: Vec<String> = block_after(&text, "In another terminal")
         .into_iter()
         .filter(|l| !l.starts_with("export PATH"))
-        .map(|l| l.replace("http://127.0.0.1:8080", &url))
+        .map(|l| {
+            l.replace("http://127.0.0.1:8080", &url)
+                .replace("lqx-dev-password", ADMIN_PASSWORD)
+        })
         .collect();
     lines.extend(block_after(&text, "<!-- tour:begin -->"));
     assert!(lines.len() > 20, "the tour is there: {lines:?}");
@@ -120,14 +123,15 @@ async fn readme_quick_start_and_tour_run_as_written() {
 async fn restarting_the_playground_recreates_domains() {
     let data = tempfile::tempdir().unwrap();
     let dev = |data: &Path| Options {
-        args: vec!["--dev".into(), "--data-dir".into(), data.display().to_string()],
+        args: vec!["--dev".into()],
+        data_dir: Some(data.to_path_buf()),
         ..Default::default()
     };
     let work = tempfile::tempdir().unwrap();
     let config = tempfile::tempdir().unwrap();
     let login = |server: &Server| {
         format!(
-            "echo lqx-dev-password | lqx login http://{} --username admin --password-stdin --insecure-storage",
+            "echo {ADMIN_PASSWORD} | lqx login http://{} --username admin --password-stdin --insecure-storage",
             server.addr.trim_start_matches("http://")
         )
     };
