@@ -12,7 +12,10 @@ use lqx_core::{
         agents::{AgentTiming, Agents},
         in_process::{InProcessNode, InProcessOptions},
     },
-    driver::{DomainSpec, DomainState, Hypervisor, sim::{SimConfig, SimHypervisor}},
+    driver::{
+        DomainSpec, DomainState, Hypervisor,
+        sim::{SimConfig, SimHypervisor},
+    },
     events::{EventBus, EventBusConfig},
     model::{EventType, ProjectId, SubscriptionFilter, VmId, VmSpec, VmState},
     store::Store,
@@ -38,9 +41,17 @@ fn create(name: &str, node: lqx_core::model::NodeId, start: bool) -> CreateVm {
     }
 }
 
-async fn setup() -> (tempfile::TempDir, Compute, SimHypervisor, InProcessNode, lqx_core::model::NodeId) {
+async fn setup() -> (
+    tempfile::TempDir,
+    Compute,
+    SimHypervisor,
+    InProcessNode,
+    lqx_core::model::NodeId,
+) {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path().join("db.sqlite").to_str().unwrap()).await.unwrap();
+    let store = Store::open(dir.path().join("db.sqlite").to_str().unwrap())
+        .await
+        .unwrap();
     let compute = Compute::new(store, Hosts::default(), EventBus::new(EventBusConfig::default()));
     let sim = SimHypervisor::new("sim://ip-1", SimConfig::with_capacity(8, 16_384)).unwrap();
     let node = compute
@@ -77,7 +88,11 @@ async fn a_domain_the_host_lost_comes_back() {
     want.sort();
     assert_eq!(recreated, want, "{pass:?}");
     assert_eq!(sim.domain_state(vm.id).await.unwrap(), DomainState::Running);
-    assert_eq!(sim.domain_state(idle.id).await.unwrap(), DomainState::Shutoff, "stays stopped");
+    assert_eq!(
+        sim.domain_state(idle.id).await.unwrap(),
+        DomainState::Shutoff,
+        "stays stopped"
+    );
     let events = compute.events.recent(&SubscriptionFilter::default(), 0, 1000);
     assert!(
         events

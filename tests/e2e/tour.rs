@@ -25,7 +25,9 @@ ha:
 /// The lines of the README code block that follows `marker` (comments and blank lines
 /// dropped, trailing comments kept: bash ignores them).
 fn block_after(readme: &str, marker: &str) -> Vec<String> {
-    let rest = &readme[readme.find(marker).unwrap_or_else(|| panic!("README has no {marker:?}"))..];
+    let rest = &readme[readme
+        .find(marker)
+        .unwrap_or_else(|| panic!("README has no {marker:?}"))..];
     let start = rest.find("```sh\n").expect("a sh block") + 6;
     let end = rest[start..].find("```").expect("the block's end") + start;
     rest[start..end]
@@ -40,11 +42,32 @@ fn readme() -> String {
     std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md")).unwrap()
 }
 
+/// `lqx watch` as the README's third terminal runs it, stdout piped.
+fn watch_command(cwd: &Path, config: &Path) -> Command {
+    let mut c = lqx_env(Command::new(bin("lqx")), cwd, config);
+    c.args(["watch", "--type", "vm,node,alert,drs,ha"])
+        .stdout(Stdio::piped());
+    c
+}
+
 /// Runs one README line with the binaries on PATH and a private CLI config dir.
 fn run_line(line: &str, cwd: &Path, config: &Path) -> (bool, String) {
-    let bin_dir = bin("lqx").parent().unwrap().to_path_buf();
     let mut c = Command::new("bash");
-    c.arg("-c").arg(line).current_dir(cwd);
+    c.arg("-c").arg(line);
+    let mut c = lqx_env(c, cwd, config);
+    let out = c.output().expect("run bash");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// The environment of the README's terminals: the binaries on PATH, a private CLI config.
+fn lqx_env(mut c: Command, cwd: &Path, config: &Path) -> Command {
+    let bin_dir = bin("lqx").parent().unwrap().to_path_buf();
+    c.current_dir(cwd);
     for (k, _) in std::env::vars() {
         if k.starts_with("LQX_") {
             c.env_remove(&k);
@@ -57,13 +80,7 @@ fn run_line(line: &str, cwd: &Path, config: &Path) -> (bool, String) {
         .env("NO_COLOR", "1")
         .env_remove("DBUS_SESSION_BUS_ADDRESS")
         .stdin(Stdio::null());
-    let out = c.output().expect("run bash");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
+    c
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -93,7 +110,12 @@ async fn readme_quick_start_and_tour_run_as_written() {
     lines.extend(block_after(&text, "<!-- tour:begin -->"));
     assert!(lines.len() > 20, "the tour is there: {lines:?}");
     let mut transcript = String::new();
+    let mut watch = None;
     for line in &lines {
+        if watch.is_none() && !line.contains("lqx login") {
+            // What the README's third terminal runs.
+            watch = Some(watch_command(work.path(), config.path()).spawn().expect("lqx watch"));
+        }
         let t = Instant::now();
         let (ok, out) = tokio::task::block_in_place(|| run_line(line, work.path(), config.path()));
         transcript.push_str(&format!("$ {line}   ({:.1}s)\n{out}", t.elapsed().as_secs_f64()));
@@ -105,14 +127,34 @@ async fn readme_quick_start_and_tour_run_as_written() {
     }
     // What the tour claims to show, shown: a DRS move applied, the alert raised and
     // resolved, db-1 restarted by HA away from node-2 (then deleted by the tour), hot-1 lost.
-    for want in ["applied", "Memory use on node-3", "node-2"] {
-        assert!(transcript.contains(want), "{want:?} not in the transcript:\n{transcript}");
+    for want in [
+        "applied",
+        "Memory use on node-3",
+        "restarted by HA",
+        "not HA-protected",
+        "No move recommended: held back by hysteresis",
+        "could not move big-1",
+        "exit 6",
+    ] {
+        assert!(
+            transcript.contains(want),
+            "{want:?} not in the transcript:\n{transcript}"
+        );
     }
-    let logs = server.logs();
-    assert!(
-        logs.contains("restart") || logs.contains("failover"),
-        "HA acted on node-2:\n{logs}"
-    );
+    // `lqx watch` (started after login) saw all of it.
+    let watch = watch.expect("started");
+    let _ = std::process::Command::new("kill").arg(watch.id().to_string()).status();
+    let seen = String::from_utf8_lossy(&watch.wait_with_output().unwrap().stdout).to_string();
+    for want in [
+        "\"resource_type\":\"drs\"",
+        "\"type\":\"applied\"",
+        "node.memory_high",
+        "\"type\":\"resolved\"",
+        "\"resource_type\":\"ha\"",
+        "\"type\":\"restarted\"",
+    ] {
+        assert!(seen.contains(want), "lqx watch did not show {want}:\n{seen}");
+    }
     eprintln!("{transcript}");
 }
 

@@ -138,6 +138,9 @@ pub async fn run(app: App, c: DrsCmd) -> CliResult<()> {
                     r.imbalance_after,
                     v.len()
                 ));
+                if v.is_empty() && !r.why_no_moves.is_empty() {
+                    app.printer.info(&r.why_no_moves);
+                }
             }
             app.printer.list(&v)
         }

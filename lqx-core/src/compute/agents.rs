@@ -469,6 +469,10 @@ impl Agents {
         for w in writes.vms {
             let r = modify_vm(compute, w.vm, node, |vm| {
                 if let Some(s) = w.state {
+                    if vm.status.state == VmState::Unknown {
+                        // Seen again: the reason it was unknown no longer holds.
+                        vm.status.message.clear();
+                    }
                     vm.status.state = s;
                 }
                 vm.status.cpu_usage_percent = w.cpu_percent;
@@ -692,6 +696,12 @@ impl AgentLink {
             drop(st);
             self.desired_tx.send_replace(g);
         }
+    }
+
+    /// Forgets the VM states last written, so the next heartbeat writes every observed state
+    /// (after HA marked the node's VMs UNKNOWN behind the link's back).
+    pub fn forget_recorded(&self) {
+        lock(&self.state).recorded.clear();
     }
 
     /// Takes the HA flags of the desired domains from their VM records.

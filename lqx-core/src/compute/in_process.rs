@@ -283,7 +283,11 @@ impl InProcessNode {
     }
 
     async fn report_recreated(&self, vm: &crate::model::Vm, started: bool) {
-        let what = if started { "defined and started again" } else { "defined again" };
+        let what = if started {
+            "defined and started again"
+        } else {
+            "defined again"
+        };
         warn!(node = %self.name, vm = %vm.name, "the host had lost the VM's domain: {what}");
         let mut d = EventDraft::new(EventType::Recovered, ResourceType::Vm, vm.id.to_string(), Utc::now());
         d.project_id = Some(vm.project_id);
@@ -317,7 +321,12 @@ impl InProcessNode {
             return;
         }
         warn!(node = %self.name, domain = %d.name, "a lqx- domain that no VM record knows; left as it is");
-        let mut ev = EventDraft::new(EventType::StateChanged, ResourceType::Node, self.node.to_string(), Utc::now());
+        let mut ev = EventDraft::new(
+            EventType::StateChanged,
+            ResourceType::Node,
+            self.node.to_string(),
+            Utc::now(),
+        );
         ev.payload = serde_json::json!({
             "reason": "unknown_domain",
             "domain": d.name,

@@ -102,6 +102,10 @@ impl Compute {
 
     /// The HA manager's last word on a node's health, if any.
     pub fn health_of_id(&self, node: crate::model::NodeId) -> Option<String> {
-        self.health.read().unwrap_or_else(|p| p.into_inner()).get(&node).cloned()
+        self.health
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&node)
+            .cloned()
     }
 }

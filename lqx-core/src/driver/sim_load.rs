@@ -260,7 +260,12 @@ impl Hypervisor for SimulatedDemand {
         }
         self.inner.list_volumes(pool)
     }
-    fn migrate_live(&self, id: VmId, dest_uri: String, progress: Option<ProgressFn>) -> BoxFuture<'_, DriverResult<()>> {
+    fn migrate_live(
+        &self,
+        id: VmId,
+        dest_uri: String,
+        progress: Option<ProgressFn>,
+    ) -> BoxFuture<'_, DriverResult<()>> {
         if let Some(e) = self.off() {
             return e;
         }
