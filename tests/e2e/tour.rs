@@ -133,7 +133,8 @@ async fn readme_quick_start_and_tour_run_as_written() {
         "restarted by HA",
         "not HA-protected",
         "No move recommended: held back by hysteresis",
-        "could not move big-1",
+        "could not move spread-3",
+        "draining",
         "exit 6",
     ] {
         assert!(
