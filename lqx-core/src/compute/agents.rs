@@ -455,7 +455,9 @@ impl Agents {
             }
             let r = modify_node(compute, node, |n| {
                 n.last_heartbeat = Some(Utc::now());
-                n.usage.cpu_percent = req.cpu_percent;
+                if writes.node_cpu {
+                    n.usage.cpu_percent = req.cpu_percent;
+                }
                 n.usage.memory_used_mib = req.memory_used_mib;
                 if n.phase == NodePhase::NotReady {
                     n.phase = NodePhase::Ready;
@@ -475,8 +477,10 @@ impl Agents {
                     }
                     vm.status.state = s;
                 }
-                vm.status.cpu_usage_percent = w.cpu_percent;
-                vm.status.memory_used_mib = w.memory_used_mib;
+                if let Some((cpu, mem)) = w.usage {
+                    vm.status.cpu_usage_percent = cpu;
+                    vm.status.memory_used_mib = mem;
+                }
             })
             .await;
             match r {
@@ -485,7 +489,9 @@ impl Agents {
                     if let Some(s) = w.state {
                         st.recorded.insert(w.vm, s);
                     }
-                    st.usage_written.insert(w.vm, now);
+                    if w.usage.is_some() {
+                        st.usage_written.insert(w.vm, now);
+                    }
                 }
                 Ok(false) => {}
                 Err(e) => debug!(vm = %w.vm, error = %e, "could not record the VM's observed state"),
@@ -573,14 +579,17 @@ struct Seen {
 #[derive(Default)]
 struct Writes {
     node: bool,
+    /// The report's node CPU % is a measured delta (not the first sample).
+    node_cpu: bool,
     vms: Vec<VmWrite>,
 }
 
 struct VmWrite {
     vm: VmId,
     state: Option<VmState>,
-    cpu_percent: f64,
-    memory_used_mib: u64,
+    /// CPU % and memory; None: not measured yet (the first sample of a domain has no CPU
+    /// delta), the stored usage is kept.
+    usage: Option<(f64, u64)>,
 }
 
 struct LinkState {
@@ -797,12 +806,14 @@ impl AgentLink {
             .iter()
             .filter_map(|m| Some((VmId::parse("migrations[].vm_id", &m.vm_id).ok()?, m.clone())))
             .collect();
+        let node_measured = st.node_stats.is_some();
         st.node_stats = Some(NodeStats {
             cpu_busy_ns: req.cpu_busy_ns,
             memory_total_mib: req.memory_total_mib,
             memory_used_mib: req.memory_used_mib,
         });
         let mut ha_present = 0;
+        let mut measured = std::collections::HashSet::new();
         if req.hypervisor_error.is_empty() {
             st.hypervisor_error = None;
             let mut seen = BTreeMap::new();
@@ -839,6 +850,12 @@ impl AgentLink {
                     },
                 );
             }
+            // Domains active in the previous report too: their CPU % is a measured delta.
+            measured = seen
+                .keys()
+                .filter(|id| st.seen.get(id).is_some_and(|s| s.info.state.is_active()))
+                .copied()
+                .collect();
             st.seen = seen;
             while st.failures.len() > 1024 {
                 st.failures.pop_front();
@@ -877,8 +894,12 @@ impl AgentLink {
             .node_written
             .is_none_or(|t| now.duration_since(t) >= self.timing.node_write_interval)
         {
-            st.node_written = Some(now);
+            // The first report has no CPU delta: written again at the next one.
+            if node_measured {
+                st.node_written = Some(now);
+            }
             writes.node = true;
+            writes.node_cpu = node_measured;
         }
         if st.hypervisor_error.is_none() {
             let ids: Vec<VmId> = st.desired.keys().copied().collect();
@@ -890,22 +911,20 @@ impl AgentLink {
                 let observed = vm_state_of(seen.info.state);
                 let state = (st.recorded.get(&id) != Some(&observed)).then_some(observed);
                 let usage_due = seen.info.state.is_active()
+                    && measured.contains(&id)
                     && st
                         .usage_written
                         .get(&id)
                         .is_none_or(|t| now.duration_since(*t) >= self.timing.usage_write_interval);
                 if state.is_some() || usage_due {
-                    let (cpu, mem) = if seen.info.state.is_active() {
-                        (seen.cpu_percent, seen.memory_used_mib)
+                    let usage = if !seen.info.state.is_active() {
+                        Some((0.0, 0))
+                    } else if measured.contains(&id) {
+                        Some((seen.cpu_percent, seen.memory_used_mib))
                     } else {
-                        (0.0, 0)
+                        None
                     };
-                    writes.vms.push(VmWrite {
-                        vm: id,
-                        state,
-                        cpu_percent: cpu,
-                        memory_used_mib: mem,
-                    });
+                    writes.vms.push(VmWrite { vm: id, state, usage });
                     if usage_due {
                         // Claimed now so a slow write is not repeated by the next heartbeat.
                         st.usage_written.insert(id, now);
