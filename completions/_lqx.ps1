@@ -46,7 +46,7 @@ Register-ArgumentCompleter -Native -CommandName 'lqx' -ScriptBlock {
             [CompletionResult]::new('audit', 'audit', [CompletionResultType]::ParameterValue, 'Read the audit log')
             [CompletionResult]::new('alert', 'alert', [CompletionResultType]::ParameterValue, 'List, acknowledge and resolve alerts; manage webhooks')
             [CompletionResult]::new('drs', 'drs', [CompletionResultType]::ParameterValue, 'Distributed resource scheduler: status, recommendations, runs')
-            [CompletionResult]::new('ha', 'ha', [CompletionResultType]::ParameterValue, 'High availability: status and manual failover')
+            [CompletionResult]::new('ha', 'ha', [CompletionResultType]::ParameterValue, 'High availability: status, manual failover, offline simulation')
             [CompletionResult]::new('watch', 'watch', [CompletionResultType]::ParameterValue, 'Stream live events (JSON lines when stdout is not a terminal)')
             [CompletionResult]::new('completion', 'completion', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Help on a command or topic (`lqx help exit-codes`)')

@@ -43,7 +43,7 @@ set edit:completion:arg-completer[lqx] = {|@words|
             cand audit 'Read the audit log'
             cand alert 'List, acknowledge and resolve alerts; manage webhooks'
             cand drs 'Distributed resource scheduler: status, recommendations, runs'
-            cand ha 'High availability: status and manual failover'
+            cand ha 'High availability: status, manual failover, offline simulation'
             cand watch 'Stream live events (JSON lines when stdout is not a terminal)'
             cand completion 'Print a shell completion script'
             cand help 'Help on a command or topic (`lqx help exit-codes`)'

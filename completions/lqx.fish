@@ -50,7 +50,7 @@ complete -c lqx -n "__fish_lqx_needs_command" -f -a "apikey" -d 'Manage API keys
 complete -c lqx -n "__fish_lqx_needs_command" -f -a "audit" -d 'Read the audit log'
 complete -c lqx -n "__fish_lqx_needs_command" -f -a "alert" -d 'List, acknowledge and resolve alerts; manage webhooks'
 complete -c lqx -n "__fish_lqx_needs_command" -f -a "drs" -d 'Distributed resource scheduler: status, recommendations, runs'
-complete -c lqx -n "__fish_lqx_needs_command" -f -a "ha" -d 'High availability: status and manual failover'
+complete -c lqx -n "__fish_lqx_needs_command" -f -a "ha" -d 'High availability: status, manual failover, offline simulation'
 complete -c lqx -n "__fish_lqx_needs_command" -f -a "watch" -d 'Stream live events (JSON lines when stdout is not a terminal)'
 complete -c lqx -n "__fish_lqx_needs_command" -f -a "completion" -d 'Print a shell completion script'
 complete -c lqx -n "__fish_lqx_needs_command" -f -a "help" -d 'Help on a command or topic (`lqx help exit-codes`)'

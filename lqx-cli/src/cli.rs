@@ -168,7 +168,7 @@ pub enum Command {
     /// Distributed resource scheduler: status, recommendations, runs
     #[command(subcommand)]
     Drs(DrsCmd),
-    /// High availability: status and manual failover
+    /// High availability: status, manual failover, offline simulation
     #[command(subcommand)]
     Ha(HaCmd),
     /// Stream live events (JSON lines when stdout is not a terminal)
