@@ -92,6 +92,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(file) = &args.sim {
         load_sim(&compute, &sims, file).await?;
     }
+    let dev_peers = lqx_core::driver::sim_load::DevPeers::default();
     for n in &config.nodes {
         let mut hv = if n.uri.starts_with(lqx_core::driver::sim::SCHEME) {
             let sim = sims.get_or_create(&n.uri, SimConfig::with_capacity(16, 65_536))?;
@@ -110,7 +111,8 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                     hv,
                     Arc::new(lqx_core::compute::in_process::VmLabelDemand(store.clone())),
                 )
-                .with_power_file(power),
+                .with_power_file(power)
+                .with_peers(dev_peers.clone()),
             );
         }
         let mut reg = NodeRegistration::new(n.name.clone(), n.uri.clone());

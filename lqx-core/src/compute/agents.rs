@@ -416,7 +416,7 @@ impl Agents {
         busy: &std::collections::HashSet<VmId>,
         req: pb::HeartbeatRequest,
     ) -> pb::HeartbeatResponse {
-        link.rebuild_from(vms);
+        link.rebuild_from(&self.inner.compute, vms);
         {
             let mut st = lock(&link.state);
             for id in busy {
@@ -737,12 +737,12 @@ impl AgentLink {
     /// running when their desired state is Running.
     async fn rebuild(&self, compute: &Compute) -> Result<()> {
         let vms = compute.store.all_vms().await?;
-        self.rebuild_from(&vms);
+        self.rebuild_from(compute, &vms);
         Ok(())
     }
 
     /// [`Self::rebuild`] from VM records already read.
-    fn rebuild_from(&self, vms: &[crate::model::Vm]) {
+    fn rebuild_from(&self, compute: &Compute, vms: &[crate::model::Vm]) {
         let mut st = lock(&self.state);
         st.desired.clear();
         st.recorded.clear();

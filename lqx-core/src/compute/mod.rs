@@ -10,8 +10,8 @@
 pub mod agents;
 pub mod failover;
 pub mod hosts;
-pub mod inflight;
 pub mod in_process;
+pub mod inflight;
 mod migrate;
 pub mod nodes;
 mod schedule;

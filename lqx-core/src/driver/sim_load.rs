@@ -9,6 +9,11 @@
 //! the usage measured from it (CPU % from CPU-time deltas, as for any host) is the demand.
 //! The node's busy time and memory use are the sums over its active domains.
 //!
+//! Simulated live migration between the hosts of one [`DevPeers`] set
+//! ([`SimulatedDemand::with_peers`]): the libvirt test driver cannot live-migrate, and its
+//! guests run nothing, so moving one stops nothing; the move is made with the driver's cold
+//! steps (define on the target, start, remove here). Only the `--dev` playground uses it.
+//!
 //! A simulated power switch ([`SimulatedDemand::with_power_file`]): while that file exists
 //! the host answers nothing (every call fails Unavailable), as a host that lost power; its
 //! domains are still there when the file is removed, as after a power cut that HA fenced.
@@ -23,8 +28,8 @@ use futures::{FutureExt, future::BoxFuture};
 use tokio::time::Instant;
 
 use super::{
-    DomainInfo, DomainSpec, DomainState, DomainStats, DriverResult, Hypervisor, NodeInfo, NodeStats, ProgressFn,
-    VolumeInfo,
+    DomainInfo, DomainSpec, DomainState, DomainStats, DriverResult, Hypervisor, LiveOptions, NodeInfo, NodeStats,
+    ProgressFn, VolumeInfo,
 };
 use crate::model::VmId;
 
@@ -84,6 +89,22 @@ pub struct SimulatedDemand {
     source: Arc<dyn DemandSource>,
     counters: Mutex<Counters>,
     power_file: Option<std::path::PathBuf>,
+    peers: Option<DevPeers>,
+}
+
+/// The playground hosts that migrate to each other, by URI (the wrapped drivers).
+#[derive(Clone, Default)]
+pub struct DevPeers(Arc<Mutex<HashMap<String, Arc<dyn Hypervisor>>>>);
+
+impl DevPeers {
+    pub fn add(&self, hv: Arc<dyn Hypervisor>) {
+        let mut m = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        m.insert(hv.uri().to_string(), hv);
+    }
+
+    fn get(&self, uri: &str) -> Option<Arc<dyn Hypervisor>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).get(uri).cloned()
+    }
 }
 
 impl SimulatedDemand {
@@ -93,7 +114,16 @@ impl SimulatedDemand {
             source,
             counters: Mutex::default(),
             power_file: None,
+            peers: None,
         }
+    }
+
+    /// Live migration (simulated, see the module documentation) to the hosts of `peers`;
+    /// adds this host's driver to them.
+    pub fn with_peers(mut self, peers: DevPeers) -> Self {
+        peers.add(self.inner.clone());
+        self.peers = Some(peers);
+        self
     }
 
     /// While `file` exists the host is "powered off" (see the module documentation).
@@ -140,7 +170,13 @@ impl Hypervisor for SimulatedDemand {
         self.inner.uri()
     }
     fn supports_live_migration(&self) -> bool {
-        self.inner.supports_live_migration()
+        self.peers.is_some() || self.inner.supports_live_migration()
+    }
+    fn live_migration_blocker(&self) -> Option<String> {
+        if self.peers.is_some() {
+            return None;
+        }
+        self.inner.live_migration_blocker()
     }
     fn node_info(&self) -> BoxFuture<'_, DriverResult<NodeInfo>> {
         if let Some(e) = self.off() {
@@ -264,12 +300,30 @@ impl Hypervisor for SimulatedDemand {
         &self,
         id: VmId,
         dest_uri: String,
+        opts: LiveOptions,
         progress: Option<ProgressFn>,
     ) -> BoxFuture<'_, DriverResult<()>> {
         if let Some(e) = self.off() {
             return e;
         }
-        self.inner.migrate_live(id, dest_uri, progress)
+        let Some(peers) = &self.peers else {
+            return self.inner.migrate_live(id, dest_uri, opts, progress);
+        };
+        let target = peers.get(&dest_uri);
+        async move {
+            let target = target.ok_or_else(|| {
+                super::DriverError::NotFound(format!("{dest_uri} is not a playground host to migrate to"))
+            })?;
+            let spec = self.inner.domain_spec(id).await?;
+            super::migrate::cold_migrate(self.inner.as_ref(), target.as_ref(), &spec, true).await
+        }
+        .boxed()
+    }
+    fn abort_migration(&self, id: VmId) -> BoxFuture<'_, DriverResult<()>> {
+        if let Some(e) = self.off() {
+            return e;
+        }
+        self.inner.abort_migration(id)
     }
 }
 
