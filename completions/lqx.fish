@@ -411,6 +411,8 @@ complete -c lqx -n "__fish_lqx_using_subcommand vm; and __fish_seen_subcommand_f
 complete -c lqx -n "__fish_lqx_using_subcommand vm; and __fish_seen_subcommand_from delete" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c lqx -n "__fish_lqx_using_subcommand vm; and __fish_seen_subcommand_from delete" -s V -l version -d 'Print version'
 complete -c lqx -n "__fish_lqx_using_subcommand vm; and __fish_seen_subcommand_from migrate" -l to -d 'Target node (name or id); default: the scheduler picks' -r
+complete -c lqx -n "__fish_lqx_using_subcommand vm; and __fish_seen_subcommand_from migrate" -l bandwidth -d 'Live: bandwidth cap in MiB/s' -r
+complete -c lqx -n "__fish_lqx_using_subcommand vm; and __fish_seen_subcommand_from migrate" -l timeout -d 'Live: abort after this long (e.g. 10m), or switch to post-copy with --post-copy' -r
 complete -c lqx -n "__fish_lqx_using_subcommand vm; and __fish_seen_subcommand_from migrate" -l server -d 'Server URL, e.g. https://lqx.example.com or http://127.0.0.1:8080' -r
 complete -c lqx -n "__fish_lqx_using_subcommand vm; and __fish_seen_subcommand_from migrate" -l context -d 'Context (server and account) from the config to use' -r
 complete -c lqx -n "__fish_lqx_using_subcommand vm; and __fish_seen_subcommand_from migrate" -s o -l output -d 'Output format [default: table]' -r -f -a "table\t'Aligned columns sized to the terminal'
@@ -419,9 +421,12 @@ json\t'JSON (stable snake_case field names; lists are arrays of the objects `get
 yaml\t'YAML of the same objects as JSON'
 name\t'One name (or id) per line, for scripts'"
 complete -c lqx -n "__fish_lqx_using_subcommand vm; and __fish_seen_subcommand_from migrate" -l columns -d 'Table columns to show, comma-separated (e.g. name,state,node)' -r
-complete -c lqx -n "__fish_lqx_using_subcommand vm; and __fish_seen_subcommand_from migrate" -l timeout -d 'Give up after this long: RPCs and --wait (e.g. 30s, 5m)' -r
 complete -c lqx -n "__fish_lqx_using_subcommand vm; and __fish_seen_subcommand_from migrate" -l ca-cert -d 'CA certificate (PEM) to trust for an https:// server with a private CA' -r -F
-complete -c lqx -n "__fish_lqx_using_subcommand vm; and __fish_seen_subcommand_from migrate" -l cold -d 'Stop, move and start instead of a live migration'
+complete -c lqx -n "__fish_lqx_using_subcommand vm; and __fish_seen_subcommand_from migrate" -l cold -d 'Stop, move and start instead of a live migration (the guest is down meanwhile; without it a running VM moves live or not at all)'
+complete -c lqx -n "__fish_lqx_using_subcommand vm; and __fish_seen_subcommand_from migrate" -l cancel -d 'Abort the live migration of this VM in flight; it keeps running on its source'
+complete -c lqx -n "__fish_lqx_using_subcommand vm; and __fish_seen_subcommand_from migrate" -l auto-converge -d 'Live: throttle a guest that dirties memory faster than it is copied'
+complete -c lqx -n "__fish_lqx_using_subcommand vm; and __fish_seen_subcommand_from migrate" -l post-copy -d 'Live: at the timeout, switch to post-copy (finishes, but a network failure then loses the guest) instead of aborting'
+complete -c lqx -n "__fish_lqx_using_subcommand vm; and __fish_seen_subcommand_from migrate" -l tunnelled -d 'Live: carry the migration stream inside the libvirtd connection (its TLS or SSH)'
 complete -c lqx -n "__fish_lqx_using_subcommand vm; and __fish_seen_subcommand_from migrate" -l wait -d 'Wait until the operation is done (default on a terminal)'
 complete -c lqx -n "__fish_lqx_using_subcommand vm; and __fish_seen_subcommand_from migrate" -l no-wait -d 'Return as soon as the server accepted the request'
 complete -c lqx -n "__fish_lqx_using_subcommand vm; and __fish_seen_subcommand_from migrate" -l no-headers -d 'Leave out the table header line'
