@@ -192,7 +192,7 @@ impl Compute {
         for vm in vms.iter().filter(|v| v.status.node_id == Some(n.id)) {
             match self.migrate_vm(&vm.id.to_string(), vm.project_id, None, false).await {
                 Ok(_) => moved.push(vm.name.clone()),
-                Err(e) => stuck.push(format!("{} ({})", vm.name, e.message)),
+                Err(e) => stuck.push(format!("{}: {}", vm.name, e.message)),
             }
         }
         if stuck.is_empty() {
@@ -211,7 +211,7 @@ impl Compute {
             "node {} is DRAINING, not in maintenance: {moved}; could not move {}. \
              Move or stop those VMs, then run maintenance enter again",
             n.name,
-            stuck.join(", ")
+            stuck.join("; ")
         )))
     }
 
