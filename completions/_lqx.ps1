@@ -46,7 +46,7 @@ Register-ArgumentCompleter -Native -CommandName 'lqx' -ScriptBlock {
             [CompletionResult]::new('audit', 'audit', [CompletionResultType]::ParameterValue, 'Read the audit log')
             [CompletionResult]::new('alert', 'alert', [CompletionResultType]::ParameterValue, 'List, acknowledge and resolve alerts; manage webhooks')
             [CompletionResult]::new('drs', 'drs', [CompletionResultType]::ParameterValue, 'Distributed resource scheduler: status, recommendations, runs')
-            [CompletionResult]::new('ha', 'ha', [CompletionResultType]::ParameterValue, 'High availability: status and manual failover')
+            [CompletionResult]::new('ha', 'ha', [CompletionResultType]::ParameterValue, 'High availability: status, manual failover, offline simulation')
             [CompletionResult]::new('watch', 'watch', [CompletionResultType]::ParameterValue, 'Stream live events (JSON lines when stdout is not a terminal)')
             [CompletionResult]::new('completion', 'completion', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Help on a command or topic (`lqx help exit-codes`)')
@@ -442,14 +442,19 @@ Register-ArgumentCompleter -Native -CommandName 'lqx' -ScriptBlock {
         }
         'lqx;vm;migrate' {
             [CompletionResult]::new('--to', '--to', [CompletionResultType]::ParameterName, 'Target node (name or id); default: the scheduler picks')
+            [CompletionResult]::new('--bandwidth', '--bandwidth', [CompletionResultType]::ParameterName, 'Live: bandwidth cap in MiB/s')
+            [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'Live: abort after this long (e.g. 10m), or switch to post-copy with --post-copy')
             [CompletionResult]::new('--server', '--server', [CompletionResultType]::ParameterName, 'Server URL, e.g. https://lqx.example.com or http://127.0.0.1:8080')
             [CompletionResult]::new('--context', '--context', [CompletionResultType]::ParameterName, 'Context (server and account) from the config to use')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format [default: table]')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format [default: table]')
             [CompletionResult]::new('--columns', '--columns', [CompletionResultType]::ParameterName, 'Table columns to show, comma-separated (e.g. name,state,node)')
-            [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'Give up after this long: RPCs and --wait (e.g. 30s, 5m)')
             [CompletionResult]::new('--ca-cert', '--ca-cert', [CompletionResultType]::ParameterName, 'CA certificate (PEM) to trust for an https:// server with a private CA')
-            [CompletionResult]::new('--cold', '--cold', [CompletionResultType]::ParameterName, 'Stop, move and start instead of a live migration')
+            [CompletionResult]::new('--cold', '--cold', [CompletionResultType]::ParameterName, 'Stop, move and start instead of a live migration (the guest is down meanwhile; without it a running VM moves live or not at all)')
+            [CompletionResult]::new('--cancel', '--cancel', [CompletionResultType]::ParameterName, 'Abort the live migration of this VM in flight; it keeps running on its source')
+            [CompletionResult]::new('--auto-converge', '--auto-converge', [CompletionResultType]::ParameterName, 'Live: throttle a guest that dirties memory faster than it is copied')
+            [CompletionResult]::new('--post-copy', '--post-copy', [CompletionResultType]::ParameterName, 'Live: at the timeout, switch to post-copy (finishes, but a network failure then loses the guest) instead of aborting')
+            [CompletionResult]::new('--tunnelled', '--tunnelled', [CompletionResultType]::ParameterName, 'Live: carry the migration stream inside the libvirtd connection (its TLS or SSH)')
             [CompletionResult]::new('--wait', '--wait', [CompletionResultType]::ParameterName, 'Wait until the operation is done (default on a terminal)')
             [CompletionResult]::new('--no-wait', '--no-wait', [CompletionResultType]::ParameterName, 'Return as soon as the server accepted the request')
             [CompletionResult]::new('--no-headers', '--no-headers', [CompletionResultType]::ParameterName, 'Leave out the table header line')
@@ -1302,7 +1307,7 @@ Register-ArgumentCompleter -Native -CommandName 'lqx' -ScriptBlock {
             break
         }
         'lqx;drs;simulate' {
-            [CompletionResult]::new('--cluster', '--cluster', [CompletionResultType]::ParameterName, 'Cluster file (YAML: nodes and VMs; see DESIGN.md, cluster files)')
+            [CompletionResult]::new('--cluster', '--cluster', [CompletionResultType]::ParameterName, 'Cluster file (YAML: nodes and VMs; see docs/architecture.md, cluster files)')
             [CompletionResult]::new('--rounds', '--rounds', [CompletionResultType]::ParameterName, 'Apply each round''s moves and plan again, up to this many rounds')
             [CompletionResult]::new('--threshold-cpu', '--threshold-cpu', [CompletionResultType]::ParameterName, 'CPU threshold, percent [default: the DRS default]')
             [CompletionResult]::new('--threshold-memory', '--threshold-memory', [CompletionResultType]::ParameterName, 'Memory threshold, percent [default: the DRS default]')
@@ -1380,7 +1385,7 @@ Register-ArgumentCompleter -Native -CommandName 'lqx' -ScriptBlock {
             break
         }
         'lqx;ha;simulate' {
-            [CompletionResult]::new('--cluster', '--cluster', [CompletionResultType]::ParameterName, 'Cluster file (YAML: nodes and VMs; see DESIGN.md, cluster files)')
+            [CompletionResult]::new('--cluster', '--cluster', [CompletionResultType]::ParameterName, 'Cluster file (YAML: nodes and VMs; see docs/architecture.md, cluster files)')
             [CompletionResult]::new('--fail', '--fail', [CompletionResultType]::ParameterName, 'The node that fails')
             [CompletionResult]::new('--server', '--server', [CompletionResultType]::ParameterName, 'Server URL, e.g. https://lqx.example.com or http://127.0.0.1:8080')
             [CompletionResult]::new('--context', '--context', [CompletionResultType]::ParameterName, 'Context (server and account) from the config to use')

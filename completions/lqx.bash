@@ -3288,13 +3288,21 @@ _lqx() {
             return 0
             ;;
         lqx__subcmd__vm__subcmd__migrate)
-            opts="-o -h -V --to --cold --wait --no-wait --server --context --output --columns --no-headers --no-input --debug --timeout --ca-cert --help --version"
+            opts="-o -h -V --to --cold --cancel --bandwidth --timeout --auto-converge --post-copy --tunnelled --wait --no-wait --server --context --output --columns --no-headers --no-input --debug --ca-cert --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --to)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --bandwidth)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -3315,10 +3323,6 @@ _lqx() {
                     return 0
                     ;;
                 --columns)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

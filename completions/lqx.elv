@@ -43,7 +43,7 @@ set edit:completion:arg-completer[lqx] = {|@words|
             cand audit 'Read the audit log'
             cand alert 'List, acknowledge and resolve alerts; manage webhooks'
             cand drs 'Distributed resource scheduler: status, recommendations, runs'
-            cand ha 'High availability: status and manual failover'
+            cand ha 'High availability: status, manual failover, offline simulation'
             cand watch 'Stream live events (JSON lines when stdout is not a terminal)'
             cand completion 'Print a shell completion script'
             cand help 'Help on a command or topic (`lqx help exit-codes`)'
@@ -419,14 +419,19 @@ set edit:completion:arg-completer[lqx] = {|@words|
         }
         &'lqx;vm;migrate'= {
             cand --to 'Target node (name or id); default: the scheduler picks'
+            cand --bandwidth 'Live: bandwidth cap in MiB/s'
+            cand --timeout 'Live: abort after this long (e.g. 10m), or switch to post-copy with --post-copy'
             cand --server 'Server URL, e.g. https://lqx.example.com or http://127.0.0.1:8080'
             cand --context 'Context (server and account) from the config to use'
             cand -o 'Output format [default: table]'
             cand --output 'Output format [default: table]'
             cand --columns 'Table columns to show, comma-separated (e.g. name,state,node)'
-            cand --timeout 'Give up after this long: RPCs and --wait (e.g. 30s, 5m)'
             cand --ca-cert 'CA certificate (PEM) to trust for an https:// server with a private CA'
-            cand --cold 'Stop, move and start instead of a live migration'
+            cand --cold 'Stop, move and start instead of a live migration (the guest is down meanwhile; without it a running VM moves live or not at all)'
+            cand --cancel 'Abort the live migration of this VM in flight; it keeps running on its source'
+            cand --auto-converge 'Live: throttle a guest that dirties memory faster than it is copied'
+            cand --post-copy 'Live: at the timeout, switch to post-copy (finishes, but a network failure then loses the guest) instead of aborting'
+            cand --tunnelled 'Live: carry the migration stream inside the libvirtd connection (its TLS or SSH)'
             cand --wait 'Wait until the operation is done (default on a terminal)'
             cand --no-wait 'Return as soon as the server accepted the request'
             cand --no-headers 'Leave out the table header line'
@@ -1234,7 +1239,7 @@ set edit:completion:arg-completer[lqx] = {|@words|
             cand --version 'Print version'
         }
         &'lqx;drs;simulate'= {
-            cand --cluster 'Cluster file (YAML: nodes and VMs; see DESIGN.md, cluster files)'
+            cand --cluster 'Cluster file (YAML: nodes and VMs; see docs/architecture.md, cluster files)'
             cand --rounds 'Apply each round''s moves and plan again, up to this many rounds'
             cand --threshold-cpu 'CPU threshold, percent [default: the DRS default]'
             cand --threshold-memory 'Memory threshold, percent [default: the DRS default]'
@@ -1308,7 +1313,7 @@ set edit:completion:arg-completer[lqx] = {|@words|
             cand --version 'Print version'
         }
         &'lqx;ha;simulate'= {
-            cand --cluster 'Cluster file (YAML: nodes and VMs; see DESIGN.md, cluster files)'
+            cand --cluster 'Cluster file (YAML: nodes and VMs; see docs/architecture.md, cluster files)'
             cand --fail 'The node that fails'
             cand --server 'Server URL, e.g. https://lqx.example.com or http://127.0.0.1:8080'
             cand --context 'Context (server and account) from the config to use'

@@ -50,7 +50,7 @@ complete -c lqx -n "__fish_lqx_needs_command" -f -a "apikey" -d 'Manage API keys
 complete -c lqx -n "__fish_lqx_needs_command" -f -a "audit" -d 'Read the audit log'
 complete -c lqx -n "__fish_lqx_needs_command" -f -a "alert" -d 'List, acknowledge and resolve alerts; manage webhooks'
 complete -c lqx -n "__fish_lqx_needs_command" -f -a "drs" -d 'Distributed resource scheduler: status, recommendations, runs'
-complete -c lqx -n "__fish_lqx_needs_command" -f -a "ha" -d 'High availability: status and manual failover'
+complete -c lqx -n "__fish_lqx_needs_command" -f -a "ha" -d 'High availability: status, manual failover, offline simulation'
 complete -c lqx -n "__fish_lqx_needs_command" -f -a "watch" -d 'Stream live events (JSON lines when stdout is not a terminal)'
 complete -c lqx -n "__fish_lqx_needs_command" -f -a "completion" -d 'Print a shell completion script'
 complete -c lqx -n "__fish_lqx_needs_command" -f -a "help" -d 'Help on a command or topic (`lqx help exit-codes`)'
@@ -411,6 +411,8 @@ complete -c lqx -n "__fish_lqx_using_subcommand vm; and __fish_seen_subcommand_f
 complete -c lqx -n "__fish_lqx_using_subcommand vm; and __fish_seen_subcommand_from delete" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c lqx -n "__fish_lqx_using_subcommand vm; and __fish_seen_subcommand_from delete" -s V -l version -d 'Print version'
 complete -c lqx -n "__fish_lqx_using_subcommand vm; and __fish_seen_subcommand_from migrate" -l to -d 'Target node (name or id); default: the scheduler picks' -r
+complete -c lqx -n "__fish_lqx_using_subcommand vm; and __fish_seen_subcommand_from migrate" -l bandwidth -d 'Live: bandwidth cap in MiB/s' -r
+complete -c lqx -n "__fish_lqx_using_subcommand vm; and __fish_seen_subcommand_from migrate" -l timeout -d 'Live: abort after this long (e.g. 10m), or switch to post-copy with --post-copy' -r
 complete -c lqx -n "__fish_lqx_using_subcommand vm; and __fish_seen_subcommand_from migrate" -l server -d 'Server URL, e.g. https://lqx.example.com or http://127.0.0.1:8080' -r
 complete -c lqx -n "__fish_lqx_using_subcommand vm; and __fish_seen_subcommand_from migrate" -l context -d 'Context (server and account) from the config to use' -r
 complete -c lqx -n "__fish_lqx_using_subcommand vm; and __fish_seen_subcommand_from migrate" -s o -l output -d 'Output format [default: table]' -r -f -a "table\t'Aligned columns sized to the terminal'
@@ -419,9 +421,12 @@ json\t'JSON (stable snake_case field names; lists are arrays of the objects `get
 yaml\t'YAML of the same objects as JSON'
 name\t'One name (or id) per line, for scripts'"
 complete -c lqx -n "__fish_lqx_using_subcommand vm; and __fish_seen_subcommand_from migrate" -l columns -d 'Table columns to show, comma-separated (e.g. name,state,node)' -r
-complete -c lqx -n "__fish_lqx_using_subcommand vm; and __fish_seen_subcommand_from migrate" -l timeout -d 'Give up after this long: RPCs and --wait (e.g. 30s, 5m)' -r
 complete -c lqx -n "__fish_lqx_using_subcommand vm; and __fish_seen_subcommand_from migrate" -l ca-cert -d 'CA certificate (PEM) to trust for an https:// server with a private CA' -r -F
-complete -c lqx -n "__fish_lqx_using_subcommand vm; and __fish_seen_subcommand_from migrate" -l cold -d 'Stop, move and start instead of a live migration'
+complete -c lqx -n "__fish_lqx_using_subcommand vm; and __fish_seen_subcommand_from migrate" -l cold -d 'Stop, move and start instead of a live migration (the guest is down meanwhile; without it a running VM moves live or not at all)'
+complete -c lqx -n "__fish_lqx_using_subcommand vm; and __fish_seen_subcommand_from migrate" -l cancel -d 'Abort the live migration of this VM in flight; it keeps running on its source'
+complete -c lqx -n "__fish_lqx_using_subcommand vm; and __fish_seen_subcommand_from migrate" -l auto-converge -d 'Live: throttle a guest that dirties memory faster than it is copied'
+complete -c lqx -n "__fish_lqx_using_subcommand vm; and __fish_seen_subcommand_from migrate" -l post-copy -d 'Live: at the timeout, switch to post-copy (finishes, but a network failure then loses the guest) instead of aborting'
+complete -c lqx -n "__fish_lqx_using_subcommand vm; and __fish_seen_subcommand_from migrate" -l tunnelled -d 'Live: carry the migration stream inside the libvirtd connection (its TLS or SSH)'
 complete -c lqx -n "__fish_lqx_using_subcommand vm; and __fish_seen_subcommand_from migrate" -l wait -d 'Wait until the operation is done (default on a terminal)'
 complete -c lqx -n "__fish_lqx_using_subcommand vm; and __fish_seen_subcommand_from migrate" -l no-wait -d 'Return as soon as the server accepted the request'
 complete -c lqx -n "__fish_lqx_using_subcommand vm; and __fish_seen_subcommand_from migrate" -l no-headers -d 'Leave out the table header line'
@@ -1105,7 +1110,7 @@ complete -c lqx -n "__fish_lqx_using_subcommand drs; and __fish_seen_subcommand_
 complete -c lqx -n "__fish_lqx_using_subcommand drs; and __fish_seen_subcommand_from configure" -l debug -d 'Show the full error chain and debug logs on stderr'
 complete -c lqx -n "__fish_lqx_using_subcommand drs; and __fish_seen_subcommand_from configure" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c lqx -n "__fish_lqx_using_subcommand drs; and __fish_seen_subcommand_from configure" -s V -l version -d 'Print version'
-complete -c lqx -n "__fish_lqx_using_subcommand drs; and __fish_seen_subcommand_from simulate" -l cluster -d 'Cluster file (YAML: nodes and VMs; see DESIGN.md, cluster files)' -r -F
+complete -c lqx -n "__fish_lqx_using_subcommand drs; and __fish_seen_subcommand_from simulate" -l cluster -d 'Cluster file (YAML: nodes and VMs; see docs/architecture.md, cluster files)' -r -F
 complete -c lqx -n "__fish_lqx_using_subcommand drs; and __fish_seen_subcommand_from simulate" -l rounds -d 'Apply each round\'s moves and plan again, up to this many rounds' -r
 complete -c lqx -n "__fish_lqx_using_subcommand drs; and __fish_seen_subcommand_from simulate" -l threshold-cpu -d 'CPU threshold, percent [default: the DRS default]' -r
 complete -c lqx -n "__fish_lqx_using_subcommand drs; and __fish_seen_subcommand_from simulate" -l threshold-memory -d 'Memory threshold, percent [default: the DRS default]' -r
@@ -1174,7 +1179,7 @@ complete -c lqx -n "__fish_lqx_using_subcommand ha; and __fish_seen_subcommand_f
 complete -c lqx -n "__fish_lqx_using_subcommand ha; and __fish_seen_subcommand_from failover" -l debug -d 'Show the full error chain and debug logs on stderr'
 complete -c lqx -n "__fish_lqx_using_subcommand ha; and __fish_seen_subcommand_from failover" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c lqx -n "__fish_lqx_using_subcommand ha; and __fish_seen_subcommand_from failover" -s V -l version -d 'Print version'
-complete -c lqx -n "__fish_lqx_using_subcommand ha; and __fish_seen_subcommand_from simulate" -l cluster -d 'Cluster file (YAML: nodes and VMs; see DESIGN.md, cluster files)' -r -F
+complete -c lqx -n "__fish_lqx_using_subcommand ha; and __fish_seen_subcommand_from simulate" -l cluster -d 'Cluster file (YAML: nodes and VMs; see docs/architecture.md, cluster files)' -r -F
 complete -c lqx -n "__fish_lqx_using_subcommand ha; and __fish_seen_subcommand_from simulate" -l fail -d 'The node that fails' -r
 complete -c lqx -n "__fish_lqx_using_subcommand ha; and __fish_seen_subcommand_from simulate" -l server -d 'Server URL, e.g. https://lqx.example.com or http://127.0.0.1:8080' -r
 complete -c lqx -n "__fish_lqx_using_subcommand ha; and __fish_seen_subcommand_from simulate" -l context -d 'Context (server and account) from the config to use' -r

@@ -12,6 +12,19 @@ if [ "${avail_kb:-0}" -lt 8000000 ]; then
   echo "warning: only $((avail_kb / 1024)) MiB free here; a full build and test run needs about 5 GiB" >&2
 fi
 bash scripts/setup-deps.sh
+# A throwaway PostgreSQL for this run only: its own directory and a free port, stopped (and
+# removed) when the script exits, however it exits.
+PGDIR=$(mktemp -d /tmp/lqx-test-pg.XXXXXX)
+PGPORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])' 2>/dev/null || echo $((20000 + RANDOM % 20000)))
+export PGDIR PGPORT
+stop_postgres() {
+  local bin as=""
+  bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+  if [ "$(id -u)" = 0 ]; then as="runuser -u postgres --"; fi
+  [ -n "$bin" ] && $as "$bin/pg_ctl" -D "$PGDIR" -m immediate stop >/dev/null 2>&1 || true
+  rm -rf "$PGDIR"
+}
+trap stop_postgres EXIT
 eval "$(bash .ci/start-postgres.sh)"
 export LQX_TEST_DATABASE_URL
 cargo fmt --all -- --check

@@ -59,6 +59,8 @@ pub struct Options {
     pub sim: Option<String>,
     /// A config file's text for `--config`.
     pub config: Option<String>,
+    /// Run on this data directory (kept across servers) instead of a fresh one.
+    pub data_dir: Option<std::path::PathBuf>,
 }
 
 impl Server {
@@ -80,7 +82,7 @@ impl Server {
         cmd.arg("--listen")
             .arg("127.0.0.1:0")
             .arg("--data-dir")
-            .arg(data_dir.path());
+            .arg(opts.data_dir.as_deref().unwrap_or(data_dir.path()));
         if engine == Engine::Postgres {
             let admin = lqx_core::store::testing::postgres_admin_url().expect("PostgreSQL for tests");
             let url = lqx_core::store::testing::fresh_postgres_database(&admin).await.unwrap();

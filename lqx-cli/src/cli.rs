@@ -168,7 +168,7 @@ pub enum Command {
     /// Distributed resource scheduler: status, recommendations, runs
     #[command(subcommand)]
     Drs(DrsCmd),
-    /// High availability: status and manual failover
+    /// High availability: status, manual failover, offline simulation
     #[command(subcommand)]
     Ha(HaCmd),
     /// Stream live events (JSON lines when stdout is not a terminal)
@@ -719,7 +719,7 @@ pub enum DrsCmd {
 
 #[derive(Debug, Args)]
 pub struct DrsSimulateArgs {
-    /// Cluster file (YAML: nodes and VMs; see DESIGN.md, cluster files)
+    /// Cluster file (YAML: nodes and VMs; see docs/architecture.md, cluster files)
     #[arg(long, value_name = "FILE")]
     pub cluster: PathBuf,
     /// Apply each round's moves and plan again, up to this many rounds
@@ -792,7 +792,7 @@ pub enum HaCmd {
 
 #[derive(Debug, Args)]
 pub struct HaSimulateArgs {
-    /// Cluster file (YAML: nodes and VMs; see DESIGN.md, cluster files)
+    /// Cluster file (YAML: nodes and VMs; see docs/architecture.md, cluster files)
     #[arg(long, value_name = "FILE")]
     pub cluster: PathBuf,
     /// The node that fails

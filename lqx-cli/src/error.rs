@@ -1,4 +1,4 @@
-//! The CLI's error and the one place that turns errors into exit codes (CLI.md):
+//! The CLI's error and the one place that turns errors into exit codes (`lqx help exit-codes`):
 //! 0 ok; 1 error; 2 usage; 3 not found; 4 not authenticated / token expired;
 //! 5 permission denied; 6 conflict or precondition failed; 7 timed out waiting.
 

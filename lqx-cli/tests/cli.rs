@@ -501,7 +501,7 @@ mod deps {
     use super::*;
 
     /// The CLI links the model and API client only: no libvirt, no database, no password
-    /// hashing (DESIGN.md).
+    /// hashing.
     #[test]
     fn cli_does_not_link_server_dependencies() {
         let out = std::process::Command::new(env!("CARGO"))

@@ -1,4 +1,4 @@
-//! Cluster files: nodes and VMs for simulation and what-if planning (DESIGN.md §5), and the
+//! Cluster files: nodes and VMs for simulation and what-if planning (format in docs/architecture.md), and the
 //! report `lqx drs simulate -o json` prints.
 //!
 //! Ids are derived from names (`node_id_for`, `vm_id_for`), so the same file always gives

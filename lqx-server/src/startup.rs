@@ -92,8 +92,9 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(file) = &args.sim {
         load_sim(&compute, &sims, file).await?;
     }
+    let dev_peers = lqx_core::driver::sim_load::DevPeers::default();
     for n in &config.nodes {
-        let hv = if n.uri.starts_with(lqx_core::driver::sim::SCHEME) {
+        let mut hv = if n.uri.starts_with(lqx_core::driver::sim::SCHEME) {
             let sim = sims.get_or_create(&n.uri, SimConfig::with_capacity(16, 65_536))?;
             Arc::new(sim) as Arc<dyn lqx_core::driver::Hypervisor>
         } else {
@@ -101,6 +102,19 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 .await
                 .with_context(|| format!("connecting node {} at {}", n.name, n.uri))?
         };
+        if args.dev && is_dev_node(&n.uri) {
+            // The playground's guests do nothing: their usage is simulated demand.
+            // `touch <data_dir>/<node>.off` cuts its power (HA demo); removing it restores it.
+            let power = config.data_dir.join(format!("{}.off", n.name));
+            hv = Arc::new(
+                lqx_core::driver::sim_load::SimulatedDemand::new(
+                    hv,
+                    Arc::new(lqx_core::compute::in_process::VmLabelDemand(store.clone())),
+                )
+                .with_power_file(power)
+                .with_peers(dev_peers.clone()),
+            );
+        }
         let mut reg = NodeRegistration::new(n.name.clone(), n.uri.clone());
         reg.labels = n.labels.clone();
         if let Some(o) = n.cpu_overcommit {
@@ -125,21 +139,33 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let holder = lqx_core::leader::holder_id();
     let leader = lqx_core::leader::LeaderHandle::start(store.clone(), config.leader.clone(), holder.clone());
     // Alerts (with webhooks) and the server's own host checks; DRS and HA raise them too.
-    let alerts = crate::services::alert::start(&compute).context("starting alerts")?;
-    let drs_options = lqx_core::drs::engine::EngineOptions {
+    let alerts = crate::services::alert::start(&compute, args.dev).context("starting alerts")?;
+    let mut drs_options = lqx_core::drs::engine::EngineOptions {
         leader: Some(leader.leading()),
         alerts: Some(std::sync::Arc::new(alerts.clone())),
         ..Default::default()
     };
+    if args.dev {
+        // The playground shows a change of load within seconds, not minutes.
+        drs_options.sample_interval = std::time::Duration::from_secs(2);
+        drs_options.smoothing_half_life = std::time::Duration::from_secs(5);
+    }
     let drs = lqx_core::drs::engine::DrsEngine::open(compute.clone(), config.drs.clone(), drs_options)
         .await
         .context("starting DRS")?;
     let _drs_loop = drs.spawn();
 
     // Remote hosts: their agents' links, desired state rebuilt from the store.
-    let agents = lqx_core::compute::agents::Agents::new(compute.clone(), crate::agent::timing(&config));
+    let mut timing = crate::agent::timing(&config);
+    if args.dev {
+        timing.usage_write_interval = timing.heartbeat_interval * 2;
+        timing.node_write_interval = timing.heartbeat_interval * 2;
+    }
+    let agents = lqx_core::compute::agents::Agents::new(compute.clone(), timing);
     agents.restore().await.context("restoring agent nodes")?;
     let ha = crate::services::ha::start(&config, &compute, &leader, &agents, &alerts)?;
+    // In-process hosts: observed and reconciled like agent hosts (same report, same intake).
+    let _in_process = start_in_process(&compute, &agents, &alerts, timing.heartbeat_interval).await?;
     let api = Api::new(
         config.clone(),
         Arc::new(VmApi {
@@ -193,6 +219,45 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     leader.shutdown().await;
     store.close().await;
     Ok(())
+}
+
+/// Starts the observe-and-reconcile loop of every host driven in this process.
+async fn start_in_process(
+    compute: &Compute,
+    agents: &lqx_core::compute::agents::Agents,
+    alerts: &lqx_core::alert::service::Alerts,
+    interval: std::time::Duration,
+) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
+    use lqx_core::compute::in_process::{InProcessNode, InProcessOptions};
+    let mut loops = Vec::new();
+    for n in compute.store.all_nodes().await? {
+        if agents.link(n.id).is_some() {
+            continue;
+        }
+        let Ok(hv) = compute.hosts.get(n.id) else {
+            continue;
+        };
+        let opts = InProcessOptions {
+            interval,
+            alerts: Some(alerts.clone()),
+            ..Default::default()
+        };
+        let mut node = InProcessNode::new(compute.clone(), agents.clone(), n.id, hv, opts)
+            .await
+            .with_context(|| format!("observing node {}", n.name))?;
+        // One pass before serving: a host that lost its domains (the test driver after a
+        // restart) has them back before the first command.
+        if let Err(e) = node.pass().await {
+            tracing::warn!(node = %n.name, error = %e, "first pass over an in-process node failed");
+        }
+        loops.push(node.spawn());
+    }
+    Ok(loops)
+}
+
+/// A host `--dev` made (`dev_node_uri`): test driver or simulated.
+fn is_dev_node(uri: &str) -> bool {
+    uri.rsplit('/').next().is_some_and(|f| f.starts_with("dev-node-"))
 }
 
 fn store_kind(url: &str) -> &'static str {

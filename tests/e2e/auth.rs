@@ -305,7 +305,7 @@ async fn grpc_keeps_unauthenticated_and_denied_apart() {
         .unwrap();
 }
 
-/// DESIGN.md §3's curl examples, then refresh rotation, reuse detection and concurrency.
+/// The README's curl examples, then refresh rotation, reuse detection and concurrency.
 #[tokio::test]
 async fn curl_examples_and_refresh_rotation() {
     for engine in engines() {

@@ -369,6 +369,9 @@ async fn a_hot_host_drs_cannot_relieve_is_an_alert_and_in_the_status() {
         let a = found.unwrap_or_else(|| panic!("{engine:?}: no drs.node_unrelieved alert"));
         assert_eq!(a["source_name"], "node-1", "{a}");
         assert_eq!(a["severity"], "warning", "{a}");
-        assert!(a["message"].as_str().unwrap().contains("CPU 87.5% > 80%"), "{a}");
+        // 28 of 32 vCPUs busy: 87.5 % by allocation, or as measured on the host (a sample
+        // may land a tenth off).
+        let m = a["message"].as_str().unwrap();
+        assert!(m.contains("CPU 87.") && m.contains("% > 80%"), "{a}");
     }
 }

@@ -270,11 +270,13 @@ async fn the_server_raises_and_resolves_a_memory_alert_by_itself() {
         )
         .await
         .unwrap();
-        // A dev node has 64 GiB: a running 60 GiB VM uses ~94 % of it.
+        // A dev node has 64 GiB: a running 60 GiB VM whose simulated demand is all of its
+        // memory uses ~94 % of it.
         let (st, vm) = s
             .call(
                 &format!("{VMS}/CreateVM"),
-                json!({"name": "big", "start": true, "spec": {"cpuCores": 2, "memoryMib": 61440}}),
+                json!({"name": "big", "start": true, "labels": {"sim-load-memory": "100"},
+                       "spec": {"cpuCores": 2, "memoryMib": 61440}}),
             )
             .await;
         assert_eq!(st, 200, "{vm}");

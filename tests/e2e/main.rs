@@ -11,3 +11,4 @@ mod fence;
 mod follow;
 mod ha;
 mod hostile;
+mod tour;

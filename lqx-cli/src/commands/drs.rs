@@ -138,6 +138,9 @@ pub async fn run(app: App, c: DrsCmd) -> CliResult<()> {
                     r.imbalance_after,
                     v.len()
                 ));
+                if v.is_empty() && !r.why_no_moves.is_empty() {
+                    app.printer.info(&r.why_no_moves);
+                }
             }
             app.printer.list(&v)
         }
@@ -203,7 +206,7 @@ async fn configure(app: &App, sess: &mut Session, a: DrsConfigureArgs) -> CliRes
 
 /// `lqx drs simulate`: the same planner as the server, offline over a cluster file
 /// (`lqx_core::cluster_file::simulate_drs_rounds`). JSON/YAML print the core's report as
-/// is (DESIGN.md §5 field names).
+/// is (the field names lqx-cli/README.md lists).
 fn simulate(app: &App, a: DrsSimulateArgs) -> CliResult<()> {
     use lqx_core::cluster_file::{SimulatedRecommendation, simulate_drs_rounds};
     let text = std::fs::read_to_string(&a.cluster).map_err(|e| {

@@ -73,7 +73,7 @@ fn unreachable_simulate() -> CliResult<()> {
 
 /// `lqx ha simulate`: the failover the leader would plan, offline over a cluster file, with
 /// the same lqx-core planner (`lqx_core::ha::simulate_failover`). JSON/YAML print the core's
-/// report as is (DESIGN.md §5 field names).
+/// report as is (the field names lqx-cli/README.md lists).
 fn simulate(app: &App, a: HaSimulateArgs) -> CliResult<()> {
     let text = std::fs::read_to_string(&a.cluster).map_err(|e| {
         CliError::new(

@@ -9,6 +9,7 @@
 //! - [`metrics`]: CPU % from cumulative counters.
 //! - [`migration`]: live migrations ordered away from this host.
 //! - [`follow`]: several control-plane replicas, following the leader.
+//! - [`observe`]: the heartbeat report read from the hypervisor (also used for in-process nodes).
 //! - [`control`]: the [`ControlPlane`] trait, its gRPC client and the wire conversions.
 //! - [`runner`]: the agent loop ([`Agent::run`]).
 
@@ -18,6 +19,7 @@ mod fence_link;
 pub mod follow;
 pub mod metrics;
 pub mod migration;
+pub mod observe;
 pub mod reconcile;
 pub mod runner;
 

@@ -23,13 +23,13 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 use tokio::{sync::Notify, time::Instant};
-use tracing::{debug, error, info, warn};
+use tracing::{error, info, warn};
 
 use super::{
-    control::{ControlPlane, desired_from_pb, error_kind_str},
+    control::{ControlPlane, desired_from_pb},
     fence::{Watchdog, fence_filter},
-    metrics::cpu_percent,
     migration::Migrator,
+    observe::{Sampler, reported_states},
     reconcile::{Action, DesiredDomain, apply, reconcile_with_purge},
 };
 use crate::{
@@ -141,12 +141,6 @@ impl std::fmt::Debug for Identity {
 pub const IDENTITY_FILE: &str = "agent-identity.json";
 const DESIRED_FILE: &str = "agent-desired.json";
 const REBOOTS_FILE: &str = "agent-reboots.json";
-/// A libvirt read for the heartbeat that takes longer is given up (the call goes on in its
-/// blocking worker, abandoned): a slow or hung hypervisor must not delay heartbeats (the
-/// lease is about the agent; the report says the hypervisor is stuck). The budget per read is
-/// half the heartbeat interval, within these bounds.
-const HYPERVISOR_READ_TIMEOUT: Duration = Duration::from_secs(5);
-const HYPERVISOR_READ_MIN: Duration = Duration::from_millis(250);
 /// Consecutive immediate re-heartbeats after passes that changed something.
 const MAX_FAST_PASSES: u32 = 5;
 
@@ -189,17 +183,6 @@ struct Shared {
     /// saw it.
     passes: u64,
     reported_pass: u64,
-}
-
-/// Usage sampling between heartbeats.
-#[derive(Default)]
-struct Sampler {
-    /// The host's CPU count (it does not change while the agent runs).
-    cpus: Option<u32>,
-    /// The last complete domain list, reported again while libvirt is slow.
-    domains_seen: Option<Vec<crate::driver::DomainInfo>>,
-    node: Option<(Instant, u64)>,
-    domains: HashMap<VmId, (Instant, u64)>,
 }
 
 /// What the reconcile passes learned.
@@ -637,108 +620,19 @@ impl Agent {
         interval: Duration,
         now: Instant,
     ) -> pb::HeartbeatRequest {
-        let mut req = pb::HeartbeatRequest {
-            node_id: ident.node_id.to_string(),
-            observed_generation: applied,
-            self_fenced: fenced,
-            heartbeat_interval_ms: u32::try_from(interval.as_millis()).unwrap_or(u32::MAX),
-            ..Default::default()
-        };
-        let budget = (interval / 2).clamp(HYPERVISOR_READ_MIN, HYPERVISOR_READ_TIMEOUT);
-        // All reads together stay within one heartbeat interval (domain stats are skipped
-        // beyond it): the heartbeat itself is never late for the hypervisor.
-        let stats_until = now + interval.max(HYPERVISOR_READ_MIN * 2);
-        if sampler.cpus.is_none() {
-            sampler.cpus = bounded(budget, self.hv.node_info()).await.ok().map(|i| i.cpus);
+        let mut req = sampler
+            .observe(self.hv.as_ref(), ident.node_id, &errors, interval, now)
+            .await;
+        req.observed_generation = applied;
+        req.self_fenced = fenced;
+        req.heartbeat_interval_ms = u32::try_from(interval.as_millis()).unwrap_or(u32::MAX);
+        if req.hypervisor_error.is_empty() {
+            let seen = reported_states(&req);
+            req.fenced_domains_gone =
+                fenced && !seen.iter().any(|(id, s)| ha.contains(id) && *s != DomainState::Shutoff);
         }
-        let cpus = sampler.cpus.unwrap_or(1);
-        match bounded(budget, self.hv.node_stats()).await {
-            Ok(s) => {
-                if let Some((t, busy)) = sampler.node {
-                    req.cpu_percent = cpu_percent(busy, s.cpu_busy_ns, now - t, cpus);
-                }
-                sampler.node = Some((now, s.cpu_busy_ns));
-                req.cpu_busy_ns = s.cpu_busy_ns;
-                req.memory_used_mib = s.memory_used_mib;
-                req.memory_total_mib = s.memory_total_mib;
-            }
-            Err(e) => debug!(error = %e, "node stats unavailable"),
-        }
-        let domains = match bounded(budget, self.hv.list_domains()).await {
-            Ok(d) => {
-                sampler.domains_seen = Some(d.clone());
-                d
-            }
-            // Slow, not broken (a define or start holds libvirt up): the last list, marked.
-            Err(DriverError::Timeout(e)) if sampler.domains_seen.is_some() => {
-                req.hypervisor_slow = e;
-                sampler.domains_seen.clone().unwrap_or_default()
-            }
-            Err(e) => {
-                req.hypervisor_error = e.to_string();
-                return req;
-            }
-        };
-        let mut seen = HashMap::new();
-        for d in &domains {
-            let mut st = pb::DomainStatus {
-                vm_id: d.id.to_string(),
-                state: d.state.as_str().into(),
-                name: d.name.clone(),
-                managed: d.managed,
-                ..Default::default()
-            };
-            if d.managed
-                && d.state.is_active()
-                && Instant::now() < stats_until
-                && let Ok(s) = bounded(budget, self.hv.domain_stats(d.id)).await
-            {
-                if let Some((t, ns)) = sampler.domains.get(&d.id) {
-                    st.cpu_percent = cpu_percent(*ns, s.cpu_time_ns, now - *t, s.vcpus);
-                }
-                sampler.domains.insert(d.id, (now, s.cpu_time_ns));
-                st.cpu_time_ns = s.cpu_time_ns;
-                st.vcpus = s.vcpus;
-                st.memory_mib = s.memory_mib;
-                st.memory_used_mib = s.memory_used_mib;
-            }
-            if let Some(e) = errors.get(&d.id) {
-                st.error = e.message().to_string();
-                st.error_kind = error_kind_str(e).into();
-            }
-            seen.insert(d.id, d.state);
-            req.domains.push(st);
-        }
-        sampler
-            .domains
-            .retain(|id, _| seen.get(id).is_some_and(|s| s.is_active()));
-        // Failures on domains that do not exist (a define that failed).
-        for (id, e) in &errors {
-            if !seen.contains_key(id) {
-                req.domains.push(pb::DomainStatus {
-                    vm_id: id.to_string(),
-                    error: e.message().to_string(),
-                    error_kind: error_kind_str(e).into(),
-                    ..Default::default()
-                });
-            }
-        }
-        req.fenced_domains_gone = fenced && !seen.iter().any(|(id, s)| ha.contains(id) && *s != DomainState::Shutoff);
         req
     }
-}
-
-/// A hypervisor read, given up after `limit`.
-async fn bounded<T>(
-    limit: Duration,
-    f: impl std::future::Future<Output = Result<T, DriverError>>,
-) -> Result<T, DriverError> {
-    tokio::time::timeout(limit, f).await.unwrap_or_else(|_| {
-        Err(DriverError::Timeout(format!(
-            "the hypervisor did not answer within {} (a call is still in flight: libvirtd is slow or hung)",
-            humantime::format_duration(limit)
-        )))
-    })
 }
 
 /// Whether two specs agree on what a definition update would change.

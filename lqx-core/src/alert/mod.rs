@@ -48,9 +48,13 @@ pub mod conditions {
     pub const VM_HA_RESTARTED: &str = "vm.ha_restarted";
     pub const VM_MIGRATION_FAILED: &str = "vm.migration_failed";
     pub const VM_UNPLACEABLE: &str = "vm.unplaceable";
+    /// The host had lost the VM's domain; it was defined (and started) again.
+    pub const VM_DOMAIN_RECREATED: &str = "vm.domain_recreated";
     pub const NODE_UNREACHABLE: &str = "node.unreachable";
     pub const NODE_FAILED: &str = "node.failed";
     pub const NODE_FENCED: &str = "node.fenced";
+    /// A host has an `lqx-` domain no VM record knows.
+    pub const NODE_UNKNOWN_DOMAIN: &str = "node.unknown_domain";
     pub const NODE_CPU_HIGH: &str = "node.cpu_high";
     pub const NODE_MEMORY_HIGH: &str = "node.memory_high";
     pub const STORAGE_LOW: &str = "storage.low";

@@ -394,6 +394,52 @@ impl Agents {
         Ok(resp)
     }
 
+    /// A link for a node this control plane drives in-process (`crate::compute::in_process`):
+    /// it records the node's reports, lease and desired state like an agent's, but is not
+    /// the node's [`Hypervisor`] in [`Hosts`] (commands call the driver directly) and has no
+    /// credential.
+    pub fn attach_in_process(&self, node: NodeId, name: &str, info: NodeInfo) -> Arc<AgentLink> {
+        let mut links = write(&self.inner.links);
+        links
+            .entry(node)
+            .or_insert_with(|| Arc::new(self.new_link(node, name, info)))
+            .clone()
+    }
+
+    /// One heartbeat of an in-process node, over no wire: the desired state is taken from
+    /// `vms` (the node's VM records, read by the caller), VMs in `busy` (a command holds
+    /// them) are neither written nor reconciled, then the report goes through the same
+    /// intake as an agent's (lease, HA hook, node usage, observed VM states).
+    pub async fn heartbeat_in_process(
+        &self,
+        link: &AgentLink,
+        vms: &[crate::model::Vm],
+        busy: &std::collections::HashSet<VmId>,
+        req: pb::HeartbeatRequest,
+    ) -> pb::HeartbeatResponse {
+        link.rebuild_from(&self.inner.compute, vms);
+        {
+            let mut st = lock(&link.state);
+            for id in busy {
+                *st.busy.entry(*id).or_default() += 1;
+            }
+        }
+        let now = Instant::now();
+        let hook = read(&self.inner.hook).clone();
+        let (resp, writes) = link.accept(&req, now, hook.as_deref());
+        self.persist(link, link.node, &req, writes, now).await;
+        let mut st = lock(&link.state);
+        for id in busy {
+            if let Some(n) = st.busy.get_mut(id) {
+                *n -= 1;
+                if *n == 0 {
+                    st.busy.remove(id);
+                }
+            }
+        }
+        resp
+    }
+
     /// Writes what a heartbeat changed to the store. Failures are logged: the heartbeat (and
     /// the lease) does not depend on the database.
     async fn persist(&self, link: &AgentLink, node: NodeId, req: &pb::HeartbeatRequest, writes: Writes, now: Instant) {
@@ -410,7 +456,9 @@ impl Agents {
             }
             let r = modify_node(compute, node, |n| {
                 n.last_heartbeat = Some(Utc::now());
-                n.usage.cpu_percent = req.cpu_percent;
+                if writes.node_cpu {
+                    n.usage.cpu_percent = req.cpu_percent;
+                }
                 n.usage.memory_used_mib = req.memory_used_mib;
                 if n.phase == NodePhase::NotReady {
                     n.phase = NodePhase::Ready;
@@ -424,10 +472,16 @@ impl Agents {
         for w in writes.vms {
             let r = modify_vm(compute, w.vm, node, |vm| {
                 if let Some(s) = w.state {
+                    if vm.status.state == VmState::Unknown {
+                        // Seen again: the reason it was unknown no longer holds.
+                        vm.status.message.clear();
+                    }
                     vm.status.state = s;
                 }
-                vm.status.cpu_usage_percent = w.cpu_percent;
-                vm.status.memory_used_mib = w.memory_used_mib;
+                if let Some((cpu, mem)) = w.usage {
+                    vm.status.cpu_usage_percent = cpu;
+                    vm.status.memory_used_mib = mem;
+                }
             })
             .await;
             match r {
@@ -436,7 +490,9 @@ impl Agents {
                     if let Some(s) = w.state {
                         st.recorded.insert(w.vm, s);
                     }
-                    st.usage_written.insert(w.vm, now);
+                    if w.usage.is_some() {
+                        st.usage_written.insert(w.vm, now);
+                    }
                 }
                 Ok(false) => {}
                 Err(e) => debug!(vm = %w.vm, error = %e, "could not record the VM's observed state"),
@@ -524,14 +580,17 @@ struct Seen {
 #[derive(Default)]
 struct Writes {
     node: bool,
+    /// The report's node CPU % is a measured delta (not the first sample).
+    node_cpu: bool,
     vms: Vec<VmWrite>,
 }
 
 struct VmWrite {
     vm: VmId,
     state: Option<VmState>,
-    cpu_percent: f64,
-    memory_used_mib: u64,
+    /// CPU % and memory; None: not measured yet (the first sample of a domain has no CPU
+    /// delta), the stored usage is kept.
+    usage: Option<(f64, u64)>,
 }
 
 struct LinkState {
@@ -649,6 +708,12 @@ impl AgentLink {
         }
     }
 
+    /// Forgets the VM states last written, so the next heartbeat writes every observed state
+    /// (after HA marked the node's VMs UNKNOWN behind the link's back).
+    pub fn forget_recorded(&self) {
+        lock(&self.state).recorded.clear();
+    }
+
     /// Takes the HA flags of the desired domains from their VM records.
     fn refresh_ha(&self, vms: &[crate::model::Vm]) {
         let mut st = lock(&self.state);
@@ -673,6 +738,12 @@ impl AgentLink {
     /// running when their desired state is Running.
     async fn rebuild(&self, compute: &Compute) -> Result<()> {
         let vms = compute.store.all_vms().await?;
+        self.rebuild_from(compute, &vms);
+        Ok(())
+    }
+
+    /// [`Self::rebuild`] from VM records already read.
+    fn rebuild_from(&self, compute: &Compute, vms: &[crate::model::Vm]) {
         let mut st = lock(&self.state);
         st.desired.clear();
         st.recorded.clear();
@@ -686,7 +757,6 @@ impl AgentLink {
         let g = st.generation;
         drop(st);
         self.desired_tx.send_replace(g);
-        Ok(())
     }
 
     /// How long without a heartbeat before the agent counts as gone.
@@ -737,12 +807,14 @@ impl AgentLink {
             .iter()
             .filter_map(|m| Some((VmId::parse("migrations[].vm_id", &m.vm_id).ok()?, m.clone())))
             .collect();
+        let node_measured = st.node_stats.is_some();
         st.node_stats = Some(NodeStats {
             cpu_busy_ns: req.cpu_busy_ns,
             memory_total_mib: req.memory_total_mib,
             memory_used_mib: req.memory_used_mib,
         });
         let mut ha_present = 0;
+        let mut measured = std::collections::HashSet::new();
         if req.hypervisor_error.is_empty() {
             st.hypervisor_error = None;
             let mut seen = BTreeMap::new();
@@ -779,6 +851,12 @@ impl AgentLink {
                     },
                 );
             }
+            // Domains active in the previous report too: their CPU % is a measured delta.
+            measured = seen
+                .keys()
+                .filter(|id| st.seen.get(id).is_some_and(|s| s.info.state.is_active()))
+                .copied()
+                .collect();
             st.seen = seen;
             while st.failures.len() > 1024 {
                 st.failures.pop_front();
@@ -817,8 +895,12 @@ impl AgentLink {
             .node_written
             .is_none_or(|t| now.duration_since(t) >= self.timing.node_write_interval)
         {
-            st.node_written = Some(now);
+            // The first report has no CPU delta: written again at the next one.
+            if node_measured {
+                st.node_written = Some(now);
+            }
             writes.node = true;
+            writes.node_cpu = node_measured;
         }
         if st.hypervisor_error.is_none() {
             let ids: Vec<VmId> = st.desired.keys().copied().collect();
@@ -830,22 +912,20 @@ impl AgentLink {
                 let observed = vm_state_of(seen.info.state);
                 let state = (st.recorded.get(&id) != Some(&observed)).then_some(observed);
                 let usage_due = seen.info.state.is_active()
+                    && measured.contains(&id)
                     && st
                         .usage_written
                         .get(&id)
                         .is_none_or(|t| now.duration_since(*t) >= self.timing.usage_write_interval);
                 if state.is_some() || usage_due {
-                    let (cpu, mem) = if seen.info.state.is_active() {
-                        (seen.cpu_percent, seen.memory_used_mib)
+                    let usage = if !seen.info.state.is_active() {
+                        Some((0.0, 0))
+                    } else if measured.contains(&id) {
+                        Some((seen.cpu_percent, seen.memory_used_mib))
                     } else {
-                        (0.0, 0)
+                        None
                     };
-                    writes.vms.push(VmWrite {
-                        vm: id,
-                        state,
-                        cpu_percent: cpu,
-                        memory_used_mib: mem,
-                    });
+                    writes.vms.push(VmWrite { vm: id, state, usage });
                     if usage_due {
                         // Claimed now so a slow write is not repeated by the next heartbeat.
                         st.usage_written.insert(id, now);

@@ -65,6 +65,44 @@ impl Compute {
         Ok(v)
     }
 
+    /// Marks the VMs of a node just declared FAILED that HA does not restart (not
+    /// HA-protected) as UNKNOWN with the reason: they are not running on a dead host. The
+    /// host's next report after it returns records what it really runs. HA-protected VMs are
+    /// left to HA (restarted, or an alert says why not), whose planner counts them as running.
+    /// Returns how many were marked.
+    pub async fn mark_vms_lost(&self, node: NodeId, node_name: &str) -> Result<usize> {
+        let filter = crate::store::VmFilter {
+            node_id: Some(node),
+            ..Default::default()
+        };
+        let mut marked = 0;
+        for vm in self.store.list_vms(&filter, 1000, "").await?.vms {
+            let _g = self.lock(vm.id).await;
+            let mut v = match self.store.get_vm(vm.id).await {
+                Ok(v) => v,
+                Err(e) if e.kind == ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
+            if v.status.node_id != Some(node) || !v.status.state.is_active() || v.spec.ha.enabled {
+                continue;
+            }
+            v.status.state = VmState::Unknown;
+            v.status.message =
+                format!("node {node_name} failed; not HA-protected, so not restarted: lost until {node_name} returns");
+            v.status.cpu_usage_percent = 0.0;
+            v.status.memory_used_mib = 0;
+            match self.store.update_vm(&v).await {
+                Ok(v) => {
+                    self.publish_vm(EventType::Failed, &v);
+                    marked += 1;
+                }
+                Err(e) if e.kind == ErrorKind::Aborted => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(marked)
+    }
+
     /// Defines and starts a committed restart on the VM's (new) node. On failure the VM is
     /// marked Failed with the reason, and the error returned.
     pub async fn failover_start(&self, vm: VmId) -> Result<Vm> {

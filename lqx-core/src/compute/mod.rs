@@ -10,6 +10,7 @@
 pub mod agents;
 pub mod failover;
 pub mod hosts;
+pub mod in_process;
 pub mod inflight;
 mod migrate;
 pub mod nodes;
@@ -91,5 +92,23 @@ impl Compute {
             map.entry(id).or_default().clone()
         };
         m.lock_owned().await
+    }
+
+    /// The VM's lock if no operation holds it (the in-process reconcile skips busy VMs).
+    pub(crate) fn try_lock(&self, id: VmId) -> Option<tokio::sync::OwnedMutexGuard<()>> {
+        let m = {
+            let mut map = self.locks.lock().unwrap_or_else(|p| p.into_inner());
+            map.entry(id).or_default().clone()
+        };
+        m.try_lock_owned().ok()
+    }
+
+    /// The HA manager's last word on a node's health, if any.
+    pub fn health_of_id(&self, node: crate::model::NodeId) -> Option<String> {
+        self.health
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&node)
+            .cloned()
     }
 }

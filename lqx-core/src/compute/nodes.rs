@@ -170,33 +170,49 @@ impl Compute {
     }
 
     /// Puts a node in maintenance: no new VMs land on it, and DRS evacuates its running
-    /// VMs as mandatory moves. With `evacuate`, running VMs are migrated away now.
+    /// VMs as mandatory moves. With `evacuate`, its VMs are migrated away now: the node is
+    /// DRAINING meanwhile, and MAINTENANCE once empty. A VM that cannot move leaves it
+    /// DRAINING (still excluded from placement, DRS keeps evacuating it) and the call fails
+    /// with FailedPrecondition naming what moved and what did not.
     pub async fn enter_maintenance(&self, id_or_name: &str, evacuate: bool) -> Result<Node> {
+        if !evacuate {
+            return self
+                .modify_node(id_or_name, EventType::MaintenanceEntered, |n| {
+                    n.phase = NodePhase::Maintenance
+                })
+                .await;
+        }
         let n = self
-            .modify_node(id_or_name, EventType::MaintenanceEntered, |n| {
-                n.phase = NodePhase::Maintenance
-            })
+            .modify_node(id_or_name, EventType::StateChanged, |n| n.phase = NodePhase::Draining)
             .await?;
-        if evacuate {
-            // Running VMs move live only (never stopped to be moved); each VM is tried, and
-            // those that could not move are named with the reason.
-            let vms = self.store.all_vms().await?;
-            let mut failed = Vec::new();
-            for vm in vms.iter().filter(|v| v.status.node_id == Some(n.id)) {
-                if let Err(e) = self.migrate_vm(&vm.id.to_string(), vm.project_id, None, false).await {
-                    failed.push(format!("{}: {}", vm.name, e.message));
-                }
-            }
-            if !failed.is_empty() {
-                return Err(Error::precondition(format!(
-                    "node {} is in maintenance, but {} VM(s) could not be evacuated and still run on it: {}",
-                    n.name,
-                    failed.len(),
-                    failed.join("; ")
-                )));
+        // Running VMs move live only (never stopped to be moved); each VM is tried, and those
+        // that could not move are named with the reason.
+        let vms = self.store.all_vms().await?;
+        let (mut moved, mut stuck) = (Vec::new(), Vec::new());
+        for vm in vms.iter().filter(|v| v.status.node_id == Some(n.id)) {
+            match self.migrate_vm(&vm.id.to_string(), vm.project_id, None, false).await {
+                Ok(_) => moved.push(vm.name.clone()),
+                Err(e) => stuck.push(format!("{}: {}", vm.name, e.message)),
             }
         }
-        Ok(n)
+        if stuck.is_empty() {
+            return self
+                .modify_node(id_or_name, EventType::MaintenanceEntered, |n| {
+                    n.phase = NodePhase::Maintenance
+                })
+                .await;
+        }
+        let moved = if moved.is_empty() {
+            "nothing moved".to_string()
+        } else {
+            format!("moved {}", moved.join(", "))
+        };
+        Err(Error::precondition(format!(
+            "node {} is DRAINING, not in maintenance: {moved}; could not move {}. \
+             Move or stop those VMs, then run maintenance enter again",
+            n.name,
+            stuck.join("; ")
+        )))
     }
 
     pub async fn exit_maintenance(&self, id_or_name: &str) -> Result<Node> {

@@ -1,4 +1,4 @@
-//! Loading a cluster file (DESIGN.md §5) onto simulated hosts, for `lqx-server --sim`.
+//! Loading a cluster file (docs/architecture.md) onto simulated hosts, for `lqx-server --sim`.
 
 use super::{Compute, CreateVm, NodeRegistration};
 use crate::driver::sim::{SimConfig, SimRegistry};
@@ -8,7 +8,8 @@ use crate::{Error, Result};
 use std::sync::Arc;
 
 /// One simulated host per node of the snapshot, and its VMs created on their nodes (running
-/// when the snapshot says so, with their measured usage set on the simulated host).
+/// when the snapshot says so, with their measured usage set on the simulated host; a
+/// running VM without usage runs at 100 % of its vCPUs and memory).
 pub async fn load_cluster(compute: &Compute, sims: &SimRegistry, cluster: &ClusterSnapshot) -> Result<()> {
     let mut node_ids = std::collections::HashMap::new();
     for n in &cluster.nodes {
@@ -55,6 +56,11 @@ pub async fn load_cluster(compute: &Compute, sims: &SimRegistry, cluster: &Clust
                 request_id: None,
             })
             .await?;
+        if v.usage.is_none() && v.running {
+            // No usage in the file: the VM counts as fully used (its allocation), and the
+            // simulated host runs it so, for observation to measure the same.
+            sim.set_usage(vm.id, 100.0, None)?;
+        }
         if let Some(u) = v.usage {
             sim.set_usage(vm.id, u.cpu_percent, Some(u.memory_used_mib))?;
             // What a heartbeat would report, so planners see the measured usage at once.

@@ -23,6 +23,7 @@
 pub mod error;
 pub mod migrate;
 pub mod sim;
+pub mod sim_load;
 pub mod xml;
 
 #[cfg(feature = "libvirt")]

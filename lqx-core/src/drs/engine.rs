@@ -143,6 +143,9 @@ pub struct RunSummary {
     /// alerted as `drs.vm_not_live_movable`.
     #[serde(default)]
     pub not_live_movable: Vec<String>,
+    /// With no move: why (hysteresis hold, nothing over threshold, ...).
+    #[serde(default)]
+    pub why_no_moves: Option<String>,
 }
 
 impl RunSummary {
@@ -198,12 +201,15 @@ pub struct DrsStatusReport {
     pub pending: u32,
     pub approved: u32,
     pub applying: u32,
+    /// The imbalance now (smoothed usage, placement as it is), so a migration shows at once.
+    pub current_imbalance: Option<f64>,
 }
 
 impl DrsStatusReport {
-    /// The imbalance the last run saw (0 before the first run).
+    /// The imbalance now, or the one the last run saw (0 before the first run).
     pub fn imbalance(&self) -> f64 {
-        self.last_run.as_ref().map_or(0.0, |r| r.imbalance_before)
+        self.current_imbalance
+            .unwrap_or_else(|| self.last_run.as_ref().map_or(0.0, |r| r.imbalance_before))
     }
 }
 
@@ -366,7 +372,18 @@ impl DrsEngine {
             .recommendations_with_status(&[St::Pending, St::Approved, St::Applying])
             .await?;
         let count = |s: St| open.iter().filter(|r| r.status == s).count() as u32;
+        let current_imbalance = match self.inner.compute.snapshot().await {
+            Ok(mut snap) => {
+                self.memory().smoother.apply(&mut snap);
+                Some(super::measure(&snap, &self.config(), self.now()).imbalance)
+            }
+            Err(e) => {
+                tracing::debug!(target: LOG, error = %e, "status: no snapshot, showing the last run's imbalance");
+                None
+            }
+        };
         Ok(DrsStatusReport {
+            current_imbalance,
             config: self.config(),
             last_run: self.memory().last_run.clone(),
             pending: count(St::Pending),
@@ -527,6 +544,9 @@ impl DrsEngine {
             }),
             unrelieved: plan.unrelieved.iter().map(|n| n.name.clone()).collect(),
             not_live_movable: live_blocked.iter().map(live::LiveBlocked::describe).collect(),
+            why_no_moves: super::why::why_no_moves(&plan, &config, |id| {
+                snap.node(id).map_or_else(|| id.to_string(), |n| n.name.clone())
+            }),
         };
         for u in &plan.unmovable {
             tracing::warn!(target: LOG, vm = %u.vm_name, node = %u.node_name, reason = %u.reason, "VM must move but fits nowhere");

@@ -87,9 +87,10 @@ mod history;
 pub mod live;
 mod planner;
 mod smooth;
+pub mod why;
 
 pub use history::{DrsState, MigrationHistory, MigrationRecord};
-pub use planner::{ClusterMetrics, DrsPlan, MoveKind, NodeMetrics, PlannedMove, UnmovableVm, plan};
+pub use planner::{ClusterMetrics, DrsPlan, MoveKind, NodeMetrics, PlannedMove, UnmovableVm, measure, plan};
 pub use planner::{StagedRelief, StagedStep};
 pub use smooth::{Smoother, UsageSmoother};
 

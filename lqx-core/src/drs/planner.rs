@@ -184,7 +184,7 @@ const SPREAD_STOP: f64 = 3.0;
 const PAIR_WORK_BUDGET: u64 = 2_000_000;
 
 /// Imbalance (pp) above which levels 3, 4 and 5 balance.
-fn tolerance(level: u8) -> Option<f64> {
+pub(crate) fn tolerance(level: u8) -> Option<f64> {
     match level {
         3 => Some(10.0),
         4 => Some(5.0),
@@ -217,6 +217,12 @@ struct NodeLoad {
     load: [f64; 2],
     ready: bool,
     accepts: bool,
+}
+
+/// The cluster's balance as the planner measures it, without planning (cheap: one pass over
+/// the snapshot). `drs status` shows it so an apply is reflected at once.
+pub fn measure(snapshot: &ClusterSnapshot, config: &DrsConfig, now: DateTime<Utc>) -> ClusterMetrics {
+    Planner::new(snapshot, config, &MigrationHistory::default(), now).metrics()
 }
 
 /// Plans one DRS round (see the rule in `drs/mod.rs`).

@@ -634,6 +634,13 @@ impl Shared {
                     ))
                     .await;
                 let _ = self.compute.set_node_reachable(t.node, false).await;
+                // Not `running` on a dead host: UNKNOWN with the reason until restarted or back.
+                if let Err(e) = self.compute.mark_vms_lost(t.node, &name).await {
+                    warn!(node = %name, error = %e, "could not mark the failed node's VMs");
+                }
+                if let Some(link) = self.agents.as_ref().and_then(|a| a.link(t.node)) {
+                    link.forget_recorded();
+                }
                 self.journal(epoch, "node.failed", &name, &t.cause.to_string()).await?;
             }
             NodeHealth::Healthy => {

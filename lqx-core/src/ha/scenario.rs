@@ -1,4 +1,4 @@
-//! Inputs of the fault simulator: the cluster file subset it needs (DESIGN.md §5), the timed
+//! Inputs of the fault simulator: the cluster file subset it needs (docs/architecture.md), the timed
 //! fault list, simulator parameters, and random scenarios for many-seed runs.
 
 use std::{collections::BTreeMap, time::Duration};

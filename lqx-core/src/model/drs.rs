@@ -151,7 +151,7 @@ impl fmt::Display for RecommendationStatus {
 }
 
 /// The `drs:` section of the config. Every field has a default, so `drs: {}` is valid and
-/// the Phase 4 example (`enabled`, `interval: 5m`, `automation_level`, `threshold_cpu`,
+/// a short section (`enabled`, `interval: 5m`, `automation_level`, `threshold_cpu`,
 /// `threshold_memory`) reads as written.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]

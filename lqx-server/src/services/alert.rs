@@ -16,10 +16,14 @@ pub struct AlertApi {
 }
 
 /// Starts the alert service and the server's own host checks (`LQX_HOST_CHECK_INTERVAL`,
-/// e.g. `2s`, overrides how often hosts are checked; 10 s by default).
-pub fn start(compute: &Compute) -> lqx_core::Result<Alerts> {
+/// e.g. `2s`, overrides how often hosts are checked; 10 s by default, 2 s in the `--dev`
+/// playground).
+pub fn start(compute: &Compute, dev: bool) -> lqx_core::Result<Alerts> {
     let alerts = Alerts::start(compute.store.clone(), compute.events.clone(), AlertsConfig::default())?;
     let mut config = MonitorConfig::default();
+    if dev {
+        config.interval = std::time::Duration::from_secs(2);
+    }
     if let Ok(v) = std::env::var("LQX_HOST_CHECK_INTERVAL") {
         match humantime::parse_duration(v.trim()) {
             Ok(d) if !d.is_zero() => config.interval = d,

@@ -105,6 +105,7 @@ impl DrsService for DrsApi {
             recommendations: report.recommendations.iter().map(rec_out).collect(),
             imbalance_before: report.summary.imbalance_before,
             imbalance_after: report.summary.imbalance_after,
+            why_no_moves: report.summary.why_no_moves.clone().unwrap_or_default(),
         }))
     }
 

@@ -1,0 +1,153 @@
+//! In-process nodes observed and reconciled with the agent's code
+//! (`compute::in_process`), one pass at a time over a simulated host: a domain that
+//! disappears from the host comes back (defined and started, with an event), one running
+//! that should not is stopped, an unknown `lqx-` domain is reported and left alone, usage
+//! and the heartbeat reach the node and VM records.
+
+use std::sync::Arc;
+
+use lqx_core::{
+    compute::{
+        Compute, CreateVm, Hosts, NodeRegistration,
+        agents::{AgentTiming, Agents},
+        in_process::{InProcessNode, InProcessOptions},
+    },
+    driver::{
+        DomainSpec, DomainState, Hypervisor,
+        sim::{SimConfig, SimHypervisor},
+    },
+    events::{EventBus, EventBusConfig},
+    model::{EventType, ProjectId, SubscriptionFilter, VmId, VmSpec, VmState},
+    store::Store,
+};
+
+fn create(name: &str, node: lqx_core::model::NodeId, start: bool) -> CreateVm {
+    CreateVm {
+        name: name.into(),
+        project_id: ProjectId::DEFAULT,
+        description: String::new(),
+        labels: Default::default(),
+        spec: VmSpec {
+            cpu_cores: 1,
+            memory_mib: 256,
+            disks: vec![],
+            nics: vec![],
+            ha: Default::default(),
+            placement: Default::default(),
+        },
+        node: Some(node),
+        start,
+        request_id: None,
+    }
+}
+
+async fn setup() -> (
+    tempfile::TempDir,
+    Compute,
+    SimHypervisor,
+    InProcessNode,
+    lqx_core::model::NodeId,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path().join("db.sqlite").to_str().unwrap())
+        .await
+        .unwrap();
+    let compute = Compute::new(store, Hosts::default(), EventBus::new(EventBusConfig::default()));
+    let sim = SimHypervisor::new("sim://ip-1", SimConfig::with_capacity(8, 16_384)).unwrap();
+    let node = compute
+        .attach_node(NodeRegistration::new("ip-1", "sim://ip-1"), Arc::new(sim.clone()))
+        .await
+        .unwrap()
+        .id;
+    let agents = Agents::new(compute.clone(), AgentTiming::default());
+    let hv: Arc<dyn Hypervisor> = Arc::new(sim.clone());
+    let loop_ = InProcessNode::new(compute.clone(), agents, node, hv, InProcessOptions::default())
+        .await
+        .unwrap();
+    (dir, compute, sim, loop_, node)
+}
+
+#[tokio::test]
+async fn a_domain_the_host_lost_comes_back() {
+    let (_dir, compute, sim, mut node_loop, node) = setup().await;
+    let vm = compute.create_vm(create("web-1", node, true)).await.unwrap();
+    let idle = compute.create_vm(create("idle-1", node, false)).await.unwrap();
+    let first = node_loop.pass().await.unwrap();
+    assert!(first.heartbeat);
+    assert_eq!(first.actions, 0, "nothing to do on a host that agrees: {first:?}");
+
+    // The host loses both domains (a host restart, `virsh undefine`).
+    sim.destroy(vm.id).await.unwrap();
+    sim.undefine(vm.id, false).await.unwrap();
+    sim.undefine(idle.id, false).await.unwrap();
+    assert_eq!(sim.domain_count(), 0);
+    let pass = node_loop.pass().await.unwrap();
+    let mut recreated = pass.recreated.clone();
+    recreated.sort();
+    let mut want = vec![vm.id, idle.id];
+    want.sort();
+    assert_eq!(recreated, want, "{pass:?}");
+    assert_eq!(sim.domain_state(vm.id).await.unwrap(), DomainState::Running);
+    assert_eq!(
+        sim.domain_state(idle.id).await.unwrap(),
+        DomainState::Shutoff,
+        "stays stopped"
+    );
+    let events = compute.events.recent(&SubscriptionFilter::default(), 0, 1000);
+    assert!(
+        events
+            .iter()
+            .any(|e| e.event_type == EventType::Recovered && e.resource_id == vm.id.to_string()),
+        "a RECOVERED event names the VM"
+    );
+    // Converged: the next pass does nothing, and commands work on the domain again.
+    assert_eq!(node_loop.pass().await.unwrap().actions, 0);
+    compute
+        .stop_vm(&vm.id.to_string(), ProjectId::DEFAULT, true, None)
+        .await
+        .unwrap();
+    assert_eq!(sim.domain_state(vm.id).await.unwrap(), DomainState::Shutoff);
+}
+
+#[tokio::test]
+async fn stops_what_should_not_run_and_reports_unknown_domains() {
+    let (_dir, compute, sim, mut node_loop, node) = setup().await;
+    let vm = compute.create_vm(create("db-1", node, false)).await.unwrap();
+    // Started behind lqx's back.
+    sim.start(vm.id).await.unwrap();
+    // A domain no VM record knows.
+    let stray = DomainSpec::new(VmId::new(), "stray", 1, 128);
+    sim.define(stray.clone()).await.unwrap();
+    sim.start(stray.id).await.unwrap();
+
+    let pass = node_loop.pass().await.unwrap();
+    assert_eq!(pass.unknown, vec![stray.id], "{pass:?}");
+    assert_eq!(sim.domain_state(vm.id).await.unwrap(), DomainState::Shutoff, "stopped");
+    assert_eq!(
+        sim.domain_state(stray.id).await.unwrap(),
+        DomainState::Running,
+        "an unknown domain is left alone"
+    );
+    let n = compute.store.get_node(node).await.unwrap();
+    assert!(n.last_heartbeat.is_some(), "the pass is a heartbeat");
+    // A pass reports what it found before it acts; the next one records the result.
+    node_loop.pass().await.unwrap();
+    let v = compute.store.get_vm(vm.id).await.unwrap();
+    assert_eq!(v.status.state, VmState::Stopped);
+}
+
+#[tokio::test]
+async fn a_vm_a_command_holds_is_left_alone() {
+    let (_dir, compute, sim, mut node_loop, node) = setup().await;
+    let vm = compute.create_vm(create("app-1", node, true)).await.unwrap();
+    // A VM in the middle of a command (here: being placed) is not touched.
+    let mut v = compute.store.get_vm(vm.id).await.unwrap();
+    v.status.state = VmState::Migrating;
+    compute.store.update_vm(&v).await.unwrap();
+    sim.destroy(vm.id).await.unwrap();
+    sim.undefine(vm.id, false).await.unwrap();
+    let pass = node_loop.pass().await.unwrap();
+    assert_eq!(pass.busy, 1);
+    assert!(pass.recreated.is_empty(), "{pass:?}");
+    assert_eq!(sim.domain_count(), 0);
+}
