@@ -41,7 +41,14 @@ unshare --mount --propagation private -- sh -c '
   set -e
   d="$1"
   mount -t tmpfs tmpfs /run
-  if [ "$2" != 1 ] && [ -e /dev/kvm ]; then mount --bind /dev/null /dev/kvm; fi
+  # An empty read-only regular file, not /dev/null: libvirt (as root) deems /dev/kvm usable
+  # when it is writable, and then throws away its QEMU capabilities (probed without KVM) at
+  # every lookup and re-probes QEMU for seconds on each define, start or capabilities call.
+  if [ "$2" != 1 ] && [ -e /dev/kvm ]; then
+    : > "$d/no-kvm"
+    mount --bind "$d/no-kvm" /dev/kvm
+    mount -o remount,bind,ro /dev/kvm
+  fi
   mount --bind "$d/etc" /etc/libvirt
   for p in lib cache log; do
     mkdir -p "/var/$p/libvirt" 2>/dev/null || true

@@ -152,7 +152,6 @@ fn logged_at(log: &str, needle: &str) -> Option<chrono::DateTime<chrono::Utc>> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "after the live-migration driver changes the agent's first define on the private libvirtd does not finish within the 60 s command timeout here; run by hand: cargo test -p lqx-e2e --test e2e fence::a_hung -- --ignored --nocapture"]
 async fn a_hung_agent_is_fenced_by_the_fence_process_before_failover() {
     if !real_libvirt_installed() {
         assert!(

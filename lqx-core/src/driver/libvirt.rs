@@ -63,6 +63,10 @@ pub struct LibvirtHypervisor {
     /// Local host (no host part in the URI): node stats come from /proc, which sees the whole
     /// host and not only the domains.
     local: bool,
+    /// The host CPU's model name from the capabilities, read once at connect: asking for the
+    /// capabilities can make libvirtd re-probe QEMU (seconds) and node info is read at every
+    /// heartbeat, whose reads are given up (but go on) after a short budget; they piled up.
+    host_cpu: Option<String>,
     /// `None` after the connection was lost; reopened on the next call. Never reset for the
     /// test driver, whose state lives in the connection.
     conn: Mutex<Option<Arc<Conn>>>,
@@ -206,7 +210,7 @@ impl LibvirtHypervisor {
             return Err(DriverError::Invalid("libvirt URI contains a NUL byte".into()));
         }
         let owned = uri.to_string();
-        let (conn, backend, domain_type) = tokio::task::spawn_blocking(move || -> DriverResult<_> {
+        let (conn, backend, domain_type, host_cpu) = tokio::task::spawn_blocking(move || -> DriverResult<_> {
             let conn = open(&owned)?;
             let ty = conn.0.get_type().map_err(map_error)?;
             let backend = match ty.to_ascii_uppercase().as_str() {
@@ -218,7 +222,8 @@ impl LibvirtHypervisor {
                 Backend::Test => DomainType::Test,
                 _ => pick_domain_type(&conn.0, &owned),
             };
-            Ok((conn, backend, domain_type))
+            let host_cpu = conn.0.get_capabilities().ok().and_then(|caps| host_cpu_model(&caps));
+            Ok((conn, backend, domain_type, host_cpu))
         })
         .await
         .map_err(join_error)??;
@@ -229,6 +234,7 @@ impl LibvirtHypervisor {
             backend,
             domain_type,
             local,
+            host_cpu,
             conn: Mutex::new(Some(Arc::new(conn))),
         })
     }
@@ -464,14 +470,10 @@ fn open(uri: &str) -> DriverResult<Conn> {
         .map_err(|e| DriverError::Unavailable(format!("cannot connect to {uri}: {}", e.message())))
 }
 
-fn node_info_of(c: &Connect) -> DriverResult<NodeInfo> {
+fn node_info_of(c: &Connect, host_cpu: Option<String>) -> DriverResult<NodeInfo> {
     let n = c.get_node_info().map_err(map_error)?;
     // The host CPU's model name (what host-model guests get), else the architecture.
-    let model = c
-        .get_capabilities()
-        .ok()
-        .and_then(|caps| host_cpu_model(&caps))
-        .unwrap_or(n.model);
+    let model = host_cpu.unwrap_or(n.model);
     Ok(NodeInfo {
         hostname: c.get_hostname().map_err(map_error)?,
         cpus: n.cpus,
@@ -538,7 +540,8 @@ impl Hypervisor for LibvirtHypervisor {
     }
 
     fn node_info(&self) -> BoxFuture<'_, DriverResult<NodeInfo>> {
-        self.call(node_info_of).boxed()
+        let host_cpu = self.host_cpu.clone();
+        self.call(move |c| node_info_of(c, host_cpu)).boxed()
     }
 
     fn node_stats(&self) -> BoxFuture<'_, DriverResult<NodeStats>> {
