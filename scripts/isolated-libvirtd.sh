@@ -35,6 +35,8 @@ user = "root"
 group = "root"
 dynamic_ownership = 0
 remember_owner = 0
+# No private /dev per guest: libvirt would copy the bind mount over /dev/kvm (below) into it.
+namespaces = []
 CONF
 # The guest logs go to DIR/log/qemu; libvirtd's own runtime state to DIR/run (tmpfs here).
 unshare --mount --propagation private -- sh -c '
