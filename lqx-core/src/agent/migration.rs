@@ -107,8 +107,11 @@ impl Migrator {
         // hypervisor call returns and its outcome was reported once), forget what ended.
         jobs.retain(|vm, j| orders.get(vm).is_some_and(|o| o.id == j.id) || j.phase == Phase::Running || !j.reported);
         let now = tokio::time::Instant::now();
-        lock(&self.moved)
-            .retain(|vm, at| desired.iter().any(|d| d.spec.id == *vm) && now.duration_since(*at) < MOVED_GRACE);
+        // A domain arriving back (a move there and back again within the grace) is wanted here
+        // again: forgetting it keeps reconcile from removing the arrived copy as unassigned.
+        lock(&self.moved).retain(|vm, at| {
+            desired.iter().any(|d| d.spec.id == *vm && !d.incoming) && now.duration_since(*at) < MOVED_GRACE
+        });
         for (vm, j) in jobs.iter_mut() {
             if orders.get(vm).is_none_or(|o| o.id != j.id) && !j.withdrawn {
                 j.withdrawn = true;
@@ -309,7 +312,13 @@ mod tests {
         d.migrate = None;
         m.sync(std::slice::from_ref(&d));
         assert_eq!(m.moved_away(), [d.spec.id].into());
+        // ...unless it is ordered back here: arriving again, it is this host's once more.
+        let mut back = d.clone();
+        back.incoming = true;
+        m.sync(std::slice::from_ref(&back));
+        assert!(m.moved_away().is_empty(), "a domain migrating back is not held off");
         // ...and once the control plane drops it, nothing is remembered.
+        m.sync(std::slice::from_ref(&d));
         m.sync(&[]);
         assert!(m.moved_away().is_empty());
         assert!(m.statuses().is_empty());

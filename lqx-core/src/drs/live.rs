@@ -5,7 +5,9 @@
 //!   its agent reports no migration URI, or it is not connected) is pinned where it is, and
 //!   reported: `lqx drs status` lists it and the alert `drs.vm_not_live_movable` stays open
 //!   while it holds.
-//! - Hosts that cannot receive a live migration are no target for running VMs; with
+//! - Hosts that cannot receive a live migration are no target for running VMs; nor are hosts
+//!   of the other kind (agent hosts migrate peer to peer among themselves, in-process hosts
+//!   through the control plane's own connections: neither can reach the other); with
 //!   host-model guests, neither are hosts of another CPU model.
 //!
 //! Stopped VMs are unaffected (moving them cold stops nothing).
@@ -33,16 +35,31 @@ impl LiveBlocked {
     }
 }
 
-/// What each host allows: why it cannot live-migrate (None: it can) and its CPU model.
-pub async fn host_facts(compute: &Compute, snap: &ClusterSnapshot) -> HashMap<NodeId, (Option<String>, String)> {
+/// What a host allows for live migration.
+#[derive(Debug, Clone, Default)]
+pub struct HostFacts {
+    /// Why it cannot live-migrate (None: it can).
+    pub blocker: Option<String>,
+    /// Its CPU model (empty: unknown).
+    pub cpu_model: String,
+    /// An agent host (`agent://`): live migrations reach only other agent hosts.
+    pub agent: bool,
+}
+
+/// What each host allows.
+pub async fn host_facts(compute: &Compute, snap: &ClusterSnapshot) -> HashMap<NodeId, HostFacts> {
     let mut out = HashMap::new();
     for n in &snap.nodes {
         let facts = match compute.hosts.get(n.id) {
-            Ok(hv) => {
-                let cpu = hv.node_info().await.map(|i| i.cpu_model).unwrap_or_default();
-                (hv.live_migration_blocker(), cpu)
-            }
-            Err(_) => (Some(format!("{} is not connected", n.name)), String::new()),
+            Ok(hv) => HostFacts {
+                blocker: hv.live_migration_blocker(),
+                cpu_model: hv.node_info().await.map(|i| i.cpu_model).unwrap_or_default(),
+                agent: hv.uri().starts_with("agent://"),
+            },
+            Err(_) => HostFacts {
+                blocker: Some(format!("{} is not connected", n.name)),
+                ..Default::default()
+            },
         };
         out.insert(n.id, facts);
     }
@@ -50,22 +67,18 @@ pub async fn host_facts(compute: &Compute, snap: &ClusterSnapshot) -> HashMap<No
 }
 
 /// Narrows `snap` to live moves (see the module doc); returns the pinned running VMs.
-pub fn restrict(
-    snap: &mut ClusterSnapshot,
-    facts: &HashMap<NodeId, (Option<String>, String)>,
-    cpu: &GuestCpu,
-) -> Vec<LiveBlocked> {
+pub fn restrict(snap: &mut ClusterSnapshot, facts: &HashMap<NodeId, HostFacts>, cpu: &GuestCpu) -> Vec<LiveBlocked> {
     let name_of: HashMap<NodeId, String> = snap.nodes.iter().map(|n| (n.id, n.name.clone())).collect();
     let no_target: Vec<NodeId> = facts
         .iter()
-        .filter(|(_, (b, _))| b.is_some())
+        .filter(|(_, f)| f.blocker.is_some())
         .map(|(id, _)| *id)
         .collect();
     let mut blocked = Vec::new();
     for v in snap.vms.iter_mut().filter(|v| v.running) {
         let Some(node) = v.node else { continue };
-        let (why, model) = facts.get(&node).cloned().unwrap_or((None, String::new()));
-        if let Some(reason) = why {
+        let here = facts.get(&node).cloned().unwrap_or_default();
+        if let Some(reason) = here.blocker {
             v.placement.required_nodes = vec![node];
             blocked.push(LiveBlocked {
                 vm: v.id,
@@ -76,11 +89,12 @@ pub fn restrict(
             continue;
         }
         let mut excluded: BTreeSet<NodeId> = no_target.iter().copied().collect();
-        if *cpu == GuestCpu::HostModel && !model.is_empty() {
+        excluded.extend(facts.iter().filter(|(_, f)| f.agent != here.agent).map(|(id, _)| *id));
+        if *cpu == GuestCpu::HostModel && !here.cpu_model.is_empty() {
             excluded.extend(
                 facts
                     .iter()
-                    .filter(|(_, (_, m))| !m.is_empty() && *m != model)
+                    .filter(|(_, f)| !f.cpu_model.is_empty() && f.cpu_model != here.cpu_model)
                     .map(|(id, _)| *id),
             );
         }
@@ -159,16 +173,29 @@ mod tests {
 
     #[test]
     fn running_vms_move_live_only_and_the_stuck_ones_are_reported() {
-        let (a, b, c, d) = (node("a"), node("b"), node("c"), node("d"));
+        let (a, b, c, d, e) = (node("a"), node("b"), node("c"), node("d"), node("e"));
         let mut snap = ClusterSnapshot {
             vms: vec![vm("on-a", a.id, true), vm("off-a", a.id, false), vm("on-b", b.id, true)],
-            nodes: vec![a.clone(), b.clone(), c.clone(), d.clone()],
+            nodes: vec![a.clone(), b.clone(), c.clone(), d.clone(), e.clone()],
         };
-        let facts: HashMap<NodeId, (Option<String>, String)> = [
-            (a.id, (Some("no migration URI".to_string()), "X".to_string())),
-            (b.id, (None, "X".to_string())),
-            (c.id, (None, "X".to_string())),
-            (d.id, (None, "Y".to_string())),
+        let agent = |blocker: Option<&str>, cpu: &str| HostFacts {
+            blocker: blocker.map(str::to_string),
+            cpu_model: cpu.to_string(),
+            agent: true,
+        };
+        let facts: HashMap<NodeId, HostFacts> = [
+            (a.id, agent(Some("no migration URI"), "X")),
+            (b.id, agent(None, "X")),
+            (c.id, agent(None, "X")),
+            (d.id, agent(None, "Y")),
+            // An in-process host: live-capable, same CPU, but out of an agent's reach.
+            (
+                e.id,
+                HostFacts {
+                    agent: false,
+                    ..agent(None, "X")
+                },
+            ),
         ]
         .into();
         let blocked = restrict(&mut snap, &facts, &GuestCpu::HostModel);
@@ -181,16 +208,20 @@ mod tests {
         );
         let mut ex = snap.vms[2].placement.excluded_nodes.clone();
         ex.sort();
-        let mut want = vec![a.id, d.id];
+        let mut want = vec![a.id, d.id, e.id];
         want.sort();
-        assert_eq!(ex, want, "no live target, and another CPU model");
-        // A named cluster CPU model lifts the CPU rule.
+        assert_eq!(ex, want, "no live target, another kind of host, and another CPU model");
+        // A named cluster CPU model lifts the CPU rule, not the others.
         let mut snap2 = ClusterSnapshot {
             vms: vec![vm("on-b", b.id, true)],
-            nodes: vec![a.clone(), b.clone(), c, d],
+            nodes: vec![a.clone(), b.clone(), c, d, e.clone()],
         };
         restrict(&mut snap2, &facts, &GuestCpu::Model("qemu64".into()));
-        assert_eq!(snap2.vms[0].placement.excluded_nodes, vec![a.id]);
+        let mut ex2 = snap2.vms[0].placement.excluded_nodes.clone();
+        ex2.sort();
+        let mut want2 = vec![a.id, e.id];
+        want2.sort();
+        assert_eq!(ex2, want2);
 
         let (raise, resolve, open) = alerts(&blocked, &[VmId::new()].into());
         assert_eq!(raise.len(), 1);
