@@ -15,7 +15,7 @@
 # else TCG. Prints the migration's job statistics (downtime, total time) from libvirt.
 #
 # GUEST_CPU (default kvm64) is the cluster's guest CPU model. Needs root (libvirtd, mount
-# namespaces). Not part of CI: see docs/operations.md.
+# namespaces). scripts/test.sh runs it (as root) after the Rust tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 start_time=$(date +%s)
