@@ -31,6 +31,22 @@ ha:
   self_fence_after: 4s
   fence_margin: 500ms
 ";
+
+/// A control plane on SQLite with the short HA timings above, the admin logged in.
+async fn control_plane() -> Server {
+    let mut s = Server::start(
+        Engine::Sqlite,
+        Options {
+            config: Some(CONFIG.into()),
+            env: vec![("NO_COLOR".into(), "1".into())],
+            ..Default::default()
+        },
+    )
+    .await;
+    s.login_admin().await;
+    s
+}
+
 const SELF_FENCE_AFTER: Duration = Duration::from_secs(4);
 const LEASE_TTL: Duration = Duration::from_secs(6);
 
@@ -167,16 +183,7 @@ async fn a_hung_agent_is_fenced_by_the_fence_process_before_failover() {
     }
     let lv = Libvirtd::start();
     let dir = tempfile::tempdir().unwrap();
-    let mut s = Server::start(
-        Engine::Sqlite,
-        Options {
-            config: Some(CONFIG.into()),
-            env: vec![("NO_COLOR".into(), "1".into())],
-            ..Default::default()
-        },
-    )
-    .await;
-    s.login_admin().await;
+    let s = control_plane().await;
     let token = async |name: &str| {
         let t = ok(
             &s,
@@ -436,16 +443,7 @@ impl Link {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_partitioned_agent_fences_itself_before_failover() {
     let dir = tempfile::tempdir().unwrap();
-    let mut s = Server::start(
-        Engine::Sqlite,
-        Options {
-            config: Some(CONFIG.into()),
-            env: vec![("NO_COLOR".into(), "1".into())],
-            ..Default::default()
-        },
-    )
-    .await;
-    s.login_admin().await;
+    let s = control_plane().await;
     let link = Link::to(&s.addr).await;
     let agents = [
         test_agent(&s, dir.path(), "host-a", &link.addr).await,
@@ -527,16 +525,7 @@ async fn test_agent(s: &Server, dir: &Path, name: &str, via: &str) -> Proc {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_host_has_its_ha_vm_restarted_after_the_lease() {
     let dir = tempfile::tempdir().unwrap();
-    let mut s = Server::start(
-        Engine::Sqlite,
-        Options {
-            config: Some(CONFIG.into()),
-            env: vec![("NO_COLOR".into(), "1".into())],
-            ..Default::default()
-        },
-    )
-    .await;
-    s.login_admin().await;
+    let s = control_plane().await;
     let a = test_agent(&s, dir.path(), "host-a", &s.addr).await;
     let _b = test_agent(&s, dir.path(), "host-b", &s.addr).await;
     let vm = ok(
