@@ -370,8 +370,14 @@ async fn a_hot_host_drs_cannot_relieve_is_an_alert_and_in_the_status() {
         assert_eq!(a["source_name"], "node-1", "{a}");
         assert_eq!(a["severity"], "warning", "{a}");
         // 28 of 32 vCPUs busy: 87.5 % by allocation, or as measured on the host (a sample
-        // may land a tenth off).
+        // may land a point or so off either way).
         let m = a["message"].as_str().unwrap();
-        assert!(m.contains("CPU 87.") && m.contains("% > 80%"), "{a}");
+        let cpu: f64 = m
+            .split("CPU ")
+            .nth(1)
+            .and_then(|r| r.split('%').next())
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("no CPU figure in {a}"));
+        assert!((85.0..=90.0).contains(&cpu) && m.contains("% > 80%"), "{a}");
     }
 }
