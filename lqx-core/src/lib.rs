@@ -16,6 +16,7 @@ pub mod drs;
 pub mod events;
 pub mod ha;
 pub mod placement;
+pub mod power;
 
 #[cfg(feature = "server")]
 pub mod agent;
