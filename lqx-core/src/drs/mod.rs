@@ -82,8 +82,10 @@
 
 #[cfg(feature = "server")]
 pub mod alerts;
+#[cfg(feature = "server")]
 pub mod engine;
 mod history;
+#[cfg(feature = "server")]
 pub mod live;
 mod planner;
 mod smooth;
