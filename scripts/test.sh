@@ -29,6 +29,9 @@ eval "$(bash .ci/start-postgres.sh)"
 export LQX_TEST_DATABASE_URL
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# The CLI alone, as `cargo install --path lqx-cli` builds it: lqx-core without its server
+# feature (a workspace build unifies features and hides a module that needs them).
+cargo check -p lqx-cli --locked
 # The end-to-end tests run the real binaries: build them first (cargo test alone does not
 # build lqx-server, which has no integration tests of its own).
 cargo build --workspace --locked --bins
