@@ -409,3 +409,93 @@ async fn recovery_leaves_a_live_owners_recent_operations_alone() {
         c.no_operations().await;
     }
 }
+
+/// DRS apply is a recommendation (APPLYING once) around a migration saga. Interrupted, the
+/// migration is settled first and then the recommendation, from where the VM ended up; a
+/// failed step leaves the VM on its source and the recommendation FAILED.
+#[tokio::test]
+async fn drs_apply_settles_the_vm_and_then_the_recommendation() {
+    use lqx_core::drs::engine::{DrsEngine, EngineOptions};
+    use lqx_core::model::{AutomationLevel, DrsConfig, RecommendationStatus as St};
+    const HOT: &str = "
+nodes:
+  - {name: node-1, cpu_cores: 16, memory_mib: 65536}
+  - {name: node-2, cpu_cores: 16, memory_mib: 65536}
+vms:
+  - {name: hot-1, node: node-1, cpu_cores: 4, memory_mib: 4096, usage: {cpu_percent: 100, memory_mib: 4096}}
+  - {name: hot-2, node: node-1, cpu_cores: 4, memory_mib: 4096, usage: {cpu_percent: 100, memory_mib: 4096}}
+  - {name: hot-3, node: node-1, cpu_cores: 4, memory_mib: 4096, usage: {cpu_percent: 100, memory_mib: 4096}}
+  - {name: hot-4, node: node-1, cpu_cores: 3, memory_mib: 4096, usage: {cpu_percent: 100, memory_mib: 4096}}
+";
+    let _fp = fail::FailScenario::setup();
+    let config = DrsConfig {
+        automation_level: AutomationLevel::Manual,
+        hysteresis_hold_count: 1,
+        ..DrsConfig::default()
+    };
+    for (step, mode) in [
+        ("begin", "fail"),
+        ("transfer", "fail"),
+        ("begin", "crash"),
+        ("transfer", "crash"),
+        ("commit", "crash"),
+    ] {
+        let ctx = format!("{step} {mode}");
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("lqx.db").to_str().unwrap()).await.unwrap();
+        let sims = SimRegistry::new();
+        let compute = Compute::new(
+            store.clone(),
+            Hosts::default(),
+            EventBus::new(EventBusConfig::default()),
+        );
+        let snap = lqx_core::cluster_file::parse(HOT).unwrap();
+        lqx_core::compute::sim::load_cluster(&compute, &sims, &snap)
+            .await
+            .unwrap();
+        let engine = DrsEngine::open(compute.clone(), config.clone(), EngineOptions::default())
+            .await
+            .unwrap();
+        let rec = engine.run_once().await.unwrap().recommendations[0].clone();
+        inject(saga::OpKind::MigrateVm, step, mode);
+        let applied = engine.apply(rec.id, "test", None, true).await;
+        if mode == "crash" {
+            assert!(saga::is_crash(&applied.expect_err(&ctx)), "{ctx}");
+            assert_eq!(engine.get(rec.id).await.unwrap().status, St::Applying, "{ctx}");
+            drop(engine);
+            // Restart: hosts again, operations recovered, then the engine opens.
+            let hosts = Hosts::default();
+            for n in store.all_nodes().await.unwrap() {
+                hosts.insert(n.id, Arc::new(sims.get(&n.libvirt_uri).unwrap()));
+            }
+            let compute = Compute::new(store.clone(), hosts, EventBus::new(EventBusConfig::default()));
+            assert_eq!(
+                compute.recover_operations(Duration::ZERO).await.unwrap().left,
+                0,
+                "{ctx}"
+            );
+            let engine = DrsEngine::open(compute, config.clone(), EngineOptions::default())
+                .await
+                .unwrap();
+            let settled = engine.get(rec.id).await.unwrap();
+            let want = if step == "commit" { St::Applied } else { St::Failed };
+            assert_eq!(settled.status, want, "{ctx}");
+        } else {
+            assert_eq!(applied.unwrap().status, St::Failed, "{ctx}");
+        }
+        assert!(store.op_list().await.unwrap().is_empty(), "{ctx}");
+        // The VM is where the recommendation says, and only there.
+        let vm = store.get_vm(rec.vm_id).await.unwrap();
+        let moved = step == "commit";
+        let want = if moved { rec.target_node_id } else { rec.source_node_id };
+        assert_eq!(vm.status.node_id, Some(want), "{ctx}");
+        assert_eq!(vm.status.state, VmState::Running, "{ctx}");
+        let mut holders = Vec::new();
+        for n in store.all_nodes().await.unwrap() {
+            if sims.get(&n.libvirt_uri).unwrap().domain_state(vm.id).await.is_ok() {
+                holders.push(n.id);
+            }
+        }
+        assert_eq!(holders, vec![want], "{ctx}");
+    }
+}

@@ -29,7 +29,7 @@ use std::sync::{Arc, Mutex};
 
 pub use hosts::Hosts;
 pub use migrate::MigrateOptions;
-pub use recover::Recovery;
+pub use recover::{Recovery, TAKEOVER_AFTER};
 pub use vms::{CreateVm, MigrateOutcome, VmUpdate};
 
 /// Shared handle to the compute layer. Cheap to clone.

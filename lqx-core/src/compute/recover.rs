@@ -187,3 +187,49 @@ impl Compute {
         Ok(outcome)
     }
 }
+
+/// How long an operation of another replica must stand still before a new leader takes it
+/// over (a live migration of a large guest can run for many minutes without a write).
+pub const TAKEOVER_AFTER: Duration = Duration::from_secs(600);
+
+/// How often recovery tries again while operations are left unsettled.
+const RETRY: Duration = Duration::from_secs(30);
+
+impl Compute {
+    /// Recovery as lqx-server runs it: whenever this replica becomes leader, and then every
+    /// 30 s while it leads and operations are left unsettled (a host not connected yet).
+    /// `min_age` as in [`Compute::recover_operations`].
+    pub fn spawn_recovery(
+        &self,
+        mut leading: tokio::sync::watch::Receiver<bool>,
+        min_age: Duration,
+    ) -> tokio::task::JoinHandle<()> {
+        let me = self.clone();
+        tokio::spawn(async move {
+            loop {
+                if leading.wait_for(|l| *l).await.is_err() {
+                    return;
+                }
+                loop {
+                    let left = match me.recover_operations(min_age).await {
+                        Ok(r) => r.left,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "recovering unfinished operations failed");
+                            1
+                        }
+                    };
+                    if left == 0 {
+                        break;
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(RETRY) => {}
+                        r = leading.wait_for(|l| !*l) => if r.is_err() { return } else { break },
+                    }
+                }
+                if leading.wait_for(|l| !*l).await.is_err() {
+                    return;
+                }
+            }
+        })
+    }
+}
