@@ -195,6 +195,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         Arc::new(crate::services::agent::AgentApi {
             agents,
             store: store.clone(),
+            ha: ha.clone(),
         }),
         Arc::new(crate::services::ha::HaApi {
             manager: ha,

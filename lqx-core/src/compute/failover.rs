@@ -22,20 +22,6 @@ use crate::model::*;
 use crate::saga::{self, Injected, OpKind, OpParams, Operation};
 use crate::{Error, ErrorKind, Result};
 use chrono::Utc;
-use std::sync::atomic::{AtomicBool, Ordering};
-
-/// Admission control is a cluster setting of the HA manager; VM create reads it here.
-static ADMISSION_CONTROL: AtomicBool = AtomicBool::new(false);
-
-/// Turns admission control on or off for VM create (the HA manager sets it from `ha:`).
-pub fn set_admission_control(on: bool) {
-    ADMISSION_CONTROL.store(on, Ordering::Relaxed);
-}
-
-pub fn admission_control() -> bool {
-    ADMISSION_CONTROL.load(Ordering::Relaxed)
-}
-
 /// What an in-process fence found on a returning host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct InProcessFence {
@@ -46,6 +32,15 @@ pub struct InProcessFence {
 }
 
 impl Compute {
+    /// Turns admission control on or off for VM create (the HA manager sets it from `ha:`).
+    pub fn set_admission_control(&self, on: bool) {
+        self.admission.store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn admission_control(&self) -> bool {
+        self.admission.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Commits the HA restart of `vm` from the fenced `from` onto `target` as the leader of
     /// `epoch` (see the module rule). Refused with "not the leader" when the term is over, and
     /// Aborted when the VM is no longer on `from` or changed meanwhile.
@@ -263,7 +258,7 @@ impl Compute {
     /// Admission control for VM create: with it on, refuses `vm` on `node` when the cluster
     /// would no longer absorb the loss of any single host. A no-op when it is off.
     pub async fn admission_check(&self, vm: &Vm, node: NodeId) -> Result<()> {
-        if !admission_control() {
+        if !self.admission_control() {
             return Ok(());
         }
         let snapshot = self.snapshot().await?;

@@ -50,6 +50,8 @@ pub struct Compute {
     health: Arc<std::sync::RwLock<HashMap<crate::model::NodeId, String>>>,
     /// What each agent's last accepted heartbeat said (in memory: written at every one).
     reports: Arc<std::sync::RwLock<HashMap<crate::model::NodeId, nodes::AgentReport>>>,
+    /// HA admission control (N+1) for VM create: a cluster setting the HA manager owns.
+    admission: Arc<std::sync::atomic::AtomicBool>,
     /// Names this process in the operations it records (see [`crate::saga`]).
     owner: Arc<str>,
 }
@@ -66,6 +68,7 @@ impl Compute {
             guest_cpu: Arc::default(),
             health: Arc::default(),
             reports: Arc::default(),
+            admission: Arc::default(),
             owner: crate::leader::holder_id().into(),
         }
     }
