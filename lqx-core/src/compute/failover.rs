@@ -183,7 +183,7 @@ impl Compute {
         let vm = v.id;
         async {
             let hv = self.hosts.get(node)?;
-            match hv.define(self.domain_spec(&v)).await {
+            match hv.define(self.domain_spec(v)).await {
                 Ok(()) => {}
                 // A retry, or the domain was kept from an earlier stay on this node.
                 Err(e) if e.kind() == DriverErrorKind::AlreadyExists => {}

@@ -32,7 +32,7 @@ impl Compute {
         let cutoff = chrono::Utc::now() - chrono::Duration::from_std(min_age).unwrap_or(chrono::Duration::MAX);
         let mut out = Recovery::default();
         for op in self.store.op_list().await? {
-            if &*op.owner == &*self.owner || op.updated_at > cutoff {
+            if *op.owner == *self.owner || op.updated_at > cutoff {
                 continue;
             }
             let _g = self.lock(op.vm).await;
