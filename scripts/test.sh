@@ -36,6 +36,10 @@ cargo check -p lqx-cli --locked
 # build lqx-server, which has no integration tests of its own).
 cargo build --workspace --locked --bins
 cargo test --workspace --locked --no-fail-fast "$@"
+# Each step of every multi-step operation made to fail and crash in turn (lqx-core's
+# `failpoints` feature: test builds only).
+cargo clippy -p lqx-core --locked --features failpoints --test sagas -- -D warnings
+cargo test -p lqx-core --locked --features failpoints --test sagas
 # Real QEMU: a guest live-migrated between two private libvirtd instances through lqx (and by
 # DRS), ~35 s. It needs root (mount namespaces, libvirtd); as another user it is skipped.
 if [ "$(id -u)" = 0 ]; then

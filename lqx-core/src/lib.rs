@@ -31,6 +31,8 @@ pub mod handover;
 #[cfg(feature = "server")]
 pub mod leader;
 #[cfg(feature = "server")]
+pub mod saga;
+#[cfg(feature = "server")]
 pub mod store;
 
 pub use error::{Error, ErrorKind, Result};

@@ -77,7 +77,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("opening the database {}", lqx_core::store::redact(&db)))?;
     // SQLite is one server's database: hold its lock for the life of the process, which
     // also makes this process the only writer, so VM reads can be served from memory.
-    let _sqlite_lock = store.become_only_writer()?;
+    let sqlite_lock = store.become_only_writer()?;
     let auth = crate::authn::start(&config, &store, args.dev)
         .await
         .context("starting authentication")?;
@@ -129,6 +129,21 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             .with_context(|| format!("registering node {}", n.name))?;
     }
 
+    // Operations a stopped control plane left half-done (see lqx_core::saga). As the only
+    // writer every one is orphaned and settled now, before DRS settles the recommendations
+    // they applied; on PostgreSQL the leader takes over those that stood still long enough.
+    let recovery_age = if sqlite_lock.is_some() {
+        std::time::Duration::ZERO
+    } else {
+        lqx_core::compute::TAKEOVER_AFTER
+    };
+    if sqlite_lock.is_some() {
+        compute
+            .recover_operations(recovery_age)
+            .await
+            .context("recovering unfinished operations")?;
+    }
+
     // DRS: the file's `drs:` config until UpdateDRSConfig stores one (which then wins).
     // Leader election through the database's lease row (SQLite: this one replica leads).
     // DRS and HA run only on the leader.
@@ -164,6 +179,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let agents = lqx_core::compute::agents::Agents::new(compute.clone(), timing);
     agents.restore().await.context("restoring agent nodes")?;
     let ha = crate::services::ha::start(&config, &compute, &leader, &agents, &alerts)?;
+    let _recovery = compute.spawn_recovery(leader.leading(), recovery_age);
     // In-process hosts: observed and reconciled like agent hosts (same report, same intake).
     let _in_process = start_in_process(&compute, &agents, &alerts, timing.heartbeat_interval).await?;
     let api = Api::new(
@@ -179,6 +195,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         Arc::new(crate::services::agent::AgentApi {
             agents,
             store: store.clone(),
+            ha: ha.clone(),
         }),
         Arc::new(crate::services::ha::HaApi {
             manager: ha,

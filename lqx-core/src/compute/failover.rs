@@ -19,22 +19,9 @@ use super::Compute;
 use crate::driver::DriverErrorKind;
 use crate::leader::Epoch;
 use crate::model::*;
+use crate::saga::{self, Injected, OpKind, OpParams, Operation};
 use crate::{Error, ErrorKind, Result};
 use chrono::Utc;
-use std::sync::atomic::{AtomicBool, Ordering};
-
-/// Admission control is a cluster setting of the HA manager; VM create reads it here.
-static ADMISSION_CONTROL: AtomicBool = AtomicBool::new(false);
-
-/// Turns admission control on or off for VM create (the HA manager sets it from `ha:`).
-pub fn set_admission_control(on: bool) {
-    ADMISSION_CONTROL.store(on, Ordering::Relaxed);
-}
-
-pub fn admission_control() -> bool {
-    ADMISSION_CONTROL.load(Ordering::Relaxed)
-}
-
 /// What an in-process fence found on a returning host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct InProcessFence {
@@ -45,6 +32,15 @@ pub struct InProcessFence {
 }
 
 impl Compute {
+    /// Turns admission control on or off for VM create (the HA manager sets it from `ha:`).
+    pub fn set_admission_control(&self, on: bool) {
+        self.admission.store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn admission_control(&self) -> bool {
+        self.admission.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Commits the HA restart of `vm` from the fenced `from` onto `target` as the leader of
     /// `epoch` (see the module rule). Refused with "not the leader" when the term is over, and
     /// Aborted when the VM is no longer on `from` or changed meanwhile.
@@ -60,7 +56,33 @@ impl Compute {
         v.status.message = format!("HA restart from failed node {from}");
         v.status.cpu_usage_percent = 0.0;
         v.status.memory_used_mib = 0;
-        let v = self.store.update_vm_as_leader(&v, epoch).await?;
+        // A saga (see `crate::saga`): recorded before the commit, ended when the start is
+        // recorded (by `failover_start`), so a restart interrupted in between is finished.
+        const KIND: OpKind = OpKind::HaRestart;
+        let op = Operation::new(
+            KIND,
+            vm,
+            &self.owner,
+            OpParams {
+                source: Some(from),
+                target: Some(target),
+                ..OpParams::default()
+            },
+        );
+        saga::check(KIND, "record")?;
+        self.store.op_begin(&op).await?;
+        let committed = match saga::point(KIND, "commit") {
+            Err(Injected::Crash) => return Err(Injected::Crash.error(KIND, "commit")),
+            Err(i) => Err(i.error(KIND, "commit")),
+            Ok(()) => self.store.update_vm_as_leader(&v, epoch).await,
+        };
+        let v = match committed {
+            Ok(v) => v,
+            Err(e) => {
+                self.store.op_end(&op.id).await?;
+                return Err(e);
+            }
+        };
         self.publish_vm(EventType::Restarted, &v);
         Ok(v)
     }
@@ -107,27 +129,29 @@ impl Compute {
     /// marked Failed with the reason, and the error returned.
     pub async fn failover_start(&self, vm: VmId) -> Result<Vm> {
         let _g = self.lock(vm).await;
+        self.failover_start_locked(vm).await
+    }
+
+    /// [`Compute::failover_start`] with the VM's lock held by the caller.
+    pub(crate) async fn failover_start_locked(&self, vm: VmId) -> Result<Vm> {
         let v = self.store.get_vm(vm).await?;
         let node = v
             .status
             .node_id
             .ok_or_else(|| Error::precondition(format!("VM {} has no node", v.name)))?;
-        let result = async {
-            let hv = self.hosts.get(node)?;
-            match hv.define(self.domain_spec(&v)).await {
-                Ok(()) => {}
-                // A retry, or the domain was kept from an earlier stay on this node.
-                Err(e) if e.kind() == DriverErrorKind::AlreadyExists => {}
-                Err(e) => return Err(Error::from(e)),
-            }
-            if !hv.domain_state(vm).await?.is_active() {
-                hv.start(vm).await?;
-            }
-            Ok::<(), Error>(())
-        }
-        .await;
+        const KIND: OpKind = OpKind::HaRestart;
+        let op = self.store.op_for_vm(vm, KIND).await?;
+        let result = match saga::point(KIND, "start") {
+            Err(Injected::Crash) => return Err(Injected::Crash.error(KIND, "start")),
+            Err(i) => Err(i.error(KIND, "start")),
+            Ok(()) => self.failover_define_start(&v, node).await,
+        };
+        let end = op.as_ref().map(|o| o.id.as_str());
         let mut v = self.store.get_vm(vm).await?;
         if v.status.node_id != Some(node) {
+            if let Some(id) = end {
+                self.store.op_end(id).await?;
+            }
             return result.map(|()| v);
         }
         match &result {
@@ -141,7 +165,7 @@ impl Compute {
                 v.status.message = format!("HA restart failed: {e}");
             }
         }
-        let v = self.store.update_vm(&v).await?;
+        let v = self.store.update_vm_op(&v, None, end).await?;
         match result {
             Ok(()) => {
                 self.publish_vm(EventType::Started, &v);
@@ -152,6 +176,25 @@ impl Compute {
                 Err(e)
             }
         }
+    }
+
+    /// Defines (if needed) and starts `v` on `node`.
+    async fn failover_define_start(&self, v: &Vm, node: NodeId) -> Result<()> {
+        let vm = v.id;
+        async {
+            let hv = self.hosts.get(node)?;
+            match hv.define(self.domain_spec(v)).await {
+                Ok(()) => {}
+                // A retry, or the domain was kept from an earlier stay on this node.
+                Err(e) if e.kind() == DriverErrorKind::AlreadyExists => {}
+                Err(e) => return Err(Error::from(e)),
+            }
+            if !hv.domain_state(vm).await?.is_active() {
+                hv.start(vm).await?;
+            }
+            Ok::<(), Error>(())
+        }
+        .await
     }
 
     /// The in-process half of fencing, for a host driven directly by this control plane that
@@ -215,7 +258,7 @@ impl Compute {
     /// Admission control for VM create: with it on, refuses `vm` on `node` when the cluster
     /// would no longer absorb the loss of any single host. A no-op when it is off.
     pub async fn admission_check(&self, vm: &Vm, node: NodeId) -> Result<()> {
-        if !admission_control() {
+        if !self.admission_control() {
             return Ok(());
         }
         let snapshot = self.snapshot().await?;

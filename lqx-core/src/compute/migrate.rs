@@ -11,6 +11,7 @@ use super::inflight::InFlight;
 use super::{Compute, MigrateOutcome};
 use crate::driver::{GuestCpu, Hypervisor, LiveOptions, MigrationProgress, ProgressFn};
 use crate::model::*;
+use crate::saga::{self, Injected, OpKind, OpParams, Operation};
 use crate::{Error, Result};
 use std::sync::Arc;
 
@@ -140,10 +141,74 @@ impl Compute {
         let dst = self.hosts.get(target)?;
         let live = running && !opts.cold;
 
+        // A saga (see `crate::saga`): Migrating and the operation are written together;
+        // the transfer; the new node and the end of the operation are written together.
+        const KIND: OpKind = OpKind::MigrateVm;
         let prev_state = vm.status.state;
         vm.status.state = VmState::Migrating;
-        vm = self.store.update_vm(&vm).await?;
-        let result = if live {
+        let op = Operation::new(
+            KIND,
+            vm.id,
+            &self.owner,
+            OpParams {
+                source: Some(source),
+                target: Some(target),
+                prev_state: Some(prev_state),
+                ..OpParams::default()
+            },
+        );
+        saga::check(KIND, "begin")?;
+        vm = self.store.update_vm_op(&vm, Some(&op), None).await?;
+        let result = match saga::point(KIND, "transfer") {
+            Err(Injected::Crash) => return Err(Injected::Crash.error(KIND, "transfer")),
+            Err(i) => Err(i.error(KIND, "transfer")),
+            Ok(()) => {
+                self.transfer(&vm, &src, &dst, target, reservation, running, live, opts)
+                    .await
+            }
+        };
+        match result {
+            Ok(()) => {
+                // Past this point the domain is on the target: a failure to record it leaves
+                // the operation for recovery, which finishes it from what the hosts hold.
+                saga::check(KIND, "commit")?;
+                vm = self.store.get_vm(vm.id).await?;
+                vm.status.node_id = Some(target);
+                vm.status.state = if running { VmState::Running } else { VmState::Stopped };
+                vm.status.message.clear();
+                let vm = self.store.update_vm_op(&vm, None, Some(&op.id)).await?;
+                self.publish_vm(EventType::Migrated, &vm);
+                Ok(MigrateOutcome {
+                    vm,
+                    source,
+                    target,
+                    live,
+                })
+            }
+            Err(e) => {
+                vm = self.store.get_vm(vm.id).await?;
+                vm.status.state = prev_state;
+                vm.status.message = format!("migration failed: {e}");
+                self.store.update_vm_op(&vm, None, Some(&op.id)).await?;
+                Err(e)
+            }
+        }
+    }
+
+    /// Moves the domain of `vm` from `src` to `dst`, holding `reservation` until it is done.
+    #[allow(clippy::too_many_arguments)]
+    async fn transfer(
+        &self,
+        vm: &Vm,
+        src: &Arc<dyn Hypervisor>,
+        dst: &Arc<dyn Hypervisor>,
+        target: NodeId,
+        reservation: super::inflight::Reservation,
+        running: bool,
+        live: bool,
+        opts: &MigrateOptions,
+    ) -> Result<()> {
+        if live {
             let r = Arc::new(reservation);
             let sink = r.clone();
             // Progress goes to the in-flight table (GetVM shows it) and, every 10 %, into an
@@ -187,34 +252,11 @@ impl Compute {
             drop(r);
             res
         } else {
-            let res = crate::driver::migrate::cold_migrate(src.as_ref(), dst.as_ref(), &self.domain_spec(&vm), running)
+            let res = crate::driver::migrate::cold_migrate(src.as_ref(), dst.as_ref(), &self.domain_spec(vm), running)
                 .await
                 .map_err(Error::from);
             drop(reservation);
             res
-        };
-        match result {
-            Ok(()) => {
-                vm = self.store.get_vm(vm.id).await?;
-                vm.status.node_id = Some(target);
-                vm.status.state = if running { VmState::Running } else { VmState::Stopped };
-                vm.status.message.clear();
-                let vm = self.store.update_vm(&vm).await?;
-                self.publish_vm(EventType::Migrated, &vm);
-                Ok(MigrateOutcome {
-                    vm,
-                    source,
-                    target,
-                    live,
-                })
-            }
-            Err(e) => {
-                vm = self.store.get_vm(vm.id).await?;
-                vm.status.state = prev_state;
-                vm.status.message = format!("migration failed: {e}");
-                self.store.update_vm(&vm).await?;
-                Err(e)
-            }
         }
     }
 

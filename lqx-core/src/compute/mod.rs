@@ -14,6 +14,7 @@ pub mod in_process;
 pub mod inflight;
 mod migrate;
 pub mod nodes;
+mod recover;
 mod schedule;
 pub mod sim;
 pub mod vms;
@@ -28,6 +29,7 @@ use std::sync::{Arc, Mutex};
 
 pub use hosts::Hosts;
 pub use migrate::MigrateOptions;
+pub use recover::{Recovery, TAKEOVER_AFTER};
 pub use vms::{CreateVm, MigrateOutcome, VmUpdate};
 
 /// Shared handle to the compute layer. Cheap to clone.
@@ -48,6 +50,10 @@ pub struct Compute {
     health: Arc<std::sync::RwLock<HashMap<crate::model::NodeId, String>>>,
     /// What each agent's last accepted heartbeat said (in memory: written at every one).
     reports: Arc<std::sync::RwLock<HashMap<crate::model::NodeId, nodes::AgentReport>>>,
+    /// HA admission control (N+1) for VM create: a cluster setting the HA manager owns.
+    admission: Arc<std::sync::atomic::AtomicBool>,
+    /// Names this process in the operations it records (see [`crate::saga`]).
+    owner: Arc<str>,
 }
 
 impl Compute {
@@ -62,6 +68,8 @@ impl Compute {
             guest_cpu: Arc::default(),
             health: Arc::default(),
             reports: Arc::default(),
+            admission: Arc::default(),
+            owner: crate::leader::holder_id().into(),
         }
     }
 

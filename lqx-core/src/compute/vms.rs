@@ -3,6 +3,8 @@
 use super::Compute;
 use crate::driver::{DiskBus, DiskSpec, DomainSpec, DomainState, NicModel, NicSource, NicSpec};
 use crate::model::*;
+use crate::saga::{self, Injected, OpKind, OpParams, Operation};
+use crate::store::Recorded;
 use crate::store::{VmFilter, VmPage};
 use crate::{Error, ErrorKind, Result};
 use chrono::Utc;
@@ -69,22 +71,18 @@ pub struct MigrateOutcome {
 pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(60);
 
 impl Compute {
+    /// Creates a VM: one saga (see [`crate::saga`]). Its first step writes the VM (Pending),
+    /// its idempotency key and the operation in one transaction; the second defines it on the
+    /// host; the last records it Stopped and ends the operation. A failed step undoes the ones
+    /// before it, so a retry with the same `request_id` creates the VM afresh.
     pub async fn create_vm(&self, req: CreateVm) -> Result<Vm> {
+        const KIND: OpKind = OpKind::CreateVm;
         let fingerprint = req.fingerprint();
-        if let Some(rid) = &req.request_id
-            && let Some(stored) = self.store.idempotent_get(&format!("CreateVM/{rid}")).await?
+        let key = req.request_id.as_ref().map(|rid| format!("CreateVM/{rid}"));
+        if let Some(key) = &key
+            && let Some(stored) = self.store.idempotent_get(key).await?
         {
-            // Stored as "<vm id> <fingerprint>" (older entries: the id alone).
-            let (id, first) = stored.split_once(' ').unwrap_or((&stored, ""));
-            let vm = self.store.get_vm(VmId::parse("request_id", id)?).await?;
-            if !first.is_empty() && first != fingerprint {
-                return Err(Error::precondition(format!(
-                    "request_id {rid:?} was already used by a different CreateVM request (it created VM {}); \
-                     a retry must send the same request, a new request needs a new request_id",
-                    vm.name
-                )));
-            }
-            return Ok(vm);
+            return self.replay_create(key, &stored, &fingerprint).await;
         }
         let now = Utc::now();
         let mut vm = Vm {
@@ -104,38 +102,96 @@ impl Compute {
         if self.store.get_project(&vm.project_id.to_string()).await?.is_none() {
             return Err(Error::not_found("project", vm.project_id));
         }
-        let _guard = self.placement_lock.lock().await;
+        let placement = self.placement_lock.lock().await;
         let node = self.schedule(&vm, req.node, None).await?;
         self.admission_check(&vm, node).await?;
         vm.status.node_id = Some(node);
         vm.status.state = VmState::Pending;
-        self.store.create_vm(&vm).await?;
-        if let Some(rid) = &req.request_id {
-            self.store
-                .idempotent_put(&format!("CreateVM/{rid}"), &format!("{} {fingerprint}", vm.id))
-                .await?;
+        let op = Operation::new(
+            KIND,
+            vm.id,
+            &self.owner,
+            OpParams {
+                idempotency_key: key.clone(),
+                target: Some(node),
+                ..OpParams::default()
+            },
+        );
+        let response = format!("{} {fingerprint}", vm.id);
+        saga::check(KIND, "record")?;
+        let recorded = self
+            .store
+            .create_vm_recorded(&vm, key.as_deref().map(|k| (k, response.as_str())), &op)
+            .await?;
+        drop(placement);
+        if let (Recorded::KeyTaken(stored), Some(key)) = (recorded, &key) {
+            // A concurrent request with the same key wrote first: answer as it did.
+            return self.replay_create(key, &stored, &fingerprint).await;
         }
-        drop(_guard);
+        let _g = self.lock(vm.id).await;
 
-        // Define on the host. If that fails nothing is left behind: the record is removed.
-        let hv = match self.hosts.get(node) {
-            Ok(hv) => hv,
+        let defined = match saga::point(KIND, "define") {
+            Err(Injected::Crash) => return Err(Injected::Crash.error(KIND, "define")),
+            Err(i) => Err(i.error(KIND, "define")),
+            Ok(()) => async { Ok(self.hosts.get(node)?.define(self.domain_spec(&vm)).await?) }.await,
+        };
+        let finished = match defined {
+            Ok(()) => match saga::point(KIND, "finish") {
+                Err(Injected::Crash) => return Err(Injected::Crash.error(KIND, "finish")),
+                Err(i) => Err(i.error(KIND, "finish")),
+                Ok(()) => {
+                    vm.status.state = VmState::Stopped;
+                    self.store.update_vm_op(&vm, None, Some(&op.id)).await
+                }
+            },
+            Err(e) => Err(e),
+        };
+        match finished {
+            Ok(v) => vm = v,
             Err(e) => {
-                self.store.delete_vm(vm.id, None).await?;
+                // Nothing is left behind: not the domain, the record nor the key.
+                if let Err(undo) = self.undo_create(&op).await {
+                    tracing::warn!(vm = %vm.id, error = %undo, "undoing a failed create failed; recovery retries it");
+                }
                 return Err(e);
             }
-        };
-        if let Err(e) = hv.define(self.domain_spec(&vm)).await {
-            self.store.delete_vm(vm.id, None).await?;
-            return Err(Error::from(e));
         }
-        vm.status.state = VmState::Stopped;
-        vm = self.store.update_vm(&vm).await?;
+        drop(_g);
         self.publish_vm(EventType::Created, &vm);
         if req.start {
             vm = self.start_vm(&vm.id.to_string(), vm.project_id).await?;
         }
         Ok(vm)
+    }
+
+    /// The answer to a CreateVM whose idempotency key is taken: the VM it created, if the
+    /// request is the same.
+    async fn replay_create(&self, key: &str, stored: &str, fingerprint: &str) -> Result<Vm> {
+        let rid = key.strip_prefix("CreateVM/").unwrap_or(key);
+        // Stored as "<vm id> <fingerprint>" (older entries: the id alone).
+        let (id, first) = stored.split_once(' ').unwrap_or((stored, ""));
+        let vm = self.store.get_vm(VmId::parse("request_id", id)?).await?;
+        if !first.is_empty() && first != fingerprint {
+            return Err(Error::precondition(format!(
+                "request_id {rid:?} was already used by a different CreateVM request (it created VM {}); \
+                 a retry must send the same request, a new request needs a new request_id",
+                vm.name
+            )));
+        }
+        Ok(vm)
+    }
+
+    /// Undoes a create: the domain (if it was defined), then the record, key and operation
+    /// in one transaction.
+    pub(crate) async fn undo_create(&self, op: &Operation) -> Result<()> {
+        if let Some(node) = op.params.target {
+            match self.hosts.get(node)?.undefine(op.vm, true).await {
+                Ok(()) => {}
+                Err(e) if e.kind() == crate::driver::DriverErrorKind::NotFound => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        self.store.undo_create_vm(op).await
     }
 
     pub async fn get_vm(&self, id_or_name: &str, project: ProjectId) -> Result<Vm> {
@@ -271,33 +327,78 @@ impl Compute {
         Ok(vm)
     }
 
-    /// Deletes a VM: a running one only with `force` (it is powered off first).
+    /// Deletes a VM: a running one only with `force` (it is powered off first). A saga that
+    /// only goes forward (a destroyed domain cannot be brought back): a step that fails ends
+    /// it with the error, and one interrupted by a crash is finished by recovery.
     pub async fn delete_vm(&self, id_or_name: &str, project: ProjectId, force: bool) -> Result<VmId> {
         let vm = self.store.resolve_vm(id_or_name, project).await?;
         let _g = self.lock(vm.id).await;
         let vm = self.store.get_vm(vm.id).await?;
-        if let Some(node) = vm.status.node_id {
-            let hv = self.hosts.get(node)?;
-            match hv.domain_state(vm.id).await {
-                Ok(s) => {
-                    if s.is_active() {
-                        if !force {
-                            return Err(Error::precondition(format!(
-                                "VM {} is running; stop it first or delete with force",
-                                vm.name
-                            )));
-                        }
-                        hv.destroy(vm.id).await?;
+        let hv = match vm.status.node_id {
+            Some(node) => {
+                let hv = self.hosts.get(node)?;
+                match hv.domain_state(vm.id).await {
+                    Ok(s) if s.is_active() && !force => {
+                        return Err(Error::precondition(format!(
+                            "VM {} is running; stop it first or delete with force",
+                            vm.name
+                        )));
                     }
-                    hv.undefine(vm.id, true).await?;
+                    Ok(s) => Some((hv, s.is_active())),
+                    Err(e) if e.kind() == crate::driver::DriverErrorKind::NotFound => None,
+                    Err(e) => return Err(e.into()),
                 }
+            }
+            None => None,
+        };
+        let op = Operation::new(
+            OpKind::DeleteVm,
+            vm.id,
+            &self.owner,
+            OpParams {
+                source: vm.status.node_id,
+                ..OpParams::default()
+            },
+        );
+        self.store.op_begin(&op).await?;
+        match self.delete_steps(&op, hv.as_ref().map(|(h, a)| (h.as_ref(), *a))).await {
+            Ok(()) => {}
+            Err(e) if saga::is_crash(&e) => return Err(e),
+            Err(e) => {
+                self.store.op_end(&op.id).await?;
+                return Err(e);
+            }
+        }
+        self.publish_vm(EventType::Deleted, &vm);
+        Ok(vm.id)
+    }
+
+    /// The steps of a delete: power off, undefine, remove the record (ending `op`).
+    pub(crate) async fn delete_steps(
+        &self,
+        op: &Operation,
+        hv: Option<(&dyn crate::driver::Hypervisor, bool)>,
+    ) -> Result<()> {
+        const KIND: OpKind = OpKind::DeleteVm;
+        if let Some((hv, active)) = hv {
+            saga::check(KIND, "destroy")?;
+            if active {
+                match hv.destroy(op.vm).await {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == crate::driver::DriverErrorKind::NotFound => {}
+                    Err(e) if e.kind() == crate::driver::DriverErrorKind::InvalidState => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            saga::check(KIND, "undefine")?;
+            match hv.undefine(op.vm, true).await {
+                Ok(()) => {}
                 Err(e) if e.kind() == crate::driver::DriverErrorKind::NotFound => {}
                 Err(e) => return Err(e.into()),
             }
         }
-        self.store.delete_vm(vm.id, None).await?;
-        self.publish_vm(EventType::Deleted, &vm);
-        Ok(vm.id)
+        saga::check(KIND, "remove")?;
+        self.store.delete_vm_op(op.vm, &op.id).await
     }
 
     /// Publishes a VM event; the payload is the VM as stored.

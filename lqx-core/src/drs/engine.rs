@@ -1014,6 +1014,11 @@ impl DrsEngine {
                 false,
             )
             .await;
+        let res = match res {
+            // An injected crash (tests): the process is gone, nothing more is recorded.
+            Err(e) if crate::saga::is_crash(&e) => return Err(e),
+            r => r,
+        };
         let now = self.now();
         let kind = match res {
             Ok(out) => {

@@ -6,7 +6,6 @@ use std::collections::{BTreeMap, HashSet};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::planner::StagedRelief;
 use crate::model::{NodeId, VmId};
 
 /// One performed migration.
@@ -93,4 +92,26 @@ mod tests {
         h.prune(t0 + chrono::Duration::hours(2), hour);
         assert!(h.records.is_empty());
     }
+}
+
+/// The rest of a relief planned over several rounds.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StagedRelief {
+    /// The hot nodes the plan relieves.
+    pub relieves: Vec<NodeId>,
+    /// Steps not made yet, in order.
+    pub steps: Vec<StagedStep>,
+    /// Steps of the whole plan (for "step k of n").
+    pub total: usize,
+    /// Per relieved node, its fuller resource (a fraction) when the plan started, for plans
+    /// that may load it again before it sheds (trades through the hot node); empty: none may.
+    #[serde(default)]
+    pub ceilings: Vec<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StagedStep {
+    pub vm: VmId,
+    pub source: NodeId,
+    pub target: NodeId,
 }

@@ -19,7 +19,7 @@ mod room;
 mod staged;
 mod swap;
 
-pub use staged::{StagedRelief, StagedStep};
+pub use super::history::{StagedRelief, StagedStep};
 
 /// Why a move was planned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

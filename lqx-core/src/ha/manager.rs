@@ -255,9 +255,9 @@ impl HaManager {
     /// the in-process probe.
     pub fn start(compute: Compute, opts: HaManagerOptions) -> Result<HaManager> {
         opts.config.validate()?;
-        // Process-wide (one control plane per process); only ever switched on here.
+        // Only ever switched on here (as before: a manager started without it leaves it).
         if opts.config.admission_control {
-            crate::compute::failover::set_admission_control(true);
+            compute.set_admission_control(true);
         }
         let (ttx, trx) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {

@@ -14,6 +14,7 @@ mod drs;
 mod ha;
 mod kv;
 mod nodes;
+mod operations;
 mod vm_cache;
 mod vms;
 
@@ -21,6 +22,7 @@ pub use alerts::{AlertPage, StoredAlert};
 pub use auth::{AuditPage, UserPage};
 pub use drs::RecommendationPage;
 pub use ha::{HaStateRow, JournalEntry, LeaderRow, not_the_leader};
+pub use operations::Recorded;
 pub use vms::{VmFilter, VmPage};
 
 use crate::model::NodeId;

@@ -5,6 +5,7 @@ use super::{Store, StoreError, is_unique_violation, millis, page_token};
 use crate::model::{NodeId, ProjectId, Vm, VmId, VmState};
 use crate::placement::NodeAllocation;
 use crate::{Error, Result};
+use sqlx::AnyConnection;
 use std::collections::BTreeMap;
 
 /// Filters of ListVMs; all given ones must match.
@@ -40,6 +41,13 @@ impl Store {
 
     async fn insert_vm(&self, vm: &Vm) -> Result<()> {
         let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
+        Self::insert_vm_in(&mut tx, vm).await?;
+        tx.commit().await.map_err(StoreError::from)?;
+        Ok(())
+    }
+
+    /// Inserts a VM and its labels on `conn` (inside the caller's transaction).
+    pub(super) async fn insert_vm_in(conn: &mut AnyConnection, vm: &Vm) -> Result<()> {
         let r = sqlx::query(
             "INSERT INTO vms (id, project_id, name, node_id, state, data, resource_version, created_at, \
              cpu_cores, memory_mib, anti_affinity_group) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
@@ -55,7 +63,7 @@ impl Store {
         .bind(vm.spec.cpu_cores as i64)
         .bind(vm.spec.memory_mib as i64)
         .bind(vm.spec.placement.anti_affinity_group.clone())
-        .execute(&mut *tx)
+        .execute(&mut *conn)
         .await;
         if let Err(e) = r {
             if is_unique_violation(&e) {
@@ -68,11 +76,10 @@ impl Store {
                 .bind(vm.id.to_string())
                 .bind(k)
                 .bind(v)
-                .execute(&mut *tx)
+                .execute(&mut *conn)
                 .await
                 .map_err(StoreError::from)?;
         }
-        tx.commit().await.map_err(StoreError::from)?;
         Ok(())
     }
 
@@ -142,10 +149,32 @@ impl Store {
     }
 
     async fn write_vm(&self, vm: &Vm) -> Result<Vm> {
+        let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
+        let Some(next) = Self::write_vm_in(&mut tx, vm).await? else {
+            drop(tx);
+            return Err(self.stale_vm(vm).await);
+        };
+        tx.commit().await.map_err(StoreError::from)?;
+        Ok(next)
+    }
+
+    /// Why a conditional write of `vm` matched no row: gone (NotFound) or changed (Aborted).
+    pub(super) async fn stale_vm(&self, vm: &Vm) -> Error {
+        if let Err(e) = self.vm_stored(vm.id).await {
+            return e;
+        }
+        Error::aborted(format!(
+            "VM {} was changed concurrently (resource version {} is stale); read it again and retry",
+            vm.name, vm.resource_version
+        ))
+    }
+
+    /// Writes `vm` on `conn` if it is still at its resource version: the record as written,
+    /// or None when the version did not match.
+    pub(super) async fn write_vm_in(conn: &mut AnyConnection, vm: &Vm) -> Result<Option<Vm>> {
         let mut next = vm.clone();
         next.resource_version += 1;
         next.updated_at = chrono::Utc::now();
-        let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
         let r = sqlx::query(
             "UPDATE vms SET name = $1, node_id = $2, state = $3, data = $4, resource_version = $5, \
              cpu_cores = $6, memory_mib = $7, anti_affinity_group = $8 WHERE id = $9 AND resource_version = $10",
@@ -160,7 +189,7 @@ impl Store {
         .bind(next.spec.placement.anti_affinity_group.clone())
         .bind(vm.id.to_string())
         .bind(vm.resource_version as i64)
-        .execute(&mut *tx)
+        .execute(&mut *conn)
         .await;
         let r = match r {
             Ok(r) => r,
@@ -168,16 +197,11 @@ impl Store {
             Err(e) => return Err(StoreError::from(e).into()),
         };
         if r.rows_affected() == 0 {
-            drop(tx);
-            self.vm_stored(vm.id).await?;
-            return Err(Error::aborted(format!(
-                "VM {} was changed concurrently (resource version {} is stale); read it again and retry",
-                vm.name, vm.resource_version
-            )));
+            return Ok(None);
         }
         sqlx::query("DELETE FROM vm_labels WHERE vm_id = $1")
             .bind(vm.id.to_string())
-            .execute(&mut *tx)
+            .execute(&mut *conn)
             .await
             .map_err(StoreError::from)?;
         for (k, v) in &next.labels {
@@ -185,12 +209,11 @@ impl Store {
                 .bind(vm.id.to_string())
                 .bind(k)
                 .bind(v)
-                .execute(&mut *tx)
+                .execute(&mut *conn)
                 .await
                 .map_err(StoreError::from)?;
         }
-        tx.commit().await.map_err(StoreError::from)?;
-        Ok(next)
+        Ok(Some(next))
     }
 
     /// Deletes a VM at the given resource version (None: whatever the version).

@@ -11,6 +11,10 @@ use tonic::{Request, Response, Status};
 pub struct AgentApi {
     pub agents: Agents,
     pub store: lqx_core::store::Store,
+    /// Agent heartbeats are answered only by the HA leader: elsewhere they get Unavailable
+    /// and the agent retries (a lease granted by a replica that does not lead would hide the
+    /// node from the leader).
+    pub ha: lqx_core::ha::manager::HaManager,
 }
 
 /// The bearer credential of a request (never logged).
@@ -36,7 +40,7 @@ impl AgentService for AgentApi {
 
     async fn heartbeat(&self, req: Request<pb::HeartbeatRequest>) -> Result<Response<pb::HeartbeatResponse>, Status> {
         let cred = credential(&req)?;
-        if let Err(mut refused) = super::ha::agent_heartbeat_gate() {
+        if let Err(mut refused) = self.ha.heartbeat_gate().map_err(st) {
             // Not the leader: say where it is, so the agent switches within this heartbeat.
             if let Ok(Some(url)) = lqx_core::handover::leader_url(&self.store).await
                 && let Ok(v) = url.parse()

@@ -6,7 +6,6 @@ use lqx_core::api::convert::opt_timestamp;
 use lqx_core::api::ha::v1::{self as pb, ha_service_server::HaService};
 use lqx_core::ha::NodeHealth;
 use lqx_core::ha::manager::{HaManager, HaStatusReport};
-use std::sync::OnceLock;
 use tonic::{Request, Response, Status};
 
 pub struct HaApi {
@@ -15,26 +14,8 @@ pub struct HaApi {
     pub compute: lqx_core::compute::Compute,
 }
 
-/// The manager, for the agents' heartbeat gate (set once at start-up).
-static MANAGER: OnceLock<HaManager> = OnceLock::new();
-
-/// Makes `manager` the one the agent heartbeat gate asks.
-pub fn register(manager: &HaManager) {
-    let _ = MANAGER.set(manager.clone());
-}
-
-/// Agent heartbeats are answered only by the HA leader: elsewhere they get Unavailable and
-/// the agent retries (a lease granted by a replica that does not lead would hide the node
-/// from the leader). A no-op until the manager is registered.
-pub fn agent_heartbeat_gate() -> Result<(), Status> {
-    match MANAGER.get() {
-        Some(m) => m.heartbeat_gate().map_err(st),
-        None => Ok(()),
-    }
-}
-
-/// Starts the HA manager (leader-only work) with the agents' heartbeats hooked in, and
-/// registers it for the heartbeat gate.
+/// Starts the HA manager (leader-only work) with the agents' heartbeats hooked in (the
+/// agent service holds it for the heartbeat gate).
 pub fn start(
     config: &crate::config::Config,
     compute: &lqx_core::compute::Compute,
@@ -73,7 +54,6 @@ pub fn start(
         },
     )
     .map_err(|e| anyhow::anyhow!("{e}"))?;
-    register(&manager);
     Ok(manager)
 }
 

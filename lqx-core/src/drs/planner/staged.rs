@@ -26,33 +26,10 @@
 //! may be fuller than at the round's start, but never fuller than when the plan began
 //! (`ceilings`).
 
-use serde::{Deserialize, Serialize};
-
 use super::exact::Step;
 use super::{CPU, EPS, MEM, MoveKind, Planner};
-use crate::model::{NodeId, VmId};
-
-/// The rest of a relief planned over several rounds.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct StagedRelief {
-    /// The hot nodes the plan relieves.
-    pub relieves: Vec<NodeId>,
-    /// Steps not made yet, in order.
-    pub steps: Vec<StagedStep>,
-    /// Steps of the whole plan (for "step k of n").
-    pub total: usize,
-    /// Per relieved node, its fuller resource (a fraction) when the plan started, for plans
-    /// that may load it again before it sheds (trades through the hot node); empty: none may.
-    #[serde(default)]
-    pub ceilings: Vec<f64>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct StagedStep {
-    pub vm: VmId,
-    pub source: NodeId,
-    pub target: NodeId,
-}
+use crate::drs::history::{StagedRelief, StagedStep};
+use crate::model::NodeId;
 
 impl Planner<'_> {
     /// Makes this round's steps of a carried relief; returns what is left to carry (None
