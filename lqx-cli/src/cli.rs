@@ -112,15 +112,21 @@ pub struct GlobalArgs {
     pub ca_cert: Option<PathBuf>,
 }
 
-/// `--wait` / `--no-wait`: wait by default on a terminal.
+/// `--wait` / `--no-wait`: wait by default, in a terminal and in a script alike.
 #[derive(Debug, Args, Clone, Copy)]
 pub struct WaitArgs {
-    /// Wait until the operation is done (default on a terminal)
-    #[arg(long, overrides_with = "no_wait", env = "LQX_WAIT", value_parser = BoolishValueParser::new())]
+    /// Wait until the operation is done (the default; LQX_WAIT=0 makes --no-wait the default)
+    #[arg(long, overrides_with = "no_wait", env = "LQX_WAIT", value_parser = BoolishValueParser::new(), default_value = "true")]
     pub wait: bool,
     /// Return as soon as the server accepted the request
-    #[arg(long)]
+    #[arg(long, overrides_with = "wait")]
     pub no_wait: bool,
+}
+
+impl WaitArgs {
+    pub fn waits(self) -> bool {
+        self.wait && !self.no_wait
+    }
 }
 
 /// Confirmation for destructive commands.

@@ -44,6 +44,9 @@ pub struct Session {
     channel: Channel,
     pub creds: Option<Credentials>,
     pub source: TokenSource,
+    /// A login session: an `unauthenticated` answer is the server's verdict on the
+    /// password or key (shown as is), not a missing login.
+    pub logging_in: bool,
 }
 
 /// Builds a lazily connecting channel; connection errors surface as `unavailable` on the
@@ -85,6 +88,7 @@ impl Session {
             channel,
             creds,
             source,
+            logging_in: false,
         })
     }
 
@@ -199,10 +203,13 @@ impl Session {
     }
 
     pub fn status_error(&self, s: tonic::Status) -> CliError {
-        if s.code() == tonic::Code::Unauthenticated && self.creds.is_none() {
+        if s.code() == tonic::Code::Unauthenticated && self.creds.is_none() && !self.logging_in {
             return CliError::not_logged_in(&self.server).with_source(anyhow::Error::msg(format!("{s:?}")));
         }
         let mut e = CliError::from_status(s, &self.server);
+        if self.logging_in && e.code == ExitCode::Unauthenticated {
+            return e.hint("check the username and password (or the API key) and try again");
+        }
         if e.code == ExitCode::Unauthenticated && matches!(self.source, TokenSource::Env) {
             e = e.hint("LQX_TOKEN was refused: check or unset it");
         }
