@@ -262,17 +262,22 @@ pub enum VmCmd {
     /// List VMs
     List(VmListArgs),
     /// Show a VM
-    Get { vm: String },
+    Get {
+        #[arg(add = crate::complete::vm_names())]
+        vm: String,
+    },
     /// Change a VM's CPU, memory, description or labels
     Update(VmUpdateArgs),
     /// Start a VM
     Start {
+        #[arg(add = crate::complete::vm_names())]
         vm: String,
         #[command(flatten)]
         wait: WaitArgs,
     },
     /// Stop a VM (graceful shutdown; --force powers it off)
     Stop {
+        #[arg(add = crate::complete::vm_names())]
         vm: String,
         /// Power off instead of a graceful shutdown
         #[arg(long)]
@@ -282,12 +287,14 @@ pub enum VmCmd {
     },
     /// Reboot a VM
     Reboot {
+        #[arg(add = crate::complete::vm_names())]
         vm: String,
         #[command(flatten)]
         wait: WaitArgs,
     },
     /// Delete a VM
     Delete {
+        #[arg(add = crate::complete::vm_names())]
         vm: String,
         /// Stop it first if it runs
         #[arg(long)]
@@ -299,9 +306,10 @@ pub enum VmCmd {
     },
     /// Migrate a VM to another node (live unless --cold)
     Migrate {
+        #[arg(add = crate::complete::vm_names())]
         vm: String,
         /// Target node (name or id); default: the scheduler picks
-        #[arg(long)]
+        #[arg(long, add = crate::complete::node_names())]
         to: Option<String>,
         /// Stop, move and start instead of a live migration (the guest is down meanwhile;
         /// without it a running VM moves live or not at all)
@@ -331,6 +339,7 @@ pub enum VmCmd {
     },
     /// Follow changes of one VM or all VMs
     Watch {
+        #[arg(add = crate::complete::vm_names())]
         vm: Option<String>,
         /// Resume after this event sequence number
         #[arg(long, value_name = "SEQ")]
@@ -357,7 +366,7 @@ pub struct VmCreateArgs {
     #[arg(long)]
     pub network: Vec<String>,
     /// Pin to a node (name or id); default: the scheduler picks
-    #[arg(long)]
+    #[arg(long, add = crate::complete::node_names())]
     pub node: Option<String>,
     /// Restart it elsewhere when its node fails
     #[arg(long)]
@@ -393,6 +402,8 @@ pub enum HaPriorityArg {
 
 #[derive(Debug, Args)]
 pub struct VmUpdateArgs {
+    /// The VM (name or id)
+    #[arg(add = crate::complete::vm_names())]
     pub vm: String,
     #[arg(long)]
     pub cpu: Option<u32>,
@@ -408,7 +419,7 @@ pub struct VmUpdateArgs {
 #[derive(Debug, Args)]
 pub struct VmListArgs {
     /// Only VMs on this node (name or id)
-    #[arg(long)]
+    #[arg(long, add = crate::complete::node_names())]
     pub node: Option<String>,
     /// Only VMs in this state
     #[arg(long, value_enum)]
@@ -446,11 +457,20 @@ pub enum NodeCmd {
         label: Vec<(String, String)>,
     },
     /// Show a node
-    Get { node: String },
+    Get {
+        #[arg(add = crate::complete::node_names())]
+        node: String,
+    },
     /// Let the scheduler place VMs on a node again
-    Enable { node: String },
+    Enable {
+        #[arg(add = crate::complete::node_names())]
+        node: String,
+    },
     /// Stop placing new VMs on a node (cordon)
-    Disable { node: String },
+    Disable {
+        #[arg(add = crate::complete::node_names())]
+        node: String,
+    },
     /// Enter or exit maintenance
     #[command(subcommand)]
     Maintenance(MaintenanceCmd),
@@ -465,6 +485,7 @@ pub enum NodeCmd {
     },
     /// Delete a node
     Delete {
+        #[arg(add = crate::complete::node_names())]
         node: String,
         /// Delete even with VMs assigned (they become pending)
         #[arg(long)]
@@ -474,6 +495,7 @@ pub enum NodeCmd {
     },
     /// Follow changes of one node or all nodes
     Watch {
+        #[arg(add = crate::complete::node_names())]
         node: Option<String>,
         #[arg(long, value_name = "SEQ")]
         resume_from: Option<u64>,
@@ -484,6 +506,7 @@ pub enum NodeCmd {
 pub enum MaintenanceCmd {
     /// Put a node into maintenance, migrating its VMs away
     Enter {
+        #[arg(add = crate::complete::node_names())]
         node: String,
         /// Leave the VMs where they are
         #[arg(long)]
@@ -492,7 +515,10 @@ pub enum MaintenanceCmd {
         wait: WaitArgs,
     },
     /// Take a node out of maintenance
-    Exit { node: String },
+    Exit {
+        #[arg(add = crate::complete::node_names())]
+        node: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -586,6 +612,8 @@ pub enum ApikeyCmd {
     },
     /// Revoke an API key
     Revoke {
+        /// The key: its name, id, or an unambiguous id prefix (the short id `apikey list` shows)
+        #[arg(value_name = "KEY", add = crate::complete::api_key_names())]
         id: String,
         #[command(flatten)]
         yes: YesArgs,
@@ -787,6 +815,7 @@ pub enum HaCmd {
     Status,
     /// Declare a node down and restart its HA VMs elsewhere
     Failover {
+        #[arg(add = crate::complete::node_names())]
         node: String,
         /// Confirm the host is powered off (required when not interactive)
         #[command(flatten)]

@@ -6,11 +6,13 @@ mod app;
 mod cli;
 mod client;
 mod commands;
+mod complete;
 mod config;
 mod creds;
 mod error;
 mod output;
 mod parse;
+mod resolve;
 mod views;
 
 use clap::Parser;
@@ -31,6 +33,8 @@ fn init_logging(debug: bool) {
 }
 
 fn main() -> std::process::ExitCode {
+    // `COMPLETE=bash lqx -- ...` from a completion script: answer and exit.
+    complete::complete_if_asked();
     let cli = match cli::Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {

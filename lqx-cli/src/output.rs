@@ -407,7 +407,7 @@ pub fn json_line<T: Serialize + ?Sized>(v: &T) -> CliResult<String> {
 }
 
 fn yaml<T: Serialize + ?Sized>(v: &T) -> CliResult<String> {
-    serde_yaml::to_string(v).map_err(|e| CliError::general("Cannot encode YAML").with_source(e))
+    serde_norway::to_string(v).map_err(|e| CliError::general("Cannot encode YAML").with_source(e))
 }
 
 /// Writes to stdout; a closed pipe (`lqx vm list | head -1`) ends the process quietly with

@@ -108,7 +108,7 @@ fn yes() -> bool {
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterFileError {
     #[error("Cannot read the cluster file")]
-    Parse(#[source] serde_yaml::Error),
+    Parse(#[source] serde_norway::Error),
     #[error("{message}{}", line.map(|l| format!(" (line {l})")).unwrap_or_default())]
     Invalid { message: String, line: Option<usize> },
 }
@@ -157,7 +157,7 @@ fn name_uuid(kind: &str, name: &str) -> Uuid {
 
 /// Parses and validates a cluster file into a snapshot.
 pub fn parse(text: &str) -> Result<ClusterSnapshot, ClusterFileError> {
-    let file: ClusterFile = serde_yaml::from_str(text).map_err(ClusterFileError::Parse)?;
+    let file: ClusterFile = serde_norway::from_str(text).map_err(ClusterFileError::Parse)?;
     to_snapshot(&file, text)
 }
 

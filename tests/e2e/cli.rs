@@ -420,7 +420,7 @@ async fn cli_vm_lifecycle_output_and_exit_codes() {
 
     // get by id, YAML with the same fields.
     let yaml = admin.ok(&["vm", "get", &web_id, "-o", "yaml"]).await;
-    let y: Value = serde_yaml::from_str(&yaml).unwrap_or_else(|e| panic!("not YAML ({e}): {yaml}"));
+    let y: Value = serde_norway::from_str(&yaml).unwrap_or_else(|e| panic!("not YAML ({e}): {yaml}"));
     assert_eq!(keys(&y), fields(VM_FIELDS));
     assert_eq!(y["name"], "web-1");
     assert_eq!(y["state"], "running");

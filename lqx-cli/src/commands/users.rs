@@ -165,6 +165,7 @@ pub async fn apikey(app: App, c: ApikeyCmd) -> CliResult<()> {
             app.printer.list(&v)
         }
         ApikeyCmd::Revoke { id, yes } => {
+            let id = resolve_api_key(&mut sess, &id).await?;
             app.confirm(&format!("Revoke API key {id}? Jobs using it will fail."), yes)?;
             rpc!(
                 sess,
@@ -176,6 +177,31 @@ pub async fn apikey(app: App, c: ApikeyCmd) -> CliResult<()> {
             Ok(())
         }
     }
+}
+
+/// An API key by name, full id or id prefix: an admin's keys of every user, else your own.
+async fn resolve_api_key(sess: &mut crate::client::Session, q: &str) -> CliResult<String> {
+    use crate::resolve::{Candidate, is_full_id, pick};
+    if is_full_id(q) {
+        return Ok(q.to_string());
+    }
+    let resp = match rpc!(sess, AuthServiceClient, list_api_keys, pb::ListApiKeysRequest { all: true }) {
+        Ok(r) => r,
+        Err(e) if e.code == crate::error::ExitCode::PermissionDenied => {
+            rpc!(sess, AuthServiceClient, list_api_keys, pb::ListApiKeysRequest { all: false })?
+        }
+        Err(e) => return Err(e),
+    };
+    let items: Vec<Candidate> = resp
+        .keys
+        .iter()
+        .filter(|k| !k.revoked)
+        .map(|k| Candidate {
+            id: k.id.clone(),
+            name: k.name.clone(),
+        })
+        .collect();
+    pick("API key", q, &items)
 }
 
 pub async fn audit(app: App, c: AuditCmd) -> CliResult<()> {
