@@ -4,6 +4,7 @@ mod agent;
 mod authn;
 mod body_deadline;
 mod config;
+mod drain;
 mod conn;
 mod fence;
 mod gateway;

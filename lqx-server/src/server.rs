@@ -41,6 +41,8 @@ pub struct Api {
     pub metrics: Metrics,
     unary_permits: Arc<Semaphore>,
     stream_permits: Arc<Semaphore>,
+    /// Ends open streams when the server shuts down (`crate::drain`).
+    pub shutdown: crate::drain::Shutdown,
 }
 
 impl Api {
@@ -132,6 +134,7 @@ impl Api {
             alert,
             grpc: routes.prepare().into_axum_router(),
             metrics: Metrics::new(known_methods()),
+            shutdown: crate::drain::Shutdown::default(),
         }))
     }
 
@@ -189,7 +192,12 @@ impl Api {
             resp
         };
         if streaming {
-            return Ok(work.await);
+            let resp = work.await;
+            return Ok(if grpc {
+                resp.map(|b| Body::new(self.shutdown.body(b)))
+            } else {
+                resp
+            });
         }
         Ok(match tokio::spawn(work).await {
             Ok(resp) => resp,
@@ -495,6 +503,10 @@ pub async fn serve(
             }
         }
     }
+    // New connections are refused at once (not left in the backlog), and open streams end
+    // with `unavailable: server shutting down`; then open unary requests may finish.
+    drop(listener);
+    api.shutdown.begin();
     tracing::info!("shutting down: waiting for open requests");
     tokio::select! {
         _ = graceful.shutdown() => {}
