@@ -189,12 +189,6 @@ pub enum Command {
         /// A command path (e.g. `vm create`) or `exit-codes`
         topic: Vec<String>,
     },
-    /// Write completions and man pages into DIR (for packaging; see completions/README.md)
-    #[command(name = "__generate-docs", hide = true)]
-    GenerateDocs {
-        /// The repository root; files go to DIR/completions and DIR/man
-        dir: PathBuf,
-    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

@@ -2,7 +2,7 @@
 //! SHELL` prints calls `COMPLETE=SHELL lqx -- ...` back at each TAB, so commands, flags and
 //! also VM, node and API-key names come from the binary itself, names from the server of the
 //! current context. A server that is down or a missing login gives no names, never an error
-//! or a delay past `NAMES_TIMEOUT`. Hidden commands (`__generate-docs`) are never offered.
+//! or a delay past `NAMES_TIMEOUT`. `__generate-docs` is outside the command tree (see main), so it is never offered.
 
 use std::time::Duration;
 

@@ -35,6 +35,22 @@ fn init_logging(debug: bool) {
 fn main() -> std::process::ExitCode {
     // `COMPLETE=bash lqx -- ...` from a completion script: answer and exit.
     complete::complete_if_asked();
+    // `lqx __generate-docs DIR` (packaging) is outside the command tree, so no help or
+    // completion ever offers it.
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args.get(1).is_some_and(|a| a == "__generate-docs") {
+        let Some(dir) = args.get(2) else {
+            output::err_line("usage: lqx __generate-docs DIR");
+            return std::process::ExitCode::from(ExitCode::Usage.code());
+        };
+        return match commands::docs::generate(std::path::Path::new(dir)) {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                output::err_line(&format!("error: {}", e.message));
+                std::process::ExitCode::from(e.code.code())
+            }
+        };
+    }
     let cli = match cli::Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {

@@ -281,16 +281,17 @@ fn terminal_columns() -> Option<usize> {
     None
 }
 
-/// Columns that carry identity stay whole and are never dropped: the first one, ids, names.
+/// Columns that carry identity stay whole and are never dropped: the first one (the id or
+/// name the rows are known by) and a NAME column.
 fn is_key_column(index: usize, name: &str) -> bool {
-    index == 0 || matches!(name, "ID" | "NAME" | "USERNAME")
+    index == 0 || matches!(name, "NAME" | "USERNAME")
 }
 
 /// Free text that may be cut (with `…`) before any column is dropped.
 fn is_squeezable(name: &str) -> bool {
     matches!(
         name,
-        "REASON" | "MESSAGE" | "DESCRIPTION" | "LABELS" | "TITLE" | "DETAIL" | "ERROR" | "URL" | "CONDITION"
+        "REASON" | "MESSAGE" | "DESCRIPTION" | "NOTE" | "LABELS" | "TITLE" | "DETAIL" | "ERROR" | "URL" | "CONDITION"
     )
 }
 
@@ -303,6 +304,10 @@ fn is_id_column(name: &str) -> bool {
 /// group is random. Every command that takes an id accepts this (see `resolve`). Anything
 /// that is not a UUID is returned as is.
 pub fn short_id(s: &str) -> String {
+    // `vm/<uuid>` (audit resources) keeps its type.
+    if let Some((kind, id)) = s.rsplit_once('/') {
+        return format!("{kind}/{}", short_id(id));
+    }
     match uuid::Uuid::parse_str(s) {
         Ok(u) if s.len() == 36 => u.hyphenated().to_string()[24..32].to_string(),
         _ => s.to_string(),
@@ -510,6 +515,50 @@ mod tests {
         assert!(y.starts_with("- name: web-1\n"), "{y}");
         let n = Printer::plain(Format::Name).render_list(&things()).unwrap();
         assert_eq!(n, "web-1\ndb\n");
+    }
+
+    fn long_things() -> Vec<Thing> {
+        vec![Thing {
+            name: "web-frontend-production-eu-west-01".into(),
+            size_mib: 4096,
+            note: "a note long enough that it must be cut somewhere to fit the width".into(),
+        }]
+    }
+
+    #[test]
+    fn tables_fit_the_width_without_wrapping_or_splitting_names() {
+        let mut p = Printer::plain(Format::Wide);
+        p.width = Some(60);
+        let s = p.render_list(&long_things()).unwrap();
+        assert_eq!(s.lines().count(), 2, "one line per row:\n{s}");
+        assert!(s.lines().all(|l| l.chars().count() <= 60), "{s}");
+        assert!(s.contains("web-frontend-production-eu-west-01"), "{s}");
+        assert!(s.contains('…'), "long text is cut:\n{s}");
+        // Narrower than the name and size: the note goes, the name stays whole.
+        p.width = Some(30);
+        let s = p.render_list(&long_things()).unwrap();
+        assert_eq!(s.lines().next().unwrap(), "NAME", "{s}");
+        assert!(s.contains("web-frontend-production-eu-west-01"), "{s}");
+        // No limit (no terminal, or a terminal that says 0 columns): everything as is.
+        p.width = None;
+        let s = p.render_list(&long_things()).unwrap();
+        assert!(s.contains("cut somewhere to fit the width"), "{s}");
+    }
+
+    #[test]
+    fn width_comes_from_columns_or_a_terminal_that_knows_it() {
+        assert_eq!(table_width(Some("80"), false), Some(80));
+        assert_eq!(table_width(Some("0"), false), None);
+        assert_eq!(table_width(Some("junk"), false), None);
+        assert_eq!(table_width(None, false), None);
+    }
+
+    #[test]
+    fn short_ids_are_the_random_tail() {
+        assert_eq!(short_id("019ae4b2-7c1d-7a10-8f00-3b9c01d2e4f5"), "3b9c01d2");
+        assert_eq!(short_id("vm/019ae4b2-7c1d-7a10-8f00-3b9c01d2e4f5"), "vm/3b9c01d2");
+        assert_eq!(short_id("node-1"), "node-1");
+        assert_eq!(one_line("a\nb\tc"), "a b c");
     }
 
     #[test]
