@@ -151,6 +151,15 @@ impl App {
         !self.global.no_input && std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
     }
 
+    /// Refuses a destructive command that could never be confirmed (no `--yes`, no
+    /// terminal) before any lookup is made.
+    pub fn can_confirm(&self, what: &str, yes: YesArgs) -> CliResult<()> {
+        if yes.yes || self.interactive() {
+            return Ok(());
+        }
+        Err(CliError::usage(format!("{what}: refusing without --yes when not interactive")).hint("add --yes to confirm"))
+    }
+
     /// Destructive commands: `--yes`, or a y/N prompt on a terminal; otherwise refuse.
     pub fn confirm(&self, question: &str, yes: YesArgs) -> CliResult<()> {
         if yes.yes {

@@ -44,12 +44,12 @@ ENVIRONMENT:
 EXIT CODES:
   0  success
   1  error
-  2  usage error (unknown flag, invalid value)
+  2  usage error (unknown flag, invalid value, ambiguous id prefix, declined)
   3  not found
   4  not authenticated or token expired (run `lqx login`)
   5  permission denied
-  6  conflict or precondition failed (already exists, wrong state)
-  7  timed out waiting
+  6  conflict or precondition failed (already exists, wrong state, no room)
+  7  timed out (waiting, or an RPC deadline)
 
 Run `lqx help exit-codes` for details.";
 

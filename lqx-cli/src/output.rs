@@ -186,7 +186,7 @@ impl Printer {
             })
             .collect();
         let header: Vec<String> = cols.iter().map(|c| c.to_string()).collect();
-        let kept = fit_columns(&header, &rows, self.width);
+        let kept = fit_columns(&header, &rows, self.width, !self.no_headers);
         let mut s = String::new();
         let line = |cells: Vec<(usize, String)>, bold: bool| {
             let mut l = String::new();
@@ -347,12 +347,12 @@ struct Kept {
 /// never a key column (first, ID, NAME). Ids and names are never cut; if the key columns
 /// alone are wider than `max` the line is simply long (the terminal may wrap it, the table
 /// does not).
-fn fit_columns(header: &[String], rows: &[Vec<String>], max: Option<usize>) -> Vec<Kept> {
+fn fit_columns(header: &[String], rows: &[Vec<String>], max: Option<usize>, with_header: bool) -> Vec<Kept> {
     let natural: Vec<usize> = (0..header.len())
         .map(|i| {
             rows.iter()
                 .map(|r| width_of(&r[i]))
-                .chain([width_of(&header[i])])
+                .chain(with_header.then(|| width_of(&header[i])))
                 .max()
                 .unwrap_or(0)
         })

@@ -113,6 +113,7 @@ pub async fn run(app: App, c: AlertCmd) -> CliResult<()> {
                 app.printer.list(&v)
             }
             WebhookCmd::Delete { id, yes } => {
+                app.can_confirm(&format!("Delete webhook {id}"), yes)?;
                 let id = resolve_webhook(&mut sess, &id).await?;
                 app.confirm(&format!("Delete webhook {id}?"), yes)?;
                 rpc!(

@@ -165,6 +165,7 @@ pub async fn apikey(app: App, c: ApikeyCmd) -> CliResult<()> {
             app.printer.list(&v)
         }
         ApikeyCmd::Revoke { id, yes } => {
+            app.can_confirm(&format!("Revoke API key {id}"), yes)?;
             let id = resolve_api_key(&mut sess, &id).await?;
             app.confirm(&format!("Revoke API key {id}? Jobs using it will fail."), yes)?;
             rpc!(
