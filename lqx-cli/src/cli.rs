@@ -73,7 +73,9 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// Shown under their own heading, apart from each command's options.
 #[derive(Debug, Args, Clone)]
+#[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
     /// Server URL, e.g. https://lqx.example.com or http://127.0.0.1:8080
     #[arg(long, global = true, env = "LQX_SERVER", value_name = "URL")]
@@ -236,12 +238,14 @@ pub enum AuthCmd {
 #[derive(Debug, Subcommand)]
 pub enum ContextCmd {
     /// List contexts
+    #[command(visible_alias = "ls")]
     List,
     /// Make a context the current one
     Use { name: String },
     /// Show a context (default: the current one)
     Show { name: Option<String> },
     /// Delete a context and its stored token
+    #[command(visible_alias = "rm")]
     Delete {
         name: String,
         #[command(flatten)]
@@ -254,9 +258,11 @@ pub enum VmCmd {
     /// Create a VM
     Create(VmCreateArgs),
     /// List VMs
+    #[command(visible_alias = "ls")]
     List(VmListArgs),
     /// Show a VM
     Get {
+        /// The VM (name or id)
         #[arg(add = crate::complete::vm_names())]
         vm: String,
     },
@@ -264,6 +270,7 @@ pub enum VmCmd {
     Update(VmUpdateArgs),
     /// Start a VM
     Start {
+        /// The VM (name or id)
         #[arg(add = crate::complete::vm_names())]
         vm: String,
         #[command(flatten)]
@@ -271,6 +278,7 @@ pub enum VmCmd {
     },
     /// Stop a VM (graceful shutdown; --force powers it off)
     Stop {
+        /// The VM (name or id)
         #[arg(add = crate::complete::vm_names())]
         vm: String,
         /// Power off instead of a graceful shutdown
@@ -281,13 +289,16 @@ pub enum VmCmd {
     },
     /// Reboot a VM
     Reboot {
+        /// The VM (name or id)
         #[arg(add = crate::complete::vm_names())]
         vm: String,
         #[command(flatten)]
         wait: WaitArgs,
     },
     /// Delete a VM
+    #[command(visible_alias = "rm")]
     Delete {
+        /// The VM (name or id)
         #[arg(add = crate::complete::vm_names())]
         vm: String,
         /// Stop it first if it runs
@@ -300,6 +311,7 @@ pub enum VmCmd {
     },
     /// Migrate a VM to another node (live unless --cold)
     Migrate {
+        /// The VM (name or id)
         #[arg(add = crate::complete::vm_names())]
         vm: String,
         /// Target node (name or id); default: the scheduler picks
@@ -359,7 +371,9 @@ pub struct VmCreateArgs {
     /// Network or bridge (repeat for more NICs)
     #[arg(long)]
     pub network: Vec<String>,
-    /// Pin to a node (name or id); default: the scheduler picks
+    /// Place it on this node (name or id) at creation; not a pin: maintenance, DRS and HA
+    /// may move it later (use --anti-affinity or labels to constrain). Default: the
+    /// scheduler picks
     #[arg(long, add = crate::complete::node_names())]
     pub node: Option<String>,
     /// Restart it elsewhere when its node fails
@@ -374,6 +388,7 @@ pub struct VmCreateArgs {
     /// Label key=value (repeatable)
     #[arg(short, long, value_parser = clap_label, value_name = "K=V")]
     pub label: Vec<(String, String)>,
+    /// Free text shown by `vm get`
     #[arg(long)]
     pub description: Option<String>,
     /// Project; default: the default project
@@ -399,10 +414,13 @@ pub struct VmUpdateArgs {
     /// The VM (name or id)
     #[arg(add = crate::complete::vm_names())]
     pub vm: String,
+    /// Virtual CPUs
     #[arg(long)]
     pub cpu: Option<u32>,
+    /// Memory, e.g. 512MiB, 4GiB
     #[arg(long, value_parser = clap_size, value_name = "SIZE")]
     pub memory: Option<u64>,
+    /// Free text shown by `vm get`
     #[arg(long)]
     pub description: Option<String>,
     /// Replace the labels with these key=value pairs (repeatable)
@@ -444,6 +462,7 @@ pub enum VmStateArg {
 #[derive(Debug, Subcommand)]
 pub enum NodeCmd {
     /// List nodes
+    #[command(visible_alias = "ls")]
     List {
         #[arg(long, value_enum)]
         phase: Option<NodePhaseArg>,
@@ -452,16 +471,19 @@ pub enum NodeCmd {
     },
     /// Show a node
     Get {
+        /// The node (name or id)
         #[arg(add = crate::complete::node_names())]
         node: String,
     },
     /// Let the scheduler place VMs on a node again
     Enable {
+        /// The node (name or id)
         #[arg(add = crate::complete::node_names())]
         node: String,
     },
     /// Stop placing new VMs on a node (cordon)
     Disable {
+        /// The node (name or id)
         #[arg(add = crate::complete::node_names())]
         node: String,
     },
@@ -478,7 +500,9 @@ pub enum NodeCmd {
         node_name: Option<String>,
     },
     /// Delete a node
+    #[command(visible_alias = "rm")]
     Delete {
+        /// The node (name or id)
         #[arg(add = crate::complete::node_names())]
         node: String,
         /// Delete even with VMs assigned (they become pending)
@@ -500,6 +524,7 @@ pub enum NodeCmd {
 pub enum MaintenanceCmd {
     /// Put a node into maintenance, migrating its VMs away
     Enter {
+        /// The node (name or id)
         #[arg(add = crate::complete::node_names())]
         node: String,
         /// Leave the VMs where they are
@@ -510,6 +535,7 @@ pub enum MaintenanceCmd {
     },
     /// Take a node out of maintenance
     Exit {
+        /// The node (name or id)
         #[arg(add = crate::complete::node_names())]
         node: String,
     },
@@ -537,6 +563,7 @@ pub enum UserCmd {
         password_stdin: bool,
     },
     /// List users
+    #[command(visible_alias = "ls")]
     List,
     /// Change a user's email, role or whether it is disabled
     Update {
@@ -553,6 +580,7 @@ pub enum UserCmd {
         enable: bool,
     },
     /// Delete a user
+    #[command(visible_alias = "rm")]
     Delete {
         user: String,
         #[command(flatten)]
@@ -591,20 +619,22 @@ pub enum ApikeyCmd {
     /// Create an API key; its secret is printed once
     Create {
         name: String,
-        /// Role of the key (no higher than yours); default: yours
-        #[arg(long, value_enum)]
-        role: Option<RoleArg>,
+        /// Role of the key (no higher than yours); default: viewer, the least
+        #[arg(long, value_enum, default_value = "viewer")]
+        role: RoleArg,
         /// Lifetime, e.g. 30d
         #[arg(long, value_parser = clap_duration, default_value = "90d")]
         ttl: Duration,
     },
     /// List API keys
+    #[command(visible_alias = "ls")]
     List {
         /// Every user's keys (admins)
         #[arg(long)]
         all: bool,
     },
     /// Revoke an API key
+    #[command(visible_alias = "rm")]
     Revoke {
         /// The key: its name, id, or an unambiguous id prefix (the short id `apikey list` shows)
         #[arg(value_name = "KEY", add = crate::complete::api_key_names())]
@@ -617,6 +647,7 @@ pub enum ApikeyCmd {
 #[derive(Debug, Subcommand)]
 pub enum AuditCmd {
     /// List audit entries, newest first
+    #[command(visible_alias = "ls")]
     List {
         /// Only this user's actions
         #[arg(long)]
@@ -633,7 +664,7 @@ pub enum AuditCmd {
         /// Only entries newer than this, e.g. 1h
         #[arg(long, value_parser = clap_duration)]
         since: Option<Duration>,
-        /// At most this many entries
+        /// At most this many entries, newest first (0: all); a note says when there are more
         #[arg(long, default_value_t = 100)]
         limit: u32,
     },
@@ -642,6 +673,7 @@ pub enum AuditCmd {
 #[derive(Debug, Subcommand)]
 pub enum AlertCmd {
     /// List alerts
+    #[command(visible_alias = "ls")]
     List {
         #[arg(long, value_enum)]
         severity: Option<SeverityArg>,
@@ -701,8 +733,10 @@ pub enum WebhookCmd {
         secret_stdin: bool,
     },
     /// List webhooks
+    #[command(visible_alias = "ls")]
     List,
     /// Delete a webhook
+    #[command(visible_alias = "rm")]
     Delete {
         id: String,
         #[command(flatten)]
@@ -717,6 +751,7 @@ pub enum DrsCmd {
     /// Configuration, last run, imbalance and pending recommendations
     Status,
     /// List recommendations
+    #[command(visible_alias = "ls")]
     List {
         #[arg(long, value_enum)]
         status: Option<RecStatusArg>,
@@ -766,10 +801,13 @@ pub struct DrsSimulateArgs {
 
 #[derive(Debug, Args)]
 pub struct DrsConfigureArgs {
+    /// Turn DRS on or off (true/false)
     #[arg(long)]
     pub enabled: Option<bool>,
+    /// manual: recommend only; partial: apply mandatory moves; full: apply all
     #[arg(long, value_enum)]
     pub automation: Option<AutomationArg>,
+    /// How often DRS analyses the cluster, e.g. 5m
     #[arg(long, value_parser = clap_duration)]
     pub interval: Option<Duration>,
     /// CPU threshold, percent
@@ -781,6 +819,7 @@ pub struct DrsConfigureArgs {
     /// 1 (mandatory moves only) .. 5 (aggressive)
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=5))]
     pub migration_threshold: Option<u32>,
+    /// Migrations at once per host
     #[arg(long)]
     pub max_migrations_per_host: Option<u32>,
 }
@@ -809,6 +848,7 @@ pub enum HaCmd {
     Status,
     /// Declare a node down and restart its HA VMs elsewhere
     Failover {
+        /// The node (name or id)
         #[arg(add = crate::complete::node_names())]
         node: String,
         /// Confirm the host is powered off (required when not interactive)

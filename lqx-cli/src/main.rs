@@ -25,8 +25,14 @@ fn init_logging(debug: bool) {
         .ok()
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| if debug { "debug".into() } else { "warn".into() });
+    // Colour only on a terminal, never with NO_COLOR or TERM=dumb (piped --debug logs stay plain).
+    let ansi = output::color_wanted(
+        std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        std::env::var("NO_COLOR").ok().as_deref(),
+    ) && std::env::var("TERM").map_or(true, |t| t != "dumb");
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_ansi(ansi)
         .with_writer(std::io::stderr)
         .with_target(false)
         .try_init();

@@ -394,7 +394,10 @@ impl From<&computepb::Node> for NodeView {
             management_address: n.management_address.clone(),
             labels: sorted(&n.labels),
             phase: enum_word(n.phase().as_str_name(), "NODE_PHASE_"),
-            schedulable: n.schedulable,
+            // Whether the scheduler may place new VMs there: not on a node in maintenance or
+            // draining, whatever its cordon flag says.
+            schedulable: n.schedulable
+                && !matches!(n.phase(), computepb::NodePhase::Maintenance | computepb::NodePhase::Draining),
             health: n.health.to_ascii_lowercase(),
             cpu_cores: cap.cpu_cores,
             memory_mib: cap.memory_mib,
@@ -438,6 +441,7 @@ impl View for NodeView {
         match c {
             "NAME" => self.name.clone(),
             "PHASE" => or_dash(&self.phase),
+            // A node in maintenance or draining takes no new VMs whatever its cordon says.
             "SCHEDULABLE" => yes_no(self.schedulable),
             "HEALTH" => or_dash(&self.health),
             // The first word ("ok", "degraded"); -o yaml shows why.
