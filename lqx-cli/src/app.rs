@@ -157,7 +157,10 @@ impl App {
         if yes.yes || self.interactive() {
             return Ok(());
         }
-        Err(CliError::usage(format!("{what}: refusing without --yes when not interactive")).hint("add --yes to confirm"))
+        Err(
+            CliError::usage(format!("{what}: refusing without --yes when not interactive"))
+                .hint("add --yes to confirm"),
+        )
     }
 
     /// Destructive commands: `--yes`, or a y/N prompt on a terminal; otherwise refuse.

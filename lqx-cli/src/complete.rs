@@ -17,7 +17,9 @@ const NAMES_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Answers a completion request and exits when `COMPLETE` is set; returns otherwise.
 pub fn complete_if_asked() {
-    clap_complete::CompleteEnv::with_factory(Cli::command).var(VAR).complete();
+    clap_complete::CompleteEnv::with_factory(Cli::command)
+        .var(VAR)
+        .complete();
 }
 
 /// The registration script for `shell` (what `lqx completion SHELL` prints).
@@ -68,7 +70,9 @@ async fn fetch(kind: Kind) -> Option<Vec<(String, String)>> {
 
     use crate::rpc;
     // The global options as the environment sets them (LQX_SERVER, LQX_CONTEXT, ...).
-    let global = <Cli as clap::Parser>::try_parse_from(["lqx", "context", "list"]).ok()?.global;
+    let global = <Cli as clap::Parser>::try_parse_from(["lqx", "context", "list"])
+        .ok()?
+        .global;
     let app = crate::app::App::new(global).ok()?;
     let mut sess = app.session().ok()?;
     let out = match kind {
@@ -102,10 +106,19 @@ async fn fetch(kind: Kind) -> Option<Vec<(String, String)>> {
                 }
             )
             .ok()?;
-            resp.nodes.iter().map(|n| (n.name.clone(), n.hostname.clone())).collect()
+            resp.nodes
+                .iter()
+                .map(|n| (n.name.clone(), n.hostname.clone()))
+                .collect()
         }
         Kind::ApiKey => {
-            let resp = rpc!(sess, AuthServiceClient, list_api_keys, authpb::ListApiKeysRequest { all: false }).ok()?;
+            let resp = rpc!(
+                sess,
+                AuthServiceClient,
+                list_api_keys,
+                authpb::ListApiKeysRequest { all: false }
+            )
+            .ok()?;
             resp.keys
                 .iter()
                 .filter(|k| !k.revoked)

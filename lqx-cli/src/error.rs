@@ -73,12 +73,9 @@ impl ExitCode {
             // No room (capacity, quota, rate): the request is valid, the cluster's state refuses it.
             C::AlreadyExists | C::FailedPrecondition | C::Aborted | C::ResourceExhausted => ExitCode::Conflict,
             C::DeadlineExceeded => ExitCode::Timeout,
-            C::Cancelled
-            | C::Unknown
-            | C::Unimplemented
-            | C::Internal
-            | C::Unavailable
-            | C::DataLoss => ExitCode::Error,
+            C::Cancelled | C::Unknown | C::Unimplemented | C::Internal | C::Unavailable | C::DataLoss => {
+                ExitCode::Error
+            }
         }
     }
 }

@@ -265,15 +265,24 @@ const SQUEEZE_MIN: usize = 12;
 /// the terminal's width on a terminal; a terminal that reports 0 columns, and no terminal,
 /// give `None`: unlimited.
 pub fn table_width(columns_env: Option<&str>, stdout_tty: bool) -> Option<usize> {
-    if let Some(n) = columns_env.and_then(|v| v.trim().parse::<usize>().ok()).filter(|n| *n > 0) {
+    if let Some(n) = columns_env
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|n| *n > 0)
+    {
         return Some(n);
     }
-    if stdout_tty { terminal_columns().filter(|n| *n > 0) } else { None }
+    if stdout_tty {
+        terminal_columns().filter(|n| *n > 0)
+    } else {
+        None
+    }
 }
 
 #[cfg(unix)]
 fn terminal_columns() -> Option<usize> {
-    rustix::termios::tcgetwinsize(std::io::stdout()).ok().map(|w| usize::from(w.ws_col))
+    rustix::termios::tcgetwinsize(std::io::stdout())
+        .ok()
+        .map(|w| usize::from(w.ws_col))
 }
 
 #[cfg(not(unix))]
@@ -316,7 +325,10 @@ pub fn short_id(s: &str) -> String {
 
 fn one_line(s: &str) -> String {
     if s.contains(['\n', '\r', '\t']) {
-        s.split(['\n', '\r', '\t']).filter(|p| !p.is_empty()).collect::<Vec<_>>().join(" ")
+        s.split(['\n', '\r', '\t'])
+            .filter(|p| !p.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ")
     } else {
         s.to_string()
     }
@@ -370,9 +382,8 @@ fn fit_columns(header: &[String], rows: &[Vec<String>], max: Option<usize>, with
             k.width
         }
     };
-    let total = |ks: &[Kept], f: &dyn Fn(&Kept) -> usize| {
-        ks.iter().map(f).sum::<usize>() + GAP * ks.len().saturating_sub(1)
-    };
+    let total =
+        |ks: &[Kept], f: &dyn Fn(&Kept) -> usize| ks.iter().map(f).sum::<usize>() + GAP * ks.len().saturating_sub(1);
     let mut kept = all;
     while total(&kept, &min_of) > max {
         let Some(pos) = kept.iter().rposition(|k| !is_key_column(k.index, &header[k.index])) else {

@@ -65,7 +65,11 @@ pub fn pick(what: &str, query: &str, items: &[Candidate]) -> CliResult<String> {
                 "{q:?} matches {} {what}s: {}{}",
                 many.len(),
                 shown.join(", "),
-                if more > 0 { format!(" and {more} more") } else { String::new() }
+                if more > 0 {
+                    format!(" and {more} more")
+                } else {
+                    String::new()
+                }
             ))
             .hint("give more characters of the id, or the full id"))
         }
@@ -106,7 +110,11 @@ mod tests {
         let i = items();
         let e = pick("API key", "019ae4b2", &i).unwrap_err();
         assert_eq!(e.code, ExitCode::Usage);
-        assert!(e.message.contains("matches 3 API keys") && e.message.contains("(deploy)"), "{}", e.message);
+        assert!(
+            e.message.contains("matches 3 API keys") && e.message.contains("(deploy)"),
+            "{}",
+            e.message
+        );
         let e = pick("API key", "a1b", &i).unwrap_err();
         assert!(e.message.contains("matches 2"), "{}", e.message);
         let e = pick("API key", "nope", &i).unwrap_err();

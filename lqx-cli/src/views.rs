@@ -397,7 +397,10 @@ impl From<&computepb::Node> for NodeView {
             // Whether the scheduler may place new VMs there: not on a node in maintenance or
             // draining, whatever its cordon flag says.
             schedulable: n.schedulable
-                && !matches!(n.phase(), computepb::NodePhase::Maintenance | computepb::NodePhase::Draining),
+                && !matches!(
+                    n.phase(),
+                    computepb::NodePhase::Maintenance | computepb::NodePhase::Draining
+                ),
             health: n.health.to_ascii_lowercase(),
             cpu_cores: cap.cpu_cores,
             memory_mib: cap.memory_mib,

@@ -503,13 +503,21 @@ mod docs {
     fn dynamic_completion_offers_commands_but_not_generate_docs() {
         let d = tmp();
         let ask = |words: &[&str]| {
-            let out = lqx(d.path()).env("COMPLETE", "fish").arg("--").args(words).output().unwrap();
+            let out = lqx(d.path())
+                .env("COMPLETE", "fish")
+                .arg("--")
+                .args(words)
+                .output()
+                .unwrap();
             String::from_utf8(out.stdout).unwrap()
         };
         let top = ask(&["lqx", ""]);
         assert!(top.lines().any(|l| l.starts_with("vm\t")), "{top}");
         for prefix in ["", "_", "__"] {
-            assert!(!ask(&["lqx", prefix]).contains("generate-docs"), "offered for {prefix:?}");
+            assert!(
+                !ask(&["lqx", prefix]).contains("generate-docs"),
+                "offered for {prefix:?}"
+            );
         }
         let flags = ask(&["lqx", "vm", "stop", "--"]);
         assert!(flags.contains("--force") && flags.contains("--no-wait"), "{flags}");

@@ -53,7 +53,10 @@ pub struct DrainBody<B> {
 fn closing_trailers() -> http::HeaderMap {
     let mut t = http::HeaderMap::new();
     t.insert("grpc-status", http::HeaderValue::from_static("14")); // UNAVAILABLE
-    t.insert("grpc-message", http::HeaderValue::from_static("server%20shutting%20down"));
+    t.insert(
+        "grpc-message",
+        http::HeaderValue::from_static("server%20shutting%20down"),
+    );
     t
 }
 
@@ -96,7 +99,11 @@ where
     }
 
     fn size_hint(&self) -> SizeHint {
-        if self.done { SizeHint::with_exact(0) } else { SizeHint::default() }
+        if self.done {
+            SizeHint::with_exact(0)
+        } else {
+            SizeHint::default()
+        }
     }
 }
 

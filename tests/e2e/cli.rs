@@ -974,7 +974,10 @@ fn assert_fits(table: &str, width: Option<usize>, whole: &[String], what: &str) 
 async fn cli_list_tables_never_wrap_at_80_120_and_without_a_terminal() {
     let s = dev_server().await;
     let admin = Lqx::new();
-    admin.login(&s.addr, "admin", ADMIN_PASSWORD).await.expect_code(0, "login");
+    admin
+        .login(&s.addr, "admin", ADMIN_PASSWORD)
+        .await
+        .expect_code(0, "login");
     admin
         .ok(&[
             "vm",
@@ -996,7 +999,9 @@ async fn cli_list_tables_never_wrap_at_80_120_and_without_a_terminal() {
             "team=storefront",
         ])
         .await;
-    admin.ok(&["vm", "create", "db-1", "--cpu", "4", "--memory", "8GiB", "--no-wait"]).await;
+    admin
+        .ok(&["vm", "create", "db-1", "--cpu", "4", "--memory", "8GiB", "--no-wait"])
+        .await;
     admin
         .run_with(
             &["user", "create", "vera", "--role", "viewer", "--password-stdin"],
@@ -1005,22 +1010,52 @@ async fn cli_list_tables_never_wrap_at_80_120_and_without_a_terminal() {
         .await
         .expect_code(0, "user create");
     for k in ["ci", "deploy-pipeline-nightly"] {
-        admin.run(&["apikey", "create", k, "--role", "viewer"]).await.expect_code(0, "apikey create");
+        admin
+            .run(&["apikey", "create", k, "--role", "viewer"])
+            .await
+            .expect_code(0, "apikey create");
     }
     admin
-        .ok(&["alert", "webhook", "add", "http://127.0.0.1:9/hooks/a-rather-long-path/for-alerts"])
+        .ok(&[
+            "alert",
+            "webhook",
+            "add",
+            "http://127.0.0.1:9/hooks/a-rather-long-path/for-alerts",
+        ])
         .await;
 
-    let vm_ids: Vec<String> = admin.json(&["vm", "list"]).await.as_array().unwrap().iter()
-        .map(|v| v["name"].as_str().unwrap().to_string()).collect();
-    let key_ids: Vec<String> = admin.json(&["apikey", "list"]).await.as_array().unwrap().iter()
-        .map(|k| k["id"].as_str().unwrap()[24..32].to_string()).collect();
-    let hook_ids: Vec<String> = admin.json(&["alert", "webhook", "list"]).await.as_array().unwrap().iter()
-        .map(|k| k["id"].as_str().unwrap()[24..32].to_string()).collect();
+    let vm_ids: Vec<String> = admin
+        .json(&["vm", "list"])
+        .await
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["name"].as_str().unwrap().to_string())
+        .collect();
+    let key_ids: Vec<String> = admin
+        .json(&["apikey", "list"])
+        .await
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["id"].as_str().unwrap()[24..32].to_string())
+        .collect();
+    let hook_ids: Vec<String> = admin
+        .json(&["alert", "webhook", "list"])
+        .await
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["id"].as_str().unwrap()[24..32].to_string())
+        .collect();
     let cases: Vec<(&str, Vec<&str>, Vec<String>)> = vec![
         ("vm_list", vec!["vm", "list"], vm_ids.clone()),
         ("vm_list_wide", vec!["vm", "list", "-o", "wide"], vm_ids),
-        ("node_list", vec!["node", "list"], vec!["node-1".into(), "node-2".into()]),
+        (
+            "node_list",
+            vec!["node", "list"],
+            vec!["node-1".into(), "node-2".into()],
+        ),
         ("user_list", vec!["user", "list"], vec!["vera".into()]),
         ("apikey_list", vec!["apikey", "list"], key_ids),
         ("audit_list", vec!["audit", "list", "--limit", "5"], vec![]),
@@ -1098,7 +1133,11 @@ async fn cli_login_errors_contexts_exit_codes_and_waiting() {
         .run_with(&["login", "--password-stdin"], Some(format!("{ADMIN_PASSWORD}\n")))
         .await;
     out.expect_code(0, "login again without -u");
-    assert!(out.stderr.contains("as admin") && out.stderr.contains("file"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("as admin") && out.stderr.contains("file"),
+        "{}",
+        out.stderr
+    );
     again.ok(&["vm", "list"]).await;
 
     // --wait is the default without a terminal too: start returns a running VM.
@@ -1123,42 +1162,79 @@ async fn cli_login_errors_contexts_exit_codes_and_waiting() {
 async fn cli_names_short_ids_and_prefixes() {
     let s = dev_server().await;
     let admin = Lqx::new();
-    admin.login(&s.addr, "admin", ADMIN_PASSWORD).await.expect_code(0, "login");
+    admin
+        .login(&s.addr, "admin", ADMIN_PASSWORD)
+        .await
+        .expect_code(0, "login");
     for k in ["ci", "nightly"] {
-        admin.run(&["apikey", "create", k, "--role", "viewer"]).await.expect_code(0, "apikey create");
+        admin
+            .run(&["apikey", "create", k, "--role", "viewer"])
+            .await
+            .expect_code(0, "apikey create");
     }
     for u in ["http://127.0.0.1:9/a", "http://127.0.0.1:9/b"] {
         admin.ok(&["alert", "webhook", "add", u]).await;
     }
     // The table's short id is the random tail, and works wherever an id is taken.
     let hooks = admin.json(&["alert", "webhook", "list"]).await;
-    let ids: Vec<String> = hooks.as_array().unwrap().iter().map(|h| h["id"].as_str().unwrap().to_string()).collect();
+    let ids: Vec<String> = hooks
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["id"].as_str().unwrap().to_string())
+        .collect();
     let table = admin.ok(&["alert", "webhook", "list"]).await;
     for id in &ids {
         assert!(table.contains(&id[24..32]) && !table.contains(id.as_str()), "{table}");
     }
     // (Nothing listens there: the delivery fails, exit 1, but the short id found the hook.)
-    let tested = admin.run(&["alert", "webhook", "test", &ids[0][24..32], "-o", "json"]).await;
+    let tested = admin
+        .run(&["alert", "webhook", "test", &ids[0][24..32], "-o", "json"])
+        .await;
     let tested: Value = serde_json::from_str(&tested.stdout).unwrap();
     assert_eq!(tested["id"], ids[0].as_str(), "{tested}");
     // A prefix both share (UUIDv7 ids made together share their time) is ambiguous: 2, both listed.
-    let common: String = ids[0].chars().zip(ids[1].chars()).take_while(|(a, b)| a == b).map(|(a, _)| a).collect();
-    let out = admin.run(&["alert", "webhook", "delete", &common[..common.len().min(8)], "--yes"]).await;
+    let common: String = ids[0]
+        .chars()
+        .zip(ids[1].chars())
+        .take_while(|(a, b)| a == b)
+        .map(|(a, _)| a)
+        .collect();
+    let out = admin
+        .run(&["alert", "webhook", "delete", &common[..common.len().min(8)], "--yes"])
+        .await;
     out.expect_error(2, "ambiguous prefix", Some("more characters"));
-    assert!(out.stderr.contains(&ids[0]) && out.stderr.contains(&ids[1]), "{}", out.stderr);
+    assert!(
+        out.stderr.contains(&ids[0]) && out.stderr.contains(&ids[1]),
+        "{}",
+        out.stderr
+    );
     admin
         .run(&["alert", "webhook", "delete", "ffffffff", "--yes"])
         .await
         .expect_error(3, "no such prefix", None);
-    admin.ok(&["alert", "webhook", "delete", &ids[1][24..30], "--yes"]).await;
-    assert_eq!(admin.json(&["alert", "webhook", "list"]).await.as_array().unwrap().len(), 1);
+    admin
+        .ok(&["alert", "webhook", "delete", &ids[1][24..30], "--yes"])
+        .await;
+    assert_eq!(
+        admin
+            .json(&["alert", "webhook", "list"])
+            .await
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
 
     // API keys by name.
     admin.ok(&["apikey", "revoke", "ci", "--yes"]).await;
     let keys = admin.json(&["apikey", "list"]).await;
     let ci = keys.as_array().unwrap().iter().find(|k| k["name"] == "ci").unwrap();
     assert_eq!(ci["revoked"], true, "{keys}");
-    admin.run(&["drs", "get", "0000"]).await.expect_error(3, "no recommendation", None);
+    admin
+        .run(&["drs", "get", "0000"])
+        .await
+        .expect_error(3, "no recommendation", None);
 
     // Dynamic completion: names from the server; hidden commands never offered.
     let complete = |args: &[&str]| {
@@ -1170,7 +1246,18 @@ async fn cli_names_short_ids_and_prefixes() {
         let out = tokio::task::spawn_blocking(move || c.output().unwrap()).await.unwrap();
         String::from_utf8(out.stdout).unwrap()
     };
-    admin.ok(&["vm", "create", "db-east", "--cpu", "1", "--memory", "512MiB", "--no-wait"]).await;
+    admin
+        .ok(&[
+            "vm",
+            "create",
+            "db-east",
+            "--cpu",
+            "1",
+            "--memory",
+            "512MiB",
+            "--no-wait",
+        ])
+        .await;
     let vms = run(complete(&["lqx", "vm", "start", "d"])).await;
     assert!(vms.lines().any(|l| l.starts_with("db-east")), "{vms}");
     let nodes = run(complete(&["lqx", "node", "get", ""])).await;
@@ -1208,7 +1295,10 @@ fn shape(v: &Value) -> BTreeSet<(String, &'static str)> {
 async fn cli_one_json_shape_across_get_list_watch_and_simulate() {
     let s = dev_server().await;
     let admin = Lqx::new();
-    admin.login(&s.addr, "admin", ADMIN_PASSWORD).await.expect_code(0, "login");
+    admin
+        .login(&s.addr, "admin", ADMIN_PASSWORD)
+        .await
+        .expect_code(0, "login");
     // A watch that records VM events as JSON lines.
     let mut w = admin.command(&["watch", "--type", "vm", "-o", "json"]);
     let mut child = w.spawn().unwrap();
@@ -1221,7 +1311,17 @@ async fn cli_one_json_shape_across_get_list_watch_and_simulate() {
     });
     tokio::time::sleep(Duration::from_millis(300)).await;
     let created = admin
-        .json(&["vm", "create", "shape-1", "--cpu", "1", "--memory", "1GiB", "--description", "d"])
+        .json(&[
+            "vm",
+            "create",
+            "shape-1",
+            "--cpu",
+            "1",
+            "--memory",
+            "1GiB",
+            "--description",
+            "d",
+        ])
         .await;
     let got = admin.json(&["vm", "get", "shape-1"]).await;
     let listed = admin.json(&["vm", "list"]).await[0].clone();
@@ -1252,14 +1352,19 @@ async fn cli_one_json_shape_across_get_list_watch_and_simulate() {
     // drs simulate's recommendations use the names and words of `drs list`.
     let cluster = s.data_dir.path().join("cluster.yaml");
     std::fs::write(&cluster, HOT_CLUSTER).unwrap();
-    let sim = admin.json(&["drs", "simulate", "--cluster", cluster.to_str().unwrap()]).await;
+    let sim = admin
+        .json(&["drs", "simulate", "--cluster", cluster.to_str().unwrap()])
+        .await;
     let rec = &sim["recommendations"][0];
     assert!(rec.is_object(), "no recommendation: {sim}");
     for k in ["priority", "type"] {
         let w = rec[k].as_str().unwrap();
         assert_eq!(w, w.to_ascii_lowercase(), "{k}: {rec}");
     }
-    assert!(rec.get("estimated_duration_seconds").is_some_and(Value::is_u64), "{rec}");
+    assert!(
+        rec.get("estimated_duration_seconds").is_some_and(Value::is_u64),
+        "{rec}"
+    );
     assert!(rec.get("estimated_duration_secs").is_none(), "{rec}");
 }
 
@@ -1279,7 +1384,10 @@ vms:
 async fn cli_watch_survives_server_shutdown_promptly() {
     let s = dev_server().await;
     let admin = Lqx::new();
-    admin.login(&s.addr, "admin", ADMIN_PASSWORD).await.expect_code(0, "login");
+    admin
+        .login(&s.addr, "admin", ADMIN_PASSWORD)
+        .await
+        .expect_code(0, "login");
     let mut w = admin.command(&["watch", "-o", "json", "--timeout", "3s"]);
     let child = w.spawn().unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -1288,9 +1396,14 @@ async fn cli_watch_survives_server_shutdown_promptly() {
     let status = s.terminate().await;
     assert!(status.success() || status.code().is_some(), "{status:?}");
     let took = started.elapsed();
-    assert!(took < Duration::from_secs(15), "shutdown took {took:?} with a watch open");
+    assert!(
+        took < Duration::from_secs(15),
+        "shutdown took {took:?} with a watch open"
+    );
     // The watch says what happened and tries to reconnect (until --timeout), not an h2 error.
-    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap()).await.unwrap();
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("server shutting down"), "{stderr}");
     assert!(stderr.contains("reconnecting after sequence"), "{stderr}");

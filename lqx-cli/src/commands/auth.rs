@@ -71,7 +71,10 @@ pub async fn login(mut app: App, a: LoginArgs) -> CliResult<()> {
         store.probe()?;
         (creds, user.username)
     } else {
-        let remembered = old.as_ref().filter(|c| c.server == server).and_then(|c| c.username.clone());
+        let remembered = old
+            .as_ref()
+            .filter(|c| c.server == server)
+            .and_then(|c| c.username.clone());
         let username = match (&a.username, remembered) {
             (Some(u), _) => u.clone(),
             (None, Some(u)) => u,

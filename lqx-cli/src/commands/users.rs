@@ -188,11 +188,19 @@ async fn resolve_api_key(sess: &mut crate::client::Session, q: &str) -> CliResul
     if is_full_id(q) {
         return Ok(q.to_string());
     }
-    let resp = match rpc!(sess, AuthServiceClient, list_api_keys, pb::ListApiKeysRequest { all: true }) {
+    let resp = match rpc!(
+        sess,
+        AuthServiceClient,
+        list_api_keys,
+        pb::ListApiKeysRequest { all: true }
+    ) {
         Ok(r) => r,
-        Err(e) if e.code == crate::error::ExitCode::PermissionDenied => {
-            rpc!(sess, AuthServiceClient, list_api_keys, pb::ListApiKeysRequest { all: false })?
-        }
+        Err(e) if e.code == crate::error::ExitCode::PermissionDenied => rpc!(
+            sess,
+            AuthServiceClient,
+            list_api_keys,
+            pb::ListApiKeysRequest { all: false }
+        )?,
         Err(e) => return Err(e),
     };
     let items: Vec<Candidate> = resp
