@@ -933,8 +933,16 @@ fn table_shape(t: &str) -> String {
             .map(str::trim)
             .filter(|w| !w.is_empty())
             .map(|w| {
-                if w.len() == 8 && w.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()) {
+                let short =
+                    |x: &str| x.len() == 8 && x.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase());
+                if short(w) {
                     "[SHORT]".to_string()
+                } else if let Some((kind, id)) = w.split_once('/')
+                    && short(id)
+                {
+                    format!("{kind}/[SHORT]")
+                } else if w.starts_with("lqx_") && w.len() == 12 {
+                    "lqx_[KEY-PREFIX]".to_string()
                 } else if is_age(w) {
                     "[AGE]".to_string()
                 } else {
