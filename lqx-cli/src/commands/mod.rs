@@ -20,9 +20,11 @@ use crate::error::CliResult;
 macro_rules! rpc {
     ($sess:expr, $client:ident, $method:ident, $req:expr) => {
         $sess
-            .call($req, |ch, r| async move {
-                $client::new(ch).max_decoding_message_size(64 << 20).$method(r).await
-            })
+            .call_retrying(
+                $crate::client::is_idempotent(stringify!($method)),
+                $req,
+                |ch, r| async move { $client::new(ch).max_decoding_message_size(64 << 20).$method(r).await },
+            )
             .await
     };
 }
