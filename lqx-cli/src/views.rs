@@ -240,6 +240,80 @@ impl From<&computepb::Vm> for VmView {
     }
 }
 
+impl VmView {
+    /// `vm get` on a terminal or in a table format: every field as `Key: value` lines, not
+    /// the list's row.
+    pub fn detail(&self) -> String {
+        let mut rows: Vec<(&str, String)> = vec![
+            ("Name", self.name.clone()),
+            ("ID", self.id.clone()),
+            ("State", format!("{} (desired: {})", self.state, self.desired_state)),
+            ("Node", or_dash(&self.node)),
+            (
+                "CPU",
+                format!("{} cores, {:.1}% used", self.cpu_cores, self.cpu_usage_percent),
+            ),
+            (
+                "Memory",
+                format!(
+                    "{} ({} used)",
+                    format_mib(self.memory_mib),
+                    format_mib(self.memory_used_mib)
+                ),
+            ),
+        ];
+        for d in &self.disks {
+            rows.push((
+                "Disk",
+                format!(
+                    "{} {} pool {} bus {}",
+                    d.name,
+                    format_mib(d.size_mib),
+                    or_dash(&d.pool),
+                    or_dash(&d.bus)
+                ),
+            ));
+        }
+        for n in &self.nics {
+            rows.push((
+                "NIC",
+                format!("{} {} {}", n.network, or_dash(&n.mac), or_dash(&n.model)),
+            ));
+        }
+        rows.push((
+            "HA",
+            if self.ha.enabled {
+                format!(
+                    "on, priority {}, {} restart(s) so far",
+                    or_dash(&self.ha.priority),
+                    self.restart_count
+                )
+            } else {
+                "off".into()
+            },
+        ));
+        if !self.placement.anti_affinity_group.is_empty() {
+            rows.push(("Anti-affinity", self.placement.anti_affinity_group.clone()));
+        }
+        rows.push(("Labels", labels_text(&self.labels)));
+        rows.push(("Project", or_dash(&self.project_id)));
+        rows.push(("Description", or_dash(&self.description)));
+        if !self.message.is_empty() {
+            rows.push(("Message", self.message.clone()));
+        }
+        if let Some(m) = &self.migration {
+            rows.push(("Migrating", format!("to {}, {}%", m.target_node, m.percent)));
+        }
+        rows.push(("Started", fmt_time(self.started_at)));
+        rows.push(("Created", fmt_time(self.created_at)));
+        rows.push(("Updated", fmt_time(self.updated_at)));
+        let w = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0) + 2;
+        rows.iter()
+            .map(|(k, v)| format!("{:<w$}{v}\n", format!("{k}:")))
+            .collect()
+    }
+}
+
 impl View for VmView {
     columns!(
         col("NAME"),
