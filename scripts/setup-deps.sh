@@ -26,3 +26,10 @@ if ! command -v libvirtd >/dev/null || ! command -v qemu-system-x86_64 >/dev/nul
   $SUDO apt-get update -qq
   $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends qemu-system-x86 libvirt-daemon-system libvirt-clients >/dev/null
 fi
+# cargo-deny for `cargo deny check` in scripts/test.sh, pinned. Built from crates.io with its
+# lock file (a few minutes once; cargo keeps it in ~/.cargo/bin): prebuilt release archives
+# live on a host our CI machines cannot reach.
+CARGO_DENY_VERSION=0.20.2
+if ! cargo deny --version 2>/dev/null | grep -qx "cargo-deny $CARGO_DENY_VERSION"; then
+  cargo install --locked --quiet cargo-deny --version "$CARGO_DENY_VERSION"
+fi

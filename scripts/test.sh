@@ -28,6 +28,15 @@ trap stop_postgres EXIT
 eval "$(bash .ci/start-postgres.sh)"
 export LQX_TEST_DATABASE_URL
 cargo fmt --all -- --check
+# Dependencies (deny.toml): licences, bans (duplicates warn), sources, and RustSec advisories
+# when the advisory database can be fetched; where it cannot (no route to it), that is said
+# and the other checks still run.
+if cargo deny fetch db >/dev/null 2>&1; then
+  cargo deny --log-level error check
+else
+  echo "warning: RustSec advisory database unreachable: cargo deny checks licences, bans and sources only" >&2
+  cargo deny --log-level error check licenses bans sources
+fi
 cargo clippy --workspace --all-targets --locked -- -D warnings
 # The CLI alone, as `cargo install --path lqx-cli` builds it: lqx-core without its server
 # feature (a workspace build unifies features and hides a module that needs them).

@@ -113,13 +113,15 @@ impl App {
 
     /// A session without credentials (login).
     pub fn anonymous_session(&self, server: &str, ca_cert: Option<PathBuf>) -> CliResult<Session> {
-        Session::new(
+        let mut s = Session::new(
             server.to_string(),
             ca_cert,
             None,
             TokenSource::None,
             self.global.timeout,
-        )
+        )?;
+        s.logging_in = true;
+        Ok(s)
     }
 
     pub fn credentials(&self, t: &Target) -> CliResult<(Option<Credentials>, TokenSource)> {
@@ -149,6 +151,18 @@ impl App {
         !self.global.no_input && std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
     }
 
+    /// Refuses a destructive command that could never be confirmed (no `--yes`, no
+    /// terminal) before any lookup is made.
+    pub fn can_confirm(&self, what: &str, yes: YesArgs) -> CliResult<()> {
+        if yes.yes || self.interactive() {
+            return Ok(());
+        }
+        Err(
+            CliError::usage(format!("{what}: refusing without --yes when not interactive"))
+                .hint("add --yes to confirm"),
+        )
+    }
+
     /// Destructive commands: `--yes`, or a y/N prompt on a terminal; otherwise refuse.
     pub fn confirm(&self, question: &str, yes: YesArgs) -> CliResult<()> {
         if yes.yes {
@@ -164,7 +178,7 @@ impl App {
         if matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes") {
             Ok(())
         } else {
-            Err(CliError::general("Cancelled"))
+            Err(CliError::cancelled())
         }
     }
 
@@ -197,13 +211,10 @@ impl App {
         Ok(s)
     }
 
-    /// Should a long operation wait? `--wait`/`--no-wait`, else yes on a terminal.
+    /// Should a long operation wait? Yes unless `--no-wait` (or `LQX_WAIT=0`): the same in a
+    /// script as at a terminal, so a cron job sees the operation finished (or exit 7).
     pub fn wants_wait(&self, w: WaitArgs) -> bool {
-        if w.no_wait {
-            false
-        } else {
-            w.wait || std::io::stderr().is_terminal()
-        }
+        w.waits()
     }
 
     /// Time left of `--timeout`, counted from the start of the command.

@@ -44,12 +44,12 @@ ENVIRONMENT:
 EXIT CODES:
   0  success
   1  error
-  2  usage error (unknown flag, invalid value)
+  2  usage error (unknown flag, invalid value, ambiguous id prefix, declined)
   3  not found
   4  not authenticated or token expired (run `lqx login`)
   5  permission denied
-  6  conflict or precondition failed (already exists, wrong state)
-  7  timed out waiting
+  6  conflict or precondition failed (already exists, wrong state, no room)
+  7  timed out (waiting, or an RPC deadline)
 
 Run `lqx help exit-codes` for details.";
 
@@ -73,7 +73,9 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// Shown under their own heading, apart from each command's options.
 #[derive(Debug, Args, Clone)]
+#[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
     /// Server URL, e.g. https://lqx.example.com or http://127.0.0.1:8080
     #[arg(long, global = true, env = "LQX_SERVER", value_name = "URL")]
@@ -112,15 +114,21 @@ pub struct GlobalArgs {
     pub ca_cert: Option<PathBuf>,
 }
 
-/// `--wait` / `--no-wait`: wait by default on a terminal.
+/// `--wait` / `--no-wait`: wait by default, in a terminal and in a script alike.
 #[derive(Debug, Args, Clone, Copy)]
 pub struct WaitArgs {
-    /// Wait until the operation is done (default on a terminal)
-    #[arg(long, overrides_with = "no_wait", env = "LQX_WAIT", value_parser = BoolishValueParser::new())]
+    /// Wait until the operation is done (the default; LQX_WAIT=0 makes --no-wait the default)
+    #[arg(long, overrides_with = "no_wait", env = "LQX_WAIT", value_parser = BoolishValueParser::new(), default_value = "true")]
     pub wait: bool,
     /// Return as soon as the server accepted the request
-    #[arg(long)]
+    #[arg(long, overrides_with = "wait")]
     pub no_wait: bool,
+}
+
+impl WaitArgs {
+    pub fn waits(self) -> bool {
+        self.wait && !self.no_wait
+    }
 }
 
 /// Confirmation for destructive commands.
@@ -183,12 +191,6 @@ pub enum Command {
         /// A command path (e.g. `vm create`) or `exit-codes`
         topic: Vec<String>,
     },
-    /// Write completions and man pages into DIR (for packaging; see completions/README.md)
-    #[command(name = "__generate-docs", hide = true)]
-    GenerateDocs {
-        /// The repository root; files go to DIR/completions and DIR/man
-        dir: PathBuf,
-    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -236,12 +238,14 @@ pub enum AuthCmd {
 #[derive(Debug, Subcommand)]
 pub enum ContextCmd {
     /// List contexts
+    #[command(visible_alias = "ls")]
     List,
     /// Make a context the current one
     Use { name: String },
     /// Show a context (default: the current one)
     Show { name: Option<String> },
     /// Delete a context and its stored token
+    #[command(visible_alias = "rm")]
     Delete {
         name: String,
         #[command(flatten)]
@@ -254,19 +258,28 @@ pub enum VmCmd {
     /// Create a VM
     Create(VmCreateArgs),
     /// List VMs
+    #[command(visible_alias = "ls")]
     List(VmListArgs),
     /// Show a VM
-    Get { vm: String },
+    Get {
+        /// The VM (name or id)
+        #[arg(add = crate::complete::vm_names())]
+        vm: String,
+    },
     /// Change a VM's CPU, memory, description or labels
     Update(VmUpdateArgs),
     /// Start a VM
     Start {
+        /// The VM (name or id)
+        #[arg(add = crate::complete::vm_names())]
         vm: String,
         #[command(flatten)]
         wait: WaitArgs,
     },
     /// Stop a VM (graceful shutdown; --force powers it off)
     Stop {
+        /// The VM (name or id)
+        #[arg(add = crate::complete::vm_names())]
         vm: String,
         /// Power off instead of a graceful shutdown
         #[arg(long)]
@@ -276,12 +289,17 @@ pub enum VmCmd {
     },
     /// Reboot a VM
     Reboot {
+        /// The VM (name or id)
+        #[arg(add = crate::complete::vm_names())]
         vm: String,
         #[command(flatten)]
         wait: WaitArgs,
     },
     /// Delete a VM
+    #[command(visible_alias = "rm")]
     Delete {
+        /// The VM (name or id)
+        #[arg(add = crate::complete::vm_names())]
         vm: String,
         /// Stop it first if it runs
         #[arg(long)]
@@ -293,9 +311,11 @@ pub enum VmCmd {
     },
     /// Migrate a VM to another node (live unless --cold)
     Migrate {
+        /// The VM (name or id)
+        #[arg(add = crate::complete::vm_names())]
         vm: String,
         /// Target node (name or id); default: the scheduler picks
-        #[arg(long)]
+        #[arg(long, add = crate::complete::node_names())]
         to: Option<String>,
         /// Stop, move and start instead of a live migration (the guest is down meanwhile;
         /// without it a running VM moves live or not at all)
@@ -325,6 +345,7 @@ pub enum VmCmd {
     },
     /// Follow changes of one VM or all VMs
     Watch {
+        #[arg(add = crate::complete::vm_names())]
         vm: Option<String>,
         /// Resume after this event sequence number
         #[arg(long, value_name = "SEQ")]
@@ -350,8 +371,10 @@ pub struct VmCreateArgs {
     /// Network or bridge (repeat for more NICs)
     #[arg(long)]
     pub network: Vec<String>,
-    /// Pin to a node (name or id); default: the scheduler picks
-    #[arg(long)]
+    /// Place it on this node (name or id) at creation; not a pin: maintenance, DRS and HA
+    /// may move it later (use --anti-affinity or labels to constrain). Default: the
+    /// scheduler picks
+    #[arg(long, add = crate::complete::node_names())]
     pub node: Option<String>,
     /// Restart it elsewhere when its node fails
     #[arg(long)]
@@ -365,6 +388,7 @@ pub struct VmCreateArgs {
     /// Label key=value (repeatable)
     #[arg(short, long, value_parser = clap_label, value_name = "K=V")]
     pub label: Vec<(String, String)>,
+    /// Free text shown by `vm get`
     #[arg(long)]
     pub description: Option<String>,
     /// Project; default: the default project
@@ -387,11 +411,16 @@ pub enum HaPriorityArg {
 
 #[derive(Debug, Args)]
 pub struct VmUpdateArgs {
+    /// The VM (name or id)
+    #[arg(add = crate::complete::vm_names())]
     pub vm: String,
+    /// Virtual CPUs
     #[arg(long)]
     pub cpu: Option<u32>,
+    /// Memory, e.g. 512MiB, 4GiB
     #[arg(long, value_parser = clap_size, value_name = "SIZE")]
     pub memory: Option<u64>,
+    /// Free text shown by `vm get`
     #[arg(long)]
     pub description: Option<String>,
     /// Replace the labels with these key=value pairs (repeatable)
@@ -402,7 +431,7 @@ pub struct VmUpdateArgs {
 #[derive(Debug, Args)]
 pub struct VmListArgs {
     /// Only VMs on this node (name or id)
-    #[arg(long)]
+    #[arg(long, add = crate::complete::node_names())]
     pub node: Option<String>,
     /// Only VMs in this state
     #[arg(long, value_enum)]
@@ -433,6 +462,7 @@ pub enum VmStateArg {
 #[derive(Debug, Subcommand)]
 pub enum NodeCmd {
     /// List nodes
+    #[command(visible_alias = "ls")]
     List {
         #[arg(long, value_enum)]
         phase: Option<NodePhaseArg>,
@@ -440,11 +470,23 @@ pub enum NodeCmd {
         label: Vec<(String, String)>,
     },
     /// Show a node
-    Get { node: String },
+    Get {
+        /// The node (name or id)
+        #[arg(add = crate::complete::node_names())]
+        node: String,
+    },
     /// Let the scheduler place VMs on a node again
-    Enable { node: String },
+    Enable {
+        /// The node (name or id)
+        #[arg(add = crate::complete::node_names())]
+        node: String,
+    },
     /// Stop placing new VMs on a node (cordon)
-    Disable { node: String },
+    Disable {
+        /// The node (name or id)
+        #[arg(add = crate::complete::node_names())]
+        node: String,
+    },
     /// Enter or exit maintenance
     #[command(subcommand)]
     Maintenance(MaintenanceCmd),
@@ -458,7 +500,10 @@ pub enum NodeCmd {
         node_name: Option<String>,
     },
     /// Delete a node
+    #[command(visible_alias = "rm")]
     Delete {
+        /// The node (name or id)
+        #[arg(add = crate::complete::node_names())]
         node: String,
         /// Delete even with VMs assigned (they become pending)
         #[arg(long)]
@@ -468,6 +513,7 @@ pub enum NodeCmd {
     },
     /// Follow changes of one node or all nodes
     Watch {
+        #[arg(add = crate::complete::node_names())]
         node: Option<String>,
         #[arg(long, value_name = "SEQ")]
         resume_from: Option<u64>,
@@ -478,6 +524,8 @@ pub enum NodeCmd {
 pub enum MaintenanceCmd {
     /// Put a node into maintenance, migrating its VMs away
     Enter {
+        /// The node (name or id)
+        #[arg(add = crate::complete::node_names())]
         node: String,
         /// Leave the VMs where they are
         #[arg(long)]
@@ -486,7 +534,11 @@ pub enum MaintenanceCmd {
         wait: WaitArgs,
     },
     /// Take a node out of maintenance
-    Exit { node: String },
+    Exit {
+        /// The node (name or id)
+        #[arg(add = crate::complete::node_names())]
+        node: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -511,6 +563,7 @@ pub enum UserCmd {
         password_stdin: bool,
     },
     /// List users
+    #[command(visible_alias = "ls")]
     List,
     /// Change a user's email, role or whether it is disabled
     Update {
@@ -527,6 +580,7 @@ pub enum UserCmd {
         enable: bool,
     },
     /// Delete a user
+    #[command(visible_alias = "rm")]
     Delete {
         user: String,
         #[command(flatten)]
@@ -565,21 +619,25 @@ pub enum ApikeyCmd {
     /// Create an API key; its secret is printed once
     Create {
         name: String,
-        /// Role of the key (no higher than yours); default: yours
-        #[arg(long, value_enum)]
-        role: Option<RoleArg>,
+        /// Role of the key (no higher than yours); default: viewer, the least
+        #[arg(long, value_enum, default_value = "viewer")]
+        role: RoleArg,
         /// Lifetime, e.g. 30d
         #[arg(long, value_parser = clap_duration, default_value = "90d")]
         ttl: Duration,
     },
     /// List API keys
+    #[command(visible_alias = "ls")]
     List {
         /// Every user's keys (admins)
         #[arg(long)]
         all: bool,
     },
     /// Revoke an API key
+    #[command(visible_alias = "rm")]
     Revoke {
+        /// The key: its name, id, or an unambiguous id prefix (the short id `apikey list` shows)
+        #[arg(value_name = "KEY", add = crate::complete::api_key_names())]
         id: String,
         #[command(flatten)]
         yes: YesArgs,
@@ -589,6 +647,7 @@ pub enum ApikeyCmd {
 #[derive(Debug, Subcommand)]
 pub enum AuditCmd {
     /// List audit entries, newest first
+    #[command(visible_alias = "ls")]
     List {
         /// Only this user's actions
         #[arg(long)]
@@ -605,7 +664,7 @@ pub enum AuditCmd {
         /// Only entries newer than this, e.g. 1h
         #[arg(long, value_parser = clap_duration)]
         since: Option<Duration>,
-        /// At most this many entries
+        /// At most this many entries, newest first (0: all); a note says when there are more
         #[arg(long, default_value_t = 100)]
         limit: u32,
     },
@@ -614,6 +673,7 @@ pub enum AuditCmd {
 #[derive(Debug, Subcommand)]
 pub enum AlertCmd {
     /// List alerts
+    #[command(visible_alias = "ls")]
     List {
         #[arg(long, value_enum)]
         severity: Option<SeverityArg>,
@@ -673,8 +733,10 @@ pub enum WebhookCmd {
         secret_stdin: bool,
     },
     /// List webhooks
+    #[command(visible_alias = "ls")]
     List,
     /// Delete a webhook
+    #[command(visible_alias = "rm")]
     Delete {
         id: String,
         #[command(flatten)]
@@ -689,6 +751,7 @@ pub enum DrsCmd {
     /// Configuration, last run, imbalance and pending recommendations
     Status,
     /// List recommendations
+    #[command(visible_alias = "ls")]
     List {
         #[arg(long, value_enum)]
         status: Option<RecStatusArg>,
@@ -738,10 +801,13 @@ pub struct DrsSimulateArgs {
 
 #[derive(Debug, Args)]
 pub struct DrsConfigureArgs {
+    /// Turn DRS on or off (true/false)
     #[arg(long)]
     pub enabled: Option<bool>,
+    /// manual: recommend only; partial: apply mandatory moves; full: apply all
     #[arg(long, value_enum)]
     pub automation: Option<AutomationArg>,
+    /// How often DRS analyses the cluster, e.g. 5m
     #[arg(long, value_parser = clap_duration)]
     pub interval: Option<Duration>,
     /// CPU threshold, percent
@@ -753,6 +819,7 @@ pub struct DrsConfigureArgs {
     /// 1 (mandatory moves only) .. 5 (aggressive)
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=5))]
     pub migration_threshold: Option<u32>,
+    /// Migrations at once per host
     #[arg(long)]
     pub max_migrations_per_host: Option<u32>,
 }
@@ -781,6 +848,8 @@ pub enum HaCmd {
     Status,
     /// Declare a node down and restart its HA VMs elsewhere
     Failover {
+        /// The node (name or id)
+        #[arg(add = crate::complete::node_names())]
         node: String,
         /// Confirm the host is powered off (required when not interactive)
         #[command(flatten)]

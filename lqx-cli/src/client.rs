@@ -21,6 +21,37 @@ const REFRESH_MARGIN_SECS: i64 = 30;
 /// Longest single unary RPC; waits are loops of short calls.
 const RPC_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// Retries of a read the server answered `unavailable`/`resource_exhausted`, and the most
+/// time spent waiting between them.
+const RETRIES: u32 = 3;
+const RETRY_WAIT_MAX: Duration = Duration::from_secs(30);
+
+/// Reads (Get*, List*, WhoAmI) may be sent again; changes never are.
+pub fn is_idempotent(method: &str) -> bool {
+    method.starts_with("get_") || method.starts_with("list_") || method == "who_am_i"
+}
+
+/// How long to wait before another try, or `None` when this answer is not worth retrying:
+/// the server's `retry-after` seconds, else 250 ms doubling. A connection refused (no server)
+/// is not retried: it would only delay the error.
+fn retry_delay(s: &tonic::Status, attempt: u32) -> Option<Duration> {
+    if !matches!(s.code(), tonic::Code::Unavailable | tonic::Code::ResourceExhausted) {
+        return None;
+    }
+    if let Some(secs) = s
+        .metadata()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+    {
+        return Some(Duration::from_secs(secs));
+    }
+    if s.code() == tonic::Code::Unavailable && s.message().contains("connect") {
+        return None;
+    }
+    Some(Duration::from_millis(250) * 2u32.pow(attempt.min(4)))
+}
+
 /// Where the token of a session came from.
 #[derive(Debug, Clone)]
 pub enum TokenSource {
@@ -44,6 +75,11 @@ pub struct Session {
     channel: Channel,
     pub creds: Option<Credentials>,
     pub source: TokenSource,
+    /// A login session: an `unauthenticated` answer is the server's verdict on the
+    /// password or key (shown as is), not a missing login.
+    pub logging_in: bool,
+    /// The status of the last failed call (for retries).
+    last_status: Option<tonic::Status>,
 }
 
 /// Builds a lazily connecting channel; connection errors surface as `unavailable` on the
@@ -85,6 +121,8 @@ impl Session {
             channel,
             creds,
             source,
+            logging_in: false,
+            last_status: None,
         })
     }
 
@@ -178,7 +216,7 @@ impl Session {
 
     /// One unary call with the token, refreshed before when it is about to expire and once
     /// more after an `unauthenticated` answer.
-    pub async fn call<Req, Resp, F, Fut>(&mut self, msg: Req, f: F) -> CliResult<Resp>
+    pub async fn call<Req, Resp, F, Fut>(&mut self, msg: Req, f: &F) -> CliResult<Resp>
     where
         Req: Clone,
         F: Fn(Channel, tonic::Request<Req>) -> Fut,
@@ -192,17 +230,57 @@ impl Session {
                 f(self.channel.clone(), self.request(msg)?)
                     .await
                     .map(tonic::Response::into_inner)
-                    .map_err(|s| self.status_error(s))
+                    .map_err(|s| {
+                        self.last_status = Some(s.clone());
+                        self.status_error(s)
+                    })
             }
-            Err(s) => Err(self.status_error(s)),
+            Err(s) => {
+                self.last_status = Some(s.clone());
+                Err(self.status_error(s))
+            }
+        }
+    }
+
+    /// `call`, and for a read (`idempotent`) answered `unavailable` or `resource_exhausted`,
+    /// up to `RETRIES` more tries after the server's `retry-after` (else a short backoff),
+    /// never past `RETRY_WAIT_MAX` in all. A change is never sent twice.
+    pub async fn call_retrying<Req, Resp, F, Fut>(&mut self, idempotent: bool, msg: Req, f: F) -> CliResult<Resp>
+    where
+        Req: Clone,
+        F: Fn(Channel, tonic::Request<Req>) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<Resp>, tonic::Status>>,
+    {
+        let mut waited = Duration::ZERO;
+        let mut attempt = 0u32;
+        loop {
+            self.last_status = None;
+            match self.call(msg.clone(), &f).await {
+                Err(e) if idempotent && attempt < RETRIES => {
+                    let Some(delay) = self.last_status.as_ref().and_then(|s| retry_delay(s, attempt)) else {
+                        return Err(e);
+                    };
+                    if waited + delay > RETRY_WAIT_MAX {
+                        return Err(e);
+                    }
+                    tracing::debug!(?delay, "retrying after: {}", e.message);
+                    tokio::time::sleep(delay).await;
+                    waited += delay;
+                    attempt += 1;
+                }
+                r => return r,
+            }
         }
     }
 
     pub fn status_error(&self, s: tonic::Status) -> CliError {
-        if s.code() == tonic::Code::Unauthenticated && self.creds.is_none() {
+        if s.code() == tonic::Code::Unauthenticated && self.creds.is_none() && !self.logging_in {
             return CliError::not_logged_in(&self.server).with_source(anyhow::Error::msg(format!("{s:?}")));
         }
         let mut e = CliError::from_status(s, &self.server);
+        if self.logging_in && e.code == ExitCode::Unauthenticated {
+            return e.hint("check the username and password (or the API key) and try again");
+        }
         if e.code == ExitCode::Unauthenticated && matches!(self.source, TokenSource::Env) {
             e = e.hint("LQX_TOKEN was refused: check or unset it");
         }
@@ -267,6 +345,19 @@ mod tests {
         assert_eq!(c.username.as_deref(), Some("ops"));
         let left = c.access_expires_at.unwrap() - Utc::now();
         assert!(left.num_seconds() > 800 && left.num_seconds() <= 900);
+    }
+
+    #[test]
+    fn only_reads_retry_and_retry_after_is_honoured() {
+        assert!(is_idempotent("list_v_ms") && is_idempotent("get_vm") && is_idempotent("who_am_i"));
+        assert!(!is_idempotent("create_vm") && !is_idempotent("revoke_api_key"));
+        let mut busy = tonic::Status::resource_exhausted("slow down");
+        busy.metadata_mut().insert("retry-after", "7".parse().unwrap());
+        assert_eq!(retry_delay(&busy, 0), Some(Duration::from_secs(7)));
+        let limit = tonic::Status::unavailable("server is at its concurrency limit, retry shortly");
+        assert_eq!(retry_delay(&limit, 1), Some(Duration::from_millis(500)));
+        assert_eq!(retry_delay(&tonic::Status::unavailable("tcp connect error"), 0), None);
+        assert_eq!(retry_delay(&tonic::Status::not_found("x"), 0), None);
     }
 
     #[tokio::test]

@@ -1,6 +1,7 @@
 //! The CLI's error and the one place that turns errors into exit codes (`lqx help exit-codes`):
 //! 0 ok; 1 error; 2 usage; 3 not found; 4 not authenticated / token expired;
-//! 5 permission denied; 6 conflict or precondition failed; 7 timed out waiting.
+//! 5 permission denied; 6 conflict or precondition failed (also no room: resource exhausted);
+//! 7 timed out (waiting, or an RPC deadline).
 
 use std::fmt;
 
@@ -38,12 +39,16 @@ impl ExitCode {
         match self {
             ExitCode::Ok => "success",
             ExitCode::Error => "error (server unreachable, internal error, invalid server answer, ...)",
-            ExitCode::Usage => "usage error: unknown command or flag, invalid flag value, invalid argument",
+            ExitCode::Usage => {
+                "usage error: unknown command or flag, invalid value, ambiguous id prefix, declined confirmation"
+            }
             ExitCode::NotFound => "not found: the VM, node, user, alert, ... does not exist",
             ExitCode::Unauthenticated => "not authenticated or token expired: run `lqx login`",
             ExitCode::PermissionDenied => "permission denied: your role may not do this",
-            ExitCode::Conflict => "conflict or precondition failed (already exists, wrong state, aborted)",
-            ExitCode::Timeout => "timed out waiting (--wait, --timeout)",
+            ExitCode::Conflict => {
+                "conflict or precondition failed (already exists, wrong state, aborted, no room or quota)"
+            }
+            ExitCode::Timeout => "timed out (--wait, --timeout, or an RPC deadline)",
         }
     }
 
@@ -65,15 +70,12 @@ impl ExitCode {
             C::NotFound => ExitCode::NotFound,
             C::Unauthenticated => ExitCode::Unauthenticated,
             C::PermissionDenied => ExitCode::PermissionDenied,
-            C::AlreadyExists | C::FailedPrecondition | C::Aborted => ExitCode::Conflict,
+            // No room (capacity, quota, rate): the request is valid, the cluster's state refuses it.
+            C::AlreadyExists | C::FailedPrecondition | C::Aborted | C::ResourceExhausted => ExitCode::Conflict,
             C::DeadlineExceeded => ExitCode::Timeout,
-            C::Cancelled
-            | C::Unknown
-            | C::ResourceExhausted
-            | C::Unimplemented
-            | C::Internal
-            | C::Unavailable
-            | C::DataLoss => ExitCode::Error,
+            C::Cancelled | C::Unknown | C::Unimplemented | C::Internal | C::Unavailable | C::DataLoss => {
+                ExitCode::Error
+            }
         }
     }
 }
@@ -86,6 +88,8 @@ pub struct CliError {
     pub message: String,
     pub hint: Option<String>,
     pub source: Option<anyhow::Error>,
+    /// Printed without the `error:` prefix (a declined confirmation is not a failure).
+    pub plain: bool,
 }
 
 pub type CliResult<T> = Result<T, CliError>;
@@ -97,7 +101,15 @@ impl CliError {
             message: message.into(),
             hint: None,
             source: None,
+            plain: false,
         }
+    }
+    /// A declined confirmation: nothing was done. Exit 2 like gh's cancel (and like the
+    /// refusal without `--yes`), so a script never reads it as success; no `error:` prefix.
+    pub fn cancelled() -> Self {
+        let mut e = Self::new(ExitCode::Usage, "Cancelled; nothing was changed");
+        e.plain = true;
+        e
     }
     pub fn general(message: impl Into<String>) -> Self {
         Self::new(ExitCode::Error, message)
@@ -123,6 +135,16 @@ impl CliError {
 
     /// Builds the error for a failed RPC, with a hint by code.
     pub fn from_status(status: tonic::Status, server: &str) -> Self {
+        // tonic's client-side deadline (Endpoint::timeout) ends a call as `cancelled`
+        // "Timeout expired": that is a timeout, exit 7.
+        if status.code() == tonic::Code::Cancelled && is_client_timeout(&status) {
+            return CliError::new(
+                ExitCode::Timeout,
+                format!("No answer from {server} within the RPC deadline"),
+            )
+            .hint("raise --timeout (LQX_TIMEOUT), or check the server's load")
+            .with_source(anyhow::Error::msg(format!("{status:?}")));
+        }
         let code = ExitCode::from_grpc(status.code());
         let mut msg = if status.message().is_empty() {
             format!("{:?}", status.code())
@@ -149,6 +171,18 @@ impl CliError {
     }
 }
 
+fn is_client_timeout(status: &tonic::Status) -> bool {
+    use std::error::Error;
+    let mut src: Option<&(dyn Error + 'static)> = status.source();
+    while let Some(e) = src {
+        if e.is::<tonic::TimeoutExpired>() {
+            return true;
+        }
+        src = e.source();
+    }
+    status.message() == "Timeout expired"
+}
+
 impl fmt::Display for CliError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.message)
@@ -173,7 +207,7 @@ mod tests {
             (Code::Unknown, 1),
             (Code::Internal, 1),
             (Code::Unavailable, 1),
-            (Code::ResourceExhausted, 1),
+            (Code::ResourceExhausted, 6),
             (Code::InvalidArgument, 2),
             (Code::NotFound, 3),
             (Code::Unauthenticated, 4),
@@ -198,6 +232,18 @@ mod tests {
         assert!(e.hint.unwrap().contains("lqx login"));
         let e = CliError::from_status(tonic::Status::unavailable("connect"), "http://x:1");
         assert!(e.hint.unwrap().contains("http://x:1"));
+    }
+
+    #[test]
+    fn client_deadline_is_a_timeout_and_declining_is_not_an_error() {
+        let e = CliError::from_status(tonic::Status::cancelled("Timeout expired"), "http://x");
+        assert_eq!(e.code.code(), 7, "{}", e.message);
+        let e = CliError::from_status(tonic::Status::cancelled("client went away"), "http://x");
+        assert_eq!(e.code.code(), 1);
+        let e = CliError::from_status(tonic::Status::resource_exhausted("no room for web"), "http://x");
+        assert_eq!(e.code.code(), 6);
+        let c = CliError::cancelled();
+        assert!(c.plain && c.code == ExitCode::Usage);
     }
 
     #[test]

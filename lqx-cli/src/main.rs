@@ -6,11 +6,13 @@ mod app;
 mod cli;
 mod client;
 mod commands;
+mod complete;
 mod config;
 mod creds;
 mod error;
 mod output;
 mod parse;
+mod resolve;
 mod views;
 
 use clap::Parser;
@@ -23,14 +25,38 @@ fn init_logging(debug: bool) {
         .ok()
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| if debug { "debug".into() } else { "warn".into() });
+    // Colour only on a terminal, never with NO_COLOR or TERM=dumb (piped --debug logs stay plain).
+    let ansi = output::color_wanted(
+        std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        std::env::var("NO_COLOR").ok().as_deref(),
+    ) && std::env::var("TERM").map_or(true, |t| t != "dumb");
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_ansi(ansi)
         .with_writer(std::io::stderr)
         .with_target(false)
         .try_init();
 }
 
 fn main() -> std::process::ExitCode {
+    // `COMPLETE=bash lqx -- ...` from a completion script: answer and exit.
+    complete::complete_if_asked();
+    // `lqx __generate-docs DIR` (packaging) is outside the command tree, so no help or
+    // completion ever offers it.
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args.get(1).is_some_and(|a| a == "__generate-docs") {
+        let Some(dir) = args.get(2) else {
+            output::err_line("usage: lqx __generate-docs DIR");
+            return std::process::ExitCode::from(ExitCode::Usage.code());
+        };
+        return match commands::docs::generate(std::path::Path::new(dir)) {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                output::err_line(&format!("error: {}", e.message));
+                std::process::ExitCode::from(e.code.code())
+            }
+        };
+    }
     let cli = match cli::Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {

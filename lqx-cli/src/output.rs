@@ -5,7 +5,6 @@
 
 use std::io::{IsTerminal, Write};
 
-use comfy_table::{Attribute, Cell, ContentArrangement, Table};
 use serde::Serialize;
 
 use crate::error::{CliError, CliResult};
@@ -57,6 +56,9 @@ pub struct Printer {
     pub color_stderr: bool,
     pub stdout_tty: bool,
     pub stderr_tty: bool,
+    /// Table width limit: `COLUMNS`, else the terminal's width; `None` (no terminal, or one
+    /// that reports 0 columns) means unlimited: columns are never dropped or shortened.
+    pub width: Option<usize>,
 }
 
 /// Colour only on a terminal and never with NO_COLOR set (to anything non-empty).
@@ -77,6 +79,7 @@ impl Printer {
             color_stderr: color_wanted(stderr_tty, no_color.as_deref()),
             stdout_tty,
             stderr_tty,
+            width: table_width(std::env::var("COLUMNS").ok().as_deref(), stdout_tty),
         }
     }
 
@@ -91,6 +94,7 @@ impl Printer {
             color_stderr: false,
             stdout_tty: false,
             stderr_tty: false,
+            width: None,
         }
     }
 
@@ -164,37 +168,53 @@ impl Printer {
 
     fn table<T: View>(&self, items: &[T]) -> CliResult<String> {
         let cols = self.selected_columns::<T>()?;
-        let mut t = Table::new();
-        t.load_preset(comfy_table::presets::NOTHING);
-        if self.stdout_tty {
-            t.set_content_arrangement(ContentArrangement::Dynamic);
-        } else {
-            t.set_content_arrangement(ContentArrangement::Disabled);
-            t.force_no_tty();
-        }
-        if !self.no_headers {
-            t.set_header(cols.iter().map(|c| {
-                let cell = Cell::new(c);
-                if self.color_stdout {
-                    cell.add_attribute(Attribute::Bold)
-                } else {
-                    cell
-                }
-            }));
-        }
-        for item in items {
-            t.add_row(cols.iter().map(|c| item.cell(c)));
-        }
         if items.is_empty() && self.no_headers {
             return Ok(String::new());
         }
-        for c in t.column_iter_mut() {
-            c.set_padding((0, 3));
-        }
+        // Short ids only in the narrow table; `-o wide` and `--columns` print them whole.
+        let short = self.format == Format::Table && self.columns.is_none();
+        let rows: Vec<Vec<String>> = items
+            .iter()
+            .map(|item| {
+                cols.iter()
+                    .map(|c| {
+                        let v = item.cell(c);
+                        if short && is_id_column(c) { short_id(&v) } else { v }
+                    })
+                    .map(|v| one_line(&v))
+                    .collect()
+            })
+            .collect();
+        let header: Vec<String> = cols.iter().map(|c| c.to_string()).collect();
+        let kept = fit_columns(&header, &rows, self.width, !self.no_headers);
         let mut s = String::new();
-        for line in t.to_string().lines() {
-            s.push_str(line.trim_end());
-            s.push('\n');
+        let line = |cells: Vec<(usize, String)>, bold: bool| {
+            let mut l = String::new();
+            for (i, (w, text)) in cells.iter().enumerate() {
+                let pad = w.saturating_sub(width_of(text));
+                let last = i + 1 == cells.len();
+                if bold {
+                    l.push_str(&paint(true, "1", text));
+                } else {
+                    l.push_str(text);
+                }
+                if !last {
+                    l.push_str(&" ".repeat(pad + GAP));
+                }
+            }
+            l.trim_end().to_string() + "\n"
+        };
+        if !self.no_headers {
+            s.push_str(&line(
+                kept.iter().map(|k| (k.width, header[k.index].clone())).collect(),
+                self.color_stdout,
+            ));
+        }
+        for r in &rows {
+            s.push_str(&line(
+                kept.iter().map(|k| (k.width, truncate(&r[k.index], k.width))).collect(),
+                false,
+            ));
         }
         Ok(s)
     }
@@ -215,8 +235,12 @@ impl Printer {
     }
 
     pub fn error(&self, e: &CliError, debug: bool) {
-        let prefix = paint(self.color_stderr, "31;1", "error:");
-        err_line(&format!("{prefix} {}", e.message));
+        if e.plain {
+            err_line(&e.message);
+        } else {
+            let prefix = paint(self.color_stderr, "31;1", "error:");
+            err_line(&format!("{prefix} {}", e.message));
+        }
         if let Some(h) = &e.hint {
             let p = paint(self.color_stderr, "36;1", "hint:");
             err_line(&format!("{p} {h}"));
@@ -230,6 +254,156 @@ impl Printer {
             err_line(&format!("  exit code: {}", e.code.code()));
         }
     }
+}
+
+/// Spaces between table columns.
+const GAP: usize = 3;
+/// A long-text column is never squeezed below this (or its header).
+const SQUEEZE_MIN: usize = 12;
+
+/// The table width: `COLUMNS` when set to a positive number (scripts and tests pin it), else
+/// the terminal's width on a terminal; a terminal that reports 0 columns, and no terminal,
+/// give `None`: unlimited.
+pub fn table_width(columns_env: Option<&str>, stdout_tty: bool) -> Option<usize> {
+    if let Some(n) = columns_env
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|n| *n > 0)
+    {
+        return Some(n);
+    }
+    if stdout_tty {
+        terminal_columns().filter(|n| *n > 0)
+    } else {
+        None
+    }
+}
+
+#[cfg(unix)]
+fn terminal_columns() -> Option<usize> {
+    rustix::termios::tcgetwinsize(std::io::stdout())
+        .ok()
+        .map(|w| usize::from(w.ws_col))
+}
+
+#[cfg(not(unix))]
+fn terminal_columns() -> Option<usize> {
+    None
+}
+
+/// Columns that carry identity stay whole and are never dropped: the first one (the id or
+/// name the rows are known by) and a NAME column.
+fn is_key_column(index: usize, name: &str) -> bool {
+    index == 0 || matches!(name, "NAME" | "USERNAME")
+}
+
+/// Free text that may be cut (with `…`) before any column is dropped.
+fn is_squeezable(name: &str) -> bool {
+    matches!(
+        name,
+        "REASON" | "MESSAGE" | "DESCRIPTION" | "NOTE" | "LABELS" | "TITLE" | "DETAIL" | "ERROR" | "URL" | "CONDITION"
+    )
+}
+
+fn is_id_column(name: &str) -> bool {
+    name == "ID" || name.ends_with("-ID") || matches!(name, "RESOURCE" | "OWNER")
+}
+
+/// The short form of a UUID for tables: the first 8 hex digits of its last group. Ids are
+/// UUIDv7, whose leading digits are a timestamp shared by ids made close together; the last
+/// group is random. Every command that takes an id accepts this (see `resolve`). Anything
+/// that is not a UUID is returned as is.
+pub fn short_id(s: &str) -> String {
+    // `vm/<uuid>` (audit resources) keeps its type.
+    if let Some((kind, id)) = s.rsplit_once('/') {
+        return format!("{kind}/{}", short_id(id));
+    }
+    match uuid::Uuid::parse_str(s) {
+        Ok(u) if s.len() == 36 => u.hyphenated().to_string()[24..32].to_string(),
+        _ => s.to_string(),
+    }
+}
+
+fn one_line(s: &str) -> String {
+    if s.contains(['\n', '\r', '\t']) {
+        s.split(['\n', '\r', '\t'])
+            .filter(|p| !p.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ")
+    } else {
+        s.to_string()
+    }
+}
+
+fn width_of(s: &str) -> usize {
+    s.chars().count()
+}
+
+/// Cuts `s` to `w` characters, the last one `…`.
+fn truncate(s: &str, w: usize) -> String {
+    if width_of(s) <= w {
+        return s.to_string();
+    }
+    let mut t: String = s.chars().take(w.saturating_sub(1)).collect();
+    t.push('…');
+    t
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Kept {
+    index: usize,
+    width: usize,
+}
+
+/// Which columns to show and how wide, so a row never wraps: within `max`, long-text
+/// columns are cut first (to `SQUEEZE_MIN`), then columns are dropped from the right,
+/// never a key column (first, ID, NAME). Ids and names are never cut; if the key columns
+/// alone are wider than `max` the line is simply long (the terminal may wrap it, the table
+/// does not).
+fn fit_columns(header: &[String], rows: &[Vec<String>], max: Option<usize>, with_header: bool) -> Vec<Kept> {
+    let natural: Vec<usize> = (0..header.len())
+        .map(|i| {
+            rows.iter()
+                .map(|r| width_of(&r[i]))
+                .chain(with_header.then(|| width_of(&header[i])))
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let all: Vec<Kept> = natural
+        .iter()
+        .enumerate()
+        .map(|(index, &width)| Kept { index, width })
+        .collect();
+    let Some(max) = max else { return all };
+    let min_of = |k: &Kept| {
+        if is_squeezable(&header[k.index]) {
+            k.width.min(SQUEEZE_MIN.max(width_of(&header[k.index])))
+        } else {
+            k.width
+        }
+    };
+    let total =
+        |ks: &[Kept], f: &dyn Fn(&Kept) -> usize| ks.iter().map(f).sum::<usize>() + GAP * ks.len().saturating_sub(1);
+    let mut kept = all;
+    while total(&kept, &min_of) > max {
+        let Some(pos) = kept.iter().rposition(|k| !is_key_column(k.index, &header[k.index])) else {
+            break;
+        };
+        kept.remove(pos);
+    }
+    let natural_total = total(&kept, &|k: &Kept| k.width);
+    if natural_total <= max {
+        return kept;
+    }
+    // Share what is left among the long-text columns, left to right.
+    let mut slack = max.saturating_sub(total(&kept, &min_of));
+    for k in &mut kept {
+        let min = min_of(k);
+        let grow = (k.width - min).min(slack);
+        slack -= grow;
+        k.width = min + grow;
+    }
+    kept
 }
 
 pub fn paint(on: bool, sgr: &str, text: &str) -> String {
@@ -249,7 +423,7 @@ pub fn json_line<T: Serialize + ?Sized>(v: &T) -> CliResult<String> {
 }
 
 fn yaml<T: Serialize + ?Sized>(v: &T) -> CliResult<String> {
-    serde_yaml::to_string(v).map_err(|e| CliError::general("Cannot encode YAML").with_source(e))
+    serde_norway::to_string(v).map_err(|e| CliError::general("Cannot encode YAML").with_source(e))
 }
 
 /// Writes to stdout; a closed pipe (`lqx vm list | head -1`) ends the process quietly with
@@ -352,6 +526,50 @@ mod tests {
         assert!(y.starts_with("- name: web-1\n"), "{y}");
         let n = Printer::plain(Format::Name).render_list(&things()).unwrap();
         assert_eq!(n, "web-1\ndb\n");
+    }
+
+    fn long_things() -> Vec<Thing> {
+        vec![Thing {
+            name: "web-frontend-production-eu-west-01".into(),
+            size_mib: 4096,
+            note: "a note long enough that it must be cut somewhere to fit the width".into(),
+        }]
+    }
+
+    #[test]
+    fn tables_fit_the_width_without_wrapping_or_splitting_names() {
+        let mut p = Printer::plain(Format::Wide);
+        p.width = Some(60);
+        let s = p.render_list(&long_things()).unwrap();
+        assert_eq!(s.lines().count(), 2, "one line per row:\n{s}");
+        assert!(s.lines().all(|l| l.chars().count() <= 60), "{s}");
+        assert!(s.contains("web-frontend-production-eu-west-01"), "{s}");
+        assert!(s.contains('…'), "long text is cut:\n{s}");
+        // Narrower than the name and size: the note goes, the name stays whole.
+        p.width = Some(30);
+        let s = p.render_list(&long_things()).unwrap();
+        assert_eq!(s.lines().next().unwrap(), "NAME", "{s}");
+        assert!(s.contains("web-frontend-production-eu-west-01"), "{s}");
+        // No limit (no terminal, or a terminal that says 0 columns): everything as is.
+        p.width = None;
+        let s = p.render_list(&long_things()).unwrap();
+        assert!(s.contains("cut somewhere to fit the width"), "{s}");
+    }
+
+    #[test]
+    fn width_comes_from_columns_or_a_terminal_that_knows_it() {
+        assert_eq!(table_width(Some("80"), false), Some(80));
+        assert_eq!(table_width(Some("0"), false), None);
+        assert_eq!(table_width(Some("junk"), false), None);
+        assert_eq!(table_width(None, false), None);
+    }
+
+    #[test]
+    fn short_ids_are_the_random_tail() {
+        assert_eq!(short_id("019ae4b2-7c1d-7a10-8f00-3b9c01d2e4f5"), "3b9c01d2");
+        assert_eq!(short_id("vm/019ae4b2-7c1d-7a10-8f00-3b9c01d2e4f5"), "vm/3b9c01d2");
+        assert_eq!(short_id("node-1"), "node-1");
+        assert_eq!(one_line("a\nb\tc"), "a b c");
     }
 
     #[test]

@@ -240,6 +240,80 @@ impl From<&computepb::Vm> for VmView {
     }
 }
 
+impl VmView {
+    /// `vm get` on a terminal or in a table format: every field as `Key: value` lines, not
+    /// the list's row.
+    pub fn detail(&self) -> String {
+        let mut rows: Vec<(&str, String)> = vec![
+            ("Name", self.name.clone()),
+            ("ID", self.id.clone()),
+            ("State", format!("{} (desired: {})", self.state, self.desired_state)),
+            ("Node", or_dash(&self.node)),
+            (
+                "CPU",
+                format!("{} cores, {:.1}% used", self.cpu_cores, self.cpu_usage_percent),
+            ),
+            (
+                "Memory",
+                format!(
+                    "{} ({} used)",
+                    format_mib(self.memory_mib),
+                    format_mib(self.memory_used_mib)
+                ),
+            ),
+        ];
+        for d in &self.disks {
+            rows.push((
+                "Disk",
+                format!(
+                    "{} {} pool {} bus {}",
+                    d.name,
+                    format_mib(d.size_mib),
+                    or_dash(&d.pool),
+                    or_dash(&d.bus)
+                ),
+            ));
+        }
+        for n in &self.nics {
+            rows.push((
+                "NIC",
+                format!("{} {} {}", n.network, or_dash(&n.mac), or_dash(&n.model)),
+            ));
+        }
+        rows.push((
+            "HA",
+            if self.ha.enabled {
+                format!(
+                    "on, priority {}, {} restart(s) so far",
+                    or_dash(&self.ha.priority),
+                    self.restart_count
+                )
+            } else {
+                "off".into()
+            },
+        ));
+        if !self.placement.anti_affinity_group.is_empty() {
+            rows.push(("Anti-affinity", self.placement.anti_affinity_group.clone()));
+        }
+        rows.push(("Labels", labels_text(&self.labels)));
+        rows.push(("Project", or_dash(&self.project_id)));
+        rows.push(("Description", or_dash(&self.description)));
+        if !self.message.is_empty() {
+            rows.push(("Message", self.message.clone()));
+        }
+        if let Some(m) = &self.migration {
+            rows.push(("Migrating", format!("to {}, {}%", m.target_node, m.percent)));
+        }
+        rows.push(("Started", fmt_time(self.started_at)));
+        rows.push(("Created", fmt_time(self.created_at)));
+        rows.push(("Updated", fmt_time(self.updated_at)));
+        let w = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0) + 2;
+        rows.iter()
+            .map(|(k, v)| format!("{:<w$}{v}\n", format!("{k}:")))
+            .collect()
+    }
+}
+
 impl View for VmView {
     columns!(
         col("NAME"),
@@ -394,7 +468,13 @@ impl From<&computepb::Node> for NodeView {
             management_address: n.management_address.clone(),
             labels: sorted(&n.labels),
             phase: enum_word(n.phase().as_str_name(), "NODE_PHASE_"),
-            schedulable: n.schedulable,
+            // Whether the scheduler may place new VMs there: not on a node in maintenance or
+            // draining, whatever its cordon flag says.
+            schedulable: n.schedulable
+                && !matches!(
+                    n.phase(),
+                    computepb::NodePhase::Maintenance | computepb::NodePhase::Draining
+                ),
             health: n.health.to_ascii_lowercase(),
             cpu_cores: cap.cpu_cores,
             memory_mib: cap.memory_mib,
@@ -438,6 +518,7 @@ impl View for NodeView {
         match c {
             "NAME" => self.name.clone(),
             "PHASE" => or_dash(&self.phase),
+            // A node in maintenance or draining takes no new VMs whatever its cordon says.
             "SCHEDULABLE" => yes_no(self.schedulable),
             "HEALTH" => or_dash(&self.health),
             // The first word ("ok", "degraded"); -o yaml shows why.
@@ -972,6 +1053,35 @@ impl From<&drspb::Recommendation> for RecommendationView {
     }
 }
 
+/// From the stored recommendation (DRS event payloads), the same object as from the API.
+impl From<&lqx_core::model::DrsRecommendation> for RecommendationView {
+    fn from(r: &lqx_core::model::DrsRecommendation) -> Self {
+        RecommendationView {
+            id: r.id.to_string(),
+            priority: r.priority.as_str().to_ascii_lowercase(),
+            kind: r.recommendation_type.as_str().to_ascii_lowercase(),
+            status: r.status.as_str().to_ascii_lowercase(),
+            mandatory: r.mandatory,
+            reason: r.reason.clone(),
+            vm_id: r.vm_id.to_string(),
+            vm: r.vm_name.clone(),
+            source_node_id: r.source_node_id.to_string(),
+            source: r.source_node_name.clone(),
+            target_node_id: r.target_node_id.to_string(),
+            target: r.target_node_name.clone(),
+            impact_cpu: r.impact_cpu,
+            impact_memory: r.impact_memory,
+            estimated_duration_seconds: u32::try_from(r.estimated_duration_secs).unwrap_or(u32::MAX),
+            failure_reason: r.failure_reason.clone().unwrap_or_default(),
+            created_at: Some(r.created_at),
+            approved_at: r.approved_at,
+            approved_by: r.approved_by.clone().unwrap_or_default(),
+            applied_at: r.applied_at,
+            applied_by: r.applied_by.clone().unwrap_or_default(),
+        }
+    }
+}
+
 impl View for RecommendationView {
     columns!(
         col("ID"),
@@ -1374,13 +1484,47 @@ impl From<&eventspb::Event> for EventView {
             resource_id: e.resource_id.clone(),
             project_id: e.project_id.clone(),
             time: time(&e.time),
-            payload: e
-                .payload
-                .as_ref()
-                .and_then(|p| serde_json::to_value(p).ok())
-                .unwrap_or(serde_json::Value::Null),
+            payload: e.payload.as_ref().map_or(serde_json::Value::Null, |p| {
+                event_payload(&e.resource_type, lqx_core::events::struct_to_json(p))
+            }),
         }
     }
+}
+
+/// An event's payload in the shape `get` prints for that resource: a VM event carries the
+/// VM as `vm get -o json` prints it, a node event the node, an alert event the alert, a DRS
+/// event the recommendation (lower-case enum words, `_seconds`, integers as integers). Node
+/// events do not know the node's allocation and HA health, so those fields are left out;
+/// a VM event's `node` (name) is empty, its `node_id` is set. Other payloads (engine runs,
+/// HA) pass as they are.
+pub fn event_payload(resource_type: &str, p: serde_json::Value) -> serde_json::Value {
+    use lqx_core::model;
+    let shaped = match resource_type {
+        "vm" => serde_json::from_value::<model::Vm>(p.clone())
+            .ok()
+            .map(|v| VmView::from(&lqx_core::api::convert::vm_out(&v, &|_| String::new())))
+            .and_then(|v| serde_json::to_value(v).ok()),
+        "node" => serde_json::from_value::<model::Node>(p.clone())
+            .ok()
+            .map(|n| NodeView::from(&lqx_core::api::convert::node_out(&n, model::Resources::default(), "")))
+            .and_then(|n| serde_json::to_value(n).ok())
+            .map(|mut v| {
+                if let Some(o) = v.as_object_mut() {
+                    for unknown in ["health", "allocated_cpu_cores", "allocated_memory_mib"] {
+                        o.remove(unknown);
+                    }
+                }
+                v
+            }),
+        "alert" => serde_json::from_value::<model::Alert>(p.clone())
+            .ok()
+            .and_then(|a| serde_json::to_value(AlertView::from(&a.to_proto())).ok()),
+        "drs" => serde_json::from_value::<model::DrsRecommendation>(p.clone())
+            .ok()
+            .and_then(|r| serde_json::to_value(RecommendationView::from(&r)).ok()),
+        _ => None,
+    };
+    shaped.unwrap_or(p)
 }
 
 impl View for EventView {

@@ -481,10 +481,11 @@ mod docs {
     #[test]
     fn completion_scripts_for_every_shell() {
         let d = tmp();
+        // Each script registers the shell's completer and calls `COMPLETE=SHELL lqx` back.
         for (shell, marker) in [
-            ("bash", "_lqx()"),
+            ("bash", "_clap_complete_lqx()"),
             ("zsh", "#compdef lqx"),
-            ("fish", "complete -c lqx"),
+            ("fish", "complete --keep-order --exclusive --command lqx"),
             ("powershell", "Register-ArgumentCompleter"),
             ("elvish", "edit:completion:arg-completer[lqx]"),
         ] {
@@ -492,8 +493,37 @@ mod docs {
                 .args(["completion", shell])
                 .assert()
                 .success()
-                .stdout(predicate::str::contains(marker));
+                .stdout(predicate::str::contains(marker))
+                .stdout(predicate::str::contains("COMPLETE"));
         }
+    }
+
+    /// Commands and flags complete from the binary; the packaging command never shows.
+    #[test]
+    fn dynamic_completion_offers_commands_but_not_generate_docs() {
+        let d = tmp();
+        let ask = |words: &[&str]| {
+            let out = lqx(d.path())
+                .env("COMPLETE", "fish")
+                .arg("--")
+                .args(words)
+                .output()
+                .unwrap();
+            String::from_utf8(out.stdout).unwrap()
+        };
+        let top = ask(&["lqx", ""]);
+        assert!(top.lines().any(|l| l.starts_with("vm\t")), "{top}");
+        for prefix in ["", "_", "__"] {
+            assert!(
+                !ask(&["lqx", prefix]).contains("generate-docs"),
+                "offered for {prefix:?}"
+            );
+        }
+        let flags = ask(&["lqx", "vm", "stop", "--"]);
+        assert!(flags.contains("--force") && flags.contains("--no-wait"), "{flags}");
+        // Without a server, names are simply not offered (no error, no hang).
+        let names = ask(&["lqx", "vm", "start", ""]);
+        assert!(names.lines().all(|l| l.starts_with('-')), "{names}");
     }
 }
 

@@ -108,7 +108,7 @@ fn yes() -> bool {
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterFileError {
     #[error("Cannot read the cluster file")]
-    Parse(#[source] serde_yaml::Error),
+    Parse(#[source] serde_norway::Error),
     #[error("{message}{}", line.map(|l| format!(" (line {l})")).unwrap_or_default())]
     Invalid { message: String, line: Option<usize> },
 }
@@ -157,7 +157,7 @@ fn name_uuid(kind: &str, name: &str) -> Uuid {
 
 /// Parses and validates a cluster file into a snapshot.
 pub fn parse(text: &str) -> Result<ClusterSnapshot, ClusterFileError> {
-    let file: ClusterFile = serde_yaml::from_str(text).map_err(ClusterFileError::Parse)?;
+    let file: ClusterFile = serde_norway::from_str(text).map_err(ClusterFileError::Parse)?;
     to_snapshot(&file, text)
 }
 
@@ -379,20 +379,42 @@ impl From<&ClusterMetrics> for ReportMetrics {
     }
 }
 
-/// One recommendation in `lqx drs simulate -o json` (names, not ids).
+/// One recommendation in `lqx drs simulate -o json` (names, not ids). Field names and enum
+/// words are those of `lqx drs list -o json` (`critical`, `migrate`, `_seconds`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SimulatedRecommendation {
     pub vm: String,
     pub source: String,
     pub target: String,
+    #[serde(with = "lower_word")]
     pub priority: Priority,
-    #[serde(rename = "type")]
+    #[serde(rename = "type", with = "lower_word")]
     pub recommendation_type: RecommendationType,
     pub reason: String,
     pub impact_cpu: f64,
     pub impact_memory: f64,
     pub mandatory: bool,
+    #[serde(rename = "estimated_duration_seconds", alias = "estimated_duration_secs")]
     pub estimated_duration_secs: u64,
+}
+
+/// An enum as the lower-case word reports print (`CRITICAL` → `critical`); either case reads.
+pub(crate) mod lower_word {
+    use serde::de::{DeserializeOwned, Error as _};
+    use serde::ser::Error as _;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<T: Serialize, S: Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
+        match serde_json::to_value(v) {
+            Ok(serde_json::Value::String(w)) => s.serialize_str(&w.to_ascii_lowercase()),
+            _ => Err(S::Error::custom("not an enum word")),
+        }
+    }
+
+    pub fn deserialize<'de, T: DeserializeOwned, D: Deserializer<'de>>(d: D) -> Result<T, D::Error> {
+        let w = String::deserialize(d)?;
+        serde_json::from_value(serde_json::Value::String(w.to_ascii_uppercase())).map_err(D::Error::custom)
+    }
 }
 
 /// A VM that had to move but could not.
@@ -654,11 +676,15 @@ vms:
             "reason",
             "impact_cpu",
             "impact_memory",
+            "estimated_duration_seconds",
         ] {
             assert!(rec.get(key).is_some(), "{key}");
         }
-        assert_eq!(rec["type"], "MIGRATE");
-        assert_eq!(rec["priority"], "HIGH");
+        // The words and names `lqx drs list -o json` prints.
+        assert_eq!(rec["type"], "migrate");
+        assert_eq!(rec["priority"], "high");
+        let back: SimulationReport = serde_json::from_value(json.clone()).unwrap();
+        assert_eq!(back.recommendations[0].priority, Priority::High);
         assert_eq!(rec["source"], "a");
         for key in ["nodes", "imbalance", "max_cpu_percent", "max_memory_percent"] {
             assert!(json["before"].get(key).is_some(), "{key}");

@@ -289,7 +289,7 @@ impl Default for Config {
 
 impl Config {
     pub fn from_yaml(text: &str) -> anyhow::Result<Config> {
-        Ok(serde_yaml::from_str(text)?)
+        Ok(serde_norway::from_str(text)?)
     }
 
     pub fn load(path: &std::path::Path) -> anyhow::Result<Config> {

@@ -5,6 +5,7 @@ mod authn;
 mod body_deadline;
 mod config;
 mod conn;
+mod drain;
 mod fence;
 mod gateway;
 mod metrics;

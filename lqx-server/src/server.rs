@@ -41,6 +41,8 @@ pub struct Api {
     pub metrics: Metrics,
     unary_permits: Arc<Semaphore>,
     stream_permits: Arc<Semaphore>,
+    /// Ends open streams when the server shuts down (`crate::drain`).
+    pub shutdown: crate::drain::Shutdown,
 }
 
 impl Api {
@@ -132,6 +134,7 @@ impl Api {
             alert,
             grpc: routes.prepare().into_axum_router(),
             metrics: Metrics::new(known_methods()),
+            shutdown: crate::drain::Shutdown::default(),
         }))
     }
 
@@ -189,7 +192,12 @@ impl Api {
             resp
         };
         if streaming {
-            return Ok(work.await);
+            let resp = work.await;
+            return Ok(if grpc {
+                resp.map(|b| Body::new(self.shutdown.body(b)))
+            } else {
+                resp
+            });
         }
         Ok(match tokio::spawn(work).await {
             Ok(resp) => resp,
@@ -495,6 +503,10 @@ pub async fn serve(
             }
         }
     }
+    // New connections are refused at once (not left in the backlog), and open streams end
+    // with `unavailable: server shutting down`; then open unary requests may finish.
+    drop(listener);
+    api.shutdown.begin();
     tracing::info!("shutting down: waiting for open requests");
     tokio::select! {
         _ = graceful.shutdown() => {}
@@ -555,15 +567,15 @@ pub struct ClientAddr(pub SocketAddr);
 /// A TLS acceptor from PEM files, offering HTTP/2 (gRPC) and HTTP/1.1 (Connect).
 pub fn tls_acceptor(cert: &std::path::Path, key: &std::path::Path) -> anyhow::Result<tokio_rustls::TlsAcceptor> {
     use anyhow::Context;
-    let certs = rustls_pemfile::certs(&mut std::io::BufReader::new(
-        std::fs::File::open(cert).with_context(|| format!("opening {}", cert.display()))?,
-    ))
-    .collect::<Result<Vec<_>, _>>()
-    .with_context(|| format!("reading certificates from {}", cert.display()))?;
-    let key = rustls_pemfile::private_key(&mut std::io::BufReader::new(
-        std::fs::File::open(key).with_context(|| format!("opening {}", key.display()))?,
-    ))?
-    .with_context(|| format!("no private key in {}", key.display()))?;
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let certs = CertificateDer::pem_file_iter(cert)
+        .with_context(|| format!("opening {}", cert.display()))?
+        .collect::<Result<Vec<_>, _>>()
+        .with_context(|| format!("reading certificates from {}", cert.display()))?;
+    anyhow::ensure!(!certs.is_empty(), "no certificate in {}", cert.display());
+    let key =
+        PrivateKeyDer::from_pem_file(key).with_context(|| format!("no usable private key in {}", key.display()))?;
     let mut cfg = tokio_rustls::rustls::ServerConfig::builder_with_provider(Arc::new(
         tokio_rustls::rustls::crypto::ring::default_provider(),
     ))

@@ -420,7 +420,7 @@ async fn cli_vm_lifecycle_output_and_exit_codes() {
 
     // get by id, YAML with the same fields.
     let yaml = admin.ok(&["vm", "get", &web_id, "-o", "yaml"]).await;
-    let y: Value = serde_yaml::from_str(&yaml).unwrap_or_else(|e| panic!("not YAML ({e}): {yaml}"));
+    let y: Value = serde_norway::from_str(&yaml).unwrap_or_else(|e| panic!("not YAML ({e}): {yaml}"));
     assert_eq!(keys(&y), fields(VM_FIELDS));
     assert_eq!(y["name"], "web-1");
     assert_eq!(y["state"], "running");
@@ -918,4 +918,502 @@ async fn cli_secret_service_round_trip() {
         !none.path().join("credentials").exists(),
         "wrote a token without a keyring"
     );
+}
+
+// ------------------------------------------------------------------ operator UX (issue 17)
+
+/// Table snapshots keep the layout's choices (which columns, what is cut) but not the exact
+/// padding, which follows values that change from run to run (ages, key prefixes).
+/// Runs of 2+ spaces → "  ", short ids → [SHORT], ages → [AGE].
+fn table_shape(t: &str) -> String {
+    let mut out = String::new();
+    for line in t.lines() {
+        let words: Vec<String> = line
+            .split("  ")
+            .map(str::trim)
+            .filter(|w| !w.is_empty())
+            .map(|w| {
+                let short =
+                    |x: &str| x.len() == 8 && x.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase());
+                if short(w) {
+                    "[SHORT]".to_string()
+                } else if let Some((kind, id)) = w.split_once('/')
+                    && short(id)
+                {
+                    format!("{kind}/[SHORT]")
+                } else if w.starts_with("lqx_") && w.len() == 12 {
+                    "lqx_[KEY-PREFIX]".to_string()
+                } else if is_age(w) {
+                    "[AGE]".to_string()
+                } else {
+                    w.to_string()
+                }
+            })
+            .collect();
+        out.push_str(&words.join("  "));
+        out.push('\n');
+    }
+    out
+}
+
+fn is_age(w: &str) -> bool {
+    let w = w.strip_prefix("in ").unwrap_or(w);
+    w.strip_suffix(['s', 'm', 'h', 'd'])
+        .is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
+}
+
+/// Every line within `width` unless the key columns alone are wider; ids and names whole.
+#[track_caller]
+fn assert_fits(table: &str, width: Option<usize>, whole: &[String], what: &str) {
+    if let Some(w) = width {
+        for l in table.lines() {
+            assert!(l.chars().count() <= w, "{what}: a line is wider than {w}:\n{table}");
+        }
+    }
+    for s in whole {
+        assert!(
+            table.split_whitespace().any(|word| word == s),
+            "{what}: {s:?} is not whole in:\n{table}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn cli_list_tables_never_wrap_at_80_120_and_without_a_terminal() {
+    let s = dev_server().await;
+    let admin = Lqx::new();
+    admin
+        .login(&s.addr, "admin", ADMIN_PASSWORD)
+        .await
+        .expect_code(0, "login");
+    admin
+        .ok(&[
+            "vm",
+            "create",
+            "web-frontend-production-eu-west-01",
+            "--cpu",
+            "2",
+            "--memory",
+            "2GiB",
+            "--node",
+            "node-1",
+            "--description",
+            "the public web tier of the production shop, behind the load balancer",
+            "-l",
+            "tier=web",
+            "-l",
+            "env=production",
+            "-l",
+            "team=storefront",
+        ])
+        .await;
+    admin
+        .ok(&["vm", "create", "db-1", "--cpu", "4", "--memory", "8GiB", "--no-wait"])
+        .await;
+    admin
+        .run_with(
+            &["user", "create", "vera", "--role", "viewer", "--password-stdin"],
+            Some("viewer-password-123\n".into()),
+        )
+        .await
+        .expect_code(0, "user create");
+    for k in ["ci", "deploy-pipeline-nightly"] {
+        admin
+            .run(&["apikey", "create", k, "--role", "viewer"])
+            .await
+            .expect_code(0, "apikey create");
+    }
+    admin
+        .ok(&[
+            "alert",
+            "webhook",
+            "add",
+            "http://127.0.0.1:9/hooks/a-rather-long-path/for-alerts",
+        ])
+        .await;
+
+    let vm_ids: Vec<String> = admin
+        .json(&["vm", "list"])
+        .await
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["name"].as_str().unwrap().to_string())
+        .collect();
+    let key_ids: Vec<String> = admin
+        .json(&["apikey", "list"])
+        .await
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["id"].as_str().unwrap()[24..32].to_string())
+        .collect();
+    let hook_ids: Vec<String> = admin
+        .json(&["alert", "webhook", "list"])
+        .await
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["id"].as_str().unwrap()[24..32].to_string())
+        .collect();
+    let cases: Vec<(&str, Vec<&str>, Vec<String>)> = vec![
+        ("vm_list", vec!["vm", "list"], vm_ids.clone()),
+        ("vm_list_wide", vec!["vm", "list", "-o", "wide"], vm_ids),
+        (
+            "node_list",
+            vec!["node", "list"],
+            vec!["node-1".into(), "node-2".into()],
+        ),
+        ("user_list", vec!["user", "list"], vec!["vera".into()]),
+        ("apikey_list", vec!["apikey", "list"], key_ids),
+        ("audit_list", vec!["audit", "list", "--limit", "5"], vec![]),
+        ("alert_list", vec!["alert", "list"], vec![]),
+        ("webhook_list", vec!["alert", "webhook", "list"], hook_ids),
+        ("drs_list", vec!["drs", "list"], vec![]),
+        ("context_list", vec!["context", "list"], vec![]),
+    ];
+    for (name, args, whole) in cases {
+        for width in [Some(80), Some(120), None] {
+            let lqx = Lqx {
+                dir: tempfile::tempdir().unwrap(),
+                env: vec![],
+                keyring: false,
+            };
+            // Same config and token, with COLUMNS set or not.
+            copy_dir(admin.path(), lqx.path());
+            let lqx = match width {
+                Some(w) => lqx.env("COLUMNS", &w.to_string()),
+                None => lqx,
+            };
+            let table = lqx.ok(&args).await;
+            let what = format!("{name} at {width:?}");
+            assert_fits(&table, width, &whole, &what);
+            let label = format!("{name}_{}", width.map_or("unlimited".to_string(), |w| w.to_string()));
+            snapshot_settings().bind(|| insta::assert_snapshot!(label, table_shape(&table)));
+        }
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dest = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            std::fs::create_dir_all(&dest).unwrap();
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&dest, std::fs::Permissions::from_mode(0o700)).unwrap();
+            }
+            copy_dir(&e.path(), &dest);
+        } else {
+            std::fs::copy(e.path(), &dest).unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn cli_login_errors_contexts_exit_codes_and_waiting() {
+    let s = dev_server().await;
+    let ops = Lqx::new();
+    // A wrong password shows the server's refusal, not "Not logged in".
+    let out = ops.login(&s.addr, "admin", "wrong-password-123").await;
+    out.expect_error(4, "wrong password", Some("password"));
+    assert!(out.stderr.contains("Invalid username or password"), "{}", out.stderr);
+    assert!(!out.stderr.contains("Not logged in"), "{}", out.stderr);
+
+    // Logging in again reuses the context's username and token storage.
+    ops.run_with(
+        &["login", &s.addr, "-u", "admin", "--password-stdin"],
+        Some(format!("{ADMIN_PASSWORD}\n")),
+    )
+    .await
+    .expect_code(0, "first login");
+    ops.ok(&["logout"]).await;
+    let again = Lqx {
+        dir: tempfile::tempdir().unwrap(),
+        env: vec![],
+        // No LQX_TOKEN_STORAGE=file: the context's storage must be what is used.
+        keyring: true,
+    };
+    copy_dir(ops.path(), again.path());
+    let out = again
+        .run_with(&["login", "--password-stdin"], Some(format!("{ADMIN_PASSWORD}\n")))
+        .await;
+    out.expect_code(0, "login again without -u");
+    assert!(
+        out.stderr.contains("as admin") && out.stderr.contains("file"),
+        "{}",
+        out.stderr
+    );
+    again.ok(&["vm", "list"]).await;
+
+    // --wait is the default without a terminal too: start returns a running VM.
+    let vm = again
+        .json(&["vm", "create", "w1", "--cpu", "1", "--memory", "512MiB", "--start"])
+        .await;
+    assert_eq!(vm["state"], "running", "{vm}");
+    let stopped = again.json(&["vm", "stop", "w1"]).await;
+    assert_eq!(stopped["state"], "stopped", "{stopped}");
+
+    // No room: resource exhausted is 6 (conflict or precondition), not 1.
+    let out = again
+        .run(&["vm", "create", "huge", "--cpu", "4096", "--memory", "64TiB", "--start"])
+        .await;
+    assert!(matches!(out.code, Some(6) | Some(2)), "no room: {out:?}");
+    // An RPC past its deadline is 7 (timed out), not 1.
+    let slow = again.run(&["vm", "list", "--timeout", "1ms"]).await;
+    slow.expect_error(7, "RPC deadline", Some("--timeout"));
+}
+
+#[tokio::test]
+async fn cli_names_short_ids_and_prefixes() {
+    let s = dev_server().await;
+    let admin = Lqx::new();
+    admin
+        .login(&s.addr, "admin", ADMIN_PASSWORD)
+        .await
+        .expect_code(0, "login");
+    for k in ["ci", "nightly"] {
+        admin
+            .run(&["apikey", "create", k, "--role", "viewer"])
+            .await
+            .expect_code(0, "apikey create");
+    }
+    for u in ["http://127.0.0.1:9/a", "http://127.0.0.1:9/b"] {
+        admin.ok(&["alert", "webhook", "add", u]).await;
+    }
+    // The table's short id is the random tail, and works wherever an id is taken.
+    let hooks = admin.json(&["alert", "webhook", "list"]).await;
+    let ids: Vec<String> = hooks
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["id"].as_str().unwrap().to_string())
+        .collect();
+    let table = admin.ok(&["alert", "webhook", "list"]).await;
+    for id in &ids {
+        assert!(table.contains(&id[24..32]) && !table.contains(id.as_str()), "{table}");
+    }
+    // (Nothing listens there: the delivery fails, exit 1, but the short id found the hook.)
+    let tested = admin
+        .run(&["alert", "webhook", "test", &ids[0][24..32], "-o", "json"])
+        .await;
+    let tested: Value = serde_json::from_str(&tested.stdout).unwrap();
+    assert_eq!(tested["id"], ids[0].as_str(), "{tested}");
+    // A prefix both share (UUIDv7 ids made together share their time) is ambiguous: 2, both listed.
+    let common: String = ids[0]
+        .chars()
+        .zip(ids[1].chars())
+        .take_while(|(a, b)| a == b)
+        .map(|(a, _)| a)
+        .collect();
+    let out = admin
+        .run(&["alert", "webhook", "delete", &common[..common.len().min(8)], "--yes"])
+        .await;
+    out.expect_error(2, "ambiguous prefix", Some("more characters"));
+    assert!(
+        out.stderr.contains(&ids[0]) && out.stderr.contains(&ids[1]),
+        "{}",
+        out.stderr
+    );
+    admin
+        .run(&["alert", "webhook", "delete", "ffffffff", "--yes"])
+        .await
+        .expect_error(3, "no such prefix", None);
+    admin
+        .ok(&["alert", "webhook", "delete", &ids[1][24..30], "--yes"])
+        .await;
+    assert_eq!(
+        admin
+            .json(&["alert", "webhook", "list"])
+            .await
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // API keys by name.
+    admin.ok(&["apikey", "revoke", "ci", "--yes"]).await;
+    let keys = admin.json(&["apikey", "list"]).await;
+    let ci = keys.as_array().unwrap().iter().find(|k| k["name"] == "ci").unwrap();
+    assert_eq!(ci["revoked"], true, "{keys}");
+    admin
+        .run(&["drs", "get", "0000"])
+        .await
+        .expect_error(3, "no recommendation", None);
+
+    // Dynamic completion: names from the server; hidden commands never offered.
+    let complete = |args: &[&str]| {
+        let mut c = admin.command(&[]);
+        c.env("COMPLETE", "fish").arg("--").args(args);
+        c
+    };
+    let run = |mut c: Command| async move {
+        let out = tokio::task::spawn_blocking(move || c.output().unwrap()).await.unwrap();
+        String::from_utf8(out.stdout).unwrap()
+    };
+    admin
+        .ok(&[
+            "vm",
+            "create",
+            "db-east",
+            "--cpu",
+            "1",
+            "--memory",
+            "512MiB",
+            "--no-wait",
+        ])
+        .await;
+    let vms = run(complete(&["lqx", "vm", "start", "d"])).await;
+    assert!(vms.lines().any(|l| l.starts_with("db-east")), "{vms}");
+    let nodes = run(complete(&["lqx", "node", "get", ""])).await;
+    assert!(nodes.lines().any(|l| l.starts_with("node-1")), "{nodes}");
+    let keys = run(complete(&["lqx", "apikey", "revoke", "n"])).await;
+    assert!(keys.lines().any(|l| l.starts_with("nightly")), "{keys}");
+    let top = run(complete(&["lqx", ""])).await;
+    assert!(top.lines().any(|l| l.starts_with("vm")), "{top}");
+    assert!(!top.contains("__generate-docs"), "{top}");
+    let top = run(complete(&["lqx", "__"])).await;
+    assert!(!top.contains("__generate-docs"), "{top}");
+}
+
+/// The object a field holds, by JSON type: integers and floats differ.
+fn shape(v: &Value) -> BTreeSet<(String, &'static str)> {
+    v.as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| {
+            let t = match v {
+                Value::Null => "null",
+                Value::Bool(_) => "bool",
+                Value::Number(n) if n.is_f64() => "float",
+                Value::Number(_) => "integer",
+                Value::String(_) => "string",
+                Value::Array(_) => "array",
+                Value::Object(_) => "object",
+            };
+            (k.clone(), t)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn cli_one_json_shape_across_get_list_watch_and_simulate() {
+    let s = dev_server().await;
+    let admin = Lqx::new();
+    admin
+        .login(&s.addr, "admin", ADMIN_PASSWORD)
+        .await
+        .expect_code(0, "login");
+    // A watch that records VM events as JSON lines.
+    let mut w = admin.command(&["watch", "--type", "vm", "-o", "json"]);
+    let mut child = w.spawn().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for l in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(l);
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let created = admin
+        .json(&[
+            "vm",
+            "create",
+            "shape-1",
+            "--cpu",
+            "1",
+            "--memory",
+            "1GiB",
+            "--description",
+            "d",
+        ])
+        .await;
+    let got = admin.json(&["vm", "get", "shape-1"]).await;
+    let listed = admin.json(&["vm", "list"]).await[0].clone();
+    let event: Value = tokio::task::spawn_blocking(move || {
+        loop {
+            let l = rx.recv_timeout(Duration::from_secs(20)).expect("a vm event");
+            let v: Value = serde_json::from_str(&l).unwrap();
+            if v["type"] == "created" {
+                return v;
+            }
+        }
+    })
+    .await
+    .unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    let payload = &event["payload"];
+    assert_eq!(keys(payload), fields(VM_FIELDS), "{payload}");
+    assert_eq!(payload["cpu_cores"], json!(1), "integers stay integers: {payload}");
+    assert_eq!(payload["memory_mib"], json!(1024));
+    assert_eq!(payload["id"], created["id"]);
+    for v in [&got, &listed, payload] {
+        assert_eq!(shape(v), shape(&created), "{v}");
+        let state = v["state"].as_str().unwrap();
+        assert_eq!(state, state.to_ascii_lowercase(), "lower-case enum words: {v}");
+    }
+
+    // drs simulate's recommendations use the names and words of `drs list`.
+    let cluster = s.data_dir.path().join("cluster.yaml");
+    std::fs::write(&cluster, HOT_CLUSTER).unwrap();
+    let sim = admin
+        .json(&["drs", "simulate", "--cluster", cluster.to_str().unwrap()])
+        .await;
+    let rec = &sim["recommendations"][0];
+    assert!(rec.is_object(), "no recommendation: {sim}");
+    for k in ["priority", "type"] {
+        let w = rec[k].as_str().unwrap();
+        assert_eq!(w, w.to_ascii_lowercase(), "{k}: {rec}");
+    }
+    assert!(
+        rec.get("estimated_duration_seconds").is_some_and(Value::is_u64),
+        "{rec}"
+    );
+    assert!(rec.get("estimated_duration_secs").is_none(), "{rec}");
+}
+
+/// Every VM on one node: DRS moves some away.
+const HOT_CLUSTER: &str = "nodes:
+  - {name: node-1, cpu_cores: 16, memory_mib: 65536}
+  - {name: node-2, cpu_cores: 16, memory_mib: 65536}
+  - {name: node-3, cpu_cores: 16, memory_mib: 65536}
+vms:
+  - {name: web-1, node: node-1, cpu_cores: 4, memory_mib: 16384}
+  - {name: web-2, node: node-1, cpu_cores: 4, memory_mib: 16384}
+  - {name: web-3, node: node-1, cpu_cores: 4, memory_mib: 16384}
+  - {name: web-4, node: node-1, cpu_cores: 4, memory_mib: 12288}
+";
+
+#[tokio::test]
+async fn cli_watch_survives_server_shutdown_promptly() {
+    let s = dev_server().await;
+    let admin = Lqx::new();
+    admin
+        .login(&s.addr, "admin", ADMIN_PASSWORD)
+        .await
+        .expect_code(0, "login");
+    let mut w = admin.command(&["watch", "-o", "json", "--timeout", "3s"]);
+    let child = w.spawn().unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The open watch does not hold the shutdown for the drain timeout (30 s).
+    let started = std::time::Instant::now();
+    let status = s.terminate().await;
+    assert!(status.success() || status.code().is_some(), "{status:?}");
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(15),
+        "shutdown took {took:?} with a watch open"
+    );
+    // The watch says what happened and tries to reconnect (until --timeout), not an h2 error.
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("server shutting down"), "{stderr}");
+    assert!(stderr.contains("reconnecting after sequence"), "{stderr}");
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
 }

@@ -60,10 +60,12 @@ pub async fn run(app: App, c: AlertCmd) -> CliResult<()> {
             app.printer.list(&all)
         }
         AlertCmd::Get { id } => {
+            let id = resolve_alert(&mut sess, &id).await?;
             let a = rpc!(sess, AlertServiceClient, get_alert, pb::GetAlertRequest { id })?;
             app.printer.one(&AlertView::from(&a))
         }
         AlertCmd::Ack { id } => {
+            let id = resolve_alert(&mut sess, &id).await?;
             let a = rpc!(
                 sess,
                 AlertServiceClient,
@@ -73,6 +75,7 @@ pub async fn run(app: App, c: AlertCmd) -> CliResult<()> {
             app.printer.one(&AlertView::from(&a))
         }
         AlertCmd::Resolve { id } => {
+            let id = resolve_alert(&mut sess, &id).await?;
             let a = rpc!(sess, AlertServiceClient, resolve_alert, pb::ResolveAlertRequest { id })?;
             app.printer.one(&AlertView::from(&a))
         }
@@ -110,6 +113,8 @@ pub async fn run(app: App, c: AlertCmd) -> CliResult<()> {
                 app.printer.list(&v)
             }
             WebhookCmd::Delete { id, yes } => {
+                app.can_confirm(&format!("Delete webhook {id}"), yes)?;
+                let id = resolve_webhook(&mut sess, &id).await?;
                 app.confirm(&format!("Delete webhook {id}?"), yes)?;
                 rpc!(
                     sess,
@@ -121,6 +126,7 @@ pub async fn run(app: App, c: AlertCmd) -> CliResult<()> {
                 Ok(())
             }
             WebhookCmd::Test { id } => {
+                let id = resolve_webhook(&mut sess, &id).await?;
                 let r = rpc!(
                     sess,
                     AlertServiceClient,
@@ -145,4 +151,49 @@ pub async fn run(app: App, c: AlertCmd) -> CliResult<()> {
             }
         },
     }
+}
+
+/// An alert by full id or id prefix (alerts have no names).
+async fn resolve_alert(sess: &mut crate::client::Session, q: &str) -> CliResult<String> {
+    use crate::resolve::{Candidate, is_full_id, pick};
+    if is_full_id(q) {
+        return Ok(q.to_string());
+    }
+    let mut items = Vec::new();
+    let mut token = String::new();
+    loop {
+        let req = pb::ListAlertsRequest {
+            page_size: 1000,
+            page_token: token.clone(),
+            ..Default::default()
+        };
+        let resp = rpc!(sess, AlertServiceClient, list_alerts, req)?;
+        items.extend(resp.alerts.iter().map(|a| Candidate {
+            id: a.id.clone(),
+            name: String::new(),
+        }));
+        if resp.next_page_token.is_empty() || resp.next_page_token == token {
+            break;
+        }
+        token = resp.next_page_token;
+    }
+    pick("alert", q, &items)
+}
+
+/// A webhook by full id or id prefix.
+async fn resolve_webhook(sess: &mut crate::client::Session, q: &str) -> CliResult<String> {
+    use crate::resolve::{Candidate, is_full_id, pick};
+    if is_full_id(q) {
+        return Ok(q.to_string());
+    }
+    let resp = rpc!(sess, AlertServiceClient, list_webhooks, pb::ListWebhooksRequest {})?;
+    let items: Vec<Candidate> = resp
+        .webhooks
+        .iter()
+        .map(|w| Candidate {
+            id: w.id.clone(),
+            name: w.url.clone(),
+        })
+        .collect();
+    pick("webhook", q, &items)
 }

@@ -29,10 +29,13 @@ pub async fn login(mut app: App, a: LoginArgs) -> CliResult<()> {
             .unwrap_or_else(|| config::context_name_for(&server))
     });
     let old = app.config.contexts.get(&ctx_name).cloned();
+    // Logging in again keeps what the context chose unless a flag says otherwise.
     let storage = if a.insecure_storage {
         StorageKind::File
     } else {
-        a.token_storage.unwrap_or(StorageKind::Keyring)
+        a.token_storage
+            .or_else(|| old.as_ref().map(|c| c.token_storage))
+            .unwrap_or(StorageKind::Keyring)
     };
     let ca_cert = app
         .global
@@ -68,12 +71,17 @@ pub async fn login(mut app: App, a: LoginArgs) -> CliResult<()> {
         store.probe()?;
         (creds, user.username)
     } else {
-        let username = match &a.username {
-            Some(u) => u.clone(),
-            None if a.password_stdin || !app.interactive() => {
+        let remembered = old
+            .as_ref()
+            .filter(|c| c.server == server)
+            .and_then(|c| c.username.clone());
+        let username = match (&a.username, remembered) {
+            (Some(u), _) => u.clone(),
+            (None, Some(u)) => u,
+            (None, None) if a.password_stdin || !app.interactive() => {
                 return Err(CliError::usage("A username is needed").hint("pass --username (or LQX_USERNAME)"));
             }
-            None => app.prompt_line("Username: ")?,
+            (None, None) => app.prompt_line("Username: ")?,
         };
         // Fail on an unusable keyring before the server creates a session we could not keep.
         TokenStore::new(storage, &server, &username, &ctx_name, &app.config_dir).probe()?;

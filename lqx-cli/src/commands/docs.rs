@@ -9,21 +9,20 @@ use crate::cli::{Cli, Shell};
 use crate::error::{CliError, CliResult, ExitCode};
 use crate::output::out;
 
-fn shell_of(s: Shell) -> clap_complete::Shell {
+fn shell_name(s: Shell) -> &'static str {
     match s {
-        Shell::Bash => clap_complete::Shell::Bash,
-        Shell::Zsh => clap_complete::Shell::Zsh,
-        Shell::Fish => clap_complete::Shell::Fish,
-        Shell::Powershell => clap_complete::Shell::PowerShell,
-        Shell::Elvish => clap_complete::Shell::Elvish,
+        Shell::Bash => "bash",
+        Shell::Zsh => "zsh",
+        Shell::Fish => "fish",
+        Shell::Powershell => "powershell",
+        Shell::Elvish => "elvish",
     }
 }
 
+/// The shell's registration script: it asks `lqx` itself for candidates at each TAB
+/// (`crate::complete`), so VM, node and API-key names complete too.
 pub fn completion_script(shell: Shell) -> String {
-    let mut cmd = Cli::command();
-    let mut buf = Vec::new();
-    clap_complete::generate(shell_of(shell), &mut cmd, "lqx", &mut buf);
-    String::from_utf8_lossy(&buf).into_owned()
+    crate::complete::registration(shell_name(shell))
 }
 
 pub fn completion(shell: Shell) -> CliResult<()> {

@@ -64,10 +64,12 @@ pub async fn run(app: App, c: DrsCmd) -> CliResult<()> {
             app.printer.list(&all)
         }
         DrsCmd::Get { id } => {
+            let id = resolve(&mut sess, &id).await?;
             let r = get(&mut sess, &id).await?;
             app.printer.one(&RecommendationView::from(&r))
         }
         DrsCmd::Approve { id } => {
+            let id = resolve(&mut sess, &id).await?;
             let r = rpc!(
                 sess,
                 DrsServiceClient,
@@ -77,6 +79,7 @@ pub async fn run(app: App, c: DrsCmd) -> CliResult<()> {
             app.printer.one(&RecommendationView::from(&r))
         }
         DrsCmd::Apply { id, wait } => {
+            let id = resolve(&mut sess, &id).await?;
             let mut r = rpc!(
                 sess,
                 DrsServiceClient,
@@ -117,6 +120,7 @@ pub async fn run(app: App, c: DrsCmd) -> CliResult<()> {
             app.printer.one(&RecommendationView::from(&r))
         }
         DrsCmd::Reject { id, reason } => {
+            let id = resolve(&mut sess, &id).await?;
             let r = rpc!(
                 sess,
                 DrsServiceClient,
@@ -147,6 +151,33 @@ pub async fn run(app: App, c: DrsCmd) -> CliResult<()> {
         DrsCmd::Configure(a) => configure(&app, &mut sess, a).await,
         DrsCmd::Simulate(a) => simulate(&app, a),
     }
+}
+
+/// A recommendation by full id or id prefix.
+async fn resolve(sess: &mut Session, q: &str) -> CliResult<String> {
+    use crate::resolve::{Candidate, is_full_id, pick};
+    if is_full_id(q) {
+        return Ok(q.to_string());
+    }
+    let mut items = Vec::new();
+    let mut token = String::new();
+    loop {
+        let req = pb::ListRecommendationsRequest {
+            status: St::Unspecified as i32,
+            page_size: 1000,
+            page_token: token.clone(),
+        };
+        let resp = rpc!(sess, DrsServiceClient, list_recommendations, req)?;
+        items.extend(resp.recommendations.iter().map(|r| Candidate {
+            id: r.id.clone(),
+            name: String::new(),
+        }));
+        if resp.next_page_token.is_empty() || resp.next_page_token == token {
+            break;
+        }
+        token = resp.next_page_token;
+    }
+    pick("recommendation", q, &items)
 }
 
 async fn get(sess: &mut Session, id: &str) -> CliResult<pb::Recommendation> {
@@ -236,7 +267,7 @@ fn simulate(app: &App, a: DrsSimulateArgs) -> CliResult<()> {
     })?;
     match app.printer.format {
         crate::output::Format::Json => crate::output::out(&(crate::output::json_pretty(&report)? + "\n")),
-        crate::output::Format::Yaml => crate::output::out(&serde_yaml::to_string(&report).unwrap_or_default()),
+        crate::output::Format::Yaml => crate::output::out(&serde_norway::to_string(&report).unwrap_or_default()),
         _ => {
             let word = |v: &SimulatedRecommendation| {
                 let s = |x: serde_json::Value| x.as_str().map(str::to_ascii_lowercase).unwrap_or_default();

@@ -47,7 +47,7 @@ pub async fn run(app: App, c: HaCmd) -> CliResult<()> {
                 let s = if app.printer.format == Format::Json {
                     crate::output::json_pretty(&v)? + "\n"
                 } else {
-                    serde_yaml::to_string(&v).unwrap_or_default()
+                    serde_norway::to_string(&v).unwrap_or_default()
                 };
                 out(&s);
             } else {
@@ -92,7 +92,7 @@ fn simulate(app: &App, a: HaSimulateArgs) -> CliResult<()> {
     })?;
     match app.printer.format {
         Format::Json => crate::output::out(&(crate::output::json_pretty(&report)? + "\n")),
-        Format::Yaml => crate::output::out(&serde_yaml::to_string(&report).unwrap_or_default()),
+        Format::Yaml => crate::output::out(&serde_norway::to_string(&report).unwrap_or_default()),
         _ => {
             let rows: Vec<SimPlacementView> = report
                 .placements

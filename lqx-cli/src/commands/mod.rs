@@ -3,7 +3,7 @@
 
 mod alert;
 mod auth;
-mod docs;
+pub mod docs;
 mod drs;
 mod ha;
 mod node;
@@ -20,9 +20,11 @@ use crate::error::CliResult;
 macro_rules! rpc {
     ($sess:expr, $client:ident, $method:ident, $req:expr) => {
         $sess
-            .call($req, |ch, r| async move {
-                $client::new(ch).max_decoding_message_size(64 << 20).$method(r).await
-            })
+            .call_retrying(
+                $crate::client::is_idempotent(stringify!($method)),
+                $req,
+                |ch, r| async move { $client::new(ch).max_decoding_message_size(64 << 20).$method(r).await },
+            )
             .await
     };
 }
@@ -36,7 +38,6 @@ pub async fn run(cli: Cli) -> CliResult<()> {
     match &cli.command {
         Command::Completion { shell } => return docs::completion(*shell),
         Command::Help { topic } => return docs::help(topic),
-        Command::GenerateDocs { dir } => return docs::generate(dir),
         _ => {}
     }
     let app = App::new(cli.global.clone())?;
@@ -54,6 +55,6 @@ pub async fn run(cli: Cli) -> CliResult<()> {
         Command::Drs(c) => drs::run(app, c).await,
         Command::Ha(c) => ha::run(app, c).await,
         Command::Watch(a) => watch::events(app, a).await,
-        Command::Completion { .. } | Command::Help { .. } | Command::GenerateDocs { .. } => Ok(()),
+        Command::Completion { .. } | Command::Help { .. } => Ok(()),
     }
 }

@@ -131,7 +131,7 @@ pub async fn apikey(app: App, c: ApikeyCmd) -> CliResult<()> {
         ApikeyCmd::Create { name, role, ttl } => {
             let req = pb::CreateApiKeyRequest {
                 name,
-                role: role.map(|r| r.as_str().to_string()).unwrap_or_default(),
+                role: role.as_str().to_string(),
                 ttl_seconds: ttl.as_secs(),
             };
             let resp = rpc!(sess, AuthServiceClient, create_api_key, req)?;
@@ -151,9 +151,11 @@ pub async fn apikey(app: App, c: ApikeyCmd) -> CliResult<()> {
                     v.key.name
                 ));
             } else {
+                // Every plain format (table, wide, name) prints the secret alone: that is
+                // what a script captures, and the note says so.
                 app.printer.line(&v.secret);
                 app.printer.info(&format!(
-                    "API key {} ({}) created; the secret above is shown once. Use it with `lqx login --with-token` or LQX_TOKEN.",
+                    "API key {} ({}) created; the line above is its secret, shown once. Use it with `lqx login --with-token` or LQX_TOKEN.",
                     v.key.name, v.key.id
                 ));
             }
@@ -165,6 +167,8 @@ pub async fn apikey(app: App, c: ApikeyCmd) -> CliResult<()> {
             app.printer.list(&v)
         }
         ApikeyCmd::Revoke { id, yes } => {
+            app.can_confirm(&format!("Revoke API key {id}"), yes)?;
+            let id = resolve_api_key(&mut sess, &id).await?;
             app.confirm(&format!("Revoke API key {id}? Jobs using it will fail."), yes)?;
             rpc!(
                 sess,
@@ -176,6 +180,39 @@ pub async fn apikey(app: App, c: ApikeyCmd) -> CliResult<()> {
             Ok(())
         }
     }
+}
+
+/// An API key by name, full id or id prefix: an admin's keys of every user, else your own.
+async fn resolve_api_key(sess: &mut crate::client::Session, q: &str) -> CliResult<String> {
+    use crate::resolve::{Candidate, is_full_id, pick};
+    if is_full_id(q) {
+        return Ok(q.to_string());
+    }
+    let resp = match rpc!(
+        sess,
+        AuthServiceClient,
+        list_api_keys,
+        pb::ListApiKeysRequest { all: true }
+    ) {
+        Ok(r) => r,
+        Err(e) if e.code == crate::error::ExitCode::PermissionDenied => rpc!(
+            sess,
+            AuthServiceClient,
+            list_api_keys,
+            pb::ListApiKeysRequest { all: false }
+        )?,
+        Err(e) => return Err(e),
+    };
+    let items: Vec<Candidate> = resp
+        .keys
+        .iter()
+        .filter(|k| !k.revoked)
+        .map(|k| Candidate {
+            id: k.id.clone(),
+            name: k.name.clone(),
+        })
+        .collect();
+    pick("API key", q, &items)
 }
 
 pub async fn audit(app: App, c: AuditCmd) -> CliResult<()> {
@@ -193,16 +230,19 @@ pub async fn audit(app: App, c: AuditCmd) -> CliResult<()> {
         let t = back.and_then(|b| chrono::Utc::now().checked_sub_signed(b));
         to_timestamp(t.unwrap_or(chrono::DateTime::UNIX_EPOCH))
     });
+    // --limit 0: every entry.
+    let cap = if limit == 0 { usize::MAX } else { limit as usize };
     let mut all = Vec::new();
     let mut token = String::new();
-    while all.len() < limit as usize {
+    let mut more = false;
+    while all.len() < cap {
         let req = pb::ListAuditEntriesRequest {
             user: user.clone().unwrap_or_default(),
             action: action.clone().unwrap_or_default(),
             resource_id: resource.clone().unwrap_or_default(),
             since,
             result: result.clone().unwrap_or_default(),
-            page_size: (limit as usize - all.len()).min(1000) as u32,
+            page_size: (cap - all.len()).min(1000) as u32,
             page_token: token.clone(),
         };
         let resp = rpc!(sess, AuthServiceClient, list_audit_entries, req)?;
@@ -211,7 +251,15 @@ pub async fn audit(app: App, c: AuditCmd) -> CliResult<()> {
             break;
         }
         token = resp.next_page_token;
+        more = all.len() >= cap;
     }
-    all.truncate(limit as usize);
-    app.printer.list(&all)
+    more |= all.len() > cap;
+    all.truncate(cap);
+    app.printer.list(&all)?;
+    if more {
+        app.printer.warn(&format!(
+            "showing the newest {cap} entries; there are more (--limit N, or --limit 0 for all)"
+        ));
+    }
+    Ok(())
 }

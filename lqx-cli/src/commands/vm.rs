@@ -41,8 +41,12 @@ pub async fn run(app: App, c: VmCmd) -> CliResult<()> {
         VmCmd::Create(a) => create(&app, &mut sess, a).await,
         VmCmd::List(a) => list(&app, &mut sess, a).await,
         VmCmd::Get { vm } => {
-            let v = get(&mut sess, &vm).await?;
-            app.printer.one(&VmView::from(&v))
+            let v = VmView::from(&get(&mut sess, &vm).await?);
+            if app.printer.format == crate::output::Format::Table && app.global.columns.is_none() {
+                crate::output::out(&v.detail());
+                return Ok(());
+            }
+            app.printer.one(&v)
         }
         VmCmd::Update(a) => update(&app, &mut sess, a).await,
         VmCmd::Start { vm, wait } => {

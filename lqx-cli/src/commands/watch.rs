@@ -51,10 +51,19 @@ impl<'a> StreamOut<'a> {
     }
 }
 
+/// A dropped connection (the server restarting, a network blip): `lqx watch` reconnects
+/// and resumes after the last sequence it printed, so no event is lost or repeated.
+fn reconnectable(code: tonic::Code) -> bool {
+    matches!(code, tonic::Code::Unavailable | tonic::Code::Unknown)
+}
+
 pub async fn events(app: App, a: WatchArgs) -> CliResult<()> {
     let mut sess = app.session()?;
     let mut resume = a.resume_from.unwrap_or(0);
     let mut out = StreamOut::new(&app);
+    // Reconnect attempts back off up to 5 s and give up after --timeout without a stream.
+    let mut down_since: Option<tokio::time::Instant> = None;
+    let mut backoff = std::time::Duration::from_millis(250);
     loop {
         let req = pb::SubscribeRequest {
             filter: Some(pb::SubscriptionFilter {
@@ -71,26 +80,57 @@ pub async fn events(app: App, a: WatchArgs) -> CliResult<()> {
             }),
             resume_from_sequence: resume,
         };
-        let mut stream = rpc!(sess, EventServiceClient, subscribe, req)?;
-        let mut lagged = false;
-        while let Some(msg) = stream.message().await.map_err(|s| sess.status_error(s))? {
-            if let Some(e) = &msg.event {
-                resume = e.sequence;
-                out.emit(&EventView::from(e))?;
+        let lost: tonic::Status = match rpc!(sess, EventServiceClient, subscribe, req) {
+            Ok(mut stream) => {
+                down_since = None;
+                backoff = std::time::Duration::from_millis(250);
+                let mut lagged = false;
+                let ended = loop {
+                    match stream.message().await {
+                        Ok(Some(msg)) => {
+                            if let Some(e) = &msg.event {
+                                resume = e.sequence;
+                                out.emit(&EventView::from(e))?;
+                            }
+                            if let Some(lag) = &msg.lag {
+                                app.printer.warn(&format!(
+                                    "fell behind the event stream ({}); resuming from sequence {}",
+                                    lag.message, lag.resume_from_sequence
+                                ));
+                                resume = lag.resume_from_sequence;
+                                lagged = true;
+                                break None;
+                            }
+                        }
+                        Ok(None) => break None,
+                        Err(s) if reconnectable(s.code()) => break Some(s),
+                        Err(s) => return Err(sess.status_error(s)),
+                    }
+                };
+                match ended {
+                    Some(s) => s,
+                    None if lagged => continue,
+                    None => return Ok(()),
+                }
             }
-            if let Some(lag) = &msg.lag {
-                app.printer.warn(&format!(
-                    "fell behind the event stream ({}); resuming from sequence {}",
-                    lag.message, lag.resume_from_sequence
-                ));
-                resume = lag.resume_from_sequence;
-                lagged = true;
-                break;
+            Err(e) if e.code == crate::error::ExitCode::Error && down_since.is_some() => {
+                tonic::Status::unavailable(e.message)
             }
+            Err(e) => return Err(e),
+        };
+        let first = down_since.is_none();
+        let since = *down_since.get_or_insert_with(tokio::time::Instant::now);
+        if since.elapsed() >= app.global.timeout {
+            return Err(sess.status_error(lost));
         }
-        if !lagged {
-            return Ok(());
+        if first {
+            app.printer.warn(&format!(
+                "lost the event stream ({}); reconnecting after sequence {resume}",
+                lost.message()
+            ));
         }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(std::time::Duration::from_secs(5));
     }
 }
 

@@ -29,7 +29,7 @@
 //!   failed_precondition naming that recommendation, and this one stays open. Then the
 //!   status moves PENDING/APPROVED -> APPLYING by a
 //!   compare-and-swap in the store, so of two callers exactly one migrates; the other gets
-//!   failed_precondition ("already APPLYING"). A retry with the same `request_id` gets the
+//!   failed_precondition ("already applying"). A retry with the same `request_id` gets the
 //!   recommendation as it is now. The migration ends APPLIED or FAILED (with the reason).
 //! - **Clean-up (24 h).** A recommendation still open 24 h after it was made is EXPIRED
 //!   (applying it gives failed_precondition from then on); a finished one (APPLIED,
@@ -1184,9 +1184,14 @@ fn startable(pending: &[(NodeId, NodeId)], busy: &HashSet<NodeId>, slots: usize)
 
 fn not_open(id: RecommendationId, status: St, verb: &str) -> Error {
     match status {
-        St::Applying | St::Applied => Error::precondition(format!("recommendation {id} is already {status}")),
+        // Messages use the lower-case words the CLI and the JSON print (`applying`).
+        St::Applying | St::Applied => Error::precondition(format!(
+            "recommendation {id} is already {}",
+            status.as_str().to_ascii_lowercase()
+        )),
         s => Error::precondition(format!(
-            "recommendation {id} is {s}; only a PENDING or APPROVED recommendation can be {verb}"
+            "recommendation {id} is {}; only a pending or approved recommendation can be {verb}",
+            s.as_str().to_ascii_lowercase()
         )),
     }
 }

@@ -166,6 +166,11 @@ fn value_to_json(v: &pbjson_types::Value) -> serde_json::Value {
     match &v.kind {
         None | Some(Kind::NullValue(_)) => J::Null,
         Some(Kind::BoolValue(b)) => J::Bool(*b),
+        // A Struct holds every number as a double; integral ones (counts, MiB, seconds)
+        // come back as JSON integers, as they were sent (2^53 bounds exact doubles).
+        Some(Kind::NumberValue(n)) if n.fract() == 0.0 && n.abs() < 9_007_199_254_740_992.0 => {
+            J::Number(serde_json::Number::from(*n as i64))
+        }
         Some(Kind::NumberValue(n)) => serde_json::Number::from_f64(*n).map_or(J::Null, J::Number),
         Some(Kind::StringValue(s)) => J::String(s.clone()),
         Some(Kind::ListValue(l)) => J::Array(l.values.iter().map(value_to_json).collect()),
@@ -188,7 +193,7 @@ mod tests {
         let e = EventDraft::new(EventType::Stopped, ResourceType::Vm, "vm-1", time)
             .project(p)
             .payload(
-                json!({"name": "web-1", "state": "STOPPED", "cpu": 2.0, "tags": ["a", null], "nested": {"ok": true}}),
+                json!({"name": "web-1", "state": "STOPPED", "cpu": 2, "load": 0.5, "tags": ["a", null], "nested": {"ok": true}}),
             )
             .into_event(42);
         let pb = e.to_proto();
@@ -196,6 +201,13 @@ mod tests {
         assert_eq!(pb.resource_type, "vm");
         assert_eq!(pb.project_id, p.to_string());
         assert_eq!(Event::from_proto(&pb).unwrap(), e);
+    }
+
+    #[test]
+    fn integers_stay_integers_through_the_struct() {
+        let s = json_to_struct(&json!({"cpu_cores": 1, "memory_mib": 4096, "percent": 12.5})).unwrap();
+        let back = serde_json::to_string(&struct_to_json(&s)).unwrap();
+        assert_eq!(back, r#"{"cpu_cores":1,"memory_mib":4096,"percent":12.5}"#);
     }
 
     #[test]

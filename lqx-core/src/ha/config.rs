@@ -252,14 +252,14 @@ mod tests {
     #[test]
     fn parses_the_phase4_section_and_fills_defaults() {
         let yaml = "enabled: true\ncheck_interval: 10s\nheartbeat_timeout: 30s\nfailure_threshold: 3\n";
-        let c: HaConfig = serde_yaml::from_str(yaml).unwrap();
+        let c: HaConfig = serde_norway::from_str(yaml).unwrap();
         assert_eq!(c, HaConfig::default());
-        let c: HaConfig = serde_yaml::from_str("lease_ttl: 40s\nself_fence_after: 36s\nfence_margin: 500ms").unwrap();
+        let c: HaConfig = serde_norway::from_str("lease_ttl: 40s\nself_fence_after: 36s\nfence_margin: 500ms").unwrap();
         assert_eq!(c.lease_ttl, Duration::from_secs(40));
         assert_eq!(c.fence_margin, Duration::from_millis(500));
         c.validate().unwrap();
         assert!(
-            serde_yaml::from_str::<HaConfig>("lease_tll: 40s").is_err(),
+            serde_norway::from_str::<HaConfig>("lease_tll: 40s").is_err(),
             "typos are refused"
         );
     }

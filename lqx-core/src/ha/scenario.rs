@@ -81,7 +81,7 @@ pub struct FileVm {
     #[serde(default = "yes")]
     pub running: bool,
     #[serde(default)]
-    pub usage: Option<serde_yaml::Value>,
+    pub usage: Option<serde_norway::Value>,
     #[serde(default)]
     pub ha: Option<FileHa>,
     #[serde(default)]
@@ -106,7 +106,7 @@ pub fn sim_vm_id(i: usize) -> VmId {
 
 impl ClusterFile {
     pub fn parse(yaml: &str) -> Result<Self, ScenarioError> {
-        serde_yaml::from_str(yaml).map_err(|e| ScenarioError::Parse {
+        serde_norway::from_str(yaml).map_err(|e| ScenarioError::Parse {
             file: "cluster file",
             message: e.to_string(),
         })
@@ -314,7 +314,7 @@ pub struct FaultsFile {
     #[serde(default)]
     pub profile: Option<String>,
     #[serde(default)]
-    pub config: Option<serde_yaml::Mapping>,
+    pub config: Option<serde_norway::Mapping>,
     #[serde(default)]
     pub sim: SimParams,
     #[serde(default)]
@@ -323,7 +323,7 @@ pub struct FaultsFile {
 
 impl FaultsFile {
     pub fn parse(yaml: &str) -> Result<Self, ScenarioError> {
-        serde_yaml::from_str(yaml).map_err(|e| ScenarioError::Parse {
+        serde_norway::from_str(yaml).map_err(|e| ScenarioError::Parse {
             file: "faults file",
             message: e.to_string(),
         })
@@ -341,21 +341,21 @@ impl FaultsFile {
                 });
             }
         };
-        let bad = |e: serde_yaml::Error| ScenarioError::Parse {
+        let bad = |e: serde_norway::Error| ScenarioError::Parse {
             file: "faults file",
             message: e.to_string(),
         };
         let cfg = match &self.config {
             None => base,
             Some(over) => {
-                let mut m = match serde_yaml::to_value(&base).map_err(bad)? {
-                    serde_yaml::Value::Mapping(m) => m,
-                    _ => serde_yaml::Mapping::new(),
+                let mut m = match serde_norway::to_value(&base).map_err(bad)? {
+                    serde_norway::Value::Mapping(m) => m,
+                    _ => serde_norway::Mapping::new(),
                 };
                 for (k, v) in over {
                     m.insert(k.clone(), v.clone());
                 }
-                serde_yaml::from_value(serde_yaml::Value::Mapping(m)).map_err(bad)?
+                serde_norway::from_value(serde_norway::Value::Mapping(m)).map_err(bad)?
             }
         };
         cfg.validate().map_err(ScenarioError::Config)?;

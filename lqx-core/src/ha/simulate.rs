@@ -30,6 +30,7 @@ pub struct SimulatedPlacement {
     pub to: String,
     pub priority: RestartPriority,
     /// The VM's restart delay (it starts this long after the node is declared failed).
+    #[serde(rename = "restart_delay_seconds", alias = "restart_delay_secs")]
     pub restart_delay_secs: u32,
 }
 
@@ -54,6 +55,7 @@ pub struct HaSimulationReport {
     pub cluster_protected: bool,
     /// Documented bound from host death to its HA VMs running elsewhere with this config
     /// (plus each VM's restart delay).
+    #[serde(rename = "failover_bound_seconds", alias = "failover_bound_secs")]
     pub failover_bound_secs: f64,
     /// Time spent planning (not parsing), milliseconds.
     pub elapsed_ms: f64,

@@ -295,20 +295,20 @@ mod tests {
     #[test]
     fn phase4_yaml_reads_and_defaults_fill_the_rest() {
         let yaml = "enabled: true\ninterval: 5m\nautomation_level: partial\nthreshold_cpu: 75\nthreshold_memory: 85\n";
-        let c: DrsConfig = serde_yaml::from_str(yaml).unwrap();
+        let c: DrsConfig = serde_norway::from_str(yaml).unwrap();
         assert_eq!(c.interval, Duration::from_secs(300));
         assert_eq!(c.automation_level, AutomationLevel::Partial);
         assert_eq!(c.threshold_cpu, 75.0);
         assert_eq!(c.migration_threshold, 3);
         assert_eq!(c.hysteresis_hold_count, 2);
         c.validate().unwrap();
-        let empty: DrsConfig = serde_yaml::from_str("{}").unwrap();
+        let empty: DrsConfig = serde_norway::from_str("{}").unwrap();
         assert_eq!(empty, DrsConfig::default());
     }
 
     #[test]
     fn unknown_and_bad_fields_are_named() {
-        let err = serde_yaml::from_str::<DrsConfig>("threshold_cpuu: 80").unwrap_err();
+        let err = serde_norway::from_str::<DrsConfig>("threshold_cpuu: 80").unwrap_err();
         assert!(err.to_string().contains("threshold_cpuu"), "{err}");
         let c = DrsConfig {
             migration_threshold: 6,
