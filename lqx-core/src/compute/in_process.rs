@@ -78,6 +78,14 @@ pub struct PassReport {
     pub busy: usize,
 }
 
+/// Whether a VM whose domain is on `node` has settled on another node (restarted by HA,
+/// moved), so the domain here is a leftover to remove. A VM being created, started or moved,
+/// or one the record places on `node` itself, is not.
+fn settled_elsewhere(state: VmState, on: Option<NodeId>, node: NodeId) -> bool {
+    let transient = matches!(state, VmState::Pending | VmState::Starting | VmState::Migrating);
+    !transient && on != Some(node)
+}
+
 /// One in-process node's observe-and-reconcile loop. [`InProcessNode::pass`] runs one pass
 /// (tests drive it step by step); [`InProcessNode::spawn`] runs it every interval.
 pub struct InProcessNode {
@@ -244,7 +252,16 @@ impl InProcessNode {
             match self.compute.store.get_vm(d.id).await {
                 Ok(v) if v.status.state == VmState::Migrating => {}
                 Ok(v) => {
-                    if let Some(g) = self.compute.try_lock(v.id) {
+                    let Some(g) = self.compute.try_lock(v.id) else { continue };
+                    // Read again under the lock: the VM may have been created here or have
+                    // arrived here (a migration) since this pass listed the node's VMs; the
+                    // desired state of this pass does not know it, so it must not be removed.
+                    let v = match self.compute.store.get_vm(v.id).await {
+                        Ok(v) => v,
+                        Err(e) if e.kind == crate::ErrorKind::NotFound => continue,
+                        Err(e) => return Err(e),
+                    };
+                    if settled_elsewhere(v.status.state, v.status.node_id, self.node) {
                         guards.push(g);
                         acted_on.push(d.clone());
                     }
@@ -374,5 +391,22 @@ impl crate::driver::sim_load::DemandSource for VmLabelDemand {
                 Err(_) => Default::default(),
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_vm_settled_on_another_node_has_its_domain_removed_here() {
+        let (here, there) = (NodeId::new(), NodeId::new());
+        assert!(settled_elsewhere(VmState::Running, Some(there), here));
+        assert!(settled_elsewhere(VmState::Stopped, None, here));
+        // Created or arrived here after the pass listed this node's VMs.
+        assert!(!settled_elsewhere(VmState::Running, Some(here), here));
+        for moving in [VmState::Pending, VmState::Starting, VmState::Migrating] {
+            assert!(!settled_elsewhere(moving, Some(there), here));
+        }
     }
 }
