@@ -546,16 +546,17 @@ async fn heartbeats_go_on_while_the_hypervisor_hangs() {
     );
     let node = joined(&cp, "host-slow").await;
     eventually("an agent-only fencing report", async || {
-        cp.compute
-            .fencing_of(node)
-            .is_some_and(|f| f.starts_with("degraded: no fence process"))
+        cp.compute.fencing_of(node).is_some_and(|f| {
+            f.level == lqx_core::fence::FencingLevel::AgentOnly && f.text().starts_with("degraded: no fence process")
+        })
     })
     .await;
     hv.stall(SimOp::List, Some(Duration::from_secs(30)));
     eventually("the hypervisor reported slow", async || {
-        cp.compute
-            .fencing_of(node)
-            .is_some_and(|f| f.starts_with("degraded: libvirt is not answering"))
+        cp.compute.fencing_of(node).is_some_and(|f| {
+            f.level == lqx_core::fence::FencingLevel::None
+                && f.text().starts_with("degraded: libvirt is not answering")
+        })
     })
     .await;
     // Heartbeats keep coming: the node's last heartbeat stays within a few intervals.

@@ -513,3 +513,46 @@ async fn admission_control_keeps_room_for_one_host_failure() {
         .await;
     assert!(s.cluster_protected);
 }
+
+/// HA admission names the HA VMs whose host a hung agent would not fence (agent-level fence
+/// only, or none), not just counts them; a host watchdog or a fence process protects.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ha_status_names_the_vms_protected_only_by_the_agent_level_fence() {
+    use lqx_core::fence::{Fencing, FencingLevel};
+    let c = Cluster::new(3, fast()).await;
+    c.vm("db-1", 0, true, RestartPriority::High).await;
+    c.vm("scratch-1", 0, false, RestartPriority::Medium).await;
+    c.vm("web-1", 1, true, RestartPriority::High).await;
+    c.vm("cache-1", 2, true, RestartPriority::High).await;
+    // What the agents' heartbeats report.
+    c.compute
+        .record_agent_report(c.nodes[0], Fencing::new(FencingLevel::AgentOnly, "no fence process"));
+    c.compute
+        .record_agent_report(c.nodes[1], Fencing::new(FencingLevel::FenceProcess, "no host watchdog"));
+    c.compute.record_agent_report(
+        c.nodes[2],
+        Fencing::new(FencingLevel::HostWatchdog, "fence process and host watchdog"),
+    );
+    let s = c
+        .wait_until(Duration::from_secs(5), "three HA VMs counted", |s| s.protected_vms == 3)
+        .await;
+    let named: Vec<(&str, &str, FencingLevel)> = s
+        .weakly_fenced
+        .iter()
+        .map(|w| (w.vm_name.as_str(), w.node_name.as_str(), w.level))
+        .collect();
+    assert_eq!(named, vec![("db-1", "node-1", FencingLevel::AgentOnly)], "{s:#?}");
+    assert_eq!(s.degraded_fencing_vms(), 2, "agent-only and fence-process-only nodes");
+    let n0 = s.nodes.iter().find(|n| n.node == c.nodes[0]).unwrap();
+    assert_eq!(n0.fencing.as_ref().map(|f| f.level), Some(FencingLevel::AgentOnly));
+
+    // libvirt hangs on the fence-process host: nothing fences it now.
+    c.compute.record_agent_report(
+        c.nodes[1],
+        Fencing::new(FencingLevel::FenceProcess, "x").with_libvirt_hung("list: 5s"),
+    );
+    let s = c.ha.status().await.unwrap();
+    let names: Vec<&str> = s.weakly_fenced.iter().map(|w| w.vm_name.as_str()).collect();
+    assert_eq!(names, vec!["db-1", "web-1"]);
+    assert_eq!(s.weakly_fenced[1].level, FencingLevel::None);
+}

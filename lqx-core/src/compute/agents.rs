@@ -389,7 +389,10 @@ impl Agents {
         let now = Instant::now();
         let hook = read(&self.inner.hook).clone();
         let (resp, writes) = link.accept(&req, now, hook.as_deref());
-        self.inner.compute.record_agent_report(node, &req.fencing);
+        self.inner.compute.record_agent_report(
+            node,
+            crate::fence::Fencing::from_report(&req.fencing_level, &req.fencing),
+        );
         self.persist(&link, node, &req, writes, now).await;
         Ok(resp)
     }

@@ -281,10 +281,10 @@ impl Compute {
 
     /// Records an accepted agent heartbeat: its time and fencing status. The store's
     /// `last_heartbeat` is written at most every `node_write_interval`; node views show this.
-    pub fn record_agent_report(&self, node: NodeId, fencing: &str) {
+    pub fn record_agent_report(&self, node: NodeId, fencing: crate::fence::Fencing) {
         let r = AgentReport {
             last_heartbeat: Utc::now(),
-            fencing: fencing.to_string(),
+            fencing,
         };
         self.reports.write().unwrap_or_else(|p| p.into_inner()).insert(node, r);
     }
@@ -296,13 +296,14 @@ impl Compute {
             if n.last_heartbeat.is_none_or(|t| t < r.last_heartbeat) {
                 out.last_heartbeat = Some(crate::api::convert::timestamp(r.last_heartbeat));
             }
-            out.fencing = r.fencing.clone();
+            out.fencing = r.fencing.text();
+            out.fencing_level = r.fencing.level.as_str().into();
         }
         out
     }
 
     /// The fencing status the node's agent last reported (agent nodes only).
-    pub fn fencing_of(&self, node: NodeId) -> Option<String> {
+    pub fn fencing_of(&self, node: NodeId) -> Option<crate::fence::Fencing> {
         self.reports
             .read()
             .unwrap_or_else(|p| p.into_inner())
@@ -387,6 +388,5 @@ impl Compute {
 #[derive(Debug, Clone)]
 pub struct AgentReport {
     pub last_heartbeat: chrono::DateTime<Utc>,
-    /// "ok: ..." or "degraded: why".
-    pub fencing: String,
+    pub fencing: crate::fence::Fencing,
 }
