@@ -559,6 +559,8 @@ async fn heartbeats_go_on_while_the_hypervisor_hangs() {
         })
     })
     .await;
+    // One list call is in flight; the next heartbeats do not start more behind it.
+    let lists = hv.started(SimOp::List);
     // Heartbeats keep coming: the node's last heartbeat stays within a few intervals.
     for _ in 0..5 {
         tokio::time::sleep(BEAT * 3).await;
@@ -569,6 +571,12 @@ async fn heartbeats_go_on_while_the_hypervisor_hangs() {
         assert!(age < 1_000, "no heartbeat for {age} ms while libvirt hangs");
     }
     assert!(cp.agents.lease_state(node).is_some());
+    assert_eq!(hv.started(SimOp::List), lists, "reads piled up behind the hung one");
+    assert!(
+        cp.compute.fencing_of(node).is_some_and(|f| f.reason.contains("in flight for")),
+        "{:?}",
+        cp.compute.fencing_of(node)
+    );
     hv.stall(SimOp::List, None);
     agent.stop().await;
 }

@@ -619,7 +619,7 @@ impl Agent {
         now: Instant,
     ) -> pb::HeartbeatRequest {
         let mut req = sampler
-            .observe(self.hv.as_ref(), ident.node_id, &errors, interval, now)
+            .observe(&self.hv, ident.node_id, &errors, interval, now)
             .await;
         req.observed_generation = applied;
         req.self_fenced = fenced;

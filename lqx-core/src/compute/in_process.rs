@@ -185,7 +185,7 @@ impl InProcessNode {
         let mut req = self
             .sampler
             .observe(
-                self.hv.as_ref(),
+                &self.hv,
                 self.node,
                 &self.errors,
                 self.opts.interval,

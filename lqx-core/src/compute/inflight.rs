@@ -18,6 +18,32 @@ use crate::{Error, Result};
 /// Default limit of concurrent migrations per host (in and out together).
 pub const DEFAULT_MAX_PER_HOST: usize = 2;
 
+/// The `migration:` section of the server's config.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MigrationConfig {
+    /// Migrations a host takes part in at once, in or out, whoever asked (DRS, maintenance
+    /// evacuation, `lqx vm migrate`); DRS plans no more per round either.
+    pub max_per_host: u32,
+}
+
+impl Default for MigrationConfig {
+    fn default() -> Self {
+        MigrationConfig {
+            max_per_host: DEFAULT_MAX_PER_HOST as u32,
+        }
+    }
+}
+
+impl MigrationConfig {
+    pub fn validate(&self) -> Result<()> {
+        if self.max_per_host == 0 {
+            return Err(Error::invalid("migration.max_per_host", "must be at least 1"));
+        }
+        Ok(())
+    }
+}
+
 /// One migration in flight.
 #[derive(Debug, Clone, PartialEq)]
 pub struct InFlight {

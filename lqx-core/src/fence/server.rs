@@ -478,9 +478,10 @@ mod tests {
         let c = FenceClient::new(&r.sock);
         let reply = c.pet(r.pet(10_000)).await.unwrap();
         assert_eq!(reply.watchdog_timeout_ms, Some(100));
+        assert_eq!(c.status().level, crate::fence::FencingLevel::HostWatchdog);
         assert!(
-            c.status().starts_with("ok: fence process and host watchdog"),
-            "{}",
+            c.status().text().starts_with("ok: fence process and host watchdog"),
+            "{:?}",
             c.status()
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
