@@ -580,3 +580,41 @@ async fn heartbeats_go_on_while_the_hypervisor_hangs() {
     hv.stall(SimOp::List, None);
     agent.stop().await;
 }
+
+/// The CPU model an agent reports at join is kept with the node: a restarted control plane
+/// knows it (for the live-migration CPU check) before the agent, which only heartbeats to
+/// it, says it again. On SQLite and PostgreSQL.
+#[tokio::test]
+async fn cpu_models_survive_a_control_plane_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    for (engine, store) in lqx_core::store::testing::engines(dir.path()).await {
+        let compute = Compute::new(store.clone(), Hosts::default(), EventBus::new(EventBusConfig::default()));
+        let agents = Agents::new(compute.clone(), timing());
+        let (token, _) = compute.create_join_token(600, "").await.unwrap();
+        let joined = agents
+            .register(lqx_core::api::node::v1::RegisterRequest {
+                join_token: token,
+                name: "host-cpu".into(),
+                cpu_cores: 8,
+                memory_mib: 16_384,
+                libvirt_uri: "qemu:///system".into(),
+                cpu_model: "Skylake-Server-IBRS".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let node = NodeId::parse("node", &joined.node_id).unwrap();
+        drop((agents, compute));
+
+        let compute = Compute::new(store, Hosts::default(), EventBus::new(EventBusConfig::default()));
+        let agents = Agents::new(compute.clone(), timing());
+        agents.restore().await.unwrap();
+        let info = compute.hosts.get(node).unwrap().node_info().await.unwrap();
+        assert_eq!(info.cpu_model, "Skylake-Server-IBRS", "{engine}");
+        assert_eq!(
+            compute.store.get_node(node).await.unwrap().cpu_model,
+            "Skylake-Server-IBRS",
+            "{engine}"
+        );
+    }
+}

@@ -62,6 +62,9 @@ pub struct InFlight {
 struct Inner {
     by_vm: HashMap<VmId, InFlight>,
     max_per_host: usize,
+    /// Migrations a previous leader left unsettled: their records are not written from
+    /// heartbeats until the agents' reports settle them.
+    orphans: std::collections::HashSet<VmId>,
 }
 
 /// The table of migrations in flight. Cheap to clone.
@@ -76,6 +79,7 @@ impl Default for Migrations {
             inner: Arc::new(Mutex::new(Inner {
                 by_vm: HashMap::new(),
                 max_per_host: DEFAULT_MAX_PER_HOST,
+                orphans: Default::default(),
             })),
         }
     }
@@ -115,6 +119,20 @@ impl Migrations {
     /// Sets the per-host limit (at least 1).
     pub fn set_max_per_host(&self, n: usize) {
         lock(&self.inner).max_per_host = n.max(1);
+    }
+
+    /// Marks (or clears) a migration a previous leader left unsettled.
+    pub fn set_orphan(&self, vm: VmId, orphan: bool) {
+        let mut g = lock(&self.inner);
+        if orphan {
+            g.orphans.insert(vm);
+        } else {
+            g.orphans.remove(&vm);
+        }
+    }
+
+    pub fn is_orphan(&self, vm: VmId) -> bool {
+        lock(&self.inner).orphans.contains(&vm)
     }
 
     pub fn max_per_host(&self) -> usize {

@@ -58,6 +58,9 @@ impl Compute {
                 n.capacity = capacity;
                 n.allocatable = allocatable;
                 n.libvirt_uri = reg.libvirt_uri.clone();
+                if !info.cpu_model.is_empty() {
+                    n.cpu_model = info.cpu_model.clone();
+                }
                 n.last_heartbeat = Some(Utc::now());
                 if n.phase == NodePhase::NotReady {
                     n.phase = NodePhase::Ready;
@@ -90,6 +93,7 @@ impl Compute {
                     usage: NodeUsage::default(),
                     resource_version: 1,
                     created_at: Utc::now(),
+                    cpu_model: info.cpu_model.clone(),
                 };
                 n.validate()?;
                 self.store.create_node(&n).await?;
