@@ -17,7 +17,7 @@ use std::{
 use futures::{FutureExt, future::BoxFuture};
 use lqx_core::{
     ErrorKind, Result,
-    agent::{Agent, AgentOptions, ControlPlane},
+    agent::ControlPlane,
     api::node::v1 as pb,
     compute::{
         Compute, CreateVm, Hosts,
@@ -28,12 +28,12 @@ use lqx_core::{
         sim::{SimConfig, SimHypervisor, SimOp},
     },
     events::{EventBus, EventBusConfig},
-    model::{HaPolicy, NodeId, ProjectId, Vm, VmSpec, VmState},
+    model::{NodeId, ProjectId, Vm, VmState},
     store::Store,
 };
-use tokio::sync::oneshot;
 
-const BEAT: Duration = Duration::from_millis(100);
+mod common;
+use common::{BEAT, eventually, start_agent};
 
 fn timing() -> AgentTiming {
     AgentTiming {
@@ -89,55 +89,6 @@ impl ControlPlane for Partitionable {
     }
 }
 
-/// A running agent; stops when dropped.
-struct RunningAgent {
-    stop: Option<oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<std::result::Result<(), lqx_core::agent::AgentError>>,
-}
-
-impl RunningAgent {
-    async fn stop(mut self) {
-        let _ = self.stop.take().unwrap().send(());
-        (&mut self.task).await.unwrap().unwrap();
-    }
-}
-
-impl Drop for RunningAgent {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-fn start_agent(
-    cp: Arc<dyn ControlPlane>,
-    hv: &SimHypervisor,
-    dir: &std::path::Path,
-    name: &str,
-    token: Option<String>,
-) -> RunningAgent {
-    let mut opts = AgentOptions::new(dir);
-    opts.name = name.into();
-    opts.join_token = token;
-    opts.heartbeat_interval = Some(BEAT);
-    opts.stop_timeout = Duration::from_secs(2);
-    opts.max_backoff = Duration::from_millis(400);
-    let agent = Agent::new(opts, cp, Arc::new(hv.clone()));
-    let (tx, rx) = oneshot::channel();
-    let task = tokio::spawn(agent.run(async {
-        let _ = rx.await;
-    }));
-    RunningAgent { stop: Some(tx), task }
-}
-
-/// Waits (bounded) until `f` holds.
-async fn eventually(what: &str, mut f: impl AsyncFnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    while !f().await {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for: {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 async fn joined(cp: &ControlPlaneUnderTest, name: &str) -> NodeId {
     let mut id = None;
     eventually("the node joins and heartbeats", async || {
@@ -154,26 +105,10 @@ async fn joined(cp: &ControlPlaneUnderTest, name: &str) -> NodeId {
 }
 
 fn create(name: &str, node: NodeId, start: bool, ha: bool) -> CreateVm {
-    CreateVm {
-        name: name.into(),
-        project_id: ProjectId::DEFAULT,
-        description: String::new(),
-        labels: Default::default(),
-        spec: VmSpec {
-            cpu_cores: 1,
-            memory_mib: 256,
-            disks: vec![],
-            nics: vec![],
-            ha: HaPolicy {
-                enabled: ha,
-                ..Default::default()
-            },
-            placement: Default::default(),
-        },
-        node: Some(node),
-        start,
-        request_id: None,
-    }
+    let mut c = common::vm(name, node, 256);
+    c.start = start;
+    c.spec.ha.enabled = ha;
+    c
 }
 
 async fn state_on(hv: &SimHypervisor, vm: &Vm) -> Option<DomainState> {
@@ -554,8 +489,7 @@ async fn heartbeats_go_on_while_the_hypervisor_hangs() {
     hv.stall(SimOp::List, Some(Duration::from_secs(30)));
     eventually("the hypervisor reported slow", async || {
         cp.compute.fencing_of(node).is_some_and(|f| {
-            f.level == lqx_core::fence::FencingLevel::None
-                && f.text().starts_with("degraded: libvirt is not answering")
+            f.level == lqx_core::fence::FencingLevel::None && f.text().starts_with("degraded: libvirt is not answering")
         })
     })
     .await;
@@ -573,7 +507,9 @@ async fn heartbeats_go_on_while_the_hypervisor_hangs() {
     assert!(cp.agents.lease_state(node).is_some());
     assert_eq!(hv.started(SimOp::List), lists, "reads piled up behind the hung one");
     assert!(
-        cp.compute.fencing_of(node).is_some_and(|f| f.reason.contains("in flight for")),
+        cp.compute
+            .fencing_of(node)
+            .is_some_and(|f| f.reason.contains("in flight for")),
         "{:?}",
         cp.compute.fencing_of(node)
     );
@@ -588,7 +524,11 @@ async fn heartbeats_go_on_while_the_hypervisor_hangs() {
 async fn cpu_models_survive_a_control_plane_restart() {
     let dir = tempfile::tempdir().unwrap();
     for (engine, store) in lqx_core::store::testing::engines(dir.path()).await {
-        let compute = Compute::new(store.clone(), Hosts::default(), EventBus::new(EventBusConfig::default()));
+        let compute = Compute::new(
+            store.clone(),
+            Hosts::default(),
+            EventBus::new(EventBusConfig::default()),
+        );
         let agents = Agents::new(compute.clone(), timing());
         let (token, _) = compute.create_join_token(600, "").await.unwrap();
         let joined = agents
@@ -686,7 +626,9 @@ async fn a_name_with_several_addresses_is_several_replicas() {
         };
         tokio::spawn(
             tonic::transport::Server::builder()
-                .add_service(lqx_core::api::node::v1::agent_service_server::AgentServiceServer::new(api))
+                .add_service(lqx_core::api::node::v1::agent_service_server::AgentServiceServer::new(
+                    api,
+                ))
                 .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(l)),
         );
         replicas.push((leads, heartbeats));
@@ -717,7 +659,13 @@ async fn a_name_with_several_addresses_is_several_replicas() {
     );
     let hv = SimHypervisor::new("sim://host-dns", SimConfig::with_capacity(8, 16_384)).unwrap();
     let (token, _) = cp.compute.create_join_token(600, "").await.unwrap();
-    let agent = start_agent(Arc::new(follow), &hv, &dir.path().join("agent"), "host-dns", Some(token));
+    let agent = start_agent(
+        Arc::new(follow),
+        &hv,
+        &dir.path().join("agent"),
+        "host-dns",
+        Some(token),
+    );
     let node = joined(&cp, "host-dns").await;
     eventually("heartbeats reach the ::1 replica", async || {
         replicas[1].1.load(Ordering::SeqCst) >= 3
@@ -733,7 +681,11 @@ async fn a_name_with_several_addresses_is_several_replicas() {
     })
     .await;
     let lease = cp.agents.lease_state(node).expect("a lease");
-    assert!(lease.last_renewed.elapsed() < BEAT * 5, "{:?}", lease.last_renewed.elapsed());
+    assert!(
+        lease.last_renewed.elapsed() < BEAT * 5,
+        "{:?}",
+        lease.last_renewed.elapsed()
+    );
     agent.stop().await;
 }
 
@@ -749,7 +701,10 @@ async fn control_plane_names_resolve_through_the_system_resolver() {
     assert_eq!(out[0].url, "http://127.0.0.1:8080");
     assert_eq!(out[0].tls_name, None);
     if addrs.len() > 1 {
-        assert!(out.len() == 1 + addrs.len() && out[1].tls_name.as_deref() == Some("localhost"), "{out:?}");
+        assert!(
+            out.len() == 1 + addrs.len() && out[1].tls_name.as_deref() == Some("localhost"),
+            "{out:?}"
+        );
     } else {
         assert_eq!(out[1].url, "http://localhost:8080");
     }

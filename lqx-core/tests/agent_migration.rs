@@ -9,9 +9,9 @@ use std::{sync::Arc, time::Duration};
 
 use lqx_core::{
     ErrorKind,
-    agent::{Agent, AgentOptions, ControlPlane},
+    agent::ControlPlane,
     compute::{
-        Compute, CreateVm, Hosts, MigrateOptions,
+        Compute, Hosts, MigrateOptions,
         agents::{AgentTiming, Agents},
     },
     driver::{
@@ -19,12 +19,12 @@ use lqx_core::{
         sim::{SimConfig, SimHypervisor, SimRegistry},
     },
     events::{EventBus, EventBusConfig},
-    model::{NodeId, ProjectId, VmSpec, VmState},
+    model::{NodeId, ProjectId, VmState},
     store::Store,
 };
-use tokio::sync::oneshot;
 
-const BEAT: Duration = Duration::from_millis(100);
+mod common;
+use common::{BEAT, RunningAgent, eventually, vm};
 
 struct Cluster {
     _dir: tempfile::TempDir,
@@ -75,17 +75,8 @@ impl ControlPlane for Switch {
     }
 }
 
-struct RunningAgent {
-    _stop: oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<std::result::Result<(), lqx_core::agent::AgentError>>,
-}
-
-impl Drop for RunningAgent {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
+/// An agent as `common::start_agent`, reporting its simulated host's URI as its migration
+/// URI (the simulated hypervisors find each other by URI in their registry).
 fn start_agent(
     cp: Arc<dyn ControlPlane>,
     hv: &SimHypervisor,
@@ -93,27 +84,9 @@ fn start_agent(
     name: &str,
     token: Option<String>,
 ) -> RunningAgent {
-    let mut opts = AgentOptions::new(dir);
-    opts.name = name.into();
-    opts.join_token = token;
-    opts.heartbeat_interval = Some(BEAT);
-    opts.stop_timeout = Duration::from_secs(2);
-    opts.max_backoff = Duration::from_millis(400);
-    // The simulated hypervisors find each other by URI in their registry.
+    let mut opts = common::agent_options(dir, name, token);
     opts.migration_uri = hv.uri().to_string();
-    let (tx, rx) = oneshot::channel();
-    let task = tokio::spawn(Agent::new(opts, cp, Arc::new(hv.clone())).run(async {
-        let _ = rx.await;
-    }));
-    RunningAgent { _stop: tx, task }
-}
-
-async fn eventually(what: &str, mut f: impl AsyncFnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while !f().await {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for: {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    common::spawn_agent(opts, cp, hv)
 }
 
 /// Two hosts of 4 vCPUs / 4 GiB whose memory moves at 512 MiB/s.
@@ -203,26 +176,6 @@ async fn cluster_with_cpus(cpu_src: &str, cpu_dst: &str) -> Cluster {
         s: ids[0],
         d: ids[1],
         cp,
-    }
-}
-
-fn vm(name: &str, node: NodeId, memory_mib: u64) -> CreateVm {
-    CreateVm {
-        name: name.into(),
-        project_id: ProjectId::DEFAULT,
-        description: String::new(),
-        labels: Default::default(),
-        spec: VmSpec {
-            cpu_cores: 1,
-            memory_mib,
-            disks: vec![],
-            nics: vec![],
-            ha: Default::default(),
-            placement: Default::default(),
-        },
-        node: Some(node),
-        start: true,
-        request_id: None,
     }
 }
 
@@ -457,6 +410,7 @@ async fn a_new_leader_that_did_not_order_the_migration_has_it_aborted() {
         None,
     ));
     c.compute = compute;
+    c.agents = agents;
     assert_on_source(&c, v.id).await;
 }
 
@@ -468,7 +422,15 @@ async fn assert_on_source(c: &Cluster, id: lqx_core::model::VmId) {
     })
     .await;
     assert_eq!(c.src.domain_state(id).await.unwrap(), DomainState::Running);
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // The source's agent answers twice more (each answer carries the settled desired state,
+    // applied by the next report), then nothing has changed.
+    for _ in 0..2 {
+        let mark = tokio::time::Instant::now();
+        eventually("the source's agent heartbeats again", async || {
+            c.agents.lease_state(c.s).is_some_and(|l| l.last_renewed > mark)
+        })
+        .await;
+    }
     assert_eq!(
         c.src.domain_state(id).await.unwrap(),
         DomainState::Running,
@@ -497,7 +459,8 @@ async fn a_migration_that_completes_during_a_leader_change_ends_on_the_target() 
     c.cp.set(None);
     mig.abort();
     eventually("the domain arrived on the target", async || {
-        c.dst.domain_state(v.id).await.is_ok_and(|s| s == DomainState::Running) && c.src.domain_state(v.id).await.is_err()
+        c.dst.domain_state(v.id).await.is_ok_and(|s| s == DomainState::Running)
+            && c.src.domain_state(v.id).await.is_err()
     })
     .await;
     assert_eq!(
@@ -574,7 +537,11 @@ async fn evacuation_moves_running_vms_live_to_hosts_of_the_same_kind_only() {
     assert_eq!(e.kind, ErrorKind::FailedPrecondition, "{}", e.message);
     assert!(e.message.contains("could not move web"), "{}", e.message);
     assert!(e.message.contains("different kinds"), "{}", e.message);
-    assert_eq!(c.dst.domain_state(v.id).await.unwrap(), DomainState::Running, "never stopped");
+    assert_eq!(
+        c.dst.domain_state(v.id).await.unwrap(),
+        DomainState::Running,
+        "never stopped"
+    );
     let rec = c.compute.store.get_vm(v.id).await.unwrap();
     assert_eq!((rec.status.node_id, rec.status.state), (Some(c.d), VmState::Running));
     assert!(local.domain_state(v.id).await.is_err());

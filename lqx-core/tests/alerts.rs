@@ -529,6 +529,10 @@ async fn an_alerts_text_keeps_the_node_it_was_raised_for() {
             )
             .await
             .unwrap();
-        assert_eq!(open.alerts.iter().map(|x| x.id).collect::<Vec<_>>(), vec![b.id], "{engine}");
+        assert_eq!(
+            open.alerts.iter().map(|x| x.id).collect::<Vec<_>>(),
+            vec![b.id],
+            "{engine}"
+        );
     }
 }

@@ -142,12 +142,8 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
         channel(url, tls_name, ca.as_deref()).map_err(|e| lqx_core::Error::invalid("control_plane", format!("{e:#}")))
     });
     // A name with several addresses is that many replicas (no load balancer needed).
-    let mut follow = FollowLeader::with_names(
-        &args.control_plane,
-        connect,
-        lqx_core::agent::follow::system_resolver(),
-    )
-    .await?;
+    let mut follow =
+        FollowLeader::with_names(&args.control_plane, connect, lqx_core::agent::follow::system_resolver()).await?;
     tracing::info!(replicas = %follow.replicas().join(","), "control plane replicas");
     if let Some(i) = args.heartbeat_interval {
         follow = follow.with_call_timeout(lqx_core::handover::agent_call_timeout(i));

@@ -87,7 +87,9 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .context("restoring the event sequence")?;
     let compute = Compute::new(store.clone(), Hosts::default(), events.clone());
     compute.set_guest_cpu(args.guest_cpu_model.clone());
-    compute.migrations.set_max_per_host(config.migration.max_per_host as usize);
+    compute
+        .migrations
+        .set_max_per_host(config.migration.max_per_host as usize);
 
     let sims = SimRegistry::new();
     if let Some(file) = &args.sim {

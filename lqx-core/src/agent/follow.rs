@@ -41,7 +41,12 @@ pub type Resolve = Arc<dyn Fn(String, u16) -> BoxFuture<'static, std::io::Result
 /// The system's resolver (`getaddrinfo`: /etc/hosts, DNS).
 pub fn system_resolver() -> Resolve {
     Arc::new(|host, port| {
-        Box::pin(async move { Ok(tokio::net::lookup_host((host.as_str(), port)).await?.map(|a| a.ip()).collect()) })
+        Box::pin(async move {
+            Ok(tokio::net::lookup_host((host.as_str(), port))
+                .await?
+                .map(|a| a.ip())
+                .collect())
+        })
     })
 }
 
@@ -71,7 +76,12 @@ pub async fn expand(urls: &[String], resolve: &Resolve) -> Vec<Replica> {
             out.push(as_given);
             continue;
         };
-        if host.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>().is_ok() {
+        if host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<IpAddr>()
+            .is_ok()
+        {
             out.push(as_given);
             continue;
         }

@@ -194,7 +194,8 @@ impl Sampler {
             req.domains.push(st);
         }
         self.domains.retain(|id, _| seen.get(id).is_some_and(|s| s.is_active()));
-        self.domain_reads.retain(|id, f| seen.contains_key(id) || !f.task.is_finished());
+        self.domain_reads
+            .retain(|id, f| seen.contains_key(id) || !f.task.is_finished());
         // Failures on domains that do not exist (a define that failed).
         for (id, e) in errors {
             if !seen.contains_key(id) {

@@ -618,9 +618,7 @@ impl Agent {
         interval: Duration,
         now: Instant,
     ) -> pb::HeartbeatRequest {
-        let mut req = sampler
-            .observe(&self.hv, ident.node_id, &errors, interval, now)
-            .await;
+        let mut req = sampler.observe(&self.hv, ident.node_id, &errors, interval, now).await;
         req.observed_generation = applied;
         req.self_fenced = fenced;
         req.heartbeat_interval_ms = u32::try_from(interval.as_millis()).unwrap_or(u32::MAX);

@@ -181,7 +181,12 @@ impl Alerts {
             {
                 // Resolved as it was raised (its node in its text), then the new one.
                 if let Some(change) = super::clear(Some(&s.alert), now())
-                    && self.inner.store.update_alert_if(change.alert(), s.version).await?.is_some()
+                    && self
+                        .inner
+                        .store
+                        .update_alert_if(change.alert(), s.version)
+                        .await?
+                        .is_some()
                 {
                     self.announce(&change);
                 }

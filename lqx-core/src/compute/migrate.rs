@@ -9,8 +9,8 @@
 
 use super::inflight::InFlight;
 use super::{Compute, MigrateOutcome};
-use crate::driver::{GuestCpu, Hypervisor, LiveOptions, MigrationProgress, ProgressFn};
 use crate::api::compute::v1 as pb;
+use crate::driver::{GuestCpu, Hypervisor, LiveOptions, MigrationProgress, ProgressFn};
 use crate::model::*;
 use crate::saga::{self, Injected, OpKind, OpParams, Operation};
 use crate::{Error, Result};

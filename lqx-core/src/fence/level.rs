@@ -107,7 +107,10 @@ impl Fencing {
     pub fn from_report(level: &str, text: &str) -> Fencing {
         let reason = text
             .split_once(": ")
-            .map_or(text, |(head, rest)| if matches!(head, "ok" | "degraded") { rest } else { text })
+            .map_or(
+                text,
+                |(head, rest)| if matches!(head, "ok" | "degraded") { rest } else { text },
+            )
             .to_string();
         match FencingLevel::parse(level) {
             Some(l) => Fencing::new(l, reason),
@@ -138,7 +141,10 @@ mod tests {
         };
         let f = Fencing::of_reply(&r);
         assert_eq!(f.level, FencingLevel::HostWatchdog);
-        assert!(f.text().starts_with("ok: fence process and host watchdog /dev/watchdog"));
+        assert!(
+            f.text()
+                .starts_with("ok: fence process and host watchdog /dev/watchdog")
+        );
     }
 
     #[test]
@@ -165,6 +171,9 @@ mod tests {
             Fencing::from_report("", "degraded: no fence process").level,
             FencingLevel::AgentOnly
         );
-        assert_eq!(Fencing::from_report("", "ok: fence process").level, FencingLevel::FenceProcess);
+        assert_eq!(
+            Fencing::from_report("", "ok: fence process").level,
+            FencingLevel::FenceProcess
+        );
     }
 }

@@ -182,8 +182,12 @@ impl Agents {
             }
         }
         match to {
-            Some(_) if still_orphan => info!(vm = %rec.name, "a migration that ended during the leader change completed: the VM runs on its target"),
-            None if still_orphan => info!(vm = %rec.name, "a migration that ended during the leader change did not complete: the VM stays on its source"),
+            Some(_) if still_orphan => {
+                info!(vm = %rec.name, "a migration that ended during the leader change completed: the VM runs on its target")
+            }
+            None if still_orphan => {
+                info!(vm = %rec.name, "a migration that ended during the leader change did not complete: the VM stays on its source")
+            }
             _ => {}
         }
         true
