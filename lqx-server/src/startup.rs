@@ -200,10 +200,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             store: store.clone(),
             ha: ha.clone(),
         }),
-        Arc::new(crate::services::ha::HaApi {
-            manager: ha,
-            compute: compute.clone(),
-        }),
+        Arc::new(crate::services::ha::HaApi { manager: ha }),
         Arc::new(crate::services::alert::AlertApi { alerts }),
         Arc::new(crate::services::events::EventApi { events: events.clone() }),
     )?;

@@ -10,8 +10,6 @@ use tonic::{Request, Response, Status};
 
 pub struct HaApi {
     pub manager: HaManager,
-    /// For the agents' fencing reports.
-    pub compute: lqx_core::compute::Compute,
 }
 
 /// Starts the HA manager (leader-only work) with the agents' heartbeats hooked in (the

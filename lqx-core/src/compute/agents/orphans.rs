@@ -13,6 +13,9 @@
 //!   once the source reports the domain active with no migration running and no other host
 //!   has it. Until then nothing changes (the source's agent does not define a domain again
 //!   for two minutes after it migrated away).
+//! - A source that stays silent for a lease (its host died, or fenced itself) cannot run the
+//!   VM: the VM goes to the host that runs it, or, when none does, is recorded UNKNOWN on the
+//!   source for HA and the operator to act on, as any VM of a silent host.
 
 use std::collections::HashSet;
 
@@ -26,14 +29,16 @@ pub(super) struct Orphan {
     /// The outcome the source reported (kept: it is reported once, maybe before the target's
     /// heartbeat shows the domain).
     pub succeeded: Option<bool>,
+    /// When this control plane found it (a silent source is measured from here).
+    pub since: Instant,
 }
 
 enum Settle {
     Wait,
     /// It runs on this node now, in this state.
     Moved(NodeId, DomainState),
-    /// It stayed on the source, in this state.
-    Stayed(DomainState),
+    /// It stayed on the source, in this state (None: nowhere to be seen).
+    Stayed(Option<DomainState>),
 }
 
 impl Agents {
@@ -66,6 +71,7 @@ impl Agents {
                 Orphan {
                     source,
                     succeeded: None,
+                    since: Instant::now(),
                 },
             );
             tracing::warn!(vm = %vm.name, source = %src.uri, "a migration ordered by the previous leader: its outcome is asked of the agents");
@@ -79,7 +85,7 @@ impl Agents {
             let verdict = self.judge(vm, o);
             let done = match verdict {
                 Settle::Wait => false,
-                Settle::Moved(node, state) => self.adopt(vm, o.source, Some(node), state).await,
+                Settle::Moved(node, state) => self.adopt(vm, o.source, Some(node), Some(state)).await,
                 Settle::Stayed(state) => self.adopt(vm, o.source, None, state).await,
             };
             if done {
@@ -93,8 +99,10 @@ impl Agents {
         let Some(src) = self.link(o.source) else {
             return Settle::Wait;
         };
-        let (reported, on_source, running) = {
+        let (reported, on_source, running, gone) = {
             let st = lock(&src.state);
+            let heard = st.last_heartbeat.map_or(o.since, |t| t.max(o.since));
+            let gone = Instant::now().duration_since(heard) > self.inner.timing.lease_ttl;
             let phase = st.migrations.get(&vm).map(|m| m.phase.clone());
             let said = match phase.as_deref() {
                 Some("succeeded") => Some(true),
@@ -110,6 +118,7 @@ impl Agents {
                 st.last_heartbeat.is_some() && st.hypervisor_error.is_none(),
                 Self::seen_active(&st, vm),
                 phase.as_deref() == Some("running"),
+                gone,
             )
         };
         let succeeded = lock(&self.inner.orphans).get(&vm).and_then(|x| x.succeeded);
@@ -118,8 +127,9 @@ impl Agents {
             .filter(|l| l.node != o.source)
             .find_map(|l| Self::seen_active(&lock(&l.state), vm).map(|s| (l.node, s)));
         match (arrived, on_source) {
-            (Some((node, s)), None) if succeeded == Some(true) || reported => Settle::Moved(node, s),
-            (None, Some(s)) if reported && !running && succeeded != Some(true) => Settle::Stayed(s),
+            (Some((node, s)), None) if succeeded == Some(true) || reported || gone => Settle::Moved(node, s),
+            (None, Some(s)) if reported && !running && succeeded != Some(true) && !gone => Settle::Stayed(Some(s)),
+            (None, None) if gone || (reported && succeeded == Some(false)) => Settle::Stayed(None),
             _ => Settle::Wait,
         }
     }
@@ -130,7 +140,7 @@ impl Agents {
 
     /// Writes where the VM is (`to`: the node it moved to; None: it stayed) and sets every
     /// link's desired state to match. Returns whether it is settled.
-    async fn adopt(&self, vm: VmId, source: NodeId, to: Option<NodeId>, state: DomainState) -> bool {
+    async fn adopt(&self, vm: VmId, source: NodeId, to: Option<NodeId>, state: Option<DomainState>) -> bool {
         let compute = &self.inner.compute;
         let mut rec = match compute.store.get_vm(vm).await {
             Ok(v) => v,
@@ -145,8 +155,17 @@ impl Agents {
             if let Some(t) = to {
                 rec.status.node_id = Some(t);
             }
-            rec.status.state = vm_state_of(state);
-            rec.status.message.clear();
+            match state {
+                Some(s) => {
+                    rec.status.state = vm_state_of(s);
+                    rec.status.message.clear();
+                }
+                None => {
+                    rec.status.state = VmState::Unknown;
+                    rec.status.message =
+                        "not seen on any host after a migration the previous leader ordered".into();
+                }
+            }
             match compute.store.update_vm(&rec).await {
                 Ok(v) => {
                     rec = v;
