@@ -505,7 +505,10 @@ async fn heartbeats_go_on_while_the_hypervisor_hangs() {
         assert!(age < 1_000, "no heartbeat for {age} ms while libvirt hangs");
     }
     assert!(cp.agents.lease_state(node).is_some());
-    assert_eq!(hv.started(SimOp::List), lists, "reads piled up behind the hung one");
+    // 15 heartbeats later: no more list calls, except at most the reconcile pass's own one
+    // (it waits for its answer; before, every heartbeat started another).
+    let more = hv.started(SimOp::List) - lists;
+    assert!(more <= 1, "{more} reads piled up behind the hung one");
     assert!(
         cp.compute
             .fencing_of(node)

@@ -113,7 +113,7 @@ impl Compute {
             // Left to the scheduler, a running VM goes only where it can arrive live (a host of
             // the same kind, able to receive it, with a CPU the guest can keep).
             let mut not_live = Vec::new();
-            if pinned.is_none() && running && !opts.cold {
+            if pinned.is_none() && running && !opts.cold && src.live_migration_blocker().is_none() {
                 for n in self.store.all_nodes().await?.iter().filter(|n| n.id != source) {
                     let why = match self.hosts.get(n.id) {
                         Ok(dst) => match live_blocker(src.as_ref(), dst.as_ref()) {
@@ -132,8 +132,8 @@ impl Compute {
                 Ok(t) => t,
                 Err(e) if !not_live.is_empty() => {
                     return Err(Error::precondition(format!(
-                        "VM {} is running and no host can take it live: {}; the others cannot receive it \
-                         live: {}. It keeps running where it is",
+                        "VM {} is running and cannot be live-migrated to any host: {}; hosts it cannot \
+                         reach live: {}. It keeps running where it is",
                         vm.name,
                         e.message,
                         not_live.join("; ")

@@ -162,8 +162,7 @@ impl Agents {
                 }
                 None => {
                     rec.status.state = VmState::Unknown;
-                    rec.status.message =
-                        "not seen on any host after a migration the previous leader ordered".into();
+                    rec.status.message = "not seen on any host after a migration the previous leader ordered".into();
                 }
             }
             match compute.store.update_vm(&rec).await {
