@@ -201,15 +201,23 @@ pub struct WeaklyFenced {
     pub level: crate::fence::FencingLevel,
 }
 
-/// Fills each node's fencing and names the HA VMs whose fence does not survive a hung agent.
+/// Fills each node's fencing (where `fencing_of` knows it; a replica that does not lead keeps
+/// what the leader stored) and names the HA VMs whose fence does not survive a hung agent.
 pub fn add_fencing(
     report: &mut HaStatusReport,
     snap: &ClusterSnapshot,
     fencing_of: impl Fn(NodeId) -> Option<crate::fence::Fencing>,
 ) {
     for n in &mut report.nodes {
-        n.fencing = fencing_of(n.node);
+        if let Some(f) = fencing_of(n.node) {
+            n.fencing = Some(f);
+        }
     }
+    let fencing: HashMap<NodeId, crate::fence::Fencing> = report
+        .nodes
+        .iter()
+        .filter_map(|n| Some((n.node, n.fencing.clone()?)))
+        .collect();
     let names: HashMap<NodeId, &str> = snap.nodes.iter().map(|n| (n.id, n.name.as_str())).collect();
     let mut weak: Vec<WeaklyFenced> = snap
         .vms
@@ -217,7 +225,7 @@ pub fn add_fencing(
         .filter(|v| v.ha.enabled && v.running)
         .filter_map(|v| {
             let node = v.node?;
-            let f = fencing_of(node).filter(|f| !f.level.survives_hung_agent())?;
+            let f = fencing.get(&node).filter(|f| !f.level.survives_hung_agent())?;
             Some(WeaklyFenced {
                 vm: v.id,
                 vm_name: v.name.clone(),
@@ -1012,10 +1020,12 @@ impl Shared {
         } else {
             (nodes, snap)
         };
-        if let Some(status) = self.build_status(Instant::now(), &nodes, &snap) {
+        if let Some(mut status) = self.build_status(Instant::now(), &nodes, &snap) {
             for n in &status.nodes {
                 self.compute.set_health(n.node, n.health.as_str());
             }
+            // Stored with the agents' fencing: the other replicas get no heartbeats to read it from.
+            add_fencing(&mut status, &snap, |n| self.compute.fencing_of(n));
             let json = serde_json::to_string(&status).map_err(Error::internal)?;
             self.compute.store.ha_state_put(KEY_STATUS, &json, epoch).await?;
         }
