@@ -448,6 +448,9 @@ pub struct NodeView {
     pub running_vms: u32,
     pub libvirt_uri: String,
     pub last_heartbeat: Option<DateTime<Utc>>,
+    /// Agent nodes: host-watchdog, fence-process, agent-only or none.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub fencing_level: String,
     /// Agent nodes: "ok: ..." or "degraded: why" (fence process, host watchdog).
     #[serde(skip_serializing_if = "String::is_empty")]
     pub fencing: String,
@@ -489,6 +492,7 @@ impl From<&computepb::Node> for NodeView {
             running_vms: usage.running_vms,
             libvirt_uri: n.libvirt_uri.clone(),
             last_heartbeat: time(&n.last_heartbeat),
+            fencing_level: n.fencing_level.clone(),
             fencing: n.fencing.clone(),
             created_at: time(&n.created_at),
             resource_version: n.resource_version,
@@ -521,8 +525,8 @@ impl View for NodeView {
             // A node in maintenance or draining takes no new VMs whatever its cordon says.
             "SCHEDULABLE" => yes_no(self.schedulable),
             "HEALTH" => or_dash(&self.health),
-            // The first word ("ok", "degraded"); -o yaml shows why.
-            "FENCING" => or_dash(self.fencing.split(':').next().unwrap_or_default()),
+            // The level; -o yaml shows why.
+            "FENCING" => or_dash(&self.fencing_level),
             "VMS" => self.running_vms.to_string(),
             "CPU" => format!("{}/{}", self.allocated_cpu_cores, self.allocatable_cpu_cores),
             "MEMORY" => format!(
@@ -1246,6 +1250,9 @@ pub struct NodeHaView {
     pub lease_age_seconds: f64,
     pub protected_vms: u32,
     pub fenced: bool,
+    /// Agent nodes: host-watchdog, fence-process, agent-only or none.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub fencing_level: String,
     /// Agent nodes: "ok: ..." or "degraded: why".
     #[serde(skip_serializing_if = "String::is_empty")]
     pub fencing: String,
@@ -1261,6 +1268,7 @@ impl From<&hapb::NodeHaStatus> for NodeHaView {
             lease_age_seconds: n.lease_age_seconds,
             protected_vms: n.protected_vms,
             fenced: n.fenced,
+            fencing_level: n.fencing_level.clone(),
             fencing: n.fencing.clone(),
         }
     }
@@ -1274,6 +1282,7 @@ impl View for NodeHaView {
         col("LEASE-AGE"),
         col("HA-VMS"),
         col("FENCED"),
+        col("FENCING"),
         wide("ID")
     );
     fn cell(&self, c: &str) -> String {
@@ -1284,6 +1293,7 @@ impl View for NodeHaView {
             "LEASE-AGE" => format!("{:.1}s", self.lease_age_seconds),
             "HA-VMS" => self.protected_vms.to_string(),
             "FENCED" => yes_no(self.fenced),
+            "FENCING" => or_dash(&self.fencing_level),
             "ID" => self.node_id.clone(),
             _ => String::new(),
         }
@@ -1318,6 +1328,9 @@ pub struct HaStatusView {
     /// HA VMs protected only by a degraded fence (agent-level only, no host watchdog).
     #[serde(skip_serializing_if = "is_zero")]
     pub degraded_fencing_vms: u32,
+    /// By name: HA VMs a hung agent would not fence ("vm on node (level)").
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub agent_fence_only: Vec<String>,
     pub nodes: Vec<NodeHaView>,
 }
 
@@ -1346,6 +1359,11 @@ impl From<&hapb::HaStatus> for HaStatusView {
             leader_epoch: s.leader_epoch,
             last_check: time(&s.last_check),
             degraded_fencing_vms: s.degraded_fencing_vms,
+            agent_fence_only: s
+                .agent_fence_only_vms
+                .iter()
+                .map(|w| format!("{} on {} ({})", w.vm_name, w.node_name, w.fencing_level))
+                .collect(),
             nodes: s.nodes.iter().map(NodeHaView::from).collect(),
         }
     }
@@ -1359,6 +1377,7 @@ impl View for HaStatusView {
         col("FAILOVER"),
         col("LEADER"),
         col("LAST-CHECK"),
+        col("AGENT-FENCE-ONLY"),
         wide("EPOCH")
     );
     fn cell(&self, c: &str) -> String {
@@ -1385,6 +1404,7 @@ impl View for HaStatusView {
             }
             "LEADER" => or_dash(&self.leader),
             "LAST-CHECK" => age(self.last_check, now()),
+            "AGENT-FENCE-ONLY" => or_dash(&self.agent_fence_only.join(", ")),
             "EPOCH" => self.leader_epoch.to_string(),
             _ => String::new(),
         }

@@ -17,7 +17,7 @@ use std::{
 use futures::{FutureExt, future::BoxFuture};
 use lqx_core::{
     ErrorKind, Result,
-    agent::{Agent, AgentOptions, ControlPlane},
+    agent::ControlPlane,
     api::node::v1 as pb,
     compute::{
         Compute, CreateVm, Hosts,
@@ -28,12 +28,12 @@ use lqx_core::{
         sim::{SimConfig, SimHypervisor, SimOp},
     },
     events::{EventBus, EventBusConfig},
-    model::{HaPolicy, NodeId, ProjectId, Vm, VmSpec, VmState},
+    model::{NodeId, ProjectId, Vm, VmState},
     store::Store,
 };
-use tokio::sync::oneshot;
 
-const BEAT: Duration = Duration::from_millis(100);
+mod common;
+use common::{BEAT, eventually, start_agent};
 
 fn timing() -> AgentTiming {
     AgentTiming {
@@ -89,55 +89,6 @@ impl ControlPlane for Partitionable {
     }
 }
 
-/// A running agent; stops when dropped.
-struct RunningAgent {
-    stop: Option<oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<std::result::Result<(), lqx_core::agent::AgentError>>,
-}
-
-impl RunningAgent {
-    async fn stop(mut self) {
-        let _ = self.stop.take().unwrap().send(());
-        (&mut self.task).await.unwrap().unwrap();
-    }
-}
-
-impl Drop for RunningAgent {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-fn start_agent(
-    cp: Arc<dyn ControlPlane>,
-    hv: &SimHypervisor,
-    dir: &std::path::Path,
-    name: &str,
-    token: Option<String>,
-) -> RunningAgent {
-    let mut opts = AgentOptions::new(dir);
-    opts.name = name.into();
-    opts.join_token = token;
-    opts.heartbeat_interval = Some(BEAT);
-    opts.stop_timeout = Duration::from_secs(2);
-    opts.max_backoff = Duration::from_millis(400);
-    let agent = Agent::new(opts, cp, Arc::new(hv.clone()));
-    let (tx, rx) = oneshot::channel();
-    let task = tokio::spawn(agent.run(async {
-        let _ = rx.await;
-    }));
-    RunningAgent { stop: Some(tx), task }
-}
-
-/// Waits (bounded) until `f` holds.
-async fn eventually(what: &str, mut f: impl AsyncFnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    while !f().await {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for: {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 async fn joined(cp: &ControlPlaneUnderTest, name: &str) -> NodeId {
     let mut id = None;
     eventually("the node joins and heartbeats", async || {
@@ -154,26 +105,10 @@ async fn joined(cp: &ControlPlaneUnderTest, name: &str) -> NodeId {
 }
 
 fn create(name: &str, node: NodeId, start: bool, ha: bool) -> CreateVm {
-    CreateVm {
-        name: name.into(),
-        project_id: ProjectId::DEFAULT,
-        description: String::new(),
-        labels: Default::default(),
-        spec: VmSpec {
-            cpu_cores: 1,
-            memory_mib: 256,
-            disks: vec![],
-            nics: vec![],
-            ha: HaPolicy {
-                enabled: ha,
-                ..Default::default()
-            },
-            placement: Default::default(),
-        },
-        node: Some(node),
-        start,
-        request_id: None,
-    }
+    let mut c = common::vm(name, node, 256);
+    c.start = start;
+    c.spec.ha.enabled = ha;
+    c
 }
 
 async fn state_on(hv: &SimHypervisor, vm: &Vm) -> Option<DomainState> {
@@ -546,18 +481,20 @@ async fn heartbeats_go_on_while_the_hypervisor_hangs() {
     );
     let node = joined(&cp, "host-slow").await;
     eventually("an agent-only fencing report", async || {
-        cp.compute
-            .fencing_of(node)
-            .is_some_and(|f| f.starts_with("degraded: no fence process"))
+        cp.compute.fencing_of(node).is_some_and(|f| {
+            f.level == lqx_core::fence::FencingLevel::AgentOnly && f.text().starts_with("degraded: no fence process")
+        })
     })
     .await;
     hv.stall(SimOp::List, Some(Duration::from_secs(30)));
     eventually("the hypervisor reported slow", async || {
-        cp.compute
-            .fencing_of(node)
-            .is_some_and(|f| f.starts_with("degraded: libvirt is not answering"))
+        cp.compute.fencing_of(node).is_some_and(|f| {
+            f.level == lqx_core::fence::FencingLevel::None && f.text().starts_with("degraded: libvirt is not answering")
+        })
     })
     .await;
+    // One list call is in flight; the next heartbeats do not start more behind it.
+    let lists = hv.started(SimOp::List);
     // Heartbeats keep coming: the node's last heartbeat stays within a few intervals.
     for _ in 0..5 {
         tokio::time::sleep(BEAT * 3).await;
@@ -568,6 +505,210 @@ async fn heartbeats_go_on_while_the_hypervisor_hangs() {
         assert!(age < 1_000, "no heartbeat for {age} ms while libvirt hangs");
     }
     assert!(cp.agents.lease_state(node).is_some());
+    // 15 heartbeats later: no more list calls, except at most the reconcile pass's own one
+    // (it waits for its answer; before, every heartbeat started another).
+    let more = hv.started(SimOp::List) - lists;
+    assert!(more <= 1, "{more} reads piled up behind the hung one");
+    assert!(
+        cp.compute
+            .fencing_of(node)
+            .is_some_and(|f| f.reason.contains("in flight for")),
+        "{:?}",
+        cp.compute.fencing_of(node)
+    );
     hv.stall(SimOp::List, None);
     agent.stop().await;
+}
+
+/// The CPU model an agent reports at join is kept with the node: a restarted control plane
+/// knows it (for the live-migration CPU check) before the agent, which only heartbeats to
+/// it, says it again. On SQLite and PostgreSQL.
+#[tokio::test]
+async fn cpu_models_survive_a_control_plane_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    for (engine, store) in lqx_core::store::testing::engines(dir.path()).await {
+        let compute = Compute::new(
+            store.clone(),
+            Hosts::default(),
+            EventBus::new(EventBusConfig::default()),
+        );
+        let agents = Agents::new(compute.clone(), timing());
+        let (token, _) = compute.create_join_token(600, "").await.unwrap();
+        let joined = agents
+            .register(lqx_core::api::node::v1::RegisterRequest {
+                join_token: token,
+                name: "host-cpu".into(),
+                cpu_cores: 8,
+                memory_mib: 16_384,
+                libvirt_uri: "qemu:///system".into(),
+                cpu_model: "Skylake-Server-IBRS".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let node = NodeId::parse("node", &joined.node_id).unwrap();
+        drop((agents, compute));
+
+        let compute = Compute::new(store, Hosts::default(), EventBus::new(EventBusConfig::default()));
+        let agents = Agents::new(compute.clone(), timing());
+        agents.restore().await.unwrap();
+        let info = compute.hosts.get(node).unwrap().node_info().await.unwrap();
+        assert_eq!(info.cpu_model, "Skylake-Server-IBRS", "{engine}");
+        assert_eq!(
+            compute.store.get_node(node).await.unwrap().cpu_model,
+            "Skylake-Server-IBRS",
+            "{engine}"
+        );
+    }
+}
+
+/// One control-plane replica served over real gRPC (as `lqx-server` serves it): it
+/// registers agents and, while `leads` is false, refuses heartbeats the way a replica that
+/// does not lead does.
+struct ReplicaApi {
+    agents: Agents,
+    leads: Arc<std::sync::atomic::AtomicBool>,
+    heartbeats: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+#[tonic::async_trait]
+impl lqx_core::api::node::v1::agent_service_server::AgentService for ReplicaApi {
+    async fn register(
+        &self,
+        req: tonic::Request<lqx_core::api::node::v1::RegisterRequest>,
+    ) -> Result<tonic::Response<lqx_core::api::node::v1::RegisterResponse>, tonic::Status> {
+        let r = self.agents.register(req.into_inner()).await;
+        r.map(tonic::Response::new)
+            .map_err(|e| tonic::Status::unavailable(e.message))
+    }
+
+    async fn heartbeat(
+        &self,
+        req: tonic::Request<lqx_core::api::node::v1::HeartbeatRequest>,
+    ) -> Result<tonic::Response<lqx_core::api::node::v1::HeartbeatResponse>, tonic::Status> {
+        use std::sync::atomic::Ordering;
+        if !self.leads.load(Ordering::SeqCst) {
+            return Err(tonic::Status::unavailable(
+                "this control plane is not the HA leader; retry (another replica leads)",
+            ));
+        }
+        let cred = req
+            .metadata()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or_default()
+            .to_string();
+        self.heartbeats.fetch_add(1, Ordering::SeqCst);
+        let r = self.agents.heartbeat(&cred, req.into_inner()).await;
+        r.map(tonic::Response::new)
+            .map_err(|e| tonic::Status::unavailable(e.message))
+    }
+}
+
+/// `--control-plane http://NAME:PORT` where NAME resolves to two addresses (127.0.0.1 and
+/// ::1), each a replica on the same port: the agent tries both like two listed URLs, so it
+/// heartbeats to whichever leads, and follows a leader change, with no load balancer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_name_with_several_addresses_is_several_replicas() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let dir = tempfile::tempdir().unwrap();
+    let cp = control_plane(&dir.path().join("lqx.db"), timing()).await;
+    // Both replicas on one port, one per loopback address.
+    let v4 = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = v4.local_addr().unwrap().port();
+    let v6 = tokio::net::TcpListener::bind(("::1", port)).await.unwrap();
+    let mut replicas = vec![];
+    for l in [v4, v6] {
+        let leads = Arc::new(AtomicBool::new(false));
+        let heartbeats = Arc::new(AtomicUsize::new(0));
+        let api = ReplicaApi {
+            agents: cp.agents.clone(),
+            leads: leads.clone(),
+            heartbeats: heartbeats.clone(),
+        };
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(lqx_core::api::node::v1::agent_service_server::AgentServiceServer::new(
+                    api,
+                ))
+                .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(l)),
+        );
+        replicas.push((leads, heartbeats));
+    }
+    // The ::1 replica leads.
+    replicas[1].0.store(true, Ordering::SeqCst);
+    // The name, as a resolver that knows it would answer (one name, both addresses).
+    let resolve: lqx_core::agent::follow::Resolve = Arc::new(|host, _port| {
+        Box::pin(async move {
+            assert_eq!(host, "cp.lqx.test");
+            Ok(vec!["127.0.0.1".parse().unwrap(), "::1".parse().unwrap()])
+        })
+    });
+    let connect: lqx_core::agent::follow::Connect = Arc::new(|url: &str, tls_name: Option<&str>| {
+        assert_eq!(tls_name, Some("cp.lqx.test"));
+        Ok(tonic::transport::Endpoint::from_shared(url.to_string())
+            .map_err(|e| lqx_core::Error::invalid("url", e.to_string()))?
+            .connect_lazy())
+    });
+    let url = format!("http://cp.lqx.test:{port}");
+    let follow = lqx_core::agent::follow::FollowLeader::with_names(&[url], connect, resolve)
+        .await
+        .unwrap()
+        .with_call_timeout(Duration::from_secs(2));
+    assert_eq!(
+        follow.replicas(),
+        vec![format!("http://127.0.0.1:{port}"), format!("http://[::1]:{port}")]
+    );
+    let hv = SimHypervisor::new("sim://host-dns", SimConfig::with_capacity(8, 16_384)).unwrap();
+    let (token, _) = cp.compute.create_join_token(600, "").await.unwrap();
+    let agent = start_agent(
+        Arc::new(follow),
+        &hv,
+        &dir.path().join("agent"),
+        "host-dns",
+        Some(token),
+    );
+    let node = joined(&cp, "host-dns").await;
+    eventually("heartbeats reach the ::1 replica", async || {
+        replicas[1].1.load(Ordering::SeqCst) >= 3
+    })
+    .await;
+    assert_eq!(replicas[0].1.load(Ordering::SeqCst), 0);
+    // The leader changes: 127.0.0.1 leads now. The agent follows within a heartbeat or two,
+    // its lease never lapsing.
+    replicas[1].0.store(false, Ordering::SeqCst);
+    replicas[0].0.store(true, Ordering::SeqCst);
+    eventually("heartbeats reach the 127.0.0.1 replica", async || {
+        replicas[0].1.load(Ordering::SeqCst) >= 3
+    })
+    .await;
+    let lease = cp.agents.lease_state(node).expect("a lease");
+    assert!(
+        lease.last_renewed.elapsed() < BEAT * 5,
+        "{:?}",
+        lease.last_renewed.elapsed()
+    );
+    agent.stop().await;
+}
+
+/// The system resolver, as the agent uses it: `localhost` gives loopback addresses, a URL
+/// with an address is kept as it is.
+#[tokio::test]
+async fn control_plane_names_resolve_through_the_system_resolver() {
+    use lqx_core::agent::follow::{expand, system_resolver};
+    let r = system_resolver();
+    let addrs = r("localhost".into(), 8080).await.unwrap();
+    assert!(!addrs.is_empty() && addrs.iter().all(|a| a.is_loopback()), "{addrs:?}");
+    let out = expand(&["http://127.0.0.1:8080/".into(), "http://localhost:8080".into()], &r).await;
+    assert_eq!(out[0].url, "http://127.0.0.1:8080");
+    assert_eq!(out[0].tls_name, None);
+    if addrs.len() > 1 {
+        assert!(
+            out.len() == 1 + addrs.len() && out[1].tls_name.as_deref() == Some("localhost"),
+            "{out:?}"
+        );
+    } else {
+        assert_eq!(out[1].url, "http://localhost:8080");
+    }
 }

@@ -9,9 +9,9 @@ use std::{sync::Arc, time::Duration};
 
 use lqx_core::{
     ErrorKind,
-    agent::{Agent, AgentOptions, ControlPlane},
+    agent::ControlPlane,
     compute::{
-        Compute, CreateVm, Hosts, MigrateOptions,
+        Compute, Hosts, MigrateOptions,
         agents::{AgentTiming, Agents},
     },
     driver::{
@@ -19,12 +19,12 @@ use lqx_core::{
         sim::{SimConfig, SimHypervisor, SimRegistry},
     },
     events::{EventBus, EventBusConfig},
-    model::{NodeId, ProjectId, VmSpec, VmState},
+    model::{NodeId, ProjectId, VmState},
     store::Store,
 };
-use tokio::sync::oneshot;
 
-const BEAT: Duration = Duration::from_millis(100);
+mod common;
+use common::{BEAT, RunningAgent, eventually, vm};
 
 struct Cluster {
     _dir: tempfile::TempDir,
@@ -37,19 +37,46 @@ struct Cluster {
     dst_agent: Option<RunningAgent>,
     s: NodeId,
     d: NodeId,
+    /// What the agents started by `cluster` talk to.
+    cp: Switch,
 }
 
-struct RunningAgent {
-    _stop: oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<std::result::Result<(), lqx_core::agent::AgentError>>,
-}
+/// The control plane the agents talk to, which a test can take away and replace (a leader
+/// change without restarting the agents).
+#[derive(Clone, Default)]
+struct Switch(Arc<std::sync::Mutex<Option<Agents>>>);
 
-impl Drop for RunningAgent {
-    fn drop(&mut self) {
-        self.task.abort();
+impl Switch {
+    fn set(&self, cp: Option<Agents>) {
+        *self.0.lock().unwrap() = cp;
+    }
+    fn current(&self) -> lqx_core::Result<Agents> {
+        self.0
+            .lock()
+            .unwrap()
+            .clone()
+            .ok_or_else(|| lqx_core::Error::unavailable("no control plane answers"))
     }
 }
 
+impl ControlPlane for Switch {
+    fn register(
+        &self,
+        req: lqx_core::api::node::v1::RegisterRequest,
+    ) -> futures::future::BoxFuture<'_, lqx_core::Result<lqx_core::api::node::v1::RegisterResponse>> {
+        Box::pin(async move { ControlPlane::register(&self.current()?, req).await })
+    }
+    fn heartbeat(
+        &self,
+        credential: String,
+        req: lqx_core::api::node::v1::HeartbeatRequest,
+    ) -> futures::future::BoxFuture<'_, lqx_core::Result<lqx_core::api::node::v1::HeartbeatResponse>> {
+        Box::pin(async move { ControlPlane::heartbeat(&self.current()?, credential, req).await })
+    }
+}
+
+/// An agent as `common::start_agent`, reporting its simulated host's URI as its migration
+/// URI (the simulated hypervisors find each other by URI in their registry).
 fn start_agent(
     cp: Arc<dyn ControlPlane>,
     hv: &SimHypervisor,
@@ -57,27 +84,9 @@ fn start_agent(
     name: &str,
     token: Option<String>,
 ) -> RunningAgent {
-    let mut opts = AgentOptions::new(dir);
-    opts.name = name.into();
-    opts.join_token = token;
-    opts.heartbeat_interval = Some(BEAT);
-    opts.stop_timeout = Duration::from_secs(2);
-    opts.max_backoff = Duration::from_millis(400);
-    // The simulated hypervisors find each other by URI in their registry.
+    let mut opts = common::agent_options(dir, name, token);
     opts.migration_uri = hv.uri().to_string();
-    let (tx, rx) = oneshot::channel();
-    let task = tokio::spawn(Agent::new(opts, cp, Arc::new(hv.clone())).run(async {
-        let _ = rx.await;
-    }));
-    RunningAgent { _stop: tx, task }
-}
-
-async fn eventually(what: &str, mut f: impl AsyncFnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while !f().await {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for: {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    common::spawn_agent(opts, cp, hv)
 }
 
 /// Two hosts of 4 vCPUs / 4 GiB whose memory moves at 512 MiB/s.
@@ -120,10 +129,12 @@ async fn cluster_with_cpus(cpu_src: &str, cpu_dst: &str) -> Cluster {
         )
         .unwrap();
     let mut running = vec![];
+    let cp = Switch::default();
+    cp.set(Some(agents.clone()));
     for (hv, name) in [(&src, "src"), (&dst, "dst")] {
         let (token, _) = compute.create_join_token(600, name).await.unwrap();
         running.push(start_agent(
-            Arc::new(agents.clone()),
+            Arc::new(cp.clone()),
             hv,
             &path.join(name),
             name,
@@ -164,26 +175,7 @@ async fn cluster_with_cpus(cpu_src: &str, cpu_dst: &str) -> Cluster {
         dst_agent,
         s: ids[0],
         d: ids[1],
-    }
-}
-
-fn vm(name: &str, node: NodeId, memory_mib: u64) -> CreateVm {
-    CreateVm {
-        name: name.into(),
-        project_id: ProjectId::DEFAULT,
-        description: String::new(),
-        labels: Default::default(),
-        spec: VmSpec {
-            cpu_cores: 1,
-            memory_mib,
-            disks: vec![],
-            nics: vec![],
-            ha: Default::default(),
-            placement: Default::default(),
-        },
-        node: Some(node),
-        start: true,
-        request_id: None,
+        cp,
     }
 }
 
@@ -298,10 +290,21 @@ async fn a_cancelled_migration_leaves_the_vm_running_on_the_source() {
             .is_some_and(|f| f.progress.processed_bytes > 0)
     })
     .await;
-    c.compute.cancel_migration("web", ProjectId::DEFAULT).await.unwrap();
+    // What `lqx vm get` shows while it runs: the target by name and how far.
+    let view = c.compute.migration_view(v.id).await.unwrap().expect("in flight");
+    assert_eq!(view.target_node, "dst");
+    assert!(view.live && view.processed_bytes > 0 && view.total_bytes >= view.processed_bytes);
+    let answer = c
+        .compute
+        .cancel_migration_answer("web", ProjectId::DEFAULT)
+        .await
+        .unwrap();
+    let vm_out = answer.vm.expect("the VM");
+    assert_eq!(vm_out.status.expect("status").node_name, "src", "still on its source");
     let e = mig.await.unwrap().unwrap_err();
     assert!(e.message.contains("cancelled"), "{}", e.message);
     assert_on_source(&c, v.id).await;
+    assert_eq!(c.compute.migration_view(v.id).await.unwrap(), None);
 }
 
 #[tokio::test]
@@ -407,6 +410,7 @@ async fn a_new_leader_that_did_not_order_the_migration_has_it_aborted() {
         None,
     ));
     c.compute = compute;
+    c.agents = agents;
     assert_on_source(&c, v.id).await;
 }
 
@@ -418,11 +422,127 @@ async fn assert_on_source(c: &Cluster, id: lqx_core::model::VmId) {
     })
     .await;
     assert_eq!(c.src.domain_state(id).await.unwrap(), DomainState::Running);
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // The source's agent answers twice more (each answer carries the settled desired state,
+    // applied by the next report), then nothing has changed.
+    for _ in 0..2 {
+        let mark = tokio::time::Instant::now();
+        eventually("the source's agent heartbeats again", async || {
+            c.agents.lease_state(c.s).is_some_and(|l| l.last_renewed > mark)
+        })
+        .await;
+    }
     assert_eq!(
         c.src.domain_state(id).await.unwrap(),
         DomainState::Running,
         "still running"
     );
     assert!(c.dst.domain_state(id).await.is_err());
+}
+
+/// A migration that completes exactly while the control-plane leader changes: the new
+/// leader learns the outcome from the agents before it places the VM, so the VM ends on the
+/// target, running once, its arrived copy never destroyed (nor restarted on the source).
+#[tokio::test]
+async fn a_migration_that_completes_during_a_leader_change_ends_on_the_target() {
+    let c = cluster().await;
+    let v = c.compute.create_vm(vm("web", c.s, 2048)).await.unwrap();
+    let compute = c.compute.clone();
+    let mig = tokio::spawn(async move { compute.migrate_vm_with("web", ProjectId::DEFAULT, &to_dst()).await });
+    eventually("progress reported", async || {
+        c.compute
+            .migrations
+            .get(v.id)
+            .is_some_and(|f| f.progress.processed_bytes > 0)
+    })
+    .await;
+    // The leader stops; the agents go on without answers, and the migration completes.
+    c.cp.set(None);
+    mig.abort();
+    eventually("the domain arrived on the target", async || {
+        c.dst.domain_state(v.id).await.is_ok_and(|s| s == DomainState::Running)
+            && c.src.domain_state(v.id).await.is_err()
+    })
+    .await;
+    assert_eq!(
+        c.compute.store.get_vm(v.id).await.unwrap().status.node_id,
+        Some(c.s),
+        "the stopped leader never learnt it"
+    );
+    // A new leader on the same store; the same agents reach it.
+    let compute = Compute::new(
+        c.compute.store.clone(),
+        Hosts::default(),
+        EventBus::new(EventBusConfig::default()),
+    );
+    let agents = Agents::new(
+        compute.clone(),
+        AgentTiming {
+            heartbeat_interval: Duration::from_secs(1),
+            op_timeout: Duration::from_secs(10),
+            ..AgentTiming::default()
+        },
+    );
+    agents.restore().await.unwrap();
+    c.cp.set(Some(agents.clone()));
+    // Every poll: the arrived copy still runs, the source has none.
+    let settled = async || {
+        assert_eq!(
+            c.dst.domain_state(v.id).await.ok(),
+            Some(DomainState::Running),
+            "the arrived copy was touched"
+        );
+        assert!(c.src.domain_state(v.id).await.is_err(), "defined again on the source");
+        let rec = compute.store.get_vm(v.id).await.unwrap();
+        rec.status.node_id == Some(c.d) && rec.status.state == VmState::Running
+    };
+    eventually("the new leader places the VM on the target", async || settled().await).await;
+    // And it stays so over several heartbeats of both agents.
+    let until = tokio::time::Instant::now() + BEAT * 20;
+    while tokio::time::Instant::now() < until {
+        assert!(settled().await, "the record moved again");
+        tokio::time::sleep(BEAT).await;
+    }
+    assert!(!compute.migrations.is_orphan(v.id));
+}
+
+/// Maintenance evacuation moves a running VM only to a host that can take it live, of the
+/// same kind: from an agent host to the other agent host, never to the roomier in-process
+/// host; where none can, the VM is named and keeps running.
+#[tokio::test]
+async fn evacuation_moves_running_vms_live_to_hosts_of_the_same_kind_only() {
+    let c = cluster().await;
+    // An in-process host with far more room than the agent hosts.
+    let local = SimHypervisor::new("sim://evac-local", SimConfig::with_capacity(64, 262_144)).unwrap();
+    c.compute
+        .attach_node(
+            lqx_core::compute::NodeRegistration::new("local", "sim://evac-local"),
+            Arc::new(local.clone()),
+        )
+        .await
+        .unwrap();
+    let v = c.compute.create_vm(vm("web", c.s, 1024)).await.unwrap();
+    let n = c.compute.enter_maintenance("src", true).await.unwrap();
+    assert_eq!(n.phase, lqx_core::model::NodePhase::Maintenance);
+    let rec = c.compute.store.get_vm(v.id).await.unwrap();
+    assert_eq!((rec.status.node_id, rec.status.state), (Some(c.d), VmState::Running));
+    assert_eq!(c.dst.domain_state(v.id).await.unwrap(), DomainState::Running);
+    assert!(local.domain_state(v.id).await.is_err(), "never to the other kind");
+
+    eventually("the target's agent reports the VM", async || {
+        c.compute.hosts.get(c.d).unwrap().domain_state(v.id).await.is_ok()
+    })
+    .await;
+    // Now dst: src is in maintenance and local is of the other kind: nowhere to go live.
+    let e = c.compute.enter_maintenance("dst", true).await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::FailedPrecondition, "{}", e.message);
+    assert!(e.message.contains("could not move web"), "{}", e.message);
+    assert!(e.message.contains("different kinds"), "{}", e.message);
+    assert_eq!(
+        c.dst.domain_state(v.id).await.unwrap(),
+        DomainState::Running,
+        "never stopped"
+    );
+    let rec = c.compute.store.get_vm(v.id).await.unwrap();
+    assert_eq!((rec.status.node_id, rec.status.state), (Some(c.d), VmState::Running));
+    assert!(local.domain_state(v.id).await.is_err());
 }

@@ -485,3 +485,54 @@ async fn event_sequences_are_never_reused_across_restarts() {
         assert_eq!(bus.publish(d), 3 * BLOCK + 1);
     }
 }
+
+/// An alert's text keeps the node it was raised for: a VM's domain recreated on host-a,
+/// then (the alert still open) on host-b, leaves the host-a alert as it was (resolved) and
+/// opens one naming host-b, instead of rewriting the first into host-b's.
+#[tokio::test]
+async fn an_alerts_text_keeps_the_node_it_was_raised_for() {
+    let dir = tempfile::tempdir().unwrap();
+    for (engine, store) in engines(dir.path()).await {
+        let (alerts, _) = service(&store);
+        let vm = VmId::new();
+        let on = |host: &str| {
+            alert::vm_alert(
+                vm,
+                "web-1",
+                AlertSeverity::Warning,
+                conditions::VM_DOMAIN_RECREATED,
+                format!("web-1: domain recreated on {host}"),
+                format!("Host {host} no longer had the domain of VM web-1"),
+            )
+        };
+        let a = alerts.raise(on("host-a")).await.unwrap();
+        let again = alerts.raise(on("host-a")).await.unwrap();
+        assert_eq!((again.id, again.count), (a.id, 2), "{engine}: a plain repeat counts");
+        let b = alerts.raise(on("host-b")).await.unwrap();
+        assert_ne!(b.id, a.id, "{engine}");
+        assert!(b.message.contains("host-b") && b.count == 1, "{engine}: {b:?}");
+        let a = alerts.get(a.id).await.unwrap();
+        assert!(a.resolved, "{engine}: superseded");
+        assert!(
+            a.title.ends_with("host-a") && a.message.contains("host-a") && !a.message.contains("host-b"),
+            "{engine}: {a:?}"
+        );
+        assert_eq!(a.count, 2, "{engine}");
+        let open = alerts
+            .list(
+                &AlertFilter {
+                    resolved: Some(false),
+                    ..Default::default()
+                },
+                0,
+                "",
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            open.alerts.iter().map(|x| x.id).collect::<Vec<_>>(),
+            vec![b.id],
+            "{engine}"
+        );
+    }
+}

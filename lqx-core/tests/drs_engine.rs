@@ -1211,3 +1211,43 @@ vms:
     assert!(!out.live);
     assert_eq!(out.vm.status.state, lqx_core::model::VmState::Running);
 }
+
+/// The per-host migration limit (`migration.max_per_host`) is shared with maintenance and
+/// manual moves: DRS plans no more moves per host and round than it, whatever its own
+/// `max_concurrent_migrations_per_host` says.
+#[tokio::test]
+async fn drs_plans_within_the_shared_per_host_migration_limit() {
+    // node-1 at 100 % CPU: relieving it to 75 % takes two moves.
+    const FULL: &str = "
+nodes:
+  - {name: node-1, cpu_cores: 16, memory_mib: 65536}
+  - {name: node-2, cpu_cores: 16, memory_mib: 65536}
+  - {name: node-3, cpu_cores: 16, memory_mib: 65536}
+vms:
+  - {name: hot-1, node: node-1, cpu_cores: 2, memory_mib: 4096, usage: {cpu_percent: 100, memory_mib: 4096}}
+  - {name: hot-2, node: node-1, cpu_cores: 2, memory_mib: 4096, usage: {cpu_percent: 100, memory_mib: 4096}}
+  - {name: hot-3, node: node-1, cpu_cores: 2, memory_mib: 4096, usage: {cpu_percent: 100, memory_mib: 4096}}
+  - {name: hot-4, node: node-1, cpu_cores: 2, memory_mib: 4096, usage: {cpu_percent: 100, memory_mib: 4096}}
+  - {name: hot-5, node: node-1, cpu_cores: 2, memory_mib: 4096, usage: {cpu_percent: 100, memory_mib: 4096}}
+  - {name: hot-6, node: node-1, cpu_cores: 2, memory_mib: 4096, usage: {cpu_percent: 100, memory_mib: 4096}}
+  - {name: hot-7, node: node-1, cpu_cores: 2, memory_mib: 4096, usage: {cpu_percent: 100, memory_mib: 4096}}
+  - {name: hot-8, node: node-1, cpu_cores: 2, memory_mib: 4096, usage: {cpu_percent: 100, memory_mib: 4096}}
+";
+    let planned = async |shared: usize| {
+        let env = Env::new(FULL).await;
+        env.compute.migrations.set_max_per_host(shared);
+        let engine = env
+            .engine_with(DrsConfig {
+                max_concurrent_migrations_per_host: 10,
+                ..config(AutomationLevel::Manual)
+            })
+            .await;
+        let r = engine.run_once().await.unwrap();
+        r.recommendations
+            .iter()
+            .filter(|r| r.source_node_name == "node-1")
+            .count()
+    };
+    assert!(planned(10).await >= 2, "the relief takes two moves");
+    assert_eq!(planned(1).await, 1, "one migration per host at once");
+}

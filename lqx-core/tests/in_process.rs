@@ -17,27 +17,16 @@ use lqx_core::{
         sim::{SimConfig, SimHypervisor},
     },
     events::{EventBus, EventBusConfig},
-    model::{EventType, ProjectId, SubscriptionFilter, VmId, VmSpec, VmState},
+    model::{EventType, ProjectId, SubscriptionFilter, VmId, VmState},
     store::Store,
 };
 
+mod common;
+
 fn create(name: &str, node: lqx_core::model::NodeId, start: bool) -> CreateVm {
     CreateVm {
-        name: name.into(),
-        project_id: ProjectId::DEFAULT,
-        description: String::new(),
-        labels: Default::default(),
-        spec: VmSpec {
-            cpu_cores: 1,
-            memory_mib: 256,
-            disks: vec![],
-            nics: vec![],
-            ha: Default::default(),
-            placement: Default::default(),
-        },
-        node: Some(node),
         start,
-        request_id: None,
+        ..common::vm(name, node, 256)
     }
 }
 

@@ -7,32 +7,15 @@ use std::sync::Arc;
 
 use lqx_core::{
     ErrorKind,
-    compute::{Compute, CreateVm, Hosts, NodeRegistration},
+    compute::{Compute, Hosts, NodeRegistration},
     driver::sim::{SimConfig, SimRegistry},
     events::{EventBus, EventBusConfig},
-    model::{NodePhase, ProjectId, VmSpec},
+    model::{NodePhase, ProjectId},
     store::Store,
 };
 
-fn vm(name: &str, node: lqx_core::model::NodeId, memory_mib: u64) -> CreateVm {
-    CreateVm {
-        name: name.into(),
-        project_id: ProjectId::DEFAULT,
-        description: String::new(),
-        labels: Default::default(),
-        spec: VmSpec {
-            cpu_cores: 1,
-            memory_mib,
-            disks: vec![],
-            nics: vec![],
-            ha: Default::default(),
-            placement: Default::default(),
-        },
-        node: Some(node),
-        start: true,
-        request_id: None,
-    }
-}
+mod common;
+use common::vm;
 
 #[tokio::test]
 async fn a_vm_that_cannot_move_is_named_and_the_node_stays_draining() {

@@ -10,7 +10,8 @@ use std::time::Duration;
 #[derive(clap::Args, Clone)]
 pub struct AgentArgs {
     /// Control plane URL (http://host:8080 or https://host:8443); several replicas:
-    /// comma-separated or the flag repeated. Heartbeats follow the HA leader among them.
+    /// comma-separated or the flag repeated, or a DNS name with one address per replica.
+    /// Heartbeats follow the HA leader among them.
     #[arg(long, env = "LQX_CONTROL_PLANE", value_delimiter = ',', required = true)]
     pub control_plane: Vec<String>,
     /// One-time join token (`lqx node join-token`); only needed for the first start. Prefer
@@ -90,7 +91,11 @@ pub fn init_logging(format: crate::config::LogFormat) {
 }
 
 /// The gRPC channel to one control plane replica; reconnects by itself (lazily).
-fn channel(url: &str, ca_cert: Option<&std::path::Path>) -> anyhow::Result<tonic::transport::Channel> {
+fn channel(
+    url: &str,
+    tls_name: Option<&str>,
+    ca_cert: Option<&std::path::Path>,
+) -> anyhow::Result<tonic::transport::Channel> {
     let mut ep = tonic::transport::Endpoint::from_shared(url.to_string())
         .with_context(|| format!("{url:?} is not a URL"))?
         .connect_timeout(Duration::from_secs(2))
@@ -102,6 +107,10 @@ fn channel(url: &str, ca_cert: Option<&std::path::Path>) -> anyhow::Result<tonic
         if let Some(ca) = ca_cert {
             let pem = std::fs::read(ca).with_context(|| format!("reading {}", ca.display()))?;
             tls = tls.ca_certificate(tonic::transport::Certificate::from_pem(pem));
+        }
+        // One address of a name: the certificate is checked against the name.
+        if let Some(name) = tls_name {
+            tls = tls.domain_name(name);
         }
         ep = ep.tls_config(tls).context("TLS configuration")?;
     } else if ca_cert.is_some() {
@@ -127,12 +136,15 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
         .with_context(|| format!("connecting to libvirt at {}", args.libvirt))?;
     let ca = args.ca_cert.clone();
     for u in &args.control_plane {
-        channel(u, ca.as_deref())?;
+        channel(u, None, ca.as_deref())?;
     }
-    let connect: lqx_core::agent::follow::Connect = Arc::new(move |url: &str| {
-        channel(url, ca.as_deref()).map_err(|e| lqx_core::Error::invalid("control_plane", format!("{e:#}")))
+    let connect: lqx_core::agent::follow::Connect = Arc::new(move |url: &str, tls_name: Option<&str>| {
+        channel(url, tls_name, ca.as_deref()).map_err(|e| lqx_core::Error::invalid("control_plane", format!("{e:#}")))
     });
-    let mut follow = FollowLeader::new(&args.control_plane, connect)?;
+    // A name with several addresses is that many replicas (no load balancer needed).
+    let mut follow =
+        FollowLeader::with_names(&args.control_plane, connect, lqx_core::agent::follow::system_resolver()).await?;
+    tracing::info!(replicas = %follow.replicas().join(","), "control plane replicas");
     if let Some(i) = args.heartbeat_interval {
         follow = follow.with_call_timeout(lqx_core::handover::agent_call_timeout(i));
     }

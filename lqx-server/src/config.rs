@@ -36,6 +36,8 @@ pub struct Config {
     pub auth: AuthConfig,
     /// How long audit entries are kept.
     pub audit: AuditConfig,
+    /// Live migration: the per-host limit of concurrent migrations.
+    pub migration: lqx_core::compute::inflight::MigrationConfig,
 }
 
 /// The `audit:` section: retention of the audit log (pruned hourly, the pruning audited).
@@ -283,6 +285,7 @@ impl Default for Config {
             leader: lqx_core::leader::LeaderConfig::default(),
             auth: AuthConfig::default(),
             audit: AuditConfig::default(),
+            migration: Default::default(),
         }
     }
 }
@@ -319,6 +322,7 @@ impl Config {
             .validate()
             .map_err(|e| anyhow::anyhow!("ha.{}: {e}", e.field()))?;
         self.leader.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
+        self.migration.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
         if self.limits.max_message_bytes < 1024 {
             anyhow::bail!("limits.max_message_bytes must be at least 1024");
         }
@@ -396,6 +400,17 @@ mod tests {
         assert_eq!(r.max_age, Some(Duration::from_secs(30 * 86_400)));
         assert_eq!(r.max_entries, None);
         assert!(Config::default().audit.retention().max_age.is_some());
+    }
+
+    #[test]
+    fn migration_section_parses_and_is_checked() {
+        assert_eq!(Config::default().migration.max_per_host, 2);
+        let c = Config::from_yaml("migration: {max_per_host: 4}\n").unwrap();
+        assert_eq!(c.migration.max_per_host, 4);
+        c.validate().unwrap();
+        let c = Config::from_yaml("migration: {max_per_host: 0}\n").unwrap();
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("migration.max_per_host"), "{e}");
     }
 
     #[test]

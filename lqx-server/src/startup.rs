@@ -93,6 +93,9 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .context("restoring the event sequence")?;
     let compute = Compute::new(store.clone(), Hosts::default(), events.clone());
     compute.set_guest_cpu(args.guest_cpu_model.clone());
+    compute
+        .migrations
+        .set_max_per_host(config.migration.max_per_host as usize);
 
     let sims = SimRegistry::new();
     if let Some(file) = &args.sim {
@@ -203,10 +206,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             store: store.clone(),
             ha: ha.clone(),
         }),
-        Arc::new(crate::services::ha::HaApi {
-            manager: ha,
-            compute: compute.clone(),
-        }),
+        Arc::new(crate::services::ha::HaApi { manager: ha }),
         Arc::new(crate::services::alert::AlertApi { alerts }),
         Arc::new(crate::services::events::EventApi { events: events.clone() }),
     )?;

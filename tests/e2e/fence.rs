@@ -242,11 +242,13 @@ async fn a_hung_agent_is_fenced_by_the_fence_process_before_failover() {
         a["fencing"].as_str().unwrap().starts_with("degraded: no host watchdog"),
         "{a}"
     );
+    assert_eq!(a["fencingLevel"], "fence-process", "{a}");
     let b = ok(&s, &format!("{NODES}/GetNode"), json!({"id": "host-b"})).await;
     assert!(
         b["fencing"].as_str().unwrap().starts_with("degraded: no fence process"),
         "{b}"
     );
+    assert_eq!(b["fencingLevel"], "agent-only", "{b}");
 
     // An HA VM on host-a, running under QEMU.
     // Defined, then started: on a fresh libvirtd on a busy machine each step can take tens

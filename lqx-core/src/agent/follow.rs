@@ -9,8 +9,13 @@
 //!   a few call timeouts: a stopped leader must not cost every attempt a timeout while
 //!   another replica takes over.
 //! - Registration goes to the first replica that answers (any replica registers).
+//! - A URL whose host is a DNS name with several addresses stands for that many replicas
+//!   ([`expand`]): each address is tried like a listed URL (TLS still checks the certificate
+//!   against the name), so agents follow the leader behind one name without a load
+//!   balancer. When no replica answers at all, the names are resolved again.
 
 use std::{
+    net::IpAddr,
     sync::{Arc, Mutex},
     time::Duration,
 };
@@ -26,11 +31,94 @@ use crate::{
     handover::LEADER_URL_HEADER,
 };
 
-/// Opens a (lazy) channel to a URL, with the agent's TLS settings.
-pub type Connect = Arc<dyn Fn(&str) -> Result<Channel> + Send + Sync>;
+/// Opens a (lazy) channel to a URL, with the agent's TLS settings; the second argument is
+/// the name to check the server's certificate against when the URL holds an address.
+pub type Connect = Arc<dyn Fn(&str, Option<&str>) -> Result<Channel> + Send + Sync>;
+
+/// Resolves a host name and port to its addresses.
+pub type Resolve = Arc<dyn Fn(String, u16) -> BoxFuture<'static, std::io::Result<Vec<IpAddr>>> + Send + Sync>;
+
+/// The system's resolver (`getaddrinfo`: /etc/hosts, DNS).
+pub fn system_resolver() -> Resolve {
+    Arc::new(|host, port| {
+        Box::pin(async move {
+            Ok(tokio::net::lookup_host((host.as_str(), port))
+                .await?
+                .map(|a| a.ip())
+                .collect())
+        })
+    })
+}
+
+/// One replica to try: the URL dialled and, when it is one address of a DNS name, that name
+/// (for TLS).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Replica {
+    pub url: String,
+    pub tls_name: Option<String>,
+}
+
+/// The replicas `urls` stand for: a URL whose host name resolves to several addresses
+/// becomes one replica per address; the others stay as given (a name that does not
+/// resolve now is left for the channel to resolve when it connects).
+pub async fn expand(urls: &[String], resolve: &Resolve) -> Vec<Replica> {
+    let mut out: Vec<Replica> = Vec::new();
+    for u in urls.iter().map(|u| normalize(u)) {
+        let as_given = Replica {
+            url: u.clone(),
+            tls_name: None,
+        };
+        let Ok(uri) = u.parse::<tonic::codegen::http::Uri>() else {
+            out.push(as_given);
+            continue;
+        };
+        let (Some(scheme), Some(host)) = (uri.scheme_str(), uri.host()) else {
+            out.push(as_given);
+            continue;
+        };
+        if host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<IpAddr>()
+            .is_ok()
+        {
+            out.push(as_given);
+            continue;
+        }
+        let port = uri.port_u16().unwrap_or(if scheme == "https" { 443 } else { 80 });
+        let mut addrs = match resolve(host.to_string(), port).await {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!(url = %u, error = %e, "cannot resolve the control plane's name now");
+                vec![]
+            }
+        };
+        addrs.sort();
+        addrs.dedup();
+        if addrs.len() < 2 {
+            out.push(as_given);
+            continue;
+        }
+        let path = uri.path().trim_end_matches('/');
+        for a in addrs {
+            let ip = match a {
+                IpAddr::V4(v4) => v4.to_string(),
+                IpAddr::V6(v6) => format!("[{v6}]"),
+            };
+            out.push(Replica {
+                url: format!("{scheme}://{ip}:{port}{path}"),
+                tls_name: Some(host.to_string()),
+            });
+        }
+    }
+    out.dedup_by(|a, b| a.url == b.url);
+    out
+}
 
 pub struct FollowLeader {
     connect: Connect,
+    /// The URLs as configured and how to resolve them again ([`Self::with_names`]).
+    names: Option<(Vec<String>, Resolve)>,
     /// Known replicas, in order; `current` answered last.
     replicas: Mutex<Vec<(String, AgentServiceClient<Channel>)>>,
     current: Mutex<String>,
@@ -52,13 +140,33 @@ fn try_another(code: Code) -> bool {
 }
 
 impl FollowLeader {
-    /// Over `urls` (at least one).
+    /// Over `urls` (at least one), as given.
     pub fn new(urls: &[String], connect: Connect) -> Result<Self> {
+        let replicas: Vec<Replica> = urls
+            .iter()
+            .map(|u| Replica {
+                url: normalize(u),
+                tls_name: None,
+            })
+            .collect();
+        Self::over(&replicas, connect)
+    }
+
+    /// Over what `urls` stand for ([`expand`]); names are resolved again when no replica
+    /// answers.
+    pub async fn with_names(urls: &[String], connect: Connect, resolve: Resolve) -> Result<Self> {
+        let replicas = expand(urls, &resolve).await;
+        let mut f = Self::over(&replicas, connect)?;
+        f.names = Some((urls.to_vec(), resolve));
+        Ok(f)
+    }
+
+    fn over(list: &[Replica], connect: Connect) -> Result<Self> {
         let mut replicas = Vec::new();
-        for u in urls.iter().map(|u| normalize(u)) {
-            if !replicas.iter().any(|(k, _)| *k == u) {
-                let ch = connect(&u)?;
-                replicas.push((u, AgentServiceClient::new(ch)));
+        for r in list {
+            if !replicas.iter().any(|(k, _)| *k == r.url) {
+                let ch = connect(&r.url, r.tls_name.as_deref())?;
+                replicas.push((r.url.clone(), AgentServiceClient::new(ch)));
             }
         }
         let first = replicas
@@ -67,6 +175,7 @@ impl FollowLeader {
             .ok_or_else(|| crate::Error::invalid("control_plane", "at least one URL is needed"))?;
         Ok(FollowLeader {
             connect,
+            names: None,
             replicas: Mutex::new(replicas),
             current: Mutex::new(first),
             call_timeout: crate::handover::agent_call_timeout(Duration::from_secs(2)),
@@ -89,9 +198,33 @@ impl FollowLeader {
         if let Some((_, c)) = r.iter().find(|(u, _)| u == url) {
             return Ok(c.clone());
         }
-        let c = AgentServiceClient::new((self.connect)(url)?);
+        let c = AgentServiceClient::new((self.connect)(url, None)?);
         r.push((url.to_string(), c.clone()));
         Ok(c)
+    }
+
+    /// The replicas tried now, in order.
+    pub fn replicas(&self) -> Vec<String> {
+        let r = self.replicas.lock().unwrap_or_else(|p| p.into_inner());
+        r.iter().map(|(u, _)| u.clone()).collect()
+    }
+
+    /// Resolves the configured names again and adds addresses not known yet.
+    async fn reresolve(&self) {
+        let Some((urls, resolve)) = &self.names else { return };
+        for rep in expand(urls, resolve).await {
+            let mut r = self.replicas.lock().unwrap_or_else(|p| p.into_inner());
+            if r.iter().any(|(u, _)| *u == rep.url) {
+                continue;
+            }
+            match (self.connect)(&rep.url, rep.tls_name.as_deref()) {
+                Ok(ch) => {
+                    info!(url = %rep.url, "a control plane replica found by its name");
+                    r.push((rep.url, AgentServiceClient::new(ch)));
+                }
+                Err(e) => tracing::warn!(url = %rep.url, error = %e, "cannot use a resolved replica address"),
+            }
+        }
     }
 
     /// The order to try replicas in: the current one, then the rest as listed; those that
@@ -183,8 +316,12 @@ impl FollowLeader {
         // Nobody renewed: start next time from a replica that answered, if any.
         if let Some(a) = alive {
             self.set_current(&a);
-        } else if let Some(next) = self.order().into_iter().find(|u| *u != self.current()) {
-            self.set_current(&next);
+        } else {
+            // None answered: the name may point elsewhere now.
+            self.reresolve().await;
+            if let Some(next) = self.order().into_iter().find(|u| *u != self.current()) {
+                self.set_current(&next);
+            }
         }
         Err(from_status(last.unwrap_or_else(|| {
             tonic::Status::unavailable("no control plane replica")

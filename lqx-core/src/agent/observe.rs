@@ -3,8 +3,12 @@
 //! and usage (CPU % from the CPU-time delta over its vCPUs, memory), with the failures of the
 //! last reconcile pass attached to their domains. The agent process and the control plane's
 //! in-process nodes (`crate::compute::in_process`) observe with this same code.
+//!
+//! A read that outlasts its budget is not dropped: it goes on as a task (a libvirt call
+//! cannot be taken back), and no read of the same kind starts until it ends, so a slow
+//! libvirtd gets one call of each kind at a time, not one more at every heartbeat.
 
-use std::{collections::HashMap, future::Future, time::Duration};
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use tokio::time::Instant;
 use tracing::debug;
@@ -32,6 +36,53 @@ pub struct Sampler {
     domains_seen: Option<Vec<crate::driver::DomainInfo>>,
     node: Option<(Instant, u64)>,
     domains: HashMap<VmId, (Instant, u64)>,
+    /// Reads that outlasted their budget and are still running.
+    info_read: Option<InFlight<crate::driver::NodeInfo>>,
+    stats_read: Option<InFlight<crate::driver::NodeStats>>,
+    list_read: Option<InFlight<Vec<crate::driver::DomainInfo>>>,
+    domain_reads: HashMap<VmId, InFlight<crate::driver::DomainStats>>,
+}
+
+/// A hypervisor read still running after its budget, and since when.
+struct InFlight<T> {
+    since: Instant,
+    task: tokio::task::JoinHandle<Result<T, DriverError>>,
+}
+
+/// One read of a kind: none is started while the last one of that kind is in flight (the
+/// answer then says since when); one that takes longer than `limit` is kept in `slot`.
+async fn read<T: Send + 'static>(
+    slot: &mut Option<InFlight<T>>,
+    limit: Duration,
+    what: &str,
+    start: impl FnOnce() -> futures::future::BoxFuture<'static, Result<T, DriverError>>,
+) -> Result<T, DriverError> {
+    let mut f = match slot.take() {
+        Some(f) if !f.task.is_finished() => {
+            let since = Instant::now().saturating_duration_since(f.since);
+            *slot = Some(f);
+            return Err(DriverError::Timeout(format!(
+                "{what} in flight for {} (libvirtd is slow or hung; not asked again until it answers)",
+                humantime::format_duration(Duration::from_secs(since.as_secs()))
+            )));
+        }
+        // Ended since: its answer is stale, ask again.
+        _ => InFlight {
+            since: Instant::now(),
+            task: tokio::spawn(start()),
+        },
+    };
+    match tokio::time::timeout(limit, &mut f.task).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => Err(DriverError::Other(format!("{what}: {e}"))),
+        Err(_) => {
+            *slot = Some(f);
+            Err(DriverError::Timeout(format!(
+                "{what}: the hypervisor did not answer within {} (the call is still in flight: libvirtd is slow or hung)",
+                humantime::format_duration(limit)
+            )))
+        }
+    }
 }
 
 impl Sampler {
@@ -42,7 +93,7 @@ impl Sampler {
     /// within one heartbeat `interval` (domain stats are skipped beyond it).
     pub async fn observe(
         &mut self,
-        hv: &dyn Hypervisor,
+        hv: &Arc<dyn Hypervisor>,
         node: NodeId,
         errors: &HashMap<VmId, DriverError>,
         interval: Duration,
@@ -55,10 +106,21 @@ impl Sampler {
         let budget = (interval / 2).clamp(HYPERVISOR_READ_MIN, HYPERVISOR_READ_TIMEOUT);
         let stats_until = now + interval.max(HYPERVISOR_READ_MIN * 2);
         if self.cpus.is_none() {
-            self.cpus = bounded(budget, hv.node_info()).await.ok().map(|i| i.cpus);
+            let h = hv.clone();
+            self.cpus = read(&mut self.info_read, budget, "node info", move || {
+                Box::pin(async move { h.node_info().await })
+            })
+            .await
+            .ok()
+            .map(|i| i.cpus);
         }
         let cpus = self.cpus.unwrap_or(1);
-        match bounded(budget, hv.node_stats()).await {
+        let h = hv.clone();
+        match read(&mut self.stats_read, budget, "node stats", move || {
+            Box::pin(async move { h.node_stats().await })
+        })
+        .await
+        {
             Ok(s) => {
                 if let Some((t, busy)) = self.node {
                     req.cpu_percent = cpu_percent(busy, s.cpu_busy_ns, now - t, cpus);
@@ -70,7 +132,12 @@ impl Sampler {
             }
             Err(e) => debug!(error = %e, "node stats unavailable"),
         }
-        let domains = match bounded(budget, hv.list_domains()).await {
+        let h = hv.clone();
+        let listed = read(&mut self.list_read, budget, "domain list", move || {
+            Box::pin(async move { h.list_domains().await })
+        })
+        .await;
+        let domains = match listed {
             Ok(d) => {
                 self.domains_seen = Some(d.clone());
                 d
@@ -97,7 +164,18 @@ impl Sampler {
             if d.managed
                 && d.state.is_active()
                 && Instant::now() < stats_until
-                && let Ok(s) = bounded(budget, hv.domain_stats(d.id)).await
+                && let Ok(s) = {
+                    let mut slot = self.domain_reads.remove(&d.id);
+                    let (h, id) = (hv.clone(), d.id);
+                    let r = read(&mut slot, budget, "domain stats", move || {
+                        Box::pin(async move { h.domain_stats(id).await })
+                    })
+                    .await;
+                    if let Some(f) = slot {
+                        self.domain_reads.insert(d.id, f);
+                    }
+                    r
+                }
             {
                 if let Some((t, ns)) = self.domains.get(&d.id) {
                     st.cpu_percent = cpu_percent(*ns, s.cpu_time_ns, now - *t, s.vcpus);
@@ -116,6 +194,8 @@ impl Sampler {
             req.domains.push(st);
         }
         self.domains.retain(|id, _| seen.get(id).is_some_and(|s| s.is_active()));
+        self.domain_reads
+            .retain(|id, f| seen.contains_key(id) || !f.task.is_finished());
         // Failures on domains that do not exist (a define that failed).
         for (id, e) in errors {
             if !seen.contains_key(id) {
@@ -140,14 +220,4 @@ pub fn reported_states(req: &pb::HeartbeatRequest) -> HashMap<VmId, DomainState>
             Some((id, super::control::parse_state(&d.state)?))
         })
         .collect()
-}
-
-/// A hypervisor read, given up after `limit`.
-pub async fn bounded<T>(limit: Duration, f: impl Future<Output = Result<T, DriverError>>) -> Result<T, DriverError> {
-    tokio::time::timeout(limit, f).await.unwrap_or_else(|_| {
-        Err(DriverError::Timeout(format!(
-            "the hypervisor did not answer within {} (a call is still in flight: libvirtd is slow or hung)",
-            humantime::format_duration(limit)
-        )))
-    })
 }

@@ -321,16 +321,14 @@ impl Agent {
         info!(node = %ident.node_id, hypervisor = %this.hv.uri(), ?interval, "agent running");
         loop {
             let mut req = this.report(&ident, &mut sampler, &shared, interval).await;
-            req.fencing = if req.hypervisor_slow.is_empty() {
-                fence
-                    .as_ref()
-                    .map_or_else(|| crate::fence::client::AGENT_ONLY.to_string(), |f| f.status())
-            } else {
-                format!(
-                    "degraded: libvirt is not answering ({}): while it hangs only the host watchdog can fence",
-                    req.hypervisor_slow
-                )
-            };
+            let mut fencing = fence
+                .as_ref()
+                .map_or_else(crate::fence::client::agent_only, |f| f.status());
+            if !req.hypervisor_slow.is_empty() {
+                fencing = fencing.with_libvirt_hung(&req.hypervisor_slow);
+            }
+            req.fencing = fencing.text();
+            req.fencing_level = fencing.level.as_str().into();
             let sent_at = Instant::now();
             let answer = tokio::time::timeout(
                 this.opts.request_timeout,
@@ -620,9 +618,7 @@ impl Agent {
         interval: Duration,
         now: Instant,
     ) -> pb::HeartbeatRequest {
-        let mut req = sampler
-            .observe(self.hv.as_ref(), ident.node_id, &errors, interval, now)
-            .await;
+        let mut req = sampler.observe(&self.hv, ident.node_id, &errors, interval, now).await;
         req.observed_generation = applied;
         req.self_fenced = fenced;
         req.heartbeat_interval_ms = u32::try_from(interval.as_millis()).unwrap_or(u32::MAX);

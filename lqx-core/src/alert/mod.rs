@@ -6,7 +6,10 @@
 //! - An alert is identified by its source (type + id) and its condition (e.g.
 //!   `node.unreachable`). While an alert with that key is open (not resolved), raising it
 //!   again updates that alert (latest title, message, severity and source name; `count`
-//!   bumped, `updated_at` = now) instead of creating a second one.
+//!   bumped, `updated_at` = now) instead of creating a second one. A repeat with another
+//!   title is about another subject (titles name the host: "domain recreated on host-b"):
+//!   it supersedes the open alert, which is resolved with its text intact, and a new alert
+//!   is created, so an alert's text always names the node it was raised for.
 //! - If the new severity is higher than the open alert's, the alert is escalated: a previous
 //!   acknowledgement is cleared (the operator acknowledged something milder) and webhooks
 //!   are notified again. A plain repeat does not notify.
@@ -194,6 +197,7 @@ fn truncate(s: &mut String, max: usize) {
 /// created): the caller looked up the wrong alert, and an alert must never be lost for it.
 pub fn raise(existing_open: Option<&Alert>, draft: AlertDraft, now: DateTime<Utc>) -> AlertChange {
     match existing_open {
+        Some(open) if supersedes(open, &draft) => AlertChange::Created(new_alert(draft, now)),
         Some(open) if open.is_open() && open.key() == draft.key() => {
             let mut alert = open.clone();
             let escalated = draft.severity.rank() > open.severity.rank();
@@ -218,6 +222,13 @@ pub fn raise(existing_open: Option<&Alert>, draft: AlertDraft, now: DateTime<Utc
             AlertChange::Created(new_alert(draft, now))
         }
     }
+}
+
+/// Whether `draft` is about another subject than the open alert of its key (another title:
+/// titles name the host an alert was raised for). The caller resolves `open` first; updating
+/// it in place would make its text, count and creation time describe another host.
+pub fn supersedes(open: &Alert, draft: &AlertDraft) -> bool {
+    open.is_open() && open.key() == draft.key() && open.title != draft.title
 }
 
 fn new_alert(d: AlertDraft, now: DateTime<Utc>) -> Alert {

@@ -176,6 +176,22 @@ impl Alerts {
         let key = draft.key();
         for _ in 0..CAS_ATTEMPTS {
             let open = self.inner.store.open_alert(&key).await?;
+            if let Some(s) = &open
+                && super::supersedes(&s.alert, &draft)
+            {
+                // Resolved as it was raised (its node in its text), then the new one.
+                if let Some(change) = super::clear(Some(&s.alert), now())
+                    && self
+                        .inner
+                        .store
+                        .update_alert_if(change.alert(), s.version)
+                        .await?
+                        .is_some()
+                {
+                    self.announce(&change);
+                }
+                continue;
+            }
             let change = super::raise(open.as_ref().map(|s| &s.alert), draft.clone(), now());
             let written = match (&change, &open) {
                 (AlertChange::Updated { alert, .. }, Some(s)) => {

@@ -38,6 +38,7 @@ use tokio::{sync::watch, time::Instant};
 use tracing::{debug, info};
 
 mod migration;
+mod orphans;
 
 use super::{Compute, Hosts, NodeRegistration};
 use crate::{
@@ -156,6 +157,8 @@ struct Inner {
     /// Credentials already read from the store, by prefix.
     credentials: RwLock<HashMap<String, (NodeId, String)>>,
     hook: RwLock<Option<Arc<dyn HeartbeatHook>>>,
+    /// Migrations the previous leader left unsettled ([`orphans`]).
+    orphans: Mutex<HashMap<VmId, orphans::Orphan>>,
 }
 
 fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
@@ -177,6 +180,7 @@ impl Agents {
                 links: Arc::default(),
                 credentials: RwLock::default(),
                 hook: RwLock::default(),
+                orphans: Mutex::default(),
             }),
         }
     }
@@ -235,13 +239,16 @@ impl Agents {
                 hostname: node.hostname.clone(),
                 cpus: node.capacity.cpu_cores,
                 memory_mib: node.capacity.memory_mib,
-                cpu_model: String::new(),
+                // As last registered: the live-migration CPU check needs it before the agent
+                // registers again (it only heartbeats to a restarted control plane).
+                cpu_model: node.cpu_model.clone(),
             };
             let link = self.install(node.id, &node.name, info);
             link.rebuild(&self.inner.compute).await?;
             n += 1;
         }
         if n > 0 {
+            self.note_orphans(&self.inner.compute.store.all_vms().await?);
             info!(nodes = n, "agent nodes restored; waiting for their heartbeats");
         }
         Ok(n)
@@ -389,8 +396,14 @@ impl Agents {
         let now = Instant::now();
         let hook = read(&self.inner.hook).clone();
         let (resp, writes) = link.accept(&req, now, hook.as_deref());
-        self.inner.compute.record_agent_report(node, &req.fencing);
+        self.inner.compute.record_agent_report(
+            node,
+            crate::fence::Fencing::from_report(&req.fencing_level, &req.fencing),
+        );
         self.persist(&link, node, &req, writes, now).await;
+        if !lock(&self.inner.orphans).is_empty() {
+            self.settle_orphans().await;
+        }
         Ok(resp)
     }
 
@@ -528,9 +541,11 @@ async fn modify_vm(compute: &Compute, vm: VmId, node: NodeId, f: impl Fn(&mut cr
             Err(e) if e.kind == ErrorKind::NotFound => return Ok(false),
             Err(e) => return Err(e),
         };
-        // A VM left Migrating by a control plane that stopped mid-way is written again.
+        // A VM left Migrating by a control plane that stopped mid-way is written again once
+        // its outcome is settled (`orphans`).
         if v.status.node_id != Some(node)
-            || (v.status.state == VmState::Migrating && compute.migrations.get(vm).is_some())
+            || (v.status.state == VmState::Migrating
+                && (compute.migrations.get(vm).is_some() || compute.migrations.is_orphan(vm)))
         {
             return Ok(false);
         }

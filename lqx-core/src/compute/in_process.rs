@@ -192,13 +192,7 @@ impl InProcessNode {
 
         let mut req = self
             .sampler
-            .observe(
-                self.hv.as_ref(),
-                self.node,
-                &self.errors,
-                self.opts.interval,
-                Instant::now(),
-            )
+            .observe(&self.hv, self.node, &self.errors, self.opts.interval, Instant::now())
             .await;
         if !req.hypervisor_error.is_empty() {
             // No heartbeat: the lease of an in-process node stands for its host answering.

@@ -18,6 +18,32 @@ use crate::{Error, Result};
 /// Default limit of concurrent migrations per host (in and out together).
 pub const DEFAULT_MAX_PER_HOST: usize = 2;
 
+/// The `migration:` section of the server's config.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MigrationConfig {
+    /// Migrations a host takes part in at once, in or out, whoever asked (DRS, maintenance
+    /// evacuation, `lqx vm migrate`); DRS plans no more per round either.
+    pub max_per_host: u32,
+}
+
+impl Default for MigrationConfig {
+    fn default() -> Self {
+        MigrationConfig {
+            max_per_host: DEFAULT_MAX_PER_HOST as u32,
+        }
+    }
+}
+
+impl MigrationConfig {
+    pub fn validate(&self) -> Result<()> {
+        if self.max_per_host == 0 {
+            return Err(Error::invalid("migration.max_per_host", "must be at least 1"));
+        }
+        Ok(())
+    }
+}
+
 /// One migration in flight.
 #[derive(Debug, Clone, PartialEq)]
 pub struct InFlight {
@@ -36,6 +62,9 @@ pub struct InFlight {
 struct Inner {
     by_vm: HashMap<VmId, InFlight>,
     max_per_host: usize,
+    /// Migrations a previous leader left unsettled: their records are not written from
+    /// heartbeats until the agents' reports settle them.
+    orphans: std::collections::HashSet<VmId>,
 }
 
 /// The table of migrations in flight. Cheap to clone.
@@ -50,6 +79,7 @@ impl Default for Migrations {
             inner: Arc::new(Mutex::new(Inner {
                 by_vm: HashMap::new(),
                 max_per_host: DEFAULT_MAX_PER_HOST,
+                orphans: Default::default(),
             })),
         }
     }
@@ -89,6 +119,20 @@ impl Migrations {
     /// Sets the per-host limit (at least 1).
     pub fn set_max_per_host(&self, n: usize) {
         lock(&self.inner).max_per_host = n.max(1);
+    }
+
+    /// Marks (or clears) a migration a previous leader left unsettled.
+    pub fn set_orphan(&self, vm: VmId, orphan: bool) {
+        let mut g = lock(&self.inner);
+        if orphan {
+            g.orphans.insert(vm);
+        } else {
+            g.orphans.remove(&vm);
+        }
+    }
+
+    pub fn is_orphan(&self, vm: VmId) -> bool {
+        lock(&self.inner).orphans.contains(&vm)
     }
 
     pub fn max_per_host(&self) -> usize {

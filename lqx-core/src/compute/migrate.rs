@@ -9,6 +9,7 @@
 
 use super::inflight::InFlight;
 use super::{Compute, MigrateOutcome};
+use crate::api::compute::v1 as pb;
 use crate::driver::{GuestCpu, Hypervisor, LiveOptions, MigrationProgress, ProgressFn};
 use crate::model::*;
 use crate::saga::{self, Injected, OpKind, OpParams, Operation};
@@ -26,9 +27,23 @@ pub struct MigrateOptions {
     pub live: LiveOptions,
 }
 
-/// Why `src` -> `dst` cannot be live, if it cannot.
+/// Why `src` -> `dst` cannot be live, if it cannot. Agent hosts migrate peer to peer among
+/// themselves, in-process hosts through this control plane's connections: neither reaches
+/// the other kind.
 pub fn live_blocker(src: &dyn Hypervisor, dst: &dyn Hypervisor) -> Option<String> {
-    src.live_migration_blocker().or_else(|| dst.live_migration_blocker())
+    let agent = |h: &dyn Hypervisor| h.uri().starts_with("agent://");
+    src.live_migration_blocker()
+        .or_else(|| dst.live_migration_blocker())
+        .or_else(|| {
+            (agent(src) != agent(dst)).then(|| {
+                format!(
+                    "{} and {} are hosts of different kinds (agent host, in-process host): a live migration \
+                     reaches only a host of the same kind",
+                    src.uri(),
+                    dst.uri()
+                )
+            })
+        })
 }
 
 /// Why the guest's CPU cannot move live from `src` to `dst`: with `host-model` guests get
@@ -95,7 +110,37 @@ impl Compute {
             if pinned == Some(source) {
                 return Err(Error::precondition(format!("VM {} is already on that node", vm.name)));
             }
-            let target = self.schedule(&probe, pinned, Some(vm.id)).await?;
+            // Left to the scheduler, a running VM goes only where it can arrive live (a host of
+            // the same kind, able to receive it, with a CPU the guest can keep).
+            let mut not_live = Vec::new();
+            if pinned.is_none() && running && !opts.cold && src.live_migration_blocker().is_none() {
+                for n in self.store.all_nodes().await?.iter().filter(|n| n.id != source) {
+                    let why = match self.hosts.get(n.id) {
+                        Ok(dst) => match live_blocker(src.as_ref(), dst.as_ref()) {
+                            Some(why) => Some(why),
+                            None => cpu_blocker(&self.guest_cpu(), src.as_ref(), dst.as_ref()).await,
+                        },
+                        Err(e) => Some(e.message),
+                    };
+                    if let Some(why) = why {
+                        probe.spec.placement.excluded_nodes.push(n.id);
+                        not_live.push(format!("{} ({why})", n.name));
+                    }
+                }
+            }
+            let target = match self.schedule(&probe, pinned, Some(vm.id)).await {
+                Ok(t) => t,
+                Err(e) if !not_live.is_empty() => {
+                    return Err(Error::precondition(format!(
+                        "VM {} is running and cannot be live-migrated to any host: {}; hosts it cannot \
+                         reach live: {}. It keeps running where it is",
+                        vm.name,
+                        e.message,
+                        not_live.join("; ")
+                    )));
+                }
+                Err(e) => return Err(e),
+            };
             let dst = self.hosts.get(target)?;
             if running
                 && !opts.cold
@@ -258,6 +303,48 @@ impl Compute {
             drop(reservation);
             res
         }
+    }
+
+    /// The migration of `vm` in flight here, as the API shows it in the VM's status (target
+    /// by name, bytes copied, total, still to copy); None when it does not migrate.
+    pub async fn migration_view(&self, vm: VmId) -> Result<Option<pb::VmMigration>> {
+        let Some(f) = self.migrations.get(vm) else {
+            return Ok(None);
+        };
+        let names = self.store.node_names([f.target]).await?;
+        Ok(Some(pb::VmMigration {
+            target_node: names.get(&f.target).cloned().unwrap_or_default(),
+            live: f.live,
+            processed_bytes: f.progress.processed_bytes,
+            total_bytes: f.progress.total_bytes,
+            remaining_bytes: f.progress.remaining_bytes,
+        }))
+    }
+
+    /// The answer to a migration that ended: the VM as it is now, and both nodes by name.
+    pub async fn migrate_answer(&self, out: &MigrateOutcome) -> Result<pb::MigrateVmResponse> {
+        let names = self.store.node_names([out.source, out.target]).await?;
+        let name = |id: NodeId| names.get(&id).cloned().unwrap_or_default();
+        Ok(pb::MigrateVmResponse {
+            vm: Some(crate::api::convert::vm_out(&out.vm, &name)),
+            migration_id: uuid::Uuid::now_v7().to_string(),
+            source_node: name(out.source),
+            target_node: name(out.target),
+            live: out.live,
+        })
+    }
+
+    /// `lqx vm migrate --cancel`: aborts the live migration and answers with the VM as it is
+    /// now (on its source; the migration's own call ends with the cancellation).
+    pub async fn cancel_migration_answer(&self, id_or_name: &str, project: ProjectId) -> Result<pb::MigrateVmResponse> {
+        self.cancel_migration(id_or_name, project).await?;
+        let vm = self.store.resolve_vm(id_or_name, project).await?;
+        let names = self.store.node_names(vm.status.node_id).await?;
+        let name = |id: NodeId| names.get(&id).cloned().unwrap_or_default();
+        Ok(pb::MigrateVmResponse {
+            vm: Some(crate::api::convert::vm_out(&vm, &name)),
+            ..Default::default()
+        })
     }
 
     /// Aborts the live migration of a VM in flight; the VM keeps running on its source.

@@ -58,6 +58,9 @@ impl Compute {
                 n.capacity = capacity;
                 n.allocatable = allocatable;
                 n.libvirt_uri = reg.libvirt_uri.clone();
+                if !info.cpu_model.is_empty() {
+                    n.cpu_model = info.cpu_model.clone();
+                }
                 n.last_heartbeat = Some(Utc::now());
                 if n.phase == NodePhase::NotReady {
                     n.phase = NodePhase::Ready;
@@ -90,6 +93,7 @@ impl Compute {
                     usage: NodeUsage::default(),
                     resource_version: 1,
                     created_at: Utc::now(),
+                    cpu_model: info.cpu_model.clone(),
                 };
                 n.validate()?;
                 self.store.create_node(&n).await?;
@@ -281,10 +285,10 @@ impl Compute {
 
     /// Records an accepted agent heartbeat: its time and fencing status. The store's
     /// `last_heartbeat` is written at most every `node_write_interval`; node views show this.
-    pub fn record_agent_report(&self, node: NodeId, fencing: &str) {
+    pub fn record_agent_report(&self, node: NodeId, fencing: crate::fence::Fencing) {
         let r = AgentReport {
             last_heartbeat: Utc::now(),
-            fencing: fencing.to_string(),
+            fencing,
         };
         self.reports.write().unwrap_or_else(|p| p.into_inner()).insert(node, r);
     }
@@ -296,13 +300,14 @@ impl Compute {
             if n.last_heartbeat.is_none_or(|t| t < r.last_heartbeat) {
                 out.last_heartbeat = Some(crate::api::convert::timestamp(r.last_heartbeat));
             }
-            out.fencing = r.fencing.clone();
+            out.fencing = r.fencing.text();
+            out.fencing_level = r.fencing.level.as_str().into();
         }
         out
     }
 
     /// The fencing status the node's agent last reported (agent nodes only).
-    pub fn fencing_of(&self, node: NodeId) -> Option<String> {
+    pub fn fencing_of(&self, node: NodeId) -> Option<crate::fence::Fencing> {
         self.reports
             .read()
             .unwrap_or_else(|p| p.into_inner())
@@ -387,6 +392,5 @@ impl Compute {
 #[derive(Debug, Clone)]
 pub struct AgentReport {
     pub last_heartbeat: chrono::DateTime<Utc>,
-    /// "ok: ..." or "degraded: why".
-    pub fencing: String,
+    pub fencing: crate::fence::Fencing,
 }

@@ -150,6 +150,8 @@ struct SimState {
     failures: HashMap<SimOp, VecDeque<DriverError>>,
     /// Calls of these operations answer only after this long (a slow or hung libvirtd).
     stalls: HashMap<SimOp, Duration>,
+    /// Calls started, by operation (what a slow libvirtd would have piling up).
+    started: HashMap<SimOp, usize>,
     host_cpu_percent: f64,
     host_memory_mib: u64,
     busy_ns: f64,
@@ -260,6 +262,7 @@ impl SimNode {
                 volumes: BTreeMap::new(),
                 failures: HashMap::new(),
                 stalls: HashMap::new(),
+                started: HashMap::new(),
                 host_cpu_percent: 0.0,
                 host_memory_mib: 0,
                 busy_ns: 0.0,
@@ -341,6 +344,7 @@ impl SimHypervisor {
     /// `op`, and brings CPU counters up to now.
     fn begin(&self, op: SimOp) -> DriverResult<MutexGuard<'_, SimState>> {
         let mut st = lock(&self.node.state);
+        *st.started.entry(op).or_default() += 1;
         if !st.available {
             return Err(DriverError::Unavailable(format!(
                 "simulated host {} is down",
@@ -375,6 +379,11 @@ impl SimHypervisor {
             Some(d) => st.stalls.insert(op, d),
             None => st.stalls.remove(&op),
         };
+    }
+
+    /// How many calls of `op` were started.
+    pub fn started(&self, op: SimOp) -> usize {
+        lock(&self.node.state).started.get(&op).copied().unwrap_or(0)
     }
 
     fn stall_of(&self, op: SimOp) -> Option<Duration> {

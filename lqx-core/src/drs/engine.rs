@@ -496,10 +496,14 @@ impl DrsEngine {
     pub async fn run_once(&self) -> Result<RunReport> {
         let _run = self.inner.run_lock.lock().await;
         self.reload_shared().await?;
-        let config = self.config();
+        let mut config = self.config();
         if !config.enabled {
             return Err(Error::precondition("DRS is disabled; enable it with UpdateDRSConfig"));
         }
+        // The per-host migration limit is shared with maintenance and manual moves: a plan
+        // beyond it would only see its moves refused.
+        let shared = u32::try_from(self.inner.compute.migrations.max_per_host()).unwrap_or(u32::MAX);
+        config.max_concurrent_migrations_per_host = config.max_concurrent_migrations_per_host.min(shared);
         if !self.is_leader() {
             return Err(Error::unavailable(
                 "this control plane is not the leader; DRS runs on the leader",

@@ -17,7 +17,10 @@ use tokio::{
 };
 use tracing::{info, warn};
 
-use super::protocol::{Pet, Reply, Request};
+use super::{
+    level::{Fencing, FencingLevel},
+    protocol::{Pet, Reply, Request},
+};
 use crate::model::VmId;
 
 /// What a pet says, read from the agent's state at each pet.
@@ -29,9 +32,13 @@ pub struct PetSource {
     pub renewed: bool,
 }
 
-/// Status text of an agent without a fence process.
-pub const AGENT_ONLY: &str =
-    "degraded: no fence process (agent-level fence only): a hung agent does not fence its HA domains";
+/// The fencing of an agent without a fence process.
+pub fn agent_only() -> Fencing {
+    Fencing::new(
+        FencingLevel::AgentOnly,
+        "no fence process (agent-level fence only): a hung agent does not fence its HA domains",
+    )
+}
 
 const REPLY_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -39,7 +46,7 @@ type Conn = (Lines<BufReader<OwnedReadHalf>>, OwnedWriteHalf);
 
 pub struct FenceClient {
     path: PathBuf,
-    status: Mutex<String>,
+    status: Mutex<Fencing>,
     conn: tokio::sync::Mutex<Option<Conn>>,
 }
 
@@ -47,7 +54,10 @@ impl FenceClient {
     pub fn new(path: impl Into<PathBuf>) -> Self {
         let path = path.into();
         FenceClient {
-            status: Mutex::new(format!("degraded: fence process at {} not reached yet", path.display())),
+            status: Mutex::new(Fencing::new(
+                FencingLevel::AgentOnly,
+                format!("fence process at {} not reached yet", path.display()),
+            )),
             path,
             conn: tokio::sync::Mutex::new(None),
         }
@@ -57,18 +67,18 @@ impl FenceClient {
         &self.path
     }
 
-    /// The fencing status for heartbeats: `ok: ...` or `degraded: ...`.
-    pub fn status(&self) -> String {
+    /// The fencing status for heartbeats.
+    pub fn status(&self) -> Fencing {
         self.status.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    fn set_status(&self, s: String) {
+    fn set_status(&self, s: Fencing) {
         let mut cur = self.status.lock().unwrap_or_else(|p| p.into_inner());
         if *cur != s {
-            if s.starts_with("ok") {
-                info!(status = %s, "fencing");
+            if s.is_degraded() {
+                warn!(level = s.level.as_str(), status = %s.reason, "fencing");
             } else {
-                warn!(status = %s, "fencing");
+                info!(level = s.level.as_str(), status = %s.reason, "fencing");
             }
             *cur = s;
         }
@@ -117,10 +127,13 @@ impl FenceClient {
         });
         let r = self.request(&req).await;
         self.set_status(match &r {
-            Ok(reply) => status_of(reply),
-            Err(e) => format!(
-                "degraded: fence process unreachable at {} ({e}): only the agent's own watchdog fences",
-                self.path.display()
+            Ok(reply) => Fencing::of_reply(reply),
+            Err(e) => Fencing::new(
+                FencingLevel::AgentOnly,
+                format!(
+                    "fence process unreachable at {} ({e}): only the agent's own watchdog fences",
+                    self.path.display()
+                ),
             ),
         });
         r
@@ -142,12 +155,5 @@ impl FenceClient {
 
 /// The status text of a fence process's reply.
 pub fn status_of(r: &Reply) -> String {
-    match (&r.degraded, &r.watchdog) {
-        (Some(d), _) => format!("degraded: {d}"),
-        (None, Some(w)) => format!(
-            "ok: fence process and host watchdog {w} (timeout {})",
-            humantime::format_duration(Duration::from_millis(r.watchdog_timeout_ms.unwrap_or(0)))
-        ),
-        (None, None) => "ok: fence process".into(),
-    }
+    Fencing::of_reply(r).text()
 }

@@ -15,14 +15,17 @@
 //! - [`device`]: the host watchdog device (`/dev/watchdog`, softdog or hardware).
 //! - [`server`]: the fence process itself.
 //! - [`client`]: the agent's side (pets, and the fencing status it reports).
+//! - [`level`]: that status, typed: host watchdog, fence process only, agent only, none.
 
 pub mod client;
 pub mod device;
+pub mod level;
 pub mod protocol;
 pub mod server;
 pub mod timer;
 
 pub use client::{FenceClient, PetSource};
+pub use level::{Fencing, FencingLevel};
 pub use protocol::{Pet, Reply, Request};
 pub use server::{FenceError, FenceOptions, serve};
 pub use timer::FenceTimer;

@@ -319,7 +319,8 @@ pub async fn destroy(hv: &dyn Hypervisor, vms: &std::collections::BTreeSet<VmId>
 #[cfg(test)]
 mod tests {
     //! The fence process alone, over its real Unix socket, on a simulated host (the pets
-    //! come from a [`super::super::FenceClient`], as from the agent).
+    //! come from a [`super::super::FenceClient`], as from the agent), on tokio's paused clock:
+    //! deadlines are exact and no test waits in real time.
     use super::*;
     use crate::{
         driver::{DomainSpec, DomainState, sim::SimHypervisor},
@@ -400,7 +401,7 @@ mod tests {
         }
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn pets_stop_and_the_ha_domains_are_destroyed() {
         let r = rig(None).await;
         #[cfg(unix)]
@@ -411,7 +412,12 @@ mod tests {
         let c = FenceClient::new(&r.sock);
         let reply = c.pet(r.pet(300)).await.unwrap();
         assert!(reply.armed && !reply.fenced);
-        assert!(c.status().starts_with("degraded: no host watchdog"), "{}", c.status());
+        assert_eq!(c.status().level, crate::fence::FencingLevel::FenceProcess);
+        assert!(
+            c.status().text().starts_with("degraded: no host watchdog"),
+            "{:?}",
+            c.status()
+        );
         // The agent stops petting (its connection stays open, as a SIGSTOPped agent's does).
         tokio::time::sleep(Duration::from_millis(150)).await;
         assert_eq!(r.state(r.ha).await, DomainState::Running, "not before the deadline");
@@ -427,7 +433,7 @@ mod tests {
         r.stop().await;
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_connection_closed_without_disarm_keeps_the_deadline() {
         let r = rig(None).await;
         let c = FenceClient::new(&r.sock);
@@ -438,7 +444,7 @@ mod tests {
         r.stop().await;
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_healthy_agent_is_never_fenced_and_a_disarm_stops_watching() {
         let r = rig(None).await;
         let c = FenceClient::new(&r.sock);
@@ -454,7 +460,7 @@ mod tests {
         r.stop().await;
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_restarted_agent_cannot_push_the_deadline_back() {
         let r = rig(None).await;
         let c = FenceClient::new(&r.sock);
@@ -470,16 +476,17 @@ mod tests {
         r.stop().await;
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn the_host_watchdog_is_petted_until_the_lease_ends_and_closed_cleanly() {
         let r = rig(Some(("watchdog", Duration::from_millis(100)))).await;
         let dev = r._dir.path().join("watchdog");
         let c = FenceClient::new(&r.sock);
         let reply = c.pet(r.pet(10_000)).await.unwrap();
         assert_eq!(reply.watchdog_timeout_ms, Some(100));
+        assert_eq!(c.status().level, crate::fence::FencingLevel::HostWatchdog);
         assert!(
-            c.status().starts_with("ok: fence process and host watchdog"),
-            "{}",
+            c.status().text().starts_with("ok: fence process and host watchdog"),
+            "{:?}",
             c.status()
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -517,7 +524,7 @@ mod tests {
         assert!(std::fs::read(&dev).unwrap().ends_with(b"V"), "magic close on exit");
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_second_fence_process_on_the_same_socket_is_refused() {
         let r = rig(None).await;
         let hv = SimHypervisor::new("sim://fence-test-2", Default::default()).unwrap();

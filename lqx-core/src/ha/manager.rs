@@ -152,6 +152,9 @@ pub struct NodeHaReport {
     /// HA-enabled VMs placed on it that should be running.
     pub protected_vms: u32,
     pub fenced: bool,
+    /// What its agent last reported to this replica (agent nodes only; filled at read time).
+    #[serde(default)]
+    pub fencing: Option<crate::fence::Fencing>,
 }
 
 /// GetHAStatus. Written by the leader at every check; other replicas show the last one.
@@ -172,6 +175,67 @@ pub struct HaStatusReport {
     /// Whether this replica leads (the status is live rather than the leader's last write).
     #[serde(default)]
     pub live: bool,
+    /// HA VMs that a hung agent would not fence (filled at read time).
+    #[serde(default)]
+    pub weakly_fenced: Vec<WeaklyFenced>,
+}
+
+impl HaStatusReport {
+    /// HA VMs on nodes whose fencing is weaker than a host watchdog.
+    pub fn degraded_fencing_vms(&self) -> u32 {
+        self.nodes
+            .iter()
+            .filter(|n| n.fencing.as_ref().is_some_and(|f| f.is_degraded()))
+            .map(|n| n.protected_vms)
+            .sum()
+    }
+}
+
+/// An HA VM protected only by its agent's own watchdog (or by nothing while libvirt hangs):
+/// if that agent hangs the VM may run twice, so admission names it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WeaklyFenced {
+    pub vm: VmId,
+    pub vm_name: String,
+    pub node_name: String,
+    pub level: crate::fence::FencingLevel,
+}
+
+/// Fills each node's fencing (where `fencing_of` knows it; a replica that does not lead keeps
+/// what the leader stored) and names the HA VMs whose fence does not survive a hung agent.
+pub fn add_fencing(
+    report: &mut HaStatusReport,
+    snap: &ClusterSnapshot,
+    fencing_of: impl Fn(NodeId) -> Option<crate::fence::Fencing>,
+) {
+    for n in &mut report.nodes {
+        if let Some(f) = fencing_of(n.node) {
+            n.fencing = Some(f);
+        }
+    }
+    let fencing: HashMap<NodeId, crate::fence::Fencing> = report
+        .nodes
+        .iter()
+        .filter_map(|n| Some((n.node, n.fencing.clone()?)))
+        .collect();
+    let names: HashMap<NodeId, &str> = snap.nodes.iter().map(|n| (n.id, n.name.as_str())).collect();
+    let mut weak: Vec<WeaklyFenced> = snap
+        .vms
+        .iter()
+        .filter(|v| v.ha.enabled && v.running)
+        .filter_map(|v| {
+            let node = v.node?;
+            let f = fencing.get(&node).filter(|f| !f.level.survives_hung_agent())?;
+            Some(WeaklyFenced {
+                vm: v.id,
+                vm_name: v.name.clone(),
+                node_name: names.get(&node).map_or_else(|| node.to_string(), |n| n.to_string()),
+                level: f.level,
+            })
+        })
+        .collect();
+    weak.sort_by(|a, b| (&a.node_name, &a.vm_name).cmp(&(&b.node_name, &b.vm_name)));
+    report.weakly_fenced = weak;
 }
 
 /// One restart, by name, for ManualFailover's answer.
@@ -345,10 +409,10 @@ impl HaManager {
     pub async fn status(&self) -> Result<HaStatusReport> {
         let sh = &self.shared;
         let row = sh.compute.store.leader_row().await?;
+        let nodes = sh.compute.store.all_nodes().await?;
+        let vms = sh.compute.store.all_vms().await?;
+        let snap = ha_snapshot(&nodes, &vms);
         let mut report = if sh.leader.is_leader() && lock(&sh.engine).is_some() {
-            let nodes = sh.compute.store.all_nodes().await?;
-            let vms = sh.compute.store.all_vms().await?;
-            let snap = ha_snapshot(&nodes, &vms);
             match sh.build_status(Instant::now(), &nodes, &snap) {
                 Some(mut r) => {
                     r.live = true;
@@ -368,6 +432,7 @@ impl HaManager {
             report.leader = row.holder;
             report.leader_epoch = row.epoch;
         }
+        add_fencing(&mut report, &snap, |n| sh.compute.fencing_of(n));
         Ok(report)
     }
 }
@@ -384,6 +449,7 @@ async fn stored_status(sh: &Shared) -> Result<HaStatusReport> {
             leader: String::new(),
             leader_epoch: 0,
             live: false,
+            weakly_fenced: vec![],
         },
     })
 }
@@ -487,6 +553,7 @@ impl Shared {
                 lease_age_ms: s.lease_age.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
                 protected_vms: per_node.get(&s.node).copied().unwrap_or(0),
                 fenced: s.fence.is_some() && s.health == NodeHealth::Failed,
+                fencing: None,
             })
             .collect();
         out.sort_by(|a, b| a.name.cmp(&b.name));
@@ -499,6 +566,7 @@ impl Shared {
             leader: String::new(),
             leader_epoch: 0,
             live: false,
+            weakly_fenced: vec![],
         })
     }
 
@@ -764,7 +832,7 @@ impl Shared {
                             &r.vm_name,
                             AlertSeverity::Warning,
                             conditions::VM_HA_RESTART_FAILED,
-                            format!("HA restart of {} failed", r.vm_name),
+                            format!("HA restart of {} on {} failed", r.vm_name, name_of(r.to)),
                             format!(
                                 "Could not restart {} on {}: {e}; retried at the next check",
                                 r.vm_name,
@@ -826,7 +894,7 @@ impl Shared {
                                     &r.vm_name,
                                     AlertSeverity::Critical,
                                     conditions::VM_HA_RESTART_FAILED,
-                                    format!("HA restart of {} failed", r.vm_name),
+                                    format!("HA restart of {} on {to} failed", r.vm_name),
                                     format!("{} was moved to {to} but did not start: {e}", r.vm_name),
                                 ))
                                 .await;
@@ -952,10 +1020,12 @@ impl Shared {
         } else {
             (nodes, snap)
         };
-        if let Some(status) = self.build_status(Instant::now(), &nodes, &snap) {
+        if let Some(mut status) = self.build_status(Instant::now(), &nodes, &snap) {
             for n in &status.nodes {
                 self.compute.set_health(n.node, n.health.as_str());
             }
+            // Stored with the agents' fencing: the other replicas get no heartbeats to read it from.
+            add_fencing(&mut status, &snap, |n| self.compute.fencing_of(n));
             let json = serde_json::to_string(&status).map_err(Error::internal)?;
             self.compute.store.ha_state_put(KEY_STATUS, &json, epoch).await?;
         }

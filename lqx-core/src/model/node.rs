@@ -69,6 +69,10 @@ pub struct Node {
     pub usage: NodeUsage,
     pub resource_version: u64,
     pub created_at: DateTime<Utc>,
+    /// The host's CPU model as its hypervisor (or agent) reported it, for the live-migration
+    /// CPU check; kept so a restarted control plane knows it before the agent says it again.
+    #[serde(default)]
+    pub cpu_model: String,
 }
 
 pub const DEFAULT_CPU_OVERCOMMIT: f64 = 4.0;

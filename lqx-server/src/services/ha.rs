@@ -10,8 +10,6 @@ use tonic::{Request, Response, Status};
 
 pub struct HaApi {
     pub manager: HaManager,
-    /// For the agents' fencing reports.
-    pub compute: lqx_core::compute::Compute,
 }
 
 /// Starts the HA manager (leader-only work) with the agents' heartbeats hooked in (the
@@ -70,16 +68,8 @@ fn secs(d: std::time::Duration) -> u32 {
     u32::try_from(d.as_secs()).unwrap_or(u32::MAX)
 }
 
-fn status_out(m: &HaManager, s: &HaStatusReport, fencing: impl Fn(&str) -> String) -> pb::HaStatus {
+fn status_out(m: &HaManager, s: &HaStatusReport) -> pb::HaStatus {
     let c = m.config();
-    let fencing: Vec<String> = s.nodes.iter().map(|n| fencing(&n.node.to_string())).collect();
-    let degraded_fencing_vms = s
-        .nodes
-        .iter()
-        .zip(&fencing)
-        .filter(|(_, f)| f.starts_with("degraded"))
-        .map(|(n, _)| n.protected_vms)
-        .sum();
     pb::HaStatus {
         config: Some(pb::HaConfig {
             enabled: c.enabled,
@@ -94,8 +84,7 @@ fn status_out(m: &HaManager, s: &HaStatusReport, fencing: impl Fn(&str) -> Strin
         nodes: s
             .nodes
             .iter()
-            .zip(&fencing)
-            .map(|(n, f)| pb::NodeHaStatus {
+            .map(|n| pb::NodeHaStatus {
                 node_id: n.node.to_string(),
                 node_name: n.name.clone(),
                 health: health_out(n.health) as i32,
@@ -103,7 +92,8 @@ fn status_out(m: &HaManager, s: &HaStatusReport, fencing: impl Fn(&str) -> Strin
                 lease_age_seconds: n.lease_age_ms.map_or(0.0, |ms| ms as f64 / 1000.0),
                 protected_vms: n.protected_vms,
                 fenced: n.fenced,
-                fencing: f.clone(),
+                fencing: n.fencing.as_ref().map(|f| f.text()).unwrap_or_default(),
+                fencing_level: n.fencing.as_ref().map(|f| f.level.as_str().into()).unwrap_or_default(),
             })
             .collect(),
         protected_vms: s.protected_vms,
@@ -113,7 +103,17 @@ fn status_out(m: &HaManager, s: &HaStatusReport, fencing: impl Fn(&str) -> Strin
         leader: s.leader.clone(),
         leader_epoch: s.leader_epoch,
         last_check: opt_timestamp(s.last_check),
-        degraded_fencing_vms,
+        degraded_fencing_vms: s.degraded_fencing_vms(),
+        agent_fence_only_vms: s
+            .weakly_fenced
+            .iter()
+            .map(|w| pb::WeaklyFencedVm {
+                vm_id: w.vm.to_string(),
+                vm_name: w.vm_name.clone(),
+                node_name: w.node_name.clone(),
+                fencing_level: w.level.as_str().into(),
+            })
+            .collect(),
     }
 }
 
@@ -121,13 +121,7 @@ fn status_out(m: &HaManager, s: &HaStatusReport, fencing: impl Fn(&str) -> Strin
 impl HaService for HaApi {
     async fn get_ha_status(&self, _req: Request<pb::GetHaStatusRequest>) -> Result<Response<pb::HaStatus>, Status> {
         let s = self.manager.status().await.map_err(st)?;
-        let fencing = |id: &str| {
-            lqx_core::model::NodeId::parse("node", id)
-                .ok()
-                .and_then(|n| self.compute.fencing_of(n))
-                .unwrap_or_default()
-        };
-        Ok(Response::new(status_out(&self.manager, &s, fencing)))
+        Ok(Response::new(status_out(&self.manager, &s)))
     }
 
     async fn manual_failover(

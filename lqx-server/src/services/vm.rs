@@ -27,18 +27,8 @@ impl VmApi {
     async fn out(&self, vm: &Vm) -> Result<pb::Vm> {
         let names = self.node_names([vm]).await?;
         let mut out = convert::vm_out(vm, &|id| names.get(&id).cloned().unwrap_or_default());
-        // A migration in flight here: where to and how far.
-        if let Some(f) = self.compute.migrations.get(vm.id)
-            && let Some(st) = out.status.as_mut()
-        {
-            let target = self.compute.store.node_names([f.target]).await?;
-            st.migration = Some(pb::VmMigration {
-                target_node: target.get(&f.target).cloned().unwrap_or_default(),
-                live: f.live,
-                processed_bytes: f.progress.processed_bytes,
-                total_bytes: f.progress.total_bytes,
-                remaining_bytes: f.progress.remaining_bytes,
-            });
+        if let Some(st) = out.status.as_mut() {
+            st.migration = self.compute.migration_view(vm.id).await?;
         }
         Ok(out)
     }
@@ -206,22 +196,12 @@ impl VmService for VmApi {
         super::auth::note(&req).resource("vm", &req.get_ref().id);
         let r = req.into_inner();
         if r.cancel {
-            self.compute
-                .cancel_migration(&r.id, lqx_core::model::ProjectId::DEFAULT)
-                .await
-                .map_err(st)?;
-            let vm = self
+            let answer = self
                 .compute
-                .store
-                .resolve_vm(&r.id, lqx_core::model::ProjectId::DEFAULT)
+                .cancel_migration_answer(&r.id, lqx_core::model::ProjectId::DEFAULT)
                 .await
                 .map_err(st)?;
-            let names = self.compute.store.node_names(vm.status.node_id).await.map_err(st)?;
-            let name = |id: NodeId| names.get(&id).cloned().unwrap_or_default();
-            return Ok(Response::new(pb::MigrateVmResponse {
-                vm: Some(convert::vm_out(&vm, &name)),
-                ..Default::default()
-            }));
+            return Ok(Response::new(answer));
         }
         let opts = lqx_core::compute::MigrateOptions {
             target: (!r.target_node.is_empty()).then(|| r.target_node.clone()),
@@ -239,20 +219,7 @@ impl VmService for VmApi {
             .migrate_vm_with(&r.id, lqx_core::model::ProjectId::DEFAULT, &opts)
             .await
             .map_err(st)?;
-        let names = self
-            .compute
-            .store
-            .node_names([out.source, out.target])
-            .await
-            .map_err(st)?;
-        let name = |id: NodeId| names.get(&id).cloned().unwrap_or_default();
-        Ok(Response::new(pb::MigrateVmResponse {
-            vm: Some(convert::vm_out(&out.vm, &name)),
-            migration_id: uuid::Uuid::now_v7().to_string(),
-            source_node: name(out.source),
-            target_node: name(out.target),
-            live: out.live,
-        }))
+        Ok(Response::new(self.compute.migrate_answer(&out).await.map_err(st)?))
     }
 
     type WatchVMStream = Stream<pb::VmEvent>;

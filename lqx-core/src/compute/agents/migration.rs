@@ -71,7 +71,7 @@ impl AgentLink {
         })
     }
 
-    fn bump(&self, st: &mut LinkState) -> u64 {
+    pub(super) fn bump(&self, st: &mut LinkState) -> u64 {
         st.generation += 1;
         st.generation
     }
