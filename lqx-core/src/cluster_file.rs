@@ -49,6 +49,9 @@ pub struct NodeEntry {
     /// Measured use of the whole node; default: the sum of its VMs.
     #[serde(default)]
     pub usage: Option<UsageEntry>,
+    /// Host power (on, standby, ...), for DPM; default: on.
+    #[serde(default)]
+    pub power: Option<crate::power::PowerState>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -159,6 +162,17 @@ fn name_uuid(kind: &str, name: &str) -> Uuid {
 pub fn parse(text: &str) -> Result<ClusterSnapshot, ClusterFileError> {
     let file: ClusterFile = serde_norway::from_str(text).map_err(ClusterFileError::Parse)?;
     to_snapshot(&file, text)
+}
+
+/// The power state each node of a cluster file declares (`power:`); nodes without one are
+/// absent (on).
+pub fn power_states(text: &str) -> Result<HashMap<NodeId, crate::power::PowerState>, ClusterFileError> {
+    let file: ClusterFile = serde_yaml::from_str(text).map_err(ClusterFileError::Parse)?;
+    Ok(file
+        .nodes
+        .iter()
+        .filter_map(|n| n.power.map(|p| (node_id_for(&n.name), p)))
+        .collect())
 }
 
 /// The first line (1-based) that sets `name: <name>`, to point errors at the entry.

@@ -82,6 +82,7 @@
 
 #[cfg(feature = "server")]
 pub mod alerts;
+pub mod dpm;
 #[cfg(feature = "server")]
 pub mod engine;
 mod history;

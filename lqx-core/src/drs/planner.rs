@@ -33,6 +33,8 @@ pub enum MoveKind {
     Relieve,
     /// Evens out load across nodes.
     Balance,
+    /// Empties a host DPM puts in standby.
+    Consolidate,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -183,6 +183,93 @@ pub struct DrsConfig {
     /// A VM migrated less than this long ago is not moved again unless the move is mandatory.
     #[serde(with = "humantime_serde")]
     pub recent_migration_window: Duration,
+    /// Distributed power management: hosts put in standby when the cluster can run on fewer,
+    /// and woken when it needs them (see `drs::dpm`).
+    pub dpm: DpmConfig,
+}
+
+/// The `drs.dpm:` section. Off by default; every field has a default.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DpmConfig {
+    pub enabled: bool,
+    /// manual: POWER_ON/POWER_OFF stay PENDING; partial: POWER_ON is applied at once (it only
+    /// adds capacity); full: both are, POWER_OFF once its host is evacuated.
+    pub automation_level: AutomationLevel,
+    /// Consolidation is considered while the powered-on hosts' mean use (the fuller of CPU and
+    /// memory, percent) stays below this, for `hold_count` consecutive runs.
+    pub power_off_below: f64,
+    /// A standby host is woken when the powered-on hosts' mean use is above this, or will be
+    /// by the next run at the current rate of growth. Must be below both thresholds, so
+    /// capacity comes back before a host turns hot.
+    pub power_on_above: f64,
+    /// Never fewer hosts powered on than this.
+    pub min_hosts_on: u32,
+    /// Consecutive runs of low use before a host is powered off (power-on never waits).
+    pub hold_count: u32,
+    /// Host names DPM never powers off.
+    pub opt_out: Vec<String>,
+    /// Host failures the powered-on hosts must absorb (HA admission control: 1 is N+1).
+    pub failover_hosts: u32,
+    /// Estimated draw of a powered-on host, watts (for the energy estimate).
+    pub watts_per_host: f64,
+}
+
+impl Default for DpmConfig {
+    fn default() -> Self {
+        DpmConfig {
+            enabled: false,
+            automation_level: AutomationLevel::Manual,
+            power_off_below: 45.0,
+            power_on_above: 65.0,
+            min_hosts_on: 2,
+            hold_count: 3,
+            opt_out: Vec::new(),
+            failover_hosts: 1,
+            watts_per_host: 350.0,
+        }
+    }
+}
+
+impl DpmConfig {
+    fn validate(&self, threshold: f64) -> crate::Result<()> {
+        for (field, v) in [
+            ("drs.dpm.power_off_below", self.power_off_below),
+            ("drs.dpm.power_on_above", self.power_on_above),
+        ] {
+            if !(v.is_finite() && v > 0.0 && v < 100.0) {
+                return Err(crate::Error::invalid(field, format!("{v} is not a percentage in (0, 100)")));
+            }
+        }
+        if self.power_off_below >= self.power_on_above {
+            return Err(crate::Error::invalid(
+                "drs.dpm.power_off_below",
+                format!(
+                    "{} must be below power_on_above ({}), or hosts would flap",
+                    self.power_off_below, self.power_on_above
+                ),
+            ));
+        }
+        if self.power_on_above >= threshold {
+            return Err(crate::Error::invalid(
+                "drs.dpm.power_on_above",
+                format!(
+                    "{} must be below the lower DRS threshold ({threshold}), so hosts wake before one turns hot",
+                    self.power_on_above
+                ),
+            ));
+        }
+        if self.min_hosts_on == 0 {
+            return Err(crate::Error::invalid("drs.dpm.min_hosts_on", "must be at least 1"));
+        }
+        if self.hold_count == 0 {
+            return Err(crate::Error::invalid("drs.dpm.hold_count", "must be at least 1"));
+        }
+        if !(self.watts_per_host.is_finite() && self.watts_per_host >= 0.0) {
+            return Err(crate::Error::invalid("drs.dpm.watts_per_host", "must be 0 or more"));
+        }
+        Ok(())
+    }
 }
 
 impl Default for DrsConfig {
@@ -199,6 +286,7 @@ impl Default for DrsConfig {
             hysteresis_hold_count: 2,
             migration_bandwidth_mib_per_second: 1000,
             recent_migration_window: Duration::from_secs(3600),
+            dpm: DpmConfig::default(),
         }
     }
 }
@@ -247,6 +335,7 @@ impl DrsConfig {
                 "must be at least 1",
             ));
         }
+        self.dpm.validate(self.threshold_cpu.min(self.threshold_memory))?;
         Ok(())
     }
 }
