@@ -190,6 +190,13 @@ pub fn plan(
         .iter()
         .any(|n| matches!(power_of(power, n.id), PowerState::PoweringOn | PowerState::PoweringOff));
     let mean_before = mean(&l, &on);
+    // Hosts already waking count as capacity for the power-on decision (no second wake-up
+    // for the same demand while the first host boots).
+    let coming: Vec<usize> = (0..snap.nodes.len())
+        .filter(|&i| power_of(power, snap.nodes[i].id) == PowerState::PoweringOn && !on.contains(&i))
+        .collect();
+    let on_or_coming: Vec<usize> = on.iter().chain(&coming).copied().collect();
+    let demand = mean(&l, &on_or_coming);
     let mut out = DpmPlan {
         hosts_on_before: on.len(),
         hosts_on_after: on.len(),
@@ -221,12 +228,12 @@ pub fn plan(
             .then(a.cmp(&b))
     });
     if !by_size.is_empty() {
-        if on.len() < d.min_hosts_on as usize {
-            let want = d.min_hosts_on as usize - on.len();
+        if on_or_coming.len() < d.min_hosts_on as usize {
+            let want = d.min_hosts_on as usize - on_or_coming.len();
             for &i in by_size.iter().take(want) {
                 wake.push((i, format!("fewer hosts on ({}) than the minimum of {}", on.len(), d.min_hosts_on)));
             }
-        } else if d.failover_hosts > 0 && !protected(snap, power, &[], &[]) {
+        } else if d.failover_hosts > 0 && coming.is_empty() && !protected(snap, power, &[], &[]) {
             // The smallest wake-up that restores N+1, if any does.
             if let Some(&i) = by_size.iter().find(|&&i| protected(snap, power, &[i], &[])) {
                 wake.push((
@@ -244,23 +251,25 @@ pub fn plan(
             let hot = on
                 .iter()
                 .find(|&&i| [CPU, MEM].into_iter().any(|r| l.load[i][r] / l.cap[i][r].max(EPS) * 100.0 > line[r] + EPS));
-            let why = if mean_before > d.power_on_above {
+            let why = if demand > d.power_on_above {
                 Some(format!(
-                    "demand is up: hosts on are {mean_before:.0}% used on average, above {:.0}%",
+                    "demand is up: hosts on are {demand:.0}% used on average, above {:.0}%",
                     d.power_on_above
                 ))
-            } else if mean_before + growth > d.power_on_above {
+            } else if demand + growth > d.power_on_above {
                 Some(format!(
-                    "demand is rising: {mean_before:.0}% on average, {:.0}% by the next run at this rate (above {:.0}%)",
-                    mean_before + growth,
+                    "demand is rising: {demand:.0}% on average, {:.0}% by the next run at this rate (above {:.0}%)",
+                    demand + growth,
                     d.power_on_above
                 ))
-            } else {
+            } else if coming.is_empty() {
                 hot.map(|&i| format!("{} stays above its relief line after DRS", snap.nodes[i].name))
+            } else {
+                None
             };
             if let Some(why) = why {
                 // Enough hosts, largest first, to bring the projected mean to the band's middle.
-                let mut with = on.clone();
+                let mut with = on_or_coming.clone();
                 let target = band_mid.min(d.power_on_above);
                 for &i in &by_size {
                     with.push(i);
@@ -329,7 +338,12 @@ pub fn plan(
         (vs.len(), vs.iter().map(|&k| snap.vms[k].memory_mib).sum::<u64>(), i)
     });
     let mut last_reason = None;
+    // A host that takes VMs in this run stays on (a VM moves once per run).
+    let mut received: Vec<usize> = Vec::new();
     for h in cands {
+        if received.contains(&h) {
+            continue;
+        }
         if kept.len() <= d.min_hosts_on as usize {
             last_reason.get_or_insert_with(|| format!("{} hosts on is the minimum", d.min_hosts_on));
             break;
@@ -427,6 +441,7 @@ pub fn plan(
         // Commit.
         trial_load[h] = [0.0; 2];
         for (v, t) in moves {
+            received.push(t);
             let vm = &snap.vms[v];
             let mem = vm.memory_load_mib().round() as u64;
             let bw = cfg.migration_bandwidth_mib_per_second.max(1) as u64;
