@@ -185,6 +185,18 @@ const SPREAD_STOP: f64 = 3.0;
 /// Candidate pairs (room-making moves) evaluated per plan at most.
 const PAIR_WORK_BUDGET: u64 = 2_000_000;
 
+/// Moves per host this round (see `DrsConfig::round_budget`): the expected migration time
+/// is that of the average running VM's memory in use.
+pub(crate) fn round_budget(snap: &ClusterSnapshot, cfg: &DrsConfig) -> u32 {
+    let (sum, n) = snap
+        .vms
+        .iter()
+        .filter(|v| v.running)
+        .fold((0.0, 0usize), |(s, n), v| (s + v.memory_load_mib(), n + 1));
+    let avg = if n == 0 { 0.0 } else { sum / n as f64 };
+    cfg.round_budget(cfg.expected_migration_secs(avg))
+}
+
 /// Imbalance (pp) above which levels 3, 4 and 5 balance.
 pub(crate) fn tolerance(level: u8) -> Option<f64> {
     match level {
@@ -464,7 +476,7 @@ impl<'a> Planner<'a> {
             key: vec![0; nodes.len()],
             initial_percent: nodes.iter().map(|n| n.util(CPU).max(n.util(MEM)) * 100.0).collect(),
             used: vec![0; nodes.len()],
-            budget: cfg.max_concurrent_migrations_per_host,
+            budget: round_budget(snap, cfg),
             moved: vec![false; snap.vms.len()],
             recent,
             line,

@@ -168,9 +168,15 @@ pub struct DrsConfig {
     /// 1: mandatory moves only; 2: also relieve hot nodes; 3: also balance a clearly
     /// uneven cluster; 4: balance a mildly uneven one; 5: any worthwhile improvement.
     pub migration_threshold: u8,
-    /// Moves per round that may start or end on one host (mandatory moves are all listed,
+    /// Live migrations one host runs at once. With `migrations_per_host_per_round` at 0 it
+    /// sets how many moves a round may start or end on a host (mandatory moves are all listed,
     /// but count against it).
     pub max_concurrent_migrations_per_host: u32,
+    /// Moves per round that may start or end on one host. 0: derived from migration capacity,
+    /// `max_concurrent_migrations_per_host` x `interval` / the expected migration time (the
+    /// average running VM's memory in use over `migration_bandwidth_mib_per_second`, plus a
+    /// second), at least `max_concurrent_migrations_per_host` and at most 64.
+    pub migrations_per_host_per_round: u32,
     /// Percentage points: a hot node is relieved down to `threshold - margin`, and a move may
     /// not bring its target above `threshold - margin`; balancing stops `margin` below the
     /// imbalance that triggers it.
@@ -282,6 +288,7 @@ impl Default for DrsConfig {
             threshold_memory: 85.0,
             migration_threshold: 3,
             max_concurrent_migrations_per_host: 2,
+            migrations_per_host_per_round: 0,
             hysteresis_margin: 5.0,
             hysteresis_hold_count: 2,
             migration_bandwidth_mib_per_second: 1000,
@@ -291,7 +298,28 @@ impl Default for DrsConfig {
     }
 }
 
+/// The most moves per host per round a derived budget allows (bounds planning work and how
+/// far a round's plan runs ahead of the cluster it was made for).
+pub const MAX_DERIVED_ROUND_BUDGET: u32 = 64;
+
 impl DrsConfig {
+    /// Moves per host per round: the configured `migrations_per_host_per_round`, or derived
+    /// from migration capacity when it is 0 (see the field), for migrations expected to
+    /// take `expected_secs` each.
+    pub fn round_budget(&self, expected_secs: f64) -> u32 {
+        if self.migrations_per_host_per_round > 0 {
+            return self.migrations_per_host_per_round;
+        }
+        let conc = self.max_concurrent_migrations_per_host.max(1);
+        let derived = f64::from(conc) * self.interval.as_secs_f64() / expected_secs.max(1.0);
+        (derived.floor() as u32).clamp(conc, MAX_DERIVED_ROUND_BUDGET.max(conc))
+    }
+
+    /// Seconds a live migration of a VM with `memory_mib` in use is expected to take.
+    pub fn expected_migration_secs(&self, memory_mib: f64) -> f64 {
+        memory_mib / f64::from(self.migration_bandwidth_mib_per_second.max(1)) + 1.0
+    }
+
     /// Checks every field; the error names the first bad one.
     pub fn validate(&self) -> crate::Result<()> {
         if self.interval < Duration::from_secs(1) {
