@@ -14,9 +14,9 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use lqx_core::drs::dpm::{self, DpmState};
 use lqx_core::drs::{DrsState, MigrationHistory, plan};
-use lqx_core::power::PowerState;
 use lqx_core::model::{DrsConfig, NodeId, NodePhase, VmId};
 use lqx_core::placement::{ClusterSnapshot, NodeSnapshot, VmSnapshot, VmUsageSample};
+use lqx_core::power::PowerState;
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use uuid::Uuid;
 
@@ -650,7 +650,11 @@ impl Model {
     fn new(s: &ClusterSnapshot) -> Model {
         let n = s.nodes.len();
         let mut m = Model {
-            cap: s.nodes.iter().map(|x| [x.cpu_cores as f64, x.memory_mib as f64]).collect(),
+            cap: s
+                .nodes
+                .iter()
+                .map(|x| [x.cpu_cores as f64, x.memory_mib as f64])
+                .collect(),
             load: vec![[0.0; 2]; n],
             alloc: vec![[0.0; 2]; n],
             limit: s.nodes.iter().map(|x| [x.cpu_limit(), x.memory_limit_mib()]).collect(),
@@ -712,7 +716,10 @@ fn reference_greedy(s: &ClusterSnapshot) -> (f64, usize, f64) {
         }
         let Some((_, mem, k, t)) = best else { break };
         let v = &s.vms[k];
-        let (l, a) = ([v.cpu_load(), v.memory_load_mib()], [v.cpu_cores as f64, v.memory_mib as f64]);
+        let (l, a) = (
+            [v.cpu_load(), v.memory_load_mib()],
+            [v.cpu_cores as f64, v.memory_mib as f64],
+        );
         for r in 0..2 {
             m.load[h][r] -= l[r];
             m.load[t][r] += l[r];
@@ -787,7 +794,10 @@ fn compare(only: Option<&str>) {
     let mut clusters: Vec<(String, ClusterSnapshot)> = Vec::new();
     for sc in SCENARIOS {
         for hosts in [8, 32, 96] {
-            clusters.push((format!("{} {hosts} (bench)", sc.name()), generate(sc, hosts, 42 + hosts as u64)));
+            clusters.push((
+                format!("{} {hosts} (bench)", sc.name()),
+                generate(sc, hosts, 42 + hosts as u64),
+            ));
         }
     }
     for (sc, hosts, seed) in [
@@ -798,7 +808,10 @@ fn compare(only: Option<&str>) {
         (Scenario::AntiCorrelated, 24, 9),
         (Scenario::OneHot, 20, 13),
     ] {
-        clusters.push((format!("{} {hosts} (seed {seed})", sc.name()), generate(sc, hosts, seed)));
+        clusters.push((
+            format!("{} {hosts} (seed {seed})", sc.name()),
+            generate(sc, hosts, seed),
+        ));
     }
     println!("DRS against the best-improvement greedy reference (peak: max util settled, %).");
     println!(
@@ -822,7 +835,15 @@ fn compare(only: Option<&str>) {
         };
         let l3 = settle(&snap, &c3);
         let l5 = settle(&snap, &c5);
-        let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else if a > 0.0 { f64::INFINITY } else { 1.0 };
+        let ratio = |a: f64, b: f64| {
+            if b > 0.0 {
+                a / b
+            } else if a > 0.0 {
+                f64::INFINITY
+            } else {
+                1.0
+            }
+        };
         let ok = l3.peak <= rp + 5.0 && l3.moves as f64 <= 1.2 * rm as f64 + 1e-9 && l3.gib <= 1.2 * rg + 1e-9;
         total += 1;
         met += ok as usize;
@@ -849,7 +870,9 @@ fn compare(only: Option<&str>) {
             per(rm, rg, rp),
         );
     }
-    println!("\nLevel-3 goal (peak within 5 points of the reference, at most 1.2x its moves and GiB) met on {met} of {total} clusters.");
+    println!(
+        "\nLevel-3 goal (peak within 5 points of the reference, at most 1.2x its moves and GiB) met on {met} of {total} clusters."
+    );
 }
 
 // ---- DPM (`--dpm`) ---------------------------------------------------------------------------
@@ -858,8 +881,12 @@ fn compare(only: Option<&str>) {
 /// use, HA on every VM. DPM (full automation, hold count 1) with DRS at level 3, run until
 /// nothing changes: hosts powered off, the energy that saves, the peak after consolidation.
 fn dpm_bench(watts: f64) {
-    println!("DPM on light-load clusters ({watts:.0} W per host on), DRS level 3, default thresholds (80/85, margin 5), DPM band 45-65 %, N+1.");
-    println!("| cluster | hosts | VMs | mean use before | hosts off | energy saved | peak before → after | moves | GiB moved | rounds | plan ms (slowest DPM round) |");
+    println!(
+        "DPM on light-load clusters ({watts:.0} W per host on), DRS level 3, default thresholds (80/85, margin 5), DPM band 45-65 %, N+1."
+    );
+    println!(
+        "| cluster | hosts | VMs | mean use before | hosts off | energy saved | peak before → after | moves | GiB moved | rounds | plan ms (slowest DPM round) |"
+    );
     println!("|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|");
     for (sc, hosts, seed, level) in [
         (Scenario::Gradient, 8, 1, 0.25),
@@ -923,14 +950,17 @@ fn dpm_bench(watts: f64) {
             }
             now += config.interval;
             history.prune(now, config.recent_migration_window);
-            let changed = !p.moves.is_empty() || !d.evacuations.is_empty() || !d.power_on.is_empty() || !d.power_off.is_empty();
+            let changed =
+                !p.moves.is_empty() || !d.evacuations.is_empty() || !d.power_on.is_empty() || !d.power_off.is_empty();
             if !changed || rounds >= 100 {
                 break;
             }
             rounds += 1;
         }
         let off = power.values().filter(|p| **p == PowerState::Standby).count();
-        let on: Vec<usize> = (0..snap.nodes.len()).filter(|&i| snap.nodes[i].phase == NodePhase::Ready).collect();
+        let on: Vec<usize> = (0..snap.nodes.len())
+            .filter(|&i| snap.nodes[i].phase == NodePhase::Ready)
+            .collect();
         let m = Model::new(&snap);
         let peak_after = on.iter().map(|&i| m.util(i, [0.0; 2])).fold(0.0, f64::max);
         assert!(lqx_core::ha::admission(&snap).protected, "N+1 lost");

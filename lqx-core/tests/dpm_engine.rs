@@ -61,7 +61,9 @@ impl NodePower for SimulatedPower {
 impl SimulatedPower {
     fn set(&self, node: NodeId, what: &'static str, to: PowerState) -> Result<(), PowerError> {
         if self.no_controller.contains(&node) {
-            return Err(PowerError::Unsupported(format!("node {node} has no power controller configured")));
+            return Err(PowerError::Unsupported(format!(
+                "node {node} has no power controller configured"
+            )));
         }
         self.calls.lock().unwrap().push((node, what));
         self.state.lock().unwrap().insert(node, to);
@@ -148,7 +150,12 @@ async fn full_automation_evacuates_by_live_migration_then_puts_hosts_in_standby(
     for r in &off {
         assert_eq!(r.status, St::Applied, "{r:?}");
         assert!(r.reason.starts_with("consolidate:"), "{}", r.reason);
-        assert_eq!(env.vms_on(&r.source_node_name).await, 0, "{} still has VMs", r.source_node_name);
+        assert_eq!(
+            env.vms_on(&r.source_node_name).await,
+            0,
+            "{} still has VMs",
+            r.source_node_name
+        );
         assert_eq!(
             power.state.lock().unwrap().get(&r.source_node_id),
             Some(&PowerState::Standby)
@@ -158,7 +165,10 @@ async fn full_automation_evacuates_by_live_migration_then_puts_hosts_in_standby(
     assert!(moves.iter().all(|m| m.status == St::Applied), "{moves:#?}");
     assert!(moves.iter().any(|m| m.reason.starts_with("consolidate:")));
     let line = run.summary.describe();
-    assert!(line.contains("DPM: 4 host(s) on") && line.contains("power off"), "{line}");
+    assert!(
+        line.contains("DPM: 4 host(s) on") && line.contains("power off"),
+        "{line}"
+    );
     // The next run sees the hosts in standby, wakes none and moves nothing onto them.
     let again = engine.run_once().await.unwrap();
     assert!(of(&again.recommendations, RecommendationType::PowerOn).is_empty());

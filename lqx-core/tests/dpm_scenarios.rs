@@ -149,14 +149,23 @@ fn light_load_consolidates_within_thresholds_and_keeps_n_plus_one() {
     let first = sim.run();
     // The hold count (2 runs) keeps the first run from powering anything off.
     assert!(first.power_off.is_empty(), "{first:?}");
-    assert!(first.why_not.as_deref().unwrap().contains("1 of 2 runs"), "{:?}", first.why_not);
+    assert!(
+        first.why_not.as_deref().unwrap().contains("1 of 2 runs"),
+        "{:?}",
+        first.why_not
+    );
     for _ in 0..10 {
         sim.run();
     }
     let on = sim.hosts_on();
     eprintln!("hosts on: {on}; use: {:?}", sim.use_of());
     assert!(on < 8 && on >= 3, "{on} hosts on; powered off {:?}", sim.powered_off);
-    assert!(sim.powered_on.is_empty(), "no flapping: woke {:?} ({:?})", sim.powered_on, sim.last_on);
+    assert!(
+        sim.powered_on.is_empty(),
+        "no flapping: woke {:?} ({:?})",
+        sim.powered_on,
+        sim.last_on
+    );
     // No host went off twice (no flapping), and the cluster settled.
     let mut off = sim.powered_off.clone();
     off.sort();
@@ -164,10 +173,16 @@ fn light_load_consolidates_within_thresholds_and_keeps_n_plus_one() {
     assert_eq!(off.len(), sim.powered_off.len());
     assert_eq!(off.len(), 8 - on);
     let settled = sim.run();
-    assert!(settled.power_off.is_empty() && settled.power_on.is_empty(), "{settled:?}");
+    assert!(
+        settled.power_off.is_empty() && settled.power_on.is_empty(),
+        "{settled:?}"
+    );
     // Within the relief line (80 - 5 / 85 - 5), and N+1 on the hosts on.
     for (name, cpu, mem) in sim.use_of() {
-        assert!(cpu <= 75.0 + 1e-6 && mem <= 80.0 + 1e-6, "{name}: {cpu:.1}% / {mem:.1}%");
+        assert!(
+            cpu <= 75.0 + 1e-6 && mem <= 80.0 + 1e-6,
+            "{name}: {cpu:.1}% / {mem:.1}%"
+        );
     }
     let report = admission(&sim.snap);
     assert!(report.protected, "{report:?}");
@@ -225,10 +240,17 @@ fn rising_load_powers_hosts_on_before_any_host_crosses_the_threshold() {
             u.cpu_percent = (u.cpu_percent * 1.06).min(100.0);
         }
     }
-    eprintln!("woken: {:?} {:?}; max CPU seen {max_seen:.1}", sim.powered_on, sim.last_on);
+    eprintln!(
+        "woken: {:?} {:?}; max CPU seen {max_seen:.1}",
+        sim.powered_on, sim.last_on
+    );
     assert!(!sim.powered_on.is_empty(), "demand grew but nothing was powered on");
     assert!(sim.hosts_on() > 3);
-    assert!(sim.powered_off.is_empty(), "rising load never powers off: {:?}", sim.powered_off);
+    assert!(
+        sim.powered_off.is_empty(),
+        "rising load never powers off: {:?}",
+        sim.powered_off
+    );
     assert!(max_seen > 50.0, "the load did rise ({max_seen:.1}%)");
 }
 
@@ -240,7 +262,11 @@ fn ha_failure_while_hosts_are_in_standby_powers_one_on() {
     assert_eq!(d.power_on.len(), 1, "{d:?}");
     let woken = &d.power_on[0];
     assert!(woken.mandatory);
-    assert!(woken.reason.contains("HA failover capacity is short"), "{}", woken.reason);
+    assert!(
+        woken.reason.contains("HA failover capacity is short"),
+        "{}",
+        woken.reason
+    );
     assert!(woken.node_name == "node-4" || woken.node_name == "node-5");
     assert!(d.power_off.is_empty());
     // Once it has booted the hosts on absorb a failure again, and nothing more is woken.

@@ -253,7 +253,11 @@ async fn configure(app: &App, sess: &mut Session, a: DrsConfigureArgs) -> CliRes
         mask.push("dpm_min_hosts_on");
     }
     if let Some(v) = a.dpm_opt_out {
-        c.dpm_opt_out = v.into_iter().map(|n| n.trim().to_string()).filter(|n| !n.is_empty()).collect();
+        c.dpm_opt_out = v
+            .into_iter()
+            .map(|n| n.trim().to_string())
+            .filter(|n| !n.is_empty())
+            .collect();
         mask.push("dpm_opt_out");
     }
     if let Some(v) = a.dpm_watts_per_host {

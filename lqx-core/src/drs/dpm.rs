@@ -231,11 +231,14 @@ pub fn plan(
         if on_or_coming.len() < d.min_hosts_on as usize {
             let want = d.min_hosts_on as usize - on_or_coming.len();
             for &i in by_size.iter().take(want) {
-                wake.push((i, format!("fewer hosts on ({}) than the minimum of {}", on.len(), d.min_hosts_on)));
+                wake.push((
+                    i,
+                    format!("fewer hosts on ({}) than the minimum of {}", on.len(), d.min_hosts_on),
+                ));
             }
-        } else if d.failover_hosts > 0 && coming.is_empty() && !protected(snap, power, &[], &[]) {
+        } else if d.failover_hosts > 0 && coming.is_empty() && !protected(snap, power, &[]) {
             // The smallest wake-up that restores N+1, if any does.
-            if let Some(&i) = by_size.iter().find(|&&i| protected(snap, power, &[i], &[])) {
+            if let Some(&i) = by_size.iter().find(|&&i| protected(snap, power, &[i])) {
                 wake.push((
                     i,
                     "HA failover capacity is short: the hosts on cannot absorb a host failure".into(),
@@ -248,9 +251,11 @@ pub fn plan(
             wake.push((i, format!("VM {vm} must move and fits only on a host in standby")));
         } else {
             let growth = state.last_mean.map_or(0.0, |m| (mean_before - m).max(0.0));
-            let hot = on
-                .iter()
-                .find(|&&i| [CPU, MEM].into_iter().any(|r| l.load[i][r] / l.cap[i][r].max(EPS) * 100.0 > line[r] + EPS));
+            let hot = on.iter().find(|&&i| {
+                [CPU, MEM]
+                    .into_iter()
+                    .any(|r| l.load[i][r] / l.cap[i][r].max(EPS) * 100.0 > line[r] + EPS)
+            });
             let why = if demand > d.power_on_above {
                 Some(format!(
                     "demand is up: hosts on are {demand:.0}% used on average, above {:.0}%",
@@ -428,7 +433,7 @@ pub fn plan(
             for &g in &gone {
                 ha_view.nodes[g].phase = NodePhase::NotReady;
             }
-            if !protected(&ha_view, power, &[], &[]) {
+            if !protected(&ha_view, power, &[]) {
                 last_reason.get_or_insert_with(|| {
                     format!(
                         "without {} HA admission control (N+{}) would not hold",
@@ -496,15 +501,14 @@ pub fn plan(
     out
 }
 
-/// HA admission control over the hosts on, with `extra` standby hosts woken and `off` hosts
-/// gone.
-fn protected(snap: &ClusterSnapshot, power: &HashMap<NodeId, PowerState>, extra: &[usize], off: &[usize]) -> bool {
+/// HA admission control over the hosts on, with `extra` standby hosts woken.
+fn protected(snap: &ClusterSnapshot, power: &HashMap<NodeId, PowerState>, extra: &[usize]) -> bool {
     let mut v = snap.clone();
     for (i, n) in v.nodes.iter_mut().enumerate() {
         if extra.contains(&i) {
             n.phase = NodePhase::Ready;
             n.schedulable = true;
-        } else if off.contains(&i) || is_standby(power_of(power, n.id)) {
+        } else if is_standby(power_of(power, n.id)) {
             n.phase = NodePhase::NotReady;
         }
     }

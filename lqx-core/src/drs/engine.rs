@@ -67,8 +67,8 @@ use crate::model::{
     AuditEntry, AuditResult, AutomationLevel, DrsConfig, DrsRecommendation, EventDraft, EventType, NodeId, ProjectId,
     RecommendationId, RecommendationStatus as St, RecommendationType, ResourceType, VmId, VmState,
 };
-use crate::power::{NodePower, PowerState};
 use crate::placement::{ClusterSnapshot, PlacementRequest, place};
+use crate::power::{NodePower, PowerState};
 use crate::store::{RecommendationPage, Store};
 use crate::{Error, ErrorKind, Result};
 
@@ -645,7 +645,10 @@ impl DrsEngine {
             .recommendations_with_status(&[St::Pending, St::Approved, St::Applying])
             .await?;
         let mut by_vm: HashMap<VmId, DrsRecommendation> = HashMap::new();
-        for r in open.into_iter().filter(|r| r.recommendation_type == RecommendationType::Migrate) {
+        for r in open
+            .into_iter()
+            .filter(|r| r.recommendation_type == RecommendationType::Migrate)
+        {
             // One open per VM is the invariant; should an older duplicate exist, the newest wins.
             by_vm.insert(r.vm_id, r);
         }
@@ -931,6 +934,13 @@ impl DrsEngine {
                 }
             };
         }
+        let Some(power) = self.inner.opts.power.clone() else {
+            // Settled above (no controller: FAILED); here for the type.
+            return Err(Error::precondition(format!(
+                "no power controller: lqx cannot power {}",
+                r.source_node_name
+            )));
+        };
         let mut a = r.clone();
         a.status = St::Applying;
         a.applied_by = Some(by.to_string());
@@ -943,7 +953,6 @@ impl DrsEngine {
             return Err(not_open(id, cur.status, "applied"));
         }
         self.publish(EventType::Updated, &a, now);
-        let power = self.inner.opts.power.clone().expect("checked above");
         let res = if off {
             power.standby(a.source_node_id).await
         } else {

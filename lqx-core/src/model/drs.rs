@@ -244,7 +244,10 @@ impl DpmConfig {
             ("drs.dpm.power_on_above", self.power_on_above),
         ] {
             if !(v.is_finite() && v > 0.0 && v < 100.0) {
-                return Err(crate::Error::invalid(field, format!("{v} is not a percentage in (0, 100)")));
+                return Err(crate::Error::invalid(
+                    field,
+                    format!("{v} is not a percentage in (0, 100)"),
+                ));
             }
         }
         if self.power_off_below >= self.power_on_above {

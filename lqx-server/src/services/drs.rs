@@ -262,7 +262,10 @@ fn level_in(field: &str, v: i32) -> Result<AutomationLevel> {
         Ok(pb::AutomationLevel::Manual) => Ok(AutomationLevel::Manual),
         Ok(pb::AutomationLevel::Partial) => Ok(AutomationLevel::Partial),
         Ok(pb::AutomationLevel::Full) => Ok(AutomationLevel::Full),
-        _ => Err(Error::invalid(field, "must be AUTOMATION_LEVEL_MANUAL, _PARTIAL or _FULL")),
+        _ => Err(Error::invalid(
+            field,
+            "must be AUTOMATION_LEVEL_MANUAL, _PARTIAL or _FULL",
+        )),
     }
 }
 
