@@ -755,17 +755,13 @@ fn settle(snap: &ClusterSnapshot, config: &DrsConfig) -> Settled {
             .iter()
             .any(|n| n.cpu_percent > config.threshold_cpu || n.memory_percent > config.threshold_memory)
     };
-    let mut last = None;
-    loop {
+    let last = loop {
         let p = plan(&s, config, &state, &history, now);
         if relief.is_none() && !hot(&p.before) {
             relief = Some(rounds);
         }
-        last = Some(p.after.clone());
         if p.moves.is_empty() || rounds >= MAX_ROUNDS {
-            let m = if p.moves.is_empty() { p.before } else { p.after };
-            last = Some(m);
-            break;
+            break if p.moves.is_empty() { p.before } else { p.after };
         }
         rounds += 1;
         moves += p.moves.len();
@@ -777,9 +773,9 @@ fn settle(snap: &ClusterSnapshot, config: &DrsConfig) -> Settled {
         state = p.state.clone();
         now += config.interval;
         history.prune(now, config.recent_migration_window);
-    }
+    };
     Settled {
-        peak: max_util(&last.expect("one plan")),
+        peak: max_util(&last),
         moves,
         gib: mib as f64 / 1024.0,
         rounds,

@@ -25,8 +25,8 @@
 //!   run does not wake it again: hysteresis); at least `min_hosts_on` stay on; and HA
 //!   admission control still holds on the hosts left. Its VMs are evacuated by live
 //!   migration (MIGRATE recommendations, kind `consolidate`), then the host goes to standby.
-//!   Several hosts may go in one run, each checked against the cluster the earlier ones
-//!   leave.
+//!   Several hosts may go in one run (of the 8 emptiest considered), each checked against
+//!   the cluster the earlier ones leave.
 
 use std::collections::HashMap;
 
@@ -44,6 +44,11 @@ use crate::power::PowerState;
 const CPU: usize = 0;
 const MEM: usize = 1;
 const EPS: f64 = 1e-9;
+/// Hosts one run considers powering off (each costs an evacuation plan and an admission
+/// check over the whole cluster); a large cluster consolidates over several runs.
+const MAX_CANDIDATES: usize = 8;
+/// Standby hosts one run tries, largest first, to restore HA admission control.
+const MAX_WAKE_TRIES: usize = 4;
 
 /// What DPM remembers between runs.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -238,7 +243,11 @@ pub fn plan(
             }
         } else if d.failover_hosts > 0 && coming.is_empty() && !protected(snap, power, &[]) {
             // The smallest wake-up that restores N+1, if any does.
-            if let Some(&i) = by_size.iter().find(|&&i| protected(snap, power, &[i])) {
+            if let Some(&i) = by_size
+                .iter()
+                .take(MAX_WAKE_TRIES)
+                .find(|&&i| protected(snap, power, &[i]))
+            {
                 wake.push((
                     i,
                     "HA failover capacity is short: the hosts on cannot absorb a host failure".into(),
@@ -345,7 +354,7 @@ pub fn plan(
     let mut last_reason = None;
     // A host that takes VMs in this run stays on (a VM moves once per run).
     let mut received: Vec<usize> = Vec::new();
-    for h in cands {
+    for h in cands.into_iter().take(MAX_CANDIDATES) {
         if received.contains(&h) {
             continue;
         }
