@@ -167,7 +167,7 @@ pub fn parse(text: &str) -> Result<ClusterSnapshot, ClusterFileError> {
 /// The power state each node of a cluster file declares (`power:`); nodes without one are
 /// absent (on).
 pub fn power_states(text: &str) -> Result<HashMap<NodeId, crate::power::PowerState>, ClusterFileError> {
-    let file: ClusterFile = serde_yaml::from_str(text).map_err(ClusterFileError::Parse)?;
+    let file: ClusterFile = serde_norway::from_str(text).map_err(ClusterFileError::Parse)?;
     Ok(file
         .nodes
         .iter()
