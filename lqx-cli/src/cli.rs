@@ -760,7 +760,7 @@ pub enum DrsCmd {
     Get { id: String },
     /// Approve a recommendation
     Approve { id: String },
-    /// Apply a recommendation (performs the migration)
+    /// Apply a recommendation (performs the migration, or the power on/off)
     Apply {
         id: String,
         #[command(flatten)]
@@ -822,6 +822,30 @@ pub struct DrsConfigureArgs {
     /// Migrations at once per host
     #[arg(long)]
     pub max_migrations_per_host: Option<u32>,
+    /// Moves per host per round; 0: derived from migration capacity
+    #[arg(long)]
+    pub migrations_per_round: Option<u32>,
+    /// DPM: put hosts in standby when the cluster can run on fewer
+    #[arg(long)]
+    pub dpm: Option<bool>,
+    /// DPM automation (manual: recommend only; partial: power on; full: power on and off)
+    #[arg(long, value_enum)]
+    pub dpm_automation: Option<AutomationArg>,
+    /// DPM: consolidate while the hosts on are used less than this on average, percent
+    #[arg(long)]
+    pub dpm_power_off_below: Option<f64>,
+    /// DPM: wake a host when the hosts on are used more than this on average, percent
+    #[arg(long)]
+    pub dpm_power_on_above: Option<f64>,
+    /// DPM: never fewer hosts on than this
+    #[arg(long)]
+    pub dpm_min_hosts_on: Option<u32>,
+    /// DPM: hosts never powered off (comma-separated names; "" for none)
+    #[arg(long, value_delimiter = ',')]
+    pub dpm_opt_out: Option<Vec<String>>,
+    /// DPM: estimated watts per host, for the energy estimate
+    #[arg(long)]
+    pub dpm_watts_per_host: Option<f64>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

@@ -1135,6 +1135,21 @@ pub struct DrsConfigView {
     pub hysteresis_margin: f64,
     pub hysteresis_hold_count: u32,
     pub migration_bandwidth_mib_per_second: u32,
+    pub migrations_per_host_per_round: u32,
+    pub dpm: DpmConfigView,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct DpmConfigView {
+    pub enabled: bool,
+    pub automation_level: String,
+    pub power_off_below: f64,
+    pub power_on_above: f64,
+    pub min_hosts_on: u32,
+    pub hold_count: u32,
+    pub opt_out: Vec<String>,
+    pub failover_hosts: u32,
+    pub watts_per_host: f64,
 }
 
 impl From<&drspb::DrsConfig> for DrsConfigView {
@@ -1150,6 +1165,18 @@ impl From<&drspb::DrsConfig> for DrsConfigView {
             hysteresis_margin: c.hysteresis_margin,
             hysteresis_hold_count: c.hysteresis_hold_count,
             migration_bandwidth_mib_per_second: c.migration_bandwidth_mib_per_second,
+            migrations_per_host_per_round: c.migrations_per_host_per_round,
+            dpm: DpmConfigView {
+                enabled: c.dpm_enabled,
+                automation_level: enum_word(c.dpm_automation_level().as_str_name(), "AUTOMATION_LEVEL_"),
+                power_off_below: c.dpm_power_off_below,
+                power_on_above: c.dpm_power_on_above,
+                min_hosts_on: c.dpm_min_hosts_on,
+                hold_count: c.dpm_hold_count,
+                opt_out: c.dpm_opt_out.clone(),
+                failover_hosts: c.dpm_failover_hosts,
+                watts_per_host: c.dpm_watts_per_host,
+            },
         }
     }
 }
@@ -1163,7 +1190,8 @@ impl View for DrsConfigView {
         col("MEMORY%"),
         col("MIGRATION-THRESHOLD"),
         wide("MAX-PER-HOST"),
-        wide("HYSTERESIS")
+        wide("HYSTERESIS"),
+        col("DPM")
     );
     fn cell(&self, c: &str) -> String {
         match c {
@@ -1175,6 +1203,11 @@ impl View for DrsConfigView {
             "MIGRATION-THRESHOLD" => self.migration_threshold.to_string(),
             "MAX-PER-HOST" => self.max_concurrent_migrations_per_host.to_string(),
             "HYSTERESIS" => format!("{:.1}pp x{}", self.hysteresis_margin, self.hysteresis_hold_count),
+            "DPM" if !self.dpm.enabled => "off".into(),
+            "DPM" => format!(
+                "{} {:.0}-{:.0}% min {}",
+                self.dpm.automation_level, self.dpm.power_off_below, self.dpm.power_on_above, self.dpm.min_hosts_on
+            ),
             _ => String::new(),
         }
     }

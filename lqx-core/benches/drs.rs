@@ -12,9 +12,11 @@
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use lqx_core::drs::dpm::{self, DpmState};
 use lqx_core::drs::{DrsState, MigrationHistory, plan};
 use lqx_core::model::{DrsConfig, NodeId, NodePhase, VmId};
 use lqx_core::placement::{ClusterSnapshot, NodeSnapshot, VmSnapshot, VmUsageSample};
+use lqx_core::power::PowerState;
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use uuid::Uuid;
 
@@ -288,7 +290,8 @@ fn run(sc: Scenario, hosts: usize, quick: bool, level: u8, slots: u32) -> Row {
     let config = DrsConfig {
         hysteresis_hold_count: 1,
         migration_threshold: level,
-        max_concurrent_migrations_per_host: slots,
+        max_concurrent_migrations_per_host: 2,
+        migrations_per_host_per_round: slots,
         ..DrsConfig::default()
     };
     let now = DateTime::<Utc>::from_timestamp(1_700_000_000, 0).unwrap();
@@ -558,8 +561,18 @@ fn main() {
     let arg = |k: &str| args.iter().position(|a| a == k).and_then(|i| args.get(i + 1)).cloned();
     let only = arg("--only").map(|o| o.to_lowercase());
     let only_hosts: Option<usize> = arg("--hosts").and_then(|h| h.parse().ok());
-    // `--slots N`: migrations per host per round (max_concurrent_migrations_per_host).
+    // `--slots N`: migrations per host per round (migrations_per_host_per_round; 0: derived
+    // from migration capacity, the default config).
     let slots: u32 = arg("--slots").and_then(|h| h.parse().ok()).unwrap_or(2);
+    if args.iter().any(|a| a == "--compare") {
+        compare(only.as_deref());
+        return;
+    }
+    if args.iter().any(|a| a == "--dpm") {
+        let watts: f64 = arg("--watts").and_then(|w| w.parse().ok()).unwrap_or(350.0);
+        dpm_bench(watts);
+        return;
+    }
     // `--dump FILE` with `--only` and `--hosts`: writes that cluster as a cluster file (for
     // `lqx drs simulate` or a scenario test) instead of benchmarking.
     if let (Some(file), Some(o), Some(h)) = (arg("--dump"), &only, only_hosts) {
@@ -619,5 +632,342 @@ fn main() {
                 r.slowest_ms.max(r.plan_ms)
             );
         }
+    }
+}
+
+// ---- the reference search and the comparison (`--compare`) ----------------------------------
+
+/// Per host (capacity, load, allocation, allocation limit), per resource.
+struct Model {
+    cap: Vec<[f64; 2]>,
+    load: Vec<[f64; 2]>,
+    alloc: Vec<[f64; 2]>,
+    limit: Vec<[f64; 2]>,
+    on: Vec<Vec<usize>>,
+}
+
+impl Model {
+    fn new(s: &ClusterSnapshot) -> Model {
+        let n = s.nodes.len();
+        let mut m = Model {
+            cap: s
+                .nodes
+                .iter()
+                .map(|x| [x.cpu_cores as f64, x.memory_mib as f64])
+                .collect(),
+            load: vec![[0.0; 2]; n],
+            alloc: vec![[0.0; 2]; n],
+            limit: s.nodes.iter().map(|x| [x.cpu_limit(), x.memory_limit_mib()]).collect(),
+            on: vec![Vec::new(); n],
+        };
+        for (k, v) in s.vms.iter().enumerate() {
+            let i = s.nodes.iter().position(|x| Some(x.id) == v.node).expect("placed");
+            m.load[i][0] += v.cpu_load();
+            m.load[i][1] += v.memory_load_mib();
+            m.alloc[i][0] += v.cpu_cores as f64;
+            m.alloc[i][1] += v.memory_mib as f64;
+            m.on[i].push(k);
+        }
+        m
+    }
+    fn util(&self, i: usize, d: [f64; 2]) -> f64 {
+        ((self.load[i][0] + d[0]) / self.cap[i][0]).max((self.load[i][1] + d[1]) / self.cap[i][1]) * 100.0
+    }
+    fn peak(&self) -> (usize, f64) {
+        (0..self.cap.len())
+            .map(|i| (i, self.util(i, [0.0; 2])))
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+            .unwrap()
+    }
+}
+
+/// The reference: best-improvement greedy on the peak. Each step takes the hottest host and
+/// makes the single move (any running VM on it, any host with allocation room) that leaves
+/// the larger of the two hosts' utilization lowest (ties: least memory copied), if that is
+/// below the hottest's current level; it stops when no move lowers the hottest host.
+/// Returns (settled max util, moves, GiB copied).
+fn reference_greedy(s: &ClusterSnapshot) -> (f64, usize, f64) {
+    let mut m = Model::new(s);
+    let (mut moves, mut mib) = (0usize, 0.0f64);
+    for _ in 0..200_000 {
+        let (h, top) = m.peak();
+        let mut best: Option<(f64, f64, usize, usize)> = None;
+        for &k in &m.on[h] {
+            let v = &s.vms[k];
+            if !v.running {
+                continue;
+            }
+            let l = [v.cpu_load(), v.memory_load_mib()];
+            let a = [v.cpu_cores as f64, v.memory_mib as f64];
+            let src = m.util(h, [-l[0], -l[1]]);
+            for t in 0..m.cap.len() {
+                if t == h || m.alloc[t][0] + a[0] > m.limit[t][0] + 1e-9 || m.alloc[t][1] + a[1] > m.limit[t][1] + 1e-9
+                {
+                    continue;
+                }
+                let after = src.max(m.util(t, l));
+                if after >= top - 1e-6 {
+                    continue;
+                }
+                if best.is_none_or(|b| after < b.0 - 1e-9 || ((after - b.0).abs() <= 1e-9 && l[1] < b.1)) {
+                    best = Some((after, l[1], k, t));
+                }
+            }
+        }
+        let Some((_, mem, k, t)) = best else { break };
+        let v = &s.vms[k];
+        let (l, a) = (
+            [v.cpu_load(), v.memory_load_mib()],
+            [v.cpu_cores as f64, v.memory_mib as f64],
+        );
+        for r in 0..2 {
+            m.load[h][r] -= l[r];
+            m.load[t][r] += l[r];
+            m.alloc[h][r] -= a[r];
+            m.alloc[t][r] += a[r];
+        }
+        m.on[h].retain(|&x| x != k);
+        m.on[t].push(k);
+        moves += 1;
+        mib += mem;
+    }
+    (m.peak().1, moves, mib / 1024.0)
+}
+
+struct Settled {
+    peak: f64,
+    moves: usize,
+    gib: f64,
+    rounds: usize,
+    /// Rounds until no host is above a threshold (0: none was).
+    rounds_to_relief: usize,
+}
+
+/// Rounds applied one `interval` apart until a round plans nothing (as `run` settles).
+fn settle(snap: &ClusterSnapshot, config: &DrsConfig) -> Settled {
+    let mut s = snap.clone();
+    let mut state = DrsState::default();
+    let mut history = MigrationHistory::default();
+    let mut now = DateTime::<Utc>::from_timestamp(1_700_000_000, 0).unwrap();
+    let (mut moves, mut mib, mut rounds, mut relief) = (0, 0u64, 0, None);
+    let hot = |m: &lqx_core::drs::ClusterMetrics| {
+        m.nodes
+            .iter()
+            .any(|n| n.cpu_percent > config.threshold_cpu || n.memory_percent > config.threshold_memory)
+    };
+    let last = loop {
+        let p = plan(&s, config, &state, &history, now);
+        if relief.is_none() && !hot(&p.before) {
+            relief = Some(rounds);
+        }
+        if p.moves.is_empty() || rounds >= MAX_ROUNDS {
+            break if p.moves.is_empty() { p.before } else { p.after };
+        }
+        rounds += 1;
+        moves += p.moves.len();
+        mib += p.memory_moved_mib();
+        for m in &p.moves {
+            history.record(m.vm, m.source, m.target, now);
+        }
+        p.apply(&mut s);
+        state = p.state.clone();
+        now += config.interval;
+        history.prune(now, config.recent_migration_window);
+    };
+    Settled {
+        peak: max_util(&last),
+        moves,
+        gib: mib as f64 / 1024.0,
+        rounds,
+        rounds_to_relief: relief.unwrap_or(rounds),
+    }
+}
+
+/// Level 3 and 5 (default config otherwise: the round budget derived from migration
+/// capacity) against the reference, on the bench's clusters and on clusters generated with
+/// other seeds.
+fn compare(only: Option<&str>) {
+    let mut clusters: Vec<(String, ClusterSnapshot)> = Vec::new();
+    for sc in SCENARIOS {
+        for hosts in [8, 32, 96] {
+            clusters.push((
+                format!("{} {hosts} (bench)", sc.name()),
+                generate(sc, hosts, 42 + hosts as u64),
+            ));
+        }
+    }
+    for (sc, hosts, seed) in [
+        (Scenario::Zipf, 200, 7),
+        (Scenario::Heterogeneous, 7, 11),
+        (Scenario::Bimodal, 50, 3),
+        (Scenario::Gradient, 40, 5),
+        (Scenario::AntiCorrelated, 24, 9),
+        (Scenario::OneHot, 20, 13),
+    ] {
+        clusters.push((
+            format!("{} {hosts} (seed {seed})", sc.name()),
+            generate(sc, hosts, seed),
+        ));
+    }
+    println!("DRS against the best-improvement greedy reference (peak: max util settled, %).");
+    println!(
+        "| cluster | peak before | reference: peak / moves / GiB | level 3: peak / moves / GiB (rounds, to relief) | L3 vs ref: peak Δ, moves ×, GiB × | level 5: peak / moves / GiB (rounds) | L5 moves / GiB per point removed | ref moves / GiB per point removed |"
+    );
+    println!("|---|---:|---|---|---|---|---|---|");
+    let (mut met, mut total) = (0, 0);
+    for (name, snap) in clusters {
+        if only.is_some_and(|o| !name.to_lowercase().contains(o)) {
+            continue;
+        }
+        let before = Model::new(&snap).peak().1;
+        let (rp, rm, rg) = reference_greedy(&snap);
+        let c3 = DrsConfig {
+            hysteresis_hold_count: 1,
+            ..DrsConfig::default()
+        };
+        let c5 = DrsConfig {
+            migration_threshold: 5,
+            ..c3.clone()
+        };
+        let l3 = settle(&snap, &c3);
+        let l5 = settle(&snap, &c5);
+        let ratio = |a: f64, b: f64| {
+            if b > 0.0 {
+                a / b
+            } else if a > 0.0 {
+                f64::INFINITY
+            } else {
+                1.0
+            }
+        };
+        let ok = l3.peak <= rp + 5.0 && l3.moves as f64 <= 1.2 * rm as f64 + 1e-9 && l3.gib <= 1.2 * rg + 1e-9;
+        total += 1;
+        met += ok as usize;
+        let per = |moves: usize, gib: f64, peak: f64| {
+            let d = (before - peak).max(1e-9);
+            format!("{:.1} / {:.1}", moves as f64 / d, gib / d)
+        };
+        println!(
+            "| {name} | {before:.1} | {rp:.1} / {rm} / {rg:.0} | {:.1} / {} / {:.0} ({}, {}) | {:+.1}, {:.2}, {:.2}{} | {:.1} / {} / {:.0} ({}) | {} | {} |",
+            l3.peak,
+            l3.moves,
+            l3.gib,
+            l3.rounds,
+            l3.rounds_to_relief,
+            l3.peak - rp,
+            ratio(l3.moves as f64, rm as f64),
+            ratio(l3.gib, rg),
+            if ok { "" } else { " ✗" },
+            l5.peak,
+            l5.moves,
+            l5.gib,
+            l5.rounds,
+            per(l5.moves, l5.gib, l5.peak),
+            per(rm, rg, rp),
+        );
+    }
+    println!(
+        "\nLevel-3 goal (peak within 5 points of the reference, at most 1.2x its moves and GiB) met on {met} of {total} clusters."
+    );
+}
+
+// ---- DPM (`--dpm`) ---------------------------------------------------------------------------
+
+/// Light-load clusters: hosts of 64 cores / 512 GiB (heterogeneous: 16-128 cores) at 10-35 %
+/// use, HA on every VM. DPM (full automation, hold count 1) with DRS at level 3, run until
+/// nothing changes: hosts powered off, the energy that saves, the peak after consolidation.
+fn dpm_bench(watts: f64) {
+    println!(
+        "DPM on light-load clusters ({watts:.0} W per host on), DRS level 3, default thresholds (80/85, margin 5), DPM band 45-65 %, N+1."
+    );
+    println!(
+        "| cluster | hosts | VMs | mean use before | hosts off | energy saved | peak before → after | moves | GiB moved | rounds | plan ms (slowest DPM round) |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|");
+    for (sc, hosts, seed, level) in [
+        (Scenario::Gradient, 8, 1, 0.25),
+        (Scenario::Gradient, 32, 2, 0.25),
+        (Scenario::Zipf, 32, 3, 0.3),
+        (Scenario::Heterogeneous, 16, 4, 0.3),
+        (Scenario::Gradient, 200, 5, 0.3),
+        (Scenario::Zipf, 200, 6, 0.35),
+    ] {
+        let mut snap = generate(sc, hosts, seed);
+        // Scale use down to a light load (about `level` of the generated one's mean).
+        for v in &mut snap.vms {
+            if let Some(u) = &mut v.usage {
+                u.cpu_percent *= level;
+                u.memory_used_mib = (u.memory_used_mib as f64 * level) as u64;
+            }
+            v.ha.enabled = true;
+        }
+        let config = DrsConfig {
+            hysteresis_hold_count: 1,
+            dpm: lqx_core::model::DpmConfig {
+                enabled: true,
+                automation_level: lqx_core::model::AutomationLevel::Full,
+                hold_count: 1,
+                watts_per_host: watts,
+                ..Default::default()
+            },
+            ..DrsConfig::default()
+        };
+        let mut power: std::collections::HashMap<NodeId, PowerState> = Default::default();
+        let mut state = DrsState::default();
+        let mut dstate = DpmState::default();
+        let mut history = MigrationHistory::default();
+        let mut now = DateTime::<Utc>::from_timestamp(1_700_000_000, 0).unwrap();
+        let peak_before = Model::new(&snap).peak().1;
+        let mean_before = dpm::plan(&snap, &config, &power, &DpmState::default(), &[]).mean_before;
+        let (mut moves, mut mib, mut rounds, mut slowest) = (0usize, 0u64, 0usize, Duration::ZERO);
+        loop {
+            let p = plan(&snap, &config, &state, &history, now);
+            state = p.state.clone();
+            p.apply(&mut snap);
+            let t = Instant::now();
+            let d = dpm::plan(&snap, &config, &power, &dstate, &[]);
+            slowest = slowest.max(t.elapsed());
+            dstate = d.state.clone();
+            for m in p.moves.iter().chain(&d.evacuations) {
+                history.record(m.vm, m.source, m.target, now);
+            }
+            for m in &d.evacuations {
+                snap.vms.iter_mut().find(|v| v.id == m.vm).unwrap().node = Some(m.target);
+            }
+            moves += p.moves.len() + d.evacuations.len();
+            mib += p.memory_moved_mib() + d.evacuations.iter().map(|m| m.memory_mib).sum::<u64>();
+            for a in &d.power_off {
+                power.insert(a.node, PowerState::Standby);
+                snap.nodes.iter_mut().find(|n| n.id == a.node).unwrap().phase = NodePhase::NotReady;
+            }
+            for a in &d.power_on {
+                power.insert(a.node, PowerState::On);
+                snap.nodes.iter_mut().find(|n| n.id == a.node).unwrap().phase = NodePhase::Ready;
+            }
+            now += config.interval;
+            history.prune(now, config.recent_migration_window);
+            let changed =
+                !p.moves.is_empty() || !d.evacuations.is_empty() || !d.power_on.is_empty() || !d.power_off.is_empty();
+            if !changed || rounds >= 100 {
+                break;
+            }
+            rounds += 1;
+        }
+        let off = power.values().filter(|p| **p == PowerState::Standby).count();
+        let on: Vec<usize> = (0..snap.nodes.len())
+            .filter(|&i| snap.nodes[i].phase == NodePhase::Ready)
+            .collect();
+        let m = Model::new(&snap);
+        let peak_after = on.iter().map(|&i| m.util(i, [0.0; 2])).fold(0.0, f64::max);
+        assert!(lqx_core::ha::admission(&snap).protected, "N+1 lost");
+        println!(
+            "| {} (seed {seed}) | {hosts} | {} | {mean_before:.1} % | {off} | {:.1} kW ({:.0} kWh/day) | {peak_before:.1} → {peak_after:.1} | {moves} | {:.0} | {rounds} | {:.2} |",
+            sc.name(),
+            snap.vms.len(),
+            dpm::watts_saved(&config, off) / 1000.0,
+            dpm::watts_saved(&config, off) * 24.0 / 1000.0,
+            mib as f64 / 1024.0,
+            slowest.as_secs_f64() * 1e3,
+        );
     }
 }

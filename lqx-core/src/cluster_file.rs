@@ -49,6 +49,9 @@ pub struct NodeEntry {
     /// Measured use of the whole node; default: the sum of its VMs.
     #[serde(default)]
     pub usage: Option<UsageEntry>,
+    /// Host power (on, standby, ...), for DPM; default: on.
+    #[serde(default)]
+    pub power: Option<crate::power::PowerState>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -159,6 +162,17 @@ fn name_uuid(kind: &str, name: &str) -> Uuid {
 pub fn parse(text: &str) -> Result<ClusterSnapshot, ClusterFileError> {
     let file: ClusterFile = serde_norway::from_str(text).map_err(ClusterFileError::Parse)?;
     to_snapshot(&file, text)
+}
+
+/// The power state each node of a cluster file declares (`power:`); nodes without one are
+/// absent (on).
+pub fn power_states(text: &str) -> Result<HashMap<NodeId, crate::power::PowerState>, ClusterFileError> {
+    let file: ClusterFile = serde_norway::from_str(text).map_err(ClusterFileError::Parse)?;
+    Ok(file
+        .nodes
+        .iter()
+        .filter_map(|n| n.power.map(|p| (node_id_for(&n.name), p)))
+        .collect())
 }
 
 /// The first line (1-based) that sets `name: <name>`, to point errors at the entry.
@@ -713,9 +727,14 @@ vms:
                 "  - {{name: v{i}, node: a, cpu_cores: 2, memory_mib: 4096, usage: {{cpu_percent: 60, memory_mib: 2048}}}}\n"
             );
         }
-        let one = simulate_drs(&file, &DrsConfig::default()).unwrap();
+        // A budget of 2 moves per host per round (the default derives a larger one).
+        let c = DrsConfig {
+            migrations_per_host_per_round: 2,
+            ..DrsConfig::default()
+        };
+        let one = simulate_drs(&file, &c).unwrap();
         assert_eq!(one.moves, 2, "one round: the per-host budget");
-        let settled = simulate_drs_rounds(&file, &DrsConfig::default(), 50).unwrap();
+        let settled = simulate_drs_rounds(&file, &c, 50).unwrap();
         assert!(settled.rounds > 1);
         assert!(settled.after.max_cpu_percent <= 75.0, "{:?}", settled.after);
         assert!(settled.after.imbalance < one.after.imbalance);

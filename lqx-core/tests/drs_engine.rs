@@ -752,6 +752,7 @@ async fn full_automation_applies_room_making_moves_before_the_moves_they_serve()
     let engine = env
         .engine_with(DrsConfig {
             max_concurrent_migrations_per_host: 10,
+            migrations_per_host_per_round: 10,
             ..config(AutomationLevel::Full)
         })
         .await;
@@ -783,6 +784,7 @@ async fn applying_a_move_before_the_room_for_it_is_made_waits_and_names_the_room
     let engine = env
         .engine_with(DrsConfig {
             max_concurrent_migrations_per_host: 10,
+            migrations_per_host_per_round: 10,
             ..config(AutomationLevel::Manual)
         })
         .await;
@@ -853,6 +855,7 @@ async fn full_automation_carries_a_relief_over_rounds_and_status_says_so() {
     let engine = env
         .engine_with(DrsConfig {
             migration_threshold: 2,
+            migrations_per_host_per_round: 2,
             ..config(AutomationLevel::Full)
         })
         .await;
@@ -871,6 +874,7 @@ async fn full_automation_carries_a_relief_over_rounds_and_status_says_so() {
     let engine = env
         .engine_with(DrsConfig {
             migration_threshold: 2,
+            migrations_per_host_per_round: 2,
             ..config(AutomationLevel::Full)
         })
         .await;

@@ -54,11 +54,20 @@ fn three_equal_nodes_with_every_vm_on_one() {
         assert!((n.cpu_percent - 30.0).abs() <= 7.5, "{n:?}");
     }
     assert!(r.unrelieved.is_empty(), "{:?}", r.unrelieved);
-    // One round alone is bounded by the per-host budget (2); the node relieved in part is
+    // With a budget of 2 per host, one round is bounded by it; the node relieved in part is
     // being worked on, not reported as one DRS cannot relieve.
-    let one = simulate_drs(&text, &DrsConfig::default()).unwrap();
+    let two = DrsConfig {
+        migrations_per_host_per_round: 2,
+        ..DrsConfig::default()
+    };
+    let one = simulate_drs(&text, &two).unwrap();
     assert_eq!(one.moves, 2);
     assert!(one.unrelieved.is_empty(), "{:?}", one.unrelieved);
+    // The default budget derives from migration capacity (2 at once over 5 minutes): one
+    // round relieves node-1 (time to relief: one round).
+    let one = simulate_drs(&text, &DrsConfig::default()).unwrap();
+    assert!(one.moves > 2, "{:#?}", one.recommendations);
+    assert!(one.after.max_cpu_percent <= 75.0, "{:?}", one.after);
 }
 
 #[test]
@@ -67,6 +76,7 @@ fn one_hot_host_is_relieved_and_only_it() {
     let snap = cluster_file::parse(&text).unwrap();
     let c = DrsConfig {
         max_concurrent_migrations_per_host: 4,
+        migrations_per_host_per_round: 4,
         ..DrsConfig::default()
     };
     let p = once(&snap, &c);
@@ -115,6 +125,7 @@ fn anti_affinity_is_restored_and_kept() {
         &snap,
         &DrsConfig {
             max_concurrent_migrations_per_host: 8,
+            migrations_per_host_per_round: 8,
             ..DrsConfig::default()
         },
     );
@@ -184,6 +195,7 @@ fn a_relief_that_trades_through_the_hot_host_is_made_over_rounds() {
     let mut snap = cluster_file::parse(&text).unwrap();
     let c = DrsConfig {
         hysteresis_hold_count: 1,
+        migrations_per_host_per_round: 2,
         ..DrsConfig::default()
     };
     let (mut state, mut history, mut now) = (DrsState::default(), MigrationHistory::default(), t0());
@@ -585,6 +597,7 @@ fn planner_is_within_ten_percent_of_the_fewest_moves() {
             migration_threshold: 2,
             hysteresis_margin: margin,
             max_concurrent_migrations_per_host: 1000,
+            migrations_per_host_per_round: 1000,
             ..DrsConfig::default()
         };
         let p = once(&inst.snap, &c);

@@ -224,6 +224,46 @@ async fn configure(app: &App, sess: &mut Session, a: DrsConfigureArgs) -> CliRes
         c.max_concurrent_migrations_per_host = v;
         mask.push("max_concurrent_migrations_per_host");
     }
+    if let Some(v) = a.migrations_per_round {
+        c.migrations_per_host_per_round = v;
+        mask.push("migrations_per_host_per_round");
+    }
+    if let Some(v) = a.dpm {
+        c.dpm_enabled = v;
+        mask.push("dpm_enabled");
+    }
+    if let Some(v) = a.dpm_automation {
+        c.dpm_automation_level = match v {
+            AutomationArg::Manual => pb::AutomationLevel::Manual,
+            AutomationArg::Partial => pb::AutomationLevel::Partial,
+            AutomationArg::Full => pb::AutomationLevel::Full,
+        } as i32;
+        mask.push("dpm_automation_level");
+    }
+    if let Some(v) = a.dpm_power_off_below {
+        c.dpm_power_off_below = v;
+        mask.push("dpm_power_off_below");
+    }
+    if let Some(v) = a.dpm_power_on_above {
+        c.dpm_power_on_above = v;
+        mask.push("dpm_power_on_above");
+    }
+    if let Some(v) = a.dpm_min_hosts_on {
+        c.dpm_min_hosts_on = v;
+        mask.push("dpm_min_hosts_on");
+    }
+    if let Some(v) = a.dpm_opt_out {
+        c.dpm_opt_out = v
+            .into_iter()
+            .map(|n| n.trim().to_string())
+            .filter(|n| !n.is_empty())
+            .collect();
+        mask.push("dpm_opt_out");
+    }
+    if let Some(v) = a.dpm_watts_per_host {
+        c.dpm_watts_per_host = v;
+        mask.push("dpm_watts_per_host");
+    }
     if mask.is_empty() {
         return Err(CliError::usage("Nothing to change").hint("`lqx drs configure --help` lists the settings"));
     }

@@ -58,15 +58,17 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, watch};
 
 use super::alerts::{self, Alerted};
+use super::dpm::{self, DpmPlan, DpmState};
 use super::live;
 use super::{DrsPlan, DrsState, MigrationHistory, UsageSmoother, plan};
 use crate::alert::AlertSink;
 use crate::compute::Compute;
 use crate::model::{
     AuditEntry, AuditResult, AutomationLevel, DrsConfig, DrsRecommendation, EventDraft, EventType, NodeId, ProjectId,
-    RecommendationId, RecommendationStatus as St, ResourceType, VmId, VmState,
+    RecommendationId, RecommendationStatus as St, RecommendationType, ResourceType, VmId, VmState,
 };
 use crate::placement::{ClusterSnapshot, PlacementRequest, place};
+use crate::power::{NodePower, PowerState};
 use crate::store::{RecommendationPage, Store};
 use crate::{Error, ErrorKind, Result};
 
@@ -98,6 +100,9 @@ pub struct EngineOptions {
     pub alerts: Option<Arc<dyn AlertSink>>,
     /// Migrations automation runs at once (each on hosts no other one touches).
     pub max_parallel_migrations: usize,
+    /// Host power for DPM. None: power recommendations are still made and shown, but applying
+    /// one fails, naming the node.
+    pub power: Option<Arc<dyn NodePower>>,
 }
 
 impl Default for EngineOptions {
@@ -110,6 +115,7 @@ impl Default for EngineOptions {
             retention: Duration::from_secs(24 * 3600),
             alerts: None,
             max_parallel_migrations: 8,
+            power: None,
         }
     }
 }
@@ -146,6 +152,9 @@ pub struct RunSummary {
     /// With no move: why (hysteresis hold, nothing over threshold, ...).
     #[serde(default)]
     pub why_no_moves: Option<String>,
+    /// DPM (when enabled): what it planned, or why it powers nothing off.
+    #[serde(default)]
+    pub dpm: Option<String>,
 }
 
 impl RunSummary {
@@ -179,6 +188,9 @@ impl RunSummary {
                 "; {} running VM(s) cannot move live and stay",
                 self.not_live_movable.len()
             ));
+        }
+        if let Some(d) = &self.dpm {
+            s.push_str(&format!("; DPM: {d}"));
         }
         s
     }
@@ -221,6 +233,8 @@ struct Persisted {
     /// The plan alerts left open (resolved by whichever replica runs next).
     #[serde(default)]
     alerted: Alerted,
+    #[serde(default)]
+    dpm: DpmState,
 }
 
 struct Memory {
@@ -231,6 +245,7 @@ struct Memory {
     placement: HashMap<VmId, NodeId>,
     last_run: Option<RunSummary>,
     alerted: Alerted,
+    dpm: DpmState,
 }
 
 struct Inner {
@@ -279,6 +294,7 @@ impl DrsEngine {
             placement: HashMap::new(),
             last_run: persisted.last_run,
             alerted: persisted.alerted,
+            dpm: persisted.dpm,
         };
         let engine = DrsEngine {
             inner: Arc::new(Inner {
@@ -518,15 +534,64 @@ impl DrsEngine {
         for b in &live_blocked {
             tracing::warn!(target: LOG, vm = %b.vm_name, node = %b.node_name, reason = %b.reason, "running VM cannot move live; DRS leaves it");
         }
-        let plan = {
+        // DPM: hosts in standby, and hosts being emptied for it, take no VM from DRS.
+        let open_power: Vec<DrsRecommendation> = self
+            .store()
+            .recommendations_with_status(&[St::Pending, St::Approved, St::Applying])
+            .await?
+            .into_iter()
+            .filter(|r| r.recommendation_type != RecommendationType::Migrate)
+            .collect();
+        let power = if config.dpm.enabled {
+            self.power_states(&snap).await
+        } else {
+            HashMap::new()
+        };
+        let closing: HashSet<NodeId> = open_power
+            .iter()
+            .filter(|r| r.recommendation_type == RecommendationType::PowerOff)
+            .map(|r| r.source_node_id)
+            .collect();
+        let mut unschedulable: Vec<NodeId> = Vec::new();
+        for n in &mut snap.nodes {
+            let standby = matches!(power.get(&n.id), Some(PowerState::Standby | PowerState::PoweringOff));
+            if n.schedulable && (standby || closing.contains(&n.id)) {
+                n.schedulable = false;
+                if !standby {
+                    unschedulable.push(n.id);
+                }
+            }
+        }
+        let (mut plan, dpm_plan) = {
             let mut m = self.memory();
             m.smoother.apply(&mut snap);
             let keep = config.recent_migration_window.max(Duration::from_secs(60));
             m.history.prune(now, keep);
             let p = plan(&snap, &config, &m.state, &m.history, now);
             m.state = p.state.clone();
-            p
+            let d = config.dpm.enabled.then(|| {
+                // DPM sees the cluster as this plan leaves it; a host being emptied is
+                // planned again (it is still the emptiest).
+                let mut after = snap.clone();
+                p.apply(&mut after);
+                for n in &mut after.nodes {
+                    if unschedulable.contains(&n.id) {
+                        n.schedulable = true;
+                    }
+                }
+                let must: Vec<VmId> = p.unmovable.iter().map(|u| u.vm).collect();
+                let d = dpm::plan(&after, &config, &power, &m.dpm, &must);
+                m.dpm = d.state.clone();
+                d
+            });
+            (p, d)
         };
+        let evacuating: HashSet<VmId> = dpm_plan
+            .as_ref()
+            .map_or_else(HashSet::new, |d| d.evacuations.iter().map(|m| m.vm).collect());
+        if let Some(d) = &dpm_plan {
+            plan.moves.extend(d.evacuations.iter().cloned());
+        }
 
         let mut summary = RunSummary {
             at: now,
@@ -551,6 +616,7 @@ impl DrsEngine {
             why_no_moves: super::why::why_no_moves(&plan, &config, |id| {
                 snap.node(id).map_or_else(|| id.to_string(), |n| n.name.clone())
             }),
+            dpm: dpm_plan.as_ref().map(describe_dpm),
         };
         for u in &plan.unmovable {
             tracing::warn!(target: LOG, vm = %u.vm_name, node = %u.node_name, reason = %u.reason, "VM must move but fits nowhere");
@@ -583,7 +649,10 @@ impl DrsEngine {
             .recommendations_with_status(&[St::Pending, St::Approved, St::Applying])
             .await?;
         let mut by_vm: HashMap<VmId, DrsRecommendation> = HashMap::new();
-        for r in open {
+        for r in open
+            .into_iter()
+            .filter(|r| r.recommendation_type == RecommendationType::Migrate)
+        {
             // One open per VM is the invariant; should an older duplicate exist, the newest wins.
             by_vm.insert(r.vm_id, r);
         }
@@ -643,21 +712,48 @@ impl DrsEngine {
             }
         }
 
+        let power_recs = match &dpm_plan {
+            Some(d) => self.reconcile_power(d, open_power, &mut summary, now).await?,
+            None => Vec::new(),
+        };
+        let automated = |r: &DrsRecommendation, level: AutomationLevel| match level {
+            AutomationLevel::Manual => false,
+            AutomationLevel::Partial => r.mandatory,
+            AutomationLevel::Full => true,
+        };
+        // Power-on first: capacity comes before the moves that may need it.
+        for r in power_recs.iter().filter(|r| {
+            r.recommendation_type == RecommendationType::PowerOn && automated(r, config.dpm.automation_level)
+        }) {
+            self.apply_power_automatically(r.id, config.dpm.automation_level, &mut summary)
+                .await?;
+        }
         // Automation, in plan order: mandatory moves first, then the hottest node's relief,
         // and a move that makes room always before the move that uses it (sorting by
-        // priority alone would run a relief before the room for it is there).
+        // priority alone would run a relief before the room for it is there). A move that
+        // empties a host for standby follows DPM's automation level.
         let pending: Vec<(RecommendationId, NodeId, NodeId)> = ours
             .iter()
             .filter(|r| r.status == St::Pending || r.status == St::Approved)
-            .filter(|r| match config.automation_level {
-                AutomationLevel::Manual => false,
-                AutomationLevel::Partial => r.mandatory,
-                AutomationLevel::Full => true,
+            .filter(|r| {
+                if evacuating.contains(&r.vm_id) {
+                    config.dpm.automation_level == AutomationLevel::Full
+                } else {
+                    automated(r, config.automation_level)
+                }
             })
             .map(|r| (r.id, r.source_node_id, r.target_node_id))
             .collect();
         self.apply_automatically(pending, config.automation_level, &mut summary)
             .await?;
+        // Then standby, for each host its moves emptied.
+        for r in power_recs.iter().filter(|r| {
+            r.recommendation_type == RecommendationType::PowerOff && automated(r, config.dpm.automation_level)
+        }) {
+            self.apply_power_automatically(r.id, config.dpm.automation_level, &mut summary)
+                .await?;
+        }
+        ours.extend(power_recs);
 
         summary.expired += self.cleanup_at(now).await?;
 
@@ -683,6 +779,214 @@ impl DrsEngine {
             recommendations,
             plan,
         })
+    }
+
+    /// Each node's power as `NodePower` reports it (none configured, or unreadable: absent,
+    /// which DPM takes as on).
+    async fn power_states(&self, snap: &ClusterSnapshot) -> HashMap<NodeId, PowerState> {
+        let mut out = HashMap::new();
+        let Some(p) = &self.inner.opts.power else {
+            return out;
+        };
+        for n in &snap.nodes {
+            match p.power_state(n.id).await {
+                Ok(s) => {
+                    out.insert(n.id, s);
+                }
+                Err(e) => tracing::debug!(target: LOG, node = %n.name, error = %e, "DPM: power state unknown"),
+            }
+        }
+        out
+    }
+
+    /// Reconciles DPM's plan with the open POWER_ON/POWER_OFF recommendations (one open per
+    /// host and kind): a planned one refreshes the open one or is created; an open PENDING
+    /// one the plan no longer makes expires. Returns this plan's recommendations.
+    async fn reconcile_power(
+        &self,
+        d: &DpmPlan,
+        open: Vec<DrsRecommendation>,
+        summary: &mut RunSummary,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<DrsRecommendation>> {
+        let mut ours = Vec::new();
+        let mut matched: HashSet<RecommendationId> = HashSet::new();
+        let planned = d
+            .power_on
+            .iter()
+            .map(|a| (RecommendationType::PowerOn, a))
+            .chain(d.power_off.iter().map(|a| (RecommendationType::PowerOff, a)));
+        for (kind, a) in planned {
+            if let Some(r) = open
+                .iter()
+                .find(|r| r.recommendation_type == kind && r.source_node_id == a.node)
+            {
+                matched.insert(r.id);
+                let mut fresh = r.clone();
+                fresh.reason = a.reason.clone();
+                fresh.priority = a.priority;
+                fresh.mandatory = a.mandatory;
+                if r.status != St::Applying
+                    && fresh != *r
+                    && self.store().update_recommendation_if(&fresh, &[r.status], now).await?
+                {
+                    self.publish(EventType::Updated, &fresh, now);
+                }
+                summary.kept += 1;
+                ours.push(fresh);
+                continue;
+            }
+            let rec = a.to_recommendation(kind, RecommendationId::new(), now);
+            self.store().insert_recommendation(&rec).await?;
+            tracing::info!(target: LOG, id = %rec.id, kind = %kind, node = %a.node_name, reason = %a.reason,
+                "DPM recommendation created");
+            self.publish(EventType::Created, &rec, now);
+            summary.created += 1;
+            ours.push(rec);
+        }
+        for r in &open {
+            if r.status == St::Pending
+                && !matched.contains(&r.id)
+                && self
+                    .finish(r, St::Expired, "no longer recommended: the cluster changed", now)
+                    .await?
+                    .is_some()
+            {
+                summary.expired += 1;
+            }
+        }
+        Ok(ours)
+    }
+
+    /// Applies one power recommendation for automation `level`, audited and counted like a
+    /// migration. A POWER_OFF whose host still has VMs stays open for the next run.
+    async fn apply_power_automatically(
+        &self,
+        id: RecommendationId,
+        level: AutomationLevel,
+        summary: &mut RunSummary,
+    ) -> Result<()> {
+        let who = format!("{ENGINE_ACTOR} (automation {})", level.as_str());
+        let res = self.apply(id, &who, None, true).await;
+        if matches!(&res, Err(e) if e.kind == ErrorKind::FailedPrecondition && e.message.contains("still has")) {
+            return Ok(());
+        }
+        self.audit_automatic(id, &res, level).await;
+        match res {
+            Ok(r) if r.status == St::Applied => summary.applied += 1,
+            Ok(_) => summary.failed += 1,
+            Err(e) if e.kind == ErrorKind::FailedPrecondition => summary.failed += 1,
+            Err(e) => return Err(e),
+        }
+        Ok(())
+    }
+
+    /// Applies a POWER_ON or POWER_OFF: revalidates (a host to power off must hold no VM),
+    /// moves it to APPLYING by compare-and-swap, and asks `NodePower`; APPLIED once the
+    /// controller accepted, FAILED with its reason otherwise, or when no controller is
+    /// configured.
+    async fn apply_power(&self, r: DrsRecommendation, by: &str, now: DateTime<Utc>) -> Result<DrsRecommendation> {
+        let id = r.id;
+        let off = r.recommendation_type == RecommendationType::PowerOff;
+        let why = if self.expired_by_age(&r, now) {
+            Some((St::Expired, "it is older than 24 h".to_string()))
+        } else {
+            let snap = self.inner.compute.snapshot().await?;
+            match snap.node(r.source_node_id) {
+                None => Some((St::Failed, format!("node {} was deleted", r.source_node_name))),
+                Some(n) if off => {
+                    let left: Vec<&str> = snap
+                        .vms
+                        .iter()
+                        .filter(|v| v.node == Some(n.id))
+                        .map(|v| v.name.as_str())
+                        .collect();
+                    if !left.is_empty() {
+                        // Its evacuation is still under way: the recommendation stays open.
+                        return Err(Error::precondition(format!(
+                            "recommendation {id} cannot be applied yet: {} still has {} VM(s) ({});                              apply its consolidate moves first",
+                            n.name,
+                            left.len(),
+                            left.join(", ")
+                        )));
+                    }
+                    None
+                }
+                Some(_) => None,
+            }
+        };
+        let why = why.or_else(|| {
+            self.inner.opts.power.is_none().then(|| {
+                (
+                    St::Failed,
+                    format!(
+                        "no power controller: lqx cannot power {} {} (configure the node's BMC)",
+                        r.source_node_name,
+                        if off { "off" } else { "on" }
+                    ),
+                )
+            })
+        });
+        if let Some((to, why)) = why {
+            return match self.finish(&r, to, &why, now).await? {
+                Some(_) => Err(Error::precondition(format!(
+                    "recommendation {id} cannot be applied: {why}"
+                ))),
+                None => {
+                    let cur = self.get(id).await?;
+                    Err(not_open(id, cur.status, "applied"))
+                }
+            };
+        }
+        let Some(power) = self.inner.opts.power.clone() else {
+            // Settled above (no controller: FAILED); here for the type.
+            return Err(Error::precondition(format!(
+                "no power controller: lqx cannot power {}",
+                r.source_node_name
+            )));
+        };
+        let mut a = r.clone();
+        a.status = St::Applying;
+        a.applied_by = Some(by.to_string());
+        if !self
+            .store()
+            .update_recommendation_if(&a, &[St::Pending, St::Approved], now)
+            .await?
+        {
+            let cur = self.get(id).await?;
+            return Err(not_open(id, cur.status, "applied"));
+        }
+        self.publish(EventType::Updated, &a, now);
+        let res = if off {
+            power.standby(a.source_node_id).await
+        } else {
+            power.power_on(a.source_node_id).await
+        };
+        let now = self.now();
+        let kind = match res {
+            Ok(()) => {
+                a.status = St::Applied;
+                a.applied_at = Some(now);
+                tracing::info!(target: LOG, %id, node = %a.source_node_name, kind = %a.recommendation_type, by,
+                    "DPM recommendation applied");
+                EventType::Applied
+            }
+            Err(e) => {
+                a.status = St::Failed;
+                a.failure_reason = Some(format!(
+                    "powering {} {} failed: {e}",
+                    a.source_node_name,
+                    if off { "off" } else { "on" }
+                ));
+                tracing::warn!(target: LOG, %id, node = %a.source_node_name, error = %e, "DPM power action failed");
+                EventType::Failed
+            }
+        };
+        if !self.store().update_recommendation_if(&a, &[St::Applying], now).await? {
+            return self.get(id).await;
+        }
+        self.publish(kind, &a, now);
+        Ok(a)
     }
 
     /// Applies `pending` (id, source, target; in plan order) as automation `level`: several
@@ -746,6 +1050,7 @@ impl DrsEngine {
             let mut m = self.memory();
             m.state = p.state;
             m.alerted = p.alerted;
+            m.dpm = p.dpm;
             // Migrations sampled here since then are not in the store yet: keep them too.
             let mut records = p.history.records;
             let stored: HashSet<(VmId, DateTime<Utc>)> = records.iter().map(|r| (r.vm, r.at)).collect();
@@ -768,6 +1073,7 @@ impl DrsEngine {
                 history: m.history.clone(),
                 last_run: m.last_run.clone(),
                 alerted: m.alerted.clone(),
+                dpm: m.dpm.clone(),
             })
             .map_err(Error::internal)?
         };
@@ -886,6 +1192,20 @@ impl DrsEngine {
     /// by the API layer, as `drs.DRSService/ApplyRecommendation` with their name).
     async fn audit_automatic(&self, id: RecommendationId, res: &Result<DrsRecommendation>, level: AutomationLevel) {
         let (result, detail) = match res {
+            Ok(r) if r.recommendation_type != RecommendationType::Migrate => (
+                if r.status == St::Applied {
+                    AuditResult::Ok
+                } else {
+                    AuditResult::Error
+                },
+                format!(
+                    "automation {}: {} {}: {}",
+                    level.as_str(),
+                    r.recommendation_type,
+                    r.source_node_name,
+                    r.failure_reason.as_deref().unwrap_or(r.status.as_str())
+                ),
+            ),
             Ok(r) if r.status == St::Applied => (
                 AuditResult::Ok,
                 format!(
@@ -952,6 +1272,9 @@ impl DrsEngine {
         match r.status {
             St::Pending | St::Approved => {}
             s => return Err(not_open(id, s, "applied")),
+        }
+        if r.recommendation_type != RecommendationType::Migrate {
+            return self.apply_power(r, by, now).await;
         }
         if let Some((to, why)) = self.revalidate(&r, now).await? {
             if to == St::Failed
@@ -1184,6 +1507,32 @@ fn startable(pending: &[(NodeId, NodeId)], busy: &HashSet<NodeId>, slots: usize)
         blocked.extend([s, t]);
     }
     out
+}
+
+/// One line on what DPM planned.
+fn describe_dpm(d: &DpmPlan) -> String {
+    let names = |a: &[dpm::PowerAction]| a.iter().map(|a| a.node_name.as_str()).collect::<Vec<_>>().join(", ");
+    let mut s = format!(
+        "{} host(s) on, {:.0}% used on average",
+        d.hosts_on_before, d.mean_before
+    );
+    if !d.power_on.is_empty() {
+        s.push_str(&format!("; power on {} ({})", names(&d.power_on), d.power_on[0].reason));
+    }
+    if !d.power_off.is_empty() {
+        s.push_str(&format!(
+            "; power off {} after {} move(s), {} host(s) on at {:.0}%",
+            names(&d.power_off),
+            d.evacuations.len(),
+            d.hosts_on_after,
+            d.mean_after
+        ));
+    } else if d.power_on.is_empty()
+        && let Some(w) = &d.why_not
+    {
+        s.push_str(&format!("; nothing to power off: {w}"));
+    }
+    s
 }
 
 fn not_open(id: RecommendationId, status: St, verb: &str) -> Error {

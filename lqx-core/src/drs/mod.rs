@@ -1,4 +1,5 @@
-//! DRS: the distributed resource scheduler. `plan` is pure (a snapshot, the config, the
+//! DRS: the distributed resource scheduler (and, in [`dpm`], power management: hosts put in
+//! standby when the cluster can run on fewer and woken when it needs them). `plan` is pure (a snapshot, the config, the
 //! hysteresis state, the recent migrations and `now` in; a plan out); the engine that runs
 //! it every `interval`, persists recommendations and applies them is [`engine`].
 //!
@@ -63,14 +64,22 @@
 //!   be made round after round to its end: it may trade VMs through the hot node (light
 //!   VMs come in to make room elsewhere before its heavy one leaves), the hot node never
 //!   fuller than when the relief began.
+//! - **Cost-benefit.** A balancing move (or swap) is made only when its gain pays for its
+//!   cost: the gain in units must reach 12, 6 or 1.5 (levels 3, 4, 5) per GiB-equivalent of
+//!   cost, where the cost is the memory in use to copy, inflated by pre-copy for the dirty
+//!   rate estimated from the VM's measured CPU use (1 / (1 - dirty / bandwidth), a fully busy
+//!   guest rewriting 1 % of its memory a second), plus 256 MiB of fixed overhead, times 1 +
+//!   0.05 per migration per slot already planned on its two hosts this round.
 //! - **Balancing** moves the VM with the best gain per unit of cost (memory to copy) from
 //!   one of the hottest nodes to one of the coolest; when allocation keeps every VM off the
 //!   coolest, to a warmer node with room; failing that it swaps two VMs between a hot and
 //!   a cool node (two moves, ordered so each alone keeps allocation limits; a node may go
 //!   above its line only in a resource already above it that the swap lowers). Sources
 //!   with nothing worthwhile are skipped for the next hottest, within a work budget.
-//! - **Limits and stability.** Each round at most `max_concurrent_migrations_per_host` moves
-//!   start or end on a host (mandatory moves are all listed but use that budget first); a
+//! - **Limits and stability.** Each round at most the round budget of moves (the config's
+//!   `migrations_per_host_per_round`, or, at 0, derived from migration capacity:
+//!   `max_concurrent_migrations_per_host` x `interval` / the expected migration time of the
+//!   average running VM, between the concurrency and 64) start or end on a host (mandatory moves are all listed but use that budget first); a
 //!   VM moves at most once per plan; a VM migrated within `recent_migration_window` is only
 //!   moved again by a mandatory move (no ping-pong); a hot node or an imbalance must be seen
 //!   in `hysteresis_hold_count` consecutive runs before it triggers non-mandatory moves.
@@ -82,6 +91,7 @@
 
 #[cfg(feature = "server")]
 pub mod alerts;
+pub mod dpm;
 #[cfg(feature = "server")]
 pub mod engine;
 mod history;

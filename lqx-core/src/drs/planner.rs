@@ -33,6 +33,8 @@ pub enum MoveKind {
     Relieve,
     /// Evens out load across nodes.
     Balance,
+    /// Empties a host DPM puts in standby.
+    Consolidate,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -183,6 +185,18 @@ const SPREAD_STOP: f64 = 3.0;
 /// Candidate pairs (room-making moves) evaluated per plan at most.
 const PAIR_WORK_BUDGET: u64 = 2_000_000;
 
+/// Moves per host this round (see `DrsConfig::round_budget`): the expected migration time
+/// is that of the average running VM's memory in use.
+pub(crate) fn round_budget(snap: &ClusterSnapshot, cfg: &DrsConfig) -> u32 {
+    let (sum, n) = snap
+        .vms
+        .iter()
+        .filter(|v| v.running)
+        .fold((0.0, 0usize), |(s, n), v| (s + v.memory_load_mib(), n + 1));
+    let avg = if n == 0 { 0.0 } else { sum / n as f64 };
+    cfg.round_budget(cfg.expected_migration_secs(avg))
+}
+
 /// Imbalance (pp) above which levels 3, 4 and 5 balance.
 pub(crate) fn tolerance(level: u8) -> Option<f64> {
     match level {
@@ -201,6 +215,24 @@ fn min_gain(level: u8) -> f64 {
         _ => 5.0,
     }
 }
+
+/// Gain units a balancing move must bring per GiB-equivalent of its cost (see
+/// `Planner::move_cost`) at levels 3, 4 and 5: the lower the level, the more a move must
+/// pay for itself.
+fn gain_per_gib(level: u8) -> f64 {
+    match level {
+        3 => 12.0,
+        4 => 6.0,
+        _ => 1.5,
+    }
+}
+
+/// Share of its memory in use a fully busy guest rewrites per second (pre-copy copies that
+/// again); scaled by its measured CPU use, the dirty-rate estimate.
+const DIRTY_SHARE_PER_SEC: f64 = 0.01;
+/// Extra cost per migration already planned on the move's hosts this round, per concurrent
+/// slot (it waits for them).
+const QUEUE_COST: f64 = 0.05;
 
 /// How a relief move picks among feasible targets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -462,7 +494,7 @@ impl<'a> Planner<'a> {
             key: vec![0; nodes.len()],
             initial_percent: nodes.iter().map(|n| n.util(CPU).max(n.util(MEM)) * 100.0).collect(),
             used: vec![0; nodes.len()],
-            budget: cfg.max_concurrent_migrations_per_host,
+            budget: round_budget(snap, cfg),
             moved: vec![false; snap.vms.len()],
             recent,
             line,
@@ -991,8 +1023,31 @@ impl<'a> Planner<'a> {
         g
     }
 
-    /// The single move with the best gain per unit of cost from `sources` to `targets`:
-    /// (gain per cost, vm, source, target).
+    /// What moving `v` from `s` to `t` costs, MiB-equivalents: pre-copy live migration
+    /// copies the memory in use, then again what the guest dirties meanwhile (its measured
+    /// CPU use scales the dirty rate; at the bandwidth that inflates the copy by 1 / (1 -
+    /// dirty / bandwidth)), plus a fixed overhead; migrations already planned on either host
+    /// this round run first, so it waits for them.
+    pub(super) fn move_cost(&self, v: usize, s: usize, t: usize) -> f64 {
+        let vm = &self.snap.vms[v];
+        let mem = self.vm_load[v][MEM];
+        let busy = (self.vm_load[v][CPU] / f64::from(vm.cpu_cores.max(1))).clamp(0.0, 1.0);
+        let bw = f64::from(self.cfg.migration_bandwidth_mib_per_second.max(1));
+        let ratio = (mem * busy * DIRTY_SHARE_PER_SEC / bw).min(0.9);
+        let copied = mem / (1.0 - ratio);
+        let slots = f64::from(self.cfg.max_concurrent_migrations_per_host.max(1));
+        let queued = f64::from(self.used[s] + self.used[t]) / (2.0 * slots);
+        (copied + MOVE_OVERHEAD_MIB) * (1.0 + QUEUE_COST * queued)
+    }
+
+    /// Whether a balancing move's gain pays for its cost at this level.
+    pub(super) fn pays(&self, gain: f64, cost_mib: f64) -> bool {
+        let level = self.cfg.migration_threshold.clamp(3, 5);
+        gain >= cost_mib / 1024.0 * gain_per_gib(level)
+    }
+
+    /// The single move with the best gain per unit of cost from `sources` to `targets`,
+    /// among those whose gain pays for their cost: (gain per cost, vm, source, target).
     fn best_single(&self, sources: &[usize], targets: &[usize], min_gain: f64) -> Option<(f64, usize, usize, usize)> {
         let mut best: Option<(f64, usize, usize, usize)> = None;
         for &s in sources {
@@ -1001,10 +1056,13 @@ impl<'a> Planner<'a> {
                     continue;
                 }
                 let req = self.snap.vms[v].req();
-                let cost = self.vm_load[v][MEM] + MOVE_OVERHEAD_MIB;
                 for &t in targets.iter().filter(|&&t| t != s) {
                     let g = self.gain(v, s, t);
-                    if g < min_gain || best.is_some_and(|b| g / cost <= b.0) {
+                    if g < min_gain {
+                        continue;
+                    }
+                    let cost = self.move_cost(v, s, t);
+                    if best.is_some_and(|b| g / cost <= b.0) || !self.pays(g, cost) {
                         continue;
                     }
                     if self.under_line_after(v, t).is_none()

@@ -42,6 +42,7 @@ fn a_hot_node_is_relieved_without_making_another_hot() {
     let s = three_nodes([8, 0, 0]);
     let c = DrsConfig {
         max_concurrent_migrations_per_host: 10,
+        migrations_per_host_per_round: 10,
         ..cfg()
     };
     let p = run(&s, &c);
@@ -68,9 +69,46 @@ fn a_hot_node_is_relieved_without_making_another_hot() {
 #[test]
 fn concurrency_limit_bounds_non_mandatory_moves_per_host() {
     let s = three_nodes([8, 0, 0]);
-    let p = run(&s, &cfg());
-    // Default: 2 per host per round, so node-0 sheds only 2 VMs this round.
+    let c = DrsConfig {
+        migrations_per_host_per_round: 2,
+        ..cfg()
+    };
+    let p = run(&s, &c);
+    // 2 per host per round, so node-0 sheds only 2 VMs this round.
     assert_eq!(p.moves.len(), 2);
+}
+
+#[test]
+fn round_budget_derives_from_migration_capacity() {
+    // 4 GiB in use per VM at 1,000 MiB/s: about 5 s a migration; 2 at once over 300 s allows
+    // 2 x 300 / 5.1 = 117 moves, capped at 64.
+    let c = cfg();
+    assert_eq!(c.round_budget(c.expected_migration_secs(4096.0)), 64);
+    // 64 GiB VMs over 100 MiB/s: 656 s each, so never fewer than the concurrency.
+    let slow = DrsConfig {
+        migration_bandwidth_mib_per_second: 100,
+        ..cfg()
+    };
+    assert_eq!(slow.round_budget(slow.expected_migration_secs(65536.0)), 2);
+    // 8 GiB at 1,000 MiB/s, 3 at once, a 60 s interval: 3 x 60 / 9.19 = 19.
+    let c3 = DrsConfig {
+        max_concurrent_migrations_per_host: 3,
+        interval: std::time::Duration::from_secs(60),
+        ..cfg()
+    };
+    assert_eq!(c3.round_budget(c3.expected_migration_secs(8192.0)), 19);
+    // Configured: as given.
+    let fixed = DrsConfig {
+        migrations_per_host_per_round: 5,
+        ..cfg()
+    };
+    assert_eq!(fixed.round_budget(1.0), 5);
+    // The derived budget relieves and balances the 8-VM node in one round, not 2 moves at a
+    // time.
+    let s = three_nodes([8, 0, 0]);
+    let p = run(&s, &cfg());
+    assert!(p.moves.len() > 2, "{:#?}", p.moves);
+    assert!(p.after.nodes.iter().all(|n| n.cpu_percent <= 75.0), "{:?}", p.after);
 }
 
 #[test]
@@ -233,6 +271,7 @@ fn node_reported_usage_counts_as_fixed_overhead() {
         &s,
         &DrsConfig {
             max_concurrent_migrations_per_host: 10,
+            migrations_per_host_per_round: 10,
             ..cfg()
         },
     );
@@ -303,6 +342,7 @@ fn exact_search_finds_a_three_move_chain() {
     let c = DrsConfig {
         migration_threshold: 2,
         max_concurrent_migrations_per_host: 10,
+        migrations_per_host_per_round: 10,
         ..cfg()
     };
     let p = run(&s, &c);
@@ -341,6 +381,7 @@ fn exact_search_finds_a_three_move_chain() {
     // and target): it is made over three rounds, one step each, never breaking the budget.
     let c1 = DrsConfig {
         max_concurrent_migrations_per_host: 1,
+        migrations_per_host_per_round: 1,
         ..c.clone()
     };
     let p1 = run(&s, &c1);
@@ -425,6 +466,7 @@ fn level_five_balances_one_hot_node_among_many() {
     let c = DrsConfig {
         migration_threshold: 5,
         max_concurrent_migrations_per_host: 10,
+        migrations_per_host_per_round: 10,
         ..cfg()
     };
     let p = run(&s, &c);
@@ -663,6 +705,7 @@ proptest! {
         let c = DrsConfig {
             migration_threshold: case.level,
             max_concurrent_migrations_per_host: case.budget,
+            migrations_per_host_per_round: case.budget,
             hysteresis_hold_count: 1,
             ..DrsConfig::default()
         };
@@ -675,6 +718,7 @@ proptest! {
         let c = DrsConfig {
             migration_threshold: case.level,
             max_concurrent_migrations_per_host: case.budget,
+            migrations_per_host_per_round: case.budget,
             hysteresis_hold_count: 1,
             ..DrsConfig::default()
         };
@@ -713,6 +757,7 @@ proptest! {
         let c = DrsConfig {
             migration_threshold: case.level,
             max_concurrent_migrations_per_host: case.budget,
+            migrations_per_host_per_round: case.budget,
             hysteresis_hold_count: 1,
             ..DrsConfig::default()
         };
@@ -790,6 +835,7 @@ fn level_five_lowers_the_peak_where_the_squared_sum_gains_nothing() {
     let c = DrsConfig {
         migration_threshold: 5,
         max_concurrent_migrations_per_host: 10,
+        migrations_per_host_per_round: 10,
         ..cfg()
     };
     let p = run(&s, &c);
@@ -1007,6 +1053,7 @@ fn relief_that_needs_more_moves_than_a_round_allows_is_carried_over_rounds() {
     let s = snapshot((0..3).map(|i| node(i, 16, 64 * GIB)).collect(), vms);
     let c = DrsConfig {
         migration_threshold: 2,
+        migrations_per_host_per_round: 2,
         ..cfg()
     };
     let first = run(&s, &c);
@@ -1075,6 +1122,7 @@ fn room_made_with_several_vms_relieves_a_hot_node_in_a_large_cluster() {
     let s = snapshot((0..10).map(|i| node(i, 16, 64 * GIB)).collect(), vms);
     let c = DrsConfig {
         migration_threshold: 2,
+        migrations_per_host_per_round: 2,
         ..cfg()
     };
     let first = run(&s, &c);

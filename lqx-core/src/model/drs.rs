@@ -168,9 +168,15 @@ pub struct DrsConfig {
     /// 1: mandatory moves only; 2: also relieve hot nodes; 3: also balance a clearly
     /// uneven cluster; 4: balance a mildly uneven one; 5: any worthwhile improvement.
     pub migration_threshold: u8,
-    /// Moves per round that may start or end on one host (mandatory moves are all listed,
+    /// Live migrations one host runs at once. With `migrations_per_host_per_round` at 0 it
+    /// sets how many moves a round may start or end on a host (mandatory moves are all listed,
     /// but count against it).
     pub max_concurrent_migrations_per_host: u32,
+    /// Moves per round that may start or end on one host. 0: derived from migration capacity,
+    /// `max_concurrent_migrations_per_host` x `interval` / the expected migration time (the
+    /// average running VM's memory in use over `migration_bandwidth_mib_per_second`, plus a
+    /// second), at least `max_concurrent_migrations_per_host` and at most 64.
+    pub migrations_per_host_per_round: u32,
     /// Percentage points: a hot node is relieved down to `threshold - margin`, and a move may
     /// not bring its target above `threshold - margin`; balancing stops `margin` below the
     /// imbalance that triggers it.
@@ -183,6 +189,96 @@ pub struct DrsConfig {
     /// A VM migrated less than this long ago is not moved again unless the move is mandatory.
     #[serde(with = "humantime_serde")]
     pub recent_migration_window: Duration,
+    /// Distributed power management: hosts put in standby when the cluster can run on fewer,
+    /// and woken when it needs them (see `drs::dpm`).
+    pub dpm: DpmConfig,
+}
+
+/// The `drs.dpm:` section. Off by default; every field has a default.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DpmConfig {
+    pub enabled: bool,
+    /// manual: POWER_ON/POWER_OFF stay PENDING; partial: POWER_ON is applied at once (it only
+    /// adds capacity); full: both are, POWER_OFF once its host is evacuated.
+    pub automation_level: AutomationLevel,
+    /// Consolidation is considered while the powered-on hosts' mean use (the fuller of CPU and
+    /// memory, percent) stays below this, for `hold_count` consecutive runs.
+    pub power_off_below: f64,
+    /// A standby host is woken when the powered-on hosts' mean use is above this, or will be
+    /// by the next run at the current rate of growth. Must be below both thresholds, so
+    /// capacity comes back before a host turns hot.
+    pub power_on_above: f64,
+    /// Never fewer hosts powered on than this.
+    pub min_hosts_on: u32,
+    /// Consecutive runs of low use before a host is powered off (power-on never waits).
+    pub hold_count: u32,
+    /// Host names DPM never powers off.
+    pub opt_out: Vec<String>,
+    /// Host failures the powered-on hosts must absorb (HA admission control: 1 is N+1).
+    pub failover_hosts: u32,
+    /// Estimated draw of a powered-on host, watts (for the energy estimate).
+    pub watts_per_host: f64,
+}
+
+impl Default for DpmConfig {
+    fn default() -> Self {
+        DpmConfig {
+            enabled: false,
+            automation_level: AutomationLevel::Manual,
+            power_off_below: 45.0,
+            power_on_above: 65.0,
+            min_hosts_on: 2,
+            hold_count: 3,
+            opt_out: Vec::new(),
+            failover_hosts: 1,
+            watts_per_host: 350.0,
+        }
+    }
+}
+
+impl DpmConfig {
+    fn validate(&self, threshold: f64) -> crate::Result<()> {
+        for (field, v) in [
+            ("drs.dpm.power_off_below", self.power_off_below),
+            ("drs.dpm.power_on_above", self.power_on_above),
+        ] {
+            if !(v.is_finite() && v > 0.0 && v < 100.0) {
+                return Err(crate::Error::invalid(
+                    field,
+                    format!("{v} is not a percentage in (0, 100)"),
+                ));
+            }
+        }
+        if self.power_off_below >= self.power_on_above {
+            return Err(crate::Error::invalid(
+                "drs.dpm.power_off_below",
+                format!(
+                    "{} must be below power_on_above ({}), or hosts would flap",
+                    self.power_off_below, self.power_on_above
+                ),
+            ));
+        }
+        if self.power_on_above >= threshold {
+            return Err(crate::Error::invalid(
+                "drs.dpm.power_on_above",
+                format!(
+                    "{} must be below the lower DRS threshold ({threshold}), so hosts wake before one turns hot",
+                    self.power_on_above
+                ),
+            ));
+        }
+        if self.min_hosts_on == 0 {
+            return Err(crate::Error::invalid("drs.dpm.min_hosts_on", "must be at least 1"));
+        }
+        if self.hold_count == 0 {
+            return Err(crate::Error::invalid("drs.dpm.hold_count", "must be at least 1"));
+        }
+        if !(self.watts_per_host.is_finite() && self.watts_per_host >= 0.0) {
+            return Err(crate::Error::invalid("drs.dpm.watts_per_host", "must be 0 or more"));
+        }
+        Ok(())
+    }
 }
 
 impl Default for DrsConfig {
@@ -195,15 +291,38 @@ impl Default for DrsConfig {
             threshold_memory: 85.0,
             migration_threshold: 3,
             max_concurrent_migrations_per_host: 2,
+            migrations_per_host_per_round: 0,
             hysteresis_margin: 5.0,
             hysteresis_hold_count: 2,
             migration_bandwidth_mib_per_second: 1000,
             recent_migration_window: Duration::from_secs(3600),
+            dpm: DpmConfig::default(),
         }
     }
 }
 
+/// The most moves per host per round a derived budget allows (bounds planning work and how
+/// far a round's plan runs ahead of the cluster it was made for).
+pub const MAX_DERIVED_ROUND_BUDGET: u32 = 64;
+
 impl DrsConfig {
+    /// Moves per host per round: the configured `migrations_per_host_per_round`, or derived
+    /// from migration capacity when it is 0 (see the field), for migrations expected to
+    /// take `expected_secs` each.
+    pub fn round_budget(&self, expected_secs: f64) -> u32 {
+        if self.migrations_per_host_per_round > 0 {
+            return self.migrations_per_host_per_round;
+        }
+        let conc = self.max_concurrent_migrations_per_host.max(1);
+        let derived = f64::from(conc) * self.interval.as_secs_f64() / expected_secs.max(1.0);
+        (derived.floor() as u32).clamp(conc, MAX_DERIVED_ROUND_BUDGET.max(conc))
+    }
+
+    /// Seconds a live migration of a VM with `memory_mib` in use is expected to take.
+    pub fn expected_migration_secs(&self, memory_mib: f64) -> f64 {
+        memory_mib / f64::from(self.migration_bandwidth_mib_per_second.max(1)) + 1.0
+    }
+
     /// Checks every field; the error names the first bad one.
     pub fn validate(&self) -> crate::Result<()> {
         if self.interval < Duration::from_secs(1) {
@@ -247,6 +366,7 @@ impl DrsConfig {
                 "must be at least 1",
             ));
         }
+        self.dpm.validate(self.threshold_cpu.min(self.threshold_memory))?;
         Ok(())
     }
 }

@@ -138,7 +138,12 @@ pub fn rec_out(r: &DrsRecommendation) -> pb::Recommendation {
             RecommendationType::PowerOff => pb::RecommendationType::PowerOff,
         } as i32,
         reason: r.reason.clone(),
-        vm_id: r.vm_id.to_string(),
+        // A power recommendation names no VM.
+        vm_id: if r.recommendation_type == RecommendationType::Migrate {
+            r.vm_id.to_string()
+        } else {
+            String::new()
+        },
         vm_name: r.vm_name.clone(),
         source_node_id: r.source_node_id.to_string(),
         source_node_name: r.source_node_name.clone(),
@@ -231,6 +236,36 @@ pub fn config_out(c: &DrsConfig) -> pb::DrsConfig {
         hysteresis_margin: c.hysteresis_margin,
         hysteresis_hold_count: c.hysteresis_hold_count,
         migration_bandwidth_mib_per_second: c.migration_bandwidth_mib_per_second,
+        dpm_enabled: c.dpm.enabled,
+        dpm_automation_level: level_out(c.dpm.automation_level) as i32,
+        dpm_power_off_below: c.dpm.power_off_below,
+        dpm_power_on_above: c.dpm.power_on_above,
+        dpm_min_hosts_on: c.dpm.min_hosts_on,
+        dpm_hold_count: c.dpm.hold_count,
+        dpm_opt_out: c.dpm.opt_out.clone(),
+        dpm_failover_hosts: c.dpm.failover_hosts,
+        dpm_watts_per_host: c.dpm.watts_per_host,
+        migrations_per_host_per_round: c.migrations_per_host_per_round,
+    }
+}
+
+fn level_out(l: AutomationLevel) -> pb::AutomationLevel {
+    match l {
+        AutomationLevel::Manual => pb::AutomationLevel::Manual,
+        AutomationLevel::Partial => pb::AutomationLevel::Partial,
+        AutomationLevel::Full => pb::AutomationLevel::Full,
+    }
+}
+
+fn level_in(field: &str, v: i32) -> Result<AutomationLevel> {
+    match pb::AutomationLevel::try_from(v) {
+        Ok(pb::AutomationLevel::Manual) => Ok(AutomationLevel::Manual),
+        Ok(pb::AutomationLevel::Partial) => Ok(AutomationLevel::Partial),
+        Ok(pb::AutomationLevel::Full) => Ok(AutomationLevel::Full),
+        _ => Err(Error::invalid(
+            field,
+            "must be AUTOMATION_LEVEL_MANUAL, _PARTIAL or _FULL",
+        )),
     }
 }
 
@@ -238,7 +273,7 @@ pub fn config_out(c: &DrsConfig) -> pb::DrsConfig {
 /// from `current`; an empty mask takes every field. Validation is the engine's
 /// (`DrsConfig::validate`).
 pub fn config_in(current: &DrsConfig, given: &pb::DrsConfig, mask: &[String]) -> Result<DrsConfig> {
-    const FIELDS: [&str; 10] = [
+    const FIELDS: [&str; 20] = [
         "enabled",
         "interval_seconds",
         "automation_level",
@@ -249,6 +284,16 @@ pub fn config_in(current: &DrsConfig, given: &pb::DrsConfig, mask: &[String]) ->
         "hysteresis_margin",
         "hysteresis_hold_count",
         "migration_bandwidth_mib_per_second",
+        "dpm_enabled",
+        "dpm_automation_level",
+        "dpm_power_off_below",
+        "dpm_power_on_above",
+        "dpm_min_hosts_on",
+        "dpm_hold_count",
+        "dpm_opt_out",
+        "dpm_failover_hosts",
+        "dpm_watts_per_host",
+        "migrations_per_host_per_round",
     ];
     let mut fields = Vec::new();
     for m in mask {
@@ -293,6 +338,18 @@ pub fn config_in(current: &DrsConfig, given: &pb::DrsConfig, mask: &[String]) ->
             "migration_bandwidth_mib_per_second" => {
                 c.migration_bandwidth_mib_per_second = given.migration_bandwidth_mib_per_second;
             }
+            "dpm_enabled" => c.dpm.enabled = given.dpm_enabled,
+            "dpm_automation_level" => {
+                c.dpm.automation_level = level_in("config.dpm_automation_level", given.dpm_automation_level)?;
+            }
+            "dpm_power_off_below" => c.dpm.power_off_below = given.dpm_power_off_below,
+            "dpm_power_on_above" => c.dpm.power_on_above = given.dpm_power_on_above,
+            "dpm_min_hosts_on" => c.dpm.min_hosts_on = given.dpm_min_hosts_on,
+            "dpm_hold_count" => c.dpm.hold_count = given.dpm_hold_count,
+            "dpm_opt_out" => c.dpm.opt_out = given.dpm_opt_out.clone(),
+            "dpm_failover_hosts" => c.dpm.failover_hosts = given.dpm_failover_hosts,
+            "dpm_watts_per_host" => c.dpm.watts_per_host = given.dpm_watts_per_host,
+            "migrations_per_host_per_round" => c.migrations_per_host_per_round = given.migrations_per_host_per_round,
             _ => {}
         }
     }

@@ -5,7 +5,7 @@
 //! allocation limits, anti-affinity and its target under the relief line; if neither order
 //! works the swap is not made.
 
-use super::{CPU, EPS, MEM, MOVE_OVERHEAD_MIB, MoveKind, Planner};
+use super::{CPU, EPS, MEM, MoveKind, Planner};
 
 /// VMs of the source a swap considers (those with the best single-move gain); any VM of
 /// the target whose allocation fits may come back.
@@ -93,8 +93,11 @@ impl Planner<'_> {
                             continue;
                         }
                         let g = self.gain_delta(d, s, t);
-                        let cost = la[MEM] + lb[MEM] + 2.0 * MOVE_OVERHEAD_MIB;
-                        if g < 2.0 * min_gain || best.is_some_and(|x| g / cost <= x.0) {
+                        if g < 2.0 * min_gain {
+                            continue;
+                        }
+                        let cost = self.move_cost(a, s, t) + self.move_cost(b, t, s);
+                        if best.is_some_and(|x| g / cost <= x.0) || !self.pays(g, cost) {
                             continue;
                         }
                         if let Some(a_first) = self.swap_order(a, s, b, t) {

@@ -1,0 +1,238 @@
+//! DPM through the DRS engine over a real store (SQLite in a temp dir) and simulated hosts:
+//! POWER_OFF after the host's VMs were moved by live migration, power through a simulated
+//! `NodePower`, automation levels, and a clear failure when a host has no power controller.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Utc};
+use futures::future::BoxFuture;
+use lqx_core::ErrorKind;
+use lqx_core::compute::{Compute, Hosts};
+use lqx_core::driver::sim::SimRegistry;
+use lqx_core::drs::engine::{DrsEngine, EngineOptions};
+use lqx_core::events::{EventBus, EventBusConfig};
+use lqx_core::model::{
+    AutomationLevel, DpmConfig, DrsConfig, DrsRecommendation, NodeId, ProjectId, RecommendationStatus as St,
+    RecommendationType,
+};
+use lqx_core::power::{NodePower, PowerError, PowerState};
+use lqx_core::store::Store;
+
+/// Four hosts at about 10 % use: two can carry it all, keeping N+1.
+const LIGHT: &str = "
+nodes:
+  - {name: node-1, cpu_cores: 16, memory_mib: 65536}
+  - {name: node-2, cpu_cores: 16, memory_mib: 65536}
+  - {name: node-3, cpu_cores: 16, memory_mib: 65536}
+  - {name: node-4, cpu_cores: 16, memory_mib: 65536}
+vms:
+  - {name: a-1, node: node-1, cpu_cores: 2, memory_mib: 4096, usage: {cpu_percent: 40, memory_mib: 3072}}
+  - {name: a-2, node: node-1, cpu_cores: 2, memory_mib: 4096, usage: {cpu_percent: 40, memory_mib: 3072}}
+  - {name: b-1, node: node-2, cpu_cores: 2, memory_mib: 4096, usage: {cpu_percent: 40, memory_mib: 3072}}
+  - {name: b-2, node: node-2, cpu_cores: 2, memory_mib: 4096, usage: {cpu_percent: 40, memory_mib: 3072}}
+  - {name: c-1, node: node-3, cpu_cores: 2, memory_mib: 4096, usage: {cpu_percent: 40, memory_mib: 3072}}
+  - {name: c-2, node: node-3, cpu_cores: 2, memory_mib: 4096, usage: {cpu_percent: 40, memory_mib: 3072}}
+  - {name: d-1, node: node-4, cpu_cores: 2, memory_mib: 4096, usage: {cpu_percent: 40, memory_mib: 3072}}
+  - {name: d-2, node: node-4, cpu_cores: 2, memory_mib: 4096, usage: {cpu_percent: 40, memory_mib: 3072}}
+";
+
+/// Simulated host power: every node starts on; nodes in `no_controller` have no BMC.
+#[derive(Default)]
+struct SimulatedPower {
+    state: Mutex<HashMap<NodeId, PowerState>>,
+    no_controller: HashSet<NodeId>,
+    calls: Mutex<Vec<(NodeId, &'static str)>>,
+}
+
+impl NodePower for SimulatedPower {
+    fn power_state(&self, node: NodeId) -> BoxFuture<'_, Result<PowerState, PowerError>> {
+        let s = self.state.lock().unwrap().get(&node).copied().unwrap_or(PowerState::On);
+        Box::pin(async move { Ok(s) })
+    }
+    fn power_on(&self, node: NodeId) -> BoxFuture<'_, Result<(), PowerError>> {
+        Box::pin(async move { self.set(node, "on", PowerState::PoweringOn) })
+    }
+    fn standby(&self, node: NodeId) -> BoxFuture<'_, Result<(), PowerError>> {
+        Box::pin(async move { self.set(node, "standby", PowerState::Standby) })
+    }
+}
+
+impl SimulatedPower {
+    fn set(&self, node: NodeId, what: &'static str, to: PowerState) -> Result<(), PowerError> {
+        if self.no_controller.contains(&node) {
+            return Err(PowerError::Unsupported(format!(
+                "node {node} has no power controller configured"
+            )));
+        }
+        self.calls.lock().unwrap().push((node, what));
+        self.state.lock().unwrap().insert(node, to);
+        Ok(())
+    }
+}
+
+struct Env {
+    _dir: tempfile::TempDir,
+    compute: Compute,
+    _sims: SimRegistry,
+    ids: HashMap<String, NodeId>,
+}
+
+impl Env {
+    async fn new(yaml: &str) -> Env {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("lqx.db").to_str().unwrap()).await.unwrap();
+        let compute = Compute::new(store, Hosts::default(), EventBus::new(EventBusConfig::default()));
+        let sims = SimRegistry::new();
+        let snap = lqx_core::cluster_file::parse(yaml).unwrap();
+        lqx_core::compute::sim::load_cluster(&compute, &sims, &snap)
+            .await
+            .unwrap();
+        for v in &snap.vms {
+            if let Some(u) = v.usage {
+                let mut vm = compute.get_vm(&v.name, ProjectId::DEFAULT).await.unwrap();
+                vm.status.cpu_usage_percent = u.cpu_percent;
+                vm.status.memory_used_mib = u.memory_used_mib;
+                compute.store.update_vm(&vm).await.unwrap();
+            }
+        }
+        let now = compute.snapshot().await.unwrap();
+        let ids = now.nodes.iter().map(|n| (n.name.clone(), n.id)).collect();
+        Env {
+            _dir: dir,
+            compute,
+            _sims: sims,
+            ids,
+        }
+    }
+
+    async fn engine(&self, dpm: AutomationLevel, power: Option<Arc<dyn NodePower>>) -> DrsEngine {
+        let config = DrsConfig {
+            hysteresis_hold_count: 1,
+            dpm: DpmConfig {
+                enabled: true,
+                automation_level: dpm,
+                hold_count: 1,
+                ..DpmConfig::default()
+            },
+            ..DrsConfig::default()
+        };
+        let t = DateTime::<Utc>::from_timestamp(1_750_000_000, 0).unwrap();
+        let opts = EngineOptions {
+            clock: Arc::new(move || t),
+            power,
+            ..EngineOptions::default()
+        };
+        DrsEngine::open(self.compute.clone(), config, opts).await.unwrap()
+    }
+
+    async fn vms_on(&self, node: &str) -> usize {
+        let id = self.ids[node];
+        let snap = self.compute.snapshot().await.unwrap();
+        snap.vms.iter().filter(|v| v.node == Some(id)).count()
+    }
+}
+
+fn of(recs: &[DrsRecommendation], kind: RecommendationType) -> Vec<&DrsRecommendation> {
+    recs.iter().filter(|r| r.recommendation_type == kind).collect()
+}
+
+#[tokio::test]
+async fn full_automation_evacuates_by_live_migration_then_puts_hosts_in_standby() {
+    let env = Env::new(LIGHT).await;
+    let power = Arc::new(SimulatedPower::default());
+    let engine = env.engine(AutomationLevel::Full, Some(power.clone())).await;
+    let run = engine.run_once().await.unwrap();
+    let off = of(&run.recommendations, RecommendationType::PowerOff);
+    assert!(!off.is_empty(), "{:#?}", run.recommendations);
+    // Two hosts stay on (the minimum, and N+1 for the rest).
+    assert!(off.len() <= 2);
+    for r in &off {
+        assert_eq!(r.status, St::Applied, "{r:?}");
+        assert!(r.reason.starts_with("consolidate:"), "{}", r.reason);
+        assert_eq!(
+            env.vms_on(&r.source_node_name).await,
+            0,
+            "{} still has VMs",
+            r.source_node_name
+        );
+        assert_eq!(
+            power.state.lock().unwrap().get(&r.source_node_id),
+            Some(&PowerState::Standby)
+        );
+    }
+    let moves = of(&run.recommendations, RecommendationType::Migrate);
+    assert!(moves.iter().all(|m| m.status == St::Applied), "{moves:#?}");
+    assert!(moves.iter().any(|m| m.reason.starts_with("consolidate:")));
+    let line = run.summary.describe();
+    assert!(
+        line.contains("DPM: 4 host(s) on") && line.contains("power off"),
+        "{line}"
+    );
+    // The next run sees the hosts in standby, wakes none and moves nothing onto them.
+    let again = engine.run_once().await.unwrap();
+    assert!(of(&again.recommendations, RecommendationType::PowerOn).is_empty());
+    for r in &off {
+        assert_eq!(env.vms_on(&r.source_node_name).await, 0);
+    }
+}
+
+#[tokio::test]
+async fn manual_level_recommends_and_applying_without_a_controller_fails_naming_the_node() {
+    let env = Env::new(LIGHT).await;
+    let engine = env.engine(AutomationLevel::Manual, None).await;
+    let run = engine.run_once().await.unwrap();
+    let off = of(&run.recommendations, RecommendationType::PowerOff);
+    assert!(!off.is_empty(), "{:#?}", run.recommendations);
+    assert!(run.recommendations.iter().all(|r| r.status == St::Pending));
+    let host = off[0].clone();
+    // Refused while the host still has VMs; it stays PENDING.
+    let e = engine.apply(host.id, "op", None, true).await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::FailedPrecondition);
+    assert!(e.message.contains("still has 2 VM(s)"), "{}", e.message);
+    assert_eq!(engine.get(host.id).await.unwrap().status, St::Pending);
+    // A re-run keeps the same open recommendation (one per host), not a second one.
+    let rerun = engine.run_once().await.unwrap();
+    let again = of(&rerun.recommendations, RecommendationType::PowerOff);
+    assert!(again.iter().any(|r| r.id == host.id), "{again:#?}");
+    // The operator applies its evacuation moves, then the POWER_OFF: no controller.
+    for m in of(&rerun.recommendations, RecommendationType::Migrate) {
+        if m.source_node_id == host.source_node_id {
+            let done = engine.apply(m.id, "op", None, true).await.unwrap();
+            assert_eq!(done.status, St::Applied, "{done:?}");
+        }
+    }
+    assert_eq!(env.vms_on(&host.source_node_name).await, 0);
+    let e = engine.apply(host.id, "op", None, true).await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::FailedPrecondition);
+    assert!(
+        e.message.contains("no power controller") && e.message.contains(&host.source_node_name),
+        "{}",
+        e.message
+    );
+    let failed = engine.get(host.id).await.unwrap();
+    assert_eq!(failed.status, St::Failed);
+    assert!(failed.failure_reason.unwrap().contains(&host.source_node_name));
+}
+
+#[tokio::test]
+async fn a_node_without_a_bmc_fails_with_the_controllers_reason() {
+    let env = Env::new(LIGHT).await;
+    let power = Arc::new(SimulatedPower {
+        no_controller: env.ids.values().copied().collect(),
+        ..SimulatedPower::default()
+    });
+    let engine = env.engine(AutomationLevel::Full, Some(power.clone())).await;
+    let run = engine.run_once().await.unwrap();
+    let off = of(&run.recommendations, RecommendationType::PowerOff);
+    assert!(!off.is_empty());
+    for r in off {
+        assert_eq!(r.status, St::Failed, "{r:?}");
+        let why = r.failure_reason.as_deref().unwrap();
+        assert!(
+            why.contains(&format!("powering {} off failed", r.source_node_name)) && why.contains("no power controller"),
+            "{why}"
+        );
+    }
+    assert!(power.calls.lock().unwrap().is_empty());
+}
