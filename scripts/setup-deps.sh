@@ -26,3 +26,19 @@ if ! command -v libvirtd >/dev/null || ! command -v qemu-system-x86_64 >/dev/nul
   $SUDO apt-get update -qq
   $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends qemu-system-x86 libvirt-daemon-system libvirt-clients >/dev/null
 fi
+# BMC emulators for the host power tests (lqx-core/tests/power_bmc.rs): ipmitool (Debian) and,
+# from PyPI in a venv at a fixed path, sushy-tools (Redfish) and virtualbmc (IPMI over a
+# libvirt domain). ~30 s the first time; nothing when present.
+if ! command -v ipmitool >/dev/null; then
+  $SUDO apt-get update -qq
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends ipmitool >/dev/null
+fi
+BMC_VENV="${LQX_BMC_VENV:-/opt/lqx-bmc}"
+if [ ! -x "$BMC_VENV/bin/sushy-emulator" ] || [ ! -x "$BMC_VENV/bin/vbmcd" ]; then
+  if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c 'import ensurepip' 2>/dev/null; then
+    $SUDO apt-get update -qq
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
+  fi
+  $SUDO python3 -m venv "$BMC_VENV"
+  $SUDO "$BMC_VENV/bin/pip" install -q --disable-pip-version-check sushy-tools virtualbmc
+fi

@@ -58,6 +58,7 @@ fn node(name: &str) -> Node {
         usage: NodeUsage::default(),
         resource_version: 1,
         created_at: Utc::now(),
+        power: Default::default(),
     }
 }
 

@@ -249,6 +249,7 @@ mod tests {
             usage: NodeUsage::default(),
             resource_version: 1,
             created_at: chrono::DateTime::UNIX_EPOCH,
+            power: Default::default(),
         }
     }
 

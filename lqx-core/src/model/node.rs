@@ -69,6 +69,9 @@ pub struct Node {
     pub usage: NodeUsage,
     pub resource_version: u64,
     pub created_at: DateTime<Utc>,
+    /// Power as lqx last set or saw it (records written before power control read as on).
+    #[serde(default)]
+    pub power: crate::power::PowerState,
 }
 
 pub const DEFAULT_CPU_OVERCOMMIT: f64 = 4.0;
