@@ -25,6 +25,18 @@ fn err(what: &str, e: impl std::fmt::Display) -> PowerError {
     PowerError::Controller(format!("Redfish {what}: {e}"))
 }
 
+/// A request error with its causes (reqwest's own text hides the TLS or connect reason).
+fn send_err(what: &str, e: reqwest::Error) -> PowerError {
+    let mut msg = e.to_string();
+    let mut src = std::error::Error::source(&e);
+    while let Some(s) = src {
+        msg.push_str(": ");
+        msg.push_str(&s.to_string());
+        src = s.source();
+    }
+    err(what, msg)
+}
+
 impl Redfish {
     pub fn new(cfg: &BmcConfig) -> Result<Redfish, PowerError> {
         let base = Url::parse(cfg.address.trim_end_matches('/'))
@@ -84,7 +96,7 @@ impl Redfish {
             .header("Accept", "application/json")
             .send()
             .await
-            .map_err(|e| err(&format!("GET {url}"), e))?;
+            .map_err(|e| send_err(&format!("GET {url}"), e))?;
         let status = resp.status();
         if !status.is_success() {
             return Err(refused("GET", &url, status, resp.text().await.unwrap_or_default()));
@@ -151,7 +163,7 @@ impl Redfish {
             .json(&json!({ "ResetType": reset_type }))
             .send()
             .await
-            .map_err(|e| err(&format!("POST {url}"), e))?;
+            .map_err(|e| send_err(&format!("POST {url}"), e))?;
         let status = resp.status();
         if !status.is_success() {
             return Err(refused("POST", &url, status, resp.text().await.unwrap_or_default()));
