@@ -450,29 +450,30 @@ complete -c lqx -n "__fish_lqx_using_subcommand vm; and __fish_seen_subcommand_f
 complete -c lqx -n "__fish_lqx_using_subcommand vm; and __fish_seen_subcommand_from watch" -l debug -d 'Show the full error chain and debug logs on stderr'
 complete -c lqx -n "__fish_lqx_using_subcommand vm; and __fish_seen_subcommand_from watch" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c lqx -n "__fish_lqx_using_subcommand vm; and __fish_seen_subcommand_from watch" -s V -l version -d 'Print version'
-complete -c lqx -n "__fish_lqx_using_subcommand node; and not __fish_seen_subcommand_from list get enable disable maintenance join-token delete watch" -l server -d 'Server URL, e.g. https://lqx.example.com or http://127.0.0.1:8080' -r
-complete -c lqx -n "__fish_lqx_using_subcommand node; and not __fish_seen_subcommand_from list get enable disable maintenance join-token delete watch" -l context -d 'Context (server and account) from the config to use' -r
-complete -c lqx -n "__fish_lqx_using_subcommand node; and not __fish_seen_subcommand_from list get enable disable maintenance join-token delete watch" -s o -l output -d 'Output format [default: table]' -r -f -a "table\t'Aligned columns sized to the terminal'
+complete -c lqx -n "__fish_lqx_using_subcommand node; and not __fish_seen_subcommand_from list get enable disable maintenance join-token delete power watch" -l server -d 'Server URL, e.g. https://lqx.example.com or http://127.0.0.1:8080' -r
+complete -c lqx -n "__fish_lqx_using_subcommand node; and not __fish_seen_subcommand_from list get enable disable maintenance join-token delete power watch" -l context -d 'Context (server and account) from the config to use' -r
+complete -c lqx -n "__fish_lqx_using_subcommand node; and not __fish_seen_subcommand_from list get enable disable maintenance join-token delete power watch" -s o -l output -d 'Output format [default: table]' -r -f -a "table\t'Aligned columns sized to the terminal'
 wide\t'The table with more columns'
 json\t'JSON (stable snake_case field names; lists are arrays of the objects `get` prints)'
 yaml\t'YAML of the same objects as JSON'
 name\t'One name (or id) per line, for scripts'"
-complete -c lqx -n "__fish_lqx_using_subcommand node; and not __fish_seen_subcommand_from list get enable disable maintenance join-token delete watch" -l columns -d 'Table columns to show, comma-separated (e.g. name,state,node)' -r
-complete -c lqx -n "__fish_lqx_using_subcommand node; and not __fish_seen_subcommand_from list get enable disable maintenance join-token delete watch" -l timeout -d 'Give up after this long: RPCs and --wait (e.g. 30s, 5m)' -r
-complete -c lqx -n "__fish_lqx_using_subcommand node; and not __fish_seen_subcommand_from list get enable disable maintenance join-token delete watch" -l ca-cert -d 'CA certificate (PEM) to trust for an https:// server with a private CA' -r -F
-complete -c lqx -n "__fish_lqx_using_subcommand node; and not __fish_seen_subcommand_from list get enable disable maintenance join-token delete watch" -l no-headers -d 'Leave out the table header line'
-complete -c lqx -n "__fish_lqx_using_subcommand node; and not __fish_seen_subcommand_from list get enable disable maintenance join-token delete watch" -l no-input -d 'Never prompt; fail where input would be needed'
-complete -c lqx -n "__fish_lqx_using_subcommand node; and not __fish_seen_subcommand_from list get enable disable maintenance join-token delete watch" -l debug -d 'Show the full error chain and debug logs on stderr'
-complete -c lqx -n "__fish_lqx_using_subcommand node; and not __fish_seen_subcommand_from list get enable disable maintenance join-token delete watch" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c lqx -n "__fish_lqx_using_subcommand node; and not __fish_seen_subcommand_from list get enable disable maintenance join-token delete watch" -s V -l version -d 'Print version'
-complete -c lqx -n "__fish_lqx_using_subcommand node; and not __fish_seen_subcommand_from list get enable disable maintenance join-token delete watch" -f -a "list" -d 'List nodes'
-complete -c lqx -n "__fish_lqx_using_subcommand node; and not __fish_seen_subcommand_from list get enable disable maintenance join-token delete watch" -f -a "get" -d 'Show a node'
-complete -c lqx -n "__fish_lqx_using_subcommand node; and not __fish_seen_subcommand_from list get enable disable maintenance join-token delete watch" -f -a "enable" -d 'Let the scheduler place VMs on a node again'
-complete -c lqx -n "__fish_lqx_using_subcommand node; and not __fish_seen_subcommand_from list get enable disable maintenance join-token delete watch" -f -a "disable" -d 'Stop placing new VMs on a node (cordon)'
-complete -c lqx -n "__fish_lqx_using_subcommand node; and not __fish_seen_subcommand_from list get enable disable maintenance join-token delete watch" -f -a "maintenance" -d 'Enter or exit maintenance'
-complete -c lqx -n "__fish_lqx_using_subcommand node; and not __fish_seen_subcommand_from list get enable disable maintenance join-token delete watch" -f -a "join-token" -d 'Create a token a new node\'s agent joins with'
-complete -c lqx -n "__fish_lqx_using_subcommand node; and not __fish_seen_subcommand_from list get enable disable maintenance join-token delete watch" -f -a "delete" -d 'Delete a node'
-complete -c lqx -n "__fish_lqx_using_subcommand node; and not __fish_seen_subcommand_from list get enable disable maintenance join-token delete watch" -f -a "watch" -d 'Follow changes of one node or all nodes'
+complete -c lqx -n "__fish_lqx_using_subcommand node; and not __fish_seen_subcommand_from list get enable disable maintenance join-token delete power watch" -l columns -d 'Table columns to show, comma-separated (e.g. name,state,node)' -r
+complete -c lqx -n "__fish_lqx_using_subcommand node; and not __fish_seen_subcommand_from list get enable disable maintenance join-token delete power watch" -l timeout -d 'Give up after this long: RPCs and --wait (e.g. 30s, 5m)' -r
+complete -c lqx -n "__fish_lqx_using_subcommand node; and not __fish_seen_subcommand_from list get enable disable maintenance join-token delete power watch" -l ca-cert -d 'CA certificate (PEM) to trust for an https:// server with a private CA' -r -F
+complete -c lqx -n "__fish_lqx_using_subcommand node; and not __fish_seen_subcommand_from list get enable disable maintenance join-token delete power watch" -l no-headers -d 'Leave out the table header line'
+complete -c lqx -n "__fish_lqx_using_subcommand node; and not __fish_seen_subcommand_from list get enable disable maintenance join-token delete power watch" -l no-input -d 'Never prompt; fail where input would be needed'
+complete -c lqx -n "__fish_lqx_using_subcommand node; and not __fish_seen_subcommand_from list get enable disable maintenance join-token delete power watch" -l debug -d 'Show the full error chain and debug logs on stderr'
+complete -c lqx -n "__fish_lqx_using_subcommand node; and not __fish_seen_subcommand_from list get enable disable maintenance join-token delete power watch" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c lqx -n "__fish_lqx_using_subcommand node; and not __fish_seen_subcommand_from list get enable disable maintenance join-token delete power watch" -s V -l version -d 'Print version'
+complete -c lqx -n "__fish_lqx_using_subcommand node; and not __fish_seen_subcommand_from list get enable disable maintenance join-token delete power watch" -f -a "list" -d 'List nodes'
+complete -c lqx -n "__fish_lqx_using_subcommand node; and not __fish_seen_subcommand_from list get enable disable maintenance join-token delete power watch" -f -a "get" -d 'Show a node'
+complete -c lqx -n "__fish_lqx_using_subcommand node; and not __fish_seen_subcommand_from list get enable disable maintenance join-token delete power watch" -f -a "enable" -d 'Let the scheduler place VMs on a node again'
+complete -c lqx -n "__fish_lqx_using_subcommand node; and not __fish_seen_subcommand_from list get enable disable maintenance join-token delete power watch" -f -a "disable" -d 'Stop placing new VMs on a node (cordon)'
+complete -c lqx -n "__fish_lqx_using_subcommand node; and not __fish_seen_subcommand_from list get enable disable maintenance join-token delete power watch" -f -a "maintenance" -d 'Enter or exit maintenance'
+complete -c lqx -n "__fish_lqx_using_subcommand node; and not __fish_seen_subcommand_from list get enable disable maintenance join-token delete power watch" -f -a "join-token" -d 'Create a token a new node\'s agent joins with'
+complete -c lqx -n "__fish_lqx_using_subcommand node; and not __fish_seen_subcommand_from list get enable disable maintenance join-token delete power watch" -f -a "delete" -d 'Delete a node'
+complete -c lqx -n "__fish_lqx_using_subcommand node; and not __fish_seen_subcommand_from list get enable disable maintenance join-token delete power watch" -f -a "power" -d 'Power a host on or off through its BMC, or show its power state'
+complete -c lqx -n "__fish_lqx_using_subcommand node; and not __fish_seen_subcommand_from list get enable disable maintenance join-token delete power watch" -f -a "watch" -d 'Follow changes of one node or all nodes'
 complete -c lqx -n "__fish_lqx_using_subcommand node; and __fish_seen_subcommand_from list" -l phase -r -f -a "ready\t''
 not-ready\t''
 maintenance\t''
@@ -589,6 +590,24 @@ complete -c lqx -n "__fish_lqx_using_subcommand node; and __fish_seen_subcommand
 complete -c lqx -n "__fish_lqx_using_subcommand node; and __fish_seen_subcommand_from delete" -l debug -d 'Show the full error chain and debug logs on stderr'
 complete -c lqx -n "__fish_lqx_using_subcommand node; and __fish_seen_subcommand_from delete" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c lqx -n "__fish_lqx_using_subcommand node; and __fish_seen_subcommand_from delete" -s V -l version -d 'Print version'
+complete -c lqx -n "__fish_lqx_using_subcommand node; and __fish_seen_subcommand_from power" -l server -d 'Server URL, e.g. https://lqx.example.com or http://127.0.0.1:8080' -r
+complete -c lqx -n "__fish_lqx_using_subcommand node; and __fish_seen_subcommand_from power" -l context -d 'Context (server and account) from the config to use' -r
+complete -c lqx -n "__fish_lqx_using_subcommand node; and __fish_seen_subcommand_from power" -s o -l output -d 'Output format [default: table]' -r -f -a "table\t'Aligned columns sized to the terminal'
+wide\t'The table with more columns'
+json\t'JSON (stable snake_case field names; lists are arrays of the objects `get` prints)'
+yaml\t'YAML of the same objects as JSON'
+name\t'One name (or id) per line, for scripts'"
+complete -c lqx -n "__fish_lqx_using_subcommand node; and __fish_seen_subcommand_from power" -l columns -d 'Table columns to show, comma-separated (e.g. name,state,node)' -r
+complete -c lqx -n "__fish_lqx_using_subcommand node; and __fish_seen_subcommand_from power" -l timeout -d 'Give up after this long: RPCs and --wait (e.g. 30s, 5m)' -r
+complete -c lqx -n "__fish_lqx_using_subcommand node; and __fish_seen_subcommand_from power" -l ca-cert -d 'CA certificate (PEM) to trust for an https:// server with a private CA' -r -F
+complete -c lqx -n "__fish_lqx_using_subcommand node; and __fish_seen_subcommand_from power" -l no-headers -d 'Leave out the table header line'
+complete -c lqx -n "__fish_lqx_using_subcommand node; and __fish_seen_subcommand_from power" -l no-input -d 'Never prompt; fail where input would be needed'
+complete -c lqx -n "__fish_lqx_using_subcommand node; and __fish_seen_subcommand_from power" -l debug -d 'Show the full error chain and debug logs on stderr'
+complete -c lqx -n "__fish_lqx_using_subcommand node; and __fish_seen_subcommand_from power" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c lqx -n "__fish_lqx_using_subcommand node; and __fish_seen_subcommand_from power" -s V -l version -d 'Print version'
+complete -c lqx -n "__fish_lqx_using_subcommand node; and __fish_seen_subcommand_from power" -f -a "on" -d 'Power a host on (from standby) through its BMC or Wake-on-LAN'
+complete -c lqx -n "__fish_lqx_using_subcommand node; and __fish_seen_subcommand_from power" -f -a "off" -d 'Power a host off (standby) through its BMC; refused while VMs run there'
+complete -c lqx -n "__fish_lqx_using_subcommand node; and __fish_seen_subcommand_from power" -f -a "status" -d 'Show the power state lqx records and what the BMC reports now'
 complete -c lqx -n "__fish_lqx_using_subcommand node; and __fish_seen_subcommand_from watch" -l resume-from -r
 complete -c lqx -n "__fish_lqx_using_subcommand node; and __fish_seen_subcommand_from watch" -l server -d 'Server URL, e.g. https://lqx.example.com or http://127.0.0.1:8080' -r
 complete -c lqx -n "__fish_lqx_using_subcommand node; and __fish_seen_subcommand_from watch" -l context -d 'Context (server and account) from the config to use' -r

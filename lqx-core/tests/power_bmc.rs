@@ -102,10 +102,55 @@ impl Sushy {
                 .unwrap();
             assert!(ok.success(), "openssl {args:?} failed");
         };
-        openssl(&["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=lqx test CA", "-keyout", "ca-key.pem", "-out", "ca.pem"]);
-        openssl(&["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", "key.pem", "-out", "req.pem"]);
-        std::fs::write(d.join("ext.cnf"), "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n").unwrap();
-        openssl(&["x509", "-req", "-in", "req.pem", "-CA", "ca.pem", "-CAkey", "ca-key.pem", "-CAcreateserial", "-days", "2", "-extfile", "ext.cnf", "-out", "cert.pem"]);
+        openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=lqx test CA",
+            "-keyout",
+            "ca-key.pem",
+            "-out",
+            "ca.pem",
+        ]);
+        openssl(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            "key.pem",
+            "-out",
+            "req.pem",
+        ]);
+        std::fs::write(
+            d.join("ext.cnf"),
+            "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+        )
+        .unwrap();
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "req.pem",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca-key.pem",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "ext.cnf",
+            "-out",
+            "cert.pem",
+        ]);
         let htpasswd = Command::new(&python)
             .args([
                 "-c",
@@ -212,7 +257,10 @@ async fn redfish_checks_the_certificate_and_the_credentials() {
     c.password_file = None;
     c.password = Some("wrong".into());
     let e = Redfish::new(&c).unwrap().power_on().await.unwrap_err();
-    assert!(matches!(&e, PowerError::Controller(m) if m.contains("401") && m.contains("password")), "{e}");
+    assert!(
+        matches!(&e, PowerError::Controller(m) if m.contains("401") && m.contains("password")),
+        "{e}"
+    );
     // Plain http is refused unless insecure; an unknown system is named.
     let mut c = bmc.config();
     c.address = bmc.url.replace("https", "http");
@@ -249,7 +297,9 @@ fn vm(name: &str) -> CreateVm {
 async fn host_power_keeps_the_node_record_in_step_with_a_redfish_bmc() {
     let Some(bmc) = Sushy::start().await else { return };
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path().join("db.sqlite").to_str().unwrap()).await.unwrap();
+    let store = Store::open(dir.path().join("db.sqlite").to_str().unwrap())
+        .await
+        .unwrap();
     let compute = Compute::new(store, Hosts::default(), EventBus::new(EventBusConfig::default()));
     let sims = SimRegistry::new();
     let sim = sims.create("sim://h-1", SimConfig::with_capacity(8, 16_384)).unwrap();
@@ -272,7 +322,10 @@ async fn host_power_keeps_the_node_record_in_step_with_a_redfish_bmc() {
     compute.create_vm(vm("web-1")).await.unwrap();
     let e = power.power_off_node("h-1", false).await.unwrap_err();
     assert_eq!(e.kind, ErrorKind::FailedPrecondition);
-    assert!(e.message.contains("web-1") && e.message.contains("maintenance enter h-1"), "{e}");
+    assert!(
+        e.message.contains("web-1") && e.message.contains("maintenance enter h-1"),
+        "{e}"
+    );
     assert_eq!(compute.store.get_node(node.id).await.unwrap().power, PowerState::On);
     // Through the NodePower interface DPM uses, refused the same way.
     assert!(matches!(power.standby(node.id).await, Err(PowerError::Unsupported(m)) if m.contains("web-1")));
@@ -300,11 +353,19 @@ async fn host_power_keeps_the_node_record_in_step_with_a_redfish_bmc() {
 
     let states: Vec<String> = compute
         .events
-        .recent(&SubscriptionFilter::all().resource_type(ResourceType::Node), events_from, 100)
+        .recent(
+            &SubscriptionFilter::all().resource_type(ResourceType::Node),
+            events_from,
+            100,
+        )
         .iter()
         .map(|e| e.payload["power"].as_str().unwrap_or_default().to_string())
         .collect();
-    assert_eq!(states, ["powering_off", "standby", "powering_on", "on"], "one event per change");
+    assert_eq!(
+        states,
+        ["powering_off", "standby", "powering_on", "on"],
+        "one event per change"
+    );
     let st = power.status_of("h-1").await.unwrap();
     assert_eq!((st.controller, st.bmc), (Some(BmcKind::Redfish), Some(PowerState::On)));
 }
@@ -345,15 +406,31 @@ impl Libvirtd {
         std::fs::write(
             &xml,
             "<domain type='qemu'><name>host-1</name><memory unit='MiB'>32</memory><vcpu>1</vcpu>\
-             <os><type arch='x86_64'>hvm</type></os><devices><graphics type='none'/></devices></domain>",
+             <os><type arch='x86_64'>hvm</type></os></domain>",
         )
         .unwrap();
-        lv.virsh(&["define", &xml.display().to_string()]);
+        let out = Command::new("virsh")
+            .arg("-c")
+            .arg(&lv.uri)
+            .args(["define", &xml.display().to_string()])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "virsh define: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(lv.virsh(&["domstate", "host-1"]), "shut off");
         Some(lv)
     }
 
     fn virsh(&self, args: &[&str]) -> String {
-        let out = Command::new("virsh").arg("-c").arg(&self.uri).args(args).output().unwrap();
+        let out = Command::new("virsh")
+            .arg("-c")
+            .arg(&self.uri)
+            .args(args)
+            .output()
+            .unwrap();
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 }
@@ -382,6 +459,7 @@ impl Vbmc {
         let vbmc = vbmcd.with_file_name("vbmc");
         let dir = tempfile::Builder::new().prefix("lqx-vbmc").tempdir().unwrap();
         let conf = dir.path().join("virtualbmc.conf");
+        std::fs::create_dir(dir.path().join("bmcs")).unwrap();
         std::fs::write(
             &conf,
             format!(
@@ -421,17 +499,34 @@ async fn ipmi_power_control_against_virtualbmc() {
     let Some(bmcd) = Vbmc::start() else { return };
     let Some(lv) = Libvirtd::start() else { return };
     let port = free_port();
-    let mut added = None;
     // vbmcd takes a moment to open its control port.
-    wait_for("vbmc add", Duration::from_secs(30), async || {
+    let start = Instant::now();
+    loop {
         let o = bmcd.run(&[
-            "add", "host-1", "--address", "127.0.0.1", "--port", &port.to_string(), "--username", USER,
-            "--password", PASSWORD, "--libvirt-uri", &lv.uri,
+            "add",
+            "host-1",
+            "--address",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "--username",
+            USER,
+            "--password",
+            PASSWORD,
+            "--libvirt-uri",
+            &lv.uri,
         ]);
-        added = Some(String::from_utf8_lossy(&o.stderr).to_string());
-        o.status.success()
-    })
-    .await;
+        if o.status.success() {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "vbmc add: {}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
     let o = bmcd.run(&["start", "host-1"]);
     assert!(o.status.success(), "vbmc start: {}", String::from_utf8_lossy(&o.stderr));
 
@@ -442,7 +537,10 @@ async fn ipmi_power_control_against_virtualbmc() {
     c.password_file = Some(pw.path().to_path_buf());
     c.timeout = Duration::from_secs(10);
     let ipmi = Ipmi::new(&c).unwrap();
-    wait_for("the IPMI BMC answers", Duration::from_secs(30), async || ipmi.status().await.is_ok()).await;
+    wait_for("the IPMI BMC answers", Duration::from_secs(30), async || {
+        ipmi.status().await.is_ok()
+    })
+    .await;
     assert_eq!(ipmi.status().await.unwrap(), PowerState::Standby);
     let t = Instant::now();
     ipmi.power_on().await.unwrap();
@@ -451,7 +549,10 @@ async fn ipmi_power_control_against_virtualbmc() {
     })
     .await;
     assert_eq!(lv.virsh(&["domstate", "host-1"]), "running");
-    eprintln!("ipmi (vbmc + QEMU): chassis power on -> on in {on:?} ({:?} with the first status)", t.elapsed());
+    eprintln!(
+        "ipmi (vbmc + QEMU): chassis power on -> on in {on:?} ({:?} with the first status)",
+        t.elapsed()
+    );
     // Graceful: the BMC accepts the ACPI request (this guest has no OS to act on it).
     ipmi.power_off().await.unwrap();
     // Forced off, only when asked.

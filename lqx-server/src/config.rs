@@ -36,6 +36,8 @@ pub struct Config {
     pub auth: AuthConfig,
     /// How long audit entries are kept.
     pub audit: AuditConfig,
+    /// Host power: each node's BMC (Redfish, IPMI) or Wake-on-LAN, by node name.
+    pub power: lqx_core::power::PowerConfig,
 }
 
 /// The `audit:` section: retention of the audit log (pruned hourly, the pruning audited).
@@ -283,6 +285,7 @@ impl Default for Config {
             leader: lqx_core::leader::LeaderConfig::default(),
             auth: AuthConfig::default(),
             audit: AuditConfig::default(),
+            power: lqx_core::power::PowerConfig::default(),
         }
     }
 }

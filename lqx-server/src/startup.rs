@@ -165,6 +165,10 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         drs_options.sample_interval = std::time::Duration::from_secs(2);
         drs_options.smoothing_half_life = std::time::Duration::from_secs(5);
     }
+    // Host power through the BMCs of `power:`; node records follow every change.
+    let power =
+        Arc::new(lqx_core::power::hosts::HostPower::new(compute.clone(), &config.power).context("the power: section")?);
+    let _power_loop = power.spawn();
     let drs = lqx_core::drs::engine::DrsEngine::open(compute.clone(), config.drs.clone(), drs_options)
         .await
         .context("starting DRS")?;
@@ -189,6 +193,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }),
         Arc::new(NodeApi {
             compute: compute.clone(),
+            power,
         }),
         Arc::new(DrsApi { engine: drs.clone() }),
         auth,

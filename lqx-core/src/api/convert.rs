@@ -259,6 +259,7 @@ pub fn node_out(n: &model::Node, allocated: model::Resources, health: &str) -> p
         resource_version: n.resource_version,
         created_at: Some(timestamp(n.created_at)),
         fencing: String::new(),
+        power_state: n.power.as_str().to_string(),
     }
 }
 

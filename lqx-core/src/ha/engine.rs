@@ -499,7 +499,10 @@ mod tests {
             }
         }
         let planned = planned.expect("node-0 failed and its VMs were planned");
-        assert!(planned.iter().all(|r| r.to == nid(1)), "never onto the standby host: {planned:?}");
+        assert!(
+            planned.iter().all(|r| r.to == nid(1)),
+            "never onto the standby host: {planned:?}"
+        );
         assert_eq!(e.health(nid(2)), Some(NodeHealth::Healthy));
         assert_eq!(e.fenced_nodes().keys().copied().collect::<Vec<_>>(), vec![nid(0)]);
     }

@@ -327,7 +327,11 @@ impl HealthTracker {
     pub fn check(&mut self, now: MonoInstant) -> CheckReport {
         let mut total = 0;
         let mut unreachable = 0;
-        for r in self.nodes.values().filter(|r| r.health != NodeHealth::Failed && !r.parked) {
+        for r in self
+            .nodes
+            .values()
+            .filter(|r| r.health != NodeHealth::Failed && !r.parked)
+        {
             total += 1;
             if self.silence(r, now).2 {
                 unreachable += 1;
@@ -425,7 +429,11 @@ impl HealthTracker {
                 next = Some(t);
             }
         };
-        for r in self.nodes.values().filter(|r| r.health != NodeHealth::Failed && !r.parked) {
+        for r in self
+            .nodes
+            .values()
+            .filter(|r| r.health != NodeHealth::Failed && !r.parked)
+        {
             let (_, missed, timed_out) = self.silence(r, now);
             if !timed_out {
                 consider(r.last_heard + ci * missed.saturating_add(1));
@@ -702,16 +710,26 @@ mod tests {
             "the parked node never changed health in 10 minutes of silence: {trace:?}"
         );
         assert_eq!(t.health(n[0]), Some(NodeHealth::Healthy));
-        assert_eq!(t.failed().map(|x| x.0).collect::<Vec<_>>(), vec![n[2]], "the dead one still fails");
+        assert_eq!(
+            t.failed().map(|x| x.0).collect::<Vec<_>>(),
+            vec![n[2]],
+            "the dead one still fails"
+        );
         // Its lease deadline is no wake-up either (no fencing wait for a parked host).
         let d = t.next_deadline(at(600_000));
         assert!(d.is_none_or(|d| d.as_millis() % 1000 == 0 || d > at(600_000)));
         // Unparked at 600 s (powered on): silence counts from there, not from 5 s.
         assert_eq!(t.set_parked(n[0], false, at(600_000)), None);
         t.heartbeat(n[1], at(609_000), &GONE).unwrap();
-        assert!(t.check(at(609_000)).transitions.is_empty(), "9 s after the power-on: still healthy");
+        assert!(
+            t.check(at(609_000)).transitions.is_empty(),
+            "9 s after the power-on: still healthy"
+        );
         let tr = t.check(at(610_000)).transitions;
-        assert_eq!(tr.iter().map(|x| (x.node, x.to)).collect::<Vec<_>>(), vec![(n[0], NodeHealth::Unknown)]);
+        assert_eq!(
+            tr.iter().map(|x| (x.node, x.to)).collect::<Vec<_>>(),
+            vec![(n[0], NodeHealth::Unknown)]
+        );
     }
 
     #[test]
@@ -729,7 +747,14 @@ mod tests {
         }
         let r = run(&mut t, 1, 38);
         assert_eq!(t.storm(), None);
-        assert_eq!(r, vec![(10, NodeHealth::Unknown), (30, NodeHealth::Unreachable), (38, NodeHealth::Failed)]);
+        assert_eq!(
+            r,
+            vec![
+                (10, NodeHealth::Unknown),
+                (30, NodeHealth::Unreachable),
+                (38, NodeHealth::Failed)
+            ]
+        );
         assert_eq!(t.failed().map(|x| x.0).collect::<Vec<_>>(), vec![n[3]]);
         let n = vec![n[0], n[1], n[2], n[3]];
         // Parking a FAILED node changes nothing: its failover goes on.

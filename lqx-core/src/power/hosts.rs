@@ -171,7 +171,11 @@ impl HostPower {
             self.set(&n.id.to_string(), before, &[PowerState::PoweringOff]).await?;
             return Err(e);
         }
-        let r = if force { c.ctl.force_off().await } else { c.ctl.power_off().await };
+        let r = if force {
+            c.ctl.force_off().await
+        } else {
+            c.ctl.power_off().await
+        };
         if let Err(e) = r {
             self.set(&n.id.to_string(), before, &[PowerState::PoweringOff]).await?;
             return Err(e.into());

@@ -94,7 +94,11 @@ pub trait PowerController: Send + Sync + 'static {
     fn status(&self) -> BoxFuture<'_, Result<PowerState, PowerError>>;
     /// Cuts the host's power without asking its OS (only when an operator asks for it).
     fn force_off(&self) -> BoxFuture<'_, Result<(), PowerError>> {
-        Box::pin(async { Err(PowerError::Unsupported("this controller cannot force a host off".into())) })
+        Box::pin(async {
+            Err(PowerError::Unsupported(
+                "this controller cannot force a host off".into(),
+            ))
+        })
     }
 }
 

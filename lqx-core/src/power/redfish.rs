@@ -51,15 +51,20 @@ impl Redfish {
                     cfg.address
                 )));
             }
-            s => return Err(PowerError::Unsupported(format!("Redfish address scheme {s:?}: use https"))),
+            s => {
+                return Err(PowerError::Unsupported(format!(
+                    "Redfish address scheme {s:?}: use https"
+                )));
+            }
         }
         let mut b = Client::builder()
             .timeout(cfg.timeout)
             .connect_timeout(cfg.timeout)
             .redirect(reqwest::redirect::Policy::none());
         if let Some(ca) = &cfg.ca_file {
-            let pem = std::fs::read(ca)
-                .map_err(|e| PowerError::Controller(format!("cannot read the Redfish CA file {}: {e}", ca.display())))?;
+            let pem = std::fs::read(ca).map_err(|e| {
+                PowerError::Controller(format!("cannot read the Redfish CA file {}: {e}", ca.display()))
+            })?;
             let cert = reqwest::Certificate::from_pem(&pem)
                 .map_err(|e| PowerError::Controller(format!("Redfish CA file {}: {e}", ca.display())))?;
             b = b.add_root_certificate(cert);

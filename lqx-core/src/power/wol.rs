@@ -120,7 +120,11 @@ mod tests {
         assert_eq!(n, 102);
         assert_eq!(&buf[..6], &[0xFF; 6]);
         for i in 0..16 {
-            assert_eq!(&buf[6 + i * 6..12 + i * 6], &[0x52, 0x54, 0x00, 0x12, 0x34, 0x56], "repeat {i}");
+            assert_eq!(
+                &buf[6 + i * 6..12 + i * 6],
+                &[0x52, 0x54, 0x00, 0x12, 0x34, 0x56],
+                "repeat {i}"
+            );
         }
         assert!(matches!(w.power_off().await, Err(PowerError::Unsupported(_))));
         assert!(matches!(w.status().await, Err(PowerError::Unsupported(_))));

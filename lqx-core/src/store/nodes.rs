@@ -122,8 +122,11 @@ impl Store {
                 .map_err(StoreError::from)?;
         rows.into_iter()
             .map(|(id, p)| {
-                let id = id.parse().map_err(|_| Error::internal(anyhow::anyhow!("bad node id in the store: {id}")))?;
-                let p = PowerState::parse(&p).ok_or_else(|| Error::internal(anyhow::anyhow!("bad power state in the store: {p}")))?;
+                let id = id
+                    .parse()
+                    .map_err(|_| Error::internal(anyhow::anyhow!("bad node id in the store: {id}")))?;
+                let p = PowerState::parse(&p)
+                    .ok_or_else(|| Error::internal(anyhow::anyhow!("bad power state in the store: {p}")))?;
                 Ok((id, p))
             })
             .collect()
