@@ -4,13 +4,16 @@
 //! `ipmitool`. scripts/setup-deps.sh installs them (venv at /opt/lqx-bmc, or $LQX_BMC_VENV).
 //! A missing tool skips a test loudly; in CI (CI set) it fails it.
 
+mod bmc;
+
 use std::{
-    net::TcpListener,
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
+    process::{Command, Stdio},
     sync::Arc,
     time::{Duration, Instant},
 };
+
+use bmc::{PASSWORD, Proc, Sushy, USER, free_port, tool, wait_for};
 
 use lqx_core::{
     ErrorKind,
@@ -25,189 +28,6 @@ use lqx_core::{
     store::Store,
 };
 
-/// A BMC tool: from $LQX_BMC_VENV/bin, /opt/lqx-bmc/bin or PATH. None (after a loud message)
-/// when missing outside CI; a failure in CI.
-fn tool(name: &str) -> Option<PathBuf> {
-    let venv = std::env::var("LQX_BMC_VENV").unwrap_or_else(|_| "/opt/lqx-bmc".into());
-    let candidates = [Path::new(&venv).join("bin").join(name)];
-    if let Some(p) = candidates.iter().find(|p| p.is_file()) {
-        return Some(p.clone());
-    }
-    let on_path = Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {name}"))
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()));
-    if on_path.is_some() {
-        return on_path;
-    }
-    let msg = format!("{name} is not installed: run scripts/setup-deps.sh (BMC emulators for the power tests)");
-    if std::env::var_os("CI").is_some() {
-        panic!("{msg}");
-    }
-    eprintln!("\n*** SKIPPED: {msg} ***\n");
-    None
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// Kills the child (and waits for it) when dropped.
-struct Proc(Child);
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-async fn wait_for(what: &str, limit: Duration, mut f: impl AsyncFnMut() -> bool) -> Duration {
-    let start = Instant::now();
-    while !f().await {
-        assert!(start.elapsed() < limit, "{what}: not within {limit:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    start.elapsed()
-}
-
-const USER: &str = "lqx";
-const PASSWORD: &str = "bmc-secret";
-
-/// sushy-emulator with its fake driver (one system, off) on HTTPS with a self-signed
-/// certificate for 127.0.0.1 and basic authentication (bcrypt htpasswd).
-struct Sushy {
-    dir: tempfile::TempDir,
-    url: String,
-    _proc: Proc,
-}
-
-impl Sushy {
-    async fn start() -> Option<Sushy> {
-        let bin = tool("sushy-emulator")?;
-        let python = bin.with_file_name("python");
-        let dir = tempfile::Builder::new().prefix("lqx-sushy").tempdir().unwrap();
-        let d = dir.path();
-        // A CA and a server certificate it signed (a self-signed CA certificate cannot
-        // serve as the server's own: rustls refuses a CA used as an end entity).
-        let openssl = |args: &[&str]| {
-            let ok = Command::new("openssl")
-                .args(args)
-                .current_dir(d)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .unwrap();
-            assert!(ok.success(), "openssl {args:?} failed");
-        };
-        openssl(&[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=lqx test CA",
-            "-keyout",
-            "ca-key.pem",
-            "-out",
-            "ca.pem",
-        ]);
-        openssl(&[
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-subj",
-            "/CN=127.0.0.1",
-            "-keyout",
-            "key.pem",
-            "-out",
-            "req.pem",
-        ]);
-        std::fs::write(
-            d.join("ext.cnf"),
-            "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
-        )
-        .unwrap();
-        openssl(&[
-            "x509",
-            "-req",
-            "-in",
-            "req.pem",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca-key.pem",
-            "-CAcreateserial",
-            "-days",
-            "2",
-            "-extfile",
-            "ext.cnf",
-            "-out",
-            "cert.pem",
-        ]);
-        let htpasswd = Command::new(&python)
-            .args([
-                "-c",
-                &format!("import bcrypt; print('{USER}:' + bcrypt.hashpw(b'{PASSWORD}', bcrypt.gensalt(4)).decode())"),
-            ])
-            .output()
-            .unwrap();
-        assert!(htpasswd.status.success(), "bcrypt (a sushy-tools dependency) missing");
-        std::fs::write(d.join("htpasswd"), &htpasswd.stdout).unwrap();
-        std::fs::write(d.join("password"), format!("{PASSWORD}\n")).unwrap();
-        std::fs::write(
-            d.join("conf.py"),
-            format!(
-                "SUSHY_EMULATOR_AUTH_FILE = '{}'\nSUSHY_EMULATOR_STATE_DIR = '{}'\n\
-                 SUSHY_EMULATOR_FAKE_SYSTEMS = [{{'uuid': '27946b59-9e44-4fa7-8e91-f3527a1ef094', \
-                 'name': 'host-1', 'power_state': 'Off', 'nics': []}}]\n",
-                d.join("htpasswd").display(),
-                d.join("state").display()
-            ),
-        )
-        .unwrap();
-        let port = free_port();
-        let child = Command::new(&bin)
-            .args(["--fake", "-i", "127.0.0.1", "-p", &port.to_string()])
-            .arg("--ssl-certificate")
-            .arg(d.join("cert.pem"))
-            .arg("--ssl-key")
-            .arg(d.join("key.pem"))
-            .arg("--config")
-            .arg(d.join("conf.py"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let s = Sushy {
-            url: format!("https://127.0.0.1:{port}"),
-            dir,
-            _proc: Proc(child),
-        };
-        wait_for("sushy-emulator answers", Duration::from_secs(30), async || {
-            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-        })
-        .await;
-        Some(s)
-    }
-
-    /// A config that verifies the emulator's certificate against its CA file.
-    fn config(&self) -> BmcConfig {
-        let mut c = BmcConfig::new(BmcKind::Redfish, &self.url);
-        c.username = Some(USER.into());
-        c.password_file = Some(self.dir.path().join("password"));
-        c.ca_file = Some(self.dir.path().join("ca.pem"));
-        c.timeout = Duration::from_secs(5);
-        c
-    }
-}
-
 async fn until_state(ctl: &dyn PowerController, want: PowerState) -> Duration {
     // The fake driver applies a reset 1 to 11 s after accepting it, as real hardware lags.
     wait_for(&format!("BMC reports {want}"), Duration::from_secs(20), async || {
@@ -218,7 +38,7 @@ async fn until_state(ctl: &dyn PowerController, want: PowerState) -> Duration {
 
 #[tokio::test]
 async fn redfish_power_cycle_against_sushy() {
-    let Some(bmc) = Sushy::start().await else { return };
+    let Some(bmc) = Sushy::start("Off").await else { return };
     let rf = Redfish::new(&bmc.config()).unwrap();
     // The system is discovered from /redfish/v1/Systems (none configured).
     assert_eq!(rf.status().await.unwrap(), PowerState::Standby);
@@ -243,7 +63,7 @@ async fn redfish_power_cycle_against_sushy() {
 
 #[tokio::test]
 async fn redfish_checks_the_certificate_and_the_credentials() {
-    let Some(bmc) = Sushy::start().await else { return };
+    let Some(bmc) = Sushy::start("Off").await else { return };
     // Verification is on by default: a self-signed BMC without its CA is refused.
     let mut c = bmc.config();
     c.ca_file = None;
@@ -295,7 +115,7 @@ fn vm(name: &str) -> CreateVm {
 /// runs there), powering_on until the host is heard again, with an event at each change.
 #[tokio::test]
 async fn host_power_keeps_the_node_record_in_step_with_a_redfish_bmc() {
-    let Some(bmc) = Sushy::start().await else { return };
+    let Some(bmc) = Sushy::start("Off").await else { return };
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path().join("db.sqlite").to_str().unwrap())
         .await
