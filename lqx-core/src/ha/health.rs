@@ -756,7 +756,6 @@ mod tests {
             ]
         );
         assert_eq!(t.failed().map(|x| x.0).collect::<Vec<_>>(), vec![n[3]]);
-        let n = vec![n[0], n[1], n[2], n[3]];
         // Parking a FAILED node changes nothing: its failover goes on.
         assert_eq!(t.set_parked(n[3], true, at(40_000)), None);
         assert!(!t.is_parked(n[3]));
