@@ -39,6 +39,12 @@ if [ ! -x "$BMC_VENV/bin/sushy-emulator" ] || [ ! -x "$BMC_VENV/bin/vbmcd" ]; th
     $SUDO apt-get update -qq
     $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
   fi
+  # virtualbmc builds libvirt-python from source: Python's headers, a C compiler, pkg-config.
+  if ! python3 -c 'import os, sysconfig; assert os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h"))' 2>/dev/null \
+     || ! command -v cc >/dev/null || ! command -v pkg-config >/dev/null; then
+    $SUDO apt-get update -qq
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-dev gcc pkg-config >/dev/null
+  fi
   $SUDO python3 -m venv "$BMC_VENV"
   $SUDO "$BMC_VENV/bin/pip" install -q --disable-pip-version-check sushy-tools virtualbmc
 fi
