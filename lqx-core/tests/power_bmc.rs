@@ -47,18 +47,14 @@ async fn redfish_power_cycle_against_sushy() {
     let accepted = t.elapsed();
     until_state(&rf, PowerState::On).await;
     let on = t.elapsed();
+    // ForceOff only when asked (graceful power-off: host_power_keeps_the_node_record_...).
     let t2 = Instant::now();
-    rf.power_off().await.unwrap();
+    rf.force_off().await.unwrap();
     until_state(&rf, PowerState::Standby).await;
     let off = t2.elapsed();
     eprintln!(
-        "redfish (sushy fake driver, HTTPS): On accepted in {accepted:?}, on after {on:?}; GracefulShutdown to off in {off:?}"
+        "redfish (sushy fake driver, HTTPS): On accepted in {accepted:?}, on after {on:?}; ForceOff to off in {off:?}"
     );
-    // ForceOff only when asked: here, on a host that is on.
-    rf.power_on().await.unwrap();
-    until_state(&rf, PowerState::On).await;
-    rf.force_off().await.unwrap();
-    until_state(&rf, PowerState::Standby).await;
 }
 
 #[tokio::test]
@@ -115,7 +111,8 @@ fn vm(name: &str) -> CreateVm {
 /// runs there), powering_on until the host is heard again, with an event at each change.
 #[tokio::test]
 async fn host_power_keeps_the_node_record_in_step_with_a_redfish_bmc() {
-    let Some(bmc) = Sushy::start("Off").await else { return };
+    // The BMC's host is on, as a running node's is.
+    let Some(bmc) = Sushy::start("On").await else { return };
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path().join("db.sqlite").to_str().unwrap())
         .await
@@ -127,10 +124,8 @@ async fn host_power_keeps_the_node_record_in_step_with_a_redfish_bmc() {
         .attach_node(NodeRegistration::new("h-1", "sim://h-1"), Arc::new(sim))
         .await
         .unwrap();
-    // The BMC's host is on, as a running node's is.
     let rf = Redfish::new(&bmc.config()).unwrap();
-    rf.power_on().await.unwrap();
-    until_state(&rf, PowerState::On).await;
+    assert_eq!(rf.status().await.unwrap(), PowerState::On);
     let cfg = PowerConfig {
         poll_interval: Duration::from_millis(200),
         nodes: [("h-1".to_string(), bmc.config())].into(),
@@ -154,6 +149,7 @@ async fn host_power_keeps_the_node_record_in_step_with_a_redfish_bmc() {
     let n = power.power_off_node("h-1", false).await.unwrap();
     assert_eq!(n.power, PowerState::PoweringOff);
     let t = Instant::now();
+    // Graceful: GracefulShutdown, then the record follows the BMC to standby.
     wait_for("record says standby", Duration::from_secs(20), async || {
         power.refresh().await.unwrap();
         power.power_state(node.id).await.unwrap() == PowerState::Standby
