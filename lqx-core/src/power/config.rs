@@ -37,8 +37,8 @@ impl BmcKind {
     }
 }
 
-/// One host's power controller.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// One host's power controller. Its `Debug` hides the password.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BmcConfig {
     pub kind: BmcKind,
@@ -78,6 +78,24 @@ pub struct BmcConfig {
 
 fn default_request_timeout() -> Duration {
     Duration::from_secs(10)
+}
+
+impl std::fmt::Debug for BmcConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BmcConfig")
+            .field("kind", &self.kind)
+            .field("address", &self.address)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("password_file", &self.password_file)
+            .field("system", &self.system)
+            .field("ca_file", &self.ca_file)
+            .field("insecure", &self.insecure)
+            .field("cipher_suite", &self.cipher_suite)
+            .field("broadcast", &self.broadcast)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
 }
 
 impl BmcConfig {
@@ -158,5 +176,8 @@ mod tests {
             .to_string();
         assert!(e.contains("pasword"), "{e}");
         assert!(serde_yaml::from_str::<PowerConfig>("nodes:\n  n1: {kind: smoke, address: x}\n").is_err());
+        let mut c = BmcConfig::new(BmcKind::Ipmi, "h");
+        c.password = Some("hunter2".into());
+        assert!(!format!("{c:?}").contains("hunter2"), "no password in logs");
     }
 }
