@@ -33,3 +33,25 @@ CARGO_DENY_VERSION=0.20.2
 if ! cargo deny --version 2>/dev/null | grep -qx "cargo-deny $CARGO_DENY_VERSION"; then
   cargo install --locked --quiet cargo-deny --version "$CARGO_DENY_VERSION"
 fi
+# BMC emulators for the host power tests (lqx-core/tests/power_bmc.rs): ipmitool (Debian) and,
+# from PyPI in a venv at a fixed path, sushy-tools (Redfish) and virtualbmc (IPMI over a
+# libvirt domain). ~30 s the first time; nothing when present.
+if ! command -v ipmitool >/dev/null; then
+  $SUDO apt-get update -qq
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends ipmitool >/dev/null
+fi
+BMC_VENV="${LQX_BMC_VENV:-/opt/lqx-bmc}"
+if [ ! -x "$BMC_VENV/bin/sushy-emulator" ] || [ ! -x "$BMC_VENV/bin/vbmcd" ]; then
+  if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c 'import ensurepip' 2>/dev/null; then
+    $SUDO apt-get update -qq
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
+  fi
+  # virtualbmc builds libvirt-python from source: Python's headers, a C compiler, pkg-config.
+  if ! python3 -c 'import os, sysconfig; assert os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h"))' 2>/dev/null \
+     || ! command -v cc >/dev/null || ! command -v pkg-config >/dev/null; then
+    $SUDO apt-get update -qq
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-dev gcc pkg-config >/dev/null
+  fi
+  $SUDO python3 -m venv "$BMC_VENV"
+  $SUDO "$BMC_VENV/bin/pip" install -q --disable-pip-version-check sushy-tools virtualbmc
+fi

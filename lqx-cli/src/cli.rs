@@ -511,6 +511,9 @@ pub enum NodeCmd {
         #[command(flatten)]
         yes: YesArgs,
     },
+    /// Power a host on or off through its BMC, or show its power state
+    #[command(subcommand)]
+    Power(PowerCmd),
     /// Follow changes of one node or all nodes
     Watch {
         #[arg(add = crate::complete::node_names())]
@@ -539,6 +542,21 @@ pub enum MaintenanceCmd {
         #[arg(add = crate::complete::node_names())]
         node: String,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PowerCmd {
+    /// Power a host on (from standby) through its BMC or Wake-on-LAN
+    On { node: String },
+    /// Power a host off (standby) through its BMC; refused while VMs run there
+    Off {
+        node: String,
+        /// Cut the power instead of asking the OS to shut down
+        #[arg(long)]
+        force: bool,
+    },
+    /// Show the power state lqx records and what the BMC reports now
+    Status { node: String },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

@@ -435,6 +435,8 @@ pub struct NodeView {
     pub phase: String,
     pub schedulable: bool,
     pub health: String,
+    /// on, standby, powering_on, powering_off, unknown.
+    pub power_state: String,
     pub cpu_cores: u32,
     pub memory_mib: u64,
     pub allocatable_cpu_cores: u32,
@@ -479,6 +481,7 @@ impl From<&computepb::Node> for NodeView {
                     computepb::NodePhase::Maintenance | computepb::NodePhase::Draining
                 ),
             health: n.health.to_ascii_lowercase(),
+            power_state: n.power_state.clone(),
             cpu_cores: cap.cpu_cores,
             memory_mib: cap.memory_mib,
             allocatable_cpu_cores: alloc.cpu_cores,
@@ -506,6 +509,7 @@ impl View for NodeView {
         col("PHASE"),
         col("SCHEDULABLE"),
         col("HEALTH"),
+        col("POWER"),
         col("FENCING"),
         col("VMS"),
         col("CPU"),
@@ -525,6 +529,7 @@ impl View for NodeView {
             // A node in maintenance or draining takes no new VMs whatever its cordon says.
             "SCHEDULABLE" => yes_no(self.schedulable),
             "HEALTH" => or_dash(&self.health),
+            "POWER" => or_dash(&self.power_state),
             // The level; -o yaml shows why.
             "FENCING" => or_dash(&self.fencing_level),
             "VMS" => self.running_vms.to_string(),
@@ -546,6 +551,37 @@ impl View for NodeView {
     }
     fn name(&self) -> String {
         self.name.clone()
+    }
+}
+
+/// `lqx node power status`.
+#[derive(Debug, Clone, Serialize)]
+pub struct NodePowerView {
+    pub node: String,
+    /// What lqx records: on, standby, powering_on, powering_off, unknown.
+    pub power_state: String,
+    /// redfish, ipmi, wol; empty when the node has none.
+    pub controller: String,
+    /// What the BMC reports now (empty when it could not be read).
+    pub bmc_power_state: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub bmc_error: String,
+}
+
+impl View for NodePowerView {
+    columns!(col("NODE"), col("POWER"), col("CONTROLLER"), col("BMC"), col("ERROR"));
+    fn cell(&self, c: &str) -> String {
+        match c {
+            "NODE" => self.node.clone(),
+            "POWER" => or_dash(&self.power_state),
+            "CONTROLLER" => or_dash(&self.controller),
+            "BMC" => or_dash(&self.bmc_power_state),
+            "ERROR" => or_dash(&self.bmc_error),
+            _ => String::new(),
+        }
+    }
+    fn name(&self) -> String {
+        self.node.clone()
     }
 }
 

@@ -573,3 +573,34 @@ async fn ha_status_names_the_vms_protected_only_by_the_agent_level_fence() {
     assert_eq!(names, vec!["db-1", "web-1"]);
     assert_eq!(s.weakly_fenced[1].level, FencingLevel::None);
 }
+
+/// A host lqx put in standby is silent on purpose: never declared failed (no fencing wait, no
+/// storm), and no restart lands on it; a host that really dies at the same time still fails
+/// over, onto the host that is on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn standby_host_is_never_failed_and_takes_no_restarts() {
+    let c = Cluster::new(3, fast()).await;
+    let vm = c.vm("db-1", 1, true, RestartPriority::High).await;
+    let mut n = c.compute.store.get_node(c.nodes[2]).await.unwrap();
+    n.power = lqx_core::power::PowerState::Standby;
+    c.compute.store.update_node(&n).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    c.sims[2].set_available(false);
+    c.sims[1].set_available(false);
+    let s = c
+        .wait_until(fast().failover_bound(Duration::ZERO) * 3, "node-2 failed", |s| {
+            Cluster::health(s, c.nodes[1]) == NodeHealth::Failed
+        })
+        .await;
+    assert_eq!(Cluster::health(&s, c.nodes[2]), NodeHealth::Healthy, "{s:#?}");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while c.get(vm.id).await.status.node_id != Some(c.nodes[0]) {
+        assert!(Instant::now() < deadline, "db-1 not restarted on node-1");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Long after: the standby host is still not failed.
+    tokio::time::sleep(fast().failover_bound(Duration::ZERO) * 2).await;
+    let s = c.ha.status().await.unwrap();
+    assert_eq!(Cluster::health(&s, c.nodes[2]), NodeHealth::Healthy, "{s:#?}");
+    assert!(s.failover_paused.is_none(), "no storm: {s:#?}");
+}

@@ -59,6 +59,7 @@ fn node(name: &str) -> Node {
         resource_version: 1,
         created_at: Utc::now(),
         cpu_model: String::new(),
+        power: Default::default(),
     }
 }
 
@@ -286,6 +287,30 @@ async fn allocation_per_node_and_anti_affinity_members() {
         let mut g = s.nodes_with_group("db", None).await.unwrap();
         g.sort();
         assert_eq!(g, vec![n1.id], "{engine}: backfill");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn node_power_state_is_kept_and_listed() {
+    each(async |engine, s| {
+        let (a, b) = (node("pw-1"), node("pw-2"));
+        s.create_node(&a).await.unwrap();
+        s.create_node(&b).await.unwrap();
+        assert!(s.nodes_not_powered_on().await.unwrap().is_empty(), "{engine}");
+        let mut m = s.resolve_node("pw-2").await.unwrap();
+        m.power = lqx_core::power::PowerState::Standby;
+        s.update_node(&m).await.unwrap();
+        assert_eq!(
+            s.nodes_not_powered_on().await.unwrap(),
+            vec![(b.id, lqx_core::power::PowerState::Standby)],
+            "{engine}"
+        );
+        assert_eq!(
+            s.get_node(b.id).await.unwrap().power,
+            lqx_core::power::PowerState::Standby,
+            "{engine}"
+        );
     })
     .await;
 }

@@ -38,6 +38,8 @@ pub struct Config {
     pub audit: AuditConfig,
     /// Live migration: the per-host limit of concurrent migrations.
     pub migration: lqx_core::compute::inflight::MigrationConfig,
+    /// Host power: each node's BMC (Redfish, IPMI) or Wake-on-LAN, by node name.
+    pub power: lqx_core::power::PowerConfig,
 }
 
 /// The `audit:` section: retention of the audit log (pruned hourly, the pruning audited).
@@ -286,6 +288,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             audit: AuditConfig::default(),
             migration: Default::default(),
+            power: lqx_core::power::PowerConfig::default(),
         }
     }
 }

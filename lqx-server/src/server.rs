@@ -278,7 +278,8 @@ impl Api {
                 "GetNode" => get_node, "ListNodes" => list_nodes, "EnableNode" => enable_node,
                 "DisableNode" => disable_node, "EnterMaintenance" => enter_maintenance,
                 "ExitMaintenance" => exit_maintenance, "CreateJoinToken" => create_join_token,
-                "DeleteNode" => delete_node,
+                "DeleteNode" => delete_node, "PowerOnNode" => power_on_node, "PowerOffNode" => power_off_node,
+                "GetNodePower" => get_node_power,
             }),
             "limiquantix.drs.v1.DRSService" => crate::connect_routes!(method, body, ext, self.drs, DrsService, {
                 "ListRecommendations" => list_recommendations, "GetRecommendation" => get_recommendation,

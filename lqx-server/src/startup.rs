@@ -164,8 +164,14 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let leader = lqx_core::leader::LeaderHandle::start(store.clone(), config.leader.clone(), holder.clone());
     // Alerts (with webhooks) and the server's own host checks; DRS and HA raise them too.
     let alerts = crate::services::alert::start(&compute, args.dev).context("starting alerts")?;
+    // Host power through the BMCs of `power:`; node records follow every change.
+    let power =
+        Arc::new(lqx_core::power::hosts::HostPower::new(compute.clone(), &config.power).context("the power: section")?);
+    let _power_loop = power.spawn();
     let mut drs_options = lqx_core::drs::engine::EngineOptions {
         leader: Some(leader.leading()),
+        // DPM puts hosts in standby and wakes them through the same controllers.
+        power: Some(power.clone() as Arc<dyn lqx_core::power::NodePower>),
         alerts: Some(std::sync::Arc::new(alerts.clone())),
         ..Default::default()
     };
@@ -198,6 +204,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }),
         Arc::new(NodeApi {
             compute: compute.clone(),
+            power,
         }),
         Arc::new(DrsApi { engine: drs.clone() }),
         auth,

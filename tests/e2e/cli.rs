@@ -51,6 +51,7 @@ const NODE_FIELDS: &[&str] = &[
     "phase",
     "schedulable",
     "health",
+    "power_state",
     "cpu_cores",
     "memory_mib",
     "allocatable_cpu_cores",

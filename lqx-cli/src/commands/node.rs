@@ -5,10 +5,10 @@ use lqx_core::api::compute::v1::node_service_client::NodeServiceClient;
 
 use super::new_request_id;
 use crate::app::App;
-use crate::cli::{MaintenanceCmd, NodeCmd, NodePhaseArg};
+use crate::cli::{MaintenanceCmd, NodeCmd, NodePhaseArg, PowerCmd};
 use crate::error::CliResult;
 use crate::rpc;
-use crate::views::{JoinTokenView, NodeView, enum_word, time};
+use crate::views::{JoinTokenView, NodePowerView, NodeView, enum_word, time};
 
 pub async fn run(app: App, c: NodeCmd) -> CliResult<()> {
     let mut sess = app.session()?;
@@ -107,6 +107,34 @@ pub async fn run(app: App, c: NodeCmd) -> CliResult<()> {
                 }
             )?;
             app.printer.one(&NodeView::from(&n))
+        }
+        NodeCmd::Power(PowerCmd::On { node }) => {
+            let req = pb::NodeRequest {
+                id: node,
+                request_id: new_request_id(),
+            };
+            let n = rpc!(sess, NodeServiceClient, power_on_node, req)?;
+            app.printer.one(&NodeView::from(&n))
+        }
+        NodeCmd::Power(PowerCmd::Off { node, force }) => {
+            let req = pb::PowerOffNodeRequest {
+                id: node,
+                force,
+                request_id: new_request_id(),
+            };
+            let n = rpc!(sess, NodeServiceClient, power_off_node, req)?;
+            app.printer.one(&NodeView::from(&n))
+        }
+        NodeCmd::Power(PowerCmd::Status { node }) => {
+            let s = rpc!(sess, NodeServiceClient, get_node_power, pb::GetNodeRequest { id: node })?;
+            let n = s.node.unwrap_or_default();
+            app.printer.one(&NodePowerView {
+                node: n.name,
+                power_state: n.power_state,
+                controller: s.controller,
+                bmc_power_state: s.bmc_power_state,
+                bmc_error: s.bmc_error,
+            })
         }
         NodeCmd::JoinToken { ttl, node_name } => {
             let req = pb::CreateJoinTokenRequest {

@@ -250,6 +250,7 @@ mod tests {
             resource_version: 1,
             created_at: chrono::DateTime::UNIX_EPOCH,
             cpu_model: String::new(),
+            power: Default::default(),
         }
     }
 

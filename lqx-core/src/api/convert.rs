@@ -260,6 +260,7 @@ pub fn node_out(n: &model::Node, allocated: model::Resources, health: &str) -> p
         created_at: Some(timestamp(n.created_at)),
         fencing: String::new(),
         fencing_level: String::new(),
+        power_state: n.power.as_str().to_string(),
     }
 }
 

@@ -113,6 +113,10 @@ pub const RULES: &[(&str, Access)] = &[
     ("/limiquantix.compute.v1.NodeService/DeleteNode", perm(P::NodeManage)),
     ("/limiquantix.compute.v1.NodeService/WatchNode", perm(P::NodeRead)),
     ("/limiquantix.compute.v1.NodeService/WatchNodes", perm(P::NodeRead)),
+    // Host power goes with maintenance: operators and admins.
+    ("/limiquantix.compute.v1.NodeService/PowerOnNode", perm(P::NodeManage)),
+    ("/limiquantix.compute.v1.NodeService/PowerOffNode", perm(P::NodeManage)),
+    ("/limiquantix.compute.v1.NodeService/GetNodePower", perm(P::NodeRead)),
     // limiquantix.node.v1.AgentService
     ("/limiquantix.node.v1.AgentService/Register", JoinToken),
     ("/limiquantix.node.v1.AgentService/Heartbeat", NodeCredential),

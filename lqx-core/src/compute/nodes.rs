@@ -94,6 +94,7 @@ impl Compute {
                     resource_version: 1,
                     created_at: Utc::now(),
                     cpu_model: info.cpu_model.clone(),
+                    power: crate::power::PowerState::On,
                 };
                 n.validate()?;
                 self.store.create_node(&n).await?;
@@ -142,7 +143,7 @@ impl Compute {
         Ok(())
     }
 
-    async fn modify_node(&self, id_or_name: &str, kind: EventType, f: impl Fn(&mut Node)) -> Result<Node> {
+    pub(crate) async fn modify_node(&self, id_or_name: &str, kind: EventType, f: impl Fn(&mut Node)) -> Result<Node> {
         // Retried on a concurrent write (heartbeats update nodes all the time).
         for _ in 0..5 {
             let mut n = self.store.resolve_node(id_or_name).await?;
@@ -304,6 +305,18 @@ impl Compute {
             out.fencing_level = r.fencing.level.as_str().into();
         }
         out
+    }
+
+    /// When the node was last heard from: its record's heartbeat or, newer, the last one
+    /// accepted in memory (the record is written at most every `node_write_interval`).
+    pub fn last_heard(&self, n: &Node) -> Option<chrono::DateTime<Utc>> {
+        let mem = self
+            .reports
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&n.id)
+            .map(|r| r.last_heartbeat);
+        n.last_heartbeat.max(mem)
     }
 
     /// The fencing status the node's agent last reported (agent nodes only).

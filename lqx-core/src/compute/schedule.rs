@@ -65,7 +65,8 @@ pub fn snapshot_of(nodes: &[Node], vms: &[Vm]) -> ClusterSnapshot {
                 cpu_overcommit: n.cpu_overcommit,
                 memory_overcommit: n.memory_overcommit,
                 labels: n.labels.clone(),
-                schedulable: n.schedulable,
+                // A host in standby (or changing power) takes no VMs until it is on.
+                schedulable: n.schedulable && n.power == crate::power::PowerState::On,
                 phase: n.phase,
                 usage: n
                     .last_heartbeat

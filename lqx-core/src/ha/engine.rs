@@ -82,6 +82,8 @@ pub struct HaEngine {
     held: HashMap<VmId, String>,
     /// Planned restarts not yet committed, by VM: the node they leave.
     in_flight: HashMap<VmId, NodeId>,
+    /// Transitions made between ticks (parking), reported by the next tick.
+    pending: Vec<Transition>,
 }
 
 impl HaEngine {
@@ -98,6 +100,7 @@ impl HaEngine {
             unplaced: HashMap::new(),
             held: HashMap::new(),
             in_flight: HashMap::new(),
+            pending: Vec::new(),
         })
     }
 
@@ -110,6 +113,7 @@ impl HaEngine {
             unplaced: HashMap::new(),
             held: HashMap::new(),
             in_flight: HashMap::new(),
+            pending: Vec::new(),
         })
     }
 
@@ -128,6 +132,13 @@ impl HaEngine {
     }
     pub fn remove_node(&mut self, node: NodeId) {
         self.tracker.remove_node(node);
+    }
+    /// Parks (standby, powering on/off on lqx's request) or unparks a node: a parked node's
+    /// silence is expected, so it is neither declared failed nor waited on to be fenced.
+    pub fn set_parked(&mut self, node: NodeId, parked: bool, now: MonoInstant) {
+        if let Some(t) = self.tracker.set_parked(node, parked, now) {
+            self.pending.push(t);
+        }
     }
 
     /// A heartbeat arrived. A FAILED node is not let back while restarts of its VMs are
@@ -161,7 +172,7 @@ impl HaEngine {
     fn plan(&self, now: MonoInstant, snapshot: &ClusterSnapshot, storm: Option<Storm>) -> FailoverPlan {
         let failed = self.failed_nodes();
         let tracker = &self.tracker;
-        let target = |n: NodeId| tracker.health(n) == Some(NodeHealth::Healthy);
+        let target = |n: NodeId| tracker.health(n) == Some(NodeHealth::Healthy) && !tracker.is_parked(n);
         failover::plan(&FailoverInput {
             snapshot,
             failed: &failed,
@@ -175,7 +186,12 @@ impl HaEngine {
 
     /// One check and failover planning at `now` over the store's current `snapshot`.
     pub fn tick(&mut self, now: MonoInstant, snapshot: &ClusterSnapshot) -> TickReport {
-        let check = self.tracker.check(now);
+        let mut check = self.tracker.check(now);
+        if !self.pending.is_empty() {
+            let mut t = std::mem::take(&mut self.pending);
+            t.append(&mut check.transitions);
+            check.transitions = t;
+        }
         let plan = self.plan(now, snapshot, check.storm);
         let persist_nodes = check.transitions.iter().any(|t| t.to == NodeHealth::Failed);
         // The manager ticks only after committing or abandoning the previous plan.
@@ -458,5 +474,36 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    /// A host in standby never fails over (its VMs are gone anyway) and never takes restarts.
+    #[test]
+    fn standby_host_is_neither_failed_nor_a_restart_target() {
+        let mut s = snapshot();
+        // node-2 (standby) is big enough for everything; node-1 is where the VMs are.
+        s.nodes.push(NodeSnapshot {
+            id: nid(2),
+            name: "node-2".into(),
+            ..s.nodes[1].clone()
+        });
+        s.nodes[1].cpu_cores = 64;
+        let mut e = HaEngine::new(HaConfig::default(), at(0), [nid(0), nid(1), nid(2)]).unwrap();
+        e.set_parked(nid(2), true, at(0));
+        let mut planned = None;
+        for sec in 1..=120 {
+            e.heartbeat(nid(1), at(sec), &GONE).unwrap();
+            let r = e.tick(at(sec), &s);
+            assert!(r.transitions.iter().all(|t| t.node != nid(2)), "{:?}", r.transitions);
+            if !r.plan.restarts.is_empty() && planned.is_none() {
+                planned = Some(r.plan.restarts.clone());
+            }
+        }
+        let planned = planned.expect("node-0 failed and its VMs were planned");
+        assert!(
+            planned.iter().all(|r| r.to == nid(1)),
+            "never onto the standby host: {planned:?}"
+        );
+        assert_eq!(e.health(nid(2)), Some(NodeHealth::Healthy));
+        assert_eq!(e.fenced_nodes().keys().copied().collect::<Vec<_>>(), vec![nid(0)]);
     }
 }

@@ -17,6 +17,10 @@
 //!   off); an operator's confirmation still is.
 //! - A heartbeat from a node that is not FAILED renews its lease and makes it HEALTHY; a
 //!   heartbeat from a FAILED node is answered `must_fence` until it confirms.
+//! - Parked: a node lqx powered off on purpose (standby) or is powering on or off. Its silence
+//!   is expected: it is never checked (no UNKNOWN/UNREACHABLE/FAILED, no fencing wait), does
+//!   not count towards a storm, and takes no restarts. Unparked, its silence counts afresh
+//!   from that moment, as for a node that just registered.
 
 use std::{collections::BTreeMap, fmt, time::Duration};
 
@@ -163,6 +167,8 @@ struct NodeRecord {
     lease: Option<Lease>,
     health: NodeHealth,
     fence: Option<FenceProof>,
+    /// Powered off (or changing power) on lqx's request: silence expected.
+    parked: bool,
 }
 
 /// Health of every node; one per leader.
@@ -213,7 +219,37 @@ impl HealthTracker {
             lease: Some(Lease { granted_at: now, ttl }),
             health: NodeHealth::Healthy,
             fence: None,
+            parked: false,
         });
+    }
+
+    /// Parks a node whose power lqx turned off or is changing (see the module docs), or
+    /// unparks it. A FAILED node stays FAILED: its failover goes on. Returns the transition
+    /// back to HEALTHY when parking ends an UNKNOWN or UNREACHABLE spell.
+    pub fn set_parked(&mut self, node: NodeId, parked: bool, now: MonoInstant) -> Option<Transition> {
+        let ttl = self.cfg.lease_ttl;
+        let r = self.nodes.get_mut(&node)?;
+        if r.parked == parked || r.health == NodeHealth::Failed {
+            return None;
+        }
+        r.parked = parked;
+        // Either way its silence so far means nothing: parked, it is expected; unparked, the
+        // host just came back from standby.
+        r.last_heard = r.last_heard.max(now);
+        r.lease = Some(Lease { granted_at: now, ttl });
+        let from = r.health;
+        r.health = NodeHealth::Healthy;
+        (from != NodeHealth::Healthy).then_some(Transition {
+            node,
+            from,
+            to: NodeHealth::Healthy,
+            at: now,
+            cause: Cause::Heartbeat,
+        })
+    }
+
+    pub fn is_parked(&self, node: NodeId) -> bool {
+        self.nodes.get(&node).is_some_and(|r| r.parked)
     }
 
     /// Stops tracking a deleted node.
@@ -245,6 +281,8 @@ impl HealthTracker {
     ) -> Result<HeartbeatOutcome, HaError> {
         let ttl = self.cfg.lease_ttl;
         let r = self.nodes.get_mut(&node).ok_or(HaError::UnknownNode(node))?;
+        // A parked host that heartbeats is up (powering off, or on again): it is tracked
+        // normally once its power state says so; meanwhile its lease is renewed as usual.
         r.last_heard = r.last_heard.max(now);
         let from = r.health;
         let cause = if from == NodeHealth::Failed {
@@ -289,7 +327,11 @@ impl HealthTracker {
     pub fn check(&mut self, now: MonoInstant) -> CheckReport {
         let mut total = 0;
         let mut unreachable = 0;
-        for r in self.nodes.values().filter(|r| r.health != NodeHealth::Failed) {
+        for r in self
+            .nodes
+            .values()
+            .filter(|r| r.health != NodeHealth::Failed && !r.parked)
+        {
             total += 1;
             if self.silence(r, now).2 {
                 unreachable += 1;
@@ -305,7 +347,7 @@ impl HealthTracker {
         let ids: Vec<NodeId> = self.nodes.keys().copied().collect();
         for node in ids {
             let r = &self.nodes[&node];
-            if r.health == NodeHealth::Failed {
+            if r.health == NodeHealth::Failed || r.parked {
                 continue;
             }
             let (_, missed, timed_out) = self.silence(r, now);
@@ -352,6 +394,8 @@ impl HealthTracker {
     pub fn confirm_down(&mut self, node: NodeId, now: MonoInstant) -> Result<Option<Transition>, HaError> {
         let ci = self.cfg.check_interval;
         let r = self.nodes.get_mut(&node).ok_or(HaError::UnknownNode(node))?;
+        // An operator's word overrides parking (a host that never finished powering on).
+        r.parked = false;
         if r.health == NodeHealth::Failed {
             return Ok(None);
         }
@@ -385,7 +429,11 @@ impl HealthTracker {
                 next = Some(t);
             }
         };
-        for r in self.nodes.values().filter(|r| r.health != NodeHealth::Failed) {
+        for r in self
+            .nodes
+            .values()
+            .filter(|r| r.health != NodeHealth::Failed && !r.parked)
+        {
             let (_, missed, timed_out) = self.silence(r, now);
             if !timed_out {
                 consider(r.last_heard + ci * missed.saturating_add(1));
@@ -642,5 +690,81 @@ mod tests {
             t.confirm_down(ids(3)[2], at(13_000)),
             Err(HaError::UnknownNode(_))
         ));
+    }
+
+    #[test]
+    fn parked_node_is_never_failed_nor_waited_on_and_counts_afresh_when_unparked() {
+        let n = ids(3);
+        let mut t = HealthTracker::new(HaConfig::default(), at(0), n.clone());
+        // n[0] goes to standby at 5 s; n[1] heartbeats throughout; n[2] dies at 0 s.
+        t.heartbeat(n[0], at(5_000), &GONE).unwrap();
+        assert_eq!(t.set_parked(n[0], true, at(5_000)), None);
+        assert!(t.is_parked(n[0]));
+        let mut trace = vec![];
+        for s in 1..=600u64 {
+            t.heartbeat(n[1], at(s * 1000), &GONE).unwrap();
+            trace.extend(t.check(at(s * 1000)).transitions.into_iter().map(|tr| (tr.node, tr.to)));
+        }
+        assert!(
+            trace.iter().all(|(node, _)| *node == n[2]),
+            "the parked node never changed health in 10 minutes of silence: {trace:?}"
+        );
+        assert_eq!(t.health(n[0]), Some(NodeHealth::Healthy));
+        assert_eq!(
+            t.failed().map(|x| x.0).collect::<Vec<_>>(),
+            vec![n[2]],
+            "the dead one still fails"
+        );
+        // Its lease deadline is no wake-up either (no fencing wait for a parked host).
+        let d = t.next_deadline(at(600_000));
+        assert!(d.is_none_or(|d| d.as_millis() % 1000 == 0 || d > at(600_000)));
+        // Unparked at 600 s (powered on): silence counts from there, not from 5 s.
+        assert_eq!(t.set_parked(n[0], false, at(600_000)), None);
+        t.heartbeat(n[1], at(609_000), &GONE).unwrap();
+        assert!(
+            t.check(at(609_000)).transitions.is_empty(),
+            "9 s after the power-on: still healthy"
+        );
+        let tr = t.check(at(610_000)).transitions;
+        assert_eq!(
+            tr.iter().map(|x| (x.node, x.to)).collect::<Vec<_>>(),
+            vec![(n[0], NodeHealth::Unknown)]
+        );
+    }
+
+    #[test]
+    fn parked_nodes_do_not_make_a_storm_and_failed_stays_failed() {
+        let n = ids(5);
+        let mut t = HealthTracker::new(HaConfig::default(), at(0), n.clone());
+        // Three of five hosts in standby: their silence is no storm (it is not counted at
+        // all), so of the two that should talk, the one that dies is declared FAILED on the
+        // normal timeline.
+        for id in &n[..3] {
+            t.set_parked(*id, true, at(0));
+        }
+        for s in 1..=38u64 {
+            t.heartbeat(n[4], at(s * 1000), &GONE).unwrap();
+        }
+        let r = run(&mut t, 1, 38);
+        assert_eq!(t.storm(), None);
+        assert_eq!(
+            r,
+            vec![
+                (10, NodeHealth::Unknown),
+                (30, NodeHealth::Unreachable),
+                (38, NodeHealth::Failed)
+            ]
+        );
+        assert_eq!(t.failed().map(|x| x.0).collect::<Vec<_>>(), vec![n[3]]);
+        // Parking a FAILED node changes nothing: its failover goes on.
+        assert_eq!(t.set_parked(n[3], true, at(40_000)), None);
+        assert!(!t.is_parked(n[3]));
+        assert_eq!(t.health(n[3]), Some(NodeHealth::Failed));
+        // Parking ends an UNKNOWN spell (a host being powered off stops heartbeating).
+        let mut t = HealthTracker::new(HaConfig::default(), at(0), n[..1].to_vec());
+        t.check(at(12_000));
+        assert_eq!(t.health(n[0]), Some(NodeHealth::Unknown));
+        let back = t.set_parked(n[0], true, at(12_000)).unwrap();
+        assert_eq!((back.from, back.to), (NodeHealth::Unknown, NodeHealth::Healthy));
     }
 }

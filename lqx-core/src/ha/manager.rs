@@ -996,6 +996,8 @@ impl Shared {
                 if engine.health(n.id).is_none() {
                     engine.add_node(n.id, now);
                 }
+                // Hosts lqx powered off (or is powering on/off) are silent on purpose.
+                engine.set_parked(n.id, n.power.is_parked(), now);
             }
             let gone: Vec<NodeId> = engine
                 .tracker()

@@ -73,6 +73,9 @@ pub struct Node {
     /// CPU check; kept so a restarted control plane knows it before the agent says it again.
     #[serde(default)]
     pub cpu_model: String,
+    /// Power as lqx last set or saw it (records written before power control read as on).
+    #[serde(default)]
+    pub power: crate::power::PowerState,
 }
 
 pub const DEFAULT_CPU_OVERCOMMIT: f64 = 4.0;

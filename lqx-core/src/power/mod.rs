@@ -9,6 +9,18 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::ids::NodeId;
 
+pub mod config;
+#[cfg(feature = "server")]
+pub mod hosts;
+#[cfg(feature = "server")]
+pub mod ipmi;
+#[cfg(feature = "server")]
+pub mod redfish;
+#[cfg(feature = "server")]
+pub mod wol;
+
+pub use config::{BmcConfig, BmcKind, PowerConfig};
+
 /// A host's power as lqx knows it. `Standby` is a host DPM (or an operator) powered off on
 /// purpose: HA never treats it as failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
@@ -31,6 +43,26 @@ impl PowerState {
             PowerState::PoweringOff => "powering_off",
             PowerState::Unknown => "unknown",
         }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "on" => PowerState::On,
+            "standby" => PowerState::Standby,
+            "powering_on" => PowerState::PoweringOn,
+            "powering_off" => PowerState::PoweringOff,
+            "unknown" => PowerState::Unknown,
+            _ => return None,
+        })
+    }
+
+    /// Off or changing on lqx's request: silence from such a host is expected, so HA neither
+    /// counts it as failed nor waits to fence it, and nothing is placed on it.
+    pub fn is_parked(self) -> bool {
+        matches!(
+            self,
+            PowerState::Standby | PowerState::PoweringOn | PowerState::PoweringOff
+        )
     }
 }
 
@@ -60,6 +92,14 @@ pub trait PowerController: Send + Sync + 'static {
     fn power_off(&self) -> BoxFuture<'_, Result<(), PowerError>>;
     /// The power state the BMC reports.
     fn status(&self) -> BoxFuture<'_, Result<PowerState, PowerError>>;
+    /// Cuts the host's power without asking its OS (only when an operator asks for it).
+    fn force_off(&self) -> BoxFuture<'_, Result<(), PowerError>> {
+        Box::pin(async {
+            Err(PowerError::Unsupported(
+                "this controller cannot force a host off".into(),
+            ))
+        })
+    }
 }
 
 /// What DPM needs from the rest of the system to put a host in standby or wake it: node power

@@ -2,13 +2,14 @@
 
 use super::{Store, StoreError, is_unique_violation, millis};
 use crate::model::{Node, NodeId};
+use crate::power::PowerState;
 use crate::{Error, Result};
 use std::collections::{HashMap, HashSet};
 
 impl Store {
     pub async fn create_node(&self, node: &Node) -> Result<()> {
         let r = sqlx::query(
-            "INSERT INTO nodes (id, name, phase, data, resource_version, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO nodes (id, name, phase, data, resource_version, created_at, power_state) VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(node.id.to_string())
         .bind(&node.name)
@@ -16,6 +17,7 @@ impl Store {
         .bind(serde_json::to_string(node).map_err(StoreError::from)?)
         .bind(node.resource_version as i64)
         .bind(millis(node.created_at))
+        .bind(node.power.as_str())
         .execute(&self.pool)
         .await;
         match r {
@@ -64,13 +66,14 @@ impl Store {
         let mut next = node.clone();
         next.resource_version += 1;
         let r = sqlx::query(
-            "UPDATE nodes SET phase = $1, data = $2, resource_version = $3 WHERE id = $4 AND resource_version = $5",
+            "UPDATE nodes SET phase = $1, data = $2, resource_version = $3, power_state = $6 WHERE id = $4 AND resource_version = $5",
         )
         .bind(next.phase.as_str())
         .bind(serde_json::to_string(&next).map_err(StoreError::from)?)
         .bind(next.resource_version as i64)
         .bind(node.id.to_string())
         .bind(node.resource_version as i64)
+        .bind(next.power.as_str())
         .execute(&self.pool)
         .await
         .map_err(StoreError::from)?;
@@ -107,6 +110,26 @@ impl Store {
             .map(|(d,)| serde_json::from_str(d))
             .collect::<Result<_, _>>()
             .map_err(StoreError::from)?)
+    }
+
+    /// The nodes whose power state is not `on` (standby or changing), by name, with their
+    /// state: what HA and DPM look up on every round.
+    pub async fn nodes_not_powered_on(&self) -> Result<Vec<(NodeId, PowerState)>> {
+        let rows: Vec<(String, String)> =
+            sqlx::query_as("SELECT id, power_state FROM nodes WHERE power_state <> 'on' ORDER BY name")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(StoreError::from)?;
+        rows.into_iter()
+            .map(|(id, p)| {
+                let id = id
+                    .parse()
+                    .map_err(|_| Error::internal(anyhow::anyhow!("bad node id in the store: {id}")))?;
+                let p = PowerState::parse(&p)
+                    .ok_or_else(|| Error::internal(anyhow::anyhow!("bad power state in the store: {p}")))?;
+                Ok((id, p))
+            })
+            .collect()
     }
 
     /// The names of the given nodes (unknown ids are left out), from a process-wide cache

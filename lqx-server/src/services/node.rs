@@ -10,6 +10,7 @@ use tonic::{Request, Response, Status};
 
 pub struct NodeApi {
     pub compute: Compute,
+    pub power: std::sync::Arc<lqx_core::power::hosts::HostPower>,
 }
 
 impl NodeApi {
@@ -118,6 +119,30 @@ impl NodeService for NodeApi {
         let id = self.compute.delete_node(&r.id, r.force).await.map_err(st)?;
         audit.resource("node", id);
         Ok(Response::new(pb::DeleteNodeResponse { id: id.to_string() }))
+    }
+
+    async fn power_on_node(&self, req: Request<pb::NodeRequest>) -> Result<Response<pb::Node>, Status> {
+        super::auth::note(&req).resource("node", &req.get_ref().id);
+        let n = self.power.power_on_node(&req.into_inner().id).await.map_err(st)?;
+        self.one(n).await
+    }
+
+    async fn power_off_node(&self, req: Request<pb::PowerOffNodeRequest>) -> Result<Response<pb::Node>, Status> {
+        super::auth::note(&req).resource("node", &req.get_ref().id);
+        let r = req.into_inner();
+        let n = self.power.power_off_node(&r.id, r.force).await.map_err(st)?;
+        self.one(n).await
+    }
+
+    async fn get_node_power(&self, req: Request<pb::GetNodeRequest>) -> Result<Response<pb::NodePowerStatus>, Status> {
+        let s = self.power.status_of(&req.into_inner().id).await.map_err(st)?;
+        let node = self.one(s.node).await?.into_inner();
+        Ok(Response::new(pb::NodePowerStatus {
+            node: Some(node),
+            controller: s.controller.map(|k| k.as_str().to_string()).unwrap_or_default(),
+            bmc_power_state: s.bmc.map(|p| p.as_str().to_string()).unwrap_or_default(),
+            bmc_error: s.bmc_error.unwrap_or_default(),
+        }))
     }
 
     type WatchNodeStream = Stream<pb::NodeEvent>;

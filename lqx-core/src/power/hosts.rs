@@ -1,0 +1,330 @@
+//! [`HostPower`]: node power through the configured controllers, with each node record's
+//! power state kept up to date (and an event at every change).
+//!
+//! The record's state moves like this:
+//! - power on: `standby`/`unknown` -> `powering_on` (written before the BMC is asked, so HA
+//!   already expects silence) -> `on` once the host is *heard* (a heartbeat after the request).
+//!   The BMC saying "on" is not enough: the OS boots for minutes, and HA counts silence from
+//!   the moment a host is `on`.
+//! - power off / standby: refused while VMs run (or should run) there; `on` -> `powering_off`
+//!   (nothing is placed on it from then) -> `standby` once the BMC reports it off.
+//! - A change not done within `transition_timeout` ends in `unknown`, with an event: HA then
+//!   treats the host like any other (a silent host is a failed host).
+//! - A host in `standby` that is heard again (powered on by hand) is `on`.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use chrono::{DateTime, Utc};
+use futures::future::BoxFuture;
+use tracing::{info, warn};
+
+use super::{BmcKind, NodePower, PowerConfig, PowerController, PowerError, PowerState};
+use crate::{
+    Error, Result,
+    compute::Compute,
+    model::{EventType, Node, NodeId, VmState},
+};
+
+struct Controller {
+    kind: BmcKind,
+    ctl: Arc<dyn PowerController>,
+}
+
+/// What `lqx node power status` shows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PowerStatus {
+    pub node: Node,
+    /// `redfish`, `ipmi`, `wol`, or None when the node has no controller.
+    pub controller: Option<BmcKind>,
+    /// What the BMC reports now (None when it could not say; `bmc_error` says why).
+    pub bmc: Option<PowerState>,
+    pub bmc_error: Option<String>,
+}
+
+/// Node power for the API, DPM and HA; one per control plane.
+pub struct HostPower {
+    compute: Compute,
+    controllers: BTreeMap<String, Controller>,
+    poll_interval: Duration,
+    transition_timeout: Duration,
+    /// When each node's current change was asked for (or first seen, after a restart).
+    since: Mutex<HashMap<NodeId, DateTime<Utc>>>,
+}
+
+impl From<PowerError> for Error {
+    fn from(e: PowerError) -> Self {
+        match e {
+            PowerError::Unsupported(m) => Error::precondition(m),
+            PowerError::Controller(m) => Error::unavailable(m),
+        }
+    }
+}
+
+impl HostPower {
+    /// Builds every configured controller (bad addresses, unreadable password or CA files
+    /// fail here, at start-up, naming the node).
+    pub fn new(compute: Compute, cfg: &PowerConfig) -> Result<HostPower> {
+        let mut controllers = BTreeMap::new();
+        for (name, c) in &cfg.nodes {
+            let built: std::result::Result<Arc<dyn PowerController>, PowerError> = match c.kind {
+                BmcKind::Redfish => super::redfish::Redfish::new(c).map(|x| Arc::new(x) as _),
+                BmcKind::Ipmi => super::ipmi::Ipmi::new(c).map(|x| Arc::new(x) as _),
+                BmcKind::Wol => super::wol::WakeOnLan::new(c).map(|x| Arc::new(x) as _),
+            };
+            let ctl = built.map_err(|e| Error::invalid(&format!("power.nodes.{name}"), e))?;
+            controllers.insert(name.clone(), Controller { kind: c.kind, ctl });
+        }
+        Ok(HostPower {
+            compute,
+            controllers,
+            poll_interval: cfg.poll_interval,
+            transition_timeout: cfg.transition_timeout,
+            since: Mutex::default(),
+        })
+    }
+
+    /// Adds (or replaces) one node's controller (tests, and hosts added at run time).
+    pub fn with_controller(mut self, node: &str, kind: BmcKind, ctl: Arc<dyn PowerController>) -> Self {
+        self.controllers.insert(node.to_string(), Controller { kind, ctl });
+        self
+    }
+
+    pub fn has_controller(&self, node_name: &str) -> bool {
+        self.controllers.contains_key(node_name)
+    }
+
+    fn controller(&self, n: &Node) -> Result<&Controller> {
+        self.controllers.get(&n.name).ok_or_else(|| {
+            Error::precondition(format!(
+                "node {} has no power controller: add it under power.nodes in the server config",
+                n.name
+            ))
+        })
+    }
+
+    fn mark(&self, node: NodeId, at: DateTime<Utc>) {
+        self.since.lock().unwrap_or_else(|p| p.into_inner()).insert(node, at);
+    }
+
+    fn since(&self, node: NodeId) -> Option<DateTime<Utc>> {
+        self.since.lock().unwrap_or_else(|p| p.into_inner()).get(&node).copied()
+    }
+
+    /// Writes the node's power state (with an event) when it changes.
+    async fn set(&self, id_or_name: &str, to: PowerState, only_from: &[PowerState]) -> Result<Node> {
+        let n = self
+            .compute
+            .modify_node(id_or_name, EventType::StateChanged, |n| {
+                if only_from.is_empty() || only_from.contains(&n.power) {
+                    n.power = to;
+                }
+            })
+            .await?;
+        Ok(n)
+    }
+
+    /// Wakes a node (standby, unknown, or already on: then nothing is sent).
+    pub async fn power_on_node(&self, id_or_name: &str) -> Result<Node> {
+        let n = self.compute.store.resolve_node(id_or_name).await?;
+        let c = self.controller(&n)?;
+        if matches!(n.power, PowerState::On | PowerState::PoweringOn) {
+            return Ok(n);
+        }
+        let before = n.power;
+        let now = Utc::now();
+        self.mark(n.id, now);
+        let n = self.set(&n.id.to_string(), PowerState::PoweringOn, &[]).await?;
+        if let Err(e) = c.ctl.power_on().await {
+            // Not sent: the host is where it was.
+            self.set(&n.id.to_string(), before, &[PowerState::PoweringOn]).await?;
+            return Err(e.into());
+        }
+        info!(node = %n.name, controller = c.kind.as_str(), "power on requested");
+        Ok(n)
+    }
+
+    /// Powers a node off (gracefully; `force`: hard off) after checking nothing runs there.
+    pub async fn power_off_node(&self, id_or_name: &str, force: bool) -> Result<Node> {
+        let n = self.compute.store.resolve_node(id_or_name).await?;
+        let c = self.controller(&n)?;
+        if c.kind == BmcKind::Wol {
+            return Err(PowerError::Unsupported(format!(
+                "node {} is woken by Wake-on-LAN, which cannot power a host off; configure its BMC (redfish or ipmi)",
+                n.name
+            ))
+            .into());
+        }
+        if n.power == PowerState::Standby {
+            return Ok(n);
+        }
+        self.refuse_if_busy(&n).await?;
+        let before = n.power;
+        self.mark(n.id, Utc::now());
+        // Written first: from here nothing new is placed on it; then look again, in case a
+        // VM landed between the check and the write.
+        let n = self.set(&n.id.to_string(), PowerState::PoweringOff, &[]).await?;
+        if let Err(e) = self.refuse_if_busy(&n).await {
+            self.set(&n.id.to_string(), before, &[PowerState::PoweringOff]).await?;
+            return Err(e);
+        }
+        let r = if force {
+            c.ctl.force_off().await
+        } else {
+            c.ctl.power_off().await
+        };
+        if let Err(e) = r {
+            self.set(&n.id.to_string(), before, &[PowerState::PoweringOff]).await?;
+            return Err(e.into());
+        }
+        info!(node = %n.name, controller = c.kind.as_str(), force, "power off requested");
+        Ok(n)
+    }
+
+    async fn refuse_if_busy(&self, n: &Node) -> Result<()> {
+        let vms = self.compute.store.all_vms().await?;
+        let busy: Vec<&str> = vms
+            .iter()
+            .filter(|v| v.status.node_id == Some(n.id))
+            .filter(|v| v.status.state.is_active() || v.desired_state == VmState::Running)
+            .map(|v| v.name.as_str())
+            .collect();
+        if busy.is_empty() {
+            return Ok(());
+        }
+        let shown: Vec<&str> = busy.iter().take(5).copied().collect();
+        let more = if busy.len() > 5 {
+            format!(" and {} more", busy.len() - 5)
+        } else {
+            String::new()
+        };
+        Err(Error::precondition(format!(
+            "node {} still runs {} VM(s) ({}{more}): powering it off would stop them. \
+             Evacuate it first (lqx node maintenance enter {}), then power it off",
+            n.name,
+            busy.len(),
+            shown.join(", "),
+            n.name
+        )))
+    }
+
+    /// The node's record and what its BMC says now.
+    pub async fn status_of(&self, id_or_name: &str) -> Result<PowerStatus> {
+        let node = self.compute.store.resolve_node(id_or_name).await?;
+        let Some(c) = self.controllers.get(&node.name) else {
+            return Ok(PowerStatus {
+                node,
+                controller: None,
+                bmc: None,
+                bmc_error: None,
+            });
+        };
+        let (bmc, bmc_error) = match c.ctl.status().await {
+            Ok(s) => (Some(s), None),
+            Err(e) => (None, Some(e.to_string())),
+        };
+        Ok(PowerStatus {
+            controller: Some(c.kind),
+            node,
+            bmc,
+            bmc_error,
+        })
+    }
+
+    /// One pass over the nodes that are changing (or in standby): moves each record on when
+    /// its change is done or timed out. Returns the nodes whose state changed.
+    pub async fn refresh(&self) -> Result<Vec<(String, PowerState)>> {
+        let mut changed = vec![];
+        let now = Utc::now();
+        for (id, state) in self.compute.store.nodes_not_powered_on().await? {
+            let n = match self.compute.store.get_node(id).await {
+                Ok(n) => n,
+                Err(e) if e.kind == crate::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
+            let since = self.since(id).unwrap_or_else(|| {
+                self.mark(id, now);
+                now
+            });
+            let heard = self.compute.last_heard(&n).is_some_and(|t| t > since);
+            let next = match state {
+                PowerState::PoweringOn | PowerState::Standby | PowerState::Unknown if heard => Some(PowerState::On),
+                PowerState::PoweringOff => match self.controllers.get(&n.name) {
+                    Some(c) => match c.ctl.status().await {
+                        Ok(PowerState::Standby) => Some(PowerState::Standby),
+                        Ok(_) => None,
+                        Err(e) => {
+                            warn!(node = %n.name, error = %e, "could not read the BMC's power state");
+                            None
+                        }
+                    },
+                    None => None,
+                },
+                _ => None,
+            };
+            let timed_out = matches!(state, PowerState::PoweringOn | PowerState::PoweringOff)
+                && (now - since).to_std().unwrap_or_default() >= self.transition_timeout;
+            let next = match next {
+                Some(s) => s,
+                None if timed_out => {
+                    warn!(node = %n.name, from = %state, "power change not done within the timeout: state unknown");
+                    PowerState::Unknown
+                }
+                None => continue,
+            };
+            self.set(&id.to_string(), next, &[state]).await?;
+            self.mark(id, now);
+            changed.push((n.name.clone(), next));
+        }
+        Ok(changed)
+    }
+
+    /// Follows power changes every `poll_interval` until the process ends.
+    pub fn spawn(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let me = Arc::clone(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(me.poll_interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                if let Err(e) = me.refresh().await {
+                    warn!(error = %e, "power state refresh failed");
+                }
+            }
+        })
+    }
+}
+
+fn power_err(e: Error) -> PowerError {
+    match e.kind {
+        crate::ErrorKind::FailedPrecondition | crate::ErrorKind::NotFound | crate::ErrorKind::InvalidArgument => {
+            PowerError::Unsupported(e.message)
+        }
+        _ => PowerError::Controller(e.message),
+    }
+}
+
+impl NodePower for HostPower {
+    fn power_state(&self, node: NodeId) -> BoxFuture<'_, Result<PowerState, PowerError>> {
+        Box::pin(async move {
+            let n = self.compute.store.get_node(node).await.map_err(power_err)?;
+            Ok(n.power)
+        })
+    }
+
+    fn power_on(&self, node: NodeId) -> BoxFuture<'_, Result<(), PowerError>> {
+        Box::pin(async move { self.power_on_node(&node.to_string()).await.map(drop).map_err(power_err) })
+    }
+
+    fn standby(&self, node: NodeId) -> BoxFuture<'_, Result<(), PowerError>> {
+        Box::pin(async move {
+            self.power_off_node(&node.to_string(), false)
+                .await
+                .map(drop)
+                .map_err(power_err)
+        })
+    }
+}
