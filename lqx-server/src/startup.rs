@@ -192,12 +192,13 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         config.clone(),
         Arc::new(VmApi {
             compute: compute.clone(),
+            auth: auth.clone(),
         }),
         Arc::new(NodeApi {
             compute: compute.clone(),
         }),
         Arc::new(DrsApi { engine: drs.clone() }),
-        auth,
+        auth.clone(),
         Arc::new(crate::services::agent::AgentApi {
             agents,
             store: store.clone(),
@@ -207,7 +208,10 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             manager: ha,
             compute: compute.clone(),
         }),
-        Arc::new(crate::services::alert::AlertApi { alerts }),
+        Arc::new(crate::services::alert::AlertApi {
+            alerts,
+            auth: auth.clone(),
+        }),
         Arc::new(crate::services::events::EventApi { events: events.clone() }),
     )?;
     let tls = match &config.tls {

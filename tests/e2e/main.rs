@@ -11,4 +11,5 @@ mod fence;
 mod follow;
 mod ha;
 mod hostile;
+mod projects;
 mod tour;
