@@ -108,7 +108,18 @@ impl App {
         if creds.is_none() {
             return Err(CliError::not_logged_in(&t.server));
         }
-        Session::new(t.server.clone(), self.ca_cert(&t), creds, source, self.global.timeout)
+        let mut s = Session::new(t.server.clone(), self.ca_cert(&t), creds, source, self.global.timeout)?;
+        s.project = self.project(&t);
+        Ok(s)
+    }
+
+    /// The project to act in: `--project`/`LQX_PROJECT`, else the context's default.
+    pub fn project(&self, t: &Target) -> Option<String> {
+        self.global
+            .project
+            .clone()
+            .filter(|p| !p.trim().is_empty())
+            .or_else(|| t.context.as_ref().and_then(|c| c.project.clone()))
     }
 
     /// A session without credentials (login).

@@ -17,6 +17,7 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
     ("LQX_SERVER", "server URL (like --server)"),
     ("LQX_TOKEN", "access token or API key; wins over stored credentials"),
     ("LQX_CONTEXT", "context to use (like --context)"),
+    ("LQX_PROJECT", "project to act in (like --project)"),
     (
         "LQX_CONFIG_DIR",
         "config dir (config.toml, credentials/); default ~/.config/lqx",
@@ -35,6 +36,7 @@ ENVIRONMENT:
   LQX_SERVER         server URL (like --server)
   LQX_TOKEN          access token or API key; wins over stored credentials
   LQX_CONTEXT        context to use (like --context)
+  LQX_PROJECT        project to act in (like --project)
   LQX_CONFIG_DIR     config dir (config.toml, credentials/); default ~/.config/lqx
   LQX_TOKEN_STORAGE  keyring (default) or file, where `lqx login` stores tokens
   LQX_CA_CERT        CA certificate (PEM) for a private CA (like --ca-cert)
@@ -84,6 +86,11 @@ pub struct GlobalArgs {
     /// Context (server and account) from the config to use
     #[arg(long, global = true, env = "LQX_CONTEXT", value_name = "NAME")]
     pub context: Option<String>,
+
+    /// Project to act in (name or id); default: the context's project (`lqx project use`),
+    /// else the default project
+    #[arg(long, global = true, env = "LQX_PROJECT", value_name = "NAME")]
+    pub project: Option<String>,
 
     /// Output format [default: table]
     #[arg(short = 'o', long, global = true, env = "LQX_OUTPUT", value_enum)]
@@ -164,6 +171,9 @@ pub enum Command {
     /// Manage users (admins)
     #[command(subcommand)]
     User(UserCmd),
+    /// Projects: their members, roles and quotas
+    #[command(subcommand)]
+    Project(ProjectCmd),
     /// Manage API keys (service-account tokens for CI)
     #[command(subcommand)]
     Apikey(ApikeyCmd),
@@ -391,9 +401,6 @@ pub struct VmCreateArgs {
     /// Free text shown by `vm get`
     #[arg(long)]
     pub description: Option<String>,
-    /// Project; default: the default project
-    #[arg(long)]
-    pub project: Option<String>,
     /// Start it once created
     #[arg(long)]
     pub start: bool,
@@ -442,8 +449,6 @@ pub struct VmListArgs {
     /// Only VMs whose name starts with this
     #[arg(long)]
     pub name_prefix: Option<String>,
-    #[arg(long)]
-    pub project: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -620,6 +625,8 @@ pub enum RoleArg {
     Admin,
     Operator,
     Viewer,
+    /// No global role: works only in the projects it is a member of
+    None,
 }
 
 impl RoleArg {
@@ -628,8 +635,96 @@ impl RoleArg {
             RoleArg::Admin => "admin",
             RoleArg::Operator => "operator",
             RoleArg::Viewer => "viewer",
+            RoleArg::None => "none",
         }
     }
+}
+
+/// A role in a project.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ProjectRoleArg {
+    Admin,
+    Operator,
+    Viewer,
+}
+
+impl ProjectRoleArg {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProjectRoleArg::Admin => "admin",
+            ProjectRoleArg::Operator => "operator",
+            ProjectRoleArg::Viewer => "viewer",
+        }
+    }
+}
+
+/// A project's limits (0 lifts a limit).
+#[derive(Debug, Args, Clone, Copy, Default)]
+pub struct QuotaArgs {
+    /// Most vCPUs the project's VMs may hold together (0: no limit)
+    #[arg(long, value_name = "N")]
+    pub vcpus: Option<u64>,
+    /// Most memory the project's VMs may hold together, e.g. 64GiB (0: no limit)
+    #[arg(long, value_parser = clap_size_or_zero, value_name = "SIZE")]
+    pub memory: Option<u64>,
+    /// Most VMs the project may hold (0: no limit)
+    #[arg(long, value_name = "N")]
+    pub max_vms: Option<u64>,
+}
+
+fn clap_size_or_zero(s: &str) -> Result<u64, String> {
+    if s.trim() == "0" { Ok(0) } else { clap_size(s) }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProjectCmd {
+    /// Create a project (cluster admins)
+    Create {
+        name: String,
+        #[arg(long, default_value = "")]
+        description: String,
+        #[command(flatten)]
+        quota: QuotaArgs,
+    },
+    /// List the projects you are a member of, with usage and quota
+    List,
+    /// Show a project: quota, usage and your role (default: --project or the context's)
+    Get { project: Option<String> },
+    /// Change a project's name, description or quota (cluster admins)
+    Update {
+        project: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        description: Option<String>,
+        #[command(flatten)]
+        quota: QuotaArgs,
+    },
+    /// Delete an empty project (cluster admins; refused while it holds VMs)
+    Delete {
+        project: String,
+        #[command(flatten)]
+        yes: YesArgs,
+    },
+    /// Make a project the current context's default
+    Use { project: String },
+    /// Members of the project (--project or the context's): add, remove, list
+    #[command(subcommand)]
+    Member(MemberCmd),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MemberCmd {
+    /// Give a user a role in the project (replaces its role there)
+    Add {
+        user: String,
+        #[arg(long, value_enum, default_value = "viewer")]
+        role: ProjectRoleArg,
+    },
+    /// Take a user out of the project
+    Remove { user: String },
+    /// List the project's members
+    List,
 }
 
 #[derive(Debug, Subcommand)]
@@ -922,8 +1017,6 @@ pub struct WatchArgs {
     /// Only these resource ids
     #[arg(long = "id", value_name = "IDS", value_delimiter = ',')]
     pub ids: Vec<String>,
-    #[arg(long)]
-    pub project: Option<String>,
     /// Resume after this sequence number
     #[arg(long, value_name = "SEQ")]
     pub resume_from: Option<u64>,

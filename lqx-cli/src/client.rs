@@ -80,6 +80,8 @@ pub struct Session {
     pub logging_in: bool,
     /// The status of the last failed call (for retries).
     last_status: Option<tonic::Status>,
+    /// The project sent with every request (`lqx-project`), if any.
+    pub project: Option<String>,
 }
 
 /// Builds a lazily connecting channel; connection errors surface as `unavailable` on the
@@ -123,6 +125,7 @@ impl Session {
             source,
             logging_in: false,
             last_status: None,
+            project: None,
         })
     }
 
@@ -134,6 +137,12 @@ impl Session {
                     .hint("run `lqx login`")
             })?;
             req.metadata_mut().insert("authorization", v);
+        }
+        if let Some(p) = &self.project {
+            let v = p
+                .parse()
+                .map_err(|_| CliError::usage(format!("{p:?} is not a project name")))?;
+            req.metadata_mut().insert("lqx-project", v);
         }
         Ok(req)
     }

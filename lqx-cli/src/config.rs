@@ -28,6 +28,9 @@ pub struct Context {
     pub token_storage: StorageKind,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_cert: Option<PathBuf>,
+    /// The project commands act in unless `--project` names one (`lqx project use`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project: Option<String>,
 }
 
 /// Where a context's token lives.
@@ -191,6 +194,7 @@ mod tests {
                 username: Some("ops".into()),
                 token_storage: StorageKind::File,
                 ca_cert: Some("/etc/lqx/ca.pem".into()),
+                project: Some("team-a".into()),
             },
         );
         c.current_context = Some("prod".into());

@@ -14,6 +14,7 @@ use lqx_core::api::compute::v1 as computepb;
 use lqx_core::api::drs::v1 as drspb;
 use lqx_core::api::events::v1 as eventspb;
 use lqx_core::api::ha::v1 as hapb;
+use lqx_core::api::project::v1 as projectpb;
 
 use crate::output::{Column, View, col, wide};
 use crate::parse::format_mib;
@@ -1937,5 +1938,113 @@ mod tests {
         assert_eq!(age(Some("2023-12-30T00:00:00Z".parse().unwrap()), now), "3d");
         assert_eq!(age(None, now), "-");
         assert_eq!(time(&Some(to_timestamp(now))), Some(now));
+    }
+}
+
+// ------------------------------------------------------------------ projects
+
+/// A limit and what is used of it; `None` limit: unlimited.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Used {
+    pub used: u64,
+    pub limit: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ProjectView {
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    pub my_role: String,
+    pub vcpus: Used,
+    pub memory_mib: Used,
+    pub vms: Used,
+    pub created_at: Option<DateTime<Utc>>,
+}
+
+impl From<&projectpb::Project> for ProjectView {
+    fn from(p: &projectpb::Project) -> Self {
+        let q = p.quota.unwrap_or_default();
+        let u = p.usage.unwrap_or_default();
+        let used = |used, limit: u64| Used {
+            used,
+            limit: (limit > 0).then_some(limit),
+        };
+        ProjectView {
+            id: p.id.clone(),
+            name: p.name.clone(),
+            description: p.description.clone(),
+            my_role: p.my_role.clone(),
+            vcpus: used(u.vcpus, q.vcpus),
+            memory_mib: used(u.memory_mib, q.memory_mib),
+            vms: used(u.vms, q.vms),
+            created_at: time(&p.created_at),
+        }
+    }
+}
+
+/// `used/limit`, or `used/-` without a limit.
+fn of(u: &Used, show: fn(u64) -> String) -> String {
+    format!("{}/{}", show(u.used), u.limit.map_or_else(|| "-".to_string(), show))
+}
+
+impl View for ProjectView {
+    columns!(
+        col("NAME"),
+        col("ROLE"),
+        col("VMS"),
+        col("VCPUS"),
+        col("MEMORY"),
+        wide("DESCRIPTION"),
+        wide("ID"),
+        wide("CREATED")
+    );
+    fn cell(&self, c: &str) -> String {
+        match c {
+            "NAME" => self.name.clone(),
+            "ROLE" => or_dash(&self.my_role),
+            "VMS" => of(&self.vms, |n| n.to_string()),
+            "VCPUS" => of(&self.vcpus, |n| n.to_string()),
+            "MEMORY" => of(&self.memory_mib, format_mib),
+            "DESCRIPTION" => or_dash(&self.description),
+            "ID" => self.id.clone(),
+            "CREATED" => fmt_time(self.created_at),
+            _ => String::new(),
+        }
+    }
+    fn name(&self) -> String {
+        self.name.clone()
+    }
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct MemberView {
+    pub user_id: String,
+    pub username: String,
+    pub role: String,
+}
+
+impl From<&projectpb::ProjectMember> for MemberView {
+    fn from(m: &projectpb::ProjectMember) -> Self {
+        MemberView {
+            user_id: m.user_id.clone(),
+            username: m.username.clone(),
+            role: m.role.clone(),
+        }
+    }
+}
+
+impl View for MemberView {
+    columns!(col("USER"), col("ROLE"), wide("USER-ID"));
+    fn cell(&self, c: &str) -> String {
+        match c {
+            "USER" => self.username.clone(),
+            "ROLE" => self.role.clone(),
+            "USER-ID" => self.user_id.clone(),
+            _ => String::new(),
+        }
+    }
+    fn name(&self) -> String {
+        self.username.clone()
     }
 }

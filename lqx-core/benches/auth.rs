@@ -112,7 +112,8 @@ async fn main() {
             );
         }),
     );
-    let (key, secret) = apikey::new_api_key(&u, "ci", Role::Viewer, 0, now).unwrap();
+    let (key, secret) =
+        apikey::new_api_key(&u, "ci", Role::Viewer, lqx_core::model::ProjectId::DEFAULT, 0, now).unwrap();
     row(
         "apikey::check_key (SHA-256, constant-time compare)",
         per_call(|| {
@@ -178,7 +179,7 @@ async fn main() {
         other => panic!("{other:?}"),
     };
     let (_, key_secret) = svc
-        .create_api_key(&admin, "bench", "viewer", 0, &AuditNote::default())
+        .create_api_key(&admin, "bench", "viewer", "", 0, &AuditNote::default())
         .await
         .unwrap();
     for (what, h) in [

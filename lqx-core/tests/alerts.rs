@@ -199,7 +199,7 @@ async fn summary_counts_open_alerts_and_list_filters_and_pages() {
         }
         alerts.acknowledge(ids[0], "alice").await.unwrap();
         alerts.resolve(ids[3]).await.unwrap();
-        let s = alerts.summary().await.unwrap();
+        let s = alerts.summary(None).await.unwrap();
         assert_eq!(
             (s.critical, s.warning, s.info, s.unacknowledged, s.total_open),
             (2, 1, 1, 3, 4),

@@ -207,7 +207,8 @@ async fn api_keys_by_prefix_revocation_and_last_use() {
     for (engine, store) in engines(dir.path()).await {
         let owner = user("ci-owner", Role::Operator);
         store.create_user(&owner).await.unwrap();
-        let (key, secret) = lqx_core::auth::apikey::new_api_key(&owner, "ci", Role::Viewer, 0, t(0)).unwrap();
+        let (key, secret) =
+            lqx_core::auth::apikey::new_api_key(&owner, "ci", Role::Viewer, ProjectId::DEFAULT, 0, t(0)).unwrap();
         store.create_api_key(&key).await.unwrap();
         let again = ApiKey {
             id: ApiKeyId::new(),
@@ -245,7 +246,8 @@ async fn api_keys_by_prefix_revocation_and_last_use() {
 
         let other = user("someone", Role::Admin);
         store.create_user(&other).await.unwrap();
-        let (k2, _) = lqx_core::auth::apikey::new_api_key(&other, "ops", Role::Admin, 0, t(5)).unwrap();
+        let (k2, _) =
+            lqx_core::auth::apikey::new_api_key(&other, "ops", Role::Admin, ProjectId::DEFAULT, 0, t(5)).unwrap();
         store.create_api_key(&k2).await.unwrap();
         assert_eq!(store.list_api_keys(Some(owner.id)).await.unwrap().len(), 1);
         let all = store.list_api_keys(None).await.unwrap();
@@ -269,6 +271,7 @@ fn entry(i: i64, actor: Actor, action: &str, result: AuditResult) -> AuditEntry 
         detail: String::new(),
         client_address: "127.0.0.1".into(),
         request_id: format!("r{i}"),
+        project_id: None,
     }
 }
 

@@ -46,11 +46,18 @@ pub async fn guard(
         .map(|v| v.to_str().unwrap_or("\u{fffd}").to_string());
     let note = AuditNote::default();
     req.extensions_mut().insert(note.clone());
+    // The project a project-scoped request acts in, for the handler to check (gRPC and
+    // Connect alike: both reach the handler through the extensions).
+    if let Some(v) = req.headers().get(crate::services::PROJECT_HEADER) {
+        let named = v.to_str().unwrap_or("\u{fffd}").to_string();
+        req.extensions_mut().insert(crate::services::NamedProject(named));
+    }
 
     let admission = auth.admit(path, authorization.as_deref()).await;
     let actor = admission.principal.as_ref().map(|p| p.actor());
     let (mut resp, refusal) = match admission.verdict {
-        Ok(_) => {
+        Ok(access) => {
+            req.extensions_mut().insert(access);
             if let Some(p) = admission.principal {
                 tracing::debug!(user = %p.username, method = %path, "admitted");
                 req.extensions_mut().insert(p);

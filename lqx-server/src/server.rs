@@ -37,6 +37,7 @@ pub struct Api {
     pub drs: Arc<DrsApi>,
     pub ha: Arc<crate::services::ha::HaApi>,
     pub alert: Arc<crate::services::alert::AlertApi>,
+    pub project: Arc<crate::services::project::ProjectApi>,
     pub grpc: axum::Router,
     pub metrics: Metrics,
     unary_permits: Arc<Semaphore>,
@@ -59,6 +60,7 @@ impl Api {
         events: Arc<crate::services::events::EventApi>,
     ) -> anyhow::Result<Arc<Api>> {
         let auth_api = Arc::new(AuthApi { auth: auth.clone() });
+        let project = Arc::new(crate::services::project::ProjectApi { auth: auth.clone() });
         let max = config.limits.max_message_bytes;
         let (health_reporter, health) = tonic_health::server::health_reporter();
         let reflection = tonic_reflection::server::Builder::configure()
@@ -105,6 +107,11 @@ impl Api {
                 lqx_core::api::events::v1::event_service_server::EventServiceServer::from_arc(events)
                     .max_decoding_message_size(max)
                     .max_encoding_message_size(max),
+            )
+            .add_service(
+                lqx_core::api::project::v1::project_service_server::ProjectServiceServer::from_arc(project.clone())
+                    .max_decoding_message_size(max)
+                    .max_encoding_message_size(max),
             );
         tokio::spawn(async move {
             health_reporter.set_serving::<AuthServiceServer<AuthApi>>().await;
@@ -120,6 +127,11 @@ impl Api {
             health_reporter
                 .set_serving::<lqx_core::api::events::v1::event_service_server::EventServiceServer<crate::services::events::EventApi>>()
                 .await;
+            health_reporter
+                .set_serving::<lqx_core::api::project::v1::project_service_server::ProjectServiceServer<
+                    crate::services::project::ProjectApi,
+                >>()
+                .await;
         });
         Ok(Arc::new(Api {
             auth,
@@ -132,6 +144,7 @@ impl Api {
             drs,
             ha,
             alert,
+            project,
             grpc: routes.prepare().into_axum_router(),
             metrics: Metrics::new(known_methods()),
             shutdown: crate::drain::Shutdown::default(),
@@ -300,6 +313,15 @@ impl Api {
                     "ResolveAlert" => resolve_alert, "GetAlertSummary" => get_alert_summary,
                     "CreateWebhook" => create_webhook, "ListWebhooks" => list_webhooks,
                     "DeleteWebhook" => delete_webhook, "TestWebhook" => test_webhook,
+                })
+            }
+            "limiquantix.project.v1.ProjectService" => {
+                use lqx_core::api::project::v1::project_service_server::ProjectService;
+                crate::connect_routes!(method, body, ext, self.project, ProjectService, {
+                    "CreateProject" => create_project, "ListProjects" => list_projects, "GetProject" => get_project,
+                    "UpdateProject" => update_project, "DeleteProject" => delete_project,
+                    "SetProjectMember" => set_project_member, "RemoveProjectMember" => remove_project_member,
+                    "ListProjectMembers" => list_project_members,
                 })
             }
             _ => None,

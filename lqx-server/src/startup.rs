@@ -201,20 +201,24 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         config.clone(),
         Arc::new(VmApi {
             compute: compute.clone(),
+            auth: auth.clone(),
         }),
         Arc::new(NodeApi {
             compute: compute.clone(),
             power,
         }),
         Arc::new(DrsApi { engine: drs.clone() }),
-        auth,
+        auth.clone(),
         Arc::new(crate::services::agent::AgentApi {
             agents,
             store: store.clone(),
             ha: ha.clone(),
         }),
         Arc::new(crate::services::ha::HaApi { manager: ha }),
-        Arc::new(crate::services::alert::AlertApi { alerts }),
+        Arc::new(crate::services::alert::AlertApi {
+            alerts,
+            auth: auth.clone(),
+        }),
         Arc::new(crate::services::events::EventApi { events: events.clone() }),
     )?;
     let tls = match &config.tls {

@@ -8,7 +8,7 @@ use lqx_core::api::compute::v1 as pb;
 use lqx_core::api::convert;
 use lqx_core::compute::Compute;
 use lqx_core::events::SubscriptionItem;
-use lqx_core::model::{Node, NodeId, ResourceType, SubscriptionFilter, Vm};
+use lqx_core::model::{Node, NodeId, ProjectId, ResourceType, SubscriptionFilter, Vm};
 use std::collections::HashMap;
 use tonic::{Response, Status};
 
@@ -57,12 +57,12 @@ async fn vm_stream(
     Ok(Response::new(Box::pin(s)))
 }
 
-pub async fn watch_vm(compute: &Compute, r: pb::WatchVmRequest) -> Result<Response<Stream<pb::VmEvent>>, Status> {
-    let vm = compute
-        .store
-        .resolve_vm(&r.id, lqx_core::model::ProjectId::DEFAULT)
-        .await
-        .map_err(st)?;
+pub async fn watch_vm(
+    compute: &Compute,
+    project: ProjectId,
+    r: pb::WatchVmRequest,
+) -> Result<Response<Stream<pb::VmEvent>>, Status> {
+    let vm = compute.get_vm(&r.id, project).await.map_err(st)?;
     let filter = SubscriptionFilter {
         resource_types: vec![ResourceType::Vm],
         resource_ids: vec![vm.id.to_string()],
@@ -71,14 +71,15 @@ pub async fn watch_vm(compute: &Compute, r: pb::WatchVmRequest) -> Result<Respon
     vm_stream(compute, filter, r.resume_from_sequence).await
 }
 
-pub async fn watch_vms(compute: &Compute, r: pb::WatchVMsRequest) -> Result<Response<Stream<pb::VmEvent>>, Status> {
-    let project_id = match r.project_id.as_str() {
-        "" => None,
-        p => Some(crate::services::project(p)?),
-    };
+/// The VM events of one project (the caller's, checked by the handler).
+pub async fn watch_vms(
+    compute: &Compute,
+    project: ProjectId,
+    r: pb::WatchVMsRequest,
+) -> Result<Response<Stream<pb::VmEvent>>, Status> {
     let filter = SubscriptionFilter {
         resource_types: vec![ResourceType::Vm],
-        project_id,
+        project_id: Some(project),
         ..Default::default()
     };
     vm_stream(compute, filter, r.resume_from_sequence).await

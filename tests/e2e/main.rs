@@ -12,4 +12,5 @@ mod follow;
 mod ha;
 mod hostile;
 mod power;
+mod projects;
 mod tour;

@@ -120,6 +120,8 @@ pub async fn login(mut app: App, a: LoginArgs) -> CliResult<()> {
                 .warn(&format!("could not delete the previous token: {}", e.message));
         }
     }
+    // A new login keeps the context's default project.
+    let project = app.config.contexts.get(&ctx_name).and_then(|c| c.project.clone());
     app.config.contexts.insert(
         ctx_name.clone(),
         Context {
@@ -127,6 +129,7 @@ pub async fn login(mut app: App, a: LoginArgs) -> CliResult<()> {
             username: Some(username.clone()),
             token_storage: storage,
             ca_cert,
+            project,
         },
     );
     app.config.current_context = Some(ctx_name.clone());

@@ -7,6 +7,7 @@ pub mod docs;
 mod drs;
 mod ha;
 mod node;
+mod project;
 mod users;
 mod vm;
 mod watch;
@@ -49,6 +50,7 @@ pub async fn run(cli: Cli) -> CliResult<()> {
         Command::Vm(c) => vm::run(app, c).await,
         Command::Node(c) => node::run(app, c).await,
         Command::User(c) => users::user(app, c).await,
+        Command::Project(c) => project::run(app, c).await,
         Command::Apikey(c) => users::apikey(app, c).await,
         Command::Audit(c) => users::audit(app, c).await,
         Command::Alert(c) => alert::run(app, c).await,

@@ -244,7 +244,8 @@ async fn create(app: &App, sess: &mut Session, a: VmCreateArgs) -> CliResult<()>
     };
     let req = pb::CreateVmRequest {
         name: a.name.clone(),
-        project_id: a.project.clone().unwrap_or_default(),
+        // The project goes in the lqx-project header (--project, the context's).
+        project_id: String::new(),
         description: a.description.clone().unwrap_or_default(),
         labels: a.label.iter().cloned().collect(),
         spec: Some(spec),
@@ -267,7 +268,7 @@ async fn list(app: &App, sess: &mut Session, a: VmListArgs) -> CliResult<()> {
     let mut token = String::new();
     loop {
         let req = pb::ListVMsRequest {
-            project_id: a.project.clone().unwrap_or_default(),
+            project_id: String::new(),
             node: a.node.clone().unwrap_or_default(),
             state: a.state.map_or(VmState::Unspecified, state_of) as i32,
             labels: a.label.iter().cloned().collect(),

@@ -59,6 +59,16 @@ fn reconnectable(code: tonic::Code) -> bool {
 
 pub async fn events(app: App, a: WatchArgs) -> CliResult<()> {
     let mut sess = app.session()?;
+    // --project narrows the stream to one project (by id, as events carry it); without it
+    // the stream holds everything the caller may see.
+    let project_id = match app.global.project.as_deref().filter(|p| !p.trim().is_empty()) {
+        Some(p) => {
+            use lqx_core::api::project::v1::{GetProjectRequest, project_service_client::ProjectServiceClient};
+            let req = GetProjectRequest { project: p.to_string() };
+            rpc!(sess, ProjectServiceClient, get_project, req)?.id
+        }
+        None => String::new(),
+    };
     let mut resume = a.resume_from.unwrap_or(0);
     let mut out = StreamOut::new(&app);
     // Reconnect attempts back off up to 5 s and give up after --timeout without a stream.
@@ -76,7 +86,7 @@ pub async fn events(app: App, a: WatchArgs) -> CliResult<()> {
                     .into_iter()
                     .map(|s| s.to_ascii_uppercase())
                     .collect(),
-                project_id: a.project.clone().unwrap_or_default(),
+                project_id: project_id.clone(),
             }),
             resume_from_sequence: resume,
         };

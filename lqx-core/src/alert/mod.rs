@@ -249,6 +249,7 @@ fn new_alert(d: AlertDraft, now: DateTime<Utc>) -> Alert {
         resolved_at: None,
         created_at: now,
         updated_at: now,
+        project_id: crate::model::ProjectId::DEFAULT,
     }
 }
 

@@ -81,6 +81,7 @@ impl Alert {
             resolved_at: self.resolved_at.map(ts),
             created_at: Some(ts(self.created_at)),
             updated_at: Some(ts(self.updated_at)),
+            project_id: self.project_id.to_string(),
         }
     }
 
@@ -104,6 +105,8 @@ impl Alert {
             resolved_at: from_ts(a.resolved_at),
             created_at,
             updated_at: from_ts(a.updated_at).unwrap_or(created_at),
+            project_id: crate::model::ProjectId::parse("project_id", &a.project_id)
+                .unwrap_or(crate::model::ProjectId::DEFAULT),
         })
     }
 }
@@ -117,6 +120,7 @@ impl AlertFilter {
             source_id: Some(r.source_id.trim().to_string()).filter(|s| !s.is_empty()),
             acknowledged: r.acknowledged,
             resolved: r.resolved,
+            projects: None,
         })
     }
 }

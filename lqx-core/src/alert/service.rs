@@ -28,8 +28,8 @@ use super::AlertChange;
 use super::webhook::{DispatcherConfig, RetryPolicy, WebhookDispatcher, WebhookSender, validate_secret, validate_url};
 use crate::events::EventBus;
 use crate::model::{
-    Alert, AlertDraft, AlertFilter, AlertId, AlertKey, AlertSeverity, AlertSummary, EventType, Webhook,
-    WebhookDelivery, WebhookEvent, WebhookId,
+    Alert, AlertDraft, AlertFilter, AlertId, AlertKey, AlertSeverity, AlertSourceType, AlertSummary, EventType,
+    ProjectId, Webhook, WebhookDelivery, WebhookEvent, WebhookId,
 };
 use crate::store::{AlertPage, Store};
 use crate::{Error, Result};
@@ -174,6 +174,7 @@ impl Alerts {
     pub async fn raise(&self, draft: AlertDraft) -> Result<Alert> {
         let draft = draft.validated()?;
         let key = draft.key();
+        let project = self.project_of(&draft).await;
         for _ in 0..CAS_ATTEMPTS {
             let open = self.inner.store.open_alert(&key).await?;
             if let Some(s) = &open
@@ -192,7 +193,10 @@ impl Alerts {
                 }
                 continue;
             }
-            let change = super::raise(open.as_ref().map(|s| &s.alert), draft.clone(), now());
+            let mut change = super::raise(open.as_ref().map(|s| &s.alert), draft.clone(), now());
+            if let AlertChange::Created(a) = &mut change {
+                a.project_id = project;
+            }
             let written = match (&change, &open) {
                 (AlertChange::Updated { alert, .. }, Some(s)) => {
                     self.inner.store.update_alert_if(alert, s.version).await?.is_some()
@@ -205,6 +209,21 @@ impl Alerts {
             }
         }
         Err(Error::aborted(format!("alert {key} is changing too fast; retry")))
+    }
+
+    /// The project an alert belongs to: its VM's, else (cluster alerts, a VM already gone)
+    /// the default project.
+    async fn project_of(&self, draft: &AlertDraft) -> ProjectId {
+        if draft.source_type != AlertSourceType::Vm {
+            return ProjectId::DEFAULT;
+        }
+        match draft.source_id.parse() {
+            Ok(id) => match self.inner.store.get_vm(id).await {
+                Ok(vm) => vm.project_id,
+                Err(_) => ProjectId::DEFAULT,
+            },
+            Err(_) => ProjectId::DEFAULT,
+        }
     }
 
     /// Auto-resolve: the condition of `key` cleared. Returns the resolved alert, `None` when
@@ -303,9 +322,9 @@ impl Alerts {
         self.inner.store.list_alerts(filter, page_size, page_token).await
     }
 
-    /// Counts of open alerts by severity.
-    pub async fn summary(&self) -> Result<AlertSummary> {
-        self.inner.store.alert_summary().await
+    /// Counts of open alerts by severity, of these projects (`None`: every project).
+    pub async fn summary(&self, projects: Option<&[ProjectId]>) -> Result<AlertSummary> {
+        self.inner.store.alert_summary(projects).await
     }
 
     /// AcknowledgeAlert: records who and when (the first acknowledgement is kept).

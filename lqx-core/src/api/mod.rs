@@ -49,4 +49,10 @@ pub mod node {
 /// The encoded FileDescriptorSet of every lqx proto, for gRPC reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/lqx_descriptor.bin"));
 
+pub mod project {
+    pub mod v1 {
+        include!(concat!(env!("OUT_DIR"), "/limiquantix.project.v1.rs"));
+        include!(concat!(env!("OUT_DIR"), "/limiquantix.project.v1.serde.rs"));
+    }
+}
 pub mod convert;

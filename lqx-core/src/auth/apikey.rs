@@ -213,6 +213,7 @@ pub fn new_api_key(
     creator: &User,
     name: &str,
     role: Role,
+    project_id: crate::model::ProjectId,
     ttl_seconds: u64,
     now: DateTime<Utc>,
 ) -> Result<(ApiKey, Secret), AuthError> {
@@ -231,6 +232,7 @@ pub fn new_api_key(
         name: name.to_owned(),
         owner_id: creator.id,
         role,
+        project_id,
         prefix: g.prefix,
         secret_hash: g.hash,
         created_at: now,
@@ -392,7 +394,15 @@ mod tests {
     #[test]
     fn keys_are_created_checked_and_expire() {
         let op = creator(Role::Operator);
-        let (k, secret) = new_api_key(&op, " ci deploy ", Role::Viewer, 0, t0()).unwrap();
+        let (k, secret) = new_api_key(
+            &op,
+            " ci deploy ",
+            Role::Viewer,
+            crate::model::ProjectId::DEFAULT,
+            0,
+            t0(),
+        )
+        .unwrap();
         assert_eq!(k.name, "ci deploy");
         assert_eq!(k.owner_id, op.id);
         assert_eq!(k.expires_at, t0() + chrono::Duration::days(90));
@@ -426,7 +436,14 @@ mod tests {
     fn key_role_is_no_higher_than_the_creators() {
         for creator_role in Role::ALL {
             for requested in Role::ALL {
-                let r = new_api_key(&creator(creator_role), "k", requested, 3600, t0());
+                let r = new_api_key(
+                    &creator(creator_role),
+                    "k",
+                    requested,
+                    crate::model::ProjectId::DEFAULT,
+                    3600,
+                    t0(),
+                );
                 assert_eq!(r.is_ok(), requested <= creator_role, "{creator_role} -> {requested}");
                 if requested > creator_role {
                     assert!(matches!(r, Err(AuthError::RoleTooHigh { .. })));
@@ -439,11 +456,21 @@ mod tests {
     fn names_and_lifetimes_are_bounded() {
         let admin = creator(Role::Admin);
         assert!(matches!(
-            new_api_key(&admin, "  ", Role::Viewer, 0, t0()),
+            new_api_key(&admin, "  ", Role::Viewer, crate::model::ProjectId::DEFAULT, 0, t0()),
             Err(AuthError::Invalid { field: "name", .. })
         ));
-        assert!(new_api_key(&admin, &"n".repeat(65), Role::Viewer, 0, t0()).is_err());
-        assert!(new_api_key(&admin, "a\nb", Role::Viewer, 0, t0()).is_err());
+        assert!(
+            new_api_key(
+                &admin,
+                &"n".repeat(65),
+                Role::Viewer,
+                crate::model::ProjectId::DEFAULT,
+                0,
+                t0()
+            )
+            .is_err()
+        );
+        assert!(new_api_key(&admin, "a\nb", Role::Viewer, crate::model::ProjectId::DEFAULT, 0, t0()).is_err());
         assert_eq!(expiry(t0(), 3600).unwrap(), t0() + chrono::Duration::hours(1));
         assert!(expiry(t0(), MAX_TTL.as_secs()).is_ok());
         assert!(matches!(

@@ -128,6 +128,8 @@ pub struct NoteFields {
     pub actor: Option<Actor>,
     /// A short, safe remark (e.g. "refresh token reuse: session revoked").
     pub detail: Option<String>,
+    /// The project a project-scoped request acted in (once resolved and allowed).
+    pub project_id: Option<crate::model::ProjectId>,
 }
 
 impl AuditNote {
@@ -146,6 +148,10 @@ impl AuditNote {
 
     pub fn actor(&self, actor: Actor) {
         self.with(|n| n.actor = Some(actor));
+    }
+
+    pub fn project(&self, project: crate::model::ProjectId) {
+        self.with(|n| n.project_id = Some(project));
     }
 
     pub fn detail(&self, detail: impl Into<String>) {
@@ -197,6 +203,7 @@ pub fn entry(f: Finished<'_>) -> AuditEntry {
         detail,
         client_address: f.client_address,
         request_id: f.request_id,
+        project_id: f.note.project_id,
     }
 }
 

@@ -131,6 +131,7 @@ pub fn summary_entry(time: DateTime<Utc>, s: &Suppressed) -> AuditEntry {
         "this address".to_string()
     };
     AuditEntry {
+        project_id: None,
         id: AuditId::new(),
         time,
         actor: Actor::Anonymous { claimed: None },

@@ -25,6 +25,7 @@ mod error;
 pub mod hash_limit;
 pub mod jwt;
 pub mod password;
+pub mod projects;
 pub mod rbac;
 pub mod service;
 pub mod session;

@@ -12,8 +12,12 @@
 //! - `UserSession` RPCs (Logout, ChangePassword) take a user access token only, not an API key.
 //! - `Permission(p)` RPCs take a user token or API key whose role holds `p`. API keys never
 //!   hold `apikey:manage`, so a leaked key cannot mint successors.
-//! - Roles: admin holds everything; operator everything but `user:manage` and
-//!   `settings:manage`; viewer only the `*:read` permissions of resources (not `audit:read`).
+//! - Roles: admin holds everything; operator everything but `user:manage`,
+//!   `settings:manage` and `project:manage`; viewer only the `*:read` permissions of resources
+//!   (not `audit:read`); `none` nothing.
+//! - Every RPC also states its [`Scope`]. A user holds a global role (cluster RPCs) and a role
+//!   per project it is a member of (project RPCs); see [`Scope::Project`] for how a
+//!   project-scoped call is checked against the project the request names.
 //!
 //! Some checks depend on the request body and are left to the handler, using
 //! [`role_allows`]: ChangePassword for another user (admin reset) needs `user:manage`;
@@ -56,118 +60,299 @@ pub enum Caller {
     Node,
 }
 
+/// Where an RPC acts, which decides the role that counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Scope {
+    /// The caller's own account or session (login, WhoAmI, own API keys): no resource.
+    Account,
+    /// The whole cluster (nodes, DRS, HA, users, webhooks, projects themselves): the
+    /// caller's global role.
+    Cluster,
+    /// One project's resources (VMs, alerts, audit, API keys, events): the caller's role in
+    /// the project the request names. The table's check passes when the caller holds the
+    /// permission in some project; the handler then checks the named project, and answers
+    /// not_found for a project (or a resource of one) the caller is not a member of.
+    Project,
+}
+
 use Access::{Authenticated, JoinToken, NodeCredential, Public, UserSession};
 use Permission as P;
+use Scope::{Account, Cluster, Project};
 
 const fn perm(p: Permission) -> Access {
     Access::Permission(p)
 }
 
 /// Every RPC of every service in proto/, by full method path.
-pub const RULES: &[(&str, Access)] = &[
+pub const RULES: &[(&str, Access, Scope)] = &[
     // limiquantix.auth.v1.AuthService
-    ("/limiquantix.auth.v1.AuthService/Login", Public),
-    ("/limiquantix.auth.v1.AuthService/RefreshToken", Public),
-    ("/limiquantix.auth.v1.AuthService/Logout", UserSession),
-    ("/limiquantix.auth.v1.AuthService/WhoAmI", Authenticated),
+    ("/limiquantix.auth.v1.AuthService/Login", Public, Account),
+    ("/limiquantix.auth.v1.AuthService/RefreshToken", Public, Account),
+    ("/limiquantix.auth.v1.AuthService/Logout", UserSession, Account),
+    ("/limiquantix.auth.v1.AuthService/WhoAmI", Authenticated, Account),
     // Self-service with the old password; an admin reset (user_id set) also needs
     // user:manage, checked by the handler.
-    ("/limiquantix.auth.v1.AuthService/ChangePassword", UserSession),
-    ("/limiquantix.auth.v1.AuthService/CreateUser", perm(P::UserManage)),
-    ("/limiquantix.auth.v1.AuthService/ListUsers", perm(P::UserManage)),
-    ("/limiquantix.auth.v1.AuthService/UpdateUser", perm(P::UserManage)),
-    ("/limiquantix.auth.v1.AuthService/DeleteUser", perm(P::UserManage)),
-    ("/limiquantix.auth.v1.AuthService/CreateAPIKey", perm(P::ApiKeyManage)),
-    ("/limiquantix.auth.v1.AuthService/ListAPIKeys", perm(P::ApiKeyManage)),
-    ("/limiquantix.auth.v1.AuthService/RevokeAPIKey", perm(P::ApiKeyManage)),
-    ("/limiquantix.auth.v1.AuthService/ListAuditEntries", perm(P::AuditRead)),
+    ("/limiquantix.auth.v1.AuthService/ChangePassword", UserSession, Account),
+    (
+        "/limiquantix.auth.v1.AuthService/CreateUser",
+        perm(P::UserManage),
+        Cluster,
+    ),
+    (
+        "/limiquantix.auth.v1.AuthService/ListUsers",
+        perm(P::UserManage),
+        Cluster,
+    ),
+    (
+        "/limiquantix.auth.v1.AuthService/UpdateUser",
+        perm(P::UserManage),
+        Cluster,
+    ),
+    (
+        "/limiquantix.auth.v1.AuthService/DeleteUser",
+        perm(P::UserManage),
+        Cluster,
+    ),
+    (
+        "/limiquantix.auth.v1.AuthService/CreateAPIKey",
+        perm(P::ApiKeyManage),
+        Project,
+    ),
+    (
+        "/limiquantix.auth.v1.AuthService/ListAPIKeys",
+        perm(P::ApiKeyManage),
+        Account,
+    ),
+    (
+        "/limiquantix.auth.v1.AuthService/RevokeAPIKey",
+        perm(P::ApiKeyManage),
+        Account,
+    ),
+    (
+        "/limiquantix.auth.v1.AuthService/ListAuditEntries",
+        perm(P::AuditRead),
+        Project,
+    ),
     // limiquantix.compute.v1.VMService
-    ("/limiquantix.compute.v1.VMService/CreateVM", perm(P::VmCreate)),
-    ("/limiquantix.compute.v1.VMService/GetVM", perm(P::VmRead)),
-    ("/limiquantix.compute.v1.VMService/ListVMs", perm(P::VmRead)),
-    ("/limiquantix.compute.v1.VMService/UpdateVM", perm(P::VmUpdate)),
-    ("/limiquantix.compute.v1.VMService/DeleteVM", perm(P::VmDelete)),
-    ("/limiquantix.compute.v1.VMService/StartVM", perm(P::VmPower)),
-    ("/limiquantix.compute.v1.VMService/StopVM", perm(P::VmPower)),
-    ("/limiquantix.compute.v1.VMService/RebootVM", perm(P::VmPower)),
-    ("/limiquantix.compute.v1.VMService/MigrateVM", perm(P::VmMigrate)),
-    ("/limiquantix.compute.v1.VMService/WatchVM", perm(P::VmRead)),
-    ("/limiquantix.compute.v1.VMService/WatchVMs", perm(P::VmRead)),
+    ("/limiquantix.compute.v1.VMService/CreateVM", perm(P::VmCreate), Project),
+    ("/limiquantix.compute.v1.VMService/GetVM", perm(P::VmRead), Project),
+    ("/limiquantix.compute.v1.VMService/ListVMs", perm(P::VmRead), Project),
+    ("/limiquantix.compute.v1.VMService/UpdateVM", perm(P::VmUpdate), Project),
+    ("/limiquantix.compute.v1.VMService/DeleteVM", perm(P::VmDelete), Project),
+    ("/limiquantix.compute.v1.VMService/StartVM", perm(P::VmPower), Project),
+    ("/limiquantix.compute.v1.VMService/StopVM", perm(P::VmPower), Project),
+    ("/limiquantix.compute.v1.VMService/RebootVM", perm(P::VmPower), Project),
+    (
+        "/limiquantix.compute.v1.VMService/MigrateVM",
+        perm(P::VmMigrate),
+        Project,
+    ),
+    ("/limiquantix.compute.v1.VMService/WatchVM", perm(P::VmRead), Project),
+    ("/limiquantix.compute.v1.VMService/WatchVMs", perm(P::VmRead), Project),
     // limiquantix.compute.v1.NodeService
-    ("/limiquantix.compute.v1.NodeService/GetNode", perm(P::NodeRead)),
-    ("/limiquantix.compute.v1.NodeService/ListNodes", perm(P::NodeRead)),
-    ("/limiquantix.compute.v1.NodeService/EnableNode", perm(P::NodeManage)),
-    ("/limiquantix.compute.v1.NodeService/DisableNode", perm(P::NodeManage)),
+    (
+        "/limiquantix.compute.v1.NodeService/GetNode",
+        perm(P::NodeRead),
+        Cluster,
+    ),
+    (
+        "/limiquantix.compute.v1.NodeService/ListNodes",
+        perm(P::NodeRead),
+        Cluster,
+    ),
+    (
+        "/limiquantix.compute.v1.NodeService/EnableNode",
+        perm(P::NodeManage),
+        Cluster,
+    ),
+    (
+        "/limiquantix.compute.v1.NodeService/DisableNode",
+        perm(P::NodeManage),
+        Cluster,
+    ),
     (
         "/limiquantix.compute.v1.NodeService/EnterMaintenance",
         perm(P::NodeManage),
+        Cluster,
     ),
     (
         "/limiquantix.compute.v1.NodeService/ExitMaintenance",
         perm(P::NodeManage),
+        Cluster,
     ),
     (
         "/limiquantix.compute.v1.NodeService/CreateJoinToken",
         perm(P::NodeManage),
+        Cluster,
     ),
-    ("/limiquantix.compute.v1.NodeService/DeleteNode", perm(P::NodeManage)),
-    ("/limiquantix.compute.v1.NodeService/WatchNode", perm(P::NodeRead)),
-    ("/limiquantix.compute.v1.NodeService/WatchNodes", perm(P::NodeRead)),
+    (
+        "/limiquantix.compute.v1.NodeService/DeleteNode",
+        perm(P::NodeManage),
+        Cluster,
+    ),
+    (
+        "/limiquantix.compute.v1.NodeService/WatchNode",
+        perm(P::NodeRead),
+        Cluster,
+    ),
+    (
+        "/limiquantix.compute.v1.NodeService/WatchNodes",
+        perm(P::NodeRead),
+        Cluster,
+    ),
     // Host power goes with maintenance: operators and admins.
-    ("/limiquantix.compute.v1.NodeService/PowerOnNode", perm(P::NodeManage)),
-    ("/limiquantix.compute.v1.NodeService/PowerOffNode", perm(P::NodeManage)),
-    ("/limiquantix.compute.v1.NodeService/GetNodePower", perm(P::NodeRead)),
+    (
+        "/limiquantix.compute.v1.NodeService/PowerOnNode",
+        perm(P::NodeManage),
+        Cluster,
+    ),
+    (
+        "/limiquantix.compute.v1.NodeService/PowerOffNode",
+        perm(P::NodeManage),
+        Cluster,
+    ),
+    (
+        "/limiquantix.compute.v1.NodeService/GetNodePower",
+        perm(P::NodeRead),
+        Cluster,
+    ),
     // limiquantix.node.v1.AgentService
-    ("/limiquantix.node.v1.AgentService/Register", JoinToken),
-    ("/limiquantix.node.v1.AgentService/Heartbeat", NodeCredential),
+    ("/limiquantix.node.v1.AgentService/Register", JoinToken, Cluster),
+    ("/limiquantix.node.v1.AgentService/Heartbeat", NodeCredential, Cluster),
     // limiquantix.alert.v1.AlertService
-    ("/limiquantix.alert.v1.AlertService/ListAlerts", perm(P::AlertRead)),
-    ("/limiquantix.alert.v1.AlertService/GetAlert", perm(P::AlertRead)),
+    (
+        "/limiquantix.alert.v1.AlertService/ListAlerts",
+        perm(P::AlertRead),
+        Project,
+    ),
+    (
+        "/limiquantix.alert.v1.AlertService/GetAlert",
+        perm(P::AlertRead),
+        Project,
+    ),
     (
         "/limiquantix.alert.v1.AlertService/AcknowledgeAlert",
         perm(P::AlertManage),
+        Project,
     ),
-    ("/limiquantix.alert.v1.AlertService/ResolveAlert", perm(P::AlertManage)),
-    ("/limiquantix.alert.v1.AlertService/GetAlertSummary", perm(P::AlertRead)),
+    (
+        "/limiquantix.alert.v1.AlertService/ResolveAlert",
+        perm(P::AlertManage),
+        Project,
+    ),
+    (
+        "/limiquantix.alert.v1.AlertService/GetAlertSummary",
+        perm(P::AlertRead),
+        Project,
+    ),
     // Webhooks send cluster data to arbitrary URLs: a setting. Their URLs often embed a
     // secret (Slack, Teams), so even listing them is kept from viewers.
     (
         "/limiquantix.alert.v1.AlertService/CreateWebhook",
         perm(P::SettingsManage),
+        Cluster,
     ),
-    ("/limiquantix.alert.v1.AlertService/ListWebhooks", perm(P::AlertManage)),
+    (
+        "/limiquantix.alert.v1.AlertService/ListWebhooks",
+        perm(P::AlertManage),
+        Cluster,
+    ),
     (
         "/limiquantix.alert.v1.AlertService/DeleteWebhook",
         perm(P::SettingsManage),
+        Cluster,
     ),
     (
         "/limiquantix.alert.v1.AlertService/TestWebhook",
         perm(P::SettingsManage),
+        Cluster,
     ),
     // limiquantix.drs.v1.DRSService
-    ("/limiquantix.drs.v1.DRSService/ListRecommendations", perm(P::DrsRead)),
-    ("/limiquantix.drs.v1.DRSService/GetRecommendation", perm(P::DrsRead)),
+    (
+        "/limiquantix.drs.v1.DRSService/ListRecommendations",
+        perm(P::DrsRead),
+        Cluster,
+    ),
+    (
+        "/limiquantix.drs.v1.DRSService/GetRecommendation",
+        perm(P::DrsRead),
+        Cluster,
+    ),
     (
         "/limiquantix.drs.v1.DRSService/ApproveRecommendation",
         perm(P::DrsApprove),
+        Cluster,
     ),
-    ("/limiquantix.drs.v1.DRSService/ApplyRecommendation", perm(P::DrsApply)),
+    (
+        "/limiquantix.drs.v1.DRSService/ApplyRecommendation",
+        perm(P::DrsApply),
+        Cluster,
+    ),
     (
         "/limiquantix.drs.v1.DRSService/RejectRecommendation",
         perm(P::DrsApprove),
+        Cluster,
     ),
     // An analysis run may lead straight to migrations under full automation.
-    ("/limiquantix.drs.v1.DRSService/RunAnalysis", perm(P::DrsApply)),
-    ("/limiquantix.drs.v1.DRSService/GetDRSStatus", perm(P::DrsRead)),
+    ("/limiquantix.drs.v1.DRSService/RunAnalysis", perm(P::DrsApply), Cluster),
+    ("/limiquantix.drs.v1.DRSService/GetDRSStatus", perm(P::DrsRead), Cluster),
     (
         "/limiquantix.drs.v1.DRSService/UpdateDRSConfig",
         perm(P::SettingsManage),
+        Cluster,
     ),
     // limiquantix.ha.v1.HAService
-    ("/limiquantix.ha.v1.HAService/GetHAStatus", perm(P::HaRead)),
-    ("/limiquantix.ha.v1.HAService/ManualFailover", perm(P::HaFailover)),
+    ("/limiquantix.ha.v1.HAService/GetHAStatus", perm(P::HaRead), Cluster),
+    (
+        "/limiquantix.ha.v1.HAService/ManualFailover",
+        perm(P::HaFailover),
+        Cluster,
+    ),
     // limiquantix.events.v1.EventService: the handler filters events by the caller's role.
-    ("/limiquantix.events.v1.EventService/Subscribe", Authenticated),
+    ("/limiquantix.events.v1.EventService/Subscribe", Authenticated, Project),
+    // limiquantix.project.v1.ProjectService: creating, deleting and setting quotas is the
+    // cluster admin's; members see their projects (the handler hides the others as not
+    // found); a project admin manages its members.
+    (
+        "/limiquantix.project.v1.ProjectService/CreateProject",
+        perm(P::ProjectManage),
+        Cluster,
+    ),
+    (
+        "/limiquantix.project.v1.ProjectService/ListProjects",
+        Authenticated,
+        Account,
+    ),
+    (
+        "/limiquantix.project.v1.ProjectService/GetProject",
+        Authenticated,
+        Project,
+    ),
+    (
+        "/limiquantix.project.v1.ProjectService/UpdateProject",
+        perm(P::ProjectManage),
+        Cluster,
+    ),
+    (
+        "/limiquantix.project.v1.ProjectService/DeleteProject",
+        perm(P::ProjectManage),
+        Cluster,
+    ),
+    (
+        "/limiquantix.project.v1.ProjectService/SetProjectMember",
+        perm(P::ProjectManage),
+        Project,
+    ),
+    (
+        "/limiquantix.project.v1.ProjectService/RemoveProjectMember",
+        perm(P::ProjectManage),
+        Project,
+    ),
+    (
+        "/limiquantix.project.v1.ProjectService/ListProjectMembers",
+        Authenticated,
+        Project,
+    ),
 ];
 
 /// Services outside proto/ that are public as a whole: health checks and reflection.
@@ -199,6 +384,7 @@ pub const VIEWER_PERMISSIONS: &[Permission] = &[P::VmRead, P::NodeRead, P::Alert
 /// The permissions a role holds.
 pub fn permissions(role: Role) -> &'static [Permission] {
     match role {
+        Role::None => &[],
         Role::Admin => ADMIN_PERMISSIONS,
         Role::Operator => OPERATOR_PERMISSIONS,
         Role::Viewer => VIEWER_PERMISSIONS,
@@ -228,12 +414,18 @@ pub fn read_permission_for_resource(resource_type: &str) -> Option<Permission> {
     }
 }
 
-static INDEX: LazyLock<HashMap<&'static str, Access>> = LazyLock::new(|| RULES.iter().copied().collect());
+static INDEX: LazyLock<HashMap<&'static str, (Access, Scope)>> =
+    LazyLock::new(|| RULES.iter().map(|(p, a, s)| (*p, (*a, *s))).collect());
+
+/// Where `method_path` acts (see [`Scope`]); RPCs outside the table count as cluster-wide.
+pub fn scope(method_path: &str) -> Scope {
+    INDEX.get(method_path).map_or(Cluster, |(_, s)| *s)
+}
 
 /// What `method_path` (e.g. `/limiquantix.compute.v1.VMService/CreateVM`) requires; `None`
 /// for an RPC that is not in the table, which must be denied.
 pub fn required(method_path: &str) -> Option<Access> {
-    if let Some(a) = INDEX.get(method_path) {
+    if let Some((a, _)) = INDEX.get(method_path) {
         return Some(*a);
     }
     PUBLIC_PREFIXES
@@ -313,7 +505,7 @@ mod tests {
         assert_eq!(declared.len(), RULES.len());
         let declared: HashSet<&str> = declared.iter().map(String::as_str).collect();
         let mut seen = HashSet::new();
-        for (path, _) in RULES {
+        for (path, _, _) in RULES {
             assert!(seen.insert(*path), "{path} is listed twice");
             assert!(declared.contains(path), "{path} is in the table but not in proto/");
         }
@@ -345,7 +537,11 @@ mod tests {
 
     #[test]
     fn only_login_refresh_health_and_reflection_are_public() {
-        let public: Vec<&str> = RULES.iter().filter(|(_, a)| *a == Public).map(|(p, _)| *p).collect();
+        let public: Vec<&str> = RULES
+            .iter()
+            .filter(|(_, a, _)| *a == Public)
+            .map(|(p, _, _)| *p)
+            .collect();
         assert_eq!(
             public,
             [
@@ -371,13 +567,14 @@ mod tests {
             assert!(role_allows(Role::Admin, p), "admin lacks {p}");
         }
         for p in Permission::ALL {
-            let expected = !matches!(p, P::UserManage | P::SettingsManage);
+            let expected = !matches!(p, P::UserManage | P::SettingsManage | P::ProjectManage);
             assert_eq!(role_allows(Role::Operator, p), expected, "operator {p}");
         }
         for p in Permission::ALL {
             let expected = p.as_str().ends_with(":read") && p != P::AuditRead;
             assert_eq!(role_allows(Role::Viewer, p), expected, "viewer {p}");
         }
+        assert!(permissions(Role::None).is_empty());
         // A higher role holds everything a lower one does.
         for p in Permission::ALL {
             if role_allows(Role::Viewer, p) {
@@ -417,11 +614,21 @@ mod tests {
         if ["Logout", "ChangePassword"].contains(&method) {
             return if is_key { Err("denied") } else { Ok(()) };
         }
-        if ["WhoAmI", "Subscribe"].contains(&method) {
+        if [
+            "WhoAmI",
+            "Subscribe",
+            "ListProjects",
+            "GetProject",
+            "ListProjectMembers",
+        ]
+        .contains(&method)
+        {
             return Ok(());
         }
         let admin_only = ["CreateUser", "ListUsers", "UpdateUser", "DeleteUser", "UpdateDRSConfig"].contains(&method)
-            || ["CreateWebhook", "DeleteWebhook", "TestWebhook"].contains(&method);
+            || ["CreateWebhook", "DeleteWebhook", "TestWebhook"].contains(&method)
+            || method.ends_with("Project")
+            || method.ends_with("ProjectMember");
         let key_mgmt = method.ends_with("APIKey") || method == "ListAPIKeys";
         let read_only = ["Get", "List", "Watch"].iter().any(|v| method.starts_with(v))
             && method != "ListWebhooks"
@@ -433,6 +640,7 @@ mod tests {
             Role::Admin => !key_refused,
             Role::Operator => !admin_only && !key_refused,
             Role::Viewer => read_only,
+            Role::None => false,
         };
         if allowed { Ok(()) } else { Err("denied") }
     }
@@ -448,6 +656,8 @@ mod tests {
             Caller::ApiKey(Role::Admin),
             Caller::ApiKey(Role::Operator),
             Caller::ApiKey(Role::Viewer),
+            Caller::User(Role::None),
+            Caller::ApiKey(Role::None),
         ];
         let mut checked = 0;
         for path in declared_method_paths() {
@@ -476,6 +686,43 @@ mod tests {
             }
         }
         assert_eq!(checked, RULES.len() * callers.len());
+    }
+
+    /// Every RPC states where it acts, and the split is the documented one: VMs, alerts,
+    /// audit and events per project; nodes, DRS, HA, users, webhooks and projects
+    /// themselves cluster-wide; sessions and one's own keys per account.
+    #[test]
+    fn every_rpc_states_its_scope() {
+        for path in declared_method_paths() {
+            let (_, access, scope) = RULES.iter().find(|(p, _, _)| *p == path).unwrap();
+            let service = path.split('/').nth(1).unwrap();
+            let method = path.rsplit('/').next().unwrap();
+            let want = match service.rsplit('.').next().unwrap() {
+                "VMService" | "EventService" => Scope::Project,
+                "NodeService" | "AgentService" | "DRSService" | "HAService" => Scope::Cluster,
+                "AlertService" if method.contains("Webhook") => Scope::Cluster,
+                "AlertService" => Scope::Project,
+                "ProjectService" if ["CreateProject", "UpdateProject", "DeleteProject"].contains(&method) => {
+                    Scope::Cluster
+                }
+                "ProjectService" if method == "ListProjects" => Scope::Account,
+                "ProjectService" => Scope::Project,
+                "AuthService" if ["CreateAPIKey", "ListAuditEntries"].contains(&method) => Scope::Project,
+                "AuthService" if method.contains("User") && method != "WhoAmI" => Scope::Cluster,
+                "AuthService" => Scope::Account,
+                other => panic!("{path}: service {other} has no expected scope here"),
+            };
+            assert_eq!(*scope, want, "{path}");
+            assert_eq!(self::scope(&path), want, "{path}");
+            // A project-scoped RPC needs a permission or a member (checked by the handler).
+            if want == Scope::Project {
+                assert!(
+                    matches!(access, Access::Permission(_) | Authenticated),
+                    "{path}: {access:?}"
+                );
+            }
+        }
+        assert_eq!(scope("/limiquantix.compute.v1.VMService/FormatDisk"), Scope::Cluster);
     }
 
     #[test]

@@ -32,13 +32,13 @@ use super::{
     audit::AuditNote,
     jwt::{Claims, JwtConfig, JwtManager, SigningKey, TokenPair, TokenSubject},
     password, rbac,
-    rbac::{Access, Caller},
+    rbac::{Access, Caller, Scope},
     session::{self, RefreshDecision, SessionPolicy},
     throttle::{LoginThrottle, ThrottlePolicy},
 };
 use crate::model::{
-    Actor, ApiKey, ApiKeyId, AuditEntry, AuditFilter, AuthSession, Permission, RevokeReason, Role, SessionId, User,
-    UserId, normalize_username, validate_email, validate_username,
+    Actor, ApiKey, ApiKeyId, AuditEntry, AuditFilter, AuthSession, Permission, ProjectId, RevokeReason, Role,
+    SessionId, User, UserId, normalize_username, validate_email, validate_username,
 };
 use crate::store::{AuditPage, Store, UserPage};
 use crate::{Error, Result};
@@ -87,8 +87,12 @@ pub struct Principal {
     pub user_id: UserId,
     pub username: String,
     pub email: String,
-    /// The role in effect (for an API key: the lower of the key's and its owner's).
+    /// The global role in effect (for an API key: the lower of the key's and its owner's).
     pub role: Role,
+    /// The projects the caller may act in, with its role in each (for an API key: only the
+    /// key's project, with the lower of the key's role and its owner's there). A global
+    /// admin (user session) is admin in every project, listed or not.
+    pub projects: Vec<(ProjectId, Role)>,
     pub method: AuthMethod,
     pub api_key_id: Option<ApiKeyId>,
     pub api_key_name: Option<String>,
@@ -99,10 +103,86 @@ pub struct Principal {
 }
 
 impl Principal {
-    pub fn caller(&self) -> Caller {
+    /// The caller as the RBAC table sees it for an RPC of `scope`: its global role for
+    /// cluster and account RPCs; for project RPCs its highest project role (the handler then
+    /// checks the role in the project the request names, see [`Principal::project_access`]).
+    pub fn caller_for(&self, scope: Scope) -> Caller {
+        let role = match scope {
+            Scope::Project => self.best_project_role(),
+            Scope::Cluster | Scope::Account => self.role,
+        };
         match self.method {
-            AuthMethod::Jwt => Caller::User(self.role),
-            AuthMethod::ApiKey => Caller::ApiKey(self.role),
+            AuthMethod::Jwt => Caller::User(role),
+            AuthMethod::ApiKey => Caller::ApiKey(role),
+        }
+    }
+
+    pub fn caller(&self) -> Caller {
+        self.caller_for(Scope::Cluster)
+    }
+
+    fn cluster_admin_everywhere(&self) -> bool {
+        self.method == AuthMethod::Jwt && self.role == Role::Admin
+    }
+
+    fn best_project_role(&self) -> Role {
+        if self.cluster_admin_everywhere() {
+            return Role::Admin;
+        }
+        self.projects.iter().map(|(_, r)| *r).max().unwrap_or(Role::None)
+    }
+
+    /// The caller's role in `project`; `None` when it may not even see the project.
+    pub fn role_in(&self, project: ProjectId) -> Option<Role> {
+        if self.cluster_admin_everywhere() {
+            return Some(Role::Admin);
+        }
+        self.projects.iter().find(|(p, _)| *p == project).map(|(_, r)| *r)
+    }
+
+    /// Whether the caller holds `perm` in `project`.
+    pub fn can_in(&self, project: ProjectId, perm: Permission) -> bool {
+        self.role_in(project).is_some_and(|r| match self.method {
+            AuthMethod::Jwt => rbac::role_allows(r, perm),
+            AuthMethod::ApiKey => rbac::api_key_allows(r, perm),
+        })
+    }
+
+    /// The projects where the caller holds `perm`; `None` means every project (a global
+    /// admin). For list filters.
+    pub fn projects_with(&self, perm: Permission) -> Option<Vec<ProjectId>> {
+        if self.cluster_admin_everywhere() {
+            return None;
+        }
+        Some(
+            self.projects
+                .iter()
+                .map(|(p, _)| *p)
+                .filter(|p| self.can_in(*p, perm))
+                .collect(),
+        )
+    }
+
+    /// Whether `project` may be acted in with `perm`: a project the caller is not a member of
+    /// is not found (as if it did not exist: `what`/`name` make the message), a member
+    /// without the permission is denied.
+    pub fn project_access(&self, project: ProjectId, name: &str, perm: Permission) -> Result<()> {
+        match self.role_in(project) {
+            None => Err(Error::not_found("project", name)),
+            Some(_) if self.can_in(project, perm) => Ok(()),
+            Some(_) => Err(AuthError::PermissionDenied { permission: perm }.into()),
+        }
+    }
+
+    /// Whether the caller may see an event: project events by its role in their project,
+    /// cluster events (no project) by its global role.
+    pub fn sees_event(&self, e: &crate::model::Event) -> bool {
+        let Some(perm) = rbac::read_permission_for_resource(e.resource_type.as_str()) else {
+            return self.can(Permission::SettingsManage);
+        };
+        match e.project_id {
+            Some(p) => self.can_in(p, perm),
+            None => self.can(perm),
         }
     }
 
@@ -358,7 +438,9 @@ impl AuthService {
                 let (s, u) = self.session_and_user(&claims).await?;
                 session::check_access(&claims, s.as_ref(), u.as_ref(), now)?;
                 let u = u.ok_or(AuthError::SessionRevoked)?;
+                let projects = self.store.project_roles(u.id).await?;
                 Ok(Credential::User(Principal {
+                    projects,
                     user_id: u.id,
                     username: u.username,
                     email: u.email,
@@ -382,7 +464,22 @@ impl AuthService {
                     _ => return Err(AuthError::InvalidApiKey.into()),
                 };
                 self.touch_key(key.id, now).await;
+                // A key acts in its own project only.
+                let owner_there = if owner.role == Role::Admin {
+                    Some(Role::Admin)
+                } else {
+                    self.store
+                        .project_roles(owner.id)
+                        .await?
+                        .into_iter()
+                        .find(|(p, _)| *p == key.project_id)
+                        .map(|(_, r)| r)
+                };
+                let projects = owner_there
+                    .map(|r| vec![(key.project_id, r.min(key.role))])
+                    .unwrap_or_default();
                 Ok(Credential::User(Principal {
+                    projects,
                     user_id: owner.id,
                     username: owner.username,
                     email: owner.email,
@@ -486,7 +583,7 @@ impl AuthService {
         let (caller, principal) = match self.authenticate(authorization).await {
             Ok(Credential::Anonymous) => (Caller::Anonymous, None),
             Ok(Credential::Node) => (Caller::Node, None),
-            Ok(Credential::User(p)) => (p.caller(), Some(p)),
+            Ok(Credential::User(p)) => (p.caller_for(rbac::scope(method_path)), Some(p)),
             Err(e) => {
                 return Admission {
                     principal: None,
@@ -676,6 +773,12 @@ impl AuthService {
         note: &AuditNote,
     ) -> Result<()> {
         let _forget = self.changing_sessions();
+        let own = target.is_empty() || target == p.username || target == p.user_id.to_string();
+        // Someone else's password needs user:manage; refused before the lookup, so the
+        // answer does not tell whether such a user exists.
+        if !own {
+            p.require(Permission::UserManage)?;
+        }
         let target = if target.is_empty() {
             self.store.get_user(p.user_id).await?.ok_or(AuthError::SessionRevoked)?
         } else {
@@ -757,6 +860,11 @@ impl AuthService {
             last_login_at: None,
         };
         self.store.create_user(&user).await?;
+        // As before projects existed, a user with a global role works in the default
+        // project with that role; `none` makes a member of no project until added to one.
+        if role != Role::None {
+            self.store.set_project_member(ProjectId::DEFAULT, user.id, role).await?;
+        }
         if let Some(rid) = &req.request_id {
             self.store
                 .idempotent_put(&Self::idempotency_key(p, rid), &user.id.to_string())
@@ -865,18 +973,22 @@ impl AuthService {
 
     // ---- API keys -------------------------------------------------------------------
 
-    /// CreateAPIKey: a key for the caller with `role` (empty: the caller's own) no higher
-    /// than the caller's. The secret is returned once and never stored.
+    /// CreateAPIKey: a key for the caller acting in `project` (name or id; empty: the
+    /// default) with `role` (empty: the caller's own there) no higher than the caller's role
+    /// there. The secret is returned once and never stored.
     pub async fn create_api_key(
         &self,
         p: &Principal,
         name: &str,
         role: &str,
+        project: &str,
         ttl_seconds: u64,
         note: &AuditNote,
     ) -> Result<(ApiKey, Secret)> {
-        p.require(Permission::ApiKeyManage)?;
-        let creator = self.store.get_user(p.user_id).await?.ok_or(AuthError::SessionRevoked)?;
+        let project = self.project_for(p, project, Permission::ApiKeyManage, note).await?;
+        let mut creator = self.store.get_user(p.user_id).await?.ok_or(AuthError::SessionRevoked)?;
+        // The cap is the creator's role in the key's project.
+        creator.role = p.role_in(project.id).unwrap_or(Role::None);
         let role = if role.is_empty() {
             creator.role
         } else {
@@ -884,7 +996,7 @@ impl AuthService {
         };
         // A prefix collision (1 in 36^8 per pair) gets a fresh key.
         for _ in 0..3 {
-            let (key, secret) = apikey::new_api_key(&creator, name, role, ttl_seconds, self.now())?;
+            let (key, secret) = apikey::new_api_key(&creator, name, role, project.id, ttl_seconds, self.now())?;
             match self.store.create_api_key(&key).await {
                 Ok(()) => {
                     note.resource("api_key", key.id);
@@ -979,7 +1091,21 @@ impl AuthService {
         page_size: u32,
         token: &str,
     ) -> Result<AuditPage> {
-        p.require(Permission::AuditRead)?;
+        // Global audit readers see everything (optionally narrowed by `filter.projects`);
+        // project members see the entries of their projects where they hold audit:read.
+        if !p.can(Permission::AuditRead) {
+            let mine = p.projects_with(Permission::AuditRead).unwrap_or_default();
+            if mine.is_empty() {
+                return Err(AuthError::PermissionDenied {
+                    permission: Permission::AuditRead,
+                }
+                .into());
+            }
+            filter.projects = Some(match filter.projects {
+                Some(asked) => asked.into_iter().filter(|a| mine.contains(a)).collect(),
+                None => mine,
+            });
+        }
         filter.action = filter
             .action
             .filter(|a| !a.is_empty())
@@ -1151,6 +1277,7 @@ mod tests {
             detail: String::new(),
             client_address: "10.0.0.9".into(),
             request_id: String::new(),
+            project_id: None,
         };
         for age in [400, 300, 10, 5, 1] {
             svc.record_audit(&entry(age, AuditResult::Ok)).await.unwrap();
@@ -1326,7 +1453,10 @@ mod tests {
         let svc = service(dir.path()).await;
         let admin = admin(&svc, dir.path()).await;
         let note = AuditNote::default();
-        let (key, secret) = svc.create_api_key(&admin, "ci", "operator", 0, &note).await.unwrap();
+        let (key, secret) = svc
+            .create_api_key(&admin, "ci", "operator", "", 0, &note)
+            .await
+            .unwrap();
         assert!(!format!("{key:?}").contains(secret.expose()));
         let p = principal(&svc, secret.expose()).await;
         assert_eq!(
@@ -1362,7 +1492,7 @@ mod tests {
             .await
             .unwrap();
         let op = principal(&svc, l.pair.access_token.expose()).await;
-        let e = svc.create_api_key(&op, "x", "admin", 0, &note).await.unwrap_err();
+        let e = svc.create_api_key(&op, "x", "admin", "", 0, &note).await.unwrap_err();
         assert_eq!(e.kind, crate::ErrorKind::PermissionDenied);
         // Nor see or revoke another user's key.
         let e = svc.revoke_api_key(&op, &key.id.to_string(), &note).await.unwrap_err();

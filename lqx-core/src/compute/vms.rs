@@ -215,6 +215,7 @@ impl Compute {
             )));
         }
         let before = vm.spec.clone();
+        let old = vm.clone();
         if let Some(d) = upd.description {
             vm.description = d;
         }
@@ -242,11 +243,29 @@ impl Compute {
             let guard = self.placement_lock.lock().await;
             self.schedule(&vm, Some(node), Some(vm.id)).await?;
             self.hosts.get(node)?.update(self.domain_spec(&vm)).await?;
-            Some(guard)
+            Some((guard, node))
         } else {
             None
         };
-        let vm = self.store.update_vm(&vm).await?;
+        let written = match &_placement {
+            // The project's quota is checked in the write's transaction.
+            Some(_) => {
+                let from = (u64::from(before.cpu_cores), before.memory_mib);
+                self.store.resize_vm(&vm, from).await
+            }
+            None => self.store.update_vm(&vm).await,
+        };
+        let vm = match (written, &_placement) {
+            (Ok(vm), _) => vm,
+            (Err(e), Some((_, node))) => {
+                // Not recorded (quota, lost race): the host goes back to the recorded size.
+                if let Err(undo) = self.hosts.get(*node)?.update(self.domain_spec(&old)).await {
+                    tracing::error!(vm = %old.name, error = %undo, "reverting a refused resize on the host failed");
+                }
+                return Err(e);
+            }
+            (Err(e), None) => return Err(e),
+        };
         self.publish_vm(EventType::Updated, &vm);
         Ok(vm)
     }

@@ -26,7 +26,9 @@ impl EventBus {
     /// Publishes an alert change (CREATED, UPDATED, ACKNOWLEDGED, RESOLVED).
     pub fn publish_alert(&self, event_type: EventType, alert: &Alert) -> u64 {
         self.publish(
-            EventDraft::new(event_type, ResourceType::Alert, alert.id.to_string(), Utc::now()).payload_of(alert),
+            EventDraft::new(event_type, ResourceType::Alert, alert.id.to_string(), Utc::now())
+                .project(alert.project_id)
+                .payload_of(alert),
         )
     }
 }

@@ -133,6 +133,10 @@ pub struct Alert {
     pub resolved_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// The VM's project for a VM alert; the default project for cluster alerts (nodes,
+    /// components), which only cluster staff and default-project members see.
+    #[serde(default = "super::ids::default_project")]
+    pub project_id: super::ProjectId,
 }
 
 impl Alert {
@@ -189,11 +193,14 @@ pub struct AlertFilter {
     pub source_id: Option<String>,
     pub acknowledged: Option<bool>,
     pub resolved: Option<bool>,
+    /// Only alerts of these projects (the caller's); `None`: every project.
+    pub projects: Option<Vec<super::ProjectId>>,
 }
 
 impl AlertFilter {
     pub fn matches(&self, a: &Alert) -> bool {
-        self.severity.is_none_or(|s| a.severity == s)
+        self.projects.as_ref().is_none_or(|ps| ps.contains(&a.project_id))
+            && self.severity.is_none_or(|s| a.severity == s)
             && self.source_type.is_none_or(|t| a.source_type == t)
             && self.source_id.as_deref().is_none_or(|id| a.source_id == id)
             && self.acknowledged.is_none_or(|v| a.acknowledged == v)

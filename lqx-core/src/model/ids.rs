@@ -78,6 +78,11 @@ impl ProjectId {
     pub const DEFAULT: ProjectId = ProjectId(Uuid::from_u128(0x0000_0000_0000_7000_8000_0000_0000_0001));
 }
 
+/// Serde default of records written before projects existed.
+pub(crate) fn default_project() -> ProjectId {
+    ProjectId::DEFAULT
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

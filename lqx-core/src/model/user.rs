@@ -10,22 +10,30 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::ids::{ApiKeyId, AuditId, NodeId, SessionId, UserId};
+use super::ids::{ApiKeyId, AuditId, NodeId, ProjectId, SessionId, UserId};
 
-/// A role. Ordered by power: `Admin > Operator > Viewer`, so "no higher than" is `<=`.
+/// A role. Ordered by power: `Admin > Operator > Viewer > None`, so "no higher than" is `<=`.
+///
+/// A user holds one global role (cluster-scoped RPCs: nodes, DRS, HA, users, settings) and
+/// one role per project it is a member of (project-scoped RPCs: VMs, alerts, audit, keys).
+/// `None` is only a global role: a project member with no cluster rights at all.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
+    None,
     Viewer,
     Operator,
     Admin,
 }
 
 impl Role {
-    pub const ALL: [Role; 3] = [Role::Admin, Role::Operator, Role::Viewer];
+    pub const ALL: [Role; 4] = [Role::Admin, Role::Operator, Role::Viewer, Role::None];
+    /// The roles a user may hold in a project.
+    pub const PROJECT: [Role; 3] = [Role::Admin, Role::Operator, Role::Viewer];
 
     pub fn as_str(self) -> &'static str {
         match self {
+            Role::None => "none",
             Role::Admin => "admin",
             Role::Operator => "operator",
             Role::Viewer => "viewer",
@@ -35,7 +43,18 @@ impl Role {
     /// Parses a role name (case-insensitive), with an InvalidArgument error naming `field`.
     pub fn parse(field: &str, s: &str) -> crate::Result<Role> {
         s.parse()
-            .map_err(|_| crate::Error::invalid(field, format!("{s:?} is not a role (admin, operator, viewer)")))
+            .map_err(|_| crate::Error::invalid(field, format!("{s:?} is not a role (admin, operator, viewer, none)")))
+    }
+
+    /// Parses a role in a project (admin, operator or viewer).
+    pub fn parse_project(field: &str, s: &str) -> crate::Result<Role> {
+        match s.parse() {
+            Ok(r) if r != Role::None => Ok(r),
+            _ => Err(crate::Error::invalid(
+                field,
+                format!("{s:?} is not a project role (admin, operator, viewer)"),
+            )),
+        }
     }
 }
 
@@ -91,10 +110,13 @@ pub enum Permission {
     ApiKeyManage,
     /// Cluster-wide settings: DRS configuration, alert webhooks.
     SettingsManage,
+    /// Create, change (quotas) and delete projects (global); manage a project's members
+    /// (in that project).
+    ProjectManage,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 19] = [
+    pub const ALL: [Permission; 20] = [
         Permission::VmCreate,
         Permission::VmRead,
         Permission::VmUpdate,
@@ -114,6 +136,7 @@ impl Permission {
         Permission::AuditRead,
         Permission::ApiKeyManage,
         Permission::SettingsManage,
+        Permission::ProjectManage,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -137,6 +160,7 @@ impl Permission {
             Permission::AuditRead => "audit:read",
             Permission::ApiKeyManage => "apikey:manage",
             Permission::SettingsManage => "settings:manage",
+            Permission::ProjectManage => "project:manage",
         }
     }
 
@@ -283,6 +307,9 @@ pub struct ApiKey {
     pub owner_id: UserId,
     /// No higher than the owner's role when it was created.
     pub role: Role,
+    /// The one project the key acts in (keys made before projects: the default project).
+    #[serde(default = "super::ids::default_project")]
+    pub project_id: ProjectId,
     /// The public part of the secret (`lqx_<prefix>_...`), unique; used to look the key up.
     pub prefix: String,
     /// Hex SHA-256 of the whole secret.
@@ -307,6 +334,7 @@ impl fmt::Debug for ApiKey {
             .field("name", &self.name)
             .field("owner_id", &self.owner_id)
             .field("role", &self.role)
+            .field("project_id", &self.project_id)
             .field("prefix", &self.prefix)
             .field("secret_hash", &"<redacted>")
             .field("created_at", &self.created_at)
@@ -494,6 +522,9 @@ pub struct AuditEntry {
     pub detail: String,
     pub client_address: String,
     pub request_id: String,
+    /// The project of a project-scoped request; `None` for cluster-wide actions.
+    #[serde(default)]
+    pub project_id: Option<ProjectId>,
 }
 
 impl AuditEntry {
@@ -520,6 +551,7 @@ impl AuditEntry {
             detail,
             client_address: String::new(),
             request_id: String::new(),
+            project_id: None,
         }
     }
 }
@@ -533,6 +565,8 @@ pub struct AuditFilter {
     pub resource_id: Option<String>,
     pub since: Option<DateTime<Utc>>,
     pub result: Option<AuditResult>,
+    /// Only entries of these projects (a project member's view); `None`: everything.
+    pub projects: Option<Vec<ProjectId>>,
 }
 
 impl AuditFilter {
@@ -547,6 +581,10 @@ impl AuditFilter {
             && self.resource_id.as_deref().is_none_or(|r| r == e.resource_id)
             && self.since.is_none_or(|s| e.time >= s)
             && self.result.is_none_or(|r| r == e.result)
+            && self
+                .projects
+                .as_ref()
+                .is_none_or(|ps| e.project_id.is_some_and(|p| ps.contains(&p)))
     }
 }
 
@@ -646,6 +684,7 @@ mod tests {
             name: "ci".into(),
             owner_id: u.id,
             role: Role::Viewer,
+            project_id: ProjectId::DEFAULT,
             prefix: "abcd1234".into(),
             secret_hash: "deadbeefcafe".into(),
             created_at: u.created_at,
@@ -676,6 +715,7 @@ mod tests {
             name: "ci".into(),
             owner_id: UserId::new(),
             role: Role::Viewer,
+            project_id: ProjectId::DEFAULT,
             prefix: "abcd1234".into(),
             secret_hash: String::new(),
             created_at: t,
@@ -707,6 +747,7 @@ mod tests {
             detail: String::new(),
             client_address: "10.0.0.1".into(),
             request_id: "r1".into(),
+            project_id: None,
         };
         assert!(AuditFilter::default().matches(&e));
         assert!(

@@ -52,6 +52,9 @@ fn flag(b: bool) -> i64 {
 
 /// Appends the filter's conditions (`AND ...`) to a query over `alerts`.
 fn push_filter(q: &mut Sql, f: &AlertFilter) {
+    if let Some(ps) = &f.projects {
+        super::push_in(q, "project_id", ps);
+    }
     if let Some(s) = f.severity {
         q.push(" AND severity = ").bind(s.as_str());
     }
@@ -111,7 +114,8 @@ impl Store {
     pub async fn insert_alert(&self, a: &Alert) -> Result<bool> {
         let r = sqlx::query(
             "INSERT INTO alerts (id, severity, source_type, source_id, condition, acknowledged, resolved, \
-             created_at, updated_at, resolved_at, version, data) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 1, $11)",
+             created_at, updated_at, resolved_at, version, data, project_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 1, $11, $12)",
         )
         .bind(a.id.to_string())
         .bind(a.severity.as_str())
@@ -124,6 +128,7 @@ impl Store {
         .bind(millis(a.updated_at))
         .bind(a.resolved_at.map(millis))
         .bind(json(a)?)
+        .bind(a.project_id.to_string())
         .execute(&self.pool)
         .await;
         match r {
@@ -197,14 +202,15 @@ impl Store {
         rows.iter().map(|(d,)| parse(d)).collect()
     }
 
-    /// Counts of open alerts by severity (and unacknowledged).
-    pub async fn alert_summary(&self) -> Result<AlertSummary> {
-        let rows: Vec<(String, i64, i64)> = sqlx::query_as(
-            "SELECT severity, acknowledged, COUNT(*) FROM alerts WHERE resolved = 0 GROUP BY severity, acknowledged",
-        )
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db)?;
+    /// Counts of open alerts by severity (and unacknowledged), of these projects (`None`:
+    /// every project).
+    pub async fn alert_summary(&self, projects: Option<&[crate::model::ProjectId]>) -> Result<AlertSummary> {
+        let mut q = Sql::new("SELECT severity, acknowledged, COUNT(*) FROM alerts WHERE resolved = 0");
+        if let Some(ps) = projects {
+            super::push_in(&mut q, "project_id", ps);
+        }
+        q.push(" GROUP BY severity, acknowledged");
+        let rows: Vec<(String, i64, i64)> = q.query_as().fetch_all(&self.pool).await.map_err(db)?;
         let mut s = AlertSummary::default();
         for (severity, acknowledged, n) in rows {
             let n = u32::try_from(n).unwrap_or(u32::MAX);

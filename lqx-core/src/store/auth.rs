@@ -7,7 +7,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{Sql, Store, StoreError, is_unique_violation, millis, page_token};
+use super::{Sql, Store, StoreError, is_unique_violation, millis, page_token, push_in};
 use crate::model::{
     ApiKey, ApiKeyId, AuditEntry, AuditFilter, AuthSession, RevokeReason, Role, SessionId, User, UserId,
 };
@@ -405,8 +405,8 @@ impl Store {
     /// Inserts a key; `AlreadyExists` when its prefix is taken (the caller makes a new one).
     pub async fn create_api_key(&self, k: &ApiKey) -> Result<()> {
         let r = sqlx::query(
-            "INSERT INTO api_keys (id, owner_id, prefix, data, created_at, last_used_at, revoked_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO api_keys (id, owner_id, prefix, data, created_at, last_used_at, revoked_at, project_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(k.id.to_string())
         .bind(k.owner_id.to_string())
@@ -415,6 +415,7 @@ impl Store {
         .bind(millis(k.created_at))
         .bind(k.last_used_at.map(millis))
         .bind(k.revoked_at.map(millis))
+        .bind(k.project_id.to_string())
         .execute(&self.pool)
         .await;
         match r {
@@ -485,8 +486,8 @@ impl Store {
 
     pub async fn insert_audit(&self, e: &AuditEntry) -> Result<()> {
         sqlx::query(
-            "INSERT INTO audit_log (id, time, actor, actor_id, action, resource_id, result, data) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            "INSERT INTO audit_log (id, time, actor, actor_id, action, resource_id, result, data, project_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(e.id.to_string())
         .bind(millis(e.time))
@@ -496,6 +497,7 @@ impl Store {
         .bind(&e.resource_id)
         .bind(e.result.as_str())
         .bind(json(e)?)
+        .bind(e.project_id.map(|p| p.to_string()))
         .execute(&self.pool)
         .await
         .map_err(db)?;
@@ -557,6 +559,9 @@ impl Store {
         }
         if let Some(r) = filter.result {
             q.push(" AND result = ").bind(r.as_str());
+        }
+        if let Some(ps) = &filter.projects {
+            push_in(&mut q, "project_id", ps);
         }
         if !token.is_empty() {
             let (t, id) = page_token::decode(token)?;

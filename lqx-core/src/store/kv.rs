@@ -11,6 +11,7 @@ impl Store {
             name: Project::DEFAULT_NAME.into(),
             description: "The default project".into(),
             created_at: Utc::now(),
+            quota: Default::default(),
         };
         sqlx::query("INSERT INTO projects (id, name, data, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING")
             .bind(p.id.to_string())

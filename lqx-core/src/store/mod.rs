@@ -15,6 +15,7 @@ mod ha;
 mod kv;
 mod nodes;
 mod operations;
+mod projects;
 mod vm_cache;
 mod vms;
 
@@ -275,6 +276,22 @@ impl Sql {
         }
         q
     }
+}
+
+/// ` AND column IN (...)` over ids; an empty list matches nothing.
+pub(crate) fn push_in<T: std::fmt::Display>(q: &mut Sql, column: &str, ids: &[T]) {
+    if ids.is_empty() {
+        q.push(" AND 1=0");
+        return;
+    }
+    q.push(&format!(" AND {column} IN ("));
+    for (i, id) in ids.iter().enumerate() {
+        if i > 0 {
+            q.push(", ");
+        }
+        q.bind(id.to_string());
+    }
+    q.push(")");
 }
 
 /// Keyset page token: opaque to clients, hex of "sort-key\0id".

@@ -41,6 +41,17 @@ impl Store {
 
     async fn insert_vm(&self, vm: &Vm) -> Result<()> {
         let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
+        let project = super::projects::lock_project(&mut tx, vm.project_id)
+            .await?
+            .ok_or_else(|| Error::not_found("project", vm.project_id))?;
+        super::projects::check_quota(
+            &mut tx,
+            &project,
+            vm.id,
+            None,
+            (u64::from(vm.spec.cpu_cores), vm.spec.memory_mib),
+        )
+        .await?;
         Self::insert_vm_in(&mut tx, vm).await?;
         tx.commit().await.map_err(StoreError::from)?;
         Ok(())
@@ -87,13 +98,15 @@ impl Store {
         self.find_vm_by_id(id).await?.ok_or_else(|| Error::not_found("VM", id))
     }
 
-    /// Looks a VM up by id or, failing that, by name within a project.
+    /// Looks a VM up by id or, failing that, by name within a project. A VM of another
+    /// project is not found, whether named by id or by name.
     pub async fn resolve_vm(&self, id_or_name: &str, project: ProjectId) -> Result<Vm> {
         if id_or_name.trim().is_empty() {
             return Err(Error::invalid("id", "is required: a VM id or name"));
         }
         if let Ok(id) = id_or_name.parse::<VmId>()
             && let Some(vm) = self.find_vm_by_id(id).await?
+            && vm.project_id == project
         {
             return Ok(vm);
         }
@@ -139,8 +152,19 @@ impl Store {
     /// Writes `vm` if the stored resource version is still `vm.resource_version`; the
     /// returned record carries the new version. A lost race gives `Aborted`.
     pub async fn update_vm(&self, vm: &Vm) -> Result<Vm> {
+        self.update_vm_from(vm, None).await
+    }
+
+    /// [`Store::update_vm`] of a VM whose vCPUs/memory were `before` (as read at
+    /// `vm.resource_version`): refused with resource_exhausted when the growth would take
+    /// its project past its quota, checked in the write's transaction.
+    pub async fn resize_vm(&self, vm: &Vm, before: (u64, u64)) -> Result<Vm> {
+        self.update_vm_from(vm, Some(before)).await
+    }
+
+    async fn update_vm_from(&self, vm: &Vm, resized_from: Option<(u64, u64)>) -> Result<Vm> {
         let t = self.vm_cache.ticket();
-        let r = self.write_vm(vm).await;
+        let r = self.write_vm(vm, resized_from).await;
         match &r {
             Ok(next) => self.vm_cache.wrote(t, next),
             Err(_) => self.vm_cache.forget(vm.id),
@@ -148,8 +172,15 @@ impl Store {
         r
     }
 
-    async fn write_vm(&self, vm: &Vm) -> Result<Vm> {
+    async fn write_vm(&self, vm: &Vm, resized_from: Option<(u64, u64)>) -> Result<Vm> {
         let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
+        if let Some(before) = resized_from {
+            let project = super::projects::lock_project(&mut tx, vm.project_id)
+                .await?
+                .ok_or_else(|| Error::not_found("project", vm.project_id))?;
+            let after = (u64::from(vm.spec.cpu_cores), vm.spec.memory_mib);
+            super::projects::check_quota(&mut tx, &project, vm.id, Some(before), after).await?;
+        }
         let Some(next) = Self::write_vm_in(&mut tx, vm).await? else {
             drop(tx);
             return Err(self.stale_vm(vm).await);

@@ -1,18 +1,50 @@
 //! limiquantix.alert.v1.AlertService: decode, call `lqx_core::alert::service::Alerts`,
 //! encode. The auth layer checked `alert:read` / `alert:manage` before we get here.
 
-use super::st;
+use super::{named_project, names_project, principal, st};
 use lqx_core::alert::monitor::{HostMonitor, MonitorConfig};
 use lqx_core::alert::service::{Alerts, AlertsConfig};
 use lqx_core::alert::{severities_from_proto, test_response};
 use lqx_core::api::alert::v1::{self as pb, alert_service_server::AlertService};
+use lqx_core::auth::AuthService;
 use lqx_core::auth::Principal;
 use lqx_core::compute::Compute;
+use lqx_core::model::Permission;
 use lqx_core::model::{AlertFilter, AlertId, WebhookId};
+use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
 pub struct AlertApi {
     pub alerts: Alerts,
+    pub auth: Arc<AuthService>,
+}
+
+impl AlertApi {
+    /// The projects a list of alerts covers for this caller (see `AuthService::list_scope`).
+    async fn scope<T>(&self, req: &Request<T>) -> Result<Option<Vec<lqx_core::model::ProjectId>>, Status> {
+        let p = principal(req)?;
+        let named = names_project(req).then(|| named_project(req, ""));
+        self.auth
+            .list_scope(&p, named.as_deref(), Permission::AlertRead, &super::auth::note(req))
+            .await
+            .map_err(st)
+    }
+
+    /// The alert, if the caller may `perm` in its project (else not found / denied).
+    async fn alert_for<T>(&self, req: &Request<T>, id: AlertId, perm: Permission) -> Result<(), Status> {
+        let p = principal(req)?;
+        let a = self.alerts.get(id).await.map_err(st)?;
+        self.auth
+            .resource_access(
+                &p,
+                a.project_id,
+                "alert",
+                &id.to_string(),
+                perm,
+                &super::auth::note(req),
+            )
+            .map_err(st)
+    }
 }
 
 /// Starts the alert service and the server's own host checks (`LQX_HOST_CHECK_INTERVAL`,
@@ -48,8 +80,10 @@ impl AlertService for AlertApi {
         &self,
         req: Request<pb::ListAlertsRequest>,
     ) -> Result<Response<pb::ListAlertsResponse>, Status> {
+        let projects = self.scope(&req).await?;
         let r = req.into_inner();
-        let filter = AlertFilter::from_proto(&r).map_err(|e| st(e.into()))?;
+        let mut filter = AlertFilter::from_proto(&r).map_err(|e| st(e.into()))?;
+        filter.projects = projects;
         let page = self
             .alerts
             .list(&filter, r.page_size, &r.page_token)
@@ -62,7 +96,8 @@ impl AlertService for AlertApi {
     }
 
     async fn get_alert(&self, req: Request<pb::GetAlertRequest>) -> Result<Response<pb::Alert>, Status> {
-        let id = alert_id(&req.into_inner().id)?;
+        let id = alert_id(&req.get_ref().id)?;
+        self.alert_for(&req, id, Permission::AlertRead).await?;
         Ok(Response::new(self.alerts.get(id).await.map_err(st)?.to_proto()))
     }
 
@@ -77,8 +112,9 @@ impl AlertService for AlertApi {
             .get::<Principal>()
             .map(|p| p.username.clone())
             .unwrap_or_else(|| "anonymous".into());
-        let id = alert_id(&req.into_inner().id)?;
+        let id = alert_id(&req.get_ref().id)?;
         audit.resource("alert", id);
+        self.alert_for(&req, id, Permission::AlertManage).await?;
         Ok(Response::new(
             self.alerts.acknowledge(id, &by).await.map_err(st)?.to_proto(),
         ))
@@ -86,16 +122,20 @@ impl AlertService for AlertApi {
 
     async fn resolve_alert(&self, req: Request<pb::ResolveAlertRequest>) -> Result<Response<pb::Alert>, Status> {
         let audit = super::auth::note(&req);
-        let id = alert_id(&req.into_inner().id)?;
+        let id = alert_id(&req.get_ref().id)?;
         audit.resource("alert", id);
+        self.alert_for(&req, id, Permission::AlertManage).await?;
         Ok(Response::new(self.alerts.resolve(id).await.map_err(st)?.to_proto()))
     }
 
     async fn get_alert_summary(
         &self,
-        _req: Request<pb::GetAlertSummaryRequest>,
+        req: Request<pb::GetAlertSummaryRequest>,
     ) -> Result<Response<pb::AlertSummary>, Status> {
-        Ok(Response::new(self.alerts.summary().await.map_err(st)?.to_proto()))
+        let projects = self.scope(&req).await?;
+        Ok(Response::new(
+            self.alerts.summary(projects.as_deref()).await.map_err(st)?.to_proto(),
+        ))
     }
 
     async fn create_webhook(&self, req: Request<pb::CreateWebhookRequest>) -> Result<Response<pb::Webhook>, Status> {

@@ -56,6 +56,7 @@ pub fn key_out(k: &ApiKey) -> pb::ApiKey {
         expires_at: Some(timestamp(k.expires_at)),
         last_used_at: opt_timestamp(k.last_used_at),
         revoked: k.revoked_at.is_some(),
+        project_id: k.project_id.to_string(),
     }
 }
 
@@ -184,10 +185,11 @@ impl AuthRpc for AuthApi {
         req: Request<pb::CreateApiKeyRequest>,
     ) -> Result<Response<pb::CreateApiKeyResponse>, Status> {
         let (p, note) = (principal(&req)?, note(&req));
+        let project = super::named_project(&req, "");
         let r = req.into_inner();
         let (key, secret) = self
             .auth
-            .create_api_key(&p, &r.name, &r.role, r.ttl_seconds, &note)
+            .create_api_key(&p, &r.name, &r.role, &project, r.ttl_seconds, &note)
             .await
             .map_err(st)?;
         Ok(Response::new(pb::CreateApiKeyResponse {
@@ -222,6 +224,18 @@ impl AuthRpc for AuthApi {
         req: Request<pb::ListAuditEntriesRequest>,
     ) -> Result<Response<pb::ListAuditEntriesResponse>, Status> {
         let p = principal(&req)?;
+        let projects = match super::names_project(&req) {
+            true => {
+                let named = super::named_project(&req, "");
+                let project = self
+                    .auth
+                    .project_for(&p, &named, lqx_core::model::Permission::AuditRead, &note(&req))
+                    .await
+                    .map_err(st)?;
+                Some(vec![project.id])
+            }
+            false => None,
+        };
         let r = req.into_inner();
         let result = match r.result.as_str() {
             "" => None,
@@ -243,6 +257,7 @@ impl AuthRpc for AuthApi {
                 .transpose()
                 .map_err(st)?,
             result,
+            projects,
         };
         let page = self
             .auth
@@ -265,6 +280,7 @@ impl AuthRpc for AuthApi {
                     detail: e.detail.clone(),
                     client_address: e.client_address.clone(),
                     request_id: e.request_id.clone(),
+                    project_id: e.project_id.map(|p| p.to_string()).unwrap_or_default(),
                 })
                 .collect(),
             next_page_token: page.next_page_token,

@@ -1,18 +1,21 @@
 //! limiquantix.compute.v1.VMService
 
-use super::{Stream, project, request_id, st};
+use super::{Stream, request_id, scoped, st};
 use lqx_core::api::compute::v1::{self as pb, vm_service_server::VmService};
 use lqx_core::api::convert;
+use lqx_core::auth::AuthService;
 use lqx_core::compute::{Compute, CreateVm, VmUpdate};
 use lqx_core::model::{NodeId, Vm};
 use lqx_core::store::VmFilter;
 use lqx_core::{Error, Result};
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 use tonic::{Request, Response, Status};
 
 pub struct VmApi {
     pub compute: Compute,
+    pub auth: Arc<AuthService>,
 }
 
 impl VmApi {
@@ -48,6 +51,7 @@ impl VmApi {
 impl VmService for VmApi {
     async fn create_vm(&self, req: Request<pb::CreateVmRequest>) -> Result<Response<pb::Vm>, Status> {
         let audit = super::auth::note(&req);
+        let project_id = scoped(&self.auth, &req, &req.get_ref().project_id).await?;
         let r = req.into_inner();
         let resolve = self.resolver().await.map_err(st)?;
         let node = match r.node.as_str() {
@@ -56,7 +60,7 @@ impl VmService for VmApi {
         };
         let create = CreateVm {
             name: r.name,
-            project_id: project(&r.project_id)?,
+            project_id,
             description: r.description,
             labels: convert::labels_in(&r.labels),
             spec: convert::vm_spec_in(r.spec.as_ref(), &resolve).map_err(st)?,
@@ -70,23 +74,21 @@ impl VmService for VmApi {
     }
 
     async fn get_vm(&self, req: Request<pb::GetVmRequest>) -> Result<Response<pb::Vm>, Status> {
+        let project = scoped(&self.auth, &req, &req.get_ref().project_id).await?;
         let r = req.into_inner();
-        let vm = self.compute.get_vm(&r.id, project(&r.project_id)?).await.map_err(st)?;
+        let vm = self.compute.get_vm(&r.id, project).await.map_err(st)?;
         Ok(Response::new(self.out(&vm).await.map_err(st)?))
     }
 
     async fn list_v_ms(&self, req: Request<pb::ListVMsRequest>) -> Result<Response<pb::ListVMsResponse>, Status> {
+        let project = scoped(&self.auth, &req, &req.get_ref().project_id).await?;
         let r = req.into_inner();
         let node_id = match r.node.as_str() {
             "" => None,
             n => Some(self.compute.store.resolve_node(n).await.map_err(st)?.id),
         };
         let filter = VmFilter {
-            project_id: if r.project_id.is_empty() {
-                None
-            } else {
-                Some(project(&r.project_id)?)
-            },
+            project_id: Some(project),
             node_id,
             state: convert::vm_state_in("state", r.state).map_err(st)?,
             labels: convert::labels_in(&r.labels),
@@ -108,6 +110,7 @@ impl VmService for VmApi {
 
     async fn update_vm(&self, req: Request<pb::UpdateVmRequest>) -> Result<Response<pb::Vm>, Status> {
         super::auth::note(&req).resource("vm", &req.get_ref().id);
+        let project = scoped(&self.auth, &req, "").await?;
         let r = req.into_inner();
         if r.update_mask.is_empty() {
             return Err(st(Error::invalid("update_mask", "name at least one field to change")));
@@ -137,45 +140,36 @@ impl VmService for VmApi {
                 }
             }
         }
-        let vm = self
-            .compute
-            .update_vm(&r.id, lqx_core::model::ProjectId::DEFAULT, upd)
-            .await
-            .map_err(st)?;
+        let vm = self.compute.update_vm(&r.id, project, upd).await.map_err(st)?;
         Ok(Response::new(self.out(&vm).await.map_err(st)?))
     }
 
     async fn delete_vm(&self, req: Request<pb::DeleteVmRequest>) -> Result<Response<pb::DeleteVmResponse>, Status> {
         let audit = super::auth::note(&req);
+        let project = scoped(&self.auth, &req, "").await?;
         let r = req.into_inner();
         audit.resource("vm", &r.id);
-        let id = self
-            .compute
-            .delete_vm(&r.id, lqx_core::model::ProjectId::DEFAULT, r.force)
-            .await
-            .map_err(st)?;
+        let id = self.compute.delete_vm(&r.id, project, r.force).await.map_err(st)?;
         audit.resource("vm", id);
         Ok(Response::new(pb::DeleteVmResponse { id: id.to_string() }))
     }
 
     async fn start_vm(&self, req: Request<pb::StartVmRequest>) -> Result<Response<pb::Vm>, Status> {
         super::auth::note(&req).resource("vm", &req.get_ref().id);
+        let project = scoped(&self.auth, &req, "").await?;
         let r = req.into_inner();
-        let vm = self
-            .compute
-            .start_vm(&r.id, lqx_core::model::ProjectId::DEFAULT)
-            .await
-            .map_err(st)?;
+        let vm = self.compute.start_vm(&r.id, project).await.map_err(st)?;
         Ok(Response::new(self.out(&vm).await.map_err(st)?))
     }
 
     async fn stop_vm(&self, req: Request<pb::StopVmRequest>) -> Result<Response<pb::Vm>, Status> {
         super::auth::note(&req).resource("vm", &req.get_ref().id);
+        let project = scoped(&self.auth, &req, "").await?;
         let r = req.into_inner();
         let timeout = (r.timeout_seconds > 0).then(|| Duration::from_secs(r.timeout_seconds.into()));
         let vm = self
             .compute
-            .stop_vm(&r.id, lqx_core::model::ProjectId::DEFAULT, r.force, timeout)
+            .stop_vm(&r.id, project, r.force, timeout)
             .await
             .map_err(st)?;
         Ok(Response::new(self.out(&vm).await.map_err(st)?))
@@ -183,24 +177,18 @@ impl VmService for VmApi {
 
     async fn reboot_vm(&self, req: Request<pb::RebootVmRequest>) -> Result<Response<pb::Vm>, Status> {
         super::auth::note(&req).resource("vm", &req.get_ref().id);
+        let project = scoped(&self.auth, &req, "").await?;
         let r = req.into_inner();
-        let vm = self
-            .compute
-            .reboot_vm(&r.id, lqx_core::model::ProjectId::DEFAULT)
-            .await
-            .map_err(st)?;
+        let vm = self.compute.reboot_vm(&r.id, project).await.map_err(st)?;
         Ok(Response::new(self.out(&vm).await.map_err(st)?))
     }
 
     async fn migrate_vm(&self, req: Request<pb::MigrateVmRequest>) -> Result<Response<pb::MigrateVmResponse>, Status> {
         super::auth::note(&req).resource("vm", &req.get_ref().id);
+        let project = scoped(&self.auth, &req, "").await?;
         let r = req.into_inner();
         if r.cancel {
-            let answer = self
-                .compute
-                .cancel_migration_answer(&r.id, lqx_core::model::ProjectId::DEFAULT)
-                .await
-                .map_err(st)?;
+            let answer = self.compute.cancel_migration_answer(&r.id, project).await.map_err(st)?;
             return Ok(Response::new(answer));
         }
         let opts = lqx_core::compute::MigrateOptions {
@@ -214,21 +202,19 @@ impl VmService for VmApi {
                 tunnelled: r.tunnelled,
             },
         };
-        let out = self
-            .compute
-            .migrate_vm_with(&r.id, lqx_core::model::ProjectId::DEFAULT, &opts)
-            .await
-            .map_err(st)?;
+        let out = self.compute.migrate_vm_with(&r.id, project, &opts).await.map_err(st)?;
         Ok(Response::new(self.compute.migrate_answer(&out).await.map_err(st)?))
     }
 
     type WatchVMStream = Stream<pb::VmEvent>;
     async fn watch_vm(&self, req: Request<pb::WatchVmRequest>) -> Result<Response<Self::WatchVMStream>, Status> {
-        crate::watch::watch_vm(&self.compute, req.into_inner()).await
+        let project = scoped(&self.auth, &req, "").await?;
+        crate::watch::watch_vm(&self.compute, project, req.into_inner()).await
     }
 
     type WatchVMsStream = Stream<pb::VmEvent>;
     async fn watch_v_ms(&self, req: Request<pb::WatchVMsRequest>) -> Result<Response<Self::WatchVMsStream>, Status> {
-        crate::watch::watch_vms(&self.compute, req.into_inner()).await
+        let project = scoped(&self.auth, &req, &req.get_ref().project_id).await?;
+        crate::watch::watch_vms(&self.compute, project, req.into_inner()).await
     }
 }
