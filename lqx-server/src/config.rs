@@ -151,6 +151,9 @@ pub struct AuthConfig {
     pub issuer: String,
     pub audience: String,
     pub throttle: ThrottleConfig,
+    /// Single sign-on with an OpenID provider (`lqx login --sso`); none: password logins only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oidc: Option<lqx_core::auth::oidc::OidcConfig>,
 }
 
 impl Default for AuthConfig {
@@ -166,6 +169,7 @@ impl Default for AuthConfig {
             issuer: jwt.issuer,
             audience: jwt.audience,
             throttle: ThrottleConfig::default(),
+            oidc: None,
         }
     }
 }
@@ -248,6 +252,9 @@ impl AuthConfig {
         }
         if self.throttle.base_delay.is_zero() || self.throttle.max_delay < self.throttle.base_delay {
             anyhow::bail!("auth.throttle: base_delay must be > 0 and at most max_delay");
+        }
+        if let Some(o) = &self.oidc {
+            o.validate().map_err(|e| anyhow::anyhow!("{}", e.message))?;
         }
         Ok(())
     }

@@ -7,6 +7,7 @@ pub mod docs;
 mod drs;
 mod ha;
 mod node;
+mod sso;
 mod users;
 mod vm;
 mod watch;

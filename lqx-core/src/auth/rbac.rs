@@ -81,6 +81,9 @@ pub const RULES: &[(&str, Access)] = &[
     ("/limiquantix.auth.v1.AuthService/ListAPIKeys", perm(P::ApiKeyManage)),
     ("/limiquantix.auth.v1.AuthService/RevokeAPIKey", perm(P::ApiKeyManage)),
     ("/limiquantix.auth.v1.AuthService/ListAuditEntries", perm(P::AuditRead)),
+    // SSO: the provider's settings and the token exchange (a login; the token is the credential).
+    ("/limiquantix.auth.v1.AuthService/GetSSOConfig", Public),
+    ("/limiquantix.auth.v1.AuthService/SSOLogin", Public),
     // limiquantix.compute.v1.VMService
     ("/limiquantix.compute.v1.VMService/CreateVM", perm(P::VmCreate)),
     ("/limiquantix.compute.v1.VMService/GetVM", perm(P::VmRead)),
@@ -340,13 +343,15 @@ mod tests {
     }
 
     #[test]
-    fn only_login_refresh_health_and_reflection_are_public() {
+    fn only_login_refresh_sso_health_and_reflection_are_public() {
         let public: Vec<&str> = RULES.iter().filter(|(_, a)| *a == Public).map(|(p, _)| *p).collect();
         assert_eq!(
             public,
             [
                 "/limiquantix.auth.v1.AuthService/Login",
-                "/limiquantix.auth.v1.AuthService/RefreshToken"
+                "/limiquantix.auth.v1.AuthService/RefreshToken",
+                "/limiquantix.auth.v1.AuthService/GetSSOConfig",
+                "/limiquantix.auth.v1.AuthService/SSOLogin"
             ]
         );
         for p in [
@@ -389,7 +394,7 @@ mod tests {
     fn expected(path: &str, caller: Caller) -> Result<(), &'static str> {
         let method = path.rsplit('/').next().unwrap();
         let service = path.split('/').nth(1).unwrap();
-        if ["Login", "RefreshToken"].contains(&method) && service.ends_with("AuthService") {
+        if ["Login", "RefreshToken", "GetSSOConfig", "SSOLogin"].contains(&method) && service.ends_with("AuthService") {
             return Ok(());
         }
         if method == "Register" {

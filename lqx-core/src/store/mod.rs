@@ -15,12 +15,14 @@ mod ha;
 mod kv;
 mod nodes;
 mod operations;
+mod sso;
 mod vm_cache;
 mod vms;
 
 pub use alerts::{AlertPage, StoredAlert};
 pub use auth::{AuditPage, UserPage};
 pub use drs::RecommendationPage;
+pub use sso::SsoCreate;
 pub use ha::{HaStateRow, JournalEntry, LeaderRow, not_the_leader};
 pub use operations::Recorded;
 pub use vms::{VmFilter, VmPage};
