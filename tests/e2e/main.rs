@@ -10,5 +10,6 @@ mod events;
 mod fence;
 mod follow;
 mod ha;
+mod sso;
 mod hostile;
 mod tour;

@@ -53,7 +53,8 @@ async function browse(url, fill, origin) {
       continue;
     }
     const html = await res.text();
-    if (!/<form\b/i.test(html)) return { status: res.status, html };
+    // A page without a form, or one showing an error (its form would only start over), ends it.
+    if (!/<form\b/i.test(html) || /class="red"/.test(html)) return { status: res.status, html };
     const f = form(html, url);
     Object.assign(f.fields, fill(f.fields));
     url = f.action;

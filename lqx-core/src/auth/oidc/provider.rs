@@ -84,6 +84,9 @@ impl ProviderKeys {
             .connect_timeout(Duration::from_secs(5))
             // Discovery and keys come from the issuer's own URLs, not wherever a redirect points.
             .redirect(reqwest::redirect::Policy::none())
+            // Fetches are rare (minutes apart): a fresh connection each time, never a pooled
+            // one the provider closed meanwhile (a restart during key rotation).
+            .pool_max_idle_per_host(0)
             .build()
             .map_err(|e| Error::internal(anyhow::anyhow!("HTTP client: {e}")))?;
         Ok(ProviderKeys {
