@@ -33,3 +33,16 @@ CARGO_DENY_VERSION=0.20.2
 if ! cargo deny --version 2>/dev/null | grep -qx "cargo-deny $CARGO_DENY_VERSION"; then
   cargo install --locked --quiet cargo-deny --version "$CARGO_DENY_VERSION"
 fi
+# Node.js + panva's oidc-provider: the real OpenID provider of the SSO tests
+# (tests/oidc/provider.mjs; tests/e2e/sso.rs). Pinned by tests/oidc/package-lock.json (~3 s).
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  $SUDO apt-get update -qq
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+fi
+if [ "$(node -p 'process.versions.node.split(".")[0]')" -lt 20 ]; then
+  echo "setup-deps: the SSO tests' OpenID provider needs Node.js >= 20 (found $(node --version))" >&2
+  exit 1
+fi
+if [ ! -d tests/oidc/node_modules/oidc-provider ]; then
+  (cd tests/oidc && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+fi
