@@ -63,7 +63,10 @@ impl OidcProvider {
     /// An ID token of `login` for `client_id`.
     pub fn id_token(&self, client_id: &str, login: &str) -> String {
         let t = self.tokens(client_id, login);
-        t["id_token"].as_str().unwrap_or_else(|| panic!("no id_token: {t}")).to_string()
+        t["id_token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no id_token: {t}"))
+            .to_string()
     }
 
     /// Approves (or, `abort`, refuses) a device code as `login`, through the provider's pages.

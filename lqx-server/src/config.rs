@@ -357,6 +357,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn auth_oidc_section_parses_and_is_checked() {
+        let c = Config::from_yaml(
+            "auth:\n  oidc:\n    issuer: https://id.example.com\n    client_id: lqx\n    role_rules: [{group: ops, role: operator}]\n",
+        )
+        .unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.auth.oidc.unwrap().role_rules[0].group, "ops");
+        for bad in [
+            "auth: {oidc: {issuer: 'http://id.example.com', client_id: lqx, default_role: viewer}}",
+            "auth: {oidc: {issuer: 'https://id.example.com', client_id: lqx, default_role: viewer, algorithms: [HS256]}}",
+            "auth: {oidc: {issuer: 'https://id.example.com', client_id: lqx}}",
+        ] {
+            assert!(Config::from_yaml(bad).and_then(|c| c.validate()).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn example_config_parses_and_validates() {
         let text = include_str!("../../examples/lqx-server.yaml");
         let c = Config::from_yaml(text).unwrap();

@@ -65,7 +65,10 @@ impl Api {
             )),
             None => None,
         };
-        let auth_api = Arc::new(AuthApi { auth: auth.clone(), sso });
+        let auth_api = Arc::new(AuthApi {
+            auth: auth.clone(),
+            sso,
+        });
         let max = config.limits.max_message_bytes;
         let (health_reporter, health) = tonic_health::server::health_reporter();
         let reflection = tonic_reflection::server::Builder::configure()

@@ -10,6 +10,6 @@ mod events;
 mod fence;
 mod follow;
 mod ha;
-mod sso;
 mod hostile;
+mod sso;
 mod tour;

@@ -70,7 +70,11 @@ async fn sso_provider_tokens_attack_battery() {
     };
     // Time, with the configured 60 s leeway.
     sso.verify(&token, None, at(exp + 59)).await.unwrap();
-    refused(sso.verify(&token, None, at(exp + 61)).await.unwrap_err(), "Token expired", "expired");
+    refused(
+        sso.verify(&token, None, at(exp + 61)).await.unwrap_err(),
+        "Token expired",
+        "expired",
+    );
     sso.verify(&token, None, at(iat - 59)).await.unwrap();
     refused(
         sso.verify(&token, None, at(iat - 61)).await.unwrap_err(),
@@ -94,7 +98,16 @@ async fn sso_provider_tokens_attack_battery() {
     // Bad signature; tampered payload (bob promotes himself).
     let mut bad_sig = sig.clone().into_bytes();
     bad_sig[10] = if bad_sig[10] == b'A' { b'B' } else { b'A' };
-    invalid(format!("{}.{}.{}", b64(&header), b64(&payload), String::from_utf8(bad_sig).unwrap()), "bad signature").await;
+    invalid(
+        format!(
+            "{}.{}.{}",
+            b64(&header),
+            b64(&payload),
+            String::from_utf8(bad_sig).unwrap()
+        ),
+        "bad signature",
+    )
+    .await;
     let bob = op.id_token("lqx-cli", "bob");
     let (bh, mut bp, bs) = parts(&bob);
     bp["groups"] = json!(["lqx-admins"]);
@@ -105,7 +118,11 @@ async fn sso_provider_tokens_attack_battery() {
     // alg none, with and without a signature.
     let none = json!({"alg": "none", "kid": header["kid"]});
     invalid(format!("{}.{}.", b64(&none), b64(&payload)), "alg none").await;
-    invalid(format!("{}.{}.{sig}", b64(&none), b64(&payload)), "alg none with signature").await;
+    invalid(
+        format!("{}.{}.{sig}", b64(&none), b64(&payload)),
+        "alg none with signature",
+    )
+    .await;
     // Algorithm confusion: HS256 keyed with the provider's public key (as JWK JSON and as the
     // modulus bytes), naming the real kid.
     let jwks = op.jwks().await;
@@ -116,9 +133,11 @@ async fn sso_provider_tokens_attack_battery() {
         ..jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256)
     };
     lqx_core::auth::install_crypto_provider();
-    for secret in [jwk.to_string().into_bytes(), URL_SAFE_NO_PAD.decode(jwk["n"].as_str().unwrap()).unwrap()] {
-        let forged =
-            jsonwebtoken::encode(&hs, &payload, &jsonwebtoken::EncodingKey::from_secret(&secret)).unwrap();
+    for secret in [
+        jwk.to_string().into_bytes(),
+        URL_SAFE_NO_PAD.decode(jwk["n"].as_str().unwrap()).unwrap(),
+    ] {
+        let forged = jsonwebtoken::encode(&hs, &payload, &jsonwebtoken::EncodingKey::from_secret(&secret)).unwrap();
         invalid(forged, "HS256 with the public key").await;
     }
     // Another asymmetric algorithm than the key's (PS256 on an RS256 key).
@@ -132,11 +151,19 @@ async fn sso_provider_tokens_attack_battery() {
     }
     assert_eq!(sso.keys().fetches(), before, "made-up kids do not hammer the provider");
     // A nonce is required when the token has one, and refused when it has none.
-    refused(sso.verify(&token, Some("n-1"), now).await.unwrap_err(), "Invalid token", "nonce");
+    refused(
+        sso.verify(&token, Some("n-1"), now).await.unwrap_err(),
+        "Invalid token",
+        "nonce",
+    );
     // Garbage and oversized tokens.
     invalid("not.a.jwt".into(), "garbage").await;
     let big = format!("{}.{}.{sig}", b64(&header), "A".repeat(9000));
-    refused(sso.verify(&big, None, now).await.unwrap_err(), "Token too large", "oversized");
+    refused(
+        sso.verify(&big, None, now).await.unwrap_err(),
+        "Token too large",
+        "oversized",
+    );
     // The real token still passes after all that.
     sso.verify(&token, None, now).await.unwrap();
 }
@@ -156,7 +183,11 @@ async fn sso_key_rotation_fetches_the_new_key() {
     assert_eq!(sso.keys().fetches(), 1);
     op.restart(true);
     let new = op.id_token("lqx-cli", "bob");
-    assert_ne!(parts(&new).0["kid"], parts(&old).0["kid"], "the provider signs with the new key");
+    assert_ne!(
+        parts(&new).0["kid"],
+        parts(&old).0["kid"],
+        "the provider signs with the new key"
+    );
     let c = sso.verify(&new, None, Utc::now()).await.unwrap();
     assert_eq!(c.subject, "bob");
     assert_eq!(sso.keys().fetches(), 2, "the unknown kid was fetched");
@@ -214,13 +245,19 @@ async fn sso_login_rpc_maps_groups_and_links_by_subject() {
         let local_admin = s.token().unwrap().to_string();
         let (st, cfg) = call(&s, None, "GetSSOConfig", json!({})).await;
         assert_eq!(st, 200);
-        assert_eq!((cfg["enabled"].as_bool(), cfg["issuer"].as_str()), (Some(true), Some(op.issuer.as_str())));
+        assert_eq!(
+            (cfg["enabled"].as_bool(), cfg["issuer"].as_str()),
+            (Some(true), Some(op.issuer.as_str()))
+        );
         assert_eq!(cfg["clientId"], "lqx-cli");
 
         let login = |t: &str| call(&s, None, "SSOLogin", json!({"idToken": t}));
         let (st, a) = login(&alice).await;
         assert_eq!(st, 200, "{a}");
-        assert_eq!((a["user"]["username"].as_str(), a["user"]["role"].as_str()), (Some("alice"), Some("admin")));
+        assert_eq!(
+            (a["user"]["username"].as_str(), a["user"]["role"].as_str()),
+            (Some("alice"), Some("admin"))
+        );
         let (st, who) = call(&s, a["accessToken"].as_str(), "WhoAmI", json!({})).await;
         assert_eq!((st, who["user"]["role"].as_str()), (200, Some("admin")));
         // The refresh token works as for a password login.
@@ -238,22 +275,45 @@ async fn sso_login_rpc_maps_groups_and_links_by_subject() {
         // The provider's "admin" is not the local admin: another user, with its own role.
         let (st, imp) = login(&admin).await;
         assert_eq!(st, 200, "{imp}");
-        assert_eq!((imp["user"]["username"].as_str(), imp["user"]["role"].as_str()), (Some("admin-2"), Some("viewer")));
+        assert_eq!(
+            (imp["user"]["username"].as_str(), imp["user"]["role"].as_str()),
+            (Some("admin-2"), Some("viewer"))
+        );
         let (_, me) = call(&s, Some(&local_admin), "WhoAmI", json!({})).await;
-        assert_eq!((me["user"]["username"].as_str(), me["user"]["role"].as_str()), (Some("admin"), Some("admin")));
+        assert_eq!(
+            (me["user"]["username"].as_str(), me["user"]["role"].as_str()),
+            (Some("admin"), Some("admin"))
+        );
         // A tampered token is refused as unauthenticated.
         let (h, mut p, sig) = parts(&carol);
         p["groups"] = json!(["lqx-admins"]);
         let (st, _) = login(&format!("{}.{}.{sig}", b64(&h), b64(&p))).await;
         assert_eq!(st, 401);
         // Audited: successes name the user, with the provider's identity.
-        let (st, audit) = call(&s, Some(&local_admin), "ListAuditEntries", json!({"action": "auth.AuthService/SSOLogin", "pageSize": 100})).await;
+        let (st, audit) = call(
+            &s,
+            Some(&local_admin),
+            "ListAuditEntries",
+            json!({"action": "auth.AuthService/SSOLogin", "pageSize": 100}),
+        )
+        .await;
         assert_eq!(st, 200, "{audit}");
         let entries = audit["entries"].as_array().unwrap();
-        let ok_bob = entries.iter().find(|e| e["actor"] == "bob").expect("bob's login audited");
+        let ok_bob = entries
+            .iter()
+            .find(|e| e["actor"] == "bob")
+            .expect("bob's login audited");
         assert_eq!(ok_bob["result"], "ok");
-        assert!(ok_bob["detail"].as_str().unwrap_or_default().contains("subject=bob"), "{audit}");
-        assert!(entries.iter().any(|e| e["result"] == "denied" || e["result"] == "error"), "{audit}");
+        assert!(
+            ok_bob["detail"].as_str().unwrap_or_default().contains("subject=bob"),
+            "{audit}"
+        );
+        assert!(
+            entries
+                .iter()
+                .any(|e| e["result"] == "denied" || e["result"] == "error"),
+            "{audit}"
+        );
         // Failed exchanges are throttled like failed password logins.
         let mut throttled = false;
         for _ in 0..12 {
@@ -295,7 +355,12 @@ fn cli_login(
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let mut stderr = BufReader::new(child.stderr.take().unwrap());
     let mut text = String::new();
     let mut line = String::new();
@@ -334,9 +399,13 @@ async fn sso_cli_device_flow_end_to_end() {
         .env_remove("LQX_SERVER")
         .output()
         .unwrap();
-    let status: Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
-    assert_eq!((status["username"].as_str(), status["role"].as_str()), (Some("bob"), Some("operator")), "{status}");
+    let status: Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(
+        (status["username"].as_str(), status["role"].as_str()),
+        (Some("bob"), Some("operator")),
+        "{status}"
+    );
     assert_eq!(status["server"], s.addr.as_str());
     // Refused at the provider: access_denied, exit code 5.
     let (code, err) = cli_login(&s, &path, &["--device"], &[], |c| op.approve_device(c, "bob", true));

@@ -97,8 +97,7 @@ fn browser_opener() -> Option<Vec<String>> {
         return Some(vec!["open".into()]);
     }
     let desktop = std::env::var_os("DISPLAY").is_some() || std::env::var_os("WAYLAND_DISPLAY").is_some();
-    let xdg = std::env::var_os("PATH")
-        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join("xdg-open").is_file()));
+    let xdg = std::env::var_os("PATH").is_some_and(|p| std::env::split_paths(&p).any(|d| d.join("xdg-open").is_file()));
     (desktop && xdg).then(|| vec!["xdg-open".into()])
 }
 
@@ -177,10 +176,16 @@ fn device_poll(r: TokenResponse, interval: &mut Duration) -> Poll {
             ExitCode::Timeout,
             "The login code expired before it was approved; run `lqx login --sso` again".into(),
         ),
-        (_, Some("access_denied")) => Poll::Failed(ExitCode::PermissionDenied, "The login was denied at the provider".into()),
+        (_, Some("access_denied")) => Poll::Failed(
+            ExitCode::PermissionDenied,
+            "The login was denied at the provider".into(),
+        ),
         (_, Some(e)) => Poll::Failed(
             ExitCode::Error,
-            format!("OpenID provider refused the login: {e}{}", r.error_description.map(|d| format!(" ({d})")).unwrap_or_default()),
+            format!(
+                "OpenID provider refused the login: {e}{}",
+                r.error_description.map(|d| format!(" ({d})")).unwrap_or_default()
+            ),
         ),
         (None, None) => Poll::Failed(ExitCode::Error, "OpenID provider answered without an ID token".into()),
     }
@@ -202,7 +207,10 @@ async fn device_flow(http: &reqwest::Client, p: &Provider, d: &Discovery) -> Cli
         .json()
         .await
         .map_err(|e| provider_error("device authorization", e))?;
-    eprintln!("To log in, open {} and enter the code {}", auth.verification_uri, auth.user_code);
+    eprintln!(
+        "To log in, open {} and enter the code {}",
+        auth.verification_uri, auth.user_code
+    );
     if let Some(c) = &auth.verification_uri_complete {
         eprintln!("(or open {c})");
     }
@@ -282,14 +290,26 @@ async fn wait_for_code(listener: tokio::net::TcpListener, state: &str) -> CliRes
         let get = |k: &str| q.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
         // A callback without our state is not our login (or a forged one): ignore it.
         if get("state").as_deref() != Some(state) {
-            respond(&mut conn, "400 Bad Request", "This login response is not for this lqx login.").await;
+            respond(
+                &mut conn,
+                "400 Bad Request",
+                "This login response is not for this lqx login.",
+            )
+            .await;
             continue;
         }
         if let Some(e) = get("error") {
             respond(&mut conn, "200 OK", "Login failed; see the terminal.").await;
-            let code = if e == "access_denied" { ExitCode::PermissionDenied } else { ExitCode::Error };
+            let code = if e == "access_denied" {
+                ExitCode::PermissionDenied
+            } else {
+                ExitCode::Error
+            };
             let desc = get("error_description").map(|d| format!(" ({d})")).unwrap_or_default();
-            return Err(CliError::new(code, format!("The OpenID provider refused the login: {e}{desc}")));
+            return Err(CliError::new(
+                code,
+                format!("The OpenID provider refused the login: {e}{desc}"),
+            ));
         }
         let Some(code) = get("code") else {
             respond(&mut conn, "400 Bad Request", "No authorization code.").await;
@@ -402,8 +422,14 @@ mod tests {
             device_poll(answer(r#"{"error":"access_denied"}"#), &mut i),
             Poll::Failed(ExitCode::PermissionDenied, _)
         ));
-        assert_eq!(device_poll(answer(r#"{"id_token":"t"}"#), &mut i), Poll::Done("t".into()));
-        assert!(matches!(device_poll(answer("{}"), &mut i), Poll::Failed(ExitCode::Error, _)));
+        assert_eq!(
+            device_poll(answer(r#"{"id_token":"t"}"#), &mut i),
+            Poll::Done("t".into())
+        );
+        assert!(matches!(
+            device_poll(answer("{}"), &mut i),
+            Poll::Failed(ExitCode::Error, _)
+        ));
     }
 
     #[test]

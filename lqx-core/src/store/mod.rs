@@ -22,9 +22,9 @@ mod vms;
 pub use alerts::{AlertPage, StoredAlert};
 pub use auth::{AuditPage, UserPage};
 pub use drs::RecommendationPage;
-pub use sso::SsoCreate;
 pub use ha::{HaStateRow, JournalEntry, LeaderRow, not_the_leader};
 pub use operations::Recorded;
+pub use sso::SsoCreate;
 pub use vms::{VmFilter, VmPage};
 
 use crate::model::NodeId;

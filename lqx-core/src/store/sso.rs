@@ -47,15 +47,14 @@ impl Store {
         .execute(&mut *tx)
         .await
         .map_err(db)?;
-        let r = sqlx::query(
-            "INSERT INTO sso_identities (issuer, subject, user_id, created_at) VALUES ($1, $2, $3, $4)",
-        )
-        .bind(issuer)
-        .bind(subject)
-        .bind(user.id.to_string())
-        .bind(millis(user.created_at))
-        .execute(&mut *tx)
-        .await;
+        let r =
+            sqlx::query("INSERT INTO sso_identities (issuer, subject, user_id, created_at) VALUES ($1, $2, $3, $4)")
+                .bind(issuer)
+                .bind(subject)
+                .bind(user.id.to_string())
+                .bind(millis(user.created_at))
+                .execute(&mut *tx)
+                .await;
         match r {
             Ok(_) => {}
             Err(e) if is_unique_violation(&e) => return Ok(SsoCreate::IdentityTaken),

@@ -102,7 +102,10 @@ impl OidcConfig {
     /// The accepted algorithms, checked: known, asymmetric, at least one.
     pub fn allowed_algorithms(&self) -> Result<Vec<Algorithm>> {
         if self.algorithms.is_empty() {
-            return Err(Error::invalid("auth.oidc.algorithms", "must name at least one algorithm"));
+            return Err(Error::invalid(
+                "auth.oidc.algorithms",
+                "must name at least one algorithm",
+            ));
         }
         self.algorithms
             .iter()
@@ -144,10 +147,16 @@ impl OidcConfig {
             ));
         }
         if self.groups_claim.is_empty() || self.username_claim.is_empty() {
-            return Err(Error::invalid("auth.oidc", "groups_claim and username_claim must not be empty"));
+            return Err(Error::invalid(
+                "auth.oidc",
+                "groups_claim and username_claim must not be empty",
+            ));
         }
         if let Some(r) = self.role_rules.iter().find(|r| r.group.is_empty()) {
-            return Err(Error::invalid("auth.oidc.role_rules", format!("a rule for role {} has no group", r.role)));
+            return Err(Error::invalid(
+                "auth.oidc.role_rules",
+                format!("a rule for role {} has no group", r.role),
+            ));
         }
         if self.role_rules.is_empty() && self.default_role.is_none() {
             return Err(Error::invalid(
@@ -175,7 +184,13 @@ mod tests {
     #[test]
     fn symmetric_none_and_unknown_algorithms_are_refused() {
         valid().validate().unwrap();
-        for bad in [vec!["HS256"], vec!["RS256", "HS512"], vec!["none"], vec!["RS999"], vec![]] {
+        for bad in [
+            vec!["HS256"],
+            vec!["RS256", "HS512"],
+            vec!["none"],
+            vec!["RS999"],
+            vec![],
+        ] {
             let c = OidcConfig {
                 algorithms: bad.iter().map(|s| s.to_string()).collect(),
                 ..valid()
@@ -212,6 +227,9 @@ mod tests {
         assert_eq!(c.expected_audience(), "lqx");
         assert_eq!(c.role_rules[1].project.as_deref(), Some("a"));
         c.validate().unwrap();
-        assert!(serde_yaml::from_str::<OidcConfig>("isuer: x").is_err(), "typos are refused");
+        assert!(
+            serde_yaml::from_str::<OidcConfig>("isuer: x").is_err(),
+            "typos are refused"
+        );
     }
 }

@@ -50,7 +50,9 @@ pub struct SsoLogin {
 
 impl std::fmt::Debug for SsoLogin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SsoLogin").field("issuer", &self.config.issuer).finish_non_exhaustive()
+        f.debug_struct("SsoLogin")
+            .field("issuer", &self.config.issuer)
+            .finish_non_exhaustive()
     }
 }
 
@@ -64,7 +66,13 @@ fn base_username(c: &IdClaims) -> String {
     let clean = |s: &str| -> String {
         let s: String = normalize_username(s)
             .chars()
-            .map(|ch| if ch.is_ascii_lowercase() || ch.is_ascii_digit() || matches!(ch, '.' | '_' | '-') { ch } else { '-' })
+            .map(|ch| {
+                if ch.is_ascii_lowercase() || ch.is_ascii_digit() || matches!(ch, '.' | '_' | '-') {
+                    ch
+                } else {
+                    '-'
+                }
+            })
             .take(48)
             .collect();
         s.trim_start_matches(['.', '_', '-']).to_string()
@@ -153,7 +161,10 @@ impl SsoLogin {
             note.actor(Actor::Anonymous {
                 claimed: Some(claims.username.clone()),
             });
-            note.detail(format!("SSO subject {:?}: no role rule matches its groups", claims.subject));
+            note.detail(format!(
+                "SSO subject {:?}: no role rule matches its groups",
+                claims.subject
+            ));
             return Err(Error::permission_denied(
                 "Permission denied: none of your groups maps to an lqx role; ask an administrator",
             ));
@@ -166,7 +177,9 @@ impl SsoLogin {
         if user.disabled {
             return Err(Error::unauthenticated("Account disabled"));
         }
-        let pair = auth.jwt().issue_pair(&TokenSubject::from(&user), SessionId::new(), now)?;
+        let pair = auth
+            .jwt()
+            .issue_pair(&TokenSubject::from(&user), SessionId::new(), now)?;
         let addr = client.map(|a| a.to_string()).unwrap_or_default();
         let s = session::start(&pair.refresh, &addr, &auth.settings().session, now);
         auth.store().insert_session(&s).await?;
@@ -178,7 +191,13 @@ impl SsoLogin {
 
     /// The user linked to the token's identity, created on first login, with its role
     /// brought in line with the provider's groups.
-    async fn user_for(&self, auth: &AuthService, c: &IdClaims, role: crate::model::Role, now: DateTime<Utc>) -> Result<User> {
+    async fn user_for(
+        &self,
+        auth: &AuthService,
+        c: &IdClaims,
+        role: crate::model::Role,
+        now: DateTime<Utc>,
+    ) -> Result<User> {
         let store = auth.store();
         for _ in 0..3 {
             if let Some(u) = store.sso_user(&c.issuer, &c.subject).await? {
@@ -198,7 +217,9 @@ impl SsoLogin {
                     .await?;
                 if before.role != after.role {
                     auth.forget_session_checks();
-                    store.revoke_user_sessions(after.id, RevokeReason::RoleChanged, now).await?;
+                    store
+                        .revoke_user_sessions(after.id, RevokeReason::RoleChanged, now)
+                        .await?;
                     tracing::info!(user = %after.username, from = %before.role, to = %after.role, "SSO groups changed the role");
                 }
                 return Ok(after);

@@ -18,7 +18,7 @@ pub struct Mapped {
 /// identifiers, and `Admins` need not be `admins`).
 pub fn map_groups(rules: &[RoleRule], default_role: Option<Role>, groups: &[String]) -> Mapped {
     let mut out = Mapped::default();
-    for r in rules.iter().filter(|r| groups.iter().any(|g| *g == r.group)) {
+    for r in rules.iter().filter(|r| groups.contains(&r.group)) {
         match &r.project {
             None => out.global = out.global.max(Some(r.role)),
             Some(p) => {

@@ -69,7 +69,9 @@ pub struct ProviderKeys {
 
 impl std::fmt::Debug for ProviderKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ProviderKeys").field("issuer", &self.issuer).finish_non_exhaustive()
+        f.debug_struct("ProviderKeys")
+            .field("issuer", &self.issuer)
+            .finish_non_exhaustive()
     }
 }
 
@@ -198,7 +200,12 @@ impl ProviderKeys {
             let Ok(jwk) = serde_json::from_value::<Jwk>(raw) else {
                 continue;
             };
-            if jwk.common.public_key_use.as_ref().is_some_and(|u| *u != jsonwebtoken::jwk::PublicKeyUse::Signature) {
+            if jwk
+                .common
+                .public_key_use
+                .as_ref()
+                .is_some_and(|u| *u != jsonwebtoken::jwk::PublicKeyUse::Signature)
+            {
                 continue;
             }
             let Ok(key) = DecodingKey::from_jwk(&jwk) else { continue };

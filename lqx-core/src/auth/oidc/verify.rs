@@ -33,7 +33,10 @@ fn int(claims: &Map<String, Value>, name: &str) -> Result<Option<i64>, AuthError
     match claims.get(name) {
         None => Ok(None),
         // Integer seconds only (a float or string time is refused, as for lqx's tokens).
-        Some(Value::Number(n)) => n.as_i64().map(Some).ok_or_else(|| reject("time claim is not an integer")),
+        Some(Value::Number(n)) => n
+            .as_i64()
+            .map(Some)
+            .ok_or_else(|| reject("time claim is not an integer")),
         Some(_) => Err(reject("time claim is not a number")),
     }
 }
@@ -179,23 +182,59 @@ mod tests {
         let ok = check_claims(&claims(json!({})), &c, None, at(1200)).unwrap();
         assert_eq!((ok.subject.as_str(), ok.groups.len()), ("u1", 2));
         let bad = |v: Value, nonce: Option<&str>, now: i64| check_claims(&claims(v), &c, nonce, at(now)).unwrap_err();
-        assert!(matches!(bad(json!({"iss": "https://evil"}), None, 1200), AuthError::InvalidToken));
-        assert!(matches!(bad(json!({"aud": "other"}), None, 1200), AuthError::InvalidToken));
-        assert!(matches!(bad(json!({"aud": ["lqx", "other"]}), None, 1200), AuthError::InvalidToken), "no azp");
-        check_claims(&claims(json!({"aud": ["lqx", "other"], "azp": "lqx"})), &c, None, at(1200)).unwrap();
-        assert!(matches!(bad(json!({"azp": "other"}), None, 1200), AuthError::InvalidToken));
+        assert!(matches!(
+            bad(json!({"iss": "https://evil"}), None, 1200),
+            AuthError::InvalidToken
+        ));
+        assert!(matches!(
+            bad(json!({"aud": "other"}), None, 1200),
+            AuthError::InvalidToken
+        ));
+        assert!(
+            matches!(
+                bad(json!({"aud": ["lqx", "other"]}), None, 1200),
+                AuthError::InvalidToken
+            ),
+            "no azp"
+        );
+        check_claims(
+            &claims(json!({"aud": ["lqx", "other"], "azp": "lqx"})),
+            &c,
+            None,
+            at(1200),
+        )
+        .unwrap();
+        assert!(matches!(
+            bad(json!({"azp": "other"}), None, 1200),
+            AuthError::InvalidToken
+        ));
         // Leeway 60 s.
         check_claims(&claims(json!({})), &c, None, at(1660)).unwrap();
         assert!(matches!(bad(json!({}), None, 1661), AuthError::TokenExpired));
         assert!(matches!(bad(json!({}), None, 939), AuthError::TokenNotYetValid));
-        assert!(matches!(bad(json!({"nbf": 1300}), None, 1200), AuthError::TokenNotYetValid));
-        assert!(matches!(bad(json!({"exp": "1600"}), None, 1200), AuthError::InvalidToken));
-        assert!(matches!(bad(json!({"exp": 1600.5}), None, 1200), AuthError::InvalidToken));
+        assert!(matches!(
+            bad(json!({"nbf": 1300}), None, 1200),
+            AuthError::TokenNotYetValid
+        ));
+        assert!(matches!(
+            bad(json!({"exp": "1600"}), None, 1200),
+            AuthError::InvalidToken
+        ));
+        assert!(matches!(
+            bad(json!({"exp": 1600.5}), None, 1200),
+            AuthError::InvalidToken
+        ));
         assert!(matches!(bad(json!({"sub": ""}), None, 1200), AuthError::InvalidToken));
         // Nonce: required when the token has one, and must match.
         check_claims(&claims(json!({"nonce": "n1"})), &c, Some("n1"), at(1200)).unwrap();
-        assert!(matches!(bad(json!({"nonce": "n1"}), None, 1200), AuthError::InvalidToken));
-        assert!(matches!(bad(json!({"nonce": "n1"}), Some("n2"), 1200), AuthError::InvalidToken));
+        assert!(matches!(
+            bad(json!({"nonce": "n1"}), None, 1200),
+            AuthError::InvalidToken
+        ));
+        assert!(matches!(
+            bad(json!({"nonce": "n1"}), Some("n2"), 1200),
+            AuthError::InvalidToken
+        ));
         assert!(matches!(bad(json!({}), Some("n2"), 1200), AuthError::InvalidToken));
     }
 }
