@@ -325,6 +325,10 @@ async fn sso_login_rpc_maps_groups_and_links_by_subject() {
             assert_eq!(st, 401);
         }
         assert!(throttled, "bad tokens were never throttled");
+        // Provider tokens never reach the log or the audit trail.
+        let sig = bob.rsplit('.').next().unwrap();
+        assert!(!s.logs().contains(sig), "a provider token in the server log");
+        assert!(!audit.to_string().contains(sig), "a provider token in the audit log");
         s.terminate().await;
     }
 }
