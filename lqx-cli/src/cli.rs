@@ -217,7 +217,7 @@ pub struct LoginArgs {
     pub with_token: bool,
     /// Log in through the server's OpenID provider (single sign-on): in the browser when one
     /// can be opened, else with a code to enter on another device
-    #[arg(long, conflicts_with_all = ["with_token", "password_stdin", "username"])]
+    #[arg(long, conflicts_with_all = ["with_token", "password_stdin"])]
     pub sso: bool,
     /// With --sso: log in in the browser (loopback redirect with PKCE)
     #[arg(long, requires = "sso", conflicts_with = "device")]
