@@ -47,7 +47,8 @@ impl OidcProvider {
         self.child = Some(child);
     }
 
-    fn stop(&mut self) {
+    /// Stops the provider (it is unreachable until [`Self::restart`]).
+    pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();

@@ -193,6 +193,29 @@ async fn sso_key_rotation_fetches_the_new_key() {
     assert_eq!(sso.keys().fetches(), 2, "the unknown kid was fetched");
     sso.verify(&old, None, Utc::now()).await.unwrap();
     assert_eq!(sso.keys().fetches(), 2, "known kids need no fetch");
+
+    // The provider goes away: keys past their age are kept rather than failing every login;
+    // a key lqx never saw cannot be fetched, and that is "unavailable", not "invalid".
+    let cfg = OidcConfig {
+        jwks_min_refetch: Duration::from_millis(1),
+        jwks_max_age: Duration::from_millis(1),
+        ..config(&op.issuer)
+    };
+    let sso = SsoLogin::new(cfg, ThrottlePolicy::default()).unwrap();
+    sso.verify(&new, None, Utc::now()).await.unwrap();
+    op.stop();
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    sso.verify(&new, None, Utc::now()).await.unwrap();
+    let (h, p, s) = parts(&new);
+    let mut h = h;
+    h["kid"] = json!("never-seen");
+    // Past the 1 ms refetch interval, so this miss does try the provider.
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let e = sso
+        .verify(&format!("{}.{}.{s}", b64(&h), b64(&p)), None, Utc::now())
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind, lqx_core::ErrorKind::Unavailable, "{e:?}");
 }
 
 fn server_config(issuer: &str) -> String {

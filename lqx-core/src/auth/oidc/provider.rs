@@ -172,16 +172,18 @@ impl ProviderKeys {
                 c.fetches += 1;
                 Ok(find(&c.keys, kid))
             }
-            // A provider down for a moment must not log everybody out: keep the known keys.
-            Err(e) if hit.is_some() => {
-                tracing::warn!(issuer = %self.issuer, error = %e, "refreshing the provider's keys failed; keeping the cached ones");
-                Ok(hit)
-            }
             Err(e) => {
-                // Count the failure against the interval too: a provider that is down is
-                // not asked once per login.
-                self.cache().fetched.get_or_insert_with(Instant::now);
-                Err(e)
+                // A failed fetch counts against the interval too: a provider that is down is
+                // asked once per interval, not once per login.
+                self.cache().fetched = Some(Instant::now());
+                match hit {
+                    // A provider down for a moment must not log everybody out.
+                    Some(k) => {
+                        tracing::warn!(issuer = %self.issuer, error = %e, "refreshing the provider's keys failed; keeping the cached ones");
+                        Ok(Some(k))
+                    }
+                    None => Err(e),
+                }
             }
         }
     }
