@@ -219,7 +219,7 @@ mod tests {
 
     #[test]
     fn parses_from_yaml_with_defaults() {
-        let c: OidcConfig = serde_yaml::from_str(
+        let c: OidcConfig = serde_norway::from_str(
             "issuer: https://id.example.com\nclient_id: lqx\nleeway: 30s\nrole_rules:\n  - {group: ops, role: operator}\n  - {group: team-a, role: admin, project: a}\n",
         )
         .unwrap();
@@ -228,7 +228,7 @@ mod tests {
         assert_eq!(c.role_rules[1].project.as_deref(), Some("a"));
         c.validate().unwrap();
         assert!(
-            serde_yaml::from_str::<OidcConfig>("isuer: x").is_err(),
+            serde_norway::from_str::<OidcConfig>("isuer: x").is_err(),
             "typos are refused"
         );
     }
