@@ -55,3 +55,16 @@ if [ ! -x "$BMC_VENV/bin/sushy-emulator" ] || [ ! -x "$BMC_VENV/bin/vbmcd" ]; th
   $SUDO python3 -m venv "$BMC_VENV"
   $SUDO "$BMC_VENV/bin/pip" install -q --disable-pip-version-check sushy-tools virtualbmc
 fi
+# Node.js + panva's oidc-provider: the real OpenID provider of the SSO tests
+# (tests/oidc/provider.mjs; tests/e2e/sso.rs). Pinned by tests/oidc/package-lock.json (~3 s).
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  $SUDO apt-get update -qq
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+fi
+if [ "$(node -p 'process.versions.node.split(".")[0]')" -lt 20 ]; then
+  echo "setup-deps: the SSO tests' OpenID provider needs Node.js >= 20 (found $(node --version))" >&2
+  exit 1
+fi
+if [ ! -d tests/oidc/node_modules/oidc-provider ]; then
+  (cd tests/oidc && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+fi

@@ -2,6 +2,8 @@
 //! with a private data directory (SQLite) or a fresh PostgreSQL database, and talks to it
 //! over HTTP JSON (as curl would) and gRPC.
 
+pub mod oidc_provider;
+
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;

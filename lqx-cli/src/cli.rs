@@ -225,6 +225,17 @@ pub struct LoginArgs {
     /// Read an API key from stdin instead of logging in with a password
     #[arg(long)]
     pub with_token: bool,
+    /// Log in through the server's OpenID provider (single sign-on): in the browser when one
+    /// can be opened, else with a code to enter on another device
+    #[arg(long, conflicts_with_all = ["with_token", "password_stdin"])]
+    pub sso: bool,
+    /// With --sso: log in in the browser (loopback redirect with PKCE)
+    #[arg(long, requires = "sso", conflicts_with = "device")]
+    pub browser: bool,
+    /// With --sso: the device flow (a URL and a code to enter anywhere), for SSH sessions and
+    /// machines without a browser
+    #[arg(long, requires = "sso")]
+    pub device: bool,
     /// Store the token in a 0600 file under the config dir instead of the OS keyring
     #[arg(long)]
     pub insecure_storage: bool,

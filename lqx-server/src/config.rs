@@ -155,6 +155,9 @@ pub struct AuthConfig {
     pub issuer: String,
     pub audience: String,
     pub throttle: ThrottleConfig,
+    /// Single sign-on with an OpenID provider (`lqx login --sso`); none: password logins only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oidc: Option<lqx_core::auth::oidc::OidcConfig>,
 }
 
 impl Default for AuthConfig {
@@ -170,6 +173,7 @@ impl Default for AuthConfig {
             issuer: jwt.issuer,
             audience: jwt.audience,
             throttle: ThrottleConfig::default(),
+            oidc: None,
         }
     }
 }
@@ -252,6 +256,9 @@ impl AuthConfig {
         }
         if self.throttle.base_delay.is_zero() || self.throttle.max_delay < self.throttle.base_delay {
             anyhow::bail!("auth.throttle: base_delay must be > 0 and at most max_delay");
+        }
+        if let Some(o) = &self.oidc {
+            o.validate().map_err(|e| anyhow::anyhow!("{}", e.message))?;
         }
         Ok(())
     }
@@ -355,6 +362,23 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn auth_oidc_section_parses_and_is_checked() {
+        let c = Config::from_yaml(
+            "auth:\n  oidc:\n    issuer: https://id.example.com\n    client_id: lqx\n    role_rules: [{group: ops, role: operator}]\n",
+        )
+        .unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.auth.oidc.unwrap().role_rules[0].group, "ops");
+        for bad in [
+            "auth: {oidc: {issuer: 'http://id.example.com', client_id: lqx, default_role: viewer}}",
+            "auth: {oidc: {issuer: 'https://id.example.com', client_id: lqx, default_role: viewer, algorithms: [HS256]}}",
+            "auth: {oidc: {issuer: 'https://id.example.com', client_id: lqx}}",
+        ] {
+            assert!(Config::from_yaml(bad).and_then(|c| c.validate()).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn example_config_parses_and_validates() {

@@ -59,7 +59,17 @@ impl Api {
         alert: Arc<crate::services::alert::AlertApi>,
         events: Arc<crate::services::events::EventApi>,
     ) -> anyhow::Result<Arc<Api>> {
-        let auth_api = Arc::new(AuthApi { auth: auth.clone() });
+        let sso = match &config.auth.oidc {
+            Some(o) => Some(Arc::new(
+                lqx_core::auth::oidc::SsoLogin::new(o.clone(), config.auth.settings().throttle)
+                    .map_err(|e| anyhow::anyhow!("auth.oidc: {}", e.message))?,
+            )),
+            None => None,
+        };
+        let auth_api = Arc::new(AuthApi {
+            auth: auth.clone(),
+            sso,
+        });
         let project = Arc::new(crate::services::project::ProjectApi { auth: auth.clone() });
         let max = config.limits.max_message_bytes;
         let (health_reporter, health) = tonic_health::server::health_reporter();
@@ -279,7 +289,8 @@ impl Api {
                     "ChangePassword" => change_password, "CreateUser" => create_user, "ListUsers" => list_users,
                     "UpdateUser" => update_user, "DeleteUser" => delete_user, "CreateAPIKey" => create_api_key,
                     "ListAPIKeys" => list_api_keys, "RevokeAPIKey" => revoke_api_key,
-                    "ListAuditEntries" => list_audit_entries,
+                    "ListAuditEntries" => list_audit_entries, "GetSSOConfig" => get_sso_config,
+                    "SSOLogin" => sso_login,
                 })
             }
             "limiquantix.compute.v1.VMService" => crate::connect_routes!(method, body, ext, self.vm, VmService, {

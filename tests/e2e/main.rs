@@ -13,4 +13,5 @@ mod ha;
 mod hostile;
 mod power;
 mod projects;
+mod sso;
 mod tour;

@@ -70,6 +70,30 @@ pub async fn login(mut app: App, a: LoginArgs) -> CliResult<()> {
         let store = TokenStore::new(storage, &server, &user.username, &ctx_name, &app.config_dir);
         store.probe()?;
         (creds, user.username)
+    } else if a.sso {
+        let cfg = rpc!(sess, AuthServiceClient, get_sso_config, authpb::GetSsoConfigRequest {})?;
+        if !cfg.enabled {
+            return Err(CliError::new(
+                ExitCode::Conflict,
+                format!("Single sign-on is not configured on {server}"),
+            )
+            .hint("log in with a username and password, or ask the operator to set auth.oidc"));
+        }
+        // Fail on an unusable keyring before the server creates a session we could not keep.
+        TokenStore::new(storage, &server, "sso", &ctx_name, &app.config_dir).probe()?;
+        let provider = super::sso::Provider {
+            issuer: cfg.issuer,
+            client_id: cfg.client_id,
+            scopes: cfg.scopes,
+        };
+        let t = super::sso::id_token(&provider, super::sso::choose_flow(a.browser, a.device)).await?;
+        let req = authpb::SsoLoginRequest {
+            id_token: t.id_token,
+            nonce: t.nonce.unwrap_or_default(),
+        };
+        let resp = rpc!(sess, AuthServiceClient, sso_login, req)?;
+        let username = resp.user.as_ref().map(|u| u.username.clone()).unwrap_or_default();
+        (credentials_from_login(&resp, TokenKind::Session, None), username)
     } else {
         let remembered = old
             .as_ref()

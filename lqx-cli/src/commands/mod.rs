@@ -8,6 +8,7 @@ mod drs;
 mod ha;
 mod node;
 mod project;
+mod sso;
 mod users;
 mod vm;
 mod watch;

@@ -24,6 +24,7 @@ pub mod audit_volume;
 mod error;
 pub mod hash_limit;
 pub mod jwt;
+pub mod oidc;
 pub mod password;
 pub mod projects;
 pub mod rbac;

@@ -133,6 +133,9 @@ pub const RULES: &[(&str, Access, Scope)] = &[
         perm(P::AuditRead),
         Project,
     ),
+    // SSO: the provider's settings and the token exchange (a login; the token is the credential).
+    ("/limiquantix.auth.v1.AuthService/GetSSOConfig", Public, Account),
+    ("/limiquantix.auth.v1.AuthService/SSOLogin", Public, Account),
     // limiquantix.compute.v1.VMService
     ("/limiquantix.compute.v1.VMService/CreateVM", perm(P::VmCreate), Project),
     ("/limiquantix.compute.v1.VMService/GetVM", perm(P::VmRead), Project),
@@ -536,7 +539,7 @@ mod tests {
     }
 
     #[test]
-    fn only_login_refresh_health_and_reflection_are_public() {
+    fn only_login_refresh_sso_health_and_reflection_are_public() {
         let public: Vec<&str> = RULES
             .iter()
             .filter(|(_, a, _)| *a == Public)
@@ -546,7 +549,9 @@ mod tests {
             public,
             [
                 "/limiquantix.auth.v1.AuthService/Login",
-                "/limiquantix.auth.v1.AuthService/RefreshToken"
+                "/limiquantix.auth.v1.AuthService/RefreshToken",
+                "/limiquantix.auth.v1.AuthService/GetSSOConfig",
+                "/limiquantix.auth.v1.AuthService/SSOLogin"
             ]
         );
         for p in [
@@ -590,7 +595,7 @@ mod tests {
     fn expected(path: &str, caller: Caller) -> Result<(), &'static str> {
         let method = path.rsplit('/').next().unwrap();
         let service = path.split('/').nth(1).unwrap();
-        if ["Login", "RefreshToken"].contains(&method) && service.ends_with("AuthService") {
+        if ["Login", "RefreshToken", "GetSSOConfig", "SSOLogin"].contains(&method) && service.ends_with("AuthService") {
             return Ok(());
         }
         if method == "Register" {

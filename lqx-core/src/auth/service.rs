@@ -534,6 +534,12 @@ impl AuthService {
         ForgetChecks(&self.checked)
     }
 
+    /// Drops every cached session check now (a change to users made outside this service,
+    /// e.g. by an SSO login updating a role).
+    pub(crate) fn forget_session_checks(&self) {
+        drop(self.changing_sessions());
+    }
+
     async fn touch_key(&self, id: ApiKeyId, now: DateTime<Utc>) {
         let every = chrono::Duration::seconds(KEY_TOUCH_GRANULARITY_SECS);
         let due = lock(&self.key_touched).get(&id).is_none_or(|t| now - *t >= every);

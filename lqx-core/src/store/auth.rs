@@ -223,6 +223,7 @@ impl Store {
         for sql in [
             "DELETE FROM auth_sessions WHERE user_id = $1",
             "DELETE FROM api_keys WHERE owner_id = $1",
+            "DELETE FROM sso_identities WHERE user_id = $1",
         ] {
             sqlx::query(sql)
                 .bind(id.to_string())

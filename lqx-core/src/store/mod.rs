@@ -16,6 +16,7 @@ mod kv;
 mod nodes;
 mod operations;
 mod projects;
+mod sso;
 mod vm_cache;
 mod vms;
 
@@ -24,6 +25,7 @@ pub use auth::{AuditPage, UserPage};
 pub use drs::RecommendationPage;
 pub use ha::{HaStateRow, JournalEntry, LeaderRow, not_the_leader};
 pub use operations::Recorded;
+pub use sso::SsoCreate;
 pub use vms::{VmFilter, VmPage};
 
 use crate::model::NodeId;

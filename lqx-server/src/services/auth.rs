@@ -6,6 +6,7 @@ use super::st;
 use crate::server::ClientAddr;
 use lqx_core::api::auth::v1::{self as pb, auth_service_server::AuthService as AuthRpc};
 use lqx_core::api::convert::{from_timestamp, opt_timestamp, timestamp};
+use lqx_core::auth::oidc::SsoLogin;
 use lqx_core::auth::service::{LoginOutcome, NewUser, UserChange};
 use lqx_core::auth::{AuditNote, AuthError, AuthService, Principal, Secret};
 use lqx_core::model::{ApiKey, AuditFilter, AuditResult, User};
@@ -15,6 +16,8 @@ use tonic::{Request, Response, Status};
 
 pub struct AuthApi {
     pub auth: Arc<AuthService>,
+    /// The configured OpenID provider, if any.
+    pub sso: Option<Arc<SsoLogin>>,
 }
 
 fn principal<T>(req: &Request<T>) -> Result<Principal, Status> {
@@ -285,5 +288,37 @@ impl AuthRpc for AuthApi {
                 .collect(),
             next_page_token: page.next_page_token,
         }))
+    }
+
+    async fn get_sso_config(&self, _: Request<pb::GetSsoConfigRequest>) -> Result<Response<pb::SsoConfig>, Status> {
+        let out = match &self.sso {
+            None => pb::SsoConfig::default(),
+            Some(s) => {
+                let p = s.public_settings();
+                pb::SsoConfig {
+                    enabled: true,
+                    issuer: p.issuer,
+                    client_id: p.client_id,
+                    scopes: p.scopes,
+                }
+            }
+        };
+        Ok(Response::new(out))
+    }
+
+    async fn sso_login(&self, req: Request<pb::SsoLoginRequest>) -> Result<Response<pb::LoginResponse>, Status> {
+        let (note, ip) = (note(&req), client_ip(&req));
+        let sso = self.sso.as_ref().ok_or_else(|| {
+            st(lqx_core::Error::precondition(
+                "single sign-on is not configured on this server (auth.oidc)",
+            ))
+        })?;
+        let r = req.into_inner();
+        let token = Secret::new(r.id_token);
+        let out = sso
+            .login(&self.auth, &token, opt(r.nonce).as_deref(), ip, &note)
+            .await
+            .map_err(st)?;
+        Ok(Response::new(login_out(out)))
     }
 }
