@@ -47,6 +47,11 @@ pub struct Api {
 }
 
 impl Api {
+    /// `/metrics`: the request series and the background tasks'.
+    fn metrics_text(&self) -> String {
+        self.metrics.render() + &crate::metrics::render_tasks(&self.alert.tasks.list())
+    }
+
     #[allow(clippy::too_many_arguments)] // one handle per service
     pub fn new(
         config: Config,
@@ -171,7 +176,7 @@ impl Api {
         let path = req.uri().path().to_string();
         if req.method() == http::Method::GET {
             return Ok(match path.as_str() {
-                "/metrics" if self.config.metrics_listen.is_none() => text(StatusCode::OK, self.metrics.render()),
+                "/metrics" if self.config.metrics_listen.is_none() => text(StatusCode::OK, self.metrics_text()),
                 "/healthz" => text(StatusCode::OK, "ok\n".into()),
                 _ => text(StatusCode::NOT_FOUND, "not found\n".into()),
             });
@@ -324,6 +329,7 @@ impl Api {
                     "ResolveAlert" => resolve_alert, "GetAlertSummary" => get_alert_summary,
                     "CreateWebhook" => create_webhook, "ListWebhooks" => list_webhooks,
                     "DeleteWebhook" => delete_webhook, "TestWebhook" => test_webhook,
+                    "ListBackgroundTasks" => list_background_tasks,
                 })
             }
             "limiquantix.project.v1.ProjectService" => {
@@ -575,7 +581,7 @@ pub async fn serve_metrics(api: Arc<Api>, listener: TcpListener) {
             let api = api.clone();
             async move {
                 Ok::<_, Infallible>(match (req.method(), req.uri().path()) {
-                    (&http::Method::GET, "/metrics") => text(StatusCode::OK, api.metrics.render()),
+                    (&http::Method::GET, "/metrics") => text(StatusCode::OK, api.metrics_text()),
                     (&http::Method::GET, "/healthz") => text(StatusCode::OK, "ok\n".into()),
                     _ => text(StatusCode::NOT_FOUND, "not found\n".into()),
                 })

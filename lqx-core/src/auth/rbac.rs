@@ -270,6 +270,11 @@ pub const RULES: &[(&str, Access, Scope)] = &[
         perm(P::SettingsManage),
         Cluster,
     ),
+    // Cluster-level read: the control plane's own loops, as any viewer may watch alerts.
+    (
+        "/limiquantix.alert.v1.AlertService/ListBackgroundTasks",
+        perm(P::AlertRead),
+    ),
     // limiquantix.drs.v1.DRSService
     (
         "/limiquantix.drs.v1.DRSService/ListRecommendations",
