@@ -104,7 +104,9 @@ impl BackgroundTasks {
     /// restarted goes on counting), with the new period.
     pub fn register(&self, name: &str, period: Duration) -> Task {
         let mut tasks = lock(&self.tasks);
-        let t = tasks.entry(name.to_string()).or_insert_with(|| Task::detached(name, period));
+        let t = tasks
+            .entry(name.to_string())
+            .or_insert_with(|| Task::detached(name, period));
         t.set_period(period);
         t.clone()
     }

@@ -148,7 +148,11 @@ pub fn render_tasks(tasks: &[lqx_core::background::TaskStatus]) -> String {
     for t in tasks {
         if let Some(end) = t.last_end {
             let secs = end.timestamp_millis() as f64 / 1000.0;
-            let _ = writeln!(out, "lqx_background_task_last_run_timestamp_seconds{{task=\"{}\"}} {secs}", t.name);
+            let _ = writeln!(
+                out,
+                "lqx_background_task_last_run_timestamp_seconds{{task=\"{}\"}} {secs}",
+                t.name
+            );
         }
     }
     out.push_str(
@@ -165,7 +169,9 @@ pub fn render_tasks(tasks: &[lqx_core::background::TaskStatus]) -> String {
             );
         }
     }
-    out.push_str("# HELP lqx_background_task_runs_total Runs of the task.\n# TYPE lqx_background_task_runs_total counter\n");
+    out.push_str(
+        "# HELP lqx_background_task_runs_total Runs of the task.\n# TYPE lqx_background_task_runs_total counter\n",
+    );
     for t in tasks {
         let _ = writeln!(out, "lqx_background_task_runs_total{{task=\"{}\"}} {}", t.name, t.runs);
     }
@@ -173,7 +179,11 @@ pub fn render_tasks(tasks: &[lqx_core::background::TaskStatus]) -> String {
         "# HELP lqx_background_task_errors_total Runs of the task that failed.\n# TYPE lqx_background_task_errors_total counter\n",
     );
     for t in tasks {
-        let _ = writeln!(out, "lqx_background_task_errors_total{{task=\"{}\"}} {}", t.name, t.errors);
+        let _ = writeln!(
+            out,
+            "lqx_background_task_errors_total{{task=\"{}\"}} {}",
+            t.name, t.errors
+        );
     }
     out
 }
@@ -185,14 +195,29 @@ mod tests {
         let tasks = lqx_core::background::BackgroundTasks::new();
         tasks.register("never-ran", std::time::Duration::from_secs(1));
         let t = tasks.register("drs", std::time::Duration::from_secs(300));
-        let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
         let _ = rt.block_on(t.run(async { Err::<(), _>("store down") }));
         let out = super::render_tasks(&tasks.list());
-        assert!(out.contains("lqx_background_task_errors_total{task=\"drs\"} 1"), "{out}");
-        assert!(out.contains("lqx_background_task_runs_total{task=\"never-ran\"} 0"), "{out}");
-        assert!(out.contains("lqx_background_task_last_run_timestamp_seconds{task=\"drs\"} "), "{out}");
+        assert!(
+            out.contains("lqx_background_task_errors_total{task=\"drs\"} 1"),
+            "{out}"
+        );
+        assert!(
+            out.contains("lqx_background_task_runs_total{task=\"never-ran\"} 0"),
+            "{out}"
+        );
+        assert!(
+            out.contains("lqx_background_task_last_run_timestamp_seconds{task=\"drs\"} "),
+            "{out}"
+        );
         assert!(!out.contains("last_run_timestamp_seconds{task=\"never-ran\"}"), "{out}");
-        assert!(out.contains("lqx_background_task_last_run_duration_seconds{task=\"drs\"} "), "{out}");
+        assert!(
+            out.contains("lqx_background_task_last_run_duration_seconds{task=\"drs\"} "),
+            "{out}"
+        );
     }
 
     #[test]

@@ -163,8 +163,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let holder = lqx_core::leader::holder_id();
     // Every loop below is registered here: ListBackgroundTasks and /metrics show them.
     let tasks = lqx_core::background::BackgroundTasks::new();
-    let leader =
-        lqx_core::leader::LeaderHandle::start_in(store.clone(), config.leader.clone(), holder.clone(), &tasks);
+    let leader = lqx_core::leader::LeaderHandle::start_in(store.clone(), config.leader.clone(), holder.clone(), &tasks);
     // Alerts (with webhooks) and the server's own host checks; DRS and HA raise them too.
     let alerts = crate::services::alert::start(&compute, args.dev, &tasks).context("starting alerts")?;
     // Host power through the BMCs of `power:`; node records follow every change.

@@ -207,7 +207,11 @@ impl Compute {
         leading: tokio::sync::watch::Receiver<bool>,
         min_age: Duration,
     ) -> tokio::task::JoinHandle<()> {
-        self.spawn_recovery_as(leading, min_age, crate::background::Task::detached(RECOVERY_TASK, RETRY))
+        self.spawn_recovery_as(
+            leading,
+            min_age,
+            crate::background::Task::detached(RECOVERY_TASK, RETRY),
+        )
     }
 
     /// [`Compute::spawn_recovery`], registered in `tasks` as `saga-recovery`.

@@ -1204,7 +1204,9 @@ async fn probe_loop(sh: Arc<Shared>, task: crate::background::Task) {
         if lock(&sh.engine).is_none() {
             continue;
         }
-        let _ = task.run_with(probe(&sh, every), |n| format!("{n} in-process hosts answered")).await;
+        let _ = task
+            .run_with(probe(&sh, every), |n| format!("{n} in-process hosts answered"))
+            .await;
     }
 }
 
