@@ -73,7 +73,7 @@ pub fn table(tasks: &[pb::BackgroundTask], now: DateTime<Utc>) -> String {
         }
         None => "-".to_string(),
     };
-    let ago = |t: &Option<pbjson_types::Timestamp>| match t.clone().and_then(|t| DateTime::<Utc>::try_from(t).ok()) {
+    let ago = |t: &Option<pbjson_types::Timestamp>| match (*t).and_then(|t| DateTime::<Utc>::try_from(t).ok()) {
         Some(t) => {
             let secs = (now - t).num_seconds().max(0) as u64;
             format!("{} ago", humantime::format_duration(Duration::from_secs(secs)))
