@@ -270,10 +270,11 @@ pub const RULES: &[(&str, Access, Scope)] = &[
         perm(P::SettingsManage),
         Cluster,
     ),
-    // Cluster-level read: the control plane's own loops, as any viewer may watch alerts.
+    // The control plane's own loops: a cluster-level read (the global role's alert:read).
     (
         "/limiquantix.alert.v1.AlertService/ListBackgroundTasks",
         perm(P::AlertRead),
+        Cluster,
     ),
     // limiquantix.drs.v1.DRSService
     (
