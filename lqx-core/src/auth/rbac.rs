@@ -711,7 +711,7 @@ mod tests {
             let want = match service.rsplit('.').next().unwrap() {
                 "VMService" | "EventService" => Scope::Project,
                 "NodeService" | "AgentService" | "DRSService" | "HAService" => Scope::Cluster,
-                "AlertService" if method.contains("Webhook") => Scope::Cluster,
+                "AlertService" if method.contains("Webhook") || method == "ListBackgroundTasks" => Scope::Cluster,
                 "AlertService" => Scope::Project,
                 "ProjectService" if ["CreateProject", "UpdateProject", "DeleteProject"].contains(&method) => {
                     Scope::Cluster
