@@ -115,6 +115,27 @@ pub struct LeaderHandle {
 impl LeaderHandle {
     /// Starts campaigning for (and renewing) the lease as `holder`.
     pub fn start(store: Store, config: LeaderConfig, holder: impl Into<String>) -> LeaderHandle {
+        let task = crate::background::Task::detached(TASK, config.renew_interval());
+        LeaderHandle::start_as(store, config, holder, task)
+    }
+
+    /// [`LeaderHandle::start`], each renewal recorded in `tasks` as `leader-lease`.
+    pub fn start_in(
+        store: Store,
+        config: LeaderConfig,
+        holder: impl Into<String>,
+        tasks: &crate::background::BackgroundTasks,
+    ) -> LeaderHandle {
+        let task = tasks.register(TASK, config.renew_interval());
+        LeaderHandle::start_as(store, config, holder, task)
+    }
+
+    fn start_as(
+        store: Store,
+        config: LeaderConfig,
+        holder: impl Into<String>,
+        task: crate::background::Task,
+    ) -> LeaderHandle {
         let holder: Arc<str> = Arc::from(holder.into());
         let (tx, rx) = watch::channel(None);
         let stop = Arc::new(Notify::new());
@@ -126,6 +147,7 @@ impl LeaderHandle {
             tx,
             until.clone(),
             stop.clone(),
+            task,
         ));
         LeaderHandle {
             rx,
@@ -195,6 +217,9 @@ impl LeaderHandle {
     }
 }
 
+/// The name of the lease renewal among the background tasks.
+pub const TASK: &str = "leader-lease";
+
 async fn campaign(
     store: Store,
     config: LeaderConfig,
@@ -202,6 +227,7 @@ async fn campaign(
     tx: watch::Sender<Option<Epoch>>,
     until: Arc<Mutex<Option<Instant>>>,
     stop: Arc<Notify>,
+    task: crate::background::Task,
 ) {
     let ttl = config.lease_ttl;
     let every = config.renew_interval();
@@ -220,8 +246,18 @@ async fn campaign(
     loop {
         *lock(&until) = believed_until;
         let sent = Instant::now();
-        match tokio::time::timeout(every, store.leader_acquire(&holder, ttl)).await {
-            Ok(Ok(Some(number))) => {
+        let attempt = async {
+            match tokio::time::timeout(every, store.leader_acquire(&holder, ttl)).await {
+                Ok(r) => r.map_err(|e| e.to_string()),
+                Err(_) => Err("renewing the leader lease timed out".to_string()),
+            }
+        };
+        let summary = |r: &Option<_>| match r {
+            Some(n) => format!("leader (epoch {n})"),
+            None => "another control plane leads".to_string(),
+        };
+        match task.run_with(attempt, summary).await {
+            Ok(Some(number)) => {
                 let term = Epoch {
                     number,
                     holder: holder.clone(),
@@ -233,12 +269,11 @@ async fn campaign(
                     tx.send_replace(Some(term));
                 }
             }
-            Ok(Ok(None)) => {
+            Ok(None) => {
                 believed_until = None;
                 step_down(&tx, "another control plane holds the lease");
             }
-            Ok(Err(e)) => warn!(error = %e, "could not renew the leader lease"),
-            Err(_) => warn!("renewing the leader lease timed out"),
+            Err(e) => warn!(error = %e, "could not renew the leader lease"),
         }
         if believed_until.is_some_and(|t| Instant::now() >= t) {
             believed_until = None;

@@ -23,6 +23,8 @@ pub mod agent;
 #[cfg(feature = "server")]
 pub mod auth;
 #[cfg(feature = "server")]
+pub mod background;
+#[cfg(feature = "server")]
 pub mod driver;
 #[cfg(feature = "server")]
 pub mod fence;

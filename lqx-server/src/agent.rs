@@ -91,7 +91,7 @@ pub fn init_logging(format: crate::config::LogFormat) {
 }
 
 /// The gRPC channel to one control plane replica; reconnects by itself (lazily).
-fn channel(
+pub(crate) fn channel(
     url: &str,
     tls_name: Option<&str>,
     ca_cert: Option<&std::path::Path>,

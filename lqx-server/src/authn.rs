@@ -1,4 +1,4 @@
-//! The auth layer in front of every RPC of both protocols (called from `Api::handle`):
+//! The auth layer in front of every RPC of both protocols (called by the listener, `server`):
 //! credential check and the RBAC table (`AuthService::admit`), the `Principal` and the
 //! request's `AuditNote` put into the request extensions, and the one audit entry of every
 //! mutating RPC written once the answer is known. Also the start-up of the auth service:
@@ -6,7 +6,7 @@
 
 use crate::config::Config;
 use crate::gateway;
-use crate::server::{Api, ClientAddr};
+use crate::request::{ClientAddr, result_code, timed_out};
 use axum::body::Body;
 use http::{HeaderValue, Request, Response, header};
 use lqx_core::auth::audit::{self, AuditNote};
@@ -22,16 +22,20 @@ const AUDIT_WAIT: Duration = Duration::from_millis(500);
 /// The environment variable that gives the bootstrap admin's password.
 pub const BOOTSTRAP_PASSWORD_ENV: &str = "LQX_BOOTSTRAP_ADMIN_PASSWORD";
 
-/// Authenticates, authorizes, dispatches (within `time_limit`) and audits one request.
-pub async fn guard(
-    api: Arc<Api>,
+/// Authenticates, authorizes, hands the request to `dispatch` (within `time_limit`) and
+/// audits it. The listener passes its router in, so this layer does not depend on it.
+pub async fn guard<F, Fut>(
+    auth: Arc<AuthService>,
     mut req: Request<Body>,
     path: &str,
-    content_type: &str,
     grpc: bool,
     time_limit: Option<Duration>,
-) -> Response<Body> {
-    let auth = api.auth.clone();
+    dispatch: F,
+) -> Response<Body>
+where
+    F: FnOnce(Request<Body>) -> Fut,
+    Fut: std::future::Future<Output = Response<Body>>,
+{
     let time = auth.now();
     let request_id = audit::request_id(req.headers().get("x-request-id").and_then(|v| v.to_str().ok()));
     let client = req
@@ -62,7 +66,7 @@ pub async fn guard(
                 tracing::debug!(user = %p.username, method = %path, "admitted");
                 req.extensions_mut().insert(p);
             }
-            let work = api.clone().dispatch(req, path, content_type, grpc);
+            let work = dispatch(req);
             let resp = match time_limit {
                 None => work.await,
                 Some(limit) => match tokio::time::timeout(limit, work).await {
@@ -70,7 +74,7 @@ pub async fn guard(
                     Err(_) => {
                         // The work was cut off at an unknown point: say so in the audit.
                         note.detail("request timed out; it may have taken effect in part");
-                        Api::timed_out(grpc)
+                        timed_out(grpc)
                     }
                 },
             };
@@ -92,7 +96,7 @@ pub async fn guard(
             time,
             method_path: path,
             actor: actor.unwrap_or(Actor::Anonymous { claimed: None }),
-            code: crate::server::result_code(&resp, grpc),
+            code: result_code(&resp, grpc),
             refusal: refusal.as_deref(),
             client_address: client,
             request_id,

@@ -9,10 +9,12 @@ mod drain;
 mod fence;
 mod gateway;
 mod metrics;
+mod request;
 mod server;
 mod services;
 mod startup;
 mod status;
+mod status_command;
 mod watch;
 
 use clap::{Parser, Subcommand};
@@ -38,6 +40,8 @@ enum Command {
     /// Run the fence process of an agent host: destroys its HA-protected domains when the
     /// agent stops renewing its lease, and pets the host watchdog.
     Fence(fence::FenceArgs),
+    /// Show a running control plane's background tasks: period, last run, result, errors.
+    Status(status_command::StatusArgs),
 }
 
 #[derive(clap::Args, Debug, Clone, Default)]
@@ -96,6 +100,7 @@ fn main() -> std::process::ExitCode {
         Some(Command::Serve(a)) => a,
         Some(Command::Agent(a)) => return agent::main(a),
         Some(Command::Fence(a)) => return fence::main(a),
+        Some(Command::Status(a)) => return status_command::main(a),
         None => cli.serve,
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {

@@ -138,8 +138,88 @@ impl Metrics {
     }
 }
 
+/// The background tasks' series (one per task: the names are the server's own).
+pub fn render_tasks(tasks: &[lqx_core::background::TaskStatus]) -> String {
+    let mut out = String::new();
+    out.push_str(
+        "# HELP lqx_background_task_last_run_timestamp_seconds When the task's last run ended (Unix time).\n\
+         # TYPE lqx_background_task_last_run_timestamp_seconds gauge\n",
+    );
+    for t in tasks {
+        if let Some(end) = t.last_end {
+            let secs = end.timestamp_millis() as f64 / 1000.0;
+            let _ = writeln!(
+                out,
+                "lqx_background_task_last_run_timestamp_seconds{{task=\"{}\"}} {secs}",
+                t.name
+            );
+        }
+    }
+    out.push_str(
+        "# HELP lqx_background_task_last_run_duration_seconds How long the task's last run took.\n\
+         # TYPE lqx_background_task_last_run_duration_seconds gauge\n",
+    );
+    for t in tasks {
+        if let Some(d) = t.last_duration {
+            let _ = writeln!(
+                out,
+                "lqx_background_task_last_run_duration_seconds{{task=\"{}\"}} {}",
+                t.name,
+                d.as_secs_f64()
+            );
+        }
+    }
+    out.push_str(
+        "# HELP lqx_background_task_runs_total Runs of the task.\n# TYPE lqx_background_task_runs_total counter\n",
+    );
+    for t in tasks {
+        let _ = writeln!(out, "lqx_background_task_runs_total{{task=\"{}\"}} {}", t.name, t.runs);
+    }
+    out.push_str(
+        "# HELP lqx_background_task_errors_total Runs of the task that failed.\n# TYPE lqx_background_task_errors_total counter\n",
+    );
+    for t in tasks {
+        let _ = writeln!(
+            out,
+            "lqx_background_task_errors_total{{task=\"{}\"}} {}",
+            t.name, t.errors
+        );
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn renders_background_tasks() {
+        let tasks = lqx_core::background::BackgroundTasks::new();
+        tasks.register("never-ran", std::time::Duration::from_secs(1));
+        let t = tasks.register("drs", std::time::Duration::from_secs(300));
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let _ = rt.block_on(t.run(async { Err::<(), _>("store down") }));
+        let out = super::render_tasks(&tasks.list());
+        assert!(
+            out.contains("lqx_background_task_errors_total{task=\"drs\"} 1"),
+            "{out}"
+        );
+        assert!(
+            out.contains("lqx_background_task_runs_total{task=\"never-ran\"} 0"),
+            "{out}"
+        );
+        assert!(
+            out.contains("lqx_background_task_last_run_timestamp_seconds{task=\"drs\"} "),
+            "{out}"
+        );
+        assert!(!out.contains("last_run_timestamp_seconds{task=\"never-ran\"}"), "{out}");
+        assert!(
+            out.contains("lqx_background_task_last_run_duration_seconds{task=\"drs\"} "),
+            "{out}"
+        );
+    }
+
     #[test]
     fn renders_counts_and_buckets() {
         let m = super::Metrics::new(["/limiquantix.compute.v1.VMService/GetVM".to_string()]);

@@ -6,6 +6,7 @@ use crate::body_deadline::DeadlineBody;
 use crate::config::Config;
 use crate::gateway;
 use crate::metrics::Metrics;
+use crate::request::{ClientAddr, grpc_error, result_code};
 use crate::services::auth::AuthApi;
 use crate::services::{drs::DrsApi, node::NodeApi, vm::VmApi};
 use axum::body::Body;
@@ -47,6 +48,11 @@ pub struct Api {
 }
 
 impl Api {
+    /// `/metrics`: the request series and the background tasks'.
+    fn metrics_text(&self) -> String {
+        self.metrics.render() + &crate::metrics::render_tasks(&self.alert.tasks.list())
+    }
+
     #[allow(clippy::too_many_arguments)] // one handle per service
     pub fn new(
         config: Config,
@@ -171,7 +177,7 @@ impl Api {
         let path = req.uri().path().to_string();
         if req.method() == http::Method::GET {
             return Ok(match path.as_str() {
-                "/metrics" if self.config.metrics_listen.is_none() => text(StatusCode::OK, self.metrics.render()),
+                "/metrics" if self.config.metrics_listen.is_none() => text(StatusCode::OK, self.metrics_text()),
                 "/healthz" => text(StatusCode::OK, "ok\n".into()),
                 _ => text(StatusCode::NOT_FOUND, "not found\n".into()),
             });
@@ -210,7 +216,9 @@ impl Api {
             // The time limit applies inside the guard, so a request that runs out of time
             // is still audited.
             let limit = (!streaming).then_some(api.config.limits.request_timeout);
-            let resp = crate::authn::guard(api.clone(), req, &path, &content_type, grpc, limit).await;
+            let (p, ct) = (&path, &content_type);
+            let route = |req| api.clone().dispatch(req, p, ct, grpc);
+            let resp = crate::authn::guard(api.auth.clone(), req, &path, grpc, limit, route).await;
             api.metrics.record(&path, result_code(&resp, grpc), started.elapsed());
             resp
         };
@@ -234,16 +242,6 @@ impl Api {
                 }
             }
         })
-    }
-
-    /// The answer to a request that ran out of time.
-    pub(crate) fn timed_out(grpc: bool) -> Response<Body> {
-        let msg = "request timed out";
-        if grpc {
-            grpc_error(Code::DeadlineExceeded, msg)
-        } else {
-            gateway::error(Code::DeadlineExceeded, msg)
-        }
     }
 
     pub(crate) async fn dispatch(
@@ -324,6 +322,7 @@ impl Api {
                     "ResolveAlert" => resolve_alert, "GetAlertSummary" => get_alert_summary,
                     "CreateWebhook" => create_webhook, "ListWebhooks" => list_webhooks,
                     "DeleteWebhook" => delete_webhook, "TestWebhook" => test_webhook,
+                    "ListBackgroundTasks" => list_background_tasks,
                 })
             }
             "limiquantix.project.v1.ProjectService" => {
@@ -401,48 +400,6 @@ fn text(status: StatusCode, body: String) -> Response<Body> {
         http::HeaderValue::from_static("text/plain; version=0.0.4"),
     );
     r
-}
-
-/// A trailers-only gRPC error response.
-pub fn grpc_error(code: Code, message: &str) -> Response<Body> {
-    let status = tonic::Status::new(code, message);
-    let mut r = Response::new(Body::empty());
-    r.headers_mut()
-        .insert(header::CONTENT_TYPE, http::HeaderValue::from_static("application/grpc"));
-    let _ = status.add_header(r.headers_mut());
-    r
-}
-
-pub(crate) fn result_code(resp: &Response<Body>, grpc: bool) -> &'static str {
-    if grpc {
-        // Errors are trailers-only (grpc-status in the headers); success sends it later.
-        match resp
-            .headers()
-            .get("grpc-status")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<i32>().ok())
-        {
-            Some(c) => crate::status::connect_code(Code::from_i32(c)),
-            None => "ok",
-        }
-    } else if let Some(gateway::ConnectCode(c)) = resp.extensions().get() {
-        crate::status::connect_code(*c)
-    } else {
-        match resp.status() {
-            StatusCode::OK => "ok",
-            StatusCode::BAD_REQUEST => "invalid_argument",
-            StatusCode::UNAUTHORIZED => "unauthenticated",
-            StatusCode::FORBIDDEN => "permission_denied",
-            StatusCode::NOT_FOUND => "not_found",
-            StatusCode::CONFLICT => "conflict",
-            StatusCode::PRECONDITION_FAILED => "failed_precondition",
-            StatusCode::TOO_MANY_REQUESTS => "resource_exhausted",
-            StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
-            StatusCode::SERVICE_UNAVAILABLE => "unavailable",
-            StatusCode::GATEWAY_TIMEOUT => "deadline_exceeded",
-            _ => "internal",
-        }
-    }
 }
 
 /// Accepts connections until `shutdown` resolves, then lets open requests finish.
@@ -575,7 +532,7 @@ pub async fn serve_metrics(api: Arc<Api>, listener: TcpListener) {
             let api = api.clone();
             async move {
                 Ok::<_, Infallible>(match (req.method(), req.uri().path()) {
-                    (&http::Method::GET, "/metrics") => text(StatusCode::OK, api.metrics.render()),
+                    (&http::Method::GET, "/metrics") => text(StatusCode::OK, api.metrics_text()),
                     (&http::Method::GET, "/healthz") => text(StatusCode::OK, "ok\n".into()),
                     _ => text(StatusCode::NOT_FOUND, "not found\n".into()),
                 })
@@ -593,10 +550,6 @@ pub async fn serve_metrics(api: Arc<Api>, listener: TcpListener) {
         });
     }
 }
-
-/// The client's address, for audit and throttling.
-#[derive(Debug, Clone, Copy)]
-pub struct ClientAddr(pub SocketAddr);
 
 /// A TLS acceptor from PEM files, offering HTTP/2 (gRPC) and HTTP/1.1 (Connect).
 pub fn tls_acceptor(cert: &std::path::Path, key: &std::path::Path) -> anyhow::Result<tokio_rustls::TlsAcceptor> {

@@ -161,9 +161,11 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         lqx_core::handover::check_handover(&config.leader, &config.ha).map_err(|e| anyhow::anyhow!("{e}"))?;
     }
     let holder = lqx_core::leader::holder_id();
-    let leader = lqx_core::leader::LeaderHandle::start(store.clone(), config.leader.clone(), holder.clone());
+    // Every loop below is registered here: ListBackgroundTasks and /metrics show them.
+    let tasks = lqx_core::background::BackgroundTasks::new();
+    let leader = lqx_core::leader::LeaderHandle::start_in(store.clone(), config.leader.clone(), holder.clone(), &tasks);
     // Alerts (with webhooks) and the server's own host checks; DRS and HA raise them too.
-    let alerts = crate::services::alert::start(&compute, args.dev).context("starting alerts")?;
+    let alerts = crate::services::alert::start(&compute, args.dev, &tasks).context("starting alerts")?;
     // Host power through the BMCs of `power:`; node records follow every change.
     let power =
         Arc::new(lqx_core::power::hosts::HostPower::new(compute.clone(), &config.power).context("the power: section")?);
@@ -183,7 +185,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let drs = lqx_core::drs::engine::DrsEngine::open(compute.clone(), config.drs.clone(), drs_options)
         .await
         .context("starting DRS")?;
-    let _drs_loop = drs.spawn();
+    let _drs_loop = drs.spawn_in(&tasks);
 
     // Remote hosts: their agents' links, desired state rebuilt from the store.
     let mut timing = crate::agent::timing(&config);
@@ -193,10 +195,10 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     let agents = lqx_core::compute::agents::Agents::new(compute.clone(), timing);
     agents.restore().await.context("restoring agent nodes")?;
-    let ha = crate::services::ha::start(&config, &compute, &leader, &agents, &alerts)?;
-    let _recovery = compute.spawn_recovery(leader.leading(), recovery_age);
+    let ha = crate::services::ha::start(&config, &compute, &leader, &agents, &alerts, &tasks)?;
+    let _recovery = compute.spawn_recovery_in(leader.leading(), recovery_age, &tasks);
     // In-process hosts: observed and reconciled like agent hosts (same report, same intake).
-    let _in_process = start_in_process(&compute, &agents, &alerts, timing.heartbeat_interval).await?;
+    let _in_process = start_in_process(&compute, &agents, &alerts, timing.heartbeat_interval, &tasks).await?;
     let api = Api::new(
         config.clone(),
         Arc::new(VmApi {
@@ -218,6 +220,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         Arc::new(crate::services::alert::AlertApi {
             alerts,
             auth: auth.clone(),
+            tasks: tasks.clone(),
         }),
         Arc::new(crate::services::events::EventApi { events: events.clone() }),
     )?;
@@ -261,6 +264,7 @@ async fn start_in_process(
     agents: &lqx_core::compute::agents::Agents,
     alerts: &lqx_core::alert::service::Alerts,
     interval: std::time::Duration,
+    tasks: &lqx_core::background::BackgroundTasks,
 ) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
     use lqx_core::compute::in_process::{InProcessNode, InProcessOptions};
     let mut loops = Vec::new();
@@ -284,7 +288,7 @@ async fn start_in_process(
         if let Err(e) = node.pass().await {
             tracing::warn!(node = %n.name, error = %e, "first pass over an in-process node failed");
         }
-        loops.push(node.spawn());
+        loops.push(node.spawn_in(tasks));
     }
     Ok(loops)
 }

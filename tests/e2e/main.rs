@@ -3,6 +3,7 @@
 
 mod agent;
 mod auth;
+mod background;
 mod cli;
 mod compute;
 mod drs;

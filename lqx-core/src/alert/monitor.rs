@@ -125,6 +125,9 @@ pub fn assess(node: &Node, prev: NodeWatch, probe: &Probe, c: &MonitorConfig) ->
     (next, actions)
 }
 
+/// The name of the host checks among the background tasks.
+pub const TASK: &str = "host-checks";
+
 /// Runs [`assess`] over every node of the store at each interval.
 pub struct HostMonitor {
     compute: Compute,
@@ -212,13 +215,24 @@ impl HostMonitor {
     }
 
     /// Checks at every interval until the task is aborted.
-    pub fn spawn(mut self) -> tokio::task::JoinHandle<()> {
+    pub fn spawn(self) -> tokio::task::JoinHandle<()> {
+        let task = crate::background::Task::detached(TASK, self.config.interval);
+        self.spawn_as(task)
+    }
+
+    /// [`HostMonitor::spawn`], registered in `tasks` as `host-checks`.
+    pub fn spawn_in(self, tasks: &crate::background::BackgroundTasks) -> tokio::task::JoinHandle<()> {
+        let task = tasks.register(TASK, self.config.interval);
+        self.spawn_as(task)
+    }
+
+    fn spawn_as(mut self, task: crate::background::Task) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
             let mut every = tokio::time::interval(self.config.interval.max(Duration::from_millis(10)));
             every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 every.tick().await;
-                if let Err(e) = self.check().await {
+                if let Err(e) = task.run(self.check()).await {
                     tracing::warn!(error = %e, "host check failed");
                 }
             }

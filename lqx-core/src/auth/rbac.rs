@@ -270,6 +270,12 @@ pub const RULES: &[(&str, Access, Scope)] = &[
         perm(P::SettingsManage),
         Cluster,
     ),
+    // The control plane's own loops: a cluster-level read (the global role's alert:read).
+    (
+        "/limiquantix.alert.v1.AlertService/ListBackgroundTasks",
+        perm(P::AlertRead),
+        Cluster,
+    ),
     // limiquantix.drs.v1.DRSService
     (
         "/limiquantix.drs.v1.DRSService/ListRecommendations",
@@ -705,7 +711,7 @@ mod tests {
             let want = match service.rsplit('.').next().unwrap() {
                 "VMService" | "EventService" => Scope::Project,
                 "NodeService" | "AgentService" | "DRSService" | "HAService" => Scope::Cluster,
-                "AlertService" if method.contains("Webhook") => Scope::Cluster,
+                "AlertService" if method.contains("Webhook") || method == "ListBackgroundTasks" => Scope::Cluster,
                 "AlertService" => Scope::Project,
                 "ProjectService" if ["CreateProject", "UpdateProject", "DeleteProject"].contains(&method) => {
                     Scope::Cluster

@@ -140,13 +140,28 @@ impl InProcessNode {
     }
 
     /// Runs a pass every interval until the task is aborted.
-    pub fn spawn(mut self) -> tokio::task::JoinHandle<()> {
+    pub fn spawn(self) -> tokio::task::JoinHandle<()> {
+        let task = crate::background::Task::detached(&self.task_name(), self.opts.interval);
+        self.spawn_as(task)
+    }
+
+    /// [`InProcessNode::spawn`], registered in `tasks` as `node-observation/<node>`.
+    pub fn spawn_in(self, tasks: &crate::background::BackgroundTasks) -> tokio::task::JoinHandle<()> {
+        let task = tasks.register(&self.task_name(), self.opts.interval);
+        self.spawn_as(task)
+    }
+
+    fn task_name(&self) -> String {
+        format!("node-observation/{}", self.name)
+    }
+
+    fn spawn_as(mut self, task: crate::background::Task) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
             let mut ticker = tokio::time::interval(self.opts.interval);
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 ticker.tick().await;
-                if let Err(e) = self.pass().await {
+                if let Err(e) = task.run(self.pass()).await {
                     warn!(node = %self.name, error = %e, "in-process node pass failed");
                 }
             }

@@ -195,14 +195,40 @@ pub const TAKEOVER_AFTER: Duration = Duration::from_secs(600);
 /// How often recovery tries again while operations are left unsettled.
 const RETRY: Duration = Duration::from_secs(30);
 
+/// The name of saga recovery among the background tasks.
+pub const RECOVERY_TASK: &str = "saga-recovery";
+
 impl Compute {
     /// Recovery as lqx-server runs it: whenever this replica becomes leader, and then every
     /// 30 s while it leads and operations are left unsettled (a host not connected yet).
     /// `min_age` as in [`Compute::recover_operations`].
     pub fn spawn_recovery(
         &self,
+        leading: tokio::sync::watch::Receiver<bool>,
+        min_age: Duration,
+    ) -> tokio::task::JoinHandle<()> {
+        self.spawn_recovery_as(
+            leading,
+            min_age,
+            crate::background::Task::detached(RECOVERY_TASK, RETRY),
+        )
+    }
+
+    /// [`Compute::spawn_recovery`], registered in `tasks` as `saga-recovery`.
+    pub fn spawn_recovery_in(
+        &self,
+        leading: tokio::sync::watch::Receiver<bool>,
+        min_age: Duration,
+        tasks: &crate::background::BackgroundTasks,
+    ) -> tokio::task::JoinHandle<()> {
+        self.spawn_recovery_as(leading, min_age, tasks.register(RECOVERY_TASK, RETRY))
+    }
+
+    fn spawn_recovery_as(
+        &self,
         mut leading: tokio::sync::watch::Receiver<bool>,
         min_age: Duration,
+        task: crate::background::Task,
     ) -> tokio::task::JoinHandle<()> {
         let me = self.clone();
         tokio::spawn(async move {
@@ -211,7 +237,8 @@ impl Compute {
                     return;
                 }
                 loop {
-                    let left = match me.recover_operations(min_age).await {
+                    let run = task.run_with(me.recover_operations(min_age), |r| format!("{} left unsettled", r.left));
+                    let left = match run.await {
                         Ok(r) => r.left,
                         Err(e) => {
                             tracing::warn!(error = %e, "recovering unfinished operations failed");

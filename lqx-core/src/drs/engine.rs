@@ -83,6 +83,8 @@ pub const STATE_KEY: &str = "drs.state";
 pub const ENGINE_ACTOR: &str = "drs";
 
 const LOG: &str = "lqx::drs";
+/// The name of the DRS loop among the background tasks.
+pub const TASK: &str = "drs";
 
 /// Tuning of the engine (the planner's tuning is the `DrsConfig`).
 #[derive(Clone)]
@@ -414,6 +416,12 @@ impl DrsEngine {
     /// and plans every `interval` (the first run one interval after start), while enabled
     /// and the leader. Errors of one run are logged and the next run goes on.
     pub async fn run_loop(self) {
+        let task = crate::background::Task::detached(TASK, self.config().interval);
+        self.run_loop_as(task).await
+    }
+
+    /// [`DrsEngine::run_loop`], each run recorded as the background task `task`.
+    pub async fn run_loop_as(self, task: crate::background::Task) {
         use tokio::time::{Instant, sleep_until};
         let mut next_run = Instant::now() + self.config().interval;
         loop {
@@ -432,7 +440,8 @@ impl DrsEngine {
                 continue;
             }
             if Instant::now() >= next_run {
-                if let Err(e) = self.run_once().await {
+                task.set_period(self.config().interval);
+                if let Err(e) = task.run(self.run_once()).await {
                     tracing::warn!(target: LOG, error = %e, "DRS run failed");
                 }
                 next_run = Instant::now() + self.config().interval;
@@ -445,6 +454,12 @@ impl DrsEngine {
     /// Spawns [`DrsEngine::run_loop`] on the current runtime.
     pub fn spawn(&self) -> tokio::task::JoinHandle<()> {
         tokio::spawn(self.clone().run_loop())
+    }
+
+    /// [`DrsEngine::spawn`], registered in `tasks` as `drs`.
+    pub fn spawn_in(&self, tasks: &crate::background::BackgroundTasks) -> tokio::task::JoinHandle<()> {
+        let task = tasks.register(TASK, self.config().interval);
+        tokio::spawn(self.clone().run_loop_as(task))
     }
 
     /// Feeds the current measured usage into the averages (and notes moved VMs).

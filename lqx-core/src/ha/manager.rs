@@ -130,6 +130,9 @@ impl AlertSink for EventAlerts {
     }
 }
 
+/// The name of the in-process host probe among the background tasks.
+pub const PROBE_TASK: &str = "ha-probe";
+
 /// How the manager is set up.
 pub struct HaManagerOptions {
     pub config: HaConfig,
@@ -318,6 +321,15 @@ impl HaManager {
     /// Validates the configuration, installs the heartbeat hook and starts the manager and
     /// the in-process probe.
     pub fn start(compute: Compute, opts: HaManagerOptions) -> Result<HaManager> {
+        HaManager::start_in(compute, opts, None)
+    }
+
+    /// [`HaManager::start`], the in-process probe registered in `tasks` as `ha-probe`.
+    pub fn start_in(
+        compute: Compute,
+        opts: HaManagerOptions,
+        tasks: Option<&crate::background::BackgroundTasks>,
+    ) -> Result<HaManager> {
         opts.config.validate()?;
         // Only ever switched on here (as before: a manager started without it leaves it).
         if opts.config.admission_control {
@@ -342,7 +354,11 @@ impl HaManager {
             a.set_heartbeat_hook(Arc::new(Hook(shared.clone())));
         }
         tokio::spawn(run(shared.clone(), rrx, trx));
-        tokio::spawn(probe_loop(shared.clone()));
+        let task = tasks.map_or_else(
+            || crate::background::Task::detached(PROBE_TASK, shared.cfg.heartbeat_interval),
+            |t| t.register(PROBE_TASK, shared.cfg.heartbeat_interval),
+        );
+        tokio::spawn(probe_loop(shared.clone(), task));
         Ok(HaManager { shared, requests: rtx })
     }
 
@@ -1179,7 +1195,7 @@ async fn run(
 }
 
 /// Probes the in-process hosts every `heartbeat_interval`: a host that answers heartbeats.
-async fn probe_loop(sh: Arc<Shared>) {
+async fn probe_loop(sh: Arc<Shared>, task: crate::background::Task) {
     let every = sh.cfg.heartbeat_interval;
     let mut ticker = tokio::time::interval(every);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -1188,11 +1204,20 @@ async fn probe_loop(sh: Arc<Shared>) {
         if lock(&sh.engine).is_none() {
             continue;
         }
+        let _ = task
+            .run_with(probe(&sh, every), |n| format!("{n} in-process hosts answered"))
+            .await;
+    }
+}
+
+/// One probe of the in-process hosts; how many answered.
+async fn probe(sh: &Arc<Shared>, every: std::time::Duration) -> Result<usize> {
+    {
         let nodes = match sh.compute.store.all_nodes().await {
             Ok(n) => n,
             Err(e) => {
                 debug!(error = %e, "probe: cannot list nodes");
-                continue;
+                return Err(e);
             }
         };
         let in_process: Vec<&Node> = nodes
@@ -1211,6 +1236,7 @@ async fn probe_loop(sh: Arc<Shared>) {
             }
         });
         let alive: Vec<NodeId> = futures::future::join_all(probes).await.into_iter().flatten().collect();
+        let answered = alive.len();
         for node in alive {
             let failed = lock(&sh.engine).as_ref().and_then(|e| e.health(node)) == Some(NodeHealth::Failed);
             if !failed {
@@ -1236,5 +1262,6 @@ async fn probe_loop(sh: Arc<Shared>) {
             };
             sh.heartbeat(node, Instant::now(), &report);
         }
+        Ok(answered)
     }
 }

@@ -8,6 +8,7 @@ use lqx_core::alert::{severities_from_proto, test_response};
 use lqx_core::api::alert::v1::{self as pb, alert_service_server::AlertService};
 use lqx_core::auth::AuthService;
 use lqx_core::auth::Principal;
+use lqx_core::background::BackgroundTasks;
 use lqx_core::compute::Compute;
 use lqx_core::model::Permission;
 use lqx_core::model::{AlertFilter, AlertId, WebhookId};
@@ -17,6 +18,8 @@ use tonic::{Request, Response, Status};
 pub struct AlertApi {
     pub alerts: Alerts,
     pub auth: Arc<AuthService>,
+    /// This replica's background loops (ListBackgroundTasks).
+    pub tasks: BackgroundTasks,
 }
 
 impl AlertApi {
@@ -50,7 +53,7 @@ impl AlertApi {
 /// Starts the alert service and the server's own host checks (`LQX_HOST_CHECK_INTERVAL`,
 /// e.g. `2s`, overrides how often hosts are checked; 10 s by default, 2 s in the `--dev`
 /// playground).
-pub fn start(compute: &Compute, dev: bool) -> lqx_core::Result<Alerts> {
+pub fn start(compute: &Compute, dev: bool, tasks: &BackgroundTasks) -> lqx_core::Result<Alerts> {
     let alerts = Alerts::start(compute.store.clone(), compute.events.clone(), AlertsConfig::default())?;
     let mut config = MonitorConfig::default();
     if dev {
@@ -62,7 +65,7 @@ pub fn start(compute: &Compute, dev: bool) -> lqx_core::Result<Alerts> {
             _ => tracing::warn!(value = %v, "ignoring LQX_HOST_CHECK_INTERVAL: not a duration like 10s"),
         }
     }
-    HostMonitor::new(compute.clone(), alerts.clone(), config).spawn();
+    HostMonitor::new(compute.clone(), alerts.clone(), config).spawn_in(tasks);
     Ok(alerts)
 }
 
@@ -126,6 +129,14 @@ impl AlertService for AlertApi {
         audit.resource("alert", id);
         self.alert_for(&req, id, Permission::AlertManage).await?;
         Ok(Response::new(self.alerts.resolve(id).await.map_err(st)?.to_proto()))
+    }
+
+    async fn list_background_tasks(
+        &self,
+        _req: Request<pb::ListBackgroundTasksRequest>,
+    ) -> Result<Response<pb::ListBackgroundTasksResponse>, Status> {
+        let tasks = self.tasks.list().iter().map(|t| t.to_proto()).collect();
+        Ok(Response::new(pb::ListBackgroundTasksResponse { tasks }))
     }
 
     async fn get_alert_summary(

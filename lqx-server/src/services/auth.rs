@@ -3,7 +3,7 @@
 //! `Principal` and the request's `AuditNote` into the request extensions.
 
 use super::st;
-use crate::server::ClientAddr;
+use crate::request::ClientAddr;
 use lqx_core::api::auth::v1::{self as pb, auth_service_server::AuthService as AuthRpc};
 use lqx_core::api::convert::{from_timestamp, opt_timestamp, timestamp};
 use lqx_core::auth::oidc::SsoLogin;

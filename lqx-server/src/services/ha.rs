@@ -20,6 +20,7 @@ pub fn start(
     leader: &lqx_core::leader::LeaderHandle,
     agents: &lqx_core::compute::agents::Agents,
     alerts: &lqx_core::alert::service::Alerts,
+    tasks: &lqx_core::background::BackgroundTasks,
 ) -> anyhow::Result<HaManager> {
     let ha = &config.ha;
     // A leader handover must finish before agents fence themselves for want of a renewal.
@@ -42,7 +43,7 @@ pub fn start(
              run `lqx-server agent` on hosts whose VMs must never run twice"
         );
     }
-    let manager = HaManager::start(
+    let manager = HaManager::start_in(
         compute.clone(),
         lqx_core::ha::manager::HaManagerOptions {
             config: ha.clone(),
@@ -50,6 +51,7 @@ pub fn start(
             agents: Some(agents.clone()),
             alerts: std::sync::Arc::new(alerts.clone()),
         },
+        Some(tasks),
     )
     .map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(manager)
