@@ -127,17 +127,7 @@ impl Store {
             }
             // The project's quota, checked under its row lock in this transaction (as every
             // VM write does): concurrent creates at the edge never exceed it.
-            let project = super::projects::lock_project(&mut tx, vm.project_id)
-                .await?
-                .ok_or_else(|| Error::not_found("project", vm.project_id))?;
-            super::projects::check_quota(
-                &mut tx,
-                &project,
-                vm.id,
-                None,
-                (u64::from(vm.spec.cpu_cores), vm.spec.memory_mib),
-            )
-            .await?;
+            super::projects::admit_new_vm(&mut tx, vm).await?;
             Self::insert_vm_in(&mut tx, vm).await?;
             insert_op(&mut tx, op).await?;
             tx.commit().await.map_err(StoreError::from)?;

@@ -60,6 +60,22 @@ pub(super) async fn usage_in(tx: &mut Transaction<'_, Any>, project: ProjectId, 
     })
 }
 
+/// Locks a new VM's project and checks that the VM fits its quota, inside the transaction
+/// that writes the VM (every VM create goes through here).
+pub(super) async fn admit_new_vm(tx: &mut Transaction<'_, Any>, vm: &crate::model::Vm) -> Result<()> {
+    let project = lock_project(tx, vm.project_id)
+        .await?
+        .ok_or_else(|| crate::Error::not_found("project", vm.project_id))?;
+    check_quota(
+        tx,
+        &project,
+        vm.id,
+        None,
+        (u64::from(vm.spec.cpu_cores), vm.spec.memory_mib),
+    )
+    .await
+}
+
 /// Refuses (resource_exhausted) when the VM going from `before` (`None`: a new VM) to
 /// `after` vCPUs/MiB would take the project past its quota. Call after [`lock_project`].
 pub(super) async fn check_quota(

@@ -41,17 +41,7 @@ impl Store {
 
     async fn insert_vm(&self, vm: &Vm) -> Result<()> {
         let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
-        let project = super::projects::lock_project(&mut tx, vm.project_id)
-            .await?
-            .ok_or_else(|| Error::not_found("project", vm.project_id))?;
-        super::projects::check_quota(
-            &mut tx,
-            &project,
-            vm.id,
-            None,
-            (u64::from(vm.spec.cpu_cores), vm.spec.memory_mib),
-        )
-        .await?;
+        super::projects::admit_new_vm(&mut tx, vm).await?;
         Self::insert_vm_in(&mut tx, vm).await?;
         tx.commit().await.map_err(StoreError::from)?;
         Ok(())
