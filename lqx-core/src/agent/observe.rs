@@ -122,10 +122,13 @@ impl Sampler {
         .await
         {
             Ok(s) => {
+                // Timed when the counter was read, not when the pass began: a slow read
+                // before it would otherwise skew the rate.
+                let read_at = Instant::now();
                 if let Some((t, busy)) = self.node {
-                    req.cpu_percent = cpu_percent(busy, s.cpu_busy_ns, now - t, cpus);
+                    req.cpu_percent = cpu_percent(busy, s.cpu_busy_ns, read_at - t, cpus);
                 }
-                self.node = Some((now, s.cpu_busy_ns));
+                self.node = Some((read_at, s.cpu_busy_ns));
                 req.cpu_busy_ns = s.cpu_busy_ns;
                 req.memory_used_mib = s.memory_used_mib;
                 req.memory_total_mib = s.memory_total_mib;
@@ -177,10 +180,11 @@ impl Sampler {
                     r
                 }
             {
+                let read_at = Instant::now();
                 if let Some((t, ns)) = self.domains.get(&d.id) {
-                    st.cpu_percent = cpu_percent(*ns, s.cpu_time_ns, now - *t, s.vcpus);
+                    st.cpu_percent = cpu_percent(*ns, s.cpu_time_ns, read_at - *t, s.vcpus);
                 }
-                self.domains.insert(d.id, (now, s.cpu_time_ns));
+                self.domains.insert(d.id, (read_at, s.cpu_time_ns));
                 st.cpu_time_ns = s.cpu_time_ns;
                 st.vcpus = s.vcpus;
                 st.memory_mib = s.memory_mib;
