@@ -289,17 +289,17 @@ impl Vbmc {
             ),
         )
         .unwrap();
-        let daemon = Command::new(&vbmcd)
-            .arg("--foreground")
-            .env("VIRTUALBMC_CONFIG", &conf)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let daemon = Proc::spawn(
+            Command::new(&vbmcd)
+                .arg("--foreground")
+                .env("VIRTUALBMC_CONFIG", &conf)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()),
+        );
         Some(Vbmc {
             dir,
             vbmc,
-            _daemon: Proc(daemon),
+            _daemon: daemon,
         })
     }
 

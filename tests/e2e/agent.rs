@@ -143,7 +143,11 @@ async fn agent_joins_and_runs_vms_end_to_end() {
     })
     .await;
     assert!(!agent.logs().contains(&token), "the join token is never logged");
-    let identity = std::fs::read_to_string(agent_dir.join("agent-identity.json")).unwrap();
+    // The node exists once the server accepted the join; the agent writes its identity when
+    // the answer reaches it, a moment later.
+    let identity_file = agent_dir.join("agent-identity.json");
+    eventually("the agent keeps its identity", async || identity_file.exists()).await;
+    let identity = std::fs::read_to_string(&identity_file).unwrap();
     assert!(identity.contains("lqxn_"));
 
     // Create and start on the agent's host; stop; start again (twice: nothing doubles).

@@ -75,15 +75,30 @@ impl Libvirtd {
         std::fs::write(
             &xml,
             "<domain type='qemu'><name>warmup</name><memory unit='MiB'>32</memory><vcpu>1</vcpu>\
-             <os><type arch='x86_64'>hvm</type></os><devices><graphics type='none'/></devices></domain>",
+             <os><type arch='x86_64'>hvm</type></os></domain>",
         )
         .unwrap();
         let xml = xml.display().to_string();
-        lv.virsh(&["define", &xml]);
-        lv.virsh(&["start", "warmup"]);
-        lv.virsh(&["destroy", "warmup"]);
-        lv.virsh(&["undefine", "warmup"]);
+        lv.virsh_ok(&["define", &xml]);
+        lv.virsh_ok(&["start", "warmup"]);
+        lv.virsh_ok(&["destroy", "warmup"]);
+        lv.virsh_ok(&["undefine", "warmup"]);
         lv
+    }
+
+    /// `virsh` that must succeed: a warm-up that silently failed would warm nothing up.
+    fn virsh_ok(&self, args: &[&str]) {
+        let out = Command::new("virsh")
+            .arg("-c")
+            .arg(&self.uri)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "virsh {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     fn virsh(&self, args: &[&str]) -> String {

@@ -42,9 +42,21 @@ pub fn free_port() -> u16 {
 }
 
 /// Kills the child (and waits for it) when dropped.
-pub struct Proc(pub Child);
+/// A BMC emulator started in its own process group (see [`Proc::spawn`]); dropping it kills
+/// the whole group, because vbmcd forks one process per BMC and those outlive a killed parent.
+pub struct Proc(Child);
+impl Proc {
+    pub fn spawn(cmd: &mut std::process::Command) -> Proc {
+        use std::os::unix::process::CommandExt;
+        Proc(cmd.process_group(0).spawn().unwrap())
+    }
+}
 impl Drop for Proc {
     fn drop(&mut self) {
+        let group = format!("-{}", self.0.id());
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", "--", &group])
+            .status();
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
@@ -160,22 +172,22 @@ impl Sushy {
         )
         .unwrap();
         let port = free_port();
-        let child = Command::new(&bin)
-            .args(["--fake", "-i", "127.0.0.1", "-p", &port.to_string()])
-            .arg("--ssl-certificate")
-            .arg(d.join("cert.pem"))
-            .arg("--ssl-key")
-            .arg(d.join("key.pem"))
-            .arg("--config")
-            .arg(d.join("conf.py"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let child = Proc::spawn(
+            Command::new(&bin)
+                .args(["--fake", "-i", "127.0.0.1", "-p", &port.to_string()])
+                .arg("--ssl-certificate")
+                .arg(d.join("cert.pem"))
+                .arg("--ssl-key")
+                .arg(d.join("key.pem"))
+                .arg("--config")
+                .arg(d.join("conf.py"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()),
+        );
         let s = Sushy {
             url: format!("https://127.0.0.1:{port}"),
             dir,
-            _proc: Proc(child),
+            _proc: child,
         };
         wait_for("sushy-emulator answers", Duration::from_secs(30), async || {
             std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
