@@ -74,3 +74,29 @@ async fn sso_users_are_linked_by_issuer_and_subject_atomically() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_provider_token_is_consumed_once_until_it_expires() {
+    let dir = tempfile::tempdir().unwrap();
+    let at = |s: i64| DateTime::<Utc>::from_timestamp(1_750_000_000 + s, 0).unwrap();
+    for (engine, store) in engines(dir.path()).await {
+        assert!(store.consume_sso_token("h1", at(300), at(0)).await.unwrap(), "{engine}");
+        assert!(
+            !store.consume_sso_token("h1", at(300), at(10)).await.unwrap(),
+            "{engine}: replay"
+        );
+        assert!(
+            store.consume_sso_token("h2", at(300), at(10)).await.unwrap(),
+            "{engine}"
+        );
+        // Once expired, the record goes (the token itself is refused as expired by then).
+        assert!(
+            store.consume_sso_token("h3", at(900), at(301)).await.unwrap(),
+            "{engine}"
+        );
+        assert!(
+            store.consume_sso_token("h1", at(1200), at(302)).await.unwrap(),
+            "{engine}: pruned"
+        );
+    }
+}

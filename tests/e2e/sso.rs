@@ -301,8 +301,12 @@ async fn sso_login_rpc_maps_groups_and_links_by_subject() {
         // The refresh token works as for a password login.
         let (st, r) = call(&s, None, "RefreshToken", json!({"refreshToken": a["refreshToken"]})).await;
         assert_eq!(st, 200, "{r}");
-        // A second login is the same user.
-        let (_, a2) = login(&alice).await;
+        // A token is good for one login: replayed, it is refused.
+        let (st, replay) = login(&alice).await;
+        assert_eq!(st, 401, "{replay}");
+        assert!(replay["message"].as_str().unwrap().contains("already used"), "{replay}");
+        // A second login, with a new token, is the same user.
+        let (_, a2) = login(&op.id_token("lqx-cli", "alice")).await;
         assert_eq!(a2["user"]["id"], a["user"]["id"]);
         let (st, b) = login(&bob).await;
         assert_eq!((st, b["user"]["role"].as_str()), (200, Some("operator")));

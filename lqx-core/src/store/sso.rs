@@ -19,6 +19,34 @@ pub enum SsoCreate {
 }
 
 impl Store {
+    /// Records that the provider token with SHA-256 `token_hash` (valid until `expires_at`)
+    /// was used to log in; false when it was used before. Expired records go on the way.
+    pub async fn consume_sso_token(
+        &self,
+        token_hash: &str,
+        expires_at: chrono::DateTime<chrono::Utc>,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<bool> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        sqlx::query("DELETE FROM sso_used_tokens WHERE expires_at < $1")
+            .bind(millis(now))
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        let r = sqlx::query("INSERT INTO sso_used_tokens (token_hash, expires_at) VALUES ($1, $2)")
+            .bind(token_hash)
+            .bind(millis(expires_at))
+            .execute(&mut *tx)
+            .await;
+        match r {
+            Ok(_) => {}
+            Err(e) if is_unique_violation(&e) => return Ok(false),
+            Err(e) => return Err(db(e)),
+        }
+        tx.commit().await.map_err(db)?;
+        Ok(true)
+    }
+
     /// The user linked to (`issuer`, `subject`), if any.
     pub async fn sso_user(&self, issuer: &str, subject: &str) -> Result<Option<User>> {
         let row: Option<(String,)> = sqlx::query_as(

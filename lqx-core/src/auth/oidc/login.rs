@@ -150,6 +150,17 @@ impl SsoLogin {
             }
         };
         lock(&self.throttle).succeeded(&key, client, self.now_ms());
+        // One login per token: a token seen in a log or by a proxy cannot be replayed.
+        let hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(token.expose().as_bytes()));
+        if !auth.store().consume_sso_token(&hash, claims.expires_at, now).await? {
+            note.actor(Actor::Anonymous {
+                claimed: Some(claims.username.clone()),
+            });
+            note.detail(format!("SSO subject {:?}: ID token replayed", claims.subject));
+            return Err(Error::unauthenticated(
+                "This ID token was already used to log in; log in again with the provider",
+            ));
+        }
         let mapped = map_groups(&self.config.role_rules, self.config.default_role, &claims.groups);
         // Only project rules match: a tenant, with no global role beyond its projects.
         let global = mapped
