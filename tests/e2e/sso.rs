@@ -508,3 +508,31 @@ async fn sso_cli_browser_flow_with_pkce() {
     assert!(log.starts_with("200 "), "the callback page answered: {log}");
     assert!(err.contains("code_challenge_method=S256"), "{err}");
 }
+
+/// Refreshing never asks the provider, so an SSO session ends after `session_max_age`: the
+/// user logs in at the provider again, where a removal or a changed group takes effect.
+#[tokio::test]
+async fn sso_sessions_end_after_session_max_age() {
+    let op = OidcProvider::start();
+    let s = Server::start(
+        Engine::Sqlite,
+        Options {
+            config: Some(format!("{}    session_max_age: 2s\n", server_config(&op.issuer))),
+            ..Default::default()
+        },
+    )
+    .await;
+    let (st, a) = call(
+        &s,
+        None,
+        "SSOLogin",
+        json!({"idToken": op.id_token("lqx-cli", "alice")}),
+    )
+    .await;
+    assert_eq!(st, 200, "{a}");
+    let (st, r) = call(&s, None, "RefreshToken", json!({"refreshToken": a["refreshToken"]})).await;
+    assert_eq!(st, 200, "within the age a refresh works: {r}");
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let (st, r) = call(&s, None, "RefreshToken", json!({"refreshToken": r["refreshToken"]})).await;
+    assert_eq!(st, 401, "past session_max_age the session is over: {r}");
+}

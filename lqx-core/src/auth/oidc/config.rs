@@ -52,6 +52,11 @@ pub struct OidcConfig {
     pub role_rules: Vec<RoleRule>,
     /// The global role of a user no rule matches; none: such users may not log in.
     pub default_role: Option<Role>,
+    /// How long an SSO session may be refreshed before its user must log in at the provider
+    /// again (never longer than the session's own absolute lifetime). Refreshing does not ask
+    /// the provider, so this bounds how long a user removed or regrouped there keeps access.
+    #[serde(with = "humantime_serde")]
+    pub session_max_age: Duration,
 }
 
 impl Default for OidcConfig {
@@ -69,6 +74,7 @@ impl Default for OidcConfig {
             username_claim: "preferred_username".into(),
             role_rules: Vec::new(),
             default_role: None,
+            session_max_age: Duration::from_secs(8 * 3600),
         }
     }
 }
@@ -145,6 +151,9 @@ impl OidcConfig {
                 "auth.oidc.jwks_min_refetch",
                 "must be > 0 and at most jwks_max_age",
             ));
+        }
+        if self.session_max_age.is_zero() {
+            return Err(Error::invalid("auth.oidc.session_max_age", "must be more than 0s"));
         }
         if self.groups_claim.is_empty() || self.username_claim.is_empty() {
             return Err(Error::invalid(
@@ -224,6 +233,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.leeway, Duration::from_secs(30));
+        assert_eq!(c.session_max_age, Duration::from_secs(8 * 3600));
         assert_eq!(c.expected_audience(), "lqx");
         assert_eq!(c.role_rules[1].project.as_deref(), Some("a"));
         c.validate().unwrap();

@@ -191,7 +191,11 @@ impl SsoLogin {
             .jwt()
             .issue_pair(&TokenSubject::from(&user), SessionId::new(), now)?;
         let addr = client.map(|a| a.to_string()).unwrap_or_default();
-        let s = session::start(&pair.refresh, &addr, &auth.settings().session, now);
+        let mut s = session::start(&pair.refresh, &addr, &auth.settings().session, now);
+        // Refreshing never asks the provider: the session ends sooner, and the user logs in
+        // there again, where a removal or a changed group takes effect.
+        let cap = chrono::Duration::from_std(self.config.session_max_age).unwrap_or(chrono::Duration::MAX);
+        s.expires_at = s.expires_at.min(now.checked_add_signed(cap).unwrap_or(s.expires_at));
         auth.store().insert_session(&s).await?;
         note.resource("session", s.id);
         note.detail(format!("sso issuer={} subject={}", claims.issuer, claims.subject));
