@@ -4,7 +4,7 @@
 //! login and device pages over HTTP.
 
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -18,6 +18,8 @@ pub struct OidcProvider {
     pub issuer: String,
     port: u16,
     dir: tempfile::TempDir,
+    /// HTTPS: the test CA that signed the provider's certificate (PEM).
+    pub ca_cert: Option<PathBuf>,
 }
 
 impl OidcProvider {
@@ -27,14 +29,33 @@ impl OidcProvider {
             oidc_dir().join("node_modules/oidc-provider").is_dir(),
             "the test OpenID provider is not installed: run scripts/setup-deps.sh (npm ci in tests/oidc)"
         );
+        Self::start_with(None)
+    }
+
+    /// Starts the provider over HTTPS, with a certificate from a private test CA
+    /// ([`Self::ca_cert`]) that neither lqx nor Node trusts unless told.
+    pub fn start_tls() -> OidcProvider {
         let dir = tempfile::tempdir().unwrap();
-        let (child, issuer) = spawn(&dir, 0, false);
+        test_ca(dir.path());
+        Self::start_with(Some(dir))
+    }
+
+    fn start_with(tls: Option<tempfile::TempDir>) -> OidcProvider {
+        assert!(
+            oidc_dir().join("node_modules/oidc-provider").is_dir(),
+            "the test OpenID provider is not installed: run scripts/setup-deps.sh (npm ci in tests/oidc)"
+        );
+        let dir = tls.unwrap_or_else(|| tempfile::tempdir().unwrap());
+        let ca_cert = dir.path().join("ca.pem");
+        let ca_cert = ca_cert.exists().then_some(ca_cert);
+        let (child, issuer) = spawn(&dir, 0, false, ca_cert.is_some());
         let port = issuer.rsplit(':').next().unwrap().parse().unwrap();
         OidcProvider {
             child: Some(child),
             issuer,
             port,
             dir,
+            ca_cert,
         }
     }
 
@@ -42,7 +63,7 @@ impl OidcProvider {
     /// the old one, as a provider rotating its keys publishes both for a while.
     pub fn restart(&mut self, rotate: bool) {
         self.stop();
-        let (child, issuer) = spawn(&self.dir, self.port, rotate);
+        let (child, issuer) = spawn(&self.dir, self.port, rotate, self.ca_cert.is_some());
         assert_eq!(issuer, self.issuer);
         self.child = Some(child);
     }
@@ -57,7 +78,7 @@ impl OidcProvider {
 
     /// A whole device flow as `login` for `client_id`: the token endpoint's answer.
     pub fn tokens(&self, client_id: &str, login: &str) -> serde_json::Value {
-        let out = drive(&["token", &self.issuer, client_id, login]);
+        let out = drive(&["token", &self.issuer, client_id, login], self.ca_cert.as_deref());
         serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("token answer ({e}): {out}"))
     }
 
@@ -76,7 +97,7 @@ impl OidcProvider {
         if abort {
             args.push("--abort");
         }
-        drive(&args);
+        drive(&args, self.ca_cert.as_deref());
     }
 
     /// The provider's published keys (JWKS).
@@ -92,8 +113,11 @@ impl Drop for OidcProvider {
     }
 }
 
-fn spawn(dir: &tempfile::TempDir, port: u16, rotate: bool) -> (Child, String) {
+fn spawn(dir: &tempfile::TempDir, port: u16, rotate: bool, tls: bool) -> (Child, String) {
     let mut cmd = Command::new("node");
+    if tls {
+        cmd.env("OIDC_TLS_DIR", dir.path());
+    }
     cmd.current_dir(oidc_dir())
         .arg("provider.mjs")
         .arg(dir.path().join("keys.json"))
@@ -122,9 +146,14 @@ fn spawn(dir: &tempfile::TempDir, port: u16, rotate: bool) -> (Child, String) {
     (child, issuer)
 }
 
-/// Runs tests/oidc/drive.mjs; panics with its output when it fails.
-pub fn drive(args: &[&str]) -> String {
-    let out = Command::new("node")
+/// Runs tests/oidc/drive.mjs, trusting `ca_cert` (a provider over HTTPS with a private CA);
+/// panics with its output when it fails.
+pub fn drive(args: &[&str], ca_cert: Option<&Path>) -> String {
+    let mut cmd = Command::new("node");
+    if let Some(ca) = ca_cert {
+        cmd.env("NODE_EXTRA_CA_CERTS", ca);
+    }
+    let out = cmd
         .current_dir(oidc_dir())
         .arg("drive.mjs")
         .args(args)
@@ -137,4 +166,70 @@ pub fn drive(args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     stdout
+}
+
+/// A private CA (`ca.pem`) and a certificate for 127.0.0.1 it signed (`cert.pem`, `key.pem`)
+/// in `dir`, made with openssl.
+fn test_ca(dir: &Path) {
+    let openssl = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("run openssl");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=lqx test CA",
+        "-keyout",
+        "ca-key.pem",
+        "-out",
+        "ca.pem",
+    ]);
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-keyout",
+        "key.pem",
+        "-out",
+        "req.pem",
+    ]);
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "req.pem",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca-key.pem",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+        "-out",
+        "cert.pem",
+    ]);
 }

@@ -236,6 +236,10 @@ pub struct LoginArgs {
     /// machines without a browser
     #[arg(long, requires = "sso")]
     pub device: bool,
+    /// With --sso: a PEM file of CA certificates to trust for the OpenID provider, besides
+    /// the web roots (a provider behind a company CA)
+    #[arg(long, env = "LQX_SSO_CA_CERT", value_name = "FILE", requires = "sso")]
+    pub sso_ca_cert: Option<std::path::PathBuf>,
     /// Store the token in a 0600 file under the config dir instead of the OS keyring
     #[arg(long)]
     pub insecure_storage: bool,

@@ -536,3 +536,40 @@ async fn sso_sessions_end_after_session_max_age() {
     let (st, r) = call(&s, None, "RefreshToken", json!({"refreshToken": r["refreshToken"]})).await;
     assert_eq!(st, 401, "past session_max_age the session is over: {r}");
 }
+
+/// A provider behind a private CA: neither the server nor the CLI trusts it until told
+/// (`auth.oidc.ca_cert`, `lqx login --sso --sso-ca-cert`); then the whole device flow works.
+#[tokio::test]
+async fn sso_provider_behind_a_private_ca() {
+    let op = OidcProvider::start_tls();
+    assert!(op.issuer.starts_with("https://127.0.0.1:"), "{}", op.issuer);
+    let ca = op.ca_cert.clone().unwrap();
+    let ca = ca.display().to_string();
+    let token = op.id_token("lqx-cli", "bob");
+
+    // The server without the CA cannot read the provider's keys: unavailable, not a login.
+    let s = sso_server(Engine::Sqlite, &op.issuer).await;
+    let (st, e) = call(&s, None, "SSOLogin", json!({"idToken": token})).await;
+    assert_eq!(st, 503, "{e}");
+    drop(s);
+
+    let s = Server::start(
+        Engine::Sqlite,
+        Options {
+            config: Some(format!("{}    ca_cert: {ca}\n", server_config(&op.issuer))),
+            ..Default::default()
+        },
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_path_buf();
+    // The CLI without the CA refuses the provider's certificate.
+    let (code, err) = cli_login(&s, &path, &["--device"], &[], |_| {});
+    assert_ne!(code, Some(0), "{err}");
+    assert!(err.contains("OpenID provider"), "{err}");
+    let (code, err) = cli_login(&s, &path, &["--device", "--sso-ca-cert", &ca], &[], |c| {
+        op.approve_device(c, "bob", false)
+    });
+    assert_eq!(code, Some(0), "{err}");
+    assert!(err.contains("as bob (operator)"), "{err}");
+}

@@ -3,14 +3,16 @@
 //
 //   node provider.mjs KEYS_FILE [PORT] [--rotate]
 //
-// Listens on 127.0.0.1:PORT (0: a free port) and prints `ready <issuer>` once it serves.
+// Listens on 127.0.0.1:PORT (0: a free port) and prints `ready <issuer>` once it serves;
+// over HTTPS when OIDC_TLS_DIR names a directory with cert.pem and key.pem.
 // Signing keys live in KEYS_FILE (created with one RS256 key when missing), so a restart on
 // the same port keeps the issuer and keys; `--rotate` first puts a new key in front (the
 // new signer), keeping the old one published, as a provider rotating its keys does.
 // The login form accepts any password (the provider's development interactions): the tests
 // drive its pages over HTTP like a user would (drive.mjs).
 import { readFileSync, writeFileSync, existsSync } from 'node:fs';
-import { createServer } from 'node:http';
+import { createServer as createHttpServer } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import { randomUUID } from 'node:crypto';
 import * as jose from 'jose';
 import Provider from 'oidc-provider';
@@ -49,9 +51,13 @@ const nativeClient = (id) => ({
   redirect_uris: ['http://127.0.0.1/callback'],
 });
 
-const server = createServer();
+// OIDC_TLS_DIR (cert.pem, key.pem): serve HTTPS, as a provider behind a company CA does.
+const tlsDir = process.env.OIDC_TLS_DIR;
+const server = tlsDir
+  ? createHttpsServer({ cert: readFileSync(`${tlsDir}/cert.pem`), key: readFileSync(`${tlsDir}/key.pem`) })
+  : createHttpServer();
 await new Promise((ok) => server.listen(Number(portArg), '127.0.0.1', ok));
-const issuer = `http://127.0.0.1:${server.address().port}`;
+const issuer = `${tlsDir ? 'https' : 'http'}://127.0.0.1:${server.address().port}`;
 
 const provider = new Provider(issuer, {
   clients: [nativeClient('lqx-cli'), nativeClient('other-client')],

@@ -86,7 +86,12 @@ pub async fn login(mut app: App, a: LoginArgs) -> CliResult<()> {
             client_id: cfg.client_id,
             scopes: cfg.scopes,
         };
-        let t = super::sso::id_token(&provider, super::sso::choose_flow(a.browser, a.device)).await?;
+        let t = super::sso::id_token(
+            &provider,
+            super::sso::choose_flow(a.browser, a.device),
+            a.sso_ca_cert.as_deref(),
+        )
+        .await?;
         let req = authpb::SsoLoginRequest {
             id_token: t.id_token,
             nonce: t.nonce.unwrap_or_default(),

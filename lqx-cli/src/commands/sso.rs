@@ -112,9 +112,25 @@ pub fn choose_flow(browser: bool, device: bool) -> Flow {
     }
 }
 
-fn http() -> CliResult<reqwest::Client> {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
+fn http(ca_cert: Option<&std::path::Path>) -> CliResult<reqwest::Client> {
+    let mut b = reqwest::Client::builder();
+    if let Some(path) = ca_cert {
+        let pem = std::fs::read(path)
+            .map_err(|e| CliError::new(ExitCode::Usage, format!("--sso-ca-cert {}: {e}", path.display())))?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem)
+            .ok()
+            .filter(|c| !c.is_empty())
+            .ok_or_else(|| {
+                CliError::new(
+                    ExitCode::Usage,
+                    format!("--sso-ca-cert {}: no PEM certificate in it", path.display()),
+                )
+            })?;
+        for c in certs {
+            b = b.add_root_certificate(c);
+        }
+    }
+    b.timeout(Duration::from_secs(30))
         .build()
         .map_err(|e| provider_error("HTTP client", e))
 }
@@ -384,9 +400,10 @@ async fn browser_flow(http: &reqwest::Client, p: &Provider, d: &Discovery) -> Cl
     }
 }
 
-/// Runs `flow` against the provider and returns its ID token.
-pub async fn id_token(p: &Provider, flow: Flow) -> CliResult<IdToken> {
-    let http = http()?;
+/// Runs `flow` against the provider and returns its ID token; `ca_cert`: CAs trusted for
+/// the provider besides the web roots.
+pub async fn id_token(p: &Provider, flow: Flow, ca_cert: Option<&std::path::Path>) -> CliResult<IdToken> {
+    let http = http(ca_cert)?;
     let d = discover(&http, &p.issuer).await?;
     match flow {
         Flow::Device => device_flow(&http, p, &d).await,

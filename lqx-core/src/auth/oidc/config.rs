@@ -57,6 +57,9 @@ pub struct OidcConfig {
     /// the provider, so this bounds how long a user removed or regrouped there keeps access.
     #[serde(with = "humantime_serde")]
     pub session_max_age: Duration,
+    /// A PEM file of CA certificates trusted for the provider besides the web roots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_cert: Option<std::path::PathBuf>,
 }
 
 impl Default for OidcConfig {
@@ -75,6 +78,7 @@ impl Default for OidcConfig {
             role_rules: Vec::new(),
             default_role: None,
             session_max_age: Duration::from_secs(8 * 3600),
+            ca_cert: None,
         }
     }
 }

@@ -87,7 +87,12 @@ impl SsoLogin {
     pub fn new(config: OidcConfig, throttle: ThrottlePolicy) -> Result<Self> {
         config.validate()?;
         crate::auth::install_crypto_provider();
-        let keys = ProviderKeys::new(&config.issuer, config.jwks_min_refetch, config.jwks_max_age)?;
+        let keys = ProviderKeys::new(
+            &config.issuer,
+            config.jwks_min_refetch,
+            config.jwks_max_age,
+            config.ca_cert.as_deref(),
+        )?;
         Ok(SsoLogin {
             config,
             keys,

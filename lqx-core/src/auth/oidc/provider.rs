@@ -80,8 +80,32 @@ fn unavailable(what: &str, e: impl std::fmt::Display) -> Error {
 }
 
 impl ProviderKeys {
-    pub fn new(issuer: &str, min_refetch: Duration, max_age: Duration) -> Result<Self> {
-        let http = reqwest::Client::builder()
+    /// `ca_cert`: a PEM file of CA certificates trusted for the provider besides the web
+    /// roots (a provider behind a company CA).
+    pub fn new(
+        issuer: &str,
+        min_refetch: Duration,
+        max_age: Duration,
+        ca_cert: Option<&std::path::Path>,
+    ) -> Result<Self> {
+        let mut http = reqwest::Client::builder();
+        if let Some(path) = ca_cert {
+            let pem = std::fs::read(path)
+                .map_err(|e| Error::invalid("auth.oidc.ca_cert", format!("cannot read {}: {e}", path.display())))?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                .ok()
+                .filter(|c| !c.is_empty())
+                .ok_or_else(|| {
+                    Error::invalid(
+                        "auth.oidc.ca_cert",
+                        format!("{} holds no PEM certificate", path.display()),
+                    )
+                })?;
+            for c in certs {
+                http = http.add_root_certificate(c);
+            }
+        }
+        let http = http
             .timeout(Duration::from_secs(10))
             .connect_timeout(Duration::from_secs(5))
             // Discovery and keys come from the issuer's own URLs, not wherever a redirect points.
