@@ -168,68 +168,14 @@ pub fn drive(args: &[&str], ca_cert: Option<&Path>) -> String {
     stdout
 }
 
-/// A private CA (`ca.pem`) and a certificate for 127.0.0.1 it signed (`cert.pem`, `key.pem`)
-/// in `dir`, made with openssl.
+/// scripts/test-ca.sh: a private CA (`ca.pem`) and a certificate for 127.0.0.1 it signed
+/// (`cert.pem`, `key.pem`) in `dir`.
 fn test_ca(dir: &Path) {
-    let openssl = |args: &[&str]| {
-        let out = Command::new("openssl")
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .expect("run openssl");
-        assert!(
-            out.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    openssl(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=lqx test CA",
-        "-keyout",
-        "ca-key.pem",
-        "-out",
-        "ca.pem",
-    ]);
-    openssl(&[
-        "req",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-subj",
-        "/CN=127.0.0.1",
-        "-keyout",
-        "key.pem",
-        "-out",
-        "req.pem",
-    ]);
-    std::fs::write(
-        dir.join("ext.cnf"),
-        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
-    )
-    .unwrap();
-    openssl(&[
-        "x509",
-        "-req",
-        "-in",
-        "req.pem",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca-key.pem",
-        "-CAcreateserial",
-        "-days",
-        "2",
-        "-extfile",
-        "ext.cnf",
-        "-out",
-        "cert.pem",
-    ]);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/test-ca.sh");
+    let out = Command::new("bash").arg(script).arg(dir).output().expect("run bash");
+    assert!(
+        out.status.success(),
+        "test-ca.sh: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -86,14 +86,18 @@ impl Libvirtd {
         lv
     }
 
-    /// `virsh` that must succeed: a warm-up that silently failed would warm nothing up.
-    fn virsh_ok(&self, args: &[&str]) {
-        let out = Command::new("virsh")
+    fn run_virsh(&self, args: &[&str]) -> std::process::Output {
+        Command::new("virsh")
             .arg("-c")
             .arg(&self.uri)
             .args(args)
             .output()
-            .unwrap();
+            .unwrap()
+    }
+
+    /// `virsh` that must succeed: a warm-up that silently failed would warm nothing up.
+    fn virsh_ok(&self, args: &[&str]) {
+        let out = self.run_virsh(args);
         assert!(
             out.status.success(),
             "virsh {args:?}: {}",
@@ -102,13 +106,7 @@ impl Libvirtd {
     }
 
     fn virsh(&self, args: &[&str]) -> String {
-        let out = Command::new("virsh")
-            .arg("-c")
-            .arg(&self.uri)
-            .args(args)
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
+        String::from_utf8_lossy(&self.run_virsh(args).stdout).trim().to_string()
     }
 }
 
