@@ -442,22 +442,51 @@ async fn assert_on_source(c: &Cluster, id: lqx_core::model::VmId) {
 /// A migration that completes exactly while the control-plane leader changes: the new
 /// leader learns the outcome from the agents before it places the VM, so the VM ends on the
 /// target, running once, its arrived copy never destroyed (nor restarted on the source).
-#[tokio::test]
-async fn a_migration_that_completes_during_a_leader_change_ends_on_the_target() {
-    let c = cluster().await;
-    let v = c.compute.create_vm(vm("web", c.s, 2048)).await.unwrap();
+/// Starts moving `v` to dst and, once memory is being copied, stops the leader that ordered
+/// it (the agents go on without answers).
+async fn migrate_then_lose_the_leader(c: &Cluster, v: lqx_core::model::VmId) {
     let compute = c.compute.clone();
     let mig = tokio::spawn(async move { compute.migrate_vm_with("web", ProjectId::DEFAULT, &to_dst()).await });
     eventually("progress reported", async || {
         c.compute
             .migrations
-            .get(v.id)
+            .get(v)
             .is_some_and(|f| f.progress.processed_bytes > 0)
     })
     .await;
-    // The leader stops; the agents go on without answers, and the migration completes.
     c.cp.set(None);
     mig.abort();
+}
+
+/// A new leader on the same store, which the same agents reach; `lease`: its lease (the
+/// default otherwise).
+async fn new_leader(c: &Cluster, lease: Option<Duration>) -> Compute {
+    let compute = Compute::new(
+        c.compute.store.clone(),
+        Hosts::default(),
+        EventBus::new(EventBusConfig::default()),
+    );
+    let mut timing = AgentTiming {
+        heartbeat_interval: Duration::from_secs(1),
+        op_timeout: Duration::from_secs(10),
+        ..AgentTiming::default()
+    };
+    if let Some(l) = lease {
+        timing.lease_ttl = l;
+        timing.self_fence_after = l - Duration::from_millis(500);
+    }
+    let agents = Agents::new(compute.clone(), timing);
+    agents.restore().await.unwrap();
+    c.cp.set(Some(agents));
+    compute
+}
+
+#[tokio::test]
+async fn a_migration_that_completes_during_a_leader_change_ends_on_the_target() {
+    let c = cluster().await;
+    let v = c.compute.create_vm(vm("web", c.s, 2048)).await.unwrap();
+    // The leader stops; the agents go on without answers, and the migration completes.
+    migrate_then_lose_the_leader(&c, v.id).await;
     eventually("the domain arrived on the target", async || {
         c.dst.domain_state(v.id).await.is_ok_and(|s| s == DomainState::Running)
             && c.src.domain_state(v.id).await.is_err()
@@ -468,22 +497,7 @@ async fn a_migration_that_completes_during_a_leader_change_ends_on_the_target() 
         Some(c.s),
         "the stopped leader never learnt it"
     );
-    // A new leader on the same store; the same agents reach it.
-    let compute = Compute::new(
-        c.compute.store.clone(),
-        Hosts::default(),
-        EventBus::new(EventBusConfig::default()),
-    );
-    let agents = Agents::new(
-        compute.clone(),
-        AgentTiming {
-            heartbeat_interval: Duration::from_secs(1),
-            op_timeout: Duration::from_secs(10),
-            ..AgentTiming::default()
-        },
-    );
-    agents.restore().await.unwrap();
-    c.cp.set(Some(agents.clone()));
+    let compute = new_leader(&c, None).await;
     // Every poll: the arrived copy still runs, the source has none.
     let settled = async || {
         assert_eq!(
@@ -545,4 +559,70 @@ async fn evacuation_moves_running_vms_live_to_hosts_of_the_same_kind_only() {
     let rec = c.compute.store.get_vm(v.id).await.unwrap();
     assert_eq!((rec.status.node_id, rec.status.state), (Some(c.d), VmState::Running));
     assert!(local.domain_state(v.id).await.is_err());
+}
+
+/// The leader stops during a migration that then completes, and the source's host dies
+/// with it: the new leader never hears the source. It waits a whole lease (the source could
+/// still run the VM), then settles the VM on the host that runs the arrived copy, once.
+#[tokio::test]
+async fn an_orphaned_migration_whose_source_stays_silent_settles_on_the_arrived_copy() {
+    let mut c = cluster().await;
+    let v = c.compute.create_vm(vm("web", c.s, 2048)).await.unwrap();
+    migrate_then_lose_the_leader(&c, v.id).await;
+    eventually("the domain arrived on the target", async || {
+        c.dst.domain_state(v.id).await.is_ok_and(|s| s == DomainState::Running)
+            && c.src.domain_state(v.id).await.is_err()
+    })
+    .await;
+    // The source's host goes silent for good.
+    drop(c.src_agent.take());
+    let lease = Duration::from_secs(2);
+    let started = tokio::time::Instant::now();
+    let compute = new_leader(&c, Some(lease)).await;
+    eventually("the new leader places the VM on the target", async || {
+        let rec = compute.store.get_vm(v.id).await.unwrap();
+        if rec.status.node_id == Some(c.s) {
+            assert_eq!(rec.status.state, VmState::Migrating, "unsettled until then");
+            return false;
+        }
+        assert_eq!((rec.status.node_id, rec.status.state), (Some(c.d), VmState::Running));
+        true
+    })
+    .await;
+    assert!(
+        started.elapsed() >= lease,
+        "settled after {:?}, before a lease of silence ({lease:?}) had passed",
+        started.elapsed()
+    );
+    assert_eq!(c.dst.domain_state(v.id).await.ok(), Some(DomainState::Running));
+    assert!(c.src.domain_state(v.id).await.is_err(), "one copy only");
+    // The record is written first, then the orphan mark goes.
+    eventually("no longer an orphan", async || !compute.migrations.is_orphan(v.id)).await;
+}
+
+/// As above, but the source's host dies before the migration completes: no copy arrived
+/// anywhere. After a lease of silence the VM is recorded UNKNOWN on the source, as any VM of
+/// a silent host (HA and the operator act on it), and no copy is started anywhere.
+#[tokio::test]
+async fn an_orphaned_migration_whose_source_died_first_is_unknown_on_the_source() {
+    let mut c = cluster().await;
+    let v = c.compute.create_vm(vm("web", c.s, 2048)).await.unwrap();
+    // Leader and source host die together, mid-copy.
+    migrate_then_lose_the_leader(&c, v.id).await;
+    c.src.set_available(false);
+    drop(c.src_agent.take());
+    let compute = new_leader(&c, Some(Duration::from_secs(2))).await;
+    eventually("the VM is recorded unknown on its source", async || {
+        let rec = compute.store.get_vm(v.id).await.unwrap();
+        assert_eq!(rec.status.node_id, Some(c.s), "never moved without a copy");
+        rec.status.state == VmState::Unknown
+    })
+    .await;
+    // Over several heartbeats of the target: no copy is started there.
+    for _ in 0..10 {
+        assert!(c.dst.domain_state(v.id).await.is_err(), "a copy on the target");
+        tokio::time::sleep(BEAT).await;
+    }
+    // The record is written first, then the orphan mark goes.
+    eventually("no longer an orphan", async || !compute.migrations.is_orphan(v.id)).await;
 }
