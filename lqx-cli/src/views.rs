@@ -1575,7 +1575,7 @@ impl From<&eventspb::Event> for EventView {
             project_id: e.project_id.clone(),
             time: time(&e.time),
             payload: e.payload.as_ref().map_or(serde_json::Value::Null, |p| {
-                event_payload(&e.resource_type, lqx_core::events::struct_to_json(p))
+                event_payload(&e.resource_type, lqx_core::api::convert::events::struct_to_json(p))
             }),
         }
     }
@@ -1592,11 +1592,17 @@ pub fn event_payload(resource_type: &str, p: serde_json::Value) -> serde_json::V
     let shaped = match resource_type {
         "vm" => serde_json::from_value::<model::Vm>(p.clone())
             .ok()
-            .map(|v| VmView::from(&lqx_core::api::convert::vm_out(&v, &|_| String::new())))
+            .map(|v| VmView::from(&lqx_core::api::convert::compute::vm_out(&v, &|_| String::new())))
             .and_then(|v| serde_json::to_value(v).ok()),
         "node" => serde_json::from_value::<model::Node>(p.clone())
             .ok()
-            .map(|n| NodeView::from(&lqx_core::api::convert::node_out(&n, model::Resources::default(), "")))
+            .map(|n| {
+                NodeView::from(&lqx_core::api::convert::compute::node_out(
+                    &n,
+                    model::Resources::default(),
+                    "",
+                ))
+            })
             .and_then(|n| serde_json::to_value(n).ok())
             .map(|mut v| {
                 if let Some(o) = v.as_object_mut() {

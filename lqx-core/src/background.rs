@@ -56,35 +56,6 @@ impl TaskStatus {
     }
 }
 
-impl TaskStatus {
-    /// The wire form (AlertService.ListBackgroundTasks).
-    pub fn to_proto(&self) -> crate::api::alert::v1::BackgroundTask {
-        let dur = |d: Duration| pbjson_types::Duration {
-            seconds: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
-            nanos: i32::try_from(d.subsec_nanos()).unwrap_or(0),
-        };
-        let (last_ok, last_summary) = match &self.last_result {
-            Some(Outcome::Ok(s)) => (true, s.clone()),
-            Some(Outcome::Error(e)) => (false, e.clone()),
-            None => (false, String::new()),
-        };
-        crate::api::alert::v1::BackgroundTask {
-            name: self.name.clone(),
-            period: (!self.period.is_zero()).then(|| dur(self.period)),
-            running: self.running,
-            last_start: self.last_start.map(Into::into),
-            last_end: self.last_end.map(Into::into),
-            last_duration: self.last_duration.map(dur),
-            last_ok,
-            last_summary,
-            last_error_time: self.last_error.as_ref().map(|e| e.0.into()),
-            last_error: self.last_error.as_ref().map(|e| e.1.clone()).unwrap_or_default(),
-            runs: self.runs,
-            errors: self.errors,
-        }
-    }
-}
-
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }

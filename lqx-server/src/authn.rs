@@ -206,8 +206,7 @@ pub async fn start(config: &Config, store: &Store, dev: bool) -> anyhow::Result<
             if minute % 60 != 0 {
                 continue;
             }
-            let before = pruner.now() - chrono::Duration::days(1);
-            if let Err(e) = pruner.store().prune_sessions(before).await {
+            if let Err(e) = pruner.prune_ended_sessions().await {
                 tracing::warn!(error = %e, "pruning ended sessions failed");
             }
             match pruner.prune_audit(&retention).await {

@@ -5,11 +5,10 @@
 use crate::services::{Stream, st};
 use futures::StreamExt;
 use lqx_core::api::compute::v1 as pb;
-use lqx_core::api::convert;
+use lqx_core::api::convert::compute::vm_out;
 use lqx_core::compute::Compute;
 use lqx_core::events::SubscriptionItem;
-use lqx_core::model::{Node, NodeId, ProjectId, ResourceType, SubscriptionFilter, Vm};
-use std::collections::HashMap;
+use lqx_core::model::{Node, ProjectId, ResourceType, SubscriptionFilter, Vm};
 use tonic::{Response, Status};
 
 fn lagged(resume_from: u64) -> Status {
@@ -18,17 +17,6 @@ fn lagged(resume_from: u64) -> Status {
         s.metadata_mut().insert("resume-from", v);
     }
     s
-}
-
-async fn names(compute: &Compute) -> Result<HashMap<NodeId, String>, Status> {
-    Ok(compute
-        .store
-        .all_nodes()
-        .await
-        .map_err(st)?
-        .into_iter()
-        .map(|n| (n.id, n.name))
-        .collect())
 }
 
 async fn vm_stream(
@@ -40,13 +28,13 @@ async fn vm_stream(
         .events
         .subscribe(filter, (resume > 0).then_some(resume))
         .map_err(|e| st(e.into()))?;
-    let names = names(compute).await?;
+    let names = compute.all_node_names().await.map_err(st)?;
     let s = sub.map(move |item| match item {
         SubscriptionItem::Event(e) => {
             let vm = serde_json::from_value::<Vm>(e.payload.clone())
                 .ok()
                 .filter(|_| e.event_type != lqx_core::model::EventType::Deleted)
-                .map(|v| convert::vm_out(&v, &|id| names.get(&id).cloned().unwrap_or_default()));
+                .map(|v| vm_out(&v, &|id| names.get(&id).cloned().unwrap_or_default()));
             Ok(pb::VmEvent {
                 event: Some(e.to_proto()),
                 vm,
@@ -111,7 +99,7 @@ async fn node_stream(
 }
 
 pub async fn watch_node(compute: &Compute, r: pb::WatchNodeRequest) -> Result<Response<Stream<pb::NodeEvent>>, Status> {
-    let n = compute.store.resolve_node(&r.id).await.map_err(st)?;
+    let n = compute.resolve_node(&r.id).await.map_err(st)?;
     let filter = SubscriptionFilter {
         resource_types: vec![ResourceType::Node],
         resource_ids: vec![n.id.to_string()],

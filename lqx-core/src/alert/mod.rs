@@ -1,6 +1,6 @@
 //! Alerts: the dedupe and auto-resolve rules (pure functions over the open alert and `now`),
 //! the helpers components raise alerts with, list filtering and the summary, and (feature
-//! `server`) webhook delivery.
+//! `server`) webhook delivery. Their proto conversions are in `api::convert::alert`.
 //!
 //! The rules, in plain words:
 //! - An alert is identified by its source (type + id) and its condition (e.g.
@@ -21,13 +21,10 @@
 
 #[cfg(feature = "server")]
 pub mod monitor;
-mod proto;
 #[cfg(feature = "server")]
 pub mod service;
 #[cfg(feature = "server")]
 pub mod webhook;
-
-pub use proto::{severities_from_proto, test_response};
 
 /// Where a leader loop's alerts go (HA, DRS): the alert service when there is one.
 pub trait AlertSink: Send + Sync + 'static {

@@ -31,6 +31,7 @@ pub mod rbac;
 pub mod service;
 pub mod session;
 pub mod throttle;
+mod upkeep;
 
 pub use apikey::{Bearer, SecretKind, parse_authorization};
 pub use audit::AuditNote;

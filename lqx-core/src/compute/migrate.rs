@@ -326,7 +326,7 @@ impl Compute {
         let names = self.store.node_names([out.source, out.target]).await?;
         let name = |id: NodeId| names.get(&id).cloned().unwrap_or_default();
         Ok(pb::MigrateVmResponse {
-            vm: Some(crate::api::convert::vm_out(&out.vm, &name)),
+            vm: Some(crate::api::convert::compute::vm_out(&out.vm, &name)),
             migration_id: uuid::Uuid::now_v7().to_string(),
             source_node: name(out.source),
             target_node: name(out.target),
@@ -342,7 +342,7 @@ impl Compute {
         let names = self.store.node_names(vm.status.node_id).await?;
         let name = |id: NodeId| names.get(&id).cloned().unwrap_or_default();
         Ok(pb::MigrateVmResponse {
-            vm: Some(crate::api::convert::vm_out(&vm, &name)),
+            vm: Some(crate::api::convert::compute::vm_out(&vm, &name)),
             ..Default::default()
         })
     }

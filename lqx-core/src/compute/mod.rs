@@ -19,7 +19,7 @@ mod schedule;
 pub mod sim;
 pub mod vms;
 
-pub use nodes::NodeRegistration;
+pub use nodes::{NodeFilter, NodePage, NodeRegistration};
 pub use schedule::snapshot_of;
 
 use crate::model::VmId;

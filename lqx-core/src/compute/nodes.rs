@@ -5,8 +5,54 @@ use crate::driver::Hypervisor;
 use crate::model::*;
 use crate::{Error, Result};
 use chrono::Utc;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+
+/// The filter of ListNodes: none set, every node.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NodeFilter {
+    pub phase: Option<NodePhase>,
+    /// Every one of these labels, with this value.
+    pub labels: BTreeMap<String, String>,
+}
+
+impl NodeFilter {
+    fn matches(&self, n: &Node) -> bool {
+        self.phase.is_none_or(|p| n.phase == p) && self.labels.iter().all(|(k, v)| n.labels.get(k) == Some(v))
+    }
+}
+
+/// One page of nodes, in name order; `next_page_token` is empty on the last page.
+#[derive(Debug, Clone, Default)]
+pub struct NodePage {
+    pub nodes: Vec<Node>,
+    pub next_page_token: String,
+}
+
+/// Page size of ListNodes when none is asked for, and the most one page holds.
+const DEFAULT_NODE_PAGE: usize = 500;
+const MAX_NODE_PAGE: usize = 1000;
+
+/// The page of `nodes` (in name order) after `page_token` (the last name of the page
+/// before). Nodes are few (hundreds), so they are filtered and paged in memory.
+fn page_nodes(nodes: Vec<Node>, filter: &NodeFilter, page_size: u32, page_token: &str) -> NodePage {
+    let mut nodes: Vec<Node> = nodes
+        .into_iter()
+        .filter(|n| filter.matches(n))
+        .filter(|n| page_token.is_empty() || n.name.as_str() > page_token)
+        .collect();
+    let size = match page_size {
+        0 => DEFAULT_NODE_PAGE,
+        n => (n as usize).min(MAX_NODE_PAGE),
+    };
+    let next_page_token = if nodes.len() > size {
+        nodes[size - 1].name.clone()
+    } else {
+        String::new()
+    };
+    nodes.truncate(size);
+    NodePage { nodes, next_page_token }
+}
 
 /// A node as configured or as an agent registers it.
 #[derive(Debug, Clone)]
@@ -113,10 +159,44 @@ impl Compute {
         Ok(n)
     }
 
-    pub async fn list_nodes(&self) -> Result<Vec<Node>> {
+    /// One page of the nodes `filter` selects, in name order.
+    pub async fn list_nodes(&self, filter: &NodeFilter, page_size: u32, page_token: &str) -> Result<NodePage> {
         let mut nodes = self.store.all_nodes().await?;
         self.fill_usage(&mut nodes).await?;
-        Ok(nodes)
+        Ok(page_nodes(nodes, filter, page_size, page_token))
+    }
+
+    /// The node a request names (by name or id), without its usage.
+    pub async fn resolve_node(&self, id_or_name: &str) -> Result<Node> {
+        self.store.resolve_node(id_or_name).await
+    }
+
+    /// A resolver of node names and ids to ids, over the nodes as they are now (for
+    /// requests that name several nodes, e.g. placement constraints).
+    pub async fn node_resolver(&self) -> Result<impl Fn(&str) -> Option<NodeId> + use<>> {
+        let nodes = self.store.all_nodes().await?;
+        Ok(move |s: &str| {
+            nodes
+                .iter()
+                .find(|n| n.name == s || n.id.to_string() == s)
+                .map(|n| n.id)
+        })
+    }
+
+    /// The names of these nodes (cached: a node's name never changes).
+    pub async fn node_names(&self, ids: impl IntoIterator<Item = NodeId>) -> Result<HashMap<NodeId, String>> {
+        self.store.node_names(ids).await
+    }
+
+    /// The names of every node.
+    pub async fn all_node_names(&self) -> Result<HashMap<NodeId, String>> {
+        Ok(self
+            .store
+            .all_nodes()
+            .await?
+            .into_iter()
+            .map(|n| (n.id, n.name))
+            .collect())
     }
 
     /// Allocation per node (sum of the specs of the VMs placed there).
@@ -296,7 +376,7 @@ impl Compute {
 
     /// A node as the API shows it, with what the last heartbeat said on top of the record.
     pub fn node_view(&self, n: &Node, allocated: crate::model::Resources) -> crate::api::compute::v1::Node {
-        let mut out = crate::api::convert::node_out(n, allocated, &self.health_of(n));
+        let mut out = crate::api::convert::compute::node_out(n, allocated, &self.health_of(n));
         if let Some(r) = self.reports.read().unwrap_or_else(|p| p.into_inner()).get(&n.id) {
             if n.last_heartbeat.is_none_or(|t| t < r.last_heartbeat) {
                 out.last_heartbeat = Some(crate::api::convert::timestamp(r.last_heartbeat));
@@ -406,4 +486,63 @@ impl Compute {
 pub struct AgentReport {
     pub last_heartbeat: chrono::DateTime<Utc>,
     pub fencing: crate::fence::Fencing,
+}
+
+#[cfg(test)]
+mod page_tests {
+    use super::*;
+
+    fn node(name: &str, phase: NodePhase, label: Option<(&str, &str)>) -> Node {
+        Node {
+            id: NodeId::new(),
+            name: name.into(),
+            hostname: name.into(),
+            management_address: String::new(),
+            labels: label.map(|(k, v)| (k.to_string(), v.to_string())).into_iter().collect(),
+            capacity: Resources::default(),
+            allocatable: Resources::default(),
+            cpu_overcommit: 1.0,
+            memory_overcommit: 1.0,
+            phase,
+            schedulable: true,
+            libvirt_uri: "test:///default".into(),
+            last_heartbeat: None,
+            usage: NodeUsage::default(),
+            resource_version: 1,
+            created_at: chrono::DateTime::UNIX_EPOCH,
+            cpu_model: String::new(),
+            power: Default::default(),
+        }
+    }
+
+    fn names(p: &NodePage) -> Vec<&str> {
+        p.nodes.iter().map(|n| n.name.as_str()).collect()
+    }
+
+    #[test]
+    fn nodes_are_filtered_then_paged_by_name() {
+        let all = || {
+            vec![
+                node("a", NodePhase::Ready, Some(("rack", "1"))),
+                node("b", NodePhase::Maintenance, Some(("rack", "1"))),
+                node("c", NodePhase::Ready, None),
+                node("d", NodePhase::Ready, Some(("rack", "1"))),
+            ]
+        };
+        let ready = NodeFilter {
+            phase: Some(NodePhase::Ready),
+            ..Default::default()
+        };
+        let p = page_nodes(all(), &ready, 2, "");
+        assert_eq!((names(&p), p.next_page_token.as_str()), (vec!["a", "c"], "c"));
+        let p = page_nodes(all(), &ready, 2, "c");
+        assert_eq!((names(&p), p.next_page_token.as_str()), (vec!["d"], ""));
+        let rack = NodeFilter {
+            labels: [("rack".to_string(), "1".to_string())].into(),
+            ..Default::default()
+        };
+        assert_eq!(names(&page_nodes(all(), &rack, 0, "")), vec!["a", "b", "d"]);
+        // An exactly full page has no next page.
+        assert_eq!(page_nodes(all(), &NodeFilter::default(), 4, "").next_page_token, "");
+    }
 }

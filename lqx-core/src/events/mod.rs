@@ -1,18 +1,16 @@
 //! Events: the bus every state change is published on, subscriptions with filters and
-//! resume, and the proto conversions of the Subscribe stream.
+//! resume. Their proto conversions are in `api::convert::events`.
 //!
 //! Publishers (VM and node services, HA, DRS, alerting) call [`EventBus::publish`]; Watch
 //! RPCs call [`EventBus::subscribe_with`] with the request's filter, resume point and a
 //! visibility predicate for the caller's role, and forward the [`Subscription`] stream.
 
 mod bus;
-mod proto;
 mod publish;
 #[cfg(feature = "server")]
 pub mod sequence;
 
 pub use bus::{EventBus, EventBusConfig, EventBusStats, Subscription, SubscriptionItem, Visibility, WeakEventBus};
-pub use proto::{json_to_struct, resume_point, struct_to_json};
 
 /// Errors of subscribing and of decoding event protos.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -172,6 +172,60 @@ impl HaConfig {
     }
 }
 
+/// Settings that are valid but risky, warned about at start-up (the server logs them).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HaWarning {
+    /// A leader handover (lease expiry, the next renewal attempt and two heartbeats) takes
+    /// at least `self_fence_after`: agents may fence their HA VMs during one.
+    SlowHandover {
+        handover: Duration,
+        self_fence_after: Duration,
+    },
+    /// HA is on with in-process libvirt hosts: nothing fences them, so their lease expiry
+    /// is taken as fenced.
+    UnfencedInProcessHosts,
+}
+
+impl std::fmt::Display for HaWarning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HaWarning::SlowHandover {
+                handover,
+                self_fence_after,
+            } => write!(
+                f,
+                "leader.lease_ttl is long against ha.self_fence_after ({handover:?} >= {self_fence_after:?}): \
+                 a leader change may make agents fence their HA VMs"
+            ),
+            HaWarning::UnfencedInProcessHosts => f.write_str(
+                "in-process libvirt hosts have no agent to fence them: HA treats their lease expiry as fenced; \
+                 run `lqx-server agent` on hosts whose VMs must never run twice",
+            ),
+        }
+    }
+}
+
+impl HaConfig {
+    /// The warnings for these settings with a leader lease of `lease_ttl` renewed every
+    /// `renew_interval`, and `libvirt_in_process`: whether an in-process host is real
+    /// libvirt (neither simulated nor the libvirt test driver).
+    pub fn warnings(&self, lease_ttl: Duration, renew_interval: Duration, libvirt_in_process: bool) -> Vec<HaWarning> {
+        let mut out = Vec::new();
+        // A leader handover must finish before agents fence themselves for want of a renewal.
+        let handover = lease_ttl + renew_interval + self.heartbeat_interval * 2;
+        if handover >= self.self_fence_after {
+            out.push(HaWarning::SlowHandover {
+                handover,
+                self_fence_after: self.self_fence_after,
+            });
+        }
+        if self.enabled && libvirt_in_process {
+            out.push(HaWarning::UnfencedInProcessHosts);
+        }
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -276,5 +330,30 @@ mod tests {
             ..HaConfig::default()
         };
         assert_eq!(c.timeout(), Duration::from_secs(32));
+    }
+
+    #[test]
+    fn warns_of_a_slow_handover_and_of_unfenced_in_process_hosts() {
+        let c = HaConfig::default();
+        assert_eq!(
+            c.warnings(Duration::from_secs(1), Duration::from_millis(333), false),
+            vec![]
+        );
+        let w = c.warnings(c.self_fence_after, Duration::from_secs(1), false);
+        assert!(matches!(w.as_slice(), [HaWarning::SlowHandover { .. }]), "{w:?}");
+        assert!(w[0].to_string().contains("leader.lease_ttl"), "{}", w[0]);
+        let on = HaConfig {
+            enabled: true,
+            ..c.clone()
+        };
+        assert_eq!(
+            on.warnings(Duration::from_secs(1), Duration::from_millis(333), true),
+            vec![HaWarning::UnfencedInProcessHosts]
+        );
+        let off = HaConfig { enabled: false, ..c };
+        assert_eq!(
+            off.warnings(Duration::from_secs(1), Duration::from_millis(333), true),
+            vec![]
+        );
     }
 }

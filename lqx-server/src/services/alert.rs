@@ -4,8 +4,8 @@
 use super::{named_project, names_project, principal, st};
 use lqx_core::alert::monitor::{HostMonitor, MonitorConfig};
 use lqx_core::alert::service::{Alerts, AlertsConfig};
-use lqx_core::alert::{severities_from_proto, test_response};
 use lqx_core::api::alert::v1::{self as pb, alert_service_server::AlertService};
+use lqx_core::api::convert::alert::{severities_from_proto, test_response};
 use lqx_core::auth::AuthService;
 use lqx_core::auth::Principal;
 use lqx_core::background::BackgroundTasks;

@@ -5,11 +5,11 @@
 use super::st;
 use crate::request::ClientAddr;
 use lqx_core::api::auth::v1::{self as pb, auth_service_server::AuthService as AuthRpc};
-use lqx_core::api::convert::{from_timestamp, opt_timestamp, timestamp};
+use lqx_core::api::convert::auth::{audit_entry_out, audit_filter_in, key_out, login_out, user_out};
+use lqx_core::api::convert::timestamp;
 use lqx_core::auth::oidc::SsoLogin;
-use lqx_core::auth::service::{LoginOutcome, NewUser, UserChange};
+use lqx_core::auth::service::{NewUser, UserChange};
 use lqx_core::auth::{AuditNote, AuthError, AuthService, Principal, Secret};
-use lqx_core::model::{ApiKey, AuditFilter, AuditResult, User};
 use std::net::IpAddr;
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
@@ -34,46 +34,6 @@ pub fn note<T>(req: &Request<T>) -> AuditNote {
 
 fn client_ip<T>(req: &Request<T>) -> Option<IpAddr> {
     req.extensions().get::<ClientAddr>().map(|c| c.0.ip())
-}
-
-pub fn user_out(u: &User) -> pb::User {
-    pb::User {
-        id: u.id.to_string(),
-        username: u.username.clone(),
-        email: u.email.clone(),
-        role: u.role.as_str().into(),
-        disabled: u.disabled,
-        created_at: Some(timestamp(u.created_at)),
-        last_login_at: opt_timestamp(u.last_login_at),
-    }
-}
-
-pub fn key_out(k: &ApiKey) -> pb::ApiKey {
-    pb::ApiKey {
-        id: k.id.to_string(),
-        name: k.name.clone(),
-        role: k.role.as_str().into(),
-        prefix: format!("lqx_{}", k.prefix),
-        owner_id: k.owner_id.to_string(),
-        created_at: Some(timestamp(k.created_at)),
-        expires_at: Some(timestamp(k.expires_at)),
-        last_used_at: opt_timestamp(k.last_used_at),
-        revoked: k.revoked_at.is_some(),
-        project_id: k.project_id.to_string(),
-    }
-}
-
-fn login_out(o: LoginOutcome) -> pb::LoginResponse {
-    let a = &o.pair.access;
-    pb::LoginResponse {
-        token_type: "Bearer".into(),
-        expires_in: u64::try_from(a.exp - a.iat).unwrap_or(0),
-        access_expires_at: Some(timestamp(a.expires_at())),
-        refresh_expires_at: Some(timestamp(o.pair.refresh.expires_at())),
-        user: Some(user_out(&o.user)),
-        access_token: o.pair.access_token.into_inner(),
-        refresh_token: o.pair.refresh_token.into_inner(),
-    }
 }
 
 fn opt(s: String) -> Option<String> {
@@ -240,52 +200,14 @@ impl AuthRpc for AuthApi {
             false => None,
         };
         let r = req.into_inner();
-        let result = match r.result.as_str() {
-            "" => None,
-            s => Some(s.parse::<AuditResult>().map_err(|_| {
-                st(lqx_core::Error::invalid(
-                    "result",
-                    format!("{s:?} is not one of ok, denied, error"),
-                ))
-            })?),
-        };
-        let filter = AuditFilter {
-            user: opt(r.user),
-            action: opt(r.action),
-            resource_id: opt(r.resource_id),
-            since: r
-                .since
-                .as_ref()
-                .map(|t| from_timestamp("since", t))
-                .transpose()
-                .map_err(st)?,
-            result,
-            projects,
-        };
+        let filter = audit_filter_in(&r, projects).map_err(st)?;
         let page = self
             .auth
             .list_audit(&p, filter, r.page_size, &r.page_token)
             .await
             .map_err(st)?;
         Ok(Response::new(pb::ListAuditEntriesResponse {
-            entries: page
-                .entries
-                .iter()
-                .map(|e| pb::AuditEntry {
-                    id: e.id.to_string(),
-                    time: Some(timestamp(e.time)),
-                    actor: e.actor.display_name(),
-                    actor_id: e.actor.id_string(),
-                    action: e.action.clone(),
-                    resource_type: e.resource_type.clone(),
-                    resource_id: e.resource_id.clone(),
-                    result: e.result.as_str().into(),
-                    detail: e.detail.clone(),
-                    client_address: e.client_address.clone(),
-                    request_id: e.request_id.clone(),
-                    project_id: e.project_id.map(|p| p.to_string()).unwrap_or_default(),
-                })
-                .collect(),
+            entries: page.entries.iter().map(audit_entry_out).collect(),
             next_page_token: page.next_page_token,
         }))
     }

@@ -9,10 +9,11 @@
 
 use super::{Stream, st};
 use futures::StreamExt;
+use lqx_core::api::convert::events::resume_point;
 use lqx_core::api::events::v1::{self as pb, event_service_server::EventService};
 use lqx_core::auth::Principal;
 use lqx_core::events::sequence::SequenceReservation;
-use lqx_core::events::{EventBus, EventBusConfig, Visibility, resume_point};
+use lqx_core::events::{EventBus, EventBusConfig, Visibility};
 use lqx_core::model::{Event, SubscriptionFilter};
 use std::sync::Arc;
 use tonic::{Request, Response, Status};

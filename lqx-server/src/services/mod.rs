@@ -75,12 +75,5 @@ pub fn st(e: lqx_core::Error) -> Status {
 
 /// An optional idempotency key, bounded.
 pub fn request_id(s: &str) -> Result<Option<String>, Status> {
-    match s.len() {
-        0 => Ok(None),
-        1..=128 => Ok(Some(s.to_string())),
-        _ => Err(st(lqx_core::Error::invalid(
-            "request_id",
-            "must be at most 128 characters",
-        ))),
-    }
+    lqx_core::api::convert::request_id_in(s).map_err(st)
 }

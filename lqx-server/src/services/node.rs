@@ -3,7 +3,7 @@
 use super::{Stream, st};
 use lqx_core::api::compute::v1::{self as pb, node_service_server::NodeService};
 use lqx_core::api::convert;
-use lqx_core::compute::Compute;
+use lqx_core::compute::{Compute, NodeFilter};
 use lqx_core::model::Node;
 use lqx_core::{Error, Result};
 use tonic::{Request, Response, Status};
@@ -37,31 +37,18 @@ impl NodeService for NodeApi {
 
     async fn list_nodes(&self, req: Request<pb::ListNodesRequest>) -> Result<Response<pb::ListNodesResponse>, Status> {
         let r = req.into_inner();
-        let phase = convert::node_phase_in("phase", r.phase).map_err(st)?;
-        let labels = convert::labels_in(&r.labels);
-        let mut nodes: Vec<Node> = self
-            .compute
-            .list_nodes()
-            .await
-            .map_err(st)?
-            .into_iter()
-            .filter(|n| phase.is_none_or(|p| n.phase == p))
-            .filter(|n| labels.iter().all(|(k, v)| n.labels.get(k) == Some(v)))
-            .collect();
-        // Nodes are few (hundreds): page in memory over the name order.
-        if !r.page_token.is_empty() {
-            nodes.retain(|n| n.name.as_str() > r.page_token.as_str());
-        }
-        let size = if r.page_size == 0 { 500 } else { r.page_size.min(1000) } as usize;
-        let next_page_token = if nodes.len() > size {
-            nodes[size - 1].name.clone()
-        } else {
-            String::new()
+        let filter = NodeFilter {
+            phase: convert::compute::node_phase_in("phase", r.phase).map_err(st)?,
+            labels: convert::labels_in(&r.labels),
         };
-        nodes.truncate(size);
+        let page = self
+            .compute
+            .list_nodes(&filter, r.page_size, &r.page_token)
+            .await
+            .map_err(st)?;
         Ok(Response::new(pb::ListNodesResponse {
-            nodes: self.out(&nodes).await.map_err(st)?,
-            next_page_token,
+            nodes: self.out(&page.nodes).await.map_err(st)?,
+            next_page_token: page.next_page_token,
         }))
     }
 

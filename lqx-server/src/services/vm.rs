@@ -1,13 +1,14 @@
 //! limiquantix.compute.v1.VMService
 
-use super::{Stream, request_id, scoped, st};
+use super::{Stream, scoped, st};
+use lqx_core::Result;
 use lqx_core::api::compute::v1::{self as pb, vm_service_server::VmService};
-use lqx_core::api::convert;
+use lqx_core::api::convert::compute::{self as convert, create_in, migrate_in, update_in};
+use lqx_core::api::convert::labels_in;
 use lqx_core::auth::AuthService;
-use lqx_core::compute::{Compute, CreateVm, VmUpdate};
+use lqx_core::compute::Compute;
 use lqx_core::model::{NodeId, Vm};
 use lqx_core::store::VmFilter;
-use lqx_core::{Error, Result};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,7 +23,6 @@ impl VmApi {
     /// Names of the nodes these VMs are on (the store caches them: names never change).
     async fn node_names<'a>(&self, vms: impl IntoIterator<Item = &'a Vm>) -> Result<HashMap<NodeId, String>> {
         self.compute
-            .store
             .node_names(vms.into_iter().filter_map(|v| v.status.node_id))
             .await
     }
@@ -35,16 +35,6 @@ impl VmApi {
         }
         Ok(out)
     }
-
-    async fn resolver(&self) -> Result<impl Fn(&str) -> Option<NodeId>> {
-        let nodes = self.compute.store.all_nodes().await?;
-        Ok(move |s: &str| {
-            nodes
-                .iter()
-                .find(|n| n.name == s || n.id.to_string() == s)
-                .map(|n| n.id)
-        })
-    }
 }
 
 #[tonic::async_trait]
@@ -53,21 +43,8 @@ impl VmService for VmApi {
         let audit = super::auth::note(&req);
         let project_id = scoped(&self.auth, &req, &req.get_ref().project_id).await?;
         let r = req.into_inner();
-        let resolve = self.resolver().await.map_err(st)?;
-        let node = match r.node.as_str() {
-            "" => None,
-            n => Some(resolve(n).ok_or_else(|| st(Error::not_found("node", n)))?),
-        };
-        let create = CreateVm {
-            name: r.name,
-            project_id,
-            description: r.description,
-            labels: convert::labels_in(&r.labels),
-            spec: convert::vm_spec_in(r.spec.as_ref(), &resolve).map_err(st)?,
-            node,
-            start: r.start,
-            request_id: request_id(&r.request_id)?,
-        };
+        let resolve = self.compute.node_resolver().await.map_err(st)?;
+        let create = create_in(r, project_id, &resolve).map_err(st)?;
         let vm = self.compute.create_vm(create).await.map_err(st)?;
         audit.resource("vm", vm.id);
         Ok(Response::new(self.out(&vm).await.map_err(st)?))
@@ -85,13 +62,13 @@ impl VmService for VmApi {
         let r = req.into_inner();
         let node_id = match r.node.as_str() {
             "" => None,
-            n => Some(self.compute.store.resolve_node(n).await.map_err(st)?.id),
+            n => Some(self.compute.resolve_node(n).await.map_err(st)?.id),
         };
         let filter = VmFilter {
             project_id: Some(project),
             node_id,
             state: convert::vm_state_in("state", r.state).map_err(st)?,
-            labels: convert::labels_in(&r.labels),
+            labels: labels_in(&r.labels),
             name_prefix: (!r.name_prefix.is_empty()).then_some(r.name_prefix),
         };
         let page = self
@@ -112,34 +89,8 @@ impl VmService for VmApi {
         super::auth::note(&req).resource("vm", &req.get_ref().id);
         let project = scoped(&self.auth, &req, "").await?;
         let r = req.into_inner();
-        if r.update_mask.is_empty() {
-            return Err(st(Error::invalid("update_mask", "name at least one field to change")));
-        }
-        let resolve = self.resolver().await.map_err(st)?;
-        let spec = r.spec.unwrap_or_default();
-        let mut upd = VmUpdate {
-            expected_resource_version: (r.expected_resource_version != 0).then_some(r.expected_resource_version),
-            ..Default::default()
-        };
-        for field in &r.update_mask {
-            match field.as_str() {
-                "description" => upd.description = Some(r.description.clone()),
-                "labels" => upd.labels = Some(convert::labels_in(&r.labels)),
-                "spec.cpu_cores" | "spec.cpuCores" => upd.cpu_cores = Some(spec.cpu_cores),
-                "spec.memory_mib" | "spec.memoryMib" => upd.memory_mib = Some(spec.memory_mib),
-                "spec.ha" => upd.ha = Some(convert::ha_in(&spec.ha.unwrap_or_default()).map_err(st)?),
-                "spec.placement" => {
-                    upd.placement =
-                        Some(convert::placement_in(&spec.placement.clone().unwrap_or_default(), &resolve).map_err(st)?)
-                }
-                other => {
-                    return Err(st(Error::invalid(
-                        "update_mask",
-                        format!("{other:?} cannot be updated"),
-                    )));
-                }
-            }
-        }
+        let resolve = self.compute.node_resolver().await.map_err(st)?;
+        let upd = update_in(&r, &resolve).map_err(st)?;
         let vm = self.compute.update_vm(&r.id, project, upd).await.map_err(st)?;
         Ok(Response::new(self.out(&vm).await.map_err(st)?))
     }
@@ -191,17 +142,7 @@ impl VmService for VmApi {
             let answer = self.compute.cancel_migration_answer(&r.id, project).await.map_err(st)?;
             return Ok(Response::new(answer));
         }
-        let opts = lqx_core::compute::MigrateOptions {
-            target: (!r.target_node.is_empty()).then(|| r.target_node.clone()),
-            cold: r.cold,
-            live: lqx_core::driver::LiveOptions {
-                bandwidth_mib_per_sec: r.bandwidth_mib_per_second,
-                timeout: (r.timeout_seconds > 0).then(|| std::time::Duration::from_secs(u64::from(r.timeout_seconds))),
-                auto_converge: r.auto_converge,
-                post_copy: r.post_copy,
-                tunnelled: r.tunnelled,
-            },
-        };
+        let opts = migrate_in(&r);
         let out = self.compute.migrate_vm_with(&r.id, project, &opts).await.map_err(st)?;
         Ok(Response::new(self.compute.migrate_answer(&out).await.map_err(st)?))
     }

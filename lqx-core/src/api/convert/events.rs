@@ -1,8 +1,8 @@
 //! Conversions between the event model and `limiquantix.events.v1` messages, used by the
 //! server (Subscribe, WatchVM(s), WatchNode(s)) and by the CLI (`lqx watch`).
 
-use super::{EventError, SubscriptionItem};
 use crate::api::events::v1 as pb;
+use crate::events::{EventError, SubscriptionItem};
 use crate::model::{Event, EventType, ProjectId, ResourceType, SubscriptionFilter};
 use chrono::{DateTime, Utc};
 
@@ -109,7 +109,7 @@ impl SubscriptionItem {
 }
 
 /// `resume_from_sequence` of a request as the `resume_from` of
-/// [`EventBus::subscribe`](super::EventBus::subscribe): 0 means "only new events".
+/// [`EventBus::subscribe`](crate::events::EventBus::subscribe): 0 means "only new events".
 pub fn resume_point(sequence: u64) -> Option<u64> {
     (sequence > 0).then_some(sequence)
 }

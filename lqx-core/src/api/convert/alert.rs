@@ -1,6 +1,6 @@
 //! Conversions between the alert model and `limiquantix.alert.v1` messages.
 
-use super::AlertError;
+use crate::alert::AlertError;
 use crate::api::alert::v1 as pb;
 use crate::model::{
     Alert, AlertFilter, AlertId, AlertSeverity, AlertSourceType, AlertSummary, Webhook, WebhookDelivery,
@@ -176,6 +176,36 @@ pub fn test_response(attempts: &[WebhookDelivery]) -> pb::TestWebhookResponse {
         http_status: last.and_then(|d| d.http_status).map(u32::from).unwrap_or(0),
         error: last.and_then(|d| d.error.clone()).unwrap_or_default(),
         attempts: attempts.len() as u32,
+    }
+}
+
+#[cfg(feature = "server")]
+impl crate::background::TaskStatus {
+    /// The wire form (AlertService.ListBackgroundTasks).
+    pub fn to_proto(&self) -> pb::BackgroundTask {
+        let dur = |d: std::time::Duration| pbjson_types::Duration {
+            seconds: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+            nanos: i32::try_from(d.subsec_nanos()).unwrap_or(0),
+        };
+        let (last_ok, last_summary) = match &self.last_result {
+            Some(crate::background::Outcome::Ok(s)) => (true, s.clone()),
+            Some(crate::background::Outcome::Error(e)) => (false, e.clone()),
+            None => (false, String::new()),
+        };
+        pb::BackgroundTask {
+            name: self.name.clone(),
+            period: (!self.period.is_zero()).then(|| dur(self.period)),
+            running: self.running,
+            last_start: self.last_start.map(Into::into),
+            last_end: self.last_end.map(Into::into),
+            last_duration: self.last_duration.map(dur),
+            last_ok,
+            last_summary,
+            last_error_time: self.last_error.as_ref().map(|e| e.0.into()),
+            last_error: self.last_error.as_ref().map(|e| e.1.clone()).unwrap_or_default(),
+            runs: self.runs,
+            errors: self.errors,
+        }
     }
 }
 
