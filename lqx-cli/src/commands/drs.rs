@@ -191,10 +191,11 @@ async fn get(sess: &mut Session, id: &str) -> CliResult<pb::Recommendation> {
 
 async fn configure(app: &App, sess: &mut Session, a: DrsConfigureArgs) -> CliResult<()> {
     let mut c = pb::DrsConfig::default();
+    use lqx_core::api::convert::drs::ConfigField as F;
     let mut mask = Vec::new();
     if let Some(v) = a.enabled {
         c.enabled = v;
-        mask.push("enabled");
+        mask.push(F::Enabled.path());
     }
     if let Some(v) = a.automation {
         c.automation_level = match v {
@@ -202,35 +203,35 @@ async fn configure(app: &App, sess: &mut Session, a: DrsConfigureArgs) -> CliRes
             AutomationArg::Partial => pb::AutomationLevel::Partial,
             AutomationArg::Full => pb::AutomationLevel::Full,
         } as i32;
-        mask.push("automation_level");
+        mask.push(F::AutomationLevel.path());
     }
     if let Some(v) = a.interval {
         c.interval_seconds = u32::try_from(v.as_secs()).unwrap_or(u32::MAX);
-        mask.push("interval_seconds");
+        mask.push(F::IntervalSeconds.path());
     }
     if let Some(v) = a.threshold_cpu {
         c.threshold_cpu = v;
-        mask.push("threshold_cpu");
+        mask.push(F::ThresholdCpu.path());
     }
     if let Some(v) = a.threshold_memory {
         c.threshold_memory = v;
-        mask.push("threshold_memory");
+        mask.push(F::ThresholdMemory.path());
     }
     if let Some(v) = a.migration_threshold {
         c.migration_threshold = v;
-        mask.push("migration_threshold");
+        mask.push(F::MigrationThreshold.path());
     }
     if let Some(v) = a.max_migrations_per_host {
         c.max_concurrent_migrations_per_host = v;
-        mask.push("max_concurrent_migrations_per_host");
+        mask.push(F::MaxConcurrentMigrationsPerHost.path());
     }
     if let Some(v) = a.migrations_per_round {
         c.migrations_per_host_per_round = v;
-        mask.push("migrations_per_host_per_round");
+        mask.push(F::MigrationsPerHostPerRound.path());
     }
     if let Some(v) = a.dpm {
         c.dpm_enabled = v;
-        mask.push("dpm_enabled");
+        mask.push(F::DpmEnabled.path());
     }
     if let Some(v) = a.dpm_automation {
         c.dpm_automation_level = match v {
@@ -238,19 +239,19 @@ async fn configure(app: &App, sess: &mut Session, a: DrsConfigureArgs) -> CliRes
             AutomationArg::Partial => pb::AutomationLevel::Partial,
             AutomationArg::Full => pb::AutomationLevel::Full,
         } as i32;
-        mask.push("dpm_automation_level");
+        mask.push(F::DpmAutomationLevel.path());
     }
     if let Some(v) = a.dpm_power_off_below {
         c.dpm_power_off_below = v;
-        mask.push("dpm_power_off_below");
+        mask.push(F::DpmPowerOffBelow.path());
     }
     if let Some(v) = a.dpm_power_on_above {
         c.dpm_power_on_above = v;
-        mask.push("dpm_power_on_above");
+        mask.push(F::DpmPowerOnAbove.path());
     }
     if let Some(v) = a.dpm_min_hosts_on {
         c.dpm_min_hosts_on = v;
-        mask.push("dpm_min_hosts_on");
+        mask.push(F::DpmMinHostsOn.path());
     }
     if let Some(v) = a.dpm_opt_out {
         c.dpm_opt_out = v
@@ -258,11 +259,11 @@ async fn configure(app: &App, sess: &mut Session, a: DrsConfigureArgs) -> CliRes
             .map(|n| n.trim().to_string())
             .filter(|n| !n.is_empty())
             .collect();
-        mask.push("dpm_opt_out");
+        mask.push(F::DpmOptOut.path());
     }
     if let Some(v) = a.dpm_watts_per_host {
         c.dpm_watts_per_host = v;
-        mask.push("dpm_watts_per_host");
+        mask.push(F::DpmWattsPerHost.path());
     }
     if mask.is_empty() {
         return Err(CliError::usage("Nothing to change").hint("`lqx drs configure --help` lists the settings"));

@@ -56,20 +56,17 @@ pub async fn run(app: App, c: ProjectCmd) -> CliResult<()> {
             description,
             quota: q,
         } => {
+            use lqx_core::api::convert::project::ProjectField as F;
             let mut mask = Vec::new();
-            if name.is_some() {
-                mask.push("name".to_string());
-            }
-            if description.is_some() {
-                mask.push("description".to_string());
-            }
             for (set, field) in [
-                (q.vcpus.is_some(), "quota.vcpus"),
-                (q.memory.is_some(), "quota.memory_mib"),
-                (q.max_vms.is_some(), "quota.vms"),
+                (name.is_some(), F::Name),
+                (description.is_some(), F::Description),
+                (q.vcpus.is_some(), F::QuotaVcpus),
+                (q.memory.is_some(), F::QuotaMemoryMib),
+                (q.max_vms.is_some(), F::QuotaVms),
             ] {
                 if set {
-                    mask.push(field.to_string());
+                    mask.push(field.path().to_string());
                 }
             }
             if mask.is_empty() {

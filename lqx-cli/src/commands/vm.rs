@@ -289,20 +289,21 @@ async fn list(app: &App, sess: &mut Session, a: VmListArgs) -> CliResult<()> {
 async fn update(app: &App, sess: &mut Session, a: VmUpdateArgs) -> CliResult<()> {
     let current = get(sess, &a.vm).await?;
     let mut spec = current.spec.clone().unwrap_or_default();
+    use lqx_core::api::convert::compute::VmField as F;
     let mut mask = Vec::new();
     if let Some(c) = a.cpu {
         spec.cpu_cores = c;
-        mask.push("spec.cpu_cores".to_string());
+        mask.push(F::CpuCores.path().to_string());
     }
     if let Some(m) = a.memory {
         spec.memory_mib = m;
-        mask.push("spec.memory_mib".to_string());
+        mask.push(F::MemoryMib.path().to_string());
     }
     if a.description.is_some() {
-        mask.push("description".to_string());
+        mask.push(F::Description.path().to_string());
     }
     if !a.label.is_empty() {
-        mask.push("labels".to_string());
+        mask.push(F::Labels.path().to_string());
     }
     if mask.is_empty() {
         return Err(CliError::usage("Nothing to change").hint("pass --cpu, --memory, --description or --label"));

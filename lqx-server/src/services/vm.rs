@@ -3,8 +3,9 @@
 use super::{Stream, scoped, st};
 use lqx_core::Result;
 use lqx_core::api::compute::v1::{self as pb, vm_service_server::VmService};
-use lqx_core::api::convert::compute::{self as convert, create_in, migrate_in, update_in};
+use lqx_core::api::convert::compute as convert;
 use lqx_core::api::convert::labels_in;
+use lqx_core::api::convert::vm_requests::{create_in, migrate_in, update_in};
 use lqx_core::auth::AuthService;
 use lqx_core::compute::Compute;
 use lqx_core::model::{NodeId, Vm};

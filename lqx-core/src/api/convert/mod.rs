@@ -17,6 +17,8 @@ pub mod events;
 pub mod ha;
 pub mod mask;
 pub mod project;
+#[cfg(feature = "server")]
+pub mod vm_requests;
 
 use crate::{Error, Result};
 use chrono::{DateTime, Utc};
