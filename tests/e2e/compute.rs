@@ -373,3 +373,78 @@ async fn update_resizes_within_capacity_and_refuses_impossible_sizes() {
     let (_, got) = s.call(&format!("{VMS}/GetVM"), json!({"id": "resize-1"})).await;
     assert_eq!(got["spec"]["memoryMib"], "512");
 }
+
+/// UpdateVM, UpdateProject and UpdateDRSConfig read `update_mask` by one rule: snake_case or
+/// lowerCamelCase paths, an unknown path refused by name, `*` for every field, and an empty
+/// mask for the fields the request gives.
+#[tokio::test]
+async fn every_update_rpc_reads_its_mask_by_one_rule() {
+    const PROJECTS: &str = "limiquantix.project.v1.ProjectService";
+    const DRS: &str = "limiquantix.drs.v1.DRSService";
+    let s = dev(Engine::Sqlite).await;
+    let (st, vm) = s.call(&format!("{VMS}/CreateVM"), vm_body("mask-1", 1, 256)).await;
+    assert_eq!(st, 200, "{vm}");
+
+    // An empty mask takes what is given: the description, not the (absent) spec.
+    let (st, got) = s
+        .call(
+            &format!("{VMS}/UpdateVM"),
+            json!({"id": "mask-1", "description": "given"}),
+        )
+        .await;
+    assert_eq!(st, 200, "{got}");
+    assert_eq!(
+        (&got["description"], &got["spec"]["cpuCores"]),
+        (&json!("given"), &json!(1))
+    );
+    // Nothing named and nothing given, or an unknown path: invalid_argument.
+    let (st, err) = s.call(&format!("{VMS}/UpdateVM"), json!({"id": "mask-1"})).await;
+    assert_eq!((st, err["code"].as_str()), (400, Some("invalid_argument")), "{err}");
+    for (rpc, body) in [
+        ("VMService", json!({"id": "mask-1", "updateMask": ["spec.gpuCount"]})),
+        (
+            "ProjectService",
+            json!({"project": "default", "updateMask": ["spec.gpuCount"]}),
+        ),
+        ("DRSService", json!({"config": {}, "updateMask": ["spec.gpuCount"]})),
+    ] {
+        let path = match rpc {
+            "VMService" => format!("{VMS}/UpdateVM"),
+            "ProjectService" => format!("{PROJECTS}/UpdateProject"),
+            _ => format!("{DRS}/UpdateDRSConfig"),
+        };
+        let (st, err) = s.call(&path, body).await;
+        assert_eq!(st, 400, "{rpc}: {err}");
+        assert!(
+            err["message"].as_str().unwrap().contains("\"spec.gpuCount\""),
+            "{rpc}: {err}"
+        );
+    }
+
+    // The same for a project, in lowerCamelCase.
+    let (st, p) = s
+        .call(&format!("{PROJECTS}/CreateProject"), json!({"name": "mask-p"}))
+        .await;
+    assert_eq!(st, 200, "{p}");
+    let (st, p) = s
+        .call(
+            &format!("{PROJECTS}/UpdateProject"),
+            json!({"project": "mask-p", "quota": {"memoryMib": 4096}, "updateMask": ["quota.memoryMib"]}),
+        )
+        .await;
+    assert_eq!(st, 200, "{p}");
+    assert_eq!(p["quota"]["memoryMib"], "4096");
+
+    // And for the DRS configuration: an empty mask changes only the given threshold.
+    let (_, before) = s.call(&format!("{DRS}/GetDRSStatus"), json!({})).await;
+    let (st, cfg) = s
+        .call(
+            &format!("{DRS}/UpdateDRSConfig"),
+            json!({"config": {"thresholdCpu": 71.0}}),
+        )
+        .await;
+    assert_eq!(st, 200, "{cfg}");
+    assert_eq!(cfg["thresholdCpu"], 71.0);
+    assert_eq!(cfg["thresholdMemory"], before["config"]["thresholdMemory"], "{before}");
+    assert_eq!(cfg["intervalSeconds"], before["config"]["intervalSeconds"], "{before}");
+}
