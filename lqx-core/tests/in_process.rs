@@ -140,3 +140,34 @@ async fn a_vm_a_command_holds_is_left_alone() {
     assert!(pass.recreated.is_empty(), "{pass:?}");
     assert_eq!(sim.domain_count(), 0);
 }
+
+/// The node's heartbeat as node views show it (`lqx node list`'s HEARTBEAT) follows every
+/// pass, as the lease does, although the record is written only every `node_write_interval`.
+#[tokio::test]
+async fn the_heartbeat_node_views_show_follows_every_pass() {
+    let (_dir, compute, _sim, mut node_loop, node) = setup().await;
+    // The first two passes write the record (the first has no CPU delta); then it rests
+    // for `node_write_interval` (15 s by default).
+    node_loop.pass().await.unwrap();
+    node_loop.pass().await.unwrap();
+    let written = compute.store.get_node(node).await.unwrap().last_heartbeat.unwrap();
+    for _ in 0..3 {
+        tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
+        node_loop.pass().await.unwrap();
+        let n = compute.store.get_node(node).await.unwrap();
+        let shown = compute.node_view(&n, Default::default()).last_heartbeat.unwrap();
+        let shown = chrono::DateTime::from_timestamp(shown.seconds, shown.nanos as u32).unwrap();
+        let age = chrono::Utc::now() - shown;
+        assert!(
+            age < chrono::Duration::milliseconds(500),
+            "the shown heartbeat is {age} old just after a pass"
+        );
+        assert!(compute.last_heard(&n).unwrap() >= shown);
+    }
+    let n = compute.store.get_node(node).await.unwrap();
+    assert_eq!(n.last_heartbeat, Some(written), "the record rests meanwhile");
+    assert!(
+        compute.node_view(&n, Default::default()).fencing_level.is_empty(),
+        "an in-process node reports no fencing status"
+    );
+}

@@ -440,6 +440,7 @@ impl Agents {
         let now = Instant::now();
         let hook = read(&self.inner.hook).clone();
         let (resp, writes) = link.accept(&req, now, hook.as_deref());
+        self.inner.compute.record_in_process_heartbeat(link.node);
         self.persist(link, link.node, &req, writes, now).await;
         let mut st = lock(&link.state);
         for id in busy {

@@ -369,9 +369,24 @@ impl Compute {
     pub fn record_agent_report(&self, node: NodeId, fencing: crate::fence::Fencing) {
         let r = AgentReport {
             last_heartbeat: Utc::now(),
-            fencing,
+            fencing: Some(fencing),
         };
         self.reports.write().unwrap_or_else(|p| p.into_inner()).insert(node, r);
+    }
+
+    /// Records a pass of an in-process node (its heartbeat over no wire): only its time, so
+    /// node views show as fresh a heartbeat as the lease `ha status` shows, not the record's
+    /// (written every `node_write_interval`). Such a node reports no fencing status.
+    pub fn record_in_process_heartbeat(&self, node: NodeId) {
+        let now = Utc::now();
+        let mut reports = self.reports.write().unwrap_or_else(|p| p.into_inner());
+        reports
+            .entry(node)
+            .and_modify(|r| r.last_heartbeat = now)
+            .or_insert(AgentReport {
+                last_heartbeat: now,
+                fencing: None,
+            });
     }
 
     /// A node as the API shows it, with what the last heartbeat said on top of the record.
@@ -381,8 +396,10 @@ impl Compute {
             if n.last_heartbeat.is_none_or(|t| t < r.last_heartbeat) {
                 out.last_heartbeat = Some(crate::api::convert::timestamp(r.last_heartbeat));
             }
-            out.fencing = r.fencing.text();
-            out.fencing_level = r.fencing.level.as_str().into();
+            if let Some(f) = &r.fencing {
+                out.fencing = f.text();
+                out.fencing_level = f.level.as_str().into();
+            }
         }
         out
     }
@@ -405,7 +422,7 @@ impl Compute {
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .get(&node)
-            .map(|r| r.fencing.clone())
+            .and_then(|r| r.fencing.clone())
     }
 
     /// Records the HA manager's view of a node's health (shown by GetNode/ListNodes).
@@ -481,11 +498,12 @@ impl Compute {
     }
 }
 
-/// The last accepted heartbeat of an agent node.
+/// The last accepted heartbeat of a node (an agent's, or an in-process node's pass).
 #[derive(Debug, Clone)]
 pub struct AgentReport {
     pub last_heartbeat: chrono::DateTime<Utc>,
-    pub fencing: crate::fence::Fencing,
+    /// What the agent reported; none for an in-process node.
+    pub fencing: Option<crate::fence::Fencing>,
 }
 
 #[cfg(test)]
