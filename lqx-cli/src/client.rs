@@ -192,7 +192,8 @@ impl Session {
             Ok(r) => r.into_inner(),
             Err(s) => {
                 let e = CliError::from_status(s.clone(), &self.server);
-                if matches!(e.code, ExitCode::Error | ExitCode::Timeout) {
+                // A disabled account is permission denied: a new login would not help.
+                if matches!(e.code, ExitCode::Error | ExitCode::Timeout | ExitCode::PermissionDenied) {
                     return Err(e);
                 }
                 // Refused, expired, revoked or unknown: only a new login helps.

@@ -156,6 +156,10 @@ impl CliError {
         }
         let hint = match status.code() {
             tonic::Code::Unauthenticated => Some("run `lqx login` (or set LQX_TOKEN)".to_string()),
+            // A disabled account (the server's "Account NAME is disabled; ..."): no role helps.
+            tonic::Code::PermissionDenied if status.message().contains(" is disabled;") => {
+                Some("logging in again does not help: an administrator must enable the account".to_string())
+            }
             tonic::Code::PermissionDenied => {
                 Some("ask an admin for a role that allows this (`lqx auth status` shows yours)".to_string())
             }

@@ -797,3 +797,85 @@ async fn changes_name_what_they_changed_in_the_audit_log() {
         assert_eq!(e["resourceId"], resource, "{page}");
     }
 }
+
+/// A disabled user is told so, with permission_denied (403, exit 5): the identity is proven
+/// (token, refresh token, key or password) and a new login would not help, as GitHub answers
+/// 403 for a suspended account. Not "Session revoked", not "Invalid username or password".
+#[tokio::test]
+async fn a_disabled_user_is_told_the_account_is_disabled() {
+    for engine in engines() {
+        let s = Server::dev(engine).await;
+        let (admin, _) = login(&s, "admin", ADMIN_PASSWORD).await;
+        create_user(&s, &admin, "bob", "operator", "secret-pass-123").await;
+        let (access, refresh) = login(&s, "bob", "secret-pass-123").await;
+        let (_, key) = api_key(&s, &access, "bob-ci", "viewer").await;
+        let cli = crate::cli::Lqx::new();
+        cli.login(&s.addr, "bob", "secret-pass-123")
+            .await
+            .expect_code(0, "bob logs in");
+        cli.ok(&["vm", "list"]).await;
+
+        let (st, _, b) = call_as(
+            &s,
+            Some(&admin),
+            &format!("{AUTH}/UpdateUser"),
+            json!({"id": "bob", "disabled": true}),
+        )
+        .await;
+        assert_eq!(st, 200, "{b}");
+
+        let disabled = |what: &str, st: u16, b: &Value| {
+            assert_eq!(
+                (st, b["code"].as_str()),
+                (403, Some("permission_denied")),
+                "{engine:?} {what}: {b}"
+            );
+            let msg = b["message"].as_str().unwrap_or_default();
+            assert!(msg.contains("Account bob is disabled"), "{engine:?} {what}: {msg}");
+        };
+        let (st, _, b) = call_as(&s, Some(&access), &format!("{VMS}/ListVMs"), json!({})).await;
+        disabled("access token", st, &b);
+        let (st, _, b) = call_as(
+            &s,
+            None,
+            &format!("{AUTH}/RefreshToken"),
+            json!({"refreshToken": refresh}),
+        )
+        .await;
+        disabled("refresh token", st, &b);
+        let (st, _, b) = call_as(&s, Some(&key), &format!("{VMS}/ListVMs"), json!({})).await;
+        disabled("API key", st, &b);
+        let (st, _, b) = call_as(
+            &s,
+            None,
+            &format!("{AUTH}/Login"),
+            json!({"username": "bob", "password": "secret-pass-123"}),
+        )
+        .await;
+        disabled("login with the right password", st, &b);
+        // A wrong password learns nothing about the account.
+        let (st, _, b) = call_as(
+            &s,
+            None,
+            &format!("{AUTH}/Login"),
+            json!({"username": "bob", "password": "wrong-pass-1234"}),
+        )
+        .await;
+        assert_eq!(st, 401, "{b}");
+        assert!(!b.to_string().contains("disabled"), "{b}");
+
+        // The CLI prints it: with its access token, and through a refresh (the access token
+        // spoilt, so the server refuses it and lqx refreshes).
+        let out = cli.run(&["vm", "list"]).await;
+        out.expect_error(5, "a disabled user's lqx", Some("administrator must enable"));
+        assert!(out.stderr.contains("Account bob is disabled"), "{}", out.stderr);
+        let file = cli.credentials_file(&s);
+        let mut stored = cli.stored(&s);
+        stored["access_token"] = json!("not.a.token");
+        std::fs::write(&file, stored.to_string()).unwrap();
+        let out = cli.run(&["vm", "list"]).await;
+        out.expect_error(5, "a disabled user's lqx, refreshing", Some("administrator must enable"));
+        assert!(out.stderr.contains("Account bob is disabled"), "{}", out.stderr);
+        assert!(!out.stderr.contains("revoked"), "{}", out.stderr);
+    }
+}

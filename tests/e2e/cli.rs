@@ -105,15 +105,15 @@ fn fields(list: &[&str]) -> BTreeSet<String> {
 
 /// What one `lqx` process did.
 #[derive(Debug)]
-struct Out {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
+pub(crate) struct Out {
+    pub(crate) code: Option<i32>,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
 }
 
 impl Out {
     #[track_caller]
-    fn expect_code(&self, code: i32, what: &str) -> &Self {
+    pub(crate) fn expect_code(&self, code: i32, what: &str) -> &Self {
         assert_eq!(
             self.code,
             Some(code),
@@ -126,7 +126,7 @@ impl Out {
 
     /// An error exit: one `error:` line, and a hint naming `want_hint` when given.
     #[track_caller]
-    fn expect_error(&self, code: i32, what: &str, want_hint: Option<&str>) -> &Self {
+    pub(crate) fn expect_error(&self, code: i32, what: &str, want_hint: Option<&str>) -> &Self {
         self.expect_code(code, what);
         assert!(self.stdout.is_empty(), "{what}: data on stdout: {}", self.stdout);
         assert!(self.stderr.starts_with("error: "), "{what}: {}", self.stderr);
@@ -146,14 +146,14 @@ impl Out {
 
 /// `lqx` with a private config dir, the file token store (unless `keyring`), and none of
 /// the caller's `LQX_*` settings.
-struct Lqx {
+pub(crate) struct Lqx {
     dir: tempfile::TempDir,
     env: Vec<(String, String)>,
     keyring: bool,
 }
 
 impl Lqx {
-    fn new() -> Lqx {
+    pub(crate) fn new() -> Lqx {
         Lqx {
             dir: tempfile::tempdir().unwrap(),
             env: Vec::new(),
@@ -222,12 +222,12 @@ impl Lqx {
         }
     }
 
-    async fn run(&self, args: &[&str]) -> Out {
+    pub(crate) async fn run(&self, args: &[&str]) -> Out {
         self.run_with(args, None).await
     }
 
     /// Runs and requires exit 0; returns stdout.
-    async fn ok(&self, args: &[&str]) -> String {
+    pub(crate) async fn ok(&self, args: &[&str]) -> String {
         let out = self.run(args).await;
         out.expect_code(0, &format!("lqx {}", args.join(" ")));
         out.stdout
@@ -240,7 +240,7 @@ impl Lqx {
         serde_json::from_str(&out).unwrap_or_else(|e| panic!("lqx {}: not JSON ({e}):\n{out}", args.join(" ")))
     }
 
-    async fn login(&self, server: &str, user: &str, password: &str) -> Out {
+    pub(crate) async fn login(&self, server: &str, user: &str, password: &str) -> Out {
         self.run_with(
             &["login", server, "--username", user, "--password-stdin"],
             Some(format!("{password}\n")),
@@ -248,12 +248,12 @@ impl Lqx {
         .await
     }
 
-    fn credentials_file(&self, server: &Server) -> PathBuf {
+    pub(crate) fn credentials_file(&self, server: &Server) -> PathBuf {
         let ctx = server.addr.trim_start_matches("http://").replace(':', "_");
         self.dir.path().join("credentials").join(format!("{ctx}.json"))
     }
 
-    fn stored(&self, server: &Server) -> Value {
+    pub(crate) fn stored(&self, server: &Server) -> Value {
         let text = std::fs::read_to_string(self.credentials_file(server)).unwrap();
         serde_json::from_str(&text).unwrap()
     }

@@ -28,9 +28,14 @@ pub enum AuthError {
     SessionRevoked,
     #[error("Refresh token already used; the session has been revoked")]
     RefreshReuse,
-    /// Unknown user, wrong password or disabled account: one message for all three.
+    /// Unknown user or wrong password: one message for both.
     #[error("Invalid username or password")]
     InvalidCredentials,
+    /// A proven identity (right password, valid token or key) of a disabled account. Permission
+    /// denied, not unauthenticated: logging in again does not help, an administrator must
+    /// enable the account (as GitHub answers 403 for a suspended account).
+    #[error("Account {username} is disabled; an administrator can enable it (lqx user update {username} --enable)")]
+    AccountDisabled { username: String },
     #[error("Invalid API key")]
     InvalidApiKey,
     #[error("A node credential is accepted only by the agent API: this call needs a user token or an API key")]
@@ -95,7 +100,7 @@ impl From<AuthError> for crate::Error {
             | InvalidApiKey
             | NodeCredentialElsewhere
             | ApiKeyExpired => crate::Error::unauthenticated(msg),
-            PermissionDenied { .. } | Forbidden(_) | UnknownMethod | RoleTooHigh { .. } => {
+            PermissionDenied { .. } | Forbidden(_) | UnknownMethod | RoleTooHigh { .. } | AccountDisabled { .. } => {
                 crate::Error::permission_denied(msg)
             }
             Throttled { retry_after } | Busy { retry_after } => {
@@ -188,6 +193,9 @@ mod tests {
         }
         .into();
         assert_eq!(e.kind, ErrorKind::PermissionDenied);
+        let e: crate::Error = AuthError::AccountDisabled { username: "bob".into() }.into();
+        assert_eq!(e.kind, ErrorKind::PermissionDenied);
+        assert!(e.message.starts_with("Account bob is disabled"), "{}", e.message);
     }
 
     #[test]

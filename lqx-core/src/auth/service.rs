@@ -461,7 +461,9 @@ impl AuthService {
                 apikey::check_key(&key, secret, now)?;
                 let owner = match self.store.get_user(key.owner_id).await? {
                     Some(o) if !o.disabled => o,
-                    _ => return Err(AuthError::InvalidApiKey.into()),
+                    // The secret checked out: the key is real, its owner may not act.
+                    Some(o) => return Err(AuthError::AccountDisabled { username: o.username }.into()),
+                    None => return Err(AuthError::InvalidApiKey.into()),
                 };
                 self.touch_key(key.id, now).await;
                 // A key acts in its own project only.
@@ -630,6 +632,14 @@ impl AuthService {
             password::verify_password_async(password.clone(), user.as_ref().map(|u| u.password_hash.clone())).await?;
         let user = match user {
             Some(u) if ok && !u.disabled => u,
+            // Said only to whoever knows the password: it reveals nothing to a guesser.
+            Some(u) if ok => {
+                note.actor(Actor::User {
+                    id: u.id,
+                    username: u.username.clone(),
+                });
+                return Err(AuthError::AccountDisabled { username: u.username }.into());
+            }
             other => {
                 // Only an existing name goes into the audit log: people type passwords into
                 // the username field.

@@ -76,7 +76,7 @@ pub fn start(refresh: &Claims, client_address: &str, policy: &SessionPolicy, now
 }
 
 /// What to do with a presented (signature-checked) refresh token.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RefreshDecision {
     /// Issue a new pair in this session, then write [`rotated`] with compare-and-swap on
     /// `(current_jti == expected_jti, generation == expected_generation, not revoked)`. If the
@@ -92,8 +92,10 @@ pub enum RefreshDecision {
     Revoked,
     /// The family reached its absolute expiry.
     Expired,
-    /// The user is gone, disabled, or its token version moved on: revoke the family.
+    /// The user is gone, or its token version moved on: revoke the family.
     UserInvalid,
+    /// The user is disabled (its sessions were revoked when it was): said so.
+    UserDisabled { username: String },
     /// No such session (or not this user's).
     Unknown,
 }
@@ -103,6 +105,7 @@ impl RefreshDecision {
     pub fn error(self) -> Option<AuthError> {
         match self {
             RefreshDecision::Rotate { .. } => None,
+            RefreshDecision::UserDisabled { username } => Some(AuthError::AccountDisabled { username }),
             RefreshDecision::ReuseDetected => Some(AuthError::RefreshReuse),
             RefreshDecision::Revoked
             | RefreshDecision::Expired
@@ -125,6 +128,12 @@ pub fn decide_refresh(
     };
     if s.id != claims.sid || s.user_id != claims.sub || claims.typ != TokenType::Refresh {
         return RefreshDecision::Unknown;
+    }
+    // Before "revoked": disabling revokes every session, and "revoked" would hide why.
+    if let Some(u) = user.filter(|u| u.id == claims.sub && u.disabled) {
+        return RefreshDecision::UserDisabled {
+            username: u.username.clone(),
+        };
     }
     if s.is_revoked() {
         return RefreshDecision::Revoked;
@@ -176,6 +185,12 @@ pub fn check_access(
     user: Option<&User>,
     now: DateTime<Utc>,
 ) -> Result<(), AuthError> {
+    // The token is verified, so saying the account is disabled tells its holder nothing new.
+    if let Some(u) = user.filter(|u| u.id == claims.sub && u.disabled) {
+        return Err(AuthError::AccountDisabled {
+            username: u.username.clone(),
+        });
+    }
     let user_ok = user
         .is_some_and(|u| u.id == claims.sub && !u.disabled && u.token_version == claims.ver && u.role == claims.role);
     let session_ok =
@@ -407,11 +422,22 @@ mod tests {
 
         let mut disabled = u.clone();
         disabled.disabled = true;
-        assert!(check_access(&p1.access, Some(&s), Some(&disabled), t0()).is_err());
-        assert_eq!(
-            decide_refresh(&claims, Some(&s), Some(&disabled), t0()),
-            RefreshDecision::UserInvalid
-        );
+        // Said so, also once disabling has revoked the session.
+        let dead = revoked(&s, RevokeReason::UserDisabled, t0());
+        for s in [&s, &dead] {
+            assert!(matches!(
+                check_access(&p1.access, Some(s), Some(&disabled), t0()),
+                Err(AuthError::AccountDisabled { .. })
+            ));
+            let d = decide_refresh(&claims, Some(s), Some(&disabled), t0());
+            assert_eq!(
+                d,
+                RefreshDecision::UserDisabled {
+                    username: u.username.clone()
+                }
+            );
+            assert!(matches!(d.error(), Some(AuthError::AccountDisabled { .. })));
+        }
 
         // Deleted.
         assert!(check_access(&p1.access, Some(&s), None, t0()).is_err());

@@ -190,7 +190,10 @@ impl SsoLogin {
             username: user.username.clone(),
         });
         if user.disabled {
-            return Err(Error::unauthenticated("Account disabled"));
+            return Err(crate::auth::AuthError::AccountDisabled {
+                username: user.username.clone(),
+            }
+            .into());
         }
         let pair = auth
             .jwt()
