@@ -780,7 +780,8 @@ pub enum AuditCmd {
         /// Only this user's actions
         #[arg(long)]
         user: Option<String>,
-        /// Only this action, e.g. compute.VMService/CreateVM
+        /// Only this action, e.g. vm.create (as the ACTION column shows it) or its RPC,
+        /// compute.VMService/CreateVM
         #[arg(long)]
         action: Option<String>,
         /// Only this resource id

@@ -746,7 +746,9 @@ pub struct AuditView {
     pub time: Option<DateTime<Utc>>,
     pub actor: String,
     pub actor_id: String,
+    /// Readable (`vm.start`); `method` is the RPC the entry recorded.
     pub action: String,
+    pub method: String,
     pub resource_type: String,
     pub resource_id: String,
     pub result: String,
@@ -762,7 +764,8 @@ impl From<&authpb::AuditEntry> for AuditView {
             time: time(&a.time),
             actor: a.actor.clone(),
             actor_id: a.actor_id.clone(),
-            action: a.action.clone(),
+            action: lqx_core::model::audit_action::readable_action(&a.action).to_string(),
+            method: a.action.clone(),
             resource_type: a.resource_type.clone(),
             resource_id: a.resource_id.clone(),
             result: a.result.clone(),
@@ -780,6 +783,7 @@ impl View for AuditView {
         col("ACTION"),
         col("RESOURCE"),
         col("RESULT"),
+        wide("METHOD"),
         wide("DETAIL"),
         wide("CLIENT"),
         wide("ID")
@@ -797,6 +801,7 @@ impl View for AuditView {
                 }
             }
             "RESULT" => self.result.clone(),
+            "METHOD" => self.method.clone(),
             "DETAIL" => or_dash(&self.detail),
             "CLIENT" => or_dash(&self.client_address),
             "ID" => self.id.clone(),

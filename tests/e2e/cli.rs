@@ -652,6 +652,26 @@ async fn cli_ci_script_with_an_api_key() {
         !audit.as_array().unwrap().is_empty(),
         "no audit entry for the VM the key created"
     );
+    // Readable actions in the table, the RPC too in JSON and `-o wide`; `--action` takes both.
+    let vm_id = vm["id"].as_str().unwrap();
+    let created = audit.as_array().unwrap().iter().find(|e| e["action"] == "vm.create");
+    let created = created.unwrap_or_else(|| panic!("no vm.create entry: {audit}"));
+    assert_eq!(created["method"], "compute.VMService/CreateVM", "{created}");
+    let table = admin.ok(&["audit", "list", "--resource", vm_id]).await;
+    assert!(table.contains("vm.create"), "{table}");
+    assert!(!table.contains("VMService"), "raw RPC names in the table: {table}");
+    let wide = admin.ok(&["audit", "list", "--resource", vm_id, "-o", "wide"]).await;
+    assert!(wide.contains("METHOD") && wide.contains("compute.VMService/CreateVM"), "{wide}");
+    for filter in ["vm.create", "compute.VMService/CreateVM"] {
+        let only = admin
+            .json(&["audit", "list", "--resource", vm_id, "--action", filter])
+            .await;
+        let actions: Vec<_> = only.as_array().unwrap().iter().map(|e| e["action"].clone()).collect();
+        assert!(
+            !actions.is_empty() && actions.iter().all(|a| a == "vm.create"),
+            "--action {filter}: {only}"
+        );
+    }
 }
 
 /// A server whose access tokens live 2 s, with no leeway.

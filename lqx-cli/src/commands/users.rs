@@ -238,7 +238,11 @@ pub async fn audit(app: App, c: AuditCmd) -> CliResult<()> {
     while all.len() < cap {
         let req = pb::ListAuditEntriesRequest {
             user: user.clone().unwrap_or_default(),
-            action: action.clone().unwrap_or_default(),
+            // The server filters by RPC: `vm.start` is `compute.VMService/StartVM`.
+            action: action
+                .as_deref()
+                .map(|a| lqx_core::model::audit_action::action_rpc(a).to_string())
+                .unwrap_or_default(),
             resource_id: resource.clone().unwrap_or_default(),
             since,
             result: result.clone().unwrap_or_default(),

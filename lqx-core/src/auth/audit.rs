@@ -267,6 +267,35 @@ mod tests {
         assert!(long.len() <= MAX_ACTION_LEN && long.ends_with("..."), "{}", long.len());
     }
 
+    /// Every RPC that leaves an audit entry has a readable action (`lqx audit list`).
+    #[test]
+    fn every_audited_rpc_has_a_readable_action() {
+        use crate::model::audit_action::{AUDIT_ACTIONS, readable_action};
+        let audited: Vec<String> = crate::auth::rbac::RULES
+            .iter()
+            .map(|(p, _, _)| *p)
+            .filter(|p| is_audited(p))
+            .map(action_name)
+            .collect();
+        assert!(audited.len() > 30, "{audited:?}");
+        for a in &audited {
+            assert_ne!(readable_action(a), a, "no readable action for {a}");
+        }
+        let own = [
+            crate::auth::audit_volume::SUPPRESSED_ACTION,
+            crate::auth::audit_volume::PRUNE_ACTION,
+        ];
+        for a in own {
+            assert_ne!(readable_action(a), a, "no readable action for {a}");
+        }
+        for (rpc, _) in AUDIT_ACTIONS {
+            assert!(
+                audited.iter().any(|a| a == rpc) || own.contains(rpc),
+                "{rpc} is not an audited RPC"
+            );
+        }
+    }
+
     #[test]
     fn results_and_details() {
         assert_eq!(result_of("ok"), AuditResult::Ok);

@@ -2,6 +2,7 @@
 //! behaviour lives in the service modules.
 
 pub mod alert;
+pub mod audit_action;
 pub mod drs;
 pub mod event;
 pub mod ids;
