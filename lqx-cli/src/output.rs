@@ -219,6 +219,33 @@ impl Printer {
         Ok(s)
     }
 
+    /// One row of a table printed as a stream (`lqx watch`): the header before the first
+    /// row, then each row in the widths of `t`, cut to the terminal width.
+    pub fn stream_row<T: View>(&self, t: &mut StreamTable, item: &T) -> CliResult<()> {
+        let cols = self.selected_columns::<T>()?;
+        let short = self.format == Format::Table && self.columns.is_none();
+        let cells: Vec<String> = cols
+            .iter()
+            .map(|c| {
+                let v = item.cell(c);
+                one_line(&if short && is_id_column(c) { short_id(&v) } else { v })
+            })
+            .collect();
+        if t.widths.is_empty() {
+            t.widths = cols.iter().map(|c| width_of(c).max(stream_min_width(c))).collect();
+            if !self.no_headers {
+                let header: Vec<String> = cols.iter().map(|c| c.to_string()).collect();
+                let line = t.line(&header, self.width);
+                out(&(if self.color_stdout { paint(true, "1", &line) } else { line } + "\n"));
+            }
+        }
+        for (w, c) in t.widths.iter_mut().zip(&cells) {
+            *w = (*w).max(width_of(c));
+        }
+        out(&(t.line(&cells, self.width) + "\n"));
+        Ok(())
+    }
+
     /// One line of data (a token, a secret shown once, a JSON event) to stdout.
     pub fn line(&self, s: &str) {
         out(&format!("{s}\n"));
@@ -346,6 +373,41 @@ fn truncate(s: &str, w: usize) -> String {
     let mut t: String = s.chars().take(w.saturating_sub(1)).collect();
     t.push('…');
     t
+}
+
+/// The column widths of a table printed row by row, whose rows cannot be measured first:
+/// each column starts wide enough for most values and only grows, so rows stay aligned
+/// (a value wider than any before moves the columns after it from that row on).
+#[derive(Debug, Default)]
+pub struct StreamTable {
+    widths: Vec<usize>,
+}
+
+impl StreamTable {
+    fn line(&self, cells: &[String], max: Option<usize>) -> String {
+        let mut l = String::new();
+        for (i, (w, text)) in self.widths.iter().zip(cells).enumerate() {
+            l.push_str(text);
+            if i + 1 < cells.len() {
+                l.push_str(&" ".repeat(w.saturating_sub(width_of(text)) + GAP));
+            }
+        }
+        let l = l.trim_end();
+        match max {
+            Some(m) => truncate(l, m),
+            None => l.to_string(),
+        }
+    }
+}
+
+/// The starting width of a streamed column: a time, a sequence number, a name, an id.
+fn stream_min_width(name: &str) -> usize {
+    match name {
+        "TIME" => 20,
+        "SEQ" => 6,
+        "NAME" => 20,
+        _ => 10,
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

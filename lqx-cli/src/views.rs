@@ -1568,6 +1568,20 @@ pub struct EventView {
     pub project_id: String,
     pub time: Option<DateTime<Utc>>,
     pub payload: serde_json::Value,
+    /// The resource's name for the table (`lqx watch` resolves it), not in JSON: the
+    /// payload carries the resource.
+    #[serde(skip)]
+    pub name: String,
+}
+
+impl EventView {
+    /// The name the event's payload gives its VM or node, if any.
+    pub fn payload_name(&self) -> Option<&str> {
+        matches!(self.resource_type.as_str(), "vm" | "node")
+            .then(|| self.payload.get("name").and_then(|n| n.as_str()))
+            .flatten()
+            .filter(|n| !n.is_empty())
+    }
 }
 
 impl From<&eventspb::Event> for EventView {
@@ -1582,6 +1596,7 @@ impl From<&eventspb::Event> for EventView {
             payload: e.payload.as_ref().map_or(serde_json::Value::Null, |p| {
                 event_payload(&e.resource_type, lqx_core::api::convert::events::struct_to_json(p))
             }),
+            name: String::new(),
         }
     }
 }
@@ -1633,8 +1648,9 @@ impl View for EventView {
         col("TIME"),
         col("SEQ"),
         col("RESOURCE"),
-        col("ID"),
+        col("NAME"),
         col("EVENT"),
+        wide("ID"),
         wide("PROJECT")
     );
     fn cell(&self, c: &str) -> String {
@@ -1642,6 +1658,9 @@ impl View for EventView {
             "TIME" => fmt_time(self.time),
             "SEQ" => self.sequence.to_string(),
             "RESOURCE" => self.resource_type.clone(),
+            // A resource without a name (an alert, a DRS run) is known by its short id.
+            "NAME" if self.name.is_empty() => crate::output::short_id(&self.resource_id),
+            "NAME" => self.name.clone(),
             "ID" => self.resource_id.clone(),
             "EVENT" => self.kind.clone(),
             "PROJECT" => or_dash(&self.project_id),

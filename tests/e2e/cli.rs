@@ -1438,3 +1438,52 @@ async fn cli_watch_survives_server_shutdown_promptly() {
     assert!(stderr.contains("reconnecting after sequence"), "{stderr}");
     assert_eq!(out.status.code(), Some(1), "{stderr}");
 }
+
+/// The `lqx watch` table (`-o table`, as on a terminal) names VMs and nodes, not ids, and
+/// its columns line up although each row is printed as its event arrives.
+#[tokio::test]
+async fn cli_watch_table_shows_names_in_aligned_columns() {
+    let s = dev_server().await;
+    let admin = Lqx::new();
+    admin
+        .login(&s.addr, "admin", ADMIN_PASSWORD)
+        .await
+        .expect_code(0, "login");
+    let mut child = admin.command(&["watch", "-o", "table"]).spawn().unwrap();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let short = admin.json(&["vm", "create", "w1"]).await;
+    let long = admin.json(&["vm", "create", "web-frontend-long-12"]).await;
+    admin.ok(&["vm", "start", "w1"]).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    child.kill().unwrap();
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let table = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(lines.len() >= 4, "{table}");
+    let header = lines[0];
+    assert!(header.starts_with("TIME") && header.contains("NAME"), "{table}");
+    for id in [&short["id"], &long["id"]] {
+        let id = id.as_str().unwrap();
+        assert!(!table.contains(id), "an id in the table: {table}");
+        assert!(!table.contains(&id[24..32]), "a short id in the table: {table}");
+    }
+    let rows = |name: &str| lines.iter().filter(|l| l.split_whitespace().any(|w| w == name)).count();
+    assert!(rows("w1") >= 2, "created and started: {table}");
+    assert!(rows("web-frontend-long-12") >= 1, "{table}");
+    // Every row's columns start where the header's do.
+    let starts: Vec<usize> = ["SEQ", "RESOURCE", "NAME", "EVENT"]
+        .iter()
+        .map(|c| header.find(c).unwrap())
+        .collect();
+    for l in &lines[1..] {
+        for &at in &starts {
+            let b = l.as_bytes();
+            assert!(
+                b.len() > at && b[at] != b' ' && b[at - 1] == b' ',
+                "column at {at} misaligned:\n{header}\n{l}"
+            );
+        }
+    }
+}

@@ -1,6 +1,6 @@
 //! Streams: `lqx watch` (EventService.Subscribe), `lqx vm watch`, `lqx node watch`.
-//! On a terminal each event is a table row; otherwise (or with `-o json`) one JSON object
-//! per line. A subscriber that fell behind gets a lag notice and is resumed from the
+//! On a terminal each event is a table row (aligned as a stream: `StreamTable`, with the
+//! VM's or node's name, not its id); otherwise (or with `-o json`) one JSON object per line. A subscriber that fell behind gets a lag notice and is resumed from the
 //! sequence the server names.
 
 use lqx_core::api::compute::v1 as computepb;
@@ -13,7 +13,7 @@ use crate::app::App;
 use crate::cli::WatchArgs;
 use crate::client::Session;
 use crate::error::CliResult;
-use crate::output::{Format, View, json_line};
+use crate::output::{Format, StreamTable, View, json_line};
 use crate::rpc;
 use crate::views::{EventView, NodeEventView, NodeView, VmEventView, VmView};
 
@@ -21,7 +21,7 @@ use crate::views::{EventView, NodeEventView, NodeView, VmEventView, VmView};
 struct StreamOut<'a> {
     app: &'a App,
     json: bool,
-    first: bool,
+    table: StreamTable,
 }
 
 impl<'a> StreamOut<'a> {
@@ -31,7 +31,11 @@ impl<'a> StreamOut<'a> {
             Some(_) => false,
             None => !app.printer.stdout_tty,
         };
-        StreamOut { app, json, first: true }
+        StreamOut {
+            app,
+            json,
+            table: StreamTable::default(),
+        }
     }
 
     fn emit<T: View>(&mut self, item: &T) -> CliResult<()> {
@@ -39,15 +43,47 @@ impl<'a> StreamOut<'a> {
             self.app.printer.line(&json_line(item)?);
             return Ok(());
         }
-        let mut p = self.app.printer.clone();
-        if p.format == Format::Yaml {
-            crate::output::out("---\n");
+        match self.app.printer.format {
+            Format::Table | Format::Wide => self.app.printer.stream_row(&mut self.table, item),
+            Format::Yaml => {
+                crate::output::out("---\n");
+                self.app.printer.one(item)
+            }
+            Format::Json | Format::Name => self.app.printer.one(item),
         }
-        if !self.first {
-            p.no_headers = true;
+    }
+}
+
+/// The names of the VMs and nodes events are about, for the table: from the event's
+/// payload when it carries the resource, else asked of the server once per id (an HA or
+/// recovery event carries only a reason). A resource that cannot be read (deleted) keeps
+/// its id.
+#[derive(Default)]
+struct Names {
+    known: std::collections::HashMap<String, String>,
+}
+
+impl Names {
+    async fn fill(&mut self, sess: &mut Session, e: &mut EventView) {
+        if let Some(n) = e.payload_name() {
+            e.name = n.to_string();
+            self.known.insert(e.resource_id.clone(), e.name.clone());
+            return;
         }
-        self.first = false;
-        p.one(item)
+        if let Some(n) = self.known.get(&e.resource_id) {
+            e.name = n.clone();
+            return;
+        }
+        let id = e.resource_id.clone();
+        let name = match e.resource_type.as_str() {
+            "vm" => crate::commands::vm::get(sess, &id).await.ok().map(|v| v.name),
+            "node" => rpc!(sess, NodeServiceClient, get_node, computepb::GetNodeRequest { id: id.clone() })
+                .ok()
+                .map(|n| n.name),
+            _ => None,
+        };
+        e.name = name.unwrap_or_default();
+        self.known.insert(id, e.name.clone());
     }
 }
 
@@ -71,6 +107,7 @@ pub async fn events(app: App, a: WatchArgs) -> CliResult<()> {
     };
     let mut resume = a.resume_from.unwrap_or(0);
     let mut out = StreamOut::new(&app);
+    let mut names = Names::default();
     // Reconnect attempts back off up to 5 s and give up after --timeout without a stream.
     let mut down_since: Option<tokio::time::Instant> = None;
     let mut backoff = std::time::Duration::from_millis(250);
@@ -100,7 +137,11 @@ pub async fn events(app: App, a: WatchArgs) -> CliResult<()> {
                         Ok(Some(msg)) => {
                             if let Some(e) = &msg.event {
                                 resume = e.sequence;
-                                out.emit(&EventView::from(e))?;
+                                let mut view = EventView::from(e);
+                                if !out.json {
+                                    names.fill(&mut sess, &mut view).await;
+                                }
+                                out.emit(&view)?;
                             }
                             if let Some(lag) = &msg.lag {
                                 app.printer.warn(&format!(
