@@ -59,8 +59,13 @@ fn main() -> std::process::ExitCode {
     }
     let cli = match cli::Cli::try_parse() {
         Ok(c) => c,
+        Err(e) if e.kind() == clap::error::ErrorKind::DisplayVersion => {
+            // The client's version, and the server's when it answers; 0 either way.
+            commands::version::show(&args);
+            return std::process::ExitCode::SUCCESS;
+        }
         Err(e) => {
-            // --help and --version go to stdout with 0; usage errors to stderr with 2.
+            // --help goes to stdout with 0; usage errors to stderr with 2.
             let code = if e.use_stderr() { ExitCode::Usage } else { ExitCode::Ok };
             let colour = output::color_wanted(
                 std::io::IsTerminal::is_terminal(&std::io::stderr()),

@@ -288,7 +288,7 @@ impl Api {
                     "UpdateUser" => update_user, "DeleteUser" => delete_user, "CreateAPIKey" => create_api_key,
                     "ListAPIKeys" => list_api_keys, "RevokeAPIKey" => revoke_api_key,
                     "ListAuditEntries" => list_audit_entries, "GetSSOConfig" => get_sso_config,
-                    "SSOLogin" => sso_login,
+                    "SSOLogin" => sso_login, "GetServerInfo" => get_server_info,
                 })
             }
             "limiquantix.compute.v1.VMService" => crate::connect_routes!(method, body, ext, self.vm, VmService, {

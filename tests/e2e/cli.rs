@@ -1487,3 +1487,48 @@ async fn cli_watch_table_shows_names_in_aligned_columns() {
         }
     }
 }
+
+/// `lqx --version` shows the client's version and the server's (asked without a login), and
+/// says when the server is unreachable: exit 0 in every case, and quickly.
+#[tokio::test]
+async fn cli_version_shows_the_servers_version_or_that_it_is_unreachable() {
+    let client = env!("CARGO_PKG_VERSION");
+    let s = dev_server().await;
+    let admin = Lqx::new();
+    admin
+        .login(&s.addr, "admin", ADMIN_PASSWORD)
+        .await
+        .expect_code(0, "login");
+    let out = admin.ok(&["--version"]).await;
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], format!("lqx {client}"), "{out}");
+    assert_eq!(lines[1], format!("server {}: lqx-server {client}", s.addr), "{out}");
+    let v = admin.json(&["--version"]).await;
+    assert_eq!(
+        (&v["client"]["version"], &v["server"]["version"], &v["server"]["reachable"]),
+        (&json!(client), &json!(client), &json!(true)),
+        "{v}"
+    );
+    // Not logged in: the version is public.
+    let anon = Lqx::new().env("LQX_SERVER", &s.addr);
+    assert!(anon.ok(&["vm", "--version"]).await.contains("lqx-server"));
+
+    // Nothing listens there: the client's version, "unreachable", exit 0.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let down = Lqx::new().env("LQX_SERVER", &format!("http://127.0.0.1:{port}"));
+    let started = std::time::Instant::now();
+    let out = down.run(&["--version"]).await;
+    out.expect_code(0, "--version with the server down");
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines[0], format!("lqx {client}"), "{}", out.stdout);
+    assert!(
+        lines[1].starts_with(&format!("server http://127.0.0.1:{port}: unreachable")),
+        "{}",
+        out.stdout
+    );
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+}

@@ -10,6 +10,7 @@ mod node;
 mod project;
 mod sso;
 mod users;
+pub mod version;
 mod vm;
 mod watch;
 

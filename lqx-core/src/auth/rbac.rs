@@ -135,6 +135,7 @@ pub const RULES: &[(&str, Access, Scope)] = &[
     ),
     // SSO: the provider's settings and the token exchange (a login; the token is the credential).
     ("/limiquantix.auth.v1.AuthService/GetSSOConfig", Public, Account),
+    ("/limiquantix.auth.v1.AuthService/GetServerInfo", Public, Account),
     ("/limiquantix.auth.v1.AuthService/SSOLogin", Public, Account),
     // limiquantix.compute.v1.VMService
     ("/limiquantix.compute.v1.VMService/CreateVM", perm(P::VmCreate), Project),
@@ -557,6 +558,7 @@ mod tests {
                 "/limiquantix.auth.v1.AuthService/Login",
                 "/limiquantix.auth.v1.AuthService/RefreshToken",
                 "/limiquantix.auth.v1.AuthService/GetSSOConfig",
+                "/limiquantix.auth.v1.AuthService/GetServerInfo",
                 "/limiquantix.auth.v1.AuthService/SSOLogin"
             ]
         );
@@ -601,7 +603,9 @@ mod tests {
     fn expected(path: &str, caller: Caller) -> Result<(), &'static str> {
         let method = path.rsplit('/').next().unwrap();
         let service = path.split('/').nth(1).unwrap();
-        if ["Login", "RefreshToken", "GetSSOConfig", "SSOLogin"].contains(&method) && service.ends_with("AuthService") {
+        if ["Login", "RefreshToken", "GetSSOConfig", "SSOLogin", "GetServerInfo"].contains(&method)
+            && service.ends_with("AuthService")
+        {
             return Ok(());
         }
         if method == "Register" {

@@ -212,6 +212,14 @@ impl AuthRpc for AuthApi {
         }))
     }
 
+    async fn get_server_info(&self, _: Request<pb::GetServerInfoRequest>) -> Result<Response<pb::ServerInfo>, Status> {
+        Ok(Response::new(pb::ServerInfo {
+            version: env!("CARGO_PKG_VERSION").into(),
+            // Set by a packaging build (`LQX_GIT_COMMIT=$(git rev-parse HEAD) cargo build`).
+            commit: option_env!("LQX_GIT_COMMIT").unwrap_or_default().into(),
+        }))
+    }
+
     async fn get_sso_config(&self, _: Request<pb::GetSsoConfigRequest>) -> Result<Response<pb::SsoConfig>, Status> {
         let out = match &self.sso {
             None => pb::SsoConfig::default(),
