@@ -149,6 +149,7 @@ pub struct YesArgs {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Log in to a server and store the token
+    #[command(after_help = crate::examples::LOGIN)]
     Login(LoginArgs),
     /// End the session on the server and delete the stored token
     Logout {
@@ -190,6 +191,7 @@ pub enum Command {
     #[command(subcommand)]
     Ha(HaCmd),
     /// Stream live events (JSON lines when stdout is not a terminal)
+    #[command(after_help = crate::examples::WATCH)]
     Watch(WatchArgs),
     /// Print a shell completion script
     Completion {
@@ -281,9 +283,10 @@ pub enum ContextCmd {
 #[derive(Debug, Subcommand)]
 pub enum VmCmd {
     /// Create a VM
+    #[command(after_help = crate::examples::VM_CREATE)]
     Create(VmCreateArgs),
     /// List VMs
-    #[command(visible_alias = "ls")]
+    #[command(visible_alias = "ls", after_help = crate::examples::VM_LIST)]
     List(VmListArgs),
     /// Show a VM
     Get {
@@ -335,6 +338,7 @@ pub enum VmCmd {
         wait: WaitArgs,
     },
     /// Migrate a VM to another node (live unless --cold)
+    #[command(after_help = crate::examples::VM_MIGRATE)]
     Migrate {
         /// The VM (name or id)
         #[arg(add = crate::complete::vm_names())]
@@ -508,7 +512,7 @@ pub enum NodeCmd {
         node: String,
     },
     /// Enter or exit maintenance
-    #[command(subcommand)]
+    #[command(subcommand, after_help = crate::examples::NODE_MAINTENANCE)]
     Maintenance(MaintenanceCmd),
     /// Create a token a new node's agent joins with
     JoinToken {
@@ -546,6 +550,7 @@ pub enum NodeCmd {
 #[derive(Debug, Subcommand)]
 pub enum MaintenanceCmd {
     /// Put a node into maintenance, migrating its VMs away
+    #[command(after_help = crate::examples::NODE_MAINTENANCE)]
     Enter {
         /// The node (name or id)
         #[arg(add = crate::complete::node_names())]
@@ -802,7 +807,7 @@ pub enum AuditCmd {
 #[derive(Debug, Subcommand)]
 pub enum AlertCmd {
     /// List alerts
-    #[command(visible_alias = "ls")]
+    #[command(visible_alias = "ls", after_help = crate::examples::ALERT_LIST)]
     List {
         #[arg(long, value_enum)]
         severity: Option<SeverityArg>,
@@ -880,7 +885,7 @@ pub enum DrsCmd {
     /// Configuration, last run, imbalance and pending recommendations
     Status,
     /// List recommendations
-    #[command(visible_alias = "ls")]
+    #[command(visible_alias = "ls", after_help = crate::examples::DRS_LIST)]
     List {
         #[arg(long, value_enum)]
         status: Option<RecStatusArg>,
@@ -890,6 +895,7 @@ pub enum DrsCmd {
     /// Approve a recommendation
     Approve { id: String },
     /// Apply a recommendation (performs the migration, or the power on/off)
+    #[command(after_help = crate::examples::DRS_APPLY)]
     Apply {
         id: String,
         #[command(flatten)]
@@ -998,6 +1004,7 @@ pub enum RecStatusArg {
 #[derive(Debug, Subcommand)]
 pub enum HaCmd {
     /// Per-node health, lease age, protected VMs
+    #[command(after_help = crate::examples::HA_STATUS)]
     Status,
     /// Declare a node down and restart its HA VMs elsewhere
     Failover {
@@ -1042,6 +1049,55 @@ pub struct WatchArgs {
 mod tests {
     use super::*;
     use clap::CommandFactory;
+
+    /// Every `lqx` line of an Examples section parses (a `$(...)` argument stands for an id).
+    #[test]
+    fn help_examples_parse() {
+        use crate::examples::*;
+        let all = [
+            LOGIN,
+            VM_CREATE,
+            VM_LIST,
+            VM_MIGRATE,
+            NODE_MAINTENANCE,
+            DRS_LIST,
+            DRS_APPLY,
+            ALERT_LIST,
+            WATCH,
+            HA_STATUS,
+        ];
+        let mut n = 0;
+        for text in all {
+            assert!(text.starts_with("Examples:\n"), "{text}");
+            for line in text.lines().skip(1) {
+                let line = line.trim();
+                if line.starts_with('#') {
+                    continue;
+                }
+                let line = match line.split_once("\"$(") {
+                    Some((before, after)) => format!("{before}ID{}", after.rsplit_once(")\"").unwrap().1),
+                    None => line.to_string(),
+                };
+                // The `lqx ...` command of the line (after `echo ... |`).
+                let cmd = line.rsplit("| ").next().unwrap();
+                let words: Vec<&str> = cmd.split_whitespace().collect();
+                assert_eq!(words[0], "lqx", "{line}");
+                if let Err(e) = Cli::try_parse_from(&words) {
+                    panic!("{line}: {e}");
+                }
+                n += 1;
+            }
+        }
+        assert!(n >= 25, "{n} examples");
+        let help = Cli::command()
+            .find_subcommand_mut("vm")
+            .unwrap()
+            .find_subcommand_mut("create")
+            .unwrap()
+            .render_help()
+            .to_string();
+        assert!(help.contains("Examples:\n  lqx vm create web-1"), "{help}");
+    }
 
     #[test]
     fn command_tree_is_valid() {

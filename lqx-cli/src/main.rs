@@ -10,6 +10,7 @@ mod complete;
 mod config;
 mod creds;
 mod error;
+mod examples;
 mod output;
 mod parse;
 mod resolve;

@@ -1532,3 +1532,20 @@ async fn cli_version_shows_the_servers_version_or_that_it_is_unreachable() {
     );
     assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
 }
+
+/// The main commands' `--help` ends with examples.
+#[tokio::test]
+async fn cli_help_has_examples() {
+    let lqx = Lqx::new();
+    for cmd in [
+        vec!["vm", "create", "--help"],
+        vec!["vm", "list", "--help"],
+        vec!["login", "--help"],
+        vec!["watch", "--help"],
+        vec!["ha", "status", "--help"],
+    ] {
+        let help = lqx.ok(&cmd).await;
+        let at = help.find("Examples:\n").unwrap_or_else(|| panic!("{cmd:?}: {help}"));
+        assert!(help[at..].contains(&format!("  lqx {}", cmd[0])), "{cmd:?}: {help}");
+    }
+}
