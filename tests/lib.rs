@@ -63,6 +63,8 @@ pub struct Options {
     pub config: Option<String>,
     /// Run on this data directory (kept across servers) instead of a fresh one.
     pub data_dir: Option<std::path::PathBuf>,
+    /// Listen here (a restarted server on the same port) instead of a free port.
+    pub listen: Option<String>,
 }
 
 impl Server {
@@ -82,7 +84,7 @@ impl Server {
         let data_dir = tempfile::tempdir().unwrap();
         let mut cmd = Command::new(bin("lqx-server"));
         cmd.arg("--listen")
-            .arg("127.0.0.1:0")
+            .arg(opts.listen.as_deref().unwrap_or("127.0.0.1:0"))
             .arg("--data-dir")
             .arg(opts.data_dir.as_deref().unwrap_or(data_dir.path()));
         if engine == Engine::Postgres {

@@ -1549,3 +1549,86 @@ async fn cli_help_has_examples() {
         assert!(help[at..].contains(&format!("  lqx {}", cmd[0])), "{cmd:?}: {help}");
     }
 }
+
+/// `lqx watch` across a real restart: lqx-server stopped and started again on the same data
+/// directory and port. The watch reconnects by itself, says what it could not get back
+/// (the server keeps no events of its earlier run), and prints the new run's events, in
+/// sequence order, none twice.
+#[tokio::test]
+async fn cli_watch_goes_on_across_a_real_server_restart() {
+    let data = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let opts = Options {
+        args: vec!["--dev".into()],
+        data_dir: Some(data.path().to_path_buf()),
+        listen: Some(format!("127.0.0.1:{port}")),
+        ..Default::default()
+    };
+    let s = Server::start(Engine::Sqlite, opts.clone()).await;
+    let admin = Lqx::new();
+    admin
+        .login(&s.addr, "admin", ADMIN_PASSWORD)
+        .await
+        .expect_code(0, "login");
+    let mut child = admin
+        .command(&["watch", "--type", "vm", "-o", "json", "--timeout", "60s"])
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<Value>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Ok(v) = serde_json::from_str(&line) {
+                let _ = tx.send(v);
+            }
+        }
+    });
+    let rx = std::sync::Arc::new(std::sync::Mutex::new(rx));
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<Value>::new()));
+    // Waits until the watch has printed an event about VM `name`.
+    let wait_for = |name: &'static str| {
+        let (rx, seen) = (rx.clone(), seen.clone());
+        tokio::task::spawn_blocking(move || {
+            let deadline = std::time::Instant::now() + Duration::from_secs(30);
+            loop {
+                if seen.lock().unwrap().iter().any(|e| e["payload"]["name"] == name) {
+                    return;
+                }
+                let left = deadline.saturating_duration_since(std::time::Instant::now());
+                match rx.lock().unwrap().recv_timeout(left) {
+                    Ok(v) => seen.lock().unwrap().push(v),
+                    Err(_) => panic!("no event about {name}: {:?}", seen.lock().unwrap()),
+                }
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    admin.ok(&["vm", "create", "before-1"]).await;
+    wait_for("before-1").await.unwrap();
+
+    let stopped = s.terminate().await;
+    assert!(stopped.code().is_some(), "{stopped:?}");
+    let s = Server::start(Engine::Sqlite, opts).await;
+    assert_eq!(s.addr, format!("http://127.0.0.1:{port}"));
+    admin.ok(&["vm", "create", "after-1"]).await;
+    wait_for("after-1").await.unwrap();
+    child.kill().unwrap();
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("reconnecting after sequence"), "{stderr}");
+    assert!(stderr.contains("kept no events from before it came back"), "{stderr}");
+    let seqs: Vec<u64> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|e| e["sequence"].as_u64().unwrap())
+        .collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "in order, none twice: {seqs:?}");
+    drop(s);
+}

@@ -87,6 +87,18 @@ impl Names {
     }
 }
 
+/// The server's "resync required" answer (`failed_precondition`) to a resume from a
+/// sequence it does not hold.
+fn is_resync(message: &str) -> bool {
+    message.to_ascii_lowercase().starts_with("resync required")
+}
+
+/// The "(oldest retained is N)" of a resync answer.
+fn oldest_retained(message: &str) -> Option<u64> {
+    let rest = message.split("oldest retained is ").nth(1)?;
+    rest.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
+}
+
 /// A dropped connection (the server restarting, a network blip): `lqx watch` reconnects
 /// and resumes after the last sequence it printed, so no event is lost or repeated.
 fn reconnectable(code: tonic::Code) -> bool {
@@ -111,6 +123,7 @@ pub async fn events(app: App, a: WatchArgs) -> CliResult<()> {
     // Reconnect attempts back off up to 5 s and give up after --timeout without a stream.
     let mut down_since: Option<tokio::time::Instant> = None;
     let mut backoff = std::time::Duration::from_millis(250);
+    let mut resynced = false;
     loop {
         let req = pb::SubscribeRequest {
             filter: Some(pb::SubscriptionFilter {
@@ -130,6 +143,7 @@ pub async fn events(app: App, a: WatchArgs) -> CliResult<()> {
         let lost: tonic::Status = match rpc!(sess, EventServiceClient, subscribe, req) {
             Ok(mut stream) => {
                 down_since = None;
+                resynced = false;
                 backoff = std::time::Duration::from_millis(250);
                 let mut lagged = false;
                 let ended = loop {
@@ -166,6 +180,28 @@ pub async fn events(app: App, a: WatchArgs) -> CliResult<()> {
             }
             Err(e) if e.code == crate::error::ExitCode::Error && down_since.is_some() => {
                 tonic::Status::unavailable(e.message)
+            }
+            // Back after a restart: the server kept no events of its earlier run, so it asks
+            // for a resync. Say what was lost and go on from the oldest event it has (live,
+            // if it does not say, or if that was refused too).
+            Err(e) if down_since.is_some() && is_resync(&e.message) => {
+                let from = if resynced {
+                    0
+                } else {
+                    oldest_retained(&e.message).map_or(0, |o| o.saturating_sub(1))
+                };
+                resynced = true;
+                app.printer.warn(&format!(
+                    "the server kept no events from before it came back: events after sequence {resume} \
+                     until then are lost; going on from {}",
+                    if from == 0 {
+                        "its new events".to_string()
+                    } else {
+                        format!("sequence {from}")
+                    }
+                ));
+                resume = from;
+                continue;
             }
             Err(e) => return Err(e),
         };
@@ -244,4 +280,20 @@ pub async fn nodes(app: &App, sess: &mut Session, node: Option<String>, resume: 
         })?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resync_answers_are_recognised_with_their_oldest_sequence() {
+        let m = "resync required: events after sequence 12 are no longer retained (oldest retained is 2000015)";
+        assert!(is_resync(m));
+        assert_eq!(oldest_retained(m), Some(2_000_015));
+        let m = "Resync required: sequence 12 was never published (newest is 9)";
+        assert!(is_resync(m));
+        assert_eq!(oldest_retained(m), None);
+        assert!(!is_resync("server shutting down"));
+    }
 }
