@@ -236,7 +236,11 @@ impl Printer {
             if !self.no_headers {
                 let header: Vec<String> = cols.iter().map(|c| c.to_string()).collect();
                 let line = t.line(&header, self.width);
-                out(&(if self.color_stdout { paint(true, "1", &line) } else { line } + "\n"));
+                out(&(if self.color_stdout {
+                    paint(true, "1", &line)
+                } else {
+                    line
+                } + "\n"));
             }
         }
         for (w, c) in t.widths.iter_mut().zip(&cells) {

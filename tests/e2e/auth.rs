@@ -874,7 +874,11 @@ async fn a_disabled_user_is_told_the_account_is_disabled() {
         stored["access_token"] = json!("not.a.token");
         std::fs::write(&file, stored.to_string()).unwrap();
         let out = cli.run(&["vm", "list"]).await;
-        out.expect_error(5, "a disabled user's lqx, refreshing", Some("administrator must enable"));
+        out.expect_error(
+            5,
+            "a disabled user's lqx, refreshing",
+            Some("administrator must enable"),
+        );
         assert!(out.stderr.contains("Account bob is disabled"), "{}", out.stderr);
         assert!(!out.stderr.contains("revoked"), "{}", out.stderr);
     }

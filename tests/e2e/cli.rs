@@ -661,7 +661,10 @@ async fn cli_ci_script_with_an_api_key() {
     assert!(table.contains("vm.create"), "{table}");
     assert!(!table.contains("VMService"), "raw RPC names in the table: {table}");
     let wide = admin.ok(&["audit", "list", "--resource", vm_id, "-o", "wide"]).await;
-    assert!(wide.contains("METHOD") && wide.contains("compute.VMService/CreateVM"), "{wide}");
+    assert!(
+        wide.contains("METHOD") && wide.contains("compute.VMService/CreateVM"),
+        "{wide}"
+    );
     for filter in ["vm.create", "compute.VMService/CreateVM"] {
         let only = admin
             .json(&["audit", "list", "--resource", vm_id, "--action", filter])
@@ -1505,7 +1508,11 @@ async fn cli_version_shows_the_servers_version_or_that_it_is_unreachable() {
     assert_eq!(lines[1], format!("server {}: lqx-server {client}", s.addr), "{out}");
     let v = admin.json(&["--version"]).await;
     assert_eq!(
-        (&v["client"]["version"], &v["server"]["version"], &v["server"]["reachable"]),
+        (
+            &v["client"]["version"],
+            &v["server"]["version"],
+            &v["server"]["reachable"]
+        ),
         (&json!(client), &json!(client), &json!(true)),
         "{v}"
     );

@@ -18,7 +18,12 @@ use crate::output::{Format, json_pretty, out};
 /// The global options of a command line that asked for `--version` (which clap answers
 /// before it parses them): the rest is ignored.
 #[derive(Debug, Parser)]
-#[command(name = "lqx", ignore_errors = true, disable_version_flag = true, disable_help_flag = true)]
+#[command(
+    name = "lqx",
+    ignore_errors = true,
+    disable_version_flag = true,
+    disable_help_flag = true
+)]
 struct VersionArgs {
     #[command(flatten)]
     global: GlobalArgs,

@@ -77,9 +77,14 @@ impl Names {
         let id = e.resource_id.clone();
         let name = match e.resource_type.as_str() {
             "vm" => crate::commands::vm::get(sess, &id).await.ok().map(|v| v.name),
-            "node" => rpc!(sess, NodeServiceClient, get_node, computepb::GetNodeRequest { id: id.clone() })
-                .ok()
-                .map(|n| n.name),
+            "node" => rpc!(
+                sess,
+                NodeServiceClient,
+                get_node,
+                computepb::GetNodeRequest { id: id.clone() }
+            )
+            .ok()
+            .map(|n| n.name),
             _ => None,
         };
         e.name = name.unwrap_or_default();

@@ -56,10 +56,7 @@ pub const AUDIT_ACTIONS: &[(&str, &str)] = &[
 /// The readable action of an entry's recorded RPC (`compute.VMService/StartVM` ->
 /// `vm.start`); an RPC not in the table is returned as it is.
 pub fn readable_action(rpc: &str) -> &str {
-    AUDIT_ACTIONS
-        .iter()
-        .find(|(r, _)| *r == rpc)
-        .map_or(rpc, |(_, a)| a)
+    AUDIT_ACTIONS.iter().find(|(r, _)| *r == rpc).map_or(rpc, |(_, a)| a)
 }
 
 /// The recorded RPC of a readable action (`vm.start` -> `compute.VMService/StartVM`), for
@@ -92,7 +89,10 @@ mod tests {
             assert_eq!(action_rpc(readable_action(r)), *r);
             let (noun, verb) = a.split_once('.').expect("noun.verb");
             assert!(!noun.is_empty() && !verb.is_empty() && !a.contains('/'), "{a}");
-            assert!(a.bytes().all(|b| b.is_ascii_lowercase() || b == b'.' || b == b'-'), "{a}");
+            assert!(
+                a.bytes().all(|b| b.is_ascii_lowercase() || b == b'.' || b == b'-'),
+                "{a}"
+            );
         }
     }
 }
