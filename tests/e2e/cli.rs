@@ -1553,7 +1553,7 @@ async fn cli_help_has_examples() {
     ] {
         let help = lqx.ok(&cmd).await;
         let at = help.find("Examples:\n").unwrap_or_else(|| panic!("{cmd:?}: {help}"));
-        assert!(help[at..].contains(&format!("  lqx {}", cmd[0])), "{cmd:?}: {help}");
+        assert!(help[at..].contains(&format!("lqx {}", cmd[0])), "{cmd:?}: {help}");
     }
 }
 
