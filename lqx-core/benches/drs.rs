@@ -565,7 +565,8 @@ fn main() {
     // from migration capacity, the default config).
     let slots: u32 = arg("--slots").and_then(|h| h.parse().ok()).unwrap_or(2);
     if args.iter().any(|a| a == "--compare") {
-        compare(only.as_deref());
+        // `--compare --skip-level-5`: the reference and level 3 only (a quicker run).
+        compare(only.as_deref(), !args.iter().any(|a| a == "--skip-level-5"));
         return;
     }
     if args.iter().any(|a| a == "--dpm") {
@@ -786,7 +787,7 @@ fn settle(snap: &ClusterSnapshot, config: &DrsConfig) -> Settled {
 /// Level 3 and 5 (default config otherwise: the round budget derived from migration
 /// capacity) against the reference, on the bench's clusters and on clusters generated with
 /// other seeds.
-fn compare(only: Option<&str>) {
+fn compare(only: Option<&str>, with_l5: bool) {
     let mut clusters: Vec<(String, ClusterSnapshot)> = Vec::new();
     for sc in SCENARIOS {
         for hosts in [8, 32, 96] {
@@ -830,7 +831,17 @@ fn compare(only: Option<&str>) {
             ..c3.clone()
         };
         let l3 = settle(&snap, &c3);
-        let l5 = settle(&snap, &c5);
+        let l5 = if with_l5 {
+            settle(&snap, &c5)
+        } else {
+            Settled {
+                peak: f64::NAN,
+                moves: 0,
+                gib: 0.0,
+                rounds: 0,
+                rounds_to_relief: 0,
+            }
+        };
         let ratio = |a: f64, b: f64| {
             if b > 0.0 {
                 a / b
@@ -918,14 +929,14 @@ fn dpm_bench(watts: f64) {
         let mut history = MigrationHistory::default();
         let mut now = DateTime::<Utc>::from_timestamp(1_700_000_000, 0).unwrap();
         let peak_before = Model::new(&snap).peak().1;
-        let mean_before = dpm::plan(&snap, &config, &power, &DpmState::default(), &[]).mean_before;
+        let mean_before = dpm::plan(&snap, &config, &power, &DpmState::default(), &[], &[]).mean_before;
         let (mut moves, mut mib, mut rounds, mut slowest) = (0usize, 0u64, 0usize, Duration::ZERO);
         loop {
             let p = plan(&snap, &config, &state, &history, now);
             state = p.state.clone();
             p.apply(&mut snap);
             let t = Instant::now();
-            let d = dpm::plan(&snap, &config, &power, &dstate, &[]);
+            let d = dpm::plan(&snap, &config, &power, &dstate, &[], &[]);
             slowest = slowest.max(t.elapsed());
             dstate = d.state.clone();
             for m in p.moves.iter().chain(&d.evacuations) {
