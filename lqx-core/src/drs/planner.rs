@@ -368,6 +368,13 @@ pub fn plan(
         // (over later runs too, if the budget cut it short) until `margin` below it.
         let stop_at = (t - config.hysteresis_margin).max(0.0);
         let continuing = state.balancing && !p.balanced(stop_at, spread_stop);
+        // Peak moves first: they lower the imbalance too, often below the tolerance, with
+        // fewer and bigger moves than the squared sum would pick.
+        if imbalance_triggered && descent_on {
+            p.descend_peak(level);
+        }
+        let continuing = continuing && !p.balanced(stop_at, spread_stop);
+        let balance_due = balance_due && !p.balanced(stop_at, spread_stop);
         if (imbalance_triggered && balance_due) || continuing {
             let planned = p.moves.len();
             p.peak_stop = spread_stop;
@@ -378,9 +385,6 @@ pub fn plan(
                 p.lower_peak(x);
             }
             next.balancing = !p.balanced(stop_at, spread_stop);
-        }
-        if imbalance_triggered && descent_on {
-            p.descend_peak(level);
         }
     }
     let after = p.metrics();

@@ -1158,3 +1158,50 @@ fn room_made_with_several_vms_relieves_a_hot_node_in_a_large_cluster() {
     assert_eq!(targets.len(), 4, "one idle VM per busy node: {all:#?}");
     assert_relieved_after(&s, &c, &all);
 }
+
+/// node-0 (16 cores / 64 GiB) runs one movable VM using 24 GiB and reports 40 GiB in use
+/// (16 GiB that does not move): 62.5 % memory. node-1 and node-2 each run a VM using
+/// `others_mib`. Nothing is hot.
+fn one_busy_host(others_mib: u64) -> ClusterSnapshot {
+    let nodes: Vec<_> = (0..3).map(|i| node(i, 16, 65536)).collect();
+    let vms = vec![
+        with_usage(vm(0, Some(0), 2, 24 * 1024), 5.0, 24 * 1024),
+        with_usage(vm(1, Some(1), 2, 20 * 1024), 5.0, others_mib),
+        with_usage(vm(2, Some(2), 2, 20 * 1024), 5.0, others_mib),
+    ];
+    let mut s = snapshot(nodes, vms);
+    s.nodes[0].usage = Some(NodeUsageSample {
+        cpu_percent: 1.0,
+        memory_used_mib: 40 * 1024,
+    });
+    s
+}
+
+#[test]
+fn levels_three_and_four_make_peak_moves_that_pay_for_themselves() {
+    let level = |l: u8| DrsConfig {
+        migration_threshold: l,
+        ..cfg()
+    };
+    // The others at 10 %: moving vm-0 lowers the pair's fuller use from 62.5 % to 47.5 %,
+    // 15 points for about 24.5 GiB copied. Level 3 makes it (it needs 0.1 point per GiB);
+    // level 2 makes no peak moves.
+    let s = one_busy_host(6554);
+    let p = run(&s, &level(3));
+    let m = &p.moves[0];
+    assert_eq!((m.vm_name.as_str(), m.source), ("vm-0", node_id(0)));
+    assert!(m.reason.starts_with("peak: node-0 is the busiest host (62%"), "{}", m.reason);
+    assert_eq!(m.kind, MoveKind::Balance);
+    assert!(p.after.nodes[0].memory_percent < 26.0, "{:?}", p.after);
+    assert!(p.after.max_memory_percent < 48.0, "{:?}", p.after);
+    assert!(run(&s, &level(2)).moves.is_empty());
+    // The others at 23 %: the same move lowers the pair by 2 points only (the target ends
+    // at 60.5 %). Not worth 24.5 GiB at level 3 (nor as balancing); worth it at level 4
+    // (0.05 point per GiB).
+    let s = one_busy_host(15_073);
+    let p3 = run(&s, &level(3));
+    assert!(p3.moves.is_empty(), "{:#?}", p3.moves);
+    let p4 = run(&s, &level(4));
+    assert_eq!(p4.moves[0].vm_name, "vm-0", "{:#?}", p4.moves);
+    assert!(p4.moves[0].reason.contains("by 2.0 points"), "{}", p4.moves[0].reason);
+}

@@ -17,7 +17,7 @@ pub(super) const DESCENT_STOP: f64 = 2.0;
 const DESCENT_MIN_DROP: f64 = 0.5;
 /// Fixed part of a move's cost when comparing candidates, GiB-equivalents: it favours one
 /// bigger drop over several small ones, so the move count stays low.
-const DESCENT_MOVE_GIB: f64 = 4.0;
+const DESCENT_MOVE_GIB: f64 = 16.0;
 
 /// Points of peak drop a move must bring per GiB-equivalent of cost, levels 3 and 4: the
 /// lower the level, the more a move must pay for itself.
