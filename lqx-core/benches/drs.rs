@@ -588,7 +588,11 @@ fn main() {
     }
     println!(
         "DRS planner, migration threshold level {level}, otherwise default config (thresholds 80/85, margin 5), {} migrations per host per round.",
-        if slots == 0 { "derived (migration capacity)".to_string() } else { slots.to_string() }
+        if slots == 0 {
+            "derived (migration capacity)".to_string()
+        } else {
+            slots.to_string()
+        }
     );
     println!(
         "Max util: the fuller resource of the busiest host, %. Settled: rounds applied until a round plans nothing."

@@ -41,7 +41,7 @@
 //!   balancing at the tolerance, which can leave the busiest host 20-30 points above where
 //!   single moves take it. While the busiest host's fuller resource is more than 2 points
 //!   above the cluster mean of that resource (held like an imbalance), the move off it with
-//!   the most drop per unit of cost (cost + 4 GiB, so one big drop beats several small
+//!   the most drop per unit of cost (cost + 16 GiB, so one big drop beats several small
 //!   ones) is made, if the drop of the pair's fuller utilization (at least half a point)
 //!   pays for it: 0.1 point per GiB-equivalent of cost at level 3, 0.05 at level 4 (the
 //!   cost as for balancing, below). It stops at the first busiest host nothing lowers

@@ -1190,7 +1190,11 @@ fn levels_three_and_four_make_peak_moves_that_pay_for_themselves() {
     let p = run(&s, &level(3));
     let m = &p.moves[0];
     assert_eq!((m.vm_name.as_str(), m.source), ("vm-0", node_id(0)));
-    assert!(m.reason.starts_with("peak: node-0 is the busiest host (62%"), "{}", m.reason);
+    assert!(
+        m.reason.starts_with("peak: node-0 is the busiest host (62%"),
+        "{}",
+        m.reason
+    );
     assert_eq!(m.kind, MoveKind::Balance);
     assert!(p.after.nodes[0].memory_percent < 26.0, "{:?}", p.after);
     assert!(p.after.max_memory_percent < 48.0, "{:?}", p.after);
