@@ -71,8 +71,7 @@ impl Planner<'_> {
     /// Peak moves at levels 3 and 4 (see the module comment).
     pub(super) fn descend_peak(&mut self, level: u8) {
         let need = points_per_gib(level);
-        loop {
-            let Some((s, excess)) = self.busiest() else { break };
+        while let Some((s, excess)) = self.busiest() {
             if excess <= DESCENT_STOP || !self.budget_left(s) {
                 break;
             }
