@@ -236,3 +236,146 @@ async fn a_node_without_a_bmc_fails_with_the_controllers_reason() {
     }
     assert!(power.calls.lock().unwrap().is_empty());
 }
+
+/// Three hosts on, each with 56 of 64 GiB allocated, and node-4 in standby (empty).
+const FULL_BUT_ONE_ASLEEP: &str = "
+nodes:
+  - {name: node-1, cpu_cores: 16, memory_mib: 65536}
+  - {name: node-2, cpu_cores: 16, memory_mib: 65536}
+  - {name: node-3, cpu_cores: 16, memory_mib: 65536}
+  - {name: node-4, cpu_cores: 16, memory_mib: 65536}
+vms:
+  - {name: a-1, node: node-1, cpu_cores: 2, memory_mib: 57344, usage: {cpu_percent: 10, memory_mib: 8192}}
+  - {name: b-1, node: node-2, cpu_cores: 2, memory_mib: 57344, usage: {cpu_percent: 10, memory_mib: 8192}}
+  - {name: c-1, node: node-3, cpu_cores: 2, memory_mib: 57344, usage: {cpu_percent: 10, memory_mib: 8192}}
+";
+
+/// A 2 vCPU / 32 GiB VM, no node chosen: it fits only on an empty host.
+fn big(start: bool) -> lqx_core::compute::vms::CreateVm {
+    lqx_core::compute::vms::CreateVm {
+        name: "big".into(),
+        project_id: ProjectId::DEFAULT,
+        description: String::new(),
+        labels: Default::default(),
+        spec: lqx_core::model::VmSpec {
+            cpu_cores: 2,
+            memory_mib: 32768,
+            disks: vec![],
+            nics: vec![],
+            ha: Default::default(),
+            placement: Default::default(),
+        },
+        node: None,
+        start,
+        request_id: None,
+    }
+}
+
+impl Env {
+    /// Puts `node` in standby, as DPM leaves a host: powered off, not Ready.
+    async fn standby(&self, node: &str, power: &SimulatedPower) {
+        let mut n = self.compute.store.get_node(self.ids[node]).await.unwrap();
+        n.power = PowerState::Standby;
+        n.phase = lqx_core::model::NodePhase::NotReady;
+        self.compute.store.update_node(&n).await.unwrap();
+        power.state.lock().unwrap().insert(n.id, PowerState::Standby);
+    }
+
+    /// Creates `big` (it fails).
+    async fn create_big(&self) -> lqx_core::Error {
+        self.compute.create_vm(big(true)).await.unwrap_err()
+    }
+}
+
+#[tokio::test]
+async fn a_create_that_fits_only_a_standby_host_wakes_it_and_fails_saying_so() {
+    let env = Env::new(FULL_BUT_ONE_ASLEEP).await;
+    let power = Arc::new(SimulatedPower::default());
+    env.standby("node-4", &power).await;
+    let engine = env.engine(AutomationLevel::Full, Some(power.clone())).await;
+    // Nothing wakes node-4 by itself: use is low and nothing must move.
+    let quiet = engine.run_once().await.unwrap();
+    assert!(
+        of(&quiet.recommendations, RecommendationType::PowerOn).is_empty(),
+        "{:#?}",
+        quiet.recommendations
+    );
+    let e = env.create_big().await;
+    assert_eq!(e.kind, ErrorKind::ResourceExhausted, "{}", e.message);
+    assert!(
+        e.message
+            .contains("host node-4 fits it and is in standby: DPM is powering it on"),
+        "{}",
+        e.message
+    );
+    assert_eq!(e.retry_after, Some(lqx_core::compute::standby::BOOT_RETRY_SECS));
+    // The create ran DPM at once (no waiting for the next interval): node-4 is powered on
+    // through its controller, and the POWER_ON names the VM.
+    let node4 = env.ids["node-4"];
+    for _ in 0..100 {
+        if power.calls.lock().unwrap().contains(&(node4, "on")) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(power.calls.lock().unwrap().as_slice(), &[(node4, "on")]);
+    let all = engine.list(None, 100, "").await.unwrap().recommendations;
+    let on = of(&all, RecommendationType::PowerOn);
+    assert_eq!(on.len(), 1, "{on:#?}");
+    assert_eq!((on[0].source_node_id, on[0].status), (node4, St::Applied));
+    assert!(on[0].reason.contains("VM big found no room"), "{}", on[0].reason);
+    // While it boots, a retry says so and asks for nothing more.
+    let mut n = env.compute.store.get_node(node4).await.unwrap();
+    n.power = PowerState::PoweringOn;
+    env.compute.store.update_node(&n).await.unwrap();
+    let e = env.create_big().await;
+    assert_eq!(e.kind, ErrorKind::ResourceExhausted);
+    assert!(
+        e.message.contains("host node-4 fits it and is powering on"),
+        "{}",
+        e.message
+    );
+    // Once it is on (Ready), the create lands there.
+    let mut n = env.compute.store.get_node(node4).await.unwrap();
+    n.power = PowerState::On;
+    n.phase = lqx_core::model::NodePhase::Ready;
+    env.compute.store.update_node(&n).await.unwrap();
+    let vm = env.compute.create_vm(big(false)).await.unwrap();
+    assert_eq!(vm.status.node_id, Some(node4));
+}
+
+#[tokio::test]
+async fn at_manual_automation_the_create_names_the_power_on_to_approve() {
+    let env = Env::new(FULL_BUT_ONE_ASLEEP).await;
+    let power = Arc::new(SimulatedPower::default());
+    env.standby("node-4", &power).await;
+    let engine = env.engine(AutomationLevel::Manual, Some(power.clone())).await;
+    let e = env.create_big().await;
+    assert_eq!(e.kind, ErrorKind::ResourceExhausted);
+    assert!(
+        e.message.contains("DPM recommends powering it on") && e.message.contains("lqx node power on node-4"),
+        "{}",
+        e.message
+    );
+    // The next run (or the one the create started) recommends POWER_ON and performs nothing.
+    let run = engine.run_once().await.unwrap();
+    let on = of(&run.recommendations, RecommendationType::PowerOn);
+    assert_eq!(on.len(), 1, "{:#?}", run.recommendations);
+    assert_eq!((on[0].source_node_name.as_str(), on[0].status), ("node-4", St::Pending));
+    assert!(power.calls.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn without_dpm_the_create_says_the_host_is_in_standby() {
+    let env = Env::new(FULL_BUT_ONE_ASLEEP).await;
+    let power = SimulatedPower::default();
+    env.standby("node-4", &power).await;
+    // No DRS engine: nothing wakes hosts.
+    let e = env.create_big().await;
+    assert_eq!(e.kind, ErrorKind::ResourceExhausted);
+    assert!(
+        e.message.contains("in standby and DPM is off") && e.message.contains("lqx node power on node-4"),
+        "{}",
+        e.message
+    );
+}

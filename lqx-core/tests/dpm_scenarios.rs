@@ -88,7 +88,7 @@ impl Sim {
             self.history.record(m.vm, m.source, m.target, self.now);
         }
         let must: Vec<VmId> = p.unmovable.iter().map(|u| u.vm).collect();
-        let d = dpm::plan(&self.snap, &self.cfg, &self.power, &self.dpm, &must);
+        let d = dpm::plan(&self.snap, &self.cfg, &self.power, &self.dpm, &must, &[]);
         self.dpm = d.state.clone();
         for m in &d.evacuations {
             let v = self.snap.vms.iter_mut().find(|v| v.id == m.vm).unwrap();
@@ -365,7 +365,7 @@ proptest! {
             let r = admission(&snap);
             r.protected
         };
-        let d = dpm::plan(&snap, &cfg, &power, &DpmState::default(), &[]);
+        let d = dpm::plan(&snap, &cfg, &power, &DpmState::default(), &[], &[]);
         let off: Vec<NodeId> = d.power_off.iter().map(|a| a.node).collect();
         prop_assert!(d.power_on.is_empty() || off.is_empty());
         if off.is_empty() {

@@ -17,6 +17,7 @@ pub mod nodes;
 mod recover;
 mod schedule;
 pub mod sim;
+pub mod standby;
 pub mod vms;
 
 pub use nodes::{NodeFilter, NodePage, NodeRegistration};
@@ -54,6 +55,8 @@ pub struct Compute {
     admission: Arc<std::sync::atomic::AtomicBool>,
     /// Names this process in the operations it records (see [`crate::saga`]).
     owner: Arc<str>,
+    /// Creates and starts that fit only on a host in DPM standby (DPM wakes it).
+    pub standby: standby::StandbyDemands,
 }
 
 impl Compute {
@@ -70,6 +73,7 @@ impl Compute {
             reports: Arc::default(),
             admission: Arc::default(),
             owner: crate::leader::holder_id().into(),
+            standby: standby::StandbyDemands::default(),
         }
     }
 

@@ -2,11 +2,13 @@
 //! [`crate::placement`] for a node. Placing one VM reads the nodes and per-node allocation
 //! totals (summed in SQL), not every VM, so it costs the same with 10 or 100,000 VMs.
 
-use super::Compute;
+use super::{Compute, standby};
 use crate::model::*;
+use crate::placement::PlacementError;
 use crate::placement::{
     self, ClusterSnapshot, NodeSnapshot, NodeUsageSample, PlacementRequest, VmSnapshot, VmUsageSample,
 };
+use crate::power::PowerState;
 use crate::{Error, Result};
 
 impl Compute {
@@ -20,7 +22,8 @@ impl Compute {
     /// Chooses a node for `vm` (`pinned`: only that node). `existing`: the VM is already
     /// placed and being re-checked (its own allocation is not counted against it).
     pub(crate) async fn schedule(&self, vm: &Vm, pinned: Option<NodeId>, existing: Option<VmId>) -> Result<NodeId> {
-        let nodes = snapshot_of(&self.store.all_nodes().await?, &[]);
+        let all_nodes = self.store.all_nodes().await?;
+        let nodes = snapshot_of(&all_nodes, &[]);
         let mut allocation = self.store.allocation_by_node(existing).await?;
         // Migrations in flight hold their targets' capacity until they end.
         self.migrations.add_to(&mut allocation, existing);
@@ -49,7 +52,71 @@ impl Compute {
             }
             req.required_nodes = vec![p];
         }
-        placement::place_on(&nodes, &allocation, &group_nodes, &req).map_err(Error::from)
+        let err = match placement::place_on(&nodes, &allocation, &group_nodes, &req) {
+            Ok(n) => return Ok(n),
+            Err(e) => e,
+        };
+        // No room on the hosts that are on: would a host in standby (or waking) take it?
+        if matches!(err, PlacementError::NoCapacity { .. } | PlacementError::AllFiltered(_)) {
+            let mut woken = nodes.clone();
+            // Not one an operator cordoned or put in maintenance.
+            let asleep: Vec<NodeId> = all_nodes
+                .iter()
+                .filter(|n| {
+                    matches!(n.power, PowerState::Standby | PowerState::PoweringOn)
+                        && n.schedulable
+                        && !matches!(n.phase, NodePhase::Maintenance | NodePhase::Draining)
+                })
+                .map(|n| n.id)
+                .collect();
+            for n in woken.nodes.iter_mut().filter(|n| asleep.contains(&n.id)) {
+                n.schedulable = true;
+                n.phase = NodePhase::Ready;
+            }
+            if let Ok(id) = placement::place_on(&woken, &allocation, &group_nodes, &req) {
+                return Err(self.standby_refusal(vm, &woken, id, &err).await?);
+            }
+        }
+        Err(Error::from(err))
+    }
+
+    /// The resource_exhausted error for a VM that fits only on standby host `node`, having
+    /// asked DPM to wake it (see [`super::standby`]).
+    async fn standby_refusal(
+        &self,
+        vm: &Vm,
+        woken: &ClusterSnapshot,
+        node: NodeId,
+        err: &PlacementError,
+    ) -> Result<Error> {
+        let name = woken.node(node).map_or_else(|| node.to_string(), |n| n.name.clone());
+        let waking = self.store.get_node(node).await?.power == PowerState::PoweringOn;
+        let what = if waking {
+            format!("host {name} fits it and is powering on")
+        } else {
+            let d = standby::StandbyDemand {
+                node,
+                node_name: name.clone(),
+                vm_name: vm.name.clone(),
+            };
+            match self.standby.record(d) {
+                standby::WakeOutcome::PoweringOn => {
+                    format!("host {name} fits it and is in standby: DPM is powering it on")
+                }
+                standby::WakeOutcome::Recommended => format!(
+                    "host {name} fits it and is in standby: DPM recommends powering it on \
+                     (automation manual: approve and apply the POWER_ON recommendation, or `lqx node power on {name}`)"
+                ),
+                standby::WakeOutcome::NotManaged => format!(
+                    "host {name} fits it but is in standby and DPM is off: power it on with `lqx node power on {name}`"
+                ),
+            }
+        };
+        Ok(Error::exhausted(format!(
+            "No host that is on has room for VM {} ({err}); {what}; retry once it is on",
+            vm.name
+        ))
+        .with_retry_after(standby::BOOT_RETRY_SECS))
     }
 }
 

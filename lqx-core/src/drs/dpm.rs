@@ -11,7 +11,9 @@
 //!   holds, never waiting for a hold count:
 //!   fewer hosts on than `min_hosts_on`; HA admission control (`failover_hosts` failures)
 //!   no longer holds on the hosts on and a standby host would restore it; a VM that must
-//!   move fits nowhere on the hosts on but fits a standby host; the mean use is above
+//!   move fits nowhere on the hosts on but fits a standby host; a create or start found no
+//!   room on the hosts on but fits a standby host (`compute::standby`: the request fails
+//!   with resource_exhausted saying the host is being woken); the mean use is above
 //!   `power_on_above`, or will be by the next run at the rate it grew since the last one, or
 //!   a host is still above its relief line (threshold - margin) after the DRS plan. Enough
 //!   hosts (largest first) are woken to bring the mean down to the middle of the
@@ -174,13 +176,16 @@ fn mean(l: &Loads, on: &[usize]) -> f64 {
 }
 
 /// Plans one DPM run (the rule is at the top of this module). `snap` is the cluster as the
-/// DRS plan of this run leaves it; `must_place` are VMs that must move but fit nowhere.
+/// DRS plan of this run leaves it; `must_place` are VMs that must move but fit nowhere;
+/// `wake_for` are (host in standby, VM name) for creates and starts that found no room on
+/// the hosts on but fit that host.
 pub fn plan(
     snap: &ClusterSnapshot,
     cfg: &DrsConfig,
     power: &HashMap<NodeId, PowerState>,
     state: &DpmState,
     must_place: &[VmId],
+    wake_for: &[(NodeId, String)],
 ) -> DpmPlan {
     let d = &cfg.dpm;
     let l = loads(snap);
@@ -258,6 +263,14 @@ pub fn plan(
             fits_standby(snap, &by_size, v).map(|i| (i, snap.vms[v].name.clone()))
         }) {
             wake.push((i, format!("VM {vm} must move and fits only on a host in standby")));
+        } else if let Some((i, vm)) = wake_for
+            .iter()
+            .find_map(|(n, vm)| by_size.iter().find(|&&i| snap.nodes[i].id == *n).map(|&i| (i, vm)))
+        {
+            wake.push((
+                i,
+                format!("VM {vm} found no room on the hosts on and fits only on a host in standby"),
+            ));
         } else {
             let growth = state.last_mean.map_or(0.0, |m| (mean_before - m).max(0.0));
             let hot = on.iter().find(|&&i| {

@@ -63,6 +63,7 @@ use super::live;
 use super::{DrsPlan, DrsState, MigrationHistory, UsageSmoother, plan};
 use crate::alert::AlertSink;
 use crate::compute::Compute;
+use crate::compute::standby::WakeOutcome;
 use crate::model::{
     AuditEntry, AuditResult, AutomationLevel, DrsConfig, DrsRecommendation, EventDraft, EventType, NodeId, ProjectId,
     RecommendationId, RecommendationStatus as St, RecommendationType, ResourceType, VmId, VmState,
@@ -309,7 +310,48 @@ impl DrsEngine {
             }),
         };
         engine.recover_interrupted().await?;
+        engine.wake_dpm_on_standby_demand();
         Ok(engine)
+    }
+
+    /// A create or start that fits only on a host in standby runs DPM at once (it plans
+    /// POWER_ON for that host; see `compute::standby`). Holds the engine weakly.
+    fn wake_dpm_on_standby_demand(&self) {
+        let weak = Arc::downgrade(&self.inner);
+        self.inner.compute.standby.set_waker(move |_| {
+            let Some(inner) = weak.upgrade() else {
+                return WakeOutcome::NotManaged;
+            };
+            let engine = DrsEngine { inner };
+            let config = engine.config();
+            let Ok(rt) = tokio::runtime::Handle::try_current() else {
+                return WakeOutcome::NotManaged;
+            };
+            if !config.enabled || !config.dpm.enabled || !engine.is_leader() {
+                return WakeOutcome::NotManaged;
+            }
+            rt.spawn(async move {
+                if let Err(e) = engine.run_once().await {
+                    tracing::warn!(target: LOG, error = %e, "DRS run for a placement on a standby host failed");
+                }
+            });
+            match config.dpm.automation_level {
+                AutomationLevel::Manual => WakeOutcome::Recommended,
+                _ => WakeOutcome::PoweringOn,
+            }
+        });
+    }
+
+    /// (host, VM) for the placements waiting on a host in standby; demands for hosts now on
+    /// are dropped.
+    fn standby_demand(&self, power: &HashMap<NodeId, PowerState>) -> Vec<(NodeId, String)> {
+        let demand = &self.inner.compute.standby;
+        for (id, p) in power {
+            if *p == PowerState::On {
+                demand.clear(*id);
+            }
+        }
+        demand.current().into_iter().map(|d| (d.node, d.vm_name)).collect()
     }
 
     /// Settles recommendations left APPLYING by a control plane that stopped mid-migration
@@ -595,7 +637,7 @@ impl DrsEngine {
                     }
                 }
                 let must: Vec<VmId> = p.unmovable.iter().map(|u| u.vm).collect();
-                let d = dpm::plan(&after, &config, &power, &m.dpm, &must);
+                let d = dpm::plan(&after, &config, &power, &m.dpm, &must, &self.standby_demand(&power));
                 m.dpm = d.state.clone();
                 d
             });

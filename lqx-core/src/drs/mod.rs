@@ -37,6 +37,17 @@
 //!   it than it is), so peak moves never undo balancing moves: balancing lowers the squared
 //!   sum without raising the sorted excesses, peak moves lower the sorted excesses, and so
 //!   rounds end even once the no-ping-pong history has aged out.
+//! - **Peak moves at levels 3 and 4** (cost-gated). Relief stops at the relief line and
+//!   balancing at the tolerance, which can leave the busiest host 20-30 points above where
+//!   single moves take it. While the busiest host's fuller resource is more than 2 points
+//!   above the cluster mean of that resource (held like an imbalance), the move off it with
+//!   the most drop per unit of cost (cost + 16 GiB, so one big drop beats several small
+//!   ones) is made, if the drop of the pair's fuller utilization (at least half a point)
+//!   pays for it: 0.1 point per GiB-equivalent of cost at level 3, 0.05 at level 4 (the
+//!   cost as for balancing, below). It stops at the first busiest host nothing lowers
+//!   enough. At these levels a balancing move or swap must lower the larger fuller
+//!   utilization of its two nodes too, so balancing and peak moves both lower the sorted
+//!   fuller utilizations and cannot undo each other.
 //! - **Mandatory moves** come first and ignore thresholds and the hold count: every VM of a
 //!   node in maintenance or draining is evacuated, and a VM that breaks its placement policy
 //!   (on an excluded node, off its required nodes, sharing a node with a member of its

@@ -13,6 +13,7 @@ use crate::model::{
 use crate::placement::{ClusterSnapshot, NodeUsageSample, Occupancy, PlacementRequest, place_with};
 
 mod chain;
+mod descent;
 mod exact;
 mod peak;
 mod room;
@@ -268,6 +269,7 @@ pub fn plan(
     let mut p = Planner::new(snapshot, config, history, now);
     let before = p.metrics();
     let level = config.migration_threshold.clamp(1, 5);
+    p.pair_peak = matches!(level, 3 | 4);
     let hold = config.hysteresis_hold_count.max(1);
 
     // Hysteresis bookkeeping: which conditions have held long enough.
@@ -288,8 +290,12 @@ pub fn plan(
     // nodes one hot node barely moves the standard deviation.
     let spread_stop = (level >= 5).then_some(SPREAD_STOP);
     let spread_on = spread_stop.is_some() && p.spread() > SPREAD_TRIGGER;
+    // Levels 3 and 4: the busiest host well above the mean calls for cost-gated peak moves
+    // (see `descent`), held like an imbalance.
+    let descent_on = matches!(level, 3 | 4) && p.busiest().is_some_and(|(_, e)| e > descent::DESCENT_STOP);
+    let balance_due = tol.is_some_and(|t| before.imbalance > t) || spread_on;
     let imbalance_triggered = match tol {
-        Some(t) if before.imbalance > t || spread_on => {
+        Some(_) if balance_due || descent_on => {
             next.imbalance_streak = state.imbalance_streak + 1;
             next.imbalance_streak >= hold
         }
@@ -362,7 +368,14 @@ pub fn plan(
         // (over later runs too, if the budget cut it short) until `margin` below it.
         let stop_at = (t - config.hysteresis_margin).max(0.0);
         let continuing = state.balancing && !p.balanced(stop_at, spread_stop);
-        if imbalance_triggered || continuing {
+        // Peak moves first: they lower the imbalance too, often below the tolerance, with
+        // fewer and bigger moves than the squared sum would pick.
+        if imbalance_triggered && descent_on {
+            p.descend_peak(level);
+        }
+        let continuing = continuing && !p.balanced(stop_at, spread_stop);
+        let balance_due = balance_due && !p.balanced(stop_at, spread_stop);
+        if (imbalance_triggered && balance_due) || continuing {
             let planned = p.moves.len();
             p.peak_stop = spread_stop;
             p.balance(stop_at, spread_stop, min_gain(level));
@@ -444,6 +457,9 @@ struct Planner<'a> {
     /// Level 5: balancing moves may not take a node above this many points over the mean
     /// (nor further above it), so peak moves never undo them (see `peak`).
     peak_stop: Option<f64>,
+    /// Levels 3 and 4: balancing moves must lower the larger fuller utilization of their
+    /// two nodes (see `descent`).
+    pair_peak: bool,
 }
 
 impl<'a> Planner<'a> {
@@ -514,6 +530,7 @@ impl<'a> Planner<'a> {
             pair_work: 0,
             wide_work: 0,
             peak_stop: None,
+            pair_peak: false,
         };
         for i in 0..p.nodes.len() {
             if p.nodes[i].ready {
@@ -1067,6 +1084,7 @@ impl<'a> Planner<'a> {
                     }
                     if self.under_line_after(v, t).is_none()
                         || !self.keeps_peak(t, self.vm_load[v])
+                        || !self.lowers_pair(s, t, self.vm_load[v])
                         || self.occ.check(self.snap, t, &req).is_some()
                     {
                         continue;

@@ -481,7 +481,9 @@ fn level_five_balances_one_hot_node_among_many() {
     );
     assert_ne!(p.moves[0].target, p.moves[1].target);
     assert_eq!(p.after.nodes[0].cpu_percent, 25.0);
-    // Level 4 has no such trigger: the deviation is under its tolerance, nothing moves.
+    // Level 4 has no spread trigger (the deviation is under its tolerance), but its
+    // cost-gated peak moves make the same two moves: each lowers node-0 by 5 points for 2
+    // GiB copied, well worth it.
     let p4 = run(
         &s,
         &DrsConfig {
@@ -489,7 +491,13 @@ fn level_five_balances_one_hot_node_among_many() {
             ..c.clone()
         },
     );
-    assert!(p4.moves.is_empty(), "{:#?}", p4.moves);
+    assert_eq!(p4.moves.len(), 2, "{:#?}", p4.moves);
+    assert!(
+        p4.moves
+            .iter()
+            .all(|m| m.source == node_id(0) && m.reason.starts_with("peak: node-0 is the busiest host"))
+    );
+    assert_eq!(p4.after.nodes[0].cpu_percent, 25.0);
 }
 
 // ---- properties ----
@@ -913,7 +921,8 @@ fn level_five_moves_a_small_nodes_big_vm_to_a_big_node() {
     assert!(first.target == node_id(2) || first.target == node_id(3));
     let max = |m: &ClusterMetrics| m.max_cpu_percent.max(m.max_memory_percent);
     assert!(max(&p.after) < 45.0, "{:#?}", p.after);
-    // Level 4 balances too (the imbalance is above its tolerance), but by the squared sum.
+    // Level 4 balances too (the imbalance is above its tolerance): the squared sum gains
+    // nothing, but the move pays for itself as a peak move (14.8 points for 36 GiB).
     let p4 = run(
         &s,
         &DrsConfig {
@@ -922,7 +931,9 @@ fn level_five_moves_a_small_nodes_big_vm_to_a_big_node() {
         },
     );
     assert!(p4.before.imbalance > 5.0, "{}", p4.before.imbalance);
-    assert!(p4.moves.is_empty(), "{:#?}", p4.moves);
+    assert_eq!(p4.moves[0].vm_name, "vm-0", "{:#?}", p4.moves);
+    assert!(p4.moves[0].reason.starts_with("peak:"), "{}", p4.moves[0].reason);
+    assert!(max(&p4.after) < 45.0, "{:#?}", p4.after);
     assert!(settle(&s, &c).iter().any(|m| m.vm_name == "vm-0"));
 }
 
@@ -1146,4 +1157,55 @@ fn room_made_with_several_vms_relieves_a_hot_node_in_a_large_cluster() {
     let targets: BTreeSet<&str> = all[..4].iter().map(|m| m.target_name.as_str()).collect();
     assert_eq!(targets.len(), 4, "one idle VM per busy node: {all:#?}");
     assert_relieved_after(&s, &c, &all);
+}
+
+/// node-0 (16 cores / 64 GiB) runs one movable VM using 24 GiB and reports 40 GiB in use
+/// (16 GiB that does not move): 62.5 % memory. node-1 and node-2 each run a VM using
+/// `others_mib`. Nothing is hot.
+fn one_busy_host(others_mib: u64) -> ClusterSnapshot {
+    let nodes: Vec<_> = (0..3).map(|i| node(i, 16, 65536)).collect();
+    let vms = vec![
+        with_usage(vm(0, Some(0), 2, 24 * 1024), 5.0, 24 * 1024),
+        with_usage(vm(1, Some(1), 2, 20 * 1024), 5.0, others_mib),
+        with_usage(vm(2, Some(2), 2, 20 * 1024), 5.0, others_mib),
+    ];
+    let mut s = snapshot(nodes, vms);
+    s.nodes[0].usage = Some(NodeUsageSample {
+        cpu_percent: 1.0,
+        memory_used_mib: 40 * 1024,
+    });
+    s
+}
+
+#[test]
+fn levels_three_and_four_make_peak_moves_that_pay_for_themselves() {
+    let level = |l: u8| DrsConfig {
+        migration_threshold: l,
+        ..cfg()
+    };
+    // The others at 10 %: moving vm-0 lowers the pair's fuller use from 62.5 % to 47.5 %,
+    // 15 points for about 24.5 GiB copied. Level 3 makes it (it needs 0.1 point per GiB);
+    // level 2 makes no peak moves.
+    let s = one_busy_host(6554);
+    let p = run(&s, &level(3));
+    let m = &p.moves[0];
+    assert_eq!((m.vm_name.as_str(), m.source), ("vm-0", node_id(0)));
+    assert!(
+        m.reason.starts_with("peak: node-0 is the busiest host (62%"),
+        "{}",
+        m.reason
+    );
+    assert_eq!(m.kind, MoveKind::Balance);
+    assert!(p.after.nodes[0].memory_percent < 26.0, "{:?}", p.after);
+    assert!(p.after.max_memory_percent < 48.0, "{:?}", p.after);
+    assert!(run(&s, &level(2)).moves.is_empty());
+    // The others at 23 %: the same move lowers the pair by 2 points only (the target ends
+    // at 60.5 %). Not worth 24.5 GiB at level 3 (nor as balancing); worth it at level 4
+    // (0.05 point per GiB).
+    let s = one_busy_host(15_073);
+    let p3 = run(&s, &level(3));
+    assert!(p3.moves.is_empty(), "{:#?}", p3.moves);
+    let p4 = run(&s, &level(4));
+    assert_eq!(p4.moves[0].vm_name, "vm-0", "{:#?}", p4.moves);
+    assert!(p4.moves[0].reason.contains("by 2.0 points"), "{}", p4.moves[0].reason);
 }

@@ -42,7 +42,7 @@ const PEAK_WORK_BUDGET: u64 = 2_000_000;
 
 impl Planner<'_> {
     /// Cluster mean utilization per resource over Ready nodes (a fraction).
-    fn means(&self) -> [f64; 2] {
+    pub(super) fn means(&self) -> [f64; 2] {
         [CPU, MEM].map(|r| {
             if self.cap_sum[r] > 0.0 {
                 self.load_sum[r] / self.cap_sum[r]
@@ -83,7 +83,7 @@ impl Planner<'_> {
     /// and a big VM lowers the peak only on a big one), then the next coolest of any size
     /// up to `PEAK_TARGETS`. Nodes without `min_free` allocation left take no VM of the
     /// sources, nor give room for a swap: they are skipped (the coolest are often full).
-    fn peak_targets(&self, min_free: [f64; 2]) -> Vec<usize> {
+    pub(super) fn peak_targets(&self, min_free: [f64; 2]) -> Vec<usize> {
         let mut per_size: HashMap<[u64; 2], usize> = HashMap::new();
         let mut out = Vec::new();
         let mut rest = Vec::new();

@@ -89,7 +89,10 @@ impl Planner<'_> {
                         }
                         let (la, lb) = (self.vm_load[a], self.vm_load[b]);
                         let d = [la[CPU] - lb[CPU], la[MEM] - lb[MEM]];
-                        if !self.keeps_peak(t, d) || !self.keeps_peak(s, [-d[CPU], -d[MEM]]) {
+                        if !self.keeps_peak(t, d)
+                            || !self.keeps_peak(s, [-d[CPU], -d[MEM]])
+                            || !self.lowers_pair(s, t, d)
+                        {
                             continue;
                         }
                         let g = self.gain_delta(d, s, t);

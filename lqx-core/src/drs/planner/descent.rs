@@ -1,0 +1,127 @@
+//! Levels 3 and 4: cost-gated peak moves. Relief stops at the relief line and squared-sum
+//! balancing at the imbalance tolerance, which can leave the busiest host 20-30 points above
+//! where single moves could take it. So, while the busiest host (its fuller resource) is
+//! more than `DESCENT_STOP` points above the cluster mean of that resource, the move off it
+//! that lowers it most per unit of cost is made, as long as it pays: the drop of the pair's
+//! fuller utilization (source before, larger of source and target after), in points, times
+//! the level's weight must reach the move's cost in GiB-equivalents (`move_cost`: memory to
+//! copy, dirty rate, queueing behind the round's other migrations). Each move lowers the
+//! busiest host and leaves its target below where that host was, so the sorted vector of
+//! fuller utilizations falls lexicographically: the moves cannot cycle.
+
+use super::{CPU, EPS, MEM, MoveKind, Planner};
+
+/// Points above the mean (of the busiest host's fuller resource) at which peak moves stop.
+pub(super) const DESCENT_STOP: f64 = 2.0;
+/// Least drop (points) of the busiest host a peak move must bring.
+const DESCENT_MIN_DROP: f64 = 0.5;
+/// Fixed part of a move's cost when comparing candidates, GiB-equivalents: it favours one
+/// bigger drop over several small ones, so the move count stays low.
+const DESCENT_MOVE_GIB: f64 = 16.0;
+
+/// Points of peak drop a move must bring per GiB-equivalent of cost, levels 3 and 4: the
+/// lower the level, the more a move must pay for itself.
+fn points_per_gib(level: u8) -> f64 {
+    match level {
+        3 => 0.1,
+        _ => 0.05,
+    }
+}
+
+impl Planner<'_> {
+    /// Node `i`'s fuller utilization with `add` more load, percent.
+    fn fuller_with(&self, i: usize, add: [f64; 2]) -> f64 {
+        let n = &self.nodes[i];
+        [CPU, MEM]
+            .into_iter()
+            .map(|r| (n.load[r] + add[r]) / n.cap[r].max(EPS) * 100.0)
+            .fold(0.0, f64::max)
+    }
+
+    /// Levels 3 and 4: whether `d` more load moving from `s` to `t` lowers the larger of
+    /// the two nodes' fuller utilization. Balancing moves and swaps keep to it there, so
+    /// they too lower the sorted fuller utilizations and never undo a peak move, even once
+    /// the no-ping-pong history has aged out.
+    pub(super) fn lowers_pair(&self, s: usize, t: usize, d: [f64; 2]) -> bool {
+        if !self.pair_peak {
+            return true;
+        }
+        let before = self.fuller_with(s, [0.0; 2]).max(self.fuller_with(t, [0.0; 2]));
+        let after = self.fuller_with(s, [-d[CPU], -d[MEM]]).max(self.fuller_with(t, d));
+        after < before - 1e-6
+    }
+
+    /// The busiest Ready node (fuller resource) and how far it is above the cluster mean of
+    /// that resource, points.
+    pub(super) fn busiest(&self) -> Option<(usize, f64)> {
+        let mean = self.means();
+        let mut best: Option<(f64, usize)> = None;
+        for i in (0..self.nodes.len()).filter(|&i| self.nodes[i].ready) {
+            let u = self.fuller_with(i, [0.0; 2]);
+            if best.is_none_or(|b| u > b.0 + EPS) {
+                best = Some((u, i));
+            }
+        }
+        let (u, i) = best?;
+        let n = &self.nodes[i];
+        let r = if n.util(CPU) >= n.util(MEM) { CPU } else { MEM };
+        Some((i, u - mean[r] * 100.0))
+    }
+
+    /// Peak moves at levels 3 and 4 (see the module comment).
+    pub(super) fn descend_peak(&mut self, level: u8) {
+        let need = points_per_gib(level);
+        while let Some((s, excess)) = self.busiest() {
+            if excess <= DESCENT_STOP || !self.budget_left(s) {
+                break;
+            }
+            let top = self.fuller_with(s, [0.0; 2]);
+            let movable: Vec<usize> = self.node_vms[s].iter().copied().filter(|&v| self.movable(v)).collect();
+            if movable.is_empty() {
+                break;
+            }
+            let min_free = movable
+                .iter()
+                .map(|&v| self.alloc_of(v))
+                .fold([f64::INFINITY; 2], |m, a| [m[0].min(a[0]), m[1].min(a[1])]);
+            let targets = self.peak_targets(min_free);
+            // (score, drop, vm, target)
+            let mut best: Option<(f64, f64, usize, usize)> = None;
+            for &v in &movable {
+                let l = self.vm_load[v];
+                let left = self.fuller_with(s, [-l[CPU], -l[MEM]]);
+                if top - left < DESCENT_MIN_DROP {
+                    continue;
+                }
+                let req = self.snap.vms[v].req();
+                for &t in targets.iter().filter(|&&t| t != s) {
+                    let drop = top - left.max(self.fuller_with(t, l));
+                    if drop < DESCENT_MIN_DROP {
+                        continue;
+                    }
+                    let cost = self.move_cost(v, s, t) / 1024.0;
+                    let score = drop / (cost + DESCENT_MOVE_GIB);
+                    if drop < cost * need || best.is_some_and(|b| score <= b.0) {
+                        continue;
+                    }
+                    if self.under_line_after(v, t).is_none() || self.occ.check(self.snap, t, &req).is_some() {
+                        continue;
+                    }
+                    best = Some((score, drop, v, t));
+                }
+            }
+            // Nothing pays off the busiest node: the peak stays where it is.
+            let Some((_, drop, v, t)) = best else { break };
+            let reason = format!(
+                "peak: {} is the busiest host ({:.0}%, {:.1} points above the cluster mean); moving to {} lowers the pair's fuller use by {:.1} points, worth its {:.1} GiB to copy",
+                self.snap.nodes[s].name,
+                top,
+                excess,
+                self.snap.nodes[t].name,
+                drop,
+                self.vm_load[v][MEM] / 1024.0
+            );
+            self.do_move(v, s, t, MoveKind::Balance, false, reason);
+        }
+    }
+}
