@@ -29,7 +29,7 @@ use std::sync::{Arc, Mutex};
 
 pub use hosts::Hosts;
 pub use migrate::MigrateOptions;
-pub use recover::{Recovery, TAKEOVER_AFTER};
+pub use recover::{OP_REFRESH, Recovery, TAKEOVER_AFTER};
 pub use vms::{CreateVm, MigrateOutcome, VmUpdate};
 
 /// Shared handle to the compute layer. Cheap to clone.
@@ -54,6 +54,8 @@ pub struct Compute {
     admission: Arc<std::sync::atomic::AtomicBool>,
     /// Names this process in the operations it records (see [`crate::saga`]).
     owner: Arc<str>,
+    /// How often a running operation's row is refreshed (milliseconds).
+    op_refresh_ms: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Compute {
@@ -70,7 +72,17 @@ impl Compute {
             reports: Arc::default(),
             admission: Arc::default(),
             owner: crate::leader::holder_id().into(),
+            op_refresh_ms: Arc::new(std::sync::atomic::AtomicU64::new(
+                u64::try_from(recover::OP_REFRESH.as_millis()).unwrap_or(u64::MAX),
+            )),
         }
+    }
+
+    /// How often a long step of an operation refreshes its row (see
+    /// [`Compute::recover_operations`]); tests shorten it.
+    pub fn set_operation_refresh(&self, every: std::time::Duration) {
+        let ms = u64::try_from(every.as_millis()).unwrap_or(u64::MAX).max(1);
+        self.op_refresh_ms.store(ms, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Sets the cluster's guest CPU model (definitions written from now on use it).

@@ -98,6 +98,7 @@ mod history;
 #[cfg(feature = "server")]
 pub mod live;
 mod planner;
+pub mod reconcile;
 mod smooth;
 pub mod why;
 
