@@ -3,9 +3,9 @@
 //! background tasks delete what is past its retention (`session-pruning`,
 //! `alert-pruning`). Any replica may run them: the deletes are idempotent.
 
+use crate::Result;
 use crate::background::BackgroundTasks;
 use crate::store::Store;
-use crate::Result;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -146,8 +146,17 @@ mod tests {
                 store.insert_session(s).await.unwrap();
             }
             assert_eq!(prune_sessions(&store, &r, now).await.unwrap(), 2, "{engine}");
-            for (s, kept) in [(&old_expired, false), (&old_revoked, false), (&recent, true), (&live, true)] {
-                assert_eq!(store.get_session(s.id).await.unwrap().is_some(), kept, "{engine}: {s:?}");
+            for (s, kept) in [
+                (&old_expired, false),
+                (&old_revoked, false),
+                (&recent, true),
+                (&live, true),
+            ] {
+                assert_eq!(
+                    store.get_session(s.id).await.unwrap().is_some(),
+                    kept,
+                    "{engine}: {s:?}"
+                );
             }
             // Alerts: resolved 31 days ago goes; resolved yesterday and an old open one stay.
             let gone = alert("old-resolved", Some(now - d(31)), now - d(40));
@@ -159,7 +168,12 @@ mod tests {
             let (alerts, deliveries) = prune_alerts(&store, &r, now).await.unwrap();
             assert_eq!((alerts, deliveries), (1, 0), "{engine}");
             for (a, kept) in [(&gone, false), (&fresh, true), (&open, true)] {
-                assert_eq!(store.get_alert(a.id).await.unwrap().is_some(), kept, "{engine}: {}", a.condition);
+                assert_eq!(
+                    store.get_alert(a.id).await.unwrap().is_some(),
+                    kept,
+                    "{engine}: {}",
+                    a.condition
+                );
             }
             // Again: nothing more.
             assert_eq!(prune_sessions(&store, &r, now).await.unwrap(), 0, "{engine}");
@@ -173,7 +187,11 @@ mod tests {
         let store = Store::open(dir.path().join("lqx.db").to_str().unwrap()).await.unwrap();
         let now = Utc::now();
         store
-            .insert_session(&session(now - chrono::Duration::days(5), now - chrono::Duration::days(3), None))
+            .insert_session(&session(
+                now - chrono::Duration::days(5),
+                now - chrono::Duration::days(3),
+                None,
+            ))
             .await
             .unwrap();
         let tasks = BackgroundTasks::new();

@@ -423,10 +423,7 @@ async fn a_running_migration_is_refreshed_and_not_taken_over() {
         let window = Duration::from_millis(800);
         c.compute.set_operation_refresh(Duration::from_millis(150));
         let a = c.nodes[0].0;
-        c.compute
-            .create_vm(create("slow", Some(a), true, None))
-            .await
-            .unwrap();
+        c.compute.create_vm(create("slow", Some(a), true, None)).await.unwrap();
         // 1024 MiB at 256 MiB/s: about four seconds of transfer.
         let opts = lqx_core::compute::MigrateOptions {
             target: Some("b".into()),
@@ -437,11 +434,16 @@ async fn a_running_migration_is_refreshed_and_not_taken_over() {
             },
         };
         let compute = c.compute.clone();
-        let moving =
-            tokio::spawn(async move { compute.migrate_vm_with("slow", ProjectId::DEFAULT, &opts).await });
+        let moving = tokio::spawn(async move { compute.migrate_vm_with("slow", ProjectId::DEFAULT, &opts).await });
         tokio::time::sleep(Duration::from_millis(2500)).await;
         assert!(!moving.is_finished(), "{engine}: the migration was not slow");
-        let op = c.store.op_list().await.unwrap().pop().expect("the migration's operation");
+        let op = c
+            .store
+            .op_list()
+            .await
+            .unwrap()
+            .pop()
+            .expect("the migration's operation");
         assert!(
             op.updated_at - op.created_at >= chrono::Duration::milliseconds(1500),
             "{engine}: not refreshed: {op:?}"

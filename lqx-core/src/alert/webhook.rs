@@ -469,7 +469,9 @@ impl WebhookDispatcher {
                 let task = deliveries.clone();
                 tokio::spawn(async move {
                     let _permit = permit;
-                    let _ = task.run_with(deliver(&sender, &job, &log), |n| format!("delivered ({n} attempts)")).await;
+                    let _ = task
+                        .run_with(deliver(&sender, &job, &log), |n| format!("delivered ({n} attempts)"))
+                        .await;
                 });
             }
         });

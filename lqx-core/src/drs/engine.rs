@@ -347,7 +347,10 @@ impl DrsEngine {
                 EventType::Applied
             } else {
                 r.status = St::Failed;
-                r.failure_reason = Some("interrupted: the migration did not complete (the control plane stopped, or recovery undid it)".into());
+                r.failure_reason = Some(
+                    "interrupted: the migration did not complete (the control plane stopped, or recovery undid it)"
+                        .into(),
+                );
                 EventType::Failed
             };
             tracing::warn!(target: LOG, id = %r.id, vm = %r.vm_name, status = ?r.status, "settled an interrupted DRS recommendation");
@@ -775,7 +778,12 @@ impl DrsEngine {
         for step in decided.steps {
             match step {
                 Step::Keep { open, fresh } => {
-                    if fresh != open && self.store().update_recommendation_if(&fresh, &[open.status], now).await? {
+                    if fresh != open
+                        && self
+                            .store()
+                            .update_recommendation_if(&fresh, &[open.status], now)
+                            .await?
+                    {
                         self.publish(EventType::Updated, &fresh, now);
                     }
                     summary.kept += 1;
@@ -798,7 +806,11 @@ impl DrsEngine {
             }
         }
         for r in decided.expire {
-            if self.finish(&r, St::Expired, NO_LONGER_RECOMMENDED, now).await?.is_some() {
+            if self
+                .finish(&r, St::Expired, NO_LONGER_RECOMMENDED, now)
+                .await?
+                .is_some()
+            {
                 summary.expired += 1;
             }
         }
