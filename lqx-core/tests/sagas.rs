@@ -542,7 +542,13 @@ vms:
         } else if step == "commit" {
             // The domain is on the target but the record says otherwise: the outcome is
             // recovery's, and the recommendation waits for it instead of failing.
-            assert_eq!(applied.unwrap().status, St::Applying, "{ctx}");
+            let waiting = applied.unwrap();
+            assert_eq!(waiting.status, St::Applying, "{ctx}");
+            assert_eq!(
+                waiting.failure_reason.as_deref(),
+                Some(lqx_core::drs::engine::AWAITING_RECOVERY),
+                "{ctx}"
+            );
             engine.run_once().await.unwrap();
             assert_eq!(engine.get(rec.id).await.unwrap().status, St::Applying, "{ctx}");
             let hosts = Hosts::default();
@@ -556,6 +562,7 @@ vms:
             engine.run_once().await.unwrap();
             let settled = engine.get(rec.id).await.unwrap();
             assert_eq!(settled.status, St::Applied, "{ctx}: {settled:?}");
+            assert_eq!(settled.failure_reason, None, "{ctx}");
         } else {
             assert_eq!(applied.unwrap().status, St::Failed, "{ctx}");
         }

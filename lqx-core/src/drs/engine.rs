@@ -250,6 +250,10 @@ struct Memory {
     dpm: DpmState,
 }
 
+/// The note on an APPLYING recommendation whose migration was interrupted after the
+/// transfer: recovery decides whether the move happened, and a later run settles it.
+pub const AWAITING_RECOVERY: &str = "awaiting recovery: the migration was interrupted after the transfer";
+
 struct Inner {
     compute: Compute,
     opts: EngineOptions,
@@ -311,7 +315,7 @@ impl DrsEngine {
                 migrating: Mutex::default(),
             }),
         };
-        engine.recover_interrupted().await?;
+        engine.recover_interrupted(true).await?;
         Ok(engine)
     }
 
@@ -320,11 +324,16 @@ impl DrsEngine {
     /// operation to recovery): APPLIED when the VM did reach the target, FAILED otherwise, so
     /// the VM can get new recommendations. One whose migration operation is still recorded
     /// stays APPLYING until recovery has finished or undone it. Returns how many it settled.
-    async fn recover_interrupted(&self) -> Result<usize> {
+    ///
+    /// At start-up (`all`) every such recommendation is settled; later runs settle only
+    /// those whose applier left them to recovery ([`AWAITING_RECOVERY`]), never one another
+    /// replica is still applying.
+    async fn recover_interrupted(&self, all: bool) -> Result<usize> {
         let now = self.now();
         let mut settled = 0;
         for mut r in self.store().recommendations_with_status(&[St::Applying]).await? {
             if r.recommendation_type != RecommendationType::Migrate
+                || (!all && r.failure_reason.as_deref() != Some(AWAITING_RECOVERY))
                 || self.migrating().contains(&r.id)
                 || self
                     .store()
@@ -344,6 +353,7 @@ impl DrsEngine {
             let kind = if on_target {
                 r.status = St::Applied;
                 r.applied_at = Some(now);
+                r.failure_reason = None;
                 EventType::Applied
             } else {
                 r.status = St::Failed;
@@ -569,7 +579,7 @@ impl DrsEngine {
             ));
         }
         // Recommendations left APPLYING by an interrupted migration, once it is settled.
-        self.recover_interrupted().await?;
+        self.recover_interrupted(false).await?;
         let now = self.now();
         let mut snap = self.inner.compute.snapshot().await?;
         self.observe(&snap, now);
@@ -1404,6 +1414,10 @@ impl DrsEngine {
             {
                 tracing::warn!(target: LOG, id = %a.id, vm = %a.vm_name, error = %e,
                     "DRS migration interrupted; APPLYING until recovery settles the move");
+                a.failure_reason = Some(AWAITING_RECOVERY.into());
+                if self.store().update_recommendation_if(&a, &[St::Applying], self.now()).await? {
+                    self.publish(EventType::Updated, &a, self.now());
+                }
                 return self.get(a.id).await;
             }
             r => r,
