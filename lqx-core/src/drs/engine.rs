@@ -1415,7 +1415,11 @@ impl DrsEngine {
                 tracing::warn!(target: LOG, id = %a.id, vm = %a.vm_name, error = %e,
                     "DRS migration interrupted; APPLYING until recovery settles the move");
                 a.failure_reason = Some(AWAITING_RECOVERY.into());
-                if self.store().update_recommendation_if(&a, &[St::Applying], self.now()).await? {
+                if self
+                    .store()
+                    .update_recommendation_if(&a, &[St::Applying], self.now())
+                    .await?
+                {
                     self.publish(EventType::Updated, &a, self.now());
                 }
                 return self.get(a.id).await;
