@@ -82,6 +82,12 @@ impl BackgroundTasks {
         t.clone()
     }
 
+    /// Registers a task made elsewhere (a detached one, e.g. by a service that runs it on
+    /// demand), replacing any of the same name.
+    pub fn adopt(&self, task: &Task) {
+        lock(&self.tasks).insert(task.name(), task.clone());
+    }
+
     /// Every task, by name.
     pub fn list(&self) -> Vec<TaskStatus> {
         lock(&self.tasks).values().map(Task::status).collect()

@@ -33,6 +33,8 @@ pub mod handover;
 #[cfg(feature = "server")]
 pub mod leader;
 #[cfg(feature = "server")]
+pub mod retention;
+#[cfg(feature = "server")]
 pub mod saga;
 #[cfg(feature = "server")]
 pub mod store;

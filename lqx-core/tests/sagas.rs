@@ -410,6 +410,64 @@ async fn recovery_leaves_a_live_owners_recent_operations_alone() {
     }
 }
 
+/// A long step refreshes its operation's row, so another replica's recovery with a short
+/// staleness window leaves a migration that is still running alone; once the process has
+/// stopped refreshing (a crash), the same window takes it over.
+#[tokio::test]
+async fn a_running_migration_is_refreshed_and_not_taken_over() {
+    let _fp = fail::FailScenario::setup();
+    let dir = tempfile::tempdir().unwrap();
+    let sims = SimRegistry::new();
+    for (engine, store) in testing::engines(dir.path()).await {
+        let c = Cluster::new(store, &sims).await;
+        let window = Duration::from_millis(800);
+        c.compute.set_operation_refresh(Duration::from_millis(150));
+        let a = c.nodes[0].0;
+        c.compute.create_vm(create("slow", Some(a), true, None)).await.unwrap();
+        // 1024 MiB at 256 MiB/s: about four seconds of transfer.
+        let opts = lqx_core::compute::MigrateOptions {
+            target: Some("b".into()),
+            cold: false,
+            live: lqx_core::driver::LiveOptions {
+                bandwidth_mib_per_sec: 256,
+                ..Default::default()
+            },
+        };
+        let compute = c.compute.clone();
+        let moving = tokio::spawn(async move { compute.migrate_vm_with("slow", ProjectId::DEFAULT, &opts).await });
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        assert!(!moving.is_finished(), "{engine}: the migration was not slow");
+        let op = c
+            .store
+            .op_list()
+            .await
+            .unwrap()
+            .pop()
+            .expect("the migration's operation");
+        assert!(
+            op.updated_at - op.created_at >= chrono::Duration::milliseconds(1500),
+            "{engine}: not refreshed: {op:?}"
+        );
+        // Three times the window since it began: a row never refreshed would be taken.
+        let r = c.restarted().recover_operations(window).await.unwrap();
+        assert_eq!(r, Default::default(), "{engine}");
+        let out = moving.await.unwrap().unwrap();
+        assert_eq!(out.vm.status.node_id, Some(c.nodes[1].0), "{engine}");
+        c.no_operations().await;
+
+        // A crashed migration stops refreshing: after the window it is taken over.
+        inject(saga::OpKind::MigrateVm, "transfer", "crash");
+        c.compute
+            .migrate_vm("slow", ProjectId::DEFAULT, Some("a"), false)
+            .await
+            .unwrap_err();
+        tokio::time::sleep(window + Duration::from_millis(200)).await;
+        let r = c.restarted().recover_operations(window).await.unwrap();
+        assert_eq!((r.undone, r.left), (1, 0), "{engine}");
+        c.no_operations().await;
+    }
+}
+
 /// DRS apply is a recommendation (APPLYING once) around a migration saga. Interrupted, the
 /// migration is settled first and then the recommendation, from where the VM ended up; a
 /// failed step leaves the VM on its source and the recommendation FAILED.
@@ -439,6 +497,7 @@ vms:
         ("begin", "crash"),
         ("transfer", "crash"),
         ("commit", "crash"),
+        ("commit", "fail"),
     ] {
         let ctx = format!("{step} {mode}");
         let dir = tempfile::tempdir().unwrap();
@@ -480,6 +539,30 @@ vms:
             let settled = engine.get(rec.id).await.unwrap();
             let want = if step == "commit" { St::Applied } else { St::Failed };
             assert_eq!(settled.status, want, "{ctx}");
+        } else if step == "commit" {
+            // The domain is on the target but the record says otherwise: the outcome is
+            // recovery's, and the recommendation waits for it instead of failing.
+            let waiting = applied.unwrap();
+            assert_eq!(waiting.status, St::Applying, "{ctx}");
+            assert_eq!(
+                waiting.failure_reason.as_deref(),
+                Some(lqx_core::drs::engine::AWAITING_RECOVERY),
+                "{ctx}"
+            );
+            engine.run_once().await.unwrap();
+            assert_eq!(engine.get(rec.id).await.unwrap().status, St::Applying, "{ctx}");
+            let hosts = Hosts::default();
+            for n in store.all_nodes().await.unwrap() {
+                hosts.insert(n.id, Arc::new(sims.get(&n.libvirt_uri).unwrap()));
+            }
+            let other = Compute::new(store.clone(), hosts, EventBus::new(EventBusConfig::default()));
+            let r = other.recover_operations(Duration::ZERO).await.unwrap();
+            assert_eq!((r.completed, r.left), (1, 0), "{ctx}");
+            // The next run settles it from where the VM ended up.
+            engine.run_once().await.unwrap();
+            let settled = engine.get(rec.id).await.unwrap();
+            assert_eq!(settled.status, St::Applied, "{ctx}: {settled:?}");
+            assert_eq!(settled.failure_reason, None, "{ctx}");
         } else {
             assert_eq!(applied.unwrap().status, St::Failed, "{ctx}");
         }

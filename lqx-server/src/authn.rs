@@ -169,7 +169,16 @@ async fn signing_key(config: &Config, store: &Store) -> anyhow::Result<SigningKe
 
 /// Builds the auth service: checks the table, loads the key, creates the first admin on
 /// an empty store (printing its password once when it was not given).
-pub async fn start(config: &Config, store: &Store, dev: bool) -> anyhow::Result<Arc<AuthService>> {
+/// The names of auth's loops among the background tasks.
+pub const DENIAL_TASK: &str = "denial-summaries";
+pub const AUDIT_TASK: &str = "audit-pruning";
+
+pub async fn start(
+    config: &Config,
+    store: &Store,
+    dev: bool,
+    tasks: &lqx_core::background::BackgroundTasks,
+) -> anyhow::Result<Arc<AuthService>> {
     check_table()?;
     lqx_core::auth::install_crypto_provider();
     let key = signing_key(config, store).await?;
@@ -191,29 +200,28 @@ pub async fn start(config: &Config, store: &Store, dev: bool) -> anyhow::Result<
         banner(&b);
     }
     // Every minute: summaries of anonymous refusals not recorded one by one. Every hour
-    // (and at start): ended sessions (kept a day for inspection) and audit entries past
-    // their retention. Any replica may prune: the deletes are idempotent, and each replica
-    // records what it removed itself.
+    // (and at start): audit entries past their retention (ended sessions:
+    // `lqx_core::retention`). Any replica may prune: the deletes are idempotent, and each
+    // replica records what it removed itself.
+    let flusher = auth.clone();
+    tasks.spawn(DENIAL_TASK, Duration::from_secs(60), move || {
+        let a = flusher.clone();
+        async move {
+            a.flush_suppressed_denials()
+                .await
+                .map(|n| format!("{n} summaries written"))
+        }
+    });
     let pruner = auth.clone();
     let retention = config.audit.retention();
-    tokio::spawn(async move {
-        let mut every = tokio::time::interval(Duration::from_secs(60));
-        for minute in 0u64.. {
-            every.tick().await;
-            if let Err(e) = pruner.flush_suppressed_denials().await {
-                tracing::warn!(error = %e, "writing the summary of unrecorded refusals failed");
+    tasks.spawn(AUDIT_TASK, Duration::from_secs(3600), move || {
+        let a = pruner.clone();
+        async move {
+            let n = a.prune_audit(&retention).await?;
+            if n > 0 {
+                tracing::info!(removed = n, "pruned the audit log");
             }
-            if minute % 60 != 0 {
-                continue;
-            }
-            if let Err(e) = pruner.prune_ended_sessions().await {
-                tracing::warn!(error = %e, "pruning ended sessions failed");
-            }
-            match pruner.prune_audit(&retention).await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(removed = n, "pruned the audit log"),
-                Err(e) => tracing::warn!(error = %e, "pruning the audit log failed"),
-            }
+            Ok::<_, lqx_core::Error>(format!("{n} audit entries deleted"))
         }
     });
     Ok(auth)

@@ -36,6 +36,8 @@ pub struct Config {
     pub auth: AuthConfig,
     /// How long audit entries are kept.
     pub audit: AuditConfig,
+    /// How long ended sessions, resolved alerts and webhook deliveries are kept.
+    pub retention: lqx_core::retention::Retention,
     /// Live migration: the per-host limit of concurrent migrations.
     pub migration: lqx_core::compute::inflight::MigrationConfig,
     /// Host power: each node's BMC (Redfish, IPMI) or Wake-on-LAN, by node name.
@@ -294,6 +296,7 @@ impl Default for Config {
             leader: lqx_core::leader::LeaderConfig::default(),
             auth: AuthConfig::default(),
             audit: AuditConfig::default(),
+            retention: lqx_core::retention::Retention::default(),
             migration: Default::default(),
             power: lqx_core::power::PowerConfig::default(),
         }
@@ -418,6 +421,17 @@ mod tests {
         let bad = Config::from_yaml("auth: {access_ttl: 2h, refresh_ttl: 1h}").unwrap();
         assert!(bad.validate().unwrap_err().to_string().contains("refresh_ttl"));
         assert!(Config::from_yaml("auth: {acces_ttl: 1m}").is_err());
+    }
+
+    #[test]
+    fn retention_parses_with_defaults() {
+        let c = Config::from_yaml("retention: {sessions: 2h, resolved_alerts: 90d}").unwrap();
+        assert_eq!(c.retention.sessions, Duration::from_secs(7200));
+        assert_eq!(c.retention.resolved_alerts, Duration::from_secs(90 * 86400));
+        let d = lqx_core::retention::Retention::default();
+        assert_eq!(c.retention.webhook_deliveries, d.webhook_deliveries);
+        assert_eq!(d.sessions, Duration::from_secs(86400));
+        assert!(Config::from_yaml("retention: {session: 2h}").is_err());
     }
 
     #[test]

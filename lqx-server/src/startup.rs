@@ -84,7 +84,9 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // SQLite is one server's database: hold its lock for the life of the process, which
     // also makes this process the only writer, so VM reads can be served from memory.
     let sqlite_lock = store.become_only_writer()?;
-    let auth = crate::authn::start(&config, &store, args.dev)
+    // Every loop started below is registered here: ListBackgroundTasks and /metrics show them.
+    let tasks = lqx_core::background::BackgroundTasks::new();
+    let auth = crate::authn::start(&config, &store, args.dev, &tasks)
         .await
         .context("starting authentication")?;
     // Sequences go on from the high-water mark in the store: never reused after a restart.
@@ -161,15 +163,16 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         lqx_core::handover::check_handover(&config.leader, &config.ha).map_err(|e| anyhow::anyhow!("{e}"))?;
     }
     let holder = lqx_core::leader::holder_id();
-    // Every loop below is registered here: ListBackgroundTasks and /metrics show them.
-    let tasks = lqx_core::background::BackgroundTasks::new();
     let leader = lqx_core::leader::LeaderHandle::start_in(store.clone(), config.leader.clone(), holder.clone(), &tasks);
     // Alerts (with webhooks) and the server's own host checks; DRS and HA raise them too.
     let alerts = crate::services::alert::start(&compute, args.dev, &tasks).context("starting alerts")?;
+    tasks.adopt(&alerts.delivery_task());
+    // Ended sessions, resolved alerts and the webhook delivery log past their retention.
+    let _pruning = lqx_core::retention::spawn_in(&store, config.retention, &tasks);
     // Host power through the BMCs of `power:`; node records follow every change.
     let power =
         Arc::new(lqx_core::power::hosts::HostPower::new(compute.clone(), &config.power).context("the power: section")?);
-    let _power_loop = power.spawn();
+    let _power_loop = power.spawn_in(&tasks);
     let mut drs_options = lqx_core::drs::engine::EngineOptions {
         leader: Some(leader.leading()),
         // DPM puts hosts in standby and wakes them through the same controllers.

@@ -27,7 +27,16 @@ async fn the_servers_loops_are_listed_with_their_last_run() {
 
     // The loops that run at once (lease, host checks, node observation) have run within
     // a few of their periods; the others are registered with their period.
-    let ran = ["leader-lease", "host-checks", "node-observation/node-1"];
+    let ran = [
+        "leader-lease",
+        "host-checks",
+        "node-observation/node-1",
+        "host-power",
+        "session-pruning",
+        "alert-pruning",
+        "denial-summaries",
+        "audit-pruning",
+    ];
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     let list = loop {
         let (st, list) = s.call(LIST, json!({})).await;
@@ -41,10 +50,29 @@ async fn the_servers_loops_are_listed_with_their_last_run() {
         assert!(tokio::time::Instant::now() < deadline, "tasks have not run: {list}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
-    for name in ["drs", "ha-probe", "saga-recovery", "leader-lease", "host-checks"] {
+    for name in [
+        "drs",
+        "ha-probe",
+        "saga-recovery",
+        "leader-lease",
+        "host-checks",
+        "host-power",
+        "alert-pruning",
+    ] {
         let t = task(&list, name).unwrap_or_else(|| panic!("{name} not listed: {list}"));
         assert!(t["period"].is_string(), "{name} has no period: {t}");
     }
+    // Webhook delivery runs on demand: listed, without a period.
+    let hooks = task(&list, "webhook-delivery").unwrap_or_else(|| panic!("webhook-delivery not listed: {list}"));
+    assert!(hooks["period"].is_null(), "{hooks}");
+    let pruned = task(&list, "session-pruning").unwrap();
+    assert!(
+        pruned["lastSummary"]
+            .as_str()
+            .unwrap()
+            .contains("ended sessions deleted"),
+        "{pruned}"
+    );
     let lease = task(&list, "leader-lease").unwrap();
     assert!(
         lease["runs"].as_str().unwrap_or("0").parse::<u64>().unwrap() >= 1,

@@ -49,12 +49,6 @@ pub struct AlertsConfig {
     /// TestWebhook's retries (short: the caller waits for the answer).
     pub test_retry: RetryPolicy,
     pub dispatcher: DispatcherConfig,
-    /// Delivery-log rows older than this are pruned.
-    pub delivery_log_retention: Duration,
-    /// Resolved alerts older than this are deleted.
-    pub resolved_retention: Duration,
-    /// How often the pruning runs.
-    pub prune_every: Duration,
     /// Operations queued by `raise_later` / `clear_later` before new ones are dropped.
     pub later_queue: usize,
 }
@@ -70,9 +64,6 @@ impl Default for AlertsConfig {
                 request_timeout: Duration::from_secs(5),
             },
             dispatcher: DispatcherConfig::default(),
-            delivery_log_retention: Duration::from_secs(7 * 24 * 3600),
-            resolved_retention: Duration::from_secs(30 * 24 * 3600),
-            prune_every: Duration::from_secs(3600),
             later_queue: 4_096,
         }
     }
@@ -103,8 +94,8 @@ fn now() -> DateTime<Utc> {
 
 impl Alerts {
     /// Starts the service on the current tokio runtime: the webhook dispatcher, the task
-    /// that persists its delivery log, the queue of `raise_later`/`clear_later`, and the
-    /// hourly pruning of old delivery rows and resolved alerts.
+    /// that persists its delivery log and the queue of `raise_later`/`clear_later`. Old
+    /// delivery rows and resolved alerts are pruned by [`crate::retention`].
     pub fn start(store: Store, events: EventBus, config: AlertsConfig) -> Result<Alerts> {
         let (dispatcher, mut log) = WebhookDispatcher::start(WebhookSender::new(config.retry)?, config.dispatcher);
         let (later, mut later_rx) = mpsc::channel(config.later_queue.max(1));
@@ -138,35 +129,16 @@ impl Alerts {
                 }
             }
         });
-        let weak = Arc::downgrade(&alerts.inner);
-        tokio::spawn(async move {
-            let mut every = tokio::time::interval(config.prune_every.max(Duration::from_secs(1)));
-            loop {
-                every.tick().await;
-                let Some(inner) = weak.upgrade() else { return };
-                let t = now();
-                let age = |d: Duration| chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX);
-                if let Err(e) = inner
-                    .store
-                    .prune_webhook_deliveries(t - age(config.delivery_log_retention))
-                    .await
-                {
-                    tracing::warn!(error = %e, "pruning the webhook delivery log failed");
-                }
-                if let Err(e) = inner
-                    .store
-                    .delete_resolved_alerts(t - age(config.resolved_retention))
-                    .await
-                {
-                    tracing::warn!(error = %e, "deleting old resolved alerts failed");
-                }
-            }
-        });
         Ok(alerts)
     }
 
     pub fn store(&self) -> &Store {
         &self.inner.store
+    }
+
+    /// Webhook delivery as a background task (each delivery is one run).
+    pub fn delivery_task(&self) -> crate::background::Task {
+        self.inner.dispatcher.task().clone()
     }
 
     /// Raises an alert: creates it, or bumps the open alert with the same source and

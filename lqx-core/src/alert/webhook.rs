@@ -422,6 +422,31 @@ pub struct WebhookDispatcher {
     jobs: mpsc::Sender<Job>,
     log: mpsc::Sender<WebhookDelivery>,
     dropped: Arc<AtomicU64>,
+    /// Every delivery is one run of this task (on demand: no period).
+    task: crate::background::Task,
+}
+
+/// The name of webhook delivery among the background tasks.
+pub const DELIVERY_TASK: &str = "webhook-delivery";
+
+/// One job's delivery, with every attempt logged: the attempts it took, or why it failed.
+async fn deliver(sender: &WebhookSender, job: &Job, log: &mpsc::Sender<WebhookDelivery>) -> Result<u32, String> {
+    let mut last: Option<(WebhookDeliveryStatus, Option<String>, u32)> = None;
+    sender
+        .deliver_with(&job.hook, job.event, job.alert.as_ref(), job.delivery_id, &mut |d| {
+            last = Some((d.status, d.error.clone(), d.attempt));
+            record(log, d)
+        })
+        .await;
+    match last {
+        Some((WebhookDeliveryStatus::Delivered, _, n)) => Ok(n),
+        Some((status, error, n)) => Err(format!(
+            "webhook {}: {status:?} after {n} attempts: {}",
+            job.hook.id,
+            error.unwrap_or_default()
+        )),
+        None => Err(format!("webhook {}: no attempt made", job.hook.id)),
+    }
 }
 
 impl WebhookDispatcher {
@@ -432,6 +457,8 @@ impl WebhookDispatcher {
         let (log, log_rx) = mpsc::channel(config.log_queue.max(1));
         let limit = Arc::new(Semaphore::new(config.concurrency.max(1)));
         let task_log = log.clone();
+        let task = crate::background::Task::detached(DELIVERY_TASK, Duration::ZERO);
+        let deliveries = task.clone();
         tokio::spawn(async move {
             while let Some(job) = rx.recv().await {
                 let Ok(permit) = Arc::clone(&limit).acquire_owned().await else {
@@ -439,12 +466,11 @@ impl WebhookDispatcher {
                 };
                 let sender = sender.clone();
                 let log = task_log.clone();
+                let task = deliveries.clone();
                 tokio::spawn(async move {
                     let _permit = permit;
-                    sender
-                        .deliver_with(&job.hook, job.event, job.alert.as_ref(), job.delivery_id, &mut |d| {
-                            record(&log, d)
-                        })
+                    let _ = task
+                        .run_with(deliver(&sender, &job, &log), |n| format!("delivered ({n} attempts)"))
                         .await;
                 });
             }
@@ -454,9 +480,15 @@ impl WebhookDispatcher {
                 jobs,
                 log,
                 dropped: Arc::new(AtomicU64::new(0)),
+                task,
             },
             log_rx,
         )
+    }
+
+    /// The task every delivery runs as (to register among the background tasks).
+    pub fn task(&self) -> &crate::background::Task {
+        &self.task
     }
 
     /// Queues `event` about `alert` for every hook that wants its severity; returns how

@@ -31,7 +31,6 @@ pub mod rbac;
 pub mod service;
 pub mod session;
 pub mod throttle;
-mod upkeep;
 
 pub use apikey::{Bearer, SecretKind, parse_authorization};
 pub use audit::AuditNote;

@@ -208,8 +208,9 @@ impl Compute {
             Err(Injected::Crash) => return Err(Injected::Crash.error(KIND, "transfer")),
             Err(i) => Err(i.error(KIND, "transfer")),
             Ok(()) => {
-                self.transfer(&vm, &src, &dst, target, reservation, running, live, opts)
-                    .await
+                // The long step: the operation's row is refreshed while it runs.
+                let transfer = self.transfer(&vm, &src, &dst, target, reservation, running, live, opts);
+                self.refreshing(&op.id, transfer).await
             }
         };
         match result {

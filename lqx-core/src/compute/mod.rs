@@ -30,7 +30,7 @@ use std::sync::{Arc, Mutex};
 
 pub use hosts::Hosts;
 pub use migrate::MigrateOptions;
-pub use recover::{Recovery, TAKEOVER_AFTER};
+pub use recover::{OP_REFRESH, Recovery, TAKEOVER_AFTER};
 pub use vms::{CreateVm, MigrateOutcome, VmUpdate};
 
 /// Shared handle to the compute layer. Cheap to clone.
@@ -57,6 +57,8 @@ pub struct Compute {
     owner: Arc<str>,
     /// Creates and starts that fit only on a host in DPM standby (DPM wakes it).
     pub standby: standby::StandbyDemands,
+    /// How often a running operation's row is refreshed (milliseconds).
+    op_refresh_ms: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Compute {
@@ -74,7 +76,17 @@ impl Compute {
             admission: Arc::default(),
             owner: crate::leader::holder_id().into(),
             standby: standby::StandbyDemands::default(),
+            op_refresh_ms: Arc::new(std::sync::atomic::AtomicU64::new(
+                u64::try_from(recover::OP_REFRESH.as_millis()).unwrap_or(u64::MAX),
+            )),
         }
+    }
+
+    /// How often a long step of an operation refreshes its row (see
+    /// [`Compute::recover_operations`]); tests shorten it.
+    pub fn set_operation_refresh(&self, every: std::time::Duration) {
+        let ms = u64::try_from(every.as_millis()).unwrap_or(u64::MAX).max(1);
+        self.op_refresh_ms.store(ms, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Sets the cluster's guest CPU model (definitions written from now on use it).

@@ -27,7 +27,9 @@ enum Outcome {
 impl Compute {
     /// Finishes or undoes the operations other processes left behind and have not touched
     /// for `min_age` (zero when this process is the database's only writer, so any row is
-    /// from a process that stopped). Run at start-up and on becoming leader.
+    /// from a process that stopped). A running operation touches its row while a long step
+    /// runs ([`OP_REFRESH`]), so one still running elsewhere is never taken over. Run at
+    /// start-up and on becoming leader.
     pub async fn recover_operations(&self, min_age: Duration) -> Result<Recovery> {
         let cutoff = chrono::Utc::now() - chrono::Duration::from_std(min_age).unwrap_or(chrono::Duration::MAX);
         let mut out = Recovery::default();
@@ -189,8 +191,35 @@ impl Compute {
 }
 
 /// How long an operation of another replica must stand still before a new leader takes it
-/// over (a live migration of a large guest can run for many minutes without a write).
+/// over. A running operation refreshes its row every [`OP_REFRESH`] while a long step (a
+/// live migration of a large guest) runs, so only one whose process stopped gets this old.
 pub const TAKEOVER_AFTER: Duration = Duration::from_secs(600);
+
+/// How often a long step refreshes its operation's row: well inside [`TAKEOVER_AFTER`], so
+/// a slow database write or two cannot make a running operation look abandoned.
+pub const OP_REFRESH: Duration = Duration::from_secs(60);
+
+impl Compute {
+    /// Runs `step` of operation `op`, refreshing the operation's row every
+    /// [`OP_REFRESH`] (or as set by [`Compute::set_operation_refresh`]) until it ends.
+    pub(crate) async fn refreshing<T>(&self, op: &str, step: impl std::future::Future<Output = T>) -> T {
+        let every = Duration::from_millis(self.op_refresh_ms.load(std::sync::atomic::Ordering::Relaxed));
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tokio::pin!(step);
+        loop {
+            tokio::select! {
+                biased;
+                r = &mut step => return r,
+                _ = tick.tick() => match self.store.op_touch(op, chrono::Utc::now()).await {
+                    Ok(true) => {}
+                    Ok(false) => tracing::warn!(op, "a running operation's row is gone (taken over?)"),
+                    Err(e) => tracing::warn!(op, error = %e, "refreshing a running operation failed"),
+                },
+            }
+        }
+    }
+}
 
 /// How often recovery tries again while operations are left unsettled.
 const RETRY: Duration = Duration::from_secs(30);

@@ -20,6 +20,7 @@
 //! the display name is kept (escaped) in `<title>`. Domains whose name does not start with
 //! `lqx-` are reported with `managed: false` and must never be touched by reconciliation.
 
+pub mod agent_link;
 pub mod error;
 pub mod migrate;
 pub mod sim;

@@ -251,6 +251,10 @@ struct Memory {
     dpm: DpmState,
 }
 
+/// The note on an APPLYING recommendation whose migration was interrupted after the
+/// transfer: recovery decides whether the move happened, and a later run settles it.
+pub const AWAITING_RECOVERY: &str = "awaiting recovery: the migration was interrupted after the transfer";
+
 struct Inner {
     compute: Compute,
     opts: EngineOptions,
@@ -260,6 +264,8 @@ struct Inner {
     run_lock: tokio::sync::Mutex<()>,
     /// Wakes the loop when the config changes.
     wake: Notify,
+    /// Recommendations this process is migrating now (not to be settled from outside).
+    migrating: Mutex<HashSet<RecommendationId>>,
 }
 
 /// The DRS engine. Cheap to clone.
@@ -307,9 +313,10 @@ impl DrsEngine {
                 memory: Mutex::new(memory),
                 run_lock: tokio::sync::Mutex::new(()),
                 wake: Notify::new(),
+                migrating: Mutex::default(),
             }),
         };
-        engine.recover_interrupted().await?;
+        engine.recover_interrupted(true).await?;
         engine.wake_dpm_on_standby_demand();
         Ok(engine)
     }
@@ -354,12 +361,30 @@ impl DrsEngine {
         demand.current().into_iter().map(|d| (d.node, d.vm_name)).collect()
     }
 
-    /// Settles recommendations left APPLYING by a control plane that stopped mid-migration
-    /// (nothing in this process is migrating yet): APPLIED when the VM did reach the target,
-    /// FAILED otherwise, so the VM can get new recommendations.
-    async fn recover_interrupted(&self) -> Result<()> {
+    /// Settles recommendations left APPLYING whose migration no one runs any more (a control
+    /// plane stopped mid-migration, or a step after the transfer failed and left the
+    /// operation to recovery): APPLIED when the VM did reach the target, FAILED otherwise, so
+    /// the VM can get new recommendations. One whose migration operation is still recorded
+    /// stays APPLYING until recovery has finished or undone it. Returns how many it settled.
+    ///
+    /// At start-up (`all`) every such recommendation is settled; later runs settle only
+    /// those whose applier left them to recovery ([`AWAITING_RECOVERY`]), never one another
+    /// replica is still applying.
+    async fn recover_interrupted(&self, all: bool) -> Result<usize> {
         let now = self.now();
+        let mut settled = 0;
         for mut r in self.store().recommendations_with_status(&[St::Applying]).await? {
+            if r.recommendation_type != RecommendationType::Migrate
+                || (!all && r.failure_reason.as_deref() != Some(AWAITING_RECOVERY))
+                || self.migrating().contains(&r.id)
+                || self
+                    .store()
+                    .op_for_vm(r.vm_id, crate::saga::OpKind::MigrateVm)
+                    .await?
+                    .is_some()
+            {
+                continue;
+            }
             let on_target = self
                 .store()
                 .get_vm(r.vm_id)
@@ -367,17 +392,30 @@ impl DrsEngine {
                 .ok()
                 .and_then(|vm| vm.status.node_id)
                 .is_some_and(|n| n == r.target_node_id);
-            if on_target {
+            let kind = if on_target {
                 r.status = St::Applied;
                 r.applied_at = Some(now);
+                r.failure_reason = None;
+                EventType::Applied
             } else {
                 r.status = St::Failed;
-                r.failure_reason = Some("interrupted: the control plane stopped during the migration".into());
-            }
+                r.failure_reason = Some(
+                    "interrupted: the migration did not complete (the control plane stopped, or recovery undid it)"
+                        .into(),
+                );
+                EventType::Failed
+            };
             tracing::warn!(target: LOG, id = %r.id, vm = %r.vm_name, status = ?r.status, "settled an interrupted DRS recommendation");
-            self.store().update_recommendation_if(&r, &[St::Applying], now).await?;
+            if self.store().update_recommendation_if(&r, &[St::Applying], now).await? {
+                self.publish(kind, &r, now);
+                settled += 1;
+            }
         }
-        Ok(())
+        Ok(settled)
+    }
+
+    fn migrating(&self) -> std::sync::MutexGuard<'_, HashSet<RecommendationId>> {
+        self.inner.migrating.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn store(&self) -> &Store {
@@ -582,6 +620,8 @@ impl DrsEngine {
                 "this control plane is not the leader; DRS runs on the leader",
             ));
         }
+        // Recommendations left APPLYING by an interrupted migration, once it is settled.
+        self.recover_interrupted(false).await?;
         let now = self.now();
         let mut snap = self.inner.compute.snapshot().await?;
         self.observe(&snap, now);
@@ -700,74 +740,13 @@ impl DrsEngine {
             }
         }
 
-        // Reconcile the plan with the open recommendations.
+        // Reconcile the plan with the open recommendations (the rule: `drs::reconcile`).
         let open = self
             .store()
             .recommendations_with_status(&[St::Pending, St::Approved, St::Applying])
             .await?;
-        let mut by_vm: HashMap<VmId, DrsRecommendation> = HashMap::new();
-        for r in open
-            .into_iter()
-            .filter(|r| r.recommendation_type == RecommendationType::Migrate)
-        {
-            // One open per VM is the invariant; should an older duplicate exist, the newest wins.
-            by_vm.insert(r.vm_id, r);
-        }
-        let mut ours: Vec<DrsRecommendation> = Vec::new();
-        let mut matched: BTreeSet<RecommendationId> = BTreeSet::new();
-        for mv in &plan.moves {
-            match by_vm.get(&mv.vm) {
-                Some(r) if r.status == St::Applying || (r.status == St::Approved && r.target_node_id != mv.target) => {
-                    matched.insert(r.id);
-                }
-                Some(r) if r.source_node_id == mv.source && r.target_node_id == mv.target => {
-                    matched.insert(r.id);
-                    let mut fresh = r.clone();
-                    fresh.priority = mv.priority;
-                    fresh.reason = mv.reason.clone();
-                    fresh.impact_cpu = mv.impact_cpu;
-                    fresh.impact_memory = mv.impact_memory;
-                    fresh.estimated_duration_secs = mv.estimated_duration_secs;
-                    fresh.mandatory = mv.mandatory;
-                    if fresh != *r && self.store().update_recommendation_if(&fresh, &[r.status], now).await? {
-                        self.publish(EventType::Updated, &fresh, now);
-                    }
-                    summary.kept += 1;
-                    ours.push(fresh);
-                }
-                other => {
-                    if let Some(r) = other {
-                        matched.insert(r.id);
-                        if self
-                            .finish(r, St::Expired, "superseded by a newer recommendation for the VM", now)
-                            .await?
-                            .is_some()
-                        {
-                            summary.expired += 1;
-                        }
-                    }
-                    let rec = mv.to_recommendation(RecommendationId::new(), now);
-                    self.store().insert_recommendation(&rec).await?;
-                    tracing::info!(target: LOG, id = %rec.id, vm = %rec.vm_name, source = %rec.source_node_name,
-                        target = %rec.target_node_name, priority = %rec.priority, mandatory = rec.mandatory,
-                        reason = %rec.reason, "DRS recommendation created");
-                    self.publish(EventType::Created, &rec, now);
-                    summary.created += 1;
-                    ours.push(rec);
-                }
-            }
-        }
-        for r in by_vm.values() {
-            if r.status == St::Pending
-                && !matched.contains(&r.id)
-                && self
-                    .finish(r, St::Expired, "no longer recommended: the cluster changed", now)
-                    .await?
-                    .is_some()
-            {
-                summary.expired += 1;
-            }
-        }
+        let decided = super::reconcile::reconcile(&plan.moves, open, now, RecommendationId::new);
+        let mut ours = self.write_reconciled(decided, &mut summary, now).await?;
 
         let power_recs = match &dpm_plan {
             Some(d) => self.reconcile_power(d, open_power, &mut summary, now).await?,
@@ -836,6 +815,58 @@ impl DrsEngine {
             recommendations,
             plan,
         })
+    }
+
+    /// Writes what [`super::reconcile::reconcile`] decided; returns the recommendations of
+    /// the plan (kept or created), in plan order.
+    async fn write_reconciled(
+        &self,
+        decided: super::reconcile::Reconciled,
+        summary: &mut RunSummary,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<DrsRecommendation>> {
+        use super::reconcile::{NO_LONGER_RECOMMENDED, SUPERSEDED, Step};
+        let mut ours = Vec::with_capacity(decided.steps.len());
+        for step in decided.steps {
+            match step {
+                Step::Keep { open, fresh } => {
+                    if fresh != open
+                        && self
+                            .store()
+                            .update_recommendation_if(&fresh, &[open.status], now)
+                            .await?
+                    {
+                        self.publish(EventType::Updated, &fresh, now);
+                    }
+                    summary.kept += 1;
+                    ours.push(fresh);
+                }
+                Step::Create { new, supersedes } => {
+                    if let Some(r) = supersedes
+                        && self.finish(&r, St::Expired, SUPERSEDED, now).await?.is_some()
+                    {
+                        summary.expired += 1;
+                    }
+                    self.store().insert_recommendation(&new).await?;
+                    tracing::info!(target: LOG, id = %new.id, vm = %new.vm_name, source = %new.source_node_name,
+                        target = %new.target_node_name, priority = %new.priority, mandatory = new.mandatory,
+                        reason = %new.reason, "DRS recommendation created");
+                    self.publish(EventType::Created, &new, now);
+                    summary.created += 1;
+                    ours.push(new);
+                }
+            }
+        }
+        for r in decided.expire {
+            if self
+                .finish(&r, St::Expired, NO_LONGER_RECOMMENDED, now)
+                .await?
+                .is_some()
+            {
+                summary.expired += 1;
+            }
+        }
+        Ok(ours)
     }
 
     /// Each node's power as `NodePower` reports it (none configured, or unreadable: absent,
@@ -1005,11 +1036,15 @@ impl DrsEngine {
         let mut a = r.clone();
         a.status = St::Applying;
         a.applied_by = Some(by.to_string());
-        if !self
+        // Marked ours before it is APPLYING, so a run never settles it under the migration.
+        self.migrating().insert(id);
+        let swapped = self
             .store()
             .update_recommendation_if(&a, &[St::Pending, St::Approved], now)
-            .await?
-        {
+            .await;
+        if !matches!(swapped, Ok(true)) {
+            self.migrating().remove(&id);
+            swapped?;
             let cur = self.get(id).await?;
             return Err(not_open(id, cur.status, "applied"));
         }
@@ -1382,7 +1417,15 @@ impl DrsEngine {
     }
 
     /// Performs the migration of an APPLYING recommendation and records the outcome.
-    async fn migrate(&self, mut a: DrsRecommendation) -> Result<DrsRecommendation> {
+    async fn migrate(&self, a: DrsRecommendation) -> Result<DrsRecommendation> {
+        let id = a.id;
+        self.migrating().insert(id);
+        let r = self.migrate_tracked(a).await;
+        self.migrating().remove(&id);
+        r
+    }
+
+    async fn migrate_tracked(&self, mut a: DrsRecommendation) -> Result<DrsRecommendation> {
         let project = self
             .store()
             .get_vm(a.vm_id)
@@ -1401,6 +1444,28 @@ impl DrsEngine {
         let res = match res {
             // An injected crash (tests): the process is gone, nothing more is recorded.
             Err(e) if crate::saga::is_crash(&e) => return Err(e),
+            // A step after the transfer failed: the move may have happened, and recovery
+            // decides from what the hosts hold. The recommendation follows that outcome
+            // (settled by a later run), not this error.
+            Err(e)
+                if self
+                    .store()
+                    .op_for_vm(a.vm_id, crate::saga::OpKind::MigrateVm)
+                    .await?
+                    .is_some() =>
+            {
+                tracing::warn!(target: LOG, id = %a.id, vm = %a.vm_name, error = %e,
+                    "DRS migration interrupted; APPLYING until recovery settles the move");
+                a.failure_reason = Some(AWAITING_RECOVERY.into());
+                if self
+                    .store()
+                    .update_recommendation_if(&a, &[St::Applying], self.now())
+                    .await?
+                {
+                    self.publish(EventType::Updated, &a, self.now());
+                }
+                return self.get(a.id).await;
+            }
             r => r,
         };
         let now = self.now();

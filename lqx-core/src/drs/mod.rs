@@ -109,6 +109,7 @@ mod history;
 #[cfg(feature = "server")]
 pub mod live;
 mod planner;
+pub mod reconcile;
 mod smooth;
 pub mod why;
 

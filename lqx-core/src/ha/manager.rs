@@ -39,6 +39,7 @@ use tracing::{debug, error, info, warn};
 
 use super::{
     HaConfig, HaEngine, HaError, PersistedHa, TickReport,
+    failover::PlannedRestart,
     fence::ReturnReport,
     health::{Cause, NodeHealth, Transition, Verdict},
     time::MonoInstant,
@@ -745,25 +746,44 @@ impl Shared {
         Ok(())
     }
 
-    /// Acts on a tick's (or a manual failover's) report, in the order the engine requires.
+    /// Acts on a tick's (or a manual failover's) report, in the order the engine requires:
+    /// failures recorded before any VM moves, restarts committed one fenced write each, the
+    /// targets started, then what could not move reported.
     async fn apply(&self, epoch: &Epoch, report: TickReport, nodes: &[Node]) -> Result<FailoverOutcome> {
         let names: HashMap<NodeId, String> = nodes.iter().map(|n| (n.id, n.name.clone())).collect();
-        let name_of = |n: NodeId| names.get(&n).cloned().unwrap_or_else(|| n.to_string());
-        let mut outcome = FailoverOutcome::default();
-
         // 1. FAILED flags are written before any VM moves.
+        self.record_failures(epoch, &report, &names).await?;
+        self.announce_storm(epoch, &report).await?;
+        // 2. Restarts in priority order, each one fenced write.
+        let (committed, mut outcome) = self.commit_restarts(epoch, &report, &names).await?;
+        // 3. The targets start them (concurrently; a remote target starts at its next heartbeat).
+        self.start_committed(committed, &names);
+        // 4. What could not move.
+        self.report_unmoved(&report, &names).await;
+        outcome.unplaced = not_placed(&report);
+        Ok(outcome)
+    }
+
+    /// Writes the nodes' HA state and acts on each health transition; on a failure no
+    /// restart of this report goes ahead.
+    async fn record_failures(&self, epoch: &Epoch, report: &TickReport, names: &HashMap<NodeId, String>) -> Result<()> {
         if report.persist_nodes
             && let Err(e) = self.persist(epoch).await
         {
-            self.abandon(&report);
+            self.abandon(report);
             return Err(e);
         }
         for t in &report.transitions {
-            if let Err(e) = self.on_transition(epoch, t, &names).await {
-                self.abandon(&report);
+            if let Err(e) = self.on_transition(epoch, t, names).await {
+                self.abandon(report);
                 return Err(e);
             }
         }
+        Ok(())
+    }
+
+    /// Raises or resolves the cluster alert of a failover storm when it starts or ends.
+    async fn announce_storm(&self, epoch: &Epoch, report: &TickReport) -> Result<()> {
         if report.storm_changed {
             match &report.storm {
                 Some(s) => {
@@ -801,7 +821,20 @@ impl Shared {
             }
         }
 
-        // 2. Restarts in priority order, each one fenced write.
+        Ok(())
+    }
+
+    /// Commits each planned restart (the VM's node set to its target, fenced by `epoch`),
+    /// in priority order. Returns the committed ones and the placements (deferred ones
+    /// included); a lost leadership abandons the rest and is returned as the error.
+    async fn commit_restarts(
+        &self,
+        epoch: &Epoch,
+        report: &TickReport,
+        names: &HashMap<NodeId, String>,
+    ) -> Result<(Vec<PlannedRestart>, FailoverOutcome)> {
+        let name_of = |n: NodeId| names.get(&n).cloned().unwrap_or_else(|| n.to_string());
+        let mut outcome = FailoverOutcome::default();
         let now = self.mono(Instant::now());
         let mut committed = Vec::new();
         let mut restarts = report.plan.restarts.iter();
@@ -872,7 +905,12 @@ impl Shared {
             });
         }
 
-        // 3. The targets start them (concurrently; a remote target starts at its next heartbeat).
+        Ok((committed, outcome))
+    }
+
+    /// Starts the committed restarts on their targets in the background, with an alert for
+    /// each that runs again or fails to start.
+    fn start_committed(&self, committed: Vec<PlannedRestart>, names: &HashMap<NodeId, String>) {
         if !committed.is_empty() {
             let compute = self.compute.clone();
             let alerts = self.alerts.clone();
@@ -919,8 +957,12 @@ impl Shared {
                 }
             });
         }
+    }
 
-        // 4. What could not move.
+    /// Alerts and events for VMs that fit nowhere or are held, and resolves those that no
+    /// longer are.
+    async fn report_unmoved(&self, report: &TickReport, names: &HashMap<NodeId, String>) {
+        let name_of = |n: NodeId| names.get(&n).cloned().unwrap_or_else(|| n.to_string());
         for u in &report.new_unplaced {
             self.alerts
                 .raise(alert::vm_alert(
@@ -969,21 +1011,6 @@ impl Shared {
                     .await;
             }
         }
-        for u in &report.plan.unplaced {
-            outcome.unplaced.push(NotPlaced {
-                vm: u.vm,
-                vm_name: u.vm_name.clone(),
-                reason: u.reason.clone(),
-            });
-        }
-        for h in &report.plan.held {
-            outcome.unplaced.push(NotPlaced {
-                vm: h.vm,
-                vm_name: h.vm_name.clone(),
-                reason: h.reason.to_string(),
-            });
-        }
-        Ok(outcome)
     }
 
     fn abandon(&self, report: &TickReport) {
@@ -1264,4 +1291,24 @@ async fn probe(sh: &Arc<Shared>, every: std::time::Duration) -> Result<usize> {
         }
         Ok(answered)
     }
+}
+
+/// The VMs of a report that are not restarted (unplaceable or held), with why.
+fn not_placed(report: &TickReport) -> Vec<NotPlaced> {
+    let mut unplaced = Vec::new();
+    for u in &report.plan.unplaced {
+        unplaced.push(NotPlaced {
+            vm: u.vm,
+            vm_name: u.vm_name.clone(),
+            reason: u.reason.clone(),
+        });
+    }
+    for h in &report.plan.held {
+        unplaced.push(NotPlaced {
+            vm: h.vm,
+            vm_name: h.vm_name.clone(),
+            reason: h.reason.to_string(),
+        });
+    }
+    unplaced
 }

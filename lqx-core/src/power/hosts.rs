@@ -282,6 +282,25 @@ impl HostPower {
         Ok(changed)
     }
 
+    /// [`HostPower::spawn`] registered among the background tasks as `host-power`.
+    pub fn spawn_in(self: &Arc<Self>, tasks: &crate::background::BackgroundTasks) -> tokio::task::JoinHandle<()> {
+        let me = Arc::clone(self);
+        tasks.spawn(POWER_TASK, self.poll_interval, move || {
+            let me = Arc::clone(&me);
+            async move {
+                let changed = me.refresh().await?;
+                Ok::<_, Error>(match changed.len() {
+                    0 => "no change".to_string(),
+                    _ => changed
+                        .iter()
+                        .map(|(n, s)| format!("{n}: {s}"))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                })
+            }
+        })
+    }
+
     /// Follows power changes every `poll_interval` until the process ends.
     pub fn spawn(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
         let me = Arc::clone(self);
@@ -297,6 +316,9 @@ impl HostPower {
         })
     }
 }
+
+/// The name of the power-state loop among the background tasks.
+pub const POWER_TASK: &str = "host-power";
 
 fn power_err(e: Error) -> PowerError {
     match e.kind {

@@ -75,6 +75,18 @@ impl Store {
         delete_op(&mut conn, id).await
     }
 
+    /// Marks an operation as still running (its `updated_at`), so recovery elsewhere leaves
+    /// it alone; false when it has ended.
+    pub async fn op_touch(&self, id: &str, at: DateTime<Utc>) -> Result<bool> {
+        let r = sqlx::query("UPDATE operations SET updated_at = $2 WHERE id = $1")
+            .bind(id)
+            .bind(millis(at))
+            .execute(&self.pool)
+            .await
+            .map_err(StoreError::from)?;
+        Ok(r.rows_affected() > 0)
+    }
+
     /// The operation of `kind` in progress on `vm`, if any.
     pub async fn op_for_vm(&self, vm: VmId, kind: OpKind) -> Result<Option<Operation>> {
         let row: Option<Row> = sqlx::query_as(

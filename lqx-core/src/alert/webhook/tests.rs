@@ -215,6 +215,19 @@ async fn dispatcher_delivers_in_the_background_and_logs_each_attempt() {
     );
     assert_eq!((second.webhook_id, second.alert_id), (everything.id, Some(a.id)));
     assert_eq!(got.lock().unwrap().len(), 2);
+    // The delivery is one run of the webhook-delivery background task.
+    let task = dispatcher.task().clone();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while task.status().runs == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "delivery not recorded");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let s = task.status();
+    assert_eq!((s.name.as_str(), s.runs, s.errors), (DELIVERY_TASK, 1, 0));
+    assert_eq!(
+        s.last_result,
+        Some(crate::background::Outcome::Ok("delivered (2 attempts)".into()))
+    );
 }
 
 #[tokio::test]

@@ -26,7 +26,7 @@ enum Verdict {
 }
 
 impl AgentLink {
-    pub(super) fn migration_blocker(&self) -> Option<String> {
+    pub(crate) fn migration_blocker(&self) -> Option<String> {
         lock(&self.state).migration_uri.is_empty().then(|| {
             format!(
                 "the agent of {} reports no migration URI (start it with --migration-uri)",
@@ -41,7 +41,7 @@ impl AgentLink {
     }
 
     /// Cancels the migration of `id` this link is waiting for (it ends failed; the VM stays).
-    pub(super) fn withdraw_migration(&self, id: VmId) -> DriverResult<()> {
+    pub(crate) fn withdraw_migration(&self, id: VmId) -> DriverResult<()> {
         let mut st = lock(&self.state);
         match st.desired.get(&id) {
             Some(w) if w.d.migrate.is_some() => {
@@ -71,12 +71,12 @@ impl AgentLink {
         })
     }
 
-    pub(super) fn bump(&self, st: &mut LinkState) -> u64 {
+    pub(crate) fn bump(&self, st: &mut LinkState) -> u64 {
         st.generation += 1;
         st.generation
     }
 
-    pub(super) async fn migrate_to_peer(
+    pub(crate) async fn migrate_to_peer(
         &self,
         id: VmId,
         dest_uri: String,
