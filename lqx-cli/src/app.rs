@@ -8,7 +8,7 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio::time::Instant;
 
-use crate::cli::{GlobalArgs, WaitArgs, YesArgs};
+use crate::args::{GlobalArgs, WaitArgs, YesArgs};
 use crate::client::{Session, TokenSource};
 use crate::config::{self, Config, Context, DEFAULT_SERVER};
 use crate::creds::{Credentials, TokenKind, TokenStore};

@@ -6,21 +6,13 @@
 
 use std::time::Duration;
 
-use clap::CommandFactory;
 use clap_complete::engine::{ArgValueCandidates, CompletionCandidate};
 
-use crate::cli::Cli;
+use crate::args::GlobalArgs;
 
 /// The variable the registration scripts set when calling back.
 pub const VAR: &str = "COMPLETE";
 const NAMES_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// Answers a completion request and exits when `COMPLETE` is set; returns otherwise.
-pub fn complete_if_asked() {
-    clap_complete::CompleteEnv::with_factory(Cli::command)
-        .var(VAR)
-        .complete();
-}
 
 /// The registration script for `shell` (what `lqx completion SHELL` prints).
 pub fn registration(shell: &str) -> String {
@@ -29,6 +21,13 @@ pub fn registration(shell: &str) -> String {
         let _ = s.write_registration(VAR, "lqx", "lqx", "lqx", &mut buf);
     }
     String::from_utf8_lossy(&buf).into_owned()
+}
+
+/// The global options alone, to read them from the environment.
+#[derive(clap::Parser)]
+struct Globals {
+    #[command(flatten)]
+    global: GlobalArgs,
 }
 
 #[derive(Clone, Copy)]
@@ -70,9 +69,7 @@ async fn fetch(kind: Kind) -> Option<Vec<(String, String)>> {
 
     use crate::rpc;
     // The global options as the environment sets them (LQX_SERVER, LQX_CONTEXT, ...).
-    let global = <Cli as clap::Parser>::try_parse_from(["lqx", "context", "list"])
-        .ok()?
-        .global;
+    let global = <Globals as clap::Parser>::try_parse_from(["lqx"]).ok()?.global;
     let app = crate::app::App::new(global).ok()?;
     let mut sess = app.session().ok()?;
     let out = match kind {

@@ -3,6 +3,7 @@
 //! through one printer (`output`). Exit codes: see `error::ExitCode`.
 
 mod app;
+mod args;
 mod cli;
 mod client;
 mod commands;
@@ -41,7 +42,10 @@ fn init_logging(debug: bool) {
 
 fn main() -> std::process::ExitCode {
     // `COMPLETE=bash lqx -- ...` from a completion script: answer and exit.
-    complete::complete_if_asked();
+    // A completion request (COMPLETE set by the shell's registration script): answer, exit.
+    clap_complete::CompleteEnv::with_factory(<cli::Cli as clap::CommandFactory>::command)
+        .var(complete::VAR)
+        .complete();
     // `lqx __generate-docs DIR` (packaging) is outside the command tree, so no help or
     // completion ever offers it.
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();

@@ -214,11 +214,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }),
         Arc::new(DrsApi { engine: drs.clone() }),
         auth.clone(),
-        Arc::new(crate::services::agent::AgentApi {
-            agents,
-            store: store.clone(),
-            ha: ha.clone(),
-        }),
+        Arc::new(crate::services::agent::AgentApi { agents, ha: ha.clone() }),
         Arc::new(crate::services::ha::HaApi { manager: ha }),
         Arc::new(crate::services::alert::AlertApi {
             alerts,

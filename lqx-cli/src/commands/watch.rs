@@ -76,7 +76,17 @@ impl Names {
         }
         let id = e.resource_id.clone();
         let name = match e.resource_type.as_str() {
-            "vm" => crate::commands::vm::get(sess, &id).await.ok().map(|v| v.name),
+            "vm" => rpc!(
+                sess,
+                VmServiceClient,
+                get_vm,
+                computepb::GetVmRequest {
+                    id: id.clone(),
+                    project_id: String::new()
+                }
+            )
+            .ok()
+            .map(|v| v.name),
             "node" => rpc!(
                 sess,
                 NodeServiceClient,

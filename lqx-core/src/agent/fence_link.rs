@@ -9,7 +9,7 @@ use std::{collections::HashSet, path::Path, time::Duration};
 use tokio::time::Instant;
 use tracing::{info, warn};
 
-use super::{Identity, Watchdog, runner::AgentError};
+use super::{Identity, Watchdog, identity::AgentError};
 use crate::{
     fence::{FenceClient, PetSource, Request, check_timing},
     model::VmId,

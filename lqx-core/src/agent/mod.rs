@@ -11,12 +11,14 @@
 //! - [`follow`]: several control-plane replicas, following the leader.
 //! - [`observe`]: the heartbeat report read from the hypervisor (also used for in-process nodes).
 //! - [`control`]: the [`ControlPlane`] trait, its gRPC client and the wire conversions.
+//! - [`identity`]: what the agent keeps from joining, and the errors that stop it.
 //! - [`runner`]: the agent loop ([`Agent::run`]).
 
 pub mod control;
 pub mod fence;
 mod fence_link;
 pub mod follow;
+pub mod identity;
 pub mod metrics;
 pub mod migration;
 pub mod observe;
@@ -26,5 +28,6 @@ pub mod runner;
 pub use control::{ControlPlane, GrpcControlPlane};
 pub use fence::Watchdog;
 pub use follow::FollowLeader;
+pub use identity::{AgentError, Identity};
 pub use reconcile::{Action, DesiredDomain, Outcome, apply, reconcile, reconcile_with_purge};
-pub use runner::{Agent, AgentError, AgentOptions, Identity};
+pub use runner::{Agent, AgentOptions};

@@ -28,6 +28,7 @@ use tracing::{error, info, warn};
 use super::{
     control::{ControlPlane, desired_from_pb},
     fence::{Watchdog, fence_filter},
+    identity::{AgentError, Identity},
     migration::Migrator,
     observe::{Sampler, reported_states},
     reconcile::{Action, DesiredDomain, apply, reconcile_with_purge},
@@ -38,43 +39,6 @@ use crate::{
     driver::{DomainSpec, DomainState, DriverError, Hypervisor},
     model::{NodeId, VmId},
 };
-
-/// What can stop the agent.
-#[derive(Debug, thiserror::Error)]
-pub enum AgentError {
-    #[error("Cannot use the agent's data directory {path}")]
-    DataDir {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("The agent identity in {path} is unreadable; remove it and join again")]
-    CorruptIdentity {
-        path: PathBuf,
-        #[source]
-        source: serde_json::Error,
-    },
-    #[error("No join token: this host has not joined yet (pass --join-token or LQX_JOIN_TOKEN)")]
-    NoJoinToken,
-    #[error("The control plane refused to let this host join")]
-    JoinRefused(#[source] crate::Error),
-    #[error("Cannot read the host from the hypervisor")]
-    Hypervisor(#[source] DriverError),
-    #[error("The fence process cannot fence in time with these settings: {0}")]
-    FenceTiming(String),
-}
-
-impl From<AgentError> for crate::Error {
-    fn from(e: AgentError) -> Self {
-        let kind = match &e {
-            AgentError::NoJoinToken | AgentError::FenceTiming(_) => ErrorKind::InvalidArgument,
-            AgentError::JoinRefused(inner) => inner.kind,
-            AgentError::Hypervisor(_) => ErrorKind::Unavailable,
-            _ => ErrorKind::Internal,
-        };
-        crate::Error::new(kind, e.to_string()).with_source(e)
-    }
-}
 
 /// How the agent runs.
 #[derive(Debug, Clone)]
@@ -116,25 +80,6 @@ impl AgentOptions {
             migration_uri: String::new(),
             fence_socket: None,
         }
-    }
-}
-
-/// What the agent keeps from joining (`<data_dir>/agent-identity.json`, mode 0600).
-#[derive(Clone, Serialize, Deserialize)]
-pub struct Identity {
-    pub node_id: NodeId,
-    pub credential: String,
-    pub heartbeat_interval_secs: u32,
-    pub lease_ttl_secs: u32,
-    pub self_fence_after_secs: u32,
-}
-
-impl std::fmt::Debug for Identity {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Identity")
-            .field("node_id", &self.node_id)
-            .field("credential", &"<redacted>")
-            .finish()
     }
 }
 

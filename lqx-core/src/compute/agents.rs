@@ -140,6 +140,12 @@ impl Agents {
         self.link(node).and_then(|l| lock(&l.state).lease)
     }
 
+    /// Where the leader answers heartbeats (its advertised URL), told to an agent that
+    /// reached a replica that does not lead; None while no replica holds the lease.
+    pub async fn leader_url(&self) -> Result<Option<String>> {
+        crate::handover::leader_url(&self.inner.compute.store).await
+    }
+
     /// Re-creates the links of every node that joined through an agent, with their desired
     /// state from the store, and connects them. Called once at start-up.
     pub async fn restore(&self) -> Result<usize> {

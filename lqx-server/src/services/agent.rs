@@ -10,7 +10,6 @@ use tonic::{Request, Response, Status};
 
 pub struct AgentApi {
     pub agents: Agents,
-    pub store: lqx_core::store::Store,
     /// Agent heartbeats are answered only by the HA leader: elsewhere they get Unavailable
     /// and the agent retries (a lease granted by a replica that does not lead would hide the
     /// node from the leader).
@@ -42,7 +41,7 @@ impl AgentService for AgentApi {
         let cred = credential(&req)?;
         if let Err(mut refused) = self.ha.heartbeat_gate().map_err(st) {
             // Not the leader: say where it is, so the agent switches within this heartbeat.
-            if let Ok(Some(url)) = lqx_core::handover::leader_url(&self.store).await
+            if let Ok(Some(url)) = self.agents.leader_url().await
                 && let Ok(v) = url.parse()
             {
                 refused.metadata_mut().insert(lqx_core::handover::LEADER_URL_HEADER, v);
