@@ -1046,6 +1046,12 @@ impl<'a> Planner<'a> {
     /// dirty / bandwidth)), plus a fixed overhead; migrations already planned on either host
     /// this round run first, so it waits for them.
     pub(super) fn move_cost(&self, v: usize, s: usize, t: usize) -> f64 {
+        self.move_cost_queued(v, self.used[s] + self.used[t])
+    }
+
+    /// `move_cost` with `queued` migrations already planned on its two hosts (it grows with
+    /// them, so `used[s]` alone gives the least cost of any move off `s`).
+    pub(super) fn move_cost_queued(&self, v: usize, queued: u32) -> f64 {
         let vm = &self.snap.vms[v];
         let mem = self.vm_load[v][MEM];
         let busy = (self.vm_load[v][CPU] / f64::from(vm.cpu_cores.max(1))).clamp(0.0, 1.0);
@@ -1053,7 +1059,7 @@ impl<'a> Planner<'a> {
         let ratio = (mem * busy * DIRTY_SHARE_PER_SEC / bw).min(0.9);
         let copied = mem / (1.0 - ratio);
         let slots = f64::from(self.cfg.max_concurrent_migrations_per_host.max(1));
-        let queued = f64::from(self.used[s] + self.used[t]) / (2.0 * slots);
+        let queued = f64::from(queued) / (2.0 * slots);
         (copied + MOVE_OVERHEAD_MIB) * (1.0 + QUEUE_COST * queued)
     }
 

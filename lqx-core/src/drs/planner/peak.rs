@@ -14,8 +14,6 @@
 //! Each of them lowers the sorted vector of excesses lexicographically (the source's is
 //! the largest involved and all end below it), so they cannot cycle.
 
-use std::collections::HashMap;
-
 use super::swap::{Swap, swap_fits_end};
 use super::{CPU, EPS, MEM, MOVE_OVERHEAD_MIB, MoveKind, Planner};
 
@@ -84,7 +82,9 @@ impl Planner<'_> {
     /// up to `PEAK_TARGETS`. Nodes without `min_free` allocation left take no VM of the
     /// sources, nor give room for a swap: they are skipped (the coolest are often full).
     pub(super) fn peak_targets(&self, min_free: [f64; 2]) -> Vec<usize> {
-        let mut per_size: HashMap<[u64; 2], usize> = HashMap::new();
+        // Clusters have a handful of node sizes: a short list beats hashing per node (this
+        // runs once per peak move).
+        let mut per_size: Vec<([u64; 2], usize)> = Vec::new();
         let mut out = Vec::new();
         let mut rest = Vec::new();
         for &(_, i) in &self.targets {
@@ -94,7 +94,15 @@ impl Planner<'_> {
             {
                 continue;
             }
-            let seen = per_size.entry(self.nodes[i].cap.map(f64::to_bits)).or_default();
+            let size = self.nodes[i].cap.map(f64::to_bits);
+            let k = match per_size.iter().position(|e| e.0 == size) {
+                Some(k) => k,
+                None => {
+                    per_size.push((size, 0));
+                    per_size.len() - 1
+                }
+            };
+            let seen = &mut per_size[k].1;
             if *seen < PEAK_TARGETS_PER_SIZE {
                 *seen += 1;
                 out.push(i);
