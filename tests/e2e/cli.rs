@@ -153,6 +153,15 @@ pub(crate) struct Lqx {
 }
 
 impl Lqx {
+    /// A CLI with its own config, logged in to `s` as the bootstrap admin.
+    pub(crate) async fn admin(s: &Server) -> Lqx {
+        let lqx = Lqx::new();
+        lqx.login(&s.addr, "admin", ADMIN_PASSWORD)
+            .await
+            .expect_code(0, "login");
+        lqx
+    }
+
     pub(crate) fn new() -> Lqx {
         Lqx {
             dir: tempfile::tempdir().unwrap(),
@@ -550,11 +559,7 @@ async fn cli_vm_lifecycle_output_and_exit_codes() {
 #[tokio::test]
 async fn cli_ci_script_with_an_api_key() {
     let s = dev_server().await;
-    let admin = Lqx::new();
-    admin
-        .login(&s.addr, "admin", ADMIN_PASSWORD)
-        .await
-        .expect_code(0, "login");
+    let admin = Lqx::admin(&s).await;
 
     // The secret is in the JSON once; the note goes to stderr.
     let out = admin
@@ -630,10 +635,7 @@ async fn cli_ci_script_with_an_api_key() {
     );
     assert!(!env_only.path().join("config.toml").exists());
     // LQX_TOKEN wins over a stored session.
-    let both = Lqx::new();
-    both.login(&s.addr, "admin", ADMIN_PASSWORD)
-        .await
-        .expect_code(0, "login");
+    let both = Lqx::admin(&s).await;
     let both = both.env("LQX_TOKEN", &key);
     assert_eq!(both.json(&["auth", "status"]).await["auth_method"], "api_key");
 
@@ -693,8 +695,7 @@ async fn short_token_server() -> Server {
 #[tokio::test]
 async fn cli_refreshes_tokens_and_sends_dead_sessions_to_login() {
     let mut s = short_token_server().await;
-    let a = Lqx::new();
-    a.login(&s.addr, "admin", ADMIN_PASSWORD).await.expect_code(0, "login");
+    let a = Lqx::admin(&s).await;
     let first = a.stored(&s);
     let old_access = first["access_token"].as_str().unwrap().to_string();
 
@@ -792,8 +793,7 @@ async fn cli_closed_stdout_exits_quietly_with_a_long_list() {
         },
     )
     .await;
-    let a = Lqx::new();
-    a.login(&s.addr, "admin", ADMIN_PASSWORD).await.expect_code(0, "login");
+    let a = Lqx::admin(&s).await;
     let all = a.json(&["vm", "list"]).await;
     assert_eq!(all.as_array().unwrap().len(), 120);
 
@@ -1005,11 +1005,7 @@ fn assert_fits(table: &str, width: Option<usize>, whole: &[String], what: &str) 
 #[tokio::test]
 async fn cli_list_tables_never_wrap_at_80_120_and_without_a_terminal() {
     let s = dev_server().await;
-    let admin = Lqx::new();
-    admin
-        .login(&s.addr, "admin", ADMIN_PASSWORD)
-        .await
-        .expect_code(0, "login");
+    let admin = Lqx::admin(&s).await;
     admin
         .ok(&[
             "vm",
@@ -1193,11 +1189,7 @@ async fn cli_login_errors_contexts_exit_codes_and_waiting() {
 #[tokio::test]
 async fn cli_names_short_ids_and_prefixes() {
     let s = dev_server().await;
-    let admin = Lqx::new();
-    admin
-        .login(&s.addr, "admin", ADMIN_PASSWORD)
-        .await
-        .expect_code(0, "login");
+    let admin = Lqx::admin(&s).await;
     for k in ["ci", "nightly"] {
         admin
             .run(&["apikey", "create", k, "--role", "viewer"])
@@ -1326,11 +1318,7 @@ fn shape(v: &Value) -> BTreeSet<(String, &'static str)> {
 #[tokio::test]
 async fn cli_one_json_shape_across_get_list_watch_and_simulate() {
     let s = dev_server().await;
-    let admin = Lqx::new();
-    admin
-        .login(&s.addr, "admin", ADMIN_PASSWORD)
-        .await
-        .expect_code(0, "login");
+    let admin = Lqx::admin(&s).await;
     // A watch that records VM events as JSON lines.
     let mut w = admin.command(&["watch", "--type", "vm", "-o", "json"]);
     let mut child = w.spawn().unwrap();
@@ -1415,11 +1403,7 @@ vms:
 #[tokio::test]
 async fn cli_watch_survives_server_shutdown_promptly() {
     let s = dev_server().await;
-    let admin = Lqx::new();
-    admin
-        .login(&s.addr, "admin", ADMIN_PASSWORD)
-        .await
-        .expect_code(0, "login");
+    let admin = Lqx::admin(&s).await;
     let mut w = admin.command(&["watch", "-o", "json", "--timeout", "3s"]);
     let child = w.spawn().unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -1447,11 +1431,7 @@ async fn cli_watch_survives_server_shutdown_promptly() {
 #[tokio::test]
 async fn cli_watch_table_shows_names_in_aligned_columns() {
     let s = dev_server().await;
-    let admin = Lqx::new();
-    admin
-        .login(&s.addr, "admin", ADMIN_PASSWORD)
-        .await
-        .expect_code(0, "login");
+    let admin = Lqx::admin(&s).await;
     let mut child = admin.command(&["watch", "-o", "table"]).spawn().unwrap();
     tokio::time::sleep(Duration::from_millis(700)).await;
     let short = admin.json(&["vm", "create", "w1"]).await;
@@ -1497,11 +1477,7 @@ async fn cli_watch_table_shows_names_in_aligned_columns() {
 async fn cli_version_shows_the_servers_version_or_that_it_is_unreachable() {
     let client = env!("CARGO_PKG_VERSION");
     let s = dev_server().await;
-    let admin = Lqx::new();
-    admin
-        .login(&s.addr, "admin", ADMIN_PASSWORD)
-        .await
-        .expect_code(0, "login");
+    let admin = Lqx::admin(&s).await;
     let out = admin.ok(&["--version"]).await;
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines[0], format!("lqx {client}"), "{out}");
@@ -1576,11 +1552,7 @@ async fn cli_watch_goes_on_across_a_real_server_restart() {
         ..Default::default()
     };
     let s = Server::start(Engine::Sqlite, opts.clone()).await;
-    let admin = Lqx::new();
-    admin
-        .login(&s.addr, "admin", ADMIN_PASSWORD)
-        .await
-        .expect_code(0, "login");
+    let admin = Lqx::admin(&s).await;
     let mut child = admin
         .command(&["watch", "--type", "vm", "-o", "json", "--timeout", "60s"])
         .spawn()
