@@ -107,6 +107,16 @@ impl Env {
     }
 
     async fn engine(&self, dpm: AutomationLevel, power: Option<Arc<dyn NodePower>>) -> DrsEngine {
+        self.engine_leading(dpm, power, None).await
+    }
+
+    /// [`Self::engine`], leading while `leader` reads true (None: always).
+    async fn engine_leading(
+        &self,
+        dpm: AutomationLevel,
+        power: Option<Arc<dyn NodePower>>,
+        leader: Option<tokio::sync::watch::Receiver<bool>>,
+    ) -> DrsEngine {
         let config = DrsConfig {
             hysteresis_hold_count: 1,
             dpm: DpmConfig {
@@ -121,6 +131,7 @@ impl Env {
         let opts = EngineOptions {
             clock: Arc::new(move || t),
             power,
+            leader,
             ..EngineOptions::default()
         };
         DrsEngine::open(self.compute.clone(), config, opts).await.unwrap()
@@ -378,4 +389,25 @@ async fn without_dpm_the_create_says_the_host_is_in_standby() {
         "{}",
         e.message
     );
+}
+
+/// A replica that does not lead runs no DPM: its create says so, not "DPM is off", and
+/// powers nothing on.
+#[tokio::test]
+async fn on_a_replica_that_does_not_lead_the_create_says_dpm_runs_on_the_leader() {
+    let env = Env::new(FULL_BUT_ONE_ASLEEP).await;
+    let power = Arc::new(SimulatedPower::default());
+    env.standby("node-4", &power).await;
+    let (_leads, follower) = tokio::sync::watch::channel(false);
+    let _engine = env
+        .engine_leading(AutomationLevel::Full, Some(power.clone()), Some(follower))
+        .await;
+    let e = env.create_big().await;
+    assert_eq!(e.kind, ErrorKind::ResourceExhausted);
+    assert!(
+        e.message.contains("DPM runs on the leading replica") && e.message.contains("lqx node power on node-4"),
+        "{}",
+        e.message
+    );
+    assert!(power.calls.lock().unwrap().is_empty());
 }

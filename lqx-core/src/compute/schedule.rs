@@ -110,6 +110,10 @@ impl Compute {
                 standby::WakeOutcome::NotManaged => format!(
                     "host {name} fits it but is in standby and DPM is off: power it on with `lqx node power on {name}`"
                 ),
+                standby::WakeOutcome::NotLeader => format!(
+                    "host {name} fits it but is in standby, and DPM runs on the leading replica, not this one: \
+                     power it on with `lqx node power on {name}`"
+                ),
             }
         };
         Ok(Error::exhausted(format!(

@@ -34,6 +34,9 @@ pub enum WakeOutcome {
     Recommended,
     /// DPM is off (or no DRS engine runs here): nothing powers the host on by itself.
     NotManaged,
+    /// DPM is on, but another replica leads and runs it: demands are this replica's own, so
+    /// the leader does not see this one.
+    NotLeader,
 }
 
 type Waker = Arc<dyn Fn(&StandbyDemand) -> WakeOutcome + Send + Sync>;

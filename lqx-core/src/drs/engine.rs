@@ -334,8 +334,11 @@ impl DrsEngine {
             let Ok(rt) = tokio::runtime::Handle::try_current() else {
                 return WakeOutcome::NotManaged;
             };
-            if !config.enabled || !config.dpm.enabled || !engine.is_leader() {
+            if !config.enabled || !config.dpm.enabled {
                 return WakeOutcome::NotManaged;
+            }
+            if !engine.is_leader() {
+                return WakeOutcome::NotLeader;
             }
             rt.spawn(async move {
                 if let Err(e) = engine.run_once().await {
