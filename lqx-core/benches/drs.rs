@@ -568,7 +568,12 @@ fn main() {
     let slots: u32 = arg("--slots").and_then(|h| h.parse().ok()).unwrap_or(0);
     if args.iter().any(|a| a == "--compare") {
         // `--compare --skip-level-5`: the reference and level 3 only (a quicker run).
-        compare(only.as_deref(), !args.iter().any(|a| a == "--skip-level-5"));
+        // `--age`: settled only once a round plans nothing with no VM held by the window.
+        compare(
+            only.as_deref(),
+            !args.iter().any(|a| a == "--skip-level-5"),
+            args.iter().any(|a| a == "--age"),
+        );
         return;
     }
     if args.iter().any(|a| a == "--dpm") {
@@ -752,7 +757,7 @@ struct Settled {
 }
 
 /// Rounds applied one `interval` apart until a round plans nothing (as `run` settles).
-fn settle(snap: &ClusterSnapshot, config: &DrsConfig) -> Settled {
+fn settle(snap: &ClusterSnapshot, config: &DrsConfig, age: bool) -> Settled {
     let mut s = snap.clone();
     let mut state = DrsState::default();
     let mut history = MigrationHistory::default();
@@ -767,6 +772,15 @@ fn settle(snap: &ClusterSnapshot, config: &DrsConfig) -> Settled {
         let p = plan(&s, config, &state, &history, now);
         if relief.is_none() && !hot(&p.before) {
             relief = Some(rounds);
+        }
+        // `--age`: a round that plans nothing while VMs are still held by the no-ping-pong
+        // window is not the end: the engine plans again every `interval`, and once the
+        // window has passed those VMs may move again.
+        if p.moves.is_empty() && age && !history.records.is_empty() && rounds < MAX_ROUNDS {
+            state = p.state.clone();
+            now += config.interval;
+            history.prune(now, config.recent_migration_window);
+            continue;
         }
         if p.moves.is_empty() || rounds >= MAX_ROUNDS {
             break if p.moves.is_empty() { p.before } else { p.after };
@@ -794,7 +808,7 @@ fn settle(snap: &ClusterSnapshot, config: &DrsConfig) -> Settled {
 /// Level 3 and 5 (default config otherwise: the round budget derived from migration
 /// capacity) against the reference, on the bench's clusters and on clusters generated with
 /// other seeds.
-fn compare(only: Option<&str>, with_l5: bool) {
+fn compare(only: Option<&str>, with_l5: bool, age: bool) {
     let mut clusters: Vec<(String, ClusterSnapshot)> = Vec::new();
     for sc in SCENARIOS {
         for hosts in [8, 32, 96] {
@@ -837,9 +851,9 @@ fn compare(only: Option<&str>, with_l5: bool) {
             migration_threshold: 5,
             ..c3.clone()
         };
-        let l3 = settle(&snap, &c3);
+        let l3 = settle(&snap, &c3, age);
         let l5 = if with_l5 {
-            settle(&snap, &c5)
+            settle(&snap, &c5, age)
         } else {
             Settled {
                 peak: f64::NAN,

@@ -1209,3 +1209,53 @@ fn levels_three_and_four_make_peak_moves_that_pay_for_themselves() {
     assert_eq!(p4.moves[0].vm_name, "vm-0", "{:#?}", p4.moves);
     assert!(p4.moves[0].reason.contains("by 2.0 points"), "{}", p4.moves[0].reason);
 }
+
+#[test]
+fn level_three_trades_a_cpu_heavy_vm_for_a_memory_heavy_one_when_no_single_move_lowers_the_peak() {
+    // 16-core / 64 GiB nodes. node-0 is CPU-heavy (70 % CPU, 9 % memory), node-1
+    // memory-heavy (69 % memory, 1 % CPU), node-2 has all its memory allocated (no VM fits
+    // on it). Off node-0, vm-0 (8 cores) or vm-1 (3.2 cores) would take node-1 to 75 % or
+    // 72 % memory, above node-0's 70 %: no single move lowers the peak, and level 3 used
+    // to stop there. Trading vm-1 for node-1's vm-3 (20 GiB, nearly idle) lowers both:
+    // node-0 to about 51 % CPU, node-1 to about 41 % memory.
+    let nodes: Vec<_> = (0..3).map(|i| node(i, 16, 65536)).collect();
+    let vms = vec![
+        with_usage(vm(0, Some(0), 8, 4096), 100.0, 4096),
+        with_usage(vm(1, Some(0), 4, 2048), 80.0, 2048),
+        with_usage(vm(2, Some(1), 2, 24 * 1024), 5.0, 24 * 1024),
+        with_usage(vm(3, Some(1), 2, 20 * 1024), 5.0, 20 * 1024),
+        with_usage(vm(4, Some(2), 4, 64 * 1024), 30.0, 30 * 1024),
+    ];
+    let s = snapshot(nodes, vms);
+    let fuller = |m: &ClusterMetrics| m.max_cpu_percent.max(m.max_memory_percent);
+    let p = run(&s, &cfg());
+    assert!((fuller(&p.before) - 70.0).abs() < 0.1, "{:?}", p.before);
+    let swap: Vec<_> = p.moves.iter().filter(|m| m.reason.contains("swapping")).collect();
+    assert_eq!(swap.len(), 2, "{:#?}", p.moves);
+    let names: BTreeSet<_> = swap.iter().map(|m| m.vm_name.as_str()).collect();
+    assert_eq!(names, BTreeSet::from(["vm-1", "vm-3"]), "{:#?}", p.moves);
+    assert!(
+        swap.iter()
+            .all(|m| m.reason.starts_with("peak: node-0 is the busiest host (70%"))
+    );
+    assert!(fuller(&p.after) < 55.0, "{:?}", p.after);
+    // Every step keeps allocation, and no node goes above its relief line (75 % CPU, 80 %
+    // memory) at any step.
+    assert_each_step_fits(&s, &p);
+    let mut cur = s.clone();
+    for m in &p.moves {
+        DrsPlan {
+            moves: vec![m.clone()],
+            ..p.clone()
+        }
+        .apply(&mut cur);
+        let now = measure(&cur, &cfg(), t0());
+        assert!(now.max_cpu_percent <= 75.0 && now.max_memory_percent <= 80.0, "{now:?}");
+    }
+    // Level 2 makes no peak moves.
+    let l2 = DrsConfig {
+        migration_threshold: 2,
+        ..cfg()
+    };
+    assert!(run(&s, &l2).moves.is_empty());
+}

@@ -9,6 +9,7 @@
 //! busiest host and leaves its target below where that host was, so the sorted vector of
 //! fuller utilizations falls lexicographically: the moves cannot cycle.
 
+use super::swap::{Swap, swap_fits_end};
 use super::{CPU, EPS, MEM, MoveKind, Planner};
 
 /// Points above the mean (of the busiest host's fuller resource) at which peak moves stop.
@@ -18,6 +19,12 @@ const DESCENT_MIN_DROP: f64 = 0.5;
 /// Fixed part of a move's cost when comparing candidates, GiB-equivalents: it favours one
 /// bigger drop over several small ones, so the move count stays low.
 const DESCENT_MOVE_GIB: f64 = 16.0;
+/// VMs of the busiest node a peak swap offers (those that lower it most) and targets it
+/// compares.
+const DESCENT_SWAP_OFFERS: usize = 8;
+const DESCENT_SWAP_TARGETS: usize = 64;
+/// (VM, VM) pairs peak swaps may compare per plan.
+const DESCENT_SWAP_WORK: u64 = 2_000_000;
 
 /// Points of peak drop a move must bring per GiB-equivalent of cost, levels 3 and 4: the
 /// lower the level, the more a move must pay for itself.
@@ -71,6 +78,7 @@ impl Planner<'_> {
     /// Peak moves at levels 3 and 4 (see the module comment).
     pub(super) fn descend_peak(&mut self, level: u8) {
         let need = points_per_gib(level);
+        let mut swap_work = 0u64;
         while let Some((s, excess)) = self.busiest() {
             if excess <= DESCENT_STOP || !self.budget_left(s) {
                 break;
@@ -118,8 +126,15 @@ impl Planner<'_> {
                     best = Some((score, drop, v, t));
                 }
             }
-            // Nothing pays off the busiest node: the peak stays where it is.
-            let Some((_, drop, v, t)) = best else { break };
+            let Some((_, drop, v, t)) = best else {
+                // No single move pays: a swap with a VM of another node may (see
+                // `best_descent_swap`); else the peak stays where it is.
+                match self.best_descent_swap(s, top, need, &mut swap_work) {
+                    Some((sw, drop)) => self.do_descent_swap(sw, top, excess, drop),
+                    None => break,
+                }
+                continue;
+            };
             let reason = format!(
                 "peak: {} is the busiest host ({:.0}%, {:.1} points above the cluster mean); moving to {} lowers the pair's fuller use by {:.1} points, worth its {:.1} GiB to copy",
                 self.snap.nodes[s].name,
@@ -131,5 +146,97 @@ impl Planner<'_> {
             );
             self.do_move(v, s, t, MoveKind::Balance, false, reason);
         }
+    }
+
+    /// When no single move off the busiest node `s` (at `top` %) pays: the swap (its VM `a`
+    /// to `t`, a VM `b` of `t` back) that lowers the pair's fuller utilization below `top`
+    /// by the most per unit of cost, if that drop pays for both moves. Typically `s` is full
+    /// in one resource and `t` in the other (CPU-heavy against memory-heavy VMs), and no
+    /// single VM fits under the peak on any node. Both nodes end below `top`, so the sorted
+    /// fuller utilizations still fall; each step keeps allocation and the relief line
+    /// (`swap_order`). Returns the swap and the drop.
+    fn best_descent_swap(&mut self, s: usize, top: f64, need: f64, work: &mut u64) -> Option<(Swap, f64)> {
+        if self.slots(s) < 2 || *work > DESCENT_SWAP_WORK {
+            return None;
+        }
+        let mut offer: Vec<(f64, usize)> = self.node_vms[s]
+            .iter()
+            .copied()
+            .filter(|&a| self.movable(a))
+            .map(|a| {
+                let l = self.vm_load[a];
+                (self.fuller_with(s, [-l[CPU], -l[MEM]]), a)
+            })
+            .filter(|&(left, _)| top - left >= DESCENT_MIN_DROP)
+            .collect();
+        offer.sort_by(|x, y| x.0.total_cmp(&y.0).then(x.1.cmp(&y.1)));
+        offer.truncate(DESCENT_SWAP_OFFERS);
+        if offer.is_empty() {
+            return None;
+        }
+        let free_s = self.free_alloc(s);
+        let targets: Vec<usize> = self
+            .targets
+            .iter()
+            .map(|&(_, t)| t)
+            .filter(|&t| t != s && self.slots(t) >= 2)
+            .take(DESCENT_SWAP_TARGETS)
+            .collect();
+        // (score, a, b, t, drop, a moves first)
+        let mut best: Option<(f64, usize, usize, usize, f64, bool)> = None;
+        for &t in &targets {
+            let (free_t, t_now) = (self.free_alloc(t), self.fuller_with(t, [0.0; 2]));
+            let back: Vec<usize> = self.node_vms[t].iter().copied().filter(|&b| self.movable(b)).collect();
+            *work += (back.len() * offer.len()) as u64;
+            for &(_, a) in &offer {
+                let (alloc_a, la) = (self.alloc_of(a), self.vm_load[a]);
+                let cost_a = self.move_cost(a, s, t) / 1024.0;
+                for &b in &back {
+                    if !swap_fits_end(alloc_a, self.alloc_of(b), free_s, free_t) {
+                        continue;
+                    }
+                    let lb = self.vm_load[b];
+                    let d = [la[CPU] - lb[CPU], la[MEM] - lb[MEM]];
+                    let t_after = self.fuller_with(t, d);
+                    let after = self.fuller_with(s, [-d[CPU], -d[MEM]]).max(t_after);
+                    let drop = top - after;
+                    // A trade: t's fuller use falls too (it gives load of the resource it
+                    // is short of for load of the one it has room in).
+                    if drop < DESCENT_MIN_DROP || t_after >= t_now - 1e-6 {
+                        continue;
+                    }
+                    let cost = cost_a + self.move_cost(b, t, s) / 1024.0;
+                    let score = drop / (cost + 2.0 * DESCENT_MOVE_GIB);
+                    if drop < cost * need || best.is_some_and(|x| score <= x.0) {
+                        continue;
+                    }
+                    // Each step alone within allocation and the relief line, in some order.
+                    if let Some(a_first) = self.swap_order(a, s, b, t) {
+                        best = Some((score, a, b, t, drop, a_first));
+                    }
+                }
+            }
+        }
+        best.map(|(score, a, b, t, drop, a_first)| ((score, a, s, b, t, a_first), drop))
+    }
+
+    fn do_descent_swap(&mut self, (_, a, s, b, t, a_first): Swap, top: f64, excess: f64, drop: f64) {
+        let reason = format!(
+            "peak: {} is the busiest host ({:.0}%, {:.1} points above the cluster mean); swapping {} with {} from {} lowers the pair's fuller use by {:.1} points, worth the two migrations",
+            self.snap.nodes[s].name,
+            top,
+            excess,
+            self.snap.vms[a].name,
+            self.snap.vms[b].name,
+            self.snap.nodes[t].name,
+            drop
+        );
+        let (first, second) = if a_first {
+            ((a, s, t), (b, t, s))
+        } else {
+            ((b, t, s), (a, s, t))
+        };
+        self.do_move(first.0, first.1, first.2, MoveKind::Balance, false, reason.clone());
+        self.do_move(second.0, second.1, second.2, MoveKind::Balance, false, reason);
     }
 }
