@@ -44,8 +44,12 @@
 //!   the most drop per unit of cost (cost + 16 GiB, so one big drop beats several small
 //!   ones) is made, if the drop of the pair's fuller utilization (at least half a point)
 //!   pays for it: 0.1 point per GiB-equivalent of cost at level 3, 0.05 at level 4 (the
-//!   cost as for balancing, below). It stops at the first busiest host nothing lowers
-//!   enough. At these levels a balancing move or swap must lower the larger fuller
+//!   cost as for balancing, below). When no single move pays, a peak swap may: a VM of the
+//!   busiest host for a VM of another node, when the trade lowers both nodes' fuller
+//!   utilization (typically a CPU-heavy VM for a memory-heavy one), both end below the
+//!   busiest host's level, the drop pays for both moves, and each step keeps allocation and
+//!   the relief line (as balancing swaps). It stops at the first busiest host nothing
+//!   lowers enough. At these levels a balancing move or swap must lower the larger fuller
 //!   utilization of its two nodes too, so balancing and peak moves both lower the sorted
 //!   fuller utilizations and cannot undo each other.
 //! - **Mandatory moves** come first and ignore thresholds and the hold count: every VM of a

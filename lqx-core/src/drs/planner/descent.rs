@@ -8,6 +8,12 @@
 //! copy, dirty rate, queueing behind the round's other migrations). Each move lowers the
 //! busiest host and leaves its target below where that host was, so the sorted vector of
 //! fuller utilizations falls lexicographically: the moves cannot cycle.
+//!
+//! When no single move pays (typically the busiest host is full in one resource and every
+//! node with room for its VMs would end above it in the other), a swap may: the busiest
+//! host's VM for one of another node, when the trade lowers both nodes' fuller use (both
+//! end below the busiest host's level, so the same order falls) and the drop pays for both
+//! moves; each step keeps allocation and the relief line (`swap_order`).
 
 use super::swap::{Swap, swap_fits_end};
 use super::{CPU, EPS, MEM, MoveKind, Planner};
