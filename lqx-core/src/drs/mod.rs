@@ -61,7 +61,10 @@
 //!   win: if one VM clears the remaining excess, the cheapest such VM (least memory to copy)
 //!   moves, otherwise the VM that clears the most of it. Its target is the node left least
 //!   hot among the coolest that can take it. When no single VM fits anywhere, a pair makes
-//!   room first. On small clusters (at most 8 nodes and 64 movable VMs) an exact search
+//!   room first; failing that, in a cluster of more than 8 nodes, room is made in the round
+//!   on any node under its line, not only the coolest (light VMs leave it for nodes with
+//!   room, each staying under its line, then a VM of the hot node takes their place),
+//!   within a work budget spent on the hottest nodes first. On small clusters (at most 8 nodes and 64 movable VMs) an exact search
 //!   then looks for fewer moves (up to 5 when greedy leaves a node hot): the fewest moves,
 //!   of any VM, after which every hot node is under its line and every node that received
 //!   a VM is too, in an order where each step keeps allocation and anti-affinity and leaves

@@ -452,6 +452,9 @@ struct Planner<'a> {
     unmovable: Vec<UnmovableVm>,
     /// Pair candidates evaluated so far (bounded by PAIR_WORK_BUDGET).
     pair_work: u64,
+    /// Node and VM checks of the in-round room search so far (bounded by
+    /// `room::WIDE_WORK_BUDGET`).
+    wide_room_work: u64,
     /// Work spent on stuck balancing sources so far (bounded by WIDE_WORK_BUDGET).
     wide_work: u64,
     /// Level 5: balancing moves may not take a node above this many points over the mean
@@ -528,6 +531,7 @@ impl<'a> Planner<'a> {
             moves: Vec::new(),
             unmovable: Vec::new(),
             pair_work: 0,
+            wide_room_work: 0,
             wide_work: 0,
             peak_stop: None,
             pair_peak: false,
@@ -909,6 +913,23 @@ impl<'a> Planner<'a> {
                 Some(_) if self.nodes.len() <= 16 => self.room_making_pair(s, excess).filter(|p| p.4),
                 Some(_) => None,
             };
+            if pair.is_none() && best.is_none() && self.nodes.len() > exact::MAX_NODES {
+                // No VM fits anywhere and the coolest nodes make no room: room made on any
+                // node under its line, picked by allocation and headroom (small clusters
+                // have the exact search and the unbudgeted relief, which find fewer moves).
+                match self.room_wide(s, excess) {
+                    Some(steps) => {
+                        let t = steps.last().map_or(s, |x| x.2);
+                        let why = format!("{} (making room on {})", hot_reason, self.snap.nodes[t].name);
+                        for &(v, from, to) in &steps {
+                            let reason = if from == s { hot_reason.clone() } else { why.clone() };
+                            self.do_move(v, from, to, MoveKind::Relieve, false, reason);
+                        }
+                        continue;
+                    }
+                    None => break,
+                }
+            }
             match (pair, best) {
                 (None, Some((_, _, _, v, t))) => self.do_move(v, s, t, MoveKind::Relieve, false, hot_reason.clone()),
                 (None, None) => break,

@@ -1259,3 +1259,67 @@ fn level_three_trades_a_cpu_heavy_vm_for_a_memory_heavy_one_when_no_single_move_
     };
     assert!(run(&s, &l2).moves.is_empty());
 }
+
+#[test]
+fn relief_makes_room_on_a_full_cool_node_past_the_coolest_sixteen() {
+    // 26 nodes of 16 cores / 64 GiB. node-0 is hot (87.5 % memory): two busy VMs of 32 and
+    // 26 GiB. node-1..20 are the coolest (10 % memory) but full: one idle 64 GiB VM each, no
+    // room anywhere for it. node-21 (41 % memory) is full too: an idle 32 GiB VM and four
+    // 8 GiB VMs using 6 GiB each. node-22..25 have 40 GiB free but run at 70 % CPU, so
+    // neither busy VM (4 cores) may land there. The only relief: the idle 32 GiB VM leaves
+    // node-21 for a busy node, then the 26 GiB VM takes its place; node-21 is only the 21st
+    // coolest node.
+    let mut vms = vec![
+        with_usage(vm(0, Some(0), 4, 32 * GIB), 100.0, 30 * GIB),
+        with_usage(vm(1, Some(0), 4, 26 * GIB), 100.0, 26 * GIB),
+    ];
+    for n in 1..=20 {
+        vms.push(with_usage(vm(vms.len(), Some(n), 2, 64 * GIB), 10.0, 6554));
+    }
+    let idle = vms.len();
+    vms.push(with_usage(vm(idle, Some(21), 2, 32 * GIB), 10.0, 2 * GIB));
+    for _ in 0..4 {
+        vms.push(with_usage(vm(vms.len(), Some(21), 1, 8 * GIB), 10.0, 6 * GIB));
+    }
+    for n in 22..26 {
+        vms.push(with_usage(vm(vms.len(), Some(n), 12, 24 * GIB), 93.34, 24 * GIB));
+    }
+    let s = snapshot((0..26).map(|i| node(i, 16, 64 * GIB)).collect(), vms);
+    let c = DrsConfig {
+        migration_threshold: 2,
+        migrations_per_host_per_round: 2,
+        ..cfg()
+    };
+    let p = run(&s, &c);
+    let fuller = |n: &NodeMetrics| n.cpu_percent.max(n.memory_percent);
+    let cooler = p
+        .before
+        .nodes
+        .iter()
+        .filter(|n| fuller(n) < fuller(&p.before.nodes[21]))
+        .count();
+    assert!(
+        cooler >= 16,
+        "node-21 is not past the coolest 16: {cooler} cooler nodes"
+    );
+    let hops: Vec<_> = p
+        .moves
+        .iter()
+        .map(|m| (m.vm_name.as_str(), m.source_name.as_str(), m.target_name.as_str()))
+        .collect();
+    assert_eq!(hops.len(), 2, "{:#?}", p.moves);
+    let maker = format!("vm-{idle}");
+    assert_eq!((hops[0].0, hops[0].1), (maker.as_str(), "node-21"), "{:#?}", p.moves);
+    assert!((22..26).any(|n| hops[0].2 == format!("node-{n}")), "{hops:?}");
+    assert_eq!(hops[1], ("vm-1", "node-0", "node-21"));
+    assert!(p.moves.iter().all(|m| m.kind == MoveKind::Relieve && !m.mandatory));
+    assert!(
+        p.moves[0].reason.contains("making room on node-21"),
+        "{}",
+        p.moves[0].reason
+    );
+    assert_each_step_fits(&s, &p);
+    assert!(p.unrelieved.is_empty(), "{:?}", p.unrelieved);
+    assert!(p.after.nodes[0].memory_percent <= 80.0, "{:?}", p.after.nodes[0]);
+    assert_relieved_after(&s, &c, &p.moves);
+}

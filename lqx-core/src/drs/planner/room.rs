@@ -7,6 +7,9 @@
 //! allows, so they are made as a staged relief (see `staged`): the first steps now, the
 //! rest in the next rounds, every step leaving its target under its line.
 
+use std::cmp::Ordering;
+use std::collections::HashMap;
+
 use super::exact::Step;
 use super::{CPU, EPS, MEM, MOVE_OVERHEAD_MIB, Planner};
 
@@ -22,7 +25,115 @@ const MAX_MAKERS: usize = 6;
 const ROOM_HOT: usize = 4;
 const ROOM_WORK_BUDGET: u64 = 200_000;
 
+/// Room made in-round on any node under its line (`room_wide`): VMs of the hot node
+/// offered, cool nodes tried per VM, and node and VM checks per plan at most.
+const WIDE_OFFER: usize = 12;
+const WIDE_WORK_PER_VM: u64 = 20_000;
+const WIDE_WORK_PER_NODE: u64 = 200_000;
+const WIDE_WORK_BUDGET: u64 = 2_000_000;
+
 impl Planner<'_> {
+    /// Room made for hot node `s` on any node under its line, not only the coolest few,
+    /// within this round's budget: in a large cluster the coolest nodes are often full in
+    /// allocation and the nodes with room close to their line, so light VMs of a cool node
+    /// leave it for nodes with room (each staying under its line) and a VM of `s` takes
+    /// their place. The VMs of `s` that clear its excess come first (least memory to copy
+    /// first), then those that clear the most; for each, the coolest nodes whose headroom
+    /// can take it once a few VMs have left; the first that works is taken. Bounded per
+    /// plan by `WIDE_WORK_BUDGET`, spent on the hottest nodes first (relief takes them in
+    /// that order). The steps in order: makers, then the VM.
+    pub(super) fn room_wide(&mut self, s: usize, excess: [f64; 2]) -> Option<Vec<Step>> {
+        if self.slots(s) < 1 || self.wide_room_work > WIDE_WORK_BUDGET {
+            return None;
+        }
+        let (line, ns) = (self.line, &self.nodes[s]);
+        // (clears all, coverage, memory to copy, a)
+        let mut offer: Vec<(bool, f64, f64, usize)> = Vec::new();
+        for &a in self.node_vms[s].iter().filter(|&&a| self.movable(a)) {
+            let la = self.vm_load[a];
+            let coverage: f64 = [CPU, MEM]
+                .into_iter()
+                .filter(|&r| excess[r] > EPS)
+                .map(|r| la[r].min(excess[r]) / excess[r])
+                .sum();
+            let clears = [CPU, MEM]
+                .into_iter()
+                .all(|r| ns.load[r] - la[r] <= line[r] * ns.cap[r] + EPS);
+            if coverage > EPS {
+                offer.push((clears, coverage, la[MEM], a));
+            }
+        }
+        offer.sort_by(|x, y| {
+            let by_coverage = if x.0 { Ordering::Equal } else { y.1.total_cmp(&x.1) };
+            y.0.cmp(&x.0)
+                .then(by_coverage)
+                .then(x.2.total_cmp(&y.2))
+                .then(x.3.cmp(&y.3))
+        });
+        offer.truncate(WIDE_OFFER);
+        // Cool nodes with their headroom under the line and the most load one VM sheds; the
+        // nodes with allocation left and budget, where makers may go.
+        let mut cool: Vec<(usize, [f64; 2], [f64; 2])> = Vec::new();
+        let mut dests: Vec<usize> = Vec::new();
+        for &(k, t) in &self.targets {
+            if f64::from_bits(k) >= 1.0 {
+                break; // this node and every later one is at its relief line
+            }
+            if t == s {
+                continue;
+            }
+            let free = self.free_alloc(t);
+            if free[CPU] >= 1.0 && free[MEM] >= 1.0 {
+                dests.push(t);
+            }
+            let n = &self.nodes[t];
+            let mut max_load = [0.0f64; 2];
+            for &b in self.node_vms[t].iter().filter(|&&b| self.movable(b)) {
+                for r in [CPU, MEM] {
+                    max_load[r] = max_load[r].max(self.vm_load[b][r]);
+                }
+            }
+            self.wide_room_work += self.node_vms[t].len() as u64 + 1;
+            cool.push((t, [CPU, MEM].map(|r| line[r] * n.cap[r] - n.load[r]), max_load));
+        }
+        let stop = WIDE_WORK_BUDGET.min(self.wide_room_work + WIDE_WORK_PER_NODE);
+        for &(_, _, _, a) in &offer {
+            let la = self.vm_load[a];
+            let stop_vm = stop.min(self.wide_room_work + WIDE_WORK_PER_VM);
+            for &(t, head, max_load) in &cool {
+                if self.wide_room_work > stop_vm {
+                    break;
+                }
+                if self.wide_room_work > stop {
+                    return None;
+                }
+                self.wide_room_work += 1;
+                // Even its heaviest VMs leaving make too little headroom for a.
+                let roomy = (0..2).all(|r| la[r] <= head[r] + max_load[r] * MAX_MAKERS as f64 + EPS);
+                if self.slots(t) < 2 || !roomy {
+                    continue;
+                }
+                let mut work = 0;
+                let made = self.make_room(a, s, t, &dests, &mut work);
+                self.wide_room_work += work;
+                if let Some((_, steps)) = made.filter(|(_, steps)| self.fits_budget(steps)) {
+                    return Some(steps);
+                }
+            }
+        }
+        None
+    }
+
+    /// Whether `steps` fit this round's per-host budget.
+    fn fits_budget(&self, steps: &[Step]) -> bool {
+        let mut count: HashMap<usize, u32> = HashMap::new();
+        for &(_, s, t) in steps {
+            *count.entry(s).or_default() += 1;
+            *count.entry(t).or_default() += 1;
+        }
+        count.into_iter().all(|(i, k)| self.slots(i) >= k)
+    }
+
     /// The relief of one of `hot` by room made with several VMs that clears the most of
     /// its excess, then copies the least memory: the steps in order (makers, then the VM).
     pub(super) fn room_relief(&mut self, hot: &[usize]) -> Option<Vec<Step>> {
