@@ -1093,14 +1093,43 @@ impl<'a> Planner<'a> {
     /// The single move with the best gain per unit of cost from `sources` to `targets`,
     /// among those whose gain pays for their cost: (gain per cost, vm, source, target).
     fn best_single(&self, sources: &[usize], targets: &[usize], min_gain: f64) -> Option<(f64, usize, usize, usize)> {
+        // Most (VM, target) pairs fail on allocation (the coolest nodes are often full):
+        // `Occupancy::check`'s CPU and memory tests, with each target's side computed once,
+        // come before the gain.
+        let room: Vec<(usize, [f64; 2], [f64; 2])> = targets
+            .iter()
+            .map(|&t| {
+                let n = &self.snap.nodes[t];
+                let limit = [n.cpu_limit() + EPS, n.memory_limit_mib() + EPS];
+                (t, [self.occ.cpu[t], self.occ.memory[t]], limit)
+            })
+            .collect();
         let mut best: Option<(f64, usize, usize, usize)> = None;
+        let mut open: Vec<(usize, [f64; 2], [f64; 2])> = Vec::with_capacity(room.len());
         for &s in sources {
+            // Targets without room for even the smallest VM of `s` take none of them.
+            let small = self.node_vms[s]
+                .iter()
+                .filter(|&&v| self.movable(v))
+                .map(|&v| self.alloc_of(v))
+                .fold([f64::INFINITY; 2], |m, a| [m[CPU].min(a[CPU]), m[MEM].min(a[MEM])]);
+            open.clear();
+            open.extend(room.iter().copied().filter(|&(t, used, limit)| {
+                t != s && used[CPU] + small[CPU] <= limit[CPU] && used[MEM] + small[MEM] <= limit[MEM]
+            }));
+            if open.is_empty() {
+                continue;
+            }
             for &v in &self.node_vms[s] {
                 if !self.movable(v) {
                     continue;
                 }
+                let alloc = self.alloc_of(v);
                 let req = self.snap.vms[v].req();
-                for &t in targets.iter().filter(|&&t| t != s) {
+                for &(t, used, limit) in &open {
+                    if used[CPU] + alloc[CPU] > limit[CPU] || used[MEM] + alloc[MEM] > limit[MEM] {
+                        continue;
+                    }
                     let g = self.gain(v, s, t);
                     if g < min_gain {
                         continue;
@@ -1171,11 +1200,12 @@ impl<'a> Planner<'a> {
                 .collect();
             let coolest = &wide[..wide.len().min(BALANCE_TARGETS + 1)];
             // The coolest targets first; when allocation keeps every VM off them, warmer
-            // ones that still have room; then a swap.
+            // ones that still have room (the coolest had no move, so they are not searched
+            // again); then a swap.
             let best = self
                 .best_single(&sources, coolest, min_gain)
                 .map(Ok)
-                .or_else(|| self.best_single(&sources, &wide, min_gain).map(Ok))
+                .or_else(|| self.best_single(&sources, &wide[coolest.len()..], min_gain).map(Ok))
                 .or_else(|| self.best_swap(&sources, coolest, min_gain).map(Err));
             let (v, s, t) = match best {
                 Some(Ok((_, v, s, t))) => (v, s, t),

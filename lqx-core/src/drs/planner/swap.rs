@@ -89,18 +89,19 @@ impl Planner<'_> {
                         }
                         let (la, lb) = (self.vm_load[a], self.vm_load[b]);
                         let d = [la[CPU] - lb[CPU], la[MEM] - lb[MEM]];
-                        if !self.keeps_peak(t, d)
-                            || !self.keeps_peak(s, [-d[CPU], -d[MEM]])
-                            || !self.lowers_pair(s, t, d)
-                        {
-                            continue;
-                        }
+                        // The cheap tests first (the outcome does not depend on the order).
                         let g = self.gain_delta(d, s, t);
                         if g < 2.0 * min_gain {
                             continue;
                         }
                         let cost = self.move_cost(a, s, t) + self.move_cost(b, t, s);
                         if best.is_some_and(|x| g / cost <= x.0) || !self.pays(g, cost) {
+                            continue;
+                        }
+                        if !self.keeps_peak(t, d)
+                            || !self.keeps_peak(s, [-d[CPU], -d[MEM]])
+                            || !self.lowers_pair(s, t, d)
+                        {
                             continue;
                         }
                         if let Some(a_first) = self.swap_order(a, s, b, t) {
