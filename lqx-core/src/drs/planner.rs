@@ -1044,19 +1044,31 @@ impl<'a> Planner<'a> {
     /// Reduction of the capacity-weighted sum of squared utilizations, in squared
     /// percentage points on a node of average size, CPU and memory averaged.
     fn gain(&self, v: usize, s: usize, t: usize) -> f64 {
-        let (a, b) = (&self.nodes[s], &self.nodes[t]);
+        self.gain_from(self.vm_load[v], self.leave_terms(v, s), t)
+    }
+
+    /// The source's side of `gain`: Δ(load²/cap) on `s` when `v` leaves it.
+    fn leave_terms(&self, v: usize, s: usize) -> [f64; 2] {
+        let a = &self.nodes[s];
+        [CPU, MEM].map(|r| {
+            let l = self.vm_load[v][r];
+            l * (2.0 * a.load[r] - l) / a.cap[r].max(EPS)
+        })
+    }
+
+    /// `gain` for a VM of load `l` whose source side is `ds` (`leave_terms`) landing on `t`.
+    fn gain_from(&self, l: [f64; 2], ds: [f64; 2], t: usize) -> f64 {
+        let b = &self.nodes[t];
         let mut g = 0.0;
         for r in [CPU, MEM] {
-            let l = self.vm_load[v][r];
-            if l <= 0.0 || self.cap_sum[r] <= 0.0 {
+            if l[r] <= 0.0 || self.cap_sum[r] <= 0.0 {
                 continue;
             }
             // Δ(load²/cap) on each side; over the average capacity that is Δ(u²) on an
             // average node.
-            let ds = l * (2.0 * a.load[r] - l) / a.cap[r].max(EPS);
-            let dt = l * (2.0 * b.load[r] + l) / b.cap[r].max(EPS);
+            let dt = l[r] * (2.0 * b.load[r] + l[r]) / b.cap[r].max(EPS);
             let avg_cap = self.cap_sum[r] / self.ready_count as f64;
-            g += (ds - dt) / avg_cap * 1e4 / 2.0;
+            g += (ds[r] - dt) / avg_cap * 1e4 / 2.0;
         }
         g
     }
@@ -1073,15 +1085,25 @@ impl<'a> Planner<'a> {
     /// `move_cost` with `queued` migrations already planned on its two hosts (it grows with
     /// them, so `used[s]` alone gives the least cost of any move off `s`).
     pub(super) fn move_cost_queued(&self, v: usize, queued: u32) -> f64 {
+        self.copy_cost(v) * self.queue_factor(queued)
+    }
+
+    /// `move_cost` before queueing: the copy and the fixed overhead.
+    pub(super) fn copy_cost(&self, v: usize) -> f64 {
         let vm = &self.snap.vms[v];
         let mem = self.vm_load[v][MEM];
         let busy = (self.vm_load[v][CPU] / f64::from(vm.cpu_cores.max(1))).clamp(0.0, 1.0);
         let bw = f64::from(self.cfg.migration_bandwidth_mib_per_second.max(1));
         let ratio = (mem * busy * DIRTY_SHARE_PER_SEC / bw).min(0.9);
         let copied = mem / (1.0 - ratio);
+        copied + MOVE_OVERHEAD_MIB
+    }
+
+    /// What `queued` migrations already planned on a move's two hosts multiply its cost by.
+    pub(super) fn queue_factor(&self, queued: u32) -> f64 {
         let slots = f64::from(self.cfg.max_concurrent_migrations_per_host.max(1));
         let queued = f64::from(queued) / (2.0 * slots);
-        (copied + MOVE_OVERHEAD_MIB) * (1.0 + QUEUE_COST * queued)
+        1.0 + QUEUE_COST * queued
     }
 
     /// Whether a balancing move's gain pays for its cost at this level.
@@ -1105,14 +1127,29 @@ impl<'a> Planner<'a> {
             })
             .collect();
         let mut best: Option<(f64, usize, usize, usize)> = None;
+        // Where the best sits in the order (source, VM, target) the candidates are listed in:
+        // the first of equal ratios wins, whatever order they are searched in.
+        let mut best_at = (0, 0, 0);
         let mut open: Vec<(usize, [f64; 2], [f64; 2])> = Vec::with_capacity(room.len());
-        for &s in sources {
+        // The movable VMs of a source, smallest memory allocation first: those that fit a
+        // target's memory are a prefix, so the many that do not are never visited.
+        let mut vms: Vec<([f64; 2], usize, usize)> = Vec::new();
+        // Per VM of the source, once one reaches the gain: the source side of its gain and
+        // its cost before queueing (computed once, not once per target).
+        let mut terms: Vec<Option<([f64; 2], f64)>> = Vec::new();
+        for (si, &s) in sources.iter().enumerate() {
+            vms.clear();
+            vms.extend(
+                self.node_vms[s]
+                    .iter()
+                    .enumerate()
+                    .filter(|&(_, &v)| self.movable(v))
+                    .map(|(pos, &v)| (self.alloc_of(v), pos, v)),
+            );
             // Targets without room for even the smallest VM of `s` take none of them.
-            let small = self.node_vms[s]
-                .iter()
-                .filter(|&&v| self.movable(v))
-                .map(|&v| self.alloc_of(v))
-                .fold([f64::INFINITY; 2], |m, a| [m[CPU].min(a[CPU]), m[MEM].min(a[MEM])]);
+            let small = vms.iter().fold([f64::INFINITY; 2], |m, (a, ..)| {
+                [m[CPU].min(a[CPU]), m[MEM].min(a[MEM])]
+            });
             open.clear();
             open.extend(room.iter().copied().filter(|&(t, used, limit)| {
                 t != s && used[CPU] + small[CPU] <= limit[CPU] && used[MEM] + small[MEM] <= limit[MEM]
@@ -1120,32 +1157,39 @@ impl<'a> Planner<'a> {
             if open.is_empty() {
                 continue;
             }
-            for &v in &self.node_vms[s] {
-                if !self.movable(v) {
-                    continue;
-                }
-                let alloc = self.alloc_of(v);
-                let req = self.snap.vms[v].req();
-                for &(t, used, limit) in &open {
-                    if used[CPU] + alloc[CPU] > limit[CPU] || used[MEM] + alloc[MEM] > limit[MEM] {
+            vms.sort_by(|x, y| x.0[MEM].total_cmp(&y.0[MEM]).then(x.1.cmp(&y.1)));
+            terms.clear();
+            terms.resize(vms.len(), None);
+            for (ti, &(t, used, limit)) in open.iter().enumerate() {
+                let queue = self.queue_factor(self.used[s] + self.used[t]);
+                for (k, &(alloc, pos, v)) in vms.iter().enumerate() {
+                    // Rounded addition is monotone: the VMs after this one do not fit either.
+                    if used[MEM] + alloc[MEM] > limit[MEM] {
+                        break;
+                    }
+                    if used[CPU] + alloc[CPU] > limit[CPU] {
                         continue;
                     }
-                    let g = self.gain(v, s, t);
+                    let (ds, copy) = *terms[k].get_or_insert_with(|| (self.leave_terms(v, s), self.copy_cost(v)));
+                    let g = self.gain_from(self.vm_load[v], ds, t);
                     if g < min_gain {
                         continue;
                     }
-                    let cost = self.move_cost(v, s, t);
-                    if best.is_some_and(|b| g / cost <= b.0) || !self.pays(g, cost) {
+                    let cost = copy * queue;
+                    let at = (si, pos, ti);
+                    if best.is_some_and(|b| g / cost < b.0 || (g / cost == b.0 && at > best_at)) || !self.pays(g, cost)
+                    {
                         continue;
                     }
                     if self.under_line_after(v, t).is_none()
                         || !self.keeps_peak(t, self.vm_load[v])
                         || !self.lowers_pair(s, t, self.vm_load[v])
-                        || self.occ.check(self.snap, t, &req).is_some()
+                        || self.occ.check(self.snap, t, &self.snap.vms[v].req()).is_some()
                     {
                         continue;
                     }
                     best = Some((g / cost, v, s, t));
+                    best_at = at;
                 }
             }
         }

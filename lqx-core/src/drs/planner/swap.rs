@@ -78,11 +78,20 @@ impl Planner<'_> {
                     continue;
                 }
                 let out = self.top_by_gain(s, t);
-                let back: Vec<usize> = self.node_vms[t].iter().copied().filter(|&b| self.movable(b)).collect();
+                // With their costs before queueing, computed once, not once per pair.
+                let back: Vec<(usize, f64)> = self.node_vms[t]
+                    .iter()
+                    .copied()
+                    .filter(|&b| self.movable(b))
+                    .map(|b| (b, self.copy_cost(b)))
+                    .collect();
                 let (free_s, free_t) = (self.free_alloc(s), self.free_alloc(t));
+                // Both moves wait for the same migrations: those planned on s and t.
+                let queue = self.queue_factor(self.used[s] + self.used[t]);
                 for &a in &out {
                     let alloc_a = self.alloc_of(a);
-                    for &b in &back {
+                    let copy_a = self.copy_cost(a);
+                    for &(b, copy_b) in &back {
                         // Allocation once both moved (the order is checked below).
                         if !swap_fits_end(alloc_a, self.alloc_of(b), free_s, free_t) {
                             continue;
@@ -94,7 +103,8 @@ impl Planner<'_> {
                         if g < 2.0 * min_gain {
                             continue;
                         }
-                        let cost = self.move_cost(a, s, t) + self.move_cost(b, t, s);
+                        // = move_cost(a, s, t) + move_cost(b, t, s)
+                        let cost = copy_a * queue + copy_b * queue;
                         if best.is_some_and(|x| g / cost <= x.0) || !self.pays(g, cost) {
                             continue;
                         }
