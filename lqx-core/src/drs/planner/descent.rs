@@ -226,7 +226,8 @@ impl Planner<'_> {
         best.map(|(score, a, b, t, drop, a_first)| ((score, a, s, b, t, a_first), drop))
     }
 
-    fn do_descent_swap(&mut self, (_, a, s, b, t, a_first): Swap, top: f64, excess: f64, drop: f64) {
+    fn do_descent_swap(&mut self, sw: Swap, top: f64, excess: f64, drop: f64) {
+        let (_, a, s, b, t, _) = sw;
         let reason = format!(
             "peak: {} is the busiest host ({:.0}%, {:.1} points above the cluster mean); swapping {} with {} from {} lowers the pair's fuller use by {:.1} points, worth the two migrations",
             self.snap.nodes[s].name,
@@ -237,12 +238,6 @@ impl Planner<'_> {
             self.snap.nodes[t].name,
             drop
         );
-        let (first, second) = if a_first {
-            ((a, s, t), (b, t, s))
-        } else {
-            ((b, t, s), (a, s, t))
-        };
-        self.do_move(first.0, first.1, first.2, MoveKind::Balance, false, reason.clone());
-        self.do_move(second.0, second.1, second.2, MoveKind::Balance, false, reason);
+        self.swap_moves(sw, reason);
     }
 }

@@ -336,7 +336,8 @@ impl Planner<'_> {
         (n.load[r] / n.cap[r].max(EPS) - mean[r]) * 100.0
     }
 
-    fn do_peak_swap(&mut self, (_, a, s, b, t, a_first): Swap, mean: [f64; 2]) {
+    fn do_peak_swap(&mut self, sw: Swap, mean: [f64; 2]) {
+        let (_, a, s, b, t, _) = sw;
         let reason = format!(
             "balance: {} is {:.1} points above the cluster mean; swap {} with the lighter {} from {}",
             self.snap.nodes[s].name,
@@ -345,12 +346,6 @@ impl Planner<'_> {
             self.snap.vms[b].name,
             self.snap.nodes[t].name,
         );
-        let (first, second) = if a_first {
-            ((a, s, t), (b, t, s))
-        } else {
-            ((b, t, s), (a, s, t))
-        };
-        self.do_move(first.0, first.1, first.2, MoveKind::Balance, false, reason.clone());
-        self.do_move(second.0, second.1, second.2, MoveKind::Balance, false, reason);
+        self.swap_moves(sw, reason);
     }
 }

@@ -32,6 +32,16 @@ const WIDE_WORK_PER_VM: u64 = 20_000;
 const WIDE_WORK_PER_NODE: u64 = 200_000;
 const WIDE_WORK_BUDGET: u64 = 2_000_000;
 
+/// How much of a node's `excess` (per resource, above its line) a VM with load `l` takes
+/// away: the sum over the resources in excess of the share each covers (at most 1 each).
+fn coverage(l: [f64; 2], excess: [f64; 2]) -> f64 {
+    [CPU, MEM]
+        .into_iter()
+        .filter(|&r| excess[r] > EPS)
+        .map(|r| l[r].min(excess[r]) / excess[r])
+        .sum()
+}
+
 impl Planner<'_> {
     /// Room made for hot node `s` on any node under its line, not only the coolest few,
     /// within this round's budget: in a large cluster the coolest nodes are often full in
@@ -51,11 +61,7 @@ impl Planner<'_> {
         let mut offer: Vec<(bool, f64, f64, usize)> = Vec::new();
         for &a in self.node_vms[s].iter().filter(|&&a| self.movable(a)) {
             let la = self.vm_load[a];
-            let coverage: f64 = [CPU, MEM]
-                .into_iter()
-                .filter(|&r| excess[r] > EPS)
-                .map(|r| la[r].min(excess[r]) / excess[r])
-                .sum();
+            let coverage = coverage(la, excess);
             let clears = [CPU, MEM]
                 .into_iter()
                 .all(|r| ns.load[r] - la[r] <= line[r] * ns.cap[r] + EPS);
@@ -155,11 +161,7 @@ impl Planner<'_> {
             let movable: Vec<usize> = self.node_vms[s].iter().copied().filter(|&a| self.movable(a)).collect();
             for a in movable {
                 let la = self.vm_load[a];
-                let coverage: f64 = [CPU, MEM]
-                    .into_iter()
-                    .filter(|&r| excess[r] > EPS)
-                    .map(|r| la[r].min(excess[r]) / excess[r])
-                    .sum();
+                let coverage = coverage(la, excess);
                 if coverage <= EPS || best.as_ref().is_some_and(|b| coverage < b.0 - EPS) {
                     continue;
                 }

@@ -21,6 +21,17 @@ pub(super) fn swap_fits_end(alloc_a: [f64; 2], alloc_b: [f64; 2], free_s: [f64; 
 }
 
 impl Planner<'_> {
+    /// Makes swap `sw`'s two moves in its order, both with `reason`.
+    pub(super) fn swap_moves(&mut self, (_, a, s, b, t, a_first): Swap, reason: String) {
+        let (first, second) = if a_first {
+            ((a, s, t), (b, t, s))
+        } else {
+            ((b, t, s), (a, s, t))
+        };
+        self.do_move(first.0, first.1, first.2, MoveKind::Balance, false, reason.clone());
+        self.do_move(second.0, second.1, second.2, MoveKind::Balance, false, reason);
+    }
+
     /// VM `v`'s allocation: [vCPUs, MiB].
     pub(super) fn alloc_of(&self, v: usize) -> [f64; 2] {
         let vm = &self.snap.vms[v];
@@ -175,6 +186,7 @@ impl Planner<'_> {
         None
     }
 
+    /// A balancing swap (see the module comment).
     pub(super) fn do_swap(&mut self, (_, a, s, b, t, a_first): Swap) {
         let reason = format!(
             "balance: swap {} ({}) with {} ({}); imbalance {:.1} points",
@@ -184,12 +196,6 @@ impl Planner<'_> {
             self.snap.nodes[t].name,
             self.imbalance()
         );
-        if a_first {
-            self.do_move(a, s, t, MoveKind::Balance, false, reason.clone());
-            self.do_move(b, t, s, MoveKind::Balance, false, reason);
-        } else {
-            self.do_move(b, t, s, MoveKind::Balance, false, reason.clone());
-            self.do_move(a, s, t, MoveKind::Balance, false, reason);
-        }
+        self.swap_moves((0.0, a, s, b, t, a_first), reason);
     }
 }
