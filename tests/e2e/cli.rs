@@ -1481,7 +1481,20 @@ async fn cli_version_shows_the_servers_version_or_that_it_is_unreachable() {
     let out = admin.ok(&["--version"]).await;
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines[0], format!("lqx {client}"), "{out}");
-    assert_eq!(lines[1], format!("server {}: lqx-server {client}", s.addr), "{out}");
+    // Built from a git checkout, the server names its commit (build.rs), as git does here.
+    let commit = std::process::Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+    let suffix = commit.as_ref().map(|c| format!(" (commit {c})")).unwrap_or_default();
+    assert_eq!(
+        lines[1],
+        format!("server {}: lqx-server {client}{suffix}", s.addr),
+        "{out}"
+    );
     let v = admin.json(&["--version"]).await;
     assert_eq!(
         (
@@ -1492,6 +1505,7 @@ async fn cli_version_shows_the_servers_version_or_that_it_is_unreachable() {
         (&json!(client), &json!(client), &json!(true)),
         "{v}"
     );
+    assert_eq!(v["server"]["commit"], json!(commit.unwrap_or_default()), "{v}");
     // Not logged in: the version is public.
     let anon = Lqx::new().env("LQX_SERVER", &s.addr);
     assert!(anon.ok(&["vm", "--version"]).await.contains("lqx-server"));

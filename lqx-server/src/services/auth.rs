@@ -215,7 +215,7 @@ impl AuthRpc for AuthApi {
     async fn get_server_info(&self, _: Request<pb::GetServerInfoRequest>) -> Result<Response<pb::ServerInfo>, Status> {
         Ok(Response::new(pb::ServerInfo {
             version: env!("CARGO_PKG_VERSION").into(),
-            // Set by a packaging build (`LQX_GIT_COMMIT=$(git rev-parse HEAD) cargo build`).
+            // From build.rs: the packaging build's LQX_GIT_COMMIT, else the checkout's HEAD.
             commit: option_env!("LQX_GIT_COMMIT").unwrap_or_default().into(),
         }))
     }
