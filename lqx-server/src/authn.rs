@@ -167,12 +167,12 @@ async fn signing_key(config: &Config, store: &Store) -> anyhow::Result<SigningKe
     }
 }
 
-/// Builds the auth service: checks the table, loads the key, creates the first admin on
-/// an empty store (printing its password once when it was not given).
 /// The names of auth's loops among the background tasks.
 pub const DENIAL_TASK: &str = "denial-summaries";
 pub const AUDIT_TASK: &str = "audit-pruning";
 
+/// Builds the auth service: checks the table, loads the key, creates the first admin on
+/// an empty store (printing its password once when it was not given).
 pub async fn start(
     config: &Config,
     store: &Store,

@@ -274,6 +274,23 @@ pub struct User {
 }
 
 impl User {
+    /// A new enabled account with the given password hash, at its first token version.
+    pub fn new(username: String, email: String, role: Role, password_hash: String, now: DateTime<Utc>) -> Self {
+        Self {
+            id: UserId::new(),
+            username,
+            email,
+            role,
+            disabled: false,
+            password_hash,
+            token_version: 1,
+            created_at: now,
+            updated_at: now,
+            password_changed_at: now,
+            last_login_at: None,
+        }
+    }
+
     /// Makes every token issued so far invalid (call on password/role change, disable, delete).
     pub fn invalidate_tokens(&mut self) {
         self.token_version = self.token_version.wrapping_add(1);

@@ -283,17 +283,8 @@ impl SsoLogin {
             for n in 1..=50u32 {
                 let username = if n == 1 { base.clone() } else { format!("{base}-{n}") };
                 let user = User {
-                    id: UserId::new(),
-                    username,
-                    email: c.email.clone(),
-                    role,
-                    disabled: false,
-                    password_hash: hash.clone(),
-                    token_version: 1,
-                    created_at: now,
-                    updated_at: now,
-                    password_changed_at: now,
                     last_login_at: Some(now),
+                    ..User::new(username, c.email.clone(), role, hash.clone(), now)
                 };
                 match store.create_sso_user(&user, &c.issuer, &c.subject).await? {
                     SsoCreate::Created => {

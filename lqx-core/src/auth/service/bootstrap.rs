@@ -31,19 +31,7 @@ impl AuthService {
         let generated = show && password.expose() != DEV_ADMIN_PASSWORD;
         let hash = password::hash_password_async(password.clone()).await?;
         let now = self.now();
-        let admin = User {
-            id: UserId::new(),
-            username: BOOTSTRAP_ADMIN.into(),
-            email: String::new(),
-            role: Role::Admin,
-            disabled: false,
-            password_hash: hash,
-            token_version: 1,
-            created_at: now,
-            updated_at: now,
-            password_changed_at: now,
-            last_login_at: None,
-        };
+        let admin = User::new(BOOTSTRAP_ADMIN.into(), String::new(), Role::Admin, hash, now);
         match self.store.create_user(&admin).await {
             Ok(()) => {}
             Err(e) if e.kind == crate::ErrorKind::AlreadyExists => return Ok(None),

@@ -88,19 +88,7 @@ impl AuthService {
         password::check_policy(&username, req.password.expose())?;
         let hash = password::hash_password_async(req.password).await?;
         let now = self.now();
-        let user = User {
-            id: UserId::new(),
-            username,
-            email,
-            role,
-            disabled: false,
-            password_hash: hash,
-            token_version: 1,
-            created_at: now,
-            updated_at: now,
-            password_changed_at: now,
-            last_login_at: None,
-        };
+        let user = User::new(username, email, role, hash, now);
         self.store.create_user(&user).await?;
         // As before projects existed, a user with a global role works in the default
         // project with that role; `none` makes a member of no project until added to one.
