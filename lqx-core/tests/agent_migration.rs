@@ -293,7 +293,8 @@ async fn a_cancelled_migration_leaves_the_vm_running_on_the_source() {
     // What `lqx vm get` shows while it runs: the target by name and how far.
     let view = c.compute.migration_view(v.id).await.unwrap().expect("in flight");
     assert_eq!(view.target_node, "dst");
-    assert!(view.live && view.processed_bytes > 0 && view.total_bytes >= view.processed_bytes);
+    let p = view.progress;
+    assert!(view.live && p.processed_bytes > 0 && p.total_bytes >= p.processed_bytes);
     let answer = c
         .compute
         .cancel_migration_answer("web", ProjectId::DEFAULT)

@@ -155,7 +155,11 @@ async fn the_heartbeat_node_views_show_follows_every_pass() {
         tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
         node_loop.pass().await.unwrap();
         let n = compute.store.get_node(node).await.unwrap();
-        let shown = compute.node_view(&n, Default::default()).last_heartbeat.unwrap();
+        let shown = compute
+            .node_view(&n, Default::default())
+            .to_proto()
+            .last_heartbeat
+            .unwrap();
         let shown = chrono::DateTime::from_timestamp(shown.seconds, shown.nanos as u32).unwrap();
         let age = chrono::Utc::now() - shown;
         assert!(
@@ -167,7 +171,11 @@ async fn the_heartbeat_node_views_show_follows_every_pass() {
     let n = compute.store.get_node(node).await.unwrap();
     assert_eq!(n.last_heartbeat, Some(written), "the record rests meanwhile");
     assert!(
-        compute.node_view(&n, Default::default()).fencing_level.is_empty(),
+        compute
+            .node_view(&n, Default::default())
+            .to_proto()
+            .fencing_level
+            .is_empty(),
         "an in-process node reports no fencing status"
     );
 }

@@ -87,7 +87,7 @@ async fn node_stream(
         SubscriptionItem::Event(e) => {
             let node = serde_json::from_value::<Node>(e.payload.clone())
                 .ok()
-                .map(|n| compute.node_view(&n, Default::default()));
+                .map(|n| compute.node_view(&n, Default::default()).to_proto());
             Ok(pb::NodeEvent {
                 event: Some(e.to_proto()),
                 node,

@@ -27,6 +27,15 @@ pub struct MigrateOptions {
     pub live: LiveOptions,
 }
 
+/// A migration in flight as the VM's status shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MigrationView {
+    /// The target node's name.
+    pub target_node: String,
+    pub live: bool,
+    pub progress: MigrationProgress,
+}
+
 /// Why `src` -> `dst` cannot be live, if it cannot. Agent hosts migrate peer to peer among
 /// themselves, in-process hosts through this control plane's connections: neither reaches
 /// the other kind.
@@ -308,17 +317,15 @@ impl Compute {
 
     /// The migration of `vm` in flight here, as the API shows it in the VM's status (target
     /// by name, bytes copied, total, still to copy); None when it does not migrate.
-    pub async fn migration_view(&self, vm: VmId) -> Result<Option<pb::VmMigration>> {
+    pub async fn migration_view(&self, vm: VmId) -> Result<Option<MigrationView>> {
         let Some(f) = self.migrations.get(vm) else {
             return Ok(None);
         };
         let names = self.store.node_names([f.target]).await?;
-        Ok(Some(pb::VmMigration {
+        Ok(Some(MigrationView {
             target_node: names.get(&f.target).cloned().unwrap_or_default(),
             live: f.live,
-            processed_bytes: f.progress.processed_bytes,
-            total_bytes: f.progress.total_bytes,
-            remaining_bytes: f.progress.remaining_bytes,
+            progress: f.progress,
         }))
     }
 

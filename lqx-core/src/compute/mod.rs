@@ -20,7 +20,7 @@ pub mod sim;
 pub mod standby;
 pub mod vms;
 
-pub use nodes::{NodeFilter, NodePage, NodeRegistration};
+pub use nodes::{NodeFilter, NodePage, NodeRegistration, NodeView};
 pub use schedule::snapshot_of;
 
 use crate::model::VmId;
@@ -29,7 +29,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 pub use hosts::Hosts;
-pub use migrate::MigrateOptions;
+pub use migrate::{MigrateOptions, MigrationView};
 pub use recover::{OP_REFRESH, Recovery, TAKEOVER_AFTER};
 pub use vms::{CreateVm, MigrateOutcome, VmUpdate};
 

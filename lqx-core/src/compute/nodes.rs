@@ -390,18 +390,20 @@ impl Compute {
     }
 
     /// A node as the API shows it, with what the last heartbeat said on top of the record.
-    pub fn node_view(&self, n: &Node, allocated: crate::model::Resources) -> crate::api::compute::v1::Node {
-        let mut out = crate::api::convert::compute::node_out(n, allocated, &self.health_of(n));
-        if let Some(r) = self.reports.read().unwrap_or_else(|p| p.into_inner()).get(&n.id) {
-            if n.last_heartbeat.is_none_or(|t| t < r.last_heartbeat) {
-                out.last_heartbeat = Some(crate::api::convert::timestamp(r.last_heartbeat));
-            }
-            if let Some(f) = &r.fencing {
-                out.fencing = f.text();
-                out.fencing_level = f.level.as_str().into();
-            }
+    pub fn node_view(&self, n: &Node, allocated: Resources) -> NodeView {
+        let report = self
+            .reports
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&n.id)
+            .cloned();
+        NodeView {
+            node: n.clone(),
+            allocated,
+            health: self.health_of(n),
+            last_heartbeat: n.last_heartbeat.max(report.as_ref().map(|r| r.last_heartbeat)),
+            fencing: report.and_then(|r| r.fencing),
         }
-        out
     }
 
     /// When the node was last heard from: its record's heartbeat or, newer, the last one
@@ -496,6 +498,21 @@ impl Compute {
         }
         Ok(())
     }
+}
+
+/// A node as the API shows it: its record, what its VMs take, the HA view of its health, and
+/// what its last accepted heartbeat said (fresher than the record, written only every
+/// `node_write_interval`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeView {
+    pub node: Node,
+    /// The sum of the specs of the VMs on the node.
+    pub allocated: Resources,
+    pub health: String,
+    /// The record's heartbeat or, newer, the last one accepted in memory.
+    pub last_heartbeat: Option<chrono::DateTime<Utc>>,
+    /// What the node's agent last reported; none for an in-process node.
+    pub fencing: Option<crate::fence::Fencing>,
 }
 
 /// The last accepted heartbeat of a node (an agent's, or an in-process node's pass).

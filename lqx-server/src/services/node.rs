@@ -18,7 +18,11 @@ impl NodeApi {
         let alloc = self.compute.allocations().await?;
         Ok(nodes
             .iter()
-            .map(|n| self.compute.node_view(n, alloc.get(&n.id).copied().unwrap_or_default()))
+            .map(|n| {
+                self.compute
+                    .node_view(n, alloc.get(&n.id).copied().unwrap_or_default())
+                    .to_proto()
+            })
             .collect())
     }
 

@@ -32,7 +32,7 @@ impl VmApi {
         let names = self.node_names([vm]).await?;
         let mut out = convert::vm_out(vm, &|id| names.get(&id).cloned().unwrap_or_default());
         if let Some(st) = out.status.as_mut() {
-            st.migration = self.compute.migration_view(vm.id).await?;
+            st.migration = self.compute.migration_view(vm.id).await?.map(|m| m.to_proto());
         }
         Ok(out)
     }

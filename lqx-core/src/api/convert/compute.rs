@@ -238,6 +238,34 @@ pub fn node_out(n: &model::Node, allocated: model::Resources, health: &str) -> p
     }
 }
 
+// Views of the control plane's compute (server-only types).
+#[cfg(feature = "server")]
+impl crate::compute::NodeView {
+    /// The record's fields, then the heartbeat and fencing status last reported.
+    pub fn to_proto(&self) -> pb::Node {
+        let mut out = node_out(&self.node, self.allocated, &self.health);
+        out.last_heartbeat = opt_timestamp(self.last_heartbeat);
+        if let Some(f) = &self.fencing {
+            out.fencing = f.text();
+            out.fencing_level = f.level.as_str().into();
+        }
+        out
+    }
+}
+
+#[cfg(feature = "server")]
+impl crate::compute::MigrationView {
+    pub fn to_proto(&self) -> pb::VmMigration {
+        pb::VmMigration {
+            target_node: self.target_node.clone(),
+            live: self.live,
+            processed_bytes: self.progress.processed_bytes,
+            total_bytes: self.progress.total_bytes,
+            remaining_bytes: self.progress.remaining_bytes,
+        }
+    }
+}
+
 /// The updatable fields of a VM (UpdateVM's mask paths).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum VmField {
@@ -299,6 +327,85 @@ mod tests {
             e.message.contains("required_nodes") && e.message.contains("ghost"),
             "{}",
             e.message
+        );
+    }
+
+    /// A node view shows the heartbeat and fencing status last reported over the record's.
+    #[cfg(feature = "server")]
+    #[test]
+    fn node_view_overlays_the_last_report() {
+        use crate::fence::{Fencing, FencingLevel};
+        let at = |s| chrono::DateTime::from_timestamp(s, 500).unwrap();
+        let node = model::Node {
+            id: NodeId::new(),
+            name: "n1".into(),
+            hostname: "n1.example".into(),
+            management_address: String::new(),
+            labels: Default::default(),
+            capacity: model::Resources {
+                cpu_cores: 8,
+                memory_mib: 16384,
+            },
+            allocatable: model::Resources {
+                cpu_cores: 8,
+                memory_mib: 16384,
+            },
+            cpu_overcommit: 1.0,
+            memory_overcommit: 1.0,
+            phase: model::NodePhase::Ready,
+            schedulable: true,
+            libvirt_uri: String::new(),
+            last_heartbeat: Some(at(100)),
+            usage: Default::default(),
+            resource_version: 3,
+            created_at: at(1),
+            cpu_model: String::new(),
+            power: Default::default(),
+        };
+        let allocated = model::Resources {
+            cpu_cores: 2,
+            memory_mib: 1024,
+        };
+        let mut view = crate::compute::NodeView {
+            node: node.clone(),
+            allocated,
+            health: "HEALTHY".into(),
+            last_heartbeat: Some(at(160)),
+            fencing: Some(Fencing::new(FencingLevel::FenceProcess, "fence process")),
+        };
+        let out = view.to_proto();
+        assert_eq!(out.last_heartbeat, Some(timestamp(at(160))));
+        assert_eq!(out.fencing, "degraded: fence process");
+        assert_eq!(out.fencing_level, "fence-process");
+        assert_eq!(out.health, "HEALTHY");
+        assert_eq!(out.allocated.map(|r| r.cpu_cores), Some(2));
+        // Without a report: the record's fields as they are.
+        view.fencing = None;
+        view.last_heartbeat = node.last_heartbeat;
+        assert_eq!(view.to_proto(), node_out(&node, allocated, "HEALTHY"));
+    }
+
+    #[cfg(feature = "server")]
+    #[test]
+    fn migration_view_carries_target_and_progress() {
+        let view = crate::compute::MigrationView {
+            target_node: "dst".into(),
+            live: true,
+            progress: crate::driver::MigrationProgress {
+                processed_bytes: 10,
+                total_bytes: 40,
+                remaining_bytes: 30,
+            },
+        };
+        assert_eq!(
+            view.to_proto(),
+            pb::VmMigration {
+                target_node: "dst".into(),
+                live: true,
+                processed_bytes: 10,
+                total_bytes: 40,
+                remaining_bytes: 30,
+            }
         );
     }
 }
