@@ -232,6 +232,46 @@ impl Server {
     pub fn pid(&self) -> u32 {
         self.child.as_ref().map(|c| c.id()).unwrap_or(0)
     }
+
+    /// Sequence of the newest event the server has, found by publishing one (creating VM
+    /// `name`, 1 vCPU, 256 MiB). A watch that resumes from it (`--resume-from`) sees every
+    /// later event however long it takes to subscribe; one that resumes from the sequence
+    /// before it prints this VM's `created` event first, once its stream is live.
+    pub async fn mark(&self, name: &str) -> u64 {
+        use lqx_core::api::events::v1 as pb;
+        let mut c = pb::event_service_client::EventServiceClient::new(self.channel().await);
+        let req = pb::SubscribeRequest {
+            filter: Some(pb::SubscriptionFilter {
+                resource_types: vec!["vm".into()],
+                ..Default::default()
+            }),
+            resume_from_sequence: 0,
+        };
+        let mut stream = c
+            .subscribe(self.grpc(req))
+            .await
+            .expect("subscribe (as the admin: login_admin first)")
+            .into_inner();
+        let (st, vm) = self
+            .call(
+                "limiquantix.compute.v1.VMService/CreateVM",
+                json!({"name": name, "spec": {"cpuCores": 1, "memoryMib": 256}}),
+            )
+            .await;
+        assert_eq!(st, 200, "{vm}");
+        loop {
+            let msg = tokio::time::timeout(Duration::from_secs(20), stream.message())
+                .await
+                .expect("an event within 20 s")
+                .expect("no error")
+                .expect("stream open");
+            if let Some(e) = msg.event
+                && e.resource_id == vm["id"].as_str().unwrap_or_default()
+            {
+                return e.sequence;
+            }
+        }
+    }
 }
 
 impl Drop for Server {

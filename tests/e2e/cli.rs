@@ -1315,21 +1315,28 @@ fn shape(v: &Value) -> BTreeSet<(String, &'static str)> {
         .collect()
 }
 
+/// The lines a child prints, read on a thread until it closes its stdout (a watch is never
+/// left blocked on a full pipe).
+fn lines_of(out: impl Read + Send + 'static) -> std::sync::mpsc::Receiver<String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for l in BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = tx.send(l);
+        }
+    });
+    rx
+}
+
 #[tokio::test]
 async fn cli_one_json_shape_across_get_list_watch_and_simulate() {
     let s = dev_server().await;
     let admin = Lqx::admin(&s).await;
-    // A watch that records VM events as JSON lines.
-    let mut w = admin.command(&["watch", "--type", "vm", "-o", "json"]);
+    // A watch that records VM events as JSON lines, from a known point, so the VM below is
+    // seen however fast the CLI subscribes.
+    let from = s.mark("marker").await.to_string();
+    let mut w = admin.command(&["watch", "--type", "vm", "-o", "json", "--resume-from", &from]);
     let mut child = w.spawn().unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel::<String>();
-    std::thread::spawn(move || {
-        for l in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(l);
-        }
-    });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let rx = lines_of(child.stdout.take().unwrap());
     let created = admin
         .json(&[
             "vm",
@@ -1344,7 +1351,12 @@ async fn cli_one_json_shape_across_get_list_watch_and_simulate() {
         ])
         .await;
     let got = admin.json(&["vm", "get", "shape-1"]).await;
-    let listed = admin.json(&["vm", "list"]).await[0].clone();
+    let listed = admin.json(&["vm", "list"]).await;
+    let listed = listed
+        .as_array()
+        .and_then(|l| l.iter().find(|v| v["name"] == "shape-1"))
+        .unwrap_or_else(|| panic!("shape-1 not listed: {listed}"))
+        .clone();
     let event: Value = tokio::task::spawn_blocking(move || {
         loop {
             let l = rx.recv_timeout(Duration::from_secs(20)).expect("a vm event");
@@ -1404,9 +1416,16 @@ vms:
 async fn cli_watch_survives_server_shutdown_promptly() {
     let s = dev_server().await;
     let admin = Lqx::admin(&s).await;
-    let mut w = admin.command(&["watch", "-o", "json", "--timeout", "3s"]);
-    let child = w.spawn().unwrap();
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Resumed from just before the marker VM's event: the watch prints it once its stream is
+    // live, which is when the shutdown below must find it open.
+    let from = (s.mark("marker").await - 1).to_string();
+    let mut w = admin.command(&["watch", "-o", "json", "--timeout", "3s", "--resume-from", &from]);
+    let mut child = w.spawn().unwrap();
+    let lines = lines_of(child.stdout.take().unwrap());
+    let first = tokio::task::spawn_blocking(move || lines.recv_timeout(Duration::from_secs(20)))
+        .await
+        .unwrap();
+    assert!(first.is_ok(), "the watch printed nothing");
     // The open watch does not hold the shutdown for the drain timeout (30 s).
     let started = std::time::Instant::now();
     let status = s.terminate().await;
@@ -1432,29 +1451,47 @@ async fn cli_watch_survives_server_shutdown_promptly() {
 async fn cli_watch_table_shows_names_in_aligned_columns() {
     let s = dev_server().await;
     let admin = Lqx::admin(&s).await;
-    let mut child = admin.command(&["watch", "-o", "table"]).spawn().unwrap();
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    // From a known point, so the VMs below are seen however fast the CLI subscribes.
+    let from = s.mark("marker").await.to_string();
+    let mut child = admin
+        .command(&["watch", "-o", "table", "--resume-from", &from])
+        .spawn()
+        .unwrap();
+    let printed = lines_of(child.stdout.take().unwrap());
     let short = admin.json(&["vm", "create", "w1"]).await;
     let long = admin.json(&["vm", "create", "web-frontend-long-12"]).await;
     admin.ok(&["vm", "start", "w1"]).await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let rows_in =
+        |lines: &[String], name: &str| lines.iter().filter(|l| l.split_whitespace().any(|w| w == name)).count();
+    // Until the rows checked below are printed: w1 created and started, the long one created.
+    let lines = tokio::task::spawn_blocking(move || {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let mut lines = Vec::new();
+        while rows_in(&lines, "w1") < 2 || rows_in(&lines, "web-frontend-long-12") < 1 {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match printed.recv_timeout(left) {
+                Ok(l) => lines.push(l),
+                Err(_) => panic!(
+                    "no rows of w1 created and started and web-frontend-long-12 created:\n{}",
+                    lines.join("\n")
+                ),
+            }
+        }
+        lines
+    })
+    .await
+    .unwrap();
     child.kill().unwrap();
-    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
-        .await
-        .unwrap();
-    let table = String::from_utf8(out.stdout).unwrap();
-    let lines: Vec<&str> = table.lines().collect();
+    let _ = child.wait();
+    let table = lines.join("\n");
     assert!(lines.len() >= 4, "{table}");
-    let header = lines[0];
+    let header = &lines[0];
     assert!(header.starts_with("TIME") && header.contains("NAME"), "{table}");
     for id in [&short["id"], &long["id"]] {
         let id = id.as_str().unwrap();
         assert!(!table.contains(id), "an id in the table: {table}");
         assert!(!table.contains(&id[24..32]), "a short id in the table: {table}");
     }
-    let rows = |name: &str| lines.iter().filter(|l| l.split_whitespace().any(|w| w == name)).count();
-    assert!(rows("w1") >= 2, "created and started: {table}");
-    assert!(rows("web-frontend-long-12") >= 1, "{table}");
     // Every row's columns start where the header's do.
     let starts: Vec<usize> = ["SEQ", "RESOURCE", "NAME", "EVENT"]
         .iter()
@@ -1565,10 +1602,23 @@ async fn cli_watch_goes_on_across_a_real_server_restart() {
         listen: Some(format!("127.0.0.1:{port}")),
         ..Default::default()
     };
-    let s = Server::start(Engine::Sqlite, opts.clone()).await;
+    let mut s = Server::start(Engine::Sqlite, opts.clone()).await;
+    s.login_admin().await;
     let admin = Lqx::admin(&s).await;
+    // From a known point, so before-1 is seen however fast the CLI subscribes.
+    let from = s.mark("marker").await.to_string();
     let mut child = admin
-        .command(&["watch", "--type", "vm", "-o", "json", "--timeout", "60s"])
+        .command(&[
+            "watch",
+            "--type",
+            "vm",
+            "-o",
+            "json",
+            "--timeout",
+            "60s",
+            "--resume-from",
+            &from,
+        ])
         .spawn()
         .unwrap();
     let stdout = child.stdout.take().unwrap();
@@ -1599,7 +1649,6 @@ async fn cli_watch_goes_on_across_a_real_server_restart() {
             }
         })
     };
-    tokio::time::sleep(Duration::from_millis(500)).await;
     admin.ok(&["vm", "create", "before-1"]).await;
     wait_for("before-1").await.unwrap();
 

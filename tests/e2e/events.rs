@@ -63,25 +63,12 @@ async fn next_event(stream: &mut tonic::Streaming<pb::SubscribeResponse>) -> pb:
     msg.event.expect("an event, not a lag notice")
 }
 
-/// Sequence of the newest event the server has, found by publishing one (a VM create).
-async fn mark(s: &Server, name: &str) -> u64 {
-    let mut stream = subscribe(s, vms_only(), 0).await.unwrap();
-    let (st, vm) = s.call(&format!("{VMS}/CreateVM"), vm_body(name, 256)).await;
-    assert_eq!(st, 200, "{vm}");
-    loop {
-        let e = next_event(&mut stream).await;
-        if e.resource_id == vm["id"].as_str().unwrap() {
-            return e.sequence;
-        }
-    }
-}
-
 #[tokio::test]
 async fn lqx_watch_json_sees_a_vm_created_and_stopped_by_another_client() {
     for engine in engines() {
         let s = dev(engine, vec![]).await;
         // Watch from a known point, so the VM below is seen however fast the CLI connects.
-        let from = mark(&s, "marker").await;
+        let from = s.mark("marker").await;
         let cfg = tempfile::tempdir().unwrap();
         let mut child = Command::new(bin("lqx"))
             .args([
@@ -155,7 +142,7 @@ async fn lqx_watch_json_sees_a_vm_created_and_stopped_by_another_client() {
 async fn subscribe_resumes_from_a_sequence_and_refuses_unknown_ones() {
     for engine in engines() {
         let s = dev(engine, vec![]).await;
-        let from = mark(&s, "first").await;
+        let from = s.mark("first").await;
         for name in ["a", "b", "c"] {
             assert_eq!(s.call(&format!("{VMS}/CreateVM"), vm_body(name, 256)).await.0, 200);
         }
@@ -200,12 +187,12 @@ async fn sequences_go_on_after_a_restart_and_old_ones_need_a_resync() {
     };
     let mut s = Server::start(Engine::Sqlite, opts.clone()).await;
     s.login_admin().await;
-    let before = mark(&s, "before").await;
+    let before = s.mark("before").await;
     s.terminate().await;
 
     let mut s = Server::start(Engine::Sqlite, opts).await;
     s.login_admin().await;
-    let after = mark(&s, "after").await;
+    let after = s.mark("after").await;
     assert!(
         after > before + 1_000,
         "sequences are never reused: {after} after {before}"
@@ -227,7 +214,7 @@ async fn streams_need_a_credential_and_show_a_viewer_what_it_may_read() {
             .await;
         assert_eq!(st, 200, "{u}");
         let admin = s.token().unwrap().to_string();
-        let from = mark(&s, "seed").await;
+        let from = s.mark("seed").await;
 
         // No credential: refused.
         s.set_token(None);
