@@ -295,13 +295,9 @@ async fn a_cancelled_migration_leaves_the_vm_running_on_the_source() {
     assert_eq!(view.target_node, "dst");
     let p = view.progress;
     assert!(view.live && p.processed_bytes > 0 && p.total_bytes >= p.processed_bytes);
-    let answer = c
-        .compute
-        .cancel_migration_answer("web", ProjectId::DEFAULT)
-        .await
-        .unwrap();
-    let vm_out = answer.vm.expect("the VM");
-    assert_eq!(vm_out.status.expect("status").node_name, "src", "still on its source");
+    c.compute.cancel_migration("web", ProjectId::DEFAULT).await.unwrap();
+    let now = c.compute.get_vm("web", ProjectId::DEFAULT).await.unwrap();
+    assert_eq!(now.status.node_id, Some(c.s), "still on its source");
     let e = mig.await.unwrap().unwrap_err();
     assert!(e.message.contains("cancelled"), "{}", e.message);
     assert_on_source(&c, v.id).await;

@@ -9,7 +9,6 @@
 
 use super::inflight::InFlight;
 use super::{Compute, MigrateOutcome};
-use crate::api::compute::v1 as pb;
 use crate::driver::{GuestCpu, Hypervisor, LiveOptions, MigrationProgress, ProgressFn};
 use crate::model::*;
 use crate::saga::{self, Injected, OpKind, OpParams, Operation};
@@ -327,32 +326,6 @@ impl Compute {
             live: f.live,
             progress: f.progress,
         }))
-    }
-
-    /// The answer to a migration that ended: the VM as it is now, and both nodes by name.
-    pub async fn migrate_answer(&self, out: &MigrateOutcome) -> Result<pb::MigrateVmResponse> {
-        let names = self.store.node_names([out.source, out.target]).await?;
-        let name = |id: NodeId| names.get(&id).cloned().unwrap_or_default();
-        Ok(pb::MigrateVmResponse {
-            vm: Some(crate::api::convert::compute::vm_out(&out.vm, &name)),
-            migration_id: uuid::Uuid::now_v7().to_string(),
-            source_node: name(out.source),
-            target_node: name(out.target),
-            live: out.live,
-        })
-    }
-
-    /// `lqx vm migrate --cancel`: aborts the live migration and answers with the VM as it is
-    /// now (on its source; the migration's own call ends with the cancellation).
-    pub async fn cancel_migration_answer(&self, id_or_name: &str, project: ProjectId) -> Result<pb::MigrateVmResponse> {
-        self.cancel_migration(id_or_name, project).await?;
-        let vm = self.store.resolve_vm(id_or_name, project).await?;
-        let names = self.store.node_names(vm.status.node_id).await?;
-        let name = |id: NodeId| names.get(&id).cloned().unwrap_or_default();
-        Ok(pb::MigrateVmResponse {
-            vm: Some(crate::api::convert::compute::vm_out(&vm, &name)),
-            ..Default::default()
-        })
     }
 
     /// Aborts the live migration of a VM in flight; the VM keeps running on its source.

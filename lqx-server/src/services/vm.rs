@@ -140,12 +140,22 @@ impl VmService for VmApi {
         let project = scoped(&self.auth, &req, "").await?;
         let r = req.into_inner();
         if r.cancel {
-            let answer = self.compute.cancel_migration_answer(&r.id, project).await.map_err(st)?;
-            return Ok(Response::new(answer));
+            self.compute.cancel_migration(&r.id, project).await.map_err(st)?;
+            // The VM as it is now, on its source (the migration's own call ends with the
+            // cancellation).
+            let vm = self.compute.get_vm(&r.id, project).await.map_err(st)?;
+            let names = self.node_names([&vm]).await.map_err(st)?;
+            return Ok(Response::new(pb::MigrateVmResponse {
+                vm: Some(convert::vm_out(&vm, &|id| names.get(&id).cloned().unwrap_or_default())),
+                ..Default::default()
+            }));
         }
         let opts = migrate_in(&r);
         let out = self.compute.migrate_vm_with(&r.id, project, &opts).await.map_err(st)?;
-        Ok(Response::new(self.compute.migrate_answer(&out).await.map_err(st)?))
+        let names = self.compute.node_names([out.source, out.target]).await.map_err(st)?;
+        Ok(Response::new(
+            out.to_proto(&|id| names.get(&id).cloned().unwrap_or_default()),
+        ))
     }
 
     type WatchVMStream = Stream<pb::VmEvent>;

@@ -266,6 +266,20 @@ impl crate::compute::MigrationView {
     }
 }
 
+#[cfg(feature = "server")]
+impl crate::compute::MigrateOutcome {
+    /// The answer to a migration that ended: the VM as it is now, and both nodes by name.
+    pub fn to_proto(&self, names: &dyn Fn(NodeId) -> String) -> pb::MigrateVmResponse {
+        pb::MigrateVmResponse {
+            vm: Some(vm_out(&self.vm, names)),
+            migration_id: uuid::Uuid::now_v7().to_string(),
+            source_node: names(self.source),
+            target_node: names(self.target),
+            live: self.live,
+        }
+    }
+}
+
 /// The updatable fields of a VM (UpdateVM's mask paths).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum VmField {
