@@ -231,6 +231,19 @@ impl Lqx {
         }
     }
 
+    /// Starts `lqx ARGS` and returns at once; the handle yields what it did once it ends.
+    pub(crate) fn spawn(&self, args: &[&str]) -> tokio::task::JoinHandle<Out> {
+        let mut cmd = self.command(args);
+        tokio::task::spawn_blocking(move || {
+            let out = cmd.output().expect("start lqx");
+            Out {
+                code: out.status.code(),
+                stdout: String::from_utf8(out.stdout).unwrap(),
+                stderr: String::from_utf8(out.stderr).unwrap(),
+            }
+        })
+    }
+
     pub(crate) async fn run(&self, args: &[&str]) -> Out {
         self.run_with(args, None).await
     }
@@ -242,7 +255,7 @@ impl Lqx {
         out.stdout
     }
 
-    async fn json(&self, args: &[&str]) -> Value {
+    pub(crate) async fn json(&self, args: &[&str]) -> Value {
         let mut a = args.to_vec();
         a.extend(["-o", "json"]);
         let out = self.ok(&a).await;

@@ -12,6 +12,7 @@ mod fence;
 mod follow;
 mod ha;
 mod hostile;
+mod migrate_cancel;
 mod power;
 mod projects;
 mod sso;

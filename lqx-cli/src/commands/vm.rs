@@ -142,7 +142,12 @@ pub async fn run(app: App, c: VmCmd) -> CliResult<()> {
                     request_id: new_request_id(),
                     ..Default::default()
                 };
-                rpc!(sess, VmServiceClient, migrate_vm, req)?;
+                let resp = rpc!(sess, VmServiceClient, migrate_vm, req)?;
+                if app.printer.is_structured() {
+                    // The VM as the server has it after the cancel, as `vm get` shows it.
+                    let v = resp.vm.unwrap_or_default();
+                    return app.printer.one(&VmView::from(&v));
+                }
                 app.printer
                     .info(&format!("Migration of VM {vm} cancelled; it keeps running on its node"));
                 return Ok(());

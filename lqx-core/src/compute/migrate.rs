@@ -15,6 +15,9 @@ use crate::saga::{self, Injected, OpKind, OpParams, Operation};
 use crate::{Error, Result};
 use std::sync::Arc;
 
+/// How long a cancel waits for the aborted migration to end before answering.
+pub const CANCEL_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// How to migrate.
 #[derive(Debug, Clone, Default)]
 pub struct MigrateOptions {
@@ -329,6 +332,8 @@ impl Compute {
     }
 
     /// Aborts the live migration of a VM in flight; the VM keeps running on its source.
+    /// Returns once the migration has ended (or after [`CANCEL_WAIT`]), so the VM read next
+    /// shows its state from before the migration, not `Migrating`.
     pub async fn cancel_migration(&self, id_or_name: &str, project: ProjectId) -> Result<()> {
         let vm = self.store.resolve_vm(id_or_name, project).await?;
         let f = self
@@ -345,6 +350,10 @@ impl Compute {
             .get(f.source)?
             .abort_migration(vm.id)
             .await
-            .map_err(Error::from)
+            .map_err(Error::from)?;
+        // A host notices the abort at its next progress check; the migration then writes the
+        // VM back and releases its lock. A host that stops answering must not hang the caller.
+        let _ = tokio::time::timeout(CANCEL_WAIT, self.lock(vm.id)).await;
+        Ok(())
     }
 }

@@ -79,8 +79,22 @@ impl VmService for VmApi {
             .map_err(st)?;
         let names = self.node_names(&page.vms).await.map_err(st)?;
         let name = |id: NodeId| names.get(&id).cloned().unwrap_or_default();
+        let mut vms = Vec::with_capacity(page.vms.len());
+        for v in &page.vms {
+            let mut out = convert::vm_out(v, &name);
+            // Migrations in flight show in the list as in GetVM (an in-memory lookup).
+            if let Some(status) = out.status.as_mut() {
+                status.migration = self
+                    .compute
+                    .migration_view(v.id)
+                    .await
+                    .map_err(st)?
+                    .map(|m| m.to_proto());
+            }
+            vms.push(out);
+        }
         Ok(Response::new(pb::ListVMsResponse {
-            vms: page.vms.iter().map(|v| convert::vm_out(v, &name)).collect(),
+            vms,
             next_page_token: page.next_page_token,
             total_count: page.total_count,
         }))
@@ -136,17 +150,20 @@ impl VmService for VmApi {
     }
 
     async fn migrate_vm(&self, req: Request<pb::MigrateVmRequest>) -> Result<Response<pb::MigrateVmResponse>, Status> {
-        super::auth::note(&req).resource("vm", &req.get_ref().id);
+        let audit = super::auth::note(&req);
+        audit.resource("vm", &req.get_ref().id);
         let project = scoped(&self.auth, &req, "").await?;
         let r = req.into_inner();
         if r.cancel {
+            // One RPC both starts and cancels migrations: the entry says which.
+            audit.detail("cancel");
             self.compute.cancel_migration(&r.id, project).await.map_err(st)?;
-            // The VM as it is now, on its source (the migration's own call ends with the
-            // cancellation).
+            // The VM as it is now, back on its source (the migration's own call ends with
+            // the cancellation); as GetVM shows it, so a host still winding the migration
+            // down past the cancel's wait shows it still in flight.
             let vm = self.compute.get_vm(&r.id, project).await.map_err(st)?;
-            let names = self.node_names([&vm]).await.map_err(st)?;
             return Ok(Response::new(pb::MigrateVmResponse {
-                vm: Some(convert::vm_out(&vm, &|id| names.get(&id).cloned().unwrap_or_default())),
+                vm: Some(self.out(&vm).await.map_err(st)?),
                 ..Default::default()
             }));
         }
