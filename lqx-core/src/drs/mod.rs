@@ -99,7 +99,9 @@
 //!   `max_concurrent_migrations_per_host` x `interval` / the expected migration time of the
 //!   average running VM, between the concurrency and 64) start or end on a host (mandatory moves are all listed but use that budget first); a
 //!   VM moves at most once per plan; a VM migrated within `recent_migration_window` is only
-//!   moved again by a mandatory move (no ping-pong); a hot node or an imbalance must be seen
+//!   moved again by a mandatory move (no ping-pong), or at levels 3-4 by a peak move when
+//!   nothing else lowers the busiest host, and then never to a node it has been on within
+//!   the window; a hot node or an imbalance must be seen
 //!   in `hysteresis_hold_count` consecutive runs before it triggers non-mandatory moves.
 //! - **Priority**: CRITICAL/HIGH/MEDIUM/LOW as the source's fuller resource is ≥95/≥90/≥85/
 //!   below; a mandatory move is at least HIGH. A move that takes load off a node a later

@@ -463,6 +463,9 @@ struct Planner<'a> {
     /// Levels 3 and 4: balancing moves must lower the larger fuller utilization of their
     /// two nodes (see `descent`).
     pair_peak: bool,
+    /// Per VM moved within the no-ping-pong window, the nodes it left or went to then:
+    /// levels 3 and 4 may move it on (see `descent`), never back to one of them.
+    recent_nodes: HashMap<usize, Vec<usize>>,
 }
 
 impl<'a> Planner<'a> {
@@ -503,6 +506,20 @@ impl<'a> Planner<'a> {
         }
         let moved_within = history.moved_within(now, cfg.recent_migration_window);
         let recent = snap.vms.iter().map(|v| moved_within.contains(&v.id)).collect();
+        let mut recent_nodes: HashMap<usize, Vec<usize>> = HashMap::new();
+        if !moved_within.is_empty() {
+            let vm_index: HashMap<VmId, usize> = snap.vms.iter().enumerate().map(|(i, v)| (v.id, i)).collect();
+            let window = chrono::Duration::from_std(cfg.recent_migration_window).unwrap_or(chrono::Duration::MAX);
+            for r in history
+                .records
+                .iter()
+                .filter(|r| now.signed_duration_since(r.at) < window)
+            {
+                let Some(&v) = vm_index.get(&r.vm) else { continue };
+                let nodes = recent_nodes.entry(v).or_default();
+                nodes.extend([r.source, r.target].iter().filter_map(|id| occ.index.get(id).copied()));
+            }
+        }
         let line = [
             ((cfg.threshold_cpu - cfg.hysteresis_margin) / 100.0).max(0.01),
             ((cfg.threshold_memory - cfg.hysteresis_margin) / 100.0).max(0.01),
@@ -535,6 +552,7 @@ impl<'a> Planner<'a> {
             wide_work: 0,
             peak_stop: None,
             pair_peak: false,
+            recent_nodes,
         };
         for i in 0..p.nodes.len() {
             if p.nodes[i].ready {

@@ -226,14 +226,27 @@ fn hold_count_waits_for_a_condition_to_persist() {
 }
 
 #[test]
-fn recently_moved_vms_stay_put_unless_mandatory() {
+fn recently_moved_vms_move_only_if_mandatory_or_on_by_a_peak_move() {
     let s = three_nodes([8, 0, 0]);
     let mut h = MigrationHistory::default();
     for v in &s.vms {
         h.record(v.id, node_id(1), node_id(0), t0() - chrono::Duration::minutes(10));
     }
-    let p = plan(&s, &cfg(), &DrsState::default(), &h, t0());
+    // Relief (level 2) leaves them; a peak move (level 3) may take one on, never back.
+    let l2 = DrsConfig {
+        migration_threshold: 2,
+        ..cfg()
+    };
+    let p = plan(&s, &l2, &DrsState::default(), &h, t0());
     assert!(p.moves.is_empty(), "{:#?}", p.moves);
+    let p = plan(&s, &cfg(), &DrsState::default(), &h, t0());
+    assert!(
+        p.moves
+            .iter()
+            .all(|m| m.target != node_id(1) && m.reason.starts_with("peak:")),
+        "{:#?}",
+        p.moves
+    );
     // After the window they may move again.
     let later = t0() + chrono::Duration::hours(1);
     assert!(!plan(&s, &cfg(), &DrsState::default(), &h, later).moves.is_empty());
@@ -1208,6 +1221,35 @@ fn levels_three_and_four_make_peak_moves_that_pay_for_themselves() {
     let p4 = run(&s, &level(4));
     assert_eq!(p4.moves[0].vm_name, "vm-0", "{:#?}", p4.moves);
     assert!(p4.moves[0].reason.contains("by 2.0 points"), "{}", p4.moves[0].reason);
+}
+
+#[test]
+fn level_three_moves_a_vm_held_by_the_window_on_but_never_back() {
+    // vm-0 came to node-0 from node-1 ten minutes ago and is all that would lower node-0,
+    // the busiest host (62.5 % memory): relief fills targets with such VMs, and holding
+    // them left the settled peak 20 points above where peak moves could take it. The peak
+    // move takes it on to node-2, never back to node-1.
+    let s = one_busy_host(6554);
+    let ago = t0() - chrono::Duration::minutes(10);
+    let mut h = MigrationHistory::default();
+    h.record(vm_id(0), node_id(1), node_id(0), ago);
+    let p = plan(&s, &cfg(), &DrsState::default(), &h, t0());
+    assert!(!p.moves.is_empty());
+    assert!(
+        p.moves.iter().all(|m| m.vm_name != "vm-0" || m.target == node_id(2)),
+        "{:#?}",
+        p.moves
+    );
+    let m = &p.moves[0];
+    assert_eq!(
+        (m.vm_name.as_str(), m.source, m.target),
+        ("vm-0", node_id(0), node_id(2))
+    );
+    assert!(m.reason.starts_with("peak: node-0 is the busiest host"), "{}", m.reason);
+    // It has been on both other nodes within the window: it stays.
+    h.record(vm_id(0), node_id(2), node_id(1), ago - chrono::Duration::minutes(10));
+    let p = plan(&s, &cfg(), &DrsState::default(), &h, t0());
+    assert!(p.moves.is_empty(), "{:#?}", p.moves);
 }
 
 #[test]

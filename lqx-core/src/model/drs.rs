@@ -186,7 +186,8 @@ pub struct DrsConfig {
     pub hysteresis_hold_count: u32,
     /// Used for estimated durations: memory copied per second by a live migration.
     pub migration_bandwidth_mib_per_second: u32,
-    /// A VM migrated less than this long ago is not moved again unless the move is mandatory.
+    /// A VM migrated less than this long ago is not moved again unless the move is mandatory
+    /// (or, at levels 3-4, a peak move nothing else can make, to a node it was not on then).
     #[serde(with = "humantime_serde")]
     pub recent_migration_window: Duration,
     /// Distributed power management: hosts put in standby when the cluster can run on fewer,

@@ -14,6 +14,13 @@
 //! host's VM for one of another node, when the trade lowers both nodes' fuller use (both
 //! end below the busiest host's level, so the same order falls) and the drop pays for both
 //! moves; each step keeps allocation and the relief line (`swap_order`).
+//!
+//! Relief fills its targets up to the relief line with VMs the no-ping-pong window then
+//! holds, so such a target can end as the busiest host with every VM that would lower it
+//! held. When neither a move nor a swap lowers the busiest host, a VM of it moved within the
+//! window may move on, by the same peak-move rule, to a node it has not been on within the
+//! window: it never goes back, and the sorted fuller utilizations still fall, so nothing
+//! cycles.
 
 use super::swap::{Swap, swap_fits_end};
 use super::{CPU, EPS, MEM, MoveKind, Planner};
@@ -85,14 +92,25 @@ impl Planner<'_> {
     pub(super) fn descend_peak(&mut self, level: u8) {
         let need = points_per_gib(level);
         let mut swap_work = 0u64;
+        // Whether VMs that arrived on the busiest host within the window may move on (only
+        // once nothing else lowers it; see the module comment).
+        let mut onward = false;
         while let Some((s, excess)) = self.busiest() {
             if excess <= DESCENT_STOP || !self.budget_left(s) {
                 break;
             }
             let top = self.fuller_with(s, [0.0; 2]);
-            let movable: Vec<usize> = self.node_vms[s].iter().copied().filter(|&v| self.movable(v)).collect();
+            let movable: Vec<usize> = self.node_vms[s]
+                .iter()
+                .copied()
+                .filter(|&v| self.movable(v) || (onward && self.onward(v)))
+                .collect();
             if movable.is_empty() {
-                break;
+                if onward {
+                    break;
+                }
+                onward = true;
+                continue;
             }
             let min_free = movable
                 .iter()
@@ -116,7 +134,12 @@ impl Planner<'_> {
                     continue;
                 }
                 let req = self.snap.vms[v].req();
-                for &t in targets.iter().filter(|&&t| t != s) {
+                // A VM moved within the window goes on to a node it has not been on then.
+                let been = self.recent_nodes.get(&v).filter(|_| self.recent[v]);
+                for &t in targets
+                    .iter()
+                    .filter(|&&t| t != s && been.is_none_or(|b| !b.contains(&t)))
+                {
                     let drop = top - left.max(self.fuller_with(t, l));
                     if drop < DESCENT_MIN_DROP {
                         continue;
@@ -135,12 +158,16 @@ impl Planner<'_> {
             let Some((_, drop, v, t)) = best else {
                 // No single move pays: a swap with a VM of another node may (see
                 // `best_descent_swap`); else the peak stays where it is.
+                if onward {
+                    break;
+                }
                 match self.best_descent_swap(s, top, need, &mut swap_work) {
                     Some((sw, drop)) => self.do_descent_swap(sw, top, excess, drop),
-                    None => break,
+                    None => onward = true,
                 }
                 continue;
             };
+            onward = false;
             let reason = format!(
                 "peak: {} is the busiest host ({:.0}%, {:.1} points above the cluster mean); moving to {} lowers the pair's fuller use by {:.1} points, worth its {:.1} GiB to copy",
                 self.snap.nodes[s].name,
@@ -239,5 +266,13 @@ impl Planner<'_> {
             drop
         );
         self.swap_moves(sw, reason);
+    }
+}
+
+impl Planner<'_> {
+    /// A running VM moved within the window (not yet in this plan): one a peak move may
+    /// take on once nothing else lowers the busiest host.
+    fn onward(&self, v: usize) -> bool {
+        self.snap.vms[v].running && !self.moved[v] && self.recent[v]
     }
 }
