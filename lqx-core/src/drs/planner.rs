@@ -371,7 +371,16 @@ pub fn plan(
         // Peak moves first: they lower the imbalance too, often below the tolerance, with
         // fewer and bigger moves than the squared sum would pick.
         if imbalance_triggered && descent_on {
-            p.descend_peak(level);
+            // Triggered in the previous round too: this round goes on with its descent.
+            let later = state.imbalance_streak >= hold;
+            p.descend_peak(
+                level,
+                if later {
+                    descent::DESCENT_MIN_DROP_LATER
+                } else {
+                    descent::DESCENT_MIN_DROP
+                },
+            );
         }
         let continuing = continuing && !p.balanced(stop_at, spread_stop);
         let balance_due = balance_due && !p.balanced(stop_at, spread_stop);

@@ -28,7 +28,11 @@ use super::{CPU, EPS, MEM, MoveKind, Planner};
 /// Points above the mean (of the busiest host's fuller resource) at which peak moves stop.
 pub(super) const DESCENT_STOP: f64 = 2.0;
 /// Least drop (points) of the busiest host a peak move must bring.
-const DESCENT_MIN_DROP: f64 = 0.5;
+pub(super) const DESCENT_MIN_DROP: f64 = 0.5;
+/// Least drop when the descent goes on from the previous round: what is left then is what
+/// the per-host budget cut off, and sub-point drops there cost a migration each for little
+/// change of the cluster's peak (many hosts sit within a point of the busiest).
+pub(super) const DESCENT_MIN_DROP_LATER: f64 = 1.0;
 /// Fixed part of a move's cost when comparing candidates, GiB-equivalents: it favours one
 /// bigger drop over several small ones, so the move count stays low.
 const DESCENT_MOVE_GIB: f64 = 16.0;
@@ -89,7 +93,7 @@ impl Planner<'_> {
     }
 
     /// Peak moves at levels 3 and 4 (see the module comment).
-    pub(super) fn descend_peak(&mut self, level: u8) {
+    pub(super) fn descend_peak(&mut self, level: u8, min_drop: f64) {
         let need = points_per_gib(level);
         let mut swap_work = 0u64;
         // Whether VMs that arrived on the busiest host within the window may move on (only
@@ -127,7 +131,7 @@ impl Planner<'_> {
                 // its targets are not compared (the same decisions, a fraction of the work).
                 let most = top - left;
                 let least = self.move_cost_queued(v, self.used[s]) / 1024.0;
-                if most < DESCENT_MIN_DROP
+                if most < min_drop
                     || most < least * need
                     || best.is_some_and(|b| most / (least + DESCENT_MOVE_GIB) <= b.0)
                 {
@@ -141,7 +145,7 @@ impl Planner<'_> {
                     .filter(|&&t| t != s && been.is_none_or(|b| !b.contains(&t)))
                 {
                     let drop = top - left.max(self.fuller_with(t, l));
-                    if drop < DESCENT_MIN_DROP {
+                    if drop < min_drop {
                         continue;
                     }
                     let cost = self.move_cost(v, s, t) / 1024.0;
@@ -161,7 +165,7 @@ impl Planner<'_> {
                 if onward {
                     break;
                 }
-                match self.best_descent_swap(s, top, need, &mut swap_work) {
+                match self.best_descent_swap(s, top, need, min_drop, &mut swap_work) {
                     Some((sw, drop)) => self.do_descent_swap(sw, top, excess, drop),
                     None => onward = true,
                 }
@@ -188,7 +192,14 @@ impl Planner<'_> {
     /// single VM fits under the peak on any node. Both nodes end below `top`, so the sorted
     /// fuller utilizations still fall; each step keeps allocation and the relief line
     /// (`swap_order`). Returns the swap and the drop.
-    fn best_descent_swap(&mut self, s: usize, top: f64, need: f64, work: &mut u64) -> Option<(Swap, f64)> {
+    fn best_descent_swap(
+        &mut self,
+        s: usize,
+        top: f64,
+        need: f64,
+        min_drop: f64,
+        work: &mut u64,
+    ) -> Option<(Swap, f64)> {
         if self.slots(s) < 2 || *work > DESCENT_SWAP_WORK {
             return None;
         }
@@ -200,7 +211,7 @@ impl Planner<'_> {
                 let l = self.vm_load[a];
                 (self.fuller_with(s, [-l[CPU], -l[MEM]]), a)
             })
-            .filter(|&(left, _)| top - left >= DESCENT_MIN_DROP)
+            .filter(|&(left, _)| top - left >= min_drop)
             .collect();
         offer.sort_by(|x, y| x.0.total_cmp(&y.0).then(x.1.cmp(&y.1)));
         offer.truncate(DESCENT_SWAP_OFFERS);
@@ -235,7 +246,7 @@ impl Planner<'_> {
                     let drop = top - after;
                     // A trade: t's fuller use falls too (it gives load of the resource it
                     // is short of for load of the one it has room in).
-                    if drop < DESCENT_MIN_DROP || t_after >= t_now - 1e-6 {
+                    if drop < min_drop || t_after >= t_now - 1e-6 {
                         continue;
                     }
                     let cost = cost_a + self.move_cost(b, t, s) / 1024.0;
