@@ -1365,3 +1365,34 @@ fn relief_makes_room_on_a_full_cool_node_past_the_coolest_sixteen() {
     assert!(p.after.nodes[0].memory_percent <= 80.0, "{:?}", p.after.nodes[0]);
     assert_relieved_after(&s, &c, &p.moves);
 }
+
+#[test]
+fn level_three_takes_sub_point_peak_moves_only_in_the_round_that_starts_the_descent() {
+    // node-0 at 62.5 % memory (a 4 GiB VM and 36 GiB that does not move), node-1 and
+    // node-2 at 55.5 %: moving vm-0 lowers the pair's fuller use by 0.8 points, which pays
+    // for its 4 GiB at level 3. When the descent goes on from the previous round (what the
+    // per-host budget cut off), a move must lower the busiest host by a point.
+    let nodes: Vec<_> = (0..3).map(|i| node(i, 16, 65536)).collect();
+    let others = 36_352;
+    let vms = vec![
+        with_usage(vm(0, Some(0), 2, 4096), 5.0, 4096),
+        with_usage(vm(1, Some(1), 2, 40 * 1024), 5.0, others),
+        with_usage(vm(2, Some(2), 2, 40 * 1024), 5.0, others),
+    ];
+    let mut s = snapshot(nodes, vms);
+    s.nodes[0].usage = Some(NodeUsageSample {
+        cpu_percent: 1.0,
+        memory_used_mib: 40 * 1024,
+    });
+    let first = run(&s, &cfg());
+    assert_eq!(first.moves.len(), 1, "{:#?}", first.moves);
+    let m = &first.moves[0];
+    assert_eq!((m.vm_name.as_str(), m.source), ("vm-0", node_id(0)));
+    assert!(m.reason.contains("by 0.8 points"), "{}", m.reason);
+    let going_on = DrsState {
+        imbalance_streak: 1,
+        ..DrsState::default()
+    };
+    let later = plan(&s, &cfg(), &going_on, &MigrationHistory::default(), t0());
+    assert!(later.moves.is_empty(), "{:#?}", later.moves);
+}
