@@ -7,7 +7,9 @@
 //!
 //! Run: `cargo bench -p lqx-core --bench drs` (add `-- --quick` for one timing run,
 //! `-- --level 5` for another migration threshold level, `--only NAME --hosts N` for one row,
-//! and DRS_BENCH_DEBUG=1 to see what keeps the settled hottest host hot).
+//! and DRS_BENCH_DEBUG=1 to see what keeps the settled hottest host hot; DRS_BENCH_DEBUG=times
+//! prints each round's time, moves and hot hosts before and after; DRS_BENCH_SETTLED=FILE
+//! writes the settled cluster as JSON lines for offline analysis).
 
 use std::time::{Duration, Instant};
 
@@ -327,6 +329,19 @@ fn run(sc: Scenario, hosts: usize, quick: bool, level: u8, slots: u32) -> Row {
     let mut last_after = first.after.clone();
     let mut p = first.clone();
     let mut slowest = Duration::ZERO;
+    if std::env::var("DRS_BENCH_DEBUG").is_ok_and(|v| v == "times") {
+        eprintln!(
+            "round 1: {plan_ms:.1} ms, {} moves, max {:.1} -> {:.1}{}",
+            first.moves.len(),
+            max_util(&first.before),
+            max_util(&first.after),
+            if first.state.staged.is_some() {
+                ", staged relief carried"
+            } else {
+                ""
+            }
+        );
+    }
     while !p.moves.is_empty() && rounds < MAX_ROUNDS {
         rounds += 1;
         if std::env::var("DRS_BENCH_DEBUG").is_ok_and(|v| v == "moves") {
@@ -351,13 +366,55 @@ fn run(sc: Scenario, hosts: usize, quick: bool, level: u8, slots: u32) -> Row {
         p = plan(&s, &config, &state, &history, now);
         slowest = slowest.max(t.elapsed());
         if std::env::var("DRS_BENCH_DEBUG").is_ok_and(|v| v == "times") {
+            // Hot hosts (above a threshold) before and after this round's plan, and those
+            // the plan reports it found no relief for.
+            let hot = |m: &lqx_core::drs::ClusterMetrics| {
+                m.nodes
+                    .iter()
+                    .filter(|n| n.cpu_percent > config.threshold_cpu || n.memory_percent > config.threshold_memory)
+                    .count()
+            };
             eprintln!(
-                "round {}: {:.1} ms, {} moves",
+                "round {}: {:.1} ms, {} moves, hot {} -> {} ({} unrelieved), max {:.1} -> {:.1}{}",
                 rounds + 1,
                 t.elapsed().as_secs_f64() * 1e3,
-                p.moves.len()
+                p.moves.len(),
+                hot(&p.before),
+                hot(&p.after),
+                p.unrelieved.len(),
+                max_util(&p.before),
+                max_util(&p.after),
+                if p.state.staged.is_some() {
+                    ", staged relief carried"
+                } else {
+                    ""
+                }
             );
         }
+    }
+    // DRS_BENCH_SETTLED=FILE: the settled cluster as JSON lines (nodes, then VMs with
+    // their load and whether the no-ping-pong window holds them), for offline analysis.
+    if let Ok(file) = std::env::var("DRS_BENCH_SETTLED") {
+        let mut out = String::new();
+        for n in &s.nodes {
+            out += &format!(
+                "{{\"node\": \"{}\", \"cores\": {}, \"mib\": {}}}\n",
+                n.name, n.cpu_cores, n.memory_mib
+            );
+        }
+        for v in &s.vms {
+            let node = v.node.and_then(|id| s.node(id)).map_or("", |n| n.name.as_str());
+            out += &format!(
+                "{{\"vm\": \"{}\", \"at\": \"{node}\", \"vcpu\": {}, \"mib\": {}, \"cpu\": {:.4}, \"mem\": {:.1}, \"recent\": {}}}\n",
+                v.name,
+                v.cpu_cores,
+                v.memory_mib,
+                v.cpu_load(),
+                v.memory_load_mib(),
+                history.moved_recently(v.id, now, config.recent_migration_window)
+            );
+        }
+        std::fs::write(&file, out).expect("writing the settled cluster");
     }
     // DRS_BENCH_DEBUG=1: what keeps the settled hottest host where it is.
     if std::env::var("DRS_BENCH_DEBUG").is_ok() {
