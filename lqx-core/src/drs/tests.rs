@@ -1176,11 +1176,17 @@ fn room_made_with_several_vms_relieves_a_hot_node_in_a_large_cluster() {
 /// (16 GiB that does not move): 62.5 % memory. node-1 and node-2 each run a VM using
 /// `others_mib`. Nothing is hot.
 fn one_busy_host(others_mib: u64) -> ClusterSnapshot {
+    busy_host(24 * 1024, 20 * 1024, others_mib)
+}
+
+/// node-0 (16 cores / 64 GiB) runs one movable VM of `moving_mib` and reports 40 GiB in use:
+/// 62.5 % memory. node-1 and node-2 each run a VM of `others_alloc_mib` using `others_mib`.
+fn busy_host(moving_mib: u64, others_alloc_mib: u64, others_mib: u64) -> ClusterSnapshot {
     let nodes: Vec<_> = (0..3).map(|i| node(i, 16, 65536)).collect();
     let vms = vec![
-        with_usage(vm(0, Some(0), 2, 24 * 1024), 5.0, 24 * 1024),
-        with_usage(vm(1, Some(1), 2, 20 * 1024), 5.0, others_mib),
-        with_usage(vm(2, Some(2), 2, 20 * 1024), 5.0, others_mib),
+        with_usage(vm(0, Some(0), 2, moving_mib), 5.0, moving_mib),
+        with_usage(vm(1, Some(1), 2, others_alloc_mib), 5.0, others_mib),
+        with_usage(vm(2, Some(2), 2, others_alloc_mib), 5.0, others_mib),
     ];
     let mut s = snapshot(nodes, vms);
     s.nodes[0].usage = Some(NodeUsageSample {
@@ -1372,18 +1378,7 @@ fn level_three_takes_sub_point_peak_moves_only_in_the_round_that_starts_the_desc
     // node-2 at 55.5 %: moving vm-0 lowers the pair's fuller use by 0.8 points, which pays
     // for its 4 GiB at level 3. When the descent goes on from the previous round (what the
     // per-host budget cut off), a move must lower the busiest host by a point.
-    let nodes: Vec<_> = (0..3).map(|i| node(i, 16, 65536)).collect();
-    let others = 36_352;
-    let vms = vec![
-        with_usage(vm(0, Some(0), 2, 4096), 5.0, 4096),
-        with_usage(vm(1, Some(1), 2, 40 * 1024), 5.0, others),
-        with_usage(vm(2, Some(2), 2, 40 * 1024), 5.0, others),
-    ];
-    let mut s = snapshot(nodes, vms);
-    s.nodes[0].usage = Some(NodeUsageSample {
-        cpu_percent: 1.0,
-        memory_used_mib: 40 * 1024,
-    });
+    let s = busy_host(4096, 40 * 1024, 36_352);
     let first = run(&s, &cfg());
     assert_eq!(first.moves.len(), 1, "{:#?}", first.moves);
     let m = &first.moves[0];
