@@ -299,7 +299,8 @@ async fn a_cancelled_migration_leaves_the_vm_running_on_the_source() {
     let now = c.compute.get_vm("web", ProjectId::DEFAULT).await.unwrap();
     assert_eq!(now.status.node_id, Some(c.s), "still on its source");
     let e = mig.await.unwrap().unwrap_err();
-    assert!(e.message.contains("cancelled"), "{}", e.message);
+    assert_eq!(e.kind, lqx_core::ErrorKind::Aborted, "{e:?}");
+    assert!(e.message.contains("migration of VM web was cancelled"), "{}", e.message);
     assert_on_source(&c, v.id).await;
     assert_eq!(c.compute.migration_view(v.id).await.unwrap(), None);
 }

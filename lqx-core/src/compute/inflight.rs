@@ -65,6 +65,9 @@ struct Inner {
     /// Migrations a previous leader left unsettled: their records are not written from
     /// heartbeats until the agents' reports settle them.
     orphans: std::collections::HashSet<VmId>,
+    /// Migrations a user asked to cancel: their failure is reported as the cancel, not as
+    /// whatever the host said when it aborted.
+    cancelled: std::collections::HashSet<VmId>,
 }
 
 /// The table of migrations in flight. Cheap to clone.
@@ -80,6 +83,7 @@ impl Default for Migrations {
                 by_vm: HashMap::new(),
                 max_per_host: DEFAULT_MAX_PER_HOST,
                 orphans: Default::default(),
+                cancelled: Default::default(),
             })),
         }
     }
@@ -97,7 +101,9 @@ pub struct Reservation {
 
 impl Drop for Reservation {
     fn drop(&mut self) {
-        lock(&self.table.inner).by_vm.remove(&self.vm);
+        let mut g = lock(&self.table.inner);
+        g.by_vm.remove(&self.vm);
+        g.cancelled.remove(&self.vm);
     }
 }
 
@@ -106,6 +112,11 @@ impl Reservation {
         if let Some(f) = lock(&self.table.inner).by_vm.get_mut(&self.vm) {
             f.progress = p;
         }
+    }
+
+    /// Whether a cancel of this migration was asked for.
+    pub fn cancelled(&self) -> bool {
+        lock(&self.table.inner).cancelled.contains(&self.vm)
     }
 
     pub fn set_live(&self, live: bool) {
@@ -128,6 +139,14 @@ impl Migrations {
             g.orphans.insert(vm);
         } else {
             g.orphans.remove(&vm);
+        }
+    }
+
+    /// Records that the migration of `vm` in flight is being cancelled (nothing when none is).
+    pub fn mark_cancelled(&self, vm: VmId) {
+        let mut g = lock(&self.inner);
+        if g.by_vm.contains_key(&vm) {
+            g.cancelled.insert(vm);
         }
     }
 

@@ -305,7 +305,19 @@ impl Compute {
             let res = src
                 .migrate_live(vm.id, dst.uri().to_string(), opts.live, Some(progress))
                 .await
-                .map_err(Error::from);
+                .map_err(|e| {
+                    // Hosts word an abort their own way (libvirt: "canceled by client"; the
+                    // simulator names the domain id): the caller asked for it, so say so.
+                    if r.cancelled() {
+                        Error::aborted(format!(
+                            "the migration of VM {} was cancelled; it keeps running on its source node",
+                            vm.name
+                        ))
+                        .with_source(e)
+                    } else {
+                        Error::from(e)
+                    }
+                });
             drop(r);
             res
         } else {
@@ -346,6 +358,7 @@ impl Compute {
                 vm.name
             )));
         }
+        self.migrations.mark_cancelled(vm.id);
         self.hosts
             .get(f.source)?
             .abort_migration(vm.id)
