@@ -1634,16 +1634,7 @@ async fn cli_watch_goes_on_across_a_real_server_restart() {
         ])
         .spawn()
         .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel::<Value>();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Ok(v) = serde_json::from_str(&line) {
-                let _ = tx.send(v);
-            }
-        }
-    });
-    let rx = std::sync::Arc::new(std::sync::Mutex::new(rx));
+    let rx = std::sync::Arc::new(std::sync::Mutex::new(lines_of(child.stdout.take().unwrap())));
     let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<Value>::new()));
     // Waits until the watch has printed an event about VM `name`.
     let wait_for = |name: &'static str| {
@@ -1656,7 +1647,11 @@ async fn cli_watch_goes_on_across_a_real_server_restart() {
                 }
                 let left = deadline.saturating_duration_since(std::time::Instant::now());
                 match rx.lock().unwrap().recv_timeout(left) {
-                    Ok(v) => seen.lock().unwrap().push(v),
+                    Ok(line) => {
+                        if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                            seen.lock().unwrap().push(v);
+                        }
+                    }
                     Err(_) => panic!("no event about {name}: {:?}", seen.lock().unwrap()),
                 }
             }

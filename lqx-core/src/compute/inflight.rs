@@ -142,10 +142,13 @@ impl Migrations {
         }
     }
 
-    /// Records that the migration of `vm` in flight is being cancelled (nothing when none is).
-    pub fn mark_cancelled(&self, vm: VmId) {
+    /// Records whether the migration of `vm` in flight is being cancelled (nothing when none
+    /// is in flight).
+    pub fn set_cancelled(&self, vm: VmId, cancelled: bool) {
         let mut g = lock(&self.inner);
-        if g.by_vm.contains_key(&vm) {
+        if !cancelled {
+            g.cancelled.remove(&vm);
+        } else if g.by_vm.contains_key(&vm) {
             g.cancelled.insert(vm);
         }
     }
@@ -245,6 +248,27 @@ mod tests {
             live: true,
             progress: MigrationProgress::default(),
         }
+    }
+
+    #[test]
+    fn a_cancel_mark_lives_only_as_long_as_its_migration() {
+        let t = Migrations::default();
+        let f = flight(NodeId::new(), NodeId::new());
+        let vm = f.vm;
+        // Nothing in flight: nothing to mark.
+        t.set_cancelled(vm, true);
+        let r = t.reserve(f.clone(), |n| n.to_string()).unwrap();
+        assert!(!r.cancelled());
+        t.set_cancelled(vm, true);
+        assert!(r.cancelled());
+        // An abort the host refused takes the mark back.
+        t.set_cancelled(vm, false);
+        assert!(!r.cancelled());
+        t.set_cancelled(vm, true);
+        drop(r);
+        // The next migration of the same VM starts unmarked.
+        let r = t.reserve(f, |n| n.to_string()).unwrap();
+        assert!(!r.cancelled());
     }
 
     #[test]

@@ -358,12 +358,17 @@ impl Compute {
                 vm.name
             )));
         }
-        self.migrations.mark_cancelled(vm.id);
-        self.hosts
-            .get(f.source)?
-            .abort_migration(vm.id)
-            .await
-            .map_err(Error::from)?;
+        // Marked before the abort: the migration may fail at once, and must say why.
+        self.migrations.set_cancelled(vm.id, true);
+        let aborted = match self.hosts.get(f.source) {
+            Ok(h) => h.abort_migration(vm.id).await.map_err(Error::from),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = aborted {
+            // Not cancelled: if the migration fails later, its own error is the reason.
+            self.migrations.set_cancelled(vm.id, false);
+            return Err(e);
+        }
         // A host notices the abort at its next progress check; the migration then writes the
         // VM back and releases its lock. A host that stops answering must not hang the caller.
         let _ = tokio::time::timeout(CANCEL_WAIT, self.lock(vm.id)).await;

@@ -391,18 +391,12 @@ impl Compute {
 
     /// A node as the API shows it, with what the last heartbeat said on top of the record.
     pub fn node_view(&self, n: &Node, allocated: Resources) -> NodeView {
-        let report = self
-            .reports
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&n.id)
-            .cloned();
         NodeView {
             node: n.clone(),
             allocated,
             health: self.health_of(n),
-            last_heartbeat: n.last_heartbeat.max(report.as_ref().map(|r| r.last_heartbeat)),
-            fencing: report.and_then(|r| r.fencing),
+            last_heartbeat: self.last_heard(n),
+            fencing: self.fencing_of(n.id),
         }
     }
 

@@ -30,7 +30,14 @@ impl VmApi {
 
     async fn out(&self, vm: &Vm) -> Result<pb::Vm> {
         let names = self.node_names([vm]).await?;
-        let mut out = convert::vm_out(vm, &|id| names.get(&id).cloned().unwrap_or_default());
+        self.out_named(vm, &|id| names.get(&id).cloned().unwrap_or_default())
+            .await
+    }
+
+    /// A VM as GetVM and ListVMs show it: its record, with its migration in flight if any
+    /// (an in-memory lookup).
+    async fn out_named(&self, vm: &Vm, name: &(dyn Fn(NodeId) -> String + Sync)) -> Result<pb::Vm> {
+        let mut out = convert::vm_out(vm, name);
         if let Some(st) = out.status.as_mut() {
             st.migration = self.compute.migration_view(vm.id).await?.map(|m| m.to_proto());
         }
@@ -81,17 +88,7 @@ impl VmService for VmApi {
         let name = |id: NodeId| names.get(&id).cloned().unwrap_or_default();
         let mut vms = Vec::with_capacity(page.vms.len());
         for v in &page.vms {
-            let mut out = convert::vm_out(v, &name);
-            // Migrations in flight show in the list as in GetVM (an in-memory lookup).
-            if let Some(status) = out.status.as_mut() {
-                status.migration = self
-                    .compute
-                    .migration_view(v.id)
-                    .await
-                    .map_err(st)?
-                    .map(|m| m.to_proto());
-            }
-            vms.push(out);
+            vms.push(self.out_named(v, &name).await.map_err(st)?);
         }
         Ok(Response::new(pb::ListVMsResponse {
             vms,
