@@ -461,6 +461,8 @@ struct Planner<'a> {
     unmovable: Vec<UnmovableVm>,
     /// Pair candidates evaluated so far (bounded by PAIR_WORK_BUDGET).
     pair_work: u64,
+    /// (VM, VM) pairs relief swaps compared so far (bounded by `swap::RELIEF_SWAP_WORK`).
+    relief_swap_work: u64,
     /// Node and VM checks of the in-round room search so far (bounded by
     /// `room::WIDE_WORK_BUDGET`).
     wide_room_work: u64,
@@ -557,6 +559,7 @@ impl<'a> Planner<'a> {
             moves: Vec::new(),
             unmovable: Vec::new(),
             pair_work: 0,
+            relief_swap_work: 0,
             wide_room_work: 0,
             wide_work: 0,
             peak_stop: None,
@@ -944,14 +947,25 @@ impl<'a> Planner<'a> {
                 // No VM fits anywhere and the coolest nodes make no room: room made on any
                 // node under its line, picked by allocation and headroom (small clusters
                 // have the exact search and the unbudgeted relief, which find fewer moves).
-                match self.room_wide(s, excess) {
-                    Some(steps) => {
-                        let t = steps.last().map_or(s, |x| x.2);
-                        let why = format!("{} (making room on {})", hot_reason, self.snap.nodes[t].name);
-                        for &(v, from, to) in &steps {
-                            let reason = if from == s { hot_reason.clone() } else { why.clone() };
-                            self.do_move(v, from, to, MoveKind::Relieve, false, reason);
-                        }
+                if let Some(steps) = self.room_wide(s, excess) {
+                    let t = steps.last().map_or(s, |x| x.2);
+                    let why = format!("{} (making room on {})", hot_reason, self.snap.nodes[t].name);
+                    for &(v, from, to) in &steps {
+                        let reason = if from == s { hot_reason.clone() } else { why.clone() };
+                        self.do_move(v, from, to, MoveKind::Relieve, false, reason);
+                    }
+                    continue;
+                }
+            }
+            if pair.is_none() && best.is_none() && self.over_threshold(s) {
+                // Nothing makes room either (every node with headroom is full in allocation,
+                // or hot in the other resource): a swap with any node that has headroom
+                // where this one is short. Only for a node over its threshold: a node
+                // between its relief line and the threshold is not worth two moves.
+                match self.relief_swap(s, excess) {
+                    Some(sw) => {
+                        let why = format!("{} (swap with {})", hot_reason, self.snap.nodes[sw.4].name);
+                        self.swap_moves_as(sw, MoveKind::Relieve, why);
                         continue;
                     }
                     None => break,

@@ -1391,3 +1391,58 @@ fn level_three_takes_sub_point_peak_moves_only_in_the_round_that_starts_the_desc
     let later = plan(&s, &cfg(), &going_on, &MigrationHistory::default(), t0());
     assert!(later.moves.is_empty(), "{:#?}", later.moves);
 }
+
+#[test]
+fn anti_correlated_hot_nodes_are_relieved_by_a_swap_when_nothing_has_room() {
+    // Twenty 16-core / 64 GiB nodes. node-0 is hot in CPU (85 %: two busy 8 GiB VMs) with
+    // 24 GiB of allocation free; node-1 is hot in memory (89 %: three idle 19 GiB VMs), its
+    // CPU idle. The other eighteen are fully allocated and sit just under the CPU relief
+    // line, so no VM fits anywhere, no room can be made, and the room-making pair (which
+    // looks at the sixteen coolest) finds nothing. Trading a busy VM of node-0 for an idle
+    // one of node-1 cools both.
+    let mut vms = vec![
+        with_usage(vm(0, Some(0), 8, 8 * GIB), 85.0, 8 * GIB),
+        with_usage(vm(1, Some(0), 8, 8 * GIB), 85.0, 8 * GIB),
+        with_usage(vm(2, Some(0), 2, 12 * GIB), 0.0, 4 * GIB),
+        with_usage(vm(3, Some(0), 2, 12 * GIB), 0.0, 4 * GIB),
+    ];
+    for _ in 0..3 {
+        vms.push(with_usage(vm(vms.len(), Some(1), 2, 19 * GIB), 1.0, 19 * GIB));
+    }
+    for n in 2..20 {
+        for _ in 0..4 {
+            vms.push(with_usage(vm(vms.len(), Some(n), 4, 16 * GIB), 74.0, 8 * GIB));
+        }
+    }
+    let s = snapshot((0..20).map(|i| node(i, 16, 64 * GIB)).collect(), vms);
+    // Level 2: relief only, so the plan is the relief and nothing else.
+    let c = DrsConfig {
+        migration_threshold: 2,
+        ..cfg()
+    };
+    let p = run(&s, &c);
+    assert_eq!(p.moves.len(), 2, "{:#?}", p.moves);
+    assert!(
+        p.moves.iter().all(|m| m.reason.contains("(swap with node-")),
+        "{:#?}",
+        p.moves
+    );
+    // The idle VM goes first: node-1 has no room for a busy one until it has left.
+    let (first, second) = (&p.moves[0], &p.moves[1]);
+    assert_eq!(
+        (first.source_name.as_str(), first.target_name.as_str()),
+        ("node-1", "node-0")
+    );
+    assert_eq!(
+        (second.source_name.as_str(), second.target_name.as_str()),
+        ("node-0", "node-1")
+    );
+    assert!(["vm-0", "vm-1"].contains(&second.vm_name.as_str()), "{second:#?}");
+    assert_each_step_fits(&s, &p);
+    let mut end = s.clone();
+    p.apply(&mut end);
+    let after = run(&end, &c);
+    assert!(after.moves.is_empty(), "{:#?}", after.moves);
+    assert!(after.before.max_cpu_percent < 80.0, "{:?}", after.before);
+    assert!(after.before.max_memory_percent < 85.0, "{:?}", after.before);
+}

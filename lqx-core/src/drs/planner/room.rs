@@ -34,7 +34,7 @@ const WIDE_WORK_BUDGET: u64 = 2_000_000;
 
 /// How much of a node's `excess` (per resource, above its line) a VM with load `l` takes
 /// away: the sum over the resources in excess of the share each covers (at most 1 each).
-fn coverage(l: [f64; 2], excess: [f64; 2]) -> f64 {
+pub(super) fn coverage(l: [f64; 2], excess: [f64; 2]) -> f64 {
     [CPU, MEM]
         .into_iter()
         .filter(|&r| excess[r] > EPS)

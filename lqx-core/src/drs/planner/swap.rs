@@ -5,11 +5,16 @@
 //! allocation limits, anti-affinity and its target under the relief line; if neither order
 //! works the swap is not made.
 
-use super::{CPU, EPS, MEM, MoveKind, Planner};
+use super::{CPU, EPS, MEM, MOVE_OVERHEAD_MIB, MoveKind, Planner};
 
 /// VMs of the source a swap considers (those with the best single-move gain); any VM of
 /// the target whose allocation fits may come back.
 const SWAP_CANDIDATES: usize = 6;
+/// Relief swaps: nodes tried (most headroom in the hot node's hot resources first), nodes
+/// with a swap after which the search stops, and (VM, VM) pairs compared per plan at most.
+const RELIEF_SWAP_NODES: usize = 24;
+const RELIEF_SWAP_FOUND: usize = 2;
+const RELIEF_SWAP_WORK: u64 = 5_000_000;
 
 /// A planned swap: (gain per cost, a, s, b, t, a moves first).
 pub(super) type Swap = (f64, usize, usize, usize, usize, bool);
@@ -21,15 +26,20 @@ pub(super) fn swap_fits_end(alloc_a: [f64; 2], alloc_b: [f64; 2], free_s: [f64; 
 }
 
 impl Planner<'_> {
-    /// Makes swap `sw`'s two moves in its order, both with `reason`.
-    pub(super) fn swap_moves(&mut self, (_, a, s, b, t, a_first): Swap, reason: String) {
+    /// Makes balancing swap `sw`'s two moves in its order, both with `reason`.
+    pub(super) fn swap_moves(&mut self, sw: Swap, reason: String) {
+        self.swap_moves_as(sw, MoveKind::Balance, reason);
+    }
+
+    /// Makes swap `sw`'s two moves in its order, both of `kind` with `reason`.
+    pub(super) fn swap_moves_as(&mut self, (_, a, s, b, t, a_first): Swap, kind: MoveKind, reason: String) {
         let (first, second) = if a_first {
             ((a, s, t), (b, t, s))
         } else {
             ((b, t, s), (a, s, t))
         };
-        self.do_move(first.0, first.1, first.2, MoveKind::Balance, false, reason.clone());
-        self.do_move(second.0, second.1, second.2, MoveKind::Balance, false, reason);
+        self.do_move(first.0, first.1, first.2, kind, false, reason.clone());
+        self.do_move(second.0, second.1, second.2, kind, false, reason);
     }
 
     /// VM `v`'s allocation: [vCPUs, MiB].
@@ -184,6 +194,110 @@ impl Planner<'_> {
             }
         }
         None
+    }
+
+    /// Relief of hot node `s` by a swap, when no single move relieves it: VM `a` of `s`
+    /// goes to a node `t` with headroom in the resources `s` is short of, and a VM `b` of
+    /// `t` that is light in them comes back. It needs no free allocation anywhere (b gives
+    /// back what a takes), so it works when every node is fully allocated in memory; and
+    /// when `t` is hot in the other resource (anti-correlated load), both cool. `s` must
+    /// shed excess and `t` end each resource under its line or lower than it was. Nodes
+    /// are tried most headroom first, and the search stops once a swap clears all of `s`'s
+    /// excess or `RELIEF_SWAP_FOUND` nodes have offered one: of those, the swap that clears
+    /// all, else sheds the most heat of both nodes, wins; then the least memory copied.
+    pub(super) fn relief_swap(&mut self, s: usize, excess: [f64; 2]) -> Option<Swap> {
+        if self.slots(s) < 2 || self.relief_swap_work > RELIEF_SWAP_WORK {
+            return None;
+        }
+        let (line, cap_s, load_s) = (self.line, self.nodes[s].cap, self.nodes[s].load);
+        let excess_norm: f64 = [CPU, MEM].into_iter().map(|r| excess[r] / cap_s[r].max(EPS)).sum();
+        // Every VM of s that takes some excess away, the most first.
+        let mut offer: Vec<(f64, usize)> = self.node_vms[s]
+            .iter()
+            .copied()
+            .filter(|&a| self.movable(a))
+            .map(|a| (super::room::coverage(self.vm_load[a], excess), a))
+            .filter(|x| x.0 > EPS)
+            .collect();
+        offer.sort_by(|x, y| y.0.total_cmp(&x.0).then(x.1.cmp(&y.1)));
+        // Nodes with headroom in every resource s is hot in, the most first.
+        let hot = [CPU, MEM].map(|r| excess[r] > EPS);
+        let mut nodes: Vec<(f64, usize)> = self
+            .targets
+            .iter()
+            .map(|&(_, t)| t)
+            .filter(|&t| t != s && self.slots(t) >= 2)
+            .filter_map(|t| {
+                let n = &self.nodes[t];
+                let head = [CPU, MEM].map(|r| (line[r] * n.cap[r] - n.load[r]) / n.cap[r].max(EPS));
+                let ok = (0..2).all(|r| !hot[r] || head[r] > EPS);
+                ok.then(|| ((0..2).filter(|&r| hot[r]).map(|r| head[r]).sum(), t))
+            })
+            .collect();
+        self.relief_swap_work += self.targets.len() as u64;
+        let by_head = |x: &(f64, usize), y: &(f64, usize)| y.0.total_cmp(&x.0).then(x.1.cmp(&y.1));
+        if nodes.len() > RELIEF_SWAP_NODES {
+            nodes.select_nth_unstable_by(RELIEF_SWAP_NODES, by_head);
+            nodes.truncate(RELIEF_SWAP_NODES);
+        }
+        nodes.sort_by(by_head);
+        let free_s = self.free_alloc(s);
+        // (clears all, heat shed, memory copied, swap)
+        let mut best: Option<(bool, f64, f64, Swap)> = None;
+        let mut found = 0;
+        for &(_, t) in &nodes {
+            let (cap_t, load_t, free_t) = (self.nodes[t].cap, self.nodes[t].load, self.free_alloc(t));
+            // t's VMs by memory allocation: those that can come back for `a` are a window.
+            let mut back: Vec<(f64, usize)> = self.node_vms[t]
+                .iter()
+                .copied()
+                .filter(|&b| self.movable(b))
+                .map(|b| (self.alloc_of(b)[MEM], b))
+                .collect();
+            back.sort_by(|x, y| x.0.total_cmp(&y.0).then(x.1.cmp(&y.1)));
+            self.relief_swap_work += back.len() as u64;
+            let had = best.as_ref().map(|x| x.3);
+            for &(_, a) in &offer {
+                let (la, alloc_a) = (self.vm_load[a], self.alloc_of(a));
+                let from = back.partition_point(|x| x.0 < alloc_a[MEM] - free_t[MEM] - 1e-6);
+                for k in from..back.len() {
+                    let b = back[k].1;
+                    if back[k].0 > alloc_a[MEM] + free_s[MEM] + 1e-6 {
+                        break;
+                    }
+                    self.relief_swap_work += 1;
+                    if !swap_fits_end(alloc_a, self.alloc_of(b), free_s, free_t) {
+                        continue;
+                    }
+                    let lb = self.vm_load[b];
+                    let (mut left, mut t_gain, mut t_ok) = (0.0, 0.0, true);
+                    for r in [CPU, MEM] {
+                        left += (load_s[r] - la[r] + lb[r] - line[r] * cap_s[r]).max(0.0) / cap_s[r].max(EPS);
+                        let (line_t, after_t) = (line[r] * cap_t[r], load_t[r] - lb[r] + la[r]);
+                        t_ok &= after_t <= line_t + EPS || after_t < load_t[r] - EPS;
+                        t_gain += ((load_t[r] - line_t).max(0.0) - (after_t - line_t).max(0.0)) / cap_t[r].max(EPS);
+                    }
+                    if !t_ok || excess_norm - left <= EPS {
+                        continue;
+                    }
+                    let shed = excess_norm - left + t_gain;
+                    let (clears, cost) = (left <= EPS, la[MEM] + lb[MEM] + 2.0 * MOVE_OVERHEAD_MIB);
+                    let better = best.as_ref().is_none_or(|x| match (clears, x.0) {
+                        (true, false) => true,
+                        (false, true) => false,
+                        _ => shed > x.1 + EPS || ((shed - x.1).abs() <= EPS && cost < x.2),
+                    });
+                    if better && let Some(a_first) = self.swap_order(a, s, b, t) {
+                        best = Some((clears, shed, cost, (shed, a, s, b, t, a_first)));
+                    }
+                }
+            }
+            found += usize::from(best.as_ref().map(|x| x.3) != had);
+            if best.as_ref().is_some_and(|x| x.0) || found >= RELIEF_SWAP_FOUND {
+                break;
+            }
+        }
+        best.map(|x| x.3)
     }
 
     /// A balancing swap (see the module comment).
