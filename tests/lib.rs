@@ -214,6 +214,39 @@ impl Server {
         self.log.lock().unwrap().clone()
     }
 
+    /// Waits (at most 20 s each) until node `name` has been heard `n` more times (GetNode's
+    /// `lastHeartbeat` moves on): a check that something does *not* happen then covers `n`
+    /// heartbeats, however slow the machine, where a fixed sleep may cover none.
+    pub async fn heartbeats(&self, name: &str, n: usize) {
+        let heard = async || {
+            let (st, v) = self
+                .call(
+                    "limiquantix.compute.v1.NodeService/GetNode",
+                    serde_json::json!({"id": name}),
+                )
+                .await;
+            assert_eq!(st, 200, "{v}");
+            v["lastHeartbeat"].clone()
+        };
+        let mut last = heard().await;
+        for i in 0..n {
+            let deadline = std::time::Instant::now() + Duration::from_secs(20);
+            loop {
+                let now = heard().await;
+                if now != last {
+                    last = now;
+                    break;
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "{name}: heartbeat {} of {n} never came",
+                    i + 1
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+
     /// Sends SIGTERM and waits (up to 30 s) for the process to exit.
     pub async fn terminate(mut self) -> std::process::ExitStatus {
         let mut child = self.child.take().expect("running server");

@@ -17,7 +17,11 @@ use bmc::{PASSWORD, Proc, Sushy, USER, free_port, tool, wait_for};
 
 use lqx_core::{
     ErrorKind,
-    compute::{Compute, CreateVm, Hosts, NodeRegistration},
+    compute::{
+        Compute, CreateVm, Hosts, NodeRegistration,
+        agents::{AgentTiming, Agents},
+        in_process::{InProcessNode, InProcessOptions},
+    },
     driver::sim::{SimConfig, SimRegistry},
     events::{EventBus, EventBusConfig},
     model::{ProjectId, ResourceType, SubscriptionFilter, VmSpec},
@@ -187,6 +191,85 @@ async fn host_power_keeps_the_node_record_in_step_with_a_redfish_bmc() {
     );
     let st = power.status_of("h-1").await.unwrap();
     assert_eq!((st.controller, st.bmc), (Some(BmcKind::Redfish), Some(PowerState::On)));
+}
+
+/// A simulated host linked to its BMC is the machine behind it: once the BMC reports it off
+/// its passes send nothing (no heartbeat, so the record stays standby), and once the BMC
+/// reports it on again it reports, which brings the record from powering_on to on.
+#[tokio::test]
+async fn a_simulated_host_linked_to_its_bmc_is_silent_while_powered_off() {
+    let Some(bmc) = Sushy::start("On").await else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path().join("db.sqlite").to_str().unwrap())
+        .await
+        .unwrap();
+    let compute = Compute::new(store, Hosts::default(), EventBus::new(EventBusConfig::default()));
+    let sims = SimRegistry::new();
+    let sim = sims.create("sim://h-1", SimConfig::with_capacity(8, 16_384)).unwrap();
+    let node = compute
+        .attach_node(NodeRegistration::new("h-1", "sim://h-1"), Arc::new(sim.clone()))
+        .await
+        .unwrap();
+    let agents = Agents::new(compute.clone(), AgentTiming::default());
+    let mut host = InProcessNode::new(
+        compute.clone(),
+        agents,
+        node.id,
+        Arc::new(sim.clone()),
+        InProcessOptions::default(),
+    )
+    .await
+    .unwrap();
+    let cfg = PowerConfig {
+        poll_interval: Duration::from_millis(200),
+        nodes: [("h-1".to_string(), bmc.config())].into(),
+        ..PowerConfig::default()
+    };
+    let power = HostPower::new(compute.clone(), &cfg).unwrap();
+    assert_eq!(power.link_simulated_hosts(&sims).await.unwrap(), ["h-1"]);
+    assert!(sim.is_powered(), "the BMC says on");
+    assert!(host.pass().await.unwrap().heartbeat);
+
+    power.power_off_node("h-1", false).await.unwrap();
+    wait_for("record says standby", Duration::from_secs(20), async || {
+        power.refresh().await.unwrap();
+        host.pass().await.unwrap();
+        power.power_state(node.id).await.unwrap() == PowerState::Standby
+    })
+    .await;
+    assert!(!sim.is_powered());
+    let silent_since = last_heard(&compute, node.id).await;
+    for _ in 0..3 {
+        assert!(
+            !host.pass().await.unwrap().heartbeat,
+            "a powered-off host reports nothing"
+        );
+        power.refresh().await.unwrap();
+    }
+    assert_eq!(last_heard(&compute, node.id).await, silent_since);
+    assert_eq!(power.power_state(node.id).await.unwrap(), PowerState::Standby);
+
+    power.power_on_node("h-1").await.unwrap();
+    // Silent until its BMC says on (the emulator lags 1 to 11 s): still powering on.
+    assert!(!host.pass().await.unwrap().heartbeat);
+    power.refresh().await.unwrap();
+    let t = Instant::now();
+    wait_for("record says on", Duration::from_secs(20), async || {
+        power.refresh().await.unwrap();
+        let s = power.power_state(node.id).await.unwrap();
+        assert!(matches!(s, PowerState::PoweringOn | PowerState::On), "{s}");
+        host.pass().await.unwrap();
+        power.refresh().await.unwrap();
+        power.power_state(node.id).await.unwrap() == PowerState::On
+    })
+    .await;
+    assert!(sim.is_powered());
+    assert!(last_heard(&compute, node.id).await > silent_since);
+    eprintln!("standby -> on, heard again, in {:?}", t.elapsed());
+}
+
+async fn last_heard(compute: &Compute, node: lqx_core::model::NodeId) -> Option<chrono::DateTime<chrono::Utc>> {
+    compute.last_heard(&compute.store.get_node(node).await.unwrap())
 }
 
 /// A private libvirtd (scripts/isolated-libvirtd.sh) with one tiny QEMU domain, stopped (its

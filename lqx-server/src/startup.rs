@@ -172,6 +172,14 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // Host power through the BMCs of `power:`; node records follow every change.
     let power =
         Arc::new(lqx_core::power::hosts::HostPower::new(compute.clone(), &config.power).context("the power: section")?);
+    // A simulated host behind a BMC is powered as that BMC reports, as a real one would be.
+    let linked = power
+        .link_simulated_hosts(&sims)
+        .await
+        .context("linking simulated hosts to their BMCs")?;
+    if !linked.is_empty() {
+        tracing::info!(nodes = %linked.join(", "), "simulated hosts follow their BMC's power state");
+    }
     let _power_loop = power.spawn_in(&tasks);
     let mut drs_options = lqx_core::drs::engine::EngineOptions {
         leader: Some(leader.leading()),

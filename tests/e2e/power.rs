@@ -1,7 +1,8 @@
 //! Host power through the real server and CLI, against the Redfish emulator (sushy-emulator,
 //! HTTPS, basic auth): `lqx node power off` is refused while a VM runs there, then puts the
-//! host in standby (shown by `lqx node list`), `lqx node power on` brings it back once the
-//! host is heard; every power RPC is audited.
+//! host in standby (shown by `lqx node list`), where the simulated host behind the BMC is
+//! silent; `lqx node power on` brings it back once the host is heard; every power RPC is
+//! audited.
 
 #[path = "../../lqx-core/tests/bmc/mod.rs"]
 mod bmc;
@@ -112,25 +113,28 @@ async fn node_power_off_and_on_through_a_redfish_bmc() {
             (&v["power_state"], &v["controller"], &v["bmc_power_state"]),
             (&json!("standby"), &json!("redfish"), &json!("standby"))
         );
-        // Nothing is placed on a host in standby. The simulated host goes on reporting while
-        // its BMC says off (a powered-off machine would not), and a report after the power-off
-        // brings its record back to on, as for a host someone powered on by hand: on a loaded
-        // machine that can happen before this call, and then the VM may land there.
+        // Nothing is placed on a host in standby.
         let (st, v) = s
             .call(
                 "limiquantix.compute.v1.VMService/CreateVM",
                 json!({"name": "web-2", "spec": {"cpuCores": 1, "memoryMib": 512}, "node": "node-1"}),
             )
             .await;
-        if st == 200 {
-            assert_eq!(
-                node(&s, "node-1").await["powerState"],
-                "on",
-                "placed on node-1 while it was in standby: {v}"
-            );
-        }
+        assert_ne!(st, 200, "placed on node-1 in standby: {v}");
+        // The simulated host follows its BMC: powered off, it is silent. Two reports of node-2
+        // later node-1 has sent none and is still in standby (HA leaves it alone).
+        s.heartbeats("node-2", 1).await;
+        let silent_since = node(&s, "node-1").await["lastHeartbeat"].clone();
+        s.heartbeats("node-2", 2).await;
+        let v = node(&s, "node-1").await;
+        assert_eq!(
+            (&v["powerState"], &v["lastHeartbeat"]),
+            (&json!("standby"), &silent_since),
+            "{v}"
+        );
+        assert_ne!(v["health"], "FAILED", "{v}");
 
-        // On again: powering_on until the host is heard (the simulated host keeps reporting).
+        // On again: powering_on until the host is heard (once its BMC says on).
         let out = lqx(&s, &["node", "power", "on", "node-1", "-o", "json"]);
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         let deadline = std::time::Instant::now() + Duration::from_secs(25);
@@ -138,6 +142,9 @@ async fn node_power_off_and_on_through_a_redfish_bmc() {
             assert!(std::time::Instant::now() < deadline, "node-1 not on again");
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
+        let v = node(&s, "node-1").await;
+        assert_ne!(v["lastHeartbeat"], silent_since, "heard again after the power-on: {v}");
+        assert_ne!(v["health"], "FAILED", "{v}");
 
         let (st, v) = s
             .call(

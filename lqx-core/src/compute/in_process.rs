@@ -205,6 +205,9 @@ impl InProcessNode {
             }
         }
 
+        // The host is heard from when its observation began, not when the report is recorded:
+        // a host powered off mid-pass must not look heard after it went silent.
+        let heard_at = Utc::now();
         let mut req = self
             .sampler
             .observe(&self.hv, self.node, &self.errors, self.opts.interval, Instant::now())
@@ -231,7 +234,10 @@ impl InProcessNode {
                 })
             })
             .collect();
-        let resp = self.agents.heartbeat_in_process(&self.link, &vms, &busy, req).await;
+        let resp = self
+            .agents
+            .heartbeat_in_process(&self.link, &vms, &busy, req, heard_at)
+            .await;
         out.heartbeat = true;
         self.must_fence = resp.must_fence;
         if !resp.must_fence {

@@ -374,17 +374,17 @@ impl Compute {
         self.reports.write().unwrap_or_else(|p| p.into_inner()).insert(node, r);
     }
 
-    /// Records a pass of an in-process node (its heartbeat over no wire): only its time, so
-    /// node views show as fresh a heartbeat as the lease `ha status` shows, not the record's
-    /// (written every `node_write_interval`). Such a node reports no fencing status.
-    pub fn record_in_process_heartbeat(&self, node: NodeId) {
-        let now = Utc::now();
+    /// Records a pass of an in-process node (its heartbeat over no wire) that observed the
+    /// host from `heard_at`: only its time, so node views show as fresh a heartbeat as the
+    /// lease `ha status` shows, not the record's (written every `node_write_interval`). Such a
+    /// node reports no fencing status.
+    pub fn record_in_process_heartbeat(&self, node: NodeId, heard_at: chrono::DateTime<Utc>) {
         let mut reports = self.reports.write().unwrap_or_else(|p| p.into_inner());
         reports
             .entry(node)
-            .and_modify(|r| r.last_heartbeat = now)
+            .and_modify(|r| r.last_heartbeat = r.last_heartbeat.max(heard_at))
             .or_insert(AgentReport {
-                last_heartbeat: now,
+                last_heartbeat: heard_at,
                 fencing: None,
             });
     }

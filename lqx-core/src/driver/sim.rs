@@ -144,6 +144,8 @@ impl SimDomain {
 #[derive(Debug)]
 struct SimState {
     available: bool,
+    /// False while the host's (simulated) power is off: see [`SimHypervisor::set_powered`].
+    powered: bool,
     domains: BTreeMap<VmId, SimDomain>,
     /// (pool, volume) -> capacity MiB.
     volumes: BTreeMap<(String, String), u64>,
@@ -258,6 +260,7 @@ impl SimNode {
             config,
             state: Mutex::new(SimState {
                 available: true,
+                powered: true,
                 domains: BTreeMap::new(),
                 volumes: BTreeMap::new(),
                 failures: HashMap::new(),
@@ -275,6 +278,11 @@ impl SimNode {
 }
 
 impl SimState {
+    /// Answering calls: powered on and reachable.
+    fn up(&self) -> bool {
+        self.powered && self.available
+    }
+
     /// Accrues CPU time up to now at the current rates.
     fn fold(&mut self, cpus: u32) {
         let now = Instant::now();
@@ -345,6 +353,12 @@ impl SimHypervisor {
     fn begin(&self, op: SimOp) -> DriverResult<MutexGuard<'_, SimState>> {
         let mut st = lock(&self.node.state);
         *st.started.entry(op).or_default() += 1;
+        if !st.powered {
+            return Err(DriverError::Unavailable(format!(
+                "simulated host {} is powered off",
+                self.node.uri
+            )));
+        }
         if !st.available {
             return Err(DriverError::Unavailable(format!(
                 "simulated host {} is down",
@@ -399,6 +413,29 @@ impl SimHypervisor {
     /// Its domains keep their state (a network cut does not stop guests).
     pub fn set_available(&self, available: bool) {
         lock(&self.node.state).available = available;
+    }
+
+    /// Powers the host off or on, as its BMC does (see `crate::power::hosts`). Off, it answers
+    /// nothing (every call fails `Unavailable`) and its guests stop: a power cut ends every
+    /// running domain, which stays defined and shut off, as after a real host boots again.
+    pub fn set_powered(&self, on: bool) {
+        let mut st = self.knobs();
+        if st.powered == on {
+            return;
+        }
+        st.powered = on;
+        if !on {
+            for d in st.domains.values_mut() {
+                d.state = DomainState::Shutoff;
+            }
+            // A migration away from a host that lost power does not complete.
+            st.migrating.values_mut().for_each(|abort| *abort = true);
+        }
+    }
+
+    /// Whether the host's power is on ([`SimHypervisor::set_powered`]).
+    pub fn is_powered(&self) -> bool {
+        lock(&self.node.state).powered
     }
 
     /// CPU use (% of its vCPUs) and memory use of a domain while it runs.
@@ -651,7 +688,7 @@ impl SimHypervisor {
                         "migration of domain {id} was aborted"
                     )));
                 }
-                if !lock(&dest.node.state).available {
+                if !lock(&dest.node.state).up() {
                     return Err(DriverError::Unavailable(format!("simulated host {dest_uri} is down")));
                 }
                 if let Some(t) = opts.timeout
@@ -684,13 +721,13 @@ impl SimHypervisor {
         } else {
             (&mut b, &mut a)
         };
-        if !src.available {
+        if !src.up() {
             return Err(DriverError::Unavailable(format!(
                 "simulated host {} is down",
                 self.node.uri
             )));
         }
-        if !dst.available {
+        if !dst.up() {
             return Err(DriverError::Unavailable(format!("simulated host {dest_uri} is down")));
         }
         src.fold(self.node.config.cpus);
@@ -1008,6 +1045,22 @@ mod tests {
         assert_eq!(h.list_domains().await.unwrap_err().kind(), DriverErrorKind::Unavailable);
         h.set_available(true);
         assert_eq!(h.list_domains().await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_host_powered_off_answers_nothing_and_its_guests_stop() {
+        let h = SimHypervisor::new("sim://a", SimConfig::default()).unwrap();
+        let s = spec(512);
+        h.define(s.clone()).await.unwrap();
+        h.start(s.id).await.unwrap();
+        h.set_powered(false);
+        assert!(!h.is_powered());
+        let e = h.list_domains().await.unwrap_err();
+        assert_eq!(e.kind(), DriverErrorKind::Unavailable);
+        assert!(e.to_string().contains("powered off"), "{e}");
+        h.set_powered(true);
+        // Still defined, no longer running: the power cut ended the guest.
+        assert_eq!(h.domain_state(s.id).await.unwrap(), DomainState::Shutoff);
     }
 
     #[tokio::test]

@@ -11,6 +11,11 @@
 //! - A change not done within `transition_timeout` ends in `unknown`, with an event: HA then
 //!   treats the host like any other (a silent host is a failed host).
 //! - A host in `standby` that is heard again (powered on by hand) is `on`.
+//!
+//! A simulated host (`sim://`) that has a controller can be linked to it
+//! ([`HostPower::link_simulated_hosts`]): it is then powered as its BMC reports, read every
+//! `poll_interval`, so it goes silent (and its guests stop) while the BMC says off and reports
+//! again once the BMC says on, as the real machine behind a BMC would.
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -26,6 +31,7 @@ use super::{BmcKind, NodePower, PowerConfig, PowerController, PowerError, PowerS
 use crate::{
     Error, Result,
     compute::Compute,
+    driver::sim::{SimHypervisor, SimRegistry},
     model::{EventType, Node, NodeId, VmState},
 };
 
@@ -53,6 +59,8 @@ pub struct HostPower {
     transition_timeout: Duration,
     /// When each node's current change was asked for (or first seen, after a restart).
     since: Mutex<HashMap<NodeId, DateTime<Utc>>>,
+    /// Simulated hosts powered as their node's BMC reports (see the module docs).
+    simulated: Mutex<HashMap<NodeId, SimHypervisor>>,
 }
 
 impl From<PowerError> for Error {
@@ -84,7 +92,86 @@ impl HostPower {
             poll_interval: cfg.poll_interval,
             transition_timeout: cfg.transition_timeout,
             since: Mutex::default(),
+            simulated: Mutex::default(),
         })
+    }
+
+    /// Links every node that has a BMC (Redfish or IPMI) and runs on a simulated host of
+    /// `sims` to that host, and powers the host as its BMC reports now (a BMC that cannot be
+    /// read leaves it as it is, with a warning). Wake-on-LAN cannot report power, so such a
+    /// host is not linked. Returns the names of the nodes linked.
+    pub async fn link_simulated_hosts(&self, sims: &SimRegistry) -> Result<Vec<String>> {
+        let mut linked = vec![];
+        for (name, c) in &self.controllers {
+            if c.kind == BmcKind::Wol {
+                continue;
+            }
+            let n = match self.compute.store.resolve_node(name).await {
+                Ok(n) => n,
+                Err(e) if e.kind == crate::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
+            // Keyed by URI: a node on a real hypervisor has none there.
+            let Some(sim) = sims.get(&n.libvirt_uri) else {
+                continue;
+            };
+            self.simulated
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(n.id, sim);
+            if let Err(e) = self.bmc_status(&n, c).await {
+                warn!(node = %n.name, error = %e, "could not read the BMC's power state: the simulated host stays as it is");
+            }
+            linked.push(n.name);
+        }
+        Ok(linked)
+    }
+
+    fn simulated(&self, node: NodeId) -> Option<SimHypervisor> {
+        self.simulated
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&node)
+            .cloned()
+    }
+
+    /// What the node's BMC reports; a linked simulated host is powered accordingly, before
+    /// this returns (so nothing heard from it later predates the BMC's answer).
+    async fn bmc_status(&self, n: &Node, c: &Controller) -> std::result::Result<PowerState, PowerError> {
+        let s = c.ctl.status().await?;
+        if let Some(sim) = self.simulated(n.id) {
+            match s {
+                // Shutting down still runs; booting does not answer yet.
+                PowerState::On | PowerState::PoweringOff => sim.set_powered(true),
+                PowerState::Standby | PowerState::PoweringOn => sim.set_powered(false),
+                PowerState::Unknown => {}
+            }
+        }
+        Ok(s)
+    }
+
+    /// Powers each linked simulated host whose record says on as its BMC reports: one powered
+    /// off outside lqx goes silent, as a real host would (and HA then treats it as failed).
+    async fn follow_simulated(&self, skip: &[(NodeId, PowerState)]) {
+        let ids: Vec<NodeId> = self
+            .simulated
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .filter(|id| !skip.iter().any(|(s, _)| s == *id))
+            .copied()
+            .collect();
+        for id in ids {
+            let Ok(n) = self.compute.store.get_node(id).await else {
+                continue;
+            };
+            let Some(c) = self.controllers.get(&n.name) else {
+                continue;
+            };
+            if let Err(e) = self.bmc_status(&n, c).await {
+                tracing::debug!(node = %n.name, error = %e, "could not read the BMC's power state");
+            }
+        }
     }
 
     /// Adds (or replaces) one node's controller (tests, and hosts added at run time).
@@ -238,31 +325,36 @@ impl HostPower {
     /// its change is done or timed out. Returns the nodes whose state changed.
     pub async fn refresh(&self) -> Result<Vec<(String, PowerState)>> {
         let mut changed = vec![];
-        let now = Utc::now();
-        for (id, state) in self.compute.store.nodes_not_powered_on().await? {
+        let parked = self.compute.store.nodes_not_powered_on().await?;
+        self.follow_simulated(&parked).await;
+        for (id, state) in parked {
             let n = match self.compute.store.get_node(id).await {
                 Ok(n) => n,
                 Err(e) if e.kind == crate::ErrorKind::NotFound => continue,
                 Err(e) => return Err(e),
             };
+            let now = Utc::now();
             let since = self.since(id).unwrap_or_else(|| {
                 self.mark(id, now);
                 now
             });
+            // Read before `heard`: a linked simulated host is powered on (or off) by it.
+            let bmc = match self.controllers.get(&n.name) {
+                Some(c) if state == PowerState::PoweringOff || self.simulated(id).is_some() => {
+                    Some(self.bmc_status(&n, c).await)
+                }
+                _ => None,
+            };
             let heard = self.compute.last_heard(&n).is_some_and(|t| t > since);
-            let next = match state {
-                PowerState::PoweringOn | PowerState::Standby | PowerState::Unknown if heard => Some(PowerState::On),
-                PowerState::PoweringOff => match self.controllers.get(&n.name) {
-                    Some(c) => match c.ctl.status().await {
-                        Ok(PowerState::Standby) => Some(PowerState::Standby),
-                        Ok(_) => None,
-                        Err(e) => {
-                            warn!(node = %n.name, error = %e, "could not read the BMC's power state");
-                            None
-                        }
-                    },
-                    None => None,
-                },
+            let next = match (state, bmc) {
+                (PowerState::PoweringOn | PowerState::Standby | PowerState::Unknown, _) if heard => {
+                    Some(PowerState::On)
+                }
+                (PowerState::PoweringOff, Some(Ok(PowerState::Standby))) => Some(PowerState::Standby),
+                (PowerState::PoweringOff, Some(Err(e))) => {
+                    warn!(node = %n.name, error = %e, "could not read the BMC's power state");
+                    None
+                }
                 _ => None,
             };
             let timed_out = matches!(state, PowerState::PoweringOn | PowerState::PoweringOff)
@@ -276,7 +368,9 @@ impl HostPower {
                 None => continue,
             };
             self.set(&id.to_string(), next, &[state]).await?;
-            self.mark(id, now);
+            // From now, not from before the BMC was read: a heartbeat the host sent while it
+            // shut down must not count as the host heard again after its standby.
+            self.mark(id, Utc::now());
             changed.push((n.name.clone(), next));
         }
         Ok(changed)

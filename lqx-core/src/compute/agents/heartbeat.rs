@@ -3,11 +3,13 @@
 //! often as the timing allows.
 
 use super::*;
+use chrono::DateTime;
 
 impl Agents {
     /// One heartbeat: records what the agent reports, renews its lease and answers the full
     /// desired state.
     pub async fn heartbeat(&self, credential: &str, req: pb::HeartbeatRequest) -> Result<pb::HeartbeatResponse> {
+        let heard_at = Utc::now();
         let node = self.authorize(credential, &req.node_id).await?;
         let link = self.link_of(node).await?;
         let now = Instant::now();
@@ -17,7 +19,7 @@ impl Agents {
             node,
             crate::fence::Fencing::from_report(&req.fencing_level, &req.fencing),
         );
-        self.persist(&link, node, &req, writes, now).await;
+        self.persist(&link, node, &req, writes, now, heard_at).await;
         if !lock(&self.inner.orphans).is_empty() {
             self.settle_orphans().await;
         }
@@ -39,13 +41,15 @@ impl Agents {
     /// One heartbeat of an in-process node, over no wire: the desired state is taken from
     /// `vms` (the node's VM records, read by the caller), VMs in `busy` (a command holds
     /// them) are neither written nor reconciled, then the report goes through the same
-    /// intake as an agent's (lease, HA hook, node usage, observed VM states).
+    /// intake as an agent's (lease, HA hook, node usage, observed VM states). `heard_at`: when
+    /// the observation began (the host answered after it).
     pub async fn heartbeat_in_process(
         &self,
         link: &AgentLink,
         vms: &[crate::model::Vm],
         busy: &std::collections::HashSet<VmId>,
         req: pb::HeartbeatRequest,
+        heard_at: DateTime<Utc>,
     ) -> pb::HeartbeatResponse {
         link.rebuild_from(|vm| self.inner.compute.domain_spec(vm), vms);
         {
@@ -57,8 +61,8 @@ impl Agents {
         let now = Instant::now();
         let hook = read(&self.inner.hook).clone();
         let (resp, writes) = link.accept(&req, now, hook.as_deref());
-        self.inner.compute.record_in_process_heartbeat(link.node);
-        self.persist(link, link.node, &req, writes, now).await;
+        self.inner.compute.record_in_process_heartbeat(link.node, heard_at);
+        self.persist(link, link.node, &req, writes, now, heard_at).await;
         let mut st = lock(&link.state);
         for id in busy {
             if let Some(n) = st.busy.get_mut(id) {
@@ -72,8 +76,17 @@ impl Agents {
     }
 
     /// Writes what a heartbeat changed to the store. Failures are logged: the heartbeat (and
-    /// the lease) does not depend on the database.
-    async fn persist(&self, link: &AgentLink, node: NodeId, req: &pb::HeartbeatRequest, writes: Writes, now: Instant) {
+    /// the lease) does not depend on the database. `heard_at` is recorded, not the time of the
+    /// write: a slow write must not date the host's last report after it went silent.
+    async fn persist(
+        &self,
+        link: &AgentLink,
+        node: NodeId,
+        req: &pb::HeartbeatRequest,
+        writes: Writes,
+        now: Instant,
+        heard_at: DateTime<Utc>,
+    ) {
         let compute = &self.inner.compute;
         if writes.node {
             // HA policies change without a hypervisor call (UpdateVM): pick them up here.
@@ -86,7 +99,7 @@ impl Agents {
                 Err(e) => debug!(node = %node, error = %e, "could not read the node's VMs"),
             }
             let r = modify_node(compute, node, |n| {
-                n.last_heartbeat = Some(Utc::now());
+                n.last_heartbeat = n.last_heartbeat.max(Some(heard_at));
                 if writes.node_cpu {
                     n.usage.cpu_percent = req.cpu_percent;
                 }
