@@ -24,7 +24,7 @@ use lqx_core::{
 };
 
 mod common;
-use common::{BEAT, RunningAgent, eventually, vm};
+use common::{RunningAgent, eventually, heartbeats, vm};
 
 struct Cluster {
     _dir: tempfile::TempDir,
@@ -216,7 +216,8 @@ async fn a_running_vm_moves_live_between_agent_hosts_and_stays_running() {
     let seen = watcher.await.unwrap();
     assert!(seen.iter().all(|s| *s == DomainState::Running), "{seen:?}");
     // Later heartbeats neither bring it back to the source nor disturb it on the target.
-    tokio::time::sleep(BEAT * 10).await;
+    heartbeats(&c.agents, c.s, 5).await;
+    heartbeats(&c.agents, c.d, 5).await;
     assert_eq!(c.src.domain_count(), 0);
     assert_eq!(c.dst.domain_state(v.id).await.unwrap(), DomainState::Running);
     let rec = c.compute.store.get_vm(v.id).await.unwrap();
@@ -509,10 +510,11 @@ async fn a_migration_that_completes_during_a_leader_change_ends_on_the_target() 
     };
     eventually("the new leader places the VM on the target", async || settled().await).await;
     // And it stays so over several heartbeats of both agents.
-    let until = tokio::time::Instant::now() + BEAT * 20;
-    while tokio::time::Instant::now() < until {
+    let agents = c.cp.current().unwrap();
+    for _ in 0..10 {
+        heartbeats(&agents, c.s, 1).await;
+        heartbeats(&agents, c.d, 1).await;
         assert!(settled().await, "the record moved again");
-        tokio::time::sleep(BEAT).await;
     }
     assert!(!compute.migrations.is_orphan(v.id));
 }
@@ -617,9 +619,10 @@ async fn an_orphaned_migration_whose_source_died_first_is_unknown_on_the_source(
     })
     .await;
     // Over several heartbeats of the target: no copy is started there.
+    let agents = c.cp.current().unwrap();
     for _ in 0..10 {
         assert!(c.dst.domain_state(v.id).await.is_err(), "a copy on the target");
-        tokio::time::sleep(BEAT).await;
+        heartbeats(&agents, c.d, 1).await;
     }
     // The record is written first, then the orphan mark goes.
     eventually("no longer an orphan", async || !compute.migrations.is_orphan(v.id)).await;

@@ -176,6 +176,20 @@ impl Cluster {
         }
     }
 
+    /// Waits for `n` more HA checks (each stamps `last_check`): a check that something does
+    /// not happen then covers them, however slow the machine.
+    async fn checks(&self, n: usize) {
+        let mut last = self.ha.status().await.unwrap().last_check;
+        for i in 0..n {
+            let s = self
+                .wait_until(Duration::from_secs(20), &format!("HA check {} of {n}", i + 1), |s| {
+                    s.last_check > last
+                })
+                .await;
+            last = s.last_check;
+        }
+    }
+
     fn health(s: &HaStatusReport, node: NodeId) -> NodeHealth {
         s.nodes.iter().find(|n| n.node == node).map(|n| n.health).unwrap()
     }
@@ -296,7 +310,7 @@ async fn dead_host_vms_restart_elsewhere_exactly_once_within_the_bound() {
         !c.alerts.open().iter().any(|a| a.condition == "node.failed"),
         "recovery resolves the alert"
     );
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    c.checks(3).await;
     assert_eq!(c.get(db.id).await.status.restart_count, 1, "no second restart");
 }
 
@@ -305,8 +319,10 @@ async fn blip_shorter_than_the_timeout_restarts_nothing() {
     let c = Cluster::new(3, fast()).await;
     let vm = c.vm("db-1", 0, true, RestartPriority::High).await;
     c.sims[0].set_available(false);
+    // The blip's length: under the 600 ms heartbeat timeout.
     tokio::time::sleep(Duration::from_millis(350)).await;
     c.sims[0].set_available(true);
+    // Time past the failover bound: a blip taken for a failure would have moved it by then.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let v = c.get(vm.id).await;
     assert_eq!(v.status.node_id, Some(c.nodes[0]));
@@ -358,7 +374,7 @@ async fn storm_pauses_failover_with_a_critical_alert() {
     }
     let alert = alert.expect("cluster alert");
     assert_eq!(alert.severity, lqx_core::model::AlertSeverity::Critical);
-    // Well past the bound: nothing moved, nodes unreachable but not failed.
+    // Well past the bound (time must pass for that): nothing moved, nodes unreachable but not failed.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(c.get(a.id).await.status.node_id, Some(c.nodes[0]));
     assert_eq!(c.get(b.id).await.status.node_id, Some(c.nodes[1]));
@@ -379,8 +395,7 @@ async fn manual_failover_needs_confirmation_and_a_silent_host() {
     let vm = c.vm("db-1", 0, true, RestartPriority::High).await;
     let e = c.ha.manual_failover("node-1", false).await.unwrap_err();
     assert_eq!(e.kind, ErrorKind::FailedPrecondition);
-    // Still heartbeating: refused even with confirmation.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Heard at every check so far (Cluster::new waited for one): refused even with confirmation.
     let e = c.ha.manual_failover("node-1", true).await.unwrap_err();
     assert_eq!(e.kind, ErrorKind::FailedPrecondition, "{e}");
     // Powered off: the operator's word is enough once one check interval passed in silence,
@@ -389,6 +404,7 @@ async fn manual_failover_needs_confirmation_and_a_silent_host() {
     let c = Cluster::new(2, fast()).await;
     let vm2 = c.vm("db-2", 0, true, RestartPriority::High).await;
     c.sims[0].set_available(false);
+    // The silence must last one check interval (200 ms).
     tokio::time::sleep(Duration::from_millis(350)).await;
     let out = c.ha.manual_failover("node-1", true).await.unwrap();
     assert_eq!(out.placements.len(), 1);
@@ -422,6 +438,7 @@ async fn stale_epoch_writes_are_refused() {
     };
     store.ha_state_put("k", "from a", &old).await.unwrap();
     // a stops renewing (paused); b takes over once the lease has expired by the DB's clock.
+    // (A sleep: the lease must expire.)
     tokio::time::sleep(ttl + Duration::from_millis(100)).await;
     let b = store
         .leader_acquire("replica-b", ttl)
@@ -448,7 +465,7 @@ async fn stale_epoch_writes_are_refused() {
     let row = store.ha_state_get("k").await.unwrap().unwrap();
     assert_eq!((row.value.as_str(), row.epoch), ("from b", b));
     assert!(store.ha_journal(10).await.unwrap().is_empty());
-    // Same holder after its own lease lapsed: a new term too.
+    // Same holder after its own lease lapsed (a sleep: it must lapse): a new term too.
     tokio::time::sleep(ttl + Duration::from_millis(100)).await;
     assert_eq!(store.leader_acquire("replica-b", ttl).await.unwrap(), Some(b + 1));
     let r = store.leader_row().await.unwrap();
@@ -485,6 +502,7 @@ async fn manager_refuses_failover_on_a_replica_that_does_not_lead() {
         },
     )
     .unwrap();
+    // Time for its election attempts (none can win while the other holds the lease).
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(!leader.is_leader());
     assert_eq!(ha.heartbeat_gate().unwrap_err().kind, ErrorKind::Unavailable);
@@ -584,7 +602,8 @@ async fn standby_host_is_never_failed_and_takes_no_restarts() {
     let mut n = c.compute.store.get_node(c.nodes[2]).await.unwrap();
     n.power = lqx_core::power::PowerState::Standby;
     c.compute.store.update_node(&n).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // A check that began after the write has read it: node-3 is parked.
+    c.checks(2).await;
     c.sims[2].set_available(false);
     c.sims[1].set_available(false);
     let s = c
@@ -598,7 +617,7 @@ async fn standby_host_is_never_failed_and_takes_no_restarts() {
         assert!(Instant::now() < deadline, "db-1 not restarted on node-1");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    // Long after: the standby host is still not failed.
+    // Long after (time must pass beyond the failover bound): the standby host is still not failed.
     tokio::time::sleep(fast().failover_bound(Duration::ZERO) * 2).await;
     let s = c.ha.status().await.unwrap();
     assert_eq!(Cluster::health(&s, c.nodes[2]), NodeHealth::Healthy, "{s:#?}");

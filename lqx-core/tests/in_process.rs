@@ -152,6 +152,7 @@ async fn the_heartbeat_node_views_show_follows_every_pass() {
     node_loop.pass().await.unwrap();
     let written = compute.store.get_node(node).await.unwrap().last_heartbeat.unwrap();
     for _ in 0..3 {
+        // Time between passes, so a shown heartbeat that did not follow them would be old.
         tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
         node_loop.pass().await.unwrap();
         let n = compute.store.get_node(node).await.unwrap();

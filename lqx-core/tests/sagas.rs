@@ -8,7 +8,7 @@
 //! each test holds a `FailScenario` (they run one at a time).
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use lqx_core::{
     ErrorKind,
@@ -435,20 +435,21 @@ async fn a_running_migration_is_refreshed_and_not_taken_over() {
         };
         let compute = c.compute.clone();
         let moving = tokio::spawn(async move { compute.migrate_vm_with("slow", ProjectId::DEFAULT, &opts).await });
-        tokio::time::sleep(Duration::from_millis(2500)).await;
-        assert!(!moving.is_finished(), "{engine}: the migration was not slow");
-        let op = c
-            .store
-            .op_list()
-            .await
-            .unwrap()
-            .pop()
-            .expect("the migration's operation");
-        assert!(
-            op.updated_at - op.created_at >= chrono::Duration::milliseconds(1500),
-            "{engine}: not refreshed: {op:?}"
-        );
-        // Three times the window since it began: a row never refreshed would be taken.
+        // Its row refreshed for a while (each refresh moves updated_at on), and still running.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            assert!(!moving.is_finished(), "{engine}: the migration was not slow");
+            let op = c.store.op_list().await.unwrap().pop();
+            if op
+                .as_ref()
+                .is_some_and(|op| op.updated_at - op.created_at >= chrono::Duration::milliseconds(1500))
+            {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{engine}: not refreshed: {op:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        // Almost twice the window since it began: a row never refreshed would be taken.
         let r = c.restarted().recover_operations(window).await.unwrap();
         assert_eq!(r, Default::default(), "{engine}");
         let out = moving.await.unwrap().unwrap();
@@ -461,8 +462,18 @@ async fn a_running_migration_is_refreshed_and_not_taken_over() {
             .migrate_vm("slow", ProjectId::DEFAULT, Some("a"), false)
             .await
             .unwrap_err();
-        tokio::time::sleep(window + Duration::from_millis(200)).await;
-        let r = c.restarted().recover_operations(window).await.unwrap();
+        let deadline = Instant::now() + window + Duration::from_secs(20);
+        let r = loop {
+            let r = c.restarted().recover_operations(window).await.unwrap();
+            if r != Default::default() {
+                break r;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{engine}: the crashed migration was never taken over"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
         assert_eq!((r.undone, r.left), (1, 0), "{engine}");
         c.no_operations().await;
     }

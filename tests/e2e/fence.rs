@@ -386,7 +386,7 @@ async fn a_hung_agent_is_fenced_by_the_fence_process_before_failover() {
         v["health"] == "HEALTHY"
     })
     .await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    s.heartbeats("host-a", 3).await;
     assert_ne!(
         lv.virsh(&["domstate", &domain]),
         "running",

@@ -177,7 +177,10 @@ async fn agents_follow_the_leader_through_pause_and_kill_on_postgres() {
         .args(["-CONT", &leader.pid().to_string()])
         .status()
         .unwrap();
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Two heartbeats after the resume: the resumed replica disturbed nothing.
+    let resumed = chrono::Utc::now();
+    wait_heartbeat(&other, "edge-1", resumed, Duration::from_secs(15)).await;
+    wait_heartbeat(&other, "edge-1", chrono::Utc::now(), Duration::from_secs(15)).await;
     vm_intact(&other).await;
 
     // 2. kill -9 the new leader: the first replica (resumed, no longer leading) takes over.
@@ -197,7 +200,8 @@ async fn agents_follow_the_leader_through_pause_and_kill_on_postgres() {
         follow <= INTERVAL + Duration::from_millis(600),
         "agent took {follow:?} to follow"
     );
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    wait_heartbeat(&leader, "edge-1", chrono::Utc::now(), Duration::from_secs(15)).await;
+    wait_heartbeat(&leader, "edge-1", chrono::Utc::now(), Duration::from_secs(15)).await;
     vm_intact(&leader).await;
 
     let logs = agent.logs();

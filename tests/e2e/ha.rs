@@ -149,6 +149,7 @@ async fn leader_election_on_postgres_kill_and_pause() {
     let (e3, third_holder, took) = wait_leader(&third, third.pid(), LEASE * 3).await;
     assert!(e3 > e2);
     eprintln!("takeover after SIGSTOP: {took:?}");
+    // Stopped a while longer, so its timers are well overdue when it resumes.
     tokio::time::sleep(Duration::from_secs(1)).await;
     signal(survivor.pid(), "CONT");
     // Let the resumed replica run its overdue timers: ticks, renewals, writes.

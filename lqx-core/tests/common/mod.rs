@@ -98,3 +98,29 @@ pub async fn eventually(what: &str, mut f: impl AsyncFnMut() -> bool) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// Waits until the control plane has heard `node`'s agent `n` more times (its lease renewed
+/// at each heartbeat): a check that something does *not* happen then covers `n` heartbeats,
+/// however slow the machine, where a fixed sleep may cover none.
+pub async fn heartbeats(agents: &lqx_core::compute::agents::Agents, node: NodeId, n: usize) {
+    let mut last = agents.lease_state(node).map(|l| l.last_renewed);
+    for i in 0..n {
+        eventually(&format!("heartbeat {} of {n}", i + 1), async || {
+            let now = agents.lease_state(node).map(|l| l.last_renewed);
+            let moved = now > last;
+            last = now;
+            moved
+        })
+        .await;
+    }
+}
+
+/// Waits until the agent over `hv` has built `n` more reports (each lists the host's
+/// domains), heard or not: for checks that something does not happen while it is cut off.
+pub async fn reports(hv: &SimHypervisor, n: usize) {
+    let from = hv.started(lqx_core::driver::sim::SimOp::List);
+    eventually(&format!("{n} reports"), async || {
+        hv.started(lqx_core::driver::sim::SimOp::List) >= from + n
+    })
+    .await;
+}
