@@ -19,23 +19,8 @@ use lqx_core::model::{
 use lqx_core::power::{NodePower, PowerError, PowerState};
 use lqx_core::store::Store;
 
-/// Four hosts at about 10 % use: two can carry it all, keeping N+1.
-const LIGHT: &str = "
-nodes:
-  - {name: node-1, cpu_cores: 16, memory_mib: 65536}
-  - {name: node-2, cpu_cores: 16, memory_mib: 65536}
-  - {name: node-3, cpu_cores: 16, memory_mib: 65536}
-  - {name: node-4, cpu_cores: 16, memory_mib: 65536}
-vms:
-  - {name: a-1, node: node-1, cpu_cores: 2, memory_mib: 4096, usage: {cpu_percent: 40, memory_mib: 3072}}
-  - {name: a-2, node: node-1, cpu_cores: 2, memory_mib: 4096, usage: {cpu_percent: 40, memory_mib: 3072}}
-  - {name: b-1, node: node-2, cpu_cores: 2, memory_mib: 4096, usage: {cpu_percent: 40, memory_mib: 3072}}
-  - {name: b-2, node: node-2, cpu_cores: 2, memory_mib: 4096, usage: {cpu_percent: 40, memory_mib: 3072}}
-  - {name: c-1, node: node-3, cpu_cores: 2, memory_mib: 4096, usage: {cpu_percent: 40, memory_mib: 3072}}
-  - {name: c-2, node: node-3, cpu_cores: 2, memory_mib: 4096, usage: {cpu_percent: 40, memory_mib: 3072}}
-  - {name: d-1, node: node-4, cpu_cores: 2, memory_mib: 4096, usage: {cpu_percent: 40, memory_mib: 3072}}
-  - {name: d-2, node: node-4, cpu_cores: 2, memory_mib: 4096, usage: {cpu_percent: 40, memory_mib: 3072}}
-";
+mod engine_fixtures;
+use engine_fixtures::cluster;
 
 /// Simulated host power: every node starts on; nodes in `no_controller` have no BMC.
 #[derive(Default)]
@@ -84,18 +69,7 @@ impl Env {
         let store = Store::open(dir.path().join("lqx.db").to_str().unwrap()).await.unwrap();
         let compute = Compute::new(store, Hosts::default(), EventBus::new(EventBusConfig::default()));
         let sims = SimRegistry::new();
-        let snap = lqx_core::cluster_file::parse(yaml).unwrap();
-        lqx_core::compute::sim::load_cluster(&compute, &sims, &snap)
-            .await
-            .unwrap();
-        for v in &snap.vms {
-            if let Some(u) = v.usage {
-                let mut vm = compute.get_vm(&v.name, ProjectId::DEFAULT).await.unwrap();
-                vm.status.cpu_usage_percent = u.cpu_percent;
-                vm.status.memory_used_mib = u.memory_used_mib;
-                compute.store.update_vm(&vm).await.unwrap();
-            }
-        }
+        engine_fixtures::load(&compute, &sims, yaml).await;
         let now = compute.snapshot().await.unwrap();
         let ids = now.nodes.iter().map(|n| (n.name.clone(), n.id)).collect();
         Env {
@@ -150,7 +124,7 @@ fn of(recs: &[DrsRecommendation], kind: RecommendationType) -> Vec<&DrsRecommend
 
 #[tokio::test]
 async fn full_automation_evacuates_by_live_migration_then_puts_hosts_in_standby() {
-    let env = Env::new(LIGHT).await;
+    let env = Env::new(&cluster("light")).await;
     let power = Arc::new(SimulatedPower::default());
     let engine = env.engine(AutomationLevel::Full, Some(power.clone())).await;
     let run = engine.run_once().await.unwrap();
@@ -190,7 +164,7 @@ async fn full_automation_evacuates_by_live_migration_then_puts_hosts_in_standby(
 
 #[tokio::test]
 async fn manual_level_recommends_and_applying_without_a_controller_fails_naming_the_node() {
-    let env = Env::new(LIGHT).await;
+    let env = Env::new(&cluster("light")).await;
     let engine = env.engine(AutomationLevel::Manual, None).await;
     let run = engine.run_once().await.unwrap();
     let off = of(&run.recommendations, RecommendationType::PowerOff);
@@ -228,7 +202,7 @@ async fn manual_level_recommends_and_applying_without_a_controller_fails_naming_
 
 #[tokio::test]
 async fn a_node_without_a_bmc_fails_with_the_controllers_reason() {
-    let env = Env::new(LIGHT).await;
+    let env = Env::new(&cluster("light")).await;
     let power = Arc::new(SimulatedPower {
         no_controller: env.ids.values().copied().collect(),
         ..SimulatedPower::default()
@@ -247,19 +221,6 @@ async fn a_node_without_a_bmc_fails_with_the_controllers_reason() {
     }
     assert!(power.calls.lock().unwrap().is_empty());
 }
-
-/// Three hosts on, each with 56 of 64 GiB allocated, and node-4 in standby (empty).
-const FULL_BUT_ONE_ASLEEP: &str = "
-nodes:
-  - {name: node-1, cpu_cores: 16, memory_mib: 65536}
-  - {name: node-2, cpu_cores: 16, memory_mib: 65536}
-  - {name: node-3, cpu_cores: 16, memory_mib: 65536}
-  - {name: node-4, cpu_cores: 16, memory_mib: 65536}
-vms:
-  - {name: a-1, node: node-1, cpu_cores: 2, memory_mib: 57344, usage: {cpu_percent: 10, memory_mib: 8192}}
-  - {name: b-1, node: node-2, cpu_cores: 2, memory_mib: 57344, usage: {cpu_percent: 10, memory_mib: 8192}}
-  - {name: c-1, node: node-3, cpu_cores: 2, memory_mib: 57344, usage: {cpu_percent: 10, memory_mib: 8192}}
-";
 
 /// A 2 vCPU / 32 GiB VM, no node chosen: it fits only on an empty host.
 fn big(start: bool) -> lqx_core::compute::vms::CreateVm {
@@ -300,7 +261,7 @@ impl Env {
 
 #[tokio::test]
 async fn a_create_that_fits_only_a_standby_host_wakes_it_and_fails_saying_so() {
-    let env = Env::new(FULL_BUT_ONE_ASLEEP).await;
+    let env = Env::new(&cluster("full-but-one-asleep")).await;
     let power = Arc::new(SimulatedPower::default());
     env.standby("node-4", &power).await;
     let engine = env.engine(AutomationLevel::Full, Some(power.clone())).await;
@@ -357,7 +318,7 @@ async fn a_create_that_fits_only_a_standby_host_wakes_it_and_fails_saying_so() {
 
 #[tokio::test]
 async fn at_manual_automation_the_create_names_the_power_on_to_approve() {
-    let env = Env::new(FULL_BUT_ONE_ASLEEP).await;
+    let env = Env::new(&cluster("full-but-one-asleep")).await;
     let power = Arc::new(SimulatedPower::default());
     env.standby("node-4", &power).await;
     let engine = env.engine(AutomationLevel::Manual, Some(power.clone())).await;
@@ -378,7 +339,7 @@ async fn at_manual_automation_the_create_names_the_power_on_to_approve() {
 
 #[tokio::test]
 async fn without_dpm_the_create_says_the_host_is_in_standby() {
-    let env = Env::new(FULL_BUT_ONE_ASLEEP).await;
+    let env = Env::new(&cluster("full-but-one-asleep")).await;
     let power = SimulatedPower::default();
     env.standby("node-4", &power).await;
     // No DRS engine: nothing wakes hosts.
@@ -395,7 +356,7 @@ async fn without_dpm_the_create_says_the_host_is_in_standby() {
 /// powers nothing on.
 #[tokio::test]
 async fn on_a_replica_that_does_not_lead_the_create_says_dpm_runs_on_the_leader() {
-    let env = Env::new(FULL_BUT_ONE_ASLEEP).await;
+    let env = Env::new(&cluster("full-but-one-asleep")).await;
     let power = Arc::new(SimulatedPower::default());
     env.standby("node-4", &power).await;
     let (_leads, follower) = tokio::sync::watch::channel(false);

@@ -22,43 +22,8 @@ use lqx_core::model::{
 };
 use lqx_core::store::Store;
 
-/// node-1 runs seven busy VMs (14 of 16 cores in use: 87.5 % > 80 %); the others idle.
-const HOT: &str = "
-nodes:
-  - {name: node-1, cpu_cores: 16, memory_mib: 65536}
-  - {name: node-2, cpu_cores: 16, memory_mib: 65536}
-  - {name: node-3, cpu_cores: 16, memory_mib: 65536}
-vms:
-  - {name: hot-1, node: node-1, cpu_cores: 2, memory_mib: 4096, usage: {cpu_percent: 100, memory_mib: 4096}}
-  - {name: hot-2, node: node-1, cpu_cores: 2, memory_mib: 4096, usage: {cpu_percent: 100, memory_mib: 4096}}
-  - {name: hot-3, node: node-1, cpu_cores: 2, memory_mib: 4096, usage: {cpu_percent: 100, memory_mib: 4096}}
-  - {name: hot-4, node: node-1, cpu_cores: 2, memory_mib: 4096, usage: {cpu_percent: 100, memory_mib: 4096}}
-  - {name: hot-5, node: node-1, cpu_cores: 2, memory_mib: 4096, usage: {cpu_percent: 100, memory_mib: 4096}}
-  - {name: hot-6, node: node-1, cpu_cores: 2, memory_mib: 4096, usage: {cpu_percent: 100, memory_mib: 4096}}
-  - {name: hot-7, node: node-1, cpu_cores: 2, memory_mib: 4096, usage: {cpu_percent: 100, memory_mib: 4096}}
-  - {name: cool-1, node: node-2, cpu_cores: 2, memory_mib: 4096, usage: {cpu_percent: 20, memory_mib: 2048}}
-  - {name: cool-2, node: node-3, cpu_cores: 2, memory_mib: 4096, usage: {cpu_percent: 20, memory_mib: 2048}}
-";
-
-/// HOT plus node-4, which will enter maintenance with one VM on it.
-const HOT_AND_MAINTENANCE: &str = "
-nodes:
-  - {name: node-1, cpu_cores: 16, memory_mib: 65536}
-  - {name: node-2, cpu_cores: 16, memory_mib: 65536}
-  - {name: node-3, cpu_cores: 16, memory_mib: 65536}
-  - {name: node-4, cpu_cores: 16, memory_mib: 65536}
-vms:
-  - {name: hot-1, node: node-1, cpu_cores: 2, memory_mib: 4096, usage: {cpu_percent: 100, memory_mib: 4096}}
-  - {name: hot-2, node: node-1, cpu_cores: 2, memory_mib: 4096, usage: {cpu_percent: 100, memory_mib: 4096}}
-  - {name: hot-3, node: node-1, cpu_cores: 2, memory_mib: 4096, usage: {cpu_percent: 100, memory_mib: 4096}}
-  - {name: hot-4, node: node-1, cpu_cores: 2, memory_mib: 4096, usage: {cpu_percent: 100, memory_mib: 4096}}
-  - {name: hot-5, node: node-1, cpu_cores: 2, memory_mib: 4096, usage: {cpu_percent: 100, memory_mib: 4096}}
-  - {name: hot-6, node: node-1, cpu_cores: 2, memory_mib: 4096, usage: {cpu_percent: 100, memory_mib: 4096}}
-  - {name: hot-7, node: node-1, cpu_cores: 2, memory_mib: 4096, usage: {cpu_percent: 100, memory_mib: 4096}}
-  - {name: cool-1, node: node-2, cpu_cores: 2, memory_mib: 4096, usage: {cpu_percent: 20, memory_mib: 2048}}
-  - {name: cool-2, node: node-3, cpu_cores: 2, memory_mib: 4096, usage: {cpu_percent: 20, memory_mib: 2048}}
-  - {name: maint-1, node: node-4, cpu_cores: 2, memory_mib: 4096, usage: {cpu_percent: 30, memory_mib: 2048}}
-";
+mod engine_fixtures;
+use engine_fixtures::cluster;
 
 /// A settable clock.
 #[derive(Clone)]
@@ -97,19 +62,7 @@ impl Env {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path().join("lqx.db").to_str().unwrap()).await.unwrap();
         let compute = Compute::new(store, Hosts::default(), EventBus::new(EventBusConfig::default()));
-        let snap = lqx_core::cluster_file::parse(yaml).unwrap();
-        lqx_core::compute::sim::load_cluster(&compute, &sims, &snap)
-            .await
-            .unwrap();
-        // Measured usage, as the agents' heartbeats would report it.
-        for v in &snap.vms {
-            if let Some(u) = v.usage {
-                let mut vm = compute.get_vm(&v.name, ProjectId::DEFAULT).await.unwrap();
-                vm.status.cpu_usage_percent = u.cpu_percent;
-                vm.status.memory_used_mib = u.memory_used_mib;
-                compute.store.update_vm(&vm).await.unwrap();
-            }
-        }
+        engine_fixtures::load(&compute, &sims, yaml).await;
         Env {
             _dir: dir,
             compute,
@@ -160,7 +113,7 @@ fn config(level: AutomationLevel) -> DrsConfig {
 
 #[tokio::test]
 async fn manual_mode_keeps_recommendations_pending_and_does_not_duplicate_them() {
-    let env = Env::new(HOT).await;
+    let env = Env::new(&cluster("hot")).await;
     let engine = env.engine(AutomationLevel::Manual).await;
     let seq = env.compute.events.last_sequence();
     let first = engine.run_once().await.unwrap();
@@ -206,7 +159,7 @@ async fn manual_mode_keeps_recommendations_pending_and_does_not_duplicate_them()
 
 #[tokio::test]
 async fn partial_applies_only_mandatory_moves() {
-    let env = Env::new(HOT_AND_MAINTENANCE).await;
+    let env = Env::new(&cluster("hot-and-maintenance")).await;
     env.compute.enter_maintenance("node-4", false).await.unwrap();
     let engine = env.engine(AutomationLevel::Partial).await;
     let report = engine.run_once().await.unwrap();
@@ -251,7 +204,7 @@ async fn partial_applies_only_mandatory_moves() {
 
 #[tokio::test]
 async fn full_applies_everything_and_then_the_cluster_stays_put() {
-    let env = Env::new(HOT_AND_MAINTENANCE).await;
+    let env = Env::new(&cluster("hot-and-maintenance")).await;
     env.compute.enter_maintenance("node-4", false).await.unwrap();
     let engine = env.engine(AutomationLevel::Full).await;
     let seq = env.compute.events.last_sequence();
@@ -297,7 +250,7 @@ async fn full_applies_everything_and_then_the_cluster_stays_put() {
 
 #[tokio::test]
 async fn applying_twice_migrates_once() {
-    let env = Env::new(HOT).await;
+    let env = Env::new(&cluster("hot")).await;
     let engine = env.engine(AutomationLevel::Manual).await;
     let recs = engine.run_once().await.unwrap().recommendations;
     assert!(!recs.is_empty());
@@ -326,7 +279,7 @@ async fn applying_twice_migrates_once() {
 
 #[tokio::test]
 async fn a_retry_with_the_same_request_id_returns_the_recommendation() {
-    let env = Env::new(HOT).await;
+    let env = Env::new(&cluster("hot")).await;
     let engine = env.engine(AutomationLevel::Manual).await;
     let recs = engine.run_once().await.unwrap().recommendations;
     let id = recs[0].id;
@@ -345,7 +298,7 @@ async fn a_retry_with_the_same_request_id_returns_the_recommendation() {
 
 #[tokio::test]
 async fn background_apply_answers_applying_and_ends_applied() {
-    let env = Env::new(HOT).await;
+    let env = Env::new(&cluster("hot")).await;
     let engine = env.engine(AutomationLevel::Manual).await;
     let recs = engine.run_once().await.unwrap().recommendations;
     let id = recs[0].id;
@@ -385,7 +338,7 @@ async fn background_apply_answers_applying_and_ends_applied() {
 
 #[tokio::test]
 async fn revalidation_fails_deleted_moved_and_no_longer_fitting() {
-    let env = Env::new(HOT).await;
+    let env = Env::new(&cluster("hot")).await;
     let engine = env.engine(AutomationLevel::Manual).await;
     let recs = engine.run_once().await.unwrap().recommendations;
     assert!(recs.len() >= 2, "{recs:?}");
@@ -465,7 +418,7 @@ async fn revalidation_fails_deleted_moved_and_no_longer_fitting() {
 
 #[tokio::test]
 async fn stale_and_unknown_recommendations_are_refused() {
-    let env = Env::new(HOT).await;
+    let env = Env::new(&cluster("hot")).await;
     let engine = env.engine(AutomationLevel::Manual).await;
     let recs = engine.run_once().await.unwrap().recommendations;
     let id = recs[0].id;
@@ -496,7 +449,7 @@ async fn stale_and_unknown_recommendations_are_refused() {
 
 #[tokio::test]
 async fn open_recommendations_expire_after_24h_and_finished_ones_are_deleted() {
-    let env = Env::new(HOT).await;
+    let env = Env::new(&cluster("hot")).await;
     let engine = env.engine(AutomationLevel::Manual).await;
     let recs = engine.run_once().await.unwrap().recommendations;
     assert!(recs.len() >= 2, "{recs:?}");
@@ -529,7 +482,7 @@ async fn open_recommendations_expire_after_24h_and_finished_ones_are_deleted() {
 
 #[tokio::test]
 async fn hysteresis_state_and_config_survive_a_restart() {
-    let env = Env::new(HOT).await;
+    let env = Env::new(&cluster("hot")).await;
     let held = DrsConfig {
         hysteresis_hold_count: 2,
         ..DrsConfig::default()
@@ -572,7 +525,7 @@ async fn hysteresis_state_and_config_survive_a_restart() {
 
 #[tokio::test]
 async fn disabled_or_not_leader_does_not_run() {
-    let env = Env::new(HOT).await;
+    let env = Env::new(&cluster("hot")).await;
     let engine = env
         .engine_with(DrsConfig {
             enabled: false,
@@ -596,7 +549,7 @@ async fn disabled_or_not_leader_does_not_run() {
 
 #[tokio::test]
 async fn the_loop_runs_every_interval_while_leader() {
-    let env = Env::new(HOT).await;
+    let env = Env::new(&cluster("hot")).await;
     let cfg = DrsConfig {
         interval: Duration::from_secs(1),
         ..config(AutomationLevel::Manual)
@@ -705,7 +658,7 @@ async fn measure_run_time() {
 /// when the engine opens again: FAILED (the VM never moved), so the VM is not blocked.
 #[tokio::test]
 async fn interrupted_applying_is_settled_on_restart() {
-    let env = Env::new(HOT).await;
+    let env = Env::new(&cluster("hot")).await;
     let engine = env.engine(AutomationLevel::Manual).await;
     let recs = engine.run_once().await.unwrap().recommendations;
     let mut stuck = recs[0].clone();
@@ -726,29 +679,9 @@ async fn interrupted_applying_is_settled_on_restart() {
     assert!(settled.failure_reason.unwrap_or_default().contains("interrupted"));
 }
 
-/// node-1 is at 100 % CPU; its VM `a` fits only on node-2 once node-2's `d` has gone to
-/// node-3, which has room only once its `g` has gone to node-4 (see the planner's
-/// three-move chain test): each move makes room for the next, from cool nodes.
-const CHAIN: &str = "
-nodes:
-  - {name: node-1, cpu_cores: 16, memory_mib: 32768}
-  - {name: node-2, cpu_cores: 16, memory_mib: 32768}
-  - {name: node-3, cpu_cores: 16, memory_mib: 32768}
-  - {name: node-4, cpu_cores: 16, memory_mib: 32768}
-vms:
-  - {name: a, node: node-1, cpu_cores: 4, memory_mib: 16384, usage: {cpu_percent: 100, memory_mib: 4096}}
-  - {name: c, node: node-1, cpu_cores: 12, memory_mib: 16384, usage: {cpu_percent: 100, memory_mib: 4096}}
-  - {name: d, node: node-2, cpu_cores: 1, memory_mib: 16384, usage: {cpu_percent: 10, memory_mib: 4096}}
-  - {name: e, node: node-2, cpu_cores: 1, memory_mib: 16384, usage: {cpu_percent: 10, memory_mib: 4096}}
-  - {name: g, node: node-3, cpu_cores: 1, memory_mib: 8192, usage: {cpu_percent: 10, memory_mib: 4096}}
-  - {name: h, node: node-3, cpu_cores: 10, memory_mib: 8192, usage: {cpu_percent: 100, memory_mib: 4096}}
-  - {name: i, node: node-3, cpu_cores: 1, memory_mib: 8192, usage: {cpu_percent: 10, memory_mib: 4096}}
-  - {name: x, node: node-4, cpu_cores: 11, memory_mib: 24576, usage: {cpu_percent: 100, memory_mib: 8192}}
-";
-
 #[tokio::test]
 async fn full_automation_applies_room_making_moves_before_the_moves_they_serve() {
-    let env = Env::new(CHAIN).await;
+    let env = Env::new(&cluster("chain")).await;
     let engine = env
         .engine_with(DrsConfig {
             max_concurrent_migrations_per_host: 10,
@@ -780,7 +713,7 @@ async fn full_automation_applies_room_making_moves_before_the_moves_they_serve()
 
 #[tokio::test]
 async fn applying_a_move_before_the_room_for_it_is_made_waits_and_names_the_room_maker() {
-    let env = Env::new(CHAIN).await;
+    let env = Env::new(&cluster("chain")).await;
     let engine = env
         .engine_with(DrsConfig {
             max_concurrent_migrations_per_host: 10,
@@ -897,7 +830,7 @@ async fn full_automation_carries_a_relief_over_rounds_and_status_says_so() {
 #[tokio::test]
 async fn a_replica_taking_over_plans_from_the_state_and_config_the_last_leader_stored() {
     // Two replicas over one store, both opened at start-up; A leads first, then B.
-    let env = Env::new(HOT).await;
+    let env = Env::new(&cluster("hot")).await;
     let held = DrsConfig {
         hysteresis_hold_count: 2,
         ..DrsConfig::default()
@@ -990,7 +923,7 @@ async fn a_hot_node_drs_cannot_relieve_is_alerted_until_it_is_not_hot() {
 
 #[tokio::test]
 async fn a_relieved_hot_node_raises_no_alert() {
-    let env = Env::new(HOT).await;
+    let env = Env::new(&cluster("hot")).await;
     let sink = env.alert_sink();
     let engine = env.alerting_engine(&sink).await;
     let r = engine.run_once().await.unwrap();
@@ -1001,7 +934,7 @@ async fn a_relieved_hot_node_raises_no_alert() {
 
 #[tokio::test]
 async fn a_failed_drs_migration_is_alerted_until_one_of_the_vm_succeeds() {
-    let env = Env::new(HOT).await;
+    let env = Env::new(&cluster("hot")).await;
     let sink = env.alert_sink();
     let engine = env.alerting_engine(&sink).await;
     let recs = engine.run_once().await.unwrap().recommendations;
@@ -1141,7 +1074,7 @@ async fn running_vms_that_cannot_move_live_are_not_moved_but_reported() {
         ..lqx_core::driver::sim::SimConfig::with_capacity(16, 65536)
     };
     sims.get_or_create("sim://node-1", c).unwrap();
-    let env = Env::with_sims(HOT, sims).await;
+    let env = Env::with_sims(&cluster("hot"), sims).await;
     let sink = env.alert_sink();
     let engine = DrsEngine::open(
         env.compute.clone(),
