@@ -260,9 +260,8 @@ impl Planner<'_> {
             for &(_, a) in &offer {
                 let (la, alloc_a) = (self.vm_load[a], self.alloc_of(a));
                 let from = back.partition_point(|x| x.0 < alloc_a[MEM] - free_t[MEM] - 1e-6);
-                for k in from..back.len() {
-                    let b = back[k].1;
-                    if back[k].0 > alloc_a[MEM] + free_s[MEM] + 1e-6 {
+                for &(mem_b, b) in &back[from..] {
+                    if mem_b > alloc_a[MEM] + free_s[MEM] + 1e-6 {
                         break;
                     }
                     self.relief_swap_work += 1;
