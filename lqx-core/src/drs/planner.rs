@@ -235,6 +235,9 @@ const DIRTY_SHARE_PER_SEC: f64 = 0.01;
 /// slot (it waits for them).
 const QUEUE_COST: f64 = 0.05;
 
+/// Target checks of the soft relief (`soft_relief_move`) per plan at most.
+const SOFT_RELIEF_WORK: u64 = 5_000_000;
+
 /// How a relief move picks among feasible targets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum TargetRule {
@@ -463,6 +466,8 @@ struct Planner<'a> {
     pair_work: u64,
     /// (VM, VM) pairs relief swaps compared so far (bounded by `swap::RELIEF_SWAP_WORK`).
     relief_swap_work: u64,
+    /// Targets the soft relief checked so far (bounded by `SOFT_RELIEF_WORK`).
+    soft_relief_work: u64,
     /// Node and VM checks of the in-round room search so far (bounded by
     /// `room::WIDE_WORK_BUDGET`).
     wide_room_work: u64,
@@ -560,6 +565,7 @@ impl<'a> Planner<'a> {
             unmovable: Vec::new(),
             pair_work: 0,
             relief_swap_work: 0,
+            soft_relief_work: 0,
             wide_room_work: 0,
             wide_work: 0,
             peak_stop: None,
@@ -891,6 +897,9 @@ impl<'a> Planner<'a> {
 
     fn relieve(&mut self, s: usize, rule: TargetRule) {
         let hot_reason = self.hot_reason(s);
+        // The last-resort reliefs (swaps, targets above their line) are for a node that is
+        // over its threshold when its relief starts; they go on to its line.
+        let was_hot = self.over_threshold(s);
         while self.budget_left(s) {
             let l = &self.nodes[s];
             let excess = [CPU, MEM].map(|r| (l.load[r] - self.line[r] * l.cap[r]).max(0.0));
@@ -957,18 +966,28 @@ impl<'a> Planner<'a> {
                     continue;
                 }
             }
-            if pair.is_none() && best.is_none() && self.over_threshold(s) {
+            if pair.is_none() && best.is_none() && was_hot {
                 // Nothing makes room either (every node with headroom is full in allocation,
                 // or hot in the other resource): a swap with any node that has headroom
-                // where this one is short. Only for a node over its threshold: a node
-                // between its relief line and the threshold is not worth two moves.
+                // where this one is short. Only for a node that was over its threshold when
+                // its relief started: one between its relief line and the threshold (a relief
+                // carried over rounds) is not worth two moves.
                 match self.relief_swap(s, excess) {
                     Some(sw) => {
                         let why = format!("{} (swap with {})", hot_reason, self.snap.nodes[sw.4].name);
                         self.swap_moves_as(sw, MoveKind::Relieve, why);
                         continue;
                     }
-                    None => break,
+                    // Small clusters have the exact search and the staged relief, which keep
+                    // every target under its line.
+                    None if self.nodes.len() <= exact::MAX_NODES => break,
+                    None => match self.soft_relief_move(s, excess) {
+                        Some((v, t)) => {
+                            self.do_move(v, s, t, MoveKind::Relieve, false, hot_reason.clone());
+                            continue;
+                        }
+                        None => break,
+                    },
                 }
             }
             match (pair, best) {
@@ -981,6 +1000,63 @@ impl<'a> Planner<'a> {
                 }
             }
         }
+    }
+
+    /// Last resort for a node over its threshold that nothing else relieves: a single move
+    /// to a target that ends above its relief line but no more than halfway to its
+    /// threshold (still clearly cool), the VM that takes the most excess away first, then
+    /// the target left least hot. Where every node with allocation room sits at its relief
+    /// line, this is the only relief there is, and a hot host is worse than a target a
+    /// point or two above its line.
+    fn soft_relief_move(&mut self, s: usize, excess: [f64; 2]) -> Option<(usize, usize)> {
+        let thr = [self.cfg.threshold_cpu / 100.0, self.cfg.threshold_memory / 100.0];
+        let soft = [CPU, MEM].map(|r| (self.line[r] + thr[r]) / 2.0);
+        let max_key = [CPU, MEM]
+            .map(|r| soft[r] / self.line[r])
+            .into_iter()
+            .fold(0.0, f64::max);
+        let mut offer: Vec<(f64, usize)> = self.node_vms[s]
+            .iter()
+            .copied()
+            .filter(|&v| self.movable(v))
+            .map(|v| (room::coverage(self.vm_load[v], excess), v))
+            .filter(|x| x.0 > EPS)
+            .collect();
+        offer.sort_by(|x, y| y.0.total_cmp(&x.0).then(x.1.cmp(&y.1)));
+        let mut work = 0;
+        for &(_, v) in &offer {
+            let req = self.snap.vms[v].req();
+            let mut best: Option<(usize, f64)> = None;
+            let mut found = 0;
+            for &(k, t) in &self.targets {
+                if f64::from_bits(k) > max_key {
+                    break;
+                }
+                work += 1;
+                if t == s || self.occ.check(self.snap, t, &req).is_some() {
+                    continue;
+                }
+                let n = &self.nodes[t];
+                let after = [CPU, MEM].map(|r| (n.load[r] + self.vm_load[v][r]) / n.cap[r].max(EPS));
+                if (0..2).any(|r| after[r] > soft[r] + EPS) {
+                    continue;
+                }
+                let h = (after[CPU] / soft[CPU]).max(after[MEM] / soft[MEM]);
+                if best.is_none_or(|b| h < b.1) {
+                    best = Some((t, h));
+                }
+                found += 1;
+                if found >= RELIEF_TARGETS {
+                    break;
+                }
+            }
+            if best.is_some() || self.soft_relief_work + work > SOFT_RELIEF_WORK {
+                self.soft_relief_work += work;
+                return best.map(|(t, _)| (v, t));
+            }
+        }
+        self.soft_relief_work += work;
+        None
     }
 
     fn slots(&self, i: usize) -> u32 {
