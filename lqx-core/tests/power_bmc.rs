@@ -22,9 +22,9 @@ use lqx_core::{
         agents::{AgentTiming, Agents},
         in_process::{InProcessNode, InProcessOptions},
     },
-    driver::sim::{SimConfig, SimRegistry},
+    driver::sim::{SimConfig, SimHypervisor, SimRegistry},
     events::{EventBus, EventBusConfig},
-    model::{ProjectId, ResourceType, SubscriptionFilter, VmSpec},
+    model::{Node, ProjectId, ResourceType, SubscriptionFilter, VmSpec},
     power::{
         BmcConfig, BmcKind, NodePower, PowerConfig, PowerController, PowerError, PowerState, hosts::HostPower,
         ipmi::Ipmi, redfish::Redfish,
@@ -111,6 +111,19 @@ fn vm(name: &str) -> CreateVm {
     }
 }
 
+/// A store in `dir` and one attached 8-core / 16 GiB simulated host, h-1 (`sim://h-1`).
+async fn one_sim_host(dir: &Path) -> (Compute, SimRegistry, SimHypervisor, Node) {
+    let store = Store::open(dir.join("db.sqlite").to_str().unwrap()).await.unwrap();
+    let compute = Compute::new(store, Hosts::default(), EventBus::new(EventBusConfig::default()));
+    let sims = SimRegistry::new();
+    let sim = sims.create("sim://h-1", SimConfig::with_capacity(8, 16_384)).unwrap();
+    let node = compute
+        .attach_node(NodeRegistration::new("h-1", "sim://h-1"), Arc::new(sim.clone()))
+        .await
+        .unwrap();
+    (compute, sims, sim, node)
+}
+
 /// The node record follows a real BMC: standby after a graceful power-off (refused while a VM
 /// runs there), powering_on until the host is heard again, with an event at each change.
 #[tokio::test]
@@ -118,16 +131,7 @@ async fn host_power_keeps_the_node_record_in_step_with_a_redfish_bmc() {
     // The BMC's host is on, as a running node's is.
     let Some(bmc) = Sushy::start("On").await else { return };
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path().join("db.sqlite").to_str().unwrap())
-        .await
-        .unwrap();
-    let compute = Compute::new(store, Hosts::default(), EventBus::new(EventBusConfig::default()));
-    let sims = SimRegistry::new();
-    let sim = sims.create("sim://h-1", SimConfig::with_capacity(8, 16_384)).unwrap();
-    let node = compute
-        .attach_node(NodeRegistration::new("h-1", "sim://h-1"), Arc::new(sim))
-        .await
-        .unwrap();
+    let (compute, _sims, _sim, node) = one_sim_host(dir.path()).await;
     let rf = Redfish::new(&bmc.config()).unwrap();
     assert_eq!(rf.status().await.unwrap(), PowerState::On);
     let cfg = PowerConfig {
@@ -200,16 +204,7 @@ async fn host_power_keeps_the_node_record_in_step_with_a_redfish_bmc() {
 async fn a_simulated_host_linked_to_its_bmc_is_silent_while_powered_off() {
     let Some(bmc) = Sushy::start("On").await else { return };
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path().join("db.sqlite").to_str().unwrap())
-        .await
-        .unwrap();
-    let compute = Compute::new(store, Hosts::default(), EventBus::new(EventBusConfig::default()));
-    let sims = SimRegistry::new();
-    let sim = sims.create("sim://h-1", SimConfig::with_capacity(8, 16_384)).unwrap();
-    let node = compute
-        .attach_node(NodeRegistration::new("h-1", "sim://h-1"), Arc::new(sim.clone()))
-        .await
-        .unwrap();
+    let (compute, sims, sim, node) = one_sim_host(dir.path()).await;
     let agents = Agents::new(compute.clone(), AgentTiming::default());
     let mut host = InProcessNode::new(
         compute.clone(),
