@@ -1002,6 +1002,19 @@ impl<'a> Planner<'a> {
         }
     }
 
+    /// The movable VMs of hot node `s` that take some of its `excess` away, the most first.
+    fn relief_offer(&self, s: usize, excess: [f64; 2]) -> Vec<usize> {
+        let mut offer: Vec<(f64, usize)> = self.node_vms[s]
+            .iter()
+            .copied()
+            .filter(|&v| self.movable(v))
+            .map(|v| (room::coverage(self.vm_load[v], excess), v))
+            .filter(|x| x.0 > EPS)
+            .collect();
+        offer.sort_by(|x, y| y.0.total_cmp(&x.0).then(x.1.cmp(&y.1)));
+        offer.into_iter().map(|x| x.1).collect()
+    }
+
     /// Last resort for a node over its threshold that nothing else relieves: a single move
     /// to a target that ends above its relief line but no more than halfway to its
     /// threshold (still clearly cool), the VM that takes the most excess away first, then
@@ -1015,16 +1028,8 @@ impl<'a> Planner<'a> {
             .map(|r| soft[r] / self.line[r])
             .into_iter()
             .fold(0.0, f64::max);
-        let mut offer: Vec<(f64, usize)> = self.node_vms[s]
-            .iter()
-            .copied()
-            .filter(|&v| self.movable(v))
-            .map(|v| (room::coverage(self.vm_load[v], excess), v))
-            .filter(|x| x.0 > EPS)
-            .collect();
-        offer.sort_by(|x, y| y.0.total_cmp(&x.0).then(x.1.cmp(&y.1)));
         let mut work = 0;
-        for &(_, v) in &offer {
+        for v in self.relief_offer(s, excess) {
             let req = self.snap.vms[v].req();
             let mut best: Option<(usize, f64)> = None;
             let mut found = 0;

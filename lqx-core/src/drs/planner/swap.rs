@@ -211,15 +211,7 @@ impl Planner<'_> {
         }
         let (line, cap_s, load_s) = (self.line, self.nodes[s].cap, self.nodes[s].load);
         let excess_norm: f64 = [CPU, MEM].into_iter().map(|r| excess[r] / cap_s[r].max(EPS)).sum();
-        // Every VM of s that takes some excess away, the most first.
-        let mut offer: Vec<(f64, usize)> = self.node_vms[s]
-            .iter()
-            .copied()
-            .filter(|&a| self.movable(a))
-            .map(|a| (super::room::coverage(self.vm_load[a], excess), a))
-            .filter(|x| x.0 > EPS)
-            .collect();
-        offer.sort_by(|x, y| y.0.total_cmp(&x.0).then(x.1.cmp(&y.1)));
+        let offer = self.relief_offer(s, excess);
         // Nodes with headroom in every resource s is hot in, the most first.
         let hot = [CPU, MEM].map(|r| excess[r] > EPS);
         let mut nodes: Vec<(f64, usize)> = self
@@ -257,7 +249,7 @@ impl Planner<'_> {
             back.sort_by(|x, y| x.0.total_cmp(&y.0).then(x.1.cmp(&y.1)));
             self.relief_swap_work += back.len() as u64;
             let had = best.as_ref().map(|x| x.3);
-            for &(_, a) in &offer {
+            for &a in &offer {
                 let (la, alloc_a) = (self.vm_load[a], self.alloc_of(a));
                 let from = back.partition_point(|x| x.0 < alloc_a[MEM] - free_t[MEM] - 1e-6);
                 for &(mem_b, b) in &back[from..] {
