@@ -139,18 +139,17 @@ impl DrsPlan {
     /// Applies every move to `snapshot`, as if the migrations had completed: the VMs change
     /// node and measured node usage shifts with them.
     pub fn apply(&self, snapshot: &mut ClusterSnapshot) {
+        // Indexed once: a plan at 1,000 hosts has thousands of moves over 50,000 VMs.
+        let vm_at: HashMap<VmId, usize> = snapshot.vms.iter().enumerate().map(|(i, v)| (v.id, i)).collect();
+        let node_at: HashMap<NodeId, usize> = snapshot.nodes.iter().enumerate().map(|(i, n)| (n.id, i)).collect();
         for m in &self.moves {
-            let Some(v) = snapshot.vms.iter_mut().find(|v| v.id == m.vm) else {
+            let Some(v) = vm_at.get(&m.vm).map(|&i| &mut snapshot.vms[i]) else {
                 continue;
             };
             let (cpu, mem) = (v.cpu_load(), v.memory_load_mib());
             v.node = Some(m.target);
-            for n in &mut snapshot.nodes {
-                let sign = if n.id == m.source {
-                    -1.0
-                } else if n.id == m.target {
-                    1.0
-                } else {
+            for (id, sign) in [(m.source, -1.0), (m.target, 1.0)] {
+                let Some(n) = node_at.get(&id).map(|&i| &mut snapshot.nodes[i]) else {
                     continue;
                 };
                 if let Some(u) = &mut n.usage {
@@ -431,6 +430,36 @@ impl NodeLoad {
     }
 }
 
+/// The room some nodes have, [vCPUs, MiB allocation, CPU load, memory load] each, kept to
+/// those no other node has at least as much of in all four: a VM that needs more than each
+/// of them in some resource fits none of the nodes. Targets only fill up until a VM leaves
+/// one, so a bound taken earlier holds until then.
+#[derive(Clone, Default)]
+struct RoomBound(Vec<[f64; 4]>);
+
+impl RoomBound {
+    fn new(mut rooms: Vec<[f64; 4]>) -> Self {
+        // Most room in allocated memory first: a node can only be covered by one before it.
+        rooms.sort_by(|a, b| b[1].total_cmp(&a[1]));
+        let mut kept: Vec<[f64; 4]> = Vec::new();
+        for r in rooms {
+            if !kept.iter().any(|k| (0..4).all(|i| k[i] >= r[i])) {
+                kept.push(r);
+            }
+        }
+        RoomBound(kept)
+    }
+
+    /// False when a VM of this allocation and load certainly fits none of the nodes (with a
+    /// margin for the rounding in the exact tests).
+    fn may_fit(&self, alloc: [f64; 2], load: [f64; 2]) -> bool {
+        let need = [alloc[0], alloc[1], load[0], load[1]];
+        self.0
+            .iter()
+            .any(|k| (0..4).all(|i| need[i] <= k[i] + 1e-6 * (1.0 + k[i].abs())))
+    }
+}
+
 #[derive(Clone)]
 struct Planner<'a> {
     snap: &'a ClusterSnapshot,
@@ -448,6 +477,16 @@ struct Planner<'a> {
     recent: Vec<bool>,
     /// Relief line per resource, as a fraction: threshold minus margin.
     line: [f64; 2],
+    /// Per node, its allocation limits with overcommit: [vCPUs, MiB] (read per target
+    /// scanned, without touching the snapshot's node records).
+    limit: Vec<[f64; 2]>,
+    /// VMs that left a node, in all and per node: a relief target search that found
+    /// nothing for a VM of `s` stays empty until a VM leaves a node other than `s`.
+    departures: u64,
+    departed_from: Vec<u64>,
+    /// Per VM, `relief_stamp(its node) + 1` when its relief target search last found
+    /// nothing (0: not searched).
+    no_target: Vec<u64>,
     /// Nodes that accept VMs and have budget left, coolest first.
     targets: BTreeSet<(u64, usize)>,
     /// Ready nodes with budget left, hottest last.
@@ -550,6 +589,14 @@ impl<'a> Planner<'a> {
             moved: vec![false; snap.vms.len()],
             recent,
             line,
+            limit: snap
+                .nodes
+                .iter()
+                .map(|n| [n.cpu_limit(), n.memory_limit_mib()])
+                .collect(),
+            departures: 0,
+            departed_from: vec![0; nodes.len()],
+            no_target: vec![0; snap.vms.len()],
             targets: BTreeSet::new(),
             sources: BTreeSet::new(),
             cap_sum: [0.0; 2],
@@ -593,6 +640,19 @@ impl<'a> Planner<'a> {
 
     fn budget_left(&self, i: usize) -> bool {
         self.used[i] < self.budget
+    }
+
+    /// `Occupancy::check`'s CPU and memory tests alone, on the planner's compact arrays:
+    /// most targets a search scans fail them, and this spares reading their node records.
+    fn alloc_fits(&self, t: usize, req: &crate::placement::ReqRef<'_>) -> bool {
+        self.occ.cpu[t] + req.cpu_cores as f64 <= self.limit[t][CPU] + EPS
+            && self.occ.memory[t] + req.memory_mib as f64 <= self.limit[t][MEM] + EPS
+    }
+
+    /// Changes whenever a VM leaves a node other than `s`: the only thing that can give a
+    /// VM of `s` a relief target it did not have (targets only fill up otherwise).
+    fn relief_stamp(&self, s: usize) -> u64 {
+        self.departures - self.departed_from[s]
     }
 
     /// (Re)files node `i` in the source and target sets.
@@ -794,7 +854,7 @@ impl<'a> Planner<'a> {
             if f64::from_bits(k) >= 1.0 {
                 break; // this node and every later one is already at its relief line
             }
-            if t == s || self.occ.check(self.snap, t, &req).is_some() {
+            if t == s || !self.alloc_fits(t, &req) || self.occ.check(self.snap, t, &req).is_some() {
                 continue;
             }
             let Some(h) = self.under_line_after(v, t) else {
@@ -813,6 +873,27 @@ impl<'a> Planner<'a> {
             }
         }
         best
+    }
+
+    /// The most allocation and load-under-the-line room any node `relief_target` may pick
+    /// for a VM of `s` has, per resource.
+    fn relief_room(&self, s: usize) -> RoomBound {
+        let rooms = self
+            .targets
+            .iter()
+            .take_while(|&&(k, _)| f64::from_bits(k) < 1.0)
+            .filter(|&&(_, t)| t != s)
+            .map(|&(_, t)| {
+                let n = &self.nodes[t];
+                [
+                    self.limit[t][CPU] - self.occ.cpu[t],
+                    self.limit[t][MEM] - self.occ.memory[t],
+                    (self.line[CPU] + EPS) * n.cap[CPU].max(EPS) - n.load[CPU],
+                    (self.line[MEM] + EPS) * n.cap[MEM].max(EPS) - n.load[MEM],
+                ]
+            })
+            .collect();
+        RoomBound::new(rooms)
     }
 
     /// Relieves `hot` (hottest first) greedily; when that leaves heat, other node orders (all
@@ -900,6 +981,8 @@ impl<'a> Planner<'a> {
         // The last-resort reliefs (swaps, targets above their line) are for a node that is
         // over its threshold when its relief starts; they go on to its line.
         let was_hot = self.over_threshold(s);
+        // What the relief targets have room for, at most (see `RoomBound`), and for when.
+        let mut room: Option<(u64, RoomBound)> = None;
         while self.budget_left(s) {
             let l = &self.nodes[s];
             let excess = [CPU, MEM].map(|r| (l.load[r] - self.line[r] * l.cap[r]).max(0.0));
@@ -937,8 +1020,20 @@ impl<'a> Planner<'a> {
                 if !better {
                     continue;
                 }
-                if let Some((t, _)) = self.relief_target(v, s, rule) {
-                    best = Some((covers_all, coverage, cost, v, t));
+                let stamp = self.relief_stamp(s) + 1;
+                if self.no_target[v] == stamp {
+                    continue;
+                }
+                if room.as_ref().is_none_or(|r| r.0 != stamp) {
+                    room = Some((stamp, self.relief_room(s)));
+                }
+                if room.as_ref().is_some_and(|r| !r.1.may_fit(self.alloc_of(v), lv)) {
+                    self.no_target[v] = stamp;
+                    continue;
+                }
+                match self.relief_target(v, s, rule) {
+                    Some((t, _)) => best = Some((covers_all, coverage, cost, v, t)),
+                    None => self.no_target[v] = stamp,
                 }
             }
             // When no single VM clears the excess, two moves are needed anyway: a pair that
@@ -1038,7 +1133,7 @@ impl<'a> Planner<'a> {
                     break;
                 }
                 work += 1;
-                if t == s || self.occ.check(self.snap, t, &req).is_some() {
+                if t == s || !self.alloc_fits(t, &req) || self.occ.check(self.snap, t, &req).is_some() {
                     continue;
                 }
                 let n = &self.nodes[t];
@@ -1432,6 +1527,8 @@ impl<'a> Planner<'a> {
         self.node_vms[s].retain(|&x| x != v);
         self.node_vms[t].push(v);
         self.vm_node[v] = Some(t);
+        self.departures += 1;
+        self.departed_from[s] += 1;
         self.moved[v] = true;
         self.used[s] += 1;
         self.used[t] += 1;

@@ -73,6 +73,8 @@ impl Planner<'_> {
     pub(super) fn unbudgeted_relief(&self, hot: &[usize], than: f64) -> Option<Vec<Step>> {
         let mut u = self.clone();
         u.budget = u32::MAX / 2;
+        // Nodes out of budget are targets again: no earlier relief target search holds.
+        u.departures += 1;
         for i in 0..u.nodes.len() {
             u.index(i);
         }
