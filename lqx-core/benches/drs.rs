@@ -9,7 +9,8 @@
 //! `-- --level 5` for another migration threshold level, `--only NAME --hosts N` for one row,
 //! and DRS_BENCH_DEBUG=1 to see what keeps the settled hottest host hot; DRS_BENCH_DEBUG=times
 //! prints each round's time, moves and hot hosts before and after; DRS_BENCH_SETTLED=FILE
-//! writes the settled cluster as JSON lines for offline analysis).
+//! writes the settled cluster as JSON lines for offline analysis; DRS_BENCH_ROUNDS=N stops
+//! settling after N rounds, e.g. 0 to profile round 1 alone).
 
 use std::time::{Duration, Instant};
 
@@ -342,7 +343,11 @@ fn run(sc: Scenario, hosts: usize, quick: bool, level: u8, slots: u32) -> Row {
             }
         );
     }
-    while !p.moves.is_empty() && rounds < MAX_ROUNDS {
+    let max_rounds = std::env::var("DRS_BENCH_ROUNDS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(MAX_ROUNDS);
+    while !p.moves.is_empty() && rounds < max_rounds {
         rounds += 1;
         if std::env::var("DRS_BENCH_DEBUG").is_ok_and(|v| v == "moves") {
             for m in &p.moves {

@@ -466,6 +466,11 @@ struct Planner<'a> {
     cfg: &'a DrsConfig,
     nodes: Vec<NodeLoad>,
     vm_load: Vec<[f64; 2]>,
+    /// Per VM, fixed for the plan and read in every search (compact, unlike the snapshot's
+    /// VM records): its allocation [vCPUs, MiB], `copy_cost`, and whether it runs.
+    vm_alloc: Vec<[f64; 2]>,
+    vm_copy: Vec<f64>,
+    vm_running: Vec<bool>,
     vm_node: Vec<Option<usize>>,
     node_vms: Vec<Vec<usize>>,
     occ: Occupancy,
@@ -604,6 +609,18 @@ impl<'a> Planner<'a> {
             sq_sum: [0.0; 2],
             ready_count: 0,
             nodes,
+            vm_alloc: snap
+                .vms
+                .iter()
+                .map(|vm| [vm.cpu_cores as f64, vm.memory_mib as f64])
+                .collect(),
+            vm_copy: snap
+                .vms
+                .iter()
+                .zip(&vm_load)
+                .map(|(vm, &l)| copy_cost(l, vm.cpu_cores, cfg))
+                .collect(),
+            vm_running: snap.vms.iter().map(|vm| vm.running).collect(),
             vm_load,
             vm_node,
             node_vms,
@@ -724,7 +741,7 @@ impl<'a> Planner<'a> {
     }
 
     fn movable(&self, v: usize) -> bool {
-        self.snap.vms[v].running && !self.moved[v] && !self.recent[v]
+        self.vm_running[v] && !self.moved[v] && !self.recent[v]
     }
 
     /// Post-move utilization of `t` if `v` lands there, when that stays under the relief line.
@@ -854,12 +871,15 @@ impl<'a> Planner<'a> {
             if f64::from_bits(k) >= 1.0 {
                 break; // this node and every later one is already at its relief line
             }
-            if t == s || !self.alloc_fits(t, &req) || self.occ.check(self.snap, t, &req).is_some() {
+            if t == s || !self.alloc_fits(t, &req) {
                 continue;
             }
             let Some(h) = self.under_line_after(v, t) else {
                 continue;
             };
+            if self.occ.check(self.snap, t, &req).is_some() {
+                continue;
+            }
             let better = match rule {
                 TargetRule::LeastHot => best.is_none_or(|b| h < b.1),
                 TargetRule::BestFit => best.is_none_or(|b| h > b.1),
@@ -1133,12 +1153,12 @@ impl<'a> Planner<'a> {
                     break;
                 }
                 work += 1;
-                if t == s || !self.alloc_fits(t, &req) || self.occ.check(self.snap, t, &req).is_some() {
+                if t == s || !self.alloc_fits(t, &req) {
                     continue;
                 }
                 let n = &self.nodes[t];
                 let after = [CPU, MEM].map(|r| (n.load[r] + self.vm_load[v][r]) / n.cap[r].max(EPS));
-                if (0..2).any(|r| after[r] > soft[r] + EPS) {
+                if (0..2).any(|r| after[r] > soft[r] + EPS) || self.occ.check(self.snap, t, &req).is_some() {
                     continue;
                 }
                 let h = (after[CPU] / soft[CPU]).max(after[MEM] / soft[MEM]);
@@ -1196,7 +1216,7 @@ impl<'a> Planner<'a> {
                         continue;
                     }
                     let vb = self.snap.vms[b].req();
-                    if self.occ.check(self.snap, u, &vb).is_some() || (u != s && self.under_line_after(b, u).is_none())
+                    if (u != s && self.under_line_after(b, u).is_none()) || self.occ.check(self.snap, u, &vb).is_some()
                     {
                         continue;
                     }
@@ -1307,13 +1327,7 @@ impl<'a> Planner<'a> {
 
     /// `move_cost` before queueing: the copy and the fixed overhead.
     pub(super) fn copy_cost(&self, v: usize) -> f64 {
-        let vm = &self.snap.vms[v];
-        let mem = self.vm_load[v][MEM];
-        let busy = (self.vm_load[v][CPU] / f64::from(vm.cpu_cores.max(1))).clamp(0.0, 1.0);
-        let bw = f64::from(self.cfg.migration_bandwidth_mib_per_second.max(1));
-        let ratio = (mem * busy * DIRTY_SHARE_PER_SEC / bw).min(0.9);
-        let copied = mem / (1.0 - ratio);
-        copied + MOVE_OVERHEAD_MIB
+        self.vm_copy[v]
     }
 
     /// What `queued` migrations already planned on a move's two hosts multiply its cost by.
@@ -1559,6 +1573,16 @@ impl<'a> Planner<'a> {
 /// A move that takes load off a node a later move lands on (room made for it, or the
 /// first half of a swap or chain) gets at least that move's priority: worked down by
 /// priority, the moves then still run in an order in which each one fits.
+/// `Planner::copy_cost` of a VM with load `l` and `cores` vCPUs.
+fn copy_cost(l: [f64; 2], cores: u32, cfg: &DrsConfig) -> f64 {
+    let mem = l[MEM];
+    let busy = (l[CPU] / f64::from(cores.max(1))).clamp(0.0, 1.0);
+    let bw = f64::from(cfg.migration_bandwidth_mib_per_second.max(1));
+    let ratio = (mem * busy * DIRTY_SHARE_PER_SEC / bw).min(0.9);
+    let copied = mem / (1.0 - ratio);
+    copied + MOVE_OVERHEAD_MIB
+}
+
 fn lift_priorities(moves: &mut [PlannedMove]) {
     let mut later: HashMap<NodeId, Priority> = HashMap::new();
     for m in moves.iter_mut().rev() {

@@ -284,6 +284,6 @@ impl Planner<'_> {
     /// A running VM moved within the window (not yet in this plan): one a peak move may
     /// take on once nothing else lowers the busiest host.
     fn onward(&self, v: usize) -> bool {
-        self.snap.vms[v].running && !self.moved[v] && self.recent[v]
+        self.vm_running[v] && !self.moved[v] && self.recent[v]
     }
 }

@@ -143,7 +143,7 @@ impl Planner<'_> {
             let min_free = sources
                 .iter()
                 .flat_map(|&(_, s)| self.node_vms[s].iter().copied().filter(|&v| self.movable(v)))
-                .map(|v| [self.snap.vms[v].cpu_cores as f64, self.snap.vms[v].memory_mib as f64])
+                .map(|v| self.vm_alloc[v])
                 .fold([f64::INFINITY; 2], |m, a| [m[0].min(a[0]), m[1].min(a[1])]);
             let targets = self.peak_targets(min_free);
             // Chains need cool nodes whether or not they have room.

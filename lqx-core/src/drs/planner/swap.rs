@@ -44,8 +44,7 @@ impl Planner<'_> {
 
     /// VM `v`'s allocation: [vCPUs, MiB].
     pub(super) fn alloc_of(&self, v: usize) -> [f64; 2] {
-        let vm = &self.snap.vms[v];
-        [vm.cpu_cores as f64, vm.memory_mib as f64]
+        self.vm_alloc[v]
     }
 
     /// Allocation left on node `i` (its limits with overcommit): [vCPUs, MiB].
