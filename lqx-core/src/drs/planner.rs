@@ -473,6 +473,9 @@ struct Planner<'a> {
     vm_running: Vec<bool>,
     vm_node: Vec<Option<usize>>,
     node_vms: Vec<Vec<usize>>,
+    /// Per node, its movable VMs smallest memory allocation first (allocation, position in
+    /// `node_vms`, VM), as `best_single` searches them; None once a move changed the node.
+    mem_order: Vec<Option<Vec<([f64; 2], usize, usize)>>>,
     occ: Occupancy,
     used: Vec<u32>,
     /// Migrations per host in this plan (the config's, or unbounded for a relief planned
@@ -623,6 +626,7 @@ impl<'a> Planner<'a> {
             vm_running: snap.vms.iter().map(|vm| vm.running).collect(),
             vm_load,
             vm_node,
+            mem_order: vec![None; node_vms.len()],
             node_vms,
             occ,
             moves: Vec::new(),
@@ -1044,16 +1048,22 @@ impl<'a> Planner<'a> {
                 if self.no_target[v] == stamp {
                     continue;
                 }
-                if room.as_ref().is_none_or(|r| r.0 != stamp) {
-                    room = Some((stamp, self.relief_room(s)));
-                }
-                if room.as_ref().is_some_and(|r| !r.1.may_fit(self.alloc_of(v), lv)) {
+                if room
+                    .as_ref()
+                    .is_some_and(|r| r.0 == stamp && !r.1.may_fit(self.alloc_of(v), lv))
+                {
                     self.no_target[v] = stamp;
                     continue;
                 }
                 match self.relief_target(v, s, rule) {
                     Some((t, _)) => best = Some((covers_all, coverage, cost, v, t)),
-                    None => self.no_target[v] = stamp,
+                    None => {
+                        self.no_target[v] = stamp;
+                        // Searches fail here: the bound spares the next ones the full scan.
+                        if room.as_ref().is_none_or(|r| r.0 != stamp) {
+                            room = Some((stamp, self.relief_room(s)));
+                        }
+                    }
                 }
             }
             // When no single VM clears the excess, two moves are needed anyway: a pair that
@@ -1278,13 +1288,7 @@ impl<'a> Planner<'a> {
 
     // ---- balancing ----
 
-    /// Reduction of the capacity-weighted sum of squared utilizations, in squared
-    /// percentage points on a node of average size, CPU and memory averaged.
-    fn gain(&self, v: usize, s: usize, t: usize) -> f64 {
-        self.gain_from(self.vm_load[v], self.leave_terms(v, s), t)
-    }
-
-    /// The source's side of `gain`: Δ(load²/cap) on `s` when `v` leaves it.
+    /// The source's side of `gain_from`: Δ(load²/cap) on `s` when `v` leaves it.
     fn leave_terms(&self, v: usize, s: usize) -> [f64; 2] {
         let a = &self.nodes[s];
         [CPU, MEM].map(|r| {
@@ -1293,7 +1297,9 @@ impl<'a> Planner<'a> {
         })
     }
 
-    /// `gain` for a VM of load `l` whose source side is `ds` (`leave_terms`) landing on `t`.
+    /// The gain of moving a VM of load `l`, whose source side is `ds` (`leave_terms`), to
+    /// `t`: the reduction of the capacity-weighted sum of squared utilizations, in squared
+    /// percentage points on a node of average size, CPU and memory averaged.
     fn gain_from(&self, l: [f64; 2], ds: [f64; 2], t: usize) -> f64 {
         let b = &self.nodes[t];
         let mut g = 0.0;
@@ -1352,8 +1358,7 @@ impl<'a> Planner<'a> {
         let room: Vec<(usize, [f64; 2], [f64; 2])> = targets
             .iter()
             .map(|&t| {
-                let n = &self.snap.nodes[t];
-                let limit = [n.cpu_limit() + EPS, n.memory_limit_mib() + EPS];
+                let limit = [self.limit[t][CPU] + EPS, self.limit[t][MEM] + EPS];
                 (t, [self.occ.cpu[t], self.occ.memory[t]], limit)
             })
             .collect();
@@ -1364,19 +1369,21 @@ impl<'a> Planner<'a> {
         let mut open: Vec<(usize, [f64; 2], [f64; 2])> = Vec::with_capacity(room.len());
         // The movable VMs of a source, smallest memory allocation first: those that fit a
         // target's memory are a prefix, so the many that do not are never visited.
-        let mut vms: Vec<([f64; 2], usize, usize)> = Vec::new();
         // Per VM of the source, once one reaches the gain: the source side of its gain and
         // its cost before queueing (computed once, not once per target).
-        let mut terms: Vec<Option<([f64; 2], f64)>> = Vec::new();
+        // ...and an upper bound of its gain per cost on any of the source's targets, so a VM
+        // that cannot beat the best so far is passed over without computing its gain.
+        let mut terms: Vec<Option<([f64; 2], f64, f64)>> = Vec::new();
         for (si, &s) in sources.iter().enumerate() {
-            vms.clear();
-            vms.extend(
-                self.node_vms[s]
-                    .iter()
-                    .enumerate()
-                    .filter(|&(_, &v)| self.movable(v))
-                    .map(|(pos, &v)| (self.alloc_of(v), pos, v)),
-            );
+            // (`balance` keeps them sorted; built here only if it did not.)
+            let built;
+            let vms = match &self.mem_order[s] {
+                Some(vms) => vms,
+                None => {
+                    built = self.mem_order_of(s);
+                    &built
+                }
+            };
             // Targets without room for even the smallest VM of `s` take none of them.
             let small = vms.iter().fold([f64::INFINITY; 2], |m, (a, ..)| {
                 [m[CPU].min(a[CPU]), m[MEM].min(a[MEM])]
@@ -1388,9 +1395,9 @@ impl<'a> Planner<'a> {
             if open.is_empty() {
                 continue;
             }
-            vms.sort_by(|x, y| x.0[MEM].total_cmp(&y.0[MEM]).then(x.1.cmp(&y.1)));
             terms.clear();
             terms.resize(vms.len(), None);
+            let coolest = self.coolest_of(s, open.iter().map(|o| o.0));
             for (ti, &(t, used, limit)) in open.iter().enumerate() {
                 let queue = self.queue_factor(self.used[s] + self.used[t]);
                 for (k, &(alloc, pos, v)) in vms.iter().enumerate() {
@@ -1401,7 +1408,13 @@ impl<'a> Planner<'a> {
                     if used[CPU] + alloc[CPU] > limit[CPU] {
                         continue;
                     }
-                    let (ds, copy) = *terms[k].get_or_insert_with(|| (self.leave_terms(v, s), self.copy_cost(v)));
+                    let (ds, copy, most) = *terms[k].get_or_insert_with(|| {
+                        let (ds, copy) = (self.leave_terms(v, s), self.copy_cost(v));
+                        (ds, copy, self.ratio_bound(v, ds, copy, &coolest))
+                    });
+                    if best.is_some_and(|b| most < b.0) {
+                        continue;
+                    }
                     let g = self.gain_from(self.vm_load[v], ds, t);
                     if g < min_gain {
                         continue;
@@ -1425,6 +1438,58 @@ impl<'a> Planner<'a> {
             }
         }
         best
+    }
+
+    /// Node `s`'s movable VMs, smallest memory allocation first (see `mem_order`).
+    fn mem_order_of(&self, s: usize) -> Vec<([f64; 2], usize, usize)> {
+        let mut vms: Vec<([f64; 2], usize, usize)> = self.node_vms[s]
+            .iter()
+            .enumerate()
+            .filter(|&(_, &v)| self.movable(v))
+            .map(|(pos, &v)| (self.alloc_of(v), pos, v))
+            .collect();
+        // (Unstable is exact: positions are unique.)
+        vms.sort_unstable_by(|x, y| x.0[MEM].total_cmp(&y.0[MEM]).then(x.1.cmp(&y.1)));
+        vms
+    }
+
+    /// For moves off `s` to `targets`: per resource the lowest utilization and the largest
+    /// capacity among them, and the least `queue_factor` (see `ratio_bound`).
+    fn coolest_of(&self, s: usize, targets: impl Iterator<Item = usize>) -> ([f64; 2], [f64; 2], f64) {
+        let (mut util, mut cap, mut queue) = ([f64::INFINITY; 2], [0.0f64; 2], f64::INFINITY);
+        for t in targets {
+            let n = &self.nodes[t];
+            for r in [CPU, MEM] {
+                util[r] = util[r].min(n.load[r] / n.cap[r].max(EPS));
+                cap[r] = cap[r].max(n.cap[r].max(EPS));
+            }
+            queue = queue.min(self.queue_factor(self.used[s] + self.used[t]));
+        }
+        (util, cap, queue)
+    }
+
+    /// An upper bound of VM `v`'s gain per cost (`gain_from` over `copy` times the queue
+    /// factor) on any target `coolest_of` summarized: a target's term grows with its
+    /// utilization and shrinks with its capacity. Infinite when the bound would not be
+    /// sound (a gain that may be negative), with a margin for rounding.
+    fn ratio_bound(&self, v: usize, ds: [f64; 2], copy: f64, (util, cap, queue): &([f64; 2], [f64; 2], f64)) -> f64 {
+        let l = self.vm_load[v];
+        let mut g = 0.0;
+        let mut size = 0.0;
+        for r in [CPU, MEM] {
+            if l[r] <= 0.0 || self.cap_sum[r] <= 0.0 {
+                continue;
+            }
+            let dt = l[r] * (2.0 * util[r]) + l[r] * l[r] / cap[r];
+            let avg_cap = self.cap_sum[r] / self.ready_count as f64;
+            g += (ds[r] - dt) / avg_cap * 1e4 / 2.0;
+            size += (ds[r].abs() + dt.abs()) / avg_cap * 1e4 / 2.0;
+        }
+        let g = g + 1e-9 * size + 1e-12;
+        if g <= 0.0 || copy * queue <= 0.0 {
+            return f64::INFINITY;
+        }
+        g / (copy * queue) * (1.0 + 1e-9)
     }
 
     /// How far the fullest Ready node is above the cluster mean, percentage points, the
@@ -1466,6 +1531,11 @@ impl<'a> Planner<'a> {
                 .collect();
             if sources.is_empty() {
                 break;
+            }
+            for &s in &sources {
+                if self.mem_order[s].is_none() {
+                    self.mem_order[s] = Some(self.mem_order_of(s));
+                }
             }
             let wide: Vec<usize> = self
                 .targets
@@ -1540,6 +1610,8 @@ impl<'a> Planner<'a> {
         self.occ.add(t, vm.cpu_cores, vm.memory_mib, group);
         self.node_vms[s].retain(|&x| x != v);
         self.node_vms[t].push(v);
+        self.mem_order[s] = None;
+        self.mem_order[t] = None;
         self.vm_node[v] = Some(t);
         self.departures += 1;
         self.departed_from[s] += 1;

@@ -56,7 +56,7 @@ impl Planner<'_> {
         ]
     }
 
-    /// `gain` for a load `d` (per resource, either sign) leaving `s` for `t`.
+    /// `gain_from` for a load `d` (per resource, either sign) leaving `s` for `t`.
     pub(super) fn gain_delta(&self, d: [f64; 2], s: usize, t: usize) -> f64 {
         let (a, b) = (&self.nodes[s], &self.nodes[t]);
         let mut g = 0.0;
@@ -73,15 +73,20 @@ impl Planner<'_> {
         g
     }
 
-    fn top_by_gain(&self, from: usize, to: usize) -> Vec<usize> {
-        let mut c: Vec<(f64, usize)> = self.node_vms[from]
+    /// The `SWAP_CANDIDATES` VMs of `leaving` (movable VMs of `from` with their
+    /// `leave_terms`) with the best gain landing on `to`.
+    fn top_by_gain(&self, leaving: &[(usize, [f64; 2])], to: usize) -> Vec<usize> {
+        let mut c: Vec<(f64, usize)> = leaving
             .iter()
-            .copied()
-            .filter(|&v| self.movable(v))
-            .map(|v| (self.gain(v, from, to), v))
+            .map(|&(v, ds)| (self.gain_from(self.vm_load[v], ds, to), v))
             .collect();
-        c.sort_by(|x, y| y.0.total_cmp(&x.0).then(x.1.cmp(&y.1)));
-        c.truncate(SWAP_CANDIDATES);
+        // VMs are unique, so the order is total and the unstable selection exact.
+        let by_gain = |x: &(f64, usize), y: &(f64, usize)| y.0.total_cmp(&x.0).then(x.1.cmp(&y.1));
+        if c.len() > SWAP_CANDIDATES {
+            c.select_nth_unstable_by(SWAP_CANDIDATES, by_gain);
+            c.truncate(SWAP_CANDIDATES);
+        }
+        c.sort_unstable_by(by_gain);
         c.into_iter().map(|(_, v)| v).collect()
     }
 
@@ -89,29 +94,39 @@ impl Planner<'_> {
     /// moves), between the given hot sources and cool targets.
     pub(super) fn best_swap(&mut self, sources: &[usize], targets: &[usize], min_gain: f64) -> Option<Swap> {
         let mut best: Option<Swap> = None;
+        // Per target, its movable VMs with their costs before queueing (built once per call).
+        let mut backs: Vec<Option<Vec<(usize, f64)>>> = vec![None; targets.len()];
         for &s in sources {
             if self.slots(s) < 2 {
                 continue;
             }
-            for &t in targets {
+            // s's movable VMs with the source side of their gain (once per source).
+            let leaving: Vec<(usize, [f64; 2])> = self.node_vms[s]
+                .iter()
+                .copied()
+                .filter(|&v| self.movable(v))
+                .map(|v| (v, self.leave_terms(v, s)))
+                .collect();
+            for (ti, &t) in targets.iter().enumerate() {
                 if t == s || self.slots(t) < 2 {
                     continue;
                 }
-                let out = self.top_by_gain(s, t);
-                // With their costs before queueing, computed once, not once per pair.
-                let back: Vec<(usize, f64)> = self.node_vms[t]
-                    .iter()
-                    .copied()
-                    .filter(|&b| self.movable(b))
-                    .map(|b| (b, self.copy_cost(b)))
-                    .collect();
+                let out = self.top_by_gain(&leaving, t);
+                let back = backs[ti].get_or_insert_with(|| {
+                    self.node_vms[t]
+                        .iter()
+                        .copied()
+                        .filter(|&b| self.movable(b))
+                        .map(|b| (b, self.copy_cost(b)))
+                        .collect()
+                });
                 let (free_s, free_t) = (self.free_alloc(s), self.free_alloc(t));
                 // Both moves wait for the same migrations: those planned on s and t.
                 let queue = self.queue_factor(self.used[s] + self.used[t]);
                 for &a in &out {
                     let alloc_a = self.alloc_of(a);
                     let copy_a = self.copy_cost(a);
-                    for &(b, copy_b) in &back {
+                    for &(b, copy_b) in back.iter() {
                         // Allocation once both moved (the order is checked below).
                         if !swap_fits_end(alloc_a, self.alloc_of(b), free_s, free_t) {
                             continue;
