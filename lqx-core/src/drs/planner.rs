@@ -460,6 +460,10 @@ impl RoomBound {
     }
 }
 
+/// A node's movable VMs, smallest memory allocation first: (allocation, position in
+/// `node_vms`, VM).
+type MemOrder = Vec<([f64; 2], usize, usize)>;
+
 #[derive(Clone)]
 struct Planner<'a> {
     snap: &'a ClusterSnapshot,
@@ -473,9 +477,9 @@ struct Planner<'a> {
     vm_running: Vec<bool>,
     vm_node: Vec<Option<usize>>,
     node_vms: Vec<Vec<usize>>,
-    /// Per node, its movable VMs smallest memory allocation first (allocation, position in
-    /// `node_vms`, VM), as `best_single` searches them; None once a move changed the node.
-    mem_order: Vec<Option<Vec<([f64; 2], usize, usize)>>>,
+    /// Per node, its movable VMs as `best_single` searches them; None once a move changed
+    /// the node.
+    mem_order: Vec<Option<MemOrder>>,
     occ: Occupancy,
     used: Vec<u32>,
     /// Migrations per host in this plan (the config's, or unbounded for a relief planned
@@ -1441,7 +1445,7 @@ impl<'a> Planner<'a> {
     }
 
     /// Node `s`'s movable VMs, smallest memory allocation first (see `mem_order`).
-    fn mem_order_of(&self, s: usize) -> Vec<([f64; 2], usize, usize)> {
+    fn mem_order_of(&self, s: usize) -> MemOrder {
         let mut vms: Vec<([f64; 2], usize, usize)> = self.node_vms[s]
             .iter()
             .enumerate()
@@ -1684,4 +1688,25 @@ fn permutations(items: &[usize]) -> Vec<Vec<usize>> {
 
 fn round2(x: f64) -> f64 {
     (x * 100.0).round() / 100.0
+}
+
+#[cfg(test)]
+mod room_bound_tests {
+    use super::RoomBound;
+
+    #[test]
+    fn a_vm_with_room_for_each_resource_somewhere_but_on_no_single_node_fits_none() {
+        // [vCPUs, MiB allocation, CPU load, memory load] of room: one node has allocation
+        // but no CPU headroom, the other CPU headroom but little allocation.
+        let rooms = vec![[8.0, 65536.0, 0.1, 60000.0], [1.0, 1024.0, 20.0, 1000.0]];
+        let b = RoomBound::new(rooms.clone());
+        assert!(!b.may_fit([4.0, 8192.0], [2.0, 4096.0]));
+        assert!(b.may_fit([4.0, 8192.0], [0.1, 4096.0]));
+        assert!(b.may_fit([1.0, 1024.0], [2.0, 512.0]));
+        // A node another has at least as much room as in everything adds nothing.
+        let mut more = rooms;
+        more.push([4.0, 1024.0, 0.05, 100.0]);
+        assert_eq!(RoomBound::new(more).0.len(), 2);
+        assert!(!RoomBound::new(Vec::new()).may_fit([0.0; 2], [0.0; 2]));
+    }
 }
