@@ -287,6 +287,7 @@ pub fn plan(
             }
         }
     }
+    p.relief_swap_budget = swap::relief_swap_budget(hot.len());
     let tol = tolerance(level);
     // At level 5 a node far above the cluster mean also calls for balancing: across many
     // nodes one hot node barely moves the standard deviation.
@@ -515,8 +516,9 @@ struct Planner<'a> {
     unmovable: Vec<UnmovableVm>,
     /// Pair candidates evaluated so far (bounded by PAIR_WORK_BUDGET).
     pair_work: u64,
-    /// (VM, VM) pairs relief swaps compared so far (bounded by `swap::RELIEF_SWAP_WORK`).
+    /// (VM, VM) pairs relief swaps compared so far, and at most (`swap::relief_swap_budget`).
     relief_swap_work: u64,
+    relief_swap_budget: u64,
     /// Targets the soft relief checked so far (bounded by `SOFT_RELIEF_WORK`).
     soft_relief_work: u64,
     /// Node and VM checks of the in-round room search so far (bounded by
@@ -637,6 +639,7 @@ impl<'a> Planner<'a> {
             unmovable: Vec::new(),
             pair_work: 0,
             relief_swap_work: 0,
+            relief_swap_budget: swap::relief_swap_budget(0),
             soft_relief_work: 0,
             wide_room_work: 0,
             wide_work: 0,
