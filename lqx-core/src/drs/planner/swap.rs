@@ -64,6 +64,24 @@ impl Planner<'_> {
         ]
     }
 
+    /// The most `gain_delta` any load moved from `s` to `t` can gain (with a margin for
+    /// rounding): per resource it is 2·d·(u_s − u_t) − d²·(1/cap_s + 1/cap_t), weighted, and
+    /// that is at most (u_s − u_t)² / (1/cap_s + 1/cap_t).
+    fn swap_gain_bound(&self, s: usize, t: usize) -> f64 {
+        let (a, b) = (&self.nodes[s], &self.nodes[t]);
+        let mut g = 0.0;
+        for r in [CPU, MEM] {
+            if self.cap_sum[r] <= 0.0 {
+                continue;
+            }
+            let (cs, ct) = (a.cap[r].max(EPS), b.cap[r].max(EPS));
+            let du = a.load[r] / cs - b.load[r] / ct;
+            let avg_cap = self.cap_sum[r] / self.ready_count as f64;
+            g += du * du / (1.0 / cs + 1.0 / ct) / avg_cap * 1e4 / 2.0;
+        }
+        g * (1.0 + 1e-9) + 1e-6
+    }
+
     /// `gain_from` for a load `d` (per resource, either sign) leaving `s` for `t`.
     pub(super) fn gain_delta(&self, d: [f64; 2], s: usize, t: usize) -> f64 {
         let (a, b) = (&self.nodes[s], &self.nodes[t]);
@@ -115,8 +133,22 @@ impl Planner<'_> {
                 .filter(|&v| self.movable(v))
                 .map(|v| (v, self.leave_terms(v, s)))
                 .collect();
+            // The least a swap off s costs before queueing (b's side at least the overhead).
+            let least_copy = leaving
+                .iter()
+                .map(|&(v, _)| self.copy_cost(v))
+                .fold(f64::INFINITY, f64::min)
+                + MOVE_OVERHEAD_MIB;
             for (ti, &t) in targets.iter().enumerate() {
                 if t == s || self.slots(t) < 2 {
+                    continue;
+                }
+                // No trade between s and t gains more than `swap_gain_bound`: pass over the
+                // pair when that is too little, or too little for its least cost to beat the
+                // best so far (the tests below would reject every swap).
+                let most = self.swap_gain_bound(s, t);
+                let least_cost = least_copy * self.queue_factor(self.used[s] + self.used[t]);
+                if most < 2.0 * min_gain || (most > 0.0 && best.is_some_and(|x| most / least_cost < x.0)) {
                     continue;
                 }
                 let out = self.top_by_gain(&leaving, t);
