@@ -1295,6 +1295,12 @@ impl<'a> Planner<'a> {
 
     // ---- balancing ----
 
+    /// Capacity of resource `r` per Ready node: the gains are in squared points on a node
+    /// of this size.
+    fn avg_cap(&self, r: usize) -> f64 {
+        self.cap_sum[r] / self.ready_count as f64
+    }
+
     /// The source's side of `gain_from`: Δ(load²/cap) on `s` when `v` leaves it.
     fn leave_terms(&self, v: usize, s: usize) -> [f64; 2] {
         let a = &self.nodes[s];
@@ -1317,7 +1323,7 @@ impl<'a> Planner<'a> {
             // Δ(load²/cap) on each side; over the average capacity that is Δ(u²) on an
             // average node.
             let dt = l[r] * (2.0 * b.load[r] + l[r]) / b.cap[r].max(EPS);
-            let avg_cap = self.cap_sum[r] / self.ready_count as f64;
+            let avg_cap = self.avg_cap(r);
             g += (ds[r] - dt) / avg_cap * 1e4 / 2.0;
         }
         g
@@ -1488,7 +1494,7 @@ impl<'a> Planner<'a> {
                 continue;
             }
             let dt = l[r] * (2.0 * util[r]) + l[r] * l[r] / cap[r];
-            let avg_cap = self.cap_sum[r] / self.ready_count as f64;
+            let avg_cap = self.avg_cap(r);
             g += (ds[r] - dt) / avg_cap * 1e4 / 2.0;
             size += (ds[r].abs() + dt.abs()) / avg_cap * 1e4 / 2.0;
         }

@@ -76,7 +76,7 @@ impl Planner<'_> {
             }
             let (cs, ct) = (a.cap[r].max(EPS), b.cap[r].max(EPS));
             let du = a.load[r] / cs - b.load[r] / ct;
-            let avg_cap = self.cap_sum[r] / self.ready_count as f64;
+            let avg_cap = self.avg_cap(r);
             g += du * du / (1.0 / cs + 1.0 / ct) / avg_cap * 1e4 / 2.0;
         }
         g * (1.0 + 1e-9) + 1e-6
@@ -93,7 +93,7 @@ impl Planner<'_> {
             }
             let ds = l * (2.0 * a.load[r] - l) / a.cap[r].max(EPS);
             let dt = l * (2.0 * b.load[r] + l) / b.cap[r].max(EPS);
-            let avg_cap = self.cap_sum[r] / self.ready_count as f64;
+            let avg_cap = self.avg_cap(r);
             g += (ds - dt) / avg_cap * 1e4 / 2.0;
         }
         g
